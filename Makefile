@@ -1,0 +1,92 @@
+# ffrun - Forward-Forward training runner.
+#   make            build build/ffrun and the tools
+#   make run        install missing Debian packages, build, train configs/supervised.yaml
+#   make test       install missing packages, build, run the whole test suite
+#   make check-asan the unit tests under AddressSanitizer + UBSan
+#   make bench      long runs (accuracy and speed benchmarks)
+-include config.mk
+
+CC       ?= cc
+BUILD    ?= build
+CONFIG   ?= configs/supervised.yaml
+PREFIX   ?= /usr/local
+PKGS     := libprotobuf-c yaml-0.1 zlib openblas
+OPT      ?= -O2 -march=native
+CFLAGS   ?= $(OPT) -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter \
+            -MMD -MP -Iinclude -I$(BUILD)/gen \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lprotobuf-c -lyaml -lz -lopenblas) -lm -lpthread
+
+PROTOS   := $(wildcard proto/*.proto)
+GEN_C    := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+GEN_O    := $(GEN_C:.c=.o)
+LIB_SRC  := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(GEN_O)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+TOOL_SRC := $(wildcard tools/*.c)
+TOOL_BIN := $(patsubst tools/%.c,$(BUILD)/%,$(TOOL_SRC))
+
+.PHONY: all deps run test unit check-asan bench clean install
+.SECONDARY:
+
+all: $(BUILD)/ffrun $(TOOL_BIN)
+
+deps:
+	@tools/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/ffrun $(CONFIG)
+
+test: deps
+	@$(MAKE) --no-print-directory all unit-bins
+	@tests/run.sh $(BUILD)
+
+unit-bins: $(TEST_BIN)
+
+check-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	    LDFLAGS="-fsanitize=address,undefined" all unit-bins
+	@FF_TEST_QUICK=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 tests/run.sh build-asan --unit-only
+
+bench: all
+	tools/bench.sh
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen -Iproto $<
+
+# every object may include any generated header
+$(BUILD)/obj/%.o: src/%.c | $(GEN_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(CFLAGS) -Wno-unused-parameter -c $< -o $@
+
+$(BUILD)/libff.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/ffrun: $(BUILD)/obj/main.o $(BUILD)/libff.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libff.a tests/test.h | $(GEN_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(BUILD)/libff.a $(LDLIBS)
+
+$(BUILD)/%: tools/%.c $(BUILD)/libff.a | $(GEN_C)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libff.a $(LDLIBS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BUILD)/ffrun $(DESTDIR)$(PREFIX)/bin/ffrun
+	for t in $(TOOL_BIN); do install -m 755 $$t $(DESTDIR)$(PREFIX)/bin/; done
+	[ ! -f docs/ffrun.1 ] || install -m 644 docs/ffrun.1 $(DESTDIR)$(PREFIX)/share/man/man1/ffrun.1
+
+clean:
+	rm -rf build build-asan
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d)

@@ -1,0 +1,151 @@
+/* config.h - the resolved experiment configuration (what a YAML file describes).
+ *
+ * One schema table in src/config.c drives parsing (libyaml), validation,
+ * defaults, `ffrun --help-config`, `--set key.path=value` overrides and the
+ * markdown dump logged to TensorBoard. ff_config is a plain value: no heap
+ * pointers, so it can be copied with `=` and stored verbatim in checkpoints
+ * (the YAML text is stored too; see ff_config_to_yaml). */
+#ifndef FF_CONFIG_H
+#define FF_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ff/err.h"
+
+#define FF_MAX_LAYERS 8
+#define FF_PATH_MAX 512
+#define FF_NAME_MAX 64
+
+typedef enum { FF_MODE_SUPERVISED, FF_MODE_UNSUP_BACKBONE, FF_MODE_UNSUP_CLF } ff_mode;
+typedef enum { FF_LAYER_FC, FF_LAYER_CONV, FF_LAYER_LOCAL } ff_layer_kind;
+typedef enum { FF_OPT_SGD, FF_OPT_ADAM } ff_opt_kind;
+typedef enum { FF_SCHED_CONSTANT, FF_SCHED_LINEAR, FF_SCHED_COSINE } ff_sched_kind;
+typedef enum { FF_PASS_ALTERNATE, FF_PASS_JOINT } ff_pass_kind;
+typedef enum { FF_NEG_RANDOM, FF_NEG_HARD } ff_neg_kind;
+typedef enum { FF_EMBED_OVERLAY, FF_EMBED_CHANNELS, FF_EMBED_PATTERN } ff_embed_kind;
+
+typedef struct ff_layer_cfg {
+    ff_layer_kind kind;
+    int units;        /* fc: output units */
+    int channels;     /* conv/local: output channels */
+    int kernel;       /* conv/local: square receptive field (pixels or grid points) */
+    int stride;       /* conv/local */
+    float threshold;  /* goodness threshold theta; 0 = default (number of output units) */
+    int line, col;    /* 1-based position of the layer in the YAML (0 if not from a file) */
+} ff_layer_cfg;
+
+typedef struct ff_config {
+    /* top level */
+    char name[FF_NAME_MAX];       /* optional run-name suffix ("" = none) */
+    ff_mode mode;                 /* mode: supervised | unsupervised_backbone | unsupervised_clf */
+    uint64_t seed;                /* seed: RNG seed (default 1) */
+
+    struct {
+        char dir[FF_PATH_MAX];    /* data.dir: folder with the four IDX files (default data/mnist) */
+        int train_limit;          /* data.train_limit: use the first N training images (0 = all) */
+        int test_limit;           /* data.test_limit: use the first N test images (0 = all) */
+    } data;
+
+    struct {
+        int n_layers;
+        ff_layer_cfg layers[FF_MAX_LAYERS]; /* model.layers: list of {type, units|channels, kernel, stride, threshold} */
+        ff_embed_kind label_embedding;      /* model.label_embedding: overlay | channels | pattern */
+        float norm_eps;                     /* model.norm_eps: eps in x/sqrt(mean(x^2)+eps) (default 1e-8) */
+    } model;
+
+    struct {
+        int epochs;               /* train.epochs (default 10) */
+        int batch_size;           /* train.batch_size (default 100) */
+        ff_pass_kind passes;      /* train.passes: alternate | joint */
+        ff_neg_kind negatives;    /* train.negatives: random | hard */
+        int jitter;               /* train.jitter: max shift in pixels (0 = off) */
+        float peer_norm;          /* train.peer_norm: strength (0 = off) */
+        float peer_decay;         /* train.peer_decay: running-mean decay (default 0.9) */
+        int shuffle;              /* train.shuffle: bool (default true) */
+    } train;
+
+    struct {
+        ff_opt_kind type;         /* optimizer.type: sgd | adam (default adam) */
+        float lr;                 /* optimizer.lr (default 0.001) */
+        float momentum;           /* optimizer.momentum (sgd, default 0.9) */
+        float beta1, beta2, eps;  /* optimizer.beta1/beta2/eps (adam: 0.9, 0.999, 1e-8) */
+        float weight_decay;       /* optimizer.weight_decay (default 0) */
+    } optimizer;
+
+    struct {
+        ff_sched_kind type;       /* schedule.type: constant | linear | cosine */
+        float decay_start;        /* schedule.decay_start: fraction of training before decay (default 0.5) */
+        float final_lr_scale;     /* schedule.final_lr_scale: lr multiplier at the end (default 0) */
+    } schedule;
+
+    struct {
+        int every;                /* eval.every: evaluate every N epochs (default 1; the last epoch always) */
+        int softmax;              /* eval.softmax: also train/eval the softmax readout (bool, default false) */
+        int readout_epochs;       /* eval.readout_epochs: epochs of readout training per evaluation (default 1) */
+    } eval;
+
+    struct {
+        char dir[FF_PATH_MAX];    /* log.dir: root of TensorBoard runs (default runs) */
+        int every;                /* log.every: log training scalars every N steps (default 50) */
+        int histograms;           /* log.histograms: log histograms every N epochs (0 = off, default 1) */
+        int images;               /* log.images: log images every N epochs (0 = off, default 1) */
+    } log;
+
+    struct {
+        char dir[FF_PATH_MAX];    /* checkpoint.dir: where models go (default models) */
+        int every;                /* checkpoint.every: save every N epochs (0 = only at the end) */
+        char backbone[FF_PATH_MAX]; /* checkpoint.backbone: model for unsupervised_clf ("" = newest in dir) */
+    } checkpoint;
+
+    struct {
+        int layers[FF_MAX_LAYERS]; /* clf.layers: 0-based layer indices the classifier reads (default: last three) */
+        int n_layers;
+        int epochs;                /* clf.epochs (default 10) */
+        float lr;                  /* clf.lr (default 0.001) */
+    } clf;
+} ff_config;
+
+/* Fills cfg with every default. Cannot fail. */
+void ff_config_defaults(ff_config *cfg);
+
+/* Parses a YAML file over the defaults, validates it, and resolves it.
+ * Errors (FF_ERR_USAGE) read "path:line:col: message", e.g. unknown key with
+ * the closest valid key suggested, wrong type, out-of-range value, YAML syntax
+ * error. FF_ERR_IO if the file cannot be read. */
+int ff_config_load(ff_config *cfg, const char *path, ff_err *err);
+
+/* Same, from a string in memory; `origin` names it in error messages. */
+int ff_config_parse(ff_config *cfg, const char *yaml, size_t len, const char *origin, ff_err *err);
+
+/* Applies one "--set key.path=value" override, e.g. "train.epochs=3",
+ * "optimizer.type=sgd", "model.layers.1.units=500". Same validation and
+ * messages as file values (origin "--set"). */
+int ff_config_set(ff_config *cfg, const char *assignment, ff_err *err);
+
+/* Cross-field checks after all overrides (e.g. unsupervised_clf needs clf layers
+ * in range). Geometry checks of layers against their input live in net.c. */
+int ff_config_validate(const ff_config *cfg, ff_err *err);
+
+/* Writes the resolved config as YAML (loadable again by ff_config_parse) into buf.
+ * Returns the number of bytes needed (like snprintf). */
+size_t ff_config_to_yaml(const ff_config *cfg, char *buf, size_t cap);
+
+/* Writes the resolved config as a markdown table (key | value) for TensorBoard. */
+size_t ff_config_to_markdown(const ff_config *cfg, char *buf, size_t cap);
+
+/* Prints every key with type, default and meaning (for --help-config). */
+void ff_config_print_help(FILE *out);
+
+/* Flat key/value view for the HParams dashboard: calls fn once per scalar key
+ * (numbers as double, strings, bools) with its dotted path. */
+typedef enum { FF_HP_NUMBER, FF_HP_STRING, FF_HP_BOOL } ff_hp_type;
+typedef void (*ff_config_visit_fn)(void *ctx, const char *key, ff_hp_type type, double number,
+                                   const char *string, int boolean);
+void ff_config_visit(const ff_config *cfg, ff_config_visit_fn fn, void *ctx);
+
+/* Names for enums ("supervised", "fc", "adam", ...). */
+const char *ff_mode_name(ff_mode m);
+const char *ff_layer_kind_name(ff_layer_kind k);
+
+#endif

@@ -1,0 +1,46 @@
+/* data.h - MNIST-format (IDX) datasets: loading, validation, batching.
+ *
+ * Images are stored as float in [0, 1] (pixel / 255), row-major, one image
+ * after another: images[i * dim + r * cols + c]. Labels are 0..9. The dataset
+ * owns both arrays; ff_dataset_free releases them (safe on a zeroed struct). */
+#ifndef FF_DATA_H
+#define FF_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ff/err.h"
+
+typedef struct ff_dataset {
+    int n;            /* number of images */
+    int rows, cols;   /* 28 x 28 for MNIST */
+    int dim;          /* rows * cols */
+    float *images;    /* n * dim floats in [0, 1] */
+    uint8_t *labels;  /* n labels in 0..9 */
+} ff_dataset;
+
+/* Reads a whole file, transparently gunzipping it if it starts with the gzip
+ * magic (1f 8b). *out is malloc'ed; caller frees. Errors name the file
+ * (missing, unreadable, corrupt or truncated gzip stream). */
+int ff_read_file_maybe_gz(const char *path, uint8_t **out, size_t *len, ff_err *err);
+
+/* Parses IDX bytes: magic 0x00000803 (images, u8, 3 dims) or 0x00000801
+ * (labels, u8, 1 dim), big-endian dimensions, exact payload size.
+ * `name` is used in messages. */
+int ff_idx_parse_images(const uint8_t *buf, size_t len, const char *name, int *n, int *rows,
+                        int *cols, const uint8_t **pixels, ff_err *err);
+int ff_idx_parse_labels(const uint8_t *buf, size_t len, const char *name, int *n,
+                        const uint8_t **labels, ff_err *err);
+
+/* Loads "<dir>/<prefix>-images-idx3-ubyte[.gz]" and "-labels-idx1-ubyte[.gz]"
+ * where prefix is "train" or "t10k". Checks that counts agree, labels are
+ * 0..9, and, if <dir>/SHA256SUMS lists the uncompressed file, its SHA-256.
+ * limit > 0 keeps only the first `limit` images. */
+int ff_dataset_load(ff_dataset *ds, const char *dir, const char *prefix, int limit, ff_err *err);
+
+void ff_dataset_free(ff_dataset *ds);
+
+/* SHA-256 of len bytes into out[32]. */
+void ff_sha256(const void *data, size_t len, uint8_t out[32]);
+
+#endif

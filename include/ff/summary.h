@@ -1,0 +1,60 @@
+/* summary.h - TensorBoard event-file writer (scalars, histograms, images, text,
+ * hparams, custom-scalar layout) on top of tfrecord.h.
+ *
+ * ff_summary_open creates <run_dir> (and parents) if needed and the file
+ * <run_dir>/events.out.tfevents.<10-digit unix secs>.<host>.<pid>.0, writes
+ * Event{wall_time, file_version "brain.Event:2"} first and flushes it. Each
+ * record is written with one write(); the file is flushed at most every few
+ * seconds by the writer (and on ff_summary_flush / close). Steps must strictly
+ * increase per tag: that is the caller's job (TensorBoard drops repeated steps).
+ * The writer owns its file; ff_summary_close flushes, closes and frees it
+ * (safe on NULL). Any failed write (disk full) is returned as FF_ERR_IO. */
+#ifndef FF_SUMMARY_H
+#define FF_SUMMARY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ff/config.h"
+#include "ff/err.h"
+
+typedef struct ff_summary_writer ff_summary_writer;
+
+int ff_summary_open(ff_summary_writer **out, const char *run_dir, ff_err *err);
+/* Path of the event file (valid until close). */
+const char *ff_summary_path(const ff_summary_writer *w);
+
+/* float32 simple_value */
+int ff_summary_scalar(ff_summary_writer *w, const char *tag, int64_t step, float value, ff_err *err);
+
+/* Legacy HistogramProto over n values (bucket and bucket_limit of equal length,
+ * about 30 buckets spanning [min, max]). n == 0 writes nothing. */
+int ff_summary_histogram(ff_summary_writer *w, const char *tag, int64_t step,
+                         const float *values, size_t n, ff_err *err);
+
+/* PNG image; channels 1 (grey) or 3 (RGB), pixels row-major interleaved. */
+int ff_summary_image(ff_summary_writer *w, const char *tag, int64_t step, const uint8_t *pixels,
+                     int height, int width, int channels, ff_err *err);
+
+/* Markdown text as a DT_STRING rank-0 tensor with plugin "text" metadata. */
+int ff_summary_text(ff_summary_writer *w, const char *tag, int64_t step, const char *markdown,
+                    ff_err *err);
+
+/* HParams: session_start_info with every scalar key of cfg (ff_config_visit),
+ * group_name "" and start_time; experiment declares the hparams and the given
+ * metric tags; session_end_info with status (1 success, 2 failure). */
+int ff_summary_hparams_start(ff_summary_writer *w, const ff_config *cfg, double start_time,
+                             ff_err *err);
+int ff_summary_hparams_experiment(ff_summary_writer *w, const ff_config *cfg,
+                                  const char *const *metric_tags, int n_metrics, ff_err *err);
+int ff_summary_hparams_end(ff_summary_writer *w, int status, ff_err *err);
+
+/* Custom scalars layout: one category "goodness" with one multiline chart per
+ * layer putting layer<i>/goodness_pos and layer<i>/goodness_neg together. */
+int ff_summary_goodness_layout(ff_summary_writer *w, int n_layers, ff_err *err);
+
+int ff_summary_flush(ff_summary_writer *w, ff_err *err);
+/* Flushes and closes; returns FF_ERR_IO if the final flush/close failed. */
+int ff_summary_close(ff_summary_writer *w, ff_err *err);
+
+#endif

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# tools/deps.sh - install the Debian packages ffrun needs to build, test and run.
+#
+# Checks each package with dpkg; installs the missing ones with apt-get when run as
+# root (or through sudo when available), otherwise prints the exact command and fails.
+#   tools/deps.sh           build + test dependencies
+#   tools/deps.sh --bench   also the benchmark extras (python3-torch, Fashion-MNIST)
+set -euo pipefail
+
+pkgs=(build-essential pkg-config zlib1g-dev libyaml-dev libopenblas-dev
+      libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3 python3-protobuf)
+if [ "${1:-}" = "--bench" ]; then
+    pkgs+=(python3-torch python3-numpy dataset-fashion-mnist)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$status" = "installed" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing missing Debian packages: ${missing[*]}" >&2
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo="sudo"
+else
+    echo "deps: not root and no passwordless sudo; run this, then retry:" >&2
+    echo "    sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q >&2 || { echo "deps: apt-get update failed" >&2; exit 1; }
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 || {
+    echo "deps: apt-get install failed; try: sudo apt-get install -y ${missing[*]}" >&2; exit 1; }
