@@ -18,7 +18,8 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter 
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lprotobuf-c -lyaml -lz -lopenblas) -lm -lpthread
 
-PROTOS   := $(wildcard proto/*.proto)
+# proto/google/protobuf/struct.proto: google.protobuf.Value for hparams (no C ships with libprotobuf-c)
+PROTOS   := $(wildcard proto/*.proto proto/google/protobuf/*.proto)
 GEN_C    := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 GEN_O    := $(GEN_C:.c=.o)
 LIB_SRC  := $(filter-out src/main.c,$(wildcard src/*.c))
@@ -55,7 +56,7 @@ bench: all
 	tools/bench.sh
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
-	@mkdir -p $(BUILD)/gen
+	@mkdir -p $(dir $@)
 	protoc-c --c_out=$(BUILD)/gen -Iproto $<
 
 # every object may include any generated header

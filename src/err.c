@@ -20,13 +20,18 @@ int ff_err_prefix(ff_err *err, const char *fmt, ...)
 {
     if (!err)
         return FF_OK;
-    char prefix[FF_ERR_MSG_MAX], old[FF_ERR_MSG_MAX];
+    char old[FF_ERR_MSG_MAX];
+    memcpy(old, err->msg, sizeof old);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    size_t used = n < 0 ? 0 : (size_t)n < sizeof err->msg ? (size_t)n : sizeof err->msg - 1;
+    const char *parts[2] = {": ", old};
+    for (int p = 0; p < 2; p++)
+        for (const char *c = parts[p]; *c && used + 1 < sizeof err->msg; c++)
+            err->msg[used++] = *c;
+    err->msg[used] = '\0';
     return err->code;
 }
 

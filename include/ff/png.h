@@ -10,14 +10,17 @@
 #include "ff/err.h"
 
 /* Encodes 8-bit pixels (channels 1 = grey, 3 = RGB, 4 = RGBA; row-major,
- * interleaved) as a PNG file in memory. */
+ * interleaved) as a PNG file in memory. Bad channels/size: FF_ERR_USAGE. */
 int ff_png_encode(const uint8_t *pixels, int height, int width, int channels, uint8_t **out,
                   size_t *out_len, ff_err *err);
 
 /* Tiles n float images (each h x w, one channel) into a grid of `cols` columns
  * with a 1-pixel border, scaling each tile's values linearly from [lo, hi] to
  * 0..255 (lo == hi: per-tile min/max). *out is malloc'ed grey pixels of size
- * (*out_h) x (*out_w). */
+ * (*out_h) x (*out_w) = (rows * (h + 1) + 1) x (cols * (w + 1) + 1) with
+ * rows = ceil(n / cols); image i sits at row i / cols, column i % cols.
+ * Values are rounded and clamped (NaN -> 0; a constant tile -> 0); borders
+ * and unused cells are grey 128. */
 int ff_image_grid(const float *images, int n, int h, int w, int cols, float lo, float hi,
                   uint8_t **out, int *out_h, int *out_w, ff_err *err);
 

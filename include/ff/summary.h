@@ -2,10 +2,12 @@
  * hparams, custom-scalar layout) on top of tfrecord.h.
  *
  * ff_summary_open creates <run_dir> (and parents) if needed and the file
- * <run_dir>/events.out.tfevents.<10-digit unix secs>.<host>.<pid>.0, writes
- * Event{wall_time, file_version "brain.Event:2"} first and flushes it. Each
- * record is written with one write(); the file is flushed at most every few
- * seconds by the writer (and on ff_summary_flush / close). Steps must strictly
+ * <run_dir>/events.out.tfevents.<10-digit unix secs>.<host>.<pid>.0 (.1, ...
+ * if that name exists), and writes Event{wall_time, file_version
+ * "brain.Event:2"} first. Each record is built
+ * in memory and written with one write(2), unbuffered, so it is in the kernel
+ * as soon as the call returns (a SIGKILL leaves whole records plus at most one
+ * truncated last one; a failed write is cut back off the file). Steps must strictly
  * increase per tag: that is the caller's job (TensorBoard drops repeated steps).
  * The writer owns its file; ff_summary_close flushes, closes and frees it
  * (safe on NULL). Any failed write (disk full) is returned as FF_ERR_IO. */
@@ -53,8 +55,45 @@ int ff_summary_hparams_end(ff_summary_writer *w, int status, ff_err *err);
  * layer putting layer<i>/goodness_pos and layer<i>/goodness_neg together. */
 int ff_summary_goodness_layout(ff_summary_writer *w, int n_layers, ff_err *err);
 
+/* Records reach the kernel with one write() each (no user-space buffer), so a
+ * killed process leaves whole records plus at most one truncated last record.
+ * flush reports a pending write failure (FF_ERR_IO) and otherwise does nothing. */
 int ff_summary_flush(ff_summary_writer *w, ff_err *err);
 /* Flushes and closes; returns FF_ERR_IO if the final flush/close failed. */
 int ff_summary_close(ff_summary_writer *w, ff_err *err);
+
+/* ---- Reading (for tools/tfevents-dump and tests) ---- */
+
+/* One Summary.Value of a decoded Event, flattened. */
+typedef struct ff_summary_value_info {
+    char *tag;          /* malloc'ed */
+    char plugin[64];    /* metadata plugin name, else the legacy kind's plugin ("scalars",
+                         * "histograms", "images", "audio"); "" for a tensor without metadata */
+    int has_metadata;   /* metadata.plugin_data.plugin_name is set */
+    int is_tensor;      /* value is a TensorProto (needs metadata on first occurrence) */
+    double number;      /* scalar value; histogram count; NAN otherwise */
+    char text[160];     /* one-line rendering of the value */
+} ff_summary_value_info;
+
+typedef struct ff_summary_event_info {
+    double wall_time;
+    int64_t step;
+    const char *what;        /* "file_version", "summary", "session_log", ..., or "none" */
+    char file_version[64];   /* the version string of a file_version event, else "" */
+    int n_values;
+    ff_summary_value_info *values; /* malloc'ed array of n_values */
+} ff_summary_event_info;
+
+/* Decodes one serialized Event and checks every value it holds: histogram
+ * bucket/bucket_limit lengths equal and counts summing to num, image bytes a
+ * PNG whose header matches width/height/colorspace (JPEG/GIF accepted
+ * unchecked), text a DT_STRING tensor with a shape, hparams content an
+ * HParamsPluginData of version 0, custom_scalars a DT_STRING tensor holding a
+ * Layout. FF_ERR_FORMAT with a message on the first problem (out is then empty).
+ * The caller frees out with ff_summary_event_info_destroy. */
+int ff_summary_event_decode(const uint8_t *data, size_t len, ff_summary_event_info *out,
+                            ff_err *err);
+/* Frees what decode allocated; safe on a zeroed struct and twice. */
+void ff_summary_event_info_destroy(ff_summary_event_info *ev);
 
 #endif

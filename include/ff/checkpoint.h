@@ -1,0 +1,66 @@
+/* checkpoint.h - model files (.ffm): the resolved config, weights, optimiser
+ * state, RNG state and counters, with a header and a CRC32C.
+ *
+ * Format version 1, all integers little-endian:
+ *   offset  size  field
+ *   0       8     magic "FFRUNMDL"
+ *   8       4     version (1)
+ *   12      4     config_len: bytes of resolved-config YAML that follow the header
+ *   16      8     n_params: floats of parameters (layer after layer, W then b)
+ *   24      8     n_state: floats of optimiser state (sgd: velocity; adam: m then v)
+ *   32      4     epoch (epochs completed)
+ *   36      4     reserved (0)
+ *   40      8     step (global step)
+ *   48      8     optimiser step count t
+ *   56      32    RNG state (4 x u64)
+ *   88      ...   config YAML (config_len bytes), params (4 * n_params bytes, IEEE
+ *                 float32), optimiser state (4 * n_state bytes)
+ *   end-4   4     CRC-32C of every byte before it
+ * Files are written to "<path>.tmp", fsync'ed, renamed over <path> and the
+ * directory fsync'ed: a crash never leaves a torn model under <path>. */
+#ifndef FF_CHECKPOINT_H
+#define FF_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "ff/config.h"
+#include "ff/err.h"
+#include "ff/net.h"
+#include "ff/optim.h"
+#include "ff/rng.h"
+
+#define FF_CHECKPOINT_MAGIC "FFRUNMDL"
+#define FF_CHECKPOINT_VERSION 1
+#define FF_CHECKPOINT_HEADER 88
+
+/* What a checkpoint holds, borrowed from the trainer (nothing is owned). */
+typedef struct ff_checkpoint_state {
+    const ff_config *cfg;
+    const ff_net *net;
+    const ff_optim *opt;
+    const ff_rng *rng;
+    int epoch;
+    int64_t step;
+} ff_checkpoint_state;
+
+int ff_checkpoint_save(const char *path, const ff_checkpoint_state *st, ff_err *err);
+
+/* A loaded model file. ff_checkpoint_load fills it (the arrays are malloc'ed);
+ * ff_checkpoint_free releases them (safe on a zeroed struct). */
+typedef struct ff_checkpoint {
+    ff_config cfg;
+    uint32_t version;
+    int epoch;
+    int64_t step, opt_t;
+    ff_rng rng;
+    uint64_t n_params, n_state;
+    float *params;
+    float *state;
+} ff_checkpoint;
+
+/* Errors: FF_ERR_IO (missing/unreadable), FF_ERR_FORMAT (bad magic, unknown
+ * version, truncated, checksum mismatch, config that no longer parses). */
+int ff_checkpoint_load(const char *path, ff_checkpoint *ck, ff_err *err);
+void ff_checkpoint_free(ff_checkpoint *ck);
+
+#endif

@@ -1,0 +1,41 @@
+/* embed.h - putting a label into an image (supervised FF) and choosing the
+ * labels of negative data.
+ *
+ * Embeddings (config model.label_embedding):
+ *   overlay  - the one-hot label replaces the first 10 pixels (row 0, columns
+ *              0..9); input shape [1, rows, cols]. Default for fc/local nets.
+ *   channels - 10 extra channels, channel 1 + label all ones; input [11, rows, cols].
+ *   pattern  - (not built yet)
+ * Label 255 (FF_LABEL_NEUTRAL) embeds the neutral label: 0.1 in every label slot.
+ * Negative labels are never the true label. */
+#ifndef FF_EMBED_H
+#define FF_EMBED_H
+
+#include <stdint.h>
+
+#include "ff/config.h"
+#include "ff/err.h"
+#include "ff/layer.h"
+
+#define FF_LABEL_NEUTRAL 255
+#define FF_NUM_CLASSES 10
+
+struct ff_rng;
+
+/* Shape of an embedded input for images of rows x cols. */
+ff_shape ff_embed_shape(ff_embed_kind kind, int rows, int cols);
+
+/* out[i] = embed(images[idx[i]], labels[i]) for i < batch; idx NULL means i.
+ * out has ff_shape_dim(ff_embed_shape(...)) floats per sample. */
+void ff_embed_batch(ff_embed_kind kind, const float *images, int rows, int cols, const int *idx,
+                    const uint8_t *labels, int batch, float *out);
+
+/* A uniformly drawn wrong label for each true label. */
+void ff_negative_labels_random(struct ff_rng *rng, const uint8_t *labels, int n, uint8_t *out);
+
+/* A wrong label drawn in proportion to softmax(scores[i, :]) with the true
+ * label excluded; scores is [n, 10] (e.g. goodness per label). */
+void ff_negative_labels_hard(struct ff_rng *rng, const uint8_t *labels, const float *scores, int n,
+                             uint8_t *out);
+
+#endif

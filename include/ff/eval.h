@@ -1,0 +1,33 @@
+/* eval.h - classifying with a trained FF net.
+ *
+ * Goodness per label: embed each of the 10 labels, run the net, sum the
+ * goodness of every layer except the first (the first alone if the net has
+ * one layer), predict the argmax. The 10 labelled copies of a chunk of images
+ * go through the net as one batch, so the GEMMs stay large. */
+#ifndef FF_EVAL_H
+#define FF_EVAL_H
+
+#include <stdint.h>
+
+#include "ff/config.h"
+#include "ff/data.h"
+#include "ff/net.h"
+
+/* Index of the first layer whose goodness counts at evaluation. */
+int ff_eval_first_layer(const ff_net *net);
+
+/* scores[i * 10 + k] = goodness sum with label k for images idx[0..n) (idx NULL:
+ * 0..n). xbuf holds net->max_batch embedded inputs. n * 10 may exceed
+ * max_batch: the work is chunked. */
+void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, const int *idx,
+                             int n, float *xbuf, float *scores);
+
+/* Test error (fraction in [0,1]) of the goodness readout over the first n
+ * images of ds (n <= 0: all). confusion (10x10, [true][pred]) is filled if not NULL.
+ * scores must hold net->max_batch floats at least. */
+double ff_eval_error(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, int n, float *xbuf,
+                     float *scores, int64_t confusion[100]);
+
+int ff_argmax10(const float *s);
+
+#endif

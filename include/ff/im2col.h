@@ -1,0 +1,45 @@
+/* im2col.h - receptive-field geometry, patch extraction and per-sample transposes
+ * shared by the conv and local layers (src/im2col.c).
+ *
+ * Geometry: square kernel k, stride s, no padding; oh = (in.h - k) / s + 1 and
+ * ow = (in.w - k) / s + 1 (floor: trailing rows/columns that do not fill a whole
+ * window are ignored). A receptive field is K = in.c * k * k floats in (c, ki, kj)
+ * order, which is the CHW order of the window, so a conv whose kernel covers the
+ * whole input sees exactly the fc input vector. Nothing here allocates. */
+#ifndef FF_IM2COL_H
+#define FF_IM2COL_H
+
+#include "ff/layer.h"
+
+/* Samples per im2col + sgemm round in the conv and local layers: bounds the
+ * workspace and keeps each round's patches in cache (measured on the paper's
+ * shapes; see layer_conv.c). */
+#ifndef FF_PATCH_CHUNK
+#define FF_PATCH_CHUNK 64
+#endif
+
+/* Validates cfg's channels/kernel/stride against `in` and fills l->in, l->kernel,
+ * l->stride and l->out = {cfg->channels, oh, ow}. On bad geometry returns
+ * FF_ERR_USAGE with a message naming the layer index, its YAML line/col and the
+ * input shape, e.g. "layer 2 (line 14, col 7): conv kernel 10 does not fit input
+ * 1x4x4". `kind` ("conv" / "local") is used in messages only. */
+int ff_patch_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
+                   const char *kind, ff_err *err);
+
+/* Floats per receptive field K = in.c * k * k. */
+static inline int ff_patch_size(const ff_layer *l) { return l->in.c * l->kernel * l->kernel; }
+
+/* Output locations per sample P = oh * ow. */
+static inline int ff_patch_count(const ff_layer *l) { return l->out.h * l->out.w; }
+
+/* Extracts every receptive field of a batch as one row each: col is
+ * [batch * P, K] row-major, row i * P + oy * ow + ox, column (c * k + ki) * k + kj
+ * holding x[i][c][oy * s + ki][ox * s + kj]. */
+void ff_im2col(const float *x, int batch, ff_shape in, int k, int stride, ff_shape out,
+               float *col);
+
+/* dst[i][c][r] = src[i][r][c] for i < batch: transposes each sample's [rows, cols]
+ * block into [cols, rows]. src and dst must not overlap. */
+void ff_transpose_batch(const float *src, float *dst, int batch, int rows, int cols);
+
+#endif

@@ -1,0 +1,74 @@
+/* layer.h - one trainable FF layer: shape inference, forward and parameter
+ * gradients, dispatched by kind to layer_fc.c / layer_conv.c / layer_local.c.
+ *
+ * Activations are [batch, dim] row-major, each sample's vector in CHW order
+ * (channel-major). A layer does not own its parameters: W, b, gW, gb are views
+ * into the network's flat buffers (net.h), laid out W then b, contiguously. */
+#ifndef FF_LAYER_H
+#define FF_LAYER_H
+
+#include <stddef.h>
+
+#include "ff/config.h"
+#include "ff/err.h"
+
+typedef struct ff_shape {
+    int c, h, w;   /* fc vectors are c = dim, h = w = 1 */
+} ff_shape;
+
+static inline int ff_shape_dim(ff_shape s) { return s.c * s.h * s.w; }
+
+typedef struct ff_layer {
+    ff_layer_kind kind;
+    ff_shape in, out;
+    int kernel, stride;     /* conv / local */
+    float threshold;        /* goodness threshold theta */
+    size_t n_weights;       /* number of floats in W */
+    size_t n_bias;          /* number of floats in b */
+    size_t param_off;       /* offset of W in the net's flat buffers; b follows W */
+    float *W, *b;           /* views into net params */
+    float *gW, *gb;         /* views into net grads */
+} ff_layer;
+
+/* Fills l->out, n_weights, n_bias from cfg and the input shape; FF_ERR_USAGE
+ * if the geometry does not fit (message names the layer and the YAML position). */
+int ff_layer_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err);
+
+/* Initial weights randn / sqrt(fan_in), biases 0. */
+struct ff_rng;
+void ff_layer_init_params(ff_layer *l, struct ff_rng *rng);
+
+/* Floats of scratch space forward/backward need for a batch of `batch`. */
+size_t ff_layer_workspace(const ff_layer *l, int batch);
+
+/* y = relu(layer(x)) for a batch; x is [batch, in dim], y [batch, out dim]. */
+void ff_layer_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws);
+
+/* Parameter gradients from dL/d(pre-activation) `dpre` ([batch, out dim]):
+ * gW (beta = 0: overwrite, 1: accumulate) and gb likewise. */
+void ff_layer_backward(const ff_layer *l, const float *x, const float *dpre, int batch,
+                       float beta, float *ws);
+
+/* Multiply-adds per image of the forward pass (for summaries/benchmarks). */
+double ff_layer_flops(const ff_layer *l);
+
+/* per-kind implementations */
+int ff_fc_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err);
+void ff_fc_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws);
+void ff_fc_backward(const ff_layer *l, const float *x, const float *dpre, int batch, float beta,
+                    float *ws);
+size_t ff_fc_workspace(const ff_layer *l, int batch);
+
+int ff_conv_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err);
+void ff_conv_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws);
+void ff_conv_backward(const ff_layer *l, const float *x, const float *dpre, int batch, float beta,
+                      float *ws);
+size_t ff_conv_workspace(const ff_layer *l, int batch);
+
+int ff_local_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err);
+void ff_local_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws);
+void ff_local_backward(const ff_layer *l, const float *x, const float *dpre, int batch, float beta,
+                       float *ws);
+size_t ff_local_workspace(const ff_layer *l, int batch);
+
+#endif

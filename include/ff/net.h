@@ -1,0 +1,62 @@
+/* net.h - a stack of FF layers with its flat parameter and gradient buffers
+ * and the activation buffers of one forward pass.
+ *
+ * Memory: ff_net_build allocates everything once (parameters, gradients,
+ * activations for up to max_batch samples, layer workspace); nothing is
+ * allocated per batch. params and grads are each ONE contiguous buffer, layer
+ * after layer (W then b), so an optimiser step or an allreduce takes the whole
+ * net in one call. ff_net_free releases it all (safe on a zeroed struct). */
+#ifndef FF_NET_H
+#define FF_NET_H
+
+#include "ff/config.h"
+#include "ff/err.h"
+#include "ff/layer.h"
+
+struct ff_rng;
+
+typedef struct ff_net {
+    int n_layers;
+    ff_layer layers[FF_MAX_LAYERS];
+    ff_shape input;
+    float norm_eps;
+    int max_batch;
+    size_t n_params;
+    float *params;                 /* all weights and biases */
+    float *grads;                  /* same layout as params */
+    float *in[FF_MAX_LAYERS];      /* normalised input of layer l: [max_batch, in dim] */
+    float *out[FF_MAX_LAYERS];     /* ReLU output of layer l: [max_batch, out dim] */
+    float *dpre;                   /* [max_batch, max out dim] scratch for gradients */
+    float *goodness;               /* [max_batch] scratch */
+    float *ws;                     /* layer workspace */
+    float *act_mem;                /* the single allocation behind in/out/dpre/goodness */
+} ff_net;
+
+/* Builds layers from cfg->model for inputs of `input` shape, allocates for
+ * batches of up to max_batch, initialises parameters from rng. Geometry errors
+ * are FF_ERR_USAGE naming the layer and its YAML line. */
+int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batch,
+                 struct ff_rng *rng, ff_err *err);
+void ff_net_free(ff_net *net);
+
+/* Forward pass of `batch` samples x ([batch, input dim], not normalised):
+ * fills net->in[l] and net->out[l] for every layer. */
+void ff_net_forward(ff_net *net, const float *x, int batch);
+
+/* Per-layer FF loss terms of one pass (batch means, goodness means). */
+typedef struct ff_layer_loss {
+    float loss_pos, loss_neg;   /* scale * sum of softplus over positive / negative rows */
+    float g_pos, g_neg;         /* mean goodness of positive / negative rows (0 if none) */
+} ff_layer_loss;
+
+/* One FF pass: forward rows x[0, npos) as positive and x[npos, npos + nneg) as
+ * negative data, then every layer's own loss and parameter gradients, written
+ * (not accumulated) into net->grads. Loss and gradients are multiplied by
+ * `scale` (1 / batch for batch means). out[l] receives layer l's terms. */
+void ff_net_ff_grads(ff_net *net, const float *x, int npos, int nneg, float scale,
+                     ff_layer_loss *out);
+
+/* Total multiply-adds per sample of a forward pass. */
+double ff_net_flops(const ff_net *net);
+
+#endif

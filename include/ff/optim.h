@@ -1,0 +1,36 @@
+/* optim.h - SGD with momentum and Adam over one flat parameter buffer, plus
+ * learning-rate schedules.
+ *
+ * The optimiser state (momentum, or Adam's m and v) is one contiguous buffer
+ * (state[0..n) and, for Adam, state[n..2n)) so checkpoints and a future
+ * allreduce can take it whole. ff_optim_init allocates it; ff_optim_free
+ * releases it (safe on a zeroed struct). Weight decay is applied to every
+ * parameter as an L2 term added to the gradient. */
+#ifndef FF_OPTIM_H
+#define FF_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ff/config.h"
+#include "ff/err.h"
+
+typedef struct ff_optim {
+    ff_opt_kind kind;
+    float momentum, beta1, beta2, eps, weight_decay;
+    size_t n;         /* number of parameters */
+    float *state;     /* sgd: n floats (velocity); adam: 2n floats (m then v) */
+    int64_t t;        /* steps taken (Adam bias correction) */
+} ff_optim;
+
+int ff_optim_init(ff_optim *o, const ff_config *cfg, size_t n, ff_err *err);
+void ff_optim_free(ff_optim *o);
+size_t ff_optim_state_len(const ff_optim *o);
+
+/* One fused pass over params[0..n): params -= lr * update(grads). */
+void ff_optim_step(ff_optim *o, float *params, const float *grads, float lr);
+
+/* Learning rate at `step` (0-based) of `total` steps under cfg->schedule. */
+float ff_schedule_lr(const ff_config *cfg, int64_t step, int64_t total);
+
+#endif

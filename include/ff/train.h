@@ -1,0 +1,51 @@
+/* train.h - the training loop: data in, a trained FF net, TensorBoard curves
+ * and a saved model out.
+ *
+ * Every batch flows through the whole net; each layer takes a step on its own
+ * FF loss (no gradient crosses layers). With train.passes = alternate the
+ * positive batch takes a step, then the negative batch; with joint both go
+ * through as one batch and one step. Nothing is printed: progress goes to the
+ * caller's callback. */
+#ifndef FF_TRAIN_H
+#define FF_TRAIN_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "ff/config.h"
+#include "ff/err.h"
+
+typedef struct ff_progress {
+    int epoch, epochs;          /* 1-based current epoch */
+    int batch, n_batches;       /* batches done in this epoch */
+    int64_t step;               /* global step (one per batch) */
+    double images_per_sec;      /* training images (pos + neg pass) per second this epoch */
+    float loss;                 /* mean total loss since the last report */
+    double epoch_seconds;       /* time spent in this epoch so far */
+    int epoch_done;             /* 1 at the end of an epoch */
+    int evaluated;              /* 1 if test_error was just computed */
+    double test_error;          /* fraction, goodness readout */
+} ff_progress;
+
+typedef void (*ff_progress_fn)(void *ctx, const ff_progress *p);
+
+typedef struct ff_train_opts {
+    volatile sig_atomic_t *stop;   /* if non-NULL and set, stop after the current batch */
+    ff_progress_fn progress;       /* called every few batches and at each epoch end */
+    void *progress_ctx;
+    int progress_every;            /* batches between progress calls (default 10) */
+} ff_train_opts;
+
+typedef struct ff_train_result {
+    char run_dir[1024];
+    char event_file[1024];
+    char model_path[1024];
+    double final_error, best_error; /* goodness readout, fractions; -1 if never evaluated */
+    int best_epoch, epochs_done;
+    double seconds, train_seconds;  /* wall time total / spent in training batches */
+    int interrupted;
+} ff_train_result;
+
+int ff_train(const ff_config *cfg, const ff_train_opts *opts, ff_train_result *res, ff_err *err);
+
+#endif

@@ -1,0 +1,233 @@
+/* checkpoint.c - writing and reading .ffm model files (include/ff/checkpoint.h). */
+#include "ff/checkpoint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ff/crc32c.h"
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const uint8_t *p) { return get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
+
+static void put_floats(uint8_t *p, const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        put_u32(p + 4 * i, u);
+    }
+}
+
+static void get_floats(const uint8_t *p, float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = get_u32(p + 4 * i);
+        memcpy(&v[i], &u, 4);
+    }
+}
+
+/* Serialises st into a malloc'ed buffer. */
+static int encode(const ff_checkpoint_state *st, uint8_t **out, size_t *len, ff_err *err)
+{
+    size_t cfg_len = ff_config_to_yaml(st->cfg, NULL, 0);
+    const uint64_t n_params = st->net->n_params;
+    const uint64_t n_state = ff_optim_state_len(st->opt);
+    size_t total = FF_CHECKPOINT_HEADER + cfg_len + 4 * (n_params + n_state) + 4;
+    uint8_t *b = calloc(1, total + 1);
+    if (!b)
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory for a %zu-byte checkpoint", total);
+    memcpy(b, FF_CHECKPOINT_MAGIC, 8);
+    put_u32(b + 8, FF_CHECKPOINT_VERSION);
+    put_u32(b + 12, (uint32_t)cfg_len);
+    put_u64(b + 16, n_params);
+    put_u64(b + 24, n_state);
+    put_u32(b + 32, (uint32_t)st->epoch);
+    put_u64(b + 40, (uint64_t)st->step);
+    put_u64(b + 48, (uint64_t)st->opt->t);
+    for (int i = 0; i < 4; i++)
+        put_u64(b + 56 + 8 * i, st->rng->s[i]);
+    uint8_t *p = b + FF_CHECKPOINT_HEADER;
+    ff_config_to_yaml(st->cfg, (char *)p, cfg_len + 1); /* writes a NUL we overwrite next */
+    p += cfg_len;
+    put_floats(p, st->net->params, n_params);
+    p += 4 * n_params;
+    put_floats(p, st->opt->state, n_state);
+    p += 4 * n_state;
+    put_u32(p, ff_crc32c(0, b, total - 4));
+    *out = b;
+    *len = total;
+    return FF_OK;
+}
+
+static int write_all(int fd, const uint8_t *b, size_t len)
+{
+    while (len) {
+        ssize_t w = write(fd, b, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        b += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static void fsync_dir_of(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    int fd = open(dirname(buf), O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+int ff_checkpoint_save(const char *path, const ff_checkpoint_state *st, ff_err *err)
+{
+    uint8_t *b = NULL;
+    size_t len = 0;
+    int rc = encode(st, &b, &len, err);
+    if (rc)
+        return rc;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        free(b);
+        return ff_err_set(err, FF_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    }
+    int bad = write_all(fd, b, len) || fsync(fd);
+    int saved = errno;
+    bad |= close(fd) != 0;
+    free(b);
+    if (bad || rename(tmp, path) != 0) {
+        if (!bad)
+            saved = errno;
+        unlink(tmp);
+        return ff_err_set(err, FF_ERR_IO, "cannot write model %s: %s", path, strerror(saved));
+    }
+    fsync_dir_of(path);
+    return FF_OK;
+}
+
+static int read_whole(const char *path, uint8_t **out, size_t *len, ff_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ff_err_set(err, FF_ERR_IO, "cannot open model %s: %s", path, strerror(errno));
+    uint8_t *b = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 1 << 20;
+            uint8_t *nb = realloc(b, cap);
+            if (!nb) {
+                free(b);
+                fclose(f);
+                return ff_err_set(err, FF_ERR_NOMEM, "out of memory reading %s", path);
+            }
+            b = nb;
+        }
+        size_t r = fread(b + n, 1, cap - n, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(b);
+        return ff_err_set(err, FF_ERR_IO, "cannot read model %s", path);
+    }
+    *out = b;
+    *len = n;
+    return FF_OK;
+}
+
+static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint *ck, ff_err *err)
+{
+    if (len < 8 || memcmp(b, FF_CHECKPOINT_MAGIC, 8) != 0)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: not an ffrun model file (bad magic)", path);
+    if (len < FF_CHECKPOINT_HEADER + 4)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: truncated model file (%zu bytes)", path, len);
+    ck->version = get_u32(b + 8);
+    if (ck->version != FF_CHECKPOINT_VERSION)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: model format version %u, this ffrun reads %d",
+                          path, ck->version, FF_CHECKPOINT_VERSION);
+    const uint64_t cfg_len = get_u32(b + 12);
+    ck->n_params = get_u64(b + 16);
+    ck->n_state = get_u64(b + 24);
+    if (ck->n_params > (1ull << 34) || ck->n_state > (1ull << 35))
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt header (sizes)", path);
+    const uint64_t want = FF_CHECKPOINT_HEADER + cfg_len + 4 * (ck->n_params + ck->n_state) + 4;
+    if (len != want)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: %s model file (%zu bytes, header says %llu)",
+                          path, len < want ? "truncated" : "oversized", len,
+                          (unsigned long long)want);
+    uint32_t stored = get_u32(b + len - 4), actual = ff_crc32c(0, b, len - 4);
+    if (stored != actual)
+        return ff_err_set(err, FF_ERR_FORMAT,
+                          "%s: checksum mismatch (stored %08x, computed %08x): corrupt model file",
+                          path, stored, actual);
+    ck->epoch = (int)get_u32(b + 32);
+    ck->step = (int64_t)get_u64(b + 40);
+    ck->opt_t = (int64_t)get_u64(b + 48);
+    for (int i = 0; i < 4; i++)
+        ck->rng.s[i] = get_u64(b + 56 + 8 * i);
+    const uint8_t *p = b + FF_CHECKPOINT_HEADER;
+    ff_err perr;
+    if (ff_config_parse(&ck->cfg, (const char *)p, cfg_len, path, &perr))
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: embedded config: %s", path, perr.msg);
+    p += cfg_len;
+    ck->params = malloc(4 * ck->n_params + 4);
+    ck->state = malloc(4 * ck->n_state + 4);
+    if (!ck->params || !ck->state)
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory loading %s", path);
+    get_floats(p, ck->params, ck->n_params);
+    get_floats(p + 4 * ck->n_params, ck->state, ck->n_state);
+    return FF_OK;
+}
+
+int ff_checkpoint_load(const char *path, ff_checkpoint *ck, ff_err *err)
+{
+    memset(ck, 0, sizeof *ck);
+    uint8_t *b = NULL;
+    size_t len = 0;
+    int rc = read_whole(path, &b, &len, err);
+    if (rc)
+        return rc;
+    rc = decode(b, len, path, ck, err);
+    free(b);
+    if (rc)
+        ff_checkpoint_free(ck);
+    return rc;
+}
+
+void ff_checkpoint_free(ff_checkpoint *ck)
+{
+    free(ck->params);
+    free(ck->state);
+    ck->params = ck->state = NULL;
+}

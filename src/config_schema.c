@@ -1,0 +1,779 @@
+/* config_schema.c - the one table of config keys, and everything driven by it but the YAML parser. */
+#include "config_schema.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+// ----------------------------------------------------------------------------
+// the tables
+
+static const char *const mode_names[] = {"supervised", "unsupervised_backbone", "unsupervised_clf", NULL};
+static const char *const kind_names[] = {"fc", "conv", "local", NULL};
+static const char *const embed_names[] = {"overlay", "channels", "pattern", NULL};
+static const char *const pass_names[] = {"alternate", "joint", NULL};
+static const char *const neg_names[] = {"random", "hard", NULL};
+static const char *const opt_names[] = {"sgd", "adam", NULL};
+static const char *const sched_names[] = {"constant", "linear", "cosine", NULL};
+
+/* enum fields are stored through int pointers */
+_Static_assert(sizeof(ff_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(ff_layer_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(ff_embed_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(ff_pass_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(ff_neg_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(ff_opt_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(ff_sched_kind) == sizeof(int), "enum size");
+
+#define MSIZE(T, m) sizeof(((T *)0)->m)
+#define AT(m) .offset = offsetof(ff_config, m), .size = MSIZE(ff_config, m)
+#define K_INT(p, m, d, lo, hi, h) \
+    {.path = p, .type = FF_KEY_INT, AT(m), .def = d, .min = lo, .max = hi, .help = h}
+#define K_U64(p, m, d, h) {.path = p, .type = FF_KEY_U64, AT(m), .def = d, .help = h}
+#define K_FLOAT(p, m, d, lo, hi, fl, h) \
+    {.path = p, .type = FF_KEY_FLOAT, AT(m), .def = d, .min = lo, .max = hi, .flags = fl, .help = h}
+#define K_BOOL(p, m, d, h) {.path = p, .type = FF_KEY_BOOL, AT(m), .def = d, .help = h}
+#define K_STR(p, m, d, fl, h) {.path = p, .type = FF_KEY_STRING, AT(m), .def = d, .flags = fl, .help = h}
+#define K_ENUM(p, m, n, d, h) {.path = p, .type = FF_KEY_ENUM, AT(m), .names = n, .def = d, .help = h}
+
+#define EXCL_MIN FF_KEY_MIN_EXCL
+#define EXCL_MAX FF_KEY_MAX_EXCL
+
+const ff_key ff_config_keys[] = {
+    K_STR("name", name, "", FF_KEY_IDENT, "optional run-name suffix (\"\" = none)"),
+    K_ENUM("mode", mode, mode_names, "supervised",
+           "what to train: FF with labels, an unsupervised backbone, or a classifier on a saved backbone"),
+    K_U64("seed", seed, "1", "RNG seed (weights, shuffling, negatives)"),
+
+    K_STR("data.dir", data.dir, "data/mnist", 0, "folder with the four MNIST IDX files"),
+    K_INT("data.train_limit", data.train_limit, "0", 0, 1e8, "use the first N training images (0 = all)"),
+    K_INT("data.test_limit", data.test_limit, "0", 0, 1e8, "use the first N test images (0 = all)"),
+
+    {.path = "model.layers", .type = FF_KEY_LAYERS, AT(model.layers),
+     .help = "the layers, in order: {type: fc, units: N} or {type: conv|local, channels: C, kernel: K, "
+             "stride: S}; at least one (see model.layers[].* below)"},
+    K_ENUM("model.label_embedding", model.label_embedding, embed_names, "overlay",
+           "how the label enters the input"),
+    K_FLOAT("model.norm_eps", model.norm_eps, "1e-8", 0, 1, EXCL_MIN,
+            "eps in the layer normalisation x/sqrt(mean(x^2)+eps)"),
+
+    K_INT("train.epochs", train.epochs, "10", 1, 1e6, "training epochs"),
+    K_INT("train.batch_size", train.batch_size, "100", 1, 65536, "images per minibatch"),
+    K_ENUM("train.passes", train.passes, pass_names, "alternate",
+           "positive and negative updates in turn, or one update on both"),
+    K_ENUM("train.negatives", train.negatives, neg_names, "random",
+           "wrong labels for negatives: uniformly random, or the most confusable (hard)"),
+    K_INT("train.jitter", train.jitter, "0", 0, 64, "max random shift of training images in pixels (0 = off)"),
+    K_FLOAT("train.peer_norm", train.peer_norm, "0", 0, 1e3, 0, "peer normalisation strength (0 = off)"),
+    K_FLOAT("train.peer_decay", train.peer_decay, "0.9", 0, 1, EXCL_MAX,
+            "decay of the running mean activity used by peer normalisation"),
+    K_BOOL("train.shuffle", train.shuffle, "true", "shuffle the training set every epoch"),
+
+    K_ENUM("optimizer.type", optimizer.type, opt_names, "adam", "optimiser"),
+    K_FLOAT("optimizer.lr", optimizer.lr, "0.001", 0, 10, EXCL_MIN, "learning rate"),
+    K_FLOAT("optimizer.momentum", optimizer.momentum, "0.9", 0, 1, EXCL_MAX, "sgd momentum (0 = plain sgd)"),
+    K_FLOAT("optimizer.beta1", optimizer.beta1, "0.9", 0, 1, EXCL_MAX, "adam first-moment decay"),
+    K_FLOAT("optimizer.beta2", optimizer.beta2, "0.999", 0, 1, EXCL_MAX, "adam second-moment decay"),
+    K_FLOAT("optimizer.eps", optimizer.eps, "1e-8", 0, 1, EXCL_MIN, "adam denominator eps"),
+    K_FLOAT("optimizer.weight_decay", optimizer.weight_decay, "0", 0, 1, 0, "L2 weight decay (0 = off)"),
+
+    K_ENUM("schedule.type", schedule.type, sched_names, "constant", "learning-rate schedule"),
+    K_FLOAT("schedule.decay_start", schedule.decay_start, "0.5", 0, 1, 0,
+            "fraction of training before the decay starts"),
+    K_FLOAT("schedule.final_lr_scale", schedule.final_lr_scale, "0", 0, 1, 0,
+            "lr multiplier reached at the end of training"),
+
+    K_INT("eval.every", eval.every, "1", 1, 1e6, "evaluate every N epochs (the last epoch always)"),
+    K_BOOL("eval.softmax", eval.softmax, "false", "also train and evaluate the softmax readout"),
+    K_INT("eval.readout_epochs", eval.readout_epochs, "1", 1, 1000,
+          "epochs of readout training per evaluation"),
+
+    K_STR("log.dir", log.dir, "runs", 0, "root folder of the TensorBoard runs"),
+    K_INT("log.every", log.every, "50", 1, 1e9, "log training scalars every N steps"),
+    K_INT("log.histograms", log.histograms, "1", 0, 1e6, "log histograms every N epochs (0 = off)"),
+    K_INT("log.images", log.images, "1", 0, 1e6, "log images every N epochs (0 = off)"),
+
+    K_STR("checkpoint.dir", checkpoint.dir, "models", 0, "where models are saved"),
+    K_INT("checkpoint.every", checkpoint.every, "0", 0, 1e6, "save every N epochs (0 = only at the end)"),
+    K_STR("checkpoint.backbone", checkpoint.backbone, "", 0,
+          "backbone model for unsupervised_clf (\"\" = newest in checkpoint.dir)"),
+
+    {.path = "clf.layers", .type = FF_KEY_INTLIST, AT(clf.layers),
+     .count_offset = offsetof(ff_config, clf.n_layers), .min = 0, .max = FF_MAX_LAYERS - 1,
+     .help = "0-based indices of the layers the classifier reads ([] = the last three)"},
+    K_INT("clf.epochs", clf.epochs, "10", 1, 1e6, "classifier training epochs"),
+    K_FLOAT("clf.lr", clf.lr, "0.001", 0, 10, EXCL_MIN, "classifier learning rate"),
+};
+const size_t ff_config_n_keys = sizeof ff_config_keys / sizeof ff_config_keys[0];
+
+#define FC (1u << FF_LAYER_FC)
+#define CONV ((1u << FF_LAYER_CONV) | (1u << FF_LAYER_LOCAL))
+#define ALL (FC | CONV)
+#define LAT(m) .offset = offsetof(ff_layer_cfg, m), .size = MSIZE(ff_layer_cfg, m)
+
+const ff_key ff_layer_keys[] = {
+    {.path = "type", .type = FF_KEY_ENUM, LAT(kind), .names = kind_names, .kinds = ALL, .required = ALL,
+     .help = "fc (fully connected), conv (shared weights) or local (unshared weights)"},
+    {.path = "units", .type = FF_KEY_INT, LAT(units), .min = 1, .max = 1e6, .kinds = FC, .required = FC,
+     .help = "output units"},
+    {.path = "channels", .type = FF_KEY_INT, LAT(channels), .min = 1, .max = 4096, .kinds = CONV,
+     .required = CONV, .help = "output channels"},
+    {.path = "kernel", .type = FF_KEY_INT, LAT(kernel), .min = 1, .max = 1024, .kinds = CONV,
+     .required = CONV, .help = "square receptive field in input pixels (or grid points)"},
+    {.path = "stride", .type = FF_KEY_INT, LAT(stride), .min = 1, .max = 1024, .kinds = CONV, .def = "1",
+     .help = "step between receptive fields"},
+    {.path = "threshold", .type = FF_KEY_FLOAT, LAT(threshold), .min = 0, .max = 1e9, .kinds = ALL,
+     .def = "0", .help = "goodness threshold theta (0 = the number of output units)"},
+};
+const size_t ff_layer_n_keys = sizeof ff_layer_keys / sizeof ff_layer_keys[0];
+
+// ----------------------------------------------------------------------------
+// lookup and suggestions
+
+const ff_key *ff_key_find(const char *path)
+{
+    for (size_t i = 0; i < ff_config_n_keys; i++)
+        if (strcmp(ff_config_keys[i].path, path) == 0)
+            return &ff_config_keys[i];
+    return NULL;
+}
+
+const ff_key *ff_layer_key_find(const char *name)
+{
+    for (size_t i = 0; i < ff_layer_n_keys; i++)
+        if (strcmp(ff_layer_keys[i].path, name) == 0)
+            return &ff_layer_keys[i];
+    return NULL;
+}
+
+int ff_key_is_section(const char *prefix)
+{
+    size_t n = strlen(prefix);
+    for (size_t i = 0; i < ff_config_n_keys; i++)
+        if (strncmp(ff_config_keys[i].path, prefix, n) == 0 && ff_config_keys[i].path[n] == '.')
+            return 1;
+    return 0;
+}
+
+/* Optimal-string-alignment distance (Levenshtein plus adjacent swaps). */
+static int edit_distance(const char *a, const char *b)
+{
+    enum { N = 64 };
+    size_t n = strlen(a), m = strlen(b);
+    if (n >= N || m >= N)
+        return 1000;
+    int d[N][N];
+    for (size_t i = 0; i <= n; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            int cost = a[i - 1] != b[j - 1];
+            int best = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[n][m];
+}
+
+static const char *last_part(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    return dot ? dot + 1 : path;
+}
+
+/* Candidate i for suggestions: every key path, then the section of every key
+ * (written to buf); NULL past the end. */
+static const char *candidate(size_t i, int layer, char *buf, size_t cap)
+{
+    if (layer)
+        return i < ff_layer_n_keys ? ff_layer_keys[i].path : NULL;
+    if (i < ff_config_n_keys)
+        return ff_config_keys[i].path;
+    i -= ff_config_n_keys;
+    if (i >= ff_config_n_keys)
+        return NULL;
+    const char *p = ff_config_keys[i].path, *dot = strchr(p, '.');
+    size_t n = dot ? (size_t)(dot - p) : 0;
+    if (n >= cap)
+        n = 0;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+int ff_key_suggest(const char *name, int layer, char *out, size_t cap)
+{
+    int best_d = 1000, limit = (int)strlen(name) / 3;
+    if (limit < 2)
+        limit = 2;
+    const char *same_leaf = NULL;
+    char cand[FF_NAME_MAX];
+    out[0] = '\0';
+    for (size_t i = 0;; i++) {
+        const char *c = candidate(i, layer, cand, sizeof cand);
+        if (!c)
+            break;
+        if (!*c)
+            continue;
+        int d = edit_distance(name, c);
+        if (d < best_d && d <= limit) {
+            best_d = d;
+            snprintf(out, cap, "%s", c);
+        }
+        if (!same_leaf && !layer && i < ff_config_n_keys && strcmp(last_part(c), last_part(name)) == 0)
+            same_leaf = c;
+    }
+    if (!out[0] && same_leaf)
+        snprintf(out, cap, "%s", same_leaf);
+    return out[0] != '\0';
+}
+
+// ----------------------------------------------------------------------------
+// text -> value
+
+static void *field(const ff_key *k, void *base) { return (char *)base + k->offset; }
+static const void *cfield(const ff_key *k, const void *base) { return (const char *)base + k->offset; }
+
+static size_t n_names(const char *const *names)
+{
+    size_t n = 0;
+    while (names[n])
+        n++;
+    return n;
+}
+
+void ff_key_expected(const ff_key *k, char *buf, size_t cap)
+{
+    switch (k->type) {
+    case FF_KEY_INT: snprintf(buf, cap, "an integer"); return;
+    case FF_KEY_U64: snprintf(buf, cap, "a non-negative integer"); return;
+    case FF_KEY_FLOAT: snprintf(buf, cap, "a number"); return;
+    case FF_KEY_BOOL: snprintf(buf, cap, "a boolean (true/false, yes/no, on/off)"); return;
+    case FF_KEY_STRING: snprintf(buf, cap, "a string"); return;
+    case FF_KEY_LAYERS: snprintf(buf, cap, "a list of layers"); return;
+    case FF_KEY_INTLIST: snprintf(buf, cap, "a list of integers"); return;
+    case FF_KEY_ENUM: break;
+    }
+    size_t len = (size_t)snprintf(buf, cap, "one of");
+    for (size_t i = 0; k->names[i] && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s %s", i ? "," : "", k->names[i]);
+}
+
+/* Quotes a user value for messages, cut to a readable length. */
+static const char *shown(const char *text, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "'%.60s%s'", text, strlen(text) > 60 ? "..." : "");
+    return buf;
+}
+
+static int type_error(const ff_key *k, const char *text, const char *path, ff_err *err)
+{
+    char want[160], got[80];
+    ff_key_expected(k, want, sizeof want);
+    return ff_err_set(err, FF_ERR_USAGE, "expected %s for %s, got %s", want, path,
+                      *text ? shown(text, got, sizeof got) : "nothing");
+}
+
+static void range_text(const ff_key *k, char *buf, size_t cap)
+{
+    if (!(k->flags & (FF_KEY_MIN_EXCL | FF_KEY_MAX_EXCL)))
+        snprintf(buf, cap, "between %.15g and %.15g", k->min, k->max);
+    else
+        snprintf(buf, cap, "%s %.15g and %s %.15g", k->flags & FF_KEY_MIN_EXCL ? ">" : ">=", k->min,
+                 k->flags & FF_KEY_MAX_EXCL ? "<" : "<=", k->max);
+}
+
+static int range_error(const ff_key *k, const char *got, const char *path, ff_err *err)
+{
+    char range[96];
+    range_text(k, range, sizeof range);
+    return ff_err_set(err, FF_ERR_USAGE, "%s must be %s, got %.60s", path, range, got);
+}
+
+static int in_range(const ff_key *k, double v)
+{
+    int lo = k->flags & FF_KEY_MIN_EXCL ? v > k->min : v >= k->min;
+    int hi = k->flags & FF_KEY_MAX_EXCL ? v < k->max : v <= k->max;
+    return lo && hi;
+}
+
+int ff_key_check_range(const ff_key *k, double v, const char *path, ff_err *err)
+{
+    if (in_range(k, v))
+        return FF_OK;
+    char got[32];
+    snprintf(got, sizeof got, "%.9g", v);
+    return range_error(k, got, path, err);
+}
+
+static int set_int(const ff_key *k, void *base, const char *text, const char *path, ff_err *err)
+{
+    char *end;
+    if (!isdigit((unsigned char)text[*text == '-' || *text == '+']))
+        return type_error(k, text, path, err);
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (*end)
+        return type_error(k, text, path, err);
+    if (errno == ERANGE || !in_range(k, (double)v))
+        return range_error(k, text, path, err);
+    *(int *)field(k, base) = (int)v;
+    return FF_OK;
+}
+
+static int set_u64(const ff_key *k, void *base, const char *text, const char *path, ff_err *err)
+{
+    char *end;
+    if (!isdigit((unsigned char)text[*text == '+']))
+        return type_error(k, text, path, err);
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (*end)
+        return type_error(k, text, path, err);
+    if (errno == ERANGE)
+        return ff_err_set(err, FF_ERR_USAGE, "%s must be at most %" PRIu64 ", got %.60s", path,
+                          UINT64_MAX, text);
+    *(uint64_t *)field(k, base) = (uint64_t)v;
+    return FF_OK;
+}
+
+static int set_float(const ff_key *k, void *base, const char *text, const char *path, ff_err *err)
+{
+    char *end;
+    const char *p = text + (*text == '-' || *text == '+');
+    if (!isdigit((unsigned char)*p) && !(*p == '.' && isdigit((unsigned char)p[1])))
+        return type_error(k, text, path, err); /* rejects nan, inf, .inf */
+    errno = 0;
+    double v = strtod(text, &end);
+    if (*end || !isfinite(v))
+        return type_error(k, text, path, err);
+    if (errno == ERANGE || fabs(v) > FLT_MAX || !in_range(k, v))
+        return range_error(k, text, path, err);
+    *(float *)field(k, base) = (float)v;
+    return FF_OK;
+}
+
+static int set_bool(const ff_key *k, void *base, const char *text, const char *path, ff_err *err)
+{
+    static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
+    for (int i = 0; i < 3; i++) {
+        if (strcasecmp(text, yes[i]) == 0 || strcasecmp(text, no[i]) == 0) {
+            *(int *)field(k, base) = strcasecmp(text, yes[i]) == 0;
+            return FF_OK;
+        }
+    }
+    return type_error(k, text, path, err);
+}
+
+static int ident_ok(const char *s)
+{
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("._-", *s))
+            return 0;
+    return 1;
+}
+
+static int set_string(const ff_key *k, void *base, const char *text, const char *path, ff_err *err)
+{
+    size_t n = strlen(text);
+    if (n >= k->size)
+        return ff_err_set(err, FF_ERR_USAGE, "%s is too long (%zu characters, at most %zu)", path, n,
+                          k->size - 1);
+    if ((k->flags & FF_KEY_IDENT) && !ident_ok(text))
+        return ff_err_set(err, FF_ERR_USAGE, "%s may only contain letters, digits, '.', '_' and '-', got '%.60s'",
+                          path, text);
+    char *dst = field(k, base);
+    memset(dst, 0, k->size);
+    memcpy(dst, text, n);
+    return FF_OK;
+}
+
+static int set_enum(const ff_key *k, void *base, const char *text, const char *path, ff_err *err)
+{
+    for (int i = 0; k->names[i]; i++) {
+        if (strcmp(text, k->names[i]) == 0) {
+            *(int *)field(k, base) = i;
+            return FF_OK;
+        }
+    }
+    return type_error(k, text, path, err);
+}
+
+int ff_key_set_text(const ff_key *k, void *base, const char *text, const char *path, ff_err *err)
+{
+    switch (k->type) {
+    case FF_KEY_INT: return set_int(k, base, text, path, err);
+    case FF_KEY_U64: return set_u64(k, base, text, path, err);
+    case FF_KEY_FLOAT: return set_float(k, base, text, path, err);
+    case FF_KEY_BOOL: return set_bool(k, base, text, path, err);
+    case FF_KEY_STRING: return set_string(k, base, text, path, err);
+    case FF_KEY_ENUM: return set_enum(k, base, text, path, err);
+    case FF_KEY_LAYERS:
+    case FF_KEY_INTLIST: break;
+    }
+    return type_error(k, text, path, err);
+}
+
+int ff_key_check_stored(const ff_key *k, const void *base, const char *path, ff_err *err)
+{
+    const void *p = cfield(k, base);
+    switch (k->type) {
+    case FF_KEY_INT: return ff_key_check_range(k, *(const int *)p, path, err);
+    case FF_KEY_FLOAT:
+        if (!isfinite(*(const float *)p))
+            return ff_err_set(err, FF_ERR_USAGE, "%s must be a finite number", path);
+        return ff_key_check_range(k, *(const float *)p, path, err);
+    case FF_KEY_BOOL:
+        if (*(const int *)p != 0 && *(const int *)p != 1)
+            return ff_err_set(err, FF_ERR_USAGE, "%s must be 0 or 1, got %d", path, *(const int *)p);
+        return FF_OK;
+    case FF_KEY_ENUM:
+        if (*(const int *)p < 0 || (size_t)*(const int *)p >= n_names(k->names))
+            return ff_err_set(err, FF_ERR_USAGE, "%s has no valid value (%d)", path, *(const int *)p);
+        return FF_OK;
+    case FF_KEY_STRING:
+        if (!memchr(p, '\0', k->size))
+            return ff_err_set(err, FF_ERR_USAGE, "%s is not terminated", path);
+        if ((k->flags & FF_KEY_IDENT) && !ident_ok(p))
+            return ff_err_set(err, FF_ERR_USAGE, "%s may only contain letters, digits, '.', '_' and '-'", path);
+        return FF_OK;
+    case FF_KEY_U64:
+    case FF_KEY_LAYERS:
+    case FF_KEY_INTLIST: return FF_OK;
+    }
+    return FF_OK;
+}
+
+// ----------------------------------------------------------------------------
+// value -> text
+
+typedef struct sbuf {
+    char *buf;
+    size_t cap, len;
+} sbuf;
+
+__attribute__((format(printf, 2, 3))) static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    size_t room = b->len < b->cap ? b->cap - b->len : 0;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(room ? b->buf + b->len : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        b->len += (size_t)n;
+}
+
+/* Shortest %g text that reads back as the same float. */
+static void sb_float(sbuf *b, float f)
+{
+    char t[32];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(t, sizeof t, "%.*g", prec, (double)f);
+        if (strtof(t, NULL) == f)
+            break;
+    }
+    sb_printf(b, "%s", t);
+}
+
+static void sb_intlist(sbuf *b, const ff_key *k, const void *base)
+{
+    const int *v = cfield(k, base);
+    int n = *(const int *)((const char *)base + k->count_offset);
+    sb_printf(b, "[");
+    for (int i = 0; i < n && i < FF_MAX_LAYERS; i++)
+        sb_printf(b, "%s%d", i ? ", " : "", v[i]);
+    sb_printf(b, "]");
+}
+
+static void sb_value(sbuf *b, const ff_key *k, const void *base)
+{
+    const void *p = cfield(k, base);
+    switch (k->type) {
+    case FF_KEY_INT: sb_printf(b, "%d", *(const int *)p); break;
+    case FF_KEY_U64: sb_printf(b, "%" PRIu64, *(const uint64_t *)p); break;
+    case FF_KEY_FLOAT: sb_float(b, *(const float *)p); break;
+    case FF_KEY_BOOL: sb_printf(b, "%s", *(const int *)p ? "true" : "false"); break;
+    case FF_KEY_STRING: sb_printf(b, "%.*s", (int)k->size, (const char *)p); break;
+    case FF_KEY_ENUM: {
+        int v = *(const int *)p;
+        sb_printf(b, "%s", v >= 0 && (size_t)v < n_names(k->names) ? k->names[v] : "?");
+        break;
+    }
+    case FF_KEY_INTLIST: sb_intlist(b, k, base); break;
+    case FF_KEY_LAYERS: sb_printf(b, "(layers)"); break;
+    }
+}
+
+int ff_key_format(const ff_key *k, const void *base, char *buf, size_t cap)
+{
+    sbuf b = {buf, cap, 0};
+    if (cap)
+        buf[0] = '\0';
+    sb_value(&b, k, base);
+    return (int)b.len;
+}
+
+/* YAML double-quoted scalar. */
+static void sb_quoted(sbuf *b, const char *s, size_t max)
+{
+    sb_printf(b, "\"");
+    for (size_t i = 0; i < max && s[i]; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            sb_printf(b, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            sb_printf(b, "\\x%02x", c);
+        else
+            sb_printf(b, "%c", c);
+    }
+    sb_printf(b, "\"");
+}
+
+// ----------------------------------------------------------------------------
+// defaults, names
+
+int ff_layer_key_applies(const ff_key *k, ff_layer_kind kind)
+{
+    return kind >= 0 && kind <= FF_LAYER_LOCAL && (k->kinds & (1u << kind));
+}
+
+void ff_layer_defaults(ff_layer_cfg *l)
+{
+    memset(l, 0, sizeof *l);
+    for (size_t i = 0; i < ff_layer_n_keys; i++)
+        if (ff_layer_keys[i].def)
+            FF_ASSERT(ff_key_set_text(&ff_layer_keys[i], l, ff_layer_keys[i].def, ff_layer_keys[i].path, NULL) == FF_OK);
+}
+
+void ff_config_defaults(ff_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < ff_config_n_keys; i++)
+        if (ff_config_keys[i].def)
+            FF_ASSERT(ff_key_set_text(&ff_config_keys[i], cfg, ff_config_keys[i].def, ff_config_keys[i].path, NULL) == FF_OK);
+}
+
+const char *ff_mode_name(ff_mode m)
+{
+    return m >= 0 && (size_t)m < n_names(mode_names) ? mode_names[m] : "?";
+}
+
+const char *ff_layer_kind_name(ff_layer_kind k)
+{
+    return k >= 0 && (size_t)k < n_names(kind_names) ? kind_names[k] : "?";
+}
+
+// ----------------------------------------------------------------------------
+// help
+
+static void type_text(const ff_key *k, char *buf, size_t cap)
+{
+    char range[96];
+    range_text(k, range, sizeof range);
+    switch (k->type) {
+    case FF_KEY_INT: snprintf(buf, cap, "int, %s", range); return;
+    case FF_KEY_FLOAT: snprintf(buf, cap, "float, %s", range); return;
+    case FF_KEY_U64: snprintf(buf, cap, "uint64"); return;
+    case FF_KEY_BOOL: snprintf(buf, cap, "bool"); return;
+    case FF_KEY_STRING:
+        snprintf(buf, cap, "string%s", k->flags & FF_KEY_IDENT ? " of letters, digits, '.', '_', '-'" : "");
+        return;
+    case FF_KEY_LAYERS: snprintf(buf, cap, "list of layer mappings, at most %d", FF_MAX_LAYERS); return;
+    case FF_KEY_INTLIST: snprintf(buf, cap, "list of ints, each %s", range); return;
+    case FF_KEY_ENUM: ff_key_expected(k, buf, cap); return;
+    }
+}
+
+static void print_key(FILE *out, const char *path, const ff_key *k, const char *def, const char *note)
+{
+    char type[192];
+    type_text(k, type, sizeof type);
+    fprintf(out, "  %-26s %s; default %s%s\n      %s\n", path, type, def, note, k->help);
+}
+
+static void kinds_text(unsigned mask, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int kind = FF_LAYER_FC; kind <= FF_LAYER_LOCAL && len < cap; kind++)
+        if (mask & (1u << kind))
+            len += (size_t)snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", kind_names[kind]);
+}
+
+static void print_layer_keys(FILE *out)
+{
+    for (size_t i = 0; i < ff_layer_n_keys; i++) {
+        const ff_key *k = &ff_layer_keys[i];
+        char path[64], kinds[32], note[64];
+        snprintf(path, sizeof path, "model.layers[].%s", k->path);
+        kinds_text(k->kinds, kinds, sizeof kinds);
+        snprintf(note, sizeof note, "; %s %s", k->required == k->kinds ? "required for" : "used by", kinds);
+        print_key(out, path, k, k->def ? k->def : "none", note);
+    }
+}
+
+void ff_config_print_help(FILE *out)
+{
+    fprintf(out, "Config keys. A YAML file nests them as mappings (train: {epochs: 10}); "
+                 "--set takes the dotted path (--set train.epochs=10).\n\n");
+    for (size_t i = 0; i < ff_config_n_keys; i++) {
+        const ff_key *k = &ff_config_keys[i];
+        if (k->type == FF_KEY_LAYERS) {
+            print_key(out, k->path, k, "none", "");
+            print_layer_keys(out);
+        } else if (k->type == FF_KEY_INTLIST) {
+            print_key(out, k->path, k, "[]", "");
+        } else {
+            char def[FF_PATH_MAX + 2];
+            snprintf(def, sizeof def, k->type == FF_KEY_STRING ? "\"%s\"" : "%s", k->def);
+            print_key(out, k->path, k, def, "");
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// YAML
+
+static void yaml_layer(sbuf *b, const ff_layer_cfg *l)
+{
+    sb_printf(b, "    - {");
+    for (size_t i = 0, n = 0; i < ff_layer_n_keys; i++) {
+        const ff_key *k = &ff_layer_keys[i];
+        if (!ff_layer_key_applies(k, l->kind))
+            continue;
+        sb_printf(b, "%s%s: ", n++ ? ", " : "", k->path);
+        sb_value(b, k, l);
+    }
+    sb_printf(b, "}\n");
+}
+
+static void yaml_value(sbuf *b, const ff_key *k, const ff_config *cfg)
+{
+    if (k->type != FF_KEY_LAYERS)
+        sb_printf(b, " ");
+    if (k->type == FF_KEY_STRING) {
+        sb_quoted(b, cfield(k, cfg), k->size);
+        sb_printf(b, "\n");
+    } else if (k->type == FF_KEY_LAYERS) {
+        sb_printf(b, cfg->model.n_layers > 0 ? "\n" : " []\n");
+        for (int i = 0; i < cfg->model.n_layers && i < FF_MAX_LAYERS; i++)
+            yaml_layer(b, &cfg->model.layers[i]);
+    } else {
+        sb_value(b, k, cfg);
+        sb_printf(b, "\n");
+    }
+}
+
+size_t ff_config_to_yaml(const ff_config *cfg, char *buf, size_t cap)
+{
+    sbuf b = {buf, cap, 0};
+    if (cap)
+        buf[0] = '\0';
+    const char *section = "";
+    size_t section_len = 0;
+    for (size_t i = 0; i < ff_config_n_keys; i++) {
+        const ff_key *k = &ff_config_keys[i];
+        const char *dot = strchr(k->path, '.');
+        size_t len = dot ? (size_t)(dot - k->path) : 0;
+        if (len != section_len || strncmp(section, k->path, len) != 0) {
+            section = k->path, section_len = len;
+            if (len)
+                sb_printf(&b, "%.*s:\n", (int)len, k->path);
+        }
+        sb_printf(&b, "%s%s:", len ? "  " : "", len ? dot + 1 : k->path);
+        yaml_value(&b, k, cfg);
+    }
+    return b.len;
+}
+
+// ----------------------------------------------------------------------------
+// flat views: markdown and HParams
+
+typedef void (*flat_fn)(void *ctx, const char *key, const ff_key *k, const void *base);
+
+/* Calls fn for every scalar key, with model.layers flattened to model.layers.N.field. */
+static void flatten(const ff_config *cfg, flat_fn fn, void *ctx)
+{
+    for (size_t i = 0; i < ff_config_n_keys; i++) {
+        const ff_key *k = &ff_config_keys[i];
+        if (k->type != FF_KEY_LAYERS) {
+            fn(ctx, k->path, k, cfg);
+            continue;
+        }
+        for (int l = 0; l < cfg->model.n_layers && l < FF_MAX_LAYERS; l++) {
+            const ff_layer_cfg *layer = &cfg->model.layers[l];
+            for (size_t j = 0; j < ff_layer_n_keys; j++) {
+                if (!ff_layer_key_applies(&ff_layer_keys[j], layer->kind))
+                    continue;
+                char key[64];
+                snprintf(key, sizeof key, "%s.%d.%s", k->path, l, ff_layer_keys[j].path);
+                fn(ctx, key, &ff_layer_keys[j], layer);
+            }
+        }
+    }
+}
+
+static void md_row(void *ctx, const char *key, const ff_key *k, const void *base)
+{
+    sbuf *b = ctx;
+    char v[FF_PATH_MAX + 64];
+    ff_key_format(k, base, v, sizeof v);
+    sb_printf(b, "| %s | ", key);
+    if (k->type == FF_KEY_STRING && !v[0])
+        sb_printf(b, "\"\"");
+    for (const char *p = v; *p; p++)
+        sb_printf(b, *p == '|' ? "\\|" : "%c", *p);
+    sb_printf(b, " |\n");
+}
+
+size_t ff_config_to_markdown(const ff_config *cfg, char *buf, size_t cap)
+{
+    sbuf b = {buf, cap, 0};
+    if (cap)
+        buf[0] = '\0';
+    sb_printf(&b, "| key | value |\n| --- | --- |\n");
+    flatten(cfg, md_row, &b);
+    return b.len;
+}
+
+typedef struct visit_ctx {
+    ff_config_visit_fn fn;
+    void *ctx;
+} visit_ctx;
+
+static void visit_one(void *ctx, const char *key, const ff_key *k, const void *base)
+{
+    visit_ctx *v = ctx;
+    const void *p = cfield(k, base);
+    char text[FF_PATH_MAX + 64];
+    switch (k->type) {
+    case FF_KEY_INT: v->fn(v->ctx, key, FF_HP_NUMBER, *(const int *)p, NULL, 0); return;
+    case FF_KEY_U64: v->fn(v->ctx, key, FF_HP_NUMBER, (double)*(const uint64_t *)p, NULL, 0); return;
+    case FF_KEY_FLOAT: v->fn(v->ctx, key, FF_HP_NUMBER, *(const float *)p, NULL, 0); return;
+    case FF_KEY_BOOL: v->fn(v->ctx, key, FF_HP_BOOL, 0, NULL, *(const int *)p != 0); return;
+    case FF_KEY_STRING:
+    case FF_KEY_ENUM:
+    case FF_KEY_INTLIST:
+    case FF_KEY_LAYERS:
+        ff_key_format(k, base, text, sizeof text);
+        v->fn(v->ctx, key, FF_HP_STRING, 0, text, 0);
+        return;
+    }
+}
+
+void ff_config_visit(const ff_config *cfg, ff_config_visit_fn fn, void *ctx)
+{
+    visit_ctx v = {fn, ctx};
+    flatten(cfg, visit_one, &v);
+}

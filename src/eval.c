@@ -1,0 +1,74 @@
+/* eval.c - goodness-per-label classification (include/ff/eval.h). */
+#include "ff/eval.h"
+
+#include <string.h>
+
+#include "ff/embed.h"
+#include "ff/objective.h"
+
+int ff_eval_first_layer(const ff_net *net) { return net->n_layers > 1 ? 1 : 0; }
+
+void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, const int *idx,
+                             int n, float *xbuf, float *scores)
+{
+    const int per_chunk = net->max_batch / FF_NUM_CLASSES;
+    FF_ASSERT(per_chunk >= 1);
+    const size_t dim = (size_t)ff_shape_dim(net->input);
+    for (int start = 0; start < n; start += per_chunk) {
+        const int m = n - start < per_chunk ? n - start : per_chunk;
+        /* sample row k * m + j holds image start + j with label k */
+        for (int k = 0; k < FF_NUM_CLASSES; k++) {
+            const uint8_t label = (uint8_t)k;
+            for (int j = 0; j < m; j++) {
+                int src = idx ? idx[start + j] : start + j;
+                ff_embed_batch(kind, ds->images, ds->rows, ds->cols, &src, &label, 1,
+                               xbuf + ((size_t)k * m + j) * dim);
+            }
+        }
+        const int rows = m * FF_NUM_CLASSES;
+        ff_net_forward(net, xbuf, rows);
+        float *out = scores + (size_t)start * FF_NUM_CLASSES;
+        memset(out, 0, sizeof(float) * (size_t)rows);
+        for (int l = ff_eval_first_layer(net); l < net->n_layers; l++) {
+            ff_goodness(net->out[l], rows, ff_shape_dim(net->layers[l].out), net->goodness);
+            for (int k = 0; k < FF_NUM_CLASSES; k++)
+                for (int j = 0; j < m; j++)
+                    out[(size_t)j * FF_NUM_CLASSES + k] += net->goodness[(size_t)k * m + j];
+        }
+    }
+}
+
+int ff_argmax10(const float *s)
+{
+    int best = 0;
+    for (int k = 1; k < FF_NUM_CLASSES; k++)
+        if (s[k] > s[best])
+            best = k;
+    return best;
+}
+
+double ff_eval_error(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, int n, float *xbuf,
+                     float *scores, int64_t confusion[100])
+{
+    if (n <= 0 || n > ds->n)
+        n = ds->n;
+    if (confusion)
+        memset(confusion, 0, sizeof(int64_t) * 100);
+    const int chunk = net->max_batch / FF_NUM_CLASSES;
+    int64_t wrong = 0;
+    for (int start = 0; start < n; start += chunk) {
+        const int m = n - start < chunk ? n - start : chunk;
+        int idx[chunk];
+        for (int j = 0; j < m; j++)
+            idx[j] = start + j;
+        ff_eval_goodness_scores(net, kind, ds, idx, m, xbuf, scores);
+        for (int j = 0; j < m; j++) {
+            int pred = ff_argmax10(scores + (size_t)j * FF_NUM_CLASSES);
+            int truth = ds->labels[start + j];
+            wrong += pred != truth;
+            if (confusion)
+                confusion[truth * FF_NUM_CLASSES + pred]++;
+        }
+    }
+    return n ? (double)wrong / n : 0.0;
+}

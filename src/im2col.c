@@ -1,0 +1,71 @@
+/* im2col.c - receptive-field geometry, patch extraction and per-sample transposes
+ * for the conv and local layers (see include/ff/im2col.h). */
+#include "ff/im2col.h"
+
+static int geometry_error(const ff_layer_cfg *cfg, ff_shape in, int index, const char *kind,
+                          const char *what, int value, ff_err *err)
+{
+    return ff_err_set(err, FF_ERR_USAGE,
+                      "layer %d (line %d, col %d): %s %s %d %s input %dx%dx%d", index,
+                      cfg->line, cfg->col, kind, what, value,
+                      value > 0 ? "does not fit" : "must be > 0 for", in.c, in.h, in.w);
+}
+
+int ff_patch_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
+                   const char *kind, ff_err *err)
+{
+    if (in.c <= 0 || in.h <= 0 || in.w <= 0)
+        return ff_err_set(err, FF_ERR_USAGE,
+                          "layer %d (line %d, col %d): %s has an empty input %dx%dx%d", index,
+                          cfg->line, cfg->col, kind, in.c, in.h, in.w);
+    if (cfg->channels <= 0)
+        return geometry_error(cfg, in, index, kind, "channels", cfg->channels, err);
+    if (cfg->stride <= 0)
+        return geometry_error(cfg, in, index, kind, "stride", cfg->stride, err);
+    if (cfg->kernel <= 0 || cfg->kernel > in.h || cfg->kernel > in.w)
+        return geometry_error(cfg, in, index, kind, "kernel", cfg->kernel, err);
+    l->in = in;
+    l->kernel = cfg->kernel;
+    l->stride = cfg->stride;
+    l->out = (ff_shape){cfg->channels, (in.h - cfg->kernel) / cfg->stride + 1,
+                        (in.w - cfg->kernel) / cfg->stride + 1};
+    return FF_OK;
+}
+
+/* copies the k x k window of every channel whose top-left corner is `corner` */
+static float *copy_patch(const float *corner, ff_shape in, int k, float *col)
+{
+    const size_t plane = (size_t)in.h * (size_t)in.w;
+    for (int c = 0; c < in.c; c++)
+        for (int ki = 0; ki < k; ki++) {
+            const float *src = corner + c * plane + (size_t)ki * (size_t)in.w;
+            for (int kj = 0; kj < k; kj++)
+                *col++ = src[kj];
+        }
+    return col;
+}
+
+void ff_im2col(const float *x, int batch, ff_shape in, int k, int stride, ff_shape out,
+               float *col)
+{
+    const size_t in_dim = (size_t)ff_shape_dim(in);
+    for (int i = 0; i < batch; i++) {
+        const float *xi = x + (size_t)i * in_dim;
+        for (int oy = 0; oy < out.h; oy++)
+            for (int ox = 0; ox < out.w; ox++)
+                col = copy_patch(xi + (size_t)oy * stride * in.w + (size_t)ox * stride, in, k,
+                                 col);
+    }
+}
+
+void ff_transpose_batch(const float *src, float *dst, int batch, int rows, int cols)
+{
+    const size_t block = (size_t)rows * (size_t)cols;
+    for (int i = 0; i < batch; i++) {
+        const float *s = src + (size_t)i * block;
+        float *d = dst + (size_t)i * block;
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++)
+                d[(size_t)c * rows + r] = s[(size_t)r * cols + c];
+    }
+}

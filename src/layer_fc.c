@@ -1,0 +1,48 @@
+/* layer_fc.c - fully connected ReLU layer on OpenBLAS sgemm.
+ *
+ * W is [out, in] row-major, b is [out]. Forward: y = relu(x W^T + b).
+ * Backward: gW = dpre^T x, gb = column sums of dpre. */
+#include <cblas.h>
+#include <string.h>
+
+#include "ff/layer.h"
+
+int ff_fc_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err)
+{
+    if (cfg->units <= 0)
+        return ff_err_set(err, FF_ERR_USAGE, "layer %d (line %d): fc needs units > 0", index,
+                          cfg->line);
+    l->out = (ff_shape){cfg->units, 1, 1};
+    l->n_weights = (size_t)cfg->units * (size_t)ff_shape_dim(in);
+    l->n_bias = (size_t)cfg->units;
+    return FF_OK;
+}
+
+size_t ff_fc_workspace(const ff_layer *l, int batch) { return 0; }
+
+void ff_fc_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws)
+{
+    const int in = ff_shape_dim(l->in), out = l->out.c;
+    for (int i = 0; i < batch; i++)
+        memcpy(y + (size_t)i * out, l->b, sizeof(float) * (size_t)out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, out, in, 1.0f, x, in, l->W, in,
+                1.0f, y, out);
+    const size_t n = (size_t)batch * out;
+    for (size_t i = 0; i < n; i++)
+        y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+}
+
+void ff_fc_backward(const ff_layer *l, const float *x, const float *dpre, int batch, float beta,
+                    float *ws)
+{
+    const int in = ff_shape_dim(l->in), out = l->out.c;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, batch, 1.0f, dpre, out, x, in,
+                beta, l->gW, in);
+    if (beta == 0.0f)
+        memset(l->gb, 0, sizeof(float) * (size_t)out);
+    for (int i = 0; i < batch; i++) {
+        const float *row = dpre + (size_t)i * out;
+        for (int j = 0; j < out; j++)
+            l->gb[j] += row[j];
+    }
+}

@@ -1,0 +1,239 @@
+/* main.c - the ffrun command line: argument parsing, progress display, signal
+ * handling and exit codes. The only file that prints errors or exits. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ff/config.h"
+#include "ff/embed.h"
+#include "ff/net.h"
+#include "ff/rng.h"
+#include "ff/train.h"
+
+#define FF_VERSION "0.1.0"
+#define MAX_SETS 64
+
+static const char usage_text[] =
+    "usage: ffrun [OPTIONS] CONFIG.yaml\n"
+    "\n"
+    "Trains a Forward-Forward network described by a YAML experiment file, logs\n"
+    "TensorBoard event files under <log.dir>/<mode>/<YYYYmmdd-HHMMSS>[_NAME]/ and\n"
+    "saves the model under <checkpoint.dir>/ (defaults: runs/, models/).\n"
+    "\n"
+    "options:\n"
+    "  --set KEY=VALUE  override a config key, e.g. --set train.epochs=3\n"
+    "                   (repeatable; validated like file values)\n"
+    "  --name NAME      suffix of the run directory (same as --set name=NAME)\n"
+    "  --dry-run        print the resolved config and the model summary, then exit\n"
+    "  --quiet          print only errors and the final summary\n"
+    "  --verbose        print a line per progress update even on a terminal\n"
+    "  --help-config    list every config key with its type, default and meaning\n"
+    "  --version        print the version\n"
+    "  -h, --help       this text\n"
+    "\n"
+    "exit status: 0 success, 1 runtime failure, 2 usage or config error,\n"
+    "130 interrupted (the model and event files are still written).\n";
+
+typedef struct cli {
+    const char *config_path;
+    const char *sets[MAX_SETS];
+    int n_sets;
+    const char *name;
+    int dry_run, quiet, verbose;
+} cli;
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    if (stop_flag)
+        _exit(128 + sig); /* second signal: leave at once */
+    stop_flag = 1;
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "ffrun: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'ffrun --help'.\n");
+    return 2;
+}
+
+/* Returns -1 to go on, or an exit status. */
+static int parse_args(int argc, char **argv, cli *c)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("ffrun %s\n", FF_VERSION);
+            return 0;
+        } else if (!strcmp(a, "--help-config")) {
+            ff_config_print_help(stdout);
+            return 0;
+        } else if (!strcmp(a, "--set") || !strcmp(a, "--name")) {
+            if (i + 1 >= argc)
+                return usage_error("%s needs a value", a);
+            if (!strcmp(a, "--name"))
+                c->name = argv[++i];
+            else if (c->n_sets == MAX_SETS)
+                return usage_error("too many --set options (max %s)", "64");
+            else
+                c->sets[c->n_sets++] = argv[++i];
+        } else if (!strncmp(a, "--set=", 6)) {
+            if (c->n_sets == MAX_SETS)
+                return usage_error("too many --set options (max %s)", "64");
+            c->sets[c->n_sets++] = a + 6;
+        } else if (!strcmp(a, "--dry-run")) {
+            c->dry_run = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            c->quiet = 1;
+        } else if (!strcmp(a, "--verbose")) {
+            c->verbose = 1;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("unknown option '%s'", a);
+        } else if (c->config_path) {
+            return usage_error("only one config file may be given (extra: '%s')", a);
+        } else {
+            c->config_path = a;
+        }
+    }
+    if (!c->config_path)
+        return usage_error("%s", "no config file given");
+    return -1;
+}
+
+static int load_config(const cli *c, ff_config *cfg, ff_err *err)
+{
+    int rc = ff_config_load(cfg, c->config_path, err);
+    for (int i = 0; !rc && i < c->n_sets; i++)
+        rc = ff_config_set(cfg, c->sets[i], err);
+    if (!rc && c->name)
+        snprintf(cfg->name, sizeof cfg->name, "%s", c->name);
+    if (!rc)
+        rc = ff_config_validate(cfg, err);
+    return rc;
+}
+
+static int dry_run(const ff_config *cfg, ff_err *err)
+{
+    char *yaml = malloc(1 << 16);
+    if (!yaml)
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory");
+    ff_config_to_yaml(cfg, yaml, 1 << 16);
+    printf("# resolved config\n%s\n", yaml);
+    free(yaml);
+    ff_rng rng;
+    ff_rng_seed(&rng, cfg->seed);
+    ff_net net;
+    ff_shape in = ff_embed_shape(cfg->model.label_embedding, 28, 28);
+    int rc = ff_net_build(&net, cfg, in, cfg->train.batch_size, &rng, err);
+    if (rc)
+        return rc;
+    printf("# model (input %dx%dx%d)\n", in.c, in.h, in.w);
+    printf("%-5s %-6s %-14s %12s %14s %14s\n", "layer", "kind", "output", "params",
+           "MACs/image", "threshold");
+    for (int l = 0; l < net.n_layers; l++) {
+        const ff_layer *L = &net.layers[l];
+        char shape[32];
+        snprintf(shape, sizeof shape, "%dx%dx%d", L->out.c, L->out.h, L->out.w);
+        printf("%-5d %-6s %-14s %12zu %14.0f %14g\n", l, ff_layer_kind_name(L->kind), shape,
+               L->n_weights + L->n_bias, ff_layer_flops(L), L->threshold);
+    }
+    printf("total parameters %zu, %.1f MFLOP per image per pass, "
+           "activations %.1f MiB at batch %d\n",
+           net.n_params, 2e-6 * ff_net_flops(&net),
+           (double)net.max_batch * 4.0 / (1 << 20) *
+               (double)(ff_shape_dim(in) + ff_shape_dim(net.layers[net.n_layers - 1].out)),
+           net.max_batch);
+    ff_net_free(&net);
+    return FF_OK;
+}
+
+typedef struct progress_ui {
+    int quiet, verbose, tty;
+} progress_ui;
+
+static void show_progress(void *ctx, const ff_progress *p)
+{
+    const progress_ui *ui = ctx;
+    if (ui->quiet)
+        return;
+    if (!p->epoch_done) {
+        if (!ui->tty && !ui->verbose)
+            return;
+        double eta = p->images_per_sec > 0
+                         ? (p->n_batches - p->batch) * (p->epoch_seconds / p->batch)
+                         : 0;
+        int width = 30, fill = p->n_batches ? width * p->batch / p->n_batches : 0;
+        char bar[64];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[width] = '\0';
+        fprintf(stderr, "%sepoch %d/%d [%s] %d/%d  %.0f img/s  loss %.4f  ETA %.0fs%s",
+                ui->tty ? "\r" : "", p->epoch, p->epochs, bar, p->batch, p->n_batches,
+                p->images_per_sec, p->loss, eta, ui->tty ? "\033[K" : "\n");
+        return;
+    }
+    fprintf(stderr, "%sepoch %d/%d  %.1fs  %.0f img/s  loss %.4f", ui->tty ? "\r\033[K" : "",
+            p->epoch, p->epochs, p->epoch_seconds, p->images_per_sec, p->loss);
+    if (p->evaluated)
+        fprintf(stderr, "  test error %.2f%%", 100.0 * p->test_error);
+    fprintf(stderr, "\n");
+}
+
+static void print_summary(const ff_train_result *r)
+{
+    printf("\n%s after %d epoch(s) in %.1fs (%.2fs per epoch of training)\n",
+           r->interrupted ? "interrupted" : "finished", r->epochs_done, r->seconds,
+           r->epochs_done ? r->train_seconds / r->epochs_done : 0.0);
+    if (r->best_error >= 0)
+        printf("test error (goodness readout): final %.2f%%, best %.2f%% at epoch %d\n",
+               100.0 * r->final_error, 100.0 * r->best_error, r->best_epoch);
+    if (r->model_path[0])
+        printf("model:       %s\n", r->model_path);
+    if (r->run_dir[0]) {
+        printf("event file:  %s\n", r->event_file);
+        char root[1024];
+        snprintf(root, sizeof root, "%s", r->run_dir);
+        char *slash = strrchr(root, '/');
+        if (slash)
+            *slash = '\0';
+        printf("tensorboard: tensorboard --logdir %s\n", root);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    cli c = {0};
+    int status = parse_args(argc, argv, &c);
+    if (status >= 0)
+        return status;
+    ff_err err = {0};
+    ff_config cfg;
+    int rc = load_config(&c, &cfg, &err);
+    if (!rc && c.dry_run)
+        rc = dry_run(&cfg, &err);
+    if (rc || c.dry_run) {
+        if (rc)
+            fprintf(stderr, "ffrun: %s\n", err.msg);
+        return ff_err_exit_status(rc);
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    progress_ui ui = {.quiet = c.quiet, .verbose = c.verbose, .tty = isatty(2) && !c.verbose};
+    ff_train_opts opts = {.stop = &stop_flag, .progress = show_progress, .progress_ctx = &ui,
+                          .progress_every = ui.tty ? 10 : 100};
+    ff_train_result res;
+    rc = ff_train(&cfg, &opts, &res, &err);
+    print_summary(&res);
+    if (rc)
+        fprintf(stderr, "ffrun: %s\n", err.msg);
+    return ff_err_exit_status(rc);
+}

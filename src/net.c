@@ -1,0 +1,131 @@
+/* net.c - building a layer stack and running its forward pass (include/ff/net.h). */
+#include "ff/net.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ff/objective.h"
+#include "ff/rng.h"
+
+static int alloc_floats(float **p, size_t n, const char *what, ff_err *err)
+{
+    *p = calloc(n ? n : 1, sizeof(float));
+    if (!*p)
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory for %s (%zu floats)", what, n);
+    return FF_OK;
+}
+
+int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batch, ff_rng *rng,
+                 ff_err *err)
+{
+    memset(net, 0, sizeof *net);
+    net->input = input;
+    net->norm_eps = cfg->model.norm_eps;
+    net->max_batch = max_batch;
+    net->n_layers = cfg->model.n_layers;
+    ff_shape shape = input;
+    size_t ws = 0, acts = 0, max_out = 0;
+    for (int l = 0; l < net->n_layers; l++) {
+        ff_layer *L = &net->layers[l];
+        int rc = ff_layer_setup(L, &cfg->model.layers[l], shape, l, err);
+        if (rc)
+            return rc;
+        L->param_off = net->n_params;
+        net->n_params += L->n_weights + L->n_bias;
+        size_t w = ff_layer_workspace(L, max_batch);
+        ws = w > ws ? w : ws;
+        acts += (size_t)ff_shape_dim(L->in) + (size_t)ff_shape_dim(L->out);
+        if ((size_t)ff_shape_dim(L->out) > max_out)
+            max_out = (size_t)ff_shape_dim(L->out);
+        shape = L->out;
+    }
+    size_t act_total = (acts + max_out + 1) * (size_t)max_batch;
+    int rc;
+    if ((rc = alloc_floats(&net->params, net->n_params, "parameters", err)) ||
+        (rc = alloc_floats(&net->grads, net->n_params, "gradients", err)) ||
+        (rc = alloc_floats(&net->act_mem, act_total, "activations", err)) ||
+        (rc = alloc_floats(&net->ws, ws, "layer workspace", err))) {
+        ff_net_free(net);
+        return rc;
+    }
+    float *p = net->act_mem;
+    for (int l = 0; l < net->n_layers; l++) {
+        ff_layer *L = &net->layers[l];
+        net->in[l] = p;
+        p += (size_t)ff_shape_dim(L->in) * max_batch;
+        net->out[l] = p;
+        p += (size_t)ff_shape_dim(L->out) * max_batch;
+        L->W = net->params + L->param_off;
+        L->b = L->W + L->n_weights;
+        L->gW = net->grads + L->param_off;
+        L->gb = L->gW + L->n_weights;
+        ff_layer_init_params(L, rng);
+    }
+    net->dpre = p;
+    p += max_out * (size_t)max_batch;
+    net->goodness = p;
+    return FF_OK;
+}
+
+void ff_net_free(ff_net *net)
+{
+    free(net->params);
+    free(net->grads);
+    free(net->act_mem);
+    free(net->ws);
+    net->params = net->grads = net->act_mem = net->ws = NULL;
+}
+
+void ff_net_forward(ff_net *net, const float *x, int batch)
+{
+    FF_ASSERT(batch <= net->max_batch);
+    const float *src = x;
+    for (int l = 0; l < net->n_layers; l++) {
+        ff_layer *L = &net->layers[l];
+        ff_normalize(src, net->in[l], batch, ff_shape_dim(L->in), net->norm_eps);
+        ff_layer_forward(L, net->in[l], net->out[l], batch, net->ws);
+        src = net->out[l];
+    }
+}
+
+static float mean(const float *v, int n)
+{
+    double s = 0.0;
+    for (int i = 0; i < n; i++)
+        s += v[i];
+    return n ? (float)(s / n) : 0.0f;
+}
+
+void ff_net_ff_grads(ff_net *net, const float *x, int npos, int nneg, float scale,
+                     ff_layer_loss *out)
+{
+    const int rows = npos + nneg;
+    ff_net_forward(net, x, rows);
+    for (int l = 0; l < net->n_layers; l++) {
+        ff_layer *L = &net->layers[l];
+        const int dim = ff_shape_dim(L->out);
+        const size_t off = (size_t)npos * dim;
+        ff_layer_loss r = {0};
+        if (npos) {
+            r.loss_pos = ff_ff_loss(net->out[l], npos, dim, L->threshold, +1, scale,
+                                    net->goodness, net->dpre);
+            r.g_pos = mean(net->goodness, npos);
+        }
+        if (nneg) {
+            r.loss_neg = ff_ff_loss(net->out[l] + off, nneg, dim, L->threshold, -1, scale,
+                                    net->goodness, net->dpre + off);
+            r.g_neg = mean(net->goodness, nneg);
+        }
+        ff_layer_backward(L, net->in[l], net->dpre, rows, 0.0f, net->ws);
+        if (out)
+            out[l] = r;
+    }
+}
+
+double ff_net_flops(const ff_net *net)
+{
+    double f = 0.0;
+    for (int l = 0; l < net->n_layers; l++)
+        f += ff_layer_flops(&net->layers[l]);
+    return f;
+}

@@ -1,0 +1,86 @@
+/* objective.c - per-sample goodness, the FF logistic loss and its gradient,
+ * and whole-vector length normalisation (see include/ff/objective.h). */
+#include "ff/objective.h"
+
+#include <math.h>
+#include <stddef.h>
+
+float ff_softplus(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
+
+float ff_sigmoid(float x)
+{
+    if (x >= 0.0f)
+        return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+
+void ff_goodness(const float *y, int batch, int dim, float *g)
+{
+    for (int i = 0; i < batch; i++) {
+        const float *row = y + (size_t)i * dim;
+        float s = 0.0f;
+        for (int j = 0; j < dim; j++)
+            s += row[j] * row[j];
+        g[i] = s;
+    }
+}
+
+float ff_ff_loss(const float *y, int batch, int dim, float theta, int sign, float scale,
+                 float *g, float *dpre)
+{
+    double loss = 0.0;
+    for (int i = 0; i < batch; i++) {
+        const float *row = y + (size_t)i * dim;
+        float gi = 0.0f;
+        for (int j = 0; j < dim; j++)
+            gi += row[j] * row[j];
+        if (g)
+            g[i] = gi;
+        float z = (float)sign * (theta - gi);    /* loss_i = softplus(z) */
+        loss += ff_softplus(z);
+        if (dpre) {
+            /* dloss/dg = -sign * sigmoid(z); dg/dy = 2y; relu mask is y > 0 */
+            float coef = scale * -(float)sign * ff_sigmoid(z) * 2.0f;
+            float *d = dpre + (size_t)i * dim;
+            for (int j = 0; j < dim; j++)
+                d[j] = row[j] > 0.0f ? coef * row[j] : 0.0f;
+        }
+    }
+    return (float)(loss * scale);
+}
+
+void ff_normalize(const float *x, float *out, int batch, int dim, float eps)
+{
+    for (int i = 0; i < batch; i++) {
+        const float *row = x + (size_t)i * dim;
+        float *o = out + (size_t)i * dim;
+        float s = 0.0f;
+        for (int j = 0; j < dim; j++)
+            s += row[j] * row[j];
+        float inv = 1.0f / sqrtf(s / (float)dim + eps);
+        for (int j = 0; j < dim; j++)
+            o[j] = row[j] * inv;
+    }
+}
+
+void ff_normalize_backward(const float *x, const float *dout, float *dx, int batch, int dim,
+                           float eps)
+{
+    /* out_j = x_j * r, r = (m + eps)^-1/2, m = mean(x^2):
+     * dx_j = r * dout_j - r^3 / dim * x_j * sum_k dout_k x_k */
+    for (int i = 0; i < batch; i++) {
+        const float *row = x + (size_t)i * dim;
+        const float *d = dout + (size_t)i * dim;
+        float *o = dx + (size_t)i * dim;
+        float s = 0.0f, dot = 0.0f;
+        for (int j = 0; j < dim; j++) {
+            s += row[j] * row[j];
+            dot += d[j] * row[j];
+        }
+        float r = 1.0f / sqrtf(s / (float)dim + eps);
+        float c = r * r * r * dot / (float)dim;
+        for (int j = 0; j < dim; j++)
+            o[j] = r * d[j] - c * row[j];
+    }
+}

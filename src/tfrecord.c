@@ -1,0 +1,161 @@
+/* tfrecord.c - TFRecord framing and a checking record reader (include/ff/tfrecord.h). */
+#include "ff/tfrecord.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ff/crc32c.h"
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+    return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+void ff_tfrecord_frame(uint8_t *rec, size_t len)
+{
+    put_le64(rec, len);
+    put_le32(rec + 8, ff_crc32c_masked(rec, 8));
+    put_le32(rec + FF_TFRECORD_HEADER + len, ff_crc32c_masked(rec + FF_TFRECORD_HEADER, len));
+}
+
+size_t ff_tfrecord_encode(uint8_t *out, const void *payload, size_t len)
+{
+    memmove(out + FF_TFRECORD_HEADER, payload, len);
+    ff_tfrecord_frame(out, len);
+    return ff_tfrecord_size(len);
+}
+
+void ff_tfrecord_reader_init(ff_tfrecord_reader *r, const void *buf, size_t len)
+{
+    memset(r, 0, sizeof *r);
+    r->buf = buf;
+    r->len = len;
+}
+
+/* Reads up to len bytes into buf; *got is less than len if the file shrank meanwhile. */
+static int read_all(int fd, uint8_t *buf, size_t len, size_t *got_out, const char *path,
+                    ff_err *err)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t k = read(fd, buf + got, len - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return ff_err_set(err, FF_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+        if (k == 0)
+            break;
+        got += (size_t)k;
+    }
+    *got_out = got;
+    return FF_OK;
+}
+
+int ff_tfrecord_reader_open(ff_tfrecord_reader *r, const char *path, ff_err *err)
+{
+    memset(r, 0, sizeof *r);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ff_err_set(err, FF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return ff_err_set(err, FF_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    size_t len = (size_t)st.st_size;
+    r->owned = malloc(len ? len : 1);
+    if (!r->owned) {
+        close(fd);
+        return ff_err_set(err, FF_ERR_NOMEM, "%s: out of memory for %zu bytes", path, len);
+    }
+    size_t got = 0;
+    int rc = read_all(fd, r->owned, len, &got, path, err);
+    close(fd);
+    if (rc < 0) {
+        ff_tfrecord_reader_destroy(r);
+        return rc;
+    }
+    r->buf = r->owned;
+    r->len = got;
+    return FF_OK;
+}
+
+void ff_tfrecord_reader_destroy(ff_tfrecord_reader *r)
+{
+    free(r->owned);
+    memset(r, 0, sizeof *r);
+}
+
+/* Records a checksum defect; got/want are the stored and computed masked CRCs. */
+static int defect(ff_tfrecord_reader *r, ff_tfrecord_defect d, uint64_t off, ff_err *err,
+                  const char *what, uint32_t got, uint32_t want)
+{
+    r->defect = d;
+    r->defect_offset = off;
+    return ff_err_set(err, FF_ERR_FORMAT, "offset %llu: %s (stored 0x%08x, computed 0x%08x)",
+                      (unsigned long long)off, what, got, want);
+}
+
+static int truncated(ff_tfrecord_reader *r, uint64_t off, uint64_t need, size_t left,
+                     ff_err *err)
+{
+    r->defect = FF_TFRECORD_TRUNCATED;
+    r->defect_offset = off;
+    return ff_err_set(err, FF_ERR_FORMAT,
+                      "offset %llu: truncated record (needs %llu bytes, only %zu left)",
+                      (unsigned long long)off, (unsigned long long)need, left);
+}
+
+int ff_tfrecord_next(ff_tfrecord_reader *r, ff_tfrecord_record *rec, ff_err *err)
+{
+    if (r->stopped || r->pos >= r->len)
+        return 0;
+    size_t off = r->pos, left = r->len - r->pos;
+    const uint8_t *p = r->buf + off;
+    if (left < FF_TFRECORD_HEADER) {
+        r->stopped = 1;
+        return truncated(r, off, FF_TFRECORD_HEADER, left, err);
+    }
+    uint32_t stored = get_le32(p + 8), want = ff_crc32c_masked(p, 8);
+    if (stored != want) {
+        r->stopped = 1;
+        return defect(r, FF_TFRECORD_BAD_LENGTH_CRC, off, err, "bad length crc", stored, want);
+    }
+    uint64_t len = get_le64(p);
+    if (len > left - FF_TFRECORD_HEADER || left - FF_TFRECORD_HEADER - len < FF_TFRECORD_FOOTER) {
+        r->stopped = 1;
+        uint64_t need = len > UINT64_MAX - 16 ? UINT64_MAX : len + 16;
+        return truncated(r, off, need, left, err);
+    }
+    r->pos = off + (size_t)ff_tfrecord_size((size_t)len);
+    stored = get_le32(p + FF_TFRECORD_HEADER + len);
+    want = ff_crc32c_masked(p + FF_TFRECORD_HEADER, (size_t)len);
+    if (stored != want)
+        return defect(r, FF_TFRECORD_BAD_DATA_CRC, off, err, "bad data crc", stored, want);
+    rec->offset = off;
+    rec->data = p + FF_TFRECORD_HEADER;
+    rec->len = (size_t)len;
+    return 1;
+}

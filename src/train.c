@@ -1,0 +1,357 @@
+/* train.c - the FF training loop (include/ff/train.h).
+ *
+ * Reads top to bottom: set-up (data, net, optimiser, run directory, event
+ * file), then per epoch: shuffle, per batch the positive and negative passes
+ * with per-layer FF steps, periodic scalar logging, evaluation, and at the end
+ * the model file and the run summary. */
+#include "ff/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xmmintrin.h>
+
+#include "ff/checkpoint.h"
+#include "ff/data.h"
+#include "ff/embed.h"
+#include "ff/eval.h"
+#include "ff/fsutil.h"
+#include "ff/net.h"
+#include "ff/optim.h"
+#include "ff/rng.h"
+#include "ff/summary.h"
+
+/* running sums between two scalar logs */
+typedef struct layer_stats {
+    double loss_pos, loss_neg, g_pos, g_neg;
+} layer_stats;
+
+typedef struct trainer {
+    const ff_config *cfg;
+    const ff_train_opts *opts;
+    ff_dataset train, test;
+    ff_net net;
+    ff_optim opt;
+    ff_rng rng;
+    ff_summary_writer *tb;
+    ff_shape in_shape;
+    int in_dim, batch, n_batches;
+    int64_t step, total_steps;
+    float *x;            /* [2 * batch, in_dim] embedded inputs (pos then neg for joint) */
+    float *scores;       /* [max_batch] goodness scores for eval / hard negatives */
+    int *order;          /* shuffled training indices */
+    uint8_t *labels;     /* [2 * batch] labels of the rows of x */
+    layer_stats stats[FF_MAX_LAYERS];
+    int stats_batches;
+} trainer;
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---------------------------------------------------------------- set-up */
+
+static int alloc_buffers(trainer *t, ff_err *err)
+{
+    const size_t rows = (size_t)t->net.max_batch;
+    t->x = malloc(sizeof(float) * rows * (size_t)t->in_dim);
+    t->scores = malloc(sizeof(float) * rows * FF_NUM_CLASSES);
+    t->order = malloc(sizeof(int) * (size_t)t->train.n);
+    t->labels = malloc(rows);
+    if (!t->x || !t->scores || !t->order || !t->labels)
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory for training buffers");
+    for (int i = 0; i < t->train.n; i++)
+        t->order[i] = i;
+    return FF_OK;
+}
+
+static int setup(trainer *t, ff_err *err)
+{
+    const ff_config *cfg = t->cfg;
+    int rc;
+    _mm_setcsr(_mm_getcsr() | 0x8040); /* flush-to-zero + denormals-are-zero: Adam's moments */
+    ff_rng_seed(&t->rng, cfg->seed);
+    if ((rc = ff_dataset_load(&t->train, cfg->data.dir, "train", cfg->data.train_limit, err)) ||
+        (rc = ff_dataset_load(&t->test, cfg->data.dir, "t10k", cfg->data.test_limit, err)))
+        return rc;
+    t->batch = cfg->train.batch_size < t->train.n ? cfg->train.batch_size : t->train.n;
+    t->n_batches = t->train.n / t->batch;
+    t->total_steps = (int64_t)t->n_batches * cfg->train.epochs;
+    t->in_shape = ff_embed_shape(cfg->model.label_embedding, t->train.rows, t->train.cols);
+    t->in_dim = ff_shape_dim(t->in_shape);
+    /* room for a joint pos+neg batch and for 10 labelled copies of eval chunks */
+    int max_batch = 2 * t->batch;
+    if (max_batch < 1000)
+        max_batch = 1000;
+    if ((rc = ff_net_build(&t->net, cfg, t->in_shape, max_batch, &t->rng, err)) ||
+        (rc = ff_optim_init(&t->opt, cfg, t->net.n_params, err)) ||
+        (rc = alloc_buffers(t, err)))
+        return rc;
+    return FF_OK;
+}
+
+static void teardown(trainer *t)
+{
+    free(t->x);
+    free(t->scores);
+    free(t->order);
+    free(t->labels);
+    ff_optim_free(&t->opt);
+    ff_net_free(&t->net);
+    ff_dataset_free(&t->train);
+    ff_dataset_free(&t->test);
+}
+
+/* ---------------------------------------------------------------- one batch */
+
+/* One FF pass over the rows of t->x; adds the per-layer terms to the running stats. */
+static void ff_pass(trainer *t, int npos, int nneg)
+{
+    ff_layer_loss r[FF_MAX_LAYERS];
+    ff_net_ff_grads(&t->net, t->x, npos, nneg, 1.0f / (float)t->batch, r);
+    for (int l = 0; l < t->net.n_layers; l++) {
+        t->stats[l].loss_pos += r[l].loss_pos;
+        t->stats[l].loss_neg += r[l].loss_neg;
+        t->stats[l].g_pos += r[l].g_pos;
+        t->stats[l].g_neg += r[l].g_neg;
+    }
+}
+
+static void choose_negative_labels(trainer *t, const int *idx, const uint8_t *truth, uint8_t *neg)
+{
+    if (t->cfg->train.negatives == FF_NEG_HARD) {
+        ff_eval_goodness_scores(&t->net, t->cfg->model.label_embedding, &t->train, idx, t->batch,
+                                t->x, t->scores);
+        ff_negative_labels_hard(&t->rng, truth, t->scores, t->batch, neg);
+    } else {
+        ff_negative_labels_random(&t->rng, truth, t->batch, neg);
+    }
+}
+
+static void train_batch(trainer *t, const int *idx)
+{
+    const ff_config *cfg = t->cfg;
+    const ff_embed_kind kind = cfg->model.label_embedding;
+    const float lr = ff_schedule_lr(cfg, t->step, t->total_steps);
+    const int B = t->batch;
+    uint8_t *pos = t->labels, *neg = t->labels + B;
+    for (int i = 0; i < B; i++)
+        pos[i] = t->train.labels[idx[i]];
+    choose_negative_labels(t, idx, pos, neg);
+    const size_t half = (size_t)B * t->in_dim;
+    if (cfg->train.passes == FF_PASS_JOINT) {
+        ff_embed_batch(kind, t->train.images, t->train.rows, t->train.cols, idx, pos, B, t->x);
+        ff_embed_batch(kind, t->train.images, t->train.rows, t->train.cols, idx, neg, B,
+                       t->x + half);
+        ff_pass(t, B, B);
+        ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
+    } else {
+        ff_embed_batch(kind, t->train.images, t->train.rows, t->train.cols, idx, pos, B, t->x);
+        ff_pass(t, B, 0);
+        ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
+        ff_embed_batch(kind, t->train.images, t->train.rows, t->train.cols, idx, neg, B, t->x);
+        ff_pass(t, 0, B);
+        ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
+    }
+    t->stats_batches++;
+}
+
+/* ---------------------------------------------------------------- logging */
+
+static float stats_total_loss(const trainer *t)
+{
+    double total = 0.0;
+    for (int l = 0; l < t->net.n_layers; l++)
+        total += t->stats[l].loss_pos + t->stats[l].loss_neg;
+    return t->stats_batches ? (float)(total / t->stats_batches) : 0.0f;
+}
+
+static int log_scalars(trainer *t, ff_err *err)
+{
+    if (!t->stats_batches)
+        return FF_OK;
+    const double nb = t->stats_batches;
+    char tag[64];
+    int rc = FF_OK;
+    for (int l = 0; l < t->net.n_layers && !rc; l++) {
+        const layer_stats *s = &t->stats[l];
+        snprintf(tag, sizeof tag, "layer%d/loss", l);
+        rc = ff_summary_scalar(t->tb, tag, t->step, (float)((s->loss_pos + s->loss_neg) / nb), err);
+        snprintf(tag, sizeof tag, "layer%d/goodness_pos", l);
+        if (!rc)
+            rc = ff_summary_scalar(t->tb, tag, t->step, (float)(s->g_pos / nb), err);
+        snprintf(tag, sizeof tag, "layer%d/goodness_neg", l);
+        if (!rc)
+            rc = ff_summary_scalar(t->tb, tag, t->step, (float)(s->g_neg / nb), err);
+    }
+    if (!rc)
+        rc = ff_summary_scalar(t->tb, "loss/total", t->step, stats_total_loss(t), err);
+    if (!rc)
+        rc = ff_summary_scalar(t->tb, "train/learning_rate", t->step,
+                               ff_schedule_lr(t->cfg, t->step - 1, t->total_steps), err);
+    memset(t->stats, 0, sizeof t->stats);
+    t->stats_batches = 0;
+    return rc;
+}
+
+static void report(trainer *t, ff_progress *p)
+{
+    if (t->opts && t->opts->progress)
+        t->opts->progress(t->opts->progress_ctx, p);
+}
+
+/* ---------------------------------------------------------------- epochs */
+
+static int stop_requested(const trainer *t)
+{
+    return t->opts && t->opts->stop && *t->opts->stop;
+}
+
+static int run_epoch(trainer *t, int epoch, ff_progress *p, double *train_seconds, ff_err *err)
+{
+    const ff_config *cfg = t->cfg;
+    if (cfg->train.shuffle)
+        ff_rng_shuffle(&t->rng, t->order, t->train.n);
+    const int every = t->opts && t->opts->progress_every > 0 ? t->opts->progress_every : 10;
+    double t0 = now_seconds();
+    float last_loss = 0.0f;
+    for (int b = 0; b < t->n_batches; b++) {
+        if (stop_requested(t))
+            return FF_ERR_INTERRUPTED;
+        train_batch(t, t->order + (size_t)b * t->batch);
+        t->step++;
+        last_loss = stats_total_loss(t);
+        if (t->step % cfg->log.every == 0) {
+            int rc = log_scalars(t, err);
+            if (rc)
+                return rc;
+        }
+        if ((b + 1) % every == 0 || b + 1 == t->n_batches) {
+            double el = now_seconds() - t0;
+            *p = (ff_progress){.epoch = epoch, .epochs = cfg->train.epochs, .batch = b + 1,
+                               .n_batches = t->n_batches, .step = t->step,
+                               .images_per_sec = el > 0 ? (b + 1) * (double)t->batch / el : 0,
+                               .loss = last_loss, .epoch_seconds = el};
+            if (b + 1 < t->n_batches)
+                report(t, p);
+        }
+    }
+    *train_seconds += now_seconds() - t0;
+    return FF_OK;
+}
+
+static int evaluate(trainer *t, double *error, ff_err *err)
+{
+    *error = ff_eval_error(&t->net, t->cfg->model.label_embedding, &t->test, 0, t->x, t->scores,
+                           NULL);
+    return ff_summary_scalar(t->tb, "test/error_goodness", t->step, (float)(*error * 100.0), err);
+}
+
+static int save_model(trainer *t, int epoch, const char *run_dir, ff_train_result *res,
+                      ff_err *err)
+{
+    const ff_config *cfg = t->cfg;
+    int rc = ff_mkdir_p(cfg->checkpoint.dir, err);
+    if (rc)
+        return rc;
+    const char *run = strrchr(run_dir, '/');
+    run = run ? run + 1 : run_dir;
+    snprintf(res->model_path, sizeof res->model_path, "%s/%s_%s_epoch%03d.ffm",
+             cfg->checkpoint.dir, ff_mode_name(cfg->mode), run, epoch);
+    ff_checkpoint_state st = {.cfg = cfg, .net = &t->net, .opt = &t->opt, .rng = &t->rng,
+                              .epoch = epoch, .step = t->step};
+    return ff_checkpoint_save(res->model_path, &st, err);
+}
+
+static int open_run(trainer *t, ff_train_result *res, ff_err *err)
+{
+    const ff_config *cfg = t->cfg;
+    char root[FF_PATH_MAX + 64];
+    snprintf(root, sizeof root, "%s/%s", cfg->log.dir, ff_mode_name(cfg->mode));
+    int rc = ff_make_run_dir(root, cfg->name, time(NULL), res->run_dir, sizeof res->run_dir, err);
+    if (!rc)
+        rc = ff_summary_open(&t->tb, res->run_dir, err);
+    if (rc)
+        return rc;
+    snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(t->tb));
+    static const char *const metrics[] = {"test/error_goodness", "loss/total"};
+    char *md = malloc(1 << 16);
+    if (!md)
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory");
+    ff_config_to_markdown(cfg, md, 1 << 16);
+    rc = ff_summary_text(t->tb, "config", 0, md, err);
+    free(md);
+    if (!rc)
+        rc = ff_summary_hparams_experiment(t->tb, cfg, metrics, 2, err);
+    if (!rc)
+        rc = ff_summary_hparams_start(t->tb, cfg, (double)time(NULL), err);
+    if (!rc)
+        rc = ff_summary_goodness_layout(t->tb, t->net.n_layers, err);
+    if (!rc)
+        rc = ff_summary_flush(t->tb, err);
+    return rc;
+}
+
+int ff_train(const ff_config *cfg, const ff_train_opts *opts, ff_train_result *res, ff_err *err)
+{
+    trainer t = {.cfg = cfg, .opts = opts};
+    memset(res, 0, sizeof *res);
+    res->final_error = res->best_error = -1.0;
+    const double start = now_seconds();
+    int rc = setup(&t, err);
+    if (!rc)
+        rc = open_run(&t, res, err);
+    ff_progress p = {0};
+    for (int epoch = 1; !rc && epoch <= cfg->train.epochs; epoch++) {
+        rc = run_epoch(&t, epoch, &p, &res->train_seconds, err);
+        if (rc)
+            break;
+        res->epochs_done = epoch;
+        p.epoch_done = 1;
+        if (epoch % cfg->eval.every == 0 || epoch == cfg->train.epochs) {
+            rc = evaluate(&t, &res->final_error, err);
+            p.evaluated = 1;
+            p.test_error = res->final_error;
+            if (res->best_error < 0 || res->final_error < res->best_error) {
+                res->best_error = res->final_error;
+                res->best_epoch = epoch;
+            }
+        }
+        if (!rc)
+            rc = log_scalars(&t, err);
+        if (!rc && cfg->checkpoint.every > 0 && epoch % cfg->checkpoint.every == 0 &&
+            epoch != cfg->train.epochs)
+            rc = save_model(&t, epoch, res->run_dir, res, err);
+        if (!rc)
+            rc = ff_summary_flush(t.tb, err);
+        report(&t, &p);
+        p = (ff_progress){0};
+    }
+    if (rc == FF_ERR_INTERRUPTED) {
+        res->interrupted = 1;
+        ff_err_set(err, FF_ERR_INTERRUPTED, "interrupted after %d epoch(s), step %lld",
+                   res->epochs_done, (long long)t.step);
+    }
+    if ((!rc || rc == FF_ERR_INTERRUPTED) && t.tb)
+        {
+        int src = save_model(&t, res->epochs_done, res->run_dir, res, err);
+        rc = src ? src : rc;
+    }
+    if (t.tb) {
+        ff_err cerr;
+        ff_summary_hparams_end(t.tb, rc ? 2 : 1, &cerr);
+        int crc = ff_summary_close(t.tb, &cerr);
+        if (!rc && crc) {
+            *err = cerr;
+            rc = crc;
+        }
+    }
+    res->seconds = now_seconds() - start;
+    teardown(&t);
+    return rc;
+}

@@ -1,0 +1,400 @@
+#!/usr/bin/python3
+"""tb_reader.py - an independent, strict reader of TensorBoard event files.
+
+Usage: tb_reader.py [--expect-tags TAG,...] [--allow-truncated-tail] LOGDIR_OR_FILE...
+
+Written separately from the C code (pure-Python CRC-32C, Python protobuf, zlib
+for PNG) to cross-check ffrun's writer. Python modules for proto/*.proto are
+generated with protoc into a temporary directory at start-up. Checks:
+  * both masked CRC-32C of every TFRecord; a truncated final record is an error
+    unless --allow-truncated-tail;
+  * every payload parses as tensorboard.Event with no unknown fields;
+  * the first record of each file is file_version "brain.Event:2";
+  * wall_time is finite; steps strictly increase per tag within a run;
+  * tensor values carry plugin metadata on the first occurrence of their tag;
+  * every summary kind decodes: scalars, histograms (equal bucket/limit lengths,
+    counts sum to num), images (complete PNG whose IHDR matches
+    width/height/colorspace), text (DT_STRING with a shape, UTF-8),
+    hparams (HParamsPluginData version 0, google.protobuf.Value hparams),
+    custom_scalars (Layout with compilable regexes).
+Runs are directories holding files whose basename contains "tfevents", named
+relative to the given log dir. --expect-tags: each tag must occur in at least
+one run. Prints a per-tag summary; exits 1 on any problem, 2 on usage errors.
+"""
+import argparse
+import atexit
+import math
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROTO_DIR = os.path.join(HERE, "..", "proto")
+
+
+def load_protos(proto_dir):
+    """Generates *_pb2.py for the top-level proto/*.proto files and imports them."""
+    out = tempfile.mkdtemp(prefix="tb_reader_pb2_")
+    atexit.register(shutil.rmtree, out, True)
+    files = sorted(os.path.join(proto_dir, f) for f in os.listdir(proto_dir) if f.endswith(".proto"))
+    subprocess.run(["protoc", "--python_out=" + out, "-I" + proto_dir] + files, check=True)
+    sys.path.insert(0, out)
+    import event_pb2, summary_pb2, tensor_pb2, hparams_pb2, custom_scalars_pb2  # noqa: E401
+    return event_pb2, summary_pb2, tensor_pb2, hparams_pb2, custom_scalars_pb2
+
+
+# ---------------------------------------------------------------- CRC-32C
+
+def _crc_table():
+    table = []
+    for b in range(256):
+        c = b
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
+        table.append(c)
+    return table
+
+
+CRC_TABLE = _crc_table()
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    t = CRC_TABLE
+    for b in data:
+        c = (c >> 8) ^ t[(c ^ b) & 0xFF]
+    return c ^ 0xFFFFFFFF
+
+
+def masked_crc32c(data):
+    c = crc32c(data)
+    return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283
+assert masked_crc32c(b"\x1a\x11CRC test, one two") == 0x5794D08A
+
+
+class Problems:
+    def __init__(self):
+        self.errors = 0
+        self.warnings = 0
+
+    def error(self, where, msg):
+        self.errors += 1
+        print("%s: %s" % (where, msg), file=sys.stderr)
+
+    def warn(self, where, msg):
+        self.warnings += 1
+        print("%s: warning: %s" % (where, msg), file=sys.stderr)
+
+
+def records(path, data, problems, allow_truncated):
+    """Yields (offset, payload) of every record with both CRCs checked."""
+    pos = 0
+    while pos < len(data):
+        where = "%s: offset %d" % (path, pos)
+        if len(data) - pos < 12:
+            (problems.warn if allow_truncated else problems.error)(
+                where, "truncated record header (%d bytes)" % (len(data) - pos))
+            return
+        header = data[pos:pos + 8]
+        (length,) = struct.unpack("<Q", header)
+        (stored,) = struct.unpack("<I", data[pos + 8:pos + 12])
+        if stored != masked_crc32c(header):
+            problems.error(where, "bad length crc (stored 0x%08x, computed 0x%08x)"
+                           % (stored, masked_crc32c(header)))
+            return
+        end = pos + 12 + length + 4
+        if end > len(data):
+            (problems.warn if allow_truncated else problems.error)(
+                where, "truncated record (needs %d bytes, %d left)" % (16 + length, len(data) - pos))
+            return
+        payload = data[pos + 12:pos + 12 + length]
+        (stored,) = struct.unpack("<I", data[end - 4:end])
+        if stored != masked_crc32c(payload):
+            problems.error(where, "bad data crc (stored 0x%08x, computed 0x%08x)"
+                           % (stored, masked_crc32c(payload)))
+        else:
+            yield pos, payload
+        pos = end
+
+
+# ---------------------------------------------------------------- checks
+
+def unknown_fields(msg, prefix=""):
+    """Names of (sub)messages of msg that carry fields unknown to our protos."""
+    found = []
+    try:
+        from google.protobuf import unknown_fields as uf
+        n = len(uf.UnknownFieldSet(msg))
+    except (ImportError, AttributeError):
+        n = len(msg.UnknownFields())
+    if n:
+        found.append(prefix or msg.DESCRIPTOR.full_name)
+    for field, value in msg.ListFields():
+        if field.message_type is None:
+            continue
+        if field.label == field.LABEL_REPEATED:
+            if field.message_type.GetOptions().map_entry:  # check the map's message values
+                has_msg = field.message_type.fields_by_name["value"].message_type is not None
+                value = list(value.values()) if has_msg else []
+            for i, v in enumerate(value):
+                found += unknown_fields(v, "%s.%s[%d]" % (prefix, field.name, i))
+        else:
+            found += unknown_fields(value, "%s.%s" % (prefix, field.name))
+    return found
+
+
+def check_png(img):
+    """Checks a complete PNG (chunk CRCs, IHDR, IDAT size) against Summary.Image."""
+    b = img.encoded_image_string
+    if b[:2] == b"\xff\xd8" or b[:3] == b"GIF":
+        return None
+    if b[:8] != b"\x89PNG\r\n\x1a\n":
+        return "image bytes are not PNG/JPEG/GIF"
+    pos, ihdr, idat, seen_end = 8, None, b"", False
+    while pos + 12 <= len(b):
+        (n,) = struct.unpack(">I", b[pos:pos + 4])
+        kind, body = b[pos + 4:pos + 8], b[pos + 8:pos + 8 + n]
+        if len(body) != n or pos + 12 + n > len(b):
+            return "PNG chunk %r truncated" % kind
+        (crc,) = struct.unpack(">I", b[pos + 8 + n:pos + 12 + n])
+        if crc != zlib.crc32(kind + body) & 0xFFFFFFFF:
+            return "PNG chunk %r has a bad CRC" % kind
+        if kind == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        elif kind == b"IEND":
+            seen_end = True
+        pos += 12 + n
+    if ihdr is None or not seen_end:
+        return "PNG lacks IHDR or IEND"
+    w, h, depth, ctype = ihdr[0], ihdr[1], ihdr[2], ihdr[3]
+    if (w, h) != (img.width, img.height):
+        return "PNG is %dx%d but the summary says %dx%d" % (w, h, img.width, img.height)
+    channels = {0: 1, 4: 2, 2: 3, 6: 4}.get(ctype)
+    if channels is None or channels != img.colorspace or depth != 8:
+        return "PNG colour type %d depth %d does not match colorspace %d" % (ctype, depth, img.colorspace)
+    try:
+        raw = zlib.decompress(idat)
+    except zlib.error as e:
+        return "PNG IDAT does not inflate: %s" % e
+    if len(raw) != h * (1 + w * channels):
+        return "PNG holds %d raw bytes, want %d" % (len(raw), h * (1 + w * channels))
+    return None
+
+
+class Reader:
+    def __init__(self, pb, problems):
+        (self.event_pb2, self.summary_pb2, self.tensor_pb2, self.hparams_pb2,
+         self.layout_pb2) = pb
+        self.problems = problems
+        self.DT_STRING = self.tensor_pb2.DT_STRING
+        self.DT_FLOAT = self.tensor_pb2.DT_FLOAT
+
+    # each check_* returns (plugin, rendering of the value) or raises ValueError
+
+    def check_histo(self, h):
+        if len(h.bucket) != len(h.bucket_limit):
+            raise ValueError("histogram has %d buckets but %d limits" % (len(h.bucket), len(h.bucket_limit)))
+        if any(c < 0 or not math.isfinite(c) for c in h.bucket):
+            raise ValueError("histogram has a negative or non-finite count")
+        if any(b < a for a, b in zip(h.bucket_limit, h.bucket_limit[1:])):
+            raise ValueError("histogram limits decrease")
+        if abs(sum(h.bucket) - h.num) > 0.5:
+            raise ValueError("histogram counts sum to %g, num is %g" % (sum(h.bucket), h.num))
+        if h.num > 0 and not h.min <= h.max:
+            raise ValueError("histogram min %g > max %g" % (h.min, h.max))
+        return "histograms", "n=%g [%g, %g] %d buckets" % (h.num, h.min, h.max, len(h.bucket))
+
+    def check_text(self, t):
+        if t.dtype != self.DT_STRING or not t.HasField("tensor_shape"):
+            raise ValueError("text is not a DT_STRING tensor with a shape")
+        n = 1
+        for d in t.tensor_shape.dim:
+            n *= d.size
+        if len(t.string_val) != n:
+            raise ValueError("text tensor has %d strings for shape of %d" % (len(t.string_val), n))
+        texts = [s.decode("utf-8") for s in t.string_val]
+        return "text", repr(texts[0][:40]) if texts else "[]"
+
+    def check_hparams(self, md):
+        d = self.hparams_pb2.HParamsPluginData()
+        d.ParseFromString(md.plugin_data.content)
+        bad = unknown_fields(d)
+        if bad:
+            raise ValueError("hparams content has unknown fields in %s" % bad)
+        if d.version != 0:
+            raise ValueError("hparams plugin data version %d (want 0)" % d.version)
+        kind = d.WhichOneof("data")
+        if kind == "session_start_info":
+            for k, v in d.session_start_info.hparams.items():
+                if v.WhichOneof("kind") not in ("number_value", "string_value", "bool_value"):
+                    raise ValueError("hparam %s is not a number/string/bool" % k)
+            return "hparams", "session_start_info: %d hparams" % len(d.session_start_info.hparams)
+        if kind == "experiment":
+            x = d.experiment
+            for h in x.hparam_infos:
+                if not h.name or h.type == self.hparams_pb2.DATA_TYPE_UNSET:
+                    raise ValueError("experiment hparam %r lacks name or type" % h.name)
+            for m in x.metric_infos:
+                if not m.name.tag:
+                    raise ValueError("experiment metric without a tag")
+            return "hparams", "experiment: %d hparams, %d metrics" % (len(x.hparam_infos), len(x.metric_infos))
+        if kind == "session_end_info":
+            s = d.session_end_info
+            if s.status not in (1, 2, 3) or not math.isfinite(s.end_time_secs):
+                raise ValueError("session_end_info status %d end %r" % (s.status, s.end_time_secs))
+            return "hparams", "session_end_info: status %d" % s.status
+        raise ValueError("hparams plugin data holds nothing")
+
+    def check_layout(self, t):
+        if t.dtype != self.DT_STRING or not t.HasField("tensor_shape") or t.tensor_shape.dim \
+                or len(t.string_val) != 1:
+            raise ValueError("custom_scalars value is not a DT_STRING rank-0 tensor")
+        layout = self.layout_pb2.Layout()
+        layout.ParseFromString(t.string_val[0])
+        if unknown_fields(layout):
+            raise ValueError("layout has unknown fields")
+        charts = 0
+        for cat in layout.category:
+            for chart in cat.chart:
+                charts += 1
+                for rx in chart.multiline.tag:
+                    re.compile(rx)
+        return "custom_scalars", "layout: %d categories, %d charts" % (len(layout.category), charts)
+
+    def check_value(self, v):
+        """Returns (plugin, is_tensor, has_metadata, rendering)."""
+        md = v.metadata if v.HasField("metadata") else None
+        has_md = md is not None and md.HasField("plugin_data") and md.plugin_data.plugin_name != ""
+        plugin = md.plugin_data.plugin_name if has_md else ""
+        kind = v.WhichOneof("value")
+        if kind == "simple_value":
+            return plugin or "scalars", False, has_md, "%.9g" % v.simple_value
+        if kind == "histo":
+            p, text = self.check_histo(v.histo)
+            return plugin or p, False, has_md, text
+        if kind == "image":
+            err = check_png(v.image)
+            if err:
+                raise ValueError(err)
+            im = v.image
+            return plugin or "images", False, has_md, "%dx%d colorspace %d" % (im.width, im.height, im.colorspace)
+        if kind == "audio":
+            return plugin or "audio", False, has_md, "%d bytes" % len(v.audio.encoded_audio_string)
+        if kind == "tensor" or (kind is None and plugin == "hparams"):
+            t = v.tensor
+            if plugin == "hparams":
+                return ("hparams", True, has_md, self.check_hparams(md)[1])
+            if plugin == "text":
+                return ("text", True, has_md, self.check_text(t)[1])
+            if plugin == "custom_scalars":
+                return ("custom_scalars", True, has_md, self.check_layout(t)[1])
+            if plugin == "scalars":
+                if t.dtype != self.DT_FLOAT or t.tensor_shape.dim:
+                    raise ValueError("scalars tensor is not DT_FLOAT rank 0")
+                return ("scalars", True, has_md, "%r" % (list(t.float_val) or t.tensor_content))
+            return (plugin, True, has_md, "tensor dtype %d" % t.dtype)
+        raise ValueError("value holds no data")
+
+    def read_file(self, path, run_tags, allow_truncated):
+        """Checks one event file, updating run_tags (tag -> stats) in place."""
+        with open(path, "rb") as f:
+            data = f.read()
+        if not data:
+            self.problems.error(path, "empty event file (no file_version record)")
+        for index, (off, payload) in enumerate(records(path, data, self.problems, allow_truncated)):
+            where = "%s: offset %d" % (path, off)
+            ev = self.event_pb2.Event()
+            try:
+                ev.ParseFromString(payload)
+            except Exception as e:  # DecodeError
+                self.problems.error(where, "payload is not an Event: %s" % e)
+                continue
+            bad = unknown_fields(ev)
+            if bad:
+                self.problems.error(where, "unknown fields in %s" % bad)
+            if index == 0 and (ev.WhichOneof("what") != "file_version" or ev.file_version != "brain.Event:2"):
+                self.problems.error(where, "first record is not file_version \"brain.Event:2\"")
+            if not math.isfinite(ev.wall_time):
+                self.problems.error(where, "wall_time %r is not finite" % ev.wall_time)
+            if ev.WhichOneof("what") == "summary":
+                for v in ev.summary.value:
+                    self.account(where, ev.step, v, run_tags)
+
+    def account(self, where, step, v, run_tags):
+        try:
+            plugin, is_tensor, has_md, text = self.check_value(v)
+        except Exception as e:  # ValueError, UnicodeDecodeError, re.error, DecodeError
+            self.problems.error(where, "tag %r: %s" % (v.tag, e))
+            return
+        st = run_tags.get(v.tag)
+        if st is None:
+            if is_tensor and not has_md:
+                self.problems.error(where, "tensor tag %r has no plugin metadata on its first occurrence" % v.tag)
+            st = run_tags[v.tag] = {"plugin": plugin, "count": 0, "first": step, "last": None, "value": ""}
+        elif step <= st["last"]:
+            self.problems.error(where, "tag %r: step %d does not increase (previous %d)" % (v.tag, step, st["last"]))
+        st["count"] += 1
+        st["last"] = step
+        st["value"] = text
+
+
+def find_runs(arg, problems):
+    """{run name: [event file paths in lexicographic order]}."""
+    if os.path.isfile(arg):
+        return {os.path.dirname(arg) or ".": [arg]}
+    if not os.path.isdir(arg):
+        problems.error(arg, "no such file or directory")
+        return {}
+    runs = {}
+    for dirpath, _dirs, files in os.walk(arg, followlinks=True):
+        ev = sorted(f for f in files if "tfevents" in f and not f.endswith(".profile-empty"))
+        if ev:
+            rel = os.path.relpath(dirpath, arg)
+            runs[rel] = [os.path.join(dirpath, f) for f in ev]
+    if not runs:
+        problems.error(arg, "no event files found")
+    return runs
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Strict TensorBoard event-file reader.")
+    ap.add_argument("--expect-tags", default="", help="comma-separated tags that must occur")
+    ap.add_argument("--allow-truncated-tail", action="store_true",
+                    help="treat a truncated final record as a warning")
+    ap.add_argument("--proto-dir", default=PROTO_DIR, help="directory with the .proto files")
+    ap.add_argument("paths", nargs="+", metavar="LOGDIR_OR_FILE")
+    args = ap.parse_args()
+    problems = Problems()
+    reader = Reader(load_protos(args.proto_dir), problems)
+    seen = set()
+    for arg in args.paths:
+        for run, files in sorted(find_runs(arg, problems).items()):
+            tags = {}
+            for path in files:
+                reader.read_file(path, tags, args.allow_truncated_tail)
+            print("run %s (%d file%s)" % (run, len(files), "" if len(files) == 1 else "s"))
+            for tag, st in sorted(tags.items(), key=lambda kv: (kv[1]["plugin"], kv[0])):
+                print("  %-40s %-15s %6d  steps %d..%d  %s" % (tag, st["plugin"], st["count"],
+                                                              st["first"], st["last"], st["value"]))
+            seen.update(tags)
+    for tag in filter(None, args.expect_tags.split(",")):
+        if tag not in seen:
+            problems.error("expect-tags", "tag %r not found" % tag)
+    if problems.errors:
+        print("tb_reader: %d problem(s)" % problems.errors, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

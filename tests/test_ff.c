@@ -1,0 +1,456 @@
+/* test_ff.c - the FF training core: label embedding and negatives (pitfalls),
+ * alternating vs joint passes, optimiser settings, schedules, evaluation
+ * readout and model files. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ff/checkpoint.h"
+#include "ff/data.h"
+#include "ff/embed.h"
+#include "ff/eval.h"
+#include "ff/net.h"
+#include "ff/objective.h"
+#include "ff/optim.h"
+#include "ff/rng.h"
+#include "test.h"
+
+static ff_config small_config(int n_layers, int units)
+{
+    ff_config cfg;
+    ff_config_defaults(&cfg);
+    cfg.model.n_layers = n_layers;
+    for (int l = 0; l < n_layers; l++)
+        cfg.model.layers[l] = (ff_layer_cfg){.kind = FF_LAYER_FC, .units = units};
+    return cfg;
+}
+
+static void fill_images(ff_rng *r, float *img, int n, int dim)
+{
+    for (int i = 0; i < n * dim; i++)
+        img[i] = ff_rng_uniform(r) < 0.7f ? 0.0f : ff_rng_uniform(r);
+    for (int i = 0; i < n; i++)
+        memset(img + (size_t)i * dim, 0, 10 * sizeof(float)); /* MNIST's row 0 is blank */
+}
+
+/* pitfall: a negative label must never equal the true label */
+static void test_negative_labels_never_true(void)
+{
+    ff_rng r;
+    ff_rng_seed(&r, 3);
+    enum { N = 90000 };
+    static uint8_t truth[N], neg[N];
+    int count[10][10] = {{0}};
+    for (int i = 0; i < N; i++)
+        truth[i] = (uint8_t)(i % 10);
+    ff_negative_labels_random(&r, truth, N, neg);
+    int same = 0;
+    for (int i = 0; i < N; i++) {
+        same += neg[i] == truth[i];
+        CHECK(neg[i] < 10);
+        count[truth[i]][neg[i]]++;
+    }
+    CHECK(same == 0);
+    /* uniform over the 9 wrong labels: 1000 expected per cell */
+    for (int t = 0; t < 10; t++)
+        for (int k = 0; k < 10; k++)
+            if (k != t)
+                CHECK(count[t][k] > 850 && count[t][k] < 1150);
+}
+
+static void test_hard_negatives_never_true(void)
+{
+    ff_rng r;
+    ff_rng_seed(&r, 4);
+    enum { N = 2000 };
+    static uint8_t truth[N], neg[N];
+    static float scores[N * 10];
+    for (int i = 0; i < N; i++) {
+        truth[i] = (uint8_t)(i % 10);
+        for (int k = 0; k < 10; k++)
+            scores[i * 10 + k] = 0.0f;
+        scores[i * 10 + truth[i]] = 100.0f;           /* the true label scores highest */
+        scores[i * 10 + (truth[i] + 3) % 10] = 5.0f;  /* the most confusable wrong label */
+    }
+    ff_negative_labels_hard(&r, truth, scores, N, neg);
+    int same = 0, confusable = 0;
+    for (int i = 0; i < N; i++) {
+        same += neg[i] == truth[i];
+        confusable += neg[i] == (truth[i] + 3) % 10;
+    }
+    CHECK(same == 0);
+    /* p = e^5 / (e^5 + 8) = 0.949 */
+    CHECK(confusable > N * 0.92 && confusable < N * 0.975);
+}
+
+/* pitfall: positives and negatives must be encoded identically (same range),
+ * differing only in which label pixel is on */
+static void test_positive_negative_same_range(void)
+{
+    ff_rng r;
+    ff_rng_seed(&r, 5);
+    enum { N = 64, DIM = 784 };
+    static float img[N * DIM], pos[N * DIM], neg[N * DIM];
+    uint8_t t[N], n[N];
+    fill_images(&r, img, N, DIM);
+    for (int i = 0; i < N; i++)
+        t[i] = (uint8_t)(i % 10);
+    ff_negative_labels_random(&r, t, N, n);
+    ff_embed_batch(FF_EMBED_OVERLAY, img, 28, 28, NULL, t, N, pos);
+    ff_embed_batch(FF_EMBED_OVERLAY, img, 28, 28, NULL, n, N, neg);
+    int differing = 0;
+    float pmin = 1, pmax = 0, nmin = 1, nmax = 0;
+    for (int i = 0; i < N * DIM; i++) {
+        differing += pos[i] != neg[i];
+        pmin = fminf(pmin, pos[i]), pmax = fmaxf(pmax, pos[i]);
+        nmin = fminf(nmin, neg[i]), nmax = fmaxf(nmax, neg[i]);
+    }
+    CHECK(differing == 2 * N);  /* exactly the true and the wrong label pixel */
+    CHECK(pmin == 0.0f && nmin == 0.0f && pmax == 1.0f && nmax == 1.0f);
+    for (int i = 0; i < N; i++) {
+        CHECK(pos[i * DIM + t[i]] == 1.0f && neg[i * DIM + n[i]] == 1.0f);
+        CHECK(pos[i * DIM + n[i]] == 0.0f && neg[i * DIM + t[i]] == 0.0f);
+    }
+    /* after the layer-input normalisation both have mean square 1 */
+    ff_normalize(pos, pos, N, DIM, 1e-8f);
+    ff_normalize(neg, neg, N, DIM, 1e-8f);
+    for (int i = 0; i < N; i++) {
+        float gp, gn;
+        ff_goodness(pos + i * DIM, 1, DIM, &gp);
+        ff_goodness(neg + i * DIM, 1, DIM, &gn);
+        CHECK_NEAR(gp / DIM, 1.0, 1e-4);
+        CHECK_NEAR(gn / DIM, 1.0, 1e-4);
+    }
+}
+
+static void test_neutral_and_channels_embedding(void)
+{
+    float img[784], out[11 * 784];
+    for (int i = 0; i < 784; i++)
+        img[i] = (float)(i % 7) / 7.0f;
+    uint8_t neutral = FF_LABEL_NEUTRAL, three = 3;
+    ff_embed_batch(FF_EMBED_OVERLAY, img, 28, 28, NULL, &neutral, 1, out);
+    for (int k = 0; k < 10; k++)
+        CHECK(out[k] == 0.1f);
+    CHECK(memcmp(out + 10, img + 10, sizeof(float) * 774) == 0);
+    ff_shape s = ff_embed_shape(FF_EMBED_CHANNELS, 28, 28);
+    CHECK(s.c == 11 && s.h == 28 && s.w == 28);
+    ff_embed_batch(FF_EMBED_CHANNELS, img, 28, 28, NULL, &three, 1, out);
+    CHECK(memcmp(out, img, sizeof img) == 0); /* the image itself is untouched */
+    for (int k = 0; k < 10; k++)
+        for (int p = 0; p < 784; p += 97)
+            CHECK(out[(1 + k) * 784 + p] == (k == 3 ? 1.0f : 0.0f));
+}
+
+/* positive and negative passed separately give the same gradient as one joint
+ * pass when the weights are not changed in between */
+static void test_alternate_equals_joint(void)
+{
+    ff_config cfg = small_config(3, 32);
+    ff_rng r;
+    ff_rng_seed(&r, 6);
+    ff_net net;
+    ff_err err;
+    enum { B = 16, DIM = 784 };
+    CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 2 * B, &r, &err) == FF_OK);
+    static float x[2 * B * DIM];
+    fill_images(&r, x, 2 * B, DIM);
+    float *sum = calloc(net.n_params, sizeof(float));
+    ff_layer_loss lp[FF_MAX_LAYERS], ln[FF_MAX_LAYERS], lj[FF_MAX_LAYERS];
+    ff_net_ff_grads(&net, x, B, 0, 1.0f / B, lp);
+    memcpy(sum, net.grads, net.n_params * sizeof(float));
+    ff_net_ff_grads(&net, x + B * DIM, 0, B, 1.0f / B, ln);
+    for (size_t i = 0; i < net.n_params; i++)
+        sum[i] += net.grads[i];
+    ff_net_ff_grads(&net, x, B, B, 1.0f / B, lj);
+    double maxdiff = 0, maxabs = 0;
+    for (size_t i = 0; i < net.n_params; i++) {
+        maxdiff = fmax(maxdiff, fabs(sum[i] - net.grads[i]));
+        maxabs = fmax(maxabs, fabs(net.grads[i]));
+    }
+    CHECK(maxabs > 0);
+    CHECK(maxdiff <= 1e-5 * maxabs + 1e-7);
+    for (int l = 0; l < 3; l++) {
+        CHECK_NEAR(lp[l].loss_pos, lj[l].loss_pos, 1e-5);
+        CHECK_NEAR(ln[l].loss_neg, lj[l].loss_neg, 1e-5);
+        CHECK(lp[l].loss_neg == 0.0f && ln[l].loss_pos == 0.0f);
+    }
+    free(sum);
+    ff_net_free(&net);
+}
+
+/* the loss a pass reports is the batch mean of the per-sample softplus */
+static void test_pass_loss_is_mean_of_per_sample(void)
+{
+    ff_config cfg = small_config(1, 20);
+    cfg.model.layers[0].threshold = 15.0f;
+    ff_rng r;
+    ff_rng_seed(&r, 8);
+    ff_net net;
+    CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 8, &r, NULL) == FF_OK);
+    static float x[8 * 784];
+    fill_images(&r, x, 8, 784);
+    ff_layer_loss lj;
+    ff_net_ff_grads(&net, x, 5, 3, 1.0f / 5, &lj);
+    double lp = 0, ln = 0;
+    for (int i = 0; i < 8; i++) {
+        float g;
+        ff_goodness(net.out[0] + i * 20, 1, 20, &g);
+        if (i < 5)
+            lp += log1p(exp(15.0 - g));
+        else
+            ln += log1p(exp(g - 15.0));
+    }
+    CHECK(net.layers[0].threshold == 15.0f);
+    CHECK_NEAR(lj.loss_pos, lp / 5, 1e-4);
+    CHECK_NEAR(lj.loss_neg, ln / 5, 1e-4);
+    ff_net_free(&net);
+}
+
+static void run_optim(ff_config *cfg, int steps, float *p, int n)
+{
+    ff_optim o;
+    CHECK(ff_optim_init(&o, cfg, (size_t)n, NULL) == FF_OK);
+    float g[64];
+    for (int s = 0; s < steps; s++) {
+        for (int i = 0; i < n; i++)
+            g[i] = 0.5f + 0.01f * i - 0.1f * s;
+        ff_optim_step(&o, p, g, cfg->optimizer.lr);
+    }
+    ff_optim_free(&o);
+}
+
+/* pitfall: every optimiser setting from the config must change the update,
+ * and every parameter must be updated */
+static void test_optimizer_settings_applied(void)
+{
+    enum { N = 64 };
+    float base[N], p[N];
+    for (int i = 0; i < N; i++)
+        base[i] = 0.1f * (float)(i - 30);
+    ff_config cfg;
+    ff_config_defaults(&cfg);
+    cfg.optimizer.type = FF_OPT_SGD;
+    cfg.optimizer.lr = 0.1f;
+    cfg.optimizer.momentum = 0.0f;
+    cfg.optimizer.weight_decay = 0.0f;
+    memcpy(p, base, sizeof p);
+    run_optim(&cfg, 1, p, N);
+    for (int i = 0; i < N; i++)
+        CHECK_NEAR(p[i], base[i] - 0.1f * (0.5f + 0.01f * i), 1e-6);
+    /* each setting, changed alone, must change the result after 3 steps */
+    float ref[N];
+    memcpy(ref, base, sizeof ref);
+    run_optim(&cfg, 3, ref, N);
+    struct { const char *name; float *field; float value; ff_opt_kind kind; } knobs[] = {
+        {"sgd lr", &cfg.optimizer.lr, 0.05f, FF_OPT_SGD},
+        {"sgd momentum", &cfg.optimizer.momentum, 0.9f, FF_OPT_SGD},
+        {"sgd weight_decay", &cfg.optimizer.weight_decay, 0.01f, FF_OPT_SGD},
+        {"adam lr", &cfg.optimizer.lr, 0.05f, FF_OPT_ADAM},
+        {"adam beta1", &cfg.optimizer.beta1, 0.5f, FF_OPT_ADAM},
+        {"adam beta2", &cfg.optimizer.beta2, 0.9f, FF_OPT_ADAM},
+        {"adam eps", &cfg.optimizer.eps, 0.5f, FF_OPT_ADAM},
+        {"adam weight_decay", &cfg.optimizer.weight_decay, 0.3f, FF_OPT_ADAM},
+    };
+    for (size_t k = 0; k < sizeof knobs / sizeof knobs[0]; k++) {
+        ff_config c0 = cfg;
+        c0.optimizer.type = knobs[k].kind;
+        float a[N], b[N];
+        memcpy(a, base, sizeof a);
+        memcpy(b, base, sizeof b);
+        run_optim(&c0, 3, a, N);
+        float saved = *knobs[k].field;
+        *knobs[k].field = knobs[k].value;
+        ff_config c1 = cfg;
+        c1.optimizer.type = knobs[k].kind;
+        *knobs[k].field = saved;
+        run_optim(&c1, 3, b, N);
+        int all_changed = 1, all_moved = 1;
+        for (int i = 0; i < N; i++) {
+            all_changed &= a[i] != b[i];
+            all_moved &= a[i] != base[i];
+        }
+        if (!all_changed || !all_moved)
+            fprintf(stderr, "  setting %s not applied to every parameter\n", knobs[k].name);
+        CHECK(all_changed && all_moved);
+    }
+    /* Adam's first step moves each parameter by about lr (bias-corrected) */
+    cfg.optimizer.type = FF_OPT_ADAM;
+    cfg.optimizer.lr = 0.01f;
+    cfg.optimizer.weight_decay = 0.0f;
+    memcpy(p, base, sizeof p);
+    run_optim(&cfg, 1, p, N);
+    for (int i = 0; i < N; i++)
+        CHECK_NEAR(base[i] - p[i], 0.01, 1e-5);
+}
+
+static void test_schedules(void)
+{
+    ff_config cfg;
+    ff_config_defaults(&cfg);
+    cfg.optimizer.lr = 1.0f;
+    cfg.schedule.type = FF_SCHED_CONSTANT;
+    CHECK(ff_schedule_lr(&cfg, 999, 1000) == 1.0f);
+    cfg.schedule.type = FF_SCHED_LINEAR;
+    cfg.schedule.decay_start = 0.5f;
+    cfg.schedule.final_lr_scale = 0.0f;
+    CHECK(ff_schedule_lr(&cfg, 0, 1000) == 1.0f);
+    CHECK(ff_schedule_lr(&cfg, 499, 1000) == 1.0f);
+    CHECK_NEAR(ff_schedule_lr(&cfg, 750, 1000), 0.5, 1e-6);
+    CHECK_NEAR(ff_schedule_lr(&cfg, 1000, 1000), 0.0, 1e-6);
+    cfg.schedule.type = FF_SCHED_COSINE;
+    CHECK_NEAR(ff_schedule_lr(&cfg, 750, 1000), 0.5, 1e-6);
+    CHECK(ff_schedule_lr(&cfg, 600, 1000) > 0.9f);
+    CHECK_NEAR(ff_schedule_lr(&cfg, 1000, 1000), 0.0, 1e-6);
+}
+
+/* pitfall: evaluation sums goodness over all layers but the first */
+static void test_eval_skips_first_layer(void)
+{
+    ff_config cfg = small_config(3, 16);
+    ff_rng r;
+    ff_rng_seed(&r, 9);
+    ff_net net;
+    CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 100, &r, NULL) == FF_OK);
+    CHECK(ff_eval_first_layer(&net) == 1);
+    ff_dataset ds = {.n = 4, .rows = 28, .cols = 28, .dim = 784};
+    ds.images = malloc(sizeof(float) * 4 * 784);
+    ds.labels = calloc(4, 1);
+    fill_images(&r, ds.images, 4, 784);
+    static float xbuf[100 * 784], scores[40], x1[784];
+    int idx[4] = {2, 0, 3, 1};
+    ff_eval_goodness_scores(&net, FF_EMBED_OVERLAY, &ds, idx, 4, xbuf, scores);
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 10; k += 3) {
+            uint8_t lab = (uint8_t)k;
+            ff_embed_batch(FF_EMBED_OVERLAY, ds.images, 28, 28, &idx[i], &lab, 1, x1);
+            ff_net_forward(&net, x1, 1);
+            float g1, g2, g0;
+            ff_goodness(net.out[0], 1, 16, &g0);
+            ff_goodness(net.out[1], 1, 16, &g1);
+            ff_goodness(net.out[2], 1, 16, &g2);
+            CHECK_NEAR(scores[i * 10 + k], g1 + g2, 1e-3 * (g1 + g2) + 1e-5);
+            CHECK(fabs(scores[i * 10 + k] - (g0 + g1 + g2)) > 1e-6 || g0 == 0.0f);
+        }
+    free(ds.images);
+    free(ds.labels);
+    ff_net_free(&net);
+}
+
+static const char *tmp_model(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "/tmp/ff_test_model_%d.ffm", (int)getpid());
+    return buf;
+}
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*len);
+    if (fread(b, 1, *len, f) != *len)
+        *len = 0;
+    fclose(f);
+    return b;
+}
+
+static void spit(const char *path, const uint8_t *b, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    fwrite(b, 1, len, f);
+    fclose(f);
+}
+
+static void test_checkpoint_roundtrip_and_corruption(void)
+{
+    ff_config cfg = small_config(2, 12);
+    cfg.optimizer.type = FF_OPT_ADAM;
+    snprintf(cfg.name, sizeof cfg.name, "ckpt");
+    ff_rng r;
+    ff_rng_seed(&r, 10);
+    ff_net net;
+    ff_optim opt;
+    ff_err err;
+    CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 4, &r, &err) == FF_OK);
+    CHECK(ff_optim_init(&opt, &cfg, net.n_params, &err) == FF_OK);
+    for (size_t i = 0; i < net.n_params; i++)
+        net.grads[i] = ff_rng_normal(&r);
+    ff_optim_step(&opt, net.params, net.grads, 0.01f);
+    char path[256];
+    tmp_model(path, sizeof path);
+    ff_checkpoint_state st = {.cfg = &cfg, .net = &net, .opt = &opt, .rng = &r, .epoch = 7,
+                              .step = 1234};
+    CHECK(ff_checkpoint_save(path, &st, &err) == FF_OK);
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    CHECK(access(tmp, F_OK) != 0); /* the temporary file was renamed away */
+    size_t len = 0;
+    uint8_t *b = slurp(path, &len);
+    CHECK(b && len > FF_CHECKPOINT_HEADER);
+    if (!b || len <= FF_CHECKPOINT_HEADER)
+        return;
+    /* byte-level header */
+    CHECK(memcmp(b, "FFRUNMDL", 8) == 0);
+    CHECK(b[8] == 1 && b[9] == 0 && b[10] == 0 && b[11] == 0);
+    uint32_t cfg_len = b[12] | b[13] << 8 | b[14] << 16 | (uint32_t)b[15] << 24;
+    uint64_t np = 0;
+    for (int i = 7; i >= 0; i--)
+        np = np << 8 | b[16 + i];
+    CHECK(np == net.n_params);
+    CHECK(b[32] == 7 && b[40] == (1234 & 0xff) && b[41] == (1234 >> 8));
+    CHECK(len == FF_CHECKPOINT_HEADER + cfg_len + 4 * (net.n_params * 3) + 4);
+    float first;
+    memcpy(&first, b + FF_CHECKPOINT_HEADER + cfg_len, 4);
+    CHECK(first == net.params[0]);
+
+    ff_checkpoint ck;
+    CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
+    CHECK(ck.epoch == 7 && ck.step == 1234 && ck.opt_t == 1);
+    CHECK(ck.n_params == net.n_params && ck.n_state == 2 * net.n_params);
+    CHECK(ck.params && memcmp(ck.params, net.params, net.n_params * 4) == 0);
+    CHECK(ck.state && memcmp(ck.state, opt.state, ck.n_state * 4) == 0);
+    CHECK(memcmp(&ck.rng, &r, sizeof r) == 0);
+    CHECK(ck.cfg.model.n_layers == 2 && ck.cfg.model.layers[1].units == 12);
+    CHECK(strcmp(ck.cfg.name, "ckpt") == 0 && ck.cfg.optimizer.type == FF_OPT_ADAM);
+    ff_checkpoint_free(&ck);
+
+    /* a flipped bit anywhere is a checksum error */
+    b[len / 2] ^= 0x10;
+    spit(path, b, len);
+    CHECK(ff_checkpoint_load(path, &ck, &err) == FF_ERR_FORMAT);
+    CHECK(strstr(err.msg, "checksum") != NULL && strstr(err.msg, path) != NULL);
+    b[len / 2] ^= 0x10;
+    /* truncated */
+    spit(path, b, len - 100);
+    CHECK(ff_checkpoint_load(path, &ck, &err) == FF_ERR_FORMAT);
+    CHECK(strstr(err.msg, "truncated") != NULL);
+    /* bad magic */
+    b[0] = 'X';
+    spit(path, b, len);
+    CHECK(ff_checkpoint_load(path, &ck, &err) == FF_ERR_FORMAT);
+    CHECK(strstr(err.msg, "magic") != NULL);
+    unlink(path);
+    CHECK(ff_checkpoint_load(path, &ck, &err) == FF_ERR_IO);
+    free(b);
+    ff_optim_free(&opt);
+    ff_net_free(&net);
+}
+
+int main(void)
+{
+    RUN(test_negative_labels_never_true);
+    RUN(test_hard_negatives_never_true);
+    RUN(test_positive_negative_same_range);
+    RUN(test_neutral_and_channels_embedding);
+    RUN(test_alternate_equals_joint);
+    RUN(test_pass_loss_is_mean_of_per_sample);
+    RUN(test_optimizer_settings_applied);
+    RUN(test_schedules);
+    RUN(test_eval_skips_first_layer);
+    RUN(test_checkpoint_roundtrip_and_corruption);
+    TEST_MAIN_END();
+}

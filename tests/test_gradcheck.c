@@ -1,0 +1,449 @@
+/* test_gradcheck.c - finite-difference checks of the FF loss gradient, the
+ * normalisation gradient and the fc/conv/local parameter gradients, plus the
+ * per-sample-goodness and whole-vector-normalisation pitfalls. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ff/layer.h"
+#include "ff/objective.h"
+#include "ff/rng.h"
+#include "test.h"
+
+/* |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|) */
+#define FD_ATOL 1e-3
+#define FD_RTOL 2e-2
+
+typedef struct fd_stats {
+    int checked, failed, skipped;
+    double worst; /* largest error / allowed error seen */
+} fd_stats;
+
+static void fd_compare(fd_stats *st, const char *what, size_t index, double an, double fd)
+{
+    double err = fabs(an - fd);
+    double allowed = FD_ATOL + FD_RTOL * fmax(fabs(an), fabs(fd));
+    st->checked++;
+    if (err / allowed > st->worst)
+        st->worst = err / allowed;
+    if (err > allowed) {
+        st->failed++;
+        if (st->failed <= 5)
+            fprintf(stderr, "  %s[%zu]: analytic %.6g, finite difference %.6g\n", what, index,
+                    an, fd);
+    }
+}
+
+static void fill_normal(float *p, size_t n, ff_rng *rng, float scale)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = ff_rng_normal(rng) * scale;
+}
+
+static void relu_into(const float *z, float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = z[i] > 0.0f ? z[i] : 0.0f;
+}
+
+/* ---- (a) FF loss: dpre against d(loss)/d(pre-activation) ---- */
+
+enum { LB = 4, LD = 12 };
+
+static float loss_of_pre(const float *z, float theta, int sign)
+{
+    float y[LB * LD];
+    relu_into(z, y, LB * LD);
+    return ff_ff_loss(y, LB, LD, theta, sign, 1.0f / LB, NULL, NULL);
+}
+
+static void check_loss_grad(int sign)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 100 + sign);
+    float z[LB * LD], y[LB * LD], dpre[LB * LD], g[LB];
+    for (int i = 0; i < LB * LD; i++) {
+        do /* away from the ReLU kink: |z| >= 0.2 > h */
+            z[i] = ff_rng_normal(&rng);
+        while (fabsf(z[i]) < 0.2f);
+    }
+    relu_into(z, y, LB * LD);
+    const float theta = 6.0f; /* about E[g], so the sigmoid is not saturated */
+    ff_ff_loss(y, LB, LD, theta, sign, 1.0f / LB, g, dpre);
+    const float h = 1e-2f;
+    fd_stats st = {0};
+    for (int i = 0; i < LB * LD; i++) {
+        float keep = z[i];
+        z[i] = keep + h;
+        float lp = loss_of_pre(z, theta, sign);
+        z[i] = keep - h;
+        float lm = loss_of_pre(z, theta, sign);
+        z[i] = keep;
+        fd_compare(&st, sign > 0 ? "dpre(pos)" : "dpre(neg)", (size_t)i, dpre[i],
+                   ((double)lp - lm) / (2.0 * h));
+    }
+    CHECK(st.failed == 0);
+    CHECK(st.checked == LB * LD);
+    /* the gradient pushes goodness up for positive data, down for negative */
+    double dot = 0.0;
+    for (int i = 0; i < LB * LD; i++)
+        dot += (double)dpre[i] * y[i];
+    CHECK(sign > 0 ? dot < 0.0 : dot > 0.0);
+}
+
+static void test_loss_gradient(void)
+{
+    check_loss_grad(+1);
+    check_loss_grad(-1);
+}
+
+/* ---- (b) normalisation backward against a random linear function of its output ---- */
+
+enum { NB = 3, ND = 10 };
+
+static double linear_of_norm(const float *x, const float *c, float eps)
+{
+    float out[NB * ND];
+    ff_normalize(x, out, NB, ND, eps);
+    double s = 0.0;
+    for (int i = 0; i < NB * ND; i++)
+        s += (double)c[i] * out[i];
+    return s;
+}
+
+static void check_normalize_grad(float eps, uint64_t seed)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, seed);
+    float x[NB * ND], c[NB * ND], dx[NB * ND];
+    fill_normal(x, NB * ND, &rng, 1.0f);
+    fill_normal(c, NB * ND, &rng, 1.0f);
+    ff_normalize_backward(x, c, dx, NB, ND, eps);
+    const float h = 5e-3f;
+    fd_stats st = {0};
+    for (int i = 0; i < NB * ND; i++) {
+        float keep = x[i];
+        x[i] = keep + h;
+        double fp = linear_of_norm(x, c, eps);
+        x[i] = keep - h;
+        double fm = linear_of_norm(x, c, eps);
+        x[i] = keep;
+        fd_compare(&st, "dx", (size_t)i, dx[i], (fp - fm) / (2.0 * h));
+    }
+    CHECK(st.failed == 0);
+}
+
+static void test_normalize_gradient(void)
+{
+    check_normalize_grad(1e-8f, 7);
+    check_normalize_grad(0.5f, 8); /* eps large enough to matter */
+}
+
+/* ---- (c) layer parameter gradients ---- */
+
+typedef struct gc_layer {
+    ff_layer l;
+    float *mem, *ws, *x, *y, *dpre, *mask;
+    int batch;
+    float theta;
+    int sign;
+} gc_layer;
+
+static int gc_build(gc_layer *t, ff_layer_kind kind, ff_shape in, int out, int k, int s,
+                    int batch, ff_rng *rng)
+{
+    memset(t, 0, sizeof *t);
+    ff_layer_cfg cfg = {.kind = kind, .units = out, .channels = out, .kernel = k, .stride = s};
+    ff_err err = {0};
+    if (ff_layer_setup(&t->l, &cfg, in, 0, &err)) {
+        fprintf(stderr, "  setup: %s\n", err.msg);
+        return -1;
+    }
+    const size_t np = t->l.n_weights + t->l.n_bias, ws = ff_layer_workspace(&t->l, batch);
+    const size_t nx = (size_t)batch * ff_shape_dim(in), ny = (size_t)batch * ff_shape_dim(t->l.out);
+    t->batch = batch;
+    t->mem = calloc(2 * np, sizeof(float));
+    t->ws = calloc(ws ? ws : 1, sizeof(float));
+    t->x = calloc(nx, sizeof(float));
+    t->y = calloc(ny, sizeof(float));
+    t->dpre = calloc(ny, sizeof(float));
+    t->mask = calloc(ny, sizeof(float));
+    if (!t->mem || !t->ws || !t->x || !t->y || !t->dpre || !t->mask)
+        return -1;
+    t->l.W = t->mem;
+    t->l.b = t->l.W + t->l.n_weights;
+    t->l.gW = t->l.b + t->l.n_bias;
+    t->l.gb = t->l.gW + t->l.n_weights;
+    ff_layer_init_params(&t->l, rng);
+    fill_normal(t->l.b, t->l.n_bias, rng, 0.2f);
+    fill_normal(t->x, nx, rng, 1.0f);
+    return 0;
+}
+
+static void gc_free(gc_layer *t)
+{
+    free(t->mem);
+    free(t->ws);
+    free(t->x);
+    free(t->y);
+    free(t->dpre);
+    free(t->mask);
+}
+
+static size_t gc_ny(const gc_layer *t) { return (size_t)t->batch * ff_shape_dim(t->l.out); }
+
+/* forward + FF loss (batch mean); fills dpre if want_grad */
+static float gc_loss(gc_layer *t, int want_grad)
+{
+    ff_layer_forward(&t->l, t->x, t->y, t->batch, t->ws);
+    return ff_ff_loss(t->y, t->batch, ff_shape_dim(t->l.out), t->theta, t->sign,
+                      1.0f / t->batch, NULL, want_grad ? t->dpre : NULL);
+}
+
+/* theta = mean goodness of the current output, so the sigmoid is not saturated */
+static void gc_set_theta(gc_layer *t)
+{
+    float g[16];
+    ff_layer_forward(&t->l, t->x, t->y, t->batch, t->ws);
+    ff_goodness(t->y, t->batch, ff_shape_dim(t->l.out), g);
+    double s = 0.0;
+    for (int i = 0; i < t->batch; i++)
+        s += g[i];
+    t->theta = (float)(s / t->batch);
+}
+
+static int same_active_set(const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((a[i] > 0.0f) != (b[i] > 0.0f))
+            return 0;
+    return 1;
+}
+
+/* central difference of the loss w.r.t. *p; returns 0 (and skips) if the step
+ * moves a pre-activation across the ReLU kink */
+static int gc_fd(gc_layer *t, float *p, float h, double *fd)
+{
+    float keep = *p;
+    *p = keep + h;
+    float lp = gc_loss(t, 0);
+    memcpy(t->mask, t->y, gc_ny(t) * sizeof(float));
+    *p = keep - h;
+    float lm = gc_loss(t, 0);
+    *p = keep;
+    *fd = ((double)lp - lm) / (2.0 * h);
+    return same_active_set(t->mask, t->y, gc_ny(t));
+}
+
+/* checks n random entries of p (analytic gradient g) against finite differences */
+static void gc_check_params(gc_layer *t, float *p, const float *g, size_t n, int samples,
+                            const char *what, ff_rng *rng, fd_stats *st)
+{
+    const float h = 1e-3f;
+    for (int s = 0; s < samples; s++) {
+        size_t i = (size_t)samples >= n ? (size_t)s % n : ff_rng_below(rng, (uint32_t)n);
+        double fd;
+        if (!gc_fd(t, p + i, h, &fd)) {
+            st->skipped++;
+            continue;
+        }
+        fd_compare(st, what, i, g[i], fd);
+    }
+}
+
+static const char *const kind_name[] = {"fc", "conv", "local"};
+
+static void check_layer_grad(ff_layer_kind kind, ff_shape in, int out, int k, int s, int sign,
+                             uint64_t seed)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, seed);
+    gc_layer t;
+    CHECK(gc_build(&t, kind, in, out, k, s, 3, &rng) == 0);
+    t.sign = sign;
+    gc_set_theta(&t);
+    gc_loss(&t, 1);
+    ff_layer_backward(&t.l, t.x, t.dpre, t.batch, 0.0f, t.ws);
+    /* copy: the finite-difference forwards reuse the workspace */
+    float *gW = malloc(t.l.n_weights * sizeof(float)), *gb = malloc(t.l.n_bias * sizeof(float));
+    memcpy(gW, t.l.gW, t.l.n_weights * sizeof(float));
+    memcpy(gb, t.l.gb, t.l.n_bias * sizeof(float));
+    fd_stats st = {0};
+    gc_check_params(&t, t.l.W, gW, t.l.n_weights, 60, "gW", &rng, &st);
+    gc_check_params(&t, t.l.b, gb, t.l.n_bias, 20, "gb", &rng, &st);
+    if (getenv("FF_GRADCHECK_VERBOSE") || st.failed || st.skipped > st.checked / 4)
+        fprintf(stderr, "  %s sign %+d: %d checked, %d failed, %d skipped (kink), worst %.2f\n",
+                kind_name[kind], sign, st.checked, st.failed, st.skipped, st.worst);
+    CHECK(st.failed == 0);
+    CHECK(st.checked >= 60);
+    free(gW);
+    free(gb);
+    gc_free(&t);
+}
+
+static void test_fc_gradient(void)
+{
+    check_layer_grad(FF_LAYER_FC, (ff_shape){3, 2, 2}, 5, 0, 0, +1, 201);
+    check_layer_grad(FF_LAYER_FC, (ff_shape){3, 2, 2}, 5, 0, 0, -1, 202);
+}
+
+static void test_conv_gradient(void)
+{
+    check_layer_grad(FF_LAYER_CONV, (ff_shape){2, 6, 5}, 3, 3, 1, +1, 301);
+    check_layer_grad(FF_LAYER_CONV, (ff_shape){2, 6, 5}, 3, 3, 1, -1, 302);
+    check_layer_grad(FF_LAYER_CONV, (ff_shape){2, 8, 7}, 3, 3, 2, +1, 303); /* floor */
+}
+
+static void test_local_gradient(void)
+{
+    check_layer_grad(FF_LAYER_LOCAL, (ff_shape){2, 7, 6}, 3, 3, 2, +1, 401);
+    check_layer_grad(FF_LAYER_LOCAL, (ff_shape){2, 7, 6}, 3, 3, 2, -1, 402);
+    check_layer_grad(FF_LAYER_LOCAL, (ff_shape){3, 5, 5}, 2, 2, 1, +1, 403);
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        m = d > m ? d : m;
+    }
+    return m;
+}
+
+/* beta = 0 overwrites whatever was in gW/gb; beta = 1 adds to it */
+static void check_beta(ff_layer_kind kind, ff_shape in, int out, int k, int s)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 500 + kind);
+    gc_layer t;
+    CHECK(gc_build(&t, kind, in, out, k, s, 3, &rng) == 0);
+    const size_t ny = gc_ny(&t), np = t.l.n_weights + t.l.n_bias;
+    float *d1 = malloc(ny * sizeof(float)), *d2 = malloc(ny * sizeof(float)),
+          *g1 = malloc(np * sizeof(float)), *g12 = malloc(np * sizeof(float));
+    fill_normal(d1, ny, &rng, 1.0f);
+    fill_normal(d2, ny, &rng, 1.0f);
+    float *grads = t.l.gW; /* gW then gb, contiguous */
+    for (size_t i = 0; i < np; i++)
+        grads[i] = 1e30f;
+    ff_layer_backward(&t.l, t.x, d1, t.batch, 0.0f, t.ws);
+    memcpy(g1, grads, np * sizeof(float));
+    for (size_t i = 0; i < ny; i++)
+        t.dpre[i] = d1[i] + d2[i];
+    ff_layer_backward(&t.l, t.x, t.dpre, t.batch, 0.0f, t.ws);
+    memcpy(g12, grads, np * sizeof(float));
+    ff_layer_backward(&t.l, t.x, d1, t.batch, 0.0f, t.ws);
+    CHECK(max_abs_diff(grads, g1, np) == 0.0); /* overwrite, deterministic */
+    ff_layer_backward(&t.l, t.x, d2, t.batch, 1.0f, t.ws);
+    CHECK(max_abs_diff(grads, g12, np) < 1e-4);
+    double mx = 0.0;
+    for (size_t i = 0; i < np; i++)
+        mx = fmax(mx, fabs(g1[i]));
+    CHECK(mx < 1e3 && mx > 0.0);
+    free(d1);
+    free(d2);
+    free(g1);
+    free(g12);
+    gc_free(&t);
+}
+
+static void test_beta_accumulates(void)
+{
+    check_beta(FF_LAYER_FC, (ff_shape){3, 2, 2}, 5, 0, 0);
+    check_beta(FF_LAYER_CONV, (ff_shape){2, 6, 5}, 3, 3, 1);
+    check_beta(FF_LAYER_LOCAL, (ff_shape){2, 7, 6}, 3, 3, 2);
+}
+
+/* ---- pitfalls ---- */
+
+/* goodness is per sample: changing sample 1 leaves sample 0's goodness and
+ * gradient alone, and the batch loss is the sum of per-sample losses */
+static void test_goodness_per_sample(void)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 600);
+    enum { B = 3, D = 8 };
+    float y[B * D], g1[B], g2[B], d1[B * D], d2[B * D];
+    for (int i = 0; i < B * D; i++)
+        y[i] = fabsf(ff_rng_normal(&rng));
+    const float theta = 5.0f;
+    for (int sign = -1; sign <= 1; sign += 2) {
+        float l1 = ff_ff_loss(y, B, D, theta, sign, 1.0f, g1, d1);
+        for (int i = 0; i < B; i++) {
+            double gi = 0.0;
+            for (int j = 0; j < D; j++)
+                gi += (double)y[i * D + j] * y[i * D + j];
+            CHECK_NEAR(g1[i], gi, 1e-5);
+        }
+        double sum = 0.0;
+        for (int i = 0; i < B; i++)
+            sum += ff_ff_loss(y + i * D, 1, D, theta, sign, 1.0f, NULL, NULL);
+        CHECK_NEAR(l1, sum, 1e-5);
+        float keep[D];
+        memcpy(keep, y + D, sizeof keep);
+        for (int j = 0; j < D; j++)
+            y[D + j] *= 3.0f;
+        ff_ff_loss(y, B, D, theta, sign, 1.0f, g2, d2);
+        memcpy(y + D, keep, sizeof keep);
+        CHECK(g1[0] == g2[0] && g1[2] == g2[2] && g1[1] != g2[1]);
+        CHECK(memcmp(d1, d2, D * sizeof(float)) == 0);
+        CHECK(memcmp(d1 + 2 * D, d2 + 2 * D, D * sizeof(float)) == 0);
+        CHECK(memcmp(d1 + D, d2 + D, D * sizeof(float)) != 0);
+    }
+}
+
+/* normalisation is over each sample's whole vector (all channels and locations) */
+static void test_normalize_whole_vector(void)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 700);
+    enum { C = 3, H = 2, W = 2, D = C * H * W };
+    const float chan_scale[C] = {10.0f, 1.0f, 0.1f};
+    float x[2 * D], out[2 * D], out5[2 * D];
+    for (int i = 0; i < 2 * D; i++)
+        x[i] = ff_rng_normal(&rng) * chan_scale[(i % D) / (H * W)];
+    ff_normalize(x, out, 2, D, 1e-8f);
+    for (int s = 0; s < 2; s++) {
+        double ms = 0.0, chan[C] = {0}, loc[H * W] = {0};
+        for (int j = 0; j < D; j++) {
+            double v = (double)out[s * D + j] * out[s * D + j];
+            ms += v / D;
+            chan[j / (H * W)] += v / (H * W);
+            loc[j % (H * W)] += v / C;
+        }
+        CHECK_NEAR(ms, 1.0, 1e-5);
+        CHECK(chan[0] > 2.0 && chan[2] < 0.1); /* channels keep their relative scale */
+        int loc_not_one = 0;
+        for (int p = 0; p < H * W; p++)
+            loc_not_one += fabs(loc[p] - 1.0) > 0.05;
+        CHECK(loc_not_one > 0);
+    }
+    /* direction only: a sample scaled by 5 gives the same output; the
+     * other sample does not matter */
+    memcpy(out5, x, sizeof x);
+    for (int j = 0; j < D; j++)
+        out5[j] *= 5.0f;
+    for (int j = D; j < 2 * D; j++)
+        out5[j] = ff_rng_normal(&rng);
+    ff_normalize(out5, out5, 2, D, 1e-8f);
+    for (int j = 0; j < D; j++)
+        CHECK_NEAR(out5[j], out[j], 1e-5 * (1.0 + fabs(out[j])));
+    /* a one-channel image keeps its grey levels (per-pixel normalisation would binarise it) */
+    float img[4] = {0.1f, 0.5f, 0.9f, 0.0f}, n[4];
+    ff_normalize(img, n, 1, 4, 1e-8f);
+    CHECK_NEAR(n[1] / n[0], 5.0, 1e-4);
+    CHECK_NEAR(n[2] / n[0], 9.0, 1e-4);
+    CHECK(n[3] == 0.0f);
+}
+
+int main(void)
+{
+    RUN(test_loss_gradient);
+    RUN(test_normalize_gradient);
+    RUN(test_fc_gradient);
+    RUN(test_conv_gradient);
+    RUN(test_local_gradient);
+    RUN(test_beta_accumulates);
+    RUN(test_goodness_per_sample);
+    RUN(test_normalize_whole_vector);
+    TEST_MAIN_END();
+}

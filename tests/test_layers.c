@@ -1,0 +1,461 @@
+/* test_layers.c - conv and local layers against naive loop references, shapes of the
+ * paper's nets, initialisation of every location, geometry errors, flops, workspace. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ff/config.h"
+#include "ff/layer.h"
+#include "ff/net.h"
+#include "ff/rng.h"
+#include "test.h"
+
+#define GUARD 64
+#define SENTINEL 12345.0f
+
+/* a layer with its own parameter, gradient and workspace buffers */
+typedef struct tlayer {
+    ff_layer l;
+    float *mem;   /* W, b, gW, gb */
+    float *ws;    /* workspace followed by GUARD sentinel floats */
+    size_t ws_n;
+} tlayer;
+
+static ff_layer_cfg layer_cfg(ff_layer_kind kind, int out, int k, int s)
+{
+    ff_layer_cfg c = {0};
+    c.kind = kind;
+    c.units = out;
+    c.channels = out;
+    c.kernel = k;
+    c.stride = s;
+    c.line = 3;
+    c.col = 5;
+    return c;
+}
+
+static void fill_normal(float *p, size_t n, ff_rng *rng, float scale)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = ff_rng_normal(rng) * scale;
+}
+
+/* sets up the layer, random W (init) and random b; 0 on success */
+static int tl_build(tlayer *t, ff_layer_kind kind, ff_shape in, int out, int k, int s, int batch,
+                    ff_rng *rng)
+{
+    memset(t, 0, sizeof *t);
+    ff_layer_cfg cfg = layer_cfg(kind, out, k, s);
+    ff_err err = {0};
+    if (ff_layer_setup(&t->l, &cfg, in, 0, &err)) {
+        fprintf(stderr, "  setup: %s\n", err.msg);
+        return -1;
+    }
+    size_t np = t->l.n_weights + t->l.n_bias;
+    t->mem = calloc(2 * np, sizeof(float));
+    t->ws_n = ff_layer_workspace(&t->l, batch);
+    t->ws = malloc((t->ws_n + GUARD) * sizeof(float));
+    if (!t->mem || !t->ws)
+        return -1;
+    for (int i = 0; i < GUARD; i++)
+        t->ws[t->ws_n + i] = SENTINEL;
+    t->l.W = t->mem;
+    t->l.b = t->l.W + t->l.n_weights;
+    t->l.gW = t->l.b + t->l.n_bias;
+    t->l.gb = t->l.gW + t->l.n_weights;
+    ff_layer_init_params(&t->l, rng);
+    fill_normal(t->l.b, t->l.n_bias, rng, 0.3f);
+    return 0;
+}
+
+static void tl_free(tlayer *t)
+{
+    free(t->mem);
+    free(t->ws);
+}
+
+static int guard_intact(const tlayer *t)
+{
+    for (int i = 0; i < GUARD; i++)
+        if (t->ws[t->ws_n + i] != SENTINEL)
+            return 0;
+    return 1;
+}
+
+static float relu(double v) { return v > 0.0 ? (float)v : 0.0f; }
+
+static double xat(const float *x, ff_shape in, int i, int c, int yy, int xx)
+{
+    return x[(size_t)i * ff_shape_dim(in) + ((size_t)c * in.h + yy) * in.w + xx];
+}
+
+/* naive conv; W [co][c][ki][kj] */
+static void ref_conv(const ff_layer *l, const float *x, float *y, int batch)
+{
+    const int k = l->kernel, s = l->stride, K = l->in.c * k * k;
+    for (int i = 0; i < batch; i++)
+        for (int co = 0; co < l->out.c; co++)
+            for (int oy = 0; oy < l->out.h; oy++)
+                for (int ox = 0; ox < l->out.w; ox++) {
+                    double acc = l->b[co];
+                    for (int c = 0; c < l->in.c; c++)
+                        for (int ki = 0; ki < k; ki++)
+                            for (int kj = 0; kj < k; kj++)
+                                acc += (double)l->W[(size_t)co * K + (c * k + ki) * k + kj] *
+                                       xat(x, l->in, i, c, oy * s + ki, ox * s + kj);
+                    y[(size_t)i * ff_shape_dim(l->out) + (co * l->out.h + oy) * l->out.w + ox] =
+                        relu(acc);
+                }
+}
+
+/* naive locally connected layer; W [p][co][c][ki][kj], b [co][p] */
+static void ref_local(const ff_layer *l, const float *x, float *y, int batch)
+{
+    const int k = l->kernel, s = l->stride, K = l->in.c * k * k, P = l->out.h * l->out.w;
+    for (int i = 0; i < batch; i++)
+        for (int co = 0; co < l->out.c; co++)
+            for (int oy = 0; oy < l->out.h; oy++)
+                for (int ox = 0; ox < l->out.w; ox++) {
+                    const int p = oy * l->out.w + ox;
+                    const float *Wp = l->W + ((size_t)p * l->out.c + co) * K;
+                    double acc = l->b[co * P + p];
+                    for (int c = 0; c < l->in.c; c++)
+                        for (int ki = 0; ki < k; ki++)
+                            for (int kj = 0; kj < k; kj++)
+                                acc += (double)Wp[(c * k + ki) * k + kj] *
+                                       xat(x, l->in, i, c, oy * s + ki, ox * s + kj);
+                    y[(size_t)i * ff_shape_dim(l->out) + co * P + p] = relu(acc);
+                }
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        m = d > m ? d : m;
+    }
+    return m;
+}
+
+static size_t count_positive(const float *a, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += a[i] > 0.0f;
+    return c;
+}
+
+/* forward of a layer kind vs its reference on random data */
+static void check_against_ref(ff_layer_kind kind, ff_shape in, int out, int k, int s, int batch,
+                              uint64_t seed)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, seed);
+    tlayer t;
+    CHECK(tl_build(&t, kind, in, out, k, s, batch, &rng) == 0);
+    size_t nx = (size_t)batch * ff_shape_dim(in), ny = (size_t)batch * ff_shape_dim(t.l.out);
+    float *x = malloc(nx * sizeof(float)), *y = malloc(ny * sizeof(float)),
+          *r = malloc(ny * sizeof(float));
+    fill_normal(x, nx, &rng, 1.0f);
+    for (size_t i = 0; i < ny; i++)
+        y[i] = -1.0f; /* every output must be written */
+    ff_layer_forward(&t.l, x, y, batch, t.ws);
+    if (kind == FF_LAYER_CONV)
+        ref_conv(&t.l, x, r, batch);
+    else
+        ref_local(&t.l, x, r, batch);
+    CHECK(max_abs_diff(y, r, ny) < 1e-4);
+    /* ReLU really clips: some but not all outputs are active */
+    size_t pos = count_positive(r, ny);
+    CHECK(pos > 0 && pos < ny);
+    CHECK(guard_intact(&t));
+    free(x);
+    free(y);
+    free(r);
+    tl_free(&t);
+}
+
+static void test_conv_matches_reference(void)
+{
+    check_against_ref(FF_LAYER_CONV, (ff_shape){1, 28, 28}, 128, 10, 6, 3, 1); /* paper layer 1 */
+    check_against_ref(FF_LAYER_CONV, (ff_shape){128, 4, 4}, 20, 2, 1, 2, 2);   /* paper layer 2 */
+    check_against_ref(FF_LAYER_CONV, (ff_shape){3, 7, 7}, 4, 3, 2, 5, 3);
+    check_against_ref(FF_LAYER_CONV, (ff_shape){2, 9, 6}, 5, 4, 3, 4, 4); /* floor, h != w */
+    check_against_ref(FF_LAYER_CONV, (ff_shape){2, 5, 5}, 3, 1, 1, 2, 5); /* 1x1 kernel */
+}
+
+static void test_local_matches_reference(void)
+{
+    check_against_ref(FF_LAYER_LOCAL, (ff_shape){1, 28, 28}, 128, 10, 6, 3, 11);
+    check_against_ref(FF_LAYER_LOCAL, (ff_shape){128, 4, 4}, 20, 2, 1, 2, 12);
+    check_against_ref(FF_LAYER_LOCAL, (ff_shape){3, 7, 7}, 4, 3, 2, 5, 13);
+    check_against_ref(FF_LAYER_LOCAL, (ff_shape){2, 9, 6}, 5, 4, 3, 4, 14);
+}
+
+/* a conv whose kernel covers the whole input is an fc layer with the same W, b */
+static void test_conv_full_kernel_is_fc(void)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 21);
+    const ff_shape in = {3, 5, 5};
+    const int batch = 6, out = 7, dim = 75;
+    tlayer conv, fc;
+    CHECK(tl_build(&conv, FF_LAYER_CONV, in, out, 5, 1, batch, &rng) == 0);
+    CHECK(tl_build(&fc, FF_LAYER_FC, in, out, 0, 0, batch, &rng) == 0);
+    CHECK(conv.l.out.c == out && conv.l.out.h == 1 && conv.l.out.w == 1);
+    CHECK(conv.l.n_weights == fc.l.n_weights && conv.l.n_bias == fc.l.n_bias);
+    memcpy(fc.l.W, conv.l.W, conv.l.n_weights * sizeof(float));
+    memcpy(fc.l.b, conv.l.b, conv.l.n_bias * sizeof(float));
+    float x[6 * 75], yc[6 * 7], yf[6 * 7], dpre[6 * 7];
+    fill_normal(x, (size_t)batch * dim, &rng, 1.0f);
+    fill_normal(dpre, (size_t)batch * out, &rng, 1.0f);
+    ff_layer_forward(&conv.l, x, yc, batch, conv.ws);
+    ff_layer_forward(&fc.l, x, yf, batch, fc.ws);
+    CHECK(max_abs_diff(yc, yf, (size_t)batch * out) < 1e-5);
+    ff_layer_backward(&conv.l, x, dpre, batch, 0.0f, conv.ws);
+    ff_layer_backward(&fc.l, x, dpre, batch, 0.0f, fc.ws);
+    CHECK(max_abs_diff(conv.l.gW, fc.l.gW, conv.l.n_weights) < 1e-5);
+    CHECK(max_abs_diff(conv.l.gb, fc.l.gb, conv.l.n_bias) < 1e-5);
+    tl_free(&conv);
+    tl_free(&fc);
+}
+
+/* a local layer with the same weights at every location is the conv layer */
+static void test_local_with_shared_weights_is_conv(void)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 31);
+    const ff_shape in = {2, 8, 8};
+    const int batch = 4, out = 3;
+    tlayer conv, loc;
+    CHECK(tl_build(&conv, FF_LAYER_CONV, in, out, 3, 2, batch, &rng) == 0);
+    CHECK(tl_build(&loc, FF_LAYER_LOCAL, in, out, 3, 2, batch, &rng) == 0);
+    const int P = loc.l.out.h * loc.l.out.w;
+    CHECK(P == 9 && loc.l.n_weights == (size_t)P * conv.l.n_weights);
+    for (int p = 0; p < P; p++) {
+        memcpy(loc.l.W + (size_t)p * conv.l.n_weights, conv.l.W, conv.l.n_weights * sizeof(float));
+        for (int c = 0; c < out; c++)
+            loc.l.b[c * P + p] = conv.l.b[c];
+    }
+    size_t nx = (size_t)batch * 128, ny = (size_t)batch * out * P;
+    float x[4 * 128], yc[4 * 27], yl[4 * 27], dpre[4 * 27];
+    fill_normal(x, nx, &rng, 1.0f);
+    fill_normal(dpre, ny, &rng, 1.0f);
+    ff_layer_forward(&conv.l, x, yc, batch, conv.ws);
+    ff_layer_forward(&loc.l, x, yl, batch, loc.ws);
+    CHECK(max_abs_diff(yc, yl, ny) < 1e-5);
+    /* the conv gradient is the sum of the per-location gradients */
+    ff_layer_backward(&conv.l, x, dpre, batch, 0.0f, conv.ws);
+    ff_layer_backward(&loc.l, x, dpre, batch, 0.0f, loc.ws);
+    float sum[3 * 18] = {0}, bsum[3] = {0};
+    for (int p = 0; p < P; p++) {
+        for (size_t j = 0; j < conv.l.n_weights; j++)
+            sum[j] += loc.l.gW[p * conv.l.n_weights + j];
+        for (int c = 0; c < out; c++)
+            bsum[c] += loc.l.gb[c * P + p];
+    }
+    CHECK(max_abs_diff(sum, conv.l.gW, conv.l.n_weights) < 1e-4);
+    CHECK(max_abs_diff(bsum, conv.l.gb, 3) < 1e-4);
+    CHECK(guard_intact(&conv) && guard_intact(&loc));
+    tl_free(&conv);
+    tl_free(&loc);
+}
+
+static int shape_is(ff_shape s, int c, int h, int w) { return s.c == c && s.h == h && s.w == w; }
+
+/* the paper's nets: 1x28x28 -> 128x4x4 -> 220x3x3 -> 512x2x2 */
+static void check_paper_shapes(ff_layer_kind kind)
+{
+    const int ch[3] = {128, 220, 512}, k[3] = {10, 2, 2}, s[3] = {6, 1, 1}, grid[3] = {4, 3, 2};
+    const int fan_in[3] = {100, 128 * 4, 220 * 4};
+    ff_shape shape = {1, 28, 28};
+    for (int i = 0; i < 3; i++) {
+        ff_layer l = {0};
+        ff_layer_cfg cfg = layer_cfg(kind, ch[i], k[i], s[i]);
+        ff_err err = {0};
+        CHECK(ff_layer_setup(&l, &cfg, shape, i, &err) == FF_OK);
+        CHECK(shape_is(l.out, ch[i], grid[i], grid[i]));
+        size_t P = (size_t)grid[i] * grid[i], per_loc = (size_t)ch[i] * fan_in[i];
+        if (kind == FF_LAYER_CONV) {
+            CHECK(l.n_weights == per_loc && l.n_bias == (size_t)ch[i]);
+            CHECK(ff_layer_flops(&l) == (double)per_loc * P);
+        } else {
+            CHECK(l.n_weights == per_loc * P && l.n_bias == ch[i] * P);
+            CHECK(ff_layer_flops(&l) == (double)per_loc * P);
+        }
+        CHECK(l.threshold == (float)(ch[i] * P));
+        shape = l.out;
+    }
+}
+
+static void test_paper_shapes(void)
+{
+    check_paper_shapes(FF_LAYER_CONV);
+    check_paper_shapes(FF_LAYER_LOCAL);
+    ff_layer l = {0};
+    ff_layer_cfg cfg = layer_cfg(FF_LAYER_FC, 2000, 0, 0);
+    CHECK(ff_layer_setup(&l, &cfg, (ff_shape){1, 28, 28}, 0, NULL) == FF_OK);
+    CHECK(ff_layer_flops(&l) == 784.0 * 2000.0);
+}
+
+/* darknet's local layer initialised only the first location's weights */
+static void check_every_location_initialised(ff_shape in, int out, int k, int s)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 41);
+    tlayer t;
+    CHECK(tl_build(&t, FF_LAYER_LOCAL, in, out, k, s, 1, &rng) == 0);
+    ff_layer_init_params(&t.l, &rng); /* again, so biases are the init's */
+    const int P = t.l.out.h * t.l.out.w, K = in.c * k * k;
+    const size_t per = (size_t)out * K;
+    for (int p = 0; p < P; p++) {
+        const float *Wp = t.l.W + (size_t)p * per;
+        double ss = 0.0;
+        size_t zeros = 0;
+        for (size_t j = 0; j < per; j++) {
+            ss += (double)Wp[j] * Wp[j];
+            zeros += Wp[j] == 0.0f;
+        }
+        /* randn / sqrt(fan_in = K): mean square 1/K */
+        CHECK(zeros == 0);
+        CHECK_NEAR(ss / per * K, 1.0, 0.1);
+    }
+    size_t nz = 0;
+    for (size_t j = 0; j < t.l.n_bias; j++)
+        nz += t.l.b[j] != 0.0f;
+    CHECK(nz == 0);
+    /* locations are not copies of each other */
+    CHECK(memcmp(t.l.W, t.l.W + (P - 1) * per, per * sizeof(float)) != 0);
+    tl_free(&t);
+}
+
+static void test_every_location_initialised(void)
+{
+    check_every_location_initialised((ff_shape){1, 28, 28}, 128, 10, 6);
+    check_every_location_initialised((ff_shape){128, 4, 4}, 220, 2, 1);
+}
+
+static void test_conv_init_scale(void)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 43);
+    tlayer t;
+    CHECK(tl_build(&t, FF_LAYER_CONV, (ff_shape){128, 4, 4}, 220, 2, 1, 1, &rng) == 0);
+    double ss = 0.0;
+    for (size_t j = 0; j < t.l.n_weights; j++)
+        ss += (double)t.l.W[j] * t.l.W[j];
+    CHECK_NEAR(ss / t.l.n_weights * 512.0, 1.0, 0.05);
+    tl_free(&t);
+}
+
+static void check_geometry_error(ff_layer_kind kind, ff_shape in, int out, int k, int s,
+                                 const char *expect)
+{
+    ff_layer l = {0};
+    ff_layer_cfg cfg = layer_cfg(kind, out, k, s);
+    cfg.line = 14;
+    cfg.col = 7;
+    ff_err err = {0};
+    int rc = ff_layer_setup(&l, &cfg, in, 2, &err);
+    CHECK(rc == FF_ERR_USAGE && err.code == FF_ERR_USAGE);
+    if (!strstr(err.msg, expect)) {
+        fprintf(stderr, "  message \"%s\" lacks \"%s\"\n", err.msg, expect);
+        CHECK(0);
+    }
+}
+
+static void test_geometry_errors(void)
+{
+    const ff_shape s4 = {1, 4, 4};
+    check_geometry_error(FF_LAYER_CONV, s4, 8, 10, 1,
+                         "layer 2 (line 14, col 7): conv kernel 10 does not fit input 1x4x4");
+    check_geometry_error(FF_LAYER_LOCAL, s4, 8, 5, 1,
+                         "layer 2 (line 14, col 7): local kernel 5 does not fit input 1x4x4");
+    check_geometry_error(FF_LAYER_CONV, (ff_shape){3, 10, 4}, 8, 5, 1, "kernel 5 does not fit input 3x10x4");
+    check_geometry_error(FF_LAYER_CONV, s4, 8, 0, 1, "conv kernel 0 must be > 0");
+    check_geometry_error(FF_LAYER_CONV, s4, 8, 2, 0, "layer 2 (line 14, col 7): conv stride 0");
+    check_geometry_error(FF_LAYER_LOCAL, s4, 8, 2, -1, "local stride -1 must be > 0");
+    check_geometry_error(FF_LAYER_CONV, s4, 0, 2, 1, "conv channels 0 must be > 0");
+    check_geometry_error(FF_LAYER_LOCAL, s4, -3, 2, 1, "local channels -3");
+    /* (in - kernel) not divisible by stride is fine: floor */
+    ff_layer l = {0};
+    ff_layer_cfg cfg = layer_cfg(FF_LAYER_LOCAL, 2, 4, 3);
+    CHECK(ff_layer_setup(&l, &cfg, (ff_shape){1, 9, 11}, 0, NULL) == FF_OK);
+    CHECK(shape_is(l.out, 2, 2, 3));
+    cfg.kernel = 4;
+    cfg.stride = 100;
+    CHECK(ff_layer_setup(&l, &cfg, (ff_shape){1, 4, 4}, 0, NULL) == FF_OK);
+    CHECK(shape_is(l.out, 2, 1, 1));
+}
+
+/* samples do not interact: sample 0's output ignores sample 1's input */
+static void test_samples_independent(void)
+{
+    for (int kind = FF_LAYER_CONV; kind <= FF_LAYER_LOCAL; kind++) {
+        ff_rng rng;
+        ff_rng_seed(&rng, 51);
+        tlayer t;
+        CHECK(tl_build(&t, (ff_layer_kind)kind, (ff_shape){2, 6, 6}, 4, 3, 1, 2, &rng) == 0);
+        float x[2 * 72], y1[2 * 64], y2[2 * 64];
+        fill_normal(x, 144, &rng, 1.0f);
+        ff_layer_forward(&t.l, x, y1, 2, t.ws);
+        fill_normal(x + 72, 72, &rng, 3.0f);
+        ff_layer_forward(&t.l, x, y2, 2, t.ws);
+        CHECK(memcmp(y1, y2, 64 * sizeof(float)) == 0);
+        CHECK(memcmp(y1 + 64, y2 + 64, 64 * sizeof(float)) != 0);
+        tl_free(&t);
+    }
+}
+
+/* the paper's nets build and run through net.c (workspace sized over layers) */
+static void check_paper_net(ff_layer_kind kind)
+{
+    ff_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.model.n_layers = 3;
+    cfg.model.norm_eps = 1e-8f;
+    cfg.model.layers[0] = layer_cfg(kind, 128, 10, 6);
+    cfg.model.layers[1] = layer_cfg(kind, 220, 2, 1);
+    cfg.model.layers[2] = layer_cfg(kind, 512, 2, 1);
+    ff_rng rng;
+    ff_rng_seed(&rng, 61);
+    ff_net net;
+    ff_err err = {0};
+    const int batch = 5;
+    CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, batch, &rng, &err) == FF_OK);
+    CHECK(shape_is(net.layers[2].out, 512, 2, 2));
+    float *x = malloc(sizeof(float) * batch * 784);
+    for (int i = 0; i < batch * 784; i++)
+        x[i] = ff_rng_uniform(&rng);
+    ff_net_forward(&net, x, batch);
+    for (int l = 0; l < 3; l++) {
+        size_t n = (size_t)batch * ff_shape_dim(net.layers[l].out);
+        size_t pos = count_positive(net.out[l], n);
+        CHECK(pos > n / 10 && pos < n);
+    }
+    double per_loc = 128.0 * 100 * 16 + 220.0 * 512 * 9 + 512.0 * 880 * 4;
+    CHECK(ff_net_flops(&net) == per_loc);
+    free(x);
+    ff_net_free(&net);
+}
+
+static void test_paper_nets_run(void)
+{
+    check_paper_net(FF_LAYER_CONV);
+    check_paper_net(FF_LAYER_LOCAL);
+}
+
+int main(void)
+{
+    RUN(test_conv_matches_reference);
+    RUN(test_local_matches_reference);
+    RUN(test_conv_full_kernel_is_fc);
+    RUN(test_local_with_shared_weights_is_conv);
+    RUN(test_paper_shapes);
+    RUN(test_every_location_initialised);
+    RUN(test_conv_init_scale);
+    RUN(test_geometry_errors);
+    RUN(test_samples_independent);
+    RUN(test_paper_nets_run);
+    TEST_MAIN_END();
+}

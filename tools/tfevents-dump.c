@@ -1,0 +1,376 @@
+/* tfevents-dump.c - check and summarise TensorBoard event files (like `tensorboard --inspect`).
+ *
+ * tfevents-dump [--records] PATH...
+ * PATH is an event file or a log dir walked recursively (files whose basename
+ * contains "tfevents"; run = directory relative to PATH). Every record's two
+ * CRCs are verified, every Event decoded and checked, steps must strictly
+ * increase per tag and run, tensor tags need plugin metadata on their first
+ * occurrence. Exit 0 if clean (a truncated final record is only a warning),
+ * 1 on any corruption (message names file and byte offset), 2 on usage errors. */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ff/summary.h"
+#include "ff/tfrecord.h"
+
+#define MAX_DEPTH 32
+
+typedef struct event_file {
+    char *path;
+    char *run;
+} event_file;
+
+typedef struct file_list {
+    event_file *files;
+    size_t n, cap;
+} file_list;
+
+typedef struct tag_stat {
+    char *tag;
+    char plugin[64];
+    long count;
+    int64_t first_step, last_step;
+    char last[160];
+} tag_stat;
+
+typedef struct run_stat {
+    tag_stat *tags;
+    size_t n, cap;
+    long records;
+    int files;
+} run_stat;
+
+typedef struct dump_opts {
+    int records; /* --records: print every record */
+    int errors;  /* corruption found (exit 1) */
+    int warnings;
+} dump_opts;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: tfevents-dump [--records] PATH...\n"
+            "  PATH       an event file, or a log dir walked recursively for files whose\n"
+            "             name contains \"tfevents\" (run = directory relative to PATH)\n"
+            "  --records  also print every record: offset, wall_time, step, tags\n"
+            "  --help     this text\n"
+            "Checks both CRCs of every record, decodes every Event and its summaries,\n"
+            "and requires steps to strictly increase per tag. Prints per run every tag\n"
+            "with its plugin, count, first/last step and last value.\n"
+            "Exit status: 0 clean (a truncated final record is only a warning),\n"
+            "1 corruption (file and byte offset are named), 2 usage error.\n");
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    if (!q) {
+        fprintf(stderr, "tfevents-dump: out of memory\n");
+        exit(1);
+    }
+    return q;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+    if (!d) {
+        fprintf(stderr, "tfevents-dump: out of memory\n");
+        exit(1);
+    }
+    return d;
+}
+
+/* ------------------------------------------------------------ discovery */
+
+static void add_file(file_list *l, const char *path, const char *run)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->files = xrealloc(l->files, l->cap * sizeof *l->files);
+    }
+    l->files[l->n].path = xstrdup(path);
+    l->files[l->n].run = xstrdup(run);
+    l->n++;
+}
+
+static int is_event_file(const char *name)
+{
+    size_t n = strlen(name), k = strlen(".profile-empty");
+    return strstr(name, "tfevents") && !(n >= k && strcmp(name + n - k, ".profile-empty") == 0);
+}
+
+/* Adds the event files under dir (run name rel) to l, following symlinks. */
+static int walk(file_list *l, const char *dir, const char *rel, int depth)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "tfevents-dump: %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[4096], sub[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0)
+            continue; /* dangling symlink */
+        if (S_ISDIR(st.st_mode) && depth < MAX_DEPTH) {
+            snprintf(sub, sizeof sub, "%s%s%s", strcmp(rel, ".") ? rel : "",
+                     strcmp(rel, ".") ? "/" : "", e->d_name);
+            rc |= walk(l, path, sub, depth + 1);
+        } else if (S_ISREG(st.st_mode) && is_event_file(e->d_name)) {
+            add_file(l, path, rel);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+static int cmp_files(const void *a, const void *b)
+{
+    const event_file *x = a, *y = b;
+    int c = strcmp(x->run, y->run);
+    return c ? c : strcmp(x->path, y->path);
+}
+
+/* ------------------------------------------------------------ per run */
+
+static tag_stat *find_tag(run_stat *r, const char *tag)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->tags[i].tag, tag) == 0)
+            return &r->tags[i];
+    return NULL;
+}
+
+static tag_stat *add_tag(run_stat *r, const char *tag)
+{
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 32;
+        r->tags = xrealloc(r->tags, r->cap * sizeof *r->tags);
+    }
+    tag_stat *t = &r->tags[r->n++];
+    memset(t, 0, sizeof *t);
+    t->tag = xstrdup(tag);
+    return t;
+}
+
+static void run_free(run_stat *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->tags[i].tag);
+    free(r->tags);
+    memset(r, 0, sizeof *r);
+}
+
+static int cmp_tags(const void *a, const void *b)
+{
+    const tag_stat *x = a, *y = b;
+    int c = strcmp(x->plugin, y->plugin);
+    return c ? c : strcmp(x->tag, y->tag);
+}
+
+static void run_print(run_stat *r, const char *run)
+{
+    printf("run %s: %d file%s, %ld records, %zu tags\n", run, r->files, r->files == 1 ? "" : "s",
+           r->records, r->n);
+    qsort(r->tags, r->n, sizeof *r->tags, cmp_tags);
+    if (r->n)
+        printf("  %-40s %-15s %7s %10s %10s  %s\n", "tag", "plugin", "count", "first_step",
+               "last_step", "last value");
+    for (size_t i = 0; i < r->n; i++) {
+        tag_stat *t = &r->tags[i];
+        printf("  %-40s %-15s %7ld %10lld %10lld  %s\n", t->tag, t->plugin[0] ? t->plugin : "?",
+               t->count, (long long)t->first_step, (long long)t->last_step, t->last);
+    }
+}
+
+/* Per-tag checks and statistics for one decoded value. */
+static void account_value(run_stat *r, const ff_summary_value_info *v, int64_t step,
+                          const char *path, uint64_t off, dump_opts *o)
+{
+    tag_stat *t = find_tag(r, v->tag);
+    if (!t) {
+        t = add_tag(r, v->tag);
+        t->first_step = step;
+        snprintf(t->plugin, sizeof t->plugin, "%s", v->plugin);
+        if (v->is_tensor && !v->has_metadata) {
+            fprintf(stderr, "%s: offset %llu: tensor tag '%s' has no plugin metadata on its "
+                    "first occurrence\n", path, (unsigned long long)off, v->tag);
+            o->errors++;
+        }
+    } else if (step <= t->last_step) {
+        fprintf(stderr, "%s: offset %llu: tag '%s' step %lld does not increase (previous %lld)\n",
+                path, (unsigned long long)off, v->tag, (long long)step, (long long)t->last_step);
+        o->errors++;
+    }
+    t->count++;
+    t->last_step = step;
+    snprintf(t->last, sizeof t->last, "%s", v->text);
+}
+
+static void print_record(const ff_tfrecord_record *rec, const ff_summary_event_info *ev)
+{
+    printf("  offset %-10llu wall_time %.6f step %-8lld %s", (unsigned long long)rec->offset,
+           ev->wall_time, (long long)ev->step, ev->what);
+    if (ev->file_version[0])
+        printf(" %s", ev->file_version);
+    for (int i = 0; i < ev->n_values; i++)
+        printf("%s%s", i ? ", " : " ", ev->values[i].tag);
+    printf("\n");
+}
+
+/* Checks one decoded record; index is its position in the file. */
+static void check_event(run_stat *r, const ff_summary_event_info *ev, long index,
+                        const char *path, uint64_t off, dump_opts *o)
+{
+    if (index == 0 && strcmp(ev->what, "file_version") != 0) {
+        fprintf(stderr, "%s: offset %llu: first record is not a file_version event\n", path,
+                (unsigned long long)off);
+        o->errors++;
+    }
+    if (!isfinite(ev->wall_time)) {
+        fprintf(stderr, "%s: offset %llu: wall_time is not finite\n", path,
+                (unsigned long long)off);
+        o->errors++;
+    }
+    for (int i = 0; i < ev->n_values; i++)
+        account_value(r, &ev->values[i], ev->step, path, off, o);
+}
+
+static void dump_file(run_stat *r, const char *path, dump_opts *o)
+{
+    ff_tfrecord_reader rd;
+    ff_err err = {0};
+    if (ff_tfrecord_reader_open(&rd, path, &err)) {
+        fprintf(stderr, "tfevents-dump: %s\n", err.msg);
+        o->errors++;
+        return;
+    }
+    r->files++;
+    if (o->records)
+        printf("%s:\n", path);
+    ff_tfrecord_record rec;
+    long index = 0;
+    int rc;
+    while ((rc = ff_tfrecord_next(&rd, &rec, &err)) != 0) {
+        if (rc < 0 && rd.defect == FF_TFRECORD_TRUNCATED) {
+            fprintf(stderr, "%s: warning: %s (ignored: the writer may still be running)\n", path,
+                    err.msg);
+            o->warnings++;
+            continue;
+        }
+        if (rc < 0) {
+            fprintf(stderr, "%s: %s\n", path, err.msg);
+            o->errors++;
+            index++;
+            continue;
+        }
+        ff_summary_event_info ev;
+        if (ff_summary_event_decode(rec.data, rec.len, &ev, &err)) {
+            fprintf(stderr, "%s: offset %llu: %s\n", path, (unsigned long long)rec.offset, err.msg);
+            o->errors++;
+        } else {
+            if (o->records)
+                print_record(&rec, &ev);
+            check_event(r, &ev, index, path, rec.offset, o);
+            ff_summary_event_info_destroy(&ev);
+        }
+        r->records++;
+        index++;
+    }
+    if (index == 0 && rd.len == 0) {
+        fprintf(stderr, "%s: warning: empty file\n", path);
+        o->warnings++;
+    }
+    ff_tfrecord_reader_destroy(&rd);
+}
+
+/* Dumps the (sorted) files of l grouped by run. */
+static void dump_runs(file_list *l, dump_opts *o)
+{
+    qsort(l->files, l->n, sizeof *l->files, cmp_files);
+    for (size_t i = 0; i < l->n;) {
+        run_stat r = {0};
+        size_t j = i;
+        for (; j < l->n && strcmp(l->files[j].run, l->files[i].run) == 0; j++)
+            dump_file(&r, l->files[j].path, o);
+        run_print(&r, l->files[i].run);
+        run_free(&r);
+        i = j;
+    }
+}
+
+static int collect(file_list *l, const char *arg)
+{
+    struct stat st;
+    if (stat(arg, &st) != 0) {
+        fprintf(stderr, "tfevents-dump: %s: %s\n", arg, strerror(errno));
+        return 2;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        size_t before = l->n;
+        int rc = walk(l, arg, ".", 0);
+        if (l->n == before)
+            fprintf(stderr, "tfevents-dump: %s: no event files found\n", arg);
+        return rc || l->n == before ? 1 : 0;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", arg);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    add_file(l, arg, slash ? (dir[0] ? dir : "/") : ".");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    dump_opts o = {0};
+    file_list l = {0};
+    int npaths = 0, bad_path = 0; /* worst exit status from collecting paths */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--records") == 0) {
+            o.records = 1;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "tfevents-dump: unknown option %s\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-' && argv[i][1])
+            continue;
+        npaths++;
+        int rc = collect(&l, argv[i]);
+        bad_path = rc > bad_path ? rc : bad_path;
+    }
+    if (npaths == 0) {
+        usage(stderr);
+        return 2;
+    }
+    dump_runs(&l, &o);
+    for (size_t i = 0; i < l.n; i++) {
+        free(l.files[i].path);
+        free(l.files[i].run);
+    }
+    free(l.files);
+    if (o.errors)
+        fprintf(stderr, "tfevents-dump: %d problem%s found\n", o.errors, o.errors == 1 ? "" : "s");
+    if (bad_path)
+        return bad_path;
+    return o.errors ? 1 : 0;
+}
