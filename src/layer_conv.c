@@ -1,9 +1,9 @@
 /* layer_conv.c - weight-shared convolution + ReLU on im2col and OpenBLAS sgemm.
  *
  * W is [out_c, K] row-major with K = in_c * k * k in (c, ki, kj) order, b is
- * [out_c]. No padding; geometry in include/ff/im2col.h. The whole batch goes
- * through few large sgemms (small per-sample GEMMs are slow at the paper's 2x2..4x4
- * output grids), in rounds of n = FF_PATCH_CHUNK samples:
+ * [out_c]. No padding; geometry in include/ff/im2col.h. Samples are stacked into
+ * large sgemms (per-sample GEMMs are small and slow at the paper's 2x2..4x4 output
+ * grids), in rounds of n = FF_CONV_CHUNK samples:
  *   forward:  col [n*P, K] = im2col(x);  t [n*P, out_c] = col W^T;
  *             y[i][c][p] = relu(t[i][p][c] + b[c])
  *   backward: d [n*P, out_c] = dpre transposed per sample;
@@ -17,6 +17,10 @@
 #include "ff/im2col.h"
 #include "ff/layer.h"
 
+#ifndef FF_CONV_CHUNK
+#define FF_CONV_CHUNK 64 /* samples per im2col + sgemm round */
+#endif
+
 int ff_conv_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err)
 {
     int rc = ff_patch_setup(l, cfg, in, index, "conv", err);
@@ -27,8 +31,8 @@ int ff_conv_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, 
     return FF_OK;
 }
 
-/* samples per round: at most FF_PATCH_CHUNK */
-static int chunk(int batch) { return batch < FF_PATCH_CHUNK ? batch : FF_PATCH_CHUNK; }
+/* samples per round: at most FF_CONV_CHUNK */
+static int chunk(int batch) { return batch < FF_CONV_CHUNK ? batch : FF_CONV_CHUNK; }
 
 size_t ff_conv_workspace(const ff_layer *l, int batch)
 {
@@ -55,7 +59,7 @@ void ff_conv_forward(const ff_layer *l, const float *x, float *y, int batch, flo
     const int K = ff_patch_size(l), P = ff_patch_count(l), C = l->out.c;
     const size_t in_dim = (size_t)ff_shape_dim(l->in), out_dim = (size_t)ff_shape_dim(l->out);
     float *col = ws, *t = ws + (size_t)chunk(batch) * P * K;
-    for (int i0 = 0; i0 < batch; i0 += FF_PATCH_CHUNK) {
+    for (int i0 = 0; i0 < batch; i0 += FF_CONV_CHUNK) {
         const int n = chunk(batch - i0);
         ff_im2col(x + i0 * in_dim, n, l->in, l->kernel, l->stride, l->out, col);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n * P, C, K, 1.0f, col, K, l->W, K,
@@ -87,7 +91,7 @@ void ff_conv_backward(const ff_layer *l, const float *x, const float *dpre, int 
     const int K = ff_patch_size(l), P = ff_patch_count(l), C = l->out.c;
     const size_t in_dim = (size_t)ff_shape_dim(l->in), out_dim = (size_t)ff_shape_dim(l->out);
     float *col = ws, *d = ws + (size_t)chunk(batch) * P * K;
-    for (int i0 = 0; i0 < batch; i0 += FF_PATCH_CHUNK) {
+    for (int i0 = 0; i0 < batch; i0 += FF_CONV_CHUNK) {
         const int n = chunk(batch - i0);
         ff_im2col(x + i0 * in_dim, n, l->in, l->kernel, l->stride, l->out, col);
         ff_transpose_batch(dpre + i0 * out_dim, d, n, C, P);

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """tb_reader.py - an independent, strict reader of TensorBoard event files.
 
-Usage: tb_reader.py [--expect-tags TAG,...] [--allow-truncated-tail] LOGDIR_OR_FILE...
+Usage: tb_reader.py [--expect-tags TAG,...] [--allow-truncated-tail] [--scalars FILE]
+                    LOGDIR_OR_FILE...
 
 Written separately from the C code (pure-Python CRC-32C, Python protobuf, zlib
 for PNG) to cross-check ffrun's writer. Python modules for proto/*.proto are
@@ -345,6 +346,8 @@ class Reader:
             self.problems.error(where, "tag %r: step %d does not increase (previous %d)" % (v.tag, step, st["last"]))
         st["count"] += 1
         st["last"] = step
+        if plugin == "scalars" and v.WhichOneof("value") == "simple_value":
+            st.setdefault("points", []).append((step, v.simple_value))
         st["value"] = text
 
 
@@ -372,11 +375,14 @@ def main():
     ap.add_argument("--allow-truncated-tail", action="store_true",
                     help="treat a truncated final record as a warning")
     ap.add_argument("--proto-dir", default=PROTO_DIR, help="directory with the .proto files")
+    ap.add_argument("--scalars", metavar="FILE",
+                    help="also write every scalar point as 'run tag step value' lines to FILE")
     ap.add_argument("paths", nargs="+", metavar="LOGDIR_OR_FILE")
     args = ap.parse_args()
     problems = Problems()
     reader = Reader(load_protos(args.proto_dir), problems)
     seen = set()
+    points = []
     for arg in args.paths:
         for run, files in sorted(find_runs(arg, problems).items()):
             tags = {}
@@ -387,6 +393,11 @@ def main():
                 print("  %-40s %-15s %6d  steps %d..%d  %s" % (tag, st["plugin"], st["count"],
                                                               st["first"], st["last"], st["value"]))
             seen.update(tags)
+            for tag, st in sorted(tags.items()):
+                points.extend("%s %s %d %r" % (run, tag, step, val) for step, val in st.get("points", []))
+    if args.scalars:
+        with open(args.scalars, "w") as f:
+            f.write("".join(line + "\n" for line in points))
     for tag in filter(None, args.expect_tags.split(",")):
         if tag not in seen:
             problems.error("expect-tags", "tag %r not found" % tag)

@@ -182,6 +182,7 @@ static void test_conv_matches_reference(void)
     check_against_ref(FF_LAYER_CONV, (ff_shape){3, 7, 7}, 4, 3, 2, 5, 3);
     check_against_ref(FF_LAYER_CONV, (ff_shape){2, 9, 6}, 5, 4, 3, 4, 4); /* floor, h != w */
     check_against_ref(FF_LAYER_CONV, (ff_shape){2, 5, 5}, 3, 1, 1, 2, 5); /* 1x1 kernel */
+    check_against_ref(FF_LAYER_CONV, (ff_shape){2, 7, 7}, 3, 3, 2, 150, 6); /* several rounds */
 }
 
 static void test_local_matches_reference(void)
@@ -190,6 +191,71 @@ static void test_local_matches_reference(void)
     check_against_ref(FF_LAYER_LOCAL, (ff_shape){128, 4, 4}, 20, 2, 1, 2, 12);
     check_against_ref(FF_LAYER_LOCAL, (ff_shape){3, 7, 7}, 4, 3, 2, 5, 13);
     check_against_ref(FF_LAYER_LOCAL, (ff_shape){2, 9, 6}, 5, 4, 3, 4, 14);
+    check_against_ref(FF_LAYER_LOCAL, (ff_shape){2, 7, 7}, 3, 3, 2, 150, 15);
+}
+
+/* naive parameter gradients: gW[.., kidx] = sum dpre * input under the kernel */
+static void ref_backward(const ff_layer *l, const float *x, const float *dpre, int batch,
+                         float *gW, float *gb)
+{
+    const int k = l->kernel, s = l->stride, K = l->in.c * k * k, P = l->out.h * l->out.w;
+    const int local = l->kind == FF_LAYER_LOCAL;
+    memset(gW, 0, l->n_weights * sizeof(float));
+    memset(gb, 0, l->n_bias * sizeof(float));
+    for (int i = 0; i < batch; i++)
+        for (int co = 0; co < l->out.c; co++)
+            for (int p = 0; p < P; p++) {
+                const int oy = p / l->out.w, ox = p % l->out.w;
+                const float d = dpre[(size_t)i * ff_shape_dim(l->out) + co * P + p];
+                float *g = gW + ((size_t)(local ? p * l->out.c : 0) + co) * K;
+                gb[local ? co * P + p : co] += d;
+                for (int c = 0; c < l->in.c; c++)
+                    for (int ki = 0; ki < k; ki++)
+                        for (int kj = 0; kj < k; kj++)
+                            g[(c * k + ki) * k + kj] +=
+                                d * (float)xat(x, l->in, i, c, oy * s + ki, ox * s + kj);
+            }
+}
+
+/* backward vs the naive reference, for a batch of several conv rounds (64 samples
+ * each, last one partial); beta = 0 overwrites garbage, beta = 1 adds */
+static void check_backward_ref(ff_layer_kind kind, ff_shape in, int out, int k, int s, int batch)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 71);
+    tlayer t;
+    CHECK(tl_build(&t, kind, in, out, k, s, batch, &rng) == 0);
+    const size_t nx = (size_t)batch * ff_shape_dim(in), ny = (size_t)batch * ff_shape_dim(t.l.out);
+    const size_t np = t.l.n_weights + t.l.n_bias;
+    float *x = malloc(nx * sizeof(float)), *d = malloc(ny * sizeof(float)),
+          *ref = malloc(np * sizeof(float));
+    fill_normal(x, nx, &rng, 1.0f);
+    fill_normal(d, ny, &rng, 1.0f);
+    ref_backward(&t.l, x, d, batch, ref, ref + t.l.n_weights);
+    for (size_t i = 0; i < np; i++)
+        t.l.gW[i] = 1e30f; /* gW and gb are contiguous */
+    ff_layer_backward(&t.l, x, d, batch, 0.0f, t.ws);
+    double scale = 0.0;
+    for (size_t i = 0; i < np; i++)
+        scale = fmax(scale, fabs(ref[i]));
+    CHECK(max_abs_diff(t.l.gW, ref, np) < 1e-5 * scale);
+    ff_layer_backward(&t.l, x, d, batch, 1.0f, t.ws);
+    for (size_t i = 0; i < np; i++)
+        ref[i] *= 2.0f;
+    CHECK(max_abs_diff(t.l.gW, ref, np) < 2e-5 * scale);
+    CHECK(guard_intact(&t));
+    free(x);
+    free(d);
+    free(ref);
+    tl_free(&t);
+}
+
+static void test_backward_matches_reference(void)
+{
+    check_backward_ref(FF_LAYER_CONV, (ff_shape){2, 7, 7}, 3, 3, 2, 150);
+    check_backward_ref(FF_LAYER_CONV, (ff_shape){3, 6, 5}, 4, 2, 1, 5);
+    check_backward_ref(FF_LAYER_LOCAL, (ff_shape){2, 7, 7}, 3, 3, 2, 150);
+    check_backward_ref(FF_LAYER_LOCAL, (ff_shape){3, 6, 5}, 4, 2, 1, 5);
 }
 
 /* a conv whose kernel covers the whole input is an fc layer with the same W, b */
@@ -371,7 +437,8 @@ static void test_geometry_errors(void)
                          "layer 2 (line 14, col 7): conv kernel 10 does not fit input 1x4x4");
     check_geometry_error(FF_LAYER_LOCAL, s4, 8, 5, 1,
                          "layer 2 (line 14, col 7): local kernel 5 does not fit input 1x4x4");
-    check_geometry_error(FF_LAYER_CONV, (ff_shape){3, 10, 4}, 8, 5, 1, "kernel 5 does not fit input 3x10x4");
+    check_geometry_error(FF_LAYER_CONV, (ff_shape){3, 10, 4}, 8, 5, 1,
+                         "kernel 5 does not fit input 3x10x4");
     check_geometry_error(FF_LAYER_CONV, s4, 8, 0, 1, "conv kernel 0 must be > 0");
     check_geometry_error(FF_LAYER_CONV, s4, 8, 2, 0, "layer 2 (line 14, col 7): conv stride 0");
     check_geometry_error(FF_LAYER_LOCAL, s4, 8, 2, -1, "local stride -1 must be > 0");
@@ -449,6 +516,7 @@ int main(void)
 {
     RUN(test_conv_matches_reference);
     RUN(test_local_matches_reference);
+    RUN(test_backward_matches_reference);
     RUN(test_conv_full_kernel_is_fc);
     RUN(test_local_with_shared_weights_is_conv);
     RUN(test_paper_shapes);

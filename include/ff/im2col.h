@@ -11,13 +11,6 @@
 
 #include "ff/layer.h"
 
-/* Samples per im2col + sgemm round in the conv and local layers: bounds the
- * workspace and keeps each round's patches in cache (measured on the paper's
- * shapes; see layer_conv.c). */
-#ifndef FF_PATCH_CHUNK
-#define FF_PATCH_CHUNK 64
-#endif
-
 /* Validates cfg's channels/kernel/stride against `in` and fills l->in, l->kernel,
  * l->stride and l->out = {cfg->channels, oh, ow}. On bad geometry returns
  * FF_ERR_USAGE with a message naming the layer index, its YAML line/col and the

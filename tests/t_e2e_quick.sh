@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# t_e2e_quick.sh - end to end: ffrun trains configs/quick.yaml; the loss falls, the test
+# error beats chance (90%) by a wide margin, the model file is written, and
+# the event file passes the independent Python reader and tfevents-dump with every expected tag.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+build=${FF_BUILD:-build}
+tmp=$(mktemp -d /tmp/ff_t_e2e.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+ok() { echo "ok   $*"; }
+
+if "$build/ffrun" configs/quick.yaml --set log.dir="$tmp/runs" --set checkpoint.dir="$tmp/models" \
+        --name e2e > "$tmp/out" 2>&1; then
+    ok "ffrun configs/quick.yaml exits 0"
+else
+    fail "ffrun configs/quick.yaml exited $?"; cat "$tmp/out"; exit 1
+fi
+cat "$tmp/out"
+
+# the run directory and the model are where the summary says
+run=$(ls -d "$tmp"/runs/supervised/*_e2e 2>/dev/null | head -1)
+[ -n "$run" ] && ok "run directory $run" || fail "no runs/supervised/<time>_e2e directory"
+ls "$tmp"/models/supervised_*_e2e_epoch006.ffm > /dev/null 2>&1 && ok "model saved" \
+    || fail "no models/supervised_<run>_epoch006.ffm"
+grep -q "tensorboard --logdir $tmp/runs/supervised" "$tmp/out" && ok "summary names the logdir" \
+    || fail "summary does not print the tensorboard command"
+
+# independent reader: every record valid, expected tags present, scalar values out
+tags=layer0/loss,layer0/goodness_pos,layer0/goodness_neg,layer1/loss,layer1/goodness_pos
+tags=$tags,layer1/goodness_neg,loss/total,train/learning_rate,test/error_goodness,config
+tags=$tags,_hparams_/experiment,_hparams_/session_start_info,_hparams_/session_end_info
+tags=$tags,custom_scalars__config__
+if /usr/bin/python3 tests/tb_reader.py --expect-tags "$tags" --scalars "$tmp/scalars" \
+        "$tmp/runs" > "$tmp/py" 2>&1; then
+    ok "tb_reader accepts the run"
+else
+    fail "tb_reader rejects the run"; cat "$tmp/py"
+fi
+"$build/tfevents-dump" "$tmp/runs" > "$tmp/dump" 2>&1 && ok "tfevents-dump accepts the run" \
+    || { fail "tfevents-dump rejects the run"; cat "$tmp/dump"; }
+
+# the loss falls: mean of the last 3 points well below the mean of the first 3
+/usr/bin/python3 - "$tmp/scalars" > "$tmp/check" 2>&1 <<'PY'
+import sys
+pts = {}
+for line in open(sys.argv[1]):
+    run, tag, step, val = line.split()
+    pts.setdefault(tag, []).append((int(step), float(val)))
+loss = [v for _, v in sorted(pts["loss/total"])]
+err = [v for _, v in sorted(pts["test/error_goodness"])]
+first, last = sum(loss[:3]) / 3, sum(loss[-3:]) / 3
+print("loss/total first3 %.3f last3 %.3f; test error per epoch %s" % (first, last, err))
+ok = len(loss) >= 6 and last < 0.7 * first and len(err) == 6 and err[-1] < 30.0 and err[-1] < err[0]
+sys.exit(0 if ok else 1)
+PY
+rc=$?
+cat "$tmp/check"
+[ $rc -eq 0 ] && ok "loss falls and test error < 30% (chance 90%)" || fail "training did not learn"
+
+[ $fails -eq 0 ] && echo "t_e2e_quick: all checks passed"
+exit $((fails > 0))
