@@ -22,6 +22,7 @@
 #include "ff/optim.h"
 #include "ff/rng.h"
 #include "ff/summary.h"
+#include "ff/train_log.h"
 
 /* running sums between two scalar logs */
 typedef struct layer_stats {
@@ -199,6 +200,41 @@ static int log_scalars(trainer *t, ff_err *err)
     return rc;
 }
 
+/* Histograms and images at the end of an epoch, on a fixed sample of the
+ * training set (its first images with true and with wrong labels). */
+static int log_epoch_views(trainer *t, int epoch, ff_err *err)
+{
+    const ff_config *cfg = t->cfg;
+    const int hist = cfg->log.histograms > 0 && epoch % cfg->log.histograms == 0;
+    const int imgs = cfg->log.images > 0 && epoch % cfg->log.images == 0;
+    if (!hist && !imgs)
+        return FF_OK;
+    const int n = t->batch < 100 ? t->batch : 100;
+    const ff_embed_kind kind = cfg->model.label_embedding;
+    uint8_t *pos = t->labels, *neg = t->labels + n;
+    for (int i = 0; i < n; i++)
+        pos[i] = t->train.labels[i];
+    ff_rng view_rng; /* its own stream: logging must not change the training run */
+    ff_rng_seed(&view_rng, cfg->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)epoch));
+    ff_negative_labels_random(&view_rng, pos, n, neg);
+    float *xp = t->x, *xn = t->x + (size_t)n * t->in_dim;
+    ff_embed_batch(kind, t->train.images, t->train.rows, t->train.cols, NULL, pos, n, xp);
+    ff_embed_batch(kind, t->train.images, t->train.rows, t->train.cols, NULL, neg, n, xn);
+    int rc = FF_OK;
+    if (imgs) {
+        rc = ff_log_input_grid(t->tb, "inputs/positive", xp, n, t->in_shape, t->step, err);
+        if (!rc)
+            rc = ff_log_input_grid(t->tb, "inputs/negative", xn, n, t->in_shape, t->step, err);
+        if (!rc)
+            rc = ff_log_receptive_fields(t->tb, &t->net, t->step, err);
+    }
+    if (!rc && hist)
+        rc = ff_log_param_histograms(t->tb, &t->net, t->step, err);
+    if (!rc && hist)
+        rc = ff_log_goodness_histograms(t->tb, &t->net, xp, xn, n, t->step, err);
+    return rc;
+}
+
 static void report(trainer *t, ff_progress *p)
 {
     if (t->opts && t->opts->progress)
@@ -324,6 +360,8 @@ int ff_train(const ff_config *cfg, const ff_train_opts *opts, ff_train_result *r
         }
         if (!rc)
             rc = log_scalars(&t, err);
+        if (!rc)
+            rc = log_epoch_views(&t, epoch, err);
         if (!rc && cfg->checkpoint.every > 0 && epoch % cfg->checkpoint.every == 0 &&
             epoch != cfg->train.epochs)
             rc = save_model(&t, epoch, res->run_dir, res, err);
