@@ -2,10 +2,12 @@
 #include "ff/checkpoint.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ff/crc32c.h"
@@ -52,7 +54,10 @@ static int encode(const ff_checkpoint_state *st, uint8_t **out, size_t *len, ff_
     size_t cfg_len = ff_config_to_yaml(st->cfg, NULL, 0);
     const uint64_t n_params = st->net->n_params;
     const uint64_t n_state = ff_optim_state_len(st->opt);
-    size_t total = FF_CHECKPOINT_HEADER + cfg_len + 4 * (n_params + n_state) + 4;
+    const char *run_dir = st->run_dir ? st->run_dir : "";
+    const size_t dir_len = strlen(run_dir);
+    const uint64_t n_order = st->order ? (uint64_t)st->n_order : 0;
+    size_t total = FF_CHECKPOINT_HEADER + cfg_len + dir_len + 4 * (n_params + n_state + n_order) + 4;
     uint8_t *b = calloc(1, total + 1);
     if (!b)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for a %zu-byte checkpoint", total);
@@ -62,17 +67,24 @@ static int encode(const ff_checkpoint_state *st, uint8_t **out, size_t *len, ff_
     put_u64(b + 16, n_params);
     put_u64(b + 24, n_state);
     put_u32(b + 32, (uint32_t)st->epoch);
+    put_u32(b + 36, (uint32_t)st->batch);
     put_u64(b + 40, (uint64_t)st->step);
     put_u64(b + 48, (uint64_t)st->opt->t);
     for (int i = 0; i < 4; i++)
         put_u64(b + 56 + 8 * i, st->rng->s[i]);
+    put_u32(b + 88, (uint32_t)dir_len);
+    put_u32(b + 92, (uint32_t)n_order);
     uint8_t *p = b + FF_CHECKPOINT_HEADER;
     ff_config_to_yaml(st->cfg, (char *)p, cfg_len + 1); /* writes a NUL we overwrite next */
     p += cfg_len;
+    memcpy(p, run_dir, dir_len);
+    p += dir_len;
     put_floats(p, st->net->params, n_params);
     p += 4 * n_params;
     put_floats(p, st->opt->state, n_state);
     p += 4 * n_state;
+    for (uint64_t i = 0; i < n_order; i++, p += 4)
+        put_u32(p, (uint32_t)st->order[i]);
     put_u32(p, ff_crc32c(0, b, total - 4));
     *out = b;
     *len = total;
@@ -181,7 +193,11 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
     ck->n_state = get_u64(b + 24);
     if (ck->n_params > (1ull << 34) || ck->n_state > (1ull << 35))
         return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt header (sizes)", path);
-    const uint64_t want = FF_CHECKPOINT_HEADER + cfg_len + 4 * (ck->n_params + ck->n_state) + 4;
+    const uint64_t dir_len = get_u32(b + 88), n_order = get_u32(b + 92);
+    if (dir_len >= sizeof ck->run_dir)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt header (run directory length)", path);
+    const uint64_t want = FF_CHECKPOINT_HEADER + cfg_len + dir_len +
+                          4 * (ck->n_params + ck->n_state + n_order) + 4;
     if (len != want)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: %s model file (%zu bytes, header says %llu)",
                           path, len < want ? "truncated" : "oversized", len,
@@ -192,6 +208,7 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
                           "%s: checksum mismatch (stored %08x, computed %08x): corrupt model file",
                           path, stored, actual);
     ck->epoch = (int)get_u32(b + 32);
+    ck->batch = (int)get_u32(b + 36);
     ck->step = (int64_t)get_u64(b + 40);
     ck->opt_t = (int64_t)get_u64(b + 48);
     for (int i = 0; i < 4; i++)
@@ -201,12 +218,21 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
     if (ff_config_parse(&ck->cfg, (const char *)p, cfg_len, path, &perr))
         return ff_err_set(err, FF_ERR_FORMAT, "%s: embedded config: %s", path, perr.msg);
     p += cfg_len;
+    memcpy(ck->run_dir, p, dir_len);
+    ck->run_dir[dir_len] = '\0';
+    p += dir_len;
+    ck->n_order = (int)n_order;
     ck->params = malloc(4 * ck->n_params + 4);
     ck->state = malloc(4 * ck->n_state + 4);
-    if (!ck->params || !ck->state)
+    ck->order = malloc(4 * n_order + 4);
+    if (!ck->params || !ck->state || !ck->order)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory loading %s", path);
     get_floats(p, ck->params, ck->n_params);
-    get_floats(p + 4 * ck->n_params, ck->state, ck->n_state);
+    p += 4 * ck->n_params;
+    get_floats(p, ck->state, ck->n_state);
+    p += 4 * ck->n_state;
+    for (uint64_t i = 0; i < n_order; i++, p += 4)
+        ck->order[i] = (int)get_u32(p);
     return FF_OK;
 }
 
@@ -229,5 +255,42 @@ void ff_checkpoint_free(ff_checkpoint *ck)
 {
     free(ck->params);
     free(ck->state);
+    free(ck->order);
     ck->params = ck->state = NULL;
+    ck->order = NULL;
+}
+
+int ff_checkpoint_find_newest(const char *dir, char *out, size_t cap, ff_err *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return ff_err_set(err, FF_ERR_IO, "cannot open model directory %s: %s", dir,
+                          strerror(errno));
+    struct timespec best = {0, 0};
+    char best_name[512] = "";
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".ffm") != 0 || n >= sizeof best_name)
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        struct timespec m = st.st_mtim;
+        int newer = m.tv_sec > best.tv_sec || (m.tv_sec == best.tv_sec && m.tv_nsec > best.tv_nsec) ||
+                    (m.tv_sec == best.tv_sec && m.tv_nsec == best.tv_nsec &&
+                     strcmp(e->d_name, best_name) > 0);
+        if (!best_name[0] || newer) {
+            best = m;
+            snprintf(best_name, sizeof best_name, "%s", e->d_name);
+        }
+    }
+    closedir(d);
+    if (!best_name[0])
+        return ff_err_set(err, FF_ERR_IO, "no model files (*.ffm) in %s", dir);
+    if ((size_t)snprintf(out, cap, "%s/%s", dir, best_name) >= cap)
+        return ff_err_set(err, FF_ERR_USAGE, "model path too long in %s", dir);
+    return FF_OK;
 }

@@ -6,7 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ff/checkpoint.h"
 #include "ff/config.h"
+#include "ff/data.h"
+#include "ff/eval.h"
 #include "ff/embed.h"
 #include "ff/net.h"
 #include "ff/rng.h"
@@ -17,6 +20,8 @@
 
 static const char usage_text[] =
     "usage: ffrun [OPTIONS] CONFIG.yaml\n"
+    "       ffrun [OPTIONS] --resume [MODEL.ffm]\n"
+    "       ffrun eval MODEL.ffm [--data DIR]\n"
     "\n"
     "Trains a Forward-Forward network described by a YAML experiment file, logs\n"
     "TensorBoard event files under <log.dir>/<mode>/<YYYYmmdd-HHMMSS>[_NAME]/ and\n"
@@ -26,6 +31,10 @@ static const char usage_text[] =
     "  --set KEY=VALUE  override a config key, e.g. --set train.epochs=3\n"
     "                   (repeatable; validated like file values)\n"
     "  --name NAME      suffix of the run directory (same as --set name=NAME)\n"
+    "  --resume [MODEL] continue the run saved in MODEL (default: the newest .ffm in\n"
+    "                   models/): same run directory, RNG stream and step counter;\n"
+    "                   the config comes from the model (--set may change it)\n"
+    "  --max-steps N    stop after global step N as if interrupted (checkpoint, exit 130)\n"
     "  --dry-run        print the resolved config and the model summary, then exit\n"
     "  --quiet          print only errors and the final summary\n"
     "  --verbose        print a line per progress update even on a terminal\n"
@@ -33,15 +42,22 @@ static const char usage_text[] =
     "  --version        print the version\n"
     "  -h, --help       this text\n"
     "\n"
+    "ffrun eval MODEL.ffm [--data DIR] prints the test error of a saved model (goodness\n"
+    "readout) and its confusion matrix, using the MNIST files in DIR (default: the\n"
+    "data.dir of the model's config).\n"
+    "\n"
     "exit status: 0 success, 1 runtime failure, 2 usage or config error,\n"
     "130 interrupted (the model and event files are still written).\n";
 
 typedef struct cli {
     const char *config_path;
+    int resume;
+    const char *resume_path;  /* NULL: the newest model in models/ */
     const char *sets[MAX_SETS];
     int n_sets;
     const char *name;
     int dry_run, quiet, verbose;
+    long long max_steps;
 } cli;
 
 static volatile sig_atomic_t stop_flag;
@@ -88,6 +104,17 @@ static int parse_args(int argc, char **argv, cli *c)
             if (c->n_sets == MAX_SETS)
                 return usage_error("too many --set options (max %s)", "64");
             c->sets[c->n_sets++] = a + 6;
+        } else if (!strcmp(a, "--resume")) {
+            c->resume = 1;
+            if (i + 1 < argc && argv[i + 1][0] != '-')
+                c->resume_path = argv[++i];
+        } else if (!strcmp(a, "--max-steps")) {
+            char *end;
+            if (i + 1 >= argc)
+                return usage_error("%s needs a value", a);
+            c->max_steps = strtoll(argv[++i], &end, 10);
+            if (*end || c->max_steps <= 0)
+                return usage_error("--max-steps needs a positive integer, got '%s'", argv[i]);
         } else if (!strcmp(a, "--dry-run")) {
             c->dry_run = 1;
         } else if (!strcmp(a, "--quiet")) {
@@ -102,14 +129,35 @@ static int parse_args(int argc, char **argv, cli *c)
             c->config_path = a;
         }
     }
-    if (!c->config_path)
+    if (c->resume && c->config_path)
+        return usage_error("--resume takes its config from the model; drop '%s' (use --set)",
+                           c->config_path);
+    if (!c->config_path && !c->resume)
         return usage_error("%s", "no config file given");
     return -1;
 }
 
-static int load_config(const cli *c, ff_config *cfg, ff_err *err)
+/* Config from the file, or from the model being resumed (loaded into ck). */
+static int load_config(const cli *c, ff_config *cfg, ff_checkpoint *ck, ff_err *err)
 {
-    int rc = ff_config_load(cfg, c->config_path, err);
+    int rc;
+    if (c->resume) {
+        char path[4096];
+        if (c->resume_path)
+            snprintf(path, sizeof path, "%s", c->resume_path);
+        else if ((rc = ff_checkpoint_find_newest("models", path, sizeof path, err)))
+            return rc;
+        if ((rc = ff_checkpoint_load(path, ck, err)))
+            return rc;
+        if (!ck->run_dir[0])
+            return ff_err_set(err, FF_ERR_USAGE, "%s: no run directory recorded; cannot resume",
+                              path);
+        fprintf(stderr, "ffrun: resuming %s (epoch %d, batch %d, step %lld)\n", path, ck->epoch,
+                ck->batch, (long long)ck->step);
+        *cfg = ck->cfg;
+    } else {
+        rc = ff_config_load(cfg, c->config_path, err);
+    }
     for (int i = 0; !rc && i < c->n_sets; i++)
         rc = ff_config_set(cfg, c->sets[i], err);
     if (!rc && c->name)
@@ -196,6 +244,8 @@ static void print_summary(const ff_train_result *r)
                100.0 * r->final_error, 100.0 * r->best_error, r->best_epoch);
     if (r->model_path[0])
         printf("model:       %s\n", r->model_path);
+    if (r->best_path[0])
+        printf("best model:  %s\n", r->best_path);
     if (r->run_dir[0]) {
         printf("event file:  %s\n", r->event_file);
         char root[1024];
@@ -207,20 +257,98 @@ static void print_summary(const ff_train_result *r)
     }
 }
 
+static void print_confusion(const int64_t conf[100])
+{
+    printf("confusion matrix (rows: true label, columns: predicted)\n      ");
+    for (int k = 0; k < 10; k++)
+        printf("%6d", k);
+    printf("\n");
+    for (int t = 0; t < 10; t++) {
+        printf("%6d", t);
+        for (int k = 0; k < 10; k++)
+            printf("%6lld", (long long)conf[t * 10 + k]);
+        printf("\n");
+    }
+}
+
+/* ffrun eval MODEL [--data DIR] */
+static int eval_main(int argc, char **argv)
+{
+    const char *model = NULL, *data = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--data") && i + 1 < argc)
+            data = argv[++i];
+        else if (argv[i][0] == '-')
+            return usage_error("eval: unknown option '%s'", argv[i]);
+        else if (model)
+            return usage_error("eval: only one model may be given (extra: '%s')", argv[i]);
+        else
+            model = argv[i];
+    }
+    if (!model)
+        return usage_error("%s", "eval: no model file given");
+    ff_err err = {0};
+    ff_checkpoint ck;
+    ff_dataset test = {0};
+    ff_net net = {0};
+    float *x = NULL, *scores = NULL;
+    int rc = ff_checkpoint_load(model, &ck, &err);
+    if (rc)
+        goto done;
+    ff_rng rng;
+    ff_rng_seed(&rng, ck.cfg.seed);
+    ff_embed_kind kind = ck.cfg.model.label_embedding;
+    if ((rc = ff_dataset_load(&test, data ? data : ck.cfg.data.dir, "t10k", 0, &err)) ||
+        (rc = ff_net_build(&net, &ck.cfg, ff_embed_shape(kind, test.rows, test.cols), 1000, &rng,
+                           &err)))
+        goto done;
+    if (net.n_params != ck.n_params) {
+        rc = ff_err_set(&err, FF_ERR_FORMAT, "%s: %llu parameters, its config builds %zu", model,
+                        (unsigned long long)ck.n_params, net.n_params);
+        goto done;
+    }
+    memcpy(net.params, ck.params, sizeof(float) * net.n_params);
+    x = malloc(sizeof(float) * 1000 * (size_t)ff_shape_dim(net.input));
+    scores = malloc(sizeof(float) * 1000 * 10);
+    if (!x || !scores) {
+        rc = ff_err_set(&err, FF_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    int64_t conf[100];
+    double e = ff_eval_error(&net, kind, &test, 0, x, scores, conf);
+    printf("model %s: %s, epoch %d, step %lld\n", model, ff_mode_name(ck.cfg.mode), ck.epoch,
+           (long long)ck.step);
+    printf("test error (goodness readout, %d images): %.2f%%\n", test.n, 100.0 * e);
+    print_confusion(conf);
+done:
+    if (rc)
+        fprintf(stderr, "ffrun: %s\n", err.msg);
+    free(x);
+    free(scores);
+    ff_net_free(&net);
+    ff_dataset_free(&test);
+    ff_checkpoint_free(&ck);
+    return ff_err_exit_status(rc);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "eval"))
+        return eval_main(argc, argv);
     cli c = {0};
     int status = parse_args(argc, argv, &c);
     if (status >= 0)
         return status;
     ff_err err = {0};
     ff_config cfg;
-    int rc = load_config(&c, &cfg, &err);
+    ff_checkpoint ck = {0};
+    int rc = load_config(&c, &cfg, &ck, &err);
     if (!rc && c.dry_run)
         rc = dry_run(&cfg, &err);
     if (rc || c.dry_run) {
         if (rc)
             fprintf(stderr, "ffrun: %s\n", err.msg);
+        ff_checkpoint_free(&ck);
         return ff_err_exit_status(rc);
     }
     struct sigaction sa = {0};
@@ -228,12 +356,14 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     progress_ui ui = {.quiet = c.quiet, .verbose = c.verbose, .tty = isatty(2) && !c.verbose};
-    ff_train_opts opts = {.stop = &stop_flag, .progress = show_progress, .progress_ctx = &ui,
+    ff_train_opts opts = {.resume = c.resume ? &ck : NULL, .stop = &stop_flag,
+                          .max_steps = c.max_steps, .progress = show_progress, .progress_ctx = &ui,
                           .progress_every = ui.tty ? 10 : 100};
     ff_train_result res;
     rc = ff_train(&cfg, &opts, &res, &err);
     print_summary(&res);
     if (rc)
         fprintf(stderr, "ffrun: %s\n", err.msg);
+    ff_checkpoint_free(&ck);
     return ff_err_exit_status(rc);
 }

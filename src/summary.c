@@ -160,6 +160,18 @@ int ff_summary_open(ff_summary_writer **out, const char *run_dir, ff_err *err)
     return FF_OK;
 }
 
+int ff_summary_session_start(ff_summary_writer *w, int64_t step, ff_err *err)
+{
+    Tensorboard__SessionLog log = TENSORBOARD__SESSION_LOG__INIT;
+    log.status = TENSORBOARD__SESSION_LOG__SESSION_STATUS__START;
+    Tensorboard__Event ev = TENSORBOARD__EVENT__INIT;
+    ev.wall_time = now_secs();
+    ev.step = step;
+    ev.what_case = TENSORBOARD__EVENT__WHAT_SESSION_LOG;
+    ev.session_log = &log;
+    return write_event(w, &ev, err);
+}
+
 const char *ff_summary_path(const ff_summary_writer *w)
 {
     return w->path;
@@ -417,7 +429,7 @@ static void hp_value(Google__Protobuf__Value *v, const hp_item *it)
 
 /* Serializes d (version 0) and writes it as an hparams summary at step 0 with
  * the empty DT_FLOAT [0] tensor. */
-static int write_hparams(ff_summary_writer *w, const char *tag,
+static int write_hparams(ff_summary_writer *w, const char *tag, int64_t step,
                          Tensorboard__Hparams__HParamsPluginData *d, ff_err *err)
 {
     size_t len = tensorboard__hparams__hparams_plugin_data__get_packed_size(d);
@@ -433,7 +445,7 @@ static int write_hparams(ff_summary_writer *w, const char *tag,
     Tensorboard__TensorProto t = TENSORBOARD__TENSOR_PROTO__INIT;
     t.dtype = TENSORBOARD__DATA_TYPE__DT_FLOAT;
     t.tensor_shape = &shape;
-    int rc = write_tensor(w, tag, 0, "hparams", content, TENSORBOARD__DATA_CLASS__DATA_CLASS_UNKNOWN,
+    int rc = write_tensor(w, tag, step, "hparams", content, TENSORBOARD__DATA_CLASS__DATA_CLASS_UNKNOWN,
                           &t, err);
     free(buf);
     return rc;
@@ -468,7 +480,7 @@ int ff_summary_hparams_start(ff_summary_writer *w, const ff_config *cfg, double 
     Tensorboard__Hparams__HParamsPluginData d = TENSORBOARD__HPARAMS__HPARAMS_PLUGIN_DATA__INIT;
     d.data_case = TENSORBOARD__HPARAMS__HPARAMS_PLUGIN_DATA__DATA_SESSION_START_INFO;
     d.session_start_info = &ssi;
-    rc = write_hparams(w, TAG_SESSION_START, &d, err);
+    rc = write_hparams(w, TAG_SESSION_START, 0, &d, err);
 done:
     free(vals);
     free(ents);
@@ -585,14 +597,14 @@ int ff_summary_hparams_experiment(ff_summary_writer *w, const ff_config *cfg,
     Tensorboard__Hparams__HParamsPluginData d = TENSORBOARD__HPARAMS__HPARAMS_PLUGIN_DATA__INIT;
     d.data_case = TENSORBOARD__HPARAMS__HPARAMS_PLUGIN_DATA__DATA_EXPERIMENT;
     d.experiment = &ex;
-    rc = write_hparams(w, TAG_EXPERIMENT, &d, err);
+    rc = write_hparams(w, TAG_EXPERIMENT, 0, &d, err);
 done:
     exp_build_free(&b);
     hp_list_free(&l);
     return rc;
 }
 
-int ff_summary_hparams_end(ff_summary_writer *w, int status, ff_err *err)
+int ff_summary_hparams_end(ff_summary_writer *w, int status, int64_t step, ff_err *err)
 {
     if (status < 0 || status > 3)
         return ff_err_set(err, FF_ERR_USAGE, "hparams end: bad status %d (0..3)", status);
@@ -602,7 +614,7 @@ int ff_summary_hparams_end(ff_summary_writer *w, int status, ff_err *err)
     Tensorboard__Hparams__HParamsPluginData d = TENSORBOARD__HPARAMS__HPARAMS_PLUGIN_DATA__INIT;
     d.data_case = TENSORBOARD__HPARAMS__HPARAMS_PLUGIN_DATA__DATA_SESSION_END_INFO;
     d.session_end_info = &sei;
-    return write_hparams(w, TAG_SESSION_END, &d, err);
+    return write_hparams(w, TAG_SESSION_END, step, &d, err);
 }
 
 /* ---------------------------------------------------------------- custom scalars */

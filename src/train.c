@@ -1,9 +1,11 @@
 /* train.c - the FF training loop (include/ff/train.h).
  *
- * Reads top to bottom: set-up (data, net, optimiser, run directory, event
- * file), then per epoch: shuffle, per batch the positive and negative passes
- * with per-layer FF steps, periodic scalar logging, evaluation, and at the end
- * the model file and the run summary. */
+ * Reads top to bottom: set-up (data, net, optimiser, or the state of a run
+ * being resumed), the run directory and event file, then per epoch: shuffle,
+ * per batch the positive and negative passes with per-layer FF steps,
+ * periodic scalar logging, evaluation, histograms and images, checkpoints;
+ * at the end (or on SIGINT/SIGTERM after the current batch) the model file
+ * and the HParams end record. */
 #include "ff/train.h"
 
 #include <math.h>
@@ -40,10 +42,12 @@ typedef struct trainer {
     ff_shape in_shape;
     int in_dim, batch, n_batches;
     int64_t step, total_steps;
-    float *x;            /* [2 * batch, in_dim] embedded inputs (pos then neg for joint) */
-    float *scores;       /* [max_batch] goodness scores for eval / hard negatives */
-    int *order;          /* shuffled training indices */
-    uint8_t *labels;     /* [2 * batch] labels of the rows of x */
+    int start_epoch, start_batch;  /* where this process begins (resume) */
+    int batch_in_epoch;            /* batches done in the current epoch */
+    float *x;            /* [max_batch, in_dim] embedded inputs (pos then neg for joint) */
+    float *scores;       /* [max_batch * 10] goodness scores for eval / hard negatives */
+    int *order;          /* the epoch's sample order */
+    uint8_t *labels;     /* labels of the rows of x */
     layer_stats stats[FF_MAX_LAYERS];
     int stats_batches;
 } trainer;
@@ -66,8 +70,6 @@ static int alloc_buffers(trainer *t, ff_err *err)
     t->labels = malloc(rows);
     if (!t->x || !t->scores || !t->order || !t->labels)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for training buffers");
-    for (int i = 0; i < t->train.n; i++)
-        t->order[i] = i;
     return FF_OK;
 }
 
@@ -93,6 +95,31 @@ static int setup(trainer *t, ff_err *err)
         (rc = ff_optim_init(&t->opt, cfg, t->net.n_params, err)) ||
         (rc = alloc_buffers(t, err)))
         return rc;
+    t->start_epoch = 1;
+    return FF_OK;
+}
+
+/* Puts the trainer where the checkpoint left off. */
+static int restore(trainer *t, const ff_checkpoint *ck, ff_err *err)
+{
+    if (ck->n_params != t->net.n_params || ck->n_state != ff_optim_state_len(&t->opt))
+        return ff_err_set(err, FF_ERR_USAGE,
+                          "cannot resume: the model has %llu parameters and %llu optimiser "
+                          "values, the config builds %zu and %zu",
+                          (unsigned long long)ck->n_params, (unsigned long long)ck->n_state,
+                          t->net.n_params, ff_optim_state_len(&t->opt));
+    if (ck->batch > 0 && (ck->n_order != t->train.n || ck->batch >= t->n_batches))
+        return ff_err_set(err, FF_ERR_USAGE,
+                          "cannot resume mid-epoch: the training set or batch size changed");
+    memcpy(t->net.params, ck->params, sizeof(float) * t->net.n_params);
+    memcpy(t->opt.state, ck->state, sizeof(float) * ck->n_state);
+    if (ck->n_order == t->train.n)
+        memcpy(t->order, ck->order, sizeof(int) * (size_t)t->train.n);
+    t->opt.t = ck->opt_t;
+    t->rng = ck->rng;
+    t->step = ck->step;
+    t->start_epoch = ck->epoch + 1;
+    t->start_batch = ck->batch;
     return FF_OK;
 }
 
@@ -140,22 +167,22 @@ static void train_batch(trainer *t, const int *idx)
     const ff_embed_kind kind = cfg->model.label_embedding;
     const float lr = ff_schedule_lr(cfg, t->step, t->total_steps);
     const int B = t->batch;
+    const ff_dataset *ds = &t->train;
     uint8_t *pos = t->labels, *neg = t->labels + B;
     for (int i = 0; i < B; i++)
-        pos[i] = t->train.labels[idx[i]];
+        pos[i] = ds->labels[idx[i]];
     choose_negative_labels(t, idx, pos, neg);
-    const size_t half = (size_t)B * t->in_dim;
     if (cfg->train.passes == FF_PASS_JOINT) {
-        ff_embed_batch(kind, t->train.images, t->train.rows, t->train.cols, idx, pos, B, t->x);
-        ff_embed_batch(kind, t->train.images, t->train.rows, t->train.cols, idx, neg, B,
-                       t->x + half);
+        ff_embed_batch(kind, ds->images, ds->rows, ds->cols, idx, pos, B, t->x);
+        ff_embed_batch(kind, ds->images, ds->rows, ds->cols, idx, neg, B,
+                       t->x + (size_t)B * t->in_dim);
         ff_pass(t, B, B);
         ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
     } else {
-        ff_embed_batch(kind, t->train.images, t->train.rows, t->train.cols, idx, pos, B, t->x);
+        ff_embed_batch(kind, ds->images, ds->rows, ds->cols, idx, pos, B, t->x);
         ff_pass(t, B, 0);
         ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
-        ff_embed_batch(kind, t->train.images, t->train.rows, t->train.cols, idx, neg, B, t->x);
+        ff_embed_batch(kind, ds->images, ds->rows, ds->cols, idx, neg, B, t->x);
         ff_pass(t, 0, B);
         ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
     }
@@ -241,44 +268,91 @@ static void report(trainer *t, ff_progress *p)
         t->opts->progress(t->opts->progress_ctx, p);
 }
 
+/* ---------------------------------------------------------------- models */
+
+/* Writes <checkpoint.dir>/<mode>_<run>_<what>.ffm with the trainer's state. */
+static int save_model(trainer *t, int epochs_done, const char *what, const char *run_dir,
+                      char *path, size_t cap, ff_err *err)
+{
+    const ff_config *cfg = t->cfg;
+    int rc = ff_mkdir_p(cfg->checkpoint.dir, err);
+    if (rc)
+        return rc;
+    const char *run = strrchr(run_dir, '/');
+    run = run ? run + 1 : run_dir;
+    snprintf(path, cap, "%s/%s_%s_%s.ffm", cfg->checkpoint.dir, ff_mode_name(cfg->mode), run,
+             what);
+    ff_checkpoint_state st = {.cfg = cfg, .net = &t->net, .opt = &t->opt, .rng = &t->rng,
+                              .epoch = epochs_done, .batch = t->batch_in_epoch,
+                              .step = t->step, .run_dir = run_dir, .order = t->order,
+                              .n_order = t->train.n};
+    return ff_checkpoint_save(path, &st, err);
+}
+
+static int save_epoch_model(trainer *t, int epoch, ff_train_result *res, ff_err *err)
+{
+    char what[32];
+    snprintf(what, sizeof what, "epoch%03d", epoch);
+    return save_model(t, epoch, what, res->run_dir, res->model_path, sizeof res->model_path, err);
+}
+
 /* ---------------------------------------------------------------- epochs */
 
 static int stop_requested(const trainer *t)
 {
-    return t->opts && t->opts->stop && *t->opts->stop;
+    if (!t->opts)
+        return 0;
+    return (t->opts->stop && *t->opts->stop) ||
+           (t->opts->max_steps > 0 && t->step >= t->opts->max_steps);
 }
 
-static int run_epoch(trainer *t, int epoch, ff_progress *p, double *train_seconds, ff_err *err)
+static int run_epoch(trainer *t, int epoch, int first_batch, ff_progress *p,
+                     double *train_seconds, ff_err *err)
 {
     const ff_config *cfg = t->cfg;
-    if (cfg->train.shuffle)
-        ff_rng_shuffle(&t->rng, t->order, t->train.n);
+    t->batch_in_epoch = first_batch;
+    if (stop_requested(t))
+        return FF_ERR_INTERRUPTED;
+    if (first_batch == 0) {
+        /* the order depends only on the RNG state, so a resumed run repeats it */
+        for (int i = 0; i < t->train.n; i++)
+            t->order[i] = i;
+        if (cfg->train.shuffle)
+            ff_rng_shuffle(&t->rng, t->order, t->train.n);
+    }
     const int every = t->opts && t->opts->progress_every > 0 ? t->opts->progress_every : 10;
-    double t0 = now_seconds();
-    float last_loss = 0.0f;
-    for (int b = 0; b < t->n_batches; b++) {
-        if (stop_requested(t))
-            return FF_ERR_INTERRUPTED;
+    const double t0 = now_seconds();
+    int rc = FF_OK;
+    for (int b = first_batch; b < t->n_batches; b++) {
+        t->batch_in_epoch = b;
+        if (b > first_batch && stop_requested(t)) {
+            rc = FF_ERR_INTERRUPTED;
+            break;
+        }
         train_batch(t, t->order + (size_t)b * t->batch);
         t->step++;
-        last_loss = stats_total_loss(t);
-        if (t->step % cfg->log.every == 0) {
-            int rc = log_scalars(t, err);
-            if (rc)
-                return rc;
-        }
-        if ((b + 1) % every == 0 || b + 1 == t->n_batches) {
+        const float loss = stats_total_loss(t);
+        if (t->step % cfg->log.every == 0 && (rc = log_scalars(t, err)))
+            break;
+        if ((b + 1) % every == 0 && b + 1 < t->n_batches) {
             double el = now_seconds() - t0;
             *p = (ff_progress){.epoch = epoch, .epochs = cfg->train.epochs, .batch = b + 1,
-                               .n_batches = t->n_batches, .step = t->step,
-                               .images_per_sec = el > 0 ? (b + 1) * (double)t->batch / el : 0,
-                               .loss = last_loss, .epoch_seconds = el};
-            if (b + 1 < t->n_batches)
-                report(t, p);
+                               .n_batches = t->n_batches, .step = t->step, .loss = loss,
+                               .images_per_sec = el > 0 ? (b + 1 - first_batch) * (double)t->batch / el : 0,
+                               .epoch_seconds = el};
+            report(t, p);
         }
+        p->loss = loss;
     }
-    *train_seconds += now_seconds() - t0;
-    return FF_OK;
+    const double el = now_seconds() - t0;
+    *train_seconds += el;
+    *p = (ff_progress){.epoch = epoch, .epochs = cfg->train.epochs, .batch = t->n_batches,
+                       .n_batches = t->n_batches, .step = t->step, .loss = p->loss,
+                       .images_per_sec = el > 0 ? (t->n_batches - first_batch) * (double)t->batch / el : 0,
+                       .epoch_seconds = el, .epoch_done = 1};
+    if (!rc)
+        t->batch_in_epoch = 0;
+    return rc;
 }
 
 static int evaluate(trainer *t, double *error, ff_err *err)
@@ -288,33 +362,58 @@ static int evaluate(trainer *t, double *error, ff_err *err)
     return ff_summary_scalar(t->tb, "test/error_goodness", t->step, (float)(*error * 100.0), err);
 }
 
-static int save_model(trainer *t, int epoch, const char *run_dir, ff_train_result *res,
-                      ff_err *err)
+/* After an epoch: evaluation, logs, checkpoints. */
+static int end_epoch(trainer *t, int epoch, ff_progress *p, ff_train_result *res, ff_err *err)
 {
     const ff_config *cfg = t->cfg;
-    int rc = ff_mkdir_p(cfg->checkpoint.dir, err);
-    if (rc)
-        return rc;
-    const char *run = strrchr(run_dir, '/');
-    run = run ? run + 1 : run_dir;
-    snprintf(res->model_path, sizeof res->model_path, "%s/%s_%s_epoch%03d.ffm",
-             cfg->checkpoint.dir, ff_mode_name(cfg->mode), run, epoch);
-    ff_checkpoint_state st = {.cfg = cfg, .net = &t->net, .opt = &t->opt, .rng = &t->rng,
-                              .epoch = epoch, .step = t->step};
-    return ff_checkpoint_save(res->model_path, &st, err);
+    int rc = FF_OK;
+    res->epochs_done = epoch;
+    if (epoch % cfg->eval.every == 0 || epoch == cfg->train.epochs) {
+        rc = evaluate(t, &res->final_error, err);
+        p->evaluated = 1;
+        p->test_error = res->final_error;
+        if (!rc && (res->best_error < 0 || res->final_error < res->best_error)) {
+            res->best_error = res->final_error;
+            res->best_epoch = epoch;
+            rc = save_model(t, epoch, "best", res->run_dir, res->best_path,
+                            sizeof res->best_path, err);
+        }
+    }
+    if (!rc)
+        rc = log_scalars(t, err);
+    if (!rc)
+        rc = log_epoch_views(t, epoch, err);
+    if (!rc && (epoch == cfg->train.epochs ||
+                (cfg->checkpoint.every > 0 && epoch % cfg->checkpoint.every == 0)))
+        rc = save_epoch_model(t, epoch, res, err);
+    if (!rc)
+        rc = ff_summary_flush(t->tb, err);
+    return rc;
 }
 
+/* The run directory and event file: new, or the resumed run's own. */
 static int open_run(trainer *t, ff_train_result *res, ff_err *err)
 {
     const ff_config *cfg = t->cfg;
-    char root[FF_PATH_MAX + 64];
-    snprintf(root, sizeof root, "%s/%s", cfg->log.dir, ff_mode_name(cfg->mode));
-    int rc = ff_make_run_dir(root, cfg->name, time(NULL), res->run_dir, sizeof res->run_dir, err);
-    if (!rc)
+    const ff_checkpoint *ck = t->opts ? t->opts->resume : NULL;
+    int rc;
+    if (ck) {
+        snprintf(res->run_dir, sizeof res->run_dir, "%s", ck->run_dir);
         rc = ff_summary_open(&t->tb, res->run_dir, err);
+        if (!rc)
+            rc = ff_summary_session_start(t->tb, t->step, err);
+    } else {
+        char root[FF_PATH_MAX + 64];
+        snprintf(root, sizeof root, "%s/%s", cfg->log.dir, ff_mode_name(cfg->mode));
+        rc = ff_make_run_dir(root, cfg->name, time(NULL), res->run_dir, sizeof res->run_dir, err);
+        if (!rc)
+            rc = ff_summary_open(&t->tb, res->run_dir, err);
+    }
     if (rc)
         return rc;
     snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(t->tb));
+    if (ck)
+        return ff_summary_flush(t->tb, err);
     static const char *const metrics[] = {"test/error_goodness", "loss/total"};
     char *md = malloc(1 << 16);
     if (!md)
@@ -333,6 +432,30 @@ static int open_run(trainer *t, ff_train_result *res, ff_err *err)
     return rc;
 }
 
+/* On interruption: a checkpoint of exactly where training stopped. */
+static int save_interrupted(trainer *t, int epoch, ff_train_result *res, ff_err *err)
+{
+    char what[48];
+    snprintf(what, sizeof what, "step%07lld", (long long)t->step);
+    return save_model(t, epoch - 1, what, res->run_dir, res->model_path, sizeof res->model_path,
+                      err);
+}
+
+static int close_run(trainer *t, int rc, ff_err *err)
+{
+    if (!t->tb)
+        return rc;
+    ff_err cerr;
+    int erc = ff_summary_hparams_end(t->tb, rc ? 2 : 1, t->step, &cerr);
+    int crc = ff_summary_close(t->tb, erc ? NULL : &cerr);
+    t->tb = NULL;
+    if (!rc && (erc || crc)) {
+        *err = cerr;
+        rc = erc ? erc : crc;
+    }
+    return rc;
+}
+
 int ff_train(const ff_config *cfg, const ff_train_opts *opts, ff_train_result *res, ff_err *err)
 {
     trainer t = {.cfg = cfg, .opts = opts};
@@ -340,55 +463,37 @@ int ff_train(const ff_config *cfg, const ff_train_opts *opts, ff_train_result *r
     res->final_error = res->best_error = -1.0;
     const double start = now_seconds();
     int rc = setup(&t, err);
+    if (!rc && opts && opts->resume)
+        rc = restore(&t, opts->resume, err);
     if (!rc)
         rc = open_run(&t, res, err);
-    ff_progress p = {0};
-    for (int epoch = 1; !rc && epoch <= cfg->train.epochs; epoch++) {
-        rc = run_epoch(&t, epoch, &p, &res->train_seconds, err);
-        if (rc)
-            break;
-        res->epochs_done = epoch;
-        p.epoch_done = 1;
-        if (epoch % cfg->eval.every == 0 || epoch == cfg->train.epochs) {
-            rc = evaluate(&t, &res->final_error, err);
-            p.evaluated = 1;
-            p.test_error = res->final_error;
-            if (res->best_error < 0 || res->final_error < res->best_error) {
-                res->best_error = res->final_error;
-                res->best_epoch = epoch;
-            }
+    int epoch = t.start_epoch;
+    res->epochs_done = epoch - 1;
+    while (!rc && epoch <= cfg->train.epochs) {
+        ff_progress p = {0};
+        int first = epoch == t.start_epoch ? t.start_batch : 0;
+        rc = run_epoch(&t, epoch, first, &p, &res->train_seconds, err);
+        if (!rc)
+            rc = end_epoch(&t, epoch, &p, res, err);
+        if (!rc) {
+            report(&t, &p);
+            epoch++;
         }
-        if (!rc)
-            rc = log_scalars(&t, err);
-        if (!rc)
-            rc = log_epoch_views(&t, epoch, err);
-        if (!rc && cfg->checkpoint.every > 0 && epoch % cfg->checkpoint.every == 0 &&
-            epoch != cfg->train.epochs)
-            rc = save_model(&t, epoch, res->run_dir, res, err);
-        if (!rc)
-            rc = ff_summary_flush(t.tb, err);
-        report(&t, &p);
-        p = (ff_progress){0};
     }
     if (rc == FF_ERR_INTERRUPTED) {
         res->interrupted = 1;
-        ff_err_set(err, FF_ERR_INTERRUPTED, "interrupted after %d epoch(s), step %lld",
-                   res->epochs_done, (long long)t.step);
-    }
-    if ((!rc || rc == FF_ERR_INTERRUPTED) && t.tb)
-        {
-        int src = save_model(&t, res->epochs_done, res->run_dir, res, err);
-        rc = src ? src : rc;
-    }
-    if (t.tb) {
-        ff_err cerr;
-        ff_summary_hparams_end(t.tb, rc ? 2 : 1, &cerr);
-        int crc = ff_summary_close(t.tb, &cerr);
-        if (!rc && crc) {
-            *err = cerr;
-            rc = crc;
+        ff_err serr;
+        if (save_interrupted(&t, epoch, res, &serr)) {
+            *err = serr;
+            rc = serr.code;
+        } else {
+            ff_err_set(err, FF_ERR_INTERRUPTED,
+                       "interrupted at step %lld (epoch %d, batch %d); resume with "
+                       "ffrun --resume %s",
+                       (long long)t.step, epoch, t.batch_in_epoch, res->model_path);
         }
     }
+    rc = close_run(&t, rc, err);
     res->seconds = now_seconds() - start;
     teardown(&t);
     return rc;

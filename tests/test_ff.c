@@ -382,8 +382,10 @@ static void test_checkpoint_roundtrip_and_corruption(void)
     ff_optim_step(&opt, net.params, net.grads, 0.01f);
     char path[256];
     tmp_model(path, sizeof path);
+    int order[5] = {4, 2, 0, 1, 3};
     ff_checkpoint_state st = {.cfg = &cfg, .net = &net, .opt = &opt, .rng = &r, .epoch = 7,
-                              .step = 1234};
+                              .batch = 3, .step = 1234, .run_dir = "runs/supervised/x",
+                              .order = order, .n_order = 5};
     CHECK(ff_checkpoint_save(path, &st, &err) == FF_OK);
     char tmp[300];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -402,14 +404,18 @@ static void test_checkpoint_roundtrip_and_corruption(void)
         np = np << 8 | b[16 + i];
     CHECK(np == net.n_params);
     CHECK(b[32] == 7 && b[40] == (1234 & 0xff) && b[41] == (1234 >> 8));
-    CHECK(len == FF_CHECKPOINT_HEADER + cfg_len + 4 * (net.n_params * 3) + 4);
+    CHECK(b[36] == 3 && b[88] == 17 && b[92] == 5);
+    CHECK(memcmp(b + FF_CHECKPOINT_HEADER + cfg_len, "runs/supervised/x", 17) == 0);
+    CHECK(len == FF_CHECKPOINT_HEADER + cfg_len + 17 + 4 * (net.n_params * 3 + 5) + 4);
     float first;
-    memcpy(&first, b + FF_CHECKPOINT_HEADER + cfg_len, 4);
+    memcpy(&first, b + FF_CHECKPOINT_HEADER + cfg_len + 17, 4);
     CHECK(first == net.params[0]);
 
     ff_checkpoint ck;
     CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
-    CHECK(ck.epoch == 7 && ck.step == 1234 && ck.opt_t == 1);
+    CHECK(ck.epoch == 7 && ck.batch == 3 && ck.step == 1234 && ck.opt_t == 1);
+    CHECK(strcmp(ck.run_dir, "runs/supervised/x") == 0);
+    CHECK(ck.n_order == 5 && ck.order && memcmp(ck.order, order, sizeof order) == 0);
     CHECK(ck.n_params == net.n_params && ck.n_state == 2 * net.n_params);
     CHECK(ck.params && memcmp(ck.params, net.params, net.n_params * 4) == 0);
     CHECK(ck.state && memcmp(ck.state, opt.state, ck.n_state * 4) == 0);

@@ -163,7 +163,7 @@ static int write_sample(const char *run_dir, int steps, char *path, size_t cap, 
             rc = ff_summary_scalar(w, "test/accuracy", s, 0.9f, err);
     }
     if (!rc)
-        rc = ff_summary_hparams_end(w, 1, err);
+        rc = ff_summary_hparams_end(w, 1, 5, err);
     int rc2 = ff_summary_close(w, rc ? NULL : err);
     return rc ? rc : rc2;
 }
@@ -410,7 +410,7 @@ static void test_image_bad_args(void)
         return;
     CHECK(ff_summary_image(w, "x", 0, px, 2, 2, 2, &err) == FF_ERR_USAGE);
     CHECK(ff_summary_image(w, "x", 0, px, 0, 2, 1, &err) == FF_ERR_USAGE);
-    CHECK(ff_summary_hparams_end(w, 7, &err) == FF_ERR_USAGE);
+    CHECK(ff_summary_hparams_end(w, 7, 5, &err) == FF_ERR_USAGE);
     CHECK(ff_summary_goodness_layout(w, 0, &err) == FF_ERR_USAGE);
     CHECK(ff_summary_close(w, &err) == FF_OK);
 }

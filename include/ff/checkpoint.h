@@ -5,16 +5,19 @@
  *   offset  size  field
  *   0       8     magic "FFRUNMDL"
  *   8       4     version (1)
- *   12      4     config_len: bytes of resolved-config YAML that follow the header
+ *   12      4     config_len: bytes of resolved-config YAML
  *   16      8     n_params: floats of parameters (layer after layer, W then b)
  *   24      8     n_state: floats of optimiser state (sgd: velocity; adam: m then v)
- *   32      4     epoch (epochs completed)
- *   36      4     reserved (0)
- *   40      8     step (global step)
+ *   32      4     epoch: epochs completed
+ *   36      4     batch: batches done in the epoch after that (0 at an epoch boundary)
+ *   40      8     step: global step
  *   48      8     optimiser step count t
  *   56      32    RNG state (4 x u64)
- *   88      ...   config YAML (config_len bytes), params (4 * n_params bytes, IEEE
- *                 float32), optimiser state (4 * n_state bytes)
+ *   88      4     run_dir_len: bytes of the run directory path
+ *   92      4     n_order: entries of the epoch's sample order (0 if none)
+ *   96      ...   config YAML (config_len bytes), run directory (run_dir_len bytes),
+ *                 params (4 * n_params bytes, IEEE float32), optimiser state
+ *                 (4 * n_state bytes), sample order (4 * n_order bytes, u32)
  *   end-4   4     CRC-32C of every byte before it
  * Files are written to "<path>.tmp", fsync'ed, renamed over <path> and the
  * directory fsync'ed: a crash never leaves a torn model under <path>. */
@@ -31,7 +34,7 @@
 
 #define FF_CHECKPOINT_MAGIC "FFRUNMDL"
 #define FF_CHECKPOINT_VERSION 1
-#define FF_CHECKPOINT_HEADER 88
+#define FF_CHECKPOINT_HEADER 96
 
 /* What a checkpoint holds, borrowed from the trainer (nothing is owned). */
 typedef struct ff_checkpoint_state {
@@ -39,8 +42,12 @@ typedef struct ff_checkpoint_state {
     const ff_net *net;
     const ff_optim *opt;
     const ff_rng *rng;
-    int epoch;
+    int epoch;             /* epochs completed */
+    int batch;             /* batches done in the current epoch */
     int64_t step;
+    const char *run_dir;   /* "" if none */
+    const int *order;      /* the current epoch's sample order (n_order entries) or NULL */
+    int n_order;
 } ff_checkpoint_state;
 
 int ff_checkpoint_save(const char *path, const ff_checkpoint_state *st, ff_err *err);
@@ -50,17 +57,24 @@ int ff_checkpoint_save(const char *path, const ff_checkpoint_state *st, ff_err *
 typedef struct ff_checkpoint {
     ff_config cfg;
     uint32_t version;
-    int epoch;
+    int epoch, batch;
     int64_t step, opt_t;
     ff_rng rng;
+    char run_dir[1024];
     uint64_t n_params, n_state;
     float *params;
     float *state;
+    int n_order;
+    int *order;
 } ff_checkpoint;
 
 /* Errors: FF_ERR_IO (missing/unreadable), FF_ERR_FORMAT (bad magic, unknown
  * version, truncated, checksum mismatch, config that no longer parses). */
 int ff_checkpoint_load(const char *path, ff_checkpoint *ck, ff_err *err);
 void ff_checkpoint_free(ff_checkpoint *ck);
+
+/* Writes into out the path of the newest "*.ffm" file in dir by modification
+ * time (ties: the greater name). FF_ERR_IO if dir has none. */
+int ff_checkpoint_find_newest(const char *dir, char *out, size_t cap, ff_err *err);
 
 #endif

@@ -23,6 +23,11 @@
 typedef struct ff_summary_writer ff_summary_writer;
 
 int ff_summary_open(ff_summary_writer **out, const char *run_dir, ff_err *err);
+/* SessionLog START at `step`: written when a run resumes from a checkpoint, so
+ * both TensorBoard readers discard points the interrupted process logged at
+ * steps >= step (they are replaced by the resumed run's). */
+int ff_summary_session_start(ff_summary_writer *w, int64_t step, ff_err *err);
+
 /* Path of the event file (valid until close). */
 const char *ff_summary_path(const ff_summary_writer *w);
 
@@ -44,12 +49,13 @@ int ff_summary_text(ff_summary_writer *w, const char *tag, int64_t step, const c
 
 /* HParams: session_start_info with every scalar key of cfg (ff_config_visit),
  * group_name "" and start_time; experiment declares the hparams and the given
- * metric tags; session_end_info with status (1 success, 2 failure). */
+ * metric tags; session_end_info with status (1 success, 2 failure) at `step`
+ * (the run's last step, so a resumed run's end record follows the first one). */
 int ff_summary_hparams_start(ff_summary_writer *w, const ff_config *cfg, double start_time,
                              ff_err *err);
 int ff_summary_hparams_experiment(ff_summary_writer *w, const ff_config *cfg,
                                   const char *const *metric_tags, int n_metrics, ff_err *err);
-int ff_summary_hparams_end(ff_summary_writer *w, int status, ff_err *err);
+int ff_summary_hparams_end(ff_summary_writer *w, int status, int64_t step, ff_err *err);
 
 /* Custom scalars layout: one category "goodness" with one multiline chart per
  * layer putting layer<i>/goodness_pos and layer<i>/goodness_neg together. */

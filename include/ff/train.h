@@ -29,8 +29,13 @@ typedef struct ff_progress {
 
 typedef void (*ff_progress_fn)(void *ctx, const ff_progress *p);
 
+struct ff_checkpoint;
+
 typedef struct ff_train_opts {
+    const struct ff_checkpoint *resume; /* continue this run (NULL: a new run); cfg must be
+                                           the checkpoint's config (plus overrides) */
     volatile sig_atomic_t *stop;   /* if non-NULL and set, stop after the current batch */
+    int64_t max_steps;             /* > 0: stop the same way once the global step reaches it */
     ff_progress_fn progress;       /* called every few batches and at each epoch end */
     void *progress_ctx;
     int progress_every;            /* batches between progress calls (default 10) */
@@ -39,7 +44,8 @@ typedef struct ff_train_opts {
 typedef struct ff_train_result {
     char run_dir[1024];
     char event_file[1024];
-    char model_path[1024];
+    char model_path[1024];          /* the last model written */
+    char best_path[1024];           /* the model with the lowest test error so far */
     double final_error, best_error; /* goodness readout, fractions; -1 if never evaluated */
     int best_epoch, epochs_done;
     double seconds, train_seconds;  /* wall time total / spent in training batches */

@@ -1,0 +1,422 @@
+/* hybrid.c - hybrid-image negatives and their checksummed cache file (include/ff/hybrid.h). */
+#include "ff/hybrid.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ff/crc32c.h"
+#include "ff/fsutil.h"
+#include "ff/rng.h"
+
+/* images and indices go to disk as host bytes; the format is little-endian */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "hybrid cache assumes little-endian");
+
+#define MASK_TRIES 16
+#define PAIR_TRIES 1000
+
+const char *ff_hybrid_origin_name(ff_hybrid_origin o)
+{
+    switch (o) {
+    case FF_HYBRID_GENERATED: return "generated (no cache)";
+    case FF_HYBRID_LOADED: return "loaded from cache";
+    case FF_HYBRID_CACHED: return "generated and cached";
+    case FF_HYBRID_REBUILT: return "cache invalid, regenerated";
+    }
+    return "?";
+}
+
+/* ---------------------------------------------------------------- masks */
+
+/* One [1/4, 1/2, 1/4] pass along rows (dx = 1) or columns (dx = cols), edges replicated. */
+static void blur_1d(const float *x, float *y, int rows, int cols, int vertical)
+{
+    for (int r = 0; r < rows; r++) {
+        for (int c = 0; c < cols; c++) {
+            int i = r * cols + c, lo, hi;
+            if (vertical) {
+                lo = r > 0 ? i - cols : i;
+                hi = r + 1 < rows ? i + cols : i;
+            } else {
+                lo = c > 0 ? i - 1 : i;
+                hi = c + 1 < cols ? i + 1 : i;
+            }
+            y[i] = 0.25f * x[lo] + 0.5f * x[i] + 0.25f * x[hi];
+        }
+    }
+}
+
+static void random_bits(ff_rng *rng, float *m, int dim)
+{
+    uint64_t bits = 0;
+    for (int j = 0; j < dim; j++) {
+        if (j % 64 == 0)
+            bits = ff_rng_u64(rng);
+        m[j] = (float)(bits & 1);
+        bits >>= 1;
+    }
+}
+
+/* Thresholds m in place; returns 1 if both values are present. */
+static int threshold(float *m, int dim)
+{
+    int ones = 0;
+    for (int j = 0; j < dim; j++) {
+        m[j] = m[j] > 0.5f ? 1.0f : 0.0f;
+        ones += m[j] != 0.0f;
+    }
+    return ones > 0 && ones < dim;
+}
+
+void ff_hybrid_mask(ff_rng *rng, int rows, int cols, int blur_passes, float *mask,
+                    float *scratch)
+{
+    const int dim = rows * cols;
+    for (int t = 0; t < MASK_TRIES; t++) {
+        random_bits(rng, mask, dim);
+        for (int p = 0; p < blur_passes; p++) {
+            blur_1d(mask, scratch, rows, cols, 0);
+            blur_1d(scratch, mask, rows, cols, 1);
+        }
+        if (threshold(mask, dim))
+            return;
+    }
+}
+
+void ff_hybrid_mix(const float *m, const float *a, const float *b, int dim, float *out)
+{
+    for (int j = 0; j < dim; j++)
+        out[j] = m[j] * a[j] + (1.0f - m[j]) * b[j];
+}
+
+/* ---------------------------------------------------------------- pairs and sets */
+
+void ff_hybrid_pick_pair(ff_rng *rng, const ff_dataset *ds, int *ia, int *ib)
+{
+    const int a = (int)ff_rng_below(rng, (uint32_t)ds->n);
+    const uint8_t la = ds->labels[a];
+    int b = (int)ff_rng_below(rng, (uint32_t)ds->n);
+    for (int t = 0; t < PAIR_TRIES && ds->labels[b] == la; t++)
+        b = (int)ff_rng_below(rng, (uint32_t)ds->n);
+    /* a dataset almost all of one class: walk on to the next different label */
+    for (int k = 0; k < ds->n && ds->labels[b] == la; k++)
+        b = (b + 1) % ds->n;
+    FF_ASSERT(ds->labels[b] != la);
+    *ia = a;
+    *ib = b;
+}
+
+void ff_hybrid_batch(ff_rng *rng, const ff_dataset *ds, int blur_passes, int batch, float *out,
+                     int32_t *src, float *scratch)
+{
+    const size_t dim = (size_t)ds->dim;
+    float *mask = scratch, *tmp = scratch + dim;
+    for (int i = 0; i < batch; i++) {
+        int a, b;
+        ff_hybrid_pick_pair(rng, ds, &a, &b);
+        ff_hybrid_mask(rng, ds->rows, ds->cols, blur_passes, mask, tmp);
+        ff_hybrid_mix(mask, ds->images + (size_t)a * dim, ds->images + (size_t)b * dim, ds->dim,
+                      out + (size_t)i * dim);
+        if (src) {
+            src[2 * i] = a;
+            src[2 * i + 1] = b;
+        }
+    }
+}
+
+static int two_classes(const ff_dataset *ds)
+{
+    for (int i = 1; i < ds->n; i++)
+        if (ds->labels[i] != ds->labels[0])
+            return 1;
+    return 0;
+}
+
+static int alloc_set(ff_hybrid_set *set, int n, int rows, int cols, ff_err *err)
+{
+    memset(set, 0, sizeof *set);
+    set->n = n;
+    set->rows = rows;
+    set->cols = cols;
+    set->dim = rows * cols;
+    set->images = malloc(sizeof(float) * (size_t)n * (size_t)set->dim);
+    set->src = malloc(sizeof(int32_t) * 2 * (size_t)n);
+    if (!set->images || !set->src) {
+        ff_hybrid_free(set);
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory for %d hybrid images", n);
+    }
+    return FF_OK;
+}
+
+int ff_hybrid_make(ff_hybrid_set *set, const ff_dataset *ds, int n, uint64_t seed,
+                   int blur_passes, ff_err *err)
+{
+    memset(set, 0, sizeof *set);
+    if (n < 1 || blur_passes < 0)
+        return ff_err_set(err, FF_ERR_USAGE, "hybrid negatives: need n >= 1 and blur passes >= 0 "
+                          "(got n = %d, passes = %d)", n, blur_passes);
+    if (ds->n < 2 || !two_classes(ds))
+        return ff_err_set(err, FF_ERR_USAGE, "hybrid negatives need images of at least two "
+                          "classes (the dataset has %d image%s of one class)", ds->n,
+                          ds->n == 1 ? "" : "s");
+    int rc = alloc_set(set, n, ds->rows, ds->cols, err);
+    if (rc)
+        return rc;
+    float *scratch = malloc(sizeof(float) * 2 * (size_t)ds->dim);
+    if (!scratch) {
+        ff_hybrid_free(set);
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory for hybrid masks");
+    }
+    ff_rng rng;
+    ff_rng_seed(&rng, seed);
+    ff_hybrid_batch(&rng, ds, blur_passes, n, set->images, set->src, scratch);
+    free(scratch);
+    return FF_OK;
+}
+
+void ff_hybrid_free(ff_hybrid_set *set)
+{
+    free(set->images);
+    free(set->src);
+    memset(set, 0, sizeof *set);
+}
+
+/* ---------------------------------------------------------------- cache key */
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+void ff_hybrid_key(const ff_dataset *ds, int n, uint64_t seed, int blur_passes, uint8_t key[32])
+{
+    uint8_t buf[64 + 6 * 4 + 8];
+    ff_sha256(ds->images, sizeof(float) * (size_t)ds->n * (size_t)ds->dim, buf);
+    ff_sha256(ds->labels, (size_t)ds->n, buf + 32);
+    put_u32(buf + 64, FF_HYBRID_VERSION);
+    put_u32(buf + 68, (uint32_t)ds->rows);
+    put_u32(buf + 72, (uint32_t)ds->cols);
+    put_u32(buf + 76, (uint32_t)ds->n);
+    put_u32(buf + 80, (uint32_t)n);
+    put_u32(buf + 84, (uint32_t)blur_passes);
+    put_u64(buf + 88, seed);
+    ff_sha256(buf, sizeof buf, key);
+}
+
+int ff_hybrid_cache_path(const char *cache_dir, const uint8_t key[32], char *path, size_t cap,
+                         ff_err *err)
+{
+    char hex[65];
+    ff_sha256_hex(key, hex);
+    hex[16] = '\0';
+    if ((size_t)snprintf(path, cap, "%s/hybrid-%s.bin", cache_dir, hex) >= cap)
+        return ff_err_set(err, FF_ERR_USAGE, "cache path too long: %s", cache_dir);
+    return FF_OK;
+}
+
+/* ---------------------------------------------------------------- cache file */
+
+static int write_all(int fd, const void *data, size_t len, uint32_t *crc)
+{
+    const uint8_t *b = data;
+    *crc = ff_crc32c(*crc, data, len);
+    while (len) {
+        ssize_t w = write(fd, b, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        b += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static void fsync_dir_of(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    int fd = open(dirname(buf), O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+static void encode_header(uint8_t h[FF_HYBRID_HEADER], const ff_hybrid_set *set,
+                          const uint8_t key[32], int src_n, int blur_passes, uint64_t seed)
+{
+    memcpy(h, FF_HYBRID_MAGIC, 8);
+    put_u32(h + 8, FF_HYBRID_VERSION);
+    put_u32(h + 12, (uint32_t)set->rows);
+    put_u32(h + 16, (uint32_t)set->cols);
+    put_u32(h + 20, (uint32_t)set->n);
+    put_u32(h + 24, (uint32_t)blur_passes);
+    put_u32(h + 28, (uint32_t)src_n);
+    put_u64(h + 32, seed);
+    memcpy(h + 40, key, 32);
+}
+
+static int write_body(int fd, const ff_hybrid_set *set, const uint8_t *h)
+{
+    uint32_t crc = 0;
+    uint8_t tail[4];
+    if (write_all(fd, h, FF_HYBRID_HEADER, &crc) ||
+        write_all(fd, set->src, 8 * (size_t)set->n, &crc) ||
+        write_all(fd, set->images, 4 * (size_t)set->n * (size_t)set->dim, &crc))
+        return -1;
+    put_u32(tail, crc);
+    return write_all(fd, tail, 4, &crc);
+}
+
+int ff_hybrid_save(const ff_hybrid_set *set, const uint8_t key[32], int src_n, int blur_passes,
+                   uint64_t seed, const char *path, ff_err *err)
+{
+    uint8_t h[FF_HYBRID_HEADER];
+    encode_header(h, set, key, src_n, blur_passes, seed);
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
+        return ff_err_set(err, FF_ERR_USAGE, "cache path too long: %s", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return ff_err_set(err, FF_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    int bad = write_body(fd, set, h) || fsync(fd);
+    int saved = errno;
+    bad |= close(fd) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        if (!bad)
+            saved = errno;
+        unlink(tmp);
+        return ff_err_set(err, FF_ERR_IO, "cannot write hybrid cache %s: %s", path,
+                          strerror(saved));
+    }
+    fsync_dir_of(path);
+    return FF_OK;
+}
+
+static int read_exact(FILE *f, void *dst, size_t len, uint32_t *crc)
+{
+    if (fread(dst, 1, len, f) != len)
+        return -1;
+    *crc = ff_crc32c(*crc, dst, len);
+    return 0;
+}
+
+static int check_header(const uint8_t *h, const uint8_t key[32], int rows, int cols, int n,
+                        const char *path, ff_err *err)
+{
+    if (memcmp(h, FF_HYBRID_MAGIC, 8) != 0)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: not a hybrid cache file (bad magic)", path);
+    if (get_u32(h + 8) != FF_HYBRID_VERSION)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: unsupported version %u", path,
+                          get_u32(h + 8));
+    if (get_u32(h + 12) != (uint32_t)rows || get_u32(h + 16) != (uint32_t)cols ||
+        get_u32(h + 20) != (uint32_t)n)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: holds %u images of %ux%u, expected %d of %dx%d",
+                          path, get_u32(h + 20), get_u32(h + 12), get_u32(h + 16), n, rows, cols);
+    if (memcmp(h + 40, key, 32) != 0)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: made from other data or settings (key differs)",
+                          path);
+    return FF_OK;
+}
+
+/* Range checks of the payload: indices within the source, pixels in [0, 1]. */
+static int check_payload(const ff_hybrid_set *set, uint32_t src_n, const char *path, ff_err *err)
+{
+    for (size_t i = 0; i < 2 * (size_t)set->n; i++)
+        if (set->src[i] < 0 || (uint32_t)set->src[i] >= src_n)
+            return ff_err_set(err, FF_ERR_FORMAT, "%s: source index %d out of range", path,
+                              (int)set->src[i]);
+    for (size_t i = 0; i < (size_t)set->n * (size_t)set->dim; i++)
+        if (!(set->images[i] >= 0.0f && set->images[i] <= 1.0f))
+            return ff_err_set(err, FF_ERR_FORMAT, "%s: pixel %zu outside [0, 1]", path, i);
+    return FF_OK;
+}
+
+static int read_set(FILE *f, ff_hybrid_set *set, const uint8_t *h, const char *path, ff_err *err)
+{
+    uint32_t crc = ff_crc32c(0, h, FF_HYBRID_HEADER);
+    uint8_t tail[4];
+    if (read_exact(f, set->src, 8 * (size_t)set->n, &crc) ||
+        read_exact(f, set->images, 4 * (size_t)set->n * (size_t)set->dim, &crc) ||
+        fread(tail, 1, 4, f) != 4)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: truncated", path);
+    if (fgetc(f) != EOF)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: unexpected bytes after the checksum", path);
+    if (get_u32(tail) != crc)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: checksum mismatch", path);
+    return check_payload(set, get_u32(h + 28), path, err);
+}
+
+int ff_hybrid_load(ff_hybrid_set *set, const char *path, const uint8_t key[32], int rows, int cols,
+                   int n, ff_err *err)
+{
+    memset(set, 0, sizeof *set);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ff_err_set(err, FF_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    uint8_t h[FF_HYBRID_HEADER];
+    int rc;
+    if (fread(h, 1, sizeof h, f) != sizeof h)
+        rc = ff_err_set(err, FF_ERR_FORMAT, "%s: truncated header", path);
+    else if (!(rc = check_header(h, key, rows, cols, n, path, err)) &&
+             !(rc = alloc_set(set, n, rows, cols, err)))
+        rc = read_set(f, set, h, path, err);
+    fclose(f);
+    if (rc)
+        ff_hybrid_free(set);
+    return rc;
+}
+
+int ff_hybrid_load_or_make(ff_hybrid_set *set, const ff_dataset *ds, int n, uint64_t seed,
+                           int blur_passes, const char *cache_dir, ff_hybrid_origin *origin,
+                           char *path, size_t cap, ff_err *err)
+{
+    ff_hybrid_origin o = FF_HYBRID_GENERATED;
+    char file[4096] = "";
+    uint8_t key[32];
+    int rc;
+    memset(set, 0, sizeof *set);
+    if (cache_dir && *cache_dir) {
+        ff_hybrid_key(ds, n, seed, blur_passes, key);
+        if ((rc = ff_hybrid_cache_path(cache_dir, key, file, sizeof file, err)))
+            return rc;
+        struct stat st;
+        o = stat(file, &st) == 0 ? FF_HYBRID_REBUILT : FF_HYBRID_CACHED;
+        if (o == FF_HYBRID_REBUILT &&
+            ff_hybrid_load(set, file, key, ds->rows, ds->cols, n, NULL) == FF_OK)
+            o = FF_HYBRID_LOADED;
+    }
+    if (o != FF_HYBRID_LOADED) {
+        if ((rc = ff_hybrid_make(set, ds, n, seed, blur_passes, err)))
+            return rc;
+        if (o != FF_HYBRID_GENERATED &&
+            ((rc = ff_mkdir_p(cache_dir, err)) ||
+             (rc = ff_hybrid_save(set, key, ds->n, blur_passes, seed, file, err)))) {
+            ff_hybrid_free(set);
+            return rc;
+        }
+    }
+    if (origin)
+        *origin = o;
+    if (path && cap)
+        snprintf(path, cap, "%s", file);
+    return FF_OK;
+}

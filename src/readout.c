@@ -1,0 +1,291 @@
+/* readout.c - linear softmax readout on normalised FF activities (include/ff/readout.h). */
+#include "ff/readout.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ff/embed.h"
+#include "ff/objective.h"
+
+/* ---------------------------------------------------------------- classifier */
+
+static int init_optim(ff_readout *ro, ff_err *err)
+{
+    ff_config c;
+    ff_config_defaults(&c);
+    c.optimizer.type = FF_OPT_ADAM;
+    c.optimizer.beta1 = 0.9f;
+    c.optimizer.beta2 = 0.999f;
+    c.optimizer.eps = 1e-8f;
+    c.optimizer.weight_decay = 0.0f;
+    return ff_optim_init(&ro->opt, &c, ro->n_params, err);
+}
+
+int ff_readout_init(ff_readout *ro, int features, int classes, int max_batch, ff_err *err)
+{
+    memset(ro, 0, sizeof *ro);
+    if (features < 1 || classes < 1 || classes > 255 || max_batch < 1)
+        return ff_err_set(err, FF_ERR_USAGE, "readout: bad sizes (features %d, classes %d, "
+                          "max batch %d)", features, classes, max_batch);
+    ro->features = features;
+    ro->classes = classes;
+    ro->max_batch = max_batch;
+    ro->n_params = (size_t)classes * (size_t)features + (size_t)classes;
+    const size_t rows = (size_t)max_batch;
+    const size_t total = 2 * ro->n_params + rows * (size_t)classes + rows * (size_t)features;
+    ro->mem = calloc(total, sizeof(float));
+    ro->labels = malloc(2 * rows);
+    if (!ro->mem || !ro->labels) {
+        ff_readout_free(ro);
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory for the readout (%zu floats)", total);
+    }
+    ro->params = ro->mem;
+    ro->grads = ro->params + ro->n_params;
+    ro->logits = ro->grads + ro->n_params;
+    ro->feat = ro->logits + rows * (size_t)classes;
+    memset(ro->labels + rows, FF_LABEL_NEUTRAL, rows);
+    int rc = init_optim(ro, err);
+    if (rc)
+        ff_readout_free(ro);
+    return rc;
+}
+
+void ff_readout_free(ff_readout *ro)
+{
+    ff_optim_free(&ro->opt);
+    free(ro->mem);
+    free(ro->labels);
+    memset(ro, 0, sizeof *ro);
+}
+
+void ff_readout_reset(ff_readout *ro)
+{
+    memset(ro->params, 0, sizeof(float) * 2 * ro->n_params);
+    memset(ro->opt.state, 0, sizeof(float) * ff_optim_state_len(&ro->opt));
+    ro->opt.t = 0;
+}
+
+void ff_readout_logits(const ff_readout *ro, const float *x, int batch, float *logits)
+{
+    const int F = ro->features, C = ro->classes;
+    const float *W = ro->params, *b = ro->params + (size_t)C * F;
+    FF_ASSERT(batch >= 0 && batch <= ro->max_batch);
+    for (int i = 0; i < batch; i++)
+        memcpy(logits + (size_t)i * C, b, sizeof(float) * (size_t)C);
+    if (batch)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, C, F, 1.0f, x, F, W, F, 1.0f,
+                    logits, C);
+}
+
+/* Turns row z (C logits) into d(loss_i)/dz scaled by `scale`; returns loss_i. */
+static double softmax_xent_row(float *z, int C, int label, float scale)
+{
+    float mx = z[0];
+    for (int k = 1; k < C; k++)
+        mx = z[k] > mx ? z[k] : mx;
+    double sum = 0.0;
+    for (int k = 0; k < C; k++)
+        sum += exp((double)(z[k] - mx));
+    const double loss = log(sum) - (double)(z[label] - mx);
+    for (int k = 0; k < C; k++)
+        z[k] = scale * ((float)(exp((double)(z[k] - mx)) / sum) - (k == label ? 1.0f : 0.0f));
+    return loss;
+}
+
+float ff_readout_loss_grad(ff_readout *ro, const float *x, const uint8_t *labels, int batch)
+{
+    const int F = ro->features, C = ro->classes;
+    float *dz = ro->logits, *gW = ro->grads, *gb = ro->grads + (size_t)C * F;
+    if (batch < 1) {
+        memset(ro->grads, 0, sizeof(float) * ro->n_params);
+        return 0.0f;
+    }
+    ff_readout_logits(ro, x, batch, dz);
+    const float scale = 1.0f / (float)batch;
+    double loss = 0.0;
+    for (int i = 0; i < batch; i++) {
+        FF_ASSERT(labels[i] < C);
+        loss += softmax_xent_row(dz + (size_t)i * C, C, labels[i], scale);
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, F, batch, 1.0f, dz, C, x, F, 0.0f, gW,
+                F);
+    memset(gb, 0, sizeof(float) * (size_t)C);
+    for (int i = 0; i < batch; i++)
+        for (int k = 0; k < C; k++)
+            gb[k] += dz[(size_t)i * C + k];
+    return (float)(loss / batch);
+}
+
+float ff_readout_train_batch(ff_readout *ro, const float *x, const uint8_t *labels, int batch,
+                             float lr)
+{
+    float loss = ff_readout_loss_grad(ro, x, labels, batch);
+    ff_optim_step(&ro->opt, ro->params, ro->grads, lr);
+    return loss;
+}
+
+static int argmax(const float *z, int C)
+{
+    int best = 0;
+    for (int k = 1; k < C; k++)
+        if (z[k] > z[best])
+            best = k;
+    return best;
+}
+
+void ff_readout_predict(ff_readout *ro, const float *x, int batch, uint8_t *pred)
+{
+    ff_readout_logits(ro, x, batch, ro->logits);
+    for (int i = 0; i < batch; i++)
+        pred[i] = (uint8_t)argmax(ro->logits + (size_t)i * ro->classes, ro->classes);
+}
+
+/* ---------------------------------------------------------------- features */
+
+int ff_readout_feature_dim(const ff_net *net, const int *layers, int n_layers)
+{
+    int dim = 0;
+    for (int j = 0; j < n_layers; j++) {
+        FF_ASSERT(layers[j] >= 0 && layers[j] < net->n_layers);
+        dim += ff_shape_dim(net->layers[layers[j]].out);
+    }
+    return dim;
+}
+
+void ff_readout_features(const ff_net *net, const int *layers, int n_layers, int batch,
+                         float *out)
+{
+    const size_t F = (size_t)ff_readout_feature_dim(net, layers, n_layers);
+    size_t off = 0;
+    for (int j = 0; j < n_layers; j++) {
+        const int l = layers[j];
+        const size_t dim = (size_t)ff_shape_dim(net->layers[l].out);
+        if (l + 1 < net->n_layers) {
+            FF_ASSERT((size_t)ff_shape_dim(net->layers[l + 1].in) == dim);
+            for (int i = 0; i < batch; i++)
+                memcpy(out + i * F + off, net->in[l + 1] + i * dim, sizeof(float) * dim);
+        } else {
+            for (int i = 0; i < batch; i++)
+                ff_normalize(net->out[l] + i * dim, out + i * F + off, 1, (int)dim,
+                             net->norm_eps);
+        }
+        off += dim;
+    }
+}
+
+int ff_readout_layers(const ff_config *cfg, const ff_net *net, int layers[FF_MAX_LAYERS],
+                      int *n_layers, ff_err *err)
+{
+    const int L = net->n_layers;
+    int n = 0;
+    if (cfg->mode == FF_MODE_SUPERVISED) {
+        for (int l = L > 1 ? 1 : 0; l < L; l++)
+            layers[n++] = l;
+    } else if (cfg->clf.n_layers > 0) {
+        for (int j = 0; j < cfg->clf.n_layers; j++) {
+            if (cfg->clf.layers[j] < 0 || cfg->clf.layers[j] >= L)
+                return ff_err_set(err, FF_ERR_USAGE, "clf.layers.%d is %d, but the backbone has "
+                                  "only %d layer%s (0-based indices)", j, cfg->clf.layers[j], L,
+                                  L == 1 ? "" : "s");
+            layers[n++] = cfg->clf.layers[j];
+        }
+    } else {
+        for (int l = L > 3 ? L - 3 : 0; l < L; l++)
+            layers[n++] = l;
+    }
+    *n_layers = n;
+    return FF_OK;
+}
+
+/* ---------------------------------------------------------------- epochs */
+
+/* Net inputs and true labels (into ro->labels) of images order[start + i]
+ * (order NULL: start + i) for i < m. */
+static void fill_inputs(ff_readout *ro, const ff_readout_input *in, const int *order, int start,
+                        int m, float *x)
+{
+    const ff_dataset *ds = in->ds;
+    const size_t dim = (size_t)ds->dim;
+    const uint8_t *neutral = ro->labels + ro->max_batch;
+    FF_ASSERT(m <= ro->max_batch);
+    for (int i = 0; i < m; i++) {
+        const int src = order ? order[start + i] : start + i;
+        ro->labels[i] = ds->labels[src];
+        if (!in->neutral)
+            memcpy(x + i * dim, ds->images + src * dim, sizeof(float) * dim);
+    }
+    if (in->neutral && order)
+        ff_embed_batch(in->embed, ds->images, ds->rows, ds->cols, order + start, neutral, m, x);
+    else if (in->neutral) /* idx NULL reads images 0..m: start the array at image `start` */
+        ff_embed_batch(in->embed, ds->images + (size_t)start * dim, ds->rows, ds->cols, NULL,
+                       neutral, m, x);
+}
+
+void ff_readout_make_input(ff_readout *ro, const ff_readout_input *in, const int *idx, int batch,
+                           float *x)
+{
+    fill_inputs(ro, in, idx, 0, batch, x);
+}
+
+static void check_input(const ff_readout *ro, const ff_net *net, const int *layers, int n_layers,
+                        const ff_readout_input *in)
+{
+    const ff_dataset *ds = in->ds;
+    const int in_dim = in->neutral ? ff_shape_dim(ff_embed_shape(in->embed, ds->rows, ds->cols))
+                                   : ds->dim;
+    FF_ASSERT(ff_shape_dim(net->input) == in_dim);
+    FF_ASSERT(ff_readout_feature_dim(net, layers, n_layers) == ro->features);
+}
+
+/* Forward m rows of x and extract their features into ro->feat. */
+static void forward_features(ff_readout *ro, ff_net *net, const int *layers, int n_layers,
+                             const float *x, int m)
+{
+    ff_net_forward(net, x, m);
+    ff_readout_features(net, layers, n_layers, m, ro->feat);
+}
+
+float ff_readout_train_epoch(ff_readout *ro, ff_net *net, const int *layers, int n_layers,
+                             const ff_readout_input *in, const int *order, int n, int batch,
+                             float lr, float *xbuf)
+{
+    check_input(ro, net, layers, n_layers, in);
+    FF_ASSERT(batch >= 1 && batch <= ro->max_batch && batch <= net->max_batch);
+    double total = 0.0;
+    for (int start = 0; start < n; start += batch) {
+        const int m = n - start < batch ? n - start : batch;
+        fill_inputs(ro, in, order, start, m, xbuf);
+        forward_features(ro, net, layers, n_layers, xbuf, m);
+        total += (double)ff_readout_train_batch(ro, ro->feat, ro->labels, m, lr) * m;
+    }
+    return n > 0 ? (float)(total / n) : 0.0f;
+}
+
+double ff_readout_error(ff_readout *ro, ff_net *net, const int *layers, int n_layers,
+                        const ff_readout_input *in, int n, float *xbuf, int64_t *confusion)
+{
+    check_input(ro, net, layers, n_layers, in);
+    const int C = ro->classes;
+    if (n <= 0 || n > in->ds->n)
+        n = in->ds->n;
+    if (confusion)
+        memset(confusion, 0, sizeof(int64_t) * (size_t)C * (size_t)C);
+    const int chunk = ro->max_batch < net->max_batch ? ro->max_batch : net->max_batch;
+    int64_t wrong = 0;
+    for (int start = 0; start < n; start += chunk) {
+        const int m = n - start < chunk ? n - start : chunk;
+        fill_inputs(ro, in, NULL, start, m, xbuf);
+        forward_features(ro, net, layers, n_layers, xbuf, m);
+        ff_readout_logits(ro, ro->feat, m, ro->logits);
+        for (int i = 0; i < m; i++) {
+            const int truth = ro->labels[i];
+            const int pred = argmax(ro->logits + (size_t)i * C, C);
+            wrong += pred != truth;
+            if (confusion && truth < C)
+                confusion[(size_t)truth * C + pred]++;
+        }
+    }
+    return n > 0 ? (double)wrong / n : 0.0;
+}
