@@ -452,7 +452,8 @@ static Tensorboard__Hparams__HParamsPluginData *hparams_of(const char *tag)
     if (!v)
         return NULL;
     check_plugin(v, "hparams");
-    CHECK(ev->step == 0);
+    /* start and experiment records at step 0; the end record at the run's last step */
+    CHECK(ev->step == (strcmp(tag, "_hparams_/session_end_info") == 0 ? 5 : 0));
     CHECK(v->value_case == TENSORBOARD__SUMMARY__VALUE__VALUE_TENSOR);
     if (v->value_case == TENSORBOARD__SUMMARY__VALUE__VALUE_TENSOR) {
         const Tensorboard__TensorProto *t = v->tensor; /* empty DT_FLOAT [0] */
