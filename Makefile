@@ -84,10 +84,20 @@ $(BUILD)/%: tools/%.c $(BUILD)/libff.a | $(GEN_C)
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(BUILD)/ffrun $(DESTDIR)$(PREFIX)/bin/ffrun
-	for t in $(TOOL_BIN); do install -m 755 $$t $(DESTDIR)$(PREFIX)/bin/; done
+	install -m 755 $(BUILD)/tfevents-dump $(DESTDIR)$(PREFIX)/bin/tfevents-dump
 	[ ! -f docs/ffrun.1 ] || install -m 644 docs/ffrun.1 $(DESTDIR)$(PREFIX)/share/man/man1/ffrun.1
 
 clean:
 	rm -rf build build-asan
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d)
+
+# speed benchmark (bench/speed.sh): ffrun vs the PyTorch reference, GEMM-only bound.
+# ff-bench times library calls in place by wrapping them at link time.
+$(BUILD)/ff-bench: LDFLAGS += -Wl,--wrap=cblas_sgemm,--wrap=ff_layer_forward,--wrap=ff_layer_backward,--wrap=ff_normalize,--wrap=ff_ff_loss,--wrap=ff_goodness,--wrap=ff_optim_step,--wrap=ff_embed_batch
+.PHONY: bench-speed
+bench: bench-speed
+bench-speed:
+	@tools/deps.sh --bench
+	@$(MAKE) --no-print-directory $(BUILD)/ff-bench
+	BUILD=$(BUILD) bench/speed.sh

@@ -74,6 +74,23 @@ static void test_mask_binary_with_large_regions(void)
     CHECK(mean_agreement(10, 200, &o10, &c10) > mean_agreement(2, 200, &o2, &c2));
 }
 
+/* tiny, heavily blurred masks are often constant: they are redrawn */
+static void test_constant_masks_redrawn(void)
+{
+    ff_rng r;
+    ff_rng_seed(&r, 13);
+    float m[9], scratch[9];
+    int constant = 0;
+    for (int k = 0; k < 1000; k++) {
+        ff_hybrid_mask(&r, 3, 3, 4, m, scratch);
+        int ones = 0;
+        for (int j = 0; j < 9; j++)
+            ones += m[j] == 1.0f;
+        constant += ones == 0 || ones == 9;
+    }
+    CHECK(constant <= 5);
+}
+
 static void test_mix_follows_mask(void)
 {
     ff_rng r;
@@ -304,6 +321,7 @@ static void test_cache_load_and_invalidate(void)
 int main(void)
 {
     RUN(test_mask_binary_with_large_regions);
+    RUN(test_constant_masks_redrawn);
     RUN(test_mix_follows_mask);
     RUN(test_set_pixels_and_classes);
     RUN(test_pairs_differ_on_skewed_data);

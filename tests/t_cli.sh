@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# t_cli.sh - the command line as a user meets it: --help, --version, --help-config,
+# --dry-run, exit codes and messages for usage and config errors, make install.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+build=${FF_BUILD:-build}
+ffrun=$build/ffrun
+tmp=$(mktemp -d /tmp/ff_t_cli.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+ok() { echo "ok   $*"; }
+expect() { # expect STATUS PATTERN CMD... : exit status and a line matching PATTERN
+    local want=$1 pat=$2; shift 2
+    "$@" > "$tmp/out" 2>&1
+    local rc=$?
+    if [ $rc -eq "$want" ] && grep -qE -- "$pat" "$tmp/out"; then
+        ok "$* -> $rc, /$pat/"
+    else
+        fail "$* -> $rc (want $want), output:"; head -5 "$tmp/out"
+    fi
+}
+
+expect 0 '^usage: ffrun \[OPTIONS\] CONFIG.yaml' "$ffrun" --help
+expect 0 '^ffrun [0-9]+\.[0-9]+\.[0-9]+$' "$ffrun" --version
+expect 0 'train\.epochs +int' "$ffrun" --help-config
+expect 2 "unknown option '--frobnicate'" "$ffrun" --frobnicate configs/quick.yaml
+expect 2 'no config file given' "$ffrun"
+expect 1 'nope\.yaml: cannot open' "$ffrun" nope.yaml
+expect 2 "^ffrun: tests/fixtures/config/unknown_key.yaml:6:3: unknown key 'train.epohcs'; did you mean 'train.epochs'\?" \
+    "$ffrun" tests/fixtures/config/unknown_key.yaml
+expect 2 'expected an integer for train.epochs' "$ffrun" configs/quick.yaml --set train.epochs=abc
+expect 2 '--set train.lr=1: unknown key .train.lr.; did you mean .optimizer.lr.' \
+    "$ffrun" configs/quick.yaml --set train.lr=1
+# every layer's output shape, parameters and cost, without training
+expect 0 '^1 +fc +200x1x1 +40200 ' "$ffrun" configs/quick.yaml --dry-run
+[ ! -d runs ] || [ -z "$(find runs -newer "$tmp" 2>/dev/null)" ] && ok "--dry-run wrote no run" \
+    || fail "--dry-run created a run"
+# a layer geometry that does not fit its input
+cat > "$tmp/geom.yaml" <<'Y'
+model:
+  layers:
+    - {type: conv, channels: 8, kernel: 10, stride: 6}
+    - {type: conv, channels: 8, kernel: 5, stride: 1}
+Y
+expect 2 'layer 1 \(line 4, col 7\): conv kernel 5 does not fit input 8x4x4' "$ffrun" "$tmp/geom.yaml" --dry-run
+
+# make install honours PREFIX and DESTDIR
+if make --no-print-directory BUILD="$build" install DESTDIR="$tmp/dest" PREFIX=/usr > "$tmp/inst" 2>&1 &&
+    [ -x "$tmp/dest/usr/bin/ffrun" ] && [ -x "$tmp/dest/usr/bin/tfevents-dump" ] &&
+    [ -f "$tmp/dest/usr/share/man/man1/ffrun.1" ]; then
+    ok "make install DESTDIR=... PREFIX=/usr"
+else
+    fail "make install"; cat "$tmp/inst"
+fi
+[ $fails -eq 0 ] && echo "t_cli: all checks passed"
+exit $((fails > 0))

@@ -1,0 +1,672 @@
+/* ff-bench.c - speed benchmark of ffrun's training and evaluation (make bench-speed).
+ *
+ * Builds one of the paper's nets from an ff_config made here and times it on the
+ * first MNIST training images:
+ *   fc     784-2000-2000-2000-2000
+ *   cnn    conv 1->128 k10 s6, 128->220 k2 s1, 220->512 k2 s1 (28x28 input)
+ *   local  the same geometry with unshared weights per output location
+ * Label overlay in the first 10 pixels, Adam lr 1e-3, thresholds = units per layer.
+ *
+ * What `run` measures (one JSON object on stdout):
+ *   - training batches done exactly as src/train.c's train_batch does them with
+ *     passes: alternate and random negatives (embed true labels, FF pass, Adam step,
+ *     embed wrong labels, FF pass, Adam step); one image = its positive and its
+ *     negative pass, updates included;
+ *   - goodness-per-label evaluation (ff_eval_goodness_scores) with the trainer's
+ *     net size max_batch = max(2B, 1000), i.e. chunks of max_batch/10 images whose
+ *     10 labelled copies go through the net as one batch;
+ *   - where the time goes: the library's calls are wrapped at link time
+ *     (-Wl,--wrap=..., see the Makefile line for this tool) and timed in place:
+ *     sgemm, the rest of each layer (bias, ReLU, im2col, transposes, bias
+ *     gradients), normalisation, FF loss, goodness, optimiser, embedding;
+ *   - the GEMM-only bound: the sgemm calls of one batch (shapes, transposes,
+ *     strides recorded in place) replayed on plain OpenBLAS cblas_sgemm.
+ * Timed loops run with the wrappers switched off (one predictable branch per call).
+ *
+ * `ref` writes the reference file bench/ff_ref.py checks PyTorch against: a JSON
+ * header line, then float32 arrays (see write_ref).
+ *
+ * Usage:
+ *   ff-bench run --net fc|cnn|local --batch B [--seconds S] [--threads T]
+ *                [--data DIR] [--images N] [--seed S]
+ *   ff-bench ref --net fc|cnn|local --batch B --out FILE [--warm N] [--data DIR]
+ * Exit status: 0 ok, 1 runtime error, 2 usage. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <xmmintrin.h>
+
+#include "ff/config.h"
+#include "ff/data.h"
+#include "ff/embed.h"
+#include "ff/eval.h"
+#include "ff/net.h"
+#include "ff/objective.h"
+#include "ff/optim.h"
+#include "ff/rng.h"
+
+/* ---------------------------------------------------------------- timing */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* ---------------------------------------------------------------- in-place timers
+ * Each wrapped library call adds its wall time to one bucket while `tracing` is
+ * on. Buckets nest: layer forward/backward include their sgemms. */
+
+enum { T_GEMM, T_LAYER, T_NORM, T_LOSS, T_GOOD, T_OPTIM, T_EMBED, T_COUNT };
+
+static int tracing;
+static double bucket[T_COUNT];
+
+/* recorded sgemm calls (shapes for the GEMM-only bound) */
+typedef struct gemm_call {
+    enum CBLAS_ORDER order;
+    enum CBLAS_TRANSPOSE ta, tb;
+    int m, n, k, lda, ldb, ldc;
+    float beta;
+} gemm_call;
+
+#define MAX_CALLS 4096
+static int recording;
+static gemm_call calls[MAX_CALLS];
+static int n_calls;
+
+void __real_cblas_sgemm(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint,
+                        blasint, blasint, float, const float *, blasint, const float *, blasint,
+                        float, float *, blasint);
+void __wrap_cblas_sgemm(enum CBLAS_ORDER o, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb,
+                        blasint m, blasint n, blasint k, float alpha, const float *a, blasint lda,
+                        const float *b, blasint ldb, float beta, float *c, blasint ldc)
+{
+    if (recording && n_calls < MAX_CALLS)
+        calls[n_calls++] = (gemm_call){o, ta, tb, m, n, k, lda, ldb, ldc, beta};
+    if (!tracing) {
+        __real_cblas_sgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    double t0 = now();
+    __real_cblas_sgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    bucket[T_GEMM] += now() - t0;
+}
+
+#define TIMED(slot, call)                   \
+    do {                                    \
+        if (!tracing) {                     \
+            call;                           \
+        } else {                            \
+            double t0_ = now();             \
+            call;                           \
+            bucket[slot] += now() - t0_;    \
+        }                                   \
+    } while (0)
+
+void __real_ff_layer_forward(const ff_layer *, const float *, float *, int, float *);
+void __wrap_ff_layer_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws)
+{
+    TIMED(T_LAYER, __real_ff_layer_forward(l, x, y, batch, ws));
+}
+
+void __real_ff_layer_backward(const ff_layer *, const float *, const float *, int, float, float *);
+void __wrap_ff_layer_backward(const ff_layer *l, const float *x, const float *dpre, int batch,
+                              float beta, float *ws)
+{
+    TIMED(T_LAYER, __real_ff_layer_backward(l, x, dpre, batch, beta, ws));
+}
+
+void __real_ff_normalize(const float *, float *, int, int, float);
+void __wrap_ff_normalize(const float *x, float *out, int batch, int dim, float eps)
+{
+    TIMED(T_NORM, __real_ff_normalize(x, out, batch, dim, eps));
+}
+
+float __real_ff_ff_loss(const float *, int, int, float, int, float, float *, float *);
+float __wrap_ff_ff_loss(const float *y, int batch, int dim, float theta, int sign, float scale,
+                        float *g, float *dpre)
+{
+    float r;
+    TIMED(T_LOSS, r = __real_ff_ff_loss(y, batch, dim, theta, sign, scale, g, dpre));
+    return r;
+}
+
+void __real_ff_goodness(const float *, int, int, float *);
+void __wrap_ff_goodness(const float *y, int batch, int dim, float *g)
+{
+    TIMED(T_GOOD, __real_ff_goodness(y, batch, dim, g));
+}
+
+void __real_ff_optim_step(ff_optim *, float *, const float *, float);
+void __wrap_ff_optim_step(ff_optim *o, float *params, const float *grads, float lr)
+{
+    TIMED(T_OPTIM, __real_ff_optim_step(o, params, grads, lr));
+}
+
+void __real_ff_embed_batch(ff_embed_kind, const float *, int, int, const int *, const uint8_t *,
+                           int, float *);
+void __wrap_ff_embed_batch(ff_embed_kind kind, const float *images, int rows, int cols,
+                           const int *idx, const uint8_t *labels, int batch, float *out)
+{
+    TIMED(T_EMBED, __real_ff_embed_batch(kind, images, rows, cols, idx, labels, batch, out));
+}
+
+/* ---------------------------------------------------------------- options */
+
+typedef struct opts {
+    const char *cmd, *net, *data, *out;
+    int batch, threads, images, warm;
+    double seconds;
+    uint64_t seed;
+} opts;
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "usage: ff-bench run --net fc|cnn|local --batch B [--seconds S] [--threads T]\n"
+            "                    [--data DIR] [--images N] [--seed S]\n"
+            "       ff-bench ref --net fc|cnn|local --batch B --out FILE [--warm N] [--data DIR]\n");
+    return 2;
+}
+
+static int parse_args(int argc, char **argv, opts *o)
+{
+    *o = (opts){.net = "fc", .data = "data/mnist", .batch = 100, .threads = 2, .images = 10000,
+                .warm = 3, .seconds = 3.0, .seed = 1};
+    if (argc < 2)
+        return -1;
+    o->cmd = argv[1];
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v)
+            return -1;
+        if (!strcmp(a, "--net"))
+            o->net = v;
+        else if (!strcmp(a, "--data"))
+            o->data = v;
+        else if (!strcmp(a, "--out"))
+            o->out = v;
+        else if (!strcmp(a, "--batch"))
+            o->batch = atoi(v);
+        else if (!strcmp(a, "--threads"))
+            o->threads = atoi(v);
+        else if (!strcmp(a, "--images"))
+            o->images = atoi(v);
+        else if (!strcmp(a, "--warm"))
+            o->warm = atoi(v);
+        else if (!strcmp(a, "--seconds"))
+            o->seconds = atof(v);
+        else if (!strcmp(a, "--seed"))
+            o->seed = strtoull(v, NULL, 10);
+        else
+            return -1;
+        i++;
+    }
+    if (strcmp(o->cmd, "run") && strcmp(o->cmd, "ref"))
+        return -1;
+    if (o->batch < 1 || o->threads < 1 || o->images < o->batch || o->warm < 0)
+        return -1;
+    if (!strcmp(o->cmd, "ref") && !o->out)
+        return -1;
+    return 0;
+}
+
+/* The benchmark nets; returns 0 for an unknown name. */
+static int make_config(const char *net, ff_config *cfg)
+{
+    ff_config_defaults(cfg);
+    cfg->mode = FF_MODE_SUPERVISED;
+    cfg->model.label_embedding = FF_EMBED_OVERLAY;
+    cfg->optimizer.type = FF_OPT_ADAM;
+    cfg->optimizer.lr = 1e-3f;
+    cfg->optimizer.weight_decay = 0.0f;
+    cfg->schedule.type = FF_SCHED_CONSTANT;
+    cfg->train.passes = FF_PASS_ALTERNATE;
+    cfg->train.negatives = FF_NEG_RANDOM;
+    if (!strcmp(net, "fc")) {
+        cfg->model.n_layers = 4;
+        for (int l = 0; l < 4; l++)
+            cfg->model.layers[l] = (ff_layer_cfg){.kind = FF_LAYER_FC, .units = 2000};
+        return 1;
+    }
+    ff_layer_kind kind;
+    if (!strcmp(net, "cnn"))
+        kind = FF_LAYER_CONV;
+    else if (!strcmp(net, "local"))
+        kind = FF_LAYER_LOCAL;
+    else
+        return 0;
+    static const int ch[3] = {128, 220, 512}, k[3] = {10, 2, 2}, s[3] = {6, 1, 1};
+    cfg->model.n_layers = 3;
+    for (int l = 0; l < 3; l++)
+        cfg->model.layers[l] =
+            (ff_layer_cfg){.kind = kind, .channels = ch[l], .kernel = k[l], .stride = s[l]};
+    return 1;
+}
+
+/* ---------------------------------------------------------------- bench state */
+
+typedef struct bench {
+    const opts *o;
+    ff_config cfg;
+    ff_dataset ds;
+    ff_net net;
+    ff_optim opt;
+    ff_rng rng;
+    ff_shape in_shape;
+    int in_dim, batch, cursor;
+    int *order;
+    float *x, *scores;
+    uint8_t *labels;
+    ff_layer_loss loss[2][FF_MAX_LAYERS]; /* last batch: [0] positive pass, [1] negative */
+} bench;
+
+static int bench_setup(bench *b, const opts *o, ff_err *err)
+{
+    memset(b, 0, sizeof *b);
+    b->o = o;
+    if (!make_config(o->net, &b->cfg))
+        return ff_err_set(err, FF_ERR_USAGE, "unknown net '%s' (fc, cnn, local)", o->net);
+    b->cfg.seed = o->seed;
+    b->cfg.train.batch_size = o->batch;
+    int rc = ff_config_validate(&b->cfg, err);
+    if (rc)
+        return rc;
+    ff_rng_seed(&b->rng, o->seed);
+    if ((rc = ff_dataset_load(&b->ds, o->data, "train", o->images, err)))
+        return rc;
+    if (b->ds.n < o->batch)
+        return ff_err_set(err, FF_ERR_USAGE, "%d images < batch %d", b->ds.n, o->batch);
+    b->batch = o->batch;
+    b->in_shape = ff_embed_shape(b->cfg.model.label_embedding, b->ds.rows, b->ds.cols);
+    b->in_dim = ff_shape_dim(b->in_shape);
+    /* as src/train.c: room for a joint batch and for eval chunks of 10 labelled copies */
+    int max_batch = 2 * b->batch < 1000 ? 1000 : 2 * b->batch;
+    if ((rc = ff_net_build(&b->net, &b->cfg, b->in_shape, max_batch, &b->rng, err)) ||
+        (rc = ff_optim_init(&b->opt, &b->cfg, b->net.n_params, err)))
+        return rc;
+    b->order = malloc(sizeof(int) * (size_t)b->ds.n);
+    b->x = malloc(sizeof(float) * (size_t)max_batch * (size_t)b->in_dim);
+    b->scores = malloc(sizeof(float) * (size_t)max_batch * FF_NUM_CLASSES);
+    b->labels = malloc((size_t)2 * (size_t)b->batch);
+    if (!b->order || !b->x || !b->scores || !b->labels)
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory for benchmark buffers");
+    for (int i = 0; i < b->ds.n; i++)
+        b->order[i] = i;
+    ff_rng_shuffle(&b->rng, b->order, b->ds.n);
+    return FF_OK;
+}
+
+static void bench_free(bench *b)
+{
+    free(b->order);
+    free(b->x);
+    free(b->scores);
+    free(b->labels);
+    ff_optim_free(&b->opt);
+    ff_net_free(&b->net);
+    ff_dataset_free(&b->ds);
+}
+
+/* Next batch of shuffled indices (wraps around, reshuffling). */
+static const int *next_indices(bench *b)
+{
+    if (b->cursor + b->batch > b->ds.n) {
+        ff_rng_shuffle(&b->rng, b->order, b->ds.n);
+        b->cursor = 0;
+    }
+    const int *idx = b->order + b->cursor;
+    b->cursor += b->batch;
+    return idx;
+}
+
+/* Embeds the batch with the true (pass 0) or wrong (pass 1) labels into b->x. */
+static void embed(bench *b, const int *idx, int pass)
+{
+    ff_embed_batch(b->cfg.model.label_embedding, b->ds.images, b->ds.rows, b->ds.cols, idx,
+                   b->labels + (size_t)pass * b->batch, b->batch, b->x);
+}
+
+static void choose_labels(bench *b, const int *idx)
+{
+    uint8_t *pos = b->labels, *neg = b->labels + b->batch;
+    for (int i = 0; i < b->batch; i++)
+        pos[i] = b->ds.labels[idx[i]];
+    ff_negative_labels_random(&b->rng, pos, b->batch, neg);
+}
+
+/* One FF pass over b->x as positive (pass 0) or negative (pass 1) data, then the
+ * optimiser step: the body of src/train.c's train_batch, alternate passes. */
+static void ff_step(bench *b, int pass)
+{
+    const int B = b->batch;
+    ff_net_ff_grads(&b->net, b->x, pass ? 0 : B, pass ? B : 0, 1.0f / (float)B, b->loss[pass]);
+    ff_optim_step(&b->opt, b->net.params, b->net.grads,
+                  ff_schedule_lr(&b->cfg, (int64_t)b->opt.t, 0));
+}
+
+/* Returns the time spent choosing labels (data work outside the wrapped calls). */
+static double train_batch(bench *b)
+{
+    double t0 = tracing ? now() : 0.0;
+    const int *idx = next_indices(b);
+    choose_labels(b, idx);
+    double data = tracing ? now() - t0 : 0.0;
+    embed(b, idx, 0);
+    ff_step(b, 0);
+    embed(b, idx, 1);
+    ff_step(b, 1);
+    return data;
+}
+
+/* images per eval chunk, as ff_eval_goodness_scores chunks them */
+static int eval_chunk(const bench *b) { return b->net.max_batch / FF_NUM_CLASSES; }
+
+static void eval_chunk_run(bench *b)
+{
+    const int m = eval_chunk(b);
+    if (b->cursor + m > b->ds.n)
+        b->cursor = 0;
+    ff_eval_goodness_scores(&b->net, b->cfg.model.label_embedding, &b->ds, b->order + b->cursor,
+                            m, b->x, b->scores);
+    b->cursor += m;
+}
+
+/* Runs fn until `seconds` have passed and at least min_iters timed iterations
+ * (after `warm` untimed ones); returns the median seconds per iteration. */
+static double time_loop(bench *b, void (*fn)(bench *), int warm, int min_iters, double seconds,
+                        int *iters)
+{
+    for (int i = 0; i < warm; i++)
+        fn(b);
+    int cap = 64, n = 0;
+    double *t = malloc(sizeof(double) * (size_t)cap);
+    const double start = now();
+    while (t && (n < min_iters || now() - start < seconds)) {
+        double t0 = now();
+        fn(b);
+        if (n == cap) {
+            double *nt = realloc(t, sizeof(double) * (size_t)(cap *= 2));
+            if (!nt)
+                break;
+            t = nt;
+        }
+        t[n++] = now() - t0;
+    }
+    double med = t && n ? median(t, n) : NAN;
+    free(t);
+    *iters = n;
+    return med;
+}
+
+static void train_batch_void(bench *b) { (void)train_batch(b); }
+
+/* ---------------------------------------------------------------- GEMM-only bound */
+
+static size_t operand_floats(enum CBLAS_TRANSPOSE t, int rows, int cols, int ld)
+{
+    /* row-major: a rows x cols operand (cols x rows if transposed) with leading dim ld */
+    return (size_t)(t == CblasNoTrans ? rows : cols) * (size_t)ld;
+}
+
+/* Replays calls[0..n) on plain sgemm with private operands; median seconds per
+ * replay of the whole list (NAN if out of memory). */
+static double gemm_replay(const gemm_call *cl, int n, double seconds)
+{
+    size_t na = 1, nb = 1, nc = 1;
+    for (int i = 0; i < n; i++) {
+        size_t a = operand_floats(cl[i].ta, cl[i].m, cl[i].k, cl[i].lda);
+        size_t bb = operand_floats(cl[i].tb, cl[i].k, cl[i].n, cl[i].ldb);
+        size_t c = (size_t)cl[i].m * (size_t)cl[i].ldc;
+        na = a > na ? a : na;
+        nb = bb > nb ? bb : nb;
+        nc = c > nc ? c : nc;
+    }
+    float *A = malloc(sizeof(float) * na), *Bm = malloc(sizeof(float) * nb),
+          *C = calloc(nc, sizeof(float));
+    double med = NAN;
+    if (A && Bm && C) {
+        for (size_t i = 0; i < na; i++)
+            A[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+        for (size_t i = 0; i < nb; i++)
+            Bm[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
+        double ts[256];
+        int reps = 0;
+        const double start = now();
+        for (int r = -1; r < 256 && (r < 3 || now() - start < seconds); r++) {
+            double t0 = now();
+            for (int i = 0; i < n; i++) {
+                const gemm_call *g = &cl[i];
+                __real_cblas_sgemm(g->order, g->ta, g->tb, g->m, g->n, g->k, 1.0f, A, g->lda, Bm,
+                                   g->ldb, g->beta, C, g->ldc);
+            }
+            if (r >= 0) /* r = -1 warms up */
+                ts[reps++] = now() - t0;
+        }
+        med = median(ts, reps);
+    }
+    free(A);
+    free(Bm);
+    free(C);
+    return med;
+}
+
+static double gemm_flops(const gemm_call *cl, int n)
+{
+    double f = 0.0;
+    for (int i = 0; i < n; i++)
+        f += 2.0 * cl[i].m * (double)cl[i].n * cl[i].k;
+    return f;
+}
+
+/* ---------------------------------------------------------------- run */
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static void print_breakdown(const char *name, const double *bk, double data, double total,
+                            double per)
+{
+    /* per: divisor turning run totals into per-batch milliseconds */
+    const double gemm = bk[T_GEMM], other = bk[T_LAYER] - bk[T_GEMM];
+    const double known = bk[T_LAYER] + bk[T_NORM] + bk[T_LOSS] + bk[T_GOOD] + bk[T_OPTIM] +
+                         bk[T_EMBED] + data;
+    printf(",\"%s\":{\"total_ms\":%.3f,\"gemm_ms\":%.3f,\"layer_other_ms\":%.3f,"
+           "\"normalize_ms\":%.3f,\"loss_ms\":%.3f,\"goodness_ms\":%.3f,\"optim_ms\":%.3f,"
+           "\"data_ms\":%.3f,\"rest_ms\":%.3f}",
+           name, 1e3 * total / per, 1e3 * gemm / per, 1e3 * other / per, 1e3 * bk[T_NORM] / per,
+           1e3 * bk[T_LOSS] / per, 1e3 * bk[T_GOOD] / per, 1e3 * bk[T_OPTIM] / per,
+           1e3 * (bk[T_EMBED] + data) / per, 1e3 * (total - known) / per);
+}
+
+static int cmd_run(const opts *o, ff_err *err)
+{
+    bench b;
+    int rc = bench_setup(&b, o, err);
+    if (rc) {
+        bench_free(&b);
+        return rc;
+    }
+    const int B = b.batch, chunk = eval_chunk(&b);
+    const double rss_setup = peak_rss_mb();
+
+    /* throughput, wrappers off */
+    int n_train, n_eval;
+    double t_train = time_loop(&b, train_batch_void, 2, 3, o->seconds, &n_train);
+    double t_eval = time_loop(&b, eval_chunk_run, 1, 3, o->seconds * 0.5, &n_eval);
+    const double rss = peak_rss_mb();
+
+    /* breakdown, wrappers on; the first traced batch also records its sgemms */
+    const int nbd = B >= 1000 ? 2 : 6;
+    double bk_train[T_COUNT], bk_eval[T_COUNT], data = 0.0;
+    tracing = 1;
+    memset(bucket, 0, sizeof bucket);
+    double t0 = now();
+    for (int i = 0; i < nbd; i++) {
+        recording = i == 0;
+        data += train_batch(&b);
+    }
+    const double total_train = now() - t0;
+    memcpy(bk_train, bucket, sizeof bucket);
+    recording = 0;
+    gemm_call *train_calls = malloc(sizeof(gemm_call) * (size_t)n_calls);
+    const int n_train_calls = n_calls;
+    if (train_calls)
+        memcpy(train_calls, calls, sizeof(gemm_call) * (size_t)n_calls);
+    n_calls = 0;
+    memset(bucket, 0, sizeof bucket);
+    t0 = now();
+    for (int i = 0; i < nbd; i++) {
+        recording = i == 0;
+        eval_chunk_run(&b);
+    }
+    const double total_eval = now() - t0;
+    memcpy(bk_eval, bucket, sizeof bucket);
+    recording = tracing = 0;
+    const int n_eval_calls = n_calls;
+
+    /* GEMM-only bound (eval calls are still in `calls`) */
+    double g_eval = gemm_replay(calls, n_eval_calls, 1.0);
+    double g_train = train_calls ? gemm_replay(train_calls, n_train_calls, 1.5) : NAN;
+    const double flop_train = train_calls ? gemm_flops(train_calls, n_train_calls) / B : NAN;
+    const double flop_eval = gemm_flops(calls, n_eval_calls) / chunk;
+    free(train_calls);
+
+    char corename[64];
+    snprintf(corename, sizeof corename, "%s", openblas_get_corename());
+    printf("{\"impl\":\"ffrun\",\"net\":\"%s\",\"batch\":%d,\"threads\":%d,\"params\":%zu,"
+           "\"blas\":\"OpenBLAS %s\",\"train_ips\":%.2f,\"train_batches\":%d,"
+           "\"eval_ips\":%.2f,\"eval_chunk\":%d,\"eval_chunks\":%d,"
+           "\"train_flop_per_img\":%.6g,\"eval_flop_per_img\":%.6g,"
+           "\"gemm_bound_train_ips\":%.2f,\"gemm_bound_eval_ips\":%.2f,"
+           "\"gemm_calls_train\":%d,\"gemm_calls_eval\":%d,"
+           "\"rss_setup_mb\":%.1f,\"peak_rss_mb\":%.1f",
+           o->net, B, o->threads, b.net.n_params, corename, B / t_train, n_train,
+           chunk / t_eval, chunk, n_eval, flop_train, flop_eval, B / g_train, chunk / g_eval,
+           n_train_calls, n_eval_calls, rss_setup, rss);
+    print_breakdown("bd_train", bk_train, data, total_train, nbd);
+    print_breakdown("bd_eval", bk_eval, 0.0, total_eval, nbd);
+    printf(",\"loss_last\":[");
+    for (int l = 0; l < b.net.n_layers; l++)
+        printf("%s%.5f", l ? "," : "", b.loss[0][l].loss_pos + b.loss[1][l].loss_neg);
+    printf("]}\n");
+    bench_free(&b);
+    return FF_OK;
+}
+
+/* ---------------------------------------------------------------- reference file */
+
+static int write_floats(FILE *f, const float *v, size_t n)
+{
+    return fwrite(v, sizeof(float), n, f) == n ? 0 : -1;
+}
+
+/* Layout after the JSON header line (all float32, little-endian):
+ *   params[n] m[n] v[n]                    state after `warm` training batches
+ *   x_pos[B*in_dim] x_neg[B*in_dim]        the embedded inputs of the next batch
+ *   for the positive then the negative pass:
+ *     loss[n_layers] grads[n] params[n]    layer losses, gradients, params after the step */
+static int write_ref(const opts *o, ff_err *err)
+{
+    bench b;
+    int rc = bench_setup(&b, o, err);
+    FILE *f = NULL;
+    float *xs = NULL;
+    if (rc)
+        goto done;
+    for (int i = 0; i < o->warm; i++)
+        train_batch(&b);
+    const size_t n = b.net.n_params, xn = (size_t)b.batch * b.in_dim;
+    xs = malloc(sizeof(float) * 2 * xn);
+    if (!xs) {
+        rc = ff_err_set(err, FF_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    const int *idx = next_indices(&b);
+    choose_labels(&b, idx);
+    for (int pass = 0; pass < 2; pass++) {
+        embed(&b, idx, pass);
+        memcpy(xs + pass * xn, b.x, sizeof(float) * xn);
+    }
+    f = fopen(o->out, "wb");
+    if (!f) {
+        rc = ff_err_set(err, FF_ERR_IO, "%s: cannot open for writing", o->out);
+        goto done;
+    }
+    fprintf(f, "{\"format\":\"ffrun-ref\",\"version\":1,\"net\":\"%s\",\"batch\":%d,"
+               "\"input\":[%d,%d,%d],\"n_params\":%zu,\"lr\":%.9g,\"beta1\":%.9g,"
+               "\"beta2\":%.9g,\"eps\":%.9g,\"norm_eps\":%.9g,\"t\":%lld,\"layers\":[",
+            o->net, b.batch, b.in_shape.c, b.in_shape.h, b.in_shape.w, n, b.cfg.optimizer.lr,
+            b.opt.beta1, b.opt.beta2, b.opt.eps, b.net.norm_eps, (long long)b.opt.t);
+    for (int l = 0; l < b.net.n_layers; l++) {
+        const ff_layer *L = &b.net.layers[l];
+        fprintf(f, "%s{\"kind\":\"%s\",\"in\":[%d,%d,%d],\"out\":[%d,%d,%d],\"kernel\":%d,"
+                   "\"stride\":%d,\"threshold\":%.9g,\"n_weights\":%zu,\"n_bias\":%zu}",
+                l ? "," : "", ff_layer_kind_name(L->kind), L->in.c, L->in.h, L->in.w, L->out.c,
+                L->out.h, L->out.w, L->kernel, L->stride, L->threshold, L->n_weights, L->n_bias);
+    }
+    fprintf(f, "]}\n");
+    int bad = write_floats(f, b.net.params, n) || write_floats(f, b.opt.state, 2 * n) ||
+              write_floats(f, xs, 2 * xn);
+    for (int pass = 0; pass < 2 && !bad; pass++) {
+        memcpy(b.x, xs + pass * xn, sizeof(float) * xn);
+        ff_step(&b, pass);
+        float loss[FF_MAX_LAYERS];
+        for (int l = 0; l < b.net.n_layers; l++)
+            loss[l] = pass ? b.loss[1][l].loss_neg : b.loss[0][l].loss_pos;
+        bad = write_floats(f, loss, (size_t)b.net.n_layers) ||
+              write_floats(f, b.net.grads, n) || write_floats(f, b.net.params, n);
+    }
+    if (bad || fclose(f)) {
+        f = NULL;
+        rc = ff_err_set(err, FF_ERR_IO, "%s: write failed", o->out);
+        goto done;
+    }
+    f = NULL;
+done:
+    if (f)
+        fclose(f);
+    free(xs);
+    bench_free(&b);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- main */
+
+int main(int argc, char **argv)
+{
+    opts o;
+    if (parse_args(argc, argv, &o))
+        return usage();
+    _mm_setcsr(_mm_getcsr() | 0x8040); /* FTZ + DAZ, as src/train.c */
+    openblas_set_num_threads(o.threads);
+    ff_err err = {0};
+    int rc = !strcmp(o.cmd, "run") ? cmd_run(&o, &err) : write_ref(&o, &err);
+    if (rc) {
+        fprintf(stderr, "ff-bench: %s\n", err.msg);
+        return ff_err_exit_status(rc);
+    }
+    return 0;
+}
