@@ -57,7 +57,9 @@ static int encode(const ff_checkpoint_state *st, uint8_t **out, size_t *len, ff_
     const char *run_dir = st->run_dir ? st->run_dir : "";
     const size_t dir_len = strlen(run_dir);
     const uint64_t n_order = st->order ? (uint64_t)st->n_order : 0;
-    size_t total = FF_CHECKPOINT_HEADER + cfg_len + dir_len + 4 * (n_params + n_state + n_order) + 4;
+    const uint64_t n_aux = st->net->n_aux;
+    size_t total = FF_CHECKPOINT_HEADER + cfg_len + dir_len +
+                   4 * (n_params + n_state + n_aux + n_order) + 4;
     uint8_t *b = calloc(1, total + 1);
     if (!b)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for a %zu-byte checkpoint", total);
@@ -74,6 +76,7 @@ static int encode(const ff_checkpoint_state *st, uint8_t **out, size_t *len, ff_
         put_u64(b + 56 + 8 * i, st->rng->s[i]);
     put_u32(b + 88, (uint32_t)dir_len);
     put_u32(b + 92, (uint32_t)n_order);
+    put_u64(b + 96, n_aux);
     uint8_t *p = b + FF_CHECKPOINT_HEADER;
     ff_config_to_yaml(st->cfg, (char *)p, cfg_len + 1); /* writes a NUL we overwrite next */
     p += cfg_len;
@@ -83,6 +86,8 @@ static int encode(const ff_checkpoint_state *st, uint8_t **out, size_t *len, ff_
     p += 4 * n_params;
     put_floats(p, st->opt->state, n_state);
     p += 4 * n_state;
+    put_floats(p, st->net->aux, n_aux);
+    p += 4 * n_aux;
     for (uint64_t i = 0; i < n_order; i++, p += 4)
         put_u32(p, (uint32_t)st->order[i]);
     put_u32(p, ff_crc32c(0, b, total - 4));
@@ -194,10 +199,13 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
     if (ck->n_params > (1ull << 34) || ck->n_state > (1ull << 35))
         return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt header (sizes)", path);
     const uint64_t dir_len = get_u32(b + 88), n_order = get_u32(b + 92);
+    ck->n_aux = get_u64(b + 96);
+    if (ck->n_aux > (1ull << 34))
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt header (sizes)", path);
     if (dir_len >= sizeof ck->run_dir)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt header (run directory length)", path);
     const uint64_t want = FF_CHECKPOINT_HEADER + cfg_len + dir_len +
-                          4 * (ck->n_params + ck->n_state + n_order) + 4;
+                          4 * (ck->n_params + ck->n_state + ck->n_aux + n_order) + 4;
     if (len != want)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: %s model file (%zu bytes, header says %llu)",
                           path, len < want ? "truncated" : "oversized", len,
@@ -225,12 +233,15 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
     ck->params = malloc(4 * ck->n_params + 4);
     ck->state = malloc(4 * ck->n_state + 4);
     ck->order = malloc(4 * n_order + 4);
-    if (!ck->params || !ck->state || !ck->order)
+    ck->aux = malloc(4 * ck->n_aux + 4);
+    if (!ck->params || !ck->state || !ck->order || !ck->aux)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory loading %s", path);
     get_floats(p, ck->params, ck->n_params);
     p += 4 * ck->n_params;
     get_floats(p, ck->state, ck->n_state);
     p += 4 * ck->n_state;
+    get_floats(p, ck->aux, ck->n_aux);
+    p += 4 * ck->n_aux;
     for (uint64_t i = 0; i < n_order; i++, p += 4)
         ck->order[i] = (int)get_u32(p);
     return FF_OK;
@@ -256,7 +267,8 @@ void ff_checkpoint_free(ff_checkpoint *ck)
     free(ck->params);
     free(ck->state);
     free(ck->order);
-    ck->params = ck->state = NULL;
+    free(ck->aux);
+    ck->params = ck->state = ck->aux = NULL;
     ck->order = NULL;
 }
 

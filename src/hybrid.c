@@ -33,32 +33,42 @@ const char *ff_hybrid_origin_name(ff_hybrid_origin o)
 
 /* ---------------------------------------------------------------- masks */
 
-/* One [1/4, 1/2, 1/4] pass along rows (dx = 1) or columns (dx = cols), edges replicated. */
-static void blur_1d(const float *x, float *y, int rows, int cols, int vertical)
+static float tap3(float lo, float mid, float hi) { return 0.25f * lo + 0.5f * mid + 0.25f * hi; }
+
+/* One [1/4, 1/2, 1/4] pass along each row, edges replicated. */
+static void blur_rows(const float *x, float *y, int rows, int cols)
 {
     for (int r = 0; r < rows; r++) {
-        for (int c = 0; c < cols; c++) {
-            int i = r * cols + c, lo, hi;
-            if (vertical) {
-                lo = r > 0 ? i - cols : i;
-                hi = r + 1 < rows ? i + cols : i;
-            } else {
-                lo = c > 0 ? i - 1 : i;
-                hi = c + 1 < cols ? i + 1 : i;
-            }
-            y[i] = 0.25f * x[lo] + 0.5f * x[i] + 0.25f * x[hi];
-        }
+        const float *a = x + (size_t)r * cols;
+        float *b = y + (size_t)r * cols;
+        b[0] = tap3(a[0], a[0], a[cols > 1 ? 1 : 0]);
+        for (int c = 1; c + 1 < cols; c++)
+            b[c] = tap3(a[c - 1], a[c], a[c + 1]);
+        if (cols > 1)
+            b[cols - 1] = tap3(a[cols - 2], a[cols - 1], a[cols - 1]);
+    }
+}
+
+/* One [1/4, 1/2, 1/4] pass along each column, edges replicated. */
+static void blur_cols(const float *x, float *y, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *up = x + (size_t)(r > 0 ? r - 1 : 0) * cols;
+        const float *mid = x + (size_t)r * cols;
+        const float *down = x + (size_t)(r + 1 < rows ? r + 1 : r) * cols;
+        float *b = y + (size_t)r * cols;
+        for (int c = 0; c < cols; c++)
+            b[c] = tap3(up[c], mid[c], down[c]);
     }
 }
 
 static void random_bits(ff_rng *rng, float *m, int dim)
 {
-    uint64_t bits = 0;
-    for (int j = 0; j < dim; j++) {
-        if (j % 64 == 0)
-            bits = ff_rng_u64(rng);
-        m[j] = (float)(bits & 1);
-        bits >>= 1;
+    for (int j = 0; j < dim; j += 64) {
+        uint64_t bits = ff_rng_u64(rng);
+        const int end = dim - j < 64 ? dim - j : 64;
+        for (int k = 0; k < end; k++)
+            m[j + k] = (float)((bits >> k) & 1);
     }
 }
 
@@ -67,8 +77,9 @@ static int threshold(float *m, int dim)
 {
     int ones = 0;
     for (int j = 0; j < dim; j++) {
-        m[j] = m[j] > 0.5f ? 1.0f : 0.0f;
-        ones += m[j] != 0.0f;
+        const int on = m[j] > 0.5f; /* no branch: the values are random */
+        m[j] = (float)on;
+        ones += on;
     }
     return ones > 0 && ones < dim;
 }
@@ -80,8 +91,8 @@ void ff_hybrid_mask(ff_rng *rng, int rows, int cols, int blur_passes, float *mas
     for (int t = 0; t < MASK_TRIES; t++) {
         random_bits(rng, mask, dim);
         for (int p = 0; p < blur_passes; p++) {
-            blur_1d(mask, scratch, rows, cols, 0);
-            blur_1d(scratch, mask, rows, cols, 1);
+            blur_rows(mask, scratch, rows, cols);
+            blur_cols(scratch, mask, rows, cols);
         }
         if (threshold(mask, dim))
             return;
@@ -207,16 +218,16 @@ static uint32_t get_u32(const uint8_t *p)
 
 void ff_hybrid_key(const ff_dataset *ds, int n, uint64_t seed, int blur_passes, uint8_t key[32])
 {
-    uint8_t buf[64 + 6 * 4 + 8];
-    ff_sha256(ds->images, sizeof(float) * (size_t)ds->n * (size_t)ds->dim, buf);
-    ff_sha256(ds->labels, (size_t)ds->n, buf + 32);
-    put_u32(buf + 64, FF_HYBRID_VERSION);
-    put_u32(buf + 68, (uint32_t)ds->rows);
-    put_u32(buf + 72, (uint32_t)ds->cols);
-    put_u32(buf + 76, (uint32_t)ds->n);
-    put_u32(buf + 80, (uint32_t)n);
-    put_u32(buf + 84, (uint32_t)blur_passes);
-    put_u64(buf + 88, seed);
+    uint8_t buf[8 * 4 + 8];
+    put_u32(buf, ff_crc32c(0, ds->images, sizeof(float) * (size_t)ds->n * (size_t)ds->dim));
+    put_u32(buf + 4, ff_crc32c(0, ds->labels, (size_t)ds->n));
+    put_u32(buf + 8, FF_HYBRID_VERSION);
+    put_u32(buf + 12, (uint32_t)ds->rows);
+    put_u32(buf + 16, (uint32_t)ds->cols);
+    put_u32(buf + 20, (uint32_t)ds->n);
+    put_u32(buf + 24, (uint32_t)n);
+    put_u32(buf + 28, (uint32_t)blur_passes);
+    put_u64(buf + 32, seed);
     ff_sha256(buf, sizeof buf, key);
 }
 

@@ -1,6 +1,7 @@
 /* net.c - building a layer stack and running its forward pass (include/ff/net.h). */
 #include "ff/net.h"
 
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,8 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
     memset(net, 0, sizeof *net);
     net->input = input;
     net->norm_eps = cfg->model.norm_eps;
+    net->peer_strength = cfg->train.peer_norm;
+    net->peer_decay = cfg->train.peer_decay;
     net->max_batch = max_batch;
     net->n_layers = cfg->model.n_layers;
     ff_shape shape = input;
@@ -35,11 +38,12 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         size_t w = ff_layer_workspace(L, max_batch);
         ws = w > ws ? w : ws;
         acts += (size_t)ff_shape_dim(L->in) + (size_t)ff_shape_dim(L->out);
+        net->n_aux += (size_t)ff_shape_dim(L->out);
         if ((size_t)ff_shape_dim(L->out) > max_out)
             max_out = (size_t)ff_shape_dim(L->out);
         shape = L->out;
     }
-    size_t act_total = (acts + max_out + 1) * (size_t)max_batch;
+    size_t act_total = (acts + max_out + 2) * (size_t)max_batch + net->n_aux;
     int rc;
     if ((rc = alloc_floats(&net->params, net->n_params, "parameters", err)) ||
         (rc = alloc_floats(&net->grads, net->n_params, "gradients", err)) ||
@@ -64,6 +68,16 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
     net->dpre = p;
     p += max_out * (size_t)max_batch;
     net->goodness = p;
+    p += max_batch;
+    net->ones = p;
+    for (int i = 0; i < max_batch; i++)
+        net->ones[i] = 1.0f;
+    p += max_batch;
+    net->aux = p;
+    for (int l = 0; l < net->n_layers; l++) {
+        net->peer_mean[l] = p;
+        p += ff_shape_dim(net->layers[l].out);
+    }
     return FF_OK;
 }
 
@@ -96,6 +110,39 @@ static float mean(const float *v, int n)
     return n ? (float)(s / n) : 0.0f;
 }
 
+/* Updates layer l's running means from the npos positive rows of y and adds
+ * the peer-normalisation gradient to their dpre; returns the peer loss. */
+static float peer_norm(ff_net *net, int l, const float *y, int npos, float *dpre)
+{
+    const int dim = ff_shape_dim(net->layers[l].out);
+    float *m = net->peer_mean[l], *col = net->goodness; /* goodness is free scratch here */
+    const float decay = net->peer_decay;
+    double mean = 0.0, loss = 0.0;
+    for (int j0 = 0; j0 < dim; j0 += net->max_batch) {
+        /* column means of y over the positive rows, a block of max_batch columns at a time */
+        const int n = dim - j0 < net->max_batch ? dim - j0 : net->max_batch;
+        cblas_sgemv(CblasRowMajor, CblasTrans, npos, n, 1.0f / (float)npos, y + j0, dim,
+                    net->ones, 1, 0.0f, col, 1);
+        for (int j = 0; j < n; j++) {
+            m[j0 + j] = decay * m[j0 + j] + (1.0f - decay) * col[j];
+            mean += m[j0 + j];
+        }
+    }
+    mean /= dim;
+    /* d/dy_ij of strength * mean_k (mean - m_k)^2 = strength * 2/dim * (m_j - mean) * (1 - decay) / npos */
+    const float c = net->peer_strength * 2.0f / (float)dim * (1.0f - decay) / (float)npos;
+    for (int j = 0; j < dim; j++)
+        loss += ((double)m[j] - mean) * ((double)m[j] - mean);
+    for (int i = 0; i < npos; i++) {
+        const float *row = y + (size_t)i * dim;
+        float *d = dpre + (size_t)i * dim;
+        for (int j = 0; j < dim; j++)
+            if (row[j] > 0.0f)
+                d[j] += c * (m[j] - (float)mean);
+    }
+    return (float)(loss / dim);
+}
+
 void ff_net_ff_grads(ff_net *net, const float *x, int npos, int nneg, float scale,
                      ff_layer_loss *out)
 {
@@ -110,6 +157,8 @@ void ff_net_ff_grads(ff_net *net, const float *x, int npos, int nneg, float scal
             r.loss_pos = ff_ff_loss(net->out[l], npos, dim, L->threshold, +1, scale,
                                     net->goodness, net->dpre);
             r.g_pos = mean(net->goodness, npos);
+            if (net->peer_strength > 0.0f)
+                r.peer_loss = peer_norm(net, l, net->out[l], npos, net->dpre);
         }
         if (nneg) {
             r.loss_neg = ff_ff_loss(net->out[l] + off, nneg, dim, L->threshold, -1, scale,

@@ -102,7 +102,8 @@ static int setup(trainer *t, ff_err *err)
 /* Puts the trainer where the checkpoint left off. */
 static int restore(trainer *t, const ff_checkpoint *ck, ff_err *err)
 {
-    if (ck->n_params != t->net.n_params || ck->n_state != ff_optim_state_len(&t->opt))
+    if (ck->n_params != t->net.n_params || ck->n_state != ff_optim_state_len(&t->opt) ||
+        ck->n_aux != t->net.n_aux)
         return ff_err_set(err, FF_ERR_USAGE,
                           "cannot resume: the model has %llu parameters and %llu optimiser "
                           "values, the config builds %zu and %zu",
@@ -113,6 +114,7 @@ static int restore(trainer *t, const ff_checkpoint *ck, ff_err *err)
                           "cannot resume mid-epoch: the training set or batch size changed");
     memcpy(t->net.params, ck->params, sizeof(float) * t->net.n_params);
     memcpy(t->opt.state, ck->state, sizeof(float) * ck->n_state);
+    memcpy(t->net.aux, ck->aux, sizeof(float) * ck->n_aux);
     if (ck->n_order == t->train.n)
         memcpy(t->order, ck->order, sizeof(int) * (size_t)t->train.n);
     t->opt.t = ck->opt_t;

@@ -35,19 +35,19 @@ def read(path):
         sys.exit("%s: bad magic" % path)
     (version, cfg_len, n_params, n_state, epoch, batch, step, opt_t) = struct.unpack_from("<IIQQIIQQ", data, 8)
     rng = struct.unpack_from("<4Q", data, 56)
-    dir_len, n_order = struct.unpack_from("<II", data, 88)
-    want = 96 + cfg_len + dir_len + 4 * (n_params + n_state + n_order) + 4
+    dir_len, n_order, n_aux = struct.unpack_from("<IIQ", data, 88)
+    want = 104 + cfg_len + dir_len + 4 * (n_params + n_state + n_aux + n_order) + 4
     if version != 1 or len(data) != want:
         sys.exit("%s: version %d, %d bytes, header says %d" % (path, version, len(data), want))
     if struct.unpack_from("<I", data, len(data) - 4)[0] != crc32c(data[:-4]):
         sys.exit("%s: CRC-32C mismatch" % path)
-    off = 96
+    off = 104
     cfg = data[off:off + cfg_len].decode()
     off += cfg_len
     run_dir = data[off:off + dir_len].decode()
     off += dir_len
     params = data[off:off + 4 * n_params]
-    state = data[off + 4 * n_params:off + 4 * (n_params + n_state)]
+    state = data[off + 4 * n_params:off + 4 * (n_params + n_state + n_aux)]
     return dict(version=version, epoch=epoch, batch=batch, step=step, opt_t=opt_t, rng=rng,
                 run_dir=run_dir, n_params=n_params, n_state=n_state, n_order=n_order,
                 config=cfg, params=params, state=state)

@@ -207,6 +207,70 @@ static void test_pass_loss_is_mean_of_per_sample(void)
     ff_net_free(&net);
 }
 
+/* peer loss of one positive pass, the running means reset to m0 first */
+static double peer_loss_at(ff_net *net, const float *x, int n, const float *m0)
+{
+    memcpy(net->aux, m0, sizeof(float) * net->n_aux);
+    ff_layer_loss r;
+    ff_net_ff_grads(net, x, n, 0, 1.0f / n, &r);
+    return (double)r.peer_loss;
+}
+
+/* peer normalisation: the running means follow the positive activities, and
+ * the gradient it adds (with - without) matches finite differences of
+ * strength * peer loss */
+static void test_peer_normalisation_gradient(void)
+{
+    ff_config cfg = small_config(1, 6);
+    cfg.train.peer_norm = 1.0f;
+    cfg.train.peer_decay = 0.5f;
+    ff_rng r;
+    ff_rng_seed(&r, 11);
+    ff_net net;
+    CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 3, 4}, 8, &r, NULL) == FF_OK);
+    CHECK(net.n_aux == 6);
+    float x[8 * 12], m0[6];
+    for (int i = 0; i < 8 * 12; i++)
+        x[i] = ff_rng_uniform(&r);
+    for (int j = 0; j < 6; j++)
+        m0[j] = 0.3f * (float)j;
+    float *with = malloc(sizeof(float) * net.n_params);
+    peer_loss_at(&net, x, 8, m0);
+    memcpy(with, net.grads, sizeof(float) * net.n_params);
+    for (int j = 0; j < 6; j++) { /* running mean: decay * old + (1 - decay) * batch mean */
+        double col = 0;
+        for (int i = 0; i < 8; i++)
+            col += net.out[0][i * 6 + j];
+        CHECK_NEAR(net.aux[j], 0.5 * m0[j] + 0.5 * col / 8, 1e-5);
+    }
+    net.peer_strength = 0.0f;
+    peer_loss_at(&net, x, 8, m0);
+    net.peer_strength = 1.0f;
+    for (size_t k = 0; k < net.n_params; k++)
+        with[k] -= net.grads[k]; /* with - without: the peer term's gradient */
+    double maxg = 0;
+    int checked = 0;
+    for (size_t k = 0; k < net.n_params; k++) {
+        double gpeer = with[k];
+        maxg = fmax(maxg, fabs(gpeer));
+        if (k % 3)
+            continue;
+        const float h = 1e-2f, p0 = net.params[k];
+        net.params[k] = p0 + h;
+        double lp = peer_loss_at(&net, x, 8, m0);
+        net.params[k] = p0 - h;
+        double lm = peer_loss_at(&net, x, 8, m0);
+        net.params[k] = p0;
+        double fd = (lp - lm) / (2 * h); /* strength 1 */
+        CHECK_NEAR(gpeer, fd, 1e-4 + 3e-2 * fabs(fd));
+        checked++;
+    }
+    CHECK(checked > 20);
+    CHECK(maxg > 1e-3); /* the term is applied and not negligible here */
+    free(with);
+    ff_net_free(&net);
+}
+
 static void run_optim(ff_config *cfg, int steps, float *p, int n)
 {
     ff_optim o;
@@ -379,6 +443,8 @@ static void test_checkpoint_roundtrip_and_corruption(void)
     CHECK(ff_optim_init(&opt, &cfg, net.n_params, &err) == FF_OK);
     for (size_t i = 0; i < net.n_params; i++)
         net.grads[i] = ff_rng_normal(&r);
+    for (size_t i = 0; i < net.n_aux; i++)
+        net.aux[i] = (float)i * 0.5f;
     ff_optim_step(&opt, net.params, net.grads, 0.01f);
     char path[256];
     tmp_model(path, sizeof path);
@@ -404,9 +470,9 @@ static void test_checkpoint_roundtrip_and_corruption(void)
         np = np << 8 | b[16 + i];
     CHECK(np == net.n_params);
     CHECK(b[32] == 7 && b[40] == (1234 & 0xff) && b[41] == (1234 >> 8));
-    CHECK(b[36] == 3 && b[88] == 17 && b[92] == 5);
+    CHECK(b[36] == 3 && b[88] == 17 && b[92] == 5 && b[96] == 24 && b[97] == 0);
     CHECK(memcmp(b + FF_CHECKPOINT_HEADER + cfg_len, "runs/supervised/x", 17) == 0);
-    CHECK(len == FF_CHECKPOINT_HEADER + cfg_len + 17 + 4 * (net.n_params * 3 + 5) + 4);
+    CHECK(len == FF_CHECKPOINT_HEADER + cfg_len + 17 + 4 * (net.n_params * 3 + 24 + 5) + 4);
     float first;
     memcpy(&first, b + FF_CHECKPOINT_HEADER + cfg_len + 17, 4);
     CHECK(first == net.params[0]);
@@ -416,6 +482,7 @@ static void test_checkpoint_roundtrip_and_corruption(void)
     CHECK(ck.epoch == 7 && ck.batch == 3 && ck.step == 1234 && ck.opt_t == 1);
     CHECK(strcmp(ck.run_dir, "runs/supervised/x") == 0);
     CHECK(ck.n_order == 5 && ck.order && memcmp(ck.order, order, sizeof order) == 0);
+    CHECK(ck.n_aux == 24 && ck.aux && memcmp(ck.aux, net.aux, 24 * sizeof(float)) == 0);
     CHECK(ck.n_params == net.n_params && ck.n_state == 2 * net.n_params);
     CHECK(ck.params && memcmp(ck.params, net.params, net.n_params * 4) == 0);
     CHECK(ck.state && memcmp(ck.state, opt.state, ck.n_state * 4) == 0);
@@ -454,6 +521,7 @@ int main(void)
     RUN(test_neutral_and_channels_embedding);
     RUN(test_alternate_equals_joint);
     RUN(test_pass_loss_is_mean_of_per_sample);
+    RUN(test_peer_normalisation_gradient);
     RUN(test_optimizer_settings_applied);
     RUN(test_schedules);
     RUN(test_eval_skips_first_layer);

@@ -28,7 +28,7 @@
  *
  * Usage:
  *   ff-bench run --net fc|cnn|local --batch B [--seconds S] [--threads T]
- *                [--data DIR] [--images N] [--seed S]
+ *                [--data DIR] [--images N] [--seed S] [--verbose 1]
  *   ff-bench ref --net fc|cnn|local --batch B --out FILE [--warm N] [--data DIR]
  * Exit status: 0 ok, 1 runtime error, 2 usage. */
 #include <cblas.h>
@@ -84,7 +84,10 @@ typedef struct gemm_call {
     enum CBLAS_ORDER order;
     enum CBLAS_TRANSPOSE ta, tb;
     int m, n, k, lda, ldb, ldc;
-    float beta;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+    double t_inplace, t_replay; /* seconds: in the traced batch, mean over replays */
 } gemm_call;
 
 #define MAX_CALLS 4096
@@ -99,15 +102,17 @@ void __wrap_cblas_sgemm(enum CBLAS_ORDER o, enum CBLAS_TRANSPOSE ta, enum CBLAS_
                         blasint m, blasint n, blasint k, float alpha, const float *a, blasint lda,
                         const float *b, blasint ldb, float beta, float *c, blasint ldc)
 {
-    if (recording && n_calls < MAX_CALLS)
-        calls[n_calls++] = (gemm_call){o, ta, tb, m, n, k, lda, ldb, ldc, beta};
     if (!tracing) {
         __real_cblas_sgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
     double t0 = now();
     __real_cblas_sgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    bucket[T_GEMM] += now() - t0;
+    double dt = now() - t0;
+    bucket[T_GEMM] += dt;
+    if (recording && n_calls < MAX_CALLS)
+        calls[n_calls++] =
+            (gemm_call){o, ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c, dt, 0.0};
 }
 
 #define TIMED(slot, call)                   \
@@ -173,7 +178,7 @@ void __wrap_ff_embed_batch(ff_embed_kind kind, const float *images, int rows, in
 
 typedef struct opts {
     const char *cmd, *net, *data, *out;
-    int batch, threads, images, warm;
+    int batch, threads, images, warm, verbose;
     double seconds;
     uint64_t seed;
 } opts;
@@ -182,7 +187,7 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: ff-bench run --net fc|cnn|local --batch B [--seconds S] [--threads T]\n"
-            "                    [--data DIR] [--images N] [--seed S]\n"
+            "                    [--data DIR] [--images N] [--seed S] [--verbose 1]\n"
             "       ff-bench ref --net fc|cnn|local --batch B --out FILE [--warm N] [--data DIR]\n");
     return 2;
 }
@@ -214,6 +219,8 @@ static int parse_args(int argc, char **argv, opts *o)
             o->warm = atoi(v);
         else if (!strcmp(a, "--seconds"))
             o->seconds = atof(v);
+        else if (!strcmp(a, "--verbose"))
+            o->verbose = atoi(v);
         else if (!strcmp(a, "--seed"))
             o->seed = strtoull(v, NULL, 10);
         else
@@ -421,52 +428,43 @@ static void train_batch_void(bench *b) { (void)train_batch(b); }
 
 /* ---------------------------------------------------------------- GEMM-only bound */
 
-static size_t operand_floats(enum CBLAS_TRANSPOSE t, int rows, int cols, int ld)
+/* Replays calls[0..n) back to back on plain sgemm, on the very operands they had
+ * (the net's buffers: same sizes, strides and cache behaviour, nothing else in
+ * between); median seconds per replay of the whole list. Overwrites the outputs. */
+static double gemm_replay(gemm_call *cl, int n, double seconds)
 {
-    /* row-major: a rows x cols operand (cols x rows if transposed) with leading dim ld */
-    return (size_t)(t == CblasNoTrans ? rows : cols) * (size_t)ld;
+    double ts[256];
+    int reps = 0;
+    const double start = now();
+    for (int r = -1; r < 256 && (r < 3 || now() - start < seconds); r++) {
+        double t0 = now();
+        for (int i = 0; i < n; i++) {
+            gemm_call *g = &cl[i];
+            double t1 = now();
+            __real_cblas_sgemm(g->order, g->ta, g->tb, g->m, g->n, g->k, g->alpha, g->a, g->lda,
+                               g->b, g->ldb, g->beta, g->c, g->ldc);
+            if (r >= 0)
+                g->t_replay += now() - t1;
+        }
+        if (r >= 0) /* r = -1 warms up */
+            ts[reps++] = now() - t0;
+    }
+    for (int i = 0; i < n; i++)
+        cl[i].t_replay /= reps ? reps : 1;
+    return reps ? median(ts, reps) : NAN;
 }
 
-/* Replays calls[0..n) on plain sgemm with private operands; median seconds per
- * replay of the whole list (NAN if out of memory). */
-static double gemm_replay(const gemm_call *cl, int n, double seconds)
+/* --verbose: every recorded call with its time in place and in the replay */
+static void print_calls(const char *what, const gemm_call *cl, int n)
 {
-    size_t na = 1, nb = 1, nc = 1;
     for (int i = 0; i < n; i++) {
-        size_t a = operand_floats(cl[i].ta, cl[i].m, cl[i].k, cl[i].lda);
-        size_t bb = operand_floats(cl[i].tb, cl[i].k, cl[i].n, cl[i].ldb);
-        size_t c = (size_t)cl[i].m * (size_t)cl[i].ldc;
-        na = a > na ? a : na;
-        nb = bb > nb ? bb : nb;
-        nc = c > nc ? c : nc;
+        const gemm_call *g = &cl[i];
+        fprintf(stderr, "%s gemm %3d: %c%c M=%-6d N=%-6d K=%-6d lda=%-6d beta=%g  "
+                        "in place %8.3f ms  replay %8.3f ms  (%.0f GFLOP/s)\n",
+                what, i, g->ta == CblasNoTrans ? 'N' : 'T', g->tb == CblasNoTrans ? 'N' : 'T',
+                g->m, g->n, g->k, g->lda, g->beta, 1e3 * g->t_inplace, 1e3 * g->t_replay,
+                2e-9 * g->m * (double)g->n * g->k / g->t_replay);
     }
-    float *A = malloc(sizeof(float) * na), *Bm = malloc(sizeof(float) * nb),
-          *C = calloc(nc, sizeof(float));
-    double med = NAN;
-    if (A && Bm && C) {
-        for (size_t i = 0; i < na; i++)
-            A[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
-        for (size_t i = 0; i < nb; i++)
-            Bm[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
-        double ts[256];
-        int reps = 0;
-        const double start = now();
-        for (int r = -1; r < 256 && (r < 3 || now() - start < seconds); r++) {
-            double t0 = now();
-            for (int i = 0; i < n; i++) {
-                const gemm_call *g = &cl[i];
-                __real_cblas_sgemm(g->order, g->ta, g->tb, g->m, g->n, g->k, 1.0f, A, g->lda, Bm,
-                                   g->ldb, g->beta, C, g->ldc);
-            }
-            if (r >= 0) /* r = -1 warms up */
-                ts[reps++] = now() - t0;
-        }
-        med = median(ts, reps);
-    }
-    free(A);
-    free(Bm);
-    free(C);
-    return med;
 }
 
 static double gemm_flops(const gemm_call *cl, int n)
@@ -552,6 +550,11 @@ static int cmd_run(const opts *o, ff_err *err)
     double g_train = train_calls ? gemm_replay(train_calls, n_train_calls, 1.5) : NAN;
     const double flop_train = train_calls ? gemm_flops(train_calls, n_train_calls) / B : NAN;
     const double flop_eval = gemm_flops(calls, n_eval_calls) / chunk;
+    if (o->verbose) {
+        if (train_calls)
+            print_calls("train", train_calls, n_train_calls);
+        print_calls("eval", calls, n_eval_calls);
+    }
     free(train_calls);
 
     char corename[64];

@@ -15,9 +15,11 @@
  *   56      32    RNG state (4 x u64)
  *   88      4     run_dir_len: bytes of the run directory path
  *   92      4     n_order: entries of the epoch's sample order (0 if none)
- *   96      ...   config YAML (config_len bytes), run directory (run_dir_len bytes),
+ *   96      8     n_aux: floats of other training state (peer-normalisation means)
+ *   104     ...   config YAML (config_len bytes), run directory (run_dir_len bytes),
  *                 params (4 * n_params bytes, IEEE float32), optimiser state
- *                 (4 * n_state bytes), sample order (4 * n_order bytes, u32)
+ *                 (4 * n_state bytes), aux state (4 * n_aux bytes), sample order
+ *                 (4 * n_order bytes, u32)
  *   end-4   4     CRC-32C of every byte before it
  * Files are written to "<path>.tmp", fsync'ed, renamed over <path> and the
  * directory fsync'ed: a crash never leaves a torn model under <path>. */
@@ -34,7 +36,7 @@
 
 #define FF_CHECKPOINT_MAGIC "FFRUNMDL"
 #define FF_CHECKPOINT_VERSION 1
-#define FF_CHECKPOINT_HEADER 96
+#define FF_CHECKPOINT_HEADER 104
 
 /* What a checkpoint holds, borrowed from the trainer (nothing is owned). */
 typedef struct ff_checkpoint_state {
@@ -61,9 +63,10 @@ typedef struct ff_checkpoint {
     int64_t step, opt_t;
     ff_rng rng;
     char run_dir[1024];
-    uint64_t n_params, n_state;
+    uint64_t n_params, n_state, n_aux;
     float *params;
     float *state;
+    float *aux;
     int n_order;
     int *order;
 } ff_checkpoint;

@@ -17,8 +17,10 @@
  *   24      4     blur_passes
  *   28      4     source images (ds->n)
  *   32      8     seed
- *   40      32    key: SHA-256 of (SHA-256 of the source float images, SHA-256 of
- *                 the labels, format version, rows, cols, ds->n, n, blur_passes, seed)
+ *   40      32    key: SHA-256 of (CRC-32C of the source float images, CRC-32C of
+ *                 the labels, format version, rows, cols, ds->n, n, blur_passes, seed),
+ *                 all as u32 except seed (u64). CRC-32C keeps the key cheap (the
+ *                 IDX files themselves are SHA-256-checked by ff_dataset_load).
  *   72      ...   src: n x 2 int32 (indices of a and b), images: n * rows * cols float32
  *   end-4   4     CRC-32C of every byte before it
  * key16 is the first 16 hex digits of the key. A file whose header, key, size or
@@ -27,9 +29,9 @@
 #ifndef FF_HYBRID_H
 #define FF_HYBRID_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-#include "ff/config.h"
 #include "ff/data.h"
 #include "ff/err.h"
 

@@ -29,6 +29,12 @@ typedef struct ff_net {
     float *dpre;                   /* [max_batch, max out dim] scratch for gradients */
     float *goodness;               /* [max_batch] scratch */
     float *ws;                     /* layer workspace */
+    float peer_strength;           /* peer normalisation strength (0 = off) */
+    float peer_decay;              /* decay of the running mean of positive activities */
+    size_t n_aux;                  /* floats of training state outside the parameters */
+    float *aux;                    /* running means for peer normalisation (checkpointed) */
+    float *peer_mean[FF_MAX_LAYERS]; /* views into aux: [out dim of layer l] */
+    float *ones;                   /* [max_batch] of 1.0 for column sums by GEMV */
     float *act_mem;                /* the single allocation behind in/out/dpre/goodness */
 } ff_net;
 
@@ -47,12 +53,17 @@ void ff_net_forward(ff_net *net, const float *x, int batch);
 typedef struct ff_layer_loss {
     float loss_pos, loss_neg;   /* scale * sum of softplus over positive / negative rows */
     float g_pos, g_neg;         /* mean goodness of positive / negative rows (0 if none) */
+    float peer_loss;            /* peer normalisation term (unscaled by strength) */
 } ff_layer_loss;
 
 /* One FF pass: forward rows x[0, npos) as positive and x[npos, npos + nneg) as
  * negative data, then every layer's own loss and parameter gradients, written
  * (not accumulated) into net->grads. Loss and gradients are multiplied by
- * `scale` (1 / batch for batch means). out[l] receives layer l's terms. */
+ * `scale` (1 / batch for batch means). out[l] receives layer l's terms.
+ * With peer normalisation on, the positive rows also update each unit's running
+ * mean activity m_j <- decay m_j + (1 - decay) mean_i y_ij and add the gradient
+ * of strength * mean_j (mean_k m_k - m_j)^2 (the pull of every unit's mean
+ * toward the layer's average; reported in out[l].peer_loss). */
 void ff_net_ff_grads(ff_net *net, const float *x, int npos, int nneg, float scale,
                      ff_layer_loss *out);
 
