@@ -13,33 +13,98 @@ ff_shape ff_embed_shape(ff_embed_kind kind, int rows, int cols)
     return (ff_shape){1, rows, cols};
 }
 
+/* P_k(r, c) of the pattern embedding: one bit of a hash of (k, r mod 6, c mod 6) */
+static float pattern_bit(int k, int r, int c)
+{
+    uint32_t h = (uint32_t)(k * 36 + (r % 6) * 6 + (c % 6)) * 2654435761u;
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    return (float)((h >> 7) & 1u);
+}
+
+static float pattern_value(uint8_t label, int r, int c)
+{
+    if (label != FF_LABEL_NEUTRAL)
+        return pattern_bit(label, r, c);
+    float s = 0.0f; /* neutral: the mean of the ten patterns */
+    for (int k = 0; k < FF_NUM_CLASSES; k++)
+        s += pattern_bit(k, r, c);
+    return s / FF_NUM_CLASSES;
+}
+
+/* copies img shifted by (dx, dy) with zero fill */
+static void shifted_copy(const float *img, int rows, int cols, int dx, int dy, float *out)
+{
+    if (!dx && !dy) {
+        memcpy(out, img, sizeof(float) * (size_t)rows * cols);
+        return;
+    }
+    for (int r = 0; r < rows; r++) {
+        const int sr = r - dy;
+        float *o = out + (size_t)r * cols;
+        if (sr < 0 || sr >= rows) {
+            memset(o, 0, sizeof(float) * (size_t)cols);
+            continue;
+        }
+        const float *in = img + (size_t)sr * cols;
+        for (int c = 0; c < cols; c++) {
+            const int sc = c - dx;
+            o[c] = sc >= 0 && sc < cols ? in[sc] : 0.0f;
+        }
+    }
+}
+
 static void embed_one(ff_embed_kind kind, const float *img, int rows, int cols, uint8_t label,
-                      float *out)
+                      int dx, int dy, float *out)
 {
     const int hw = rows * cols;
-    memcpy(out, img, sizeof(float) * (size_t)hw);
-    if (kind == FF_EMBED_CHANNELS) {
+    shifted_copy(img, rows, cols, dx, dy, out);
+    switch (kind) {
+    case FF_EMBED_CHANNELS:
         for (int k = 0; k < FF_NUM_CLASSES; k++) {
             float v = label == FF_LABEL_NEUTRAL ? 0.1f : (k == label ? 1.0f : 0.0f);
             float *ch = out + (size_t)(1 + k) * hw;
             for (int p = 0; p < hw; p++)
                 ch[p] = v;
         }
-        return;
+        break;
+    case FF_EMBED_PATTERN:
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++)
+                out[r * cols + c] = 0.5f * out[r * cols + c] + 0.5f * pattern_value(label, r, c);
+        break;
+    case FF_EMBED_OVERLAY:
+        for (int k = 0; k < FF_NUM_CLASSES; k++)
+            out[k] = label == FF_LABEL_NEUTRAL ? 0.1f : (k == label ? 1.0f : 0.0f);
+        break;
     }
-    for (int k = 0; k < FF_NUM_CLASSES; k++)
-        out[k] = label == FF_LABEL_NEUTRAL ? 0.1f : (k == label ? 1.0f : 0.0f);
 }
 
-void ff_embed_batch(ff_embed_kind kind, const float *images, int rows, int cols, const int *idx,
-                    const uint8_t *labels, int batch, float *out)
+void ff_embed_batch_shifted(ff_embed_kind kind, const float *images, int rows, int cols,
+                            const int *idx, const uint8_t *labels, const int8_t *shifts,
+                            int batch, float *out)
 {
     const int hw = rows * cols;
     const int dim = ff_shape_dim(ff_embed_shape(kind, rows, cols));
     for (int i = 0; i < batch; i++) {
         int src = idx ? idx[i] : i;
-        embed_one(kind, images + (size_t)src * hw, rows, cols, labels[i], out + (size_t)i * dim);
+        int dx = shifts ? shifts[2 * i] : 0, dy = shifts ? shifts[2 * i + 1] : 0;
+        embed_one(kind, images + (size_t)src * hw, rows, cols, labels[i], dx, dy,
+                  out + (size_t)i * dim);
     }
+}
+
+void ff_embed_batch(ff_embed_kind kind, const float *images, int rows, int cols, const int *idx,
+                    const uint8_t *labels, int batch, float *out)
+{
+    ff_embed_batch_shifted(kind, images, rows, cols, idx, labels, NULL, batch, out);
+}
+
+void ff_draw_shifts(ff_rng *rng, int max_shift, int n, int8_t *shifts)
+{
+    for (int i = 0; i < 2 * n; i++)
+        shifts[i] = (int8_t)((int)ff_rng_below(rng, (uint32_t)(2 * max_shift + 1)) - max_shift);
 }
 
 void ff_negative_labels_random(ff_rng *rng, const uint8_t *labels, int n, uint8_t *out)

@@ -48,6 +48,7 @@ typedef struct trainer {
     float *scores;       /* [max_batch * 10] goodness scores for eval / hard negatives */
     int *order;          /* the epoch's sample order */
     uint8_t *labels;     /* labels of the rows of x */
+    int8_t *shifts;      /* [2 * batch] jitter shifts of the batch (NULL: no jitter) */
     layer_stats stats[FF_MAX_LAYERS];
     int stats_batches;
 } trainer;
@@ -68,7 +69,9 @@ static int alloc_buffers(trainer *t, ff_err *err)
     t->scores = malloc(sizeof(float) * rows * FF_NUM_CLASSES);
     t->order = malloc(sizeof(int) * (size_t)t->train.n);
     t->labels = malloc(rows);
-    if (!t->x || !t->scores || !t->order || !t->labels)
+    if (t->cfg->train.jitter > 0)
+        t->shifts = malloc(2 * rows);
+    if (!t->x || !t->scores || !t->order || !t->labels || (t->cfg->train.jitter > 0 && !t->shifts))
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for training buffers");
     return FF_OK;
 }
@@ -131,6 +134,7 @@ static void teardown(trainer *t)
     free(t->scores);
     free(t->order);
     free(t->labels);
+    free(t->shifts);
     ff_optim_free(&t->opt);
     ff_net_free(&t->net);
     ff_dataset_free(&t->train);
@@ -163,28 +167,34 @@ static void choose_negative_labels(trainer *t, const int *idx, const uint8_t *tr
     }
 }
 
+static void embed(trainer *t, const int *idx, const uint8_t *labels, float *out)
+{
+    const ff_dataset *ds = &t->train;
+    ff_embed_batch_shifted(t->cfg->model.label_embedding, ds->images, ds->rows, ds->cols, idx,
+                           labels, t->shifts, t->batch, out);
+}
+
 static void train_batch(trainer *t, const int *idx)
 {
     const ff_config *cfg = t->cfg;
-    const ff_embed_kind kind = cfg->model.label_embedding;
     const float lr = ff_schedule_lr(cfg, t->step, t->total_steps);
     const int B = t->batch;
-    const ff_dataset *ds = &t->train;
     uint8_t *pos = t->labels, *neg = t->labels + B;
     for (int i = 0; i < B; i++)
-        pos[i] = ds->labels[idx[i]];
+        pos[i] = t->train.labels[idx[i]];
     choose_negative_labels(t, idx, pos, neg);
+    if (t->shifts) /* one shift per image, shared by its positive and negative copy */
+        ff_draw_shifts(&t->rng, cfg->train.jitter, B, t->shifts);
     if (cfg->train.passes == FF_PASS_JOINT) {
-        ff_embed_batch(kind, ds->images, ds->rows, ds->cols, idx, pos, B, t->x);
-        ff_embed_batch(kind, ds->images, ds->rows, ds->cols, idx, neg, B,
-                       t->x + (size_t)B * t->in_dim);
+        embed(t, idx, pos, t->x);
+        embed(t, idx, neg, t->x + (size_t)B * t->in_dim);
         ff_pass(t, B, B);
         ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
     } else {
-        ff_embed_batch(kind, ds->images, ds->rows, ds->cols, idx, pos, B, t->x);
+        embed(t, idx, pos, t->x);
         ff_pass(t, B, 0);
         ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
-        ff_embed_batch(kind, ds->images, ds->rows, ds->cols, idx, neg, B, t->x);
+        embed(t, idx, neg, t->x);
         ff_pass(t, 0, B);
         ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
     }

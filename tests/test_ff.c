@@ -142,6 +142,63 @@ static void test_neutral_and_channels_embedding(void)
             CHECK(out[(1 + k) * 784 + p] == (k == 3 ? 1.0f : 0.0f));
 }
 
+static void test_jitter_shifts_image_not_label(void)
+{
+    float img[28 * 28], out[28 * 28];
+    for (int i = 0; i < 28 * 28; i++)
+        img[i] = (float)(i % 13) / 13.0f;
+    uint8_t label = 4;
+    int8_t shift[2] = {2, -1}; /* right 2, up 1 */
+    ff_embed_batch_shifted(FF_EMBED_OVERLAY, img, 28, 28, NULL, &label, shift, 1, out);
+    for (int k = 0; k < 10; k++)
+        CHECK(out[k] == (k == 4 ? 1.0f : 0.0f)); /* the label stays in place */
+    for (int r = 1; r < 27; r++)
+        for (int c = 0; c < 28; c++) {
+            float want = c - 2 >= 0 ? img[(r + 1) * 28 + c - 2] : 0.0f;
+            if (r > 0 || c >= 10)
+                CHECK(out[r * 28 + c] == want);
+        }
+    for (int c = 0; c < 28; c++)
+        CHECK(out[27 * 28 + c] == 0.0f); /* vacated bottom row */
+    ff_rng r;
+    ff_rng_seed(&r, 12);
+    int8_t s[2000];
+    int seen[5] = {0};
+    ff_draw_shifts(&r, 2, 1000, s);
+    for (int i = 0; i < 2000; i++) {
+        CHECK(s[i] >= -2 && s[i] <= 2);
+        seen[s[i] + 2]++;
+    }
+    for (int v = 0; v < 5; v++)
+        CHECK(seen[v] > 300);
+}
+
+static void test_pattern_embedding(void)
+{
+    float img[28 * 28], a[28 * 28], b[28 * 28], n[28 * 28];
+    for (int i = 0; i < 28 * 28; i++)
+        img[i] = (float)(i % 5) / 4.0f;
+    uint8_t la = 2, lb = 7, neutral = FF_LABEL_NEUTRAL;
+    ff_embed_batch(FF_EMBED_PATTERN, img, 28, 28, NULL, &la, 1, a);
+    ff_embed_batch(FF_EMBED_PATTERN, img, 28, 28, NULL, &lb, 1, b);
+    ff_embed_batch(FF_EMBED_PATTERN, img, 28, 28, NULL, &neutral, 1, n);
+    int differ = 0, over_image = 0;
+    for (int r = 0; r < 28; r++)
+        for (int c = 0; c < 28; c++) {
+            int i = r * 28 + c;
+            CHECK(a[i] >= 0.0f && a[i] <= 1.0f && b[i] >= 0.0f && b[i] <= 1.0f);
+            float pa = 2 * a[i] - img[i]; /* the pattern bit */
+            CHECK(fabsf(pa) < 1e-6f || fabsf(pa - 1.0f) < 1e-6f);
+            if (r >= 6 && c >= 6) /* a 6x6 tile repeated */
+                CHECK(a[i] - 0.5f * img[i] == a[(r - 6) * 28 + c - 6] - 0.5f * img[(r - 6) * 28 + c - 6]);
+            differ += a[i] != b[i];
+            over_image += a[i] != b[i] && r >= 14 && c >= 14;
+            CHECK(n[i] > 0.5f * img[i] - 1e-6f && n[i] < 0.5f * img[i] + 0.5f + 1e-6f);
+        }
+    CHECK(differ > 100);
+    CHECK(over_image > 25); /* the label reaches the far corner, unlike the overlay */
+}
+
 /* positive and negative passed separately give the same gradient as one joint
  * pass when the weights are not changed in between */
 static void test_alternate_equals_joint(void)
@@ -519,6 +576,8 @@ int main(void)
     RUN(test_hard_negatives_never_true);
     RUN(test_positive_negative_same_range);
     RUN(test_neutral_and_channels_embedding);
+    RUN(test_jitter_shifts_image_not_label);
+    RUN(test_pattern_embedding);
     RUN(test_alternate_equals_joint);
     RUN(test_pass_loss_is_mean_of_per_sample);
     RUN(test_peer_normalisation_gradient);

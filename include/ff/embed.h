@@ -5,7 +5,10 @@
  *   overlay  - the one-hot label replaces the first 10 pixels (row 0, columns
  *              0..9); input shape [1, rows, cols]. Default for fc/local nets.
  *   channels - 10 extra channels, channel 1 + label all ones; input [11, rows, cols].
- *   pattern  - (not built yet)
+ *   pattern  - a label pattern over the whole image: 0.5 * image + 0.5 * P_label,
+ *              P_k a fixed binary 6x6 tile (hashed from k) repeated over the
+ *              image, so every receptive field of a strided CNN sees the label;
+ *              input [1, rows, cols] (after Scodellaro et al. 2023).
  * Label 255 (FF_LABEL_NEUTRAL) embeds the neutral label: 0.1 in every label slot.
  * Negative labels are never the true label. */
 #ifndef FF_EMBED_H
@@ -29,6 +32,16 @@ ff_shape ff_embed_shape(ff_embed_kind kind, int rows, int cols);
  * out has ff_shape_dim(ff_embed_shape(...)) floats per sample. */
 void ff_embed_batch(ff_embed_kind kind, const float *images, int rows, int cols, const int *idx,
                     const uint8_t *labels, int batch, float *out);
+
+/* As ff_embed_batch with sample i's image shifted by (shifts[2i], shifts[2i+1])
+ * pixels (x right, y down; vacated pixels 0) before the label goes in, so the
+ * label pixels never move. shifts NULL: no shift. */
+void ff_embed_batch_shifted(ff_embed_kind kind, const float *images, int rows, int cols,
+                            const int *idx, const uint8_t *labels, const int8_t *shifts,
+                            int batch, float *out);
+
+/* Draws a shift in [-max_shift, max_shift]^2 for each of n samples (jitter). */
+void ff_draw_shifts(struct ff_rng *rng, int max_shift, int n, int8_t *shifts);
 
 /* A uniformly drawn wrong label for each true label. */
 void ff_negative_labels_random(struct ff_rng *rng, const uint8_t *labels, int n, uint8_t *out);

@@ -35,7 +35,7 @@ typedef struct ff_readout {
     float *params;       /* W [classes, features], then b [classes] */
     float *grads;        /* same layout as params */
     ff_optim opt;        /* Adam (beta1 0.9, beta2 0.999, eps 1e-8, no weight decay) */
-    float *logits;       /* [max_batch, classes] scratch: logits, then probabilities */
+    float *logits;       /* [max_batch, classes] scratch: logits (predict) or their gradient (training) */
     float *feat;         /* [max_batch, features] scratch for the epoch helpers */
     uint8_t *labels;     /* [2 * max_batch] scratch: true labels, then FF_LABEL_NEUTRAL */
     float *mem;          /* the single allocation behind params, grads, logits, feat */
@@ -53,8 +53,8 @@ void ff_readout_reset(ff_readout *ro);
 void ff_readout_logits(const ff_readout *ro, const float *x, int batch, float *logits);
 
 /* Mean softmax cross-entropy over the batch; writes its gradient with respect
- * to W and b into ro->grads (overwriting) and leaves the probabilities in
- * ro->logits. labels are in [0, classes). */
+ * to W and b into ro->grads (overwriting) and leaves d(loss)/d(logits) =
+ * (softmax - onehot) / batch in ro->logits. labels are in [0, classes). */
 float ff_readout_loss_grad(ff_readout *ro, const float *x, const uint8_t *labels, int batch);
 
 /* ff_readout_loss_grad, then one Adam step with learning rate lr. Returns the

@@ -1,0 +1,500 @@
+#!/usr/bin/python3
+"""ff_ref.py - PyTorch reference of ffrun's Forward-Forward training step, for
+the speed comparison (bench/speed.sh, `make bench-speed`).
+
+It implements the same work as ffrun (tools/ff-bench.c drives ffrun's side):
+  - nets: fc 784-2000x4; cnn conv 1->128 k10 s6, 128->220 k2 s1, 220->512 k2 s1;
+    local: the same geometry with unshared weights per output location
+    (weights [P, C, K], bias [C*P], K in (channel, row, col) order as ffrun);
+  - each layer's input is the previous output (the image for layer 0), detached,
+    divided by sqrt(mean(x^2) + 1e-8) over the whole vector; y = relu(layer(x));
+  - goodness g = sum(y^2) per sample; loss softplus(theta - g) for positive and
+    softplus(g - theta) for negative data, mean over the batch, theta = units of
+    the layer; all layers step on every batch;
+  - alternate passes: embed true labels (one-hot in the first 10 pixels), pass,
+    Adam step, embed a uniformly drawn wrong label, pass, Adam step;
+    Adam lr 1e-3, betas 0.9/0.999, eps 1e-8;
+  - evaluation: the 10 labelled copies of a chunk of images in one batch,
+    goodness summed over layers 1.., argmax.
+torch.set_num_threads(2) and torch.set_flush_denormal(True) (Adam's moments decay
+into subnormals otherwise).
+
+  ff_ref.py bench --net fc|cnn|local --batch B [--seconds S]   one JSON line
+  ff_ref.py check FILE                  compare with `ff-bench ref` output; exit 1 on mismatch
+  ff_ref.py report RESULTS.jsonl OUT.md  speed table into OUT.md between
+                                         <!-- speed:begin --> and <!-- speed:end -->
+"""
+import argparse
+import gzip
+import json
+import math
+import os
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+
+THREADS = 2
+
+NETS = {
+    "fc": [("fc", 2000, 0, 0)] * 4,
+    "cnn": [("conv", 128, 10, 6), ("conv", 220, 2, 1), ("conv", 512, 2, 1)],
+    "local": [("local", 128, 10, 6), ("local", 220, 2, 1), ("local", 512, 2, 1)],
+}
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ---------------------------------------------------------------- the net
+
+def make_torch():
+    import torch
+    torch.set_num_threads(THREADS)
+    torch.set_flush_denormal(True)
+    return torch
+
+
+class Layer:
+    """One FF layer; in_shape and out are (c, h, w)."""
+
+    def __init__(self, torch, kind, in_shape, out, k, s, theta):
+        self.kind, self.in_shape, self.out, self.k, self.s = kind, in_shape, out, k, s
+        self.theta = float(theta)
+        c, h, w = in_shape
+        C, oh, ow = out
+        K, P = c * k * k, oh * ow
+        if kind == "fc":
+            self.wshape, self.bshape, fan_in = (C, c * h * w), (C,), c * h * w
+        elif kind == "conv":
+            self.wshape, self.bshape, fan_in = (C, c, k, k), (C,), K
+        elif kind == "local":
+            self.wshape, self.bshape, fan_in = (P, C, K), (C * P,), K
+        else:
+            raise ValueError("unknown layer kind " + kind)
+        self.W = torch.nn.Parameter(torch.randn(self.wshape) / math.sqrt(fan_in))
+        self.b = torch.nn.Parameter(torch.zeros(self.bshape))
+
+    def pre(self, torch, x):
+        """pre-activation [B, out dim] of the normalised input x [B, in dim]"""
+        F = torch.nn.functional
+        B = x.shape[0]
+        if self.kind == "fc":
+            return F.linear(x, self.W, self.b)
+        x4 = x.view(B, *self.in_shape)
+        if self.kind == "conv":
+            return F.conv2d(x4, self.W, self.b, stride=self.s).flatten(1)
+        cols = F.unfold(x4, self.k, stride=self.s)                  # [B, K, P]
+        t = torch.bmm(cols.permute(2, 0, 1), self.W.transpose(1, 2))  # [P, B, C]
+        return t.permute(1, 2, 0).reshape(B, -1) + self.b           # CHW order
+
+
+def build_layers(torch, spec, in_shape=(1, 28, 28)):
+    layers, shape = [], in_shape
+    for kind, units, k, s in spec:
+        if kind == "fc":
+            out = (units, 1, 1)
+        else:
+            out = (units, (shape[1] - k) // s + 1, (shape[2] - k) // s + 1)
+        layers.append(Layer(torch, kind, shape, out, k, s, out[0] * out[1] * out[2]))
+        shape = out
+    return layers
+
+
+def params_of(layers):
+    return [p for L in layers for p in (L.W, L.b)]
+
+
+def normalize(torch, x, eps):
+    return x / torch.sqrt(x.pow(2).mean(1, keepdim=True) + eps)
+
+
+def ff_pass(torch, layers, opt, x, sign, eps=1e-8):
+    """One FF pass (sign +1 positive, -1 negative) and the optimiser step;
+    returns the per-layer losses (tensors)."""
+    F = torch.nn.functional
+    losses, h = [], x
+    for L in layers:
+        y = torch.relu(L.pre(torch, normalize(torch, h.detach(), eps)))
+        g = y.pow(2).sum(1)
+        losses.append(F.softplus(sign * (L.theta - g)).mean())
+        h = y
+    opt.zero_grad(set_to_none=True)
+    sum(losses).backward()
+    opt.step()
+    return losses
+
+
+def goodness_scores(torch, layers, x, m, eps=1e-8):
+    """x: 10*m rows, row k*m + j = image j with label k; returns [m, 10] scores."""
+    h, score = x, 0
+    for i, L in enumerate(layers):
+        y = torch.relu(L.pre(torch, normalize(torch, h, eps)))
+        if i >= (1 if len(layers) > 1 else 0):
+            score = score + y.pow(2).sum(1)
+        h = y
+    return score.view(10, m).t()
+
+
+def make_adam(torch, layers, foreach):
+    return torch.optim.Adam(params_of(layers), lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                            weight_decay=0.0, foreach=foreach)
+
+
+# ---------------------------------------------------------------- data
+
+def load_mnist(d, limit):
+    with gzip.open(os.path.join(d, "train-images-idx3-ubyte.gz")) as f:
+        raw = f.read()
+    n, rows, cols = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))
+    n = min(n, limit)
+    images = np.frombuffer(raw, np.uint8, n * rows * cols, 16).reshape(n, rows * cols)
+    with gzip.open(os.path.join(d, "train-labels-idx1-ubyte.gz")) as f:
+        labels = np.frombuffer(f.read(), np.uint8, n, 8)
+    return images.astype(np.float32) / 255.0, labels.astype(np.int64)
+
+
+# ---------------------------------------------------------------- bench
+
+def time_loop(fn, warm, min_iters, seconds):
+    for _ in range(warm):
+        fn()
+    ts, start = [], time.perf_counter()
+    while len(ts) < min_iters or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts), len(ts)
+
+
+def cmd_bench(a):
+    torch = make_torch()
+    rss_import = peak_rss_mb()
+    torch.manual_seed(a.seed)
+    gen = np.random.default_rng(a.seed)
+    images_np, labels_np = load_mnist(a.data, a.images)
+    images, labels = torch.from_numpy(images_np), torch.from_numpy(labels_np)
+    n, B = images.shape[0], a.batch
+    layers = build_layers(torch, NETS[a.net])
+    opt = make_adam(torch, layers, a.foreach)
+    order = {"perm": torch.from_numpy(gen.permutation(n)), "cursor": 0}
+
+    def next_idx(m):
+        if order["cursor"] + m > n:
+            order["perm"], order["cursor"] = torch.from_numpy(gen.permutation(n)), 0
+        i = order["perm"][order["cursor"]:order["cursor"] + m]
+        order["cursor"] += m
+        return i
+
+    def embed(idx, lab):
+        x = images[idx]                      # a copy
+        x[:, :10] = torch.nn.functional.one_hot(lab, 10).to(x.dtype)
+        return x
+
+    last = {}
+
+    def train_batch():
+        idx = next_idx(B)
+        pos = labels[idx]
+        neg = (pos + torch.randint(1, 10, (B,))) % 10   # uniform over the 9 wrong labels
+        lp = ff_pass(torch, layers, opt, embed(idx, pos), 1.0)
+        ln = ff_pass(torch, layers, opt, embed(idx, neg), -1.0)
+        last["loss"] = [float(p + q) for p, q in zip(lp, ln)]
+
+    # as ffrun's trainer: a net for max(2B, 1000) rows, eval chunks of a tenth of it
+    chunk = max(2 * B, 1000) // 10
+    k_rows = torch.arange(10).repeat_interleave(chunk)
+
+    def eval_chunk():
+        idx = next_idx(chunk)
+        x = images[idx].repeat(10, 1)
+        x[:, :10] = torch.nn.functional.one_hot(k_rows, 10).to(x.dtype)
+        with torch.inference_mode():
+            goodness_scores(torch, layers, x, chunk).argmax(1)
+
+    t_train, n_train = time_loop(train_batch, 2, 3, a.seconds)
+    t_eval, n_eval = time_loop(eval_chunk, 1, 3, a.seconds * 0.5)
+    out = {
+        "impl": "pytorch", "net": a.net, "batch": B, "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "adam_foreach": bool(a.foreach),
+        "params": sum(p.numel() for p in params_of(layers)),
+        "train_ips": B / t_train, "train_batches": n_train,
+        "eval_ips": chunk / t_eval, "eval_chunk": chunk, "eval_chunks": n_eval,
+        "rss_import_mb": rss_import, "peak_rss_mb": peak_rss_mb(),
+        "loss_last": last.get("loss"),
+    }
+    print(json.dumps(out))
+
+
+# ---------------------------------------------------------------- check
+
+def cmd_check(a):
+    torch = make_torch()
+    with open(a.file, "rb") as f:
+        hdr = json.loads(f.readline())
+        if hdr.get("format") != "ffrun-ref" or hdr.get("version") != 1:
+            sys.exit("ff_ref.py: %s is not an ffrun-ref version 1 file" % a.file)
+        blob = np.frombuffer(f.read(), np.float32)
+    n, B, nl = hdr["n_params"], hdr["batch"], len(hdr["layers"])
+    in_dim = int(np.prod(hdr["input"]))
+    pos = [0]
+
+    def take(count):
+        v = blob[pos[0]:pos[0] + count]
+        if v.size != count:
+            sys.exit("ff_ref.py: %s is truncated" % a.file)
+        pos[0] += count
+        return v
+
+    p0, m0, v0 = take(n), take(n), take(n)
+    xs = [take(B * in_dim).reshape(B, in_dim) for _ in range(2)]
+    ref = [{"loss": take(nl), "grads": take(n), "params": take(n)} for _ in range(2)]
+
+    layers = []
+    for d in hdr["layers"]:
+        L = Layer(torch, d["kind"], tuple(d["in"]), tuple(d["out"]), d["kernel"], d["stride"],
+                  d["threshold"])
+        assert L.W.numel() == d["n_weights"] and L.b.numel() == d["n_bias"], d
+        layers.append(L)
+    params = params_of(layers)
+    assert sum(p.numel() for p in params) == n
+
+    def flat_views(vec):
+        out, off = [], 0
+        for p in params:
+            out.append(torch.from_numpy(vec[off:off + p.numel()].copy()).view(p.shape))
+            off += p.numel()
+        return out
+
+    with torch.no_grad():
+        for p, w in zip(params, flat_views(p0)):
+            p.copy_(w)
+    opt = torch.optim.Adam(params, lr=hdr["lr"], betas=(hdr["beta1"], hdr["beta2"]),
+                           eps=hdr["eps"], weight_decay=0.0, foreach=False)
+    for p, m, v in zip(params, flat_views(m0), flat_views(v0)):
+        opt.state[p] = {"step": torch.tensor(float(hdr["t"])), "exp_avg": m, "exp_avg_sq": v}
+
+    def flat(ts):
+        return np.concatenate([t.detach().reshape(-1).numpy() for t in ts])
+
+    lr, ok, report = hdr["lr"], True, []
+    prev = p0
+    for pass_, sign in ((0, 1.0), (1, -1.0)):
+        losses = ff_pass(torch, layers, opt, torch.from_numpy(xs[pass_].copy()), sign,
+                         hdr["norm_eps"])
+        r = ref[pass_]
+        grads, after = flat([p.grad for p in params]), flat(params)
+        off = 0
+        for l, L in enumerate(layers):
+            cnt = L.W.numel() + L.b.numel()
+            sl = slice(off, off + cnt)
+            off += cnt
+            lt, lf = float(losses[l]), float(r["loss"][l])
+            loss_rel = abs(lt - lf) / max(abs(lt), 1e-6)
+            gscale = float(np.abs(grads[sl]).max()) or 1.0
+            grad_err = float(np.abs(grads[sl] - r["grads"][sl]).max()) / gscale
+            du_t, du_f = after[sl] - prev[sl], r["params"][sl] - prev[sl]
+            upd = np.abs(du_t - du_f) / lr          # update difference in units of lr
+            upd_max = float(upd.max())
+            upd_frac = float((upd > a.upd_tol).mean())
+            good = (loss_rel <= a.loss_tol and grad_err <= a.grad_tol
+                    and upd_frac <= a.upd_frac)
+            ok &= good
+            report.append({"pass": "pos" if pass_ == 0 else "neg", "layer": l,
+                           "loss_torch": lt, "loss_ffrun": lf, "loss_rel": loss_rel,
+                           "grad_rel_max": grad_err, "update_diff_max_lr": upd_max,
+                           "update_frac_over_tol": upd_frac, "ok": bool(good)})
+        # the next pass starts from ffrun's weights so the passes are checked separately
+        with torch.no_grad():
+            for p, w in zip(params, flat_views(r["params"])):
+                p.copy_(w)
+        prev = r["params"]
+    tol = {"loss_rel": a.loss_tol, "grad_rel_max": a.grad_tol,
+           "update_diff_lr": a.upd_tol, "update_frac_over_tol": a.upd_frac}
+    print(json.dumps({"check": hdr["net"], "batch": B, "steps_before": hdr["t"], "ok": ok,
+                      "tolerance": tol, "layers": report}))
+    return 0 if ok else 1
+
+
+# ---------------------------------------------------------------- report
+
+def fmt(v, nd=0):
+    return "-" if v is None or v != v else ("{:,.%df}" % nd).format(v)
+
+
+def cmd_report(a):
+    rows = [json.loads(l) for l in open(a.results) if l.startswith("{")]
+    meta = json.loads(open(a.meta).read()) if a.meta else {}
+    runs = [r for r in rows if "impl" in r]
+    checks = [r for r in rows if "check" in r]
+    key = lambda r: (["fc", "cnn", "local"].index(r["net"]), r["batch"])
+    combos = sorted({(r["net"], r["batch"]) for r in runs}, key=lambda c: key(
+        {"net": c[0], "batch": c[1]}))
+
+    def med(impl, net, batch, field, sub=None):
+        vals = []
+        for r in runs:
+            if r["impl"] == impl and r["net"] == net and r["batch"] == batch:
+                v = r.get(field)
+                if sub is not None and isinstance(v, dict):
+                    v = v.get(sub)
+                if isinstance(v, (int, float)):
+                    vals.append(float(v))
+        return statistics.median(vals) if vals else None
+
+    def nreps(impl, net, batch):
+        return sum(1 for r in runs if r["impl"] == impl and r["net"] == net and r["batch"] == batch)
+
+    names = {"fc": "FC 784-2000x4", "cnn": "CNN 128-220-512", "local": "local RF 128-220-512"}
+    L = []
+    L.append("## Speed (`make bench-speed`)")
+    L.append("")
+    L.append("Generated by `%s` on %s. Machine: %s, %s CPU(s); %s. Commit `%s`%s." % (
+        meta.get("command", "bench/speed.sh"), meta.get("date", "?"), meta.get("cpu", "?"),
+        meta.get("cores", "?"), meta.get("blas", "OpenBLAS"), meta.get("commit", "?"),
+        " (working tree had uncommitted changes)" if meta.get("dirty") else ""))
+    L.append("%s repetitions, ffrun and PyTorch %s (CPU) alternating; medians over "
+             "repetitions of each run's median batch time; 2 threads each. %s" % (
+                 meta.get("reps", "?"), meta.get("torch", "?"), meta.get("note", "")))
+    L.append("")
+    L.append("Training images/s (one image = its positive and its negative pass, both Adam "
+             "steps included):")
+    L.append("")
+    L.append("| net | batch | ffrun | PyTorch | ffrun / PyTorch | GEMM-only bound | "
+             "ffrun / bound | ffrun GFLOP/s | PyTorch GFLOP/s |")
+    L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for net, b in combos:
+        f, p = med("ffrun", net, b, "train_ips"), med("pytorch", net, b, "train_ips")
+        g = med("ffrun", net, b, "gemm_bound_train_ips")
+        flop = med("ffrun", net, b, "train_flop_per_img")
+        L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+            names[net], b, fmt(f), fmt(p), fmt(f / p if f and p else None, 2), fmt(g),
+            fmt(f / g if f and g else None, 2), fmt(f * flop / 1e9 if f and flop else None),
+            fmt(p * flop / 1e9 if p and flop else None)))
+    L.append("")
+    L.append("Evaluation images/s (goodness per label: the 10 labelled copies of a chunk of "
+             "max(2*batch, 1000)/10 images in one forward batch, as ffrun's trainer does):")
+    L.append("")
+    L.append("| net | batch | chunk | ffrun | PyTorch | ffrun / PyTorch | GEMM-only bound | "
+             "ffrun GFLOP/s |")
+    L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for net, b in combos:
+        f, p = med("ffrun", net, b, "eval_ips"), med("pytorch", net, b, "eval_ips")
+        g, flop = med("ffrun", net, b, "gemm_bound_eval_ips"), med("ffrun", net, b,
+                                                                   "eval_flop_per_img")
+        L.append("| %s | %d | %s | %s | %s | %s | %s | %s |" % (
+            names[net], b, fmt(med("ffrun", net, b, "eval_chunk")), fmt(f), fmt(p),
+            fmt(f / p if f and p else None, 2), fmt(g),
+            fmt(f * flop / 1e9 if f and flop else None)))
+    L.append("")
+    L.append("Where ffrun's training time goes (ms per batch, timed in place by wrapping the "
+             "library calls; `other layer work` = bias, ReLU, im2col, transposes, bias "
+             "gradients; `data` = labels and embedding):")
+    L.append("")
+    parts = [("gemm_ms", "sgemm"), ("layer_other_ms", "other layer work"),
+             ("normalize_ms", "normalisation"), ("loss_ms", "goodness + loss"),
+             ("optim_ms", "Adam"), ("data_ms", "data"), ("rest_ms", "rest")]
+    L.append("| net | batch | total | " + " | ".join(p[1] for p in parts) +
+             " | sgemm replayed alone |")
+    L.append("| --- | ---: | ---: |" + " ---: |" * (len(parts) + 1))
+    for net, b in combos:
+        tot = med("ffrun", net, b, "bd_train", "total_ms")
+        g = med("ffrun", net, b, "gemm_bound_train_ips")
+        cells = []
+        for k, _ in parts:
+            v = med("ffrun", net, b, "bd_train", k)
+            cells.append("%s (%s%%)" % (fmt(v, 1), fmt(100 * v / tot if v is not None and tot
+                                                       else None)))
+        L.append("| %s | %d | %s | %s | %s |" % (names[net], b, fmt(tot, 1), " | ".join(cells),
+                                                  fmt(1e3 * b / g if g else None, 1)))
+    L.append("")
+    L.append("Evaluation time per chunk (ms):")
+    L.append("")
+    eparts = [("gemm_ms", "sgemm"), ("layer_other_ms", "other layer work"),
+              ("normalize_ms", "normalisation"), ("goodness_ms", "goodness"),
+              ("data_ms", "embedding"), ("rest_ms", "rest")]
+    L.append("| net | batch | total | " + " | ".join(p[1] for p in eparts) + " |")
+    L.append("| --- | ---: | ---: |" + " ---: |" * len(eparts))
+    for net, b in combos:
+        L.append("| %s | %d | %s | %s |" % (
+            names[net], b, fmt(med("ffrun", net, b, "bd_eval", "total_ms"), 1),
+            " | ".join(fmt(med("ffrun", net, b, "bd_eval", k), 1) for k, _ in eparts)))
+    L.append("")
+    L.append("Peak resident memory (MB; PyTorch's includes about %s MB for importing torch):" %
+             fmt(statistics.median([r["rss_import_mb"] for r in runs if "rss_import_mb" in r])
+                 if any("rss_import_mb" in r for r in runs) else None))
+    L.append("")
+    L.append("| net | batch | ffrun | PyTorch |")
+    L.append("| --- | ---: | ---: | ---: |")
+    for net, b in combos:
+        L.append("| %s | %d | %s | %s |" % (names[net], b, fmt(med("ffrun", net, b,
+                                                                     "peak_rss_mb")),
+                                             fmt(med("pytorch", net, b, "peak_rss_mb"))))
+    L.append("")
+    if checks:
+        t = checks[0]["tolerance"]
+        L.append("Same work: from the same weights, Adam state and batch, PyTorch and ffrun "
+                 "compute per-layer losses within %.0e relative, gradients within %.0e of "
+                 "the layer's largest gradient, and updates within %s lr (allowed on at most "
+                 "%s of the parameters):" % (t["loss_rel"], t["grad_rel_max"],
+                                             t["update_diff_lr"], t["update_frac_over_tol"]))
+        L.append("")
+        L.append("| net | batch | result | max loss rel. diff | max grad rel. diff | "
+                 "max update diff (lr) |")
+        L.append("| --- | ---: | --- | ---: | ---: | ---: |")
+        for c in checks:
+            ls = c["layers"]
+            L.append("| %s | %d | %s | %.1e | %.1e | %.1e |" % (
+                names.get(c["check"], c["check"]), c["batch"], "pass" if c["ok"] else "FAIL",
+                max(x["loss_rel"] for x in ls), max(x["grad_rel_max"] for x in ls),
+                max(x["update_diff_max_lr"] for x in ls)))
+        L.append("")
+    text = "\n".join(L)
+    begin, end = "<!-- speed:begin -->", "<!-- speed:end -->"
+    old = open(a.out).read() if os.path.exists(a.out) else "# ffrun results\n\n"
+    block = begin + "\n" + text + end
+    if begin in old and end in old:
+        new = old[:old.index(begin)] + block + old[old.index(end) + len(end):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    with open(a.out + ".tmp", "w") as f:
+        f.write(new)
+    os.replace(a.out + ".tmp", a.out)
+    print(text)
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("bench")
+    b.add_argument("--net", choices=sorted(NETS), default="fc")
+    b.add_argument("--batch", type=int, default=100)
+    b.add_argument("--seconds", type=float, default=3.0)
+    b.add_argument("--images", type=int, default=10000)
+    b.add_argument("--data", default="data/mnist")
+    b.add_argument("--seed", type=int, default=1)
+    b.add_argument("--foreach", type=int, default=1, help="Adam foreach implementation")
+    c = sub.add_parser("check")
+    c.add_argument("file")
+    c.add_argument("--loss-tol", type=float, default=1e-4)
+    c.add_argument("--grad-tol", type=float, default=1e-3)
+    c.add_argument("--upd-tol", type=float, default=1e-2)
+    c.add_argument("--upd-frac", type=float, default=1e-4)
+    r = sub.add_parser("report")
+    r.add_argument("results")
+    r.add_argument("out")
+    r.add_argument("--meta")
+    a = ap.parse_args()
+    if a.cmd == "bench":
+        return cmd_bench(a)
+    if a.cmd == "check":
+        return cmd_check(a)
+    return cmd_report(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main() or 0)
