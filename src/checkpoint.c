@@ -272,7 +272,8 @@ void ff_checkpoint_free(ff_checkpoint *ck)
     ck->order = NULL;
 }
 
-int ff_checkpoint_find_newest(const char *dir, char *out, size_t cap, ff_err *err)
+int ff_checkpoint_find_newest(const char *dir, const char *prefix, char *out, size_t cap,
+                              ff_err *err)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -283,7 +284,8 @@ int ff_checkpoint_find_newest(const char *dir, char *out, size_t cap, ff_err *er
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
-        if (n < 5 || strcmp(e->d_name + n - 4, ".ffm") != 0 || n >= sizeof best_name)
+        if (n < 5 || strcmp(e->d_name + n - 4, ".ffm") != 0 || n >= sizeof best_name ||
+            (prefix && strncmp(e->d_name, prefix, strlen(prefix)) != 0))
             continue;
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
@@ -301,7 +303,8 @@ int ff_checkpoint_find_newest(const char *dir, char *out, size_t cap, ff_err *er
     }
     closedir(d);
     if (!best_name[0])
-        return ff_err_set(err, FF_ERR_IO, "no model files (*.ffm) in %s", dir);
+        return ff_err_set(err, FF_ERR_IO, "no model files (%s*.ffm) in %s", prefix ? prefix : "",
+                          dir);
     if ((size_t)snprintf(out, cap, "%s/%s", dir, best_name) >= cap)
         return ff_err_set(err, FF_ERR_USAGE, "model path too long in %s", dir);
     return FF_OK;

@@ -455,7 +455,7 @@ static int validate_layer(const pctx *c, const ff_layer_cfg *l, int i)
 static int validate_layers(const pctx *c, const ff_config *cfg)
 {
     pos at = key_pos(c, "model.layers");
-    if (cfg->model.n_layers < 1)
+    if (cfg->model.n_layers < 1 && cfg->mode != FF_MODE_UNSUP_CLF) /* clf: from the backbone */
         return fail(c, at, "model.layers: at least one layer is required");
     if (cfg->model.n_layers > FF_MAX_LAYERS)
         return fail(c, at, "model.layers has %d entries; at most %d are supported", cfg->model.n_layers, FF_MAX_LAYERS);

@@ -54,6 +54,10 @@ const ff_key ff_config_keys[] = {
     K_STR("data.dir", data.dir, "data/mnist", 0, "folder with the four MNIST IDX files"),
     K_INT("data.train_limit", data.train_limit, "0", 0, 1e8, "use the first N training images (0 = all)"),
     K_INT("data.test_limit", data.test_limit, "0", 0, 1e8, "use the first N test images (0 = all)"),
+    K_STR("data.cache", data.cache, "cache", 0,
+          "folder for generated data (unsupervised hybrid negatives), reused while source and settings match"),
+    K_INT("data.hybrid_blur", data.hybrid_blur, "6", 1, 64,
+          "unsupervised negatives: blur passes of the random mask with [1/4, 1/2, 1/4]"),
 
     {.path = "model.layers", .type = FF_KEY_LAYERS, AT(model.layers),
      .help = "the layers, in order: {type: fc, units: N} or {type: conv|local, channels: C, kernel: K, "

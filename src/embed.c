@@ -60,6 +60,8 @@ static void embed_one(ff_embed_kind kind, const float *img, int rows, int cols, 
 {
     const int hw = rows * cols;
     shifted_copy(img, rows, cols, dx, dy, out);
+    if (label == FF_LABEL_NONE)
+        return;
     switch (kind) {
     case FF_EMBED_CHANNELS:
         for (int k = 0; k < FF_NUM_CLASSES; k++) {
@@ -90,7 +92,8 @@ void ff_embed_batch_shifted(ff_embed_kind kind, const float *images, int rows, i
     for (int i = 0; i < batch; i++) {
         int src = idx ? idx[i] : i;
         int dx = shifts ? shifts[2 * i] : 0, dy = shifts ? shifts[2 * i + 1] : 0;
-        embed_one(kind, images + (size_t)src * hw, rows, cols, labels[i], dx, dy,
+        embed_one(kind, images + (size_t)src * hw, rows, cols, labels ? labels[i] : FF_LABEL_NONE,
+                  dx, dy,
                   out + (size_t)i * dim);
     }
 }

@@ -10,6 +10,7 @@
 #include "ff/config.h"
 #include "ff/data.h"
 #include "ff/eval.h"
+#include "ff/readout.h"
 #include "ff/embed.h"
 #include "ff/net.h"
 #include "ff/rng.h"
@@ -145,7 +146,7 @@ static int load_config(const cli *c, ff_config *cfg, ff_checkpoint *ck, ff_err *
         char path[4096];
         if (c->resume_path)
             snprintf(path, sizeof path, "%s", c->resume_path);
-        else if ((rc = ff_checkpoint_find_newest("models", path, sizeof path, err)))
+        else if ((rc = ff_checkpoint_find_newest("models", NULL, path, sizeof path, err)))
             return rc;
         if ((rc = ff_checkpoint_load(path, ck, err)))
             return rc;
@@ -169,6 +170,17 @@ static int load_config(const cli *c, ff_config *cfg, ff_checkpoint *ck, ff_err *
 
 static int dry_run(const ff_config *cfg, ff_err *err)
 {
+    if (cfg->mode == FF_MODE_UNSUP_CLF && cfg->model.n_layers == 0) {
+        char *yaml = malloc(1 << 16);
+        if (!yaml)
+            return ff_err_set(err, FF_ERR_NOMEM, "out of memory");
+        ff_config_to_yaml(cfg, yaml, 1 << 16);
+        printf("# resolved config\n%s\n# model: the layers of the backbone (%s)\n", yaml,
+               cfg->checkpoint.backbone[0] ? cfg->checkpoint.backbone
+                                           : "the newest unsupervised_backbone_*.ffm");
+        free(yaml);
+        return FF_OK;
+    }
     char *yaml = malloc(1 << 16);
     if (!yaml)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory");
@@ -229,9 +241,18 @@ static void show_progress(void *ctx, const ff_progress *p)
     }
     fprintf(stderr, "%sepoch %d/%d  %.1fs  %.0f img/s  loss %.4f", ui->tty ? "\r\033[K" : "",
             p->epoch, p->epochs, p->epoch_seconds, p->images_per_sec, p->loss);
-    if (p->evaluated)
+    if (p->evaluated && p->test_error >= 0)
         fprintf(stderr, "  test error %.2f%%", 100.0 * p->test_error);
+    if (p->evaluated && p->test_error_softmax >= 0)
+        fprintf(stderr, "  softmax %.2f%%", 100.0 * p->test_error_softmax);
     fprintf(stderr, "\n");
+}
+
+static void show_info(void *ctx, const char *msg)
+{
+    const progress_ui *ui = ctx;
+    if (!ui->quiet)
+        fprintf(stderr, "ffrun: %s\n", msg);
 }
 
 static void print_summary(const ff_train_result *r)
@@ -240,8 +261,10 @@ static void print_summary(const ff_train_result *r)
            r->interrupted ? "interrupted" : "finished", r->epochs_done, r->seconds,
            r->epochs_done ? r->train_seconds / r->epochs_done : 0.0);
     if (r->best_error >= 0)
-        printf("test error (goodness readout): final %.2f%%, best %.2f%% at epoch %d\n",
+        printf("test error (%s readout): final %.2f%%, best %.2f%% at epoch %d\n", r->readout,
                100.0 * r->final_error, 100.0 * r->best_error, r->best_epoch);
+    if (r->final_error_softmax >= 0 && strcmp(r->readout, "softmax") != 0)
+        printf("test error (softmax readout): final %.2f%%\n", 100.0 * r->final_error_softmax);
     if (r->model_path[0])
         printf("model:       %s\n", r->model_path);
     if (r->best_path[0])
@@ -269,6 +292,29 @@ static void print_confusion(const int64_t conf[100])
             printf("%6lld", (long long)conf[t * 10 + k]);
         printf("\n");
     }
+}
+
+/* An unsupervised_clf model: backbone parameters, then the head's W and b. */
+static int eval_classifier(const ff_checkpoint *ck, ff_net *net, const ff_dataset *test, float *x,
+                           int64_t conf[100], ff_err *err)
+{
+    int layers[FF_MAX_LAYERS], n_layers;
+    ff_readout ro = {0};
+    int rc = ff_readout_layers(&ck->cfg, net, layers, &n_layers, err);
+    if (!rc)
+        rc = ff_readout_init(&ro, ff_readout_feature_dim(net, layers, n_layers), FF_NUM_CLASSES,
+                             net->max_batch, err);
+    if (!rc && ck->n_params != net->n_params + ro.n_params)
+        rc = ff_err_set(err, FF_ERR_FORMAT, "classifier model: %llu parameters, expected %zu",
+                        (unsigned long long)ck->n_params, net->n_params + ro.n_params);
+    if (!rc) {
+        memcpy(ro.params, ck->params + net->n_params, sizeof(float) * ro.n_params);
+        ff_readout_input in = {.ds = test, .neutral = 0};
+        double e = ff_readout_error(&ro, net, layers, n_layers, &in, 0, x, conf);
+        printf("test error (softmax readout, %d images): %.2f%%\n", test->n, 100.0 * e);
+    }
+    ff_readout_free(&ro);
+    return rc;
 }
 
 /* ffrun eval MODEL [--data DIR] */
@@ -302,7 +348,7 @@ static int eval_main(int argc, char **argv)
         (rc = ff_net_build(&net, &ck.cfg, ff_embed_shape(kind, test.rows, test.cols), 1000, &rng,
                            &err)))
         goto done;
-    if (net.n_params != ck.n_params) {
+    if (net.n_params != ck.n_params && ck.cfg.mode != FF_MODE_UNSUP_CLF) {
         rc = ff_err_set(&err, FF_ERR_FORMAT, "%s: %llu parameters, its config builds %zu", model,
                         (unsigned long long)ck.n_params, net.n_params);
         goto done;
@@ -315,10 +361,21 @@ static int eval_main(int argc, char **argv)
         goto done;
     }
     int64_t conf[100];
-    double e = ff_eval_error(&net, kind, &test, 0, x, scores, conf);
     printf("model %s: %s, epoch %d, step %lld\n", model, ff_mode_name(ck.cfg.mode), ck.epoch,
            (long long)ck.step);
-    printf("test error (goodness readout, %d images): %.2f%%\n", test.n, 100.0 * e);
+    if (ck.cfg.mode == FF_MODE_SUPERVISED) {
+        double e = ff_eval_error(&net, kind, &test, 0, x, scores, conf);
+        printf("test error (goodness readout, %d images): %.2f%%\n", test.n, 100.0 * e);
+    } else if (ck.cfg.mode == FF_MODE_UNSUP_CLF) {
+        if ((rc = eval_classifier(&ck, &net, &test, x, conf, &err)))
+            goto done;
+    } else {
+        rc = ff_err_set(&err, FF_ERR_USAGE,
+                        "%s is an unsupervised backbone: it has no classifier; train "
+                        "configs/unsupervised_clf.yaml on it, then evaluate that model",
+                        model);
+        goto done;
+    }
     print_confusion(conf);
 done:
     if (rc)
@@ -356,7 +413,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     progress_ui ui = {.quiet = c.quiet, .verbose = c.verbose, .tty = isatty(2) && !c.verbose};
-    ff_train_opts opts = {.resume = c.resume ? &ck : NULL, .stop = &stop_flag,
+    ff_train_opts opts = {.resume = c.resume ? &ck : NULL, .stop = &stop_flag, .info = show_info,
                           .max_steps = c.max_steps, .progress = show_progress, .progress_ctx = &ui,
                           .progress_every = ui.tty ? 10 : 100};
     ff_train_result res;

@@ -9,6 +9,7 @@
 #include "ff/train.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,10 @@
 #include "ff/embed.h"
 #include "ff/eval.h"
 #include "ff/fsutil.h"
+#include "ff/hybrid.h"
 #include "ff/net.h"
 #include "ff/optim.h"
+#include "ff/readout.h"
 #include "ff/rng.h"
 #include "ff/summary.h"
 #include "ff/train_log.h"
@@ -39,6 +42,10 @@ typedef struct trainer {
     ff_optim opt;
     ff_rng rng;
     ff_summary_writer *tb;
+    int unsupervised;              /* unsupervised_backbone: hybrid negatives, no labels */
+    ff_hybrid_set hybrids;         /* negatives of the unsupervised backbone */
+    ff_readout ro;                 /* softmax readout (eval.softmax) */
+    int ro_layers[FF_MAX_LAYERS], ro_n;
     ff_shape in_shape;
     int in_dim, batch, n_batches;
     int64_t step, total_steps;
@@ -76,6 +83,35 @@ static int alloc_buffers(trainer *t, ff_err *err)
     return FF_OK;
 }
 
+static void info(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void info(trainer *t, const char *fmt, ...)
+{
+    if (!t->opts || !t->opts->info)
+        return;
+    char msg[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    t->opts->info(t->opts->progress_ctx, msg);
+}
+
+/* The unsupervised negatives: one hybrid per training image, made once and
+ * cached on disk under data.cache (keyed by the data and the settings). */
+static int load_hybrids(trainer *t, ff_err *err)
+{
+    const ff_config *cfg = t->cfg;
+    ff_hybrid_origin origin;
+    char path[1024] = "";
+    int rc = ff_hybrid_load_or_make(&t->hybrids, &t->train, t->train.n, cfg->seed,
+                                    cfg->data.hybrid_blur, cfg->data.cache, &origin, path,
+                                    sizeof path, err);
+    if (!rc)
+        info(t, "negatives: %d hybrid images %s (%s)", t->hybrids.n,
+             ff_hybrid_origin_name(origin), path[0] ? path : "not cached");
+    return rc;
+}
+
 static int setup(trainer *t, ff_err *err)
 {
     const ff_config *cfg = t->cfg;
@@ -88,7 +124,10 @@ static int setup(trainer *t, ff_err *err)
     t->batch = cfg->train.batch_size < t->train.n ? cfg->train.batch_size : t->train.n;
     t->n_batches = t->train.n / t->batch;
     t->total_steps = (int64_t)t->n_batches * cfg->train.epochs;
-    t->in_shape = ff_embed_shape(cfg->model.label_embedding, t->train.rows, t->train.cols);
+    t->unsupervised = cfg->mode == FF_MODE_UNSUP_BACKBONE;
+    t->in_shape = t->unsupervised
+                      ? (ff_shape){1, t->train.rows, t->train.cols}
+                      : ff_embed_shape(cfg->model.label_embedding, t->train.rows, t->train.cols);
     t->in_dim = ff_shape_dim(t->in_shape);
     /* room for a joint pos+neg batch and for 10 labelled copies of eval chunks */
     int max_batch = 2 * t->batch;
@@ -97,6 +136,13 @@ static int setup(trainer *t, ff_err *err)
     if ((rc = ff_net_build(&t->net, cfg, t->in_shape, max_batch, &t->rng, err)) ||
         (rc = ff_optim_init(&t->opt, cfg, t->net.n_params, err)) ||
         (rc = alloc_buffers(t, err)))
+        return rc;
+    if (t->unsupervised && (rc = load_hybrids(t, err)))
+        return rc;
+    if (cfg->eval.softmax &&
+        ((rc = ff_readout_layers(cfg, &t->net, t->ro_layers, &t->ro_n, err)) ||
+         (rc = ff_readout_init(&t->ro, ff_readout_feature_dim(&t->net, t->ro_layers, t->ro_n),
+                               FF_NUM_CLASSES, t->net.max_batch, err))))
         return rc;
     t->start_epoch = 1;
     return FF_OK;
@@ -135,6 +181,8 @@ static void teardown(trainer *t)
     free(t->order);
     free(t->labels);
     free(t->shifts);
+    ff_hybrid_free(&t->hybrids);
+    ff_readout_free(&t->ro);
     ff_optim_free(&t->opt);
     ff_net_free(&t->net);
     ff_dataset_free(&t->train);
@@ -167,11 +215,14 @@ static void choose_negative_labels(trainer *t, const int *idx, const uint8_t *tr
     }
 }
 
-static void embed(trainer *t, const int *idx, const uint8_t *labels, float *out)
+/* The batch's images with labels embedded (supervised), or the images alone
+ * (unsupervised: labels NULL; `negative` picks the hybrids instead). */
+static void embed(trainer *t, const int *idx, const uint8_t *labels, int negative, float *out)
 {
     const ff_dataset *ds = &t->train;
-    ff_embed_batch_shifted(t->cfg->model.label_embedding, ds->images, ds->rows, ds->cols, idx,
-                           labels, t->shifts, t->batch, out);
+    const float *images = negative && t->unsupervised ? t->hybrids.images : ds->images;
+    ff_embed_batch_shifted(t->cfg->model.label_embedding, images, ds->rows, ds->cols, idx,
+                           t->unsupervised ? NULL : labels, t->shifts, t->batch, out);
 }
 
 static void train_batch(trainer *t, const int *idx)
@@ -182,19 +233,20 @@ static void train_batch(trainer *t, const int *idx)
     uint8_t *pos = t->labels, *neg = t->labels + B;
     for (int i = 0; i < B; i++)
         pos[i] = t->train.labels[idx[i]];
-    choose_negative_labels(t, idx, pos, neg);
+    if (!t->unsupervised)
+        choose_negative_labels(t, idx, pos, neg);
     if (t->shifts) /* one shift per image, shared by its positive and negative copy */
         ff_draw_shifts(&t->rng, cfg->train.jitter, B, t->shifts);
     if (cfg->train.passes == FF_PASS_JOINT) {
-        embed(t, idx, pos, t->x);
-        embed(t, idx, neg, t->x + (size_t)B * t->in_dim);
+        embed(t, idx, pos, 0, t->x);
+        embed(t, idx, neg, 1, t->x + (size_t)B * t->in_dim);
         ff_pass(t, B, B);
         ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
     } else {
-        embed(t, idx, pos, t->x);
+        embed(t, idx, pos, 0, t->x);
         ff_pass(t, B, 0);
         ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
-        embed(t, idx, neg, t->x);
+        embed(t, idx, neg, 1, t->x);
         ff_pass(t, 0, B);
         ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
     }
@@ -239,6 +291,22 @@ static int log_scalars(trainer *t, ff_err *err)
     return rc;
 }
 
+/* inputs/masks: fresh hybrid masks (the cached set keeps only the images) */
+static int log_masks(trainer *t, ff_rng *rng, ff_err *err)
+{
+    const int n = 16, hw = t->train.rows * t->train.cols;
+    float *m = malloc(sizeof(float) * (size_t)hw * (n + 1));
+    if (!m)
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory for masks");
+    for (int i = 0; i < n; i++)
+        ff_hybrid_mask(rng, t->train.rows, t->train.cols, t->cfg->data.hybrid_blur,
+                       m + (size_t)i * hw, m + (size_t)n * hw);
+    int rc = ff_log_input_grid(t->tb, "inputs/masks", m, n,
+                               (ff_shape){1, t->train.rows, t->train.cols}, t->step, err);
+    free(m);
+    return rc;
+}
+
 /* Histograms and images at the end of an epoch, on a fixed sample of the
  * training set (its first images with true and with wrong labels). */
 static int log_epoch_views(trainer *t, int epoch, ff_err *err)
@@ -250,20 +318,25 @@ static int log_epoch_views(trainer *t, int epoch, ff_err *err)
         return FF_OK;
     const int n = t->batch < 100 ? t->batch : 100;
     const ff_embed_kind kind = cfg->model.label_embedding;
+    const ff_dataset *ds = &t->train;
     uint8_t *pos = t->labels, *neg = t->labels + n;
     for (int i = 0; i < n; i++)
-        pos[i] = t->train.labels[i];
+        pos[i] = ds->labels[i];
     ff_rng view_rng; /* its own stream: logging must not change the training run */
     ff_rng_seed(&view_rng, cfg->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)epoch));
     ff_negative_labels_random(&view_rng, pos, n, neg);
     float *xp = t->x, *xn = t->x + (size_t)n * t->in_dim;
-    ff_embed_batch(kind, t->train.images, t->train.rows, t->train.cols, NULL, pos, n, xp);
-    ff_embed_batch(kind, t->train.images, t->train.rows, t->train.cols, NULL, neg, n, xn);
+    const uint8_t *lp = t->unsupervised ? NULL : pos, *ln = t->unsupervised ? NULL : neg;
+    ff_embed_batch_shifted(kind, ds->images, ds->rows, ds->cols, NULL, lp, NULL, n, xp);
+    ff_embed_batch_shifted(kind, t->unsupervised ? t->hybrids.images : ds->images, ds->rows,
+                           ds->cols, NULL, ln, NULL, n, xn);
     int rc = FF_OK;
     if (imgs) {
         rc = ff_log_input_grid(t->tb, "inputs/positive", xp, n, t->in_shape, t->step, err);
         if (!rc)
             rc = ff_log_input_grid(t->tb, "inputs/negative", xn, n, t->in_shape, t->step, err);
+        if (!rc && t->unsupervised)
+            rc = log_masks(t, &view_rng, err);
         if (!rc)
             rc = ff_log_receptive_fields(t->tb, &t->net, t->step, err);
     }
@@ -367,11 +440,52 @@ static int run_epoch(trainer *t, int epoch, int first_batch, ff_progress *p,
     return rc;
 }
 
-static int evaluate(trainer *t, double *error, ff_err *err)
+/* Softmax readout: a linear head on the normalised activities (neutral label
+ * for supervised nets), trained for eval.readout_epochs on the frozen net. It
+ * has its own RNG and is retrained from zero each time, so it never changes
+ * the training run. */
+static double softmax_error(trainer *t, int epoch)
 {
-    *error = ff_eval_error(&t->net, t->cfg->model.label_embedding, &t->test, 0, t->x, t->scores,
-                           NULL);
-    return ff_summary_scalar(t->tb, "test/error_goodness", t->step, (float)(*error * 100.0), err);
+    const ff_config *cfg = t->cfg;
+    ff_readout_input tr = {.ds = &t->train, .neutral = !t->unsupervised,
+                           .embed = cfg->model.label_embedding};
+    ff_readout_input te = tr;
+    te.ds = &t->test;
+    ff_rng rng;
+    ff_rng_seed(&rng, cfg->seed ^ (0xd1b54a32d192ed03ull * (uint64_t)epoch));
+    ff_readout_reset(&t->ro);
+    for (int e = 0; e < cfg->eval.readout_epochs; e++) {
+        for (int i = 0; i < t->train.n; i++)
+            t->order[i] = i;
+        ff_rng_shuffle(&rng, t->order, t->train.n);
+        ff_readout_train_epoch(&t->ro, &t->net, t->ro_layers, t->ro_n, &tr, t->order,
+                               t->train.n, t->batch, cfg->clf.lr, t->x);
+    }
+    return ff_readout_error(&t->ro, &t->net, t->ro_layers, t->ro_n, &te, 0, t->x, NULL);
+}
+
+/* Test error of each readout that applies; *main_error is the one that picks
+ * the best model (goodness for supervised nets, softmax otherwise). */
+static int evaluate(trainer *t, int epoch, ff_progress *p, double *main_error, ff_err *err)
+{
+    int rc = FF_OK;
+    p->test_error = p->test_error_softmax = *main_error = -1.0;
+    if (!t->unsupervised) {
+        p->test_error = ff_eval_error(&t->net, t->cfg->model.label_embedding, &t->test, 0, t->x,
+                                      t->scores, NULL);
+        *main_error = p->test_error;
+        rc = ff_summary_scalar(t->tb, "test/error_goodness", t->step,
+                               (float)(p->test_error * 100.0), err);
+    }
+    if (!rc && t->cfg->eval.softmax) {
+        p->test_error_softmax = softmax_error(t, epoch);
+        if (*main_error < 0)
+            *main_error = p->test_error_softmax;
+        rc = ff_summary_scalar(t->tb, "test/error_softmax", t->step,
+                               (float)(p->test_error_softmax * 100.0), err);
+    }
+    p->evaluated = *main_error >= 0;
+    return rc;
 }
 
 /* After an epoch: evaluation, logs, checkpoints. */
@@ -381,10 +495,10 @@ static int end_epoch(trainer *t, int epoch, ff_progress *p, ff_train_result *res
     int rc = FF_OK;
     res->epochs_done = epoch;
     if (epoch % cfg->eval.every == 0 || epoch == cfg->train.epochs) {
-        rc = evaluate(t, &res->final_error, err);
-        p->evaluated = 1;
-        p->test_error = res->final_error;
-        if (!rc && (res->best_error < 0 || res->final_error < res->best_error)) {
+        rc = evaluate(t, epoch, p, &res->final_error, err);
+        res->final_error_softmax = p->test_error_softmax;
+        if (!rc && p->evaluated &&
+            (res->best_error < 0 || res->final_error < res->best_error)) {
             res->best_error = res->final_error;
             res->best_epoch = epoch;
             rc = save_model(t, epoch, "best", res->run_dir, res->best_path,
@@ -426,7 +540,12 @@ static int open_run(trainer *t, ff_train_result *res, ff_err *err)
     snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(t->tb));
     if (ck)
         return ff_summary_flush(t->tb, err);
-    static const char *const metrics[] = {"test/error_goodness", "loss/total"};
+    const char *metrics[3] = {"loss/total"};
+    int n_metrics = 1;
+    if (!t->unsupervised)
+        metrics[n_metrics++] = "test/error_goodness";
+    if (cfg->eval.softmax)
+        metrics[n_metrics++] = "test/error_softmax";
     char *md = malloc(1 << 16);
     if (!md)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory");
@@ -434,7 +553,7 @@ static int open_run(trainer *t, ff_train_result *res, ff_err *err)
     rc = ff_summary_text(t->tb, "config", 0, md, err);
     free(md);
     if (!rc)
-        rc = ff_summary_hparams_experiment(t->tb, cfg, metrics, 2, err);
+        rc = ff_summary_hparams_experiment(t->tb, cfg, metrics, n_metrics, err);
     if (!rc)
         rc = ff_summary_hparams_start(t->tb, cfg, (double)time(NULL), err);
     if (!rc)
@@ -472,7 +591,10 @@ int ff_train(const ff_config *cfg, const ff_train_opts *opts, ff_train_result *r
 {
     trainer t = {.cfg = cfg, .opts = opts};
     memset(res, 0, sizeof *res);
-    res->final_error = res->best_error = -1.0;
+    res->final_error = res->best_error = res->final_error_softmax = -1.0;
+    res->readout = cfg->mode == FF_MODE_SUPERVISED ? "goodness" : "softmax";
+    if (cfg->mode == FF_MODE_UNSUP_CLF)
+        return ff_train_clf(cfg, opts, res, err);
     const double start = now_seconds();
     int rc = setup(&t, err);
     if (!rc && opts && opts->resume)

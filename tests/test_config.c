@@ -11,7 +11,7 @@
 
 /* Every key the header documents; the help text must mention each. */
 static const char *const documented_keys[] = {
-    "name", "mode", "seed", "data.dir", "data.train_limit", "data.test_limit", "model.layers",
+    "name", "mode", "seed", "data.dir", "data.train_limit", "data.test_limit", "data.cache", "data.hybrid_blur", "model.layers",
     "model.layers[].type", "model.layers[].units", "model.layers[].channels", "model.layers[].kernel",
     "model.layers[].stride", "model.layers[].threshold", "model.label_embedding", "model.norm_eps",
     "train.epochs", "train.batch_size", "train.passes", "train.negatives", "train.jitter", "train.peer_norm",
@@ -140,13 +140,14 @@ static void test_full_file(void)
     CHECK(c.seed == UINT64_MAX);
     CHECK(strcmp(c.data.dir, "/tmp/mnist data") == 0);
     CHECK(c.data.train_limit == 1000 && c.data.test_limit == 500);
+    CHECK(strcmp(c.data.cache, "/tmp/ffcache") == 0 && c.data.hybrid_blur == 8);
     CHECK(c.model.n_layers == 3);
     const ff_layer_cfg *l = c.model.layers;
     CHECK(l[0].kind == FF_LAYER_CONV && l[0].channels == 32 && l[0].kernel == 5 && l[0].stride == 2);
-    CHECK(l[0].threshold == 12.5f && l[0].line == 11 && l[0].col == 7);
+    CHECK(l[0].threshold == 12.5f && l[0].line == 13 && l[0].col == 7);
     CHECK(l[1].kind == FF_LAYER_LOCAL && l[1].channels == 16 && l[1].kernel == 3 && l[1].stride == 1);
-    CHECK(l[1].threshold == 0.0f && l[1].line == 16 && l[1].col == 7);
-    CHECK(l[2].kind == FF_LAYER_FC && l[2].units == 500 && l[2].line == 17 && l[2].col == 7);
+    CHECK(l[1].threshold == 0.0f && l[1].line == 18 && l[1].col == 7);
+    CHECK(l[2].kind == FF_LAYER_FC && l[2].units == 500 && l[2].line == 19 && l[2].col == 7);
     CHECK(c.model.label_embedding == FF_EMBED_PATTERN && c.model.norm_eps == 1e-6f);
     CHECK(c.train.epochs == 3 && c.train.batch_size == 64 && c.train.passes == FF_PASS_JOINT);
     CHECK(c.train.negatives == FF_NEG_HARD && c.train.jitter == 2 && c.train.peer_norm == 0.03f);

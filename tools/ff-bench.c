@@ -17,8 +17,8 @@
  *     10 labelled copies go through the net as one batch;
  *   - where the time goes: the library's calls are wrapped at link time
  *     (-Wl,--wrap=..., see the Makefile line for this tool) and timed in place:
- *     sgemm, the rest of each layer (bias, ReLU, im2col, transposes, bias
- *     gradients), normalisation, FF loss, goodness, optimiser, embedding;
+ *     sgemm, im2col and per-sample transposes, the rest of each layer (bias,
+ *     ReLU, bias gradients), normalisation, FF loss, goodness, optimiser, embedding;
  *   - the GEMM-only bound: the sgemm calls of one batch (shapes, transposes,
  *     strides recorded in place) replayed on plain OpenBLAS cblas_sgemm.
  * Timed loops run with the wrappers switched off (one predictable branch per call).
@@ -74,7 +74,7 @@ static double median(double *v, int n)
  * Each wrapped library call adds its wall time to one bucket while `tracing` is
  * on. Buckets nest: layer forward/backward include their sgemms. */
 
-enum { T_GEMM, T_LAYER, T_NORM, T_LOSS, T_GOOD, T_OPTIM, T_EMBED, T_COUNT };
+enum { T_GEMM, T_LAYER, T_IM2COL, T_NORM, T_LOSS, T_GOOD, T_OPTIM, T_EMBED, T_COUNT };
 
 static int tracing;
 static double bucket[T_COUNT];
@@ -137,6 +137,19 @@ void __wrap_ff_layer_backward(const ff_layer *l, const float *x, const float *dp
                               float beta, float *ws)
 {
     TIMED(T_LAYER, __real_ff_layer_backward(l, x, dpre, batch, beta, ws));
+}
+
+void __real_ff_im2col(const float *, int, ff_shape, int, int, ff_shape, float *);
+void __wrap_ff_im2col(const float *x, int batch, ff_shape in, int k, int stride, ff_shape out,
+                      float *col)
+{
+    TIMED(T_IM2COL, __real_ff_im2col(x, batch, in, k, stride, out, col));
+}
+
+void __real_ff_transpose_batch(const float *, float *, int, int, int);
+void __wrap_ff_transpose_batch(const float *src, float *dst, int batch, int rows, int cols)
+{
+    TIMED(T_IM2COL, __real_ff_transpose_batch(src, dst, batch, rows, cols));
 }
 
 void __real_ff_normalize(const float *, float *, int, int, float);
@@ -488,13 +501,13 @@ static void print_breakdown(const char *name, const double *bk, double data, dou
                             double per)
 {
     /* per: divisor turning run totals into per-batch milliseconds */
-    const double gemm = bk[T_GEMM], other = bk[T_LAYER] - bk[T_GEMM];
+    const double gemm = bk[T_GEMM], other = bk[T_LAYER] - bk[T_GEMM] - bk[T_IM2COL];
     const double known = bk[T_LAYER] + bk[T_NORM] + bk[T_LOSS] + bk[T_GOOD] + bk[T_OPTIM] +
                          bk[T_EMBED] + data;
     printf(",\"%s\":{\"total_ms\":%.3f,\"gemm_ms\":%.3f,\"layer_other_ms\":%.3f,"
-           "\"normalize_ms\":%.3f,\"loss_ms\":%.3f,\"goodness_ms\":%.3f,\"optim_ms\":%.3f,"
+           "\"im2col_ms\":%.3f,\"normalize_ms\":%.3f,\"loss_ms\":%.3f,\"goodness_ms\":%.3f,\"optim_ms\":%.3f,"
            "\"data_ms\":%.3f,\"rest_ms\":%.3f}",
-           name, 1e3 * total / per, 1e3 * gemm / per, 1e3 * other / per, 1e3 * bk[T_NORM] / per,
+           name, 1e3 * total / per, 1e3 * gemm / per, 1e3 * other / per, 1e3 * bk[T_IM2COL] / per, 1e3 * bk[T_NORM] / per,
            1e3 * bk[T_LOSS] / per, 1e3 * bk[T_GOOD] / per, 1e3 * bk[T_OPTIM] / per,
            1e3 * (bk[T_EMBED] + data) / per, 1e3 * (total - known) / per);
 }

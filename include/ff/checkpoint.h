@@ -76,8 +76,10 @@ typedef struct ff_checkpoint {
 int ff_checkpoint_load(const char *path, ff_checkpoint *ck, ff_err *err);
 void ff_checkpoint_free(ff_checkpoint *ck);
 
-/* Writes into out the path of the newest "*.ffm" file in dir by modification
- * time (ties: the greater name). FF_ERR_IO if dir has none. */
-int ff_checkpoint_find_newest(const char *dir, char *out, size_t cap, ff_err *err);
+/* Writes into out the path of the newest "<prefix>*.ffm" file in dir by
+ * modification time (ties: the greater name); prefix NULL or "" matches any.
+ * FF_ERR_IO if dir has none. */
+int ff_checkpoint_find_newest(const char *dir, const char *prefix, char *out, size_t cap,
+                              ff_err *err);
 
 #endif

@@ -45,6 +45,8 @@ typedef struct ff_config {
         char dir[FF_PATH_MAX];    /* data.dir: folder with the four IDX files (default data/mnist) */
         int train_limit;          /* data.train_limit: use the first N training images (0 = all) */
         int test_limit;           /* data.test_limit: use the first N test images (0 = all) */
+        char cache[FF_PATH_MAX];  /* data.cache: folder for generated data (default cache) */
+        int hybrid_blur;          /* data.hybrid_blur: mask blur passes (default 6) */
     } data;
 
     struct {

@@ -21,6 +21,7 @@
 #include "ff/layer.h"
 
 #define FF_LABEL_NEUTRAL 255
+#define FF_LABEL_NONE 254      /* the image alone (unsupervised nets; kind overlay) */
 #define FF_NUM_CLASSES 10
 
 struct ff_rng;
@@ -35,7 +36,8 @@ void ff_embed_batch(ff_embed_kind kind, const float *images, int rows, int cols,
 
 /* As ff_embed_batch with sample i's image shifted by (shifts[2i], shifts[2i+1])
  * pixels (x right, y down; vacated pixels 0) before the label goes in, so the
- * label pixels never move. shifts NULL: no shift. */
+ * label pixels never move. shifts NULL: no shift. labels NULL: no label at all
+ * (the image alone, for unsupervised nets; use kind FF_EMBED_OVERLAY). */
 void ff_embed_batch_shifted(ff_embed_kind kind, const float *images, int rows, int cols,
                             const int *idx, const uint8_t *labels, const int8_t *shifts,
                             int batch, float *out);

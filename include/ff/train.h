@@ -24,10 +24,13 @@ typedef struct ff_progress {
     double epoch_seconds;       /* time spent in this epoch so far */
     int epoch_done;             /* 1 at the end of an epoch */
     int evaluated;              /* 1 if test_error was just computed */
-    double test_error;          /* fraction, goodness readout */
+    double test_error;          /* fraction, goodness readout (-1 if none) */
+    double test_error_softmax;  /* fraction, softmax readout (-1 if none) */
 } ff_progress;
 
 typedef void (*ff_progress_fn)(void *ctx, const ff_progress *p);
+/* one-line notes for the user ("negatives: loaded from cache ...") */
+typedef void (*ff_info_fn)(void *ctx, const char *message);
 
 struct ff_checkpoint;
 
@@ -37,7 +40,8 @@ typedef struct ff_train_opts {
     volatile sig_atomic_t *stop;   /* if non-NULL and set, stop after the current batch */
     int64_t max_steps;             /* > 0: stop the same way once the global step reaches it */
     ff_progress_fn progress;       /* called every few batches and at each epoch end */
-    void *progress_ctx;
+    void *progress_ctx;            /* passed to progress and info */
+    ff_info_fn info;
     int progress_every;            /* batches between progress calls (default 10) */
 } ff_train_opts;
 
@@ -46,12 +50,20 @@ typedef struct ff_train_result {
     char event_file[1024];
     char model_path[1024];          /* the last model written */
     char best_path[1024];           /* the model with the lowest test error so far */
-    double final_error, best_error; /* goodness readout, fractions; -1 if never evaluated */
+    double final_error, best_error; /* main readout (goodness; softmax for unsupervised modes),
+                                       fractions; -1 if never evaluated */
+    double final_error_softmax;     /* softmax readout, -1 if not evaluated */
+    const char *readout;            /* "goodness" or "softmax" */
     int best_epoch, epochs_done;
     double seconds, train_seconds;  /* wall time total / spent in training batches */
     int interrupted;
 } ff_train_result;
 
+/* Trains cfg; for mode unsupervised_clf it calls ff_train_clf. */
 int ff_train(const ff_config *cfg, const ff_train_opts *opts, ff_train_result *res, ff_err *err);
+
+/* Mode unsupervised_clf (src/train_clf.c): a softmax classifier on a frozen backbone. */
+int ff_train_clf(const ff_config *cfg, const ff_train_opts *opts, ff_train_result *res,
+                 ff_err *err);
 
 #endif
