@@ -526,8 +526,9 @@ static int exp_build_alloc(exp_build *b, size_t n, size_t m)
            b->metric_ptrs && b->names;
 }
 
-/* HParamInfo for item i: numbers FLOAT64 (no domain), strings the discrete
- * domain {value}, bools {false, true}. */
+/* HParamInfo for item i: numbers FLOAT64 and strings STRING without a domain
+ * (a one-value discrete domain would make the dashboard filter out runs of the
+ * same log root with other values), bools the domain {false, true}. */
 static void exp_hparam(exp_build *b, size_t i, const hp_item *it)
 {
     Tensorboard__Hparams__HParamInfo *h = &b->infos[i];
@@ -538,6 +539,10 @@ static void exp_hparam(exp_build *b, size_t i, const hp_item *it)
         h->type = TENSORBOARD__HPARAMS__DATA_TYPE__DATA_TYPE_FLOAT64;
         return;
     }
+    if (it->type == FF_HP_STRING) {
+        h->type = TENSORBOARD__HPARAMS__DATA_TYPE__DATA_TYPE_STRING;
+        return;
+    }
     Google__Protobuf__ListValue *lv = &b->lists[i];
     google__protobuf__list_value__init(lv);
     lv->values = &b->dom_ptrs[2 * i];
@@ -545,18 +550,12 @@ static void exp_hparam(exp_build *b, size_t i, const hp_item *it)
         b->dom_ptrs[2 * i + k] = &b->dom[2 * i + k];
         google__protobuf__value__init(&b->dom[2 * i + k]);
     }
-    if (it->type == FF_HP_STRING) {
-        h->type = TENSORBOARD__HPARAMS__DATA_TYPE__DATA_TYPE_STRING;
-        hp_value(&b->dom[2 * i], it);
-        lv->n_values = 1;
-    } else {
-        h->type = TENSORBOARD__HPARAMS__DATA_TYPE__DATA_TYPE_BOOL;
-        for (int k = 0; k < 2; k++) {
-            b->dom[2 * i + k].kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
-            b->dom[2 * i + k].bool_value = k;
-        }
-        lv->n_values = 2;
+    h->type = TENSORBOARD__HPARAMS__DATA_TYPE__DATA_TYPE_BOOL;
+    for (int k = 0; k < 2; k++) {
+        b->dom[2 * i + k].kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
+        b->dom[2 * i + k].bool_value = k;
     }
+    lv->n_values = 2;
     h->domain_case = TENSORBOARD__HPARAMS__HPARAM_INFO__DOMAIN_DOMAIN_DISCRETE;
     h->domain_discrete = lv;
 }
