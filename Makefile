@@ -3,7 +3,7 @@
 #   make run        install missing Debian packages, build, train configs/supervised.yaml
 #   make test       install missing packages, build, run the whole test suite
 #   make check-asan the unit tests under AddressSanitizer + UBSan
-#   make bench      long runs (accuracy and speed benchmarks)
+#   make bench      long runs: bench-speed (minutes) and bench-accuracy (hours)
 -include config.mk
 
 CC       ?= cc
@@ -52,8 +52,12 @@ check-asan: deps
 	    LDFLAGS="-fsanitize=address,undefined" all unit-bins
 	@FF_TEST_QUICK=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 tests/run.sh build-asan --unit-only
 
-bench: all
-	tools/bench.sh
+# long runs: the accuracy benchmark takes hours (resumable), the speed one minutes
+.PHONY: bench-accuracy
+bench-accuracy: deps
+	@tools/deps.sh --bench
+	@$(MAKE) --no-print-directory all
+	tools/bench-accuracy.sh
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(dir $@)
@@ -96,7 +100,7 @@ clean:
 # ff-bench times library calls in place by wrapping them at link time.
 $(BUILD)/ff-bench: LDFLAGS += -Wl,--wrap=cblas_sgemm,--wrap=ff_layer_forward,--wrap=ff_layer_backward,--wrap=ff_normalize,--wrap=ff_ff_loss,--wrap=ff_goodness,--wrap=ff_optim_step,--wrap=ff_embed_batch,--wrap=ff_im2col,--wrap=ff_transpose_batch
 .PHONY: bench-speed
-bench: bench-speed
+bench: bench-speed bench-accuracy
 bench-speed:
 	@tools/deps.sh --bench
 	@$(MAKE) --no-print-directory $(BUILD)/ff-bench

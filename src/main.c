@@ -204,11 +204,13 @@ static int dry_run(const ff_config *cfg, ff_err *err)
         printf("%-5d %-6s %-14s %12zu %14.0f %14g\n", l, ff_layer_kind_name(L->kind), shape,
                L->n_weights + L->n_bias, ff_layer_flops(L), L->threshold);
     }
-    printf("total parameters %zu, %.1f MFLOP per image per pass, "
-           "activations %.1f MiB at batch %d\n",
-           net.n_params, 2e-6 * ff_net_flops(&net),
-           (double)net.max_batch * 4.0 / (1 << 20) *
-               (double)(ff_shape_dim(in) + ff_shape_dim(net.layers[net.n_layers - 1].out)),
+    double acts = 0.0;
+    for (int l = 0; l < net.n_layers; l++)
+        acts += ff_shape_dim(net.layers[l].in) + ff_shape_dim(net.layers[l].out);
+    printf("total parameters %zu (%.1f MiB; with gradients and Adam state %.1f MiB), "
+           "%.1f MFLOP per image per pass, activations %.1f MiB at batch %d\n",
+           net.n_params, net.n_params * 4.0 / (1 << 20), net.n_params * 16.0 / (1 << 20),
+           2e-6 * ff_net_flops(&net), (double)net.max_batch * 4.0 * acts / (1 << 20),
            net.max_batch);
     ff_net_free(&net);
     return FF_OK;

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# t_e2e_unsup.sh - the unsupervised modes end to end on a small slice of MNIST:
+# unsupervised_backbone trains on cached hybrid negatives (made once, then loaded; made
+# again when the settings change), unsupervised_clf picks the newest backbone by
+# modification time (not by name), trains a softmax head on the frozen backbone and beats
+# chance; the event files pass the strict reader; ffrun eval reads the classifier model.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+root=$PWD
+ffrun=$root/${FF_BUILD:-build}/ffrun
+py=/usr/bin/python3
+tmp=$(mktemp -d /tmp/ff_t_unsup.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" && ln -s "$root/data" data
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+ok() { echo "ok   $*"; }
+cat > backbone.yaml <<'Y'
+mode: unsupervised_backbone
+data: {train_limit: 3000, test_limit: 1000}
+model:
+  layers:
+    - {type: local, channels: 16, kernel: 10, stride: 6}
+    - {type: fc, units: 100}
+    - {type: fc, units: 100}
+train: {epochs: 2, batch_size: 50, peer_norm: 0.03}
+log: {every: 10}
+Y
+cat > clf.yaml <<'Y'
+mode: unsupervised_clf
+data: {train_limit: 3000, test_limit: 1000}
+train: {batch_size: 50}
+clf: {epochs: 3, lr: 0.003}
+Y
+
+"$ffrun" backbone.yaml --name first > b1.out 2>&1 || { fail "backbone run 1"; cat b1.out; }
+grep -q "negatives: 3000 hybrid images generated and cached (cache/hybrid-" b1.out \
+    && ok "hybrid negatives generated and cached" || { fail "no cache message"; cat b1.out; }
+"$ffrun" backbone.yaml --name second > b2.out 2>&1 || fail "backbone run 2"
+grep -q "negatives: 3000 hybrid images loaded from cache" b2.out && ok "second run loads the cache" \
+    || { fail "cache not reused"; cat b2.out; }
+"$ffrun" backbone.yaml --name third --set data.hybrid_blur=8 --set train.epochs=1 > b3.out 2>&1
+grep -q "generated and cached" b3.out && [ "$(ls cache | wc -l)" -eq 2 ] \
+    && ok "other settings make (and cache) another set" || fail "settings change did not regenerate"
+
+# newest by modification time, not by name: make the 'first' backbone the newest
+first=$(ls models/unsupervised_backbone_*_first_epoch002.ffm)
+sleep 1.1 && touch "$first"
+"$ffrun" clf.yaml --name clf > c.out 2>&1 || { fail "clf run"; cat c.out; }
+grep -q "backbone: $first" c.out && ok "unsupervised_clf uses the newest backbone by mtime ($first)" \
+    || { fail "wrong backbone chosen"; cat c.out; }
+err=$(sed -n 's/^test error (softmax readout): final \([0-9.]*\)%.*/\1/p' c.out)
+awk -v e="$err" 'BEGIN {exit !(e != "" && e < 40)}' && ok "classifier test error $err% (chance 90%)" \
+    || fail "classifier error '$err'"
+clf_model=$(ls models/unsupervised_clf_*_clf_epoch003.ffm 2>/dev/null)
+"$ffrun" eval "$clf_model" > e.out 2>&1 && grep -q "softmax readout" e.out \
+    && ok "ffrun eval reads the classifier model" || { fail "eval of classifier"; cat e.out; }
+"$ffrun" eval "$first" > e2.out 2>&1
+[ $? -eq 2 ] && grep -q "no classifier" e2.out && ok "eval of a bare backbone explains itself" \
+    || fail "eval of a backbone"
+
+tags=inputs/positive,inputs/negative,inputs/masks,layer0/receptive_fields,layer2/goodness_neg
+tags=$tags,test/error_softmax,clf/loss,config,_hparams_/session_start_info
+if $py "$root/tests/tb_reader.py" --expect-tags "$tags" runs > r.out 2>&1; then
+    ok "event files of both modes pass the strict reader"
+else
+    fail "strict reader"; cat r.out
+fi
+[ $fails -eq 0 ] && echo "t_e2e_unsup: all checks passed"
+exit $((fails > 0))

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# tools/bench-accuracy.sh [CONFIG...] - train and evaluate the reference configs on MNIST
+# (and Fashion-MNIST for the supervised FC and CNN nets), then rewrite the accuracy table
+# of docs/RESULTS.md (between the accuracy markers). Long: run it in the background.
+# Resumable: a finished config leaves bench/results/accuracy/<name>.txt and is skipped; an
+# interrupted one (Ctrl-C, or a killed machine after a checkpoint) resumes from its newest
+# model. Usage: tools/bench-accuracy.sh             all reference configs
+#               tools/bench-accuracy.sh NAME...     some of them (names below)
+set -u
+cd "$(dirname "$0")/.." || exit 1
+ffrun=${FFRUN:-build/ffrun}
+out=bench/results/accuracy
+mkdir -p "$out"
+fashion=/usr/share/datasets/fashion-mnist
+
+# name | config | extra --set options
+runs=(
+  "supervised_fc|configs/supervised_fc.yaml|"
+  "supervised_cnn|configs/supervised_cnn.yaml|"
+  "unsupervised_backbone|configs/unsupervised_backbone.yaml|"
+  "unsupervised_clf|configs/unsupervised_clf.yaml|"
+  "fashion_supervised_fc|configs/supervised_fc.yaml|--set data.dir=$fashion"
+  "fashion_supervised_cnn|configs/supervised_cnn.yaml|--set data.dir=$fashion"
+)
+want=("$@")
+
+selected() {
+    [ ${#want[@]} -eq 0 ] && return 0
+    local w
+    for w in "${want[@]}"; do [ "$w" = "$1" ] && return 0; done
+    return 1
+}
+
+run_one() { # name config extra...
+    local name=$1 cfg=$2; shift 2
+    local log=$out/$name.log
+    [ -f "$out/$name.txt" ] && { echo "$name: done before ($out/$name.txt)"; return 0; }
+    local extra=("$@")
+    [ "$name" = unsupervised_clf ] && extra+=(--set checkpoint.backbone="$(ls -t models/unsupervised_backbone_*_bench_unsupervised_backbone_epoch*.ffm 2>/dev/null | head -1)")
+    local resume
+    resume=$(ls -t models/*_bench_${name}_step*.ffm 2>/dev/null | head -1)
+    local start=$(date +%s)
+    echo "$name: training ($cfg ${extra[*]}) -> $log"
+    if [ -n "$resume" ]; then
+        "$ffrun" --resume "$resume" --verbose > "$log" 2>&1
+    else
+        "$ffrun" "$cfg" --name "bench_$name" "${extra[@]}" --verbose > "$log" 2>&1
+    fi
+    local rc=$?
+    [ $rc -eq 0 ] || { echo "$name: ffrun exited $rc (see $log)"; return 1; }
+    {
+        echo "config=$cfg ${extra[*]}"
+        grep -E '^test error' "$log"
+        grep -E '^finished after' "$log"
+        echo "wall_seconds=$(( $(date +%s) - start ))"
+    } > "$out/$name.txt"
+}
+
+for r in "${runs[@]}"; do
+    IFS='|' read -r name cfg extra <<< "$r"
+    selected "$name" || continue
+    [[ $name == fashion_* ]] && [ ! -d "$fashion" ] && { echo "$name: skipped, $fashion missing (tools/deps.sh --bench)"; continue; }
+    # shellcheck disable=SC2086
+    run_one "$name" "$cfg" $extra || exit 1
+done
+tools/results-accuracy.sh
