@@ -2,7 +2,7 @@
 #   make            build build/ffrun and the tools
 #   make run        install missing Debian packages, build, train configs/supervised.yaml
 #   make test       install missing packages, build, run the whole test suite
-#   make check-asan the unit tests under AddressSanitizer + UBSan
+#   make check-asan the unit tests under AddressSanitizer + UBSan (part of make test)
 #   make bench      long runs: bench-speed (minutes) and bench-accuracy (hours)
 -include config.mk
 
@@ -44,13 +44,16 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory all unit-bins
 	@tests/run.sh $(BUILD)
+	@echo "== unit tests again under AddressSanitizer + UBSan (make check-asan)"
+	@$(MAKE) --no-print-directory check-asan
 
 unit-bins: $(TEST_BIN)
 
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	    LDFLAGS="-fsanitize=address,undefined" all unit-bins
-	@FF_TEST_QUICK=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 tests/run.sh build-asan --unit-only
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    tests/run.sh build-asan --unit-only
 
 # long runs: the accuracy benchmark takes hours (resumable), the speed one minutes
 .PHONY: bench-accuracy
@@ -98,7 +101,7 @@ clean:
 
 # speed benchmark (bench/speed.sh): ffrun vs the PyTorch reference, GEMM-only bound.
 # ff-bench times library calls in place by wrapping them at link time.
-$(BUILD)/ff-bench: LDFLAGS += -Wl,--wrap=cblas_sgemm,--wrap=ff_layer_forward,--wrap=ff_layer_backward,--wrap=ff_normalize,--wrap=ff_ff_loss,--wrap=ff_goodness,--wrap=ff_optim_step,--wrap=ff_embed_batch,--wrap=ff_im2col,--wrap=ff_transpose_batch
+$(BUILD)/ff-bench: override LDFLAGS += -Wl,--wrap=cblas_sgemm,--wrap=ff_layer_forward,--wrap=ff_layer_backward,--wrap=ff_normalize,--wrap=ff_ff_loss,--wrap=ff_goodness,--wrap=ff_optim_step,--wrap=ff_embed_batch,--wrap=ff_im2col,--wrap=ff_transpose_batch
 .PHONY: bench-speed
 bench: bench-speed bench-accuracy
 bench-speed:
