@@ -4,13 +4,13 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "ff/crc32c.h"
+#include "ff/fsutil.h"
 
 static void put_u32(uint8_t *p, uint32_t v)
 {
@@ -96,31 +96,6 @@ static int encode(const ff_checkpoint_state *st, uint8_t **out, size_t *len, ff_
     return FF_OK;
 }
 
-static int write_all(int fd, const uint8_t *b, size_t len)
-{
-    while (len) {
-        ssize_t w = write(fd, b, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        b += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-static void fsync_dir_of(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    int fd = open(dirname(buf), O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 int ff_checkpoint_save(const char *path, const ff_checkpoint_state *st, ff_err *err)
 {
     uint8_t *b = NULL;
@@ -135,7 +110,7 @@ int ff_checkpoint_save(const char *path, const ff_checkpoint_state *st, ff_err *
         free(b);
         return ff_err_set(err, FF_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
     }
-    int bad = write_all(fd, b, len) || fsync(fd);
+    int bad = ff_write_all(fd, b, len) || fsync(fd);
     int saved = errno;
     bad |= close(fd) != 0;
     free(b);
@@ -145,7 +120,7 @@ int ff_checkpoint_save(const char *path, const ff_checkpoint_state *st, ff_err *
         unlink(tmp);
         return ff_err_set(err, FF_ERR_IO, "cannot write model %s: %s", path, strerror(saved));
     }
-    fsync_dir_of(path);
+    ff_fsync_parent_dir(path);
     return FF_OK;
 }
 

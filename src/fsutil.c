@@ -2,9 +2,13 @@
 #include "ff/fsutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int ff_mkdir_p(const char *path, ff_err *err)
 {
@@ -54,4 +58,33 @@ int ff_make_run_dir(const char *root, const char *name, time_t t, char *out, siz
                               strerror(errno));
     }
     return ff_err_set(err, FF_ERR_IO, "too many runs named %s under %s", stamp, root);
+}
+
+int ff_write_all(int fd, const void *data, size_t len)
+{
+    const uint8_t *b = data;
+    while (len) {
+        ssize_t w = write(fd, b, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        b += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+void ff_fsync_parent_dir(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    int fd = open(dirname(buf), O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
 }

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,29 +245,8 @@ int ff_hybrid_cache_path(const char *cache_dir, const uint8_t key[32], char *pat
 
 static int write_all(int fd, const void *data, size_t len, uint32_t *crc)
 {
-    const uint8_t *b = data;
     *crc = ff_crc32c(*crc, data, len);
-    while (len) {
-        ssize_t w = write(fd, b, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        b += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-static void fsync_dir_of(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    int fd = open(dirname(buf), O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
+    return ff_write_all(fd, data, len);
 }
 
 static void encode_header(uint8_t h[FF_HYBRID_HEADER], const ff_hybrid_set *set,
@@ -318,7 +296,7 @@ int ff_hybrid_save(const ff_hybrid_set *set, const uint8_t key[32], int src_n, i
         return ff_err_set(err, FF_ERR_IO, "cannot write hybrid cache %s: %s", path,
                           strerror(saved));
     }
-    fsync_dir_of(path);
+    ff_fsync_parent_dir(path);
     return FF_OK;
 }
 

@@ -16,4 +16,10 @@ int ff_mkdir_p(const char *path, ff_err *err);
 int ff_make_run_dir(const char *root, const char *name, time_t t, char *out, size_t cap,
                     ff_err *err);
 
+/* write(2) all len bytes, retrying on EINTR and short writes; 0 or -1 (errno set). */
+int ff_write_all(int fd, const void *data, size_t len);
+
+/* fsync the directory holding path (after a rename into it); best effort. */
+void ff_fsync_parent_dir(const char *path);
+
 #endif
