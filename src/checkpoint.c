@@ -10,40 +10,22 @@
 #include <unistd.h>
 
 #include "ff/crc32c.h"
+#include "ff/endian.h"
 #include "ff/fsutil.h"
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const uint8_t *p) { return get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
 
 static void put_floats(uint8_t *p, const float *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, &v[i], 4);
-        put_u32(p + 4 * i, u);
+        ff_put_u32le(p + 4 * i, u);
     }
 }
 
 static void get_floats(const uint8_t *p, float *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        uint32_t u = get_u32(p + 4 * i);
+        uint32_t u = ff_get_u32le(p + 4 * i);
         memcpy(&v[i], &u, 4);
     }
 }
@@ -64,19 +46,19 @@ static int encode(const ff_checkpoint_state *st, uint8_t **out, size_t *len, ff_
     if (!b)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for a %zu-byte checkpoint", total);
     memcpy(b, FF_CHECKPOINT_MAGIC, 8);
-    put_u32(b + 8, FF_CHECKPOINT_VERSION);
-    put_u32(b + 12, (uint32_t)cfg_len);
-    put_u64(b + 16, n_params);
-    put_u64(b + 24, n_state);
-    put_u32(b + 32, (uint32_t)st->epoch);
-    put_u32(b + 36, (uint32_t)st->batch);
-    put_u64(b + 40, (uint64_t)st->step);
-    put_u64(b + 48, (uint64_t)st->opt->t);
+    ff_put_u32le(b + 8, FF_CHECKPOINT_VERSION);
+    ff_put_u32le(b + 12, (uint32_t)cfg_len);
+    ff_put_u64le(b + 16, n_params);
+    ff_put_u64le(b + 24, n_state);
+    ff_put_u32le(b + 32, (uint32_t)st->epoch);
+    ff_put_u32le(b + 36, (uint32_t)st->batch);
+    ff_put_u64le(b + 40, (uint64_t)st->step);
+    ff_put_u64le(b + 48, (uint64_t)st->opt->t);
     for (int i = 0; i < 4; i++)
-        put_u64(b + 56 + 8 * i, st->rng->s[i]);
-    put_u32(b + 88, (uint32_t)dir_len);
-    put_u32(b + 92, (uint32_t)n_order);
-    put_u64(b + 96, n_aux);
+        ff_put_u64le(b + 56 + 8 * i, st->rng->s[i]);
+    ff_put_u32le(b + 88, (uint32_t)dir_len);
+    ff_put_u32le(b + 92, (uint32_t)n_order);
+    ff_put_u64le(b + 96, n_aux);
     uint8_t *p = b + FF_CHECKPOINT_HEADER;
     ff_config_to_yaml(st->cfg, (char *)p, cfg_len + 1); /* writes a NUL we overwrite next */
     p += cfg_len;
@@ -89,8 +71,8 @@ static int encode(const ff_checkpoint_state *st, uint8_t **out, size_t *len, ff_
     put_floats(p, st->net->aux, n_aux);
     p += 4 * n_aux;
     for (uint64_t i = 0; i < n_order; i++, p += 4)
-        put_u32(p, (uint32_t)st->order[i]);
-    put_u32(p, ff_crc32c(0, b, total - 4));
+        ff_put_u32le(p, (uint32_t)st->order[i]);
+    ff_put_u32le(p, ff_crc32c(0, b, total - 4));
     *out = b;
     *len = total;
     return FF_OK;
@@ -164,17 +146,17 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
         return ff_err_set(err, FF_ERR_FORMAT, "%s: not an ffrun model file (bad magic)", path);
     if (len < FF_CHECKPOINT_HEADER + 4)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: truncated model file (%zu bytes)", path, len);
-    ck->version = get_u32(b + 8);
+    ck->version = ff_get_u32le(b + 8);
     if (ck->version != FF_CHECKPOINT_VERSION)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: model format version %u, this ffrun reads %d",
                           path, ck->version, FF_CHECKPOINT_VERSION);
-    const uint64_t cfg_len = get_u32(b + 12);
-    ck->n_params = get_u64(b + 16);
-    ck->n_state = get_u64(b + 24);
+    const uint64_t cfg_len = ff_get_u32le(b + 12);
+    ck->n_params = ff_get_u64le(b + 16);
+    ck->n_state = ff_get_u64le(b + 24);
     if (ck->n_params > (1ull << 34) || ck->n_state > (1ull << 35))
         return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt header (sizes)", path);
-    const uint64_t dir_len = get_u32(b + 88), n_order = get_u32(b + 92);
-    ck->n_aux = get_u64(b + 96);
+    const uint64_t dir_len = ff_get_u32le(b + 88), n_order = ff_get_u32le(b + 92);
+    ck->n_aux = ff_get_u64le(b + 96);
     if (ck->n_aux > (1ull << 34))
         return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt header (sizes)", path);
     if (dir_len >= sizeof ck->run_dir)
@@ -185,17 +167,17 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
         return ff_err_set(err, FF_ERR_FORMAT, "%s: %s model file (%zu bytes, header says %llu)",
                           path, len < want ? "truncated" : "oversized", len,
                           (unsigned long long)want);
-    uint32_t stored = get_u32(b + len - 4), actual = ff_crc32c(0, b, len - 4);
+    uint32_t stored = ff_get_u32le(b + len - 4), actual = ff_crc32c(0, b, len - 4);
     if (stored != actual)
         return ff_err_set(err, FF_ERR_FORMAT,
                           "%s: checksum mismatch (stored %08x, computed %08x): corrupt model file",
                           path, stored, actual);
-    ck->epoch = (int)get_u32(b + 32);
-    ck->batch = (int)get_u32(b + 36);
-    ck->step = (int64_t)get_u64(b + 40);
-    ck->opt_t = (int64_t)get_u64(b + 48);
+    ck->epoch = (int)ff_get_u32le(b + 32);
+    ck->batch = (int)ff_get_u32le(b + 36);
+    ck->step = (int64_t)ff_get_u64le(b + 40);
+    ck->opt_t = (int64_t)ff_get_u64le(b + 48);
     for (int i = 0; i < 4; i++)
-        ck->rng.s[i] = get_u64(b + 56 + 8 * i);
+        ck->rng.s[i] = ff_get_u64le(b + 56 + 8 * i);
     const uint8_t *p = b + FF_CHECKPOINT_HEADER;
     ff_err perr;
     if (ff_config_parse(&ck->cfg, (const char *)p, cfg_len, path, &perr))
@@ -218,7 +200,7 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
     get_floats(p, ck->aux, ck->n_aux);
     p += 4 * ck->n_aux;
     for (uint64_t i = 0; i < n_order; i++, p += 4)
-        ck->order[i] = (int)get_u32(p);
+        ck->order[i] = (int)ff_get_u32le(p);
     return FF_OK;
 }
 

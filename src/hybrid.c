@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ff/crc32c.h"
+#include "ff/endian.h"
 #include "ff/fsutil.h"
 #include "ff/rng.h"
 
@@ -198,35 +199,18 @@ void ff_hybrid_free(ff_hybrid_set *set)
 
 /* ---------------------------------------------------------------- cache key */
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 void ff_hybrid_key(const ff_dataset *ds, int n, uint64_t seed, int blur_passes, uint8_t key[32])
 {
     uint8_t buf[8 * 4 + 8];
-    put_u32(buf, ff_crc32c(0, ds->images, sizeof(float) * (size_t)ds->n * (size_t)ds->dim));
-    put_u32(buf + 4, ff_crc32c(0, ds->labels, (size_t)ds->n));
-    put_u32(buf + 8, FF_HYBRID_VERSION);
-    put_u32(buf + 12, (uint32_t)ds->rows);
-    put_u32(buf + 16, (uint32_t)ds->cols);
-    put_u32(buf + 20, (uint32_t)ds->n);
-    put_u32(buf + 24, (uint32_t)n);
-    put_u32(buf + 28, (uint32_t)blur_passes);
-    put_u64(buf + 32, seed);
+    ff_put_u32le(buf, ff_crc32c(0, ds->images, sizeof(float) * (size_t)ds->n * (size_t)ds->dim));
+    ff_put_u32le(buf + 4, ff_crc32c(0, ds->labels, (size_t)ds->n));
+    ff_put_u32le(buf + 8, FF_HYBRID_VERSION);
+    ff_put_u32le(buf + 12, (uint32_t)ds->rows);
+    ff_put_u32le(buf + 16, (uint32_t)ds->cols);
+    ff_put_u32le(buf + 20, (uint32_t)ds->n);
+    ff_put_u32le(buf + 24, (uint32_t)n);
+    ff_put_u32le(buf + 28, (uint32_t)blur_passes);
+    ff_put_u64le(buf + 32, seed);
     ff_sha256(buf, sizeof buf, key);
 }
 
@@ -253,13 +237,13 @@ static void encode_header(uint8_t h[FF_HYBRID_HEADER], const ff_hybrid_set *set,
                           const uint8_t key[32], int src_n, int blur_passes, uint64_t seed)
 {
     memcpy(h, FF_HYBRID_MAGIC, 8);
-    put_u32(h + 8, FF_HYBRID_VERSION);
-    put_u32(h + 12, (uint32_t)set->rows);
-    put_u32(h + 16, (uint32_t)set->cols);
-    put_u32(h + 20, (uint32_t)set->n);
-    put_u32(h + 24, (uint32_t)blur_passes);
-    put_u32(h + 28, (uint32_t)src_n);
-    put_u64(h + 32, seed);
+    ff_put_u32le(h + 8, FF_HYBRID_VERSION);
+    ff_put_u32le(h + 12, (uint32_t)set->rows);
+    ff_put_u32le(h + 16, (uint32_t)set->cols);
+    ff_put_u32le(h + 20, (uint32_t)set->n);
+    ff_put_u32le(h + 24, (uint32_t)blur_passes);
+    ff_put_u32le(h + 28, (uint32_t)src_n);
+    ff_put_u64le(h + 32, seed);
     memcpy(h + 40, key, 32);
 }
 
@@ -271,7 +255,7 @@ static int write_body(int fd, const ff_hybrid_set *set, const uint8_t *h)
         write_all(fd, set->src, 8 * (size_t)set->n, &crc) ||
         write_all(fd, set->images, 4 * (size_t)set->n * (size_t)set->dim, &crc))
         return -1;
-    put_u32(tail, crc);
+    ff_put_u32le(tail, crc);
     return write_all(fd, tail, 4, &crc);
 }
 
@@ -313,13 +297,13 @@ static int check_header(const uint8_t *h, const uint8_t key[32], int rows, int c
 {
     if (memcmp(h, FF_HYBRID_MAGIC, 8) != 0)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: not a hybrid cache file (bad magic)", path);
-    if (get_u32(h + 8) != FF_HYBRID_VERSION)
+    if (ff_get_u32le(h + 8) != FF_HYBRID_VERSION)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: unsupported version %u", path,
-                          get_u32(h + 8));
-    if (get_u32(h + 12) != (uint32_t)rows || get_u32(h + 16) != (uint32_t)cols ||
-        get_u32(h + 20) != (uint32_t)n)
+                          ff_get_u32le(h + 8));
+    if (ff_get_u32le(h + 12) != (uint32_t)rows || ff_get_u32le(h + 16) != (uint32_t)cols ||
+        ff_get_u32le(h + 20) != (uint32_t)n)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: holds %u images of %ux%u, expected %d of %dx%d",
-                          path, get_u32(h + 20), get_u32(h + 12), get_u32(h + 16), n, rows, cols);
+                          path, ff_get_u32le(h + 20), ff_get_u32le(h + 12), ff_get_u32le(h + 16), n, rows, cols);
     if (memcmp(h + 40, key, 32) != 0)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: made from other data or settings (key differs)",
                           path);
@@ -349,9 +333,9 @@ static int read_set(FILE *f, ff_hybrid_set *set, const uint8_t *h, const char *p
         return ff_err_set(err, FF_ERR_FORMAT, "%s: truncated", path);
     if (fgetc(f) != EOF)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: unexpected bytes after the checksum", path);
-    if (get_u32(tail) != crc)
+    if (ff_get_u32le(tail) != crc)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: checksum mismatch", path);
-    return check_payload(set, get_u32(h + 28), path, err);
+    return check_payload(set, ff_get_u32le(h + 28), path, err);
 }
 
 int ff_hybrid_load(ff_hybrid_set *set, const char *path, const uint8_t key[32], int rows, int cols,

@@ -9,34 +9,13 @@
 #include <unistd.h>
 
 #include "ff/crc32c.h"
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-    return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
+#include "ff/endian.h"
 
 void ff_tfrecord_frame(uint8_t *rec, size_t len)
 {
-    put_le64(rec, len);
-    put_le32(rec + 8, ff_crc32c_masked(rec, 8));
-    put_le32(rec + FF_TFRECORD_HEADER + len, ff_crc32c_masked(rec + FF_TFRECORD_HEADER, len));
+    ff_put_u64le(rec, len);
+    ff_put_u32le(rec + 8, ff_crc32c_masked(rec, 8));
+    ff_put_u32le(rec + FF_TFRECORD_HEADER + len, ff_crc32c_masked(rec + FF_TFRECORD_HEADER, len));
 }
 
 size_t ff_tfrecord_encode(uint8_t *out, const void *payload, size_t len)
@@ -138,19 +117,19 @@ int ff_tfrecord_next(ff_tfrecord_reader *r, ff_tfrecord_record *rec, ff_err *err
         r->stopped = 1;
         return truncated(r, off, FF_TFRECORD_HEADER, left, err);
     }
-    uint32_t stored = get_le32(p + 8), want = ff_crc32c_masked(p, 8);
+    uint32_t stored = ff_get_u32le(p + 8), want = ff_crc32c_masked(p, 8);
     if (stored != want) {
         r->stopped = 1;
         return defect(r, FF_TFRECORD_BAD_LENGTH_CRC, off, err, "bad length crc", stored, want);
     }
-    uint64_t len = get_le64(p);
+    uint64_t len = ff_get_u64le(p);
     if (len > left - FF_TFRECORD_HEADER || left - FF_TFRECORD_HEADER - len < FF_TFRECORD_FOOTER) {
         r->stopped = 1;
         uint64_t need = len > UINT64_MAX - 16 ? UINT64_MAX : len + 16;
         return truncated(r, off, need, left, err);
     }
     r->pos = off + (size_t)ff_tfrecord_size((size_t)len);
-    stored = get_le32(p + FF_TFRECORD_HEADER + len);
+    stored = ff_get_u32le(p + FF_TFRECORD_HEADER + len);
     want = ff_crc32c_masked(p + FF_TFRECORD_HEADER, (size_t)len);
     if (stored != want)
         return defect(r, FF_TFRECORD_BAD_DATA_CRC, off, err, "bad data crc", stored, want);
