@@ -11,9 +11,9 @@ BUILD    ?= build
 CONFIG   ?= configs/supervised.yaml
 PREFIX   ?= /usr/local
 PKGS     := libprotobuf-c yaml-0.1 zlib openblas
-OPT      ?= -O2 -march=native
+OPT      ?= -O3 -march=native
 CFLAGS   ?= $(OPT) -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter \
+CFLAGS   += -std=c11 -D_GNU_SOURCE -fno-math-errno -fopenmp-simd -Wall -Wextra -Wshadow -Wno-unused-parameter \
             -MMD -MP -Iinclude -I$(BUILD)/gen \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lprotobuf-c -lyaml -lz -lopenblas) -lm -lpthread

@@ -15,15 +15,21 @@ float ff_sigmoid(float x)
     return e / (1.0f + e);
 }
 
+/* sum of squares; `omp simd reduction` lets it vectorise (partial sums in
+ * vector lanes: a different summation order than a serial loop, ~1e-7 relative) */
+static float sum_squares(const float *x, int n)
+{
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int j = 0; j < n; j++)
+        s += x[j] * x[j];
+    return s;
+}
+
 void ff_goodness(const float *y, int batch, int dim, float *g)
 {
-    for (int i = 0; i < batch; i++) {
-        const float *row = y + (size_t)i * dim;
-        float s = 0.0f;
-        for (int j = 0; j < dim; j++)
-            s += row[j] * row[j];
-        g[i] = s;
-    }
+    for (int i = 0; i < batch; i++)
+        g[i] = sum_squares(y + (size_t)i * dim, dim);
 }
 
 float ff_ff_loss(const float *y, int batch, int dim, float theta, int sign, float scale,
@@ -32,9 +38,7 @@ float ff_ff_loss(const float *y, int batch, int dim, float theta, int sign, floa
     double loss = 0.0;
     for (int i = 0; i < batch; i++) {
         const float *row = y + (size_t)i * dim;
-        float gi = 0.0f;
-        for (int j = 0; j < dim; j++)
-            gi += row[j] * row[j];
+        float gi = sum_squares(row, dim);
         if (g)
             g[i] = gi;
         float z = (float)sign * (theta - gi);    /* loss_i = softplus(z) */
@@ -43,6 +47,7 @@ float ff_ff_loss(const float *y, int batch, int dim, float theta, int sign, floa
             /* dloss/dg = -sign * sigmoid(z); dg/dy = 2y; relu mask is y > 0 */
             float coef = scale * -(float)sign * ff_sigmoid(z) * 2.0f;
             float *d = dpre + (size_t)i * dim;
+#pragma omp simd
             for (int j = 0; j < dim; j++)
                 d[j] = row[j] > 0.0f ? coef * row[j] : 0.0f;
         }
@@ -55,10 +60,8 @@ void ff_normalize(const float *x, float *out, int batch, int dim, float eps)
     for (int i = 0; i < batch; i++) {
         const float *row = x + (size_t)i * dim;
         float *o = out + (size_t)i * dim;
-        float s = 0.0f;
-        for (int j = 0; j < dim; j++)
-            s += row[j] * row[j];
-        float inv = 1.0f / sqrtf(s / (float)dim + eps);
+        float inv = 1.0f / sqrtf(sum_squares(row, dim) / (float)dim + eps);
+#pragma omp simd
         for (int j = 0; j < dim; j++)
             o[j] = row[j] * inv;
     }

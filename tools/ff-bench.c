@@ -29,6 +29,8 @@
  * Usage:
  *   ff-bench run --net fc|cnn|local --batch B [--seconds S] [--threads T]
  *                [--data DIR] [--images N] [--seed S] [--verbose 1]
+ *   ff-bench gemm --net fc|cnn|local --batch B [--threads T]
+ *                only the GEMM-only bound, with every recorded sgemm call and its time
  *   ff-bench ref --net fc|cnn|local --batch B --out FILE [--warm N] [--data DIR]
  * Exit status: 0 ok, 1 runtime error, 2 usage. */
 #include <cblas.h>
@@ -91,9 +93,12 @@ typedef struct gemm_call {
 } gemm_call;
 
 #define MAX_CALLS 4096
-static int recording;
-static gemm_call calls[MAX_CALLS];
-static int n_calls;
+typedef struct call_list {
+    int n;
+    gemm_call c[MAX_CALLS];
+} call_list;
+static call_list *recording; /* where traced sgemm calls are appended (NULL: nowhere) */
+static call_list train_calls, eval_calls;
 
 void __real_cblas_sgemm(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint,
                         blasint, blasint, float, const float *, blasint, const float *, blasint,
@@ -110,8 +115,8 @@ void __wrap_cblas_sgemm(enum CBLAS_ORDER o, enum CBLAS_TRANSPOSE ta, enum CBLAS_
     __real_cblas_sgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     double dt = now() - t0;
     bucket[T_GEMM] += dt;
-    if (recording && n_calls < MAX_CALLS)
-        calls[n_calls++] =
+    if (recording && recording->n < MAX_CALLS)
+        recording->c[recording->n++] =
             (gemm_call){o, ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c, dt, 0.0};
 }
 
@@ -201,6 +206,7 @@ static int usage(void)
     fprintf(stderr,
             "usage: ff-bench run --net fc|cnn|local --batch B [--seconds S] [--threads T]\n"
             "                    [--data DIR] [--images N] [--seed S] [--verbose 1]\n"
+            "       ff-bench gemm --net fc|cnn|local --batch B [--threads T]\n"
             "       ff-bench ref --net fc|cnn|local --batch B --out FILE [--warm N] [--data DIR]\n");
     return 2;
 }
@@ -240,7 +246,7 @@ static int parse_args(int argc, char **argv, opts *o)
             return -1;
         i++;
     }
-    if (strcmp(o->cmd, "run") && strcmp(o->cmd, "ref"))
+    if (strcmp(o->cmd, "run") && strcmp(o->cmd, "gemm") && strcmp(o->cmd, "ref"))
         return -1;
     if (o->batch < 1 || o->threads < 1 || o->images < o->batch || o->warm < 0)
         return -1;
@@ -490,6 +496,32 @@ static double gemm_flops(const gemm_call *cl, int n)
 
 /* ---------------------------------------------------------------- run */
 
+/* Runs `iters` traced training batches (or eval chunks), the first one recording
+ * its sgemm calls into *rec; fills bk with the per-batch bucket times (seconds)
+ * and returns the per-batch wall time. */
+static double trace(bench *b, int eval, int iters, call_list *rec, double bk[T_COUNT])
+{
+    double data = 0.0;
+    tracing = 1;
+    memset(bucket, 0, sizeof bucket);
+    rec->n = 0;
+    const double t0 = now();
+    for (int i = 0; i < iters; i++) {
+        recording = i == 0 ? rec : NULL;
+        if (eval)
+            eval_chunk_run(b);
+        else
+            data += train_batch(b);
+    }
+    const double total = now() - t0;
+    recording = NULL;
+    tracing = 0;
+    for (int k = 0; k < T_COUNT; k++)
+        bk[k] = bucket[k] / iters;
+    bk[T_EMBED] += data / iters; /* labels count as data work */
+    return total / iters;
+}
+
 static double peak_rss_mb(void)
 {
     struct rusage ru;
@@ -497,22 +529,22 @@ static double peak_rss_mb(void)
     return (double)ru.ru_maxrss / 1024.0;
 }
 
-static void print_breakdown(const char *name, const double *bk, double data, double total,
-                            double per)
+static void print_breakdown(const char *name, const double *bk, double total)
 {
-    /* per: divisor turning run totals into per-batch milliseconds */
-    const double gemm = bk[T_GEMM], other = bk[T_LAYER] - bk[T_GEMM] - bk[T_IM2COL];
+    const double other = bk[T_LAYER] - bk[T_GEMM] - bk[T_IM2COL];
     const double known = bk[T_LAYER] + bk[T_NORM] + bk[T_LOSS] + bk[T_GOOD] + bk[T_OPTIM] +
-                         bk[T_EMBED] + data;
-    printf(",\"%s\":{\"total_ms\":%.3f,\"gemm_ms\":%.3f,\"layer_other_ms\":%.3f,"
-           "\"im2col_ms\":%.3f,\"normalize_ms\":%.3f,\"loss_ms\":%.3f,\"goodness_ms\":%.3f,\"optim_ms\":%.3f,"
-           "\"data_ms\":%.3f,\"rest_ms\":%.3f}",
-           name, 1e3 * total / per, 1e3 * gemm / per, 1e3 * other / per, 1e3 * bk[T_IM2COL] / per, 1e3 * bk[T_NORM] / per,
-           1e3 * bk[T_LOSS] / per, 1e3 * bk[T_GOOD] / per, 1e3 * bk[T_OPTIM] / per,
-           1e3 * (bk[T_EMBED] + data) / per, 1e3 * (total - known) / per);
+                         bk[T_EMBED];
+    printf(",\"%s\":{\"total_ms\":%.3f,\"gemm_ms\":%.3f,\"im2col_ms\":%.3f,"
+           "\"layer_other_ms\":%.3f,\"normalize_ms\":%.3f,\"loss_ms\":%.3f,"
+           "\"goodness_ms\":%.3f,\"optim_ms\":%.3f,\"data_ms\":%.3f,\"rest_ms\":%.3f}",
+           name, 1e3 * total, 1e3 * bk[T_GEMM], 1e3 * bk[T_IM2COL], 1e3 * other,
+           1e3 * bk[T_NORM], 1e3 * bk[T_LOSS], 1e3 * bk[T_GOOD], 1e3 * bk[T_OPTIM],
+           1e3 * bk[T_EMBED], 1e3 * (total - known));
 }
 
-static int cmd_run(const opts *o, ff_err *err)
+/* `run` (throughput, breakdown and GEMM-only bound) and `gemm` (only the bound,
+ * with every recorded call on stdout). */
+static int cmd_run(const opts *o, int gemm_only, ff_err *err)
 {
     bench b;
     int rc = bench_setup(&b, o, err);
@@ -524,70 +556,68 @@ static int cmd_run(const opts *o, ff_err *err)
     const double rss_setup = peak_rss_mb();
 
     /* throughput, wrappers off */
-    int n_train, n_eval;
-    double t_train = time_loop(&b, train_batch_void, 2, 3, o->seconds, &n_train);
-    double t_eval = time_loop(&b, eval_chunk_run, 1, 3, o->seconds * 0.5, &n_eval);
+    int n_train = 0, n_eval = 0;
+    double t_train = NAN, t_eval = NAN;
+    if (!gemm_only) {
+        t_train = time_loop(&b, train_batch_void, 2, 3, o->seconds, &n_train);
+        t_eval = time_loop(&b, eval_chunk_run, 1, 3, o->seconds * 0.5, &n_eval);
+    }
     const double rss = peak_rss_mb();
 
-    /* breakdown, wrappers on; the first traced batch also records its sgemms */
-    const int nbd = B >= 1000 ? 2 : 6;
-    double bk_train[T_COUNT], bk_eval[T_COUNT], data = 0.0;
-    tracing = 1;
-    memset(bucket, 0, sizeof bucket);
-    double t0 = now();
-    for (int i = 0; i < nbd; i++) {
-        recording = i == 0;
-        data += train_batch(&b);
-    }
-    const double total_train = now() - t0;
-    memcpy(bk_train, bucket, sizeof bucket);
-    recording = 0;
-    gemm_call *train_calls = malloc(sizeof(gemm_call) * (size_t)n_calls);
-    const int n_train_calls = n_calls;
-    if (train_calls)
-        memcpy(train_calls, calls, sizeof(gemm_call) * (size_t)n_calls);
-    n_calls = 0;
-    memset(bucket, 0, sizeof bucket);
-    t0 = now();
-    for (int i = 0; i < nbd; i++) {
-        recording = i == 0;
+    /* breakdown, wrappers on (a warm-up batch first when nothing ran yet) */
+    const int nbd = gemm_only ? 1 : B >= 1000 ? 2 : 6;
+    double bk_train[T_COUNT], bk_eval[T_COUNT];
+    if (gemm_only) {
+        train_batch(&b);
         eval_chunk_run(&b);
     }
-    const double total_eval = now() - t0;
-    memcpy(bk_eval, bucket, sizeof bucket);
-    recording = tracing = 0;
-    const int n_eval_calls = n_calls;
+    const double total_train = trace(&b, 0, nbd, &train_calls, bk_train);
+    const double total_eval = trace(&b, 1, nbd, &eval_calls, bk_eval);
 
-    /* GEMM-only bound (eval calls are still in `calls`) */
-    double g_eval = gemm_replay(calls, n_eval_calls, 1.0);
-    double g_train = train_calls ? gemm_replay(train_calls, n_train_calls, 1.5) : NAN;
-    const double flop_train = train_calls ? gemm_flops(train_calls, n_train_calls) / B : NAN;
-    const double flop_eval = gemm_flops(calls, n_eval_calls) / chunk;
-    if (o->verbose) {
-        if (train_calls)
-            print_calls("train", train_calls, n_train_calls);
-        print_calls("eval", calls, n_eval_calls);
-    }
-    free(train_calls);
+    /* GEMM-only bound */
+    const double g_train = gemm_replay(train_calls.c, train_calls.n, 1.5);
+    const double g_eval = gemm_replay(eval_calls.c, eval_calls.n, 1.0);
+    const double flop_train = gemm_flops(train_calls.c, train_calls.n) / B;
+    const double flop_eval = gemm_flops(eval_calls.c, eval_calls.n) / chunk;
 
-    char corename[64];
-    snprintf(corename, sizeof corename, "%s", openblas_get_corename());
     printf("{\"impl\":\"ffrun\",\"net\":\"%s\",\"batch\":%d,\"threads\":%d,\"params\":%zu,"
-           "\"blas\":\"OpenBLAS %s\",\"train_ips\":%.2f,\"train_batches\":%d,"
-           "\"eval_ips\":%.2f,\"eval_chunk\":%d,\"eval_chunks\":%d,"
+           "\"blas\":\"OpenBLAS %s\",\"eval_chunk\":%d,"
            "\"train_flop_per_img\":%.6g,\"eval_flop_per_img\":%.6g,"
            "\"gemm_bound_train_ips\":%.2f,\"gemm_bound_eval_ips\":%.2f,"
-           "\"gemm_calls_train\":%d,\"gemm_calls_eval\":%d,"
+           "\"gemm_calls_train\":%d,\"gemm_calls_eval\":%d",
+           o->net, B, o->threads, b.net.n_params, openblas_get_corename(), chunk, flop_train,
+           flop_eval, B / g_train, chunk / g_eval, train_calls.n, eval_calls.n);
+    if (gemm_only) {
+        const call_list *lists[2] = {&train_calls, &eval_calls};
+        for (int k = 0; k < 2; k++) {
+            printf(",\"%s_calls\":[", k ? "eval" : "train");
+            for (int i = 0; i < lists[k]->n; i++) {
+                const gemm_call *g = &lists[k]->c[i];
+                printf("%s{\"trans\":\"%c%c\",\"m\":%d,\"n\":%d,\"k\":%d,\"lda\":%d,"
+                       "\"ldb\":%d,\"ldc\":%d,\"beta\":%g,\"ms\":%.4f}",
+                       i ? "," : "", g->ta == CblasNoTrans ? 'N' : 'T',
+                       g->tb == CblasNoTrans ? 'N' : 'T', g->m, g->n, g->k, g->lda, g->ldb,
+                       g->ldc, g->beta, 1e3 * g->t_replay);
+            }
+            printf("]");
+        }
+        printf("}\n");
+        bench_free(&b);
+        return FF_OK;
+    }
+    printf(",\"train_ips\":%.2f,\"train_batches\":%d,\"eval_ips\":%.2f,\"eval_chunks\":%d,"
            "\"rss_setup_mb\":%.1f,\"peak_rss_mb\":%.1f",
-           o->net, B, o->threads, b.net.n_params, corename, B / t_train, n_train,
-           chunk / t_eval, chunk, n_eval, flop_train, flop_eval, B / g_train, chunk / g_eval,
-           n_train_calls, n_eval_calls, rss_setup, rss);
-    print_breakdown("bd_train", bk_train, data, total_train, nbd);
-    print_breakdown("bd_eval", bk_eval, 0.0, total_eval, nbd);
+           B / t_train, n_train, chunk / t_eval, n_eval, rss_setup, rss);
+    print_breakdown("bd_train", bk_train, total_train);
+    print_breakdown("bd_eval", bk_eval, total_eval);
     printf(",\"loss_last\":[");
     for (int l = 0; l < b.net.n_layers; l++)
         printf("%s%.5f", l ? "," : "", b.loss[0][l].loss_pos + b.loss[1][l].loss_neg);
     printf("]}\n");
+    if (o->verbose) {
+        print_calls("train", train_calls.c, train_calls.n);
+        print_calls("eval", eval_calls.c, eval_calls.n);
+    }
     bench_free(&b);
     return FF_OK;
 }
@@ -679,7 +709,8 @@ int main(int argc, char **argv)
     _mm_setcsr(_mm_getcsr() | 0x8040); /* FTZ + DAZ, as src/train.c */
     openblas_set_num_threads(o.threads);
     ff_err err = {0};
-    int rc = !strcmp(o.cmd, "run") ? cmd_run(&o, &err) : write_ref(&o, &err);
+    int rc = !strcmp(o.cmd, "ref") ? write_ref(&o, &err)
+                                   : cmd_run(&o, !strcmp(o.cmd, "gemm"), &err);
     if (rc) {
         fprintf(stderr, "ff-bench: %s\n", err.msg);
         return ff_err_exit_status(rc);
