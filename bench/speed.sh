@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# bench/speed.sh - ffrun against the PyTorch reference (bench/ff_ref.py): training and
+# evaluation images/s, achieved GFLOP/s, the GEMM-only bound, where ffrun's time goes,
+# and a check that both compute the same losses, gradients and updates.
+#
+#   make bench-speed              installs python3-torch (tools/deps.sh --bench), builds
+#                                 $(BUILD)/ff-bench and runs this script
+#   BUILD=build bench/speed.sh    the same without the install and build steps
+#
+# Environment (defaults): REPS (3) repetitions; SECS (3) seconds per timed loop;
+# NETS ("fc cnn local"); BATCHES ("100 1000"); OUT (docs/RESULTS.md).
+# ffrun and PyTorch run alternately (ABBA order over repetitions) so slow drifts of
+# the machine hit both; the report takes medians over repetitions. Raw results stay
+# in $BUILD/bench-speed/results.jsonl. Only the part of $OUT between
+# <!-- speed:begin --> and <!-- speed:end --> is rewritten.
+# Exit status: 0, or 1 if a run failed or the correctness check did not pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+REPS=${REPS:-3}
+SECS=${SECS:-3}
+NETS=${NETS:-fc cnn local}
+BATCHES=${BATCHES:-100 1000}
+OUT=${OUT:-docs/RESULTS.md}
+PY=/usr/bin/python3
+BIN=$BUILD/ff-bench
+DIR=$BUILD/bench-speed
+RESULTS=$DIR/results.jsonl
+
+[ -x "$BIN" ] || { echo "speed.sh: $BIN missing; run 'make bench-speed'" >&2; exit 1; }
+"$PY" -c 'import torch' 2>/dev/null ||
+    { echo "speed.sh: python3-torch missing; run 'tools/deps.sh --bench'" >&2; exit 1; }
+mkdir -p "$DIR" "$(dirname "$OUT")"
+: >"$RESULTS"
+status=0
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- same work: losses, gradients and updates from the same state (batch 100)
+# warm 0: the first Adam step (zero moments); warm 2: moments already filled
+for net in $NETS; do
+    for warm in 0 2; do
+        ref=$DIR/$net-warm$warm.ref
+        "$BIN" ref --net "$net" --batch 100 --warm "$warm" --out "$ref"
+        if ! "$PY" bench/ff_ref.py check "$ref" >>"$RESULTS"; then
+            echo "speed.sh: $net (warm $warm): PyTorch and ffrun disagree" >&2
+            status=1
+        fi
+        rm -f "$ref"
+    done
+done
+
+# ---- throughput, alternating
+run_ffrun() { "$BIN" run --net "$1" --batch "$2" --seconds "$SECS"; }
+run_pytorch() { "$PY" bench/ff_ref.py bench --net "$1" --batch "$2" --seconds "$SECS"; }
+for rep in $(seq "$REPS"); do
+    for net in $NETS; do
+        for b in $BATCHES; do
+            if [ $((rep % 2)) -eq 1 ]; then order="ffrun pytorch"; else order="pytorch ffrun"; fi
+            for impl in $order; do
+                echo "speed.sh: rep $rep/$REPS $net batch $b $impl" >&2
+                if ! "run_$impl" "$net" "$b" >>"$RESULTS"; then
+                    echo "speed.sh: $impl $net batch $b failed" >&2
+                    status=1
+                fi
+            done
+        done
+    done
+done
+
+# ---- report
+meta=$DIR/meta.json
+dirty=false
+[ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || dirty=true
+"$PY" - "$meta" <<EOF
+import json, subprocess, sys, time
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+    except Exception:
+        return "?"
+rows = [json.loads(l) for l in open("$RESULTS") if l.startswith("{")]
+blas = next((r["blas"] for r in rows if "blas" in r), "OpenBLAS")
+torch = next((r["torch"] for r in rows if "torch" in r), "?")
+omp = next((r.get("omp_wait_policy") for r in rows if "torch" in r), "?")
+load_end = open("/proc/loadavg").read().split()[:3]
+json.dump({
+    "command": "make bench-speed" if "${MAKELEVEL:-}" else "bench/speed.sh",
+    "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    "cpu": sh("lscpu | sed -n 's/^Model name: *//p' | head -1"),
+    "cores": sh("nproc"),
+    "blas": blas + " (" + sh("dpkg-query -W -f='\${Version}' libopenblas0-pthread") + ")",
+    "commit": sh("git rev-parse --short HEAD") or "?",
+    "dirty": "$dirty" == "true",
+    "reps": $REPS, "torch": torch,
+    "note": "PyTorch with OMP_WAIT_POLICY=%s. Load average at start %s, at end %s%s." % (
+        omp, "$load_start", " ".join(load_end),
+        " (other work was running: figures are noisy)" if max(
+            float(x) for x in "$load_start".split() + load_end) > 0.5 else ""),
+}, open(sys.argv[1], "w"))
+EOF
+"$PY" bench/ff_ref.py report "$RESULTS" "$OUT" --meta "$meta"
+echo "speed.sh: wrote $OUT (raw results: $RESULTS)" >&2
+exit $status
