@@ -40,9 +40,10 @@ else
 fi
 
 # 2. ffrun eval reads the model back
-if "$ffrun" eval models/*_full_epoch003.ffm > eval.out 2>&1 && grep -q "test error" eval.out; then
+if "$ffrun" eval models/*_full_epoch003.ffm > eval.out 2>&1 && grep -q "test error (goodness" eval.out &&
+        grep -q "test error (softmax readout, head trained 1 epoch" eval.out; then
     total=$(awk '/^ +[0-9]( |$)/ && NF == 11 {for (i = 2; i <= 11; i++) s += $i} END {print s}' eval.out)
-    [ "$total" = 10000 ] && ok "ffrun eval: test error and a 10x10 confusion matrix over 10000 images" \
+    [ "$total" = 10000 ] && ok "ffrun eval: both readouts and a 10x10 confusion matrix over 10000 images" \
         || fail "confusion matrix sums to $total"
 else
     fail "ffrun eval failed"; cat eval.out

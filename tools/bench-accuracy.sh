@@ -6,6 +6,8 @@
 # interrupted one (Ctrl-C, or a killed machine after a checkpoint) resumes from its newest
 # model. Usage: tools/bench-accuracy.sh             all reference configs
 #               tools/bench-accuracy.sh NAME...     some of them (names below)
+#               EPOCHS=N tools/bench-accuracy.sh    shortened runs (N epochs instead of the
+#                                                   configs' defaults; the table says so)
 set -u
 cd "$(dirname "$0")/.." || exit 1
 ffrun=${FFRUN:-build/ffrun}
@@ -36,6 +38,8 @@ run_one() { # name config extra...
     local log=$out/$name.log
     [ -f "$out/$name.txt" ] && { echo "$name: done before ($out/$name.txt)"; return 0; }
     local extra=("$@")
+    [ -n "${EPOCHS:-}" ] && [ "$name" != unsupervised_clf ] && [ "$name" != fashion_unsupervised_clf ] &&
+        extra+=(--set "train.epochs=$EPOCHS")
     [ "$name" = unsupervised_clf ] && extra+=(--set checkpoint.backbone="$(ls -t models/unsupervised_backbone_*_bench_unsupervised_backbone_epoch*.ffm 2>/dev/null | head -1)")
     local resume
     resume=$(ls -t models/*_bench_${name}_step*.ffm 2>/dev/null | head -1)
