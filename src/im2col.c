@@ -45,10 +45,33 @@ static float *copy_patch(const float *corner, ff_shape in, int k, float *col)
     return col;
 }
 
+/* index[p * K + (c * k + ki) * k + kj] = offset of that value in one sample */
+static void patch_index(ff_shape in, int k, int stride, ff_shape out, int32_t *index)
+{
+    for (int oy = 0; oy < out.h; oy++)
+        for (int ox = 0; ox < out.w; ox++)
+            for (int c = 0; c < in.c; c++)
+                for (int ki = 0; ki < k; ki++)
+                    for (int kj = 0; kj < k; kj++)
+                        *index++ = (int32_t)(((size_t)c * in.h + (size_t)oy * stride + ki) * in.w +
+                                             (size_t)ox * stride + kj);
+}
+
 void ff_im2col(const float *x, int batch, ff_shape in, int k, int stride, ff_shape out,
-               float *col)
+               float *col, int32_t *index)
 {
     const size_t in_dim = (size_t)ff_shape_dim(in);
+    if (index) {
+        const size_t n = (size_t)out.h * out.w * in.c * k * k;
+        patch_index(in, k, stride, out, index);
+        for (int i = 0; i < batch; i++) {
+            const float *xi = x + (size_t)i * in_dim;
+            float *ci = col + (size_t)i * n;
+            for (size_t j = 0; j < n; j++)
+                ci[j] = xi[index[j]];
+        }
+        return;
+    }
     for (int i = 0; i < batch; i++) {
         const float *xi = x + (size_t)i * in_dim;
         for (int oy = 0; oy < out.h; oy++)

@@ -10,7 +10,7 @@
  *             gW (+)= d^T col (one sgemm per round), gb[c] = sum_{i,p} dpre[i][c][p]
  * Measured (paper's shapes, batch 100 and 1000): per-sample GEMMs are 2-3x slower on
  * layers 2 and 3; rounds of 64 samples are a few % faster than one whole-batch
- * sgemm and keep the workspace small: min(batch, 64) * P * (K + out_c) floats. */
+ * sgemm and keep the workspace small: (min(batch, 64) + 1) * P * (K + out_c) floats. */
 #include <cblas.h>
 #include <string.h>
 
@@ -36,8 +36,9 @@ static int chunk(int batch) { return batch < FF_CONV_CHUNK ? batch : FF_CONV_CHU
 
 size_t ff_conv_workspace(const ff_layer *l, int batch)
 {
-    return (size_t)chunk(batch) * (size_t)ff_patch_count(l) *
-           ((size_t)ff_patch_size(l) + (size_t)l->out.c);
+    /* col and t (or d) for one round, then the gather index (P * K int32) */
+    return (size_t)(chunk(batch) + 1) * (size_t)ff_patch_count(l) *
+               ((size_t)ff_patch_size(l) + (size_t)l->out.c);
 }
 
 /* y[i][c][p] = relu(y[i][c][p] + b[c]) */
@@ -59,9 +60,10 @@ void ff_conv_forward(const ff_layer *l, const float *x, float *y, int batch, flo
     const int K = ff_patch_size(l), P = ff_patch_count(l), C = l->out.c;
     const size_t in_dim = (size_t)ff_shape_dim(l->in), out_dim = (size_t)ff_shape_dim(l->out);
     float *col = ws, *t = ws + (size_t)chunk(batch) * P * K;
+    int32_t *index = (int32_t *)(t + (size_t)chunk(batch) * P * C);
     for (int i0 = 0; i0 < batch; i0 += FF_CONV_CHUNK) {
         const int n = chunk(batch - i0);
-        ff_im2col(x + i0 * in_dim, n, l->in, l->kernel, l->stride, l->out, col);
+        ff_im2col(x + i0 * in_dim, n, l->in, l->kernel, l->stride, l->out, col, index);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n * P, C, K, 1.0f, col, K, l->W, K,
                     0.0f, t, C);
         ff_transpose_batch(t, y + i0 * out_dim, n, P, C);
@@ -91,9 +93,10 @@ void ff_conv_backward(const ff_layer *l, const float *x, const float *dpre, int 
     const int K = ff_patch_size(l), P = ff_patch_count(l), C = l->out.c;
     const size_t in_dim = (size_t)ff_shape_dim(l->in), out_dim = (size_t)ff_shape_dim(l->out);
     float *col = ws, *d = ws + (size_t)chunk(batch) * P * K;
+    int32_t *index = (int32_t *)(d + (size_t)chunk(batch) * P * C);
     for (int i0 = 0; i0 < batch; i0 += FF_CONV_CHUNK) {
         const int n = chunk(batch - i0);
-        ff_im2col(x + i0 * in_dim, n, l->in, l->kernel, l->stride, l->out, col);
+        ff_im2col(x + i0 * in_dim, n, l->in, l->kernel, l->stride, l->out, col, index);
         ff_transpose_batch(dpre + i0 * out_dim, d, n, C, P);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, K, n * P, 1.0f, d, C, col, K,
                     i0 ? 1.0f : beta, l->gW, K);

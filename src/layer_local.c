@@ -30,7 +30,8 @@ int ff_local_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
 
 size_t ff_local_workspace(const ff_layer *l, int batch)
 {
-    return (size_t)batch * (size_t)ff_patch_count(l) *
+    /* col and t (or d) for the batch, then the gather index (P * K int32) */
+    return (size_t)(batch + 1) * (size_t)ff_patch_count(l) *
            ((size_t)ff_patch_size(l) + (size_t)l->out.c);
 }
 
@@ -51,7 +52,8 @@ void ff_local_forward(const ff_layer *l, const float *x, float *y, int batch, fl
 {
     const int K = ff_patch_size(l), P = ff_patch_count(l), C = l->out.c;
     float *col = ws, *t = ws + (size_t)batch * P * K;
-    ff_im2col(x, batch, l->in, l->kernel, l->stride, l->out, col);
+    int32_t *index = (int32_t *)(t + (size_t)batch * P * C);
+    ff_im2col(x, batch, l->in, l->kernel, l->stride, l->out, col, index);
     for (int p = 0; p < P; p++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, C, K, 1.0f,
                     col + (size_t)p * K, P * K, l->W + (size_t)p * C * K, K, 0.0f,
@@ -78,7 +80,8 @@ void ff_local_backward(const ff_layer *l, const float *x, const float *dpre, int
 {
     const int K = ff_patch_size(l), P = ff_patch_count(l), C = l->out.c;
     float *col = ws, *d = ws + (size_t)batch * P * K;
-    ff_im2col(x, batch, l->in, l->kernel, l->stride, l->out, col);
+    int32_t *index = (int32_t *)(d + (size_t)batch * P * C);
+    ff_im2col(x, batch, l->in, l->kernel, l->stride, l->out, col, index);
     ff_transpose_batch(dpre, d, batch, C, P);
     for (int p = 0; p < P; p++)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, K, batch, 1.0f,

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ff/config.h"
+#include "ff/im2col.h"
 #include "ff/layer.h"
 #include "ff/net.h"
 #include "ff/rng.h"
@@ -512,8 +513,30 @@ static void test_paper_nets_run(void)
     check_paper_net(FF_LAYER_LOCAL);
 }
 
+/* the gather-index im2col gives exactly the row-copy im2col */
+static void test_im2col_index_matches_loops(void)
+{
+    struct { ff_shape in; int k, s; } g[] = {
+        {{1, 28, 28}, 10, 6}, {{128, 4, 4}, 2, 1}, {{3, 9, 7}, 3, 2}, {{5, 6, 6}, 1, 1}};
+    for (size_t t = 0; t < sizeof g / sizeof g[0]; t++) {
+        ff_shape in = g[t].in, out = {1, (in.h - g[t].k) / g[t].s + 1, (in.w - g[t].k) / g[t].s + 1};
+        const int batch = 3, dim = ff_shape_dim(in);
+        const size_t n = (size_t)out.h * out.w * in.c * g[t].k * g[t].k;
+        float *x = malloc(sizeof(float) * (size_t)batch * dim);
+        float *a = malloc(sizeof(float) * n * batch), *b = malloc(sizeof(float) * n * batch);
+        int32_t *index = malloc(sizeof(int32_t) * n);
+        for (int i = 0; i < batch * dim; i++)
+            x[i] = (float)i * 0.25f;
+        ff_im2col(x, batch, in, g[t].k, g[t].s, out, a, NULL);
+        ff_im2col(x, batch, in, g[t].k, g[t].s, out, b, index);
+        CHECK(memcmp(a, b, sizeof(float) * n * batch) == 0);
+        free(x), free(a), free(b), free(index);
+    }
+}
+
 int main(void)
 {
+    RUN(test_im2col_index_matches_loops);
     RUN(test_conv_matches_reference);
     RUN(test_local_matches_reference);
     RUN(test_backward_matches_reference);

@@ -9,6 +9,8 @@
 #ifndef FF_IM2COL_H
 #define FF_IM2COL_H
 
+#include <stdint.h>
+
 #include "ff/layer.h"
 
 /* Validates cfg's channels/kernel/stride against `in` and fills l->in, l->kernel,
@@ -27,9 +29,12 @@ static inline int ff_patch_count(const ff_layer *l) { return l->out.h * l->out.w
 
 /* Extracts every receptive field of a batch as one row each: col is
  * [batch * P, K] row-major, row i * P + oy * ow + ox, column (c * k + ki) * k + kj
- * holding x[i][c][oy * s + ki][ox * s + kj]. */
+ * holding x[i][c][oy * s + ki][ox * s + kj]. With `index` (scratch for P * K
+ * int32) the offsets are computed once per call and every sample is a flat
+ * gather (fast for the small 2x2 kernels of the paper's nets); index NULL copies
+ * window rows directly. Both give the same col. */
 void ff_im2col(const float *x, int batch, ff_shape in, int k, int stride, ff_shape out,
-               float *col);
+               float *col, int32_t *index);
 
 /* dst[i][c][r] = src[i][r][c] for i < batch: transposes each sample's [rows, cols]
  * block into [cols, rows]. src and dst must not overlap. */
