@@ -94,9 +94,10 @@ const ff_key ff_config_keys[] = {
             "lr multiplier reached at the end of training"),
 
     K_INT("eval.every", eval.every, "1", 1, 1e6, "evaluate every N epochs (the last epoch always)"),
-    K_BOOL("eval.softmax", eval.softmax, "false", "also train and evaluate the softmax readout"),
-    K_INT("eval.readout_epochs", eval.readout_epochs, "1", 1, 1000,
-          "epochs of readout training per evaluation"),
+    K_BOOL("eval.softmax", eval.softmax, "false",
+           "also train (a step per batch, neutral label, normalised activities) and evaluate the softmax readout"),
+    K_INT("eval.readout_epochs", eval.readout_epochs, "0", 0, 1000,
+          "extra epochs of softmax-head training on the frozen net before each evaluation (the head also takes a step on every training batch)"),
 
     K_STR("log.dir", log.dir, "runs", 0, "root folder of the TensorBoard runs"),
     K_INT("log.every", log.every, "50", 1, 1e9, "log training scalars every N steps"),

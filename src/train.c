@@ -383,6 +383,8 @@ static int save_epoch_model(trainer *t, int epoch, ff_train_result *res, ff_err 
 
 /* ---------------------------------------------------------------- epochs */
 
+static void readout_step(trainer *t, const int *idx);
+
 static int stop_requested(const trainer *t)
 {
     if (!t->opts)
@@ -415,6 +417,8 @@ static int run_epoch(trainer *t, int epoch, int first_batch, ff_progress *p,
             break;
         }
         train_batch(t, t->order + (size_t)b * t->batch);
+        if (cfg->eval.softmax)
+            readout_step(t, t->order + (size_t)b * t->batch);
         t->step++;
         const float loss = stats_total_loss(t);
         if (t->step % cfg->log.every == 0 && (rc = log_scalars(t, err)))
@@ -440,20 +444,32 @@ static int run_epoch(trainer *t, int epoch, int first_batch, ff_progress *p,
     return rc;
 }
 
-/* Softmax readout: a linear head on the normalised activities (neutral label
- * for supervised nets), trained for eval.readout_epochs on the frozen net. It
- * has its own RNG and is retrained from zero each time, so it never changes
- * the training run. */
+/* What the softmax readout sees: the neutral label (supervised) or the image alone. */
+static ff_readout_input readout_input(const trainer *t, const ff_dataset *ds)
+{
+    return (ff_readout_input){.ds = ds, .neutral = !t->unsupervised,
+                              .embed = t->cfg->model.label_embedding};
+}
+
+/* One step of the softmax head on the batch's images (after the FF step, the
+ * net unchanged by it): a neutral-label forward pass, then the head's Adam step
+ * on the normalised activities. The head uses no RNG, so it never changes the
+ * FF training run. */
+static void readout_step(trainer *t, const int *idx)
+{
+    ff_readout_input tr = readout_input(t, &t->train);
+    ff_readout_train_epoch(&t->ro, &t->net, t->ro_layers, t->ro_n, &tr, idx, t->batch, t->batch,
+                           t->cfg->clf.lr, t->x);
+}
+
+/* Softmax readout test error, after eval.readout_epochs extra epochs of head
+ * training on the frozen net (own RNG stream; the FF run is unaffected). */
 static double softmax_error(trainer *t, int epoch)
 {
     const ff_config *cfg = t->cfg;
-    ff_readout_input tr = {.ds = &t->train, .neutral = !t->unsupervised,
-                           .embed = cfg->model.label_embedding};
-    ff_readout_input te = tr;
-    te.ds = &t->test;
+    ff_readout_input tr = readout_input(t, &t->train), te = readout_input(t, &t->test);
     ff_rng rng;
     ff_rng_seed(&rng, cfg->seed ^ (0xd1b54a32d192ed03ull * (uint64_t)epoch));
-    ff_readout_reset(&t->ro);
     for (int e = 0; e < cfg->eval.readout_epochs; e++) {
         for (int i = 0; i < t->train.n; i++)
             t->order[i] = i;

@@ -30,6 +30,7 @@ grep -q "tensorboard --logdir $tmp/runs/supervised" "$tmp/out" && ok "summary na
 # independent reader: every record valid, expected tags present, scalar values out
 tags=layer0/loss,layer0/goodness_pos,layer0/goodness_neg,layer1/loss,layer1/goodness_pos
 tags=$tags,layer1/goodness_neg,loss/total,train/learning_rate,test/error_goodness,config
+tags=$tags,test/error_softmax
 tags=$tags,_hparams_/experiment,_hparams_/session_start_info,_hparams_/session_end_info
 tags=$tags,custom_scalars__config__,layer0/weights,layer1/biases,layer0/goodness_pos_hist
 tags=$tags,layer1/goodness_neg_hist,inputs/positive,inputs/negative,layer0/receptive_fields
@@ -51,14 +52,16 @@ for line in open(sys.argv[1]):
     pts.setdefault(tag, []).append((int(step), float(val)))
 loss = [v for _, v in sorted(pts["loss/total"])]
 err = [v for _, v in sorted(pts["test/error_goodness"])]
+soft = [v for _, v in sorted(pts["test/error_softmax"])]
 first, last = sum(loss[:3]) / 3, sum(loss[-3:]) / 3
-print("loss/total first3 %.3f last3 %.3f; test error per epoch %s" % (first, last, err))
+print("loss/total first3 %.3f last3 %.3f; test error per epoch %s; softmax %s" % (first, last, err, soft))
 ok = len(loss) >= 6 and last < 0.7 * first and len(err) == 6 and err[-1] < 30.0 and err[-1] < err[0]
+ok = ok and len(soft) == 6 and soft[-1] < 30.0
 sys.exit(0 if ok else 1)
 PY
 rc=$?
 cat "$tmp/check"
-[ $rc -eq 0 ] && ok "loss falls and test error < 30% (chance 90%)" || fail "training did not learn"
+[ $rc -eq 0 ] && ok "loss falls; goodness and softmax test errors < 30% (chance 90%)" || fail "training did not learn"
 
 [ $fails -eq 0 ] && echo "t_e2e_quick: all checks passed"
 exit $((fails > 0))

@@ -97,7 +97,7 @@ static void test_defaults(void)
     CHECK(c.optimizer.weight_decay == 0.0f);
     CHECK(c.schedule.type == FF_SCHED_CONSTANT && c.schedule.decay_start == 0.5f);
     CHECK(c.schedule.final_lr_scale == 0.0f);
-    CHECK(c.eval.every == 1 && c.eval.softmax == 0 && c.eval.readout_epochs == 1);
+    CHECK(c.eval.every == 1 && c.eval.softmax == 0 && c.eval.readout_epochs == 0);
     CHECK(strcmp(c.log.dir, "runs") == 0 && c.log.every == 50 && c.log.histograms == 1 && c.log.images == 1);
     CHECK(strcmp(c.checkpoint.dir, "models") == 0 && c.checkpoint.every == 0 && c.checkpoint.backbone[0] == '\0');
     CHECK(c.clf.n_layers == 0 && c.clf.epochs == 10 && c.clf.lr == 0.001f);

@@ -84,7 +84,7 @@ typedef struct ff_config {
     struct {
         int every;                /* eval.every: evaluate every N epochs (default 1; the last epoch always) */
         int softmax;              /* eval.softmax: also train/eval the softmax readout (bool, default false) */
-        int readout_epochs;       /* eval.readout_epochs: epochs of readout training per evaluation (default 1) */
+        int readout_epochs;       /* eval.readout_epochs: extra head epochs before each evaluation (default 0) */
     } eval;
 
     struct {
