@@ -3,6 +3,7 @@
 
 #include <math.h>
 
+#include "ff/im2col.h"
 #include "ff/rng.h"
 
 int ff_layer_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err)
@@ -47,22 +48,30 @@ size_t ff_layer_workspace(const ff_layer *l, int batch)
     return 0;
 }
 
-void ff_layer_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws)
+size_t ff_layer_patch_floats(const ff_layer *l)
+{
+    if (l->kind == FF_LAYER_FC)
+        return 0;
+    return (size_t)ff_patch_count(l) * (size_t)ff_patch_size(l);
+}
+
+void ff_layer_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
+                      float *patches)
 {
     switch (l->kind) {
     case FF_LAYER_FC: ff_fc_forward(l, x, y, batch, ws); break;
-    case FF_LAYER_CONV: ff_conv_forward(l, x, y, batch, ws); break;
-    case FF_LAYER_LOCAL: ff_local_forward(l, x, y, batch, ws); break;
+    case FF_LAYER_CONV: ff_conv_forward(l, x, y, batch, ws, patches); break;
+    case FF_LAYER_LOCAL: ff_local_forward(l, x, y, batch, ws, patches); break;
     }
 }
 
-void ff_layer_backward(const ff_layer *l, const float *x, const float *dpre, int batch,
-                       float beta, float *ws)
+void ff_layer_backward(const ff_layer *l, const float *x, const float *patches,
+                       const float *dpre, int batch, float beta, float *ws)
 {
     switch (l->kind) {
     case FF_LAYER_FC: ff_fc_backward(l, x, dpre, batch, beta, ws); break;
-    case FF_LAYER_CONV: ff_conv_backward(l, x, dpre, batch, beta, ws); break;
-    case FF_LAYER_LOCAL: ff_local_backward(l, x, dpre, batch, beta, ws); break;
+    case FF_LAYER_CONV: ff_conv_backward(l, x, patches, dpre, batch, beta, ws); break;
+    case FF_LAYER_LOCAL: ff_local_backward(l, x, patches, dpre, batch, beta, ws); break;
     }
 }
 

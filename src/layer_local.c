@@ -10,7 +10,9 @@
  *             y[i][c][p] = relu(t[i][p][c] + b[c*P + p])
  *   backward: d = dpre transposed per sample to [batch, P, out_c];
  *             gW_p = d[:, p, :]^T col[:, p, :], gb[j] = sum_i dpre[i][j]
- * Workspace: col and t (or d), batch * P * (K + out_c) floats. */
+ * Workspace: col and t (or d), batch * P * (K + out_c) floats. In training the
+ * forward pass writes col into the caller's `patches` buffer instead and the
+ * backward pass reads it there. */
 #include <cblas.h>
 #include <string.h>
 
@@ -48,10 +50,11 @@ static void bias_relu(const ff_layer *l, float *y, int batch)
     }
 }
 
-void ff_local_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws)
+void ff_local_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
+                      float *patches)
 {
     const int K = ff_patch_size(l), P = ff_patch_count(l), C = l->out.c;
-    float *col = ws, *t = ws + (size_t)batch * P * K;
+    float *col = patches ? patches : ws, *t = ws + (size_t)batch * P * K;
     int32_t *index = (int32_t *)(t + (size_t)batch * P * C);
     ff_im2col(x, batch, l->in, l->kernel, l->stride, l->out, col, index);
     for (int p = 0; p < P; p++)
@@ -75,13 +78,15 @@ static void bias_grad(const ff_layer *l, const float *dpre, int batch, float bet
     }
 }
 
-void ff_local_backward(const ff_layer *l, const float *x, const float *dpre, int batch,
-                       float beta, float *ws)
+void ff_local_backward(const ff_layer *l, const float *x, const float *patches, const float *dpre,
+                       int batch, float beta, float *ws)
 {
     const int K = ff_patch_size(l), P = ff_patch_count(l), C = l->out.c;
-    float *col = ws, *d = ws + (size_t)batch * P * K;
+    const float *col = patches ? patches : ws;
+    float *d = ws + (size_t)batch * P * K;
     int32_t *index = (int32_t *)(d + (size_t)batch * P * C);
-    ff_im2col(x, batch, l->in, l->kernel, l->stride, l->out, col, index);
+    if (!patches)
+        ff_im2col(x, batch, l->in, l->kernel, l->stride, l->out, ws, index);
     ff_transpose_batch(dpre, d, batch, C, P);
     for (int p = 0; p < P; p++)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, K, batch, 1.0f,

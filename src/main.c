@@ -208,9 +208,11 @@ static int dry_run(const ff_config *cfg, ff_err *err)
     }
     double acts = 0.0;
     for (int l = 0; l < net.n_layers; l++)
-        acts += ff_shape_dim(net.layers[l].in) + ff_shape_dim(net.layers[l].out);
+        acts += ff_shape_dim(net.layers[l].in) + ff_shape_dim(net.layers[l].out) +
+                (double)ff_layer_patch_floats(&net.layers[l]);
     printf("total parameters %zu (%.1f MiB; with gradients and Adam state %.1f MiB), "
-           "%.1f MFLOP per image per pass, activations %.1f MiB at batch %d\n",
+           "%.1f MFLOP per image per pass, activations (with kept receptive fields) %.1f MiB "
+           "at batch %d\n",
            net.n_params, net.n_params * 4.0 / (1 << 20), net.n_params * 16.0 / (1 << 20),
            2e-6 * ff_net_flops(&net), (double)net.max_batch * 4.0 * acts / (1 << 20),
            net.max_batch);

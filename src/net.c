@@ -27,7 +27,7 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
     net->max_batch = max_batch;
     net->n_layers = cfg->model.n_layers;
     ff_shape shape = input;
-    size_t ws = 0, acts = 0, max_out = 0;
+    size_t ws = 0, acts = 0, max_out = 0, patch_total = 0;
     for (int l = 0; l < net->n_layers; l++) {
         ff_layer *L = &net->layers[l];
         int rc = ff_layer_setup(L, &cfg->model.layers[l], shape, l, err);
@@ -38,6 +38,7 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         size_t w = ff_layer_workspace(L, max_batch);
         ws = w > ws ? w : ws;
         acts += (size_t)ff_shape_dim(L->in) + (size_t)ff_shape_dim(L->out);
+        patch_total += ff_layer_patch_floats(L) * (size_t)max_batch;
         net->n_aux += (size_t)ff_shape_dim(L->out);
         if ((size_t)ff_shape_dim(L->out) > max_out)
             max_out = (size_t)ff_shape_dim(L->out);
@@ -48,13 +49,18 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
     if ((rc = alloc_floats(&net->params, net->n_params, "parameters", err)) ||
         (rc = alloc_floats(&net->grads, net->n_params, "gradients", err)) ||
         (rc = alloc_floats(&net->act_mem, act_total, "activations", err)) ||
-        (rc = alloc_floats(&net->ws, ws, "layer workspace", err))) {
+        (rc = alloc_floats(&net->ws, ws, "layer workspace", err)) ||
+        (patch_total && (rc = alloc_floats(&net->patch_mem, patch_total, "receptive fields", err)))) {
         ff_net_free(net);
         return rc;
     }
-    float *p = net->act_mem;
+    float *p = net->act_mem, *pp = net->patch_mem;
     for (int l = 0; l < net->n_layers; l++) {
         ff_layer *L = &net->layers[l];
+        if (ff_layer_patch_floats(L)) {
+            net->patches[l] = pp;
+            pp += ff_layer_patch_floats(L) * (size_t)max_batch;
+        }
         net->in[l] = p;
         p += (size_t)ff_shape_dim(L->in) * max_batch;
         net->out[l] = p;
@@ -87,20 +93,25 @@ void ff_net_free(ff_net *net)
     free(net->grads);
     free(net->act_mem);
     free(net->ws);
-    net->params = net->grads = net->act_mem = net->ws = NULL;
+    free(net->patch_mem);
+    net->params = net->grads = net->act_mem = net->ws = net->patch_mem = NULL;
 }
 
-void ff_net_forward(ff_net *net, const float *x, int batch)
+/* the forward pass; with keep, conv/local layers leave their patches in net->patches */
+static void forward(ff_net *net, const float *x, int batch, int keep)
 {
     FF_ASSERT(batch <= net->max_batch);
     const float *src = x;
     for (int l = 0; l < net->n_layers; l++) {
         ff_layer *L = &net->layers[l];
         ff_normalize(src, net->in[l], batch, ff_shape_dim(L->in), net->norm_eps);
-        ff_layer_forward(L, net->in[l], net->out[l], batch, net->ws);
+        ff_layer_forward(L, net->in[l], net->out[l], batch, net->ws,
+                         keep ? net->patches[l] : NULL);
         src = net->out[l];
     }
 }
+
+void ff_net_forward(ff_net *net, const float *x, int batch) { forward(net, x, batch, 0); }
 
 static float mean(const float *v, int n)
 {
@@ -147,7 +158,7 @@ void ff_net_ff_grads(ff_net *net, const float *x, int npos, int nneg, float scal
                      ff_layer_loss *out)
 {
     const int rows = npos + nneg;
-    ff_net_forward(net, x, rows);
+    forward(net, x, rows, 1);
     for (int l = 0; l < net->n_layers; l++) {
         ff_layer *L = &net->layers[l];
         const int dim = ff_shape_dim(L->out);
@@ -165,7 +176,7 @@ void ff_net_ff_grads(ff_net *net, const float *x, int npos, int nneg, float scal
                                     net->goodness, net->dpre + off);
             r.g_neg = mean(net->goodness, nneg);
         }
-        ff_layer_backward(L, net->in[l], net->dpre, rows, 0.0f, net->ws);
+        ff_layer_backward(L, net->in[l], net->patches[l], net->dpre, rows, 0.0f, net->ws);
         if (out)
             out[l] = r;
     }

@@ -194,7 +194,7 @@ static size_t gc_ny(const gc_layer *t) { return (size_t)t->batch * ff_shape_dim(
 /* forward + FF loss (batch mean); fills dpre if want_grad */
 static float gc_loss(gc_layer *t, int want_grad)
 {
-    ff_layer_forward(&t->l, t->x, t->y, t->batch, t->ws);
+    ff_layer_forward(&t->l, t->x, t->y, t->batch, t->ws, NULL);
     return ff_ff_loss(t->y, t->batch, ff_shape_dim(t->l.out), t->theta, t->sign,
                       1.0f / t->batch, NULL, want_grad ? t->dpre : NULL);
 }
@@ -203,7 +203,7 @@ static float gc_loss(gc_layer *t, int want_grad)
 static void gc_set_theta(gc_layer *t)
 {
     float g[16];
-    ff_layer_forward(&t->l, t->x, t->y, t->batch, t->ws);
+    ff_layer_forward(&t->l, t->x, t->y, t->batch, t->ws, NULL);
     ff_goodness(t->y, t->batch, ff_shape_dim(t->l.out), g);
     double s = 0.0;
     for (int i = 0; i < t->batch; i++)
@@ -262,7 +262,7 @@ static void check_layer_grad(ff_layer_kind kind, ff_shape in, int out, int k, in
     t.sign = sign;
     gc_set_theta(&t);
     gc_loss(&t, 1);
-    ff_layer_backward(&t.l, t.x, t.dpre, t.batch, 0.0f, t.ws);
+    ff_layer_backward(&t.l, t.x, NULL, t.dpre, t.batch, 0.0f, t.ws);
     /* copy: the finite-difference forwards reuse the workspace */
     float *gW = malloc(t.l.n_weights * sizeof(float)), *gb = malloc(t.l.n_bias * sizeof(float));
     memcpy(gW, t.l.gW, t.l.n_weights * sizeof(float));
@@ -325,15 +325,15 @@ static void check_beta(ff_layer_kind kind, ff_shape in, int out, int k, int s)
     float *grads = t.l.gW; /* gW then gb, contiguous */
     for (size_t i = 0; i < np; i++)
         grads[i] = 1e30f;
-    ff_layer_backward(&t.l, t.x, d1, t.batch, 0.0f, t.ws);
+    ff_layer_backward(&t.l, t.x, NULL, d1, t.batch, 0.0f, t.ws);
     memcpy(g1, grads, np * sizeof(float));
     for (size_t i = 0; i < ny; i++)
         t.dpre[i] = d1[i] + d2[i];
-    ff_layer_backward(&t.l, t.x, t.dpre, t.batch, 0.0f, t.ws);
+    ff_layer_backward(&t.l, t.x, NULL, t.dpre, t.batch, 0.0f, t.ws);
     memcpy(g12, grads, np * sizeof(float));
-    ff_layer_backward(&t.l, t.x, d1, t.batch, 0.0f, t.ws);
+    ff_layer_backward(&t.l, t.x, NULL, d1, t.batch, 0.0f, t.ws);
     CHECK(max_abs_diff(grads, g1, np) == 0.0); /* overwrite, deterministic */
-    ff_layer_backward(&t.l, t.x, d2, t.batch, 1.0f, t.ws);
+    ff_layer_backward(&t.l, t.x, NULL, d2, t.batch, 1.0f, t.ws);
     CHECK(max_abs_diff(grads, g12, np) < 1e-4);
     double mx = 0.0;
     for (size_t i = 0; i < np; i++)

@@ -160,7 +160,7 @@ static void check_against_ref(ff_layer_kind kind, ff_shape in, int out, int k, i
     fill_normal(x, nx, &rng, 1.0f);
     for (size_t i = 0; i < ny; i++)
         y[i] = -1.0f; /* every output must be written */
-    ff_layer_forward(&t.l, x, y, batch, t.ws);
+    ff_layer_forward(&t.l, x, y, batch, t.ws, NULL);
     if (kind == FF_LAYER_CONV)
         ref_conv(&t.l, x, r, batch);
     else
@@ -235,16 +235,34 @@ static void check_backward_ref(ff_layer_kind kind, ff_shape in, int out, int k, 
     ref_backward(&t.l, x, d, batch, ref, ref + t.l.n_weights);
     for (size_t i = 0; i < np; i++)
         t.l.gW[i] = 1e30f; /* gW and gb are contiguous */
-    ff_layer_backward(&t.l, x, d, batch, 0.0f, t.ws);
+    ff_layer_backward(&t.l, x, NULL, d, batch, 0.0f, t.ws);
     double scale = 0.0;
     for (size_t i = 0; i < np; i++)
         scale = fmax(scale, fabs(ref[i]));
     CHECK(max_abs_diff(t.l.gW, ref, np) < 1e-5 * scale);
-    ff_layer_backward(&t.l, x, d, batch, 1.0f, t.ws);
+    ff_layer_backward(&t.l, x, NULL, d, batch, 1.0f, t.ws);
     for (size_t i = 0; i < np; i++)
         ref[i] *= 2.0f;
     CHECK(max_abs_diff(t.l.gW, ref, np) < 2e-5 * scale);
+    /* training path: the forward pass keeps the patches and backward reuses them,
+     * with the same result as extracting them again, to the bit */
+    float *patches = malloc((size_t)batch * ff_layer_patch_floats(&t.l) * sizeof(float)),
+          *y = malloc(ny * sizeof(float)), *g1 = malloc(np * sizeof(float));
+    CHECK(ff_layer_patch_floats(&t.l) == (size_t)ff_shape_dim(t.l.out) / t.l.out.c *
+                                             (size_t)in.c * k * k);
+    ff_layer_backward(&t.l, x, NULL, d, batch, 0.0f, t.ws);
+    memcpy(g1, t.l.gW, np * sizeof(float));
+    for (size_t i = 0; i < np; i++)
+        t.l.gW[i] = 1e30f;
+    ff_layer_forward(&t.l, x, y, batch, t.ws, patches);
+    for (size_t i = 0; i < t.ws_n; i++)
+        t.ws[i] = 1e30f; /* the kept patches must not depend on the scratch space */
+    ff_layer_backward(&t.l, NULL, patches, d, batch, 0.0f, t.ws);
+    CHECK(memcmp(g1, t.l.gW, np * sizeof(float)) == 0);
     CHECK(guard_intact(&t));
+    free(patches);
+    free(y);
+    free(g1);
     free(x);
     free(d);
     free(ref);
@@ -276,11 +294,11 @@ static void test_conv_full_kernel_is_fc(void)
     float x[6 * 75], yc[6 * 7], yf[6 * 7], dpre[6 * 7];
     fill_normal(x, (size_t)batch * dim, &rng, 1.0f);
     fill_normal(dpre, (size_t)batch * out, &rng, 1.0f);
-    ff_layer_forward(&conv.l, x, yc, batch, conv.ws);
-    ff_layer_forward(&fc.l, x, yf, batch, fc.ws);
+    ff_layer_forward(&conv.l, x, yc, batch, conv.ws, NULL);
+    ff_layer_forward(&fc.l, x, yf, batch, fc.ws, NULL);
     CHECK(max_abs_diff(yc, yf, (size_t)batch * out) < 1e-5);
-    ff_layer_backward(&conv.l, x, dpre, batch, 0.0f, conv.ws);
-    ff_layer_backward(&fc.l, x, dpre, batch, 0.0f, fc.ws);
+    ff_layer_backward(&conv.l, x, NULL, dpre, batch, 0.0f, conv.ws);
+    ff_layer_backward(&fc.l, x, NULL, dpre, batch, 0.0f, fc.ws);
     CHECK(max_abs_diff(conv.l.gW, fc.l.gW, conv.l.n_weights) < 1e-5);
     CHECK(max_abs_diff(conv.l.gb, fc.l.gb, conv.l.n_bias) < 1e-5);
     tl_free(&conv);
@@ -308,12 +326,12 @@ static void test_local_with_shared_weights_is_conv(void)
     float x[4 * 128], yc[4 * 27], yl[4 * 27], dpre[4 * 27];
     fill_normal(x, nx, &rng, 1.0f);
     fill_normal(dpre, ny, &rng, 1.0f);
-    ff_layer_forward(&conv.l, x, yc, batch, conv.ws);
-    ff_layer_forward(&loc.l, x, yl, batch, loc.ws);
+    ff_layer_forward(&conv.l, x, yc, batch, conv.ws, NULL);
+    ff_layer_forward(&loc.l, x, yl, batch, loc.ws, NULL);
     CHECK(max_abs_diff(yc, yl, ny) < 1e-5);
     /* the conv gradient is the sum of the per-location gradients */
-    ff_layer_backward(&conv.l, x, dpre, batch, 0.0f, conv.ws);
-    ff_layer_backward(&loc.l, x, dpre, batch, 0.0f, loc.ws);
+    ff_layer_backward(&conv.l, x, NULL, dpre, batch, 0.0f, conv.ws);
+    ff_layer_backward(&loc.l, x, NULL, dpre, batch, 0.0f, loc.ws);
     float sum[3 * 18] = {0}, bsum[3] = {0};
     for (int p = 0; p < P; p++) {
         for (size_t j = 0; j < conv.l.n_weights; j++)
@@ -466,9 +484,9 @@ static void test_samples_independent(void)
         CHECK(tl_build(&t, (ff_layer_kind)kind, (ff_shape){2, 6, 6}, 4, 3, 1, 2, &rng) == 0);
         float x[2 * 72], y1[2 * 64], y2[2 * 64];
         fill_normal(x, 144, &rng, 1.0f);
-        ff_layer_forward(&t.l, x, y1, 2, t.ws);
+        ff_layer_forward(&t.l, x, y1, 2, t.ws, NULL);
         fill_normal(x + 72, 72, &rng, 3.0f);
-        ff_layer_forward(&t.l, x, y2, 2, t.ws);
+        ff_layer_forward(&t.l, x, y2, 2, t.ws, NULL);
         CHECK(memcmp(y1, y2, 64 * sizeof(float)) == 0);
         CHECK(memcmp(y1 + 64, y2 + 64, 64 * sizeof(float)) != 0);
         tl_free(&t);

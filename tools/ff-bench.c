@@ -131,17 +131,19 @@ void __wrap_cblas_sgemm(enum CBLAS_ORDER o, enum CBLAS_TRANSPOSE ta, enum CBLAS_
         }                                   \
     } while (0)
 
-void __real_ff_layer_forward(const ff_layer *, const float *, float *, int, float *);
-void __wrap_ff_layer_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws)
+void __real_ff_layer_forward(const ff_layer *, const float *, float *, int, float *, float *);
+void __wrap_ff_layer_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
+                             float *patches)
 {
-    TIMED(T_LAYER, __real_ff_layer_forward(l, x, y, batch, ws));
+    TIMED(T_LAYER, __real_ff_layer_forward(l, x, y, batch, ws, patches));
 }
 
-void __real_ff_layer_backward(const ff_layer *, const float *, const float *, int, float, float *);
-void __wrap_ff_layer_backward(const ff_layer *l, const float *x, const float *dpre, int batch,
-                              float beta, float *ws)
+void __real_ff_layer_backward(const ff_layer *, const float *, const float *, const float *, int,
+                              float, float *);
+void __wrap_ff_layer_backward(const ff_layer *l, const float *x, const float *patches,
+                              const float *dpre, int batch, float beta, float *ws)
 {
-    TIMED(T_LAYER, __real_ff_layer_backward(l, x, dpre, batch, beta, ws));
+    TIMED(T_LAYER, __real_ff_layer_backward(l, x, patches, dpre, batch, beta, ws));
 }
 
 void __real_ff_im2col(const float *, int, ff_shape, int, int, ff_shape, float *, int32_t *);

@@ -41,13 +41,21 @@ void ff_layer_init_params(ff_layer *l, struct ff_rng *rng);
 /* Floats of scratch space forward/backward need for a batch of `batch`. */
 size_t ff_layer_workspace(const ff_layer *l, int batch);
 
-/* y = relu(layer(x)) for a batch; x is [batch, in dim], y [batch, out dim]. */
-void ff_layer_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws);
+/* Floats per sample of the receptive fields (im2col patches) a conv or local
+ * layer can keep from its forward pass for the backward pass (0 for fc). */
+size_t ff_layer_patch_floats(const ff_layer *l);
+
+/* y = relu(layer(x)) for a batch; x is [batch, in dim], y [batch, out dim].
+ * `patches`: NULL, or room for batch * ff_layer_patch_floats(l) floats where a
+ * conv / local layer leaves the patches of x for ff_layer_backward. */
+void ff_layer_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
+                      float *patches);
 
 /* Parameter gradients from dL/d(pre-activation) `dpre` ([batch, out dim]):
- * gW (beta = 0: overwrite, 1: accumulate) and gb likewise. */
-void ff_layer_backward(const ff_layer *l, const float *x, const float *dpre, int batch,
-                       float beta, float *ws);
+ * gW (beta = 0: overwrite, 1: accumulate) and gb likewise. `patches`: what
+ * ff_layer_forward left from this same x, or NULL to extract them again. */
+void ff_layer_backward(const ff_layer *l, const float *x, const float *patches,
+                       const float *dpre, int batch, float beta, float *ws);
 
 /* Multiply-adds per image of the forward pass (for summaries/benchmarks). */
 double ff_layer_flops(const ff_layer *l);
@@ -60,15 +68,17 @@ void ff_fc_backward(const ff_layer *l, const float *x, const float *dpre, int ba
 size_t ff_fc_workspace(const ff_layer *l, int batch);
 
 int ff_conv_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err);
-void ff_conv_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws);
-void ff_conv_backward(const ff_layer *l, const float *x, const float *dpre, int batch, float beta,
-                      float *ws);
+void ff_conv_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
+                     float *patches);
+void ff_conv_backward(const ff_layer *l, const float *x, const float *patches, const float *dpre,
+                      int batch, float beta, float *ws);
 size_t ff_conv_workspace(const ff_layer *l, int batch);
 
 int ff_local_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err);
-void ff_local_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws);
-void ff_local_backward(const ff_layer *l, const float *x, const float *dpre, int batch, float beta,
-                       float *ws);
+void ff_local_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
+                      float *patches);
+void ff_local_backward(const ff_layer *l, const float *x, const float *patches, const float *dpre,
+                       int batch, float beta, float *ws);
 size_t ff_local_workspace(const ff_layer *l, int batch);
 
 #endif

@@ -2,7 +2,8 @@
  * and the activation buffers of one forward pass.
  *
  * Memory: ff_net_build allocates everything once (parameters, gradients,
- * activations for up to max_batch samples, layer workspace); nothing is
+ * activations for up to max_batch samples, layer workspace, the receptive
+ * fields conv/local layers keep between forward and backward); nothing is
  * allocated per batch. params and grads are each ONE contiguous buffer, layer
  * after layer (W then b), so an optimiser step or an allreduce takes the whole
  * net in one call. ff_net_free releases it all (safe on a zeroed struct). */
@@ -29,6 +30,9 @@ typedef struct ff_net {
     float *dpre;                   /* [max_batch, max out dim] scratch for gradients */
     float *goodness;               /* [max_batch] scratch */
     float *ws;                     /* layer workspace */
+    float *patches[FF_MAX_LAYERS]; /* conv/local: [max_batch, patch floats] the training
+                                      forward pass keeps for the backward pass; NULL for fc */
+    float *patch_mem;              /* the single allocation behind patches */
     float peer_strength;           /* peer normalisation strength (0 = off) */
     float peer_decay;              /* decay of the running mean of positive activities */
     size_t n_aux;                  /* floats of training state outside the parameters */
