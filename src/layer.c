@@ -22,6 +22,7 @@ int ff_layer_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
     if (rc)
         return rc;
     l->threshold = cfg->threshold > 0 ? cfg->threshold : (float)ff_shape_dim(l->out);
+    l->slope = 1.0f;
     return FF_OK;
 }
 

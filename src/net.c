@@ -33,6 +33,8 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         int rc = ff_layer_setup(L, &cfg->model.layers[l], shape, l, err);
         if (rc)
             return rc;
+        if (cfg->train.logit_scale > 0.0f)
+            L->slope = cfg->train.logit_scale / (float)ff_shape_dim(L->out);
         L->param_off = net->n_params;
         net->n_params += L->n_weights + L->n_bias;
         size_t w = ff_layer_workspace(L, max_batch);
@@ -165,14 +167,14 @@ void ff_net_ff_grads(ff_net *net, const float *x, int npos, int nneg, float scal
         const size_t off = (size_t)npos * dim;
         ff_layer_loss r = {0};
         if (npos) {
-            r.loss_pos = ff_ff_loss(net->out[l], npos, dim, L->threshold, +1, scale,
+            r.loss_pos = ff_ff_loss(net->out[l], npos, dim, L->threshold, L->slope, +1, scale,
                                     net->goodness, net->dpre);
             r.g_pos = mean(net->goodness, npos);
             if (net->peer_strength > 0.0f)
                 r.peer_loss = peer_norm(net, l, net->out[l], npos, net->dpre);
         }
         if (nneg) {
-            r.loss_neg = ff_ff_loss(net->out[l] + off, nneg, dim, L->threshold, -1, scale,
+            r.loss_neg = ff_ff_loss(net->out[l] + off, nneg, dim, L->threshold, L->slope, -1, scale,
                                     net->goodness, net->dpre + off);
             r.g_neg = mean(net->goodness, nneg);
         }

@@ -32,8 +32,8 @@ void ff_goodness(const float *y, int batch, int dim, float *g)
         g[i] = sum_squares(y + (size_t)i * dim, dim);
 }
 
-float ff_ff_loss(const float *y, int batch, int dim, float theta, int sign, float scale,
-                 float *g, float *dpre)
+float ff_ff_loss(const float *y, int batch, int dim, float theta, float slope, int sign,
+                 float scale, float *g, float *dpre)
 {
     double loss = 0.0;
     for (int i = 0; i < batch; i++) {
@@ -41,11 +41,11 @@ float ff_ff_loss(const float *y, int batch, int dim, float theta, int sign, floa
         float gi = sum_squares(row, dim);
         if (g)
             g[i] = gi;
-        float z = (float)sign * (theta - gi);    /* loss_i = softplus(z) */
+        float z = (float)sign * slope * (theta - gi);    /* loss_i = softplus(z) */
         loss += ff_softplus(z);
         if (dpre) {
-            /* dloss/dg = -sign * sigmoid(z); dg/dy = 2y; relu mask is y > 0 */
-            float coef = scale * -(float)sign * ff_sigmoid(z) * 2.0f;
+            /* dloss/dg = -sign * slope * sigmoid(z); dg/dy = 2y; relu mask is y > 0 */
+            float coef = scale * -(float)sign * slope * ff_sigmoid(z) * 2.0f;
             float *d = dpre + (size_t)i * dim;
 #pragma omp simd
             for (int j = 0; j < dim; j++)

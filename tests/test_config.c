@@ -15,7 +15,7 @@ static const char *const documented_keys[] = {
     "model.layers[].type", "model.layers[].units", "model.layers[].channels", "model.layers[].kernel",
     "model.layers[].stride", "model.layers[].threshold", "model.label_embedding", "model.norm_eps",
     "train.epochs", "train.batch_size", "train.passes", "train.negatives", "train.jitter", "train.peer_norm",
-    "train.peer_decay", "train.shuffle", "optimizer.type", "optimizer.lr", "optimizer.momentum",
+    "train.peer_decay", "train.logit_scale", "train.shuffle", "optimizer.type", "optimizer.lr", "optimizer.momentum",
     "optimizer.beta1", "optimizer.beta2", "optimizer.eps", "optimizer.weight_decay", "schedule.type",
     "schedule.decay_start", "schedule.final_lr_scale", "eval.every", "eval.softmax", "eval.readout_epochs",
     "log.dir", "log.every", "log.histograms", "log.images", "checkpoint.dir", "checkpoint.every",

@@ -262,6 +262,25 @@ static void test_pass_loss_is_mean_of_per_sample(void)
     CHECK_NEAR(lj.loss_pos, lp / 5, 1e-4);
     CHECK_NEAR(lj.loss_neg, ln / 5, 1e-4);
     ff_net_free(&net);
+
+    /* train.logit_scale s: softplus(s (theta - g) / units), from the same weights */
+    cfg.train.logit_scale = 4.0f;
+    ff_rng_seed(&r, 8);
+    CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 8, &r, NULL) == FF_OK);
+    CHECK_NEAR(net.layers[0].slope, 4.0 / 20, 1e-7);
+    ff_net_ff_grads(&net, x, 5, 3, 1.0f / 5, &lj);
+    lp = ln = 0;
+    for (int i = 0; i < 8; i++) {
+        float g;
+        ff_goodness(net.out[0] + i * 20, 1, 20, &g);
+        if (i < 5)
+            lp += log1p(exp(0.2 * (15.0 - g)));
+        else
+            ln += log1p(exp(0.2 * (g - 15.0)));
+    }
+    CHECK_NEAR(lj.loss_pos, lp / 5, 1e-4);
+    CHECK_NEAR(lj.loss_neg, ln / 5, 1e-4);
+    ff_net_free(&net);
 }
 
 /* peer loss of one positive pass, the running means reset to m0 first */

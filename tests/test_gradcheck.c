@@ -49,14 +49,14 @@ static void relu_into(const float *z, float *y, size_t n)
 
 enum { LB = 4, LD = 12 };
 
-static float loss_of_pre(const float *z, float theta, int sign)
+static float loss_of_pre(const float *z, float theta, float slope, int sign)
 {
     float y[LB * LD];
     relu_into(z, y, LB * LD);
-    return ff_ff_loss(y, LB, LD, theta, sign, 1.0f / LB, NULL, NULL);
+    return ff_ff_loss(y, LB, LD, theta, slope, sign, 1.0f / LB, NULL, NULL);
 }
 
-static void check_loss_grad(int sign)
+static void check_loss_grad(int sign, float slope)
 {
     ff_rng rng;
     ff_rng_seed(&rng, 100 + sign);
@@ -68,15 +68,15 @@ static void check_loss_grad(int sign)
     }
     relu_into(z, y, LB * LD);
     const float theta = 6.0f; /* about E[g], so the sigmoid is not saturated */
-    ff_ff_loss(y, LB, LD, theta, sign, 1.0f / LB, g, dpre);
+    ff_ff_loss(y, LB, LD, theta, slope, sign, 1.0f / LB, g, dpre);
     const float h = 1e-2f;
     fd_stats st = {0};
     for (int i = 0; i < LB * LD; i++) {
         float keep = z[i];
         z[i] = keep + h;
-        float lp = loss_of_pre(z, theta, sign);
+        float lp = loss_of_pre(z, theta, slope, sign);
         z[i] = keep - h;
-        float lm = loss_of_pre(z, theta, sign);
+        float lm = loss_of_pre(z, theta, slope, sign);
         z[i] = keep;
         fd_compare(&st, sign > 0 ? "dpre(pos)" : "dpre(neg)", (size_t)i, dpre[i],
                    ((double)lp - lm) / (2.0 * h));
@@ -92,8 +92,11 @@ static void check_loss_grad(int sign)
 
 static void test_loss_gradient(void)
 {
-    check_loss_grad(+1);
-    check_loss_grad(-1);
+    check_loss_grad(+1, 1.0f);
+    check_loss_grad(-1, 1.0f);
+    /* train.logit_scale 10 on this LD-unit layer: slope 10 / LD */
+    check_loss_grad(+1, 10.0f / LD);
+    check_loss_grad(-1, 10.0f / LD);
 }
 
 /* ---- (b) normalisation backward against a random linear function of its output ---- */
@@ -195,7 +198,7 @@ static size_t gc_ny(const gc_layer *t) { return (size_t)t->batch * ff_shape_dim(
 static float gc_loss(gc_layer *t, int want_grad)
 {
     ff_layer_forward(&t->l, t->x, t->y, t->batch, t->ws, NULL);
-    return ff_ff_loss(t->y, t->batch, ff_shape_dim(t->l.out), t->theta, t->sign,
+    return ff_ff_loss(t->y, t->batch, ff_shape_dim(t->l.out), t->theta, 1.0f, t->sign,
                       1.0f / t->batch, NULL, want_grad ? t->dpre : NULL);
 }
 
@@ -367,7 +370,7 @@ static void test_goodness_per_sample(void)
         y[i] = fabsf(ff_rng_normal(&rng));
     const float theta = 5.0f;
     for (int sign = -1; sign <= 1; sign += 2) {
-        float l1 = ff_ff_loss(y, B, D, theta, sign, 1.0f, g1, d1);
+        float l1 = ff_ff_loss(y, B, D, theta, 1.0f, sign, 1.0f, g1, d1);
         for (int i = 0; i < B; i++) {
             double gi = 0.0;
             for (int j = 0; j < D; j++)
@@ -376,13 +379,13 @@ static void test_goodness_per_sample(void)
         }
         double sum = 0.0;
         for (int i = 0; i < B; i++)
-            sum += ff_ff_loss(y + i * D, 1, D, theta, sign, 1.0f, NULL, NULL);
+            sum += ff_ff_loss(y + i * D, 1, D, theta, 1.0f, sign, 1.0f, NULL, NULL);
         CHECK_NEAR(l1, sum, 1e-5);
         float keep[D];
         memcpy(keep, y + D, sizeof keep);
         for (int j = 0; j < D; j++)
             y[D + j] *= 3.0f;
-        ff_ff_loss(y, B, D, theta, sign, 1.0f, g2, d2);
+        ff_ff_loss(y, B, D, theta, 1.0f, sign, 1.0f, g2, d2);
         memcpy(y + D, keep, sizeof keep);
         CHECK(g1[0] == g2[0] && g1[2] == g2[2] && g1[1] != g2[1]);
         CHECK(memcmp(d1, d2, D * sizeof(float)) == 0);

@@ -165,12 +165,13 @@ void __wrap_ff_normalize(const float *x, float *out, int batch, int dim, float e
     TIMED(T_NORM, __real_ff_normalize(x, out, batch, dim, eps));
 }
 
-float __real_ff_ff_loss(const float *, int, int, float, int, float, float *, float *);
-float __wrap_ff_ff_loss(const float *y, int batch, int dim, float theta, int sign, float scale,
+float __real_ff_ff_loss(const float *, int, int, float, float, int, float, float *, float *);
+float __wrap_ff_ff_loss(const float *y, int batch, int dim, float theta, float slope, int sign,
+                        float scale,
                         float *g, float *dpre)
 {
     float r;
-    TIMED(T_LOSS, r = __real_ff_ff_loss(y, batch, dim, theta, sign, scale, g, dpre));
+    TIMED(T_LOSS, r = __real_ff_ff_loss(y, batch, dim, theta, slope, sign, scale, g, dpre));
     return r;
 }
 

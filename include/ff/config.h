@@ -64,6 +64,8 @@ typedef struct ff_config {
         int jitter;               /* train.jitter: max shift in pixels (0 = off) */
         float peer_norm;          /* train.peer_norm: strength (0 = off) */
         float peer_decay;         /* train.peer_decay: running-mean decay (default 0.9) */
+        float logit_scale;        /* train.logit_scale: slope s of sigmoid(s (g - theta) / units),
+                                     0 = the paper's sigmoid(g - theta) */
         int shuffle;              /* train.shuffle: bool (default true) */
     } train;
 

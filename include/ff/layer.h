@@ -23,6 +23,7 @@ typedef struct ff_layer {
     ff_shape in, out;
     int kernel, stride;     /* conv / local */
     float threshold;        /* goodness threshold theta */
+    float slope;            /* FF logistic slope: p(positive) = sigmoid(slope * (g - theta)) */
     size_t n_weights;       /* number of floats in W */
     size_t n_bias;          /* number of floats in b */
     size_t param_off;       /* offset of W in the net's flat buffers; b follows W */

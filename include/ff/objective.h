@@ -16,12 +16,13 @@ float ff_sigmoid(float x);
 void ff_goodness(const float *y, int batch, int dim, float *g);
 
 /* FF loss of a batch of ReLU outputs y ([batch, dim]) as positive (sign = +1)
- * or negative (sign = -1) data: returns scale * sum_i softplus(sign * (theta - g_i)),
- * fills g (if not NULL) and dpre = d(returned loss)/d(pre-activation)
- * = scale * dsoftplus * (-2 sign y) masked by y > 0 (if dpre not NULL).
+ * or negative (sign = -1) data: returns
+ * scale * sum_i softplus(sign * slope * (theta - g_i)) (slope 1 is the paper's
+ * logistic), fills g (if not NULL) and dpre = d(returned loss)/d(pre-activation)
+ * = scale * dsoftplus * (-2 sign slope y) masked by y > 0 (if dpre not NULL).
  * Use scale = 1/batch for the batch mean. */
-float ff_ff_loss(const float *y, int batch, int dim, float theta, int sign, float scale,
-                 float *g, float *dpre);
+float ff_ff_loss(const float *y, int batch, int dim, float theta, float slope, int sign,
+                 float scale, float *g, float *dpre);
 
 /* out[i, :] = x[i, :] / sqrt(mean_j x[i, j]^2 + eps); out may equal x. */
 void ff_normalize(const float *x, float *out, int batch, int dim, float eps);
