@@ -487,6 +487,21 @@ static int validate_clf(const pctx *c, const ff_config *cfg)
     return FF_OK;
 }
 
+/* the net reads the label back from the embedded input: overlay or channels, supervised */
+static int validate_label_every_layer(const pctx *c, const ff_config *cfg)
+{
+    if (!cfg->model.label_every_layer)
+        return FF_OK;
+    pos at = key_pos(c, "model.label_every_layer");
+    if (cfg->mode != FF_MODE_SUPERVISED)
+        return fail(c, at, "model.label_every_layer needs mode supervised (unsupervised nets see no "
+                           "labels)");
+    if (cfg->model.label_embedding == FF_EMBED_PATTERN)
+        return fail(c, at, "model.label_every_layer needs model.label_embedding overlay or channels, "
+                           "got pattern");
+    return FF_OK;
+}
+
 static int validate_at(const pctx *c, const ff_config *cfg)
 {
     for (size_t i = 0; i < ff_config_n_keys; i++) {
@@ -495,6 +510,8 @@ static int validate_at(const pctx *c, const ff_config *cfg)
             return locate(c, c->at[i], rc);
     }
     int rc = validate_layers(c, cfg);
+    if (!rc)
+        rc = validate_label_every_layer(c, cfg);
     return rc ? rc : validate_clf(c, cfg);
 }
 

@@ -64,6 +64,9 @@ const ff_key ff_config_keys[] = {
              "stride: S}; at least one (see model.layers[].* below)"},
     K_ENUM("model.label_embedding", model.label_embedding, embed_names, "overlay",
            "how the label enters the input"),
+    K_BOOL("model.label_every_layer", model.label_every_layer, "false",
+           "supervised, overlay or channels embedding: every layer after the first also gets the "
+           "label as 10 one-hot planes (fc: 10 inputs) beside its normalised input"),
     K_FLOAT("model.norm_eps", model.norm_eps, "1e-8", 0, 1, EXCL_MIN,
             "eps in the layer normalisation x/sqrt(mean(x^2)+eps)"),
 

@@ -104,6 +104,15 @@ void ff_embed_batch(ff_embed_kind kind, const float *images, int rows, int cols,
     ff_embed_batch_shifted(kind, images, rows, cols, idx, labels, NULL, batch, out);
 }
 
+void ff_embed_read_label(ff_embed_kind kind, const float *x, int rows, int cols,
+                         float out[FF_NUM_CLASSES])
+{
+    FF_ASSERT(kind == FF_EMBED_OVERLAY || kind == FF_EMBED_CHANNELS);
+    const size_t hw = (size_t)rows * cols;
+    for (int k = 0; k < FF_NUM_CLASSES; k++)
+        out[k] = kind == FF_EMBED_CHANNELS ? x[(size_t)(1 + k) * hw] : x[k];
+}
+
 void ff_draw_shifts(ff_rng *rng, int max_shift, int n, int8_t *shifts)
 {
     for (int i = 0; i < 2 * n; i++)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ff/embed.h"
 #include "ff/objective.h"
 #include "ff/rng.h"
 
@@ -21,6 +22,8 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
 {
     memset(net, 0, sizeof *net);
     net->input = input;
+    net->label_every_layer = cfg->model.label_every_layer;
+    net->label_embedding = cfg->model.label_embedding;
     net->norm_eps = cfg->model.norm_eps;
     net->peer_strength = cfg->train.peer_norm;
     net->peer_decay = cfg->train.peer_decay;
@@ -30,6 +33,8 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
     size_t ws = 0, acts = 0, max_out = 0, patch_total = 0;
     for (int l = 0; l < net->n_layers; l++) {
         ff_layer *L = &net->layers[l];
+        if (l > 0 && net->label_every_layer)
+            shape.c += FF_NUM_CLASSES; /* fc outputs are {units, 1, 1}: 10 more inputs */
         int rc = ff_layer_setup(L, &cfg->model.layers[l], shape, l, err);
         if (rc)
             return rc;
@@ -99,6 +104,25 @@ void ff_net_free(ff_net *net)
     net->params = net->grads = net->act_mem = net->ws = net->patch_mem = NULL;
 }
 
+/* in[l] (l > 0) with label planes: each row is the normalised output of layer
+ * l - 1, then the 10 label values of the same row of x, each over one plane */
+static void input_with_labels(ff_net *net, int l, const float *x, int batch)
+{
+    const ff_layer *L = &net->layers[l];
+    const int in_dim = ff_shape_dim(L->in), plane = L->in.h * L->in.w;
+    const int prev_dim = ff_shape_dim(net->layers[l - 1].out), x_dim = ff_shape_dim(net->input);
+    FF_ASSERT(prev_dim + FF_NUM_CLASSES * plane == in_dim);
+    for (int i = 0; i < batch; i++) {
+        float *row = net->in[l] + (size_t)i * in_dim, value[FF_NUM_CLASSES];
+        ff_normalize(net->out[l - 1] + (size_t)i * prev_dim, row, 1, prev_dim, net->norm_eps);
+        ff_embed_read_label(net->label_embedding, x + (size_t)i * x_dim, net->input.h,
+                            net->input.w, value);
+        for (int k = 0; k < FF_NUM_CLASSES; k++)
+            for (int p = 0; p < plane; p++)
+                row[prev_dim + k * plane + p] = value[k];
+    }
+}
+
 /* the forward pass; with keep, conv/local layers leave their patches in net->patches */
 static void forward(ff_net *net, const float *x, int batch, int keep)
 {
@@ -106,7 +130,10 @@ static void forward(ff_net *net, const float *x, int batch, int keep)
     const float *src = x;
     for (int l = 0; l < net->n_layers; l++) {
         ff_layer *L = &net->layers[l];
-        ff_normalize(src, net->in[l], batch, ff_shape_dim(L->in), net->norm_eps);
+        if (l > 0 && net->label_every_layer)
+            input_with_labels(net, l, x, batch);
+        else
+            ff_normalize(src, net->in[l], batch, ff_shape_dim(L->in), net->norm_eps);
         ff_layer_forward(L, net->in[l], net->out[l], batch, net->ws,
                          keep ? net->patches[l] : NULL);
         src = net->out[l];

@@ -163,9 +163,11 @@ void ff_readout_features(const ff_net *net, const int *layers, int n_layers, int
         const int l = layers[j];
         const size_t dim = (size_t)ff_shape_dim(net->layers[l].out);
         if (l + 1 < net->n_layers) {
-            FF_ASSERT((size_t)ff_shape_dim(net->layers[l + 1].in) == dim);
+            /* the next layer's input starts with it (label planes may follow) */
+            const size_t next = (size_t)ff_shape_dim(net->layers[l + 1].in);
+            FF_ASSERT(next >= dim);
             for (int i = 0; i < batch; i++)
-                memcpy(out + i * F + off, net->in[l + 1] + i * dim, sizeof(float) * dim);
+                memcpy(out + i * F + off, net->in[l + 1] + i * next, sizeof(float) * dim);
         } else {
             for (int i = 0; i < batch; i++)
                 ff_normalize(net->out[l] + i * dim, out + i * F + off, 1, (int)dim,

@@ -283,6 +283,88 @@ static void test_pass_loss_is_mean_of_per_sample(void)
     ff_net_free(&net);
 }
 
+/* model.label_every_layer: layer l > 0 reads the normalised output of layer
+ * l - 1 followed by 10 planes holding each row's own label (pitfalls: the
+ * negative rows' planes carry their wrong label, never the true one; the
+ * normalisation covers the previous layer's whole vector, not the planes), and
+ * layer 1's gradients, label-plane weights included, match finite differences
+ * of its own loss */
+static void test_label_every_layer(void)
+{
+    ff_config cfg;
+    ff_config_defaults(&cfg);
+    cfg.model.label_embedding = FF_EMBED_CHANNELS;
+    cfg.model.label_every_layer = 1;
+    cfg.model.n_layers = 2;
+    cfg.model.layers[0] = (ff_layer_cfg){.kind = FF_LAYER_CONV, .channels = 3, .kernel = 4, .stride = 2};
+    cfg.model.layers[1] = (ff_layer_cfg){.kind = FF_LAYER_CONV, .channels = 4, .kernel = 2, .stride = 1};
+    cfg.train.logit_scale = 2.0f; /* keep the logistic out of saturation */
+    ff_rng r;
+    ff_rng_seed(&r, 17);
+    enum { N = 6, S = 8 };
+    const ff_shape in = ff_embed_shape(FF_EMBED_CHANNELS, S, S);
+    ff_net net;
+    CHECK(ff_net_build(&net, &cfg, in, N, &r, NULL) == FF_OK);
+    CHECK(net.layers[0].in.c == 11 && net.layers[0].out.h == 3);
+    CHECK(net.layers[1].in.c == 3 + 10 && net.layers[1].in.h == 3);
+    float img[N * S * S], x[N * 11 * S * S];
+    fill_images(&r, img, N, S * S);
+    uint8_t truth[N] = {0, 1, 2, 3, 4, 5}, labels[N];
+    for (int i = 0; i < 3; i++)
+        labels[i] = truth[i];                               /* positive rows */
+    ff_negative_labels_random(&r, truth + 3, 3, labels + 3); /* negative rows */
+    ff_embed_batch(FF_EMBED_CHANNELS, img, S, S, NULL, labels, N, x);
+    ff_layer_loss loss[2];
+    ff_net_ff_grads(&net, x, 3, 3, 1.0f / 3, loss);
+    const int prev = 3 * 3 * 3, plane = 9, dim = prev + 10 * plane;
+    for (int i = 0; i < N; i++) {
+        const float *row = net.in[1] + (size_t)i * dim;
+        double ms = 0;
+        for (int j = 0; j < prev; j++)
+            ms += (double)row[j] * row[j];
+        CHECK_NEAR(ms / prev, 1.0, 1e-4);
+        for (int k = 0; k < 10; k++)
+            for (int p = 0; p < plane; p++)
+                CHECK(row[prev + k * plane + p] == (k == labels[i] ? 1.0f : 0.0f));
+        if (i >= 3)
+            CHECK(row[prev + truth[i] * plane] == 0.0f);
+    }
+    /* the neutral label: 0.1 in every plane */
+    uint8_t neutral = FF_LABEL_NEUTRAL;
+    ff_embed_batch(FF_EMBED_CHANNELS, img, S, S, NULL, &neutral, 1, x);
+    ff_net_forward(&net, x, 1);
+    for (int j = prev; j < dim; j++)
+        CHECK(net.in[1][j] == 0.1f);
+    /* gradient check of layer 1 (its loss alone: no backprop between layers) */
+    ff_embed_batch(FF_EMBED_CHANNELS, img, S, S, NULL, labels, N, x);
+    ff_net_ff_grads(&net, x, 3, 3, 1.0f / 3, loss);
+    const ff_layer *L = &net.layers[1];
+    const size_t n1 = L->n_weights + L->n_bias;
+    float *g = malloc(sizeof(float) * n1);
+    memcpy(g, L->gW, sizeof(float) * n1);
+    int checked = 0, on_planes = 0;
+    const int K = L->in.c * 4;
+    for (size_t k = 0; k < n1; k += 3) {
+        const float h = 1e-2f, p0 = L->W[k];
+        L->W[k] = p0 + h;
+        ff_net_ff_grads(&net, x, 3, 3, 1.0f / 3, loss);
+        double lp = (double)loss[1].loss_pos + loss[1].loss_neg;
+        L->W[k] = p0 - h;
+        ff_net_ff_grads(&net, x, 3, 3, 1.0f / 3, loss);
+        double lm = (double)loss[1].loss_pos + loss[1].loss_neg;
+        L->W[k] = p0;
+        double fd = (lp - lm) / (2 * h);
+        CHECK_NEAR(g[k], fd, 2e-3 + 3e-2 * fabs(fd));
+        checked++;
+        if (k < L->n_weights && (int)(k % (size_t)K) >= 3 * 4 && g[k] != 0.0f)
+            on_planes++; /* a weight reading a label plane, with a gradient */
+    }
+    CHECK(checked > 40);
+    CHECK(on_planes > 5);
+    free(g);
+    ff_net_free(&net);
+}
+
 /* peer loss of one positive pass, the running means reset to m0 first */
 static double peer_loss_at(ff_net *net, const float *x, int n, const float *m0)
 {
@@ -599,6 +681,7 @@ int main(void)
     RUN(test_pattern_embedding);
     RUN(test_alternate_equals_joint);
     RUN(test_pass_loss_is_mean_of_per_sample);
+    RUN(test_label_every_layer);
     RUN(test_peer_normalisation_gradient);
     RUN(test_optimizer_settings_applied);
     RUN(test_schedules);

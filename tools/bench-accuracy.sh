@@ -54,6 +54,8 @@ run_one() { # name config extra...
     [ $rc -eq 0 ] || { echo "$name: ffrun exited $rc (see $log)"; return 1; }
     {
         echo "config=$cfg ${extra[*]}"
+        echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src include configs 2>/dev/null || echo +changes)"
+        echo "date=$(date -u +%Y-%m-%d)"
         grep -E '^test error' "$log"
         grep -E '^finished after' "$log"
         echo "wall_seconds=$(( $(date +%s) - start ))"

@@ -53,6 +53,8 @@ typedef struct ff_config {
         int n_layers;
         ff_layer_cfg layers[FF_MAX_LAYERS]; /* model.layers: list of {type, units|channels, kernel, stride, threshold} */
         ff_embed_kind label_embedding;      /* model.label_embedding: overlay | channels | pattern */
+        int label_every_layer;              /* model.label_every_layer: the label also goes to
+                                               every later layer as 10 one-hot planes (bool) */
         float norm_eps;                     /* model.norm_eps: eps in x/sqrt(mean(x^2)+eps) (default 1e-8) */
     } model;
 

@@ -42,6 +42,12 @@ void ff_embed_batch_shifted(ff_embed_kind kind, const float *images, int rows, i
                             const int *idx, const uint8_t *labels, const int8_t *shifts,
                             int batch, float *out);
 
+/* The 10 label values an overlay or channels embedding put into one embedded
+ * sample x (rows x cols image): 1 at the label, 0 elsewhere; 0.1 each for the
+ * neutral label. */
+void ff_embed_read_label(ff_embed_kind kind, const float *x, int rows, int cols,
+                         float out[FF_NUM_CLASSES]);
+
 /* Draws a shift in [-max_shift, max_shift]^2 for each of n samples (jitter). */
 void ff_draw_shifts(struct ff_rng *rng, int max_shift, int n, int8_t *shifts);
 

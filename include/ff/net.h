@@ -20,12 +20,16 @@ typedef struct ff_net {
     int n_layers;
     ff_layer layers[FF_MAX_LAYERS];
     ff_shape input;
+    int label_every_layer;         /* layers after the first get 10 label planes too */
+    ff_embed_kind label_embedding; /* where the label sits in the input (overlay, channels) */
     float norm_eps;
     int max_batch;
     size_t n_params;
     float *params;                 /* all weights and biases */
     float *grads;                  /* same layout as params */
-    float *in[FF_MAX_LAYERS];      /* normalised input of layer l: [max_batch, in dim] */
+    float *in[FF_MAX_LAYERS];      /* normalised input of layer l: [max_batch, in dim]; with
+                                      label_every_layer, for l > 0 the normalised output of
+                                      layer l - 1 followed by 10 label planes (CHW channels) */
     float *out[FF_MAX_LAYERS];     /* ReLU output of layer l: [max_batch, out dim] */
     float *dpre;                   /* [max_batch, max out dim] scratch for gradients */
     float *goodness;               /* [max_batch] scratch */
@@ -50,7 +54,8 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
 void ff_net_free(ff_net *net);
 
 /* Forward pass of `batch` samples x ([batch, input dim], not normalised):
- * fills net->in[l] and net->out[l] for every layer. */
+ * fills net->in[l] and net->out[l] for every layer. With label_every_layer the
+ * label values are read back from each embedded sample of x. */
 void ff_net_forward(ff_net *net, const float *x, int batch);
 
 /* Per-layer FF loss terms of one pass (batch means, goodness means). */
