@@ -52,8 +52,18 @@ run_one() { # name config extra...
     fi
     local rc=$?
     [ $rc -eq 0 ] || { echo "$name: ffrun exited $rc (see $log)"; return 1; }
+    # supervised runs without the per-batch softmax head: a head trained for one epoch on
+    # the finished, frozen net (ffrun eval) gives the softmax readout
+    local posthoc=""
+    if ! grep -q '^test error (softmax readout)' "$log" && grep -q '^test error (goodness readout)' "$log"; then
+        local model
+        model=$(sed -n 's/^model: *//p' "$log" | tail -1)
+        [ -n "$model" ] && posthoc=$("$ffrun" eval "$model" --softmax-epochs 1 2>&1 |
+            sed -n 's/^test error (softmax readout, head trained 1 epoch(s) now): \([0-9.]*%\)$/\1/p')
+    fi
     {
         echo "config=$cfg ${extra[*]}"
+        [ -n "$posthoc" ] && echo "test error (softmax readout): final $posthoc (head trained 1 epoch on the finished net)"
         echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src include configs 2>/dev/null || echo +changes)"
         echo "date=$(date -u +%Y-%m-%d)"
         grep -E '^test error' "$log"
