@@ -44,6 +44,9 @@ run_one() { # name config extra...
     local resume
     resume=$(ls -t models/*_bench_${name}_step*.ffm 2>/dev/null | head -1)
     local start=$(date +%s)
+    # the code that trains: HEAD now (+changes if the working tree differs)
+    local commit
+    commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src include configs 2>/dev/null || echo +changes)"
     echo "$name: training ($cfg ${extra[*]}) -> $log"
     if [ -n "$resume" ]; then
         "$ffrun" --resume "$resume" --verbose > "$log" 2>&1
@@ -64,7 +67,7 @@ run_one() { # name config extra...
     {
         echo "config=$cfg ${extra[*]}"
         [ -n "$posthoc" ] && echo "test error (softmax readout): final $posthoc (head trained 1 epoch on the finished net)"
-        echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src include configs 2>/dev/null || echo +changes)"
+        echo "commit=$commit"
         echo "date=$(date -u +%Y-%m-%d)"
         grep -E '^test error' "$log"
         grep -E '^finished after' "$log"
