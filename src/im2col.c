@@ -57,10 +57,10 @@ static void patch_index(ff_shape in, int k, int stride, ff_shape out, int32_t *i
                                              (size_t)ox * stride + kj);
 }
 
-void ff_im2col(const float *x, int batch, ff_shape in, int k, int stride, ff_shape out,
-               float *col, int32_t *index)
+void ff_im2col(const float *x, int batch, size_t x_stride, ff_shape in, int k, int stride,
+               ff_shape out, float *col, int32_t *index)
 {
-    const size_t in_dim = (size_t)ff_shape_dim(in);
+    const size_t in_dim = x_stride;
     if (index) {
         const size_t n = (size_t)out.h * out.w * in.c * k * k;
         patch_index(in, k, stride, out, index);
@@ -91,4 +91,40 @@ void ff_transpose_batch(const float *src, float *dst, int batch, int rows, int c
             for (int c = 0; c < cols; c++)
                 d[(size_t)c * rows + r] = s[(size_t)r * cols + c];
     }
+}
+
+void ff_planes_read(const ff_layer *l, const float *x, int batch, float *V)
+{
+    const int nc = l->const_c, first = l->in.c - nc;
+    const size_t plane = (size_t)l->in.h * l->in.w, dim = (size_t)ff_shape_dim(l->in);
+    for (int i = 0; i < batch; i++)
+        for (int j = 0; j < nc; j++)
+            V[(size_t)i * nc + j] = x[(size_t)i * dim + (size_t)(first + j) * plane];
+}
+
+void ff_planes_weight_sums(const ff_layer *l, const float *W, float *S)
+{
+    const int nc = l->const_c, K = ff_patch_size(l), Kv = ff_patch_size_varying(l);
+    const int kk = l->kernel * l->kernel;
+    for (int c = 0; c < l->out.c; c++)
+        for (int j = 0; j < nc; j++) {
+            const float *w = W + (size_t)c * K + Kv + (size_t)j * kk;
+            float s = 0.0f;
+            for (int q = 0; q < kk; q++)
+                s += w[q];
+            S[(size_t)c * nc + j] = s;
+        }
+}
+
+void ff_planes_scatter_grad(const ff_layer *l, const float *G, float beta, float *gW)
+{
+    const int nc = l->const_c, K = ff_patch_size(l), Kv = ff_patch_size_varying(l);
+    const int kk = l->kernel * l->kernel;
+    for (int c = 0; c < l->out.c; c++)
+        for (int j = 0; j < nc; j++) {
+            float *g = gW + (size_t)c * K + Kv + (size_t)j * kk;
+            const float v = G[(size_t)c * nc + j];
+            for (int q = 0; q < kk; q++)
+                g[q] = (beta == 0.0f ? 0.0f : beta * g[q]) + v;
+        }
 }

@@ -53,7 +53,7 @@ size_t ff_layer_patch_floats(const ff_layer *l)
 {
     if (l->kind == FF_LAYER_FC)
         return 0;
-    return (size_t)ff_patch_count(l) * (size_t)ff_patch_size(l);
+    return (size_t)ff_patch_count(l) * (size_t)ff_patch_size_varying(l);
 }
 
 void ff_layer_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
@@ -76,5 +76,13 @@ void ff_layer_backward(const ff_layer *l, const float *x, const float *patches,
     }
 }
 
-double ff_layer_flops(const ff_layer *l) { return (double)l->n_weights *
-    (l->kind == FF_LAYER_CONV ? (double)l->out.h * l->out.w : 1.0); }
+double ff_layer_flops(const ff_layer *l)
+{
+    if (l->kind == FF_LAYER_FC)
+        return (double)l->n_weights;
+    /* im2col channels through the GEMM, constant planes as a per-sample bias */
+    const double P = ff_patch_count(l), C = l->out.c;
+    const double per_location = C * (ff_patch_size_varying(l) + l->const_c);
+    return l->kind == FF_LAYER_CONV ? P * per_location - (P - 1) * C * l->const_c
+                                    : P * per_location;
+}

@@ -10,7 +10,11 @@
  *             gW (+)= d^T col (one sgemm per round), gb[c] = sum_{i,p} dpre[i][c][p]
  * In training the forward pass writes col for the whole batch into the caller's
  * `patches` buffer and the backward pass reads it there instead of extracting the
- * patches again.
+ * patches again. Constant planes (l->const_c > 0: label planes) stay out of col
+ * (K becomes Kv, the varying channels' share): their part of every window is
+ * a[i][c] = sum_j V[i][j] S[c][j] (V: plane values, S: per-plane kernel sums), added
+ * with the bias; in backward, d S[c][j] = sum_i V[i][j] sum_p dpre[i][c][p] is
+ * copied to each of plane j's k*k weights.
  * Measured (paper's shapes, batch 100 and 1000): per-sample GEMMs are 2-3x slower on
  * layers 2 and 3; rounds of 64 samples are a few % faster than one whole-batch
  * sgemm and keep the workspace small: (min(batch, 64) + 1) * P * (K + out_c) floats. */
@@ -39,20 +43,31 @@ static int chunk(int batch) { return batch < FF_CONV_CHUNK ? batch : FF_CONV_CHU
 
 size_t ff_conv_workspace(const ff_layer *l, int batch)
 {
-    /* col and t (or d) for one round, then the gather index (P * K int32) */
+    /* col and t (or d) for one round, then the gather index (P * Kv int32); for
+     * constant planes S [C, nc], V [batch, nc] and a (or the row sums) [batch, C] */
+    const size_t nc = (size_t)l->const_c, C = (size_t)l->out.c;
     return (size_t)(chunk(batch) + 1) * (size_t)ff_patch_count(l) *
-               ((size_t)ff_patch_size(l) + (size_t)l->out.c);
+               ((size_t)ff_patch_size_varying(l) + C) +
+           (nc ? C * nc + (size_t)batch * (nc + C) : 0);
 }
 
-/* y[i][c][p] = relu(y[i][c][p] + b[c]) */
-static void bias_relu(const ff_layer *l, float *y, int batch)
+/* the constant-plane scratch after the rounds' col, t and index */
+static float *planes_ws(const ff_layer *l, int batch, float *ws)
 {
-    const int P = ff_patch_count(l);
+    return ws + (size_t)(chunk(batch) + 1) * (size_t)ff_patch_count(l) *
+                    ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c);
+}
+
+/* y[i][c][p] = relu(y[i][c][p] + b[c] + a[i][c]) (a NULL: no plane term) */
+static void bias_relu(const ff_layer *l, float *y, int batch, const float *a)
+{
+    const int P = ff_patch_count(l), C = l->out.c;
     for (int i = 0; i < batch; i++)
-        for (int c = 0; c < l->out.c; c++) {
-            float *row = y + ((size_t)i * l->out.c + c) * P;
+        for (int c = 0; c < C; c++) {
+            float *row = y + ((size_t)i * C + c) * P;
+            const float add = l->b[c] + (a ? a[(size_t)i * C + c] : 0.0f);
             for (int p = 0; p < P; p++) {
-                float v = row[p] + l->b[c];
+                float v = row[p] + add;
                 row[p] = v > 0.0f ? v : 0.0f;
             }
         }
@@ -61,23 +76,34 @@ static void bias_relu(const ff_layer *l, float *y, int batch)
 void ff_conv_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
                      float *patches)
 {
-    const int K = ff_patch_size(l), P = ff_patch_count(l), C = l->out.c;
+    const int Kv = ff_patch_size_varying(l), K = ff_patch_size(l), P = ff_patch_count(l);
+    const int C = l->out.c, nc = l->const_c;
     const size_t in_dim = (size_t)ff_shape_dim(l->in), out_dim = (size_t)ff_shape_dim(l->out);
-    float *t = ws + (size_t)chunk(batch) * P * K;
+    const ff_shape varying = {l->in.c - nc, l->in.h, l->in.w};
+    float *t = ws + (size_t)chunk(batch) * P * Kv;
     int32_t *index = (int32_t *)(t + (size_t)chunk(batch) * P * C);
+    float *a = NULL;
+    if (nc) {
+        float *S = planes_ws(l, batch, ws), *V = S + (size_t)C * nc;
+        a = V + (size_t)batch * nc;
+        ff_planes_weight_sums(l, l->W, S);
+        ff_planes_read(l, x, batch, V);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, C, nc, 1.0f, V, nc, S, nc,
+                    0.0f, a, C);
+    }
     for (int i0 = 0; i0 < batch; i0 += FF_CONV_CHUNK) {
         const int n = chunk(batch - i0);
-        float *col = patches ? patches + (size_t)i0 * P * K : ws;
-        ff_im2col(x + i0 * in_dim, n, l->in, l->kernel, l->stride, l->out, col, index);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n * P, C, K, 1.0f, col, K, l->W, K,
+        float *col = patches ? patches + (size_t)i0 * P * Kv : ws;
+        ff_im2col(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->out, col, index);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n * P, C, Kv, 1.0f, col, Kv, l->W, K,
                     0.0f, t, C);
         ff_transpose_batch(t, y + i0 * out_dim, n, P, C);
     }
-    bias_relu(l, y, batch);
+    bias_relu(l, y, batch, a);
 }
 
-/* gb[c] (= or +=) sum over samples and locations of dpre[i][c][p] */
-static void bias_grad(const ff_layer *l, const float *dpre, int batch, float beta)
+/* r[i][c] = sum_p dpre[i][c][p]; gb[c] (= or +=) sum_i r[i][c] */
+static void bias_grad(const ff_layer *l, const float *dpre, int batch, float beta, float *r)
 {
     const int P = ff_patch_count(l), C = l->out.c;
     if (beta == 0.0f)
@@ -89,24 +115,42 @@ static void bias_grad(const ff_layer *l, const float *dpre, int batch, float bet
             for (int p = 0; p < P; p++)
                 s += row[p];
             l->gb[c] += s;
+            if (r)
+                r[(size_t)i * C + c] = s;
         }
 }
 
 void ff_conv_backward(const ff_layer *l, const float *x, const float *patches, const float *dpre,
                       int batch, float beta, float *ws)
 {
-    const int K = ff_patch_size(l), P = ff_patch_count(l), C = l->out.c;
+    const int Kv = ff_patch_size_varying(l), K = ff_patch_size(l), P = ff_patch_count(l);
+    const int C = l->out.c, nc = l->const_c;
     const size_t in_dim = (size_t)ff_shape_dim(l->in), out_dim = (size_t)ff_shape_dim(l->out);
-    float *d = ws + (size_t)chunk(batch) * P * K;
+    const ff_shape varying = {l->in.c - nc, l->in.h, l->in.w};
+    float *d = ws + (size_t)chunk(batch) * P * Kv;
     int32_t *index = (int32_t *)(d + (size_t)chunk(batch) * P * C);
     for (int i0 = 0; i0 < batch; i0 += FF_CONV_CHUNK) {
         const int n = chunk(batch - i0);
-        const float *col = patches ? patches + (size_t)i0 * P * K : ws;
+        const float *col = patches ? patches + (size_t)i0 * P * Kv : ws;
         if (!patches)
-            ff_im2col(x + i0 * in_dim, n, l->in, l->kernel, l->stride, l->out, ws, index);
+            ff_im2col(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->out, ws,
+                      index);
         ff_transpose_batch(dpre + i0 * out_dim, d, n, C, P);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, K, n * P, 1.0f, d, C, col, K,
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, Kv, n * P, 1.0f, d, C, col, Kv,
                     i0 ? 1.0f : beta, l->gW, K);
     }
-    bias_grad(l, dpre, batch, beta);
+    float *G = NULL, *V = NULL, *r = NULL;
+    if (nc) {
+        G = planes_ws(l, batch, ws); /* [C, nc] */
+        V = G + (size_t)C * nc;
+        r = V + (size_t)batch * nc;
+        FF_ASSERT(x != NULL); /* the plane values come from x */
+    }
+    bias_grad(l, dpre, batch, beta, r);
+    if (nc) {
+        ff_planes_read(l, x, batch, V);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, nc, batch, 1.0f, r, C, V, nc,
+                    0.0f, G, nc);
+        ff_planes_scatter_grad(l, G, beta, l->gW);
+    }
 }

@@ -12,7 +12,10 @@
  *             gW_p = d[:, p, :]^T col[:, p, :], gb[j] = sum_i dpre[i][j]
  * Workspace: col and t (or d), batch * P * (K + out_c) floats. In training the
  * forward pass writes col into the caller's `patches` buffer instead and the
- * backward pass reads it there. */
+ * backward pass reads it there. Constant planes (l->const_c > 0: label planes)
+ * stay out of col (K becomes Kv): location p adds V S_p^T to t[:, p, :] (V: plane
+ * values [batch, nc], S_p: per-plane kernel sums of W_p) and its backward takes
+ * d S_p = d_p^T V, copied to each of plane j's k*k weights. */
 #include <cblas.h>
 #include <string.h>
 
@@ -32,9 +35,18 @@ int ff_local_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
 
 size_t ff_local_workspace(const ff_layer *l, int batch)
 {
-    /* col and t (or d) for the batch, then the gather index (P * K int32) */
+    /* col and t (or d) for the batch, then the gather index (P * Kv int32); for
+     * constant planes V [batch, nc] and S_p (or d S_p) [C, nc] */
+    const size_t nc = (size_t)l->const_c;
     return (size_t)(batch + 1) * (size_t)ff_patch_count(l) *
-           ((size_t)ff_patch_size(l) + (size_t)l->out.c);
+               ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c) +
+           (nc ? nc * ((size_t)batch + (size_t)l->out.c) : 0);
+}
+
+static float *planes_ws(const ff_layer *l, int batch, float *ws)
+{
+    return ws + (size_t)(batch + 1) * (size_t)ff_patch_count(l) *
+                    ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c);
 }
 
 /* y[i][j] = relu(y[i][j] + b[j]) */
@@ -50,17 +62,36 @@ static void bias_relu(const ff_layer *l, float *y, int batch)
     }
 }
 
+/* W_p, the [C, K] weight matrix of location p, seen as a layer of its own for
+ * the plane helpers */
+static const float *weights_at(const ff_layer *l, int p)
+{
+    return l->W + (size_t)p * l->out.c * ff_patch_size(l);
+}
+
 void ff_local_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
                       float *patches)
 {
-    const int K = ff_patch_size(l), P = ff_patch_count(l), C = l->out.c;
-    float *col = patches ? patches : ws, *t = ws + (size_t)batch * P * K;
+    const int Kv = ff_patch_size_varying(l), K = ff_patch_size(l), P = ff_patch_count(l);
+    const int C = l->out.c, nc = l->const_c;
+    const ff_shape varying = {l->in.c - nc, l->in.h, l->in.w};
+    float *col = patches ? patches : ws, *t = ws + (size_t)batch * P * Kv;
     int32_t *index = (int32_t *)(t + (size_t)batch * P * C);
-    ff_im2col(x, batch, l->in, l->kernel, l->stride, l->out, col, index);
-    for (int p = 0; p < P; p++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, C, K, 1.0f,
-                    col + (size_t)p * K, P * K, l->W + (size_t)p * C * K, K, 0.0f,
+    float *V = planes_ws(l, batch, ws), *S = V + (size_t)batch * nc;
+    ff_im2col(x, batch, (size_t)ff_shape_dim(l->in), varying, l->kernel, l->stride, l->out, col,
+              index);
+    if (nc)
+        ff_planes_read(l, x, batch, V);
+    for (int p = 0; p < P; p++) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, C, Kv, 1.0f,
+                    col + (size_t)p * Kv, P * Kv, weights_at(l, p), K, 0.0f,
                     t + (size_t)p * C, P * C);
+        if (nc) {
+            ff_planes_weight_sums(l, weights_at(l, p), S);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, C, nc, 1.0f, V, nc, S,
+                        nc, 1.0f, t + (size_t)p * C, P * C);
+        }
+    }
     ff_transpose_batch(t, y, batch, P, C);
     bias_relu(l, y, batch);
 }
@@ -81,16 +112,30 @@ static void bias_grad(const ff_layer *l, const float *dpre, int batch, float bet
 void ff_local_backward(const ff_layer *l, const float *x, const float *patches, const float *dpre,
                        int batch, float beta, float *ws)
 {
-    const int K = ff_patch_size(l), P = ff_patch_count(l), C = l->out.c;
+    const int Kv = ff_patch_size_varying(l), K = ff_patch_size(l), P = ff_patch_count(l);
+    const int C = l->out.c, nc = l->const_c;
+    const ff_shape varying = {l->in.c - nc, l->in.h, l->in.w};
     const float *col = patches ? patches : ws;
-    float *d = ws + (size_t)batch * P * K;
+    float *d = ws + (size_t)batch * P * Kv;
     int32_t *index = (int32_t *)(d + (size_t)batch * P * C);
+    float *V = planes_ws(l, batch, ws), *G = V + (size_t)batch * nc;
     if (!patches)
-        ff_im2col(x, batch, l->in, l->kernel, l->stride, l->out, ws, index);
+        ff_im2col(x, batch, (size_t)ff_shape_dim(l->in), varying, l->kernel, l->stride, l->out,
+                  ws, index);
+    if (nc) {
+        FF_ASSERT(x != NULL); /* the plane values come from x */
+        ff_planes_read(l, x, batch, V);
+    }
     ff_transpose_batch(dpre, d, batch, C, P);
-    for (int p = 0; p < P; p++)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, K, batch, 1.0f,
-                    d + (size_t)p * C, P * C, col + (size_t)p * K, P * K, beta,
-                    l->gW + (size_t)p * C * K, K);
+    for (int p = 0; p < P; p++) {
+        float *gW = l->gW + (size_t)p * C * K;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, Kv, batch, 1.0f,
+                    d + (size_t)p * C, P * C, col + (size_t)p * Kv, P * Kv, beta, gW, K);
+        if (nc) {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, nc, batch, 1.0f,
+                        d + (size_t)p * C, P * C, V, nc, 0.0f, G, nc);
+            ff_planes_scatter_grad(l, G, beta, gW);
+        }
+    }
     bias_grad(l, dpre, batch, beta);
 }

@@ -17,6 +17,19 @@ static int alloc_floats(float **p, size_t n, const char *what, ff_err *err)
     return FF_OK;
 }
 
+/* How many trailing input channels of layer l are label planes (constant over
+ * each sample's plane), which conv and local layers take as a per-sample bias:
+ * the channels embedding's 10 planes at the input, label_every_layer's later. */
+static int label_planes(const ff_config *cfg, int l, const ff_layer *L)
+{
+    if (L->kind == FF_LAYER_FC || cfg->mode != FF_MODE_SUPERVISED)
+        return 0;
+    if (l == 0)
+        return cfg->model.label_embedding == FF_EMBED_CHANNELS &&
+                       L->in.c == 1 + FF_NUM_CLASSES ? FF_NUM_CLASSES : 0;
+    return cfg->model.label_every_layer ? FF_NUM_CLASSES : 0;
+}
+
 int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batch, ff_rng *rng,
                  ff_err *err)
 {
@@ -38,6 +51,7 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         int rc = ff_layer_setup(L, &cfg->model.layers[l], shape, l, err);
         if (rc)
             return rc;
+        L->const_c = label_planes(cfg, l, L);
         if (cfg->train.logit_scale > 0.0f)
             L->slope = cfg->train.logit_scale / (float)ff_shape_dim(L->out);
         L->param_off = net->n_params;

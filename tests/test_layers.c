@@ -277,6 +277,90 @@ static void test_backward_matches_reference(void)
     check_backward_ref(FF_LAYER_LOCAL, (ff_shape){3, 6, 5}, 4, 2, 1, 5);
 }
 
+/* re-sizes t's workspace after setting const_c (tl_build sized it for none) */
+static int tl_set_planes(tlayer *t, int nc, int batch)
+{
+    t->l.const_c = nc;
+    free(t->ws);
+    t->ws_n = ff_layer_workspace(&t->l, batch);
+    t->ws = malloc((t->ws_n + GUARD) * sizeof(float));
+    if (!t->ws)
+        return -1;
+    for (int i = 0; i < GUARD; i++)
+        t->ws[t->ws_n + i] = SENTINEL;
+    return 0;
+}
+
+/* constant planes (const_c = 3 label-like planes, one value each per sample)
+ * taken as a per-sample bias give the same outputs and gradients as the same
+ * weights through im2col; also with kept patches (which then hold only the
+ * varying channels) and over several conv rounds (batch 70 > 64) */
+static void check_const_planes(ff_layer_kind kind, ff_shape in, int out, int k, int s, int batch)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 404);
+    const int nc = 3;
+    tlayer full, fast;
+    CHECK(tl_build(&full, kind, in, out, k, s, batch, &rng) == 0);
+    CHECK(tl_build(&fast, kind, in, out, k, s, batch, &rng) == 0);
+    CHECK(tl_set_planes(&fast, nc, batch) == 0);
+    const size_t np = full.l.n_weights + full.l.n_bias;
+    memcpy(fast.l.W, full.l.W, np * sizeof(float)); /* W and b */
+    const size_t dim = (size_t)ff_shape_dim(in), plane = (size_t)in.h * in.w;
+    const size_t ny = (size_t)batch * ff_shape_dim(full.l.out);
+    float *x = malloc((size_t)batch * dim * sizeof(float)), *y1 = malloc(ny * sizeof(float)),
+          *y2 = malloc(ny * sizeof(float)), *d = malloc(ny * sizeof(float)),
+          *patches = malloc((size_t)batch * ff_layer_patch_floats(&fast.l) * sizeof(float));
+    fill_normal(x, (size_t)batch * dim, &rng, 1.0f);
+    for (int i = 0; i < batch; i++)
+        for (int j = 0; j < nc; j++) {
+            float v = j == i % nc ? 1.0f : 0.1f * (float)j;
+            for (size_t q = 0; q < plane; q++)
+                x[(size_t)i * dim + (size_t)(in.c - nc + j) * plane + q] = v;
+        }
+    fill_normal(d, ny, &rng, 1.0f);
+    CHECK(ff_layer_patch_floats(&fast.l) ==
+          (size_t)ff_patch_count(&fast.l) * (size_t)(in.c - nc) * k * k);
+    { /* multiply-adds: the varying channels per location, the planes once (conv) */
+        const double P = ff_patch_count(&fast.l), Kv = (in.c - nc) * k * k;
+        CHECK(ff_layer_flops(&fast.l) == (kind == FF_LAYER_CONV ? P * out * Kv + out * nc
+                                                                : P * out * (Kv + nc)));
+    }
+    ff_layer_forward(&full.l, x, y1, batch, full.ws, NULL);
+    ff_layer_forward(&fast.l, x, y2, batch, fast.ws, NULL);
+    CHECK(max_abs_diff(y1, y2, ny) < 1e-4);
+    CHECK(count_positive(y1, ny) > ny / 10);
+    ff_layer_backward(&full.l, x, NULL, d, batch, 0.0f, full.ws);
+    ff_layer_backward(&fast.l, x, NULL, d, batch, 0.0f, fast.ws);
+    double scale = 0.0;
+    for (size_t i = 0; i < np; i++)
+        scale = fmax(scale, fabs(full.l.gW[i]));
+    CHECK(max_abs_diff(full.l.gW, fast.l.gW, np) < 1e-5 * scale);
+    /* accumulate (beta 1) from the kept patches */
+    ff_layer_forward(&fast.l, x, y2, batch, fast.ws, patches);
+    CHECK(max_abs_diff(y1, y2, ny) < 1e-4);
+    ff_layer_backward(&fast.l, x, patches, d, batch, 1.0f, fast.ws);
+    for (size_t i = 0; i < np; i++)
+        full.l.gW[i] *= 2.0f;
+    CHECK(max_abs_diff(full.l.gW, fast.l.gW, np) < 2e-5 * scale);
+    CHECK(guard_intact(&full) && guard_intact(&fast));
+    free(x);
+    free(y1);
+    free(y2);
+    free(d);
+    free(patches);
+    tl_free(&full);
+    tl_free(&fast);
+}
+
+static void test_const_planes_match_im2col(void)
+{
+    check_const_planes(FF_LAYER_CONV, (ff_shape){5, 9, 9}, 6, 3, 2, 70);
+    check_const_planes(FF_LAYER_CONV, (ff_shape){4, 5, 5}, 3, 2, 1, 5);
+    check_const_planes(FF_LAYER_LOCAL, (ff_shape){5, 9, 9}, 6, 3, 2, 7);
+    check_const_planes(FF_LAYER_LOCAL, (ff_shape){4, 5, 5}, 3, 2, 1, 5);
+}
+
 /* a conv whose kernel covers the whole input is an fc layer with the same W, b */
 static void test_conv_full_kernel_is_fc(void)
 {
@@ -545,8 +629,8 @@ static void test_im2col_index_matches_loops(void)
         int32_t *index = malloc(sizeof(int32_t) * n);
         for (int i = 0; i < batch * dim; i++)
             x[i] = (float)i * 0.25f;
-        ff_im2col(x, batch, in, g[t].k, g[t].s, out, a, NULL);
-        ff_im2col(x, batch, in, g[t].k, g[t].s, out, b, index);
+        ff_im2col(x, batch, (size_t)ff_shape_dim(in), in, g[t].k, g[t].s, out, a, NULL);
+        ff_im2col(x, batch, (size_t)ff_shape_dim(in), in, g[t].k, g[t].s, out, b, index);
         CHECK(memcmp(a, b, sizeof(float) * n * batch) == 0);
         free(x), free(a), free(b), free(index);
     }
@@ -558,6 +642,7 @@ int main(void)
     RUN(test_conv_matches_reference);
     RUN(test_local_matches_reference);
     RUN(test_backward_matches_reference);
+    RUN(test_const_planes_match_im2col);
     RUN(test_conv_full_kernel_is_fc);
     RUN(test_local_with_shared_weights_is_conv);
     RUN(test_paper_shapes);

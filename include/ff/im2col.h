@@ -24,17 +24,39 @@ int ff_patch_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
 /* Floats per receptive field K = in.c * k * k. */
 static inline int ff_patch_size(const ff_layer *l) { return l->in.c * l->kernel * l->kernel; }
 
+/* Floats per receptive field that go through im2col: the channels before the
+ * l->const_c constant planes, Kv = (in.c - const_c) * k * k. */
+static inline int ff_patch_size_varying(const ff_layer *l)
+{
+    return (l->in.c - l->const_c) * l->kernel * l->kernel;
+}
+
 /* Output locations per sample P = oh * ow. */
 static inline int ff_patch_count(const ff_layer *l) { return l->out.h * l->out.w; }
 
 /* Extracts every receptive field of a batch as one row each: col is
  * [batch * P, K] row-major, row i * P + oy * ow + ox, column (c * k + ki) * k + kj
- * holding x[i][c][oy * s + ki][ox * s + kj]. With `index` (scratch for P * K
- * int32) the offsets are computed once per call and every sample is a flat
- * gather (fast for the small 2x2 kernels of the paper's nets); index NULL copies
- * window rows directly. Both give the same col. */
-void ff_im2col(const float *x, int batch, ff_shape in, int k, int stride, ff_shape out,
-               float *col, int32_t *index);
+ * holding x[i][c][oy * s + ki][ox * s + kj], K = in.c * k * k. Sample i starts at
+ * x + i * x_stride (x_stride >= in.c * in.h * in.w: `in` may be the first channels
+ * of a larger input). With `index` (scratch for P * K int32) the offsets are
+ * computed once per call and every sample is a flat gather (fast for the small
+ * 2x2 kernels of the paper's nets); index NULL copies window rows directly. Both
+ * give the same col. */
+void ff_im2col(const float *x, int batch, size_t x_stride, ff_shape in, int k, int stride,
+               ff_shape out, float *col, int32_t *index);
+
+/* Constant planes (l->const_c = nc > 0): a window's dot product with them is
+ * sum_j v_j S[c][j], v_j the value of plane j and S[c][j] the sum of output
+ * channel c's kernel weights on plane j, so the layers add them as a per-sample
+ * bias. V[i][j] = the value of plane j of sample i ([batch, nc]). */
+void ff_planes_read(const ff_layer *l, const float *x, int batch, float *V);
+
+/* S[c][j] ([C, nc]) from a [C, K] weight matrix W. */
+void ff_planes_weight_sums(const ff_layer *l, const float *W, float *S);
+
+/* The planes' weight gradients from G[c][j] = d loss / d S[c][j] ([C, nc]):
+ * gW[c][Kv + j * k * k + q] = beta * gW[...] + G[c][j] for every q < k * k. */
+void ff_planes_scatter_grad(const ff_layer *l, const float *G, float beta, float *gW);
 
 /* dst[i][c][r] = src[i][r][c] for i < batch: transposes each sample's [rows, cols]
  * block into [cols, rows]. src and dst must not overlap. */

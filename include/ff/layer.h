@@ -22,6 +22,9 @@ typedef struct ff_layer {
     ff_layer_kind kind;
     ff_shape in, out;
     int kernel, stride;     /* conv / local */
+    int const_c;            /* conv / local: the last const_c input channels are planes with
+                               one value each (label planes); they enter as a per-sample
+                               bias, not through im2col (0 = none) */
     float threshold;        /* goodness threshold theta */
     float slope;            /* FF logistic slope: p(positive) = sigmoid(slope * (g - theta)) */
     size_t n_weights;       /* number of floats in W */
@@ -54,7 +57,8 @@ void ff_layer_forward(const ff_layer *l, const float *x, float *y, int batch, fl
 
 /* Parameter gradients from dL/d(pre-activation) `dpre` ([batch, out dim]):
  * gW (beta = 0: overwrite, 1: accumulate) and gb likewise. `patches`: what
- * ff_layer_forward left from this same x, or NULL to extract them again. */
+ * ff_layer_forward left from this same x, or NULL to extract them again (x may
+ * then be NULL, unless the layer has constant planes). */
 void ff_layer_backward(const ff_layer *l, const float *x, const float *patches,
                        const float *dpre, int batch, float beta, float *ws);
 
