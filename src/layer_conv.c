@@ -5,7 +5,7 @@
  * large sgemms (per-sample GEMMs are small and slow at the paper's 2x2..4x4 output
  * grids), in rounds of n = FF_CONV_CHUNK samples:
  *   forward:  col [n*P, K] = im2col(x);  t [n*P, out_c] = col W^T;
- *             y[i][c][p] = relu(t[i][p][c] + b[c])
+ *             y[i][c][p] = relu(t[i][p][c] + b[c]) (transpose, bias and ReLU in one pass)
  *   backward: d [n*P, out_c] = dpre transposed per sample;
  *             gW (+)= d^T col (one sgemm per round), gb[c] = sum_{i,p} dpre[i][c][p]
  * In training the forward pass writes col for the whole batch into the caller's
@@ -58,19 +58,24 @@ static float *planes_ws(const ff_layer *l, int batch, float *ws)
                     ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c);
 }
 
-/* y[i][c][p] = relu(y[i][c][p] + b[c] + a[i][c]) (a NULL: no plane term) */
-static void bias_relu(const ff_layer *l, float *y, int batch, const float *a)
+/* y[i][c][p] = relu(t[i][p][c] + b[c] + a[i][c]) for n samples: the GEMM's
+ * [P, C] blocks transposed to CHW with bias and ReLU in the same pass (a NULL: no
+ * plane term; a is indexed from the round's first sample) */
+static void transpose_bias_relu(const ff_layer *l, const float *t, float *y, int n,
+                                const float *a)
 {
     const int P = ff_patch_count(l), C = l->out.c;
-    for (int i = 0; i < batch; i++)
+    for (int i = 0; i < n; i++) {
+        const float *ti = t + (size_t)i * P * C;
         for (int c = 0; c < C; c++) {
             float *row = y + ((size_t)i * C + c) * P;
             const float add = l->b[c] + (a ? a[(size_t)i * C + c] : 0.0f);
             for (int p = 0; p < P; p++) {
-                float v = row[p] + add;
+                float v = ti[(size_t)p * C + c] + add;
                 row[p] = v > 0.0f ? v : 0.0f;
             }
         }
+    }
 }
 
 void ff_conv_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
@@ -97,9 +102,8 @@ void ff_conv_forward(const ff_layer *l, const float *x, float *y, int batch, flo
         ff_im2col(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->out, col, index);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n * P, C, Kv, 1.0f, col, Kv, l->W, K,
                     0.0f, t, C);
-        ff_transpose_batch(t, y + i0 * out_dim, n, P, C);
+        transpose_bias_relu(l, t, y + i0 * out_dim, n, a ? a + (size_t)i0 * C : NULL);
     }
-    bias_relu(l, y, batch, a);
 }
 
 /* r[i][c] = sum_p dpre[i][c][p]; gb[c] (= or +=) sum_i r[i][c] */

@@ -49,15 +49,21 @@ static float *planes_ws(const ff_layer *l, int batch, float *ws)
                     ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c);
 }
 
-/* y[i][j] = relu(y[i][j] + b[j]) */
-static void bias_relu(const ff_layer *l, float *y, int batch)
+/* y[i][c][p] = relu(t[i][p][c] + b[c * P + p]): the [P, C] blocks transposed to
+ * CHW with bias and ReLU in the same pass */
+static void transpose_bias_relu(const ff_layer *l, const float *t, float *y, int batch)
 {
-    const int n = ff_shape_dim(l->out);
+    const int P = ff_patch_count(l), C = l->out.c;
     for (int i = 0; i < batch; i++) {
-        float *row = y + (size_t)i * n;
-        for (int j = 0; j < n; j++) {
-            float v = row[j] + l->b[j];
-            row[j] = v > 0.0f ? v : 0.0f;
+        const float *ti = t + (size_t)i * P * C;
+        float *yi = y + (size_t)i * P * C;
+        for (int c = 0; c < C; c++) {
+            const float *b = l->b + (size_t)c * P;
+            float *row = yi + (size_t)c * P;
+            for (int p = 0; p < P; p++) {
+                float v = ti[(size_t)p * C + c] + b[p];
+                row[p] = v > 0.0f ? v : 0.0f;
+            }
         }
     }
 }
@@ -92,8 +98,7 @@ void ff_local_forward(const ff_layer *l, const float *x, float *y, int batch, fl
                         nc, 1.0f, t + (size_t)p * C, P * C);
         }
     }
-    ff_transpose_batch(t, y, batch, P, C);
-    bias_relu(l, y, batch);
+    transpose_bias_relu(l, t, y, batch);
 }
 
 /* gb[j] (= or +=) sum over samples of dpre[i][j] */
