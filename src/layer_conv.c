@@ -41,21 +41,19 @@ int ff_conv_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, 
 /* samples per round: at most FF_CONV_CHUNK */
 static int chunk(int batch) { return batch < FF_CONV_CHUNK ? batch : FF_CONV_CHUNK; }
 
-size_t ff_conv_workspace(const ff_layer *l, int batch)
+/* floats of one round's col and t (or d), then the gather index (P * Kv int32) */
+static size_t rounds_floats(const ff_layer *l, int batch)
 {
-    /* col and t (or d) for one round, then the gather index (P * Kv int32); for
-     * constant planes S [C, nc], V [batch, nc] and a (or the row sums) [batch, C] */
-    const size_t nc = (size_t)l->const_c, C = (size_t)l->out.c;
     return (size_t)(chunk(batch) + 1) * (size_t)ff_patch_count(l) *
-               ((size_t)ff_patch_size_varying(l) + C) +
-           (nc ? C * nc + (size_t)batch * (nc + C) : 0);
+           ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c);
 }
 
-/* the constant-plane scratch after the rounds' col, t and index */
-static float *planes_ws(const ff_layer *l, int batch, float *ws)
+size_t ff_conv_workspace(const ff_layer *l, int batch)
 {
-    return ws + (size_t)(chunk(batch) + 1) * (size_t)ff_patch_count(l) *
-                    ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c);
+    /* after the rounds, for constant planes: S (or d S) [C, nc], V [batch, nc] and
+     * a (or the row sums) [batch, C] */
+    const size_t nc = (size_t)l->const_c, C = (size_t)l->out.c;
+    return rounds_floats(l, batch) + (nc ? C * nc + (size_t)batch * (nc + C) : 0);
 }
 
 /* y[i][c][p] = relu(t[i][p][c] + b[c] + a[i][c]) for n samples: the GEMM's
@@ -89,7 +87,7 @@ void ff_conv_forward(const ff_layer *l, const float *x, float *y, int batch, flo
     int32_t *index = (int32_t *)(t + (size_t)chunk(batch) * P * C);
     float *a = NULL;
     if (nc) {
-        float *S = planes_ws(l, batch, ws), *V = S + (size_t)C * nc;
+        float *S = ws + rounds_floats(l, batch), *V = S + (size_t)C * nc;
         a = V + (size_t)batch * nc;
         ff_planes_weight_sums(l, l->W, S);
         ff_planes_read(l, x, batch, V);
@@ -143,15 +141,11 @@ void ff_conv_backward(const ff_layer *l, const float *x, const float *patches, c
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, Kv, n * P, 1.0f, d, C, col, Kv,
                     i0 ? 1.0f : beta, l->gW, K);
     }
-    float *G = NULL, *V = NULL, *r = NULL;
+    float *G = ws + rounds_floats(l, batch), *V = G + (size_t)C * nc;
+    float *r = V + (size_t)batch * nc; /* G [C, nc], V [batch, nc], r [batch, C] */
+    bias_grad(l, dpre, batch, beta, nc ? r : NULL);
     if (nc) {
-        G = planes_ws(l, batch, ws); /* [C, nc] */
-        V = G + (size_t)C * nc;
-        r = V + (size_t)batch * nc;
         FF_ASSERT(x != NULL); /* the plane values come from x */
-    }
-    bias_grad(l, dpre, batch, beta, r);
-    if (nc) {
         ff_planes_read(l, x, batch, V);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, nc, batch, 1.0f, r, C, V, nc,
                     0.0f, G, nc);

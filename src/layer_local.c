@@ -33,20 +33,18 @@ int ff_local_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
     return FF_OK;
 }
 
-size_t ff_local_workspace(const ff_layer *l, int batch)
+/* floats of col and t (or d) for the batch, then the gather index (P * Kv int32) */
+static size_t patch_floats(const ff_layer *l, int batch)
 {
-    /* col and t (or d) for the batch, then the gather index (P * Kv int32); for
-     * constant planes V [batch, nc] and S_p (or d S_p) [C, nc] */
-    const size_t nc = (size_t)l->const_c;
     return (size_t)(batch + 1) * (size_t)ff_patch_count(l) *
-               ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c) +
-           (nc ? nc * ((size_t)batch + (size_t)l->out.c) : 0);
+           ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c);
 }
 
-static float *planes_ws(const ff_layer *l, int batch, float *ws)
+size_t ff_local_workspace(const ff_layer *l, int batch)
 {
-    return ws + (size_t)(batch + 1) * (size_t)ff_patch_count(l) *
-                    ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c);
+    /* after them, for constant planes: V [batch, nc] and S_p (or d S_p) [C, nc] */
+    const size_t nc = (size_t)l->const_c;
+    return patch_floats(l, batch) + (nc ? nc * ((size_t)batch + (size_t)l->out.c) : 0);
 }
 
 /* y[i][c][p] = relu(t[i][p][c] + b[c * P + p]): the [P, C] blocks transposed to
@@ -68,8 +66,7 @@ static void transpose_bias_relu(const ff_layer *l, const float *t, float *y, int
     }
 }
 
-/* W_p, the [C, K] weight matrix of location p, seen as a layer of its own for
- * the plane helpers */
+/* W_p, the [C, K] weight matrix of location p */
 static const float *weights_at(const ff_layer *l, int p)
 {
     return l->W + (size_t)p * l->out.c * ff_patch_size(l);
@@ -83,7 +80,7 @@ void ff_local_forward(const ff_layer *l, const float *x, float *y, int batch, fl
     const ff_shape varying = {l->in.c - nc, l->in.h, l->in.w};
     float *col = patches ? patches : ws, *t = ws + (size_t)batch * P * Kv;
     int32_t *index = (int32_t *)(t + (size_t)batch * P * C);
-    float *V = planes_ws(l, batch, ws), *S = V + (size_t)batch * nc;
+    float *V = ws + patch_floats(l, batch), *S = V + (size_t)batch * nc;
     ff_im2col(x, batch, (size_t)ff_shape_dim(l->in), varying, l->kernel, l->stride, l->out, col,
               index);
     if (nc)
@@ -123,7 +120,7 @@ void ff_local_backward(const ff_layer *l, const float *x, const float *patches, 
     const float *col = patches ? patches : ws;
     float *d = ws + (size_t)batch * P * Kv;
     int32_t *index = (int32_t *)(d + (size_t)batch * P * C);
-    float *V = planes_ws(l, batch, ws), *G = V + (size_t)batch * nc;
+    float *V = ws + patch_floats(l, batch), *G = V + (size_t)batch * nc;
     if (!patches)
         ff_im2col(x, batch, (size_t)ff_shape_dim(l->in), varying, l->kernel, l->stride, l->out,
                   ws, index);
