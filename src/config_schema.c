@@ -75,7 +75,11 @@ const ff_key ff_config_keys[] = {
     K_ENUM("train.passes", train.passes, pass_names, "alternate",
            "positive and negative updates in turn, or one update on both"),
     K_ENUM("train.negatives", train.negatives, neg_names, "random",
-           "wrong labels for negatives: uniformly random, or the most confusable (hard)"),
+           "wrong labels for negatives: uniformly random, or drawn from the model's own scores (hard)"),
+    K_FLOAT("train.hard_temperature", train.hard_temperature, "1", 0, 1e6, EXCL_MIN,
+            "hard negatives: the wrong label k is drawn with p ~ exp(z_k / T), z_k = the sum over "
+            "the evaluated layers of slope * goodness with label k; small T: the top wrong label, "
+            "large T: uniform"),
     K_INT("train.jitter", train.jitter, "0", 0, 64, "max random shift of training images in pixels (0 = off)"),
     K_FLOAT("train.peer_norm", train.peer_norm, "0", 0, 1e3, 0, "peer normalisation strength (0 = off)"),
     K_FLOAT("train.logit_scale", train.logit_scale, "0", 0, 1e6, 0,

@@ -23,14 +23,21 @@ static float pattern_bit(int k, int r, int c)
     return (float)((h >> 7) & 1u);
 }
 
-static float pattern_value(uint8_t label, int r, int c)
+/* the 6x6 tile of `label` (the neutral label: the mean of the ten patterns) */
+static void pattern_tile(uint8_t label, float tile[36])
 {
-    if (label != FF_LABEL_NEUTRAL)
-        return pattern_bit(label, r, c);
-    float s = 0.0f; /* neutral: the mean of the ten patterns */
-    for (int k = 0; k < FF_NUM_CLASSES; k++)
-        s += pattern_bit(k, r, c);
-    return s / FF_NUM_CLASSES;
+    for (int r = 0; r < 6; r++)
+        for (int c = 0; c < 6; c++) {
+            float s = 0.0f;
+            if (label != FF_LABEL_NEUTRAL)
+                s = pattern_bit(label, r, c);
+            else {
+                for (int k = 0; k < FF_NUM_CLASSES; k++)
+                    s += pattern_bit(k, r, c);
+                s /= FF_NUM_CLASSES;
+            }
+            tile[r * 6 + c] = s;
+        }
 }
 
 /* copies img shifted by (dx, dy) with zero fill */
@@ -71,11 +78,17 @@ static void embed_one(ff_embed_kind kind, const float *img, int rows, int cols, 
                 ch[p] = v;
         }
         break;
-    case FF_EMBED_PATTERN:
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c++)
-                out[r * cols + c] = 0.5f * out[r * cols + c] + 0.5f * pattern_value(label, r, c);
+    case FF_EMBED_PATTERN: {
+        float tile[36];
+        pattern_tile(label, tile);
+        for (int r = 0; r < rows; r++) {
+            const float *t = tile + (r % 6) * 6;
+            float *o = out + (size_t)r * cols;
+            for (int c = 0, tc = 0; c < cols; c++, tc = tc == 5 ? 0 : tc + 1)
+                o[c] = 0.5f * o[c] + 0.5f * t[tc];
+        }
         break;
+    }
     case FF_EMBED_OVERLAY:
         for (int k = 0; k < FF_NUM_CLASSES; k++)
             out[k] = label == FF_LABEL_NEUTRAL ? 0.1f : (k == label ? 1.0f : 0.0f);
@@ -129,8 +142,9 @@ void ff_negative_labels_random(ff_rng *rng, const uint8_t *labels, int n, uint8_
 }
 
 void ff_negative_labels_hard(ff_rng *rng, const uint8_t *labels, const float *scores, int n,
-                             uint8_t *out)
+                             float temperature, uint8_t *out)
 {
+    FF_ASSERT(temperature > 0.0f);
     for (int i = 0; i < n; i++) {
         const float *s = scores + (size_t)i * FF_NUM_CLASSES;
         float mx = -INFINITY;
@@ -139,7 +153,7 @@ void ff_negative_labels_hard(ff_rng *rng, const uint8_t *labels, const float *sc
                 mx = s[k];
         double p[FF_NUM_CLASSES], total = 0.0;
         for (int k = 0; k < FF_NUM_CLASSES; k++) {
-            p[k] = k == labels[i] ? 0.0 : exp((double)(s[k] - mx));
+            p[k] = k == labels[i] ? 0.0 : exp((double)(s[k] - mx) / temperature);
             total += p[k];
         }
         double u = (double)ff_rng_uniform(rng) * total;

@@ -9,7 +9,7 @@
 int ff_eval_first_layer(const ff_net *net) { return net->n_layers > 1 ? 1 : 0; }
 
 void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, const int *idx,
-                             int n, float *xbuf, float *scores)
+                             int n, int as_logits, float *xbuf, float *scores)
 {
     const int per_chunk = net->max_batch / FF_NUM_CLASSES;
     FF_ASSERT(per_chunk >= 1);
@@ -31,9 +31,10 @@ void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *
         memset(out, 0, sizeof(float) * (size_t)rows);
         for (int l = ff_eval_first_layer(net); l < net->n_layers; l++) {
             ff_goodness(net->out[l], rows, ff_shape_dim(net->layers[l].out), net->goodness);
+            const float w = as_logits ? net->layers[l].slope : 1.0f;
             for (int k = 0; k < FF_NUM_CLASSES; k++)
                 for (int j = 0; j < m; j++)
-                    out[(size_t)j * FF_NUM_CLASSES + k] += net->goodness[(size_t)k * m + j];
+                    out[(size_t)j * FF_NUM_CLASSES + k] += w * net->goodness[(size_t)k * m + j];
         }
     }
 }
@@ -61,7 +62,7 @@ double ff_eval_error(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, int 
         int idx[chunk];
         for (int j = 0; j < m; j++)
             idx[j] = start + j;
-        ff_eval_goodness_scores(net, kind, ds, idx, m, xbuf, scores);
+        ff_eval_goodness_scores(net, kind, ds, idx, m, 0, xbuf, scores);
         for (int j = 0; j < m; j++) {
             int pred = ff_argmax10(scores + (size_t)j * FF_NUM_CLASSES);
             int truth = ds->labels[start + j];

@@ -208,8 +208,9 @@ static void choose_negative_labels(trainer *t, const int *idx, const uint8_t *tr
 {
     if (t->cfg->train.negatives == FF_NEG_HARD) {
         ff_eval_goodness_scores(&t->net, t->cfg->model.label_embedding, &t->train, idx, t->batch,
-                                t->x, t->scores);
-        ff_negative_labels_hard(&t->rng, truth, t->scores, t->batch, neg);
+                                1, t->x, t->scores);
+        ff_negative_labels_hard(&t->rng, truth, t->scores, t->batch, t->cfg->train.hard_temperature,
+                                neg);
     } else {
         ff_negative_labels_random(&t->rng, truth, t->batch, neg);
     }

@@ -16,7 +16,7 @@ static const char *const documented_keys[] = {
     "model.layers[].stride", "model.layers[].threshold", "model.label_embedding",
     "model.label_every_layer", "model.norm_eps",
     "train.epochs", "train.batch_size", "train.passes", "train.negatives", "train.jitter", "train.peer_norm",
-    "train.peer_decay", "train.logit_scale", "train.shuffle", "optimizer.type", "optimizer.lr", "optimizer.momentum",
+    "train.peer_decay", "train.logit_scale", "train.hard_temperature", "train.shuffle", "optimizer.type", "optimizer.lr", "optimizer.momentum",
     "optimizer.beta1", "optimizer.beta2", "optimizer.eps", "optimizer.weight_decay", "schedule.type",
     "schedule.decay_start", "schedule.final_lr_scale", "eval.every", "eval.softmax", "eval.readout_epochs",
     "log.dir", "log.every", "log.histograms", "log.images", "checkpoint.dir", "checkpoint.every",
@@ -151,7 +151,7 @@ static void test_full_file(void)
     CHECK(l[2].kind == FF_LAYER_FC && l[2].units == 500 && l[2].line == 19 && l[2].col == 7);
     CHECK(c.model.label_embedding == FF_EMBED_PATTERN && c.model.norm_eps == 1e-6f);
     CHECK(c.train.epochs == 3 && c.train.batch_size == 64 && c.train.passes == FF_PASS_JOINT);
-    CHECK(c.train.negatives == FF_NEG_HARD && c.train.jitter == 2 && c.train.peer_norm == 0.03f);
+    CHECK(c.train.negatives == FF_NEG_HARD && c.train.hard_temperature == 2.5f && c.train.jitter == 2 && c.train.peer_norm == 0.03f);
     CHECK(c.train.peer_decay == 0.95f && c.train.shuffle == 0);
     CHECK(c.optimizer.type == FF_OPT_SGD && c.optimizer.lr == 3e-2f && c.optimizer.momentum == 0.5f);
     CHECK(c.optimizer.beta1 == 0.8f && c.optimizer.beta2 == 0.99f && c.optimizer.eps == 1e-6f);

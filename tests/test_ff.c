@@ -72,15 +72,19 @@ static void test_hard_negatives_never_true(void)
         scores[i * 10 + truth[i]] = 100.0f;           /* the true label scores highest */
         scores[i * 10 + (truth[i] + 3) % 10] = 5.0f;  /* the most confusable wrong label */
     }
-    ff_negative_labels_hard(&r, truth, scores, N, neg);
-    int same = 0, confusable = 0;
-    for (int i = 0; i < N; i++) {
-        same += neg[i] == truth[i];
-        confusable += neg[i] == (truth[i] + 3) % 10;
+    /* temperature T: p(confusable) = e^(5/T) / (e^(5/T) + 8) */
+    const float temps[3] = {1.0f, 5.0f, 0.05f};
+    const double lo[3] = {0.92, 0.22, 0.999}, hi[3] = {0.975, 0.29, 1.0};
+    for (int t = 0; t < 3; t++) {
+        ff_negative_labels_hard(&r, truth, scores, N, temps[t], neg);
+        int same = 0, confusable = 0;
+        for (int i = 0; i < N; i++) {
+            same += neg[i] == truth[i];
+            confusable += neg[i] == (truth[i] + 3) % 10;
+        }
+        CHECK(same == 0);
+        CHECK(confusable >= N * lo[t] && confusable <= N * hi[t]);
     }
-    CHECK(same == 0);
-    /* p = e^5 / (e^5 + 8) = 0.949 */
-    CHECK(confusable > N * 0.92 && confusable < N * 0.975);
 }
 
 /* pitfall: positives and negatives must be encoded identically (same range),
@@ -197,6 +201,18 @@ static void test_pattern_embedding(void)
         }
     CHECK(differ > 100);
     CHECK(over_image > 25); /* the label reaches the far corner, unlike the overlay */
+    /* the neutral label's pattern is the mean of the ten label patterns */
+    static float all[10][28 * 28];
+    for (int k = 0; k < 10; k++) {
+        uint8_t lk = (uint8_t)k;
+        ff_embed_batch(FF_EMBED_PATTERN, img, 28, 28, NULL, &lk, 1, all[k]);
+    }
+    for (int i = 0; i < 28 * 28; i++) {
+        float mean = 0.0f;
+        for (int k = 0; k < 10; k++)
+            mean += all[k][i] - 0.5f * img[i];
+        CHECK_NEAR(n[i] - 0.5f * img[i], mean / 10.0f, 1e-6);
+    }
 }
 
 /* positive and negative passed separately give the same gradient as one joint
@@ -541,7 +557,11 @@ static void test_eval_skips_first_layer(void)
     fill_images(&r, ds.images, 4, 784);
     static float xbuf[100 * 784], scores[40], x1[784];
     int idx[4] = {2, 0, 3, 1};
-    ff_eval_goodness_scores(&net, FF_EMBED_OVERLAY, &ds, idx, 4, xbuf, scores);
+    static float logits[40];
+    net.layers[1].slope = 0.5f; /* as_logits weighs each layer's goodness by its slope */
+    net.layers[2].slope = 2.0f;
+    ff_eval_goodness_scores(&net, FF_EMBED_OVERLAY, &ds, idx, 4, 1, xbuf, logits);
+    ff_eval_goodness_scores(&net, FF_EMBED_OVERLAY, &ds, idx, 4, 0, xbuf, scores);
     for (int i = 0; i < 4; i++)
         for (int k = 0; k < 10; k += 3) {
             uint8_t lab = (uint8_t)k;
@@ -552,6 +572,7 @@ static void test_eval_skips_first_layer(void)
             ff_goodness(net.out[1], 1, 16, &g1);
             ff_goodness(net.out[2], 1, 16, &g2);
             CHECK_NEAR(scores[i * 10 + k], g1 + g2, 1e-3 * (g1 + g2) + 1e-5);
+            CHECK_NEAR(logits[i * 10 + k], 0.5f * g1 + 2.0f * g2, 1e-3 * (g1 + g2) + 1e-5);
             CHECK(fabs(scores[i * 10 + k] - (g0 + g1 + g2)) > 1e-6 || g0 == 0.0f);
         }
     free(ds.images);

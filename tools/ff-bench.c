@@ -416,7 +416,7 @@ static void eval_chunk_run(bench *b)
     if (b->cursor + m > b->ds.n)
         b->cursor = 0;
     ff_eval_goodness_scores(&b->net, b->cfg.model.label_embedding, &b->ds, b->order + b->cursor,
-                            m, b->x, b->scores);
+                            m, 0, b->x, b->scores);
     b->cursor += m;
 }
 

@@ -63,6 +63,7 @@ typedef struct ff_config {
         int batch_size;           /* train.batch_size (default 100) */
         ff_pass_kind passes;      /* train.passes: alternate | joint */
         ff_neg_kind negatives;    /* train.negatives: random | hard */
+        float hard_temperature;   /* train.hard_temperature: T of the hard draw (default 1) */
         int jitter;               /* train.jitter: max shift in pixels (0 = off) */
         float peer_norm;          /* train.peer_norm: strength (0 = off) */
         float peer_decay;         /* train.peer_decay: running-mean decay (default 0.9) */

@@ -54,9 +54,10 @@ void ff_draw_shifts(struct ff_rng *rng, int max_shift, int n, int8_t *shifts);
 /* A uniformly drawn wrong label for each true label. */
 void ff_negative_labels_random(struct ff_rng *rng, const uint8_t *labels, int n, uint8_t *out);
 
-/* A wrong label drawn in proportion to softmax(scores[i, :]) with the true
- * label excluded; scores is [n, 10] (e.g. goodness per label). */
+/* A wrong label drawn in proportion to softmax(scores[i, :] / temperature) with
+ * the true label excluded; scores is [n, 10] (e.g. the model's logit per label).
+ * temperature > 0: near 0 always the top wrong label, large: nearly uniform. */
 void ff_negative_labels_hard(struct ff_rng *rng, const uint8_t *labels, const float *scores, int n,
-                             uint8_t *out);
+                             float temperature, uint8_t *out);
 
 #endif

@@ -17,10 +17,12 @@
 int ff_eval_first_layer(const ff_net *net);
 
 /* scores[i * 10 + k] = goodness sum with label k for images idx[0..n) (idx NULL:
- * 0..n). xbuf holds net->max_batch embedded inputs. n * 10 may exceed
- * max_batch: the work is chunked. */
+ * 0..n) over the evaluated layers. as_logits: each layer's goodness times its
+ * FF logistic slope, i.e. the sum of the layers' logits slope * (g - theta) up to
+ * a constant per image. xbuf holds net->max_batch embedded inputs. n * 10 may
+ * exceed max_batch: the work is chunked. */
 void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, const int *idx,
-                             int n, float *xbuf, float *scores);
+                             int n, int as_logits, float *xbuf, float *scores);
 
 /* Test error (fraction in [0,1]) of the goodness readout over the first n
  * images of ds (n <= 0: all). confusion (10x10, [true][pred]) is filled if not NULL.
