@@ -502,6 +502,16 @@ static int validate_label_every_layer(const pctx *c, const ff_config *cfg)
     return FF_OK;
 }
 
+/* the pairwise loss pairs positive row i with negative row i of the same step */
+static int validate_loss(const pctx *c, const ff_config *cfg)
+{
+    if (cfg->train.loss == FF_LOSS_PAIRWISE && cfg->train.passes != FF_PASS_JOINT)
+        return fail(c, key_pos(c, "train.loss"),
+                    "train.loss pairwise needs train.passes joint (a positive and its negative in "
+                    "one step)");
+    return FF_OK;
+}
+
 static int validate_at(const pctx *c, const ff_config *cfg)
 {
     for (size_t i = 0; i < ff_config_n_keys; i++) {
@@ -512,6 +522,8 @@ static int validate_at(const pctx *c, const ff_config *cfg)
     int rc = validate_layers(c, cfg);
     if (!rc)
         rc = validate_label_every_layer(c, cfg);
+    if (!rc)
+        rc = validate_loss(c, cfg);
     return rc ? rc : validate_clf(c, cfg);
 }
 

@@ -19,6 +19,7 @@ static const char *const kind_names[] = {"fc", "conv", "local", NULL};
 static const char *const embed_names[] = {"overlay", "channels", "pattern", NULL};
 static const char *const pass_names[] = {"alternate", "joint", NULL};
 static const char *const neg_names[] = {"random", "hard", NULL};
+static const char *const loss_names[] = {"threshold", "pairwise", NULL};
 static const char *const opt_names[] = {"sgd", "adam", NULL};
 static const char *const sched_names[] = {"constant", "linear", "cosine", NULL};
 
@@ -74,6 +75,9 @@ const ff_key ff_config_keys[] = {
     K_INT("train.batch_size", train.batch_size, "100", 1, 65536, "images per minibatch"),
     K_ENUM("train.passes", train.passes, pass_names, "alternate",
            "positive and negative updates in turn, or one update on both"),
+    K_ENUM("train.loss", train.loss, loss_names, "threshold",
+           "per-layer objective: threshold = the paper's softplus(+-(theta - g)) per sample; pairwise "
+           "= softplus(slope (g_neg - g_pos)) per image and its negative (needs passes: joint)"),
     K_ENUM("train.negatives", train.negatives, neg_names, "random",
            "wrong labels for negatives: uniformly random, or drawn from the model's own scores (hard)"),
     K_FLOAT("train.hard_temperature", train.hard_temperature, "1", 0, 1e6, EXCL_MIN,

@@ -39,6 +39,7 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
     net->label_embedding = cfg->model.label_embedding;
     net->norm_eps = cfg->model.norm_eps;
     net->peer_strength = cfg->train.peer_norm;
+    net->pairwise = cfg->train.loss == FF_LOSS_PAIRWISE;
     net->peer_decay = cfg->train.peer_decay;
     net->max_batch = max_batch;
     net->n_layers = cfg->model.n_layers;
@@ -207,17 +208,29 @@ void ff_net_ff_grads(ff_net *net, const float *x, int npos, int nneg, float scal
         const int dim = ff_shape_dim(L->out);
         const size_t off = (size_t)npos * dim;
         ff_layer_loss r = {0};
-        if (npos) {
-            r.loss_pos = ff_ff_loss(net->out[l], npos, dim, L->threshold, L->slope, +1, scale,
-                                    net->goodness, net->dpre);
-            r.g_pos = mean(net->goodness, npos);
+        if (net->pairwise && npos) {
+            /* row i of the positives and row i of the negatives are one pair */
+            FF_ASSERT(nneg == npos);
+            float *gp = net->goodness, *gn = net->goodness + npos;
+            r.loss_pos = ff_ff_pair_loss(net->out[l], net->out[l] + off, npos, dim, L->slope, scale,
+                                         gp, gn, net->dpre, net->dpre + off);
+            r.g_pos = mean(gp, npos);
+            r.g_neg = mean(gn, nneg);
             if (net->peer_strength > 0.0f)
                 r.peer_loss = peer_norm(net, l, net->out[l], npos, net->dpre);
-        }
-        if (nneg) {
-            r.loss_neg = ff_ff_loss(net->out[l] + off, nneg, dim, L->threshold, L->slope, -1, scale,
-                                    net->goodness, net->dpre + off);
-            r.g_neg = mean(net->goodness, nneg);
+        } else {
+            if (npos) {
+                r.loss_pos = ff_ff_loss(net->out[l], npos, dim, L->threshold, L->slope, +1, scale,
+                                        net->goodness, net->dpre);
+                r.g_pos = mean(net->goodness, npos);
+                if (net->peer_strength > 0.0f)
+                    r.peer_loss = peer_norm(net, l, net->out[l], npos, net->dpre);
+            }
+            if (nneg) {
+                r.loss_neg = ff_ff_loss(net->out[l] + off, nneg, dim, L->threshold, L->slope, -1,
+                                        scale, net->goodness, net->dpre + off);
+                r.g_neg = mean(net->goodness, nneg);
+            }
         }
         ff_layer_backward(L, net->in[l], net->patches[l], net->dpre, rows, 0.0f, net->ws);
         if (out)

@@ -26,6 +26,14 @@ static float sum_squares(const float *x, int n)
     return s;
 }
 
+/* d[j] = coef * y[j] where y[j] > 0, else 0 */
+static void masked_scale(const float *y, int dim, float coef, float *d)
+{
+#pragma omp simd
+    for (int j = 0; j < dim; j++)
+        d[j] = y[j] > 0.0f ? coef * y[j] : 0.0f;
+}
+
 void ff_goodness(const float *y, int batch, int dim, float *g)
 {
     for (int i = 0; i < batch; i++)
@@ -46,11 +54,31 @@ float ff_ff_loss(const float *y, int batch, int dim, float theta, float slope, i
         if (dpre) {
             /* dloss/dg = -sign * slope * sigmoid(z); dg/dy = 2y; relu mask is y > 0 */
             float coef = scale * -(float)sign * slope * ff_sigmoid(z) * 2.0f;
-            float *d = dpre + (size_t)i * dim;
-#pragma omp simd
-            for (int j = 0; j < dim; j++)
-                d[j] = row[j] > 0.0f ? coef * row[j] : 0.0f;
+            masked_scale(row, dim, coef, dpre + (size_t)i * dim);
         }
+    }
+    return (float)(loss * scale);
+}
+
+float ff_ff_pair_loss(const float *ypos, const float *yneg, int batch, int dim, float slope,
+                      float scale, float *gp, float *gn, float *dpre_pos, float *dpre_neg)
+{
+    double loss = 0.0;
+    for (int i = 0; i < batch; i++) {
+        const float *rp = ypos + (size_t)i * dim, *rn = yneg + (size_t)i * dim;
+        const float gpi = sum_squares(rp, dim), gni = sum_squares(rn, dim);
+        if (gp)
+            gp[i] = gpi;
+        if (gn)
+            gn[i] = gni;
+        const float z = slope * (gni - gpi); /* loss_i = softplus(z) */
+        loss += ff_softplus(z);
+        /* dloss/dgn = slope * sigmoid(z) = -dloss/dgp; dg/dy = 2y */
+        const float coef = scale * slope * ff_sigmoid(z) * 2.0f;
+        if (dpre_pos)
+            masked_scale(rp, dim, -coef, dpre_pos + (size_t)i * dim);
+        if (dpre_neg)
+            masked_scale(rn, dim, coef, dpre_neg + (size_t)i * dim);
     }
     return (float)(loss * scale);
 }

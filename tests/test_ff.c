@@ -297,6 +297,26 @@ static void test_pass_loss_is_mean_of_per_sample(void)
     CHECK_NEAR(lj.loss_pos, lp / 5, 1e-4);
     CHECK_NEAR(lj.loss_neg, ln / 5, 1e-4);
     ff_net_free(&net);
+
+    /* train.loss pairwise: softplus(0.2 (g_neg_i - g_pos_i)) over the pairs (row i, row 4 + i),
+     * no threshold */
+    cfg.train.loss = FF_LOSS_PAIRWISE;
+    ff_rng_seed(&r, 8);
+    CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 8, &r, NULL) == FF_OK);
+    CHECK(net.pairwise == 1);
+    ff_net_ff_grads(&net, x, 4, 4, 1.0f / 4, &lj);
+    double lpair = 0.0, gpos = 0.0, gneg = 0.0;
+    for (int i = 0; i < 4; i++) {
+        float gp, gn;
+        ff_goodness(net.out[0] + i * 20, 1, 20, &gp);
+        ff_goodness(net.out[0] + (4 + i) * 20, 1, 20, &gn);
+        lpair += log1p(exp(0.2 * ((double)gn - gp)));
+        gpos += gp / 4.0, gneg += gn / 4.0;
+    }
+    CHECK_NEAR(lj.loss_pos + lj.loss_neg, lpair / 4, 1e-4);
+    CHECK_NEAR(lj.g_pos, gpos, 1e-3 * gpos);
+    CHECK_NEAR(lj.g_neg, gneg, 1e-3 * gneg);
+    ff_net_free(&net);
 }
 
 /* model.label_every_layer: layer l > 0 reads the normalised output of layer

@@ -99,6 +99,55 @@ static void test_loss_gradient(void)
     check_loss_grad(-1, 10.0f / LD);
 }
 
+/* pairwise loss: positive rows z[0..LB), negative rows z[LB..2 LB) */
+static float pair_loss_of_pre(const float *z, float slope)
+{
+    float y[2 * LB * LD];
+    relu_into(z, y, 2 * LB * LD);
+    return ff_ff_pair_loss(y, y + LB * LD, LB, LD, slope, 1.0f / LB, NULL, NULL, NULL, NULL);
+}
+
+static void check_pair_loss_grad(float slope)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 300);
+    float z[2 * LB * LD], y[2 * LB * LD], dpre[2 * LB * LD], gp[LB], gn[LB];
+    for (int i = 0; i < 2 * LB * LD; i++) {
+        do
+            z[i] = ff_rng_normal(&rng);
+        while (fabsf(z[i]) < 0.2f);
+    }
+    relu_into(z, y, 2 * LB * LD);
+    ff_ff_pair_loss(y, y + LB * LD, LB, LD, slope, 1.0f / LB, gp, gn, dpre, dpre + LB * LD);
+    const float h = 1e-2f;
+    fd_stats st = {0};
+    for (int i = 0; i < 2 * LB * LD; i++) {
+        float keep = z[i];
+        z[i] = keep + h;
+        float lp = pair_loss_of_pre(z, slope);
+        z[i] = keep - h;
+        float lm = pair_loss_of_pre(z, slope);
+        z[i] = keep;
+        fd_compare(&st, i < LB * LD ? "dpre(pair pos)" : "dpre(pair neg)", (size_t)i, dpre[i],
+                   ((double)lp - lm) / (2.0 * h));
+    }
+    CHECK(st.failed == 0);
+    CHECK(st.checked == 2 * LB * LD);
+    /* it pushes the positive's goodness up and the negative's down */
+    double dot_pos = 0.0, dot_neg = 0.0;
+    for (int i = 0; i < LB * LD; i++) {
+        dot_pos += (double)dpre[i] * y[i];
+        dot_neg += (double)dpre[LB * LD + i] * y[LB * LD + i];
+    }
+    CHECK(dot_pos < 0.0 && dot_neg > 0.0);
+}
+
+static void test_pair_loss_gradient(void)
+{
+    check_pair_loss_grad(1.0f / LD);
+    check_pair_loss_grad(10.0f / LD);
+}
+
 /* ---- (b) normalisation backward against a random linear function of its output ---- */
 
 enum { NB = 3, ND = 10 };
@@ -441,6 +490,7 @@ static void test_normalize_whole_vector(void)
 int main(void)
 {
     RUN(test_loss_gradient);
+    RUN(test_pair_loss_gradient);
     RUN(test_normalize_gradient);
     RUN(test_fc_gradient);
     RUN(test_conv_gradient);

@@ -23,6 +23,7 @@ typedef enum { FF_OPT_SGD, FF_OPT_ADAM } ff_opt_kind;
 typedef enum { FF_SCHED_CONSTANT, FF_SCHED_LINEAR, FF_SCHED_COSINE } ff_sched_kind;
 typedef enum { FF_PASS_ALTERNATE, FF_PASS_JOINT } ff_pass_kind;
 typedef enum { FF_NEG_RANDOM, FF_NEG_HARD } ff_neg_kind;
+typedef enum { FF_LOSS_THRESHOLD, FF_LOSS_PAIRWISE } ff_loss_kind;
 typedef enum { FF_EMBED_OVERLAY, FF_EMBED_CHANNELS, FF_EMBED_PATTERN } ff_embed_kind;
 
 typedef struct ff_layer_cfg {
@@ -62,6 +63,7 @@ typedef struct ff_config {
         int epochs;               /* train.epochs (default 10) */
         int batch_size;           /* train.batch_size (default 100) */
         ff_pass_kind passes;      /* train.passes: alternate | joint */
+        ff_loss_kind loss;        /* train.loss: threshold (the paper's) | pairwise (joint only) */
         ff_neg_kind negatives;    /* train.negatives: random | hard */
         float hard_temperature;   /* train.hard_temperature: T of the hard draw (default 1) */
         int jitter;               /* train.jitter: max shift in pixels (0 = off) */

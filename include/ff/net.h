@@ -38,6 +38,7 @@ typedef struct ff_net {
                                       forward pass keeps for the backward pass; NULL for fc */
     float *patch_mem;              /* the single allocation behind patches */
     float peer_strength;           /* peer normalisation strength (0 = off) */
+    int pairwise;                  /* train.loss pairwise: softplus(slope (g_neg - g_pos)) per pair */
     float peer_decay;              /* decay of the running mean of positive activities */
     size_t n_aux;                  /* floats of training state outside the parameters */
     float *aux;                    /* running means for peer normalisation (checkpointed) */

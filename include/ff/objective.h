@@ -24,6 +24,14 @@ void ff_goodness(const float *y, int batch, int dim, float *g);
 float ff_ff_loss(const float *y, int batch, int dim, float theta, float slope, int sign,
                  float scale, float *g, float *dpre);
 
+/* Pairwise FF loss (train.loss: pairwise, "SymBa"): positive row i and negative
+ * row i are the same image with the true and a wrong label. Returns
+ * scale * sum_i softplus(slope * (gn_i - gp_i)), fills gp, gn (if not NULL) and
+ * dpre_pos, dpre_neg = d(returned loss)/d(pre-activation), masked by y > 0 (if
+ * not NULL). No threshold: only the gap between the pair's goodness counts. */
+float ff_ff_pair_loss(const float *ypos, const float *yneg, int batch, int dim, float slope,
+                      float scale, float *gp, float *gn, float *dpre_pos, float *dpre_neg);
+
 /* out[i, :] = x[i, :] / sqrt(mean_j x[i, j]^2 + eps); out may equal x. */
 void ff_normalize(const float *x, float *out, int batch, int dim, float eps);
 
