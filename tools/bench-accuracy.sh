@@ -54,6 +54,8 @@ run_one() { # name config extra...
         "$ffrun" "$cfg" --name "bench_$name" "${extra[@]}" --verbose > "$log" 2>&1
     fi
     local rc=$?
+    # a finished run must not be resumed by the next one: drop its interruption models
+    [ $rc -eq 0 ] && rm -f models/*_bench_"${name}"_step*.ffm
     [ $rc -eq 0 ] || { echo "$name: ffrun exited $rc (see $log)"; return 1; }
     # supervised runs without the per-batch softmax head: a head trained for one epoch on
     # the finished, frozen net (ffrun eval) gives the softmax readout
