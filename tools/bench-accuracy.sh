@@ -18,11 +18,11 @@ fashion=/usr/share/datasets/fashion-mnist
 # name | config | extra --set options
 runs=(
   "supervised_fc|configs/supervised_fc.yaml|"
-  "supervised_cnn|configs/supervised_cnn.yaml|"
+  "supervised_cnn|configs/supervised.yaml|"
   "unsupervised_backbone|configs/unsupervised_backbone.yaml|"
   "unsupervised_clf|configs/unsupervised_clf.yaml|"
   "fashion_supervised_fc|configs/supervised_fc.yaml|--set data.dir=$fashion"
-  "fashion_supervised_cnn|configs/supervised_cnn.yaml|--set data.dir=$fashion"
+  "fashion_supervised_cnn|configs/supervised.yaml|--set data.dir=$fashion"
 )
 want=("$@")
 
