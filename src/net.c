@@ -216,15 +216,11 @@ void ff_net_ff_grads(ff_net *net, const float *x, int npos, int nneg, float scal
                                          gp, gn, net->dpre, net->dpre + off);
             r.g_pos = mean(gp, npos);
             r.g_neg = mean(gn, nneg);
-            if (net->peer_strength > 0.0f)
-                r.peer_loss = peer_norm(net, l, net->out[l], npos, net->dpre);
         } else {
             if (npos) {
                 r.loss_pos = ff_ff_loss(net->out[l], npos, dim, L->threshold, L->slope, +1, scale,
                                         net->goodness, net->dpre);
                 r.g_pos = mean(net->goodness, npos);
-                if (net->peer_strength > 0.0f)
-                    r.peer_loss = peer_norm(net, l, net->out[l], npos, net->dpre);
             }
             if (nneg) {
                 r.loss_neg = ff_ff_loss(net->out[l] + off, nneg, dim, L->threshold, L->slope, -1,
@@ -232,6 +228,9 @@ void ff_net_ff_grads(ff_net *net, const float *x, int npos, int nneg, float scal
                 r.g_neg = mean(net->goodness, nneg);
             }
         }
+        /* after the loss: peer_norm uses net->goodness as scratch */
+        if (npos && net->peer_strength > 0.0f)
+            r.peer_loss = peer_norm(net, l, net->out[l], npos, net->dpre);
         ff_layer_backward(L, net->in[l], net->patches[l], net->dpre, rows, 0.0f, net->ws);
         if (out)
             out[l] = r;
