@@ -188,12 +188,15 @@ static float peer_norm(ff_net *net, int l, const float *y, int npos, float *dpre
     const float c = net->peer_strength * 2.0f / (float)dim * (1.0f - decay) / (float)npos;
     for (int j = 0; j < dim; j++)
         loss += ((double)m[j] - mean) * ((double)m[j] - mean);
+    const float *restrict mj = m;
+    const float mu = (float)mean;
     for (int i = 0; i < npos; i++) {
-        const float *row = y + (size_t)i * dim;
-        float *d = dpre + (size_t)i * dim;
-        for (int j = 0; j < dim; j++)
-            if (row[j] > 0.0f)
-                d[j] += c * (m[j] - (float)mean);
+        const float *restrict row = y + (size_t)i * dim;
+        float *restrict d = dpre + (size_t)i * dim;
+        for (int j = 0; j < dim; j++) { /* c or 0 by a select, not a branch: it vectorises */
+            const float cj = row[j] > 0.0f ? c : 0.0f;
+            d[j] += cj * (mj[j] - mu);
+        }
     }
     return (float)(loss / dim);
 }
