@@ -180,7 +180,9 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
         ck->rng.s[i] = ff_get_u64le(b + 56 + 8 * i);
     const uint8_t *p = b + FF_CHECKPOINT_HEADER;
     ff_err perr;
-    if (ff_config_parse(&ck->cfg, (const char *)p, cfg_len, path, &perr))
+    char origin[FF_PATH_MAX];
+    snprintf(origin, sizeof origin, "%s (embedded config)", path);
+    if (ff_config_parse(&ck->cfg, (const char *)p, cfg_len, origin, &perr))
         return ff_err_set(err, FF_ERR_FORMAT, "%s: embedded config: %s", path, perr.msg);
     p += cfg_len;
     memcpy(ck->run_dir, p, dir_len);

@@ -545,6 +545,7 @@ int ff_config_parse(ff_config *cfg, const char *yaml, size_t len, const char *or
     int rc = with_document(&c, yaml, len, apply_root, NULL);
     if (!rc)
         rc = validate_at(&c, &tmp);
+    snprintf(tmp.origin, sizeof tmp.origin, "%s", c.origin);
     if (!rc)
         memcpy(cfg, &tmp, sizeof tmp);
     return rc;

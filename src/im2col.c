@@ -6,8 +6,7 @@ static int geometry_error(const ff_layer_cfg *cfg, ff_shape in, int index, const
                           const char *what, int value, ff_err *err)
 {
     return ff_err_set(err, FF_ERR_USAGE,
-                      "layer %d (line %d, col %d): %s %s %d %s input %dx%dx%d", index,
-                      cfg->line, cfg->col, kind, what, value,
+                      "layer %d: %s %s %d %s input %dx%dx%d", index, kind, what, value,
                       value > 0 ? "does not fit" : "must be > 0 for", in.c, in.h, in.w);
 }
 
@@ -16,8 +15,8 @@ int ff_patch_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
 {
     if (in.c <= 0 || in.h <= 0 || in.w <= 0)
         return ff_err_set(err, FF_ERR_USAGE,
-                          "layer %d (line %d, col %d): %s has an empty input %dx%dx%d", index,
-                          cfg->line, cfg->col, kind, in.c, in.h, in.w);
+                          "layer %d: %s has an empty input %dx%dx%d", index, kind, in.c,
+                          in.h, in.w);
     if (cfg->channels <= 0)
         return geometry_error(cfg, in, index, kind, "channels", cfg->channels, err);
     if (cfg->stride <= 0)

@@ -10,8 +10,7 @@
 int ff_fc_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err)
 {
     if (cfg->units <= 0)
-        return ff_err_set(err, FF_ERR_USAGE, "layer %d (line %d): fc needs units > 0", index,
-                          cfg->line);
+        return ff_err_set(err, FF_ERR_USAGE, "layer %d: fc needs units > 0", index);
     l->out = (ff_shape){cfg->units, 1, 1};
     l->n_weights = (size_t)cfg->units * (size_t)ff_shape_dim(in);
     l->n_bias = (size_t)cfg->units;

@@ -456,8 +456,6 @@ int main(int argc, char **argv)
     int rc = load_config(&c, &cfg, &ck, &err);
     if (!rc && c.dry_run)
         rc = dry_run(&cfg, &err);
-    if (rc == FF_ERR_USAGE && !strncmp(err.msg, "layer ", 6))
-        ff_err_prefix(&err, "%s", c.config_path ? c.config_path : "model config");
     if (rc || c.dry_run) {
         if (rc)
             fprintf(stderr, "ffrun: %s\n", err.msg);
@@ -474,8 +472,6 @@ int main(int argc, char **argv)
                           .progress_every = ui.tty ? 10 : 100};
     ff_train_result res;
     rc = ff_train(&cfg, &opts, &res, &err);
-    if (rc == FF_ERR_USAGE && !strncmp(err.msg, "layer ", 6))
-        ff_err_prefix(&err, "%s", c.config_path ? c.config_path : "model config");
     print_summary(&res);
     if (rc)
         fprintf(stderr, "ffrun: %s\n", err.msg);

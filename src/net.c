@@ -30,6 +30,17 @@ static int label_planes(const ff_config *cfg, int l, const ff_layer *L)
     return cfg->model.label_every_layer ? FF_NUM_CLASSES : 0;
 }
 
+/* points a layer-setup message at the layer's place in the config:
+ * "configs/x.yaml:4:7: layer 1: conv kernel 5 does not fit input 8x4x4" */
+static int layer_error_at(const ff_config *cfg, int l, ff_err *err)
+{
+    const ff_layer_cfg *lc = &cfg->model.layers[l];
+    const char *origin = cfg->origin[0] ? cfg->origin : "config";
+    if (lc->line > 0)
+        return ff_err_prefix(err, "%s:%d:%d", origin, lc->line, lc->col);
+    return ff_err_prefix(err, "%s", origin);
+}
+
 int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batch, ff_rng *rng,
                  ff_err *err)
 {
@@ -51,7 +62,7 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
             shape.c += FF_NUM_CLASSES; /* fc outputs are {units, 1, 1}: 10 more inputs */
         int rc = ff_layer_setup(L, &cfg->model.layers[l], shape, l, err);
         if (rc)
-            return rc;
+            return layer_error_at(cfg, l, err);
         L->const_c = label_planes(cfg, l, L);
         if (cfg->train.logit_scale > 0.0f)
             L->slope = cfg->train.logit_scale / (float)ff_shape_dim(L->out);

@@ -43,8 +43,8 @@ model:
     - {type: conv, channels: 8, kernel: 10, stride: 6}
     - {type: conv, channels: 8, kernel: 5, stride: 1}
 Y
-expect 2 'geom.yaml: layer 1 \(line 4, col 7\): conv kernel 5 does not fit input 8x4x4' "$ffrun" "$tmp/geom.yaml" --dry-run
-expect 2 'geom.yaml: layer 1 \(line 4, col 7\): conv kernel 5 does not fit' "$ffrun" "$tmp/geom.yaml"
+expect 2 'geom.yaml:4:7: layer 1: conv kernel 5 does not fit input 8x4x4' "$ffrun" "$tmp/geom.yaml" --dry-run
+expect 2 'geom.yaml:4:7: layer 1: conv kernel 5 does not fit' "$ffrun" "$tmp/geom.yaml"
 
 # make install honours PREFIX and DESTDIR
 if make --no-print-directory BUILD="$build" install DESTDIR="$tmp/dest" PREFIX=/usr > "$tmp/inst" 2>&1 &&

@@ -34,8 +34,10 @@ static int starts_with(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* clears where the config came from: the file (origin) and the layers' positions */
 static void zero_positions(ff_config *c)
 {
+    memset(c->origin, 0, sizeof c->origin);
     for (int i = 0; i < FF_MAX_LAYERS; i++)
         c->model.layers[i].line = c->model.layers[i].col = 0;
 }

@@ -688,6 +688,9 @@ static void test_checkpoint_roundtrip_and_corruption(void)
     CHECK(memcmp(&ck.rng, &r, sizeof r) == 0);
     CHECK(ck.cfg.model.n_layers == 2 && ck.cfg.model.layers[1].units == 12);
     CHECK(strcmp(ck.cfg.name, "ckpt") == 0 && ck.cfg.optimizer.type == FF_OPT_ADAM);
+    char origin[300];
+    snprintf(origin, sizeof origin, "%s (embedded config)", path);
+    CHECK(strcmp(ck.cfg.origin, origin) == 0); /* messages about it point into the model file */
     ff_checkpoint_free(&ck);
 
     /* a flipped bit anywhere is a checksum error */
@@ -712,6 +715,35 @@ static void test_checkpoint_roundtrip_and_corruption(void)
     ff_net_free(&net);
 }
 
+/* a layer that does not fit its input: the message names the file, the layer's line
+ * and column, the layer and the shapes */
+static void test_layer_error_points_into_config(void)
+{
+    static const char yaml[] = "model:\n"
+                               "  layers:\n"
+                               "    - {type: conv, channels: 8, kernel: 10, stride: 6}\n"
+                               "    - {type: conv, channels: 8, kernel: 5, stride: 1}\n";
+    ff_config cfg;
+    ff_err err = {0};
+    CHECK(ff_config_parse(&cfg, yaml, sizeof yaml - 1, "geom.yaml", &err) == FF_OK);
+    CHECK(strcmp(cfg.origin, "geom.yaml") == 0);
+    ff_rng r;
+    ff_rng_seed(&r, 1);
+    ff_net net;
+    CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 4, &r, &err) == FF_ERR_USAGE);
+    const char *want = "geom.yaml:4:7: layer 1: conv kernel 5 does not fit input 8x4x4";
+    if (strcmp(err.msg, want) != 0) {
+        fprintf(stderr, "  message \"%s\", expected \"%s\"\n", err.msg, want);
+        CHECK(0);
+    }
+    /* no file: the message still says which layer */
+    ff_config_defaults(&cfg);
+    cfg.model.n_layers = 1;
+    cfg.model.layers[0] = (ff_layer_cfg){.kind = FF_LAYER_FC, .units = 0};
+    CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 4, &r, &err) == FF_ERR_USAGE);
+    CHECK(strcmp(err.msg, "config: layer 0: fc needs units > 0") == 0);
+}
+
 int main(void)
 {
     RUN(test_negative_labels_never_true);
@@ -728,5 +760,6 @@ int main(void)
     RUN(test_schedules);
     RUN(test_eval_skips_first_layer);
     RUN(test_checkpoint_roundtrip_and_corruption);
+    RUN(test_layer_error_points_into_config);
     TEST_MAIN_END();
 }

@@ -537,13 +537,13 @@ static void test_geometry_errors(void)
 {
     const ff_shape s4 = {1, 4, 4};
     check_geometry_error(FF_LAYER_CONV, s4, 8, 10, 1,
-                         "layer 2 (line 14, col 7): conv kernel 10 does not fit input 1x4x4");
+                         "layer 2: conv kernel 10 does not fit input 1x4x4");
     check_geometry_error(FF_LAYER_LOCAL, s4, 8, 5, 1,
-                         "layer 2 (line 14, col 7): local kernel 5 does not fit input 1x4x4");
+                         "layer 2: local kernel 5 does not fit input 1x4x4");
     check_geometry_error(FF_LAYER_CONV, (ff_shape){3, 10, 4}, 8, 5, 1,
                          "kernel 5 does not fit input 3x10x4");
     check_geometry_error(FF_LAYER_CONV, s4, 8, 0, 1, "conv kernel 0 must be > 0");
-    check_geometry_error(FF_LAYER_CONV, s4, 8, 2, 0, "layer 2 (line 14, col 7): conv stride 0");
+    check_geometry_error(FF_LAYER_CONV, s4, 8, 2, 0, "layer 2: conv stride 0");
     check_geometry_error(FF_LAYER_LOCAL, s4, 8, 2, -1, "local stride -1 must be > 0");
     check_geometry_error(FF_LAYER_CONV, s4, 0, 2, 1, "conv channels 0 must be > 0");
     check_geometry_error(FF_LAYER_LOCAL, s4, -3, 2, 1, "local channels -3");

@@ -38,6 +38,9 @@ typedef struct ff_layer_cfg {
 
 typedef struct ff_config {
     /* top level */
+    char origin[FF_PATH_MAX];     /* where it was read from, for messages that point into it
+                                     ("configs/x.yaml", "m.ffm (embedded config)"; "" = defaults);
+                                     not a key: never written back to YAML */
     char name[FF_NAME_MAX];       /* optional run-name suffix ("" = none) */
     ff_mode mode;                 /* mode: supervised | unsupervised_backbone | unsupervised_clf */
     uint64_t seed;                /* seed: RNG seed (default 1) */
