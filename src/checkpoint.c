@@ -40,8 +40,10 @@ static int encode(const ff_checkpoint_state *st, uint8_t **out, size_t *len, ff_
     const size_t dir_len = strlen(run_dir);
     const uint64_t n_order = st->order ? (uint64_t)st->n_order : 0;
     const uint64_t n_aux = st->net->n_aux;
+    const uint64_t n_head = st->head ? st->head->n_params : 0;
+    const uint64_t n_head_state = st->head ? ff_optim_state_len(&st->head->opt) : 0;
     size_t total = FF_CHECKPOINT_HEADER + cfg_len + dir_len +
-                   4 * (n_params + n_state + n_aux + n_order) + 4;
+                   4 * (n_params + n_state + n_aux + n_head + n_head_state + n_order) + 4;
     uint8_t *b = calloc(1, total + 1);
     if (!b)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for a %zu-byte checkpoint", total);
@@ -59,6 +61,9 @@ static int encode(const ff_checkpoint_state *st, uint8_t **out, size_t *len, ff_
     ff_put_u32le(b + 88, (uint32_t)dir_len);
     ff_put_u32le(b + 92, (uint32_t)n_order);
     ff_put_u64le(b + 96, n_aux);
+    ff_put_u64le(b + 104, n_head);
+    ff_put_u64le(b + 112, n_head_state);
+    ff_put_u64le(b + 120, st->head ? (uint64_t)st->head->opt.t : 0);
     uint8_t *p = b + FF_CHECKPOINT_HEADER;
     ff_config_to_yaml(st->cfg, (char *)p, cfg_len + 1); /* writes a NUL we overwrite next */
     p += cfg_len;
@@ -70,6 +75,12 @@ static int encode(const ff_checkpoint_state *st, uint8_t **out, size_t *len, ff_
     p += 4 * n_state;
     put_floats(p, st->net->aux, n_aux);
     p += 4 * n_aux;
+    if (st->head) {
+        put_floats(p, st->head->params, n_head);
+        p += 4 * n_head;
+        put_floats(p, st->head->opt.state, n_head_state);
+        p += 4 * n_head_state;
+    }
     for (uint64_t i = 0; i < n_order; i++, p += 4)
         ff_put_u32le(p, (uint32_t)st->order[i]);
     ff_put_u32le(p, ff_crc32c(0, b, total - 4));
@@ -144,12 +155,16 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
 {
     if (len < 8 || memcmp(b, FF_CHECKPOINT_MAGIC, 8) != 0)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: not an ffrun model file (bad magic)", path);
-    if (len < FF_CHECKPOINT_HEADER + 4)
+    if (len < FF_CHECKPOINT_HEADER_V1 + 4)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: truncated model file (%zu bytes)", path, len);
     ck->version = ff_get_u32le(b + 8);
-    if (ck->version != FF_CHECKPOINT_VERSION)
-        return ff_err_set(err, FF_ERR_FORMAT, "%s: model format version %u, this ffrun reads %d",
-                          path, ck->version, FF_CHECKPOINT_VERSION);
+    if (ck->version != 1 && ck->version != FF_CHECKPOINT_VERSION)
+        return ff_err_set(err, FF_ERR_FORMAT,
+                          "%s: model format version %u, this ffrun reads 1 and %d", path,
+                          ck->version, FF_CHECKPOINT_VERSION);
+    const size_t header = ck->version == 1 ? FF_CHECKPOINT_HEADER_V1 : FF_CHECKPOINT_HEADER;
+    if (len < header + 4)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: truncated model file (%zu bytes)", path, len);
     const uint64_t cfg_len = ff_get_u32le(b + 12);
     ck->n_params = ff_get_u64le(b + 16);
     ck->n_state = ff_get_u64le(b + 24);
@@ -157,12 +172,18 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
         return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt header (sizes)", path);
     const uint64_t dir_len = ff_get_u32le(b + 88), n_order = ff_get_u32le(b + 92);
     ck->n_aux = ff_get_u64le(b + 96);
-    if (ck->n_aux > (1ull << 34))
+    if (ck->version > 1) {
+        ck->n_head = ff_get_u64le(b + 104);
+        ck->n_head_state = ff_get_u64le(b + 112);
+        ck->head_t = (int64_t)ff_get_u64le(b + 120);
+    }
+    if (ck->n_aux > (1ull << 34) || ck->n_head > (1ull << 34) || ck->n_head_state > (1ull << 35))
         return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt header (sizes)", path);
     if (dir_len >= sizeof ck->run_dir)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt header (run directory length)", path);
-    const uint64_t want = FF_CHECKPOINT_HEADER + cfg_len + dir_len +
-                          4 * (ck->n_params + ck->n_state + ck->n_aux + n_order) + 4;
+    const uint64_t want = header + cfg_len + dir_len +
+                          4 * (ck->n_params + ck->n_state + ck->n_aux + ck->n_head +
+                               ck->n_head_state + n_order) + 4;
     if (len != want)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: %s model file (%zu bytes, header says %llu)",
                           path, len < want ? "truncated" : "oversized", len,
@@ -178,7 +199,7 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
     ck->opt_t = (int64_t)ff_get_u64le(b + 48);
     for (int i = 0; i < 4; i++)
         ck->rng.s[i] = ff_get_u64le(b + 56 + 8 * i);
-    const uint8_t *p = b + FF_CHECKPOINT_HEADER;
+    const uint8_t *p = b + header;
     ff_err perr;
     char origin[FF_PATH_MAX];
     snprintf(origin, sizeof origin, "%s (embedded config)", path);
@@ -193,7 +214,9 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
     ck->state = malloc(4 * ck->n_state + 4);
     ck->order = malloc(4 * n_order + 4);
     ck->aux = malloc(4 * ck->n_aux + 4);
-    if (!ck->params || !ck->state || !ck->order || !ck->aux)
+    ck->head = malloc(4 * ck->n_head + 4);
+    ck->head_state = malloc(4 * ck->n_head_state + 4);
+    if (!ck->params || !ck->state || !ck->order || !ck->aux || !ck->head || !ck->head_state)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory loading %s", path);
     get_floats(p, ck->params, ck->n_params);
     p += 4 * ck->n_params;
@@ -201,6 +224,10 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
     p += 4 * ck->n_state;
     get_floats(p, ck->aux, ck->n_aux);
     p += 4 * ck->n_aux;
+    get_floats(p, ck->head, ck->n_head);
+    p += 4 * ck->n_head;
+    get_floats(p, ck->head_state, ck->n_head_state);
+    p += 4 * ck->n_head_state;
     for (uint64_t i = 0; i < n_order; i++, p += 4)
         ck->order[i] = (int)ff_get_u32le(p);
     return FF_OK;
@@ -227,7 +254,9 @@ void ff_checkpoint_free(ff_checkpoint *ck)
     free(ck->state);
     free(ck->order);
     free(ck->aux);
-    ck->params = ck->state = ck->aux = NULL;
+    free(ck->head);
+    free(ck->head_state);
+    ck->params = ck->state = ck->aux = ck->head = ck->head_state = NULL;
     ck->order = NULL;
 }
 

@@ -45,8 +45,10 @@ static const char usage_text[] =
     "\n"
     "ffrun eval MODEL.ffm prints the test error of a saved model and a confusion matrix,\n"
     "using the MNIST files in DIR (default: the data.dir of the model's config).\n"
-    "Supervised models: the goodness readout, and the softmax readout with a head\n"
-    "trained now for N epochs (default 1; 0 skips it) on the frozen net.\n"
+    "Supervised models: the goodness readout, and the softmax readout: the model's\n"
+    "own head if training had eval.softmax on, else a head trained now for one epoch\n"
+    "on the frozen net. --softmax-epochs N trains a new head for N epochs instead\n"
+    "(0 skips the softmax readout).\n"
     "Classifier models (unsupervised_clf): their softmax readout.\n"
     "\n"
     "exit status: 0 success, 1 runtime failure, 2 usage or config error,\n"
@@ -326,18 +328,35 @@ static int eval_classifier(const ff_checkpoint *ck, ff_net *net, const ff_datase
 /* A supervised model's softmax readout: a linear head on the normalised
  * activities (neutral label), trained here on the training set for `epochs`
  * with the net frozen (supervised model files hold no head). */
-static int eval_supervised_softmax(const ff_config *cfg, ff_net *net, const char *dir,
+/* The softmax readout of a supervised model: its own head (ck->head, when epochs < 0),
+ * or a new head trained for `epochs` epochs on the frozen net. */
+static int eval_supervised_softmax(const ff_checkpoint *ck, ff_net *net, const char *dir,
                                    const ff_dataset *test, int epochs, float *x, ff_err *err)
 {
+    const ff_config *cfg = &ck->cfg;
     ff_dataset train = {0};
     ff_readout ro = {0};
     int layers[FF_MAX_LAYERS], n_layers;
-    int rc = ff_dataset_load(&train, dir, "train", 0, err);
+    int rc = epochs < 0 ? FF_OK : ff_dataset_load(&train, dir, "train", 0, err);
     if (!rc)
         rc = ff_readout_layers(cfg, net, layers, &n_layers, err);
     if (!rc)
         rc = ff_readout_init(&ro, ff_readout_feature_dim(net, layers, n_layers), FF_NUM_CLASSES,
                              net->max_batch, err);
+    if (!rc && epochs < 0) {
+        if (ck->n_head != ro.n_params)
+            rc = ff_err_set(err, FF_ERR_FORMAT,
+                            "the model's softmax head has %llu weights, its config builds %zu",
+                            (unsigned long long)ck->n_head, ro.n_params);
+        else {
+            memcpy(ro.params, ck->head, sizeof(float) * ro.n_params);
+            ff_readout_input te = {.ds = test, .neutral = 1, .embed = cfg->model.label_embedding};
+            double e = ff_readout_error(&ro, net, layers, n_layers, &te, 0, x, NULL);
+            printf("test error (softmax readout, the model's head): %.2f%%\n", 100.0 * e);
+        }
+        ff_readout_free(&ro);
+        return rc;
+    }
     int *order = rc ? NULL : malloc(sizeof(int) * (size_t)train.n);
     if (!rc && !order)
         rc = ff_err_set(err, FF_ERR_NOMEM, "out of memory");
@@ -368,7 +387,7 @@ static int eval_supervised_softmax(const ff_config *cfg, ff_net *net, const char
 static int eval_main(int argc, char **argv)
 {
     const char *model = NULL, *data = NULL;
-    int softmax_epochs = 1;
+    int softmax_epochs = -1; /* not given: the model's own head, else one epoch */
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--data") && i + 1 < argc)
             data = argv[++i];
@@ -416,8 +435,10 @@ static int eval_main(int argc, char **argv)
     if (ck.cfg.mode == FF_MODE_SUPERVISED) {
         double e = ff_eval_error(&net, kind, &test, 0, x, scores, conf);
         printf("test error (goodness readout, %d images): %.2f%%\n", test.n, 100.0 * e);
-        if (softmax_epochs > 0 &&
-            (rc = eval_supervised_softmax(&ck.cfg, &net, data ? data : ck.cfg.data.dir, &test,
+        if (softmax_epochs < 0 && ck.n_head == 0)
+            softmax_epochs = 1;
+        if (softmax_epochs != 0 &&
+            (rc = eval_supervised_softmax(&ck, &net, data ? data : ck.cfg.data.dir, &test,
                                           softmax_epochs, x, &err)))
             goto done;
     } else if (ck.cfg.mode == FF_MODE_UNSUP_CLF) {

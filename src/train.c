@@ -148,6 +148,21 @@ static int setup(trainer *t, ff_err *err)
     return FF_OK;
 }
 
+/* The softmax head goes on from the model's, or starts fresh (and says so) if the
+ * model has none of this shape: eval.softmax was off, or a version 1 model file. */
+static void restore_head(trainer *t, const ff_checkpoint *ck)
+{
+    if (ck->n_head != t->ro.n_params || ck->n_head_state != ff_optim_state_len(&t->ro.opt) ||
+        ck->n_head == 0) {
+        info(t, "softmax readout: the model holds no head of %zu weights; a new head starts "
+                "from zero", t->ro.n_params);
+        return;
+    }
+    memcpy(t->ro.params, ck->head, sizeof(float) * ck->n_head);
+    memcpy(t->ro.opt.state, ck->head_state, sizeof(float) * ck->n_head_state);
+    t->ro.opt.t = ck->head_t;
+}
+
 /* Puts the trainer where the checkpoint left off. */
 static int restore(trainer *t, const ff_checkpoint *ck, ff_err *err)
 {
@@ -167,6 +182,8 @@ static int restore(trainer *t, const ff_checkpoint *ck, ff_err *err)
     if (ck->n_order == t->train.n)
         memcpy(t->order, ck->order, sizeof(int) * (size_t)t->train.n);
     t->opt.t = ck->opt_t;
+    if (t->cfg->eval.softmax)
+        restore_head(t, ck);
     t->rng = ck->rng;
     t->step = ck->step;
     t->start_epoch = ck->epoch + 1;
@@ -371,7 +388,7 @@ static int save_model(trainer *t, int epochs_done, const char *what, const char 
     ff_checkpoint_state st = {.cfg = cfg, .net = &t->net, .opt = &t->opt, .rng = &t->rng,
                               .epoch = epochs_done, .batch = t->batch_in_epoch,
                               .step = t->step, .run_dir = run_dir, .order = t->order,
-                              .n_order = t->train.n};
+                              .n_order = t->train.n, .head = cfg->eval.softmax ? &t->ro : NULL};
     return ff_checkpoint_save(path, &st, err);
 }
 

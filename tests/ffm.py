@@ -2,8 +2,10 @@
 """ffm.py - an independent reader of ffrun model files (.ffm), for tests.
 
 Usage: ffm.py info MODEL            print the header fields
-       ffm.py same-weights A B      exit 0 iff A and B hold bit-identical parameters
-                                    and optimiser state
+       ffm.py same-weights A B      exit 0 iff A and B hold bit-identical parameters,
+                                    optimiser state and softmax head (with its state)
+Reads format versions 1 (104-byte header, no head) and 2 (128-byte header: n_head,
+n_head_state, head_t after n_aux; the head's floats after the aux state).
 Checks the magic, version, sizes and the CRC-32C trailer (pure Python) of
 every file it reads; exits 1 with a message on any defect.
 """
@@ -36,27 +38,38 @@ def read(path):
     (version, cfg_len, n_params, n_state, epoch, batch, step, opt_t) = struct.unpack_from("<IIQQIIQQ", data, 8)
     rng = struct.unpack_from("<4Q", data, 56)
     dir_len, n_order, n_aux = struct.unpack_from("<IIQ", data, 88)
-    want = 104 + cfg_len + dir_len + 4 * (n_params + n_state + n_aux + n_order) + 4
-    if version != 1 or len(data) != want:
+    if version not in (1, 2):
+        sys.exit("%s: unknown version %d" % (path, version))
+    header, n_head, n_head_state, head_t = 104, 0, 0, 0
+    if version == 2:
+        header = 128
+        n_head, n_head_state, head_t = struct.unpack_from("<QQQ", data, 104)
+    want = header + cfg_len + dir_len + 4 * (n_params + n_state + n_aux + n_head + n_head_state + n_order) + 4
+    if len(data) != want:
         sys.exit("%s: version %d, %d bytes, header says %d" % (path, version, len(data), want))
     if struct.unpack_from("<I", data, len(data) - 4)[0] != crc32c(data[:-4]):
         sys.exit("%s: CRC-32C mismatch" % path)
-    off = 104
+    off = header
     cfg = data[off:off + cfg_len].decode()
     off += cfg_len
     run_dir = data[off:off + dir_len].decode()
     off += dir_len
     params = data[off:off + 4 * n_params]
-    state = data[off + 4 * n_params:off + 4 * (n_params + n_state + n_aux)]
+    off += 4 * n_params
+    state = data[off:off + 4 * (n_state + n_aux)]
+    off += 4 * (n_state + n_aux)
+    head = data[off:off + 4 * (n_head + n_head_state)]
     return dict(version=version, epoch=epoch, batch=batch, step=step, opt_t=opt_t, rng=rng,
                 run_dir=run_dir, n_params=n_params, n_state=n_state, n_order=n_order,
-                config=cfg, params=params, state=state)
+                n_head=n_head, n_head_state=n_head_state, head_t=head_t,
+                config=cfg, params=params, state=state, head=head)
 
 
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "info":
         m = read(sys.argv[2])
-        for k in ("version", "epoch", "batch", "step", "opt_t", "run_dir", "n_params", "n_state", "n_order"):
+        for k in ("version", "epoch", "batch", "step", "opt_t", "run_dir", "n_params", "n_state",
+                  "n_head", "n_head_state", "head_t", "n_order"):
             print("%s: %s" % (k, m[k]))
         return 0
     if len(sys.argv) == 4 and sys.argv[1] == "same-weights":
@@ -68,7 +81,12 @@ def main():
         if a["state"] != b["state"] or a["step"] != b["step"] or a["rng"] != b["rng"]:
             print("optimiser state, step or RNG state differ")
             return 1
-        print("bit-identical: %d parameters, %d optimiser values, step %d" % (a["n_params"], a["n_state"], a["step"]))
+        if a["head"] != b["head"] or a["head_t"] != b["head_t"]:
+            print("softmax heads differ (%d and %d floats, %d and %d steps)" %
+                  (a["n_head"], b["n_head"], a["head_t"], b["head_t"]))
+            return 1
+        print("bit-identical: %d parameters, %d optimiser values, %d head values, step %d" %
+              (a["n_params"], a["n_state"], a["n_head"] + a["n_head_state"], a["step"]))
         return 0
     sys.exit(__doc__)
 

@@ -25,10 +25,14 @@ step_model=$(ls models/*_part_step0000250.ffm 2>/dev/null)
 [ -n "$step_model" ] && ok "interrupted run saved $step_model" || fail "no step model"
 "$ffrun" --resume "$step_model" --quiet > resume.out 2>&1 || { fail "resume failed"; cat resume.out; }
 if $py "$root/tests/ffm.py" same-weights models/*_full_epoch003.ffm models/*_part_epoch003.ffm; then
-    ok "resumed run is bit-identical to the uninterrupted one"
+    ok "resumed run is bit-identical to the uninterrupted one (softmax head included)"
 else
     fail "resumed weights differ"
 fi
+# quick.yaml trains the softmax head (eval.softmax): the step model carries it
+n_head=$($py "$root/tests/ffm.py" info "$step_model" | awk '/^n_head:/ {print $2}')
+[ "${n_head:-0}" -eq 2010 ] && ok "the step model holds the softmax head (2010 weights: layer 1's 200 features x 10 + 10)" \
+    || fail "step model head: '${n_head:-}' weights, want 2010"
 [ "$(ls -d runs/supervised/*_part | wc -l)" -eq 1 ] && ok "resume kept the run directory" \
     || fail "resume made a new run directory"
 [ "$(ls runs/supervised/*_part/events.out.tfevents.* | wc -l)" -eq 2 ] \
@@ -39,15 +43,19 @@ else
     fail "strict reader rejects the resumed run"; cat reader.out
 fi
 
-# 2. ffrun eval reads the model back
+# 2. ffrun eval reads the model back: its goodness readout and its own softmax head
 if "$ffrun" eval models/*_full_epoch003.ffm > eval.out 2>&1 && grep -q "test error (goodness" eval.out &&
-        grep -q "test error (softmax readout, head trained 1 epoch" eval.out; then
+        grep -q "test error (softmax readout, the model's head)" eval.out; then
     total=$(awk '/^ +[0-9]( |$)/ && NF == 11 {for (i = 2; i <= 11; i++) s += $i} END {print s}' eval.out)
     [ "$total" = 10000 ] && ok "ffrun eval: both readouts and a 10x10 confusion matrix over 10000 images" \
         || fail "confusion matrix sums to $total"
 else
     fail "ffrun eval failed"; cat eval.out
 fi
+"$ffrun" eval models/*_full_epoch003.ffm --softmax-epochs 1 > eval1.out 2>&1 &&
+    grep -q "test error (softmax readout, head trained 1 epoch" eval1.out &&
+    ! grep -q "the model's head" eval1.out && ok "ffrun eval --softmax-epochs 1 trains a new head instead" \
+    || { fail "eval --softmax-epochs 1"; cat eval1.out; }
 "$ffrun" eval nope.ffm > /dev/null 2>&1; [ $? -eq 1 ] && ok "eval of a missing model exits 1" || fail "eval missing model"
 
 # 3. SIGINT mid-epoch: exit 130, model written, event file closed with status failure

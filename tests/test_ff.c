@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "ff/checkpoint.h"
+#include "ff/crc32c.h"
 #include "ff/data.h"
 #include "ff/embed.h"
 #include "ff/eval.h"
@@ -645,12 +646,22 @@ static void test_checkpoint_roundtrip_and_corruption(void)
     for (size_t i = 0; i < net.n_aux; i++)
         net.aux[i] = (float)i * 0.5f;
     ff_optim_step(&opt, net.params, net.grads, 0.01f);
+    /* a softmax head of 6 features: 60 weights + 10 biases, Adam state 140, 3 steps */
+    ff_readout head;
+    CHECK(ff_readout_init(&head, 6, 10, 4, &err) == FF_OK);
+    for (size_t i = 0; i < head.n_params; i++)
+        head.params[i] = 0.25f * (float)i - 3.0f;
+    for (size_t i = 0; i < ff_optim_state_len(&head.opt); i++)
+        head.opt.state[i] = 1e-3f * (float)i;
+    head.opt.t = 3;
+    const size_t n_head = head.n_params, n_head_state = ff_optim_state_len(&head.opt);
+    CHECK(n_head == 70 && n_head_state == 140);
     char path[256];
     tmp_model(path, sizeof path);
     int order[5] = {4, 2, 0, 1, 3};
     ff_checkpoint_state st = {.cfg = &cfg, .net = &net, .opt = &opt, .rng = &r, .epoch = 7,
                               .batch = 3, .step = 1234, .run_dir = "runs/supervised/x",
-                              .order = order, .n_order = 5};
+                              .order = order, .n_order = 5, .head = &head};
     CHECK(ff_checkpoint_save(path, &st, &err) == FF_OK);
     char tmp[300];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -662,7 +673,9 @@ static void test_checkpoint_roundtrip_and_corruption(void)
         return;
     /* byte-level header */
     CHECK(memcmp(b, "FFRUNMDL", 8) == 0);
-    CHECK(b[8] == 1 && b[9] == 0 && b[10] == 0 && b[11] == 0);
+    CHECK(b[8] == 2 && b[9] == 0 && b[10] == 0 && b[11] == 0);
+    CHECK(FF_CHECKPOINT_HEADER == 128);
+    CHECK(b[104] == 70 && b[105] == 0 && b[112] == 140 && b[113] == 0 && b[120] == 3);
     uint32_t cfg_len = b[12] | b[13] << 8 | b[14] << 16 | (uint32_t)b[15] << 24;
     uint64_t np = 0;
     for (int i = 7; i >= 0; i--)
@@ -671,10 +684,14 @@ static void test_checkpoint_roundtrip_and_corruption(void)
     CHECK(b[32] == 7 && b[40] == (1234 & 0xff) && b[41] == (1234 >> 8));
     CHECK(b[36] == 3 && b[88] == 17 && b[92] == 5 && b[96] == 24 && b[97] == 0);
     CHECK(memcmp(b + FF_CHECKPOINT_HEADER + cfg_len, "runs/supervised/x", 17) == 0);
-    CHECK(len == FF_CHECKPOINT_HEADER + cfg_len + 17 + 4 * (net.n_params * 3 + 24 + 5) + 4);
-    float first;
+    CHECK(len == FF_CHECKPOINT_HEADER + cfg_len + 17 +
+                     4 * (net.n_params * 3 + 24 + n_head + n_head_state + 5) + 4);
+    float first, head0;
     memcpy(&first, b + FF_CHECKPOINT_HEADER + cfg_len + 17, 4);
     CHECK(first == net.params[0]);
+    /* the head follows params, optimiser state and aux */
+    memcpy(&head0, b + FF_CHECKPOINT_HEADER + cfg_len + 17 + 4 * (net.n_params * 3 + 24), 4);
+    CHECK(head0 == -3.0f);
 
     ff_checkpoint ck;
     CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
@@ -682,6 +699,9 @@ static void test_checkpoint_roundtrip_and_corruption(void)
     CHECK(strcmp(ck.run_dir, "runs/supervised/x") == 0);
     CHECK(ck.n_order == 5 && ck.order && memcmp(ck.order, order, sizeof order) == 0);
     CHECK(ck.n_aux == 24 && ck.aux && memcmp(ck.aux, net.aux, 24 * sizeof(float)) == 0);
+    CHECK(ck.n_head == n_head && ck.n_head_state == n_head_state && ck.head_t == 3);
+    CHECK(ck.head && memcmp(ck.head, head.params, n_head * sizeof(float)) == 0);
+    CHECK(ck.head_state && memcmp(ck.head_state, head.opt.state, n_head_state * 4) == 0);
     CHECK(ck.n_params == net.n_params && ck.n_state == 2 * net.n_params);
     CHECK(ck.params && memcmp(ck.params, net.params, net.n_params * 4) == 0);
     CHECK(ck.state && memcmp(ck.state, opt.state, ck.n_state * 4) == 0);
@@ -708,9 +728,38 @@ static void test_checkpoint_roundtrip_and_corruption(void)
     spit(path, b, len);
     CHECK(ff_checkpoint_load(path, &ck, &err) == FF_ERR_FORMAT);
     CHECK(strstr(err.msg, "magic") != NULL);
+    b[0] = 'F';
+
+    /* a version 1 file (no head fields, header of 104 bytes) still loads */
+    st.head = NULL;
+    CHECK(ff_checkpoint_save(path, &st, &err) == FF_OK);
+    free(b);
+    b = slurp(path, &len);
+    CHECK(b && len > FF_CHECKPOINT_HEADER);
+    if (b && len > FF_CHECKPOINT_HEADER) {
+        CHECK(b[104] == 0 && b[112] == 0 && b[120] == 0); /* no head: zero sizes */
+        memmove(b + FF_CHECKPOINT_HEADER_V1, b + FF_CHECKPOINT_HEADER, len - FF_CHECKPOINT_HEADER);
+        len -= FF_CHECKPOINT_HEADER - FF_CHECKPOINT_HEADER_V1;
+        b[8] = 1;
+        uint32_t crc = ff_crc32c(0, b, len - 4);
+        for (int i = 0; i < 4; i++)
+            b[len - 4 + i] = (uint8_t)(crc >> (8 * i));
+        spit(path, b, len);
+        CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
+        CHECK(ck.version == 1 && ck.n_head == 0 && ck.n_head_state == 0 && ck.epoch == 7);
+        CHECK(ck.params && memcmp(ck.params, net.params, net.n_params * 4) == 0);
+        CHECK(ck.n_order == 5 && ck.order && memcmp(ck.order, order, sizeof order) == 0);
+        ff_checkpoint_free(&ck);
+        /* an unknown version is refused by number */
+        b[8] = 9;
+        spit(path, b, len);
+        CHECK(ff_checkpoint_load(path, &ck, &err) == FF_ERR_FORMAT);
+        CHECK(strstr(err.msg, "version 9") != NULL);
+    }
     unlink(path);
     CHECK(ff_checkpoint_load(path, &ck, &err) == FF_ERR_IO);
     free(b);
+    ff_readout_free(&head);
     ff_optim_free(&opt);
     ff_net_free(&net);
 }

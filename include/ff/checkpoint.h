@@ -1,7 +1,7 @@
 /* checkpoint.h - model files (.ffm): the resolved config, weights, optimiser
  * state, RNG state and counters, with a header and a CRC32C.
  *
- * Format version 1, all integers little-endian:
+ * Format version 2, all integers little-endian:
  *   offset  size  field
  *   0       8     magic "FFRUNMDL"
  *   8       4     version (1)
@@ -16,11 +16,19 @@
  *   88      4     run_dir_len: bytes of the run directory path
  *   92      4     n_order: entries of the epoch's sample order (0 if none)
  *   96      8     n_aux: floats of other training state (peer-normalisation means)
- *   104     ...   config YAML (config_len bytes), run directory (run_dir_len bytes),
+ *   104     8     n_head: floats of the softmax readout head's parameters (W then b;
+ *                 0 if the run trains no head, i.e. eval.softmax is off)
+ *   112     8     n_head_state: floats of the head's Adam state (m then v)
+ *   120     8     head_t: the head's Adam step count
+ *   128     ...   config YAML (config_len bytes), run directory (run_dir_len bytes),
  *                 params (4 * n_params bytes, IEEE float32), optimiser state
- *                 (4 * n_state bytes), aux state (4 * n_aux bytes), sample order
- *                 (4 * n_order bytes, u32)
+ *                 (4 * n_state bytes), aux state (4 * n_aux bytes), head parameters
+ *                 (4 * n_head bytes), head state (4 * n_head_state bytes), sample
+ *                 order (4 * n_order bytes, u32)
  *   end-4   4     CRC-32C of every byte before it
+ * Version 1 files (written before the head was saved) still load: their header ends
+ * at offset 104 and they hold no head. unsupervised_clf models keep their classifier
+ * in params, after the backbone's parameters (n_head 0).
  * Files are written to "<path>.tmp", fsync'ed, renamed over <path> and the
  * directory fsync'ed: a crash never leaves a torn model under <path>. */
 #ifndef FF_CHECKPOINT_H
@@ -32,11 +40,13 @@
 #include "ff/err.h"
 #include "ff/net.h"
 #include "ff/optim.h"
+#include "ff/readout.h"
 #include "ff/rng.h"
 
 #define FF_CHECKPOINT_MAGIC "FFRUNMDL"
-#define FF_CHECKPOINT_VERSION 1
-#define FF_CHECKPOINT_HEADER 104
+#define FF_CHECKPOINT_VERSION 2
+#define FF_CHECKPOINT_HEADER 128    /* version 2; version 1: 104 */
+#define FF_CHECKPOINT_HEADER_V1 104
 
 /* What a checkpoint holds, borrowed from the trainer (nothing is owned). */
 typedef struct ff_checkpoint_state {
@@ -50,6 +60,7 @@ typedef struct ff_checkpoint_state {
     const char *run_dir;   /* "" if none */
     const int *order;      /* the current epoch's sample order (n_order entries) or NULL */
     int n_order;
+    const ff_readout *head; /* the softmax readout head (eval.softmax) or NULL */
 } ff_checkpoint_state;
 
 int ff_checkpoint_save(const char *path, const ff_checkpoint_state *st, ff_err *err);
@@ -67,6 +78,10 @@ typedef struct ff_checkpoint {
     float *params;
     float *state;
     float *aux;
+    uint64_t n_head, n_head_state; /* 0 if the file holds no readout head */
+    int64_t head_t;
+    float *head;                   /* n_head floats: W then b */
+    float *head_state;             /* n_head_state floats: Adam m then v */
     int n_order;
     int *order;
 } ff_checkpoint;
