@@ -31,6 +31,10 @@ else
 fi
 # quick.yaml trains the softmax head (eval.softmax): the step model carries it
 n_head=$($py "$root/tests/ffm.py" info "$step_model" | awk '/^n_head:/ {print $2}')
+sm_full=$(grep '^test error (softmax readout): final' full.out)
+sm_resumed=$(grep '^test error (softmax readout): final' resume.out)
+[ -n "$sm_full" ] && [ "$sm_full" = "$sm_resumed" ] && ok "resumed run ends with the same softmax readout ($sm_full)" \
+    || fail "softmax readout: '$sm_full' uninterrupted, '$sm_resumed' resumed"
 [ "${n_head:-0}" -eq 2010 ] && ok "the step model holds the softmax head (2010 weights: layer 1's 200 features x 10 + 10)" \
     || fail "step model head: '${n_head:-}' weights, want 2010"
 [ "$(ls -d runs/supervised/*_part | wc -l)" -eq 1 ] && ok "resume kept the run directory" \
