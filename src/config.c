@@ -509,6 +509,11 @@ static int validate_loss(const pctx *c, const ff_config *cfg)
         return fail(c, key_pos(c, "train.loss"),
                     "train.loss pairwise needs train.passes joint (a positive and its negative in "
                     "one step)");
+    if (cfg->train.negatives == FF_NEG_HARD && cfg->train.hard_scores == FF_HARD_SOFTMAX &&
+        !cfg->eval.softmax)
+        return fail(c, key_pos(c, "train.hard_scores"),
+                    "train.hard_scores softmax needs eval.softmax true (the head whose logits "
+                    "score the labels)");
     return FF_OK;
 }
 

@@ -20,6 +20,7 @@ static const char *const embed_names[] = {"overlay", "channels", "pattern", NULL
 static const char *const pass_names[] = {"alternate", "joint", NULL};
 static const char *const neg_names[] = {"random", "hard", NULL};
 static const char *const loss_names[] = {"threshold", "pairwise", NULL};
+static const char *const hard_score_names[] = {"goodness", "softmax", NULL};
 static const char *const opt_names[] = {"sgd", "adam", NULL};
 static const char *const sched_names[] = {"constant", "linear", "cosine", NULL};
 
@@ -28,6 +29,7 @@ _Static_assert(sizeof(ff_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_layer_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_embed_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_pass_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(ff_hard_scores) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_neg_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_opt_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_sched_kind) == sizeof(int), "enum size");
@@ -81,9 +83,12 @@ const ff_key ff_config_keys[] = {
     K_ENUM("train.negatives", train.negatives, neg_names, "random",
            "wrong labels for negatives: uniformly random, or drawn from the model's own scores (hard)"),
     K_FLOAT("train.hard_temperature", train.hard_temperature, "1", 0, 1e6, EXCL_MIN,
-            "hard negatives: the wrong label k is drawn with p ~ exp(z_k / T), z_k = the sum over "
-            "the evaluated layers of slope * goodness with label k; small T: the top wrong label, "
-            "large T: uniform"),
+            "hard negatives: the wrong label k is drawn with p ~ exp(z_k / T), z_k = the model's "
+            "score for label k (train.hard_scores); small T: the top wrong label, large T: uniform"),
+    K_ENUM("train.hard_scores", train.hard_scores, hard_score_names, "goodness",
+           "hard negatives: z_k = the sum over the evaluated layers of slope * goodness with label k "
+           "(goodness; ten labelled forward passes per image) or the softmax head's logit k "
+           "(softmax; one neutral-label pass; needs eval.softmax)"),
     K_INT("train.jitter", train.jitter, "0", 0, 64, "max random shift of training images in pixels (0 = off)"),
     K_FLOAT("train.peer_norm", train.peer_norm, "0", 0, 1e3, 0, "peer normalisation strength (0 = off)"),
     K_FLOAT("train.logit_scale", train.logit_scale, "0", 0, 1e6, 0,

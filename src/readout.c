@@ -265,6 +265,17 @@ float ff_readout_train_epoch(ff_readout *ro, ff_net *net, const int *layers, int
     return n > 0 ? (float)(total / n) : 0.0f;
 }
 
+void ff_readout_scores(ff_readout *ro, ff_net *net, const int *layers, int n_layers,
+                       const ff_readout_input *in, const int *idx, int batch, float *xbuf,
+                       float *scores)
+{
+    check_input(ro, net, layers, n_layers, in);
+    FF_ASSERT(batch <= ro->max_batch && batch <= net->max_batch);
+    fill_inputs(ro, in, idx, 0, batch, xbuf);
+    forward_features(ro, net, layers, n_layers, xbuf, batch);
+    ff_readout_logits(ro, ro->feat, batch, scores);
+}
+
 double ff_readout_error(ff_readout *ro, ff_net *net, const int *layers, int n_layers,
                         const ff_readout_input *in, int n, float *xbuf, int64_t *confusion)
 {

@@ -221,11 +221,18 @@ static void ff_pass(trainer *t, int npos, int nneg)
     }
 }
 
+static ff_readout_input readout_input(const trainer *t, const ff_dataset *ds);
+
 static void choose_negative_labels(trainer *t, const int *idx, const uint8_t *truth, uint8_t *neg)
 {
     if (t->cfg->train.negatives == FF_NEG_HARD) {
-        ff_eval_goodness_scores(&t->net, t->cfg->model.label_embedding, &t->train, idx, t->batch,
-                                1, t->x, t->scores);
+        if (t->cfg->train.hard_scores == FF_HARD_SOFTMAX) { /* the head's logits: one pass */
+            const ff_readout_input in = readout_input(t, &t->train);
+            ff_readout_scores(&t->ro, &t->net, t->ro_layers, t->ro_n, &in, idx, t->batch, t->x,
+                              t->scores);
+        } else
+            ff_eval_goodness_scores(&t->net, t->cfg->model.label_embedding, &t->train, idx,
+                                    t->batch, 1, t->x, t->scores);
         ff_negative_labels_hard(&t->rng, truth, t->scores, t->batch, t->cfg->train.hard_temperature,
                                 neg);
     } else {

@@ -283,6 +283,23 @@ static void run_frozen(int neutral)
         total += conf[i];
     CHECK(total == 200);
     CHECK(before > 0.5 && err < 0.05);
+    /* ff_readout_scores gives the logits behind those predictions, for images named by
+     * index (here each batch of 50 in reverse order) */
+    float sc[50 * FF_NUM_CLASSES];
+    int tidx[50], wrong = 0;
+    for (int start = 0; start < 200; start += 50) {
+        for (int i = 0; i < 50; i++)
+            tidx[i] = start + 49 - i;
+        ff_readout_scores(&ro, &net, layers, nl, &tin, tidx, 50, xbuf, sc);
+        for (int i = 0; i < 50; i++) {
+            int best = 0;
+            for (int k = 1; k < FF_NUM_CLASSES; k++)
+                if (sc[i * FF_NUM_CLASSES + k] > sc[i * FF_NUM_CLASSES + best])
+                    best = k;
+            wrong += best != test.labels[tidx[i]];
+        }
+    }
+    CHECK(wrong == (int)(err * 200.0 + 0.5));
     CHECK(memcmp(frozen, net.params, sizeof(float) * net.n_params) == 0); /* backbone untouched */
     free(xbuf);
     free(frozen);

@@ -24,6 +24,7 @@ typedef enum { FF_SCHED_CONSTANT, FF_SCHED_LINEAR, FF_SCHED_COSINE } ff_sched_ki
 typedef enum { FF_PASS_ALTERNATE, FF_PASS_JOINT } ff_pass_kind;
 typedef enum { FF_NEG_RANDOM, FF_NEG_HARD } ff_neg_kind;
 typedef enum { FF_LOSS_THRESHOLD, FF_LOSS_PAIRWISE } ff_loss_kind;
+typedef enum { FF_HARD_GOODNESS, FF_HARD_SOFTMAX } ff_hard_scores;
 typedef enum { FF_EMBED_OVERLAY, FF_EMBED_CHANNELS, FF_EMBED_PATTERN } ff_embed_kind;
 
 typedef struct ff_layer_cfg {
@@ -69,6 +70,8 @@ typedef struct ff_config {
         ff_loss_kind loss;        /* train.loss: threshold (the paper's) | pairwise (joint only) */
         ff_neg_kind negatives;    /* train.negatives: random | hard */
         float hard_temperature;   /* train.hard_temperature: T of the hard draw (default 1) */
+        ff_hard_scores hard_scores; /* train.hard_scores: goodness (10 labelled passes per
+                                       image) | softmax (the head's logits, one neutral pass) */
         int jitter;               /* train.jitter: max shift in pixels (0 = off) */
         float peer_norm;          /* train.peer_norm: strength (0 = off) */
         float peer_decay;         /* train.peer_decay: running-mean decay (default 0.9) */

@@ -109,6 +109,13 @@ float ff_readout_train_epoch(ff_readout *ro, ff_net *net, const int *layers, int
                              const ff_readout_input *in, const int *order, int n, int batch,
                              float lr, float *xbuf);
 
+/* scores[i, k] = the head's logit k for image idx[i] (idx NULL: i), for batch images
+ * (batch <= ro->max_batch and net->max_batch): one forward pass of the net. Hard
+ * negatives can be drawn from these (train.hard_scores: softmax). */
+void ff_readout_scores(ff_readout *ro, ff_net *net, const int *layers, int n_layers,
+                       const ff_readout_input *in, const int *idx, int batch, float *xbuf,
+                       float *scores);
+
 /* Error (fraction in [0, 1]) of the readout on the first n images of in->ds
  * (n <= 0: all), in chunks of min(ro->max_batch, net->max_batch). confusion
  * ([true][pred], classes x classes) is filled if not NULL. */
