@@ -114,10 +114,11 @@ static void bias_grad(const ff_layer *l, const float *dpre, int batch, float bet
         for (int c = 0; c < C; c++) {
             const float *row = dpre + ((size_t)i * C + c) * P;
             float s = 0.0f;
+#pragma omp simd reduction(+ : s)
             for (int p = 0; p < P; p++)
                 s += row[p];
             l->gb[c] += s;
-            if (r)
+            if (r) /* loop-invariant: GCC unswitches it */
                 r[(size_t)i * C + c] = s;
         }
 }
