@@ -325,11 +325,9 @@ static int eval_classifier(const ff_checkpoint *ck, ff_net *net, const ff_datase
     return rc;
 }
 
-/* A supervised model's softmax readout: a linear head on the normalised
- * activities (neutral label), trained here on the training set for `epochs`
- * with the net frozen (supervised model files hold no head). */
-/* The softmax readout of a supervised model: its own head (ck->head, when epochs < 0),
- * or a new head trained for `epochs` epochs on the frozen net. */
+/* The softmax readout of a supervised model, a linear head on the normalised activities
+ * (neutral label): the model's own head (ck->head) when epochs < 0, else a new head
+ * trained here on the training set for `epochs` epochs with the net frozen. */
 static int eval_supervised_softmax(const ff_checkpoint *ck, ff_net *net, const char *dir,
                                    const ff_dataset *test, int epochs, float *x, ff_err *err)
 {
