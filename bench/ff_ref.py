@@ -402,6 +402,29 @@ def cmd_report(a):
     L.append("Targets: ffrun / PyTorch >= 2 and ffrun / bound >= 0.5 (within 2x of the "
              "time the same sgemm calls take alone).")
     L.append("")
+    misses = []
+    for net, b in combos:
+        f, p = med("ffrun", net, b, "train_ips"), med("pytorch", net, b, "train_ips")
+        g = med("ffrun", net, b, "gemm_bound_train_ips")
+        if not (f and p and g):
+            continue
+        if f / p < 2:
+            # PyTorch's whole batch against the same sgemm calls alone: no implementation
+            # of this work on these GEMMs can beat PyTorch by more than g / p
+            misses.append("%s, batch %d: %.2fx PyTorch, short of 2x. The sgemm calls alone "
+                          "take %.0f ms per batch, PyTorch's whole batch %.0f ms, so the same "
+                          "work on the same GEMMs can be at most %.2fx PyTorch." % (
+                              names[net], b, f / p, 1e3 * b / g, 1e3 * b / p, g / p))
+        if f / g < 0.5:
+            misses.append("%s, batch %d: %.2f of the GEMM-only bound, short of 0.5." % (
+                names[net], b, f / g))
+    if misses:
+        L.append("Targets missed:")
+        L.append("")
+        L.extend("- " + m for m in misses)
+    else:
+        L.append("Every net and batch size meets both targets.")
+    L.append("")
     L.append("Where ffrun's training time goes (ms per batch, from the repetition with the "
              "median total; timed in place by wrapping the "
              "library calls; `im2col` includes the per-sample transposes, `other layer work` "
