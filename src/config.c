@@ -514,6 +514,11 @@ static int validate_loss(const pctx *c, const ff_config *cfg)
         return fail(c, key_pos(c, "train.hard_scores"),
                     "train.hard_scores softmax needs eval.softmax true (the head whose logits "
                     "score the labels)");
+    if (cfg->train.negatives == FF_NEG_HARD && cfg->train.hard_candidates > 0 &&
+        !cfg->eval.softmax)
+        return fail(c, key_pos(c, "train.hard_candidates"),
+                    "train.hard_candidates needs eval.softmax true (the head that picks the "
+                    "candidates)");
     return FF_OK;
 }
 

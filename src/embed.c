@@ -141,6 +141,23 @@ void ff_negative_labels_random(ff_rng *rng, const uint8_t *labels, int n, uint8_
     }
 }
 
+void ff_top_wrong_labels(const uint8_t *labels, const float *scores, int n, int m, uint8_t *out)
+{
+    FF_ASSERT(m >= 1 && m < FF_NUM_CLASSES);
+    for (int i = 0; i < n; i++) {
+        const float *s = scores + (size_t)i * FF_NUM_CLASSES;
+        int taken = 1 << labels[i]; /* bit k: label k is the true one or already chosen */
+        for (int q = 0; q < m; q++) {
+            int best = -1;
+            for (int k = 0; k < FF_NUM_CLASSES; k++)
+                if (!(taken >> k & 1) && (best < 0 || s[k] > s[best]))
+                    best = k;
+            taken |= 1 << best;
+            out[(size_t)i * m + q] = (uint8_t)best;
+        }
+    }
+}
+
 void ff_negative_labels_hard(ff_rng *rng, const uint8_t *labels, const float *scores, int n,
                              float temperature, uint8_t *out)
 {
@@ -159,7 +176,7 @@ void ff_negative_labels_hard(ff_rng *rng, const uint8_t *labels, const float *sc
         double u = (double)ff_rng_uniform(rng) * total;
         int pick = labels[i] == 0 ? 1 : 0;
         for (int k = 0; k < FF_NUM_CLASSES; k++) {
-            if (k == labels[i])
+            if (k == labels[i] || p[k] == 0.0) /* never a label of probability 0 */
                 continue;
             pick = k;
             if (u < p[k])

@@ -39,6 +39,36 @@ void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *
     }
 }
 
+void ff_eval_goodness_scores_of(ff_net *net, ff_embed_kind kind, const ff_dataset *ds,
+                                const int *idx, int n, const uint8_t *labels, int m,
+                                int as_logits, float *xbuf, float *scores)
+{
+    FF_ASSERT(m >= 1 && m <= FF_NUM_CLASSES);
+    const int per_chunk = net->max_batch / m;
+    FF_ASSERT(per_chunk >= 1);
+    const size_t dim = (size_t)ff_shape_dim(net->input);
+    for (int start = 0; start < n; start += per_chunk) {
+        const int c = n - start < per_chunk ? n - start : per_chunk;
+        const int rows = c * m; /* row j * m + q: image start + j with its q-th label */
+        for (int j = 0; j < c; j++) {
+            const int src = idx ? idx[start + j] : start + j;
+            for (int q = 0; q < m; q++)
+                ff_embed_batch(kind, ds->images, ds->rows, ds->cols, &src,
+                               &labels[(size_t)(start + j) * m + q], 1,
+                               xbuf + ((size_t)j * m + q) * dim);
+        }
+        ff_net_forward(net, xbuf, rows);
+        float *out = scores + (size_t)start * m;
+        memset(out, 0, sizeof(float) * (size_t)rows);
+        for (int l = ff_eval_first_layer(net); l < net->n_layers; l++) {
+            ff_goodness(net->out[l], rows, ff_shape_dim(net->layers[l].out), net->goodness);
+            const float w = as_logits ? net->layers[l].slope : 1.0f;
+            for (int r = 0; r < rows; r++)
+                out[r] += w * net->goodness[r];
+        }
+    }
+}
+
 int ff_argmax10(const float *s)
 {
     int best = 0;

@@ -55,6 +55,7 @@ typedef struct trainer {
     float *scores;       /* [max_batch * 10] goodness scores for eval / hard negatives */
     int *order;          /* the epoch's sample order */
     uint8_t *labels;     /* labels of the rows of x */
+    uint8_t *candidates; /* [batch, hard_candidates] wrong labels to score (hard negatives) */
     int8_t *shifts;      /* [2 * batch] jitter shifts of the batch (NULL: no jitter) */
     layer_stats stats[FF_MAX_LAYERS];
     int stats_batches;
@@ -76,9 +77,11 @@ static int alloc_buffers(trainer *t, ff_err *err)
     t->scores = malloc(sizeof(float) * rows * FF_NUM_CLASSES);
     t->order = malloc(sizeof(int) * (size_t)t->train.n);
     t->labels = malloc(rows);
+    t->candidates = malloc((size_t)t->batch * (FF_NUM_CLASSES - 1));
     if (t->cfg->train.jitter > 0)
         t->shifts = malloc(2 * rows);
-    if (!t->x || !t->scores || !t->order || !t->labels || (t->cfg->train.jitter > 0 && !t->shifts))
+    if (!t->x || !t->scores || !t->order || !t->labels || !t->candidates ||
+        (t->cfg->train.jitter > 0 && !t->shifts))
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for training buffers");
     return FF_OK;
 }
@@ -197,6 +200,7 @@ static void teardown(trainer *t)
     free(t->scores);
     free(t->order);
     free(t->labels);
+    free(t->candidates);
     free(t->shifts);
     ff_hybrid_free(&t->hybrids);
     ff_readout_free(&t->ro);
@@ -223,6 +227,25 @@ static void ff_pass(trainer *t, int npos, int nneg)
 
 static ff_readout_input readout_input(const trainer *t, const ff_dataset *ds);
 
+/* scores[i, k] = summed layer logits with label k for the train.hard_candidates wrong
+ * labels the softmax head ranks highest, -INFINITY for the other labels */
+static void candidate_scores(trainer *t, const int *idx, const uint8_t *truth)
+{
+    const int B = t->batch, m = t->cfg->train.hard_candidates;
+    const ff_readout_input in = readout_input(t, &t->train);
+    float *g = t->scores + (size_t)B * FF_NUM_CLASSES; /* [B, m]; scores holds 20 B floats */
+    ff_readout_scores(&t->ro, &t->net, t->ro_layers, t->ro_n, &in, idx, B, t->x, t->scores);
+    ff_top_wrong_labels(truth, t->scores, B, m, t->candidates);
+    ff_eval_goodness_scores_of(&t->net, t->cfg->model.label_embedding, &t->train, idx, B,
+                               t->candidates, m, 1, t->x, g);
+    for (int i = 0; i < B * FF_NUM_CLASSES; i++)
+        t->scores[i] = -INFINITY;
+    for (int i = 0; i < B; i++)
+        for (int q = 0; q < m; q++)
+            t->scores[(size_t)i * FF_NUM_CLASSES + t->candidates[(size_t)i * m + q]] =
+                g[(size_t)i * m + q];
+}
+
 static void choose_negative_labels(trainer *t, const int *idx, const uint8_t *truth, uint8_t *neg)
 {
     if (t->cfg->train.negatives == FF_NEG_HARD) {
@@ -230,7 +253,9 @@ static void choose_negative_labels(trainer *t, const int *idx, const uint8_t *tr
             const ff_readout_input in = readout_input(t, &t->train);
             ff_readout_scores(&t->ro, &t->net, t->ro_layers, t->ro_n, &in, idx, t->batch, t->x,
                               t->scores);
-        } else
+        } else if (t->cfg->train.hard_candidates > 0)
+            candidate_scores(t, idx, truth);
+        else
             ff_eval_goodness_scores(&t->net, t->cfg->model.label_embedding, &t->train, idx,
                                     t->batch, 1, t->x, t->scores);
         ff_negative_labels_hard(&t->rng, truth, t->scores, t->batch, t->cfg->train.hard_temperature,

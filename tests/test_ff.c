@@ -88,6 +88,44 @@ static void test_hard_negatives_never_true(void)
     }
 }
 
+/* candidates for hard negatives: the m best-scored wrong labels, best first; the draw
+ * never picks a label scored -INFINITY */
+static void test_hard_negative_candidates(void)
+{
+    const uint8_t truth[2] = {3, 0};
+    const float scores[20] = {0.5f, 0.1f, 0.9f, 9.0f, 0.2f, 0.9f, -1.0f, 0.3f, 0.0f, 0.4f,
+                              7.0f, 2.0f, 1.0f, 3.0f, 3.0f, 0.0f, 0.0f, 0.0f, 0.0f, 5.0f};
+    uint8_t top[6];
+    ff_top_wrong_labels(truth, scores, 2, 3, top);
+    /* image 0 (true 3): 0.9 at labels 2 and 5 (tie: smaller first), then 0.5 at 0 */
+    CHECK(top[0] == 2 && top[1] == 5 && top[2] == 0);
+    /* image 1 (true 0, its 7.0 skipped): 5.0 at 9, then the 3.0 tie at 3 and 4 */
+    CHECK(top[3] == 9 && top[4] == 3 && top[5] == 4);
+
+    ff_rng r;
+    ff_rng_seed(&r, 12);
+    enum { N = 3000 };
+    static uint8_t t[N], neg[N];
+    static float s[N * 10];
+    int count[10] = {0};
+    for (int i = 0; i < N; i++) {
+        t[i] = (uint8_t)(i % 10);
+        for (int k = 0; k < 10; k++)
+            s[i * 10 + k] = -INFINITY;
+        s[i * 10 + (t[i] + 1) % 10] = 0.0f; /* two candidates, equally likely at T = 1 */
+        s[i * 10 + (t[i] + 5) % 10] = 0.0f;
+    }
+    ff_negative_labels_hard(&r, t, s, N, 1.0f, neg);
+    int outside = 0;
+    for (int i = 0; i < N; i++) {
+        const int d = (neg[i] + 10 - t[i]) % 10;
+        outside += d != 1 && d != 5;
+        count[d]++;
+    }
+    CHECK(outside == 0);
+    CHECK(count[1] > N * 0.45 && count[5] > N * 0.45);
+}
+
 /* pitfall: positives and negatives must be encoded identically (same range),
  * differing only in which label pixel is on */
 static void test_positive_negative_same_range(void)
@@ -596,6 +634,15 @@ static void test_eval_skips_first_layer(void)
             CHECK_NEAR(logits[i * 10 + k], 0.5f * g1 + 2.0f * g2, 1e-3 * (g1 + g2) + 1e-5);
             CHECK(fabs(scores[i * 10 + k] - (g0 + g1 + g2)) > 1e-6 || g0 == 0.0f);
         }
+    /* the same scores for chosen labels only: two per image, in any order */
+    const uint8_t chosen[8] = {7, 1, 0, 9, 4, 4, 2, 8};
+    float some[8];
+    ff_eval_goodness_scores_of(&net, FF_EMBED_OVERLAY, &ds, idx, 4, chosen, 2, 1, xbuf, some);
+    for (int i = 0; i < 4; i++)
+        for (int q = 0; q < 2; q++) {
+            const float want = logits[i * 10 + chosen[i * 2 + q]];
+            CHECK_NEAR(some[i * 2 + q], want, 1e-4 * fabsf(want) + 1e-5);
+        }
     free(ds.images);
     free(ds.labels);
     ff_net_free(&net);
@@ -797,6 +844,7 @@ int main(void)
 {
     RUN(test_negative_labels_never_true);
     RUN(test_hard_negatives_never_true);
+    RUN(test_hard_negative_candidates);
     RUN(test_positive_negative_same_range);
     RUN(test_neutral_and_channels_embedding);
     RUN(test_jitter_shifts_image_not_label);

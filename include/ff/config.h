@@ -72,6 +72,8 @@ typedef struct ff_config {
         float hard_temperature;   /* train.hard_temperature: T of the hard draw (default 1) */
         ff_hard_scores hard_scores; /* train.hard_scores: goodness (10 labelled passes per
                                        image) | softmax (the head's logits, one neutral pass) */
+        int hard_candidates;      /* train.hard_candidates: goodness scores of only the m wrong
+                                     labels the softmax head ranks highest (0 = all nine) */
         int jitter;               /* train.jitter: max shift in pixels (0 = off) */
         float peer_norm;          /* train.peer_norm: strength (0 = off) */
         float peer_decay;         /* train.peer_decay: running-mean decay (default 0.9) */

@@ -54,8 +54,13 @@ void ff_draw_shifts(struct ff_rng *rng, int max_shift, int n, int8_t *shifts);
 /* A uniformly drawn wrong label for each true label. */
 void ff_negative_labels_random(struct ff_rng *rng, const uint8_t *labels, int n, uint8_t *out);
 
+/* out[i * m + 0..m) = the m wrong labels with the highest scores[i, :] (scores
+ * [n, 10]), best first (ties: the smaller label); 1 <= m <= 9. */
+void ff_top_wrong_labels(const uint8_t *labels, const float *scores, int n, int m, uint8_t *out);
+
 /* A wrong label drawn in proportion to softmax(scores[i, :] / temperature) with
- * the true label excluded; scores is [n, 10] (e.g. the model's logit per label).
+ * the true label excluded; scores is [n, 10] (e.g. the model's logit per label;
+ * -INFINITY: never drawn, but at least one wrong label's score must be finite).
  * temperature > 0: near 0 always the top wrong label, large: nearly uniform. */
 void ff_negative_labels_hard(struct ff_rng *rng, const uint8_t *labels, const float *scores, int n,
                              float temperature, uint8_t *out);

@@ -24,6 +24,13 @@ int ff_eval_first_layer(const ff_net *net);
 void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, const int *idx,
                              int n, int as_logits, float *xbuf, float *scores);
 
+/* scores[i * m + j] = as ff_eval_goodness_scores, for image idx[i] with label
+ * labels[i * m + j] only (m labels per image, 1 <= m <= 10): m labelled passes
+ * per image instead of ten. Chunked by net->max_batch / m images. */
+void ff_eval_goodness_scores_of(ff_net *net, ff_embed_kind kind, const ff_dataset *ds,
+                                const int *idx, int n, const uint8_t *labels, int m,
+                                int as_logits, float *xbuf, float *scores);
+
 /* Test error (fraction in [0,1]) of the goodness readout over the first n
  * images of ds (n <= 0: all). confusion (10x10, [true][pred]) is filled if not NULL.
  * scores must hold net->max_batch floats at least. */
