@@ -71,7 +71,8 @@ done
 # ---- report
 meta=$DIR/meta.json
 dirty=false
-[ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || dirty=true
+# the code the benchmark measures; other files (configs, results) do not count
+git diff --quiet HEAD -- src include bench Makefile 2>/dev/null || dirty=true
 "$PY" - "$meta" <<EOF
 import json, subprocess, sys, time
 def sh(cmd):
@@ -93,10 +94,12 @@ json.dump({
     "commit": sh("git rev-parse --short HEAD") or "?",
     "dirty": "$dirty" == "true",
     "reps": $REPS, "torch": torch,
+    # the benchmark itself keeps both cores busy, so only the load before it says
+    # whether other work ran (just before, or still alongside)
     "note": "PyTorch with OMP_WAIT_POLICY=%s. Load average at start %s, at end %s%s." % (
         omp, "$load_start", " ".join(load_end),
-        " (other work was running: figures are noisy)" if max(
-            float(x) for x in "$load_start".split() + load_end) > 0.5 else ""),
+        " (the 1-minute load at the start was above 0.5: other work ran just before or "
+        "alongside, so figures may be noisy)" if float("$load_start".split()[0]) > 0.5 else ""),
 }, open(sys.argv[1], "w"))
 EOF
 "$PY" bench/ff_ref.py report "$RESULTS" "$OUT" --meta "$meta"
