@@ -8,6 +8,23 @@
 
 int ff_eval_first_layer(const ff_net *net) { return net->n_layers > 1 ? 1 : 0; }
 
+/* After a forward pass of `rows` rows: the goodness of each row summed over the
+ * evaluated layers (each times its slope if as_logits). groups 1: row r into out[r];
+ * groups G > 1: the rows are G label-major blocks of rows / G images, and row
+ * k * (rows / G) + j goes to out[j * G + k] (image-major). */
+static void summed_goodness(ff_net *net, int rows, int as_logits, int groups, float *out)
+{
+    const int per_group = rows / groups;
+    memset(out, 0, sizeof(float) * (size_t)rows);
+    for (int l = ff_eval_first_layer(net); l < net->n_layers; l++) {
+        ff_goodness(net->out[l], rows, ff_shape_dim(net->layers[l].out), net->goodness);
+        const float w = as_logits ? net->layers[l].slope : 1.0f;
+        for (int k = 0; k < groups; k++)
+            for (int j = 0; j < per_group; j++)
+                out[(size_t)j * groups + k] += w * net->goodness[(size_t)k * per_group + j];
+    }
+}
+
 void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, const int *idx,
                              int n, int as_logits, float *xbuf, float *scores)
 {
@@ -27,15 +44,8 @@ void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *
         }
         const int rows = m * FF_NUM_CLASSES;
         ff_net_forward(net, xbuf, rows);
-        float *out = scores + (size_t)start * FF_NUM_CLASSES;
-        memset(out, 0, sizeof(float) * (size_t)rows);
-        for (int l = ff_eval_first_layer(net); l < net->n_layers; l++) {
-            ff_goodness(net->out[l], rows, ff_shape_dim(net->layers[l].out), net->goodness);
-            const float w = as_logits ? net->layers[l].slope : 1.0f;
-            for (int k = 0; k < FF_NUM_CLASSES; k++)
-                for (int j = 0; j < m; j++)
-                    out[(size_t)j * FF_NUM_CLASSES + k] += w * net->goodness[(size_t)k * m + j];
-        }
+        summed_goodness(net, rows, as_logits, FF_NUM_CLASSES,
+                        scores + (size_t)start * FF_NUM_CLASSES);
     }
 }
 
@@ -58,14 +68,7 @@ void ff_eval_goodness_scores_of(ff_net *net, ff_embed_kind kind, const ff_datase
                                xbuf + ((size_t)j * m + q) * dim);
         }
         ff_net_forward(net, xbuf, rows);
-        float *out = scores + (size_t)start * m;
-        memset(out, 0, sizeof(float) * (size_t)rows);
-        for (int l = ff_eval_first_layer(net); l < net->n_layers; l++) {
-            ff_goodness(net->out[l], rows, ff_shape_dim(net->layers[l].out), net->goodness);
-            const float w = as_logits ? net->layers[l].slope : 1.0f;
-            for (int r = 0; r < rows; r++)
-                out[r] += w * net->goodness[r];
-        }
+        summed_goodness(net, rows, as_logits, 1, scores + (size_t)start * m);
     }
 }
 

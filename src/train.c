@@ -155,8 +155,7 @@ static int setup(trainer *t, ff_err *err)
  * model has none of this shape: eval.softmax was off, or a version 1 model file. */
 static void restore_head(trainer *t, const ff_checkpoint *ck)
 {
-    if (ck->n_head != t->ro.n_params || ck->n_head_state != ff_optim_state_len(&t->ro.opt) ||
-        ck->n_head == 0) {
+    if (ck->n_head != t->ro.n_params || ck->n_head_state != ff_optim_state_len(&t->ro.opt)) {
         info(t, "softmax readout: the model holds no head of %zu weights; a new head starts "
                 "from zero", t->ro.n_params);
         return;
@@ -227,14 +226,21 @@ static void ff_pass(trainer *t, int npos, int nneg)
 
 static ff_readout_input readout_input(const trainer *t, const ff_dataset *ds);
 
+/* scores[i, k] = the softmax head's logit k for image idx[i]: one neutral-label pass */
+static void head_logits(trainer *t, const int *idx)
+{
+    const ff_readout_input in = readout_input(t, &t->train);
+    ff_readout_scores(&t->ro, &t->net, t->ro_layers, t->ro_n, &in, idx, t->batch, t->x,
+                      t->scores);
+}
+
 /* scores[i, k] = summed layer logits with label k for the train.hard_candidates wrong
  * labels the softmax head ranks highest, -INFINITY for the other labels */
 static void candidate_scores(trainer *t, const int *idx, const uint8_t *truth)
 {
     const int B = t->batch, m = t->cfg->train.hard_candidates;
-    const ff_readout_input in = readout_input(t, &t->train);
     float *g = t->scores + (size_t)B * FF_NUM_CLASSES; /* [B, m]; scores holds 20 B floats */
-    ff_readout_scores(&t->ro, &t->net, t->ro_layers, t->ro_n, &in, idx, B, t->x, t->scores);
+    head_logits(t, idx);
     ff_top_wrong_labels(truth, t->scores, B, m, t->candidates);
     ff_eval_goodness_scores_of(&t->net, t->cfg->model.label_embedding, &t->train, idx, B,
                                t->candidates, m, 1, t->x, g);
@@ -249,11 +255,9 @@ static void candidate_scores(trainer *t, const int *idx, const uint8_t *truth)
 static void choose_negative_labels(trainer *t, const int *idx, const uint8_t *truth, uint8_t *neg)
 {
     if (t->cfg->train.negatives == FF_NEG_HARD) {
-        if (t->cfg->train.hard_scores == FF_HARD_SOFTMAX) { /* the head's logits: one pass */
-            const ff_readout_input in = readout_input(t, &t->train);
-            ff_readout_scores(&t->ro, &t->net, t->ro_layers, t->ro_n, &in, idx, t->batch, t->x,
-                              t->scores);
-        } else if (t->cfg->train.hard_candidates > 0)
+        if (t->cfg->train.hard_scores == FF_HARD_SOFTMAX)
+            head_logits(t, idx);
+        else if (t->cfg->train.hard_candidates > 0)
             candidate_scores(t, idx, truth);
         else
             ff_eval_goodness_scores(&t->net, t->cfg->model.label_embedding, &t->train, idx,
