@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # t_e2e_quick.sh - end to end: ffrun trains configs/quick.yaml; the loss falls, the test
 # error beats chance (90%) by a wide margin, the model file is written, and
-# the event file passes the independent Python reader and tfevents-dump with every expected tag.
+# the event file passes the independent Python reader and tfevents-dump with every expected tag;
+# then three short runs with hard negatives (goodness, softmax and candidate scoring) learn and
+# make harder negatives than random wrong labels.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 build=${FF_BUILD:-build}
@@ -62,6 +64,30 @@ PY
 rc=$?
 cat "$tmp/check"
 [ $rc -eq 0 ] && ok "loss falls; goodness and softmax test errors < 30% (chance 90%)" || fail "training did not learn"
+
+# hard negatives, each way of scoring the wrong labels: the run trains and learns, and its
+# negatives are harder than random wrong labels (the final epoch's loss is clearly higher
+# on the same data, seed and schedule). A scoring that fell back to random labels fails.
+final_loss() { sed -n 's/^epoch 3\/3 .* loss \([0-9.]*\) .*test error \([0-9.]*\)%.*/\1 \2/p' "$1"; }
+short=(--set train.epochs=3 --set log.dir="$tmp/hard_runs" --set checkpoint.dir="$tmp/hard_models")
+"$build/ffrun" configs/quick.yaml "${short[@]}" --name rand > "$tmp/rand.out" 2>&1 \
+    || fail "random negatives run exited $?"
+read -r rand_loss rand_err < <(final_loss "$tmp/rand.out")
+for v in "goodness|" "softmax|--set train.hard_scores=softmax" "candidates|--set train.hard_candidates=3"; do
+    n=${v%%|*}; read -ra opt <<< "${v#*|}"
+    if ! "$build/ffrun" configs/quick.yaml "${short[@]}" --set train.negatives=hard "${opt[@]}" \
+            --name "hard_$n" > "$tmp/hard_$n.out" 2>&1; then
+        fail "hard negatives ($n) exited $?"; cat "$tmp/hard_$n.out"; continue
+    fi
+    read -r loss err < <(final_loss "$tmp/hard_$n.out")
+    if /usr/bin/python3 -c "import sys; l,e,r=map(float,sys.argv[1:]); sys.exit(0 if e < 30 and l > 1.2*r else 1)" \
+            "${loss:-0}" "${err:-100}" "${rand_loss:-1e9}"; then
+        ok "hard negatives ($n): test error $err% < 30%, loss $loss > 1.2 x random's $rand_loss"
+    else
+        fail "hard negatives ($n): test error ${err:-?}%, loss ${loss:-?} (random negatives: loss ${rand_loss:-?})"
+        cat "$tmp/hard_$n.out"
+    fi
+done
 
 [ $fails -eq 0 ] && echo "t_e2e_quick: all checks passed"
 exit $((fails > 0))
