@@ -75,10 +75,10 @@ short=(--set train.epochs=3 --set log.dir="$tmp/hard_runs" --set checkpoint.dir=
 read -r rand_loss rand_err < <(final_loss "$tmp/rand.out")
 for v in "goodness|" "softmax|--set train.hard_scores=softmax" "candidates|--set train.hard_candidates=3"; do
     n=${v%%|*}; read -ra opt <<< "${v#*|}"
-    if ! "$build/ffrun" configs/quick.yaml "${short[@]}" --set train.negatives=hard "${opt[@]}" \
-            --name "hard_$n" > "$tmp/hard_$n.out" 2>&1; then
-        fail "hard negatives ($n) exited $?"; cat "$tmp/hard_$n.out"; continue
-    fi
+    "$build/ffrun" configs/quick.yaml "${short[@]}" --set train.negatives=hard "${opt[@]}" \
+        --name "hard_$n" > "$tmp/hard_$n.out" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] || { fail "hard negatives ($n) exited $rc"; cat "$tmp/hard_$n.out"; continue; }
     read -r loss err < <(final_loss "$tmp/hard_$n.out")
     if /usr/bin/python3 -c "import sys; l,e,r=map(float,sys.argv[1:]); sys.exit(0 if e < 30 and l > 1.2*r else 1)" \
             "${loss:-0}" "${err:-100}" "${rand_loss:-1e9}"; then
