@@ -2,14 +2,8 @@
 # t_cli.sh - the command line as a user meets it: --help, --version, --help-config,
 # --dry-run, exit codes and messages for usage and config errors, make install.
 set -u
-cd "$(dirname "$0")/.." || exit 1
-build=${FF_BUILD:-build}
+source "$(dirname "$0")/script_lib.sh"
 ffrun=$build/ffrun
-tmp=$(mktemp -d /tmp/ff_t_cli.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok   $*"; }
 expect() { # expect STATUS PATTERN CMD... : exit status and a line matching PATTERN
     local want=$1 pat=$2; shift 2
     "$@" > "$tmp/out" 2>&1
@@ -54,5 +48,4 @@ if make --no-print-directory BUILD="$build" install DESTDIR="$tmp/dest" PREFIX=/
 else
     fail "make install"; cat "$tmp/inst"
 fi
-[ $fails -eq 0 ] && echo "t_cli: all checks passed"
-exit $((fails > 0))
+finish t_cli

@@ -4,13 +4,7 @@
 # model file is written. unsupervised_clf.yaml runs on the backbone that
 # unsupervised_backbone.yaml just wrote. The figures of the full runs are in docs/RESULTS.md.
 set -u
-cd "$(dirname "$0")/.." || exit 1
-build=${FF_BUILD:-build}
-tmp=$(mktemp -d /tmp/ff_t_configs.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok   $*"; }
+source "$(dirname "$0")/script_lib.sh"
 
 short=(--set data.train_limit=500 --set data.test_limit=200 --set data.cache="$tmp/cache"
        --set log.dir="$tmp/runs" --set checkpoint.dir="$tmp/models" --quiet)
@@ -45,5 +39,4 @@ else
 fi
 [ "$n" -eq "$(ls configs/*.yaml | wc -l)" ] || fail "ran $n configs of $(ls configs/*.yaml | wc -l)"
 
-[ $fails -eq 0 ] && echo "t_e2e_configs: all checks passed ($n configs)"
-exit $((fails > 0))
+finish t_e2e_configs "$n configs"

@@ -5,13 +5,7 @@
 # then three short runs with hard negatives (goodness, softmax and candidate scoring) learn and
 # make harder negatives than random wrong labels.
 set -u
-cd "$(dirname "$0")/.." || exit 1
-build=${FF_BUILD:-build}
-tmp=$(mktemp -d /tmp/ff_t_e2e.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok   $*"; }
+source "$(dirname "$0")/script_lib.sh"
 
 if "$build/ffrun" configs/quick.yaml --set log.dir="$tmp/runs" --set checkpoint.dir="$tmp/models" \
         --name e2e > "$tmp/out" 2>&1; then
@@ -89,5 +83,4 @@ for v in "goodness|" "softmax|--set train.hard_scores=softmax" "candidates|--set
     fi
 done
 
-[ $fails -eq 0 ] && echo "t_e2e_quick: all checks passed"
-exit $((fails > 0))
+finish t_e2e_quick

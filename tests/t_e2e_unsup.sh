@@ -5,16 +5,10 @@
 # modification time (not by name), trains a softmax head on the frozen backbone and beats
 # chance; the event files pass the strict reader; ffrun eval reads the classifier model.
 set -u
-cd "$(dirname "$0")/.." || exit 1
-root=$PWD
-ffrun=$root/${FF_BUILD:-build}/ffrun
+source "$(dirname "$0")/script_lib.sh"
+ffrun=$root/$build/ffrun
 py=/usr/bin/python3
-tmp=$(mktemp -d /tmp/ff_t_unsup.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
 cd "$tmp" && ln -s "$root/data" data
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok   $*"; }
 cat > backbone.yaml <<'Y'
 mode: unsupervised_backbone
 data: {train_limit: 3000, test_limit: 1000}
@@ -66,5 +60,4 @@ if $py "$root/tests/tb_reader.py" --expect-tags "$tags" runs > r.out 2>&1; then
 else
     fail "strict reader"; cat r.out
 fi
-[ $fails -eq 0 ] && echo "t_e2e_unsup: all checks passed"
-exit $((fails > 0))
+finish t_e2e_unsup

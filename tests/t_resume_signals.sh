@@ -4,16 +4,10 @@
 # with a failure status; SIGKILL at random moments never leaves an unreadable model or a
 # corrupt complete record; `ffrun eval` reads a model back.
 set -u
-cd "$(dirname "$0")/.." || exit 1
-root=$PWD
-ffrun=$root/${FF_BUILD:-build}/ffrun
+source "$(dirname "$0")/script_lib.sh"
+ffrun=$root/$build/ffrun
 py=/usr/bin/python3
-tmp=$(mktemp -d /tmp/ff_t_resume.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
 cd "$tmp" && ln -s "$root/data" data
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok   $*"; }
 cfg=$root/configs/quick.yaml
 
 # 1. resume equals an uninterrupted run (same seed), bit for bit
@@ -115,5 +109,4 @@ else
     fail "SIGKILL: event files"; cat k.out
 fi
 
-[ $fails -eq 0 ] && echo "t_resume_signals: all checks passed"
-exit $((fails > 0))
+finish t_resume_signals

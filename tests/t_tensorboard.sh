@@ -3,19 +3,13 @@
 # tfevents-dump; copies with a flipped data bit, a bad length CRC and a truncated tail
 # are rejected (tfevents-dump: exit 1 naming file and offset; truncated tail: warning, exit 0).
 set -u
-cd "$(dirname "$0")/.." || exit 1
-build=${FF_BUILD:-build}
+source "$(dirname "$0")/script_lib.sh"
 dump=$build/tfevents-dump
 writer=$build/tests/test_summary
 py=/usr/bin/python3
 for f in "$dump" "$writer"; do
     [ -x "$f" ] || { echo "t_tensorboard: $f not built (make BUILD=$build all unit-bins)"; exit 1; }
 done
-tmp=$(mktemp -d /tmp/ff_t_tensorboard.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok   $*"; }
 
 "$writer" --write-sample "$tmp/logs" > "$tmp/files" || { echo "FAIL: sample writer"; exit 1; }
 [ "$(wc -l < "$tmp/files")" -eq 2 ] || fail "sample writer made $(wc -l < "$tmp/files") files, want 2"
@@ -110,5 +104,4 @@ done
 $py tests/tb_reader.py --allow-truncated-tail "$trunc" > /dev/null 2>&1 \
     || fail "tb_reader --allow-truncated-tail rejects the truncated tail"
 
-[ $fails -eq 0 ] && echo "t_tensorboard: all checks passed"
-[ $fails -eq 0 ]
+finish t_tensorboard
