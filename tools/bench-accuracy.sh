@@ -71,6 +71,7 @@ run_one() { # name config extra...
         [ -n "$posthoc" ] && echo "test error (softmax readout): final $posthoc (head trained 1 epoch on the finished net)"
         echo "commit=$commit"
         echo "date=$(date -u +%Y-%m-%d)"
+        echo "threads=${OPENBLAS_NUM_THREADS:-$(nproc)}"
         grep -E '^test error' "$log"
         grep -E '^finished after' "$log"
         echo "wall_seconds=$(( $(date +%s) - start ))"

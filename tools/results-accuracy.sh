@@ -27,6 +27,10 @@ tmp=$(mktemp)
         per=$(sed -n 's/.*(\([0-9.]*s\) per epoch of training).*/\1/p' "$f")
         wall=$(sed -n 's/^wall_seconds=//p' "$f")
         commit=$(sed -n 's/^commit=//p' "$f")
+        threads=$(sed -n 's/^threads=//p' "$f")
+        # a run on fewer threads than cores shared the machine with another run
+        [ -n "$per" ] && [ -n "$threads" ] && [ "$threads" != "$(nproc)" ] &&
+            per="$per ($threads OpenBLAS thread(s), another run alongside)"
         case $name in # issue 6's targets (the paper's figures; the CNN's own)
             supervised_fc) target="<= 1.36% (paper, 60 epochs)" ;;
             unsupervised_clf) target="<= 1.16% (paper, 60 epochs)" ;;
