@@ -86,12 +86,16 @@ void ff_optim_step(ff_optim *o, float *params, const float *grads, float lr)
 
 float ff_schedule_lr(const ff_config *cfg, int64_t step, int64_t total)
 {
-    const float lr = cfg->optimizer.lr;
+    return cfg->optimizer.lr * ff_schedule_scale(cfg, step, total);
+}
+
+float ff_schedule_scale(const ff_config *cfg, int64_t step, int64_t total)
+{
     if (cfg->schedule.type == FF_SCHED_CONSTANT || total <= 0)
-        return lr;
+        return 1.0f;
     const double start = cfg->schedule.decay_start * (double)total;
     if ((double)step < start)
-        return lr;
+        return 1.0f;
     double frac = ((double)step - start) / fmax(1.0, (double)total - start);
     if (frac > 1.0)
         frac = 1.0;
@@ -99,5 +103,5 @@ float ff_schedule_lr(const ff_config *cfg, int64_t step, int64_t total)
     double scale = cfg->schedule.type == FF_SCHED_LINEAR
                        ? 1.0 - (1.0 - lo) * frac
                        : lo + (1.0 - lo) * 0.5 * (1.0 + cos(3.14159265358979 * frac));
-    return (float)(lr * scale);
+    return (float)scale;
 }

@@ -212,17 +212,24 @@ static void fill_inputs(ff_readout *ro, const ff_readout_input *in, const int *o
     const size_t dim = (size_t)ds->dim;
     const uint8_t *neutral = ro->labels + ro->max_batch;
     FF_ASSERT(m <= ro->max_batch);
+    const int8_t *shifts = in->shifts ? in->shifts + 2 * (size_t)start : NULL;
     for (int i = 0; i < m; i++) {
         const int src = order ? order[start + i] : start + i;
         ro->labels[i] = ds->labels[src];
-        if (!in->neutral)
+        if (!in->neutral && !shifts)
             memcpy(x + i * dim, ds->images + src * dim, sizeof(float) * dim);
     }
-    if (in->neutral && order)
-        ff_embed_batch(in->embed, ds->images, ds->rows, ds->cols, order + start, neutral, m, x);
-    else if (in->neutral) /* idx NULL reads images 0..m: start the array at image `start` */
-        ff_embed_batch(in->embed, ds->images + (size_t)start * dim, ds->rows, ds->cols, NULL,
-                       neutral, m, x);
+    if (!in->neutral && !shifts)
+        return;
+    /* the image alone (unsupervised) or with the neutral label, shifted if asked */
+    const ff_embed_kind kind = in->neutral ? in->embed : FF_EMBED_OVERLAY;
+    const uint8_t *labels = in->neutral ? neutral : NULL;
+    if (order)
+        ff_embed_batch_shifted(kind, ds->images, ds->rows, ds->cols, order + start, labels,
+                               shifts, m, x);
+    else /* idx NULL reads images 0..m: start the array at image `start` */
+        ff_embed_batch_shifted(kind, ds->images + (size_t)start * dim, ds->rows, ds->cols, NULL,
+                               labels, shifts, m, x);
 }
 
 void ff_readout_make_input(ff_readout *ro, const ff_readout_input *in, const int *idx, int batch,

@@ -17,6 +17,7 @@
 #include "ff/embed.h"
 #include "ff/fsutil.h"
 #include "ff/net.h"
+#include "ff/optim.h"
 #include "ff/readout.h"
 #include "ff/rng.h"
 #include "ff/summary.h"
@@ -32,6 +33,7 @@ typedef struct clf_run {
     int layers[FF_MAX_LAYERS], n_layers;
     ff_rng rng;
     int *order;
+    int8_t *shifts;               /* [2 * train.n] jitter shifts of an epoch (NULL: no jitter) */
     float *x;
     ff_summary_writer *tb;
 } clf_run;
@@ -92,7 +94,9 @@ static int setup(clf_run *c, const ff_config *cfg, const ff_train_opts *opts, ff
         return rc;
     c->order = malloc(sizeof(int) * (size_t)c->train.n);
     c->x = malloc(sizeof(float) * (size_t)max_batch * (size_t)ff_shape_dim(c->net.input));
-    if (!c->order || !c->x)
+    if (cfg->train.jitter > 0)
+        c->shifts = malloc(2 * (size_t)c->train.n);
+    if (!c->order || !c->x || (cfg->train.jitter > 0 && !c->shifts))
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for the classifier run");
     return FF_OK;
 }
@@ -100,6 +104,7 @@ static int setup(clf_run *c, const ff_config *cfg, const ff_train_opts *opts, ff
 static void teardown(clf_run *c)
 {
     free(c->order);
+    free(c->shifts);
     free(c->x);
     ff_readout_free(&c->ro);
     ff_net_free(&c->net);
@@ -133,6 +138,13 @@ static int open_run(clf_run *c, ff_train_result *res, ff_err *err)
     if (!rc)
         rc = ff_summary_hparams_start(c->tb, &c->cfg, (double)time(NULL), err);
     return rc;
+}
+
+/* The classifier's learning rate in epoch `epoch` (1-based): clf.lr under the
+ * config's schedule, counted in classifier epochs. */
+static float clf_lr(const ff_config *cfg, int epoch)
+{
+    return cfg->clf.lr * ff_schedule_scale(cfg, epoch - 1, cfg->clf.epochs);
 }
 
 /* The classifier model: backbone parameters then the head's W and b. */
@@ -173,9 +185,12 @@ static int run_epochs(clf_run *c, const ff_train_opts *opts, ff_train_result *re
         for (int i = 0; i < c->train.n; i++)
             c->order[i] = i;
         ff_rng_shuffle(&c->rng, c->order, c->train.n);
+        if (c->shifts) /* train.jitter: the images shifted afresh each epoch */
+            ff_draw_shifts(&c->rng, cfg->train.jitter, c->train.n, c->shifts);
+        tr.shifts = c->shifts;
         float loss = ff_readout_train_epoch(&c->ro, &c->net, c->layers, c->n_layers, &tr,
                                             c->order, c->train.n, cfg->train.batch_size,
-                                            cfg->clf.lr, c->x);
+                                            clf_lr(cfg, epoch), c->x);
         res->train_seconds += now_seconds() - t0;
         double e = ff_readout_error(&c->ro, &c->net, c->layers, c->n_layers, &te, 0, c->x, NULL);
         res->final_error = res->final_error_softmax = e;
@@ -185,6 +200,8 @@ static int run_epochs(clf_run *c, const ff_train_opts *opts, ff_train_result *re
             res->best_epoch = epoch;
         }
         rc = ff_summary_scalar(c->tb, "clf/loss", epoch, loss, err);
+        if (!rc)
+            rc = ff_summary_scalar(c->tb, "clf/lr", epoch, clf_lr(cfg, epoch), err);
         if (!rc)
             rc = ff_summary_scalar(c->tb, "test/error_softmax", epoch, (float)(e * 100.0), err);
         if (!rc)

@@ -599,6 +599,12 @@ static void test_schedules(void)
     CHECK_NEAR(ff_schedule_lr(&cfg, 750, 1000), 0.5, 1e-6);
     CHECK(ff_schedule_lr(&cfg, 600, 1000) > 0.9f);
     CHECK_NEAR(ff_schedule_lr(&cfg, 1000, 1000), 0.0, 1e-6);
+    /* the factor alone (the classifier scales clf.lr by it), independent of optimizer.lr */
+    cfg.schedule.type = FF_SCHED_LINEAR;
+    cfg.optimizer.lr = 0.25f;
+    CHECK(ff_schedule_scale(&cfg, 9, 20) == 1.0f);
+    CHECK_NEAR(ff_schedule_scale(&cfg, 15, 20), 0.5, 1e-6);
+    CHECK_NEAR(ff_schedule_lr(&cfg, 15, 20), 0.125, 1e-6);
 }
 
 /* pitfall: evaluation sums goodness over all layers but the first */

@@ -265,6 +265,16 @@ static void run_frozen(int neutral)
     CHECK(ro.labels[0] == train.labels[5] && ro.labels[1] == train.labels[9]);
     CHECK(xbuf[64 + 3] == (neutral ? 0.1f : train.images[9 * 64 + 3]));
     CHECK(xbuf[64 + 40] == train.images[9 * 64 + 40]);
+    /* jitter: image 5 one pixel right, image 9 one pixel down; label pixels stay put */
+    const int8_t shifts[4] = {1, 0, 0, 1};
+    in.shifts = shifts;
+    ff_readout_make_input(&ro, &in, idx, 2, xbuf);
+    CHECK(xbuf[5 * 8 + 3] == train.images[5 * 64 + 5 * 8 + 2]);
+    CHECK(xbuf[5 * 8 + 0] == 0.0f);
+    CHECK(xbuf[64 + 3 * 8 + 5] == train.images[9 * 64 + 2 * 8 + 5]);
+    CHECK(xbuf[64 + 3] == (neutral ? 0.1f : 0.0f));
+    CHECK(ro.labels[0] == train.labels[5] && ro.labels[1] == train.labels[9]);
+    in.shifts = NULL;
 
     const double before = ff_readout_error(&ro, &net, layers, nl, &in, 0, xbuf, NULL);
     float loss0 = 0.0f, loss = 0.0f;

@@ -30,7 +30,11 @@ size_t ff_optim_state_len(const ff_optim *o);
 /* One fused pass over params[0..n): params -= lr * update(grads). */
 void ff_optim_step(ff_optim *o, float *params, const float *grads, float lr);
 
-/* Learning rate at `step` (0-based) of `total` steps under cfg->schedule. */
+/* The factor cfg->schedule applies to the base learning rate at `step` (0-based)
+ * of `total` steps: 1 before the decay starts, down to schedule.final_lr_scale. */
+float ff_schedule_scale(const ff_config *cfg, int64_t step, int64_t total);
+
+/* Learning rate at `step` of `total` steps: optimizer.lr * ff_schedule_scale. */
 float ff_schedule_lr(const ff_config *cfg, int64_t step, int64_t total);
 
 #endif

@@ -92,6 +92,8 @@ typedef struct ff_readout_input {
     int neutral;            /* 1: image with FF_LABEL_NEUTRAL embedded by `embed` (supervised nets);
                                0: the raw image (unsupervised nets, input shape [1, rows, cols]) */
     ff_embed_kind embed;
+    const int8_t *shifts;   /* NULL, or jitter: (dx, dy) for each position of the image order
+                               (shifts[2 * j], shifts[2 * j + 1] move image order[j]) */
 } ff_readout_input;
 
 /* Net inputs of images idx[0..batch) (idx NULL: 0..batch) into x
