@@ -213,14 +213,8 @@ static void fill_inputs(ff_readout *ro, const ff_readout_input *in, const int *o
     const uint8_t *neutral = ro->labels + ro->max_batch;
     FF_ASSERT(m <= ro->max_batch);
     const int8_t *shifts = in->shifts ? in->shifts + 2 * (size_t)start : NULL;
-    for (int i = 0; i < m; i++) {
-        const int src = order ? order[start + i] : start + i;
-        ro->labels[i] = ds->labels[src];
-        if (!in->neutral && !shifts)
-            memcpy(x + i * dim, ds->images + src * dim, sizeof(float) * dim);
-    }
-    if (!in->neutral && !shifts)
-        return;
+    for (int i = 0; i < m; i++)
+        ro->labels[i] = ds->labels[order ? order[start + i] : start + i];
     /* the image alone (unsupervised) or with the neutral label, shifted if asked */
     const ff_embed_kind kind = in->neutral ? in->embed : FF_EMBED_OVERLAY;
     const uint8_t *labels = in->neutral ? neutral : NULL;

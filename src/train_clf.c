@@ -188,9 +188,10 @@ static int run_epochs(clf_run *c, const ff_train_opts *opts, ff_train_result *re
         if (c->shifts) /* train.jitter: the images shifted afresh each epoch */
             ff_draw_shifts(&c->rng, cfg->train.jitter, c->train.n, c->shifts);
         tr.shifts = c->shifts;
+        const float lr = clf_lr(cfg, epoch);
         float loss = ff_readout_train_epoch(&c->ro, &c->net, c->layers, c->n_layers, &tr,
                                             c->order, c->train.n, cfg->train.batch_size,
-                                            clf_lr(cfg, epoch), c->x);
+                                            lr, c->x);
         res->train_seconds += now_seconds() - t0;
         double e = ff_readout_error(&c->ro, &c->net, c->layers, c->n_layers, &te, 0, c->x, NULL);
         res->final_error = res->final_error_softmax = e;
@@ -201,7 +202,7 @@ static int run_epochs(clf_run *c, const ff_train_opts *opts, ff_train_result *re
         }
         rc = ff_summary_scalar(c->tb, "clf/loss", epoch, loss, err);
         if (!rc)
-            rc = ff_summary_scalar(c->tb, "clf/lr", epoch, clf_lr(cfg, epoch), err);
+            rc = ff_summary_scalar(c->tb, "clf/lr", epoch, lr, err);
         if (!rc)
             rc = ff_summary_scalar(c->tb, "test/error_softmax", epoch, (float)(e * 100.0), err);
         if (!rc)
