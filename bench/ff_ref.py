@@ -401,6 +401,13 @@ def cmd_report(a):
     L.append("")
     L.append("Targets: ffrun / PyTorch >= 2 and ffrun / bound >= 0.5 (within 2x of the "
              "time the same sgemm calls take alone).")
+    peak = meta.get("peak")
+    if peak:
+        L.append("")
+        L.append("Nominal FP32 peak of this machine: %.0f GFLOP/s (%d cores x %.0f MHz x %d "
+                 "FLOP per cycle: two FMA pipes of its widest vector instructions; turbo "
+                 "aside, no code runs faster)." % (peak["gflops"], peak["cores"], peak["mhz"],
+                                                    peak["flop_per_cycle"]))
     L.append("")
     misses = []
     for net, b in combos:
@@ -415,6 +422,12 @@ def cmd_report(a):
                           "take %.0f ms per batch, PyTorch's whole batch %.0f ms, so the same "
                           "work on the same GEMMs can be at most %.2fx PyTorch." % (
                               names[net], b, f / p, 1e3 * b / g, 1e3 * b / p, g / p))
+            flop = med("ffrun", net, b, "train_flop_per_img")
+            if peak and flop:
+                misses[-1] += (" Those sgemm calls alone run at %.0f GFLOP/s, %.0f%% of the "
+                               "machine's nominal peak: no GEMM library would make them "
+                               "much faster." % (g * flop / 1e9,
+                                                 100 * g * flop / 1e9 / peak["gflops"]))
         if f / g < 0.5:
             misses.append("%s, batch %d: %.2f of the GEMM-only bound, short of 0.5." % (
                 names[net], b, f / g))

@@ -85,6 +85,19 @@ blas = next((r["blas"] for r in rows if "blas" in r), "OpenBLAS")
 torch = next((r["torch"] for r in rows if "torch" in r), "?")
 omp = next((r.get("omp_wait_policy") for r in rows if "torch" in r), "?")
 load_end = open("/proc/loadavg").read().split()[:3]
+def nominal_peak_gflops():
+    """cores x clock x FP32 FLOP per cycle of two FMA pipes of the widest vector ISA in the
+    CPU flags (AVX-512: 64, AVX2 + FMA: 32, else 16); an upper estimate (turbo aside)"""
+    try:
+        info = open("/proc/cpuinfo").read()
+        flags = set(next(l for l in info.splitlines() if l.startswith("flags")).split())
+        mhz = float(next(l for l in info.splitlines() if l.startswith("cpu MHz")).split(":")[1])
+        per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 16
+        import os
+        return {"gflops": os.cpu_count() * mhz * per_cycle / 1e3, "mhz": mhz,
+                "flop_per_cycle": per_cycle, "cores": os.cpu_count()}
+    except Exception:
+        return None
 json.dump({
     "command": "make bench-speed" if "${MAKELEVEL:-}" else "bench/speed.sh",
     "date": time.strftime("%Y-%m-%d %H:%M %Z"),
@@ -93,7 +106,7 @@ json.dump({
     "blas": blas + " (" + sh("dpkg-query -W -f='\${Version}' libopenblas0-pthread") + ")",
     "commit": sh("git rev-parse --short HEAD") or "?",
     "dirty": "$dirty" == "true",
-    "reps": $REPS, "torch": torch,
+    "reps": $REPS, "torch": torch, "peak": nominal_peak_gflops(),
     # the benchmark itself keeps both cores busy, so only the load before it says
     # whether other work ran (just before, or still alongside)
     "note": "PyTorch with OMP_WAIT_POLICY=%s. Load average at start %s, at end %s%s." % (
