@@ -509,16 +509,34 @@ static int validate_loss(const pctx *c, const ff_config *cfg)
         return fail(c, key_pos(c, "train.loss"),
                     "train.loss pairwise needs train.passes joint (a positive and its negative in "
                     "one step)");
-    if (cfg->train.negatives == FF_NEG_HARD && cfg->train.hard_scores == FF_HARD_SOFTMAX &&
-        !cfg->eval.softmax)
-        return fail(c, key_pos(c, "train.hard_scores"),
-                    "train.hard_scores softmax needs eval.softmax true (the head whose logits "
-                    "score the labels)");
-    if (cfg->train.negatives == FF_NEG_HARD && cfg->train.hard_candidates > 0 &&
-        !cfg->eval.softmax)
-        return fail(c, key_pos(c, "train.hard_candidates"),
-                    "train.hard_candidates needs eval.softmax true (the head that picks the "
-                    "candidates)");
+    return FF_OK;
+}
+
+/* the options that change how hard negatives are scored: both only mean something with
+ * train.negatives hard (a silently ignored setting would mislead), and both read the
+ * softmax head */
+static int validate_hard_options(const pctx *c, const ff_config *cfg)
+{
+    const struct {
+        int set;
+        const char *key, *what, *head_role;
+    } opt[] = {
+        {cfg->train.hard_scores == FF_HARD_SOFTMAX, "train.hard_scores", "train.hard_scores softmax",
+         "the head whose logits score the labels"},
+        {cfg->train.hard_candidates > 0, "train.hard_candidates", "train.hard_candidates",
+         "the head that picks the candidates"},
+    };
+    for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++) {
+        if (!opt[i].set)
+            continue;
+        if (cfg->train.negatives != FF_NEG_HARD)
+            return fail(c, key_pos(c, opt[i].key),
+                        "%s only applies with train.negatives hard (random negatives are not "
+                        "scored)", opt[i].what);
+        if (!cfg->eval.softmax)
+            return fail(c, key_pos(c, opt[i].key), "%s needs eval.softmax true (%s)", opt[i].what,
+                        opt[i].head_role);
+    }
     return FF_OK;
 }
 
@@ -534,6 +552,8 @@ static int validate_at(const pctx *c, const ff_config *cfg)
         rc = validate_label_every_layer(c, cfg);
     if (!rc)
         rc = validate_loss(c, cfg);
+    if (!rc)
+        rc = validate_hard_options(c, cfg);
     return rc ? rc : validate_clf(c, cfg);
 }
 

@@ -88,11 +88,11 @@ const ff_key ff_config_keys[] = {
     K_ENUM("train.hard_scores", train.hard_scores, hard_score_names, "goodness",
            "hard negatives: z_k = the sum over the evaluated layers of slope * goodness with label k "
            "(goodness; ten labelled forward passes per image) or the softmax head's logit k "
-           "(softmax; one neutral-label pass; needs eval.softmax)"),
+           "(softmax; one neutral-label pass; needs eval.softmax and train.negatives hard)"),
     K_INT("train.hard_candidates", train.hard_candidates, "0", 0, 9,
           "hard negatives scored by goodness: score only the N wrong labels the softmax head "
           "ranks highest (one neutral pass + N labelled passes per image instead of ten; needs "
-          "eval.softmax); 0 = all nine"),
+          "eval.softmax and train.negatives hard); 0 = all nine"),
     K_INT("train.jitter", train.jitter, "0", 0, 64, "max random shift of training images in pixels (0 = off)"),
     K_FLOAT("train.peer_norm", train.peer_norm, "0", 0, 1e3, 0, "peer normalisation strength (0 = off)"),
     K_FLOAT("train.logit_scale", train.logit_scale, "0", 0, 1e6, 0,
