@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/speed.sh - ffrun against the PyTorch reference (bench/ff_ref.py): training and
 # evaluation images/s, achieved GFLOP/s, the GEMM-only bound, where ffrun's time goes,
-# and a check that both compute the same losses, gradients and updates.
+# and a check that both compute the same losses, gradients and updates. The yardstick
+# for the GFLOP/s figures is this machine's fastest square sgemm (ff-bench peak).
 #
 #   make bench-speed              installs python3-torch (tools/deps.sh --bench), builds
 #                                 $(BUILD)/ff-bench and runs this script
@@ -50,6 +51,13 @@ for net in $NETS; do
     done
 done
 
+# ---- the machine's yardstick: its fastest square sgemm, before and after the runs
+run_peak() {
+    echo "speed.sh: sgemm peak" >&2
+    "$BIN" peak --seconds "$SECS" >>"$RESULTS" || { echo "speed.sh: ff-bench peak failed" >&2; status=1; }
+}
+run_peak
+
 # ---- throughput, alternating
 run_ffrun() { "$BIN" run --net "$1" --batch "$2" --seconds "$SECS"; }
 run_pytorch() { "$PY" bench/ff_ref.py bench --net "$1" --batch "$2" --seconds "$SECS"; }
@@ -67,6 +75,8 @@ for rep in $(seq "$REPS"); do
         done
     done
 done
+
+run_peak
 
 # ---- report
 meta=$DIR/meta.json

@@ -32,6 +32,9 @@
  *   ff-bench gemm --net fc|cnn|local --batch B [--threads T]
  *                only the GEMM-only bound, with every recorded sgemm call and its time
  *   ff-bench ref --net fc|cnn|local --batch B --out FILE [--warm N] [--data DIR]
+ *   ff-bench peak [--size N] [--seconds S] [--threads T]
+ *                the fastest sgemm of this machine, as the report's yardstick: square
+ *                N x N x N products (default 4096), best time over S seconds
  * Exit status: 0 ok, 1 runtime error, 2 usage. */
 #include <cblas.h>
 #include <math.h>
@@ -200,7 +203,7 @@ void __wrap_ff_embed_batch(ff_embed_kind kind, const float *images, int rows, in
 
 typedef struct opts {
     const char *cmd, *net, *data, *out;
-    int batch, threads, images, warm, verbose;
+    int batch, threads, images, warm, verbose, size;
     double seconds;
     uint64_t seed;
 } opts;
@@ -211,14 +214,15 @@ static int usage(void)
             "usage: ff-bench run --net fc|cnn|local --batch B [--seconds S] [--threads T]\n"
             "                    [--data DIR] [--images N] [--seed S] [--verbose 1]\n"
             "       ff-bench gemm --net fc|cnn|local --batch B [--threads T]\n"
-            "       ff-bench ref --net fc|cnn|local --batch B --out FILE [--warm N] [--data DIR]\n");
+            "       ff-bench ref --net fc|cnn|local --batch B --out FILE [--warm N] [--data DIR]\n"
+            "       ff-bench peak [--size N] [--seconds S] [--threads T]\n");
     return 2;
 }
 
 static int parse_args(int argc, char **argv, opts *o)
 {
     *o = (opts){.net = "fc", .data = "data/mnist", .batch = 100, .threads = 2, .images = 10000,
-                .warm = 3, .seconds = 3.0, .seed = 1};
+                .warm = 3, .seconds = 3.0, .seed = 1, .size = 4096};
     if (argc < 2)
         return -1;
     o->cmd = argv[1];
@@ -244,15 +248,18 @@ static int parse_args(int argc, char **argv, opts *o)
             o->seconds = atof(v);
         else if (!strcmp(a, "--verbose"))
             o->verbose = atoi(v);
+        else if (!strcmp(a, "--size"))
+            o->size = atoi(v);
         else if (!strcmp(a, "--seed"))
             o->seed = strtoull(v, NULL, 10);
         else
             return -1;
         i++;
     }
-    if (strcmp(o->cmd, "run") && strcmp(o->cmd, "gemm") && strcmp(o->cmd, "ref"))
+    if (strcmp(o->cmd, "run") && strcmp(o->cmd, "gemm") && strcmp(o->cmd, "ref") &&
+        strcmp(o->cmd, "peak"))
         return -1;
-    if (o->batch < 1 || o->threads < 1 || o->images < o->batch || o->warm < 0)
+    if (o->size < 64 || o->size > 16384 || o->batch < 1 || o->threads < 1 || o->images < o->batch || o->warm < 0)
         return -1;
     if (!strcmp(o->cmd, "ref") && !o->out)
         return -1;
@@ -703,6 +710,36 @@ done:
     return rc;
 }
 
+/* ---------------------------------------------------------------- peak */
+
+/* The best rate of square size^3 sgemm products over o->seconds (at least 3 timed,
+ * after one untimed): the yardstick for "how close to the machine" the nets' own
+ * calls run, since the cores may boost above the clock /proc/cpuinfo reports. */
+static int cmd_peak(const opts *o, ff_err *err)
+{
+    const size_t n = (size_t)o->size;
+    float *a = malloc(sizeof(float) * n * n * 3);
+    if (!a)
+        return ff_err_set(err, FF_ERR_NOMEM, "peak: %zu MB for the operands", 12 * n * n >> 20);
+    float *bm = a + n * n, *c = bm + n * n;
+    for (size_t i = 0; i < 2 * n * n; i++)
+        a[i] = (float)((uint32_t)(i * 2654435761u) >> 24) / 256.0f - 0.5f;
+    double best = INFINITY;
+    const double start = now();
+    for (int r = -1; r < 3 || now() - start < o->seconds; r++) {
+        const double t0 = now();
+        __real_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, o->size, o->size, o->size,
+                           1.0f, a, o->size, bm, o->size, 0.0f, c, o->size);
+        const double t = now() - t0;
+        if (r >= 0 && t < best)
+            best = t;
+    }
+    printf("{\"peak_sgemm\": {\"size\": %d, \"threads\": %d, \"gflops\": %.2f}}\n", o->size,
+           o->threads, 2e-9 * (double)n * n * n / best);
+    free(a);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -713,8 +750,9 @@ int main(int argc, char **argv)
     _mm_setcsr(_mm_getcsr() | 0x8040); /* FTZ + DAZ, as src/train.c */
     openblas_set_num_threads(o.threads);
     ff_err err = {0};
-    int rc = !strcmp(o.cmd, "ref") ? write_ref(&o, &err)
-                                   : cmd_run(&o, !strcmp(o.cmd, "gemm"), &err);
+    int rc = !strcmp(o.cmd, "ref")    ? write_ref(&o, &err)
+             : !strcmp(o.cmd, "peak") ? cmd_peak(&o, &err)
+                                      : cmd_run(&o, !strcmp(o.cmd, "gemm"), &err);
     if (rc) {
         fprintf(stderr, "ff-bench: %s\n", err.msg);
         return ff_err_exit_status(rc);
