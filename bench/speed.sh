@@ -97,7 +97,8 @@ omp = next((r.get("omp_wait_policy") for r in rows if "torch" in r), "?")
 load_end = open("/proc/loadavg").read().split()[:3]
 def nominal_peak_gflops():
     """cores x clock x FP32 FLOP per cycle of two FMA pipes of the widest vector ISA in the
-    CPU flags (AVX-512: 64, AVX2 + FMA: 32, else 16); an upper estimate (turbo aside)"""
+    CPU flags (AVX-512: 64, AVX2 + FMA: 32, else 16). The clock is the one /proc/cpuinfo
+    reports, which cores that boost exceed: the report's yardstick is ff-bench peak"""
     try:
         info = open("/proc/cpuinfo").read()
         flags = set(next(l for l in info.splitlines() if l.startswith("flags")).split())
