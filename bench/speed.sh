@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/speed.sh - ffrun against the PyTorch reference (bench/ff_ref.py): training and
 # evaluation images/s, achieved GFLOP/s, the GEMM-only bound, where ffrun's time goes,
-# and a check that both compute the same losses, gradients and updates. The yardstick
-# for the GFLOP/s figures is this machine's fastest square sgemm (ff-bench peak).
+# and a check that both compute the same losses, gradients and updates. A missed 2x is
+# set against this machine's fastest square sgemm (ff-bench peak, before and after).
 #
 #   make bench-speed              installs python3-torch (tools/deps.sh --bench), builds
 #                                 $(BUILD)/ff-bench and runs this script
