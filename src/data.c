@@ -462,6 +462,7 @@ static int fill_dataset(ff_dataset *ds, int n, int rows, int cols, const uint8_t
         ds->images[i] = lut[pixels[i]];
     memcpy(ds->labels, labels, (size_t)n);
     ds->n = n;
+    ds->channels = 1;
     ds->rows = rows;
     ds->cols = cols;
     ds->dim = rows * cols;
@@ -531,4 +532,9 @@ void ff_dataset_free(ff_dataset *ds)
     free(ds->images);
     free(ds->labels);
     memset(ds, 0, sizeof *ds);
+}
+
+ff_shape ff_dataset_shape(const ff_dataset *ds)
+{
+    return (ff_shape){ds->channels, ds->rows, ds->cols};
 }

@@ -15,6 +15,7 @@
 #include "ff/net.h"
 #include "ff/rng.h"
 #include "ff/train.h"
+#include "ff/trainer.h"
 
 #define FF_VERSION "0.1.0"
 #define MAX_SETS 64
@@ -143,14 +144,14 @@ static int parse_args(int argc, char **argv, cli *c)
 }
 
 /* Config from the file, or from the model being resumed (loaded into ck). */
-static int load_config(const cli *c, ff_config *cfg, ff_checkpoint *ck, ff_err *err)
+static int load_config(const cli *c, ff_config *cfg, ff_checkpoint *ck, char *path, size_t cap,
+                       ff_err *err)
 {
     int rc;
     if (c->resume) {
-        char path[4096];
         if (c->resume_path)
-            snprintf(path, sizeof path, "%s", c->resume_path);
-        else if ((rc = ff_checkpoint_find_newest("models", NULL, path, sizeof path, err)))
+            snprintf(path, cap, "%s", c->resume_path);
+        else if ((rc = ff_checkpoint_find_newest("models", NULL, path, cap, err)))
             return rc;
         if ((rc = ff_checkpoint_load(path, ck, err)))
             return rc;
@@ -191,11 +192,20 @@ static int dry_run(const ff_config *cfg, ff_err *err)
     ff_config_to_yaml(cfg, yaml, 1 << 16);
     printf("# resolved config\n%s\n", yaml);
     free(yaml);
+    /* the shapes and buffer rows the trainer would use, from the real data */
+    ff_dataset train = {0};
+    ff_trainer_plan plan;
+    int rc = ff_dataset_load(&train, cfg->data.dir, "train", cfg->data.train_limit, err);
+    if (!rc)
+        rc = ff_trainer_plan_for(cfg, ff_dataset_shape(&train), train.n, &plan, err);
+    ff_dataset_free(&train);
+    if (rc)
+        return rc;
     ff_rng rng;
     ff_rng_seed(&rng, cfg->seed);
     ff_net net;
-    ff_shape in = ff_embed_shape(cfg->model.label_embedding, 28, 28);
-    int rc = ff_net_build(&net, cfg, in, cfg->train.batch_size, &rng, err);
+    const ff_shape in = plan.in_shape;
+    rc = ff_net_build(&net, cfg, in, plan.max_batch, &rng, err);
     if (rc)
         return rc;
     printf("# model (input %dx%dx%d)\n", in.c, in.h, in.w);
@@ -214,10 +224,10 @@ static int dry_run(const ff_config *cfg, ff_err *err)
                 (double)ff_layer_patch_floats(&net.layers[l]);
     printf("total parameters %zu (%.1f MiB; with gradients and Adam state %.1f MiB), "
            "%.1f MFLOP per image per pass, activations (with kept receptive fields) %.1f MiB "
-           "at batch %d\n",
+           "(%d buffer rows for batch %d)\n",
            net.n_params, net.n_params * 4.0 / (1 << 20), net.n_params * 16.0 / (1 << 20),
            2e-6 * ff_net_flops(&net), (double)net.max_batch * 4.0 * acts / (1 << 20),
-           net.max_batch);
+           net.max_batch, plan.batch);
     ff_net_free(&net);
     return FF_OK;
 }
@@ -472,7 +482,8 @@ int main(int argc, char **argv)
     ff_err err = {0};
     ff_config cfg;
     ff_checkpoint ck = {0};
-    int rc = load_config(&c, &cfg, &ck, &err);
+    char resume_path[4096] = "";
+    int rc = load_config(&c, &cfg, &ck, resume_path, sizeof resume_path, &err);
     if (!rc && c.dry_run)
         rc = dry_run(&cfg, &err);
     if (rc || c.dry_run) {
@@ -486,12 +497,14 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     progress_ui ui = {.quiet = c.quiet, .verbose = c.verbose, .tty = isatty(2) && !c.verbose};
-    ff_train_opts opts = {.resume = c.resume ? &ck : NULL, .stop = &stop_flag, .info = show_info,
+    ff_train_opts opts = {.resume = c.resume ? &ck : NULL, .resume_path = resume_path,
+                          .stop = &stop_flag, .info = show_info,
                           .max_steps = c.max_steps, .progress = show_progress, .progress_ctx = &ui,
                           .progress_every = ui.tty ? 10 : 100};
     ff_train_result res;
     rc = ff_train(&cfg, &opts, &res, &err);
-    print_summary(&res);
+    if (res.started)
+        print_summary(&res);
     if (rc)
         fprintf(stderr, "ffrun: %s\n", err.msg);
     ff_checkpoint_free(&ck);

@@ -10,11 +10,13 @@
 #include <stdint.h>
 
 #include "ff/err.h"
+#include "ff/layer.h"
 
 typedef struct ff_dataset {
     int n;            /* number of images */
+    int channels;     /* 1 for IDX files (grey levels) */
     int rows, cols;   /* 28 x 28 for MNIST */
-    int dim;          /* rows * cols */
+    int dim;          /* channels * rows * cols */
     float *images;    /* n * dim floats in [0, 1] */
     uint8_t *labels;  /* n labels in 0..9 */
 } ff_dataset;
@@ -46,6 +48,10 @@ int ff_idx_parse_labels(const uint8_t *buf, size_t len, const char *name, int *n
 int ff_dataset_load(ff_dataset *ds, const char *dir, const char *prefix, int limit, ff_err *err);
 
 void ff_dataset_free(ff_dataset *ds);
+
+/* The shape of one image: {channels, rows, cols}. What a net's input is built
+ * from (through the label embedding), never a literal. */
+ff_shape ff_dataset_shape(const ff_dataset *ds);
 
 /* SHA-256 of len bytes into out[32]. */
 void ff_sha256(const void *data, size_t len, uint8_t out[32]);

@@ -1,11 +1,8 @@
-/* train.h - the training loop: data in, a trained FF net, TensorBoard curves
- * and a saved model out.
+/* train.h - a whole training run as `ffrun` does it: a trainer (trainer.h or
+ * clf_trainer.h) driven batch by batch, with the run directory, TensorBoard
+ * curves, evaluation, checkpoints and progress around it.
  *
- * Every batch flows through the whole net; each layer takes a step on its own
- * FF loss (no gradient crosses layers). With train.passes = alternate the
- * positive batch takes a step, then the negative batch; with joint both go
- * through as one batch and one step. Nothing is printed: progress goes to the
- * caller's callback. */
+ * Nothing is printed: progress and notes go to the caller's callbacks. */
 #ifndef FF_TRAIN_H
 #define FF_TRAIN_H
 
@@ -14,6 +11,7 @@
 
 #include "ff/config.h"
 #include "ff/err.h"
+#include "ff/trainer.h"
 
 typedef struct ff_progress {
     int epoch, epochs;          /* 1-based current epoch */
@@ -29,14 +27,14 @@ typedef struct ff_progress {
 } ff_progress;
 
 typedef void (*ff_progress_fn)(void *ctx, const ff_progress *p);
-/* one-line notes for the user ("negatives: loaded from cache ...") */
-typedef void (*ff_info_fn)(void *ctx, const char *message);
 
 struct ff_checkpoint;
 
 typedef struct ff_train_opts {
     const struct ff_checkpoint *resume; /* continue this run (NULL: a new run); cfg must be
                                            the checkpoint's config (plus overrides) */
+    const char *resume_path;       /* the model file resume came from: its name gives the
+                                      model-name prefix the run keeps writing under */
     volatile sig_atomic_t *stop;   /* if non-NULL and set, stop after the current batch */
     int64_t max_steps;             /* > 0: stop the same way once the global step reaches it */
     ff_progress_fn progress;       /* called every few batches and at each epoch end */
@@ -55,14 +53,22 @@ typedef struct ff_train_result {
     double final_error_softmax;     /* softmax readout, -1 if not evaluated */
     const char *readout;            /* "goodness" or "softmax" */
     int best_epoch, epochs_done;
+    int started;                    /* 1 once set-up succeeded and the run directory exists */
     double seconds, train_seconds;  /* wall time total / spent in training batches */
     int interrupted;
 } ff_train_result;
 
-/* Trains cfg; for mode unsupervised_clf it calls ff_train_clf. */
+/* Runs the experiment cfg describes: picks the loop for cfg->mode (the FF
+ * trainer's for supervised and unsupervised_backbone, the classifier's for
+ * unsupervised_clf). res is always filled (res->started says whether training
+ * began). Once training has started, a fatal error (a failed write, divergence,
+ * a signal) leaves a resumable model when one can be written: a step model of
+ * the current state, or for divergence the last good model, named in err. */
 int ff_train(const ff_config *cfg, const ff_train_opts *opts, ff_train_result *res, ff_err *err);
 
-/* Mode unsupervised_clf (src/train_clf.c): a softmax classifier on a frozen backbone. */
+/* The two loops (src/train.c, src/train_clf.c); ff_train picks one. */
+int ff_train_ff(const ff_config *cfg, const ff_train_opts *opts, ff_train_result *res,
+                ff_err *err);
 int ff_train_clf(const ff_config *cfg, const ff_train_opts *opts, ff_train_result *res,
                  ff_err *err);
 

@@ -1,0 +1,51 @@
+/* run.h - what every training mode shares around its trainer: the run
+ * directory, the model files' names, the sample order of an epoch, the clock
+ * and the floating-point mode. The loops in src/train.c (FF modes) and
+ * src/train_clf.c (the classifier) both use these and nothing else of each other.
+ *
+ * A run's files: <log.dir>/<mode>/<YYYYmmdd-HHMMSS>[_name][-N]/ holds its event
+ * files; its models are <checkpoint.dir>/<prefix>_<what>.ffm with a prefix
+ * claimed once per run (ff_run_claim_prefix) so that two runs never write the
+ * same model file, even when they start in the same second with different
+ * log directories and one checkpoint directory. */
+#ifndef FF_RUN_H
+#define FF_RUN_H
+
+#include <stddef.h>
+
+#include "ff/config.h"
+#include "ff/err.h"
+#include "ff/rng.h"
+
+/* Monotonic clock in seconds. */
+double ff_now_seconds(void);
+
+/* Flush-to-zero and denormals-are-zero for this thread (x86 SSE: Adam's moments
+ * decay into denormals, which are 100x slower); a no-op on other CPUs. */
+void ff_fp_fast_mode(void);
+
+/* The sample order of an epoch: 0..n-1, shuffled from rng when `shuffle`. */
+void ff_order_draw(ff_rng *rng, int *order, int n, int shuffle);
+
+/* Creates the new run directory <log.dir>/<mode>/<stamp>[_name] (never an
+ * existing one) and writes its path to out. */
+int ff_run_dir_create(const ff_config *cfg, char *out, size_t cap, ff_err *err);
+
+/* Claims the model-name prefix of a new run: "<mode>_<basename of run_dir>",
+ * or with -2, -3, ... appended if another run holds it. The claim is the file
+ * <checkpoint.dir>/<prefix>.run (created exclusively; it holds run_dir), so the
+ * claim is atomic between processes. Creates checkpoint.dir; an unwritable
+ * checkpoint.dir fails here, before any training. */
+int ff_run_claim_prefix(const ff_config *cfg, const char *run_dir, char *prefix, size_t cap,
+                        ff_err *err);
+
+/* The prefix of a model file written by a run ("models/supervised_X_best.ffm" ->
+ * "supervised_X"): what a resumed run keeps writing under. FF_ERR_USAGE if the
+ * name does not end in _best.ffm, _epochNNN.ffm or _stepNNNNNNN.ffm. */
+int ff_run_prefix_of_model(const char *model_path, char *prefix, size_t cap, ff_err *err);
+
+/* <checkpoint.dir>/<prefix>_<what>.ffm into out; FF_ERR_USAGE if it does not fit. */
+int ff_run_model_path(const ff_config *cfg, const char *prefix, const char *what, char *out,
+                      size_t cap, ff_err *err);
+
+#endif

@@ -1,0 +1,142 @@
+/* trainer.h - the Forward-Forward trainer as a library: one batch at a time.
+ *
+ * An ff_trainer holds everything one FF training run needs in memory (data,
+ * net, optimiser, RNG, negatives, the softmax readout's head, batch buffers)
+ * and nothing it writes to disk: no event file, no progress, no model path.
+ * Whoever drives it (src/train.c for `ffrun`, tools/ff-bench.c, tests, later
+ * MPI ranks or sweeps) calls ff_trainer_next or ff_trainer_step batch by batch,
+ * ff_trainer_evaluate when it wants test errors and ff_trainer_save when it
+ * wants a model file, and does the logging itself from the statistics each
+ * step returns.
+ *
+ * Modes: supervised and unsupervised_backbone (the classifier on a frozen
+ * backbone has its own trainer, include/ff/clf_trainer.h).
+ *
+ * One batch (ff_trainer_step): the images' labels, the negative labels
+ * (random, or hard: drawn from the model's own scores, never the true label),
+ * the jitter shifts (one per image, shared by its positive and negative copy),
+ * then with train.passes = joint one FF pass over positives and negatives and
+ * one optimiser step, with alternate a positive pass and step, then a negative
+ * pass and step; each layer's gradient stops at its own input. With
+ * eval.softmax the head then takes one Adam step on the same images (neutral
+ * label), the FF weights untouched. The RNG is used in exactly this order, so
+ * a run is determined by its seed, and a restored trainer continues the stream.
+ *
+ * Ownership: ff_trainer_create fills a caller-provided struct and allocates
+ * its members; ff_trainer_free releases them (safe on a zeroed struct). The
+ * struct's fields are readable by callers (loggers read net, train, step...);
+ * only the functions here change them. */
+#ifndef FF_TRAINER_H
+#define FF_TRAINER_H
+
+#include <stdint.h>
+
+#include "ff/config.h"
+#include "ff/data.h"
+#include "ff/err.h"
+#include "ff/hybrid.h"
+#include "ff/net.h"
+#include "ff/optim.h"
+#include "ff/readout.h"
+#include "ff/rng.h"
+
+struct ff_checkpoint;
+
+/* one-line notes for the user ("negatives: loaded from cache ...") */
+typedef void (*ff_info_fn)(void *ctx, const char *message);
+
+/* What one batch did: each layer's FF terms, summed over the batch's passes
+ * (alternate: the positive pass's loss_pos/g_pos plus the negative pass's
+ * loss_neg/g_neg). Doubles so that a logger summing many batches loses nothing. */
+typedef struct ff_step_stats {
+    int n_layers;
+    double loss_pos[FF_MAX_LAYERS], loss_neg[FF_MAX_LAYERS];
+    double g_pos[FF_MAX_LAYERS], g_neg[FF_MAX_LAYERS];
+    float lr;             /* the learning rate the FF step used */
+} ff_step_stats;
+
+/* Test errors (fractions in [0, 1]; -1 where the readout does not apply). */
+typedef struct ff_eval_result {
+    double error_goodness;   /* supervised: goodness per label */
+    double error_softmax;    /* eval.softmax: the linear head on the normalised activities */
+    double main_error;       /* the one that picks the best model: goodness if supervised,
+                                else softmax; -1 if neither applies */
+} ff_eval_result;
+
+typedef struct ff_trainer {
+    ff_config cfg;                 /* the trainer's own copy */
+    ff_dataset train, test;
+    ff_shape in_shape;             /* what the net is fed: the embedded image */
+    int in_dim;
+    ff_net net;
+    ff_optim opt;
+    ff_rng rng;                    /* the run's one random stream */
+    int unsupervised;              /* unsupervised_backbone: hybrid negatives, no labels */
+    ff_hybrid_set hybrids;         /* negatives of the unsupervised backbone */
+    ff_readout ro;                 /* softmax readout head (eval.softmax) */
+    int ro_layers[FF_MAX_LAYERS], ro_n;
+    int batch, n_batches;          /* images per batch, full batches per epoch */
+    int64_t step, total_steps;     /* batches done in the run / planned */
+    int epoch;                     /* epochs completed */
+    int batch_in_epoch;            /* batches done in epoch `epoch + 1` */
+    float *x;            /* [net.max_batch, in_dim] embedded inputs (pos then neg for joint) */
+    float *scores;       /* [net.max_batch * 10] goodness scores for eval / hard negatives */
+    int *order;          /* the current epoch's sample order */
+    int *scratch_order;  /* [train.n] orders of the readout's extra epochs */
+    uint8_t *labels;     /* labels of the rows of x */
+    uint8_t *candidates; /* [batch, hard_candidates] wrong labels to score (hard negatives) */
+    int8_t *shifts;      /* [2 * batch] jitter shifts of the batch (NULL: no jitter) */
+} ff_trainer;
+
+/* What a trainer allocates for cfg on training images of shape `image`, n_train of
+ * them: the net's input shape (the embedded image), images per batch and the
+ * rows of every activation buffer (a joint pos+neg batch, or ten labelled copies
+ * of an evaluation chunk). --dry-run reports memory from this. FF_ERR_USAGE if
+ * the images do not suit the config. */
+typedef struct ff_trainer_plan {
+    ff_shape in_shape;
+    int batch, max_batch;
+} ff_trainer_plan;
+int ff_trainer_plan_for(const ff_config *cfg, ff_shape image, int n_train, ff_trainer_plan *plan,
+                        ff_err *err);
+
+/* Loads the data, builds the net (initialised from cfg->seed), the optimiser,
+ * the negatives (unsupervised: hybrids, made once and cached under data.cache)
+ * and the head; cfg must be validated. info (may be NULL) gets one-line notes.
+ * Errors: FF_ERR_USAGE (geometry, data that does not fit the config), FF_ERR_IO,
+ * FF_ERR_FORMAT, FF_ERR_NOMEM. */
+int ff_trainer_create(ff_trainer *t, const ff_config *cfg, ff_info_fn info, void *info_ctx,
+                      ff_err *err);
+
+/* Puts a created trainer where a model file left off: weights, optimiser, peer
+ * means, head, RNG, step, epoch and position in the epoch (with its sample
+ * order). Every count and index of the file is checked against the trainer
+ * (FF_ERR_USAGE if the config builds another net or the data changed). */
+int ff_trainer_restore(ff_trainer *t, const struct ff_checkpoint *ck, ff_info_fn info,
+                       void *info_ctx, ff_err *err);
+
+/* One batch on the training images idx[0..t->batch): the FF step and, with
+ * eval.softmax, the head's step; t->step + 1. Does not move the epoch position. */
+void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st);
+
+/* The next batch of the epoch: at its first batch the epoch's order is drawn
+ * (shuffled from the RNG with train.shuffle), then ff_trainer_step on the
+ * batch's images. Returns 1 if this batch completed the epoch (t->epoch + 1,
+ * position back to 0), else 0. */
+int ff_trainer_next(ff_trainer *t, ff_step_stats *st);
+
+/* Test errors of the readouts that apply. The softmax readout first trains the
+ * head eval.readout_epochs more epochs on the frozen net with its own RNG (seeded
+ * from the seed and `epoch`), so evaluating never changes the training run. */
+void ff_trainer_evaluate(ff_trainer *t, int epoch, ff_eval_result *r);
+
+/* Writes a model file of the trainer's whole state (atomically) to path;
+ * run_dir ("" if none) is recorded for --resume. */
+int ff_trainer_save(const ff_trainer *t, const char *path, const char *run_dir, ff_err *err);
+
+/* 1 if every parameter, optimiser value and peer mean is finite. */
+int ff_trainer_finite(const ff_trainer *t);
+
+void ff_trainer_free(ff_trainer *t);
+
+#endif

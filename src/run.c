@@ -1,0 +1,158 @@
+/* run.c - the plumbing every training mode shares (include/ff/run.h): run
+ * directories, model names claimed per run, the epoch's order, the clock and
+ * the floating-point mode. */
+#include "ff/run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
+#include "ff/fsutil.h"
+
+double ff_now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void ff_fp_fast_mode(void)
+{
+#if defined(__SSE__) || defined(__x86_64__)
+    _mm_setcsr(_mm_getcsr() | 0x8040); /* FTZ (bit 15) + DAZ (bit 6) */
+#endif
+}
+
+void ff_order_draw(ff_rng *rng, int *order, int n, int shuffle)
+{
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    if (shuffle)
+        ff_rng_shuffle(rng, order, n);
+}
+
+int ff_run_dir_create(const ff_config *cfg, char *out, size_t cap, ff_err *err)
+{
+    char root[FF_PATH_MAX + 64];
+    snprintf(root, sizeof root, "%s/%s", cfg->log.dir, ff_mode_name(cfg->mode));
+    return ff_make_run_dir(root, cfg->name, time(NULL), out, cap, err);
+}
+
+/* 1 if the claim file at path names run_dir (a claim this run already holds). */
+static int claim_is_ours(const char *path, const char *run_dir)
+{
+    char buf[2048];
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *nl = strchr(buf, '\n');
+    if (nl)
+        *nl = '\0';
+    return strcmp(buf, run_dir) == 0;
+}
+
+int ff_run_claim_prefix(const ff_config *cfg, const char *run_dir, char *prefix, size_t cap,
+                        ff_err *err)
+{
+    int rc = ff_mkdir_p(cfg->checkpoint.dir, err);
+    if (rc)
+        return ff_err_prefix(err, "checkpoint.dir");
+    const char *run = strrchr(run_dir, '/');
+    run = run ? run + 1 : run_dir;
+    for (int n = 1; n < 1000; n++) {
+        char suffix[16] = "", path[FF_PATH_MAX + 1200];
+        if (n > 1)
+            snprintf(suffix, sizeof suffix, "-%d", n);
+        int len = snprintf(prefix, cap, "%s_%s%s", ff_mode_name(cfg->mode), run, suffix);
+        if (len < 0 || (size_t)len >= cap ||
+            snprintf(path, sizeof path, "%s/%s.run", cfg->checkpoint.dir, prefix) >=
+                (int)sizeof path)
+            return ff_err_set(err, FF_ERR_USAGE, "model names too long under %s",
+                              cfg->checkpoint.dir);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            int bad = ff_write_all(fd, run_dir, strlen(run_dir)) || ff_write_all(fd, "\n", 1);
+            int e = errno;
+            if (close(fd) != 0 && !bad) {
+                bad = 1;
+                e = errno;
+            }
+            if (bad) {
+                unlink(path);
+                return ff_err_set(err, FF_ERR_IO, "cannot write %s: %s", path, strerror(e));
+            }
+            return FF_OK;
+        }
+        if (errno != EEXIST)
+            return ff_err_set(err, FF_ERR_IO, "cannot create %s (checkpoint.dir): %s", path,
+                              strerror(errno));
+        if (claim_is_ours(path, run_dir))
+            return FF_OK;
+    }
+    return ff_err_set(err, FF_ERR_IO, "too many runs named %s in %s", run, cfg->checkpoint.dir);
+}
+
+/* 1 if s (length n) is `word` followed by at least `digits` decimal digits */
+static int is_word_digits(const char *s, size_t n, const char *word, size_t digits)
+{
+    size_t w = strlen(word);
+    if (n < w + digits || strncmp(s, word, w) != 0)
+        return 0;
+    for (size_t i = w; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+int ff_run_prefix_of_model(const char *model_path, char *prefix, size_t cap, ff_err *err)
+{
+    const char *base = strrchr(model_path, '/');
+    base = base ? base + 1 : model_path;
+    size_t len = strlen(base);
+    const char *us = NULL;
+    if (len > 4 && !strcmp(base + len - 4, ".ffm")) {
+        for (const char *p = base + len - 4; p > base; p--)
+            if (p[-1] == '_') {
+                us = p - 1;
+                break;
+            }
+    }
+    if (us) {
+        const char *what = us + 1;
+        size_t n = (size_t)(base + len - 4 - what);
+        if (!(n == 4 && !strncmp(what, "best", 4)) && !is_word_digits(what, n, "epoch", 3) &&
+            !is_word_digits(what, n, "step", 7))
+            us = NULL;
+    }
+    if (!us || us == base)
+        return ff_err_set(err, FF_ERR_USAGE,
+                          "%s: not a model name ffrun writes (<prefix>_best.ffm, "
+                          "_epochNNN.ffm or _stepNNNNNNN.ffm); cannot tell which run it continues",
+                          model_path);
+    if ((size_t)(us - base) >= cap)
+        return ff_err_set(err, FF_ERR_USAGE, "%s: name too long", model_path);
+    memcpy(prefix, base, (size_t)(us - base));
+    prefix[us - base] = '\0';
+    return FF_OK;
+}
+
+int ff_run_model_path(const ff_config *cfg, const char *prefix, const char *what, char *out,
+                      size_t cap, ff_err *err)
+{
+    int len = snprintf(out, cap, "%s/%s_%s.ffm", cfg->checkpoint.dir, prefix, what);
+    if (len < 0 || (size_t)len >= cap)
+        return ff_err_set(err, FF_ERR_USAGE, "model path too long under %s", cfg->checkpoint.dir);
+    return FF_OK;
+}

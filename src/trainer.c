@@ -1,0 +1,394 @@
+/* trainer.c - the FF trainer as a library (include/ff/trainer.h).
+ *
+ * Reads top to bottom: set-up (data, net, optimiser, negatives, head),
+ * restoring a model file's state, one batch (negative labels, jitter, the FF
+ * passes and steps, the head's step), the epoch's next batch, evaluation and
+ * saving. Nothing here writes logs or prints. */
+#include "ff/trainer.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ff/checkpoint.h"
+#include "ff/embed.h"
+#include "ff/eval.h"
+#include "ff/run.h"
+
+/* ---------------------------------------------------------------- set-up */
+
+static void note(ff_info_fn info, void *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void note(ff_info_fn info, void *ctx, const char *fmt, ...)
+{
+    if (!info)
+        return;
+    char msg[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    info(ctx, msg);
+}
+
+static int alloc_buffers(ff_trainer *t, ff_err *err)
+{
+    const size_t rows = (size_t)t->net.max_batch;
+    t->x = malloc(sizeof(float) * rows * (size_t)t->in_dim);
+    t->scores = malloc(sizeof(float) * rows * FF_NUM_CLASSES);
+    t->order = malloc(sizeof(int) * (size_t)t->train.n);
+    t->scratch_order = malloc(sizeof(int) * (size_t)t->train.n);
+    t->labels = malloc(rows);
+    t->candidates = malloc((size_t)t->batch * (FF_NUM_CLASSES - 1));
+    if (t->cfg.train.jitter > 0)
+        t->shifts = malloc(2 * rows);
+    if (!t->x || !t->scores || !t->order || !t->scratch_order || !t->labels || !t->candidates ||
+        (t->cfg.train.jitter > 0 && !t->shifts))
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory for training buffers");
+    ff_order_draw(&t->rng, t->order, t->train.n, 0); /* identity until the first epoch */
+    return FF_OK;
+}
+
+/* The unsupervised negatives: one hybrid per training image, made once and
+ * cached on disk under data.cache (keyed by the data and the settings). */
+static int load_hybrids(ff_trainer *t, ff_info_fn info, void *ctx, ff_err *err)
+{
+    const ff_config *cfg = &t->cfg;
+    ff_hybrid_origin origin;
+    char path[1024] = "";
+    int rc = ff_hybrid_load_or_make(&t->hybrids, &t->train, t->train.n, cfg->seed,
+                                    cfg->data.hybrid_blur, cfg->data.cache, &origin, path,
+                                    sizeof path, err);
+    if (!rc)
+        note(info, ctx, "negatives: %d hybrid images %s (%s)", t->hybrids.n,
+             ff_hybrid_origin_name(origin), path[0] ? path : "not cached");
+    return rc;
+}
+
+int ff_trainer_plan_for(const ff_config *cfg, ff_shape image, int n_train, ff_trainer_plan *plan,
+                        ff_err *err)
+{
+    if (image.c != 1)
+        return ff_err_set(err, FF_ERR_USAGE, "%s: images with %d channels; the label embeddings "
+                          "take single-channel images", cfg->data.dir, image.c);
+    plan->in_shape = cfg->mode == FF_MODE_UNSUP_BACKBONE
+                         ? image
+                         : ff_embed_shape(cfg->model.label_embedding, image.h, image.w);
+    plan->batch = cfg->train.batch_size < n_train ? cfg->train.batch_size : n_train;
+    plan->max_batch = 2 * plan->batch < 1000 ? 1000 : 2 * plan->batch;
+    return FF_OK;
+}
+
+int ff_trainer_create(ff_trainer *t, const ff_config *cfg, ff_info_fn info, void *info_ctx,
+                      ff_err *err)
+{
+    memset(t, 0, sizeof *t);
+    t->cfg = *cfg;
+    cfg = &t->cfg;
+    int rc;
+    ff_fp_fast_mode();
+    ff_rng_seed(&t->rng, cfg->seed);
+    if ((rc = ff_dataset_load(&t->train, cfg->data.dir, "train", cfg->data.train_limit, err)) ||
+        (rc = ff_dataset_load(&t->test, cfg->data.dir, "t10k", cfg->data.test_limit, err)))
+        return rc;
+    ff_trainer_plan plan = {0};
+    if ((rc = ff_trainer_plan_for(cfg, ff_dataset_shape(&t->train), t->train.n, &plan, err)))
+        return rc;
+    t->batch = plan.batch;
+    t->n_batches = t->train.n / t->batch;
+    t->total_steps = (int64_t)t->n_batches * cfg->train.epochs;
+    t->unsupervised = cfg->mode == FF_MODE_UNSUP_BACKBONE;
+    t->in_shape = plan.in_shape;
+    t->in_dim = ff_shape_dim(t->in_shape);
+    if ((rc = ff_net_build(&t->net, cfg, t->in_shape, plan.max_batch, &t->rng, err)) ||
+        (rc = ff_optim_init(&t->opt, cfg, t->net.n_params, err)) ||
+        (rc = alloc_buffers(t, err)))
+        return rc;
+    if (t->unsupervised && (rc = load_hybrids(t, info, info_ctx, err)))
+        return rc;
+    if (cfg->eval.softmax &&
+        ((rc = ff_readout_layers(cfg, &t->net, t->ro_layers, &t->ro_n, err)) ||
+         (rc = ff_readout_init(&t->ro, ff_readout_feature_dim(&t->net, t->ro_layers, t->ro_n),
+                               FF_NUM_CLASSES, t->net.max_batch, err))))
+        return rc;
+    return FF_OK;
+}
+
+/* The softmax head goes on from the model's, or starts fresh (and says so) if the
+ * model has none of this shape: eval.softmax was off, or a version 1 model file. */
+static void restore_head(ff_trainer *t, const ff_checkpoint *ck, ff_info_fn info, void *ctx)
+{
+    if (ck->n_head != t->ro.n_params || ck->n_head_state != ff_optim_state_len(&t->ro.opt)) {
+        note(info, ctx,
+             "softmax readout: the model holds no head of %zu weights; a new head starts "
+             "from zero", t->ro.n_params);
+        return;
+    }
+    memcpy(t->ro.params, ck->head, sizeof(float) * ck->n_head);
+    memcpy(t->ro.opt.state, ck->head_state, sizeof(float) * ck->n_head_state);
+    t->ro.opt.t = ck->head_t;
+}
+
+/* 1 if order[0..n) is a permutation of 0..n-1 */
+static int is_permutation(const int *order, int n, int *seen)
+{
+    memset(seen, 0, sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        if (order[i] < 0 || order[i] >= n || seen[order[i]])
+            return 0;
+        seen[order[i]] = 1;
+    }
+    return 1;
+}
+
+int ff_trainer_restore(ff_trainer *t, const ff_checkpoint *ck, ff_info_fn info, void *info_ctx,
+                       ff_err *err)
+{
+    if (ck->n_params != t->net.n_params || ck->n_state != ff_optim_state_len(&t->opt) ||
+        ck->n_aux != t->net.n_aux)
+        return ff_err_set(err, FF_ERR_USAGE,
+                          "cannot resume: the model has %llu parameters and %llu optimiser "
+                          "values, the config builds %zu and %zu",
+                          (unsigned long long)ck->n_params, (unsigned long long)ck->n_state,
+                          t->net.n_params, ff_optim_state_len(&t->opt));
+    if (ck->epoch < 0 || ck->epoch > t->cfg.train.epochs || ck->step < 0 || ck->opt_t < 0)
+        return ff_err_set(err, FF_ERR_USAGE,
+                          "cannot resume: the model is at epoch %d, step %lld of a run of %d "
+                          "epochs", ck->epoch, (long long)ck->step, t->cfg.train.epochs);
+    if (ck->batch < 0 || (ck->batch > 0 && (ck->n_order != t->train.n ||
+                                            ck->batch >= t->n_batches)))
+        return ff_err_set(err, FF_ERR_USAGE,
+                          "cannot resume mid-epoch: the training set or batch size changed");
+    if (ck->n_order == t->train.n && ck->n_order > 0 &&
+        !is_permutation(ck->order, ck->n_order, t->scratch_order))
+        return ff_err_set(err, FF_ERR_USAGE,
+                          "cannot resume: the model's sample order is not a permutation of the "
+                          "%d training images", t->train.n);
+    memcpy(t->net.params, ck->params, sizeof(float) * t->net.n_params);
+    memcpy(t->opt.state, ck->state, sizeof(float) * ck->n_state);
+    memcpy(t->net.aux, ck->aux, sizeof(float) * ck->n_aux);
+    if (ck->n_order == t->train.n)
+        memcpy(t->order, ck->order, sizeof(int) * (size_t)t->train.n);
+    t->opt.t = ck->opt_t;
+    if (t->cfg.eval.softmax)
+        restore_head(t, ck, info, info_ctx);
+    t->rng = ck->rng;
+    t->step = ck->step;
+    t->epoch = ck->epoch;
+    t->batch_in_epoch = ck->batch;
+    return FF_OK;
+}
+
+void ff_trainer_free(ff_trainer *t)
+{
+    free(t->x);
+    free(t->scores);
+    free(t->order);
+    free(t->scratch_order);
+    free(t->labels);
+    free(t->candidates);
+    free(t->shifts);
+    ff_hybrid_free(&t->hybrids);
+    ff_readout_free(&t->ro);
+    ff_optim_free(&t->opt);
+    ff_net_free(&t->net);
+    ff_dataset_free(&t->train);
+    ff_dataset_free(&t->test);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---------------------------------------------------------------- one batch */
+
+/* One FF pass over the rows of t->x; adds the per-layer terms to st. */
+static void ff_pass(ff_trainer *t, int npos, int nneg, ff_step_stats *st)
+{
+    ff_layer_loss r[FF_MAX_LAYERS];
+    ff_net_ff_grads(&t->net, t->x, npos, nneg, 1.0f / (float)t->batch, r);
+    for (int l = 0; l < t->net.n_layers; l++) {
+        st->loss_pos[l] += r[l].loss_pos;
+        st->loss_neg[l] += r[l].loss_neg;
+        st->g_pos[l] += r[l].g_pos;
+        st->g_neg[l] += r[l].g_neg;
+    }
+}
+
+/* What the softmax readout sees: the neutral label (supervised) or the image alone. */
+static ff_readout_input readout_input(const ff_trainer *t, const ff_dataset *ds)
+{
+    return (ff_readout_input){.ds = ds, .neutral = !t->unsupervised,
+                              .embed = t->cfg.model.label_embedding};
+}
+
+/* scores[i, k] = the softmax head's logit k for image idx[i]: one neutral-label pass */
+static void head_logits(ff_trainer *t, const int *idx)
+{
+    const ff_readout_input in = readout_input(t, &t->train);
+    ff_readout_scores(&t->ro, &t->net, t->ro_layers, t->ro_n, &in, idx, t->batch, t->x,
+                      t->scores);
+}
+
+/* scores[i, k] = summed layer logits with label k for the train.hard_candidates wrong
+ * labels the softmax head ranks highest, -INFINITY for the other labels */
+static void candidate_scores(ff_trainer *t, const int *idx, const uint8_t *truth)
+{
+    const int B = t->batch, m = t->cfg.train.hard_candidates;
+    float *g = t->scores + (size_t)B * FF_NUM_CLASSES; /* [B, m]; scores holds 20 B floats */
+    head_logits(t, idx);
+    ff_top_wrong_labels(truth, t->scores, B, m, t->candidates);
+    ff_eval_goodness_scores_of(&t->net, t->cfg.model.label_embedding, &t->train, idx, B,
+                               t->candidates, m, 1, t->x, g);
+    for (int i = 0; i < B * FF_NUM_CLASSES; i++)
+        t->scores[i] = -INFINITY;
+    for (int i = 0; i < B; i++)
+        for (int q = 0; q < m; q++)
+            t->scores[(size_t)i * FF_NUM_CLASSES + t->candidates[(size_t)i * m + q]] =
+                g[(size_t)i * m + q];
+}
+
+static void choose_negative_labels(ff_trainer *t, const int *idx, const uint8_t *truth,
+                                   uint8_t *neg)
+{
+    const ff_config *cfg = &t->cfg;
+    if (cfg->train.negatives == FF_NEG_HARD) {
+        if (cfg->train.hard_scores == FF_HARD_SOFTMAX)
+            head_logits(t, idx);
+        else if (cfg->train.hard_candidates > 0)
+            candidate_scores(t, idx, truth);
+        else
+            ff_eval_goodness_scores(&t->net, cfg->model.label_embedding, &t->train, idx,
+                                    t->batch, 1, t->x, t->scores);
+        ff_negative_labels_hard(&t->rng, truth, t->scores, t->batch, cfg->train.hard_temperature,
+                                neg);
+    } else {
+        ff_negative_labels_random(&t->rng, truth, t->batch, neg);
+    }
+}
+
+/* The batch's images with labels embedded (supervised), or the images alone
+ * (unsupervised: labels NULL; `negative` picks the hybrids instead). */
+static void embed(ff_trainer *t, const int *idx, const uint8_t *labels, int negative, float *out)
+{
+    const ff_dataset *ds = &t->train;
+    const float *images = negative && t->unsupervised ? t->hybrids.images : ds->images;
+    ff_embed_batch_shifted(t->cfg.model.label_embedding, images, ds->rows, ds->cols, idx,
+                           t->unsupervised ? NULL : labels, t->shifts, t->batch, out);
+}
+
+/* One step of the softmax head on the batch's images (after the FF step, the
+ * net unchanged by it): a neutral-label forward pass, then the head's Adam step
+ * on the normalised activities. The head uses no RNG, so it never changes the
+ * FF training run. */
+static void readout_step(ff_trainer *t, const int *idx)
+{
+    ff_readout_input tr = readout_input(t, &t->train);
+    ff_readout_train_epoch(&t->ro, &t->net, t->ro_layers, t->ro_n, &tr, idx, t->batch, t->batch,
+                           t->cfg.clf.lr, t->x);
+}
+
+void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st)
+{
+    const ff_config *cfg = &t->cfg;
+    const float lr = ff_schedule_lr(cfg, t->step, t->total_steps);
+    const int B = t->batch;
+    memset(st, 0, sizeof *st);
+    st->n_layers = t->net.n_layers;
+    st->lr = lr;
+    uint8_t *pos = t->labels, *neg = t->labels + B;
+    for (int i = 0; i < B; i++)
+        pos[i] = t->train.labels[idx[i]];
+    if (!t->unsupervised)
+        choose_negative_labels(t, idx, pos, neg);
+    if (t->shifts) /* one shift per image, shared by its positive and negative copy */
+        ff_draw_shifts(&t->rng, cfg->train.jitter, B, t->shifts);
+    if (cfg->train.passes == FF_PASS_JOINT) {
+        embed(t, idx, pos, 0, t->x);
+        embed(t, idx, neg, 1, t->x + (size_t)B * t->in_dim);
+        ff_pass(t, B, B, st);
+        ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
+    } else {
+        embed(t, idx, pos, 0, t->x);
+        ff_pass(t, B, 0, st);
+        ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
+        embed(t, idx, neg, 1, t->x);
+        ff_pass(t, 0, B, st);
+        ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
+    }
+    if (cfg->eval.softmax)
+        readout_step(t, idx);
+    t->step++;
+}
+
+int ff_trainer_next(ff_trainer *t, ff_step_stats *st)
+{
+    if (t->batch_in_epoch == 0) /* the order depends only on the RNG: a resumed run repeats it */
+        ff_order_draw(&t->rng, t->order, t->train.n, t->cfg.train.shuffle);
+    ff_trainer_step(t, t->order + (size_t)t->batch_in_epoch * t->batch, st);
+    if (++t->batch_in_epoch < t->n_batches)
+        return 0;
+    t->batch_in_epoch = 0;
+    t->epoch++;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- evaluation */
+
+/* Softmax readout test error, after eval.readout_epochs extra epochs of head
+ * training on the frozen net (own RNG stream; the FF run is unaffected). */
+static double softmax_error(ff_trainer *t, int epoch)
+{
+    const ff_config *cfg = &t->cfg;
+    ff_readout_input tr = readout_input(t, &t->train), te = readout_input(t, &t->test);
+    ff_rng rng;
+    ff_rng_seed(&rng, cfg->seed ^ (0xd1b54a32d192ed03ull * (uint64_t)epoch));
+    for (int e = 0; e < cfg->eval.readout_epochs; e++) {
+        ff_order_draw(&rng, t->scratch_order, t->train.n, 1);
+        ff_readout_train_epoch(&t->ro, &t->net, t->ro_layers, t->ro_n, &tr, t->scratch_order,
+                               t->train.n, t->batch, cfg->clf.lr, t->x);
+    }
+    return ff_readout_error(&t->ro, &t->net, t->ro_layers, t->ro_n, &te, 0, t->x, NULL);
+}
+
+void ff_trainer_evaluate(ff_trainer *t, int epoch, ff_eval_result *r)
+{
+    r->error_goodness = r->error_softmax = r->main_error = -1.0;
+    if (!t->unsupervised) {
+        r->error_goodness = ff_eval_error(&t->net, t->cfg.model.label_embedding, &t->test, 0,
+                                          t->x, t->scores, NULL);
+        r->main_error = r->error_goodness;
+    }
+    if (t->cfg.eval.softmax) {
+        r->error_softmax = softmax_error(t, epoch);
+        if (r->main_error < 0)
+            r->main_error = r->error_softmax;
+    }
+}
+
+/* ---------------------------------------------------------------- saving */
+
+int ff_trainer_save(const ff_trainer *t, const char *path, const char *run_dir, ff_err *err)
+{
+    ff_checkpoint_state st = {.cfg = &t->cfg, .net = &t->net, .opt = &t->opt, .rng = &t->rng,
+                              .epoch = t->epoch, .batch = t->batch_in_epoch, .step = t->step,
+                              .run_dir = run_dir ? run_dir : "", .order = t->order,
+                              .n_order = t->train.n,
+                              .head = t->cfg.eval.softmax ? &t->ro : NULL};
+    return ff_checkpoint_save(path, &st, err);
+}
+
+static int all_finite(const float *v, size_t n)
+{
+    float acc = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        acc += v[i] * 0.0f; /* NaN or inf anywhere makes acc NaN */
+    return acc == 0.0f;
+}
+
+int ff_trainer_finite(const ff_trainer *t)
+{
+    return all_finite(t->net.params, t->net.n_params) &&
+           all_finite(t->opt.state, ff_optim_state_len(&t->opt)) &&
+           all_finite(t->net.aux, t->net.n_aux) &&
+           (!t->cfg.eval.softmax || all_finite(t->ro.params, t->ro.n_params));
+}
