@@ -273,10 +273,11 @@ static void show_info(void *ctx, const char *msg)
         fprintf(stderr, "ffrun: %s\n", msg);
 }
 
-static void print_summary(const ff_train_result *r)
+static void print_summary(const ff_train_result *r, int failed)
 {
     printf("\n%s after %d epoch(s) in %.1fs (%.2fs per epoch of training)\n",
-           r->interrupted ? "interrupted" : "finished", r->epochs_done, r->seconds,
+           r->interrupted ? "interrupted" : failed ? "failed" : "finished", r->epochs_done,
+           r->seconds,
            r->epochs_done ? r->train_seconds / r->epochs_done : 0.0);
     if (r->best_error >= 0)
         printf("test error (%s readout): final %.2f%%, best %.2f%% at epoch %d\n", r->readout,
@@ -504,7 +505,7 @@ int main(int argc, char **argv)
     ff_train_result res;
     rc = ff_train(&cfg, &opts, &res, &err);
     if (res.started)
-        print_summary(&res);
+        print_summary(&res, rc != FF_OK);
     if (rc)
         fprintf(stderr, "ffrun: %s\n", err.msg);
     ff_checkpoint_free(&ck);

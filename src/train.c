@@ -199,19 +199,28 @@ static int diverged_layer(const ff_step_stats *st)
     return -1;
 }
 
-static int diverged(ff_run *r, int layer, ff_err *err)
+/* Stops the run: nothing more is saved, the message names the last good model. */
+static int diverged(ff_run *r, const char *what, ff_err *err)
 {
     r->diverged = 1;
     const char *last = r->res->model_path[0] ? r->res->model_path : r->res->best_path;
     if (last[0])
         return ff_err_set(err, FF_ERR_RUNTIME,
-                          "training diverged at step %lld: layer %d's loss is not finite "
-                          "(lower optimizer.lr?); nothing more is saved, the last good model "
-                          "is %s", (long long)r->tr.step, layer, last);
+                          "training diverged by step %lld: %s (lower optimizer.lr?); nothing "
+                          "more is saved, the last good model is %s",
+                          (long long)r->tr.step, what, last);
     return ff_err_set(err, FF_ERR_RUNTIME,
-                      "training diverged at step %lld: layer %d's loss is not finite (lower "
-                      "optimizer.lr?); no model was saved before it",
-                      (long long)r->tr.step, layer);
+                      "training diverged by step %lld: %s (lower optimizer.lr?); no model was "
+                      "saved before it", (long long)r->tr.step, what);
+}
+
+/* The whole state is checked every log.every steps and before every save (a
+ * pass over the parameters, too slow for every batch); the losses every batch. */
+static int check_finite(ff_run *r, ff_err *err)
+{
+    return ff_trainer_finite(&r->tr)
+               ? FF_OK
+               : diverged(r, "the weights or optimiser state hold NaN or infinite values", err);
 }
 
 /* ---------------------------------------------------------------- epochs */
@@ -232,11 +241,14 @@ static int run_epoch(ff_run *r, int epoch, ff_err *err)
         done = ff_trainer_next(t, &st);
         add_step(r, &st);
         r->recent_loss = mean_total_loss(r);
-        int bad = diverged_layer(&st);
-        if (bad >= 0)
-            return diverged(r, bad, err);
-        int rc;
-        if (t->step % cfg->log.every == 0 && (rc = log_scalars(r, err)))
+        int bad = diverged_layer(&st), rc;
+        if (bad >= 0) {
+            char what[64];
+            snprintf(what, sizeof what, "layer %d's loss is not finite", bad);
+            return diverged(r, what, err);
+        }
+        if (t->step % cfg->log.every == 0 &&
+            ((rc = check_finite(r, err)) || (rc = log_scalars(r, err))))
             return rc;
         const int b = done ? t->n_batches : t->batch_in_epoch;
         if (!done && b % every == 0) {
@@ -265,7 +277,9 @@ static int end_epoch(ff_run *r, int epoch, double epoch_seconds, int first_batch
                                                                (double)t->batch / epoch_seconds
                                                          : 0,
                      .test_error = -1.0, .test_error_softmax = -1.0};
-    int rc = FF_OK;
+    int rc = check_finite(r, err);
+    if (rc)
+        return rc;
     res->epochs_done = epoch;
     if (epoch % cfg->eval.every == 0 || epoch == cfg->train.epochs) {
         ff_eval_result ev;
@@ -282,9 +296,12 @@ static int end_epoch(ff_run *r, int epoch, double epoch_seconds, int first_batch
             rc = ff_summary_scalar(r->tb, "test/error_softmax", t->step,
                                    (float)(ev.error_softmax * 100.0), err);
         if (!rc && p.evaluated && (res->best_error < 0 || ev.main_error < res->best_error)) {
-            res->best_error = ev.main_error;
-            res->best_epoch = epoch;
+            /* the summary's best is the model file's: updated only once it is written */
             rc = save_model(r, "best", res->best_path, sizeof res->best_path, err);
+            if (!rc) {
+                res->best_error = ev.main_error;
+                res->best_epoch = epoch;
+            }
         }
     }
     if (!rc)

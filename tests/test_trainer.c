@@ -1,0 +1,316 @@
+/* test_trainer.c - the trainer library (include/ff/trainer.h, clf_trainer.h, run.h)
+ * driven batch by batch agrees bit for bit with a whole run (ff_train, what `ffrun`
+ * calls), with itself across save and restore, and with explicit-index steps; a
+ * diverging run stops and never saves a non-finite model; two runs never share
+ * model names. Runs from the project root (data/mnist). */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ff/checkpoint.h"
+#include "ff/clf_trainer.h"
+#include "ff/run.h"
+#include "ff/train.h"
+#include "ff/trainer.h"
+#include "test.h"
+
+static char tmpdir[256];
+
+/* configs/quick.yaml, small and on the shipped headline path (joint, pairwise, hard
+ * negatives, jitter), writing under tmpdir/<tag> */
+static void quick_config(ff_config *cfg, const char *tag)
+{
+    ff_err err;
+    CHECK(ff_config_load(cfg, "configs/quick.yaml", &err) == FF_OK);
+    const char *sets[] = {"data.train_limit=500", "data.test_limit=200", "train.epochs=2",
+                          "train.passes=joint", "train.loss=pairwise", "train.negatives=hard",
+                          "train.jitter=1", "log.histograms=0", "log.images=0"};
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
+        CHECK(ff_config_set(cfg, sets[i], &err) == FF_OK);
+    snprintf(cfg->log.dir, sizeof cfg->log.dir, "%s/%s/runs", tmpdir, tag);
+    snprintf(cfg->checkpoint.dir, sizeof cfg->checkpoint.dir, "%s/%s/models", tmpdir, tag);
+    snprintf(cfg->data.cache, sizeof cfg->data.cache, "%s/cache", tmpdir);
+    CHECK(ff_config_validate(cfg, &err) == FF_OK);
+}
+
+static int same_floats(const float *a, const float *b, size_t n)
+{
+    return memcmp(a, b, sizeof(float) * n) == 0;
+}
+
+static void check_same_state(const ff_trainer *t, const ff_checkpoint *ck)
+{
+    CHECK(ck->n_params == t->net.n_params);
+    CHECK(ck->n_params == t->net.n_params && same_floats(ck->params, t->net.params, t->net.n_params));
+    CHECK(ck->n_state == ff_optim_state_len(&t->opt) &&
+          same_floats(ck->state, t->opt.state, ff_optim_state_len(&t->opt)));
+    CHECK(ck->n_head == t->ro.n_params && same_floats(ck->head, t->ro.params, t->ro.n_params));
+    CHECK(memcmp(&ck->rng, &t->rng, sizeof t->rng) == 0);
+    CHECK(ck->step == t->step);
+    CHECK(ck->epoch == t->epoch);
+}
+
+/* ff_trainer_next to the end, evaluating after each epoch as ffrun does */
+static void run_to_end(ff_trainer *t)
+{
+    ff_step_stats st;
+    while (t->epoch < t->cfg.train.epochs)
+        if (ff_trainer_next(t, &st)) {
+            ff_eval_result ev;
+            ff_trainer_evaluate(t, t->epoch, &ev);
+            CHECK(ev.error_goodness >= 0.0 && ev.error_goodness <= 1.0);
+        }
+}
+
+static void test_api_matches_whole_run(void)
+{
+    ff_config cfg;
+    quick_config(&cfg, "whole");
+    ff_train_result res;
+    ff_err err;
+    CHECK(ff_train(&cfg, NULL, &res, &err) == FF_OK);
+    CHECK(res.started && res.epochs_done == 2);
+    ff_checkpoint ck = {0};
+    CHECK(ff_checkpoint_load(res.model_path, &ck, &err) == FF_OK);
+
+    ff_trainer t;
+    CHECK(ff_trainer_create(&t, &cfg, NULL, NULL, &err) == FF_OK);
+    CHECK(t.n_batches == 500 / 50);
+    run_to_end(&t);
+    CHECK(t.step == 2 * t.n_batches);
+    check_same_state(&t, &ck);
+    ff_eval_result ev;
+    ff_trainer_evaluate(&t, t.epoch, &ev);
+    CHECK_NEAR(ev.error_goodness, res.final_error, 1e-12);
+    CHECK_NEAR(ev.error_softmax, res.final_error_softmax, 1e-12);
+    ff_trainer_free(&t);
+    ff_checkpoint_free(&ck);
+}
+
+/* ff_trainer_next is ff_trainer_step over the epoch's order */
+static void test_next_is_step_over_order(void)
+{
+    ff_config cfg;
+    quick_config(&cfg, "steps");
+    ff_err err;
+    ff_trainer a, b;
+    CHECK(ff_trainer_create(&a, &cfg, NULL, NULL, &err) == FF_OK);
+    CHECK(ff_trainer_create(&b, &cfg, NULL, NULL, &err) == FF_OK);
+    ff_step_stats sa, sb;
+    int ends = 0;
+    for (int i = 0; i < a.n_batches; i++)
+        ends += ff_trainer_next(&a, &sa);
+    CHECK(ends == 1 && a.epoch == 1 && a.batch_in_epoch == 0);
+    int *order = malloc(sizeof(int) * (size_t)b.train.n);
+    ff_order_draw(&b.rng, order, b.train.n, 1);
+    CHECK(memcmp(order, a.order, sizeof(int) * (size_t)b.train.n) == 0);
+    for (int i = 0; i < b.n_batches; i++)
+        ff_trainer_step(&b, order + (size_t)i * b.batch, &sb);
+    CHECK(b.step == a.step);
+    CHECK(same_floats(a.net.params, b.net.params, a.net.n_params));
+    CHECK(sa.n_layers == 2 && memcmp(sa.loss_pos, sb.loss_pos, sizeof sa.loss_pos) == 0);
+    CHECK(isfinite(sa.loss_pos[0]) && sa.loss_pos[0] > 0.0);
+    free(order);
+    ff_trainer_free(&a);
+    ff_trainer_free(&b);
+}
+
+/* save mid-epoch, restore into a new trainer: both end bit-identical */
+static void test_restore_continues(void)
+{
+    ff_config cfg;
+    quick_config(&cfg, "restore");
+    ff_err err;
+    ff_trainer a, b;
+    CHECK(ff_trainer_create(&a, &cfg, NULL, NULL, &err) == FF_OK);
+    ff_step_stats st;
+    for (int i = 0; i < a.n_batches + 3; i++)
+        ff_trainer_next(&a, &st);
+    CHECK(a.epoch == 1 && a.batch_in_epoch == 3);
+    char path[512];
+    snprintf(path, sizeof path, "%s/restore.ffm", tmpdir);
+    CHECK(ff_trainer_save(&a, path, "somewhere", &err) == FF_OK);
+    ff_checkpoint ck = {0};
+    CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
+    CHECK(ff_trainer_create(&b, &cfg, NULL, NULL, &err) == FF_OK);
+    CHECK(ff_trainer_restore(&b, &ck, NULL, NULL, &err) == FF_OK);
+    CHECK(b.epoch == 1 && b.batch_in_epoch == 3 && b.step == a.step);
+    run_to_end(&a);
+    run_to_end(&b);
+    CHECK(same_floats(a.net.params, b.net.params, a.net.n_params));
+    CHECK(same_floats(a.ro.params, b.ro.params, a.ro.n_params));
+    CHECK(memcmp(&a.rng, &b.rng, sizeof a.rng) == 0);
+
+    /* a model that does not fit the run is refused, not trusted */
+    ck.batch = -1;
+    CHECK(ff_trainer_restore(&b, &ck, NULL, NULL, &err) == FF_ERR_USAGE);
+    ck.batch = 3;
+    ck.order[0] = 100000;
+    CHECK(ff_trainer_restore(&b, &ck, NULL, NULL, &err) == FF_ERR_USAGE);
+    ck.order[0] = ck.order[1];
+    CHECK(ff_trainer_restore(&b, &ck, NULL, NULL, &err) == FF_ERR_USAGE);
+    ck.epoch = 1 << 30;
+    CHECK(ff_trainer_restore(&b, &ck, NULL, NULL, &err) == FF_ERR_USAGE);
+    ff_checkpoint_free(&ck);
+    ff_trainer_free(&a);
+    ff_trainer_free(&b);
+}
+
+/* every model file in dir loads and holds finite parameters; returns how many */
+static int count_finite_models(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcmp(e->d_name + len - 4, ".ffm"))
+            continue;
+        char path[1400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ff_checkpoint ck = {0};
+        ff_err err;
+        CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
+        for (uint64_t i = 0; i < ck.n_params; i++)
+            if (!isfinite(ck.params[i])) {
+                CHECK(!"a saved model holds a non-finite parameter");
+                break;
+            }
+        ff_checkpoint_free(&ck);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* issue 20 item 4: divergence stops the run with a clear error and saves no NaN */
+static void test_divergence_stops(void)
+{
+    ff_config cfg;
+    ff_err err;
+    CHECK(ff_config_load(&cfg, "configs/quick.yaml", &err) == FF_OK);
+    const char *sets[] = {"data.train_limit=2000", "data.test_limit=200", "train.epochs=3",
+                          "optimizer.lr=10", "optimizer.eps=1e-38", "optimizer.beta2=0",
+                          "checkpoint.every=1"};
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
+        CHECK(ff_config_set(&cfg, sets[i], &err) == FF_OK);
+    snprintf(cfg.log.dir, sizeof cfg.log.dir, "%s/nan/runs", tmpdir);
+    snprintf(cfg.checkpoint.dir, sizeof cfg.checkpoint.dir, "%s/nan/models", tmpdir);
+    ff_train_result res;
+    int rc = ff_train(&cfg, NULL, &res, &err);
+    CHECK(rc == FF_ERR_RUNTIME);
+    CHECK(strstr(err.msg, "diverged") != NULL);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/nan/models", tmpdir);
+    count_finite_models(dir); /* whatever was saved before is finite */
+}
+
+/* issue 20 item 1: runs with one checkpoint.dir never share model names */
+static void test_model_prefix_claims(void)
+{
+    ff_config cfg;
+    ff_config_defaults(&cfg);
+    snprintf(cfg.checkpoint.dir, sizeof cfg.checkpoint.dir, "%s/claims", tmpdir);
+    char a[256], b[256], a2[256];
+    ff_err err;
+    CHECK(ff_run_claim_prefix(&cfg, "logA/supervised/20261201-101010", a, sizeof a, &err) == FF_OK);
+    CHECK(ff_run_claim_prefix(&cfg, "logB/supervised/20261201-101010", b, sizeof b, &err) == FF_OK);
+    CHECK(ff_run_claim_prefix(&cfg, "logA/supervised/20261201-101010", a2, sizeof a2, &err) ==
+          FF_OK);
+    CHECK(!strcmp(a, "supervised_20261201-101010"));
+    CHECK(!strcmp(b, "supervised_20261201-101010-2"));
+    CHECK(!strcmp(a2, a)); /* the same run keeps its claim */
+
+    char p[256];
+    CHECK(ff_run_prefix_of_model("m/supervised_20261201-101010-2_best.ffm", p, sizeof p, &err) ==
+          FF_OK && !strcmp(p, "supervised_20261201-101010-2"));
+    CHECK(ff_run_prefix_of_model("supervised_x_y_epoch012.ffm", p, sizeof p, &err) == FF_OK &&
+          !strcmp(p, "supervised_x_y"));
+    CHECK(ff_run_prefix_of_model("a/unsupervised_clf_z_step0000123.ffm", p, sizeof p, &err) ==
+          FF_OK && !strcmp(p, "unsupervised_clf_z"));
+    CHECK(ff_run_prefix_of_model("m/mymodel.ffm", p, sizeof p, &err) == FF_ERR_USAGE);
+    CHECK(ff_run_prefix_of_model("m/x_epochs.ffm", p, sizeof p, &err) == FF_ERR_USAGE);
+
+    /* an unwritable checkpoint.dir fails at the claim, before any training */
+    snprintf(cfg.checkpoint.dir, sizeof cfg.checkpoint.dir, "/proc/ffrun-no-such-dir");
+    CHECK(ff_run_claim_prefix(&cfg, "x/20261201-101010", a, sizeof a, &err) == FF_ERR_IO);
+}
+
+/* the classifier trainer: resumed mid-epoch from its own model file, it ends
+ * bit-identical to an uninterrupted run */
+static void test_clf_resume(void)
+{
+    ff_config bcfg;
+    quick_config(&bcfg, "backbone");
+    ff_err err;
+    CHECK(ff_config_set(&bcfg, "mode=unsupervised_backbone", &err) == FF_OK);
+    CHECK(ff_config_set(&bcfg, "train.epochs=1", &err) == FF_OK);
+    CHECK(ff_config_set(&bcfg, "train.negatives=random", &err) == FF_OK);
+    CHECK(ff_config_set(&bcfg, "train.loss=threshold", &err) == FF_OK);
+    CHECK(ff_config_set(&bcfg, "eval.softmax=false", &err) == FF_OK);
+    CHECK(ff_config_validate(&bcfg, &err) == FF_OK);
+    ff_train_result res;
+    CHECK(ff_train(&bcfg, NULL, &res, &err) == FF_OK);
+
+    ff_config cfg;
+    CHECK(ff_config_load(&cfg, "configs/unsupervised_clf.yaml", &err) == FF_OK);
+    snprintf(cfg.checkpoint.backbone, sizeof cfg.checkpoint.backbone, "%.500s", res.model_path);
+    const char *sets[] = {"data.train_limit=500", "data.test_limit=200", "clf.epochs=2",
+                          "train.batch_size=64", "train.jitter=1"};
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
+        CHECK(ff_config_set(&cfg, sets[i], &err) == FF_OK);
+    CHECK(ff_config_validate(&cfg, &err) == FF_OK);
+    ff_clf_trainer a, b;
+    CHECK(ff_clf_trainer_create(&a, &cfg, NULL, NULL, NULL, &err) == FF_OK);
+    CHECK(a.n_batches == 8); /* 7 of 64 and a last one of 52 */
+    int images, done, total = 0;
+    for (int i = 0; i < 5; i++) {
+        float loss = ff_clf_trainer_next(&a, &images, &done);
+        CHECK(isfinite(loss) && loss > 0.0f);
+        total += images;
+    }
+    CHECK(total == 5 * 64 && !done && a.batch_in_epoch == 5);
+    char path[512];
+    snprintf(path, sizeof path, "%s/clf_step.ffm", tmpdir);
+    CHECK(ff_clf_trainer_save(&a, path, "r", &err) == FF_OK);
+    ff_checkpoint ck = {0};
+    CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
+    CHECK(ff_clf_trainer_create(&b, &ck.cfg, &ck, NULL, NULL, &err) == FF_OK);
+    CHECK(b.step == 5 && b.batch_in_epoch == 5);
+    while (a.epoch < 2)
+        ff_clf_trainer_next(&a, &images, &done);
+    while (b.epoch < 2)
+        ff_clf_trainer_next(&b, &images, &done);
+    CHECK(images == 500 - 7 * 64 && done);
+    CHECK(a.step == 16 && b.step == 16);
+    CHECK(same_floats(a.ro.params, b.ro.params, a.ro.n_params));
+    CHECK(ff_clf_trainer_evaluate(&a) == ff_clf_trainer_evaluate(&b));
+    ff_checkpoint_free(&ck);
+    ff_clf_trainer_free(&a);
+    ff_clf_trainer_free(&b);
+}
+
+int main(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/ff_test_trainer.XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    RUN(test_api_matches_whole_run);
+    RUN(test_next_is_step_over_order);
+    RUN(test_restore_continues);
+    RUN(test_divergence_stops);
+    RUN(test_model_prefix_claims);
+    RUN(test_clf_resume);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmpdir);
+    TEST_MAIN_END();
+}
