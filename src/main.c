@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ff/blas.h"
 #include "ff/checkpoint.h"
 #include "ff/config.h"
 #include "ff/data.h"
@@ -474,6 +475,7 @@ done:
 
 int main(int argc, char **argv)
 {
+    ff_blas_ensure_fast_core(argv); /* may re-execute with OPENBLAS_CORETYPE set */
     if (argc > 1 && !strcmp(argv[1], "eval"))
         return eval_main(argc, argv);
     cli c = {0};

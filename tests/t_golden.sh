@@ -6,9 +6,11 @@
 # negatives (goodness scores) + jitter; hard negatives scored by the softmax head with
 # peer normalisation; the unsupervised backbone; the classifier on that backbone.
 # Values must agree to 1e-5 relative (the same floats in the same order give equal
-# values; the margin only absorbs printing).
+# values; the margin only absorbs printing). The golden runs used OpenBLAS's Prescott
+# kernels (what OpenBLAS 0.3.21 fell back to on the machine): other kernels sum in
+# another order, so the check pins them (every x86-64 build of Debian's OpenBLAS has them).
 source "$(dirname "$0")/script_lib.sh"
-export OPENBLAS_NUM_THREADS=1
+export OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=Prescott
 common=(--quiet --set data.train_limit=1000 --set data.test_limit=500 --set train.epochs=2
         --set log.every=5)
 

@@ -43,8 +43,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-#include <xmmintrin.h>
 
+#include "ff/blas.h"
 #include "ff/config.h"
 #include "ff/data.h"
 #include "ff/embed.h"
@@ -53,6 +53,8 @@
 #include "ff/objective.h"
 #include "ff/optim.h"
 #include "ff/rng.h"
+#include "ff/run.h"
+#include "ff/trainer.h"
 
 /* ---------------------------------------------------------------- timing */
 
@@ -179,16 +181,69 @@ float __wrap_ff_ff_loss(const float *y, int batch, int dim, float theta, float s
     return r;
 }
 
+float __real_ff_ff_pair_loss(const float *, const float *, int, int, float, float, float *,
+                             float *, float *, float *);
+float __wrap_ff_ff_pair_loss(const float *ypos, const float *yneg, int batch, int dim, float slope,
+                             float scale, float *gp, float *gn, float *dpos, float *dneg)
+{
+    float r;
+    TIMED(T_LOSS, r = __real_ff_ff_pair_loss(ypos, yneg, batch, dim, slope, scale, gp, gn, dpos,
+                                             dneg));
+    return r;
+}
+
 void __real_ff_goodness(const float *, int, int, float *);
 void __wrap_ff_goodness(const float *y, int batch, int dim, float *g)
 {
     TIMED(T_GOOD, __real_ff_goodness(y, batch, dim, g));
 }
 
+/* `ref` capture: while on, the first two FF passes of a training batch (positive,
+ * then negative: alternate passes) leave copies of their inputs and layer losses,
+ * and the optimiser steps after them their gradients and the parameters after. */
+typedef struct ref_capture {
+    int on, passes, steps, in_dim;
+    size_t n, rows;
+    float *x[2], *grads[2], *params[2];
+    ff_layer_loss loss[2][FF_MAX_LAYERS];
+} ref_capture;
+static ref_capture cap;
+
+void __real_ff_net_ff_grads(ff_net *, const float *, int, int, float, ff_layer_loss *);
+void __wrap_ff_net_ff_grads(ff_net *net, const float *x, int npos, int nneg, float scale,
+                            ff_layer_loss *out)
+{
+    const int k = cap.passes;
+    if (cap.on && k < 2 && (size_t)(npos + nneg) == cap.rows)
+        memcpy(cap.x[k], x, sizeof(float) * cap.rows * (size_t)cap.in_dim);
+    __real_ff_net_ff_grads(net, x, npos, nneg, scale, out);
+    if (cap.on && k < 2) {
+        memcpy(cap.loss[k], out, sizeof(ff_layer_loss) * (size_t)net->n_layers);
+        cap.passes++;
+    }
+}
+
 void __real_ff_optim_step(ff_optim *, float *, const float *, float);
 void __wrap_ff_optim_step(ff_optim *o, float *params, const float *grads, float lr)
 {
+    const int k = cap.steps;
+    if (cap.on && k < 2 && o->n == cap.n)
+        memcpy(cap.grads[k], grads, sizeof(float) * cap.n);
     TIMED(T_OPTIM, __real_ff_optim_step(o, params, grads, lr));
+    if (cap.on && k < 2 && o->n == cap.n) {
+        memcpy(cap.params[k], params, sizeof(float) * cap.n);
+        cap.steps++;
+    }
+}
+
+void __real_ff_embed_batch_shifted(ff_embed_kind, const float *, int, int, const int *,
+                                   const uint8_t *, const int8_t *, int, float *);
+void __wrap_ff_embed_batch_shifted(ff_embed_kind kind, const float *images, int rows, int cols,
+                                   const int *idx, const uint8_t *labels, const int8_t *shifts,
+                                   int batch, float *out)
+{
+    TIMED(T_EMBED, __real_ff_embed_batch_shifted(kind, images, rows, cols, idx, labels, shifts,
+                                                 batch, out));
 }
 
 void __real_ff_embed_batch(ff_embed_kind, const float *, int, int, const int *, const uint8_t *,
@@ -202,7 +257,7 @@ void __wrap_ff_embed_batch(ff_embed_kind kind, const float *images, int rows, in
 /* ---------------------------------------------------------------- options */
 
 typedef struct opts {
-    const char *cmd, *net, *data, *out;
+    const char *cmd, *net, *data, *out, *config;
     int batch, threads, images, warm, verbose, size;
     double seconds;
     uint64_t seed;
@@ -211,9 +266,10 @@ typedef struct opts {
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: ff-bench run --net fc|cnn|local --batch B [--seconds S] [--threads T]\n"
+            "usage: ff-bench run (--net fc|cnn|local | --config FILE) --batch B [--seconds S]\n"
+            "                    [--threads T]\n"
             "                    [--data DIR] [--images N] [--seed S] [--verbose 1]\n"
-            "       ff-bench gemm --net fc|cnn|local --batch B [--threads T]\n"
+            "       ff-bench gemm (--net fc|cnn|local | --config FILE) --batch B [--threads T]\n"
             "       ff-bench ref --net fc|cnn|local --batch B --out FILE [--warm N] [--data DIR]\n"
             "       ff-bench peak [--size N] [--seconds S] [--threads T]\n");
     return 2;
@@ -234,6 +290,8 @@ static int parse_args(int argc, char **argv, opts *o)
             o->net = v;
         else if (!strcmp(a, "--data"))
             o->data = v;
+        else if (!strcmp(a, "--config"))
+            o->config = v;
         else if (!strcmp(a, "--out"))
             o->out = v;
         else if (!strcmp(a, "--batch"))
@@ -303,129 +361,63 @@ static int make_config(const char *net, ff_config *cfg)
 
 /* ---------------------------------------------------------------- bench state */
 
+/* The benchmark drives the library's trainer (include/ff/trainer.h) exactly as
+ * `ffrun` does: ff_trainer_next per batch. Nothing of the batch step lives here. */
 typedef struct bench {
     const opts *o;
-    ff_config cfg;
-    ff_dataset ds;
-    ff_net net;
-    ff_optim opt;
-    ff_rng rng;
-    ff_shape in_shape;
-    int in_dim, batch, cursor;
-    int *order;
-    float *x, *scores;
-    uint8_t *labels;
-    ff_layer_loss loss[2][FF_MAX_LAYERS]; /* last batch: [0] positive pass, [1] negative */
+    ff_trainer tr;
+    int cursor;                  /* eval chunks: position in the trainer's order */
+    ff_step_stats last;          /* the last batch's per-layer terms */
 } bench;
+
+/* The config: a same-work net (make_config) or a config file as users run it,
+ * with the benchmark's batch, data and image count. */
+static int bench_config(const opts *o, ff_config *cfg, ff_err *err)
+{
+    int rc;
+    if (o->config) {
+        if ((rc = ff_config_load(cfg, o->config, err)))
+            return rc;
+    } else if (!make_config(o->net, cfg)) {
+        return ff_err_set(err, FF_ERR_USAGE, "unknown net '%s' (fc, cnn, local)", o->net);
+    }
+    cfg->seed = o->seed;
+    cfg->train.batch_size = o->batch;
+    cfg->data.train_limit = o->images;
+    cfg->data.test_limit = 1000;
+    snprintf(cfg->data.dir, sizeof cfg->data.dir, "%s", o->data);
+    return ff_config_validate(cfg, err);
+}
 
 static int bench_setup(bench *b, const opts *o, ff_err *err)
 {
     memset(b, 0, sizeof *b);
     b->o = o;
-    if (!make_config(o->net, &b->cfg))
-        return ff_err_set(err, FF_ERR_USAGE, "unknown net '%s' (fc, cnn, local)", o->net);
-    b->cfg.seed = o->seed;
-    b->cfg.train.batch_size = o->batch;
-    int rc = ff_config_validate(&b->cfg, err);
-    if (rc)
-        return rc;
-    ff_rng_seed(&b->rng, o->seed);
-    if ((rc = ff_dataset_load(&b->ds, o->data, "train", o->images, err)))
-        return rc;
-    if (b->ds.n < o->batch)
-        return ff_err_set(err, FF_ERR_USAGE, "%d images < batch %d", b->ds.n, o->batch);
-    b->batch = o->batch;
-    b->in_shape = ff_embed_shape(b->cfg.model.label_embedding, b->ds.rows, b->ds.cols);
-    b->in_dim = ff_shape_dim(b->in_shape);
-    /* as src/train.c: room for a joint batch and for eval chunks of 10 labelled copies */
-    int max_batch = 2 * b->batch < 1000 ? 1000 : 2 * b->batch;
-    if ((rc = ff_net_build(&b->net, &b->cfg, b->in_shape, max_batch, &b->rng, err)) ||
-        (rc = ff_optim_init(&b->opt, &b->cfg, b->net.n_params, err)))
-        return rc;
-    b->order = malloc(sizeof(int) * (size_t)b->ds.n);
-    b->x = malloc(sizeof(float) * (size_t)max_batch * (size_t)b->in_dim);
-    b->scores = malloc(sizeof(float) * (size_t)max_batch * FF_NUM_CLASSES);
-    b->labels = malloc((size_t)2 * (size_t)b->batch);
-    if (!b->order || !b->x || !b->scores || !b->labels)
-        return ff_err_set(err, FF_ERR_NOMEM, "out of memory for benchmark buffers");
-    for (int i = 0; i < b->ds.n; i++)
-        b->order[i] = i;
-    ff_rng_shuffle(&b->rng, b->order, b->ds.n);
-    return FF_OK;
+    ff_config cfg;
+    int rc = bench_config(o, &cfg, err);
+    if (!rc)
+        rc = ff_trainer_create(&b->tr, &cfg, NULL, NULL, err);
+    if (!rc && b->tr.batch < o->batch)
+        rc = ff_err_set(err, FF_ERR_USAGE, "%d images < batch %d", b->tr.train.n, o->batch);
+    return rc;
 }
 
-static void bench_free(bench *b)
-{
-    free(b->order);
-    free(b->x);
-    free(b->scores);
-    free(b->labels);
-    ff_optim_free(&b->opt);
-    ff_net_free(&b->net);
-    ff_dataset_free(&b->ds);
-}
+static void bench_free(bench *b) { ff_trainer_free(&b->tr); }
 
-/* Next batch of shuffled indices (wraps around, reshuffling). */
-static const int *next_indices(bench *b)
-{
-    if (b->cursor + b->batch > b->ds.n) {
-        ff_rng_shuffle(&b->rng, b->order, b->ds.n);
-        b->cursor = 0;
-    }
-    const int *idx = b->order + b->cursor;
-    b->cursor += b->batch;
-    return idx;
-}
-
-/* Embeds the batch with the true (pass 0) or wrong (pass 1) labels into b->x. */
-static void embed(bench *b, const int *idx, int pass)
-{
-    ff_embed_batch(b->cfg.model.label_embedding, b->ds.images, b->ds.rows, b->ds.cols, idx,
-                   b->labels + (size_t)pass * b->batch, b->batch, b->x);
-}
-
-static void choose_labels(bench *b, const int *idx)
-{
-    uint8_t *pos = b->labels, *neg = b->labels + b->batch;
-    for (int i = 0; i < b->batch; i++)
-        pos[i] = b->ds.labels[idx[i]];
-    ff_negative_labels_random(&b->rng, pos, b->batch, neg);
-}
-
-/* One FF pass over b->x as positive (pass 0) or negative (pass 1) data, then the
- * optimiser step: the body of src/train.c's train_batch, alternate passes. */
-static void ff_step(bench *b, int pass)
-{
-    const int B = b->batch;
-    ff_net_ff_grads(&b->net, b->x, pass ? 0 : B, pass ? B : 0, 1.0f / (float)B, b->loss[pass]);
-    ff_optim_step(&b->opt, b->net.params, b->net.grads,
-                  ff_schedule_lr(&b->cfg, (int64_t)b->opt.t, 0));
-}
-
-/* Returns the time spent choosing labels (data work outside the wrapped calls). */
-static double train_batch(bench *b)
-{
-    double t0 = tracing ? now() : 0.0;
-    const int *idx = next_indices(b);
-    choose_labels(b, idx);
-    double data = tracing ? now() - t0 : 0.0;
-    embed(b, idx, 0);
-    ff_step(b, 0);
-    embed(b, idx, 1);
-    ff_step(b, 1);
-    return data;
-}
+/* One training batch as ffrun runs it (wraps into the next epoch). */
+static void train_batch(bench *b) { ff_trainer_next(&b->tr, &b->last); }
 
 /* images per eval chunk, as ff_eval_goodness_scores chunks them */
-static int eval_chunk(const bench *b) { return b->net.max_batch / FF_NUM_CLASSES; }
+static int eval_chunk(const bench *b) { return b->tr.net.max_batch / FF_NUM_CLASSES; }
 
 static void eval_chunk_run(bench *b)
 {
+    ff_trainer *t = &b->tr;
     const int m = eval_chunk(b);
-    if (b->cursor + m > b->ds.n)
+    if (b->cursor + m > t->train.n)
         b->cursor = 0;
-    ff_eval_goodness_scores(&b->net, b->cfg.model.label_embedding, &b->ds, b->order + b->cursor,
-                            m, 0, b->x, b->scores);
+    ff_eval_goodness_scores(&t->net, t->cfg.model.label_embedding, &t->train,
+                            t->order + b->cursor, m, 0, t->x, t->scores);
     b->cursor += m;
 }
 
@@ -436,14 +428,14 @@ static double time_loop(bench *b, void (*fn)(bench *), int warm, int min_iters, 
 {
     for (int i = 0; i < warm; i++)
         fn(b);
-    int cap = 64, n = 0;
-    double *t = malloc(sizeof(double) * (size_t)cap);
+    int room = 64, n = 0;
+    double *t = malloc(sizeof(double) * (size_t)room);
     const double start = now();
     while (t && (n < min_iters || now() - start < seconds)) {
         double t0 = now();
         fn(b);
-        if (n == cap) {
-            double *nt = realloc(t, sizeof(double) * (size_t)(cap *= 2));
+        if (n == room) {
+            double *nt = realloc(t, sizeof(double) * (size_t)(room *= 2));
             if (!nt)
                 break;
             t = nt;
@@ -455,8 +447,6 @@ static double time_loop(bench *b, void (*fn)(bench *), int warm, int min_iters, 
     *iters = n;
     return med;
 }
-
-static void train_batch_void(bench *b) { (void)train_batch(b); }
 
 /* ---------------------------------------------------------------- GEMM-only bound */
 
@@ -514,7 +504,6 @@ static double gemm_flops(const gemm_call *cl, int n)
  * and returns the per-batch wall time. */
 static double trace(bench *b, int eval, int iters, call_list *rec, double bk[T_COUNT])
 {
-    double data = 0.0;
     tracing = 1;
     memset(bucket, 0, sizeof bucket);
     rec->n = 0;
@@ -524,14 +513,13 @@ static double trace(bench *b, int eval, int iters, call_list *rec, double bk[T_C
         if (eval)
             eval_chunk_run(b);
         else
-            data += train_batch(b);
+            train_batch(b);
     }
     const double total = now() - t0;
     recording = NULL;
     tracing = 0;
     for (int k = 0; k < T_COUNT; k++)
         bk[k] = bucket[k] / iters;
-    bk[T_EMBED] += data / iters; /* labels count as data work */
     return total / iters;
 }
 
@@ -565,14 +553,14 @@ static int cmd_run(const opts *o, int gemm_only, ff_err *err)
         bench_free(&b);
         return rc;
     }
-    const int B = b.batch, chunk = eval_chunk(&b);
+    const int B = b.tr.batch, chunk = eval_chunk(&b);
     const double rss_setup = peak_rss_mb();
 
     /* throughput, wrappers off */
     int n_train = 0, n_eval = 0;
     double t_train = NAN, t_eval = NAN;
     if (!gemm_only) {
-        t_train = time_loop(&b, train_batch_void, 2, 3, o->seconds, &n_train);
+        t_train = time_loop(&b, train_batch, 2, 3, o->seconds, &n_train);
         t_eval = time_loop(&b, eval_chunk_run, 1, 3, o->seconds * 0.5, &n_eval);
     }
     const double rss = peak_rss_mb();
@@ -593,12 +581,12 @@ static int cmd_run(const opts *o, int gemm_only, ff_err *err)
     const double flop_train = gemm_flops(train_calls.c, train_calls.n) / B;
     const double flop_eval = gemm_flops(eval_calls.c, eval_calls.n) / chunk;
 
-    printf("{\"impl\":\"ffrun\",\"net\":\"%s\",\"batch\":%d,\"threads\":%d,\"params\":%zu,"
+    printf("{\"impl\":\"ffrun\",\"net\":\"%s\",\"config\":\"%s\",\"batch\":%d,\"threads\":%d,\"params\":%zu,"
            "\"blas\":\"OpenBLAS %s\",\"eval_chunk\":%d,"
            "\"train_flop_per_img\":%.6g,\"eval_flop_per_img\":%.6g,"
            "\"gemm_bound_train_ips\":%.2f,\"gemm_bound_eval_ips\":%.2f,"
            "\"gemm_calls_train\":%d,\"gemm_calls_eval\":%d",
-           o->net, B, o->threads, b.net.n_params, openblas_get_corename(), chunk, flop_train,
+           o->config ? "" : o->net, o->config ? o->config : "", B, o->threads, b.tr.net.n_params, openblas_get_corename(), chunk, flop_train,
            flop_eval, B / g_train, chunk / g_eval, train_calls.n, eval_calls.n);
     if (gemm_only) {
         const call_list *lists[2] = {&train_calls, &eval_calls};
@@ -624,8 +612,8 @@ static int cmd_run(const opts *o, int gemm_only, ff_err *err)
     print_breakdown("bd_train", bk_train, total_train);
     print_breakdown("bd_eval", bk_eval, total_eval);
     printf(",\"loss_last\":[");
-    for (int l = 0; l < b.net.n_layers; l++)
-        printf("%s%.5f", l ? "," : "", b.loss[0][l].loss_pos + b.loss[1][l].loss_neg);
+    for (int l = 0; l < b.last.n_layers; l++)
+        printf("%s%.5f", l ? "," : "", b.last.loss_pos[l] + b.last.loss_neg[l]);
     printf("]}\n");
     if (o->verbose) {
         print_calls("train", train_calls.c, train_calls.n);
@@ -649,25 +637,22 @@ static int write_floats(FILE *f, const float *v, size_t n)
  *     loss[n_layers] grads[n] params[n]    layer losses, gradients, params after the step */
 static int write_ref(const opts *o, ff_err *err)
 {
+    if (o->config)
+        return ff_err_set(err, FF_ERR_USAGE, "ref: the same-work nets only (--net), not --config");
     bench b;
     int rc = bench_setup(&b, o, err);
     FILE *f = NULL;
-    float *xs = NULL;
+    float *mem = NULL;
+    const ff_trainer *t = &b.tr;
     if (rc)
         goto done;
     for (int i = 0; i < o->warm; i++)
         train_batch(&b);
-    const size_t n = b.net.n_params, xn = (size_t)b.batch * b.in_dim;
-    xs = malloc(sizeof(float) * 2 * xn);
-    if (!xs) {
+    const size_t n = t->net.n_params, xn = (size_t)t->batch * t->in_dim;
+    mem = malloc(sizeof(float) * (2 * xn + 4 * n));
+    if (!mem) {
         rc = ff_err_set(err, FF_ERR_NOMEM, "out of memory");
         goto done;
-    }
-    const int *idx = next_indices(&b);
-    choose_labels(&b, idx);
-    for (int pass = 0; pass < 2; pass++) {
-        embed(&b, idx, pass);
-        memcpy(xs + pass * xn, b.x, sizeof(float) * xn);
     }
     f = fopen(o->out, "wb");
     if (!f) {
@@ -677,26 +662,36 @@ static int write_ref(const opts *o, ff_err *err)
     fprintf(f, "{\"format\":\"ffrun-ref\",\"version\":1,\"net\":\"%s\",\"batch\":%d,"
                "\"input\":[%d,%d,%d],\"n_params\":%zu,\"lr\":%.9g,\"beta1\":%.9g,"
                "\"beta2\":%.9g,\"eps\":%.9g,\"norm_eps\":%.9g,\"t\":%lld,\"layers\":[",
-            o->net, b.batch, b.in_shape.c, b.in_shape.h, b.in_shape.w, n, b.cfg.optimizer.lr,
-            b.opt.beta1, b.opt.beta2, b.opt.eps, b.net.norm_eps, (long long)b.opt.t);
-    for (int l = 0; l < b.net.n_layers; l++) {
-        const ff_layer *L = &b.net.layers[l];
+            o->net, t->batch, t->in_shape.c, t->in_shape.h, t->in_shape.w, n,
+            t->cfg.optimizer.lr, t->opt.beta1, t->opt.beta2, t->opt.eps, t->net.norm_eps,
+            (long long)t->opt.t);
+    for (int l = 0; l < t->net.n_layers; l++) {
+        const ff_layer *L = &t->net.layers[l];
         fprintf(f, "%s{\"kind\":\"%s\",\"in\":[%d,%d,%d],\"out\":[%d,%d,%d],\"kernel\":%d,"
                    "\"stride\":%d,\"threshold\":%.9g,\"n_weights\":%zu,\"n_bias\":%zu}",
                 l ? "," : "", ff_layer_kind_name(L->kind), L->in.c, L->in.h, L->in.w, L->out.c,
                 L->out.h, L->out.w, L->kernel, L->stride, L->threshold, L->n_weights, L->n_bias);
     }
     fprintf(f, "]}\n");
-    int bad = write_floats(f, b.net.params, n) || write_floats(f, b.opt.state, 2 * n) ||
-              write_floats(f, xs, 2 * xn);
+    int bad = write_floats(f, t->net.params, n) || write_floats(f, t->opt.state, 2 * n);
+    /* the next batch, exactly as the trainer takes it, with its passes captured */
+    cap = (ref_capture){.on = 1, .in_dim = t->in_dim, .n = n, .rows = (size_t)t->batch,
+                        .x = {mem, mem + xn}, .grads = {mem + 2 * xn, mem + 2 * xn + n},
+                        .params = {mem + 2 * xn + 2 * n, mem + 2 * xn + 3 * n}};
+    train_batch(&b);
+    cap.on = 0;
+    if (cap.passes != 2 || cap.steps != 2) {
+        rc = ff_err_set(err, FF_ERR_RUNTIME, "ref: captured %d passes and %d steps, expected 2",
+                        cap.passes, cap.steps);
+        goto done;
+    }
+    bad = bad || write_floats(f, cap.x[0], xn) || write_floats(f, cap.x[1], xn);
     for (int pass = 0; pass < 2 && !bad; pass++) {
-        memcpy(b.x, xs + pass * xn, sizeof(float) * xn);
-        ff_step(&b, pass);
         float loss[FF_MAX_LAYERS];
-        for (int l = 0; l < b.net.n_layers; l++)
-            loss[l] = pass ? b.loss[1][l].loss_neg : b.loss[0][l].loss_pos;
-        bad = write_floats(f, loss, (size_t)b.net.n_layers) ||
-              write_floats(f, b.net.grads, n) || write_floats(f, b.net.params, n);
+        for (int l = 0; l < t->net.n_layers; l++)
+            loss[l] = pass ? cap.loss[1][l].loss_neg : cap.loss[0][l].loss_pos;
+        bad = write_floats(f, loss, (size_t)t->net.n_layers) ||
+              write_floats(f, cap.grads[pass], n) || write_floats(f, cap.params[pass], n);
     }
     if (bad || fclose(f)) {
         f = NULL;
@@ -707,7 +702,7 @@ static int write_ref(const opts *o, ff_err *err)
 done:
     if (f)
         fclose(f);
-    free(xs);
+    free(mem);
     bench_free(&b);
     return rc;
 }
@@ -746,10 +741,11 @@ static int cmd_peak(const opts *o, ff_err *err)
 
 int main(int argc, char **argv)
 {
+    ff_blas_ensure_fast_core(argv); /* may re-execute with OPENBLAS_CORETYPE set */
     opts o;
     if (parse_args(argc, argv, &o))
         return usage();
-    _mm_setcsr(_mm_getcsr() | 0x8040); /* FTZ + DAZ, as src/train.c */
+    ff_fp_fast_mode(); /* FTZ + DAZ, as the trainer */
     openblas_set_num_threads(o.threads);
     ff_err err = {0};
     int rc = !strcmp(o.cmd, "ref")    ? write_ref(&o, &err)
