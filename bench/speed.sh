@@ -9,7 +9,9 @@
 #   BUILD=build bench/speed.sh    the same without the install and build steps
 #
 # Environment (defaults): REPS (3) repetitions; SECS (3) seconds per timed loop;
-# NETS ("fc cnn local"); BATCHES ("100 1000"); OUT (docs/RESULTS.md).
+# NETS ("fc cnn local"); BATCHES ("100 1000"); CONFIGS ("configs/supervised.yaml
+# configs/supervised_fc.yaml": timed as users run them, at their own batch size, on 1
+# and on 2 threads); OUT (docs/RESULTS.md).
 # ffrun and PyTorch run alternately (ABBA order over repetitions) so slow drifts of
 # the machine hit both; the report takes medians over repetitions. Raw results stay
 # in $BUILD/bench-speed/results.jsonl. Only the part of $OUT between
@@ -72,6 +74,21 @@ for rep in $(seq "$REPS"); do
                     status=1
                 fi
             done
+        done
+    done
+done
+
+# ---- the shipped configs' own path (joint passes, pairwise loss, hard negatives with
+# their ten labelled scoring passes, the softmax head): ffrun alone, on 1 and 2 threads
+CONFIGS=${CONFIGS:-configs/supervised.yaml configs/supervised_fc.yaml}
+for rep in $(seq "$REPS"); do
+    for cfg in $CONFIGS; do
+        for th in 1 2; do
+            echo "speed.sh: rep $rep/$REPS $cfg $th thread(s)" >&2
+            if ! "$BIN" run --config "$cfg" --threads "$th" --seconds "$SECS" >>"$RESULTS"; then
+                echo "speed.sh: ffrun $cfg on $th thread(s) failed" >&2
+                status=1
+            fi
         done
     done
 done

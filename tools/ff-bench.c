@@ -1,17 +1,20 @@
 /* ff-bench.c - speed benchmark of ffrun's training and evaluation (make bench-speed).
  *
- * Builds one of the paper's nets from an ff_config made here and times it on the
- * first MNIST training images:
+ * Times the library's own trainer (include/ff/trainer.h: ff_trainer_next, the batch
+ * step `ffrun` runs; nothing of the step is copied here) on the first MNIST
+ * training images, for a config file (--config: a shipped config's real path, e.g.
+ * joint passes, the pairwise loss and hard negatives with their ten labelled
+ * scoring passes) or for one of the paper's nets as a config made here (--net, the
+ * same work bench/ff_ref.py does in PyTorch):
  *   fc     784-2000-2000-2000-2000
  *   cnn    conv 1->128 k10 s6, 128->220 k2 s1, 220->512 k2 s1 (28x28 input)
  *   local  the same geometry with unshared weights per output location
- * Label overlay in the first 10 pixels, Adam lr 1e-3, thresholds = units per layer.
+ * those with label overlay in the first 10 pixels, Adam lr 1e-3, thresholds = units
+ * per layer, alternate passes and random negatives.
  *
  * What `run` measures (one JSON object on stdout):
- *   - training batches done exactly as src/train.c's train_batch does them with
- *     passes: alternate and random negatives (embed true labels, FF pass, Adam step,
- *     embed wrong labels, FF pass, Adam step); one image = its positive and its
- *     negative pass, updates included;
+ *   - training batches, ff_trainer_next; one image = its positive and its negative
+ *     pass, updates, negative-label scoring and the softmax head's step included;
  *   - goodness-per-label evaluation (ff_eval_goodness_scores) with the trainer's
  *     net size max_batch = max(2B, 1000), i.e. chunks of max_batch/10 images whose
  *     10 labelled copies go through the net as one batch;
@@ -20,16 +23,19 @@
  *     sgemm, im2col and per-sample transposes, the rest of each layer (bias,
  *     ReLU, bias gradients), normalisation, FF loss, goodness, optimiser, embedding;
  *   - the GEMM-only bound: the sgemm calls of one batch (shapes, transposes,
- *     strides recorded in place) replayed on plain OpenBLAS cblas_sgemm.
+ *     strides recorded in place, hard negatives' scoring passes included) replayed
+ *     on plain OpenBLAS cblas_sgemm.
  * Timed loops run with the wrappers switched off (one predictable branch per call).
  *
  * `ref` writes the reference file bench/ff_ref.py checks PyTorch against: a JSON
- * header line, then float32 arrays (see write_ref).
+ * header line, then float32 arrays (see write_ref), captured from a trainer batch
+ * by wrapping ff_net_ff_grads and ff_optim_step.
  *
  * Usage:
- *   ff-bench run --net fc|cnn|local --batch B [--seconds S] [--threads T]
- *                [--data DIR] [--images N] [--seed S] [--verbose 1]
- *   ff-bench gemm --net fc|cnn|local --batch B [--threads T]
+ *   ff-bench run (--net fc|cnn|local | --config FILE) [--batch B] [--seconds S]
+ *                [--threads T] [--data DIR] [--images N] [--seed S] [--verbose 1]
+ *                (--config: the config's batch_size unless --batch is given)
+ *   ff-bench gemm (--net fc|cnn|local | --config FILE) [--batch B] [--threads T]
  *                only the GEMM-only bound, with every recorded sgemm call and its time
  *   ff-bench ref --net fc|cnn|local --batch B --out FILE [--warm N] [--data DIR]
  *   ff-bench peak [--size N] [--seconds S] [--threads T]
@@ -259,6 +265,7 @@ void __wrap_ff_embed_batch(ff_embed_kind kind, const float *images, int rows, in
 typedef struct opts {
     const char *cmd, *net, *data, *out, *config;
     int batch, threads, images, warm, verbose, size;
+    int batch_given;      /* --batch given (with --config: else the config's batch_size) */
     double seconds;
     uint64_t seed;
 } opts;
@@ -266,8 +273,8 @@ typedef struct opts {
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: ff-bench run (--net fc|cnn|local | --config FILE) --batch B [--seconds S]\n"
-            "                    [--threads T]\n"
+            "usage: ff-bench run (--net fc|cnn|local | --config FILE) [--batch B] [--seconds S]\n"
+            "                    [--threads T]  (--config: the config's batch_size unless --batch)\n"
             "                    [--data DIR] [--images N] [--seed S] [--verbose 1]\n"
             "       ff-bench gemm (--net fc|cnn|local | --config FILE) --batch B [--threads T]\n"
             "       ff-bench ref --net fc|cnn|local --batch B --out FILE [--warm N] [--data DIR]\n"
@@ -295,7 +302,7 @@ static int parse_args(int argc, char **argv, opts *o)
         else if (!strcmp(a, "--out"))
             o->out = v;
         else if (!strcmp(a, "--batch"))
-            o->batch = atoi(v);
+            o->batch = atoi(v), o->batch_given = 1;
         else if (!strcmp(a, "--threads"))
             o->threads = atoi(v);
         else if (!strcmp(a, "--images"))
@@ -382,7 +389,8 @@ static int bench_config(const opts *o, ff_config *cfg, ff_err *err)
         return ff_err_set(err, FF_ERR_USAGE, "unknown net '%s' (fc, cnn, local)", o->net);
     }
     cfg->seed = o->seed;
-    cfg->train.batch_size = o->batch;
+    if (!o->config || o->batch_given)
+        cfg->train.batch_size = o->batch;
     cfg->data.train_limit = o->images;
     cfg->data.test_limit = 1000;
     snprintf(cfg->data.dir, sizeof cfg->data.dir, "%s", o->data);
@@ -397,8 +405,9 @@ static int bench_setup(bench *b, const opts *o, ff_err *err)
     int rc = bench_config(o, &cfg, err);
     if (!rc)
         rc = ff_trainer_create(&b->tr, &cfg, NULL, NULL, err);
-    if (!rc && b->tr.batch < o->batch)
-        rc = ff_err_set(err, FF_ERR_USAGE, "%d images < batch %d", b->tr.train.n, o->batch);
+    if (!rc && b->tr.batch < b->tr.cfg.train.batch_size)
+        rc = ff_err_set(err, FF_ERR_USAGE, "%d images < batch %d", b->tr.train.n,
+                        b->tr.cfg.train.batch_size);
     return rc;
 }
 
