@@ -155,10 +155,10 @@ float ff_clf_trainer_next(ff_clf_trainer *t, int *images, int *epoch_done)
     return loss;
 }
 
-double ff_clf_trainer_evaluate(ff_clf_trainer *t)
+double ff_clf_trainer_evaluate(ff_clf_trainer *t, int64_t *confusion)
 {
     ff_readout_input te = {.ds = &t->test, .neutral = 0};
-    return ff_readout_error(&t->ro, &t->net, t->layers, t->n_layers, &te, 0, t->x, NULL);
+    return ff_readout_error(&t->ro, &t->net, t->layers, t->n_layers, &te, 0, t->x, confusion);
 }
 
 int ff_clf_trainer_save(const ff_clf_trainer *t, const char *path, const char *run_dir,

@@ -8,10 +8,9 @@
 
 #include "ff/blas.h"
 #include "ff/checkpoint.h"
+#include "ff/clf_trainer.h"
 #include "ff/config.h"
 #include "ff/data.h"
-#include "ff/eval.h"
-#include "ff/readout.h"
 #include "ff/embed.h"
 #include "ff/net.h"
 #include "ff/rng.h"
@@ -314,82 +313,52 @@ static void print_confusion(const int64_t conf[100])
     }
 }
 
-/* An unsupervised_clf model: backbone parameters, then the head's W and b. */
-static int eval_classifier(const ff_checkpoint *ck, ff_net *net, const ff_dataset *test, float *x,
-                           int64_t conf[100], ff_err *err)
+/* An unsupervised_clf model through the classifier trainer: its head's test error. */
+static int eval_classifier(const ff_checkpoint *ck, const ff_config *cfg, int64_t conf[100],
+                           ff_err *err)
 {
-    int layers[FF_MAX_LAYERS], n_layers;
-    ff_readout ro = {0};
-    int rc = ff_readout_layers(&ck->cfg, net, layers, &n_layers, err);
-    if (!rc)
-        rc = ff_readout_init(&ro, ff_readout_feature_dim(net, layers, n_layers), FF_NUM_CLASSES,
-                             net->max_batch, err);
-    if (!rc && ck->n_params != net->n_params + ro.n_params)
-        rc = ff_err_set(err, FF_ERR_FORMAT, "classifier model: %llu parameters, expected %zu",
-                        (unsigned long long)ck->n_params, net->n_params + ro.n_params);
+    ff_clf_trainer t;
+    int rc = ff_clf_trainer_create(&t, cfg, ck, NULL, NULL, err);
     if (!rc) {
-        memcpy(ro.params, ck->params + net->n_params, sizeof(float) * ro.n_params);
-        ff_readout_input in = {.ds = test, .neutral = 0};
-        double e = ff_readout_error(&ro, net, layers, n_layers, &in, 0, x, conf);
-        printf("test error (softmax readout, %d images): %.2f%%\n", test->n, 100.0 * e);
+        double e = ff_clf_trainer_evaluate(&t, conf);
+        printf("test error (softmax readout, %d images): %.2f%%\n", t.test.n, 100.0 * e);
     }
-    ff_readout_free(&ro);
+    ff_clf_trainer_free(&t);
     return rc;
 }
 
-/* The softmax readout of a supervised model, a linear head on the normalised activities
- * (neutral label): the model's own head (ck->head) when epochs < 0, else a new head
- * trained here on the training set for `epochs` epochs with the net frozen. */
-static int eval_supervised_softmax(const ff_checkpoint *ck, ff_net *net, const char *dir,
-                                   const ff_dataset *test, int epochs, float *x, ff_err *err)
+/* A supervised model through the trainer: the goodness readout, then the softmax
+ * readout (a linear head on the normalised activities, neutral label): the model's
+ * own head when softmax_epochs < 0 and it has one, else a new head trained here for
+ * softmax_epochs epochs (1 if not given) on the frozen net; 0 skips it. */
+static int eval_supervised(const ff_checkpoint *ck, ff_config *cfg, int softmax_epochs,
+                           int64_t conf[100], ff_err *err)
 {
-    const ff_config *cfg = &ck->cfg;
-    ff_dataset train = {0};
-    ff_readout ro = {0};
-    int layers[FF_MAX_LAYERS], n_layers;
-    int rc = epochs < 0 ? FF_OK : ff_dataset_load(&train, dir, "train", 0, err);
+    const int own_head = softmax_epochs < 0 && ck->n_head > 0;
+    if (softmax_epochs < 0 && !own_head)
+        softmax_epochs = 1;
+    cfg->eval.softmax = 1; /* the trainer builds a head; restore fills it if the model has one */
+    ff_trainer t;
+    int rc = ff_trainer_create(&t, cfg, NULL, NULL, err);
     if (!rc)
-        rc = ff_readout_layers(cfg, net, layers, &n_layers, err);
-    if (!rc)
-        rc = ff_readout_init(&ro, ff_readout_feature_dim(net, layers, n_layers), FF_NUM_CLASSES,
-                             net->max_batch, err);
-    if (!rc && epochs < 0) {
-        if (ck->n_head != ro.n_params)
-            rc = ff_err_set(err, FF_ERR_FORMAT,
-                            "the model's softmax head has %llu weights, its config builds %zu",
-                            (unsigned long long)ck->n_head, ro.n_params);
-        else {
-            memcpy(ro.params, ck->head, sizeof(float) * ro.n_params);
-            ff_readout_input te = {.ds = test, .neutral = 1, .embed = cfg->model.label_embedding};
-            double e = ff_readout_error(&ro, net, layers, n_layers, &te, 0, x, NULL);
-            printf("test error (softmax readout, the model's head): %.2f%%\n", 100.0 * e);
-        }
-        ff_readout_free(&ro);
-        return rc;
-    }
-    int *order = rc ? NULL : malloc(sizeof(int) * (size_t)train.n);
-    if (!rc && !order)
-        rc = ff_err_set(err, FF_ERR_NOMEM, "out of memory");
+        rc = ff_trainer_restore(&t, ck, NULL, NULL, err);
+    if (!rc && own_head && ck->n_head != t.ro.n_params)
+        rc = ff_err_set(err, FF_ERR_FORMAT,
+                        "the model's softmax head has %llu weights, its config builds %zu",
+                        (unsigned long long)ck->n_head, t.ro.n_params);
     if (!rc) {
-        ff_rng rng;
-        ff_rng_seed(&rng, cfg->seed);
-        ff_readout_input tr = {.ds = &train, .neutral = 1, .embed = cfg->model.label_embedding};
-        for (int e = 0; e < epochs; e++) {
-            for (int i = 0; i < train.n; i++)
-                order[i] = i;
-            ff_rng_shuffle(&rng, order, train.n);
-            ff_readout_train_epoch(&ro, net, layers, n_layers, &tr, order, train.n, 100,
-                                   cfg->clf.lr, x);
+        double e = ff_trainer_goodness_error(&t, conf);
+        printf("test error (goodness readout, %d images): %.2f%%\n", t.test.n, 100.0 * e);
+        if (own_head) {
+            e = ff_trainer_softmax_error(&t, 0, 0, cfg->seed, NULL);
+            printf("test error (softmax readout, the model's head): %.2f%%\n", 100.0 * e);
+        } else if (softmax_epochs > 0) {
+            e = ff_trainer_softmax_error(&t, softmax_epochs, 1, cfg->seed, NULL);
+            printf("test error (softmax readout, head trained %d epoch(s) now): %.2f%%\n",
+                   softmax_epochs, 100.0 * e);
         }
-        ff_readout_input te = tr;
-        te.ds = test;
-        double e = ff_readout_error(&ro, net, layers, n_layers, &te, 0, x, NULL);
-        printf("test error (softmax readout, head trained %d epoch(s) now): %.2f%%\n", epochs,
-               100.0 * e);
     }
-    free(order);
-    ff_readout_free(&ro);
-    ff_dataset_free(&train);
+    ff_trainer_free(&t);
     return rc;
 }
 
@@ -413,62 +382,33 @@ static int eval_main(int argc, char **argv)
     if (!model)
         return usage_error("%s", "eval: no model file given");
     ff_err err = {0};
-    ff_checkpoint ck;
-    ff_dataset test = {0};
-    ff_net net = {0};
-    float *x = NULL, *scores = NULL;
+    ff_checkpoint ck = {0};
+    int64_t conf[100];
     int rc = ff_checkpoint_load(model, &ck, &err);
     if (rc)
         goto done;
-    ff_rng rng;
-    ff_rng_seed(&rng, ck.cfg.seed);
-    ff_embed_kind kind = ck.cfg.model.label_embedding;
-    if ((rc = ff_dataset_load(&test, data ? data : ck.cfg.data.dir, "t10k", 0, &err)) ||
-        (rc = ff_net_build(&net, &ck.cfg, ff_embed_shape(kind, test.rows, test.cols), 1000, &rng,
-                           &err)))
-        goto done;
-    if (net.n_params != ck.n_params && ck.cfg.mode != FF_MODE_UNSUP_CLF) {
-        rc = ff_err_set(&err, FF_ERR_FORMAT, "%s: %llu parameters, its config builds %zu", model,
-                        (unsigned long long)ck.n_params, net.n_params);
-        goto done;
-    }
-    memcpy(net.params, ck.params, sizeof(float) * net.n_params);
-    x = malloc(sizeof(float) * 1000 * (size_t)ff_shape_dim(net.input));
-    scores = malloc(sizeof(float) * 1000 * 10);
-    if (!x || !scores) {
-        rc = ff_err_set(&err, FF_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    int64_t conf[100];
+    /* the model's config, evaluated on the whole test set of its data (or DIR) */
+    ff_config cfg = ck.cfg;
+    cfg.data.test_limit = 0;
+    if (data)
+        snprintf(cfg.data.dir, sizeof cfg.data.dir, "%s", data);
+    ck.batch = 0; /* where in an epoch it stopped does not matter here */
     printf("model %s: %s, epoch %d, step %lld\n", model, ff_mode_name(ck.cfg.mode), ck.epoch,
            (long long)ck.step);
-    if (ck.cfg.mode == FF_MODE_SUPERVISED) {
-        double e = ff_eval_error(&net, kind, &test, 0, x, scores, conf);
-        printf("test error (goodness readout, %d images): %.2f%%\n", test.n, 100.0 * e);
-        if (softmax_epochs < 0 && ck.n_head == 0)
-            softmax_epochs = 1;
-        if (softmax_epochs != 0 &&
-            (rc = eval_supervised_softmax(&ck, &net, data ? data : ck.cfg.data.dir, &test,
-                                          softmax_epochs, x, &err)))
-            goto done;
-    } else if (ck.cfg.mode == FF_MODE_UNSUP_CLF) {
-        if ((rc = eval_classifier(&ck, &net, &test, x, conf, &err)))
-            goto done;
-    } else {
+    if (ck.cfg.mode == FF_MODE_SUPERVISED)
+        rc = eval_supervised(&ck, &cfg, softmax_epochs, conf, &err);
+    else if (ck.cfg.mode == FF_MODE_UNSUP_CLF)
+        rc = eval_classifier(&ck, &cfg, conf, &err);
+    else
         rc = ff_err_set(&err, FF_ERR_USAGE,
                         "%s is an unsupervised backbone: it has no classifier; train "
                         "configs/unsupervised_clf.yaml on it, then evaluate that model",
                         model);
-        goto done;
-    }
-    print_confusion(conf);
+    if (!rc)
+        print_confusion(conf);
 done:
     if (rc)
         fprintf(stderr, "ffrun: %s\n", err.msg);
-    free(x);
-    free(scores);
-    ff_net_free(&net);
-    ff_dataset_free(&test);
     ff_checkpoint_free(&ck);
     return ff_err_exit_status(rc);
 }

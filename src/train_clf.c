@@ -109,7 +109,7 @@ static int end_epoch(clf_run *c, double seconds, int images, float lr, ff_err *e
     const float loss = c->epoch_images ? (float)(c->epoch_loss_sum / c->epoch_images) : 0.0f;
     c->epoch_loss_sum = 0.0;
     c->epoch_images = 0;
-    double e = ff_clf_trainer_evaluate(&c->tr);
+    double e = ff_clf_trainer_evaluate(&c->tr, NULL);
     res->final_error = res->final_error_softmax = e;
     res->epochs_done = epoch;
     if (res->best_error < 0 || e < res->best_error) {

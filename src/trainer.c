@@ -334,32 +334,41 @@ int ff_trainer_next(ff_trainer *t, ff_step_stats *st)
 
 /* ---------------------------------------------------------------- evaluation */
 
-/* Softmax readout test error, after eval.readout_epochs extra epochs of head
- * training on the frozen net (own RNG stream; the FF run is unaffected). */
-static double softmax_error(ff_trainer *t, int epoch)
+double ff_trainer_goodness_error(ff_trainer *t, int64_t *confusion)
+{
+    return ff_eval_error(&t->net, t->cfg.model.label_embedding, &t->test, 0, t->x, t->scores,
+                         confusion);
+}
+
+double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t seed,
+                                int64_t *confusion)
 {
     const ff_config *cfg = &t->cfg;
     ff_readout_input tr = readout_input(t, &t->train), te = readout_input(t, &t->test);
     ff_rng rng;
-    ff_rng_seed(&rng, cfg->seed ^ (0xd1b54a32d192ed03ull * (uint64_t)epoch));
-    for (int e = 0; e < cfg->eval.readout_epochs; e++) {
+    ff_rng_seed(&rng, seed);
+    if (fresh)
+        ff_readout_reset(&t->ro);
+    for (int e = 0; e < epochs; e++) {
         ff_order_draw(&rng, t->scratch_order, t->train.n, 1);
         ff_readout_train_epoch(&t->ro, &t->net, t->ro_layers, t->ro_n, &tr, t->scratch_order,
                                t->train.n, t->batch, cfg->clf.lr, t->x);
     }
-    return ff_readout_error(&t->ro, &t->net, t->ro_layers, t->ro_n, &te, 0, t->x, NULL);
+    return ff_readout_error(&t->ro, &t->net, t->ro_layers, t->ro_n, &te, 0, t->x, confusion);
 }
 
 void ff_trainer_evaluate(ff_trainer *t, int epoch, ff_eval_result *r)
 {
     r->error_goodness = r->error_softmax = r->main_error = -1.0;
     if (!t->unsupervised) {
-        r->error_goodness = ff_eval_error(&t->net, t->cfg.model.label_embedding, &t->test, 0,
-                                          t->x, t->scores, NULL);
+        r->error_goodness = ff_trainer_goodness_error(t, NULL);
         r->main_error = r->error_goodness;
     }
     if (t->cfg.eval.softmax) {
-        r->error_softmax = softmax_error(t, epoch);
+        /* eval.readout_epochs more head epochs first, on a stream of their own */
+        r->error_softmax =
+            ff_trainer_softmax_error(t, t->cfg.eval.readout_epochs, 0,
+                                     t->cfg.seed ^ (0xd1b54a32d192ed03ull * (uint64_t)epoch), NULL);
         if (r->main_error < 0)
             r->main_error = r->error_softmax;
     }

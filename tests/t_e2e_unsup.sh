@@ -53,6 +53,26 @@ clf_model=$(ls models/unsupervised_clf_*_clf_epoch003.ffm 2>/dev/null)
 [ $? -eq 2 ] && grep -q "no classifier" e2.out && ok "eval of a bare backbone explains itself" \
     || fail "eval of a backbone"
 
+# the classifier resumes like the FF modes: --max-steps stops it mid-epoch (exit 130, a
+# step model), --resume continues it to the same weights as the uninterrupted run
+"$ffrun" clf.yaml --name part --set checkpoint.backbone="$first" --max-steps 70 > p.out 2>&1
+rc=$?
+step_model=$(ls models/unsupervised_clf_*_part_step0000070.ffm 2>/dev/null)
+[ $rc -eq 130 ] && [ -n "$step_model" ] && ok "classifier --max-steps 70: exit 130, $step_model"     || { fail "classifier --max-steps: exit $rc"; cat p.out; }
+"$ffrun" --resume "$step_model" > pr.out 2>&1 || { fail "classifier --resume"; cat pr.out; }
+"$ffrun" clf.yaml --name whole --set checkpoint.backbone="$first" > w.out 2>&1 || fail "clf whole"
+resumed=$(ls models/unsupervised_clf_*_part_epoch003.ffm 2>/dev/null)
+whole=$(ls models/unsupervised_clf_*_whole_epoch003.ffm 2>/dev/null)
+if [ -n "$resumed" ] && [ -n "$whole" ] && $py "$root/tests/ffm.py" same-weights "$resumed" "$whole" >sw.out 2>&1; then
+    ok "resumed classifier is bit-identical to the uninterrupted one"
+else
+    fail "resumed classifier differs ($resumed vs $whole)"; cat sw.out 2>/dev/null
+fi
+$py "$root/tests/tb_reader.py" --scalars sc.txt runs/unsupervised_clf >/dev/null 2>&1
+awk '$2 == "clf/loss" {n++; if ($3 <= 3) small++} END {exit !(n > 3 && small == 0)}' sc.txt \
+    && ok "clf/loss is logged at batch steps (60 batches per epoch), not epochs" \
+    || fail "clf/loss steps: $(awk '$2 == "clf/loss"' sc.txt | head -3)"
+
 tags=inputs/positive,inputs/negative,inputs/masks,layer0/receptive_fields,layer2/goodness_neg
 tags=$tags,test/error_softmax,clf/loss,config,_hparams_/session_start_info
 if $py "$root/tests/tb_reader.py" --expect-tags "$tags" runs > r.out 2>&1; then

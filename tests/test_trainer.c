@@ -289,7 +289,7 @@ static void test_clf_resume(void)
     CHECK(images == 500 - 7 * 64 && done);
     CHECK(a.step == 16 && b.step == 16);
     CHECK(same_floats(a.ro.params, b.ro.params, a.ro.n_params));
-    CHECK(ff_clf_trainer_evaluate(&a) == ff_clf_trainer_evaluate(&b));
+    CHECK(ff_clf_trainer_evaluate(&a, NULL) == ff_clf_trainer_evaluate(&b, NULL));
     ff_checkpoint_free(&ck);
     ff_clf_trainer_free(&a);
     ff_clf_trainer_free(&b);

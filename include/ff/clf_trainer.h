@@ -60,8 +60,9 @@ float ff_clf_trainer_lr(const ff_clf_trainer *t, int epoch);
  * if the batch completed the epoch. */
 float ff_clf_trainer_next(ff_clf_trainer *t, int *images, int *epoch_done);
 
-/* Test error (fraction) of the classifier. */
-double ff_clf_trainer_evaluate(ff_clf_trainer *t);
+/* Test error (fraction) of the classifier; confusion (10x10, [true][pred]) filled
+ * if not NULL. */
+double ff_clf_trainer_evaluate(ff_clf_trainer *t, int64_t *confusion);
 
 /* Writes the classifier model (atomically). */
 int ff_clf_trainer_save(const ff_clf_trainer *t, const char *path, const char *run_dir,

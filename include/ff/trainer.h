@@ -130,6 +130,17 @@ int ff_trainer_next(ff_trainer *t, ff_step_stats *st);
  * from the seed and `epoch`), so evaluating never changes the training run. */
 void ff_trainer_evaluate(ff_trainer *t, int epoch, ff_eval_result *r);
 
+/* The goodness readout's test error over the whole test set; confusion (10x10,
+ * [true][pred]) filled if not NULL. */
+double ff_trainer_goodness_error(ff_trainer *t, int64_t *confusion);
+
+/* The softmax readout's test error (needs eval.softmax: the head). First the head
+ * trains `epochs` more epochs on the frozen net (batches of t->batch, lr clf.lr,
+ * its own RNG seeded with `seed`), from zero if `fresh`, else from where it is.
+ * The FF weights and the run's RNG are untouched. */
+double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t seed,
+                                int64_t *confusion);
+
 /* Writes a model file of the trainer's whole state (atomically) to path;
  * run_dir ("" if none) is recorded for --resume. */
 int ff_trainer_save(const ff_trainer *t, const char *path, const char *run_dir, ff_err *err);
