@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# t_nothing_lost.sh - once training has started, nothing is lost (issue 20, items 1, 3, 4):
+# two runs started in the same second with different log dirs and one checkpoint dir
+# keep their own models; a failed event-file write (file size limit) still leaves a
+# resumable step model, and the resumed run finishes; a diverging run stops with exit 1
+# and a clear message and never writes a model holding NaN.
+set -u
+source "$(dirname "$0")/script_lib.sh"
+ffrun=$root/$build/ffrun
+py=/usr/bin/python3
+cd "$tmp" && ln -s "$root/data" data
+cat > tiny.yaml <<'Y'
+mode: supervised
+data: {train_limit: 1000, test_limit: 200}
+model:
+  layers:
+    - {type: fc, units: 16}
+    - {type: fc, units: 16}
+train: {epochs: 30, batch_size: 50}
+log: {every: 1, histograms: 1, images: 1}
+Y
+
+# 1. same second, same checkpoint.dir, different log.dir: each run's models hold its config
+q=(--set data.train_limit=2000 --set train.epochs=2 --set checkpoint.dir=scratch/m)
+"$ffrun" "$root/configs/quick.yaml" "${q[@]}" --set log.dir=scratch/A > a.out 2>&1 &
+pa=$!
+"$ffrun" "$root/configs/quick.yaml" "${q[@]}" --set log.dir=scratch/B --set seed=99 > b.out 2>&1 &
+pb=$!
+wait $pa; ra=$?
+wait $pb; rb=$?
+# the seed in a model's embedded config (the YAML after the header)
+model_seed() {
+    $py - "$1" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+clen, = struct.unpack_from("<I", b, 12)
+hdr = 128 if struct.unpack_from("<I", b, 8)[0] >= 2 else 104
+for line in b[hdr:hdr + clen].decode().splitlines():
+    if line.startswith("seed:"):
+        print(line.split()[1])
+PY
+}
+ma=$(sed -n 's/^model: *//p' a.out); mb=$(sed -n 's/^model: *//p' b.out)
+seed_a=$(model_seed "$ma" 2>/dev/null); seed_b=$(model_seed "$mb" 2>/dev/null)
+if [ $ra -eq 0 ] && [ $rb -eq 0 ] && [ -n "$ma" ] && [ "$ma" != "$mb" ] && [ "$seed_a" = 7 ] &&
+    [ "$seed_b" = 99 ]; then
+    ok "two runs in one checkpoint.dir keep their own models ($(basename "$ma"), $(basename "$mb"))"
+else
+    fail "concurrent runs: exit $ra/$rb, models '$ma' '$mb', seeds $seed_a/$seed_b"
+    cat a.out b.out
+fi
+
+# 3. the event file cannot grow (RLIMIT_FSIZE 400 KB; models are 160 KB): exit 1, a step
+# model named in the message, and --resume from it finishes the run
+(trap '' XFSZ; ulimit -f 400; exec "$ffrun" tiny.yaml --quiet --name full > f.out 2>&1)
+rc=$?
+step=$(grep -o 'models/[^ ]*_step[0-9]*\.ffm' f.out | head -1)
+if [ $rc -eq 1 ] && grep -q "write failed" f.out && [ -n "$step" ] && [ -f "$step" ]; then
+    ok "a failed event-file write still saves a resumable model ($step)"
+else
+    fail "event-file write failure: exit $rc, step model '$step'"; cat f.out
+fi
+if [ -n "$step" ] && "$ffrun" --resume "$step" --quiet > r.out 2>&1 &&
+    ls models/*_full_epoch030.ffm > /dev/null 2>&1; then
+    ok "the run resumes from that model and finishes"
+else
+    fail "resume after the write failure"; cat r.out
+fi
+
+# 4. divergence: exit 1, "diverged", and every model on disk is finite
+"$ffrun" "$root/configs/quick.yaml" --quiet --set data.train_limit=2000 --set train.epochs=3 \
+    --set optimizer.lr=10 --set optimizer.eps=1e-38 --set optimizer.beta2=0 \
+    --set checkpoint.dir=nan > n.out 2>&1
+rc=$?
+if [ $rc -eq 1 ] && grep -q "training diverged" n.out; then
+    ok "divergence stops the run: $(head -c 120 n.out)..."
+else
+    fail "divergence: exit $rc"; cat n.out
+fi
+bad=0
+for m in nan/*.ffm; do
+    [ -f "$m" ] || continue
+    $py - "$m" <<'PY' || bad=1
+import struct, sys, math
+b = open(sys.argv[1], "rb").read()
+clen, = struct.unpack_from("<I", b, 12)
+n, = struct.unpack_from("<Q", b, 16)
+rlen, = struct.unpack_from("<I", b, 88)
+hdr = 128 if struct.unpack_from("<I", b, 8)[0] >= 2 else 104
+off = hdr + clen + rlen
+vals = struct.unpack_from("<%df" % n, b, off)
+sys.exit(0 if all(math.isfinite(v) for v in vals) else 1)
+PY
+done
+[ $bad -eq 0 ] && ok "no saved model holds a NaN" || fail "a saved model holds NaN"
+finish t_nothing_lost
