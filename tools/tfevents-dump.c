@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "ff/summary.h"
+#include "ff/summary_reader.h"
 #include "ff/tfrecord.h"
 
 #define MAX_DEPTH 32
