@@ -19,7 +19,8 @@ generated with protoc into a temporary directory at start-up. Checks:
     hparams (HParamsPluginData version 0, google.protobuf.Value hparams),
     custom_scalars (Layout with compilable regexes).
 Runs are directories holding files whose basename contains "tfevents", named
-relative to the given log dir. --expect-tags: each tag must occur in at least
+relative to the given log dir (symlinks followed; a loop back to a parent
+directory is skipped with a warning, as TensorBoard's data server does). --expect-tags: each tag must occur in at least
 one run. Prints a per-tag summary; exits 1 on any problem, 2 on usage errors.
 """
 import argparse
@@ -28,6 +29,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import struct
 import subprocess
 import sys
@@ -351,6 +353,38 @@ class Reader:
         st["value"] = text
 
 
+def walk_logdir(top, problems):
+    """Yields (dirpath, filenames) below top, following symlinks as TensorBoard's
+    data server does (walkdir, follow_links): a directory that is one of its own
+    ancestors (same st_dev and st_ino) is a loop, skipped with a warning.
+    (os.walk(followlinks=True) recurses forever on `ln -s . a`.)"""
+    def rec(path, ancestors):
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as e:
+            problems.error(path, "cannot list: %s" % e)
+            return
+        files, subdirs = [], []
+        for name in names:
+            full = os.path.join(path, name)
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue  # dangling symlink
+            if stat.S_ISDIR(st.st_mode):
+                subdirs.append((full, (st.st_dev, st.st_ino)))
+            elif stat.S_ISREG(st.st_mode):
+                files.append(name)
+        yield path, files
+        for full, ident in subdirs:
+            if ident in ancestors:
+                problems.warn(full, "symlink loop (the directory contains itself), skipped")
+            else:
+                yield from rec(full, ancestors + [ident])
+    st = os.stat(top)
+    yield from rec(top, [(st.st_dev, st.st_ino)])
+
+
 def find_runs(arg, problems):
     """{run name: [event file paths in lexicographic order]}."""
     if os.path.isfile(arg):
@@ -359,7 +393,7 @@ def find_runs(arg, problems):
         problems.error(arg, "no such file or directory")
         return {}
     runs = {}
-    for dirpath, _dirs, files in os.walk(arg, followlinks=True):
+    for dirpath, files in walk_logdir(arg, problems):
         ev = sorted(f for f in files if "tfevents" in f and not f.endswith(".profile-empty"))
         if ev:
             rel = os.path.relpath(dirpath, arg)

@@ -2,7 +2,9 @@
  *
  * tfevents-dump [--records] PATH...
  * PATH is an event file or a log dir walked recursively (files whose basename
- * contains "tfevents"; run = directory relative to PATH). Every record's two
+ * contains "tfevents"; run = directory relative to PATH). Symlinks are followed
+ * like TensorBoard's data server does; a symlink back to a directory's own
+ * ancestor (a loop) is skipped with a warning. Every record's two
  * CRCs are verified, every Event decoded and checked, steps must strictly
  * increase per tag and run, tensor tags need plugin metadata on their first
  * occurrence. Exit 0 if clean (a truncated final record is only a warning),
@@ -18,7 +20,7 @@
 #include "ff/summary_reader.h"
 #include "ff/tfrecord.h"
 
-#define MAX_DEPTH 32
+#define MAX_DEPTH 64 /* directory levels below a PATH argument */
 
 typedef struct event_file {
     char *path;
@@ -56,7 +58,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: tfevents-dump [--records] PATH...\n"
             "  PATH       an event file, or a log dir walked recursively for files whose\n"
-            "             name contains \"tfevents\" (run = directory relative to PATH)\n"
+            "             name contains \"tfevents\" (run = directory relative to PATH;\n"
+            "             symlinks followed, loops back to a parent skipped)\n"
             "  --records  also print every record: offset, wall_time, step, tags\n"
             "  --help     this text\n"
             "Checks both CRCs of every record, decodes every Event and its summaries,\n"
@@ -105,8 +108,19 @@ static int is_event_file(const char *name)
     return strstr(name, "tfevents") && !(n >= k && strcmp(name + n - k, ".profile-empty") == 0);
 }
 
-/* Adds the event files under dir (run name rel) to l, following symlinks. */
-static int walk(file_list *l, const char *dir, const char *rel, int depth)
+/* (st_dev, st_ino) of a directory being walked. */
+typedef struct dir_id {
+    dev_t dev;
+    ino_t ino;
+} dir_id;
+
+/* Adds the event files under dir (run name rel) to l. Symlinks are followed as
+ * TensorBoard's data server does (walkdir with follow_links): a directory that
+ * is one of its own ancestors (same st_dev and st_ino) closes a loop and is
+ * skipped with a warning, so `ln -s . a` neither recurses nor repeats files.
+ * anc[0..depth] are the directories from the root down to dir. */
+static int walk(file_list *l, const char *dir, const char *rel, dir_id *anc, int depth,
+                dump_opts *o)
 {
     DIR *d = opendir(dir);
     if (!d) {
@@ -119,14 +133,34 @@ static int walk(file_list *l, const char *dir, const char *rel, int depth)
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         char path[4096], sub[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        int n = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        int m = snprintf(sub, sizeof sub, "%s%s%s", strcmp(rel, ".") ? rel : "",
+                         strcmp(rel, ".") ? "/" : "", e->d_name);
         struct stat st;
+        if (n < 0 || (size_t)n >= sizeof path || m < 0 || (size_t)m >= sizeof sub) {
+            fprintf(stderr, "tfevents-dump: warning: %s/%s: path too long, skipped\n", dir,
+                    e->d_name);
+            o->warnings++;
+            continue;
+        }
         if (stat(path, &st) != 0)
             continue; /* dangling symlink */
-        if (S_ISDIR(st.st_mode) && depth < MAX_DEPTH) {
-            snprintf(sub, sizeof sub, "%s%s%s", strcmp(rel, ".") ? rel : "",
-                     strcmp(rel, ".") ? "/" : "", e->d_name);
-            rc |= walk(l, path, sub, depth + 1);
+        if (S_ISDIR(st.st_mode)) {
+            int loop = 0;
+            for (int i = 0; i <= depth; i++)
+                loop |= anc[i].dev == st.st_dev && anc[i].ino == st.st_ino;
+            if (loop) {
+                fprintf(stderr, "tfevents-dump: warning: %s: symlink loop (the directory "
+                        "contains itself), skipped\n", path);
+                o->warnings++;
+            } else if (depth + 1 >= MAX_DEPTH) {
+                fprintf(stderr, "tfevents-dump: warning: %s: deeper than %d levels, skipped\n",
+                        path, MAX_DEPTH);
+                o->warnings++;
+            } else {
+                anc[depth + 1] = (dir_id){st.st_dev, st.st_ino};
+                rc |= walk(l, path, sub, anc, depth + 1, o);
+            }
         } else if (S_ISREG(st.st_mode) && is_event_file(e->d_name)) {
             add_file(l, path, rel);
         }
@@ -183,7 +217,8 @@ static void run_print(run_stat *r, const char *run)
 {
     printf("run %s: %d file%s, %ld records, %zu tags\n", run, r->files, r->files == 1 ? "" : "s",
            r->records, r->n);
-    qsort(r->tags, r->n, sizeof *r->tags, cmp_tags);
+    if (r->n > 1) /* tags is NULL when the run has none: qsort needs an array */
+        qsort(r->tags, r->n, sizeof *r->tags, cmp_tags);
     if (r->n)
         printf("  %-40s %-15s %7s %10s %10s  %s\n", "tag", "plugin", "count", "first_step",
                "last_step", "last value");
@@ -298,7 +333,8 @@ static void dump_file(run_stat *r, const char *path, dump_opts *o)
 /* Dumps the (sorted) files of l grouped by run. */
 static void dump_runs(file_list *l, dump_opts *o)
 {
-    qsort(l->files, l->n, sizeof *l->files, cmp_files);
+    if (l->n > 1)
+        qsort(l->files, l->n, sizeof *l->files, cmp_files);
     for (size_t i = 0; i < l->n;) {
         run_stat r = {0};
         size_t j = i;
@@ -310,7 +346,7 @@ static void dump_runs(file_list *l, dump_opts *o)
     }
 }
 
-static int collect(file_list *l, const char *arg)
+static int collect(file_list *l, const char *arg, dump_opts *o)
 {
     struct stat st;
     if (stat(arg, &st) != 0) {
@@ -319,7 +355,8 @@ static int collect(file_list *l, const char *arg)
     }
     if (S_ISDIR(st.st_mode)) {
         size_t before = l->n;
-        int rc = walk(l, arg, ".", 0);
+        dir_id anc[MAX_DEPTH] = {{st.st_dev, st.st_ino}};
+        int rc = walk(l, arg, ".", anc, 0, o);
         if (l->n == before)
             fprintf(stderr, "tfevents-dump: %s: no event files found\n", arg);
         return rc || l->n == before ? 1 : 0;
@@ -355,7 +392,7 @@ int main(int argc, char **argv)
         if (argv[i][0] == '-' && argv[i][1])
             continue;
         npaths++;
-        int rc = collect(&l, argv[i]);
+        int rc = collect(&l, argv[i], &o);
         bad_path = rc > bad_path ? rc : bad_path;
     }
     if (npaths == 0) {
