@@ -70,8 +70,10 @@ static int tensor_is_string_scalar(const Tensorboard__TensorProto *t)
            t->tensor_shape->n_dim == 0 && t->n_string_val == 1;
 }
 
-static int check_hparams(ProtobufCBinaryData c, char *text, size_t cap, ff_err *err)
+static int check_hparams(ProtobufCBinaryData c, ff_summary_value_info *vi, ff_err *err)
 {
+    char *text = vi->text;
+    size_t cap = sizeof vi->text;
     Tensorboard__Hparams__HParamsPluginData *d =
         tensorboard__hparams__hparams_plugin_data__unpack(NULL, c.len, c.data);
     if (!d)
@@ -85,8 +87,10 @@ static int check_hparams(ProtobufCBinaryData c, char *text, size_t cap, ff_err *
     else if (d->data_case == TENSORBOARD__HPARAMS__HPARAMS_PLUGIN_DATA__DATA_SESSION_START_INFO)
         snprintf(text, cap, "session_start_info: %zu hparams",
                  d->session_start_info->n_hparams);
-    else if (d->data_case == TENSORBOARD__HPARAMS__HPARAMS_PLUGIN_DATA__DATA_SESSION_END_INFO)
-        snprintf(text, cap, "session_end_info: status %d", (int)d->session_end_info->status);
+    else if (d->data_case == TENSORBOARD__HPARAMS__HPARAMS_PLUGIN_DATA__DATA_SESSION_END_INFO) {
+        vi->end_status = (int)d->session_end_info->status;
+        snprintf(text, cap, "session_end_info: status %d", vi->end_status);
+    }
     else
         rc = ff_err_set(err, FF_ERR_FORMAT, "hparams plugin data is empty");
     tensorboard__hparams__hparams_plugin_data__free_unpacked(d, NULL);
@@ -146,7 +150,7 @@ static int check_tensor(ff_summary_value_info *vi, const Tensorboard__Summary__V
     const Tensorboard__TensorProto *t = v->tensor;
     const char *pl = vi->plugin;
     if (vi->has_metadata && strcmp(pl, "hparams") == 0)
-        return check_hparams(v->metadata->plugin_data->content, vi->text, sizeof vi->text, err);
+        return check_hparams(v->metadata->plugin_data->content, vi, err);
     if (strcmp(pl, "custom_scalars") == 0)
         return check_layout(t, vi->text, sizeof vi->text, err);
     if (strcmp(pl, "text") == 0)
@@ -164,6 +168,7 @@ static int decode_value(ff_summary_value_info *vi, const Tensorboard__Summary__V
     if (!vi->tag)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory");
     vi->number = NAN;
+    vi->end_status = -1;
     const Tensorboard__SummaryMetadata *md = v->metadata;
     if (md && md->plugin_data && md->plugin_data->plugin_name[0]) {
         vi->has_metadata = 1;
@@ -198,7 +203,7 @@ static int decode_value(ff_summary_value_info *vi, const Tensorboard__Summary__V
             return ff_err_set(err, FF_ERR_FORMAT, "value has neither data nor metadata");
         snprintf(vi->text, sizeof vi->text, "metadata only");
         if (strcmp(vi->plugin, "hparams") == 0)
-            return check_hparams(md->plugin_data->content, vi->text, sizeof vi->text, err);
+            return check_hparams(md->plugin_data->content, vi, err);
         return FF_OK;
     }
     if (!vi->has_metadata)
@@ -251,6 +256,8 @@ int ff_summary_event_decode(const uint8_t *data, size_t len, ff_summary_event_in
     int rc = FF_OK;
     if (ev->what_case == TENSORBOARD__EVENT__WHAT_FILE_VERSION)
         snprintf(out->file_version, sizeof out->file_version, "%s", ev->file_version);
+    else if (ev->what_case == TENSORBOARD__EVENT__WHAT_SESSION_LOG)
+        out->session_status = (int)ev->session_log->status;
     else if (ev->what_case == TENSORBOARD__EVENT__WHAT_SUMMARY)
         rc = decode_summary(out, ev->summary, err);
     tensorboard__event__free_unpacked(ev, NULL);

@@ -18,6 +18,8 @@ typedef struct ff_summary_value_info {
     int has_metadata;   /* metadata.plugin_data.plugin_name is set */
     int is_tensor;      /* value is a TensorProto (needs metadata on first occurrence) */
     double number;      /* scalar value; histogram count; NAN otherwise */
+    int end_status;     /* an hparams session_end_info's Status (0 unknown, 1 success,
+                         * 2 failure, 3 running); -1 for every other value */
     char text[160];     /* one-line rendering of the value */
 } ff_summary_value_info;
 
@@ -26,6 +28,8 @@ typedef struct ff_summary_event_info {
     int64_t step;
     const char *what;        /* "file_version", "summary", "session_log", ..., or "none" */
     char file_version[64];   /* the version string of a file_version event, else "" */
+    int session_status;      /* SessionLog status of a session_log event (1 START, 2 STOP,
+                              * 3 CHECKPOINT), else 0 */
     int n_values;
     ff_summary_value_info *values; /* malloc'ed array of n_values */
 } ff_summary_event_info;
