@@ -170,6 +170,14 @@ int ff_summary_session_start(ff_summary_writer *w, int64_t step, ff_err *err)
     return write_event(w, &ev, err);
 }
 
+int ff_summary_session_resume(ff_summary_writer *w, int64_t model_step, ff_err *err)
+{
+    if (model_step < 0 || model_step == INT64_MAX)
+        return ff_err_set(err, FF_ERR_USAGE, "%s: resume from step %lld", w->path,
+                          (long long)model_step);
+    return ff_summary_session_start(w, model_step + 1, err);
+}
+
 const char *ff_summary_path(const ff_summary_writer *w)
 {
     return w->path;

@@ -301,8 +301,11 @@ done:
 
 int ff_summary_hparams_end(ff_summary_writer *w, int status, int64_t step, ff_err *err)
 {
-    if (status < 0 || status > 3)
-        return ff_err_set(err, FF_ERR_USAGE, "hparams end: bad status %d (0..3)", status);
+    if (status == FF_SUMMARY_INTERRUPTED)
+        return FF_OK; /* resumable: the resumed process writes the outcome */
+    if (status != FF_SUMMARY_SUCCESS && status != FF_SUMMARY_FAILURE)
+        return ff_err_set(err, FF_ERR_USAGE, "hparams end: bad status %d (1 success, 2 failure, "
+                          "4 interrupted)", status);
     Tensorboard__Hparams__SessionEndInfo sei = TENSORBOARD__HPARAMS__SESSION_END_INFO__INIT;
     sei.status = (Tensorboard__Hparams__Status)status;
     sei.end_time_secs = ff_summary_now();

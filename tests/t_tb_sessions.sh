@@ -5,7 +5,9 @@
 # points at steps >= s (scalars, histograms, images) and steps must then increase again;
 # the run's first START purges nothing (a resume whose START is the run's only one shows
 # duplicates: rejected, with a hint); the hparams status is the run's first
-# session_end_info (a later, different one is a warning).
+# session_end_info (a later, different one is a warning). G: the records ffrun's writer
+# makes for run -> kill -9 at step 80 -> resume from the model at step 50 -> finish
+# (test_summary --write-resume-sample) show each step once per tag and status success.
 set -u
 source "$(dirname "$0")/script_lib.sh"
 dump=$build/tfevents-dump
@@ -133,5 +135,24 @@ S
 verify restarts
 [ $drc -eq 0 ] && [ $prc -eq 0 ] && row restarts loss 13 0 12 && grep -q '2 restarts purging 9 points' "$tmp/restarts.dump" \
     && ok "F: two restarts in one file (13 points kept, 9 purged)" || fail "F: exits $drc/$prc"
+
+# G. the writer's own records for run -> crash at 80 -> resume from the model at 50 -> finish
+writer=$build/tests/test_summary
+if [ -x "$writer" ] && "$writer" --write-resume-sample "$tmp/writer/run" > "$tmp/writer.files"; then
+    [ "$(wc -l < "$tmp/writer.files")" -eq 2 ] || fail "G: $(wc -l < "$tmp/writer.files") files, want 2"
+    verify writer --expect-session-status=success
+    [ $drc -eq 0 ] && [ $prc -eq 0 ] && ok "G: both verifiers accept the writer's crash/resume run, status success" \
+        || { fail "G: tfevents-dump exit $drc, tb_reader exit $prc"; cat "$tmp/writer.dump.err" "$tmp/writer.py.err"; }
+    row writer 'loss/total' 100 1 100 && row writer 'layer0/goodness_pos' 100 1 100 \
+        && row writer 'layer0/weights' 10 10 100 && row writer 'inputs/positive' 4 25 100 \
+        && ok "G: every tag keeps each step once (scalars 1..100, histograms every 10, images every 25)" \
+        || { fail "G: tag rows"; cat "$tmp/writer.dump" "$tmp/writer.py"; }
+    grep -q 'first SessionLog START at step 0, 1 restart purging 64 points' "$tmp/writer.dump" \
+        && grep -q 'hparams status: STATUS_SUCCESS' "$tmp/writer.dump" \
+        && ok "G: the resume's START purges the 64 points logged after the model (steps 51..80)" \
+        || fail "G: $(grep -E 'sessions|status' "$tmp/writer.dump")"
+else
+    fail "G: test_summary --write-resume-sample failed (built with make unit-bins?)"
+fi
 
 finish t_tb_sessions

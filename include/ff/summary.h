@@ -25,10 +25,25 @@
 typedef struct ff_summary_writer ff_summary_writer;
 
 int ff_summary_open(ff_summary_writer **out, const char *run_dir, ff_err *err);
-/* SessionLog START at `step`: written when a run resumes from a checkpoint, so
- * both TensorBoard readers discard points the interrupted process logged at
- * steps >= step (they are replaced by the resumed run's). */
+
+/* Session records (docs/tensorboard-format.md section 9). TensorBoard's Python
+ * loader treats the run's first SessionLog START as the session start and every
+ * later START at step s as a restart: it drops the points of every tag at steps
+ * >= s. The Rust data server ignores SessionLog but drops a tag's points at
+ * steps >= s when that tag gets a point at step s, so the resumed run's own
+ * points replace the crashed run's there. What the trainer calls:
+ *   new run:  ff_summary_open, then ff_summary_session_start(w, 0) before any
+ *             other record (so that any resume's START is a later START);
+ *   resume:   ff_summary_open (a new file in the run's directory), then
+ *             ff_summary_session_resume(w, model_step), then log from step
+ *             model_step + 1 on (nothing at steps <= model_step).
+ * ff_summary_session_start writes Event{step, session_log{status START}}.
+ * ff_summary_session_resume writes that START at model_step + 1: the points the
+ * interrupted process logged after the model (steps > model_step) are purged,
+ * the model step's own evaluation, images and histograms survive, and step 0
+ * (config text, hparams, layout) is never purged. FF_ERR_USAGE if model_step < 0. */
 int ff_summary_session_start(ff_summary_writer *w, int64_t step, ff_err *err);
+int ff_summary_session_resume(ff_summary_writer *w, int64_t model_step, ff_err *err);
 
 /* Path of the event file (valid until close). */
 const char *ff_summary_path(const ff_summary_writer *w);
