@@ -11,7 +11,11 @@ generated with protoc into a temporary directory at start-up. Checks:
     unless --allow-truncated-tail;
   * every payload parses as tensorboard.Event with no unknown fields;
   * the first record of each file is file_version "brain.Event:2";
-  * wall_time is finite; steps strictly increase per tag within a run;
+  * wall_time is finite; steps strictly increase per tag within a run, read
+    with TensorBoard's session semantics (docs/tensorboard-format.md section 9):
+    a run's files in name order; its first SessionLog START purges nothing,
+    each later START at step s drops the points of every tag with step >= s,
+    then steps must increase again; counts and --scalars are the kept points;
   * tensor values carry plugin metadata on the first occurrence of their tag;
   * every summary kind decodes: scalars, histograms (equal bucket/limit lengths,
     counts sum to num), images (complete PNG whose IHDR matches
@@ -19,7 +23,11 @@ generated with protoc into a temporary directory at start-up. Checks:
     hparams (HParamsPluginData version 0, google.protobuf.Value hparams),
     custom_scalars (Layout with compilable regexes).
 Runs are directories holding files whose basename contains "tfevents", named
-relative to the given log dir. --expect-tags: each tag must occur in at least
+relative to the given log dir (symlinks followed; a loop back to a parent
+directory is skipped with a warning, as TensorBoard's data server does).
+The hparams status of a run is its first session_end_info (the one TensorBoard
+shows; a later one with another status is a warning); --expect-session-status
+requires it in every run holding a session_start_info. --expect-tags: each tag must occur in at least
 one run. Prints a per-tag summary; exits 1 on any problem, 2 on usage errors.
 """
 import argparse
@@ -28,6 +36,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import struct
 import subprocess
 import sys
@@ -239,7 +248,7 @@ class Reader:
             for k, v in d.session_start_info.hparams.items():
                 if v.WhichOneof("kind") not in ("number_value", "string_value", "bool_value"):
                     raise ValueError("hparam %s is not a number/string/bool" % k)
-            return "hparams", "session_start_info: %d hparams" % len(d.session_start_info.hparams)
+            return "hparams", "session_start_info: %d hparams" % len(d.session_start_info.hparams), None
         if kind == "experiment":
             x = d.experiment
             for h in x.hparam_infos:
@@ -248,12 +257,12 @@ class Reader:
             for m in x.metric_infos:
                 if not m.name.tag:
                     raise ValueError("experiment metric without a tag")
-            return "hparams", "experiment: %d hparams, %d metrics" % (len(x.hparam_infos), len(x.metric_infos))
+            return "hparams", "experiment: %d hparams, %d metrics" % (len(x.hparam_infos), len(x.metric_infos)), None
         if kind == "session_end_info":
             s = d.session_end_info
             if s.status not in (1, 2, 3) or not math.isfinite(s.end_time_secs):
                 raise ValueError("session_end_info status %d end %r" % (s.status, s.end_time_secs))
-            return "hparams", "session_end_info: status %d" % s.status
+            return "hparams", "session_end_info: status %d" % s.status, s.status
         raise ValueError("hparams plugin data holds nothing")
 
     def check_layout(self, t):
@@ -306,8 +315,8 @@ class Reader:
             return (plugin, True, has_md, "tensor dtype %d" % t.dtype)
         raise ValueError("value holds no data")
 
-    def read_file(self, path, run_tags, allow_truncated):
-        """Checks one event file, updating run_tags (tag -> stats) in place."""
+    def read_file(self, path, run, allow_truncated):
+        """Checks one event file, updating the Run state in place."""
         with open(path, "rb") as f:
             data = f.read()
         if not data:
@@ -327,28 +336,106 @@ class Reader:
                 self.problems.error(where, "first record is not file_version \"brain.Event:2\"")
             if not math.isfinite(ev.wall_time):
                 self.problems.error(where, "wall_time %r is not finite" % ev.wall_time)
+            if ev.WhichOneof("what") == "session_log" and ev.session_log.status == self.event_pb2.SessionLog.START:
+                run.session_start(ev.step)
             if ev.WhichOneof("what") == "summary":
                 for v in ev.summary.value:
-                    self.account(where, ev.step, v, run_tags)
+                    self.account(where, ev.step, v, run)
 
-    def account(self, where, step, v, run_tags):
+    def account(self, where, step, v, run):
         try:
             plugin, is_tensor, has_md, text = self.check_value(v)
         except Exception as e:  # ValueError, UnicodeDecodeError, re.error, DecodeError
             self.problems.error(where, "tag %r: %s" % (v.tag, e))
             return
-        st = run_tags.get(v.tag)
+        st = run.tags.get(v.tag)
         if st is None:
             if is_tensor and not has_md:
                 self.problems.error(where, "tensor tag %r has no plugin metadata on its first occurrence" % v.tag)
-            st = run_tags[v.tag] = {"plugin": plugin, "count": 0, "first": step, "last": None, "value": ""}
-        elif step <= st["last"]:
-            self.problems.error(where, "tag %r: step %d does not increase (previous %d)" % (v.tag, step, st["last"]))
-        st["count"] += 1
-        st["last"] = step
+            st = run.tags[v.tag] = {"plugin": plugin, "steps": [], "points": [], "value": ""}
+        elif st["steps"] and step <= st["steps"][-1]:
+            prev = st["steps"][-1]
+            msg = "tag %r: step %d does not increase (previous %d)" % (v.tag, step, prev)
+            if run.first_start is not None and run.restarts == 0 and 0 < run.first_start <= prev:
+                msg += ("; the run's only SessionLog START (step %d) is its first, which purges "
+                        "nothing: a new run writes START at step 0 so that a resumed run's START "
+                        "purges" % run.first_start)
+            self.problems.error(where, msg)
+        st["steps"].append(step)
         if plugin == "scalars" and v.WhichOneof("value") == "simple_value":
-            st.setdefault("points", []).append((step, v.simple_value))
+            st["points"].append((step, v.simple_value))
         st["value"] = text
+        if plugin == "hparams" and v.tag == "_hparams_/session_start_info":
+            run.is_session = True
+        if plugin == "hparams" and v.tag == "_hparams_/session_end_info":
+            status = self.check_hparams(v.metadata)[2]
+            if run.end_status is None:
+                run.end_status = status
+            elif status != run.end_status:
+                self.problems.warn(where, "session_end_info %s at step %d is ignored by TensorBoard, "
+                                   "which shows the run's first (%s)"
+                                   % (STATUS_NAMES.get(status), step, STATUS_NAMES.get(run.end_status)))
+
+
+STATUS_NAMES = {0: "STATUS_UNKNOWN", 1: "STATUS_SUCCESS", 2: "STATUS_FAILURE", 3: "STATUS_RUNNING"}
+
+
+class Run:
+    """What TensorBoard keeps of one run: per tag the kept steps (and scalar
+    points), the SessionLog START history and the first session_end_info."""
+
+    def __init__(self):
+        self.tags = {}
+        self.first_start = None  # step of the run's first START (purges nothing)
+        self.restarts = 0        # later STARTs: each purges
+        self.purged = 0
+        self.end_status = None
+        self.is_session = False  # holds a session_start_info
+
+    def session_start(self, step):
+        if self.first_start is None:
+            self.first_start = step
+            return
+        self.restarts += 1
+        for st in self.tags.values():
+            kept = [s for s in st["steps"] if s < step]
+            if len(kept) < len(st["steps"]):
+                self.purged += len(st["steps"]) - len(kept)
+                st["steps"] = kept
+                st["points"] = [p for p in st["points"] if p[0] < step]
+                st["value"] = "(newest point purged by the START at step %d)" % step
+
+
+def walk_logdir(top, problems):
+    """Yields (dirpath, filenames) below top, following symlinks as TensorBoard's
+    data server does (walkdir, follow_links): a directory that is one of its own
+    ancestors (same st_dev and st_ino) is a loop, skipped with a warning.
+    (os.walk(followlinks=True) recurses forever on `ln -s . a`.)"""
+    def rec(path, ancestors):
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as e:
+            problems.error(path, "cannot list: %s" % e)
+            return
+        files, subdirs = [], []
+        for name in names:
+            full = os.path.join(path, name)
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue  # dangling symlink
+            if stat.S_ISDIR(st.st_mode):
+                subdirs.append((full, (st.st_dev, st.st_ino)))
+            elif stat.S_ISREG(st.st_mode):
+                files.append(name)
+        yield path, files
+        for full, ident in subdirs:
+            if ident in ancestors:
+                problems.warn(full, "symlink loop (the directory contains itself), skipped")
+            else:
+                yield from rec(full, ancestors + [ident])
+    st = os.stat(top)
+    yield from rec(top, [(st.st_dev, st.st_ino)])
 
 
 def find_runs(arg, problems):
@@ -359,7 +446,7 @@ def find_runs(arg, problems):
         problems.error(arg, "no such file or directory")
         return {}
     runs = {}
-    for dirpath, _dirs, files in os.walk(arg, followlinks=True):
+    for dirpath, files in walk_logdir(arg, problems):
         ev = sorted(f for f in files if "tfevents" in f and not f.endswith(".profile-empty"))
         if ev:
             rel = os.path.relpath(dirpath, arg)
@@ -377,6 +464,10 @@ def main():
     ap.add_argument("--proto-dir", default=PROTO_DIR, help="directory with the .proto files")
     ap.add_argument("--scalars", metavar="FILE",
                     help="also write every scalar point as 'run tag step value' lines to FILE")
+    ap.add_argument("--expect-session-status", metavar="STATUS",
+                    choices=["unknown", "success", "failure", "running", "none"],
+                    help="every run with a session_start_info must show this hparams status "
+                         "(its first session_end_info; none: it has no session_end_info)")
     ap.add_argument("paths", nargs="+", metavar="LOGDIR_OR_FILE")
     args = ap.parse_args()
     problems = Problems()
@@ -385,16 +476,25 @@ def main():
     points = []
     for arg in args.paths:
         for run, files in sorted(find_runs(arg, problems).items()):
-            tags = {}
+            state = Run()
             for path in files:
-                reader.read_file(path, tags, args.allow_truncated_tail)
+                reader.read_file(path, state, args.allow_truncated_tail)
             print("run %s (%d file%s)" % (run, len(files), "" if len(files) == 1 else "s"))
-            for tag, st in sorted(tags.items(), key=lambda kv: (kv[1]["plugin"], kv[0])):
-                print("  %-40s %-15s %6d  steps %d..%d  %s" % (tag, st["plugin"], st["count"],
-                                                              st["first"], st["last"], st["value"]))
-            seen.update(tags)
-            for tag, st in sorted(tags.items()):
-                points.extend("%s %s %d %r" % (run, tag, step, val) for step, val in st.get("points", []))
+            if state.first_start is not None:
+                print("  sessions: first SessionLog START at step %d, %d restart(s) purging %d point(s)"
+                      % (state.first_start, state.restarts, state.purged))
+            status = "none" if state.end_status is None else STATUS_NAMES.get(state.end_status, "?")
+            if state.is_session or state.end_status is not None:
+                print("  hparams status: %s (the run's first session_end_info)" % status)
+            for tag, st in sorted(state.tags.items(), key=lambda kv: (kv[1]["plugin"], kv[0])):
+                steps = "steps %d..%d" % (st["steps"][0], st["steps"][-1]) if st["steps"] else "no steps"
+                print("  %-40s %-15s %6d  %s  %s" % (tag, st["plugin"], len(st["steps"]), steps, st["value"]))
+            seen.update(state.tags)
+            for tag, st in sorted(state.tags.items()):
+                points.extend("%s %s %d %r" % (run, tag, step, val) for step, val in st["points"])
+            want = args.expect_session_status
+            if want and state.is_session and status.replace("STATUS_", "").lower() != want:
+                problems.error("run %s" % run, "hparams status %s, expected %s" % (status, want))
     if args.scalars:
         with open(args.scalars, "w") as f:
             f.write("".join(line + "\n" for line in points))

@@ -1,7 +1,10 @@
-/* test_summary.c - event-file writer: every summary kind written, read back and decoded.
+/* test_summary.c - event-file writer: every summary kind written, read back and decoded;
+ * the session records of a run that crashes and is resumed.
  *
  * `test_summary --write-sample DIR` instead writes a sample log dir with every
- * summary kind (used by tests/t_tensorboard.sh) and prints the event file paths. */
+ * summary kind (used by tests/t_tensorboard.sh) and prints the event file paths;
+ * `test_summary --write-resume-sample DIR` writes the run -> kill -9 at step 80 ->
+ * resume from step 50 -> finish run into DIR (tests/t_tb_sessions.sh). */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -17,6 +20,7 @@
 #include "event.pb-c.h"
 #include "ff/config.h"
 #include "ff/summary.h"
+#include "ff/summary_reader.h"
 #include "ff/tfrecord.h"
 #include "hparams.pb-c.h"
 #include "test.h"
@@ -773,6 +777,349 @@ static void test_killed_writer(void)
     free_events(&e);
 }
 
+/* ------------------------------------------------------------ session records */
+
+/* The payload of a START record after its wall_time: 0x09 <8 bytes double>,
+ * then step (field 2, varint; absent for step 0) and session_log (field 7,
+ * length 2: status (field 1) = START (1)). */
+static void check_start_bytes(const uint8_t *p, size_t len, int64_t step)
+{
+    uint8_t want[16];
+    size_t n = 0;
+    if (step != 0) {
+        want[n++] = 0x10;
+        for (uint64_t v = (uint64_t)step; ; v >>= 7) {
+            want[n++] = (uint8_t)(v & 0x7f) | (v > 0x7f ? 0x80 : 0);
+            if (v <= 0x7f)
+                break;
+        }
+    }
+    memcpy(want + n, "\x3a\x02\x08\x01", 4);
+    n += 4;
+    CHECK(len == 9 + n);
+    CHECK(len >= 9 && p[0] == 0x09);
+    CHECK(len == 9 + n && memcmp(p + 9, want, n) == 0);
+}
+
+static void test_session_start_bytes(void)
+{
+    char dir[512], path[1024];
+    snprintf(dir, sizeof dir, "%s/session_bytes", tmp_root);
+    ff_summary_writer *w = NULL;
+    ff_err err = {0};
+    CHECK(ff_summary_open(&w, dir, &err) == FF_OK);
+    if (!w)
+        return;
+    snprintf(path, sizeof path, "%s", ff_summary_path(w));
+    CHECK(ff_summary_session_start(w, 0, &err) == FF_OK);
+    CHECK(ff_summary_session_resume(w, 50, &err) == FF_OK);       /* START at 51 */
+    CHECK(ff_summary_session_resume(w, 1000000, &err) == FF_OK);  /* START at 1000001 */
+    CHECK(ff_summary_session_resume(w, -1, &err) == FF_ERR_USAGE);
+    CHECK(ff_summary_close(w, &err) == FF_OK);
+    events e;
+    load_events(path, &e);
+    CHECK(e.n == 4 && e.defect == 0);
+    if (e.n == 4) {
+        check_start_bytes(e.raw[1], e.raw_len[1], 0);
+        check_start_bytes(e.raw[2], e.raw_len[2], 51);
+        check_start_bytes(e.raw[3], e.raw_len[3], 1000001);
+        ff_summary_event_info info;
+        CHECK(ff_summary_event_decode(e.raw[2], e.raw_len[2], &info, &err) == FF_OK);
+        CHECK(strcmp(info.what, "session_log") == 0 && info.session_status == 1 && info.step == 51);
+        ff_summary_event_info_destroy(&info);
+    }
+    free_events(&e);
+}
+
+/* Statuses: success and failure are written, interrupted writes nothing,
+ * unknown/running (which would stick, first-come) are refused. */
+static void test_hparams_end_statuses(void)
+{
+    char dir[512], path[1024];
+    snprintf(dir, sizeof dir, "%s/end_status", tmp_root);
+    ff_summary_writer *w = NULL;
+    ff_err err = {0};
+    CHECK(ff_summary_open(&w, dir, &err) == FF_OK);
+    if (!w)
+        return;
+    snprintf(path, sizeof path, "%s", ff_summary_path(w));
+    CHECK(ff_summary_hparams_end(w, FF_SUMMARY_INTERRUPTED, 7, &err) == FF_OK);
+    CHECK(ff_summary_hparams_end(w, 0, 7, &err) == FF_ERR_USAGE);
+    CHECK(ff_summary_hparams_end(w, 3, 7, &err) == FF_ERR_USAGE);
+    CHECK(ff_summary_hparams_end(w, FF_SUMMARY_FAILURE, 8, &err) == FF_OK);
+    CHECK(ff_summary_hparams_end(w, FF_SUMMARY_SUCCESS, 9, &err) == FF_OK);
+    CHECK(ff_summary_close(w, &err) == FF_OK);
+    events e;
+    load_events(path, &e);
+    CHECK(e.n == 3); /* file_version, failure at 8, success at 9: nothing for "interrupted" */
+    int want[3] = {-1, 2, 1};
+    for (int i = 1; i < e.n && i < 3; i++) {
+        ff_summary_event_info info;
+        CHECK(ff_summary_event_decode(e.raw[i], e.raw_len[i], &info, &err) == FF_OK);
+        CHECK(info.n_values == 1 && info.values[0].end_status == want[i]);
+        CHECK(info.step == 7 + i);
+        ff_summary_event_info_destroy(&info);
+    }
+    free_events(&e);
+}
+
+static int64_t crash_after = -1; /* new_run: SIGKILL itself after this step */
+
+/* What the trainer logs at one step of the simulated run. */
+static int log_step(ff_summary_writer *w, int64_t s, ff_err *err)
+{
+    float vals[16];
+    uint8_t px[4 * 4];
+    for (int i = 0; i < 16; i++)
+        vals[i] = (float)(i + s);
+    fill_image(px, 4, 4, 1, (int)s);
+    int rc = ff_summary_scalar(w, "loss/total", s, 1.0f / (float)s, err);
+    if (!rc)
+        rc = ff_summary_scalar(w, "layer0/goodness_pos", s, 2.0f + (float)s, err);
+    if (!rc && s % 10 == 0)
+        rc = ff_summary_histogram(w, "layer0/weights", s, vals, 16, err);
+    if (!rc && s % 25 == 0)
+        rc = ff_summary_image(w, "inputs/positive", s, px, 4, 4, 1, err);
+    return rc;
+}
+
+/* The record sequence of a new run, as the trainer writes it: START at 0, the
+ * step-0 records, then steps 1..last. */
+static int new_run(const char *run_dir, int64_t last, ff_err *err)
+{
+    ff_summary_writer *w = NULL;
+    int rc = ff_summary_open(&w, run_dir, err);
+    if (rc)
+        return rc;
+    ff_config cfg;
+    ff_config_defaults(&cfg);
+    const char *metrics[] = {"loss/total"};
+    rc = ff_summary_session_start(w, 0, err);
+    if (!rc)
+        rc = ff_summary_text(w, "config", 0, "config", err);
+    if (!rc)
+        rc = ff_summary_hparams_experiment(w, &cfg, metrics, 1, err);
+    if (!rc)
+        rc = ff_summary_hparams_start(w, &cfg, 1700000000.0, err);
+    if (!rc)
+        rc = ff_summary_goodness_layout(w, 1, err);
+    for (int64_t s = 1; s <= last && !rc; s++) {
+        rc = log_step(w, s, err);
+        if (s == crash_after)
+            raise(SIGKILL); /* like kill -9: no end record, no close */
+    }
+    return rc ? rc : ff_summary_close(w, err);
+}
+
+/* A resumed process: new file, START after the model step, steps model+1..last,
+ * then the outcome. */
+static int resumed_run(const char *run_dir, int64_t model_step, int64_t last, int status,
+                       ff_err *err)
+{
+    ff_summary_writer *w = NULL;
+    int rc = ff_summary_open(&w, run_dir, err);
+    if (rc)
+        return rc;
+    rc = ff_summary_session_resume(w, model_step, err);
+    for (int64_t s = model_step + 1; s <= last && !rc; s++)
+        rc = log_step(w, s, err);
+    if (!rc)
+        rc = ff_summary_hparams_end(w, status, last, err);
+    int rc2 = ff_summary_close(w, rc ? NULL : err);
+    return rc ? rc : rc2;
+}
+
+/* run -> SIGKILL after step 80 -> resume from the model at step 50 -> finish
+ * at 100, in run_dir; the two event file paths (name order) in path[2]. */
+static int crash_resume_run(const char *run_dir, char path[2][1024])
+{
+    time_t t0 = time(NULL);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        ff_err err = {0};
+        crash_after = 80; /* new_run kills the process after logging step 80 */
+        new_run(run_dir, 80, &err);
+        _exit(4);
+    }
+    if (pid < 0)
+        return -1;
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+        return -1;
+    while (time(NULL) <= t0) { /* the resumed file's name (unix seconds) sorts later */
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    ff_err err = {0};
+    if (resumed_run(run_dir, 50, 100, FF_SUMMARY_SUCCESS, &err)) {
+        fprintf(stderr, "  resumed run: %s\n", err.msg);
+        return -1;
+    }
+    DIR *d = opendir(run_dir);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (strstr(de->d_name, "tfevents") && n < 2)
+            snprintf(path[n++], 1024, "%s/%s", run_dir, de->d_name);
+    if (d)
+        closedir(d);
+    if (n == 2 && strcmp(path[0], path[1]) > 0) {
+        char t[1024];
+        memcpy(t, path[0], sizeof t);
+        memcpy(path[0], path[1], sizeof t);
+        memcpy(path[1], t, sizeof t);
+    }
+    return n == 2 ? 0 : -1;
+}
+
+/* Points a TensorBoard reader keeps per tag, simulated over the decoded events
+ * of a run's files in name order. python: the Python loader (first START
+ * purges nothing, a later START at s drops every tag's steps >= s); rust: the
+ * data server (SessionLog ignored; a point at step s drops its tag's steps >= s). */
+typedef struct kept {
+    char tag[8][64];
+    int64_t steps[8][256];
+    int n[8], n_tags;
+    int end_status; /* the first session_end_info's, -1 none */
+} kept;
+
+static void keep_point(kept *k, const char *tag, int64_t step, int rust)
+{
+    int t = 0;
+    while (t < k->n_tags && strcmp(k->tag[t], tag) != 0)
+        t++;
+    if (t == k->n_tags) {
+        if (t == 8)
+            return;
+        snprintf(k->tag[t], sizeof k->tag[t], "%s", tag);
+        k->n_tags++;
+    }
+    while (rust && k->n[t] > 0 && k->steps[t][k->n[t] - 1] >= step)
+        k->n[t]--;
+    if (k->n[t] < 256)
+        k->steps[t][k->n[t]++] = step;
+}
+
+static void simulate_reader(events *files, int n_files, int rust, kept *k)
+{
+    memset(k, 0, sizeof *k);
+    k->end_status = -1;
+    int seen_start = 0;
+    for (int f = 0; f < n_files; f++)
+        for (int i = 0; i < files[f].n; i++) {
+            ff_summary_event_info info;
+            ff_err err = {0};
+            CHECK(ff_summary_event_decode(files[f].raw[i], files[f].raw_len[i], &info, &err) == 0);
+            if (info.session_status == 1 && !rust && seen_start++)
+                for (int t = 0; t < k->n_tags; t++)
+                    while (k->n[t] > 0 && k->steps[t][k->n[t] - 1] >= info.step)
+                        k->n[t]--;
+            for (int v = 0; v < info.n_values; v++) {
+                keep_point(k, info.values[v].tag, info.step, rust);
+                if (info.values[v].end_status >= 0 && k->end_status < 0)
+                    k->end_status = info.values[v].end_status;
+            }
+            ff_summary_event_info_destroy(&info);
+        }
+}
+
+/* tag's kept steps are exactly first, first + every, ..., last, each once. */
+static int kept_exactly(const kept *k, const char *tag, int64_t first, int64_t every, int64_t last)
+{
+    for (int t = 0; t < k->n_tags; t++) {
+        if (strcmp(k->tag[t], tag) != 0)
+            continue;
+        int64_t want = first;
+        for (int i = 0; i < k->n[t]; i++, want += every)
+            if (k->steps[t][i] != want)
+                return 0;
+        return k->n[t] == (int)((last - first) / every + 1);
+    }
+    return 0;
+}
+
+/* Issue 20 item 12: run -> crash at step 80 -> resume from the model at step 50
+ * -> finish. Byte-level record sequence, then both TensorBoard readers keep
+ * each step once per tag and show status success. */
+static void test_crash_resume(void)
+{
+    char dir[512], path[2][1024];
+    snprintf(dir, sizeof dir, "%s/crash_resume", tmp_root);
+    CHECK(crash_resume_run(dir, path) == 0);
+    events e[2];
+    load_events(path[0], &e[0]);
+    load_events(path[1], &e[1]);
+    CHECK(e[0].defect == 0 && e[1].defect == 0);
+    CHECK(e[0].n == 177 && e[1].n == 110); /* see new_run, log_step, resumed_run */
+    if (e[0].n < 2 || e[1].n < 2)
+        return;
+    /* first file: file_version, START at 0 first; no session_end_info */
+    CHECK(e[0].ev[0]->what_case == TENSORBOARD__EVENT__WHAT_FILE_VERSION);
+    check_start_bytes(e[0].raw[1], e[0].raw_len[1], 0);
+    CHECK(count_values(&e[0], "_hparams_/session_end_info") == 0);
+    CHECK(count_values(&e[0], "_hparams_/session_start_info") == 1);
+    CHECK(count_values(&e[0], "loss/total") == 80);
+    /* resumed file: file_version, START at 51, steps 51..100, success at 100 last */
+    CHECK(e[1].ev[0]->what_case == TENSORBOARD__EVENT__WHAT_FILE_VERSION);
+    check_start_bytes(e[1].raw[1], e[1].raw_len[1], 51);
+    CHECK(count_values(&e[1], "_hparams_/session_start_info") == 0);
+    CHECK(count_values(&e[1], "loss/total") == 50);
+    Tensorboard__Event *ev = NULL;
+    CHECK(find_value(&e[1], "loss/total", 0, &ev) && ev->step == 51);
+    ff_summary_event_info info;
+    ff_err err = {0};
+    int last = e[1].n - 1;
+    CHECK(ff_summary_event_decode(e[1].raw[last], e[1].raw_len[last], &info, &err) == FF_OK);
+    CHECK(info.n_values == 1 && strcmp(info.values[0].tag, "_hparams_/session_end_info") == 0);
+    CHECK(info.n_values == 1 && info.values[0].end_status == 1 && info.step == 100);
+    ff_summary_event_info_destroy(&info);
+
+    for (int rust = 0; rust < 2; rust++) {
+        kept k;
+        simulate_reader(e, 2, rust, &k);
+        CHECK(kept_exactly(&k, "loss/total", 1, 1, 100));
+        CHECK(kept_exactly(&k, "layer0/goodness_pos", 1, 1, 100));
+        CHECK(kept_exactly(&k, "layer0/weights", 10, 10, 100));
+        CHECK(kept_exactly(&k, "inputs/positive", 25, 25, 100));
+        CHECK(kept_exactly(&k, "_hparams_/session_start_info", 0, 1, 0));
+        CHECK(kept_exactly(&k, "config", 0, 1, 0));
+        CHECK(k.end_status == 1);
+    }
+    /* negative control: without the START at step 0 the resume's START is the
+     * run's first and the Python loader keeps loss steps 51..80 twice */
+    static events alt[2]; /* shallow copies: the payloads stay e's */
+    alt[0] = e[0];
+    alt[1] = e[1];
+    alt[0].n--;
+    memmove(&alt[0].raw[1], &alt[0].raw[2], (size_t)alt[0].n * sizeof alt[0].raw[0]);
+    memmove(&alt[0].raw_len[1], &alt[0].raw_len[2], (size_t)alt[0].n * sizeof alt[0].raw_len[0]);
+    kept k;
+    simulate_reader(alt, 2, 0, &k);
+    CHECK(!kept_exactly(&k, "loss/total", 1, 1, 100));
+    CHECK(k.n_tags > 0 && strcmp(k.tag[0], "config") == 0);
+    int loss = 0;
+    while (loss < k.n_tags && strcmp(k.tag[loss], "loss/total") != 0)
+        loss++;
+    CHECK(loss < k.n_tags && k.n[loss] == 130);
+    simulate_reader(alt, 2, 1, &k); /* the data server needs no START */
+    CHECK(kept_exactly(&k, "loss/total", 1, 1, 100));
+    free_events(&e[0]);
+    free_events(&e[1]);
+}
+
+static int write_resume_sample_main(const char *dir)
+{
+    char path[2][1024];
+    if (crash_resume_run(dir, path)) {
+        fprintf(stderr, "test_summary: crash/resume sample failed\n");
+        return 1;
+    }
+    printf("%s\n%s\n", path[0], path[1]);
+    return 0;
+}
+
 static int write_sample_main(const char *dir)
 {
     char runs[2][600], path[1024];
@@ -793,8 +1140,10 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--write-sample") == 0)
         return write_sample_main(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--write-resume-sample") == 0)
+        return write_resume_sample_main(argv[2]);
     if (argc != 1) {
-        fprintf(stderr, "usage: test_summary [--write-sample DIR]\n");
+        fprintf(stderr, "usage: test_summary [--write-sample DIR | --write-resume-sample DIR]\n");
         return 2;
     }
     make_tmp_root();
@@ -815,6 +1164,9 @@ int main(int argc, char **argv)
     RUN(test_event_decode_rejects);
     RUN(test_write_error);
     RUN(test_killed_writer);
+    RUN(test_session_start_bytes);
+    RUN(test_hparams_end_statuses);
+    RUN(test_crash_resume);
     free_events(&sample);
     rm_rf(tmp_root);
     TEST_MAIN_END();

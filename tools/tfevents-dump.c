@@ -2,10 +2,18 @@
  *
  * tfevents-dump [--records] PATH...
  * PATH is an event file or a log dir walked recursively (files whose basename
- * contains "tfevents"; run = directory relative to PATH). Every record's two
+ * contains "tfevents"; run = directory relative to PATH). Symlinks are followed
+ * like TensorBoard's data server does; a symlink back to a directory's own
+ * ancestor (a loop) is skipped with a warning. Every record's two
  * CRCs are verified, every Event decoded and checked, steps must strictly
  * increase per tag and run, tensor tags need plugin metadata on their first
- * occurrence. Exit 0 if clean (a truncated final record is only a warning),
+ * occurrence. A run's files are read in name order with TensorBoard's session
+ * semantics (docs/tensorboard-format.md section 9): the run's first SessionLog
+ * START purges nothing, every later START at step s drops the points of every
+ * tag with step >= s, after which steps must increase again; counts are of the
+ * points TensorBoard keeps. The hparams status shown is the run's first
+ * session_end_info (TensorBoard reads only that one; a later one with another
+ * status is a warning). Exit 0 if clean (a truncated final record is only a warning),
  * 1 on any corruption (message names file and byte offset), 2 on usage errors. */
 #include <dirent.h>
 #include <errno.h>
@@ -15,10 +23,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "ff/summary.h"
+#include "ff/summary_reader.h"
 #include "ff/tfrecord.h"
 
-#define MAX_DEPTH 32
+#define MAX_DEPTH 64 /* directory levels below a PATH argument */
 
 typedef struct event_file {
     char *path;
@@ -32,10 +40,10 @@ typedef struct file_list {
 
 typedef struct tag_stat {
     char *tag;
-    char plugin[64];
-    long count;
-    int64_t first_step, last_step;
-    char last[160];
+    char plugin[64];    /* fixed by the first occurrence, even if purged later */
+    int64_t *steps;     /* steps of the points TensorBoard keeps, increasing */
+    size_t n_steps, cap_steps;
+    char last[160];     /* rendering of the newest point */
 } tag_stat;
 
 typedef struct run_stat {
@@ -43,6 +51,11 @@ typedef struct run_stat {
     size_t n, cap;
     long records;
     int files;
+    int seen_start;          /* a SessionLog START was read (the first purges nothing) */
+    int64_t first_start;     /* its step */
+    int restarts;            /* later STARTs, each a purge */
+    long purged;             /* points they dropped */
+    int end_status;          /* the first session_end_info's status, -1 none */
 } run_stat;
 
 typedef struct dump_opts {
@@ -56,12 +69,16 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: tfevents-dump [--records] PATH...\n"
             "  PATH       an event file, or a log dir walked recursively for files whose\n"
-            "             name contains \"tfevents\" (run = directory relative to PATH)\n"
+            "             name contains \"tfevents\" (run = directory relative to PATH;\n"
+            "             symlinks followed, loops back to a parent skipped)\n"
             "  --records  also print every record: offset, wall_time, step, tags\n"
             "  --help     this text\n"
             "Checks both CRCs of every record, decodes every Event and its summaries,\n"
-            "and requires steps to strictly increase per tag. Prints per run every tag\n"
-            "with its plugin, count, first/last step and last value.\n"
+            "and requires steps to strictly increase per tag, as TensorBoard reads them:\n"
+            "a run's first SessionLog START purges nothing, each later START at step s\n"
+            "drops the points at steps >= s. Prints per run every tag with the count,\n"
+            "first/last step and last value of the points TensorBoard keeps, and the\n"
+            "hparams status (the run's first session_end_info).\n"
             "Exit status: 0 clean (a truncated final record is only a warning),\n"
             "1 corruption (file and byte offset are named), 2 usage error.\n");
 }
@@ -105,8 +122,19 @@ static int is_event_file(const char *name)
     return strstr(name, "tfevents") && !(n >= k && strcmp(name + n - k, ".profile-empty") == 0);
 }
 
-/* Adds the event files under dir (run name rel) to l, following symlinks. */
-static int walk(file_list *l, const char *dir, const char *rel, int depth)
+/* (st_dev, st_ino) of a directory being walked. */
+typedef struct dir_id {
+    dev_t dev;
+    ino_t ino;
+} dir_id;
+
+/* Adds the event files under dir (run name rel) to l. Symlinks are followed as
+ * TensorBoard's data server does (walkdir with follow_links): a directory that
+ * is one of its own ancestors (same st_dev and st_ino) closes a loop and is
+ * skipped with a warning, so `ln -s . a` neither recurses nor repeats files.
+ * anc[0..depth] are the directories from the root down to dir. */
+static int walk(file_list *l, const char *dir, const char *rel, dir_id *anc, int depth,
+                dump_opts *o)
 {
     DIR *d = opendir(dir);
     if (!d) {
@@ -119,14 +147,34 @@ static int walk(file_list *l, const char *dir, const char *rel, int depth)
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         char path[4096], sub[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        int n = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        int m = snprintf(sub, sizeof sub, "%s%s%s", strcmp(rel, ".") ? rel : "",
+                         strcmp(rel, ".") ? "/" : "", e->d_name);
         struct stat st;
+        if (n < 0 || (size_t)n >= sizeof path || m < 0 || (size_t)m >= sizeof sub) {
+            fprintf(stderr, "tfevents-dump: warning: %s/%s: path too long, skipped\n", dir,
+                    e->d_name);
+            o->warnings++;
+            continue;
+        }
         if (stat(path, &st) != 0)
             continue; /* dangling symlink */
-        if (S_ISDIR(st.st_mode) && depth < MAX_DEPTH) {
-            snprintf(sub, sizeof sub, "%s%s%s", strcmp(rel, ".") ? rel : "",
-                     strcmp(rel, ".") ? "/" : "", e->d_name);
-            rc |= walk(l, path, sub, depth + 1);
+        if (S_ISDIR(st.st_mode)) {
+            int loop = 0;
+            for (int i = 0; i <= depth; i++)
+                loop |= anc[i].dev == st.st_dev && anc[i].ino == st.st_ino;
+            if (loop) {
+                fprintf(stderr, "tfevents-dump: warning: %s: symlink loop (the directory "
+                        "contains itself), skipped\n", path);
+                o->warnings++;
+            } else if (depth + 1 >= MAX_DEPTH) {
+                fprintf(stderr, "tfevents-dump: warning: %s: deeper than %d levels, skipped\n",
+                        path, MAX_DEPTH);
+                o->warnings++;
+            } else {
+                anc[depth + 1] = (dir_id){st.st_dev, st.st_ino};
+                rc |= walk(l, path, sub, anc, depth + 1, o);
+            }
         } else if (S_ISREG(st.st_mode) && is_event_file(e->d_name)) {
             add_file(l, path, rel);
         }
@@ -166,10 +214,44 @@ static tag_stat *add_tag(run_stat *r, const char *tag)
 
 static void run_free(run_stat *r)
 {
-    for (size_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < r->n; i++) {
         free(r->tags[i].tag);
+        free(r->tags[i].steps);
+    }
     free(r->tags);
     memset(r, 0, sizeof *r);
+    r->end_status = -1;
+}
+
+static const char *status_name(int status)
+{
+    static const char *const names[] = {"STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE",
+                                        "STATUS_RUNNING"};
+    return status >= 0 && status <= 3 ? names[status] : "?";
+}
+
+/* A SessionLog START at step: the run's first marks the session start; each
+ * later one is a restart that drops every kept point with step >= step. */
+static void session_start(run_stat *r, int64_t step)
+{
+    if (!r->seen_start) {
+        r->seen_start = 1;
+        r->first_start = step;
+        return;
+    }
+    r->restarts++;
+    for (size_t i = 0; i < r->n; i++) {
+        tag_stat *t = &r->tags[i];
+        size_t keep = t->n_steps;
+        while (keep > 0 && t->steps[keep - 1] >= step)
+            keep--;
+        if (keep < t->n_steps) {
+            r->purged += (long)(t->n_steps - keep);
+            t->n_steps = keep;
+            snprintf(t->last, sizeof t->last, "(newest point purged by the START at step %lld)",
+                     (long long)step);
+        }
+    }
 }
 
 static int cmp_tags(const void *a, const void *b)
@@ -183,14 +265,43 @@ static void run_print(run_stat *r, const char *run)
 {
     printf("run %s: %d file%s, %ld records, %zu tags\n", run, r->files, r->files == 1 ? "" : "s",
            r->records, r->n);
-    qsort(r->tags, r->n, sizeof *r->tags, cmp_tags);
+    if (r->n > 1) /* tags is NULL when the run has none: qsort needs an array */
+        qsort(r->tags, r->n, sizeof *r->tags, cmp_tags);
+    if (r->seen_start)
+        printf("  sessions: first SessionLog START at step %lld, %d restart%s purging %ld "
+               "point%s\n", (long long)r->first_start, r->restarts, r->restarts == 1 ? "" : "s",
+               r->purged, r->purged == 1 ? "" : "s");
+    if (r->end_status >= 0)
+        printf("  hparams status: %s (the run's first session_end_info)\n",
+               status_name(r->end_status));
     if (r->n)
         printf("  %-40s %-15s %7s %10s %10s  %s\n", "tag", "plugin", "count", "first_step",
                "last_step", "last value");
     for (size_t i = 0; i < r->n; i++) {
         tag_stat *t = &r->tags[i];
-        printf("  %-40s %-15s %7ld %10lld %10lld  %s\n", t->tag, t->plugin[0] ? t->plugin : "?",
-               t->count, (long long)t->first_step, (long long)t->last_step, t->last);
+        if (t->n_steps)
+            printf("  %-40s %-15s %7zu %10lld %10lld  %s\n", t->tag, t->plugin[0] ? t->plugin : "?",
+                   t->n_steps, (long long)t->steps[0], (long long)t->steps[t->n_steps - 1],
+                   t->last);
+        else
+            printf("  %-40s %-15s %7d %10s %10s  %s\n", t->tag, t->plugin[0] ? t->plugin : "?",
+                   0, "-", "-", t->last);
+    }
+}
+
+/* The run's first session_end_info is the one TensorBoard shows; a later one
+ * with another status is ignored by it (a warning). */
+static void account_end_status(run_stat *r, const ff_summary_value_info *v, int64_t step,
+                               const char *path, uint64_t off, dump_opts *o)
+{
+    if (r->end_status < 0) {
+        r->end_status = v->end_status;
+    } else if (v->end_status != r->end_status) {
+        fprintf(stderr, "%s: offset %llu: warning: session_end_info %s at step %lld is ignored "
+                "by TensorBoard, which shows the run's first (%s)\n", path,
+                (unsigned long long)off, status_name(v->end_status), (long long)step,
+                status_name(r->end_status));
+        o->warnings++;
     }
 }
 
@@ -201,21 +312,31 @@ static void account_value(run_stat *r, const ff_summary_value_info *v, int64_t s
     tag_stat *t = find_tag(r, v->tag);
     if (!t) {
         t = add_tag(r, v->tag);
-        t->first_step = step;
         snprintf(t->plugin, sizeof t->plugin, "%s", v->plugin);
         if (v->is_tensor && !v->has_metadata) {
             fprintf(stderr, "%s: offset %llu: tensor tag '%s' has no plugin metadata on its "
                     "first occurrence\n", path, (unsigned long long)off, v->tag);
             o->errors++;
         }
-    } else if (step <= t->last_step) {
-        fprintf(stderr, "%s: offset %llu: tag '%s' step %lld does not increase (previous %lld)\n",
-                path, (unsigned long long)off, v->tag, (long long)step, (long long)t->last_step);
+    } else if (t->n_steps && step <= t->steps[t->n_steps - 1]) {
+        int64_t prev = t->steps[t->n_steps - 1];
+        fprintf(stderr, "%s: offset %llu: tag '%s' step %lld does not increase (previous %lld)",
+                path, (unsigned long long)off, v->tag, (long long)step, (long long)prev);
+        if (r->seen_start && r->restarts == 0 && r->first_start > 0 && prev >= r->first_start)
+            fprintf(stderr, "; the run's only SessionLog START (step %lld) is its first, which "
+                    "purges nothing: a new run writes START at step 0 so that a resumed "
+                    "run's START purges", (long long)r->first_start);
+        fprintf(stderr, "\n");
         o->errors++;
     }
-    t->count++;
-    t->last_step = step;
+    if (t->n_steps == t->cap_steps) {
+        t->cap_steps = t->cap_steps ? 2 * t->cap_steps : 16;
+        t->steps = xrealloc(t->steps, t->cap_steps * sizeof *t->steps);
+    }
+    t->steps[t->n_steps++] = step;
     snprintf(t->last, sizeof t->last, "%s", v->text);
+    if (v->end_status >= 0)
+        account_end_status(r, v, step, path, off, o);
 }
 
 static void print_record(const ff_tfrecord_record *rec, const ff_summary_event_info *ev)
@@ -224,6 +345,8 @@ static void print_record(const ff_tfrecord_record *rec, const ff_summary_event_i
            ev->wall_time, (long long)ev->step, ev->what);
     if (ev->file_version[0])
         printf(" %s", ev->file_version);
+    if (ev->session_status >= 1 && ev->session_status <= 3)
+        printf(" %s", (const char *[]){"START", "STOP", "CHECKPOINT"}[ev->session_status - 1]);
     for (int i = 0; i < ev->n_values; i++)
         printf("%s%s", i ? ", " : " ", ev->values[i].tag);
     printf("\n");
@@ -243,6 +366,8 @@ static void check_event(run_stat *r, const ff_summary_event_info *ev, long index
                 (unsigned long long)off);
         o->errors++;
     }
+    if (ev->session_status == 1) /* SessionLog START */
+        session_start(r, ev->step);
     for (int i = 0; i < ev->n_values; i++)
         account_value(r, &ev->values[i], ev->step, path, off, o);
 }
@@ -298,9 +423,10 @@ static void dump_file(run_stat *r, const char *path, dump_opts *o)
 /* Dumps the (sorted) files of l grouped by run. */
 static void dump_runs(file_list *l, dump_opts *o)
 {
-    qsort(l->files, l->n, sizeof *l->files, cmp_files);
+    if (l->n > 1)
+        qsort(l->files, l->n, sizeof *l->files, cmp_files);
     for (size_t i = 0; i < l->n;) {
-        run_stat r = {0};
+        run_stat r = {.end_status = -1};
         size_t j = i;
         for (; j < l->n && strcmp(l->files[j].run, l->files[i].run) == 0; j++)
             dump_file(&r, l->files[j].path, o);
@@ -310,7 +436,7 @@ static void dump_runs(file_list *l, dump_opts *o)
     }
 }
 
-static int collect(file_list *l, const char *arg)
+static int collect(file_list *l, const char *arg, dump_opts *o)
 {
     struct stat st;
     if (stat(arg, &st) != 0) {
@@ -319,7 +445,8 @@ static int collect(file_list *l, const char *arg)
     }
     if (S_ISDIR(st.st_mode)) {
         size_t before = l->n;
-        int rc = walk(l, arg, ".", 0);
+        dir_id anc[MAX_DEPTH] = {{st.st_dev, st.st_ino}};
+        int rc = walk(l, arg, ".", anc, 0, o);
         if (l->n == before)
             fprintf(stderr, "tfevents-dump: %s: no event files found\n", arg);
         return rc || l->n == before ? 1 : 0;
@@ -355,7 +482,7 @@ int main(int argc, char **argv)
         if (argv[i][0] == '-' && argv[i][1])
             continue;
         npaths++;
-        int rc = collect(&l, argv[i]);
+        int rc = collect(&l, argv[i], &o);
         bad_path = rc > bad_path ? rc : bad_path;
     }
     if (npaths == 0) {
