@@ -42,6 +42,7 @@ typedef struct ff_run {
     float recent_loss;             /* mean total loss of the batches up to the last one,
                                       since the log before it (what progress shows) */
     int diverged;                  /* the weights went non-finite: save nothing more */
+    int resumable;                 /* stopped early with a step model written */
 } ff_run;
 
 static void report(const ff_run *r, const ff_progress *p)
@@ -339,13 +340,15 @@ static int open_run(ff_run *r, ff_err *err)
         if (!rc)
             rc = ff_summary_open(&r->tb, res->run_dir, err);
         if (!rc)
-            rc = ff_summary_session_start(r->tb, r->tr.step, err);
+            rc = ff_summary_session_resume(r->tb, r->tr.step, err);
     } else {
         rc = ff_run_dir_create(cfg, res->run_dir, sizeof res->run_dir, err);
         if (!rc)
             rc = ff_run_claim_prefix(cfg, res->run_dir, r->prefix, sizeof r->prefix, err);
         if (!rc)
             rc = ff_summary_open(&r->tb, res->run_dir, err);
+        if (!rc) /* the run's first START: a resume's later START purges what it redoes */
+            rc = ff_summary_session_start(r->tb, 0, err);
     }
     if (rc)
         return rc;
@@ -397,6 +400,7 @@ static int save_stopped(ff_run *r, int rc, ff_err *err)
         ff_err_set(err, rc, "%.500s (and no model could be saved: %.400s)", msg, serr.msg);
         return rc;
     }
+    r->resumable = 1;
     if (rc == FF_ERR_INTERRUPTED)
         return ff_err_set(err, FF_ERR_INTERRUPTED,
                           "interrupted at step %lld (epoch %d, batch %d); resume with "
@@ -413,7 +417,10 @@ static int close_run(ff_run *r, int rc, ff_err *err)
     if (!r->tb)
         return rc;
     ff_err cerr;
-    int erc = ff_summary_hparams_end(r->tb, rc ? 2 : 1, r->tr.step, &cerr);
+    /* a stopped run that --resume can finish gets its end record from that resume */
+    const int status = !rc ? FF_SUMMARY_SUCCESS
+                       : r->resumable ? FF_SUMMARY_INTERRUPTED : FF_SUMMARY_FAILURE;
+    int erc = ff_summary_hparams_end(r->tb, status, r->tr.step, &cerr);
     int crc = ff_summary_close(r->tb, erc ? NULL : &cerr);
     r->tb = NULL;
     if (!rc && (erc || crc)) {

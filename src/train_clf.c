@@ -48,7 +48,7 @@ static int open_run(clf_run *c, ff_err *err)
         if (!rc)
             rc = ff_summary_open(&c->tb, res->run_dir, err);
         if (!rc)
-            rc = ff_summary_session_start(c->tb, c->tr.step, err);
+            rc = ff_summary_session_resume(c->tb, c->tr.step, err);
         if (!rc)
             snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(c->tb));
         return rc;
@@ -58,6 +58,8 @@ static int open_run(clf_run *c, ff_err *err)
         rc = ff_run_claim_prefix(cfg, res->run_dir, c->prefix, sizeof c->prefix, err);
     if (!rc)
         rc = ff_summary_open(&c->tb, res->run_dir, err);
+    if (!rc) /* the run's first START: a resume's later START purges what it redoes */
+        rc = ff_summary_session_start(c->tb, 0, err);
     if (rc)
         return rc;
     snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(c->tb));
@@ -182,6 +184,7 @@ int ff_train_clf(const ff_config *cfg, const ff_train_opts *opts, ff_train_resul
         rc = run_batches(c, err);
     if (rc == FF_ERR_INTERRUPTED)
         res->interrupted = 1;
+    int resumable = 0; /* stopped early, with a step model written */
     if (res->started && (rc || c->tr.epoch > 0)) {
         /* the end, or where it stopped: a model --resume continues */
         char what[48];
@@ -198,11 +201,13 @@ int ff_train_clf(const ff_config *cfg, const ff_train_opts *opts, ff_train_resul
                 rc = serr.code;
             }
         } else if (rc == FF_ERR_INTERRUPTED) {
+            resumable = 1;
             ff_err_set(err, FF_ERR_INTERRUPTED,
                        "interrupted at step %lld (classifier epoch %d, batch %d); resume with "
                        "ffrun --resume %s", (long long)c->tr.step, c->tr.epoch + 1,
                        c->tr.batch_in_epoch, res->model_path);
         } else if (rc) {
+            resumable = 1;
             char msg[FF_ERR_MSG_MAX];
             snprintf(msg, sizeof msg, "%s", err->msg);
             ff_err_set(err, rc, "%.600s; the state at step %lld is saved: resume with ffrun "
@@ -211,7 +216,10 @@ int ff_train_clf(const ff_config *cfg, const ff_train_opts *opts, ff_train_resul
     }
     if (c->tb) {
         ff_err cerr;
-        int erc = ff_summary_hparams_end(c->tb, rc ? 2 : 1, c->tr.step, &cerr);
+        /* a stopped run that --resume can finish gets its end record from that resume */
+        const int status = !rc ? FF_SUMMARY_SUCCESS
+                           : resumable ? FF_SUMMARY_INTERRUPTED : FF_SUMMARY_FAILURE;
+        int erc = ff_summary_hparams_end(c->tb, status, c->tr.step, &cerr);
         int crc = ff_summary_close(c->tb, erc ? NULL : &cerr);
         if (!rc && (erc || crc)) {
             *err = cerr;
