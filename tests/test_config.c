@@ -341,8 +341,9 @@ static void test_io_errors(void)
     ff_err e = {0};
     CHECK(ff_config_load(&c, FIX "does_not_exist.yaml", &e) == FF_ERR_IO);
     CHECK(e.code == FF_ERR_IO && contains(e.msg, FIX "does_not_exist.yaml") && contains(e.msg, "No such file"));
-    CHECK(ff_config_load(&c, FIX, &e) == FF_ERR_IO);
-    CHECK(contains(e.msg, FIX) && contains(e.msg, "Is a directory"));
+    /* not a regular file: a usage error (exit 2), naming the file and what it is */
+    CHECK(ff_config_load(&c, FIX, &e) == FF_ERR_USAGE);
+    CHECK(contains(e.msg, FIX) && contains(e.msg, "not a regular file (a directory)"));
 }
 
 static void test_nulls_and_styles(void)
