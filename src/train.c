@@ -136,8 +136,9 @@ static int setup(trainer *t, ff_err *err)
     int max_batch = 2 * t->batch;
     if (max_batch < 1000)
         max_batch = 1000;
+    const ff_optim_params opt_params = ff_optim_params_from_config(cfg);
     if ((rc = ff_net_build(&t->net, cfg, t->in_shape, max_batch, &t->rng, err)) ||
-        (rc = ff_optim_init(&t->opt, cfg, t->net.n_params, err)) ||
+        (rc = ff_optim_init(&t->opt, &opt_params, t->net.n_params, err)) ||
         (rc = alloc_buffers(t, err)))
         return rc;
     if (t->unsupervised && (rc = load_hybrids(t, err)))

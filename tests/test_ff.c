@@ -508,7 +508,8 @@ static void test_peer_normalisation_gradient(void)
 static void run_optim(ff_config *cfg, int steps, float *p, int n)
 {
     ff_optim o;
-    CHECK(ff_optim_init(&o, cfg, (size_t)n, NULL) == FF_OK);
+    const ff_optim_params op = ff_optim_params_from_config(cfg);
+    CHECK(ff_optim_init(&o, &op, (size_t)n, NULL) == FF_OK);
     float g[64];
     for (int s = 0; s < steps; s++) {
         for (int i = 0; i < n; i++)
@@ -694,7 +695,8 @@ static void test_checkpoint_roundtrip_and_corruption(void)
     ff_optim opt;
     ff_err err;
     CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 4, &r, &err) == FF_OK);
-    CHECK(ff_optim_init(&opt, &cfg, net.n_params, &err) == FF_OK);
+    const ff_optim_params op = ff_optim_params_from_config(&cfg);
+    CHECK(ff_optim_init(&opt, &op, net.n_params, &err) == FF_OK);
     for (size_t i = 0; i < net.n_params; i++)
         net.grads[i] = ff_rng_normal(&r);
     for (size_t i = 0; i < net.n_aux; i++)

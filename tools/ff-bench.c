@@ -339,8 +339,9 @@ static int bench_setup(bench *b, const opts *o, ff_err *err)
     b->in_dim = ff_shape_dim(b->in_shape);
     /* as src/train.c: room for a joint batch and for eval chunks of 10 labelled copies */
     int max_batch = 2 * b->batch < 1000 ? 1000 : 2 * b->batch;
+    const ff_optim_params opt_params = ff_optim_params_from_config(&b->cfg);
     if ((rc = ff_net_build(&b->net, &b->cfg, b->in_shape, max_batch, &b->rng, err)) ||
-        (rc = ff_optim_init(&b->opt, &b->cfg, b->net.n_params, err)))
+        (rc = ff_optim_init(&b->opt, &opt_params, b->net.n_params, err)))
         return rc;
     b->order = malloc(sizeof(int) * (size_t)b->ds.n);
     b->x = malloc(sizeof(float) * (size_t)max_batch * (size_t)b->in_dim);
