@@ -196,12 +196,18 @@ static void test_jitter_shifts_image_not_label(void)
     ff_embed_batch_shifted(FF_EMBED_OVERLAY, img, 28, 28, NULL, &label, shift, 1, out);
     for (int k = 0; k < 10; k++)
         CHECK(out[k] == (k == 4 ? 1.0f : 0.0f)); /* the label stays in place */
-    for (int r = 1; r < 27; r++)
+    /* rows 0..26 hold image rows 1..27 moved right by 2 (row 0's first 10 pixels: the label) */
+    int checked = 0;
+    for (int r = 0; r < 27; r++)
         for (int c = 0; c < 28; c++) {
             float want = c - 2 >= 0 ? img[(r + 1) * 28 + c - 2] : 0.0f;
-            if (r > 0 || c >= 10)
+            if (r > 0 || c >= 10) {
                 CHECK(out[r * 28 + c] == want);
+                checked++;
+            }
         }
+    CHECK(checked == 27 * 28 - 10);
+    CHECK(out[10] == img[28 + 8] && out[10] != 0.0f); /* row 0 is really checked: non-zero */
     for (int c = 0; c < 28; c++)
         CHECK(out[27 * 28 + c] == 0.0f); /* vacated bottom row */
     ff_rng r;
