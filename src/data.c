@@ -19,7 +19,7 @@
 #define NUM_CLASSES 10
 
 /* ------------------------------------------------------------------------ */
-/* reading files (ff_read_file, include/ff/fsutil.h, opens and reads them)   */
+/* reading files: ff_read_file (include/ff/fsutil.h) reads, gunzip inflates  */
 
 /* Grows *buf to hold at least twice *cap bytes (capped at MAX_FILE_BYTES). */
 static int grow(uint8_t **buf, size_t *cap, const char *path, const char *what, ff_err *err)
