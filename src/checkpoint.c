@@ -3,11 +3,10 @@
 
 #include <errno.h>
 #include <dirent.h>
-#include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "ff/crc32c.h"
 #include "ff/endian.h"
@@ -96,59 +95,9 @@ int ff_checkpoint_save(const char *path, const ff_checkpoint_state *st, ff_err *
     int rc = encode(st, &b, &len, err);
     if (rc)
         return rc;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        free(b);
-        return ff_err_set(err, FF_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    }
-    int bad = ff_write_all(fd, b, len) || fsync(fd);
-    int saved = errno;
-    bad |= close(fd) != 0;
+    rc = ff_write_file_atomic(path, b, len, err);
     free(b);
-    if (bad || rename(tmp, path) != 0) {
-        if (!bad)
-            saved = errno;
-        unlink(tmp);
-        return ff_err_set(err, FF_ERR_IO, "cannot write model %s: %s", path, strerror(saved));
-    }
-    ff_fsync_parent_dir(path);
-    return FF_OK;
-}
-
-static int read_whole(const char *path, uint8_t **out, size_t *len, ff_err *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ff_err_set(err, FF_ERR_IO, "cannot open model %s: %s", path, strerror(errno));
-    uint8_t *b = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 1 << 20;
-            uint8_t *nb = realloc(b, cap);
-            if (!nb) {
-                free(b);
-                fclose(f);
-                return ff_err_set(err, FF_ERR_NOMEM, "out of memory reading %s", path);
-            }
-            b = nb;
-        }
-        size_t r = fread(b + n, 1, cap - n, f);
-        n += r;
-        if (r == 0)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(b);
-        return ff_err_set(err, FF_ERR_IO, "cannot read model %s", path);
-    }
-    *out = b;
-    *len = n;
-    return FF_OK;
+    return rc;
 }
 
 static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint *ck, ff_err *err)
@@ -238,7 +187,7 @@ int ff_checkpoint_load(const char *path, ff_checkpoint *ck, ff_err *err)
     memset(ck, 0, sizeof *ck);
     uint8_t *b = NULL;
     size_t len = 0;
-    int rc = read_whole(path, &b, &len, err);
+    int rc = ff_read_file(path, SIZE_MAX, &b, &len, err);
     if (rc)
         return rc;
     rc = decode(b, len, path, ck, err);

@@ -9,6 +9,7 @@
 #include <yaml.h>
 
 #include "config_schema.h" // defines: ff_config_keys, ff_layer_keys, ff_key_set_text, ...
+#include "ff/fsutil.h"   // defines: ff_read_file
 
 #define MAX_KEYS 64                      /* capacity of pctx.at; checked against the table */
 #define MAX_FILE_BYTES (16u << 20)       /* a config file larger than this is a mistake */
@@ -581,47 +582,21 @@ int ff_config_parse(ff_config *cfg, const char *yaml, size_t len, const char *or
     return rc;
 }
 
-/* Reads a whole file into a malloc'd buffer (caller frees). */
-static int read_file(const char *path, char **out, size_t *out_len, ff_err *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ff_err_set(err, FF_ERR_IO, "%s: cannot open config: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t len = 0, cap = 0, got;
-    int rc = FF_OK;
-    do {
-        if (len == cap) {
-            char *nb = cap < MAX_FILE_BYTES ? realloc(buf, cap = cap ? 2 * cap : 4096) : NULL;
-            if (!nb) {
-                rc = cap >= MAX_FILE_BYTES ? ff_err_set(err, FF_ERR_USAGE, "%s: larger than %u bytes; not a config file?", path, MAX_FILE_BYTES)
-                                           : ff_err_set(err, FF_ERR_NOMEM, "%s: out of memory", path);
-                break;
-            }
-            buf = nb;
-        }
-        got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0 && ferror(f))
-            rc = ff_err_set(err, FF_ERR_IO, "%s: cannot read config: %s", path, strerror(errno));
-    } while (!rc && got > 0);
-    fclose(f);
-    if (rc) {
-        free(buf);
-        return rc;
-    }
-    *out = buf, *out_len = len;
-    return FF_OK;
-}
-
 int ff_config_load(ff_config *cfg, const char *path, ff_err *err)
 {
-    char *text = NULL;
+    uint8_t *text = NULL;
     size_t len = 0;
-    int rc = read_file(path, &text, &len, err);
+    int rc = ff_read_file(path, MAX_FILE_BYTES, &text, &len, err);
+    if (rc == FF_ERR_FORMAT && err) { /* not a regular file, or too large: a usage error */
+        char msg[FF_ERR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        return ff_err_set(err, FF_ERR_USAGE, "%s; not a config file?", msg);
+    }
+    if (rc == FF_ERR_FORMAT)
+        return FF_ERR_USAGE;
     if (rc)
         return rc;
-    rc = ff_config_parse(cfg, text, len, path, err);
+    rc = ff_config_parse(cfg, (const char *)text, len, path, err);
     free(text);
     return rc;
 }

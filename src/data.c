@@ -2,23 +2,24 @@
 #include "ff/data.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
+#include "ff/fsutil.h"
+
 #define MAX_FILE_BYTES ((size_t)1 << 31) /* raw or decompressed */
+#define MAX_SUMS_BYTES ((size_t)16 << 20) /* SHA256SUMS */
 #define IDX_IMAGES_MAGIC 0x00000803u
 #define IDX_LABELS_MAGIC 0x00000801u
 #define IDX_MAX_SIDE 4096u
 #define NUM_CLASSES 10
 
 /* ------------------------------------------------------------------------ */
-/* reading files                                                             */
+/* reading files: ff_read_file (include/ff/fsutil.h) reads, gunzip inflates  */
 
 /* Grows *buf to hold at least twice *cap bytes (capped at MAX_FILE_BYTES). */
 static int grow(uint8_t **buf, size_t *cap, const char *path, const char *what, ff_err *err)
@@ -33,56 +34,6 @@ static int grow(uint8_t **buf, size_t *cap, const char *path, const char *what, 
     *buf = nbuf;
     *cap = ncap;
     return FF_OK;
-}
-
-/* Reads fd to EOF into a malloc'ed buffer; hint is the expected size. */
-static int read_fd(int fd, const char *path, size_t hint, uint8_t **out, size_t *len, ff_err *err)
-{
-    size_t cap = (hint < MAX_FILE_BYTES ? hint : MAX_FILE_BYTES - 1) + 1, used = 0;
-    uint8_t *buf = malloc(cap);
-    if (!buf)
-        return ff_err_set(err, FF_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, cap);
-    for (;;) {
-        if (used == cap) {
-            int rc = grow(&buf, &cap, path, "the file", err);
-            if (rc) {
-                free(buf);
-                return rc;
-            }
-        }
-        ssize_t r = read(fd, buf + used, cap - used);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            free(buf);
-            return ff_err_set(err, FF_ERR_IO, "%s: read failed: %s", path, strerror(e));
-        }
-        if (r == 0)
-            break;
-        used += (size_t)r;
-    }
-    *out = buf;
-    *len = used;
-    return FF_OK;
-}
-
-/* Reads a whole file as is. *out is malloc'ed; caller frees. */
-static int read_raw(const char *path, uint8_t **out, size_t *len, ff_err *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ff_err_set(err, FF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    int e = fstat(fd, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
-    if (e) {
-        close(fd);
-        return ff_err_set(err, FF_ERR_IO, "%s: cannot read: %s", path, strerror(e));
-    }
-    size_t hint = st.st_size > 0 ? (size_t)st.st_size : 4096;
-    int rc = read_fd(fd, path, hint, out, len, err);
-    close(fd);
-    return rc;
 }
 
 /* Expected decompressed size from the gzip trailer (ISIZE, size mod 2^32),
@@ -178,7 +129,7 @@ int ff_read_file_maybe_gz(const char *path, uint8_t **out, size_t *len, ff_err *
     size_t raw_len = 0;
     *out = NULL;
     *len = 0;
-    int rc = read_raw(path, &raw, &raw_len, err);
+    int rc = ff_read_file(path, MAX_FILE_BYTES, &raw, &raw_len, err);
     if (rc)
         return rc;
     if (raw_len < 2 || raw[0] != 0x1f || raw[1] != 0x8b) {
@@ -362,7 +313,7 @@ static int sums_load(sums_file *sf, const char *dir, ff_err *err)
         return ff_err_set(err, FF_ERR_USAGE, "%s: directory name too long", dir);
     if (stat(sf->path, &st) != 0 && errno == ENOENT)
         return FF_OK;
-    int rc = read_raw(sf->path, &buf, &len, err);
+    int rc = ff_read_file(sf->path, MAX_SUMS_BYTES, &buf, &len, err);
     if (rc)
         return rc;
     if (memchr(buf, '\0', len)) {

@@ -2,7 +2,6 @@
 #include "ff/hybrid.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,10 +226,10 @@ int ff_hybrid_cache_path(const char *cache_dir, const uint8_t key[32], char *pat
 
 /* ---------------------------------------------------------------- cache file */
 
-static int write_all(int fd, const void *data, size_t len, uint32_t *crc)
+static int write_crc(ff_atomic_file *f, const void *data, size_t len, uint32_t *crc, ff_err *err)
 {
     *crc = ff_crc32c(*crc, data, len);
-    return ff_write_all(fd, data, len);
+    return ff_atomic_write(f, data, len, err);
 }
 
 static void encode_header(uint8_t h[FF_HYBRID_HEADER], const ff_hybrid_set *set,
@@ -247,16 +246,17 @@ static void encode_header(uint8_t h[FF_HYBRID_HEADER], const ff_hybrid_set *set,
     memcpy(h + 40, key, 32);
 }
 
-static int write_body(int fd, const ff_hybrid_set *set, const uint8_t *h)
+static int write_body(ff_atomic_file *f, const ff_hybrid_set *set, const uint8_t *h, ff_err *err)
 {
     uint32_t crc = 0;
     uint8_t tail[4];
-    if (write_all(fd, h, FF_HYBRID_HEADER, &crc) ||
-        write_all(fd, set->src, 8 * (size_t)set->n, &crc) ||
-        write_all(fd, set->images, 4 * (size_t)set->n * (size_t)set->dim, &crc))
-        return -1;
+    int rc;
+    if ((rc = write_crc(f, h, FF_HYBRID_HEADER, &crc, err)) ||
+        (rc = write_crc(f, set->src, 8 * (size_t)set->n, &crc, err)) ||
+        (rc = write_crc(f, set->images, 4 * (size_t)set->n * (size_t)set->dim, &crc, err)))
+        return rc;
     ff_put_u32le(tail, crc);
-    return write_all(fd, tail, 4, &crc);
+    return write_crc(f, tail, 4, &crc, err);
 }
 
 int ff_hybrid_save(const ff_hybrid_set *set, const uint8_t key[32], int src_n, int blur_passes,
@@ -264,24 +264,14 @@ int ff_hybrid_save(const ff_hybrid_set *set, const uint8_t key[32], int src_n, i
 {
     uint8_t h[FF_HYBRID_HEADER];
     encode_header(h, set, key, src_n, blur_passes, seed);
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
-        return ff_err_set(err, FF_ERR_USAGE, "cache path too long: %s", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        return ff_err_set(err, FF_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    int bad = write_body(fd, set, h) || fsync(fd);
-    int saved = errno;
-    bad |= close(fd) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        if (!bad)
-            saved = errno;
-        unlink(tmp);
-        return ff_err_set(err, FF_ERR_IO, "cannot write hybrid cache %s: %s", path,
-                          strerror(saved));
-    }
-    ff_fsync_parent_dir(path);
-    return FF_OK;
+    ff_atomic_file f;
+    int rc = ff_atomic_open(&f, path, err);
+    if (!rc)
+        rc = write_body(&f, set, h, err);
+    if (!rc)
+        rc = ff_atomic_commit(&f, err);
+    ff_atomic_abort(&f); /* no-op unless a step above failed before aborting */
+    return rc;
 }
 
 static int read_exact(FILE *f, void *dst, size_t len, uint32_t *crc)
@@ -342,11 +332,16 @@ int ff_hybrid_load(ff_hybrid_set *set, const char *path, const uint8_t key[32], 
                    int n, ff_err *err)
 {
     memset(set, 0, sizeof *set);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ff_err_set(err, FF_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    int fd;
+    int rc = ff_open_regular(path, &fd, err);
+    if (rc)
+        return rc;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return ff_err_set(err, FF_ERR_NOMEM, "%s: out of memory", path);
+    }
     uint8_t h[FF_HYBRID_HEADER];
-    int rc;
     if (fread(h, 1, sizeof h, f) != sizeof h)
         rc = ff_err_set(err, FF_ERR_FORMAT, "%s: truncated header", path);
     else if (!(rc = check_header(h, key, rows, cols, n, path, err)) &&

@@ -4,14 +4,24 @@
 #include <math.h>
 #include <stdlib.h>
 
-int ff_optim_init(ff_optim *o, const ff_config *cfg, size_t n, ff_err *err)
+ff_optim_params ff_optim_params_from_config(const ff_config *cfg)
 {
-    o->kind = cfg->optimizer.type;
-    o->momentum = cfg->optimizer.momentum;
-    o->beta1 = cfg->optimizer.beta1;
-    o->beta2 = cfg->optimizer.beta2;
-    o->eps = cfg->optimizer.eps;
-    o->weight_decay = cfg->optimizer.weight_decay;
+    return (ff_optim_params){.kind = cfg->optimizer.type,
+                             .momentum = cfg->optimizer.momentum,
+                             .beta1 = cfg->optimizer.beta1,
+                             .beta2 = cfg->optimizer.beta2,
+                             .eps = cfg->optimizer.eps,
+                             .weight_decay = cfg->optimizer.weight_decay};
+}
+
+int ff_optim_init(ff_optim *o, const ff_optim_params *p, size_t n, ff_err *err)
+{
+    o->kind = p->kind;
+    o->momentum = p->momentum;
+    o->beta1 = p->beta1;
+    o->beta2 = p->beta2;
+    o->eps = p->eps;
+    o->weight_decay = p->weight_decay;
     o->n = n;
     o->t = 0;
     o->state = calloc(ff_optim_state_len(o), sizeof(float));

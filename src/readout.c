@@ -11,17 +11,9 @@
 
 /* ---------------------------------------------------------------- classifier */
 
-static int init_optim(ff_readout *ro, ff_err *err)
-{
-    ff_config c;
-    ff_config_defaults(&c);
-    c.optimizer.type = FF_OPT_ADAM;
-    c.optimizer.beta1 = 0.9f;
-    c.optimizer.beta2 = 0.999f;
-    c.optimizer.eps = 1e-8f;
-    c.optimizer.weight_decay = 0.0f;
-    return ff_optim_init(&ro->opt, &c, ro->n_params, err);
-}
+/* Adam with PyTorch's defaults, no weight decay. */
+static const ff_optim_params readout_adam = {
+    .kind = FF_OPT_ADAM, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.0f};
 
 int ff_readout_init(ff_readout *ro, int features, int classes, int max_batch, ff_err *err)
 {
@@ -46,7 +38,7 @@ int ff_readout_init(ff_readout *ro, int features, int classes, int max_batch, ff
     ro->logits = ro->grads + ro->n_params;
     ro->feat = ro->logits + rows * (size_t)classes;
     memset(ro->labels + rows, FF_LABEL_NEUTRAL, rows);
-    int rc = init_optim(ro, err);
+    int rc = ff_optim_init(&ro->opt, &readout_adam, ro->n_params, err);
     if (rc)
         ff_readout_free(ro);
     return rc;

@@ -156,3 +156,21 @@ int ff_run_model_path(const ff_config *cfg, const char *prefix, const char *what
         return ff_err_set(err, FF_ERR_USAGE, "model path too long under %s", cfg->checkpoint.dir);
     return FF_OK;
 }
+
+void ff_run_clean_stale(const ff_config *cfg, void (*info)(void *ctx, const char *msg),
+                        void *ctx)
+{
+    int removed = 0;
+    ff_err err;
+    if (ff_clean_stale_tmp(cfg->checkpoint.dir, &removed, &err) != FF_OK) {
+        if (info)
+            info(ctx, err.msg);
+        return;
+    }
+    if (removed > 0 && info) {
+        char msg[FF_PATH_MAX + 160];
+        snprintf(msg, sizeof msg, "removed %d temporary model file(s) left in %s by killed runs",
+                 removed, cfg->checkpoint.dir);
+        info(ctx, msg);
+    }
+}

@@ -1,15 +1,13 @@
 /* tfrecord.c - TFRecord framing and a checking record reader (include/ff/tfrecord.h). */
 #include "ff/tfrecord.h"
 
-#include <errno.h>
-#include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "ff/crc32c.h"
 #include "ff/endian.h"
+#include "ff/fsutil.h"
 
 void ff_tfrecord_frame(uint8_t *rec, size_t len)
 {
@@ -32,52 +30,15 @@ void ff_tfrecord_reader_init(ff_tfrecord_reader *r, const void *buf, size_t len)
     r->len = len;
 }
 
-/* Reads up to len bytes into buf; *got is less than len if the file shrank meanwhile. */
-static int read_all(int fd, uint8_t *buf, size_t len, size_t *got_out, const char *path,
-                    ff_err *err)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t k = read(fd, buf + got, len - got);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return ff_err_set(err, FF_ERR_IO, "%s: read failed: %s", path, strerror(errno));
-        if (k == 0)
-            break;
-        got += (size_t)k;
-    }
-    *got_out = got;
-    return FF_OK;
-}
-
 int ff_tfrecord_reader_open(ff_tfrecord_reader *r, const char *path, ff_err *err)
 {
     memset(r, 0, sizeof *r);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ff_err_set(err, FF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return ff_err_set(err, FF_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    size_t len = (size_t)st.st_size;
-    r->owned = malloc(len ? len : 1);
-    if (!r->owned) {
-        close(fd);
-        return ff_err_set(err, FF_ERR_NOMEM, "%s: out of memory for %zu bytes", path, len);
-    }
-    size_t got = 0;
-    int rc = read_all(fd, r->owned, len, &got, path, err);
-    close(fd);
-    if (rc < 0) {
-        ff_tfrecord_reader_destroy(r);
+    size_t len = 0;
+    int rc = ff_read_file(path, SIZE_MAX, &r->owned, &len, err);
+    if (rc)
         return rc;
-    }
     r->buf = r->owned;
-    r->len = got;
+    r->len = len;
     return FF_OK;
 }
 

@@ -352,6 +352,8 @@ static int open_run(ff_run *r, ff_err *err)
     }
     if (rc)
         return rc;
+    ff_run_clean_stale(cfg, r->opts ? r->opts->info : NULL,
+                       r->opts ? r->opts->progress_ctx : NULL);
     snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(r->tb));
     if (ck)
         return ff_summary_flush(r->tb, err);

@@ -62,6 +62,8 @@ static int open_run(clf_run *c, ff_err *err)
         rc = ff_summary_session_start(c->tb, 0, err);
     if (rc)
         return rc;
+    ff_run_clean_stale(cfg, c->opts ? c->opts->info : NULL,
+                       c->opts ? c->opts->progress_ctx : NULL);
     snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(c->tb));
     size_t cap = 1 << 16;
     char *md = malloc(cap);

@@ -1,10 +1,45 @@
 #!/usr/bin/env bash
 # t_e2e_configs.sh - every shipped config in configs/ runs end to end, shortened (500
-# training images, 200 test images, 1 epoch): exit 0, a final test error is printed, a
-# model file is written. unsupervised_clf.yaml runs on the backbone that
+# training images, 200 test images, 1 epoch): exit 0; a finite final test error (0..100%)
+# is printed; the event file passes tfevents-dump with the tags the config's mode and
+# eval.softmax call for; the model file is written and `ffrun eval` reads it (on a 200-image
+# copy of the test set) and prints a finite test error (an unsupervised backbone has no
+# classifier: eval must say so). unsupervised_clf.yaml runs on the backbone that
 # unsupervised_backbone.yaml just wrote. The figures of the full runs are in docs/RESULTS.md.
 set -u
 source "$(dirname "$0")/script_lib.sh"
+
+# a small copy of MNIST (raw IDX): ffrun eval reads the whole test set of --data
+small=$tmp/small
+/usr/bin/python3 - "$root/data/mnist" "$small" <<'PY2' || fail "cannot make the small data set"
+import gzip, os, sys
+src, dst = sys.argv[1:]
+os.makedirs(dst)
+for prefix, n in (("train", 500), ("t10k", 200)):
+    for kind, hdr, rec in (("images-idx3-ubyte", 16, 784), ("labels-idx1-ubyte", 8, 1)):
+        b = gzip.open(os.path.join(src, "%s-%s.gz" % (prefix, kind))).read()
+        out = bytearray(b[:hdr + n * rec])
+        out[4:8] = n.to_bytes(4, "big")
+        open(os.path.join(dst, "%s-%s" % (prefix, kind)), "wb").write(out)
+PY2
+
+# a percentage printed by ffrun is finite and within 0..100
+finite_pct() { [[ "$1" =~ ^[0-9]+(\.[0-9]+)?$ ]] && /usr/bin/python3 -c \
+    "import sys; sys.exit(0 if 0 <= float(sys.argv[1]) <= 100 else 1)" "$1"; }
+
+# the tags a run of this mode must write (test/error_softmax: when eval.softmax is on)
+expected_tags() { # expected_tags MODE SOFTMAX
+    local t="config _hparams_/experiment _hparams_/session_start_info _hparams_/session_end_info"
+    case $1 in
+    unsupervised_clf) t="$t clf/loss clf/lr test/error_softmax" ;;
+    *) t="$t layer0/loss layer0/goodness_pos layer0/goodness_neg loss/total train/learning_rate"
+       t="$t layer0/weights layer0/biases layer0/goodness_pos_hist inputs/positive inputs/negative"
+       [ "$1" = supervised ] && t="$t test/error_goodness"
+       [ "$1" = unsupervised_backbone ] && t="$t inputs/masks"
+       [ "$2" = true ] && t="$t test/error_softmax" ;;
+    esac
+    echo "$t"
+}
 
 short=(--set data.train_limit=500 --set data.test_limit=200 --set data.cache="$tmp/cache"
        --set log.dir="$tmp/runs" --set checkpoint.dir="$tmp/models" --quiet)
@@ -19,11 +54,51 @@ run_config() { # config extra...
         fail "$cfg exited $rc"; cat "$tmp/$name.out"; return
     fi
     local err
-    err=$(sed -n 's/^test error ([a-z ]*readout): final \([0-9.]*%\).*/\1/p' "$tmp/$name.out" | head -1)
-    [ -n "$err" ] || { fail "$cfg printed no final test error"; cat "$tmp/$name.out"; return; }
-    ls "$tmp"/models/*_cfg_"${name}"_*.ffm > /dev/null 2>&1 \
-        || { fail "$cfg wrote no model"; return; }
-    ok "$cfg: 1 epoch on 500 images, test error $err, model written"
+    err=$(sed -n 's/^test error ([a-z ]*readout): final \([^%]*\)%.*/\1/p' "$tmp/$name.out" | head -1)
+    finite_pct "$err" || { fail "$cfg printed no finite final test error ('$err')"; cat "$tmp/$name.out"; return; }
+    ok "$cfg: 1 epoch on 500 images, test error $err%"
+    check_events "$cfg" "$name" "$@"
+    check_model "$cfg" "$name"
+}
+
+# the event file the run names is intact and holds the expected tags
+check_events() { # check_events CONFIG NAME EXTRA...
+    local cfg=$1 name=$2; shift 2
+    local ev mode softmax missing=""
+    ev=$(sed -n 's/^event file: *//p' "$tmp/$name.out")
+    [ -f "$ev" ] || { fail "$cfg: no event file ('$ev')"; return; }
+    "$build/ffrun" "$cfg" "${short[@]}" "$@" --dry-run > "$tmp/$name.resolved" 2>&1
+    mode=$(sed -n 's/^mode: *//p' "$tmp/$name.resolved" | head -1)
+    softmax=$(sed -n '/^eval:/,/^[a-z]/s/^ *softmax: *//p' "$tmp/$name.resolved" | head -1)
+    [ -n "$mode" ] && [ -n "$softmax" ] || { fail "$cfg: no mode/eval.softmax in --dry-run"; return; }
+    "$build/tfevents-dump" "$ev" > "$tmp/$name.dump" 2>&1 \
+        || { fail "$cfg: tfevents-dump rejects $ev"; cat "$tmp/$name.dump"; return; }
+    for tag in $(expected_tags "$mode" "$softmax"); do
+        grep -qE "^  $tag +" "$tmp/$name.dump" || missing="$missing $tag"
+    done
+    [ -z "$missing" ] && ok "$cfg: event file verified, $(expected_tags "$mode" "$softmax" | wc -w) expected tags" \
+        || { fail "$cfg: event file lacks$missing"; cat "$tmp/$name.dump"; }
+}
+
+# the model the run names exists and ffrun eval reads it
+check_model() { # check_model CONFIG NAME
+    local cfg=$1 name=$2 model rc err
+    model=$(sed -n 's/^model: *//p' "$tmp/$name.out")
+    [ -f "$model" ] || { fail "$cfg wrote no model ('$model')"; return; }
+    timeout 120 "$build/ffrun" eval "$model" --data "$small" > "$tmp/$name.eval" 2>&1
+    rc=$?
+    if [ "$name" = unsupervised_backbone ]; then # read, but it has no classifier
+        [ $rc -eq 2 ] && grep -q "is an unsupervised backbone: it has no classifier" "$tmp/$name.eval" \
+            && ok "$cfg: ffrun eval reads the model (a backbone: exit 2, no classifier)" \
+            || { fail "$cfg: ffrun eval $model -> $rc"; cat "$tmp/$name.eval"; }
+        return
+    fi
+    err=$(sed -n 's/^test error ([a-z ]*readout, 200 images): \([^%]*\)%$/\1/p' "$tmp/$name.eval" | head -1)
+    if [ $rc -eq 0 ] && finite_pct "$err"; then
+        ok "$cfg: ffrun eval reads the model: test error $err% on 200 images"
+    else
+        fail "$cfg: ffrun eval $model -> $rc, test error '$err'"; cat "$tmp/$name.eval"
+    fi
 }
 
 n=0

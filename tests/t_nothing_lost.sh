@@ -93,4 +93,14 @@ sys.exit(0 if all(math.isfinite(v) for v in vals) else 1)
 PY
 done
 [ $bad -eq 0 ] && ok "no saved model holds a NaN" || fail "a saved model holds NaN"
+# kill -9 during a save leaves <model>.tmp.<pid>.<n>; the next run removes it and says so
+mkdir -p stale && : > stale/supervised_x_best.ffm.tmp.4194000.1 && : > stale/keep.ffm.tmp
+"$ffrun" "$root/configs/quick.yaml" --set data.train_limit=500 --set train.epochs=1 \
+    --set checkpoint.dir=stale > s.out 2>&1
+if grep -q "removed 1 temporary model file" s.out && [ ! -e stale/supervised_x_best.ffm.tmp.4194000.1 ] &&
+    [ -e stale/keep.ffm.tmp ]; then
+    ok "a killed writer's temporary model file is removed at start (and said)"
+else
+    fail "stale temporary files"; cat s.out; ls stale
+fi
 finish t_nothing_lost

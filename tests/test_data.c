@@ -296,7 +296,8 @@ static void test_read_maybe_gz(void)
     snprintf(path, sizeof path, "%s/nope.gz", dir);
     CHECK(ff_read_file_maybe_gz(path, &out, &len, &err) == FF_ERR_IO);
     CHECK(has(err.msg, path) && out == NULL);
-    CHECK(ff_read_file_maybe_gz(dir, &out, &len, &err) == FF_ERR_IO && has(err.msg, dir));
+    CHECK(ff_read_file_maybe_gz(dir, &out, &len, &err) == FF_ERR_FORMAT && has(err.msg, dir));
+    CHECK(has(err.msg, "not a regular file (a directory)"));
     free(img.p);
     free(gz.p);
 }

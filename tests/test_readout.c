@@ -93,6 +93,10 @@ static void test_separable_toy_problem(void)
     ff_readout_reset(&ro);
     CHECK(ro.opt.t == 0 && ro.params[0] == 0.0f && ro.params[ro.n_params - 1] == 0.0f);
     CHECK_NEAR(ff_readout_loss_grad(&ro, x, y, 100), log(C), 1e-5);
+    /* the head's optimiser: Adam with PyTorch's defaults, no weight decay */
+    CHECK(ro.opt.kind == FF_OPT_ADAM && ro.opt.beta1 == 0.9f && ro.opt.beta2 == 0.999f);
+    CHECK(ro.opt.eps == 1e-8f && ro.opt.weight_decay == 0.0f);
+    CHECK(ff_optim_state_len(&ro.opt) == 2 * ro.n_params);
     ff_readout_free(&ro);
 }
 

@@ -4,7 +4,7 @@
  * Format version 2, all integers little-endian:
  *   offset  size  field
  *   0       8     magic "FFRUNMDL"
- *   8       4     version (1)
+ *   8       4     version (2, FF_CHECKPOINT_VERSION; version 1 files still load, below)
  *   12      4     config_len: bytes of resolved-config YAML
  *   16      8     n_params: floats of parameters (layer after layer, W then b)
  *   24      8     n_state: floats of optimiser state (sgd: velocity; adam: m then v)
@@ -29,8 +29,10 @@
  * Version 1 files (written before the head was saved) still load: their header ends
  * at offset 104 and they hold no head. unsupervised_clf models keep their classifier
  * in params, after the backbone's parameters (n_head 0).
- * Files are written to "<path>.tmp", fsync'ed, renamed over <path> and the
- * directory fsync'ed: a crash never leaves a torn model under <path>. */
+ * Files are written with ff_write_file_atomic (include/ff/fsutil.h): to
+ * "<path>.tmp.<pid>.<n>", fsync'ed, renamed over <path> and the directory fsync'ed: a
+ * crash never leaves a torn model under <path>, and two processes saving one path
+ * never share a temporary file. ff_clean_stale_tmp removes what a killed save left. */
 #ifndef FF_CHECKPOINT_H
 #define FF_CHECKPOINT_H
 

@@ -21,10 +21,11 @@ typedef struct ff_dataset {
     uint8_t *labels;  /* n labels in 0..9 */
 } ff_dataset;
 
-/* Reads a whole file, transparently gunzipping it if it starts with the gzip
+/* Reads a whole file (ff_read_file: regular files only, so a FIFO is refused
+ * instead of blocking), transparently gunzipping it if it starts with the gzip
  * magic (1f 8b). *out is malloc'ed; caller frees. Errors name the file
- * (missing, unreadable, corrupt or truncated gzip stream, trailing bytes after
- * the gzip stream; multi-member gzip is not supported). */
+ * (missing, unreadable, not a regular file, corrupt or truncated gzip stream,
+ * trailing bytes after the gzip stream; multi-member gzip is not supported). */
 int ff_read_file_maybe_gz(const char *path, uint8_t **out, size_t *len, ff_err *err);
 
 /* Parses IDX bytes: magic 0x00000803 (images, u8, 3 dims) or 0x00000801

@@ -23,7 +23,19 @@ typedef struct ff_optim {
     int64_t t;        /* steps taken (Adam bias correction) */
 } ff_optim;
 
-int ff_optim_init(ff_optim *o, const ff_config *cfg, size_t n, ff_err *err);
+/* What an optimiser is, apart from its learning rate (which each step takes). */
+typedef struct ff_optim_params {
+    ff_opt_kind kind;
+    float momentum;           /* sgd */
+    float beta1, beta2, eps;  /* adam */
+    float weight_decay;       /* both: L2 term added to the gradient */
+} ff_optim_params;
+
+/* The optimizer.* settings of cfg. */
+ff_optim_params ff_optim_params_from_config(const ff_config *cfg);
+
+/* Sets o up for n parameters with p (copied) and zeroed state. FF_ERR_NOMEM. */
+int ff_optim_init(ff_optim *o, const ff_optim_params *p, size_t n, ff_err *err);
 void ff_optim_free(ff_optim *o);
 size_t ff_optim_state_len(const ff_optim *o);
 

@@ -44,6 +44,11 @@ int ff_run_claim_prefix(const ff_config *cfg, const char *run_dir, char *prefix,
  * name does not end in _best.ffm, _epochNNN.ffm or _stepNNNNNNN.ffm. */
 int ff_run_prefix_of_model(const char *model_path, char *prefix, size_t cap, ff_err *err);
 
+/* Removes from checkpoint.dir the temporary files of model writers that were
+ * killed (ff_clean_stale_tmp) and tells info how many, if any. Best effort. */
+void ff_run_clean_stale(const ff_config *cfg, void (*info)(void *ctx, const char *msg),
+                        void *ctx);
+
 /* <checkpoint.dir>/<prefix>_<what>.ffm into out; FF_ERR_USAGE if it does not fit. */
 int ff_run_model_path(const ff_config *cfg, const char *prefix, const char *what, char *out,
                       size_t cap, ff_err *err);
