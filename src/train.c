@@ -39,6 +39,7 @@ typedef struct trainer {
     const ff_train_opts *opts;
     ff_dataset train, test;
     ff_net net;
+    ff_objective obj;
     ff_optim opt;
     ff_rng rng;
     ff_summary_writer *tb;
@@ -137,6 +138,7 @@ static int setup(trainer *t, ff_err *err)
     if (max_batch < 1000)
         max_batch = 1000;
     if ((rc = ff_net_build(&t->net, cfg, t->in_shape, max_batch, &t->rng, err)) ||
+        (rc = ff_objective_from_config(&t->obj, cfg, err)) ||
         (rc = ff_optim_init(&t->opt, cfg, t->net.n_params, err)) ||
         (rc = alloc_buffers(t, err)))
         return rc;
@@ -215,7 +217,7 @@ static void teardown(trainer *t)
 static void ff_pass(trainer *t, int npos, int nneg)
 {
     ff_layer_loss r[FF_MAX_LAYERS];
-    ff_net_ff_grads(&t->net, t->x, npos, nneg, 1.0f / (float)t->batch, r);
+    ff_net_ff_grads(&t->net, &t->obj, t->x, npos, nneg, 1.0f / (float)t->batch, r);
     for (int l = 0; l < t->net.n_layers; l++) {
         t->stats[l].loss_pos += r[l].loss_pos;
         t->stats[l].loss_neg += r[l].loss_neg;

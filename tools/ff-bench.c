@@ -169,14 +169,13 @@ void __wrap_ff_normalize(const float *x, float *out, int batch, int dim, float e
     TIMED(T_NORM, __real_ff_normalize(x, out, batch, dim, eps));
 }
 
-float __real_ff_ff_loss(const float *, int, int, float, float, int, float, float *, float *);
-float __wrap_ff_ff_loss(const float *y, int batch, int dim, float theta, float slope, int sign,
-                        float scale,
-                        float *g, float *dpre)
+void __real_ff_objective_layer_loss(const ff_objective *, const float *, int, int, int, float,
+                                    float, float *, float *, ff_layer_loss *);
+void __wrap_ff_objective_layer_loss(const ff_objective *o, const float *y, int npos, int nneg,
+                                    int dim, float theta, float scale, float *g, float *dpre,
+                                    ff_layer_loss *r)
 {
-    float r;
-    TIMED(T_LOSS, r = __real_ff_ff_loss(y, batch, dim, theta, slope, sign, scale, g, dpre));
-    return r;
+    TIMED(T_LOSS, __real_ff_objective_layer_loss(o, y, npos, nneg, dim, theta, scale, g, dpre, r));
 }
 
 void __real_ff_goodness(const float *, int, int, float *);
@@ -308,6 +307,7 @@ typedef struct bench {
     ff_config cfg;
     ff_dataset ds;
     ff_net net;
+    ff_objective obj;
     ff_optim opt;
     ff_rng rng;
     ff_shape in_shape;
@@ -340,6 +340,7 @@ static int bench_setup(bench *b, const opts *o, ff_err *err)
     /* as src/train.c: room for a joint batch and for eval chunks of 10 labelled copies */
     int max_batch = 2 * b->batch < 1000 ? 1000 : 2 * b->batch;
     if ((rc = ff_net_build(&b->net, &b->cfg, b->in_shape, max_batch, &b->rng, err)) ||
+        (rc = ff_objective_from_config(&b->obj, &b->cfg, err)) ||
         (rc = ff_optim_init(&b->opt, &b->cfg, b->net.n_params, err)))
         return rc;
     b->order = malloc(sizeof(int) * (size_t)b->ds.n);
@@ -397,7 +398,7 @@ static void choose_labels(bench *b, const int *idx)
 static void ff_step(bench *b, int pass)
 {
     const int B = b->batch;
-    ff_net_ff_grads(&b->net, b->x, pass ? 0 : B, pass ? B : 0, 1.0f / (float)B, b->loss[pass]);
+    ff_net_ff_grads(&b->net, &b->obj, b->x, pass ? 0 : B, pass ? B : 0, 1.0f / (float)B, b->loss[pass]);
     ff_optim_step(&b->opt, b->net.params, b->net.grads,
                   ff_schedule_lr(&b->cfg, (int64_t)b->opt.t, 0));
 }
