@@ -18,11 +18,12 @@ static int alloc_floats(float **p, size_t n, const char *what, ff_err *err)
 }
 
 /* How many trailing input channels of layer l are label planes (constant over
- * each sample's plane), which conv and local layers take as a per-sample bias:
- * the channels embedding's 10 planes at the input, label_every_layer's later. */
+ * each sample's plane), which layers with receptive fields (conv, local) take as
+ * a per-sample bias: the channels embedding's 10 planes at the input,
+ * label_every_layer's later. */
 static int label_planes(const ff_config *cfg, int l, const ff_layer *L)
 {
-    if (L->kind == FF_LAYER_FC || cfg->mode != FF_MODE_SUPERVISED)
+    if (!ff_layer_ops_of(L->kind)->receptive_fields || cfg->mode != FF_MODE_SUPERVISED)
         return 0;
     if (l == 0)
         return cfg->model.label_embedding == FF_EMBED_CHANNELS &&
