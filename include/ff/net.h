@@ -46,8 +46,9 @@ typedef struct ff_net {
 } ff_net;
 
 /* Builds layers from cfg->model for inputs of `input` shape, allocates for
- * batches of up to max_batch, initialises parameters from rng. Geometry errors
- * are FF_ERR_USAGE naming the layer and its YAML line. */
+ * batches of up to max_batch, initialises parameters from rng. Each layer's
+ * slope is ff_objective_slope of cfg's objective (eval's as_logits weight).
+ * Geometry and size errors are FF_ERR_USAGE naming the layer and its YAML line. */
 int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batch,
                  struct ff_rng *rng, ff_err *err);
 void ff_net_free(ff_net *net);
