@@ -244,7 +244,7 @@ static int apply_layer(const pctx *c, int i, const yaml_node_t *map)
     if ((rc = apply_scalar(c, type, l, tpath, node(c, tp->value))) || (rc = apply_layer_fields(c, l, lpath, map)))
         return rc;
     for (size_t j = 0; j < ff_layer_n_keys; j++)
-        if ((ff_layer_keys[j].required & (1u << l->kind)) && !find_pair(c, map, ff_layer_keys[j].path))
+        if (ff_layer_key_required(&ff_layer_keys[j], l->kind) && !find_pair(c, map, ff_layer_keys[j].path))
             return fail(c, at, "%s (%s) is missing required key '%s'", lpath, ff_layer_kind_name(l->kind),
                         ff_layer_keys[j].path);
     return FF_OK;
@@ -440,7 +440,7 @@ static int validate_layer(const pctx *c, const ff_layer_cfg *l, int i)
         if (!ff_layer_key_applies(k, l->kind) || k->type != FF_KEY_INT)
             continue;
         int v = *(const int *)((const char *)l + k->offset);
-        if ((k->required & (1u << l->kind)) && v == 0)
+        if (ff_layer_key_required(k, l->kind) && v == 0)
             return fail(c, at, "model.layers.%d: %s %s layer needs %s > 0", i, article(l->kind),
                         ff_layer_kind_name(l->kind), k->path);
         snprintf(path, sizeof path, "model.layers.%d.%s", i, k->path);

@@ -11,11 +11,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ff/layer.h"
+
 // ----------------------------------------------------------------------------
 // the tables
 
+/* enum value names, NULL-terminated, indexed by the enum (layer kinds: their
+ * ff_layer_ops names, see layer_kind_name) */
 static const char *const mode_names[] = {"supervised", "unsupervised_backbone", "unsupervised_clf", NULL};
-static const char *const kind_names[] = {"fc", "conv", "local", NULL};
 static const char *const embed_names[] = {"overlay", "channels", "pattern", NULL};
 static const char *const pass_names[] = {"alternate", "joint", NULL};
 static const char *const neg_names[] = {"random", "hard", NULL};
@@ -23,6 +26,24 @@ static const char *const loss_names[] = {"threshold", "pairwise", NULL};
 static const char *const hard_score_names[] = {"goodness", "softmax", NULL};
 static const char *const opt_names[] = {"sgd", "adam", NULL};
 static const char *const sched_names[] = {"constant", "linear", "cosine", NULL};
+
+/* one name per enum value, then the NULL */
+#define N_NAMES(a) (sizeof(a) / sizeof((a)[0]) - 1)
+_Static_assert(N_NAMES(mode_names) == FF_MODE_COUNT, "a name per ff_mode");
+_Static_assert(N_NAMES(embed_names) == FF_EMBED_COUNT, "a name per ff_embed_kind");
+_Static_assert(N_NAMES(pass_names) == FF_PASS_COUNT, "a name per ff_pass_kind");
+_Static_assert(N_NAMES(neg_names) == FF_NEG_COUNT, "a name per ff_neg_kind");
+_Static_assert(N_NAMES(loss_names) == FF_LOSS_COUNT, "a name per ff_loss_kind");
+_Static_assert(N_NAMES(hard_score_names) == FF_HARD_SCORES_COUNT, "a name per ff_hard_scores");
+_Static_assert(N_NAMES(opt_names) == FF_OPT_COUNT, "a name per ff_opt_kind");
+_Static_assert(N_NAMES(sched_names) == FF_SCHED_COUNT, "a name per ff_sched_kind");
+
+/* model.layers[].type names come from the layer table (layer.c) */
+static const char *layer_kind_name(int k)
+{
+    const ff_layer_ops *ops = ff_layer_ops_of((ff_layer_kind)k);
+    return ops ? ops->name : NULL;
+}
 
 /* enum fields are stored through int pointers */
 _Static_assert(sizeof(ff_mode) == sizeof(int), "enum size");
@@ -140,23 +161,20 @@ const ff_key ff_config_keys[] = {
 };
 const size_t ff_config_n_keys = sizeof ff_config_keys / sizeof ff_config_keys[0];
 
-#define FC (1u << FF_LAYER_FC)
-#define CONV ((1u << FF_LAYER_CONV) | (1u << FF_LAYER_LOCAL))
-#define ALL (FC | CONV)
 #define LAT(m) .offset = offsetof(ff_layer_cfg, m), .size = MSIZE(ff_layer_cfg, m)
 
+/* which kinds take (and require) each key: their ff_layer_ops keys / required */
 const ff_key ff_layer_keys[] = {
-    {.path = "type", .type = FF_KEY_ENUM, LAT(kind), .names = kind_names, .kinds = ALL, .required = ALL,
+    {.path = "type", .type = FF_KEY_ENUM, LAT(kind), .name_of = layer_kind_name,
      .help = "fc (fully connected), conv (shared weights) or local (unshared weights)"},
-    {.path = "units", .type = FF_KEY_INT, LAT(units), .min = 1, .max = 1e6, .kinds = FC, .required = FC,
-     .help = "output units"},
-    {.path = "channels", .type = FF_KEY_INT, LAT(channels), .min = 1, .max = 4096, .kinds = CONV,
-     .required = CONV, .help = "output channels"},
-    {.path = "kernel", .type = FF_KEY_INT, LAT(kernel), .min = 1, .max = 1024, .kinds = CONV,
-     .required = CONV, .help = "square receptive field in input pixels (or grid points)"},
-    {.path = "stride", .type = FF_KEY_INT, LAT(stride), .min = 1, .max = 1024, .kinds = CONV, .def = "1",
+    {.path = "units", .type = FF_KEY_INT, LAT(units), .min = 1, .max = 1e6, .help = "output units"},
+    {.path = "channels", .type = FF_KEY_INT, LAT(channels), .min = 1, .max = 4096,
+     .help = "output channels"},
+    {.path = "kernel", .type = FF_KEY_INT, LAT(kernel), .min = 1, .max = 1024,
+     .help = "square receptive field in input pixels (or grid points)"},
+    {.path = "stride", .type = FF_KEY_INT, LAT(stride), .min = 1, .max = 1024, .def = "1",
      .help = "step between receptive fields"},
-    {.path = "threshold", .type = FF_KEY_FLOAT, LAT(threshold), .min = 0, .max = 1e9, .kinds = ALL,
+    {.path = "threshold", .type = FF_KEY_FLOAT, LAT(threshold), .min = 0, .max = 1e9,
      .def = "0", .help = "goodness threshold theta (0 = the number of output units)"},
 };
 const size_t ff_layer_n_keys = sizeof ff_layer_keys / sizeof ff_layer_keys[0];
@@ -273,10 +291,21 @@ int ff_key_suggest(const char *name, int layer, char *out, size_t cap)
 static void *field(const ff_key *k, void *base) { return (char *)base + k->offset; }
 static const void *cfield(const ff_key *k, const void *base) { return (const char *)base + k->offset; }
 
-static size_t n_names(const char *const *names)
+/* name of value i of enum key k; NULL past the last value */
+static const char *enum_name(const ff_key *k, int i)
+{
+    if (k->name_of)
+        return k->name_of(i);
+    for (int j = 0; j <= i; j++)
+        if (!k->names[j])
+            return NULL;
+    return k->names[i];
+}
+
+static size_t n_names(const ff_key *k)
 {
     size_t n = 0;
-    while (names[n])
+    while (enum_name(k, (int)n))
         n++;
     return n;
 }
@@ -294,8 +323,8 @@ void ff_key_expected(const ff_key *k, char *buf, size_t cap)
     case FF_KEY_ENUM: break;
     }
     size_t len = (size_t)snprintf(buf, cap, "one of");
-    for (size_t i = 0; k->names[i] && len < cap; i++)
-        len += (size_t)snprintf(buf + len, cap - len, "%s %s", i ? "," : "", k->names[i]);
+    for (int i = 0; enum_name(k, i) && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s %s", i ? "," : "", enum_name(k, i));
 }
 
 /* Quotes a user value for messages, cut to a readable length. */
@@ -429,8 +458,8 @@ static int set_string(const ff_key *k, void *base, const char *text, const char 
 
 static int set_enum(const ff_key *k, void *base, const char *text, const char *path, ff_err *err)
 {
-    for (int i = 0; k->names[i]; i++) {
-        if (strcmp(text, k->names[i]) == 0) {
+    for (int i = 0; enum_name(k, i); i++) {
+        if (strcmp(text, enum_name(k, i)) == 0) {
             *(int *)field(k, base) = i;
             return FF_OK;
         }
@@ -467,7 +496,7 @@ int ff_key_check_stored(const ff_key *k, const void *base, const char *path, ff_
             return ff_err_set(err, FF_ERR_USAGE, "%s must be 0 or 1, got %d", path, *(const int *)p);
         return FF_OK;
     case FF_KEY_ENUM:
-        if (*(const int *)p < 0 || (size_t)*(const int *)p >= n_names(k->names))
+        if (*(const int *)p < 0 || (size_t)*(const int *)p >= n_names(k))
             return ff_err_set(err, FF_ERR_USAGE, "%s has no valid value (%d)", path, *(const int *)p);
         return FF_OK;
     case FF_KEY_STRING:
@@ -535,7 +564,7 @@ static void sb_value(sbuf *b, const ff_key *k, const void *base)
     case FF_KEY_STRING: sb_printf(b, "%.*s", (int)k->size, (const char *)p); break;
     case FF_KEY_ENUM: {
         int v = *(const int *)p;
-        sb_printf(b, "%s", v >= 0 && (size_t)v < n_names(k->names) ? k->names[v] : "?");
+        sb_printf(b, "%s", v >= 0 && (size_t)v < n_names(k) ? enum_name(k, v) : "?");
         break;
     }
     case FF_KEY_INTLIST: sb_intlist(b, k, base); break;
@@ -571,10 +600,30 @@ static void sb_quoted(sbuf *b, const char *s, size_t max)
 // ----------------------------------------------------------------------------
 // defaults, names
 
-int ff_layer_key_applies(const ff_key *k, ff_layer_kind kind)
+/* 1 if the space-separated `list` holds `word` */
+static int has_word(const char *list, const char *word)
 {
-    return kind >= 0 && kind <= FF_LAYER_LOCAL && (k->kinds & (1u << kind));
+    const size_t n = strlen(word);
+    for (const char *p = list; (p = strstr(p, word)); p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return 1;
+    return 0;
 }
+
+/* type: every kind; other keys: the kind's ff_layer_ops keys (or required) */
+static int layer_key_in(const ff_key *k, ff_layer_kind kind, int required)
+{
+    const ff_layer_ops *ops = ff_layer_ops_of(kind);
+    if (!ops)
+        return 0;
+    if (k->offset == offsetof(ff_layer_cfg, kind))
+        return 1;
+    return has_word(required ? ops->required : ops->keys, k->path);
+}
+
+int ff_layer_key_applies(const ff_key *k, ff_layer_kind kind) { return layer_key_in(k, kind, 0); }
+
+int ff_layer_key_required(const ff_key *k, ff_layer_kind kind) { return layer_key_in(k, kind, 1); }
 
 void ff_layer_defaults(ff_layer_cfg *l)
 {
@@ -594,12 +643,13 @@ void ff_config_defaults(ff_config *cfg)
 
 const char *ff_mode_name(ff_mode m)
 {
-    return m >= 0 && (size_t)m < n_names(mode_names) ? mode_names[m] : "?";
+    return m >= 0 && m < FF_MODE_COUNT ? mode_names[m] : "?";
 }
 
 const char *ff_layer_kind_name(ff_layer_kind k)
 {
-    return k >= 0 && (size_t)k < n_names(kind_names) ? kind_names[k] : "?";
+    const char *name = layer_kind_name(k);
+    return name ? name : "?";
 }
 
 // ----------------------------------------------------------------------------
@@ -630,13 +680,18 @@ static void print_key(FILE *out, const char *path, const ff_key *k, const char *
     fprintf(out, "  %-26s %s; default %s%s\n      %s\n", path, type, def, note, k->help);
 }
 
-static void kinds_text(unsigned mask, char *buf, size_t cap)
+/* the kinds that take layer key k, and 1 if they all require it */
+static int kinds_text(const ff_key *k, char *buf, size_t cap)
 {
     size_t len = 0;
+    int all_required = 1;
     buf[0] = '\0';
-    for (int kind = FF_LAYER_FC; kind <= FF_LAYER_LOCAL && len < cap; kind++)
-        if (mask & (1u << kind))
-            len += (size_t)snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", kind_names[kind]);
+    for (int kind = 0; kind < FF_LAYER_KIND_COUNT && len < cap; kind++)
+        if (ff_layer_key_applies(k, kind)) {
+            len += (size_t)snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", ff_layer_kind_name(kind));
+            all_required &= ff_layer_key_required(k, kind);
+        }
+    return all_required;
 }
 
 static void print_layer_keys(FILE *out)
@@ -645,8 +700,8 @@ static void print_layer_keys(FILE *out)
         const ff_key *k = &ff_layer_keys[i];
         char path[64], kinds[32], note[64];
         snprintf(path, sizeof path, "model.layers[].%s", k->path);
-        kinds_text(k->kinds, kinds, sizeof kinds);
-        snprintf(note, sizeof note, "; %s %s", k->required == k->kinds ? "required for" : "used by", kinds);
+        int required = kinds_text(k, kinds, sizeof kinds);
+        snprintf(note, sizeof note, "; %s %s", required ? "required for" : "used by", kinds);
         print_key(out, path, k, k->def ? k->def : "none", note);
     }
 }

@@ -34,11 +34,10 @@ typedef struct ff_key {
     ff_key_type type;
     size_t offset, size;       /* where the value lives and its size in bytes */
     size_t count_offset;       /* FF_KEY_INTLIST: offset of the int element count */
-    const char *const *names;  /* FF_KEY_ENUM: NULL-terminated value names */
+    const char *const *names;  /* FF_KEY_ENUM: NULL-terminated value names, or: */
+    const char *(*name_of)(int value); /* FF_KEY_ENUM: value's name, NULL past the last */
     double min, max;           /* FF_KEY_INT/FLOAT (and list elements) */
     unsigned flags;            /* FF_KEY_* flags */
-    unsigned kinds;            /* layer keys: bitmask (1 << kind) of layer kinds using the key */
-    unsigned required;         /* layer keys: bitmask of layer kinds that require the key */
     const char *def;           /* default as YAML text; NULL = zero (lists) */
     const char *help;          /* one-line meaning */
 } ff_key;
@@ -82,7 +81,9 @@ int ff_key_format(const ff_key *k, const void *base, char *buf, size_t cap);
 /* Fills one layer with its defaults (kind fc, stride 1, ...). */
 void ff_layer_defaults(ff_layer_cfg *l);
 
-/* 1 if layer field k applies to layer kind `kind`. */
+/* 1 if layer field k applies to (is required by) layer kind `kind`: from the
+ * kind's ff_layer_ops keys (required); type applies to and is required by all. */
 int ff_layer_key_applies(const ff_key *k, ff_layer_kind kind);
+int ff_layer_key_required(const ff_key *k, ff_layer_kind kind);
 
 #endif

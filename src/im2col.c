@@ -31,6 +31,11 @@ int ff_patch_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
     return FF_OK;
 }
 
+size_t ff_patch_floats(const ff_layer *l)
+{
+    return (size_t)ff_patch_count(l) * (size_t)ff_patch_size_varying(l);
+}
+
 /* copies the k x k window of every channel whose top-left corner is `corner` */
 static float *copy_patch(const float *corner, ff_shape in, int k, float *col)
 {

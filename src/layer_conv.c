@@ -28,7 +28,8 @@
 #define FF_CONV_CHUNK 64 /* samples per im2col + sgemm round */
 #endif
 
-int ff_conv_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err)
+static int conv_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
+                      ff_err *err)
 {
     int rc = ff_patch_setup(l, cfg, in, index, "conv", err);
     if (rc)
@@ -48,7 +49,7 @@ static size_t rounds_floats(const ff_layer *l, int batch)
            ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c);
 }
 
-size_t ff_conv_workspace(const ff_layer *l, int batch)
+static size_t conv_workspace(const ff_layer *l, int batch)
 {
     /* after the rounds, for constant planes: S (or d S) [C, nc], V [batch, nc] and
      * a (or the row sums) [batch, C] */
@@ -76,8 +77,8 @@ static void transpose_bias_relu(const ff_layer *l, const float *t, float *y, int
     }
 }
 
-void ff_conv_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
-                     float *patches)
+static void conv_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
+                         float *patches)
 {
     const int Kv = ff_patch_size_varying(l), K = ff_patch_size(l), P = ff_patch_count(l);
     const int C = l->out.c, nc = l->const_c;
@@ -123,8 +124,8 @@ static void bias_grad(const ff_layer *l, const float *dpre, int batch, float bet
         }
 }
 
-void ff_conv_backward(const ff_layer *l, const float *x, const float *patches, const float *dpre,
-                      int batch, float beta, float *ws)
+static void conv_backward(const ff_layer *l, const float *x, const float *patches,
+                          const float *dpre, int batch, float beta, float *ws)
 {
     const int Kv = ff_patch_size_varying(l), K = ff_patch_size(l), P = ff_patch_count(l);
     const int C = l->out.c, nc = l->const_c;
@@ -153,3 +154,27 @@ void ff_conv_backward(const ff_layer *l, const float *x, const float *patches, c
         ff_planes_scatter_grad(l, G, beta, l->gW);
     }
 }
+
+static size_t conv_fan_in(const ff_layer *l) { return l->n_weights / (size_t)l->out.c; }
+
+/* im2col channels through the GEMM, constant planes as one per-sample bias */
+static double conv_flops(const ff_layer *l)
+{
+    const double P = ff_patch_count(l), C = l->out.c;
+    const double per_location = C * (ff_patch_size_varying(l) + l->const_c);
+    return P * per_location - (P - 1) * C * l->const_c;
+}
+
+const ff_layer_ops ff_conv_ops = {
+    .name = "conv",
+    .keys = "channels kernel stride threshold",
+    .required = "channels kernel",
+    .receptive_fields = 1,
+    .setup = conv_setup,
+    .fan_in = conv_fan_in,
+    .workspace = conv_workspace,
+    .patch_floats = ff_patch_floats,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .flops = conv_flops,
+};

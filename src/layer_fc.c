@@ -7,7 +7,7 @@
 
 #include "ff/layer.h"
 
-int ff_fc_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err)
+static int fc_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err)
 {
     if (cfg->units <= 0)
         return ff_err_set(err, FF_ERR_USAGE, "layer %d: fc needs units > 0", index);
@@ -17,9 +17,12 @@ int ff_fc_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff
     return FF_OK;
 }
 
-size_t ff_fc_workspace(const ff_layer *l, int batch) { return 0; }
+static size_t fc_fan_in(const ff_layer *l) { return l->n_weights / (size_t)l->out.c; }
 
-void ff_fc_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws)
+static size_t fc_workspace(const ff_layer *l, int batch) { return 0; }
+
+static void fc_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
+                       float *patches)
 {
     const int in = ff_shape_dim(l->in), out = l->out.c;
     for (int i = 0; i < batch; i++)
@@ -31,8 +34,8 @@ void ff_fc_forward(const ff_layer *l, const float *x, float *y, int batch, float
         y[i] = y[i] > 0.0f ? y[i] : 0.0f;
 }
 
-void ff_fc_backward(const ff_layer *l, const float *x, const float *dpre, int batch, float beta,
-                    float *ws)
+static void fc_backward(const ff_layer *l, const float *x, const float *patches,
+                        const float *dpre, int batch, float beta, float *ws)
 {
     const int in = ff_shape_dim(l->in), out = l->out.c;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, batch, 1.0f, dpre, out, x, in,
@@ -45,3 +48,17 @@ void ff_fc_backward(const ff_layer *l, const float *x, const float *dpre, int ba
             l->gb[j] += row[j];
     }
 }
+
+static double fc_flops(const ff_layer *l) { return (double)l->n_weights; }
+
+const ff_layer_ops ff_fc_ops = {
+    .name = "fc",
+    .keys = "units threshold",
+    .required = "units",
+    .setup = fc_setup,
+    .fan_in = fc_fan_in,
+    .workspace = fc_workspace,
+    .forward = fc_forward,
+    .backward = fc_backward,
+    .flops = fc_flops,
+};

@@ -22,7 +22,8 @@
 #include "ff/im2col.h"
 #include "ff/layer.h"
 
-int ff_local_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err)
+static int local_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
+                       ff_err *err)
 {
     int rc = ff_patch_setup(l, cfg, in, index, "local", err);
     if (rc)
@@ -40,7 +41,7 @@ static size_t patch_floats(const ff_layer *l, int batch)
            ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c);
 }
 
-size_t ff_local_workspace(const ff_layer *l, int batch)
+static size_t local_workspace(const ff_layer *l, int batch)
 {
     /* after them, for constant planes: V [batch, nc] and S_p (or d S_p) [C, nc] */
     const size_t nc = (size_t)l->const_c;
@@ -72,8 +73,8 @@ static const float *weights_at(const ff_layer *l, int p)
     return l->W + (size_t)p * l->out.c * ff_patch_size(l);
 }
 
-void ff_local_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
-                      float *patches)
+static void local_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
+                          float *patches)
 {
     const int Kv = ff_patch_size_varying(l), K = ff_patch_size(l), P = ff_patch_count(l);
     const int C = l->out.c, nc = l->const_c;
@@ -111,8 +112,8 @@ static void bias_grad(const ff_layer *l, const float *dpre, int batch, float bet
     }
 }
 
-void ff_local_backward(const ff_layer *l, const float *x, const float *patches, const float *dpre,
-                       int batch, float beta, float *ws)
+static void local_backward(const ff_layer *l, const float *x, const float *patches,
+                           const float *dpre, int batch, float beta, float *ws)
 {
     const int Kv = ff_patch_size_varying(l), K = ff_patch_size(l), P = ff_patch_count(l);
     const int C = l->out.c, nc = l->const_c;
@@ -141,3 +142,27 @@ void ff_local_backward(const ff_layer *l, const float *x, const float *patches, 
     }
     bias_grad(l, dpre, batch, beta);
 }
+
+static size_t local_fan_in(const ff_layer *l) { return l->n_weights / (size_t)ff_shape_dim(l->out); }
+
+/* im2col channels through the GEMMs, constant planes at every location */
+static double local_flops(const ff_layer *l)
+{
+    const double P = ff_patch_count(l), C = l->out.c;
+    const double per_location = C * (ff_patch_size_varying(l) + l->const_c);
+    return P * per_location;
+}
+
+const ff_layer_ops ff_local_ops = {
+    .name = "local",
+    .keys = "channels kernel stride threshold",
+    .required = "channels kernel",
+    .receptive_fields = 1,
+    .setup = local_setup,
+    .fan_in = local_fan_in,
+    .workspace = local_workspace,
+    .patch_floats = ff_patch_floats,
+    .forward = local_forward,
+    .backward = local_backward,
+    .flops = local_flops,
+};

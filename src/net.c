@@ -18,11 +18,12 @@ static int alloc_floats(float **p, size_t n, const char *what, ff_err *err)
 }
 
 /* How many trailing input channels of layer l are label planes (constant over
- * each sample's plane), which conv and local layers take as a per-sample bias:
- * the channels embedding's 10 planes at the input, label_every_layer's later. */
+ * each sample's plane), which layers with receptive fields (conv, local) take as
+ * a per-sample bias: the channels embedding's 10 planes at the input,
+ * label_every_layer's later. */
 static int label_planes(const ff_config *cfg, int l, const ff_layer *L)
 {
-    if (L->kind == FF_LAYER_FC || cfg->mode != FF_MODE_SUPERVISED)
+    if (!ff_layer_ops_of(L->kind)->receptive_fields || cfg->mode != FF_MODE_SUPERVISED)
         return 0;
     if (l == 0)
         return cfg->model.label_embedding == FF_EMBED_CHANNELS &&
@@ -49,23 +50,23 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
     net->label_every_layer = cfg->model.label_every_layer;
     net->label_embedding = cfg->model.label_embedding;
     net->norm_eps = cfg->model.norm_eps;
-    net->peer_strength = cfg->train.peer_norm;
-    net->pairwise = cfg->train.loss == FF_LOSS_PAIRWISE;
-    net->peer_decay = cfg->train.peer_decay;
     net->max_batch = max_batch;
     net->n_layers = cfg->model.n_layers;
+    ff_objective obj; /* only for each layer's slope (ff_layer.slope, eval's as_logits weight) */
+    int rc = ff_objective_from_config(&obj, cfg, err);
+    if (rc)
+        return rc;
     ff_shape shape = input;
     size_t ws = 0, acts = 0, max_out = 0, patch_total = 0;
     for (int l = 0; l < net->n_layers; l++) {
         ff_layer *L = &net->layers[l];
         if (l > 0 && net->label_every_layer)
             shape.c += FF_NUM_CLASSES; /* fc outputs are {units, 1, 1}: 10 more inputs */
-        int rc = ff_layer_setup(L, &cfg->model.layers[l], shape, l, err);
+        rc = ff_layer_setup(L, &cfg->model.layers[l], shape, l, err);
         if (rc)
             return layer_error_at(cfg, l, err);
         L->const_c = label_planes(cfg, l, L);
-        if (cfg->train.logit_scale > 0.0f)
-            L->slope = cfg->train.logit_scale / (float)ff_shape_dim(L->out);
+        L->slope = ff_objective_slope(&obj, ff_shape_dim(L->out));
         L->param_off = net->n_params;
         net->n_params += L->n_weights + L->n_bias;
         size_t w = ff_layer_workspace(L, max_batch);
@@ -78,7 +79,6 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         shape = L->out;
     }
     size_t act_total = (acts + max_out + 2) * (size_t)max_batch + net->n_aux;
-    int rc;
     if ((rc = alloc_floats(&net->params, net->n_params, "parameters", err)) ||
         (rc = alloc_floats(&net->grads, net->n_params, "gradients", err)) ||
         (rc = alloc_floats(&net->act_mem, act_total, "activations", err)) ||
@@ -168,21 +168,14 @@ static void forward(ff_net *net, const float *x, int batch, int keep)
 
 void ff_net_forward(ff_net *net, const float *x, int batch) { forward(net, x, batch, 0); }
 
-static float mean(const float *v, int n)
-{
-    double s = 0.0;
-    for (int i = 0; i < n; i++)
-        s += v[i];
-    return n ? (float)(s / n) : 0.0f;
-}
-
 /* Updates layer l's running means from the npos positive rows of y and adds
  * the peer-normalisation gradient to their dpre; returns the peer loss. */
-static float peer_norm(ff_net *net, int l, const float *y, int npos, float *dpre)
+static float peer_norm(ff_net *net, const ff_objective *obj, int l, const float *y, int npos,
+                       float *dpre)
 {
     const int dim = ff_shape_dim(net->layers[l].out);
     float *m = net->peer_mean[l], *col = net->goodness; /* goodness is free scratch here */
-    const float decay = net->peer_decay;
+    const float decay = obj->peer_decay;
     double mean = 0.0, loss = 0.0;
     for (int j0 = 0; j0 < dim; j0 += net->max_batch) {
         /* column means of y over the positive rows, a block of max_batch columns at a time */
@@ -196,7 +189,7 @@ static float peer_norm(ff_net *net, int l, const float *y, int npos, float *dpre
     }
     mean /= dim;
     /* d/dy_ij of strength * mean_k (mean - m_k)^2 = strength * 2/dim * (m_j - mean) * (1 - decay) / npos */
-    const float c = net->peer_strength * 2.0f / (float)dim * (1.0f - decay) / (float)npos;
+    const float c = obj->peer_strength * 2.0f / (float)dim * (1.0f - decay) / (float)npos;
     for (int j = 0; j < dim; j++)
         loss += ((double)m[j] - mean) * ((double)m[j] - mean);
     const float *restrict mj = m;
@@ -212,39 +205,19 @@ static float peer_norm(ff_net *net, int l, const float *y, int npos, float *dpre
     return (float)(loss / dim);
 }
 
-void ff_net_ff_grads(ff_net *net, const float *x, int npos, int nneg, float scale,
-                     ff_layer_loss *out)
+void ff_net_ff_grads(ff_net *net, const ff_objective *obj, const float *x, int npos, int nneg,
+                     float scale, ff_layer_loss *out)
 {
     const int rows = npos + nneg;
     forward(net, x, rows, 1);
     for (int l = 0; l < net->n_layers; l++) {
         ff_layer *L = &net->layers[l];
-        const int dim = ff_shape_dim(L->out);
-        const size_t off = (size_t)npos * dim;
         ff_layer_loss r = {0};
-        if (net->pairwise && npos) {
-            /* row i of the positives and row i of the negatives are one pair */
-            FF_ASSERT(nneg == npos);
-            float *gp = net->goodness, *gn = net->goodness + npos;
-            r.loss_pos = ff_ff_pair_loss(net->out[l], net->out[l] + off, npos, dim, L->slope, scale,
-                                         gp, gn, net->dpre, net->dpre + off);
-            r.g_pos = mean(gp, npos);
-            r.g_neg = mean(gn, nneg);
-        } else {
-            if (npos) {
-                r.loss_pos = ff_ff_loss(net->out[l], npos, dim, L->threshold, L->slope, +1, scale,
-                                        net->goodness, net->dpre);
-                r.g_pos = mean(net->goodness, npos);
-            }
-            if (nneg) {
-                r.loss_neg = ff_ff_loss(net->out[l] + off, nneg, dim, L->threshold, L->slope, -1,
-                                        scale, net->goodness, net->dpre + off);
-                r.g_neg = mean(net->goodness, nneg);
-            }
-        }
+        ff_objective_layer_loss(obj, net->out[l], npos, nneg, ff_shape_dim(L->out), L->threshold,
+                                scale, net->goodness, net->dpre, &r);
         /* after the loss: peer_norm uses net->goodness as scratch */
-        if (npos && net->peer_strength > 0.0f)
-            r.peer_loss = peer_norm(net, l, net->out[l], npos, net->dpre);
+        if (npos && obj->peer_strength > 0.0f)
+            r.peer_loss = peer_norm(net, obj, l, net->out[l], npos, net->dpre);
         ff_layer_backward(L, net->in[l], net->patches[l], net->dpre, rows, 0.0f, net->ws);
         if (out)
             out[l] = r;

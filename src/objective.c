@@ -1,5 +1,6 @@
 /* objective.c - per-sample goodness, the FF logistic loss and its gradient,
- * and whole-vector length normalisation (see include/ff/objective.h). */
+ * the table of loss kinds behind ff_objective, and whole-vector length
+ * normalisation (see include/ff/objective.h). */
 #include "ff/objective.h"
 
 #include <math.h>
@@ -85,6 +86,87 @@ float ff_ff_pair_loss(const float *ypos, const float *yneg, int batch, int dim, 
     }
     return (float)(loss * scale);
 }
+
+// ----------------------------------------------------------------------------
+// the loss kinds (train.loss)
+
+static float mean(const float *v, int n)
+{
+    double s = 0.0;
+    for (int i = 0; i < n; i++)
+        s += v[i];
+    return n ? (float)(s / n) : 0.0f;
+}
+
+/* One loss kind: r's loss and goodness terms and dpre for the positive rows
+ * y[0, npos) and the negative rows y[npos, npos + nneg) of one layer. */
+typedef void loss_fn(const float *y, int npos, int nneg, int dim, float theta, float slope,
+                     float scale, float *g, float *dpre, ff_layer_loss *r);
+
+/* the paper's: softplus(theta - g) per positive row, softplus(g - theta) per negative */
+static void threshold_loss(const float *y, int npos, int nneg, int dim, float theta, float slope,
+                           float scale, float *g, float *dpre, ff_layer_loss *r)
+{
+    const size_t off = (size_t)npos * dim;
+    if (npos) {
+        r->loss_pos = ff_ff_loss(y, npos, dim, theta, slope, +1, scale, g, dpre);
+        r->g_pos = mean(g, npos);
+    }
+    if (nneg) {
+        r->loss_neg = ff_ff_loss(y + off, nneg, dim, theta, slope, -1, scale, g, dpre + off);
+        r->g_neg = mean(g, nneg);
+    }
+}
+
+/* softplus(slope (g_neg_i - g_pos_i)) over the pairs (positive row i, negative row i) */
+static void pairwise_loss(const float *y, int npos, int nneg, int dim, float theta, float slope,
+                          float scale, float *g, float *dpre, ff_layer_loss *r)
+{
+    if (!npos) { /* a negative-only pass has no pairs */
+        threshold_loss(y, npos, nneg, dim, theta, slope, scale, g, dpre, r);
+        return;
+    }
+    FF_ASSERT(nneg == npos);
+    const size_t off = (size_t)npos * dim;
+    float *gp = g, *gn = g + npos;
+    r->loss_pos = ff_ff_pair_loss(y, y + off, npos, dim, slope, scale, gp, gn, dpre, dpre + off);
+    r->g_pos = mean(gp, npos);
+    r->g_neg = mean(gn, nneg);
+}
+
+/* indexed by ff_loss_kind; the names are the config schema's (train.loss) */
+static loss_fn *const losses[] = {
+    [FF_LOSS_THRESHOLD] = threshold_loss,
+    [FF_LOSS_PAIRWISE] = pairwise_loss,
+};
+_Static_assert(sizeof losses / sizeof losses[0] == FF_LOSS_COUNT,
+               "one entry in losses[] per ff_loss_kind");
+
+int ff_objective_from_config(ff_objective *o, const ff_config *cfg, ff_err *err)
+{
+    const ff_loss_kind k = cfg->train.loss;
+    if ((int)k < 0 || k >= FF_LOSS_COUNT || !losses[k])
+        return ff_err_set(err, FF_ERR_USAGE, "train.loss: unknown loss kind %d", (int)k);
+    *o = (ff_objective){.loss = k,
+                        .logit_scale = cfg->train.logit_scale,
+                        .peer_strength = cfg->train.peer_norm,
+                        .peer_decay = cfg->train.peer_decay};
+    return FF_OK;
+}
+
+float ff_objective_slope(const ff_objective *o, int units)
+{
+    return o->logit_scale > 0.0f ? o->logit_scale / (float)units : 1.0f;
+}
+
+void ff_objective_layer_loss(const ff_objective *o, const float *y, int npos, int nneg, int dim,
+                             float theta, float scale, float *g, float *dpre, ff_layer_loss *r)
+{
+    losses[o->loss](y, npos, nneg, dim, theta, ff_objective_slope(o, dim), scale, g, dpre, r);
+}
+
+// ----------------------------------------------------------------------------
+// normalisation
 
 void ff_normalize(const float *x, float *out, int batch, int dim, float eps)
 {

@@ -90,8 +90,9 @@ int ff_log_receptive_fields(ff_summary_writer *tb, const ff_net *net, int64_t st
 {
     const ff_layer *L = &net->layers[0];
     int n = L->out.c < 64 ? L->out.c : 64;
-    int h = L->kind == FF_LAYER_FC ? L->in.h : L->kernel;
-    int w = L->kind == FF_LAYER_FC ? L->in.w : L->kernel;
+    const int windowed = ff_layer_ops_of(L->kind)->receptive_fields;
+    int h = windowed ? L->kernel : L->in.h;
+    int w = windowed ? L->kernel : L->in.w;
     /* per unit, W holds in.c * h * w weights (channel-major); take channel 0 */
     const size_t per_unit = (size_t)L->in.c * h * w;
     float *tiles = malloc(sizeof(float) * (size_t)h * w * (size_t)n);

@@ -104,6 +104,7 @@ int ff_trainer_create(ff_trainer *t, const ff_config *cfg, ff_info_fn info, void
     t->in_dim = ff_shape_dim(t->in_shape);
     const ff_optim_params opt_params = ff_optim_params_from_config(cfg);
     if ((rc = ff_net_build(&t->net, cfg, t->in_shape, plan.max_batch, &t->rng, err)) ||
+        (rc = ff_objective_from_config(&t->objective, cfg, err)) ||
         (rc = ff_optim_init(&t->opt, &opt_params, t->net.n_params, err)) ||
         (rc = alloc_buffers(t, err)))
         return rc;
@@ -206,7 +207,7 @@ void ff_trainer_free(ff_trainer *t)
 static void ff_pass(ff_trainer *t, int npos, int nneg, ff_step_stats *st)
 {
     ff_layer_loss r[FF_MAX_LAYERS];
-    ff_net_ff_grads(&t->net, t->x, npos, nneg, 1.0f / (float)t->batch, r);
+    ff_net_ff_grads(&t->net, &t->objective, t->x, npos, nneg, 1.0f / (float)t->batch, r);
     for (int l = 0; l < t->net.n_layers; l++) {
         st->loss_pos[l] += r[l].loss_pos;
         st->loss_neg[l] += r[l].loss_neg;

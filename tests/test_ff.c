@@ -261,6 +261,95 @@ static void test_pattern_embedding(void)
     }
 }
 
+/* ff_objective: a table entry for every train.loss kind of the config enum
+ * (each reachable from the schema's name and back), none past the end */
+static void test_objective_covers_every_loss(void)
+{
+    const float y[2 * 3] = {1, 2, 0, 1, 1, 0}; /* one positive row, one negative row */
+    for (int k = 0; k < FF_LOSS_COUNT; k++) {
+        ff_config cfg, back;
+        ff_config_defaults(&cfg);
+        cfg.model.n_layers = 1;
+        cfg.model.layers[0] = (ff_layer_cfg){.kind = FF_LAYER_FC, .units = 3};
+        cfg.train.passes = FF_PASS_JOINT; /* the pairwise loss needs it */
+        cfg.train.loss = (ff_loss_kind)k;
+        ff_objective o;
+        CHECK(ff_objective_from_config(&o, &cfg, NULL) == FF_OK && o.loss == (ff_loss_kind)k);
+        char yaml[8192];
+        CHECK(ff_config_to_yaml(&cfg, yaml, sizeof yaml) < sizeof yaml);
+        ff_err err;
+        CHECK(ff_config_parse(&back, yaml, strlen(yaml), "roundtrip", &err) == FF_OK);
+        CHECK(back.train.loss == (ff_loss_kind)k);
+        float g[2], dpre[6];
+        ff_layer_loss r = {0};
+        ff_objective_layer_loss(&o, y, 1, 1, 3, 4.0f, 1.0f, g, dpre, &r);
+        CHECK(isfinite(r.loss_pos + r.loss_neg) && r.loss_pos + r.loss_neg > 0.0f);
+        CHECK(dpre[0] < 0.0f && dpre[3] > 0.0f); /* positives pulled up, negatives down */
+        CHECK(dpre[2] == 0.0f && dpre[5] == 0.0f); /* ReLU mask */
+    }
+    ff_config cfg;
+    ff_config_defaults(&cfg);
+    cfg.train.loss = FF_LOSS_COUNT;
+    ff_objective o;
+    ff_err err;
+    CHECK(ff_objective_from_config(&o, &cfg, &err) == FF_ERR_USAGE);
+    CHECK(strstr(err.msg, "train.loss") != NULL);
+}
+
+/* threshold and pairwise on a hand-computed case: positive row y = (1, 2, 0)
+ * (g = 5), negative row (1, 1, 0) (g = 2), theta 4, slope 1, scale 1 */
+static void test_objective_hand_computed(void)
+{
+    const float y[2 * 3] = {1, 2, 0, 1, 1, 0};
+    ff_config cfg;
+    ff_config_defaults(&cfg);
+    ff_objective o;
+    CHECK(ff_objective_from_config(&o, &cfg, NULL) == FF_OK);
+    CHECK(o.loss == FF_LOSS_THRESHOLD && ff_objective_slope(&o, 3) == 1.0f);
+    float g[2], dpre[6];
+    ff_layer_loss r = {0};
+    ff_objective_layer_loss(&o, y, 1, 1, 3, 4.0f, 1.0f, g, dpre, &r);
+    /* softplus(4 - 5) = log(1 + e^-1); softplus(2 - 4) = log(1 + e^-2) */
+    CHECK_NEAR(r.loss_pos, 0.31326169, 1e-6);
+    CHECK_NEAR(r.loss_neg, 0.12692801, 1e-6);
+    CHECK(r.g_pos == 5.0f && r.g_neg == 2.0f && r.peer_loss == 0.0f);
+    /* dpre = -2 sigmoid(-1) y for the positive, +2 sigmoid(-2) y for the negative */
+    CHECK_NEAR(dpre[0], -0.53788284, 1e-6);
+    CHECK_NEAR(dpre[1], -1.07576569, 1e-6);
+    CHECK_NEAR(dpre[3], 0.23840584, 1e-6);
+    CHECK_NEAR(dpre[4], 0.23840584, 1e-6);
+    CHECK(dpre[2] == 0.0f && dpre[5] == 0.0f);
+
+    /* pairwise: softplus(g_neg - g_pos) = log(1 + e^-3), all in loss_pos; no threshold */
+    cfg.train.loss = FF_LOSS_PAIRWISE;
+    CHECK(ff_objective_from_config(&o, &cfg, NULL) == FF_OK);
+    r = (ff_layer_loss){0};
+    ff_objective_layer_loss(&o, y, 1, 1, 3, 4.0f, 1.0f, g, dpre, &r);
+    CHECK_NEAR(r.loss_pos, 0.04858735, 1e-6);
+    CHECK(r.loss_neg == 0.0f && r.g_pos == 5.0f && r.g_neg == 2.0f);
+    CHECK_NEAR(dpre[0], -0.09485175, 1e-6); /* -2 sigmoid(-3) y */
+    CHECK_NEAR(dpre[1], -0.18970349, 1e-6);
+    CHECK_NEAR(dpre[3], 0.09485175, 1e-6);
+    CHECK_NEAR(dpre[4], 0.09485175, 1e-6);
+    ff_objective_layer_loss(&o, y, 1, 1, 3, 100.0f, 1.0f, g, dpre, &r);
+    CHECK_NEAR(r.loss_pos, 0.04858735, 1e-6); /* theta plays no part */
+
+    /* train.logit_scale 6 on 3 units: slope 2, softplus(2 (g_neg - g_pos)) */
+    cfg.train.logit_scale = 6.0f;
+    CHECK(ff_objective_from_config(&o, &cfg, NULL) == FF_OK);
+    CHECK(ff_objective_slope(&o, 3) == 2.0f);
+    ff_objective_layer_loss(&o, y, 1, 1, 3, 4.0f, 0.5f, g, dpre, &r);
+    CHECK_NEAR(r.loss_pos, 0.5 * log1p(exp(-6.0)), 1e-6);
+}
+
+/* the objective a trainer would build from cfg */
+static ff_objective objective_of(const ff_config *cfg)
+{
+    ff_objective o;
+    CHECK(ff_objective_from_config(&o, cfg, NULL) == FF_OK);
+    return o;
+}
+
 /* positive and negative passed separately give the same gradient as one joint
  * pass when the weights are not changed in between */
 static void test_alternate_equals_joint(void)
@@ -276,12 +365,13 @@ static void test_alternate_equals_joint(void)
     fill_images(&r, x, 2 * B, DIM);
     float *sum = calloc(net.n_params, sizeof(float));
     ff_layer_loss lp[FF_MAX_LAYERS], ln[FF_MAX_LAYERS], lj[FF_MAX_LAYERS];
-    ff_net_ff_grads(&net, x, B, 0, 1.0f / B, lp);
+    const ff_objective obj = objective_of(&cfg);
+    ff_net_ff_grads(&net, &obj, x, B, 0, 1.0f / B, lp);
     memcpy(sum, net.grads, net.n_params * sizeof(float));
-    ff_net_ff_grads(&net, x + B * DIM, 0, B, 1.0f / B, ln);
+    ff_net_ff_grads(&net, &obj, x + B * DIM, 0, B, 1.0f / B, ln);
     for (size_t i = 0; i < net.n_params; i++)
         sum[i] += net.grads[i];
-    ff_net_ff_grads(&net, x, B, B, 1.0f / B, lj);
+    ff_net_ff_grads(&net, &obj, x, B, B, 1.0f / B, lj);
     double maxdiff = 0, maxabs = 0;
     for (size_t i = 0; i < net.n_params; i++) {
         maxdiff = fmax(maxdiff, fabs(sum[i] - net.grads[i]));
@@ -310,7 +400,8 @@ static void test_pass_loss_is_mean_of_per_sample(void)
     static float x[8 * 784];
     fill_images(&r, x, 8, 784);
     ff_layer_loss lj;
-    ff_net_ff_grads(&net, x, 5, 3, 1.0f / 5, &lj);
+    ff_objective obj = objective_of(&cfg);
+    ff_net_ff_grads(&net, &obj, x, 5, 3, 1.0f / 5, &lj);
     double lp = 0, ln = 0;
     for (int i = 0; i < 8; i++) {
         float g;
@@ -330,7 +421,8 @@ static void test_pass_loss_is_mean_of_per_sample(void)
     ff_rng_seed(&r, 8);
     CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 8, &r, NULL) == FF_OK);
     CHECK_NEAR(net.layers[0].slope, 4.0 / 20, 1e-7);
-    ff_net_ff_grads(&net, x, 5, 3, 1.0f / 5, &lj);
+    obj = objective_of(&cfg);
+    ff_net_ff_grads(&net, &obj, x, 5, 3, 1.0f / 5, &lj);
     lp = ln = 0;
     for (int i = 0; i < 8; i++) {
         float g;
@@ -349,8 +441,9 @@ static void test_pass_loss_is_mean_of_per_sample(void)
     cfg.train.loss = FF_LOSS_PAIRWISE;
     ff_rng_seed(&r, 8);
     CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 8, &r, NULL) == FF_OK);
-    CHECK(net.pairwise == 1);
-    ff_net_ff_grads(&net, x, 4, 4, 1.0f / 4, &lj);
+    obj = objective_of(&cfg);
+    CHECK(obj.loss == FF_LOSS_PAIRWISE);
+    ff_net_ff_grads(&net, &obj, x, 4, 4, 1.0f / 4, &lj);
     double lpair = 0.0, gpos = 0.0, gneg = 0.0;
     for (int i = 0; i < 4; i++) {
         float gp, gn;
@@ -397,7 +490,8 @@ static void test_label_every_layer(void)
     ff_negative_labels_random(&r, truth + 3, 3, labels + 3); /* negative rows */
     ff_embed_batch(FF_EMBED_CHANNELS, img, S, S, NULL, labels, N, x);
     ff_layer_loss loss[2];
-    ff_net_ff_grads(&net, x, 3, 3, 1.0f / 3, loss);
+    const ff_objective obj = objective_of(&cfg);
+    ff_net_ff_grads(&net, &obj, x, 3, 3, 1.0f / 3, loss);
     const int prev = 3 * 3 * 3, plane = 9, dim = prev + 10 * plane;
     for (int i = 0; i < N; i++) {
         const float *row = net.in[1] + (size_t)i * dim;
@@ -419,7 +513,7 @@ static void test_label_every_layer(void)
         CHECK(net.in[1][j] == 0.1f);
     /* gradient check of layer 1 (its loss alone: no backprop between layers) */
     ff_embed_batch(FF_EMBED_CHANNELS, img, S, S, NULL, labels, N, x);
-    ff_net_ff_grads(&net, x, 3, 3, 1.0f / 3, loss);
+    ff_net_ff_grads(&net, &obj, x, 3, 3, 1.0f / 3, loss);
     const ff_layer *L = &net.layers[1];
     const size_t n1 = L->n_weights + L->n_bias;
     float *g = malloc(sizeof(float) * n1);
@@ -429,10 +523,10 @@ static void test_label_every_layer(void)
     for (size_t k = 0; k < n1; k += 3) {
         const float h = 1e-2f, p0 = L->W[k];
         L->W[k] = p0 + h;
-        ff_net_ff_grads(&net, x, 3, 3, 1.0f / 3, loss);
+        ff_net_ff_grads(&net, &obj, x, 3, 3, 1.0f / 3, loss);
         double lp = (double)loss[1].loss_pos + loss[1].loss_neg;
         L->W[k] = p0 - h;
-        ff_net_ff_grads(&net, x, 3, 3, 1.0f / 3, loss);
+        ff_net_ff_grads(&net, &obj, x, 3, 3, 1.0f / 3, loss);
         double lm = (double)loss[1].loss_pos + loss[1].loss_neg;
         L->W[k] = p0;
         double fd = (lp - lm) / (2 * h);
@@ -448,11 +542,12 @@ static void test_label_every_layer(void)
 }
 
 /* peer loss of one positive pass, the running means reset to m0 first */
-static double peer_loss_at(ff_net *net, const float *x, int n, const float *m0)
+static double peer_loss_at(ff_net *net, const ff_objective *obj, const float *x, int n,
+                           const float *m0)
 {
     memcpy(net->aux, m0, sizeof(float) * net->n_aux);
     ff_layer_loss r;
-    ff_net_ff_grads(net, x, n, 0, 1.0f / n, &r);
+    ff_net_ff_grads(net, obj, x, n, 0, 1.0f / n, &r);
     return (double)r.peer_loss;
 }
 
@@ -469,13 +564,14 @@ static void test_peer_normalisation_gradient(void)
     ff_net net;
     CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 3, 4}, 8, &r, NULL) == FF_OK);
     CHECK(net.n_aux == 6);
+    ff_objective obj = objective_of(&cfg);
     float x[8 * 12], m0[6];
     for (int i = 0; i < 8 * 12; i++)
         x[i] = ff_rng_uniform(&r);
     for (int j = 0; j < 6; j++)
         m0[j] = 0.3f * (float)j;
     float *with = malloc(sizeof(float) * net.n_params);
-    peer_loss_at(&net, x, 8, m0);
+    peer_loss_at(&net, &obj, x, 8, m0);
     memcpy(with, net.grads, sizeof(float) * net.n_params);
     for (int j = 0; j < 6; j++) { /* running mean: decay * old + (1 - decay) * batch mean */
         double col = 0;
@@ -483,9 +579,9 @@ static void test_peer_normalisation_gradient(void)
             col += net.out[0][i * 6 + j];
         CHECK_NEAR(net.aux[j], 0.5 * m0[j] + 0.5 * col / 8, 1e-5);
     }
-    net.peer_strength = 0.0f;
-    peer_loss_at(&net, x, 8, m0);
-    net.peer_strength = 1.0f;
+    obj.peer_strength = 0.0f;
+    peer_loss_at(&net, &obj, x, 8, m0);
+    obj.peer_strength = 1.0f;
     for (size_t k = 0; k < net.n_params; k++)
         with[k] -= net.grads[k]; /* with - without: the peer term's gradient */
     double maxg = 0;
@@ -497,9 +593,9 @@ static void test_peer_normalisation_gradient(void)
             continue;
         const float h = 1e-2f, p0 = net.params[k];
         net.params[k] = p0 + h;
-        double lp = peer_loss_at(&net, x, 8, m0);
+        double lp = peer_loss_at(&net, &obj, x, 8, m0);
         net.params[k] = p0 - h;
-        double lm = peer_loss_at(&net, x, 8, m0);
+        double lm = peer_loss_at(&net, &obj, x, 8, m0);
         net.params[k] = p0;
         double fd = (lp - lm) / (2 * h); /* strength 1 */
         CHECK_NEAR(gpeer, fd, 1e-4 + 3e-2 * fabs(fd));
@@ -868,6 +964,8 @@ int main(void)
     RUN(test_neutral_and_channels_embedding);
     RUN(test_jitter_shifts_image_not_label);
     RUN(test_pattern_embedding);
+    RUN(test_objective_covers_every_loss);
+    RUN(test_objective_hand_computed);
     RUN(test_alternate_equals_joint);
     RUN(test_pass_loss_is_mean_of_per_sample);
     RUN(test_label_every_layer);

@@ -558,6 +558,101 @@ static void test_geometry_errors(void)
     CHECK(shape_is(l.out, 2, 1, 1));
 }
 
+/* the layer table: every kind of the config enum has complete ops whose name is
+ * the config's, whose keys the config takes for that kind (and requires the
+ * required ones), and nothing lies past the last kind */
+static void test_layer_table(void)
+{
+    CHECK(ff_layer_ops_of(FF_LAYER_KIND_COUNT) == NULL && ff_layer_ops_of((ff_layer_kind)-1) == NULL);
+    for (int k = 0; k < FF_LAYER_KIND_COUNT; k++) {
+        const ff_layer_ops *ops = ff_layer_ops_of(k);
+        CHECK(ops != NULL);
+        if (!ops)
+            continue;
+        CHECK(ops->name && strcmp(ops->name, ff_layer_kind_name(k)) == 0);
+        CHECK(ops->setup && ops->fan_in && ops->workspace && ops->forward && ops->backward &&
+              ops->flops && ops->keys && ops->required);
+        CHECK(!ops->receptive_fields || ops->patch_floats); /* windows are kept for backward */
+        /* a one-layer config of this kind: each key sets; each required one is required */
+        char yaml[256], key[64], set[96], keys[128];
+        snprintf(keys, sizeof keys, "%s", ops->keys);
+        int n_keys = 0, n_required = 0;
+        for (char *w = strtok(keys, " "); w; w = strtok(NULL, " "), n_keys++) {
+            ff_config cfg;
+            ff_config_defaults(&cfg);
+            cfg.model.n_layers = 1;
+            cfg.model.layers[0].kind = k;
+            snprintf(key, sizeof key, "%s", w);
+            snprintf(set, sizeof set, "model.layers.0.%s=2", key);
+            ff_err err;
+            CHECK(ff_config_set(&cfg, set, &err) == FF_OK);
+            /* a required key: a layer without it is refused */
+            char req[128];
+            snprintf(req, sizeof req, " %s ", ops->required);
+            char word[66];
+            snprintf(word, sizeof word, " %s ", key);
+            if (strstr(req, word)) {
+                n_required++;
+                snprintf(yaml, sizeof yaml, "model:\n  layers:\n    - {type: %s}\n", ops->name);
+                CHECK(ff_config_parse(&cfg, yaml, strlen(yaml), "t.yaml", &err) == FF_ERR_USAGE);
+                CHECK(strstr(err.msg, "is missing required key") != NULL);
+            }
+        }
+        CHECK(n_keys >= 1 && n_required >= 1);
+        /* a key the kind does not take is refused */
+        ff_config cfg;
+        ff_config_defaults(&cfg);
+        cfg.model.n_layers = 1;
+        cfg.model.layers[0].kind = k;
+        ff_err err;
+        const char *other = strstr(ops->keys, "units") ? "model.layers.0.channels=2"
+                                                       : "model.layers.0.units=2";
+        CHECK(ff_config_set(&cfg, other, &err) == FF_ERR_USAGE);
+        CHECK(strstr(err.msg, "does not apply") != NULL);
+    }
+}
+
+/* shapes whose sizes overflow an int, or weights past FF_LAYER_MAX_FLOATS, are
+ * refused at setup (so ff_shape_dim never overflows) naming the layer */
+static void test_huge_shapes_refused(void)
+{
+    ff_layer l = {0};
+    ff_err err = {0};
+    ff_layer_cfg fc = layer_cfg(FF_LAYER_FC, 10, 0, 1);
+    CHECK(ff_layer_setup(&l, &fc, (ff_shape){1, 50000, 50000}, 3, &err) == FF_ERR_USAGE);
+    CHECK(strstr(err.msg, "layer 3: input 1x50000x50000 has 2500000000 values") != NULL);
+    /* 4096 channels over a 1000 x 1000 grid: 4.1e9 outputs */
+    ff_layer_cfg conv = layer_cfg(FF_LAYER_CONV, 4096, 1, 1);
+    CHECK(ff_layer_setup(&l, &conv, (ff_shape){1, 1000, 1000}, 1, &err) == FF_ERR_USAGE);
+    CHECK(strstr(err.msg, "layer 1: output 4096x1000x1000 has 4096000000 values") != NULL);
+    /* 1024 x 4096 x 4096 local weights (1.7e10) */
+    ff_layer_cfg local = layer_cfg(FF_LAYER_LOCAL, 4096, 1, 1);
+    CHECK(ff_layer_setup(&l, &local, (ff_shape){4096, 32, 32}, 2, &err) == FF_ERR_USAGE);
+    CHECK(strstr(err.msg, "layer 2: local needs 17179869184 weights, more than the limit") != NULL);
+    /* right at the limit is fine */
+    fc.units = 1;
+    CHECK(ff_layer_setup(&l, &fc, (ff_shape){1, 1, (int)FF_LAYER_MAX_FLOATS}, 0, &err) == FF_OK);
+    CHECK(l.n_weights == (size_t)FF_LAYER_MAX_FLOATS);
+
+    /* a config that parses but whose fc layer would need 3.2e12 weights */
+    static const char yaml[] = "model:\n"
+                               "  layers:\n"
+                               "    - {type: conv, channels: 4096, kernel: 1}\n"
+                               "    - {type: fc, units: 1000000}\n";
+    ff_config cfg;
+    CHECK(ff_config_parse(&cfg, yaml, sizeof yaml - 1, "huge.yaml", &err) == FF_OK);
+    ff_rng r;
+    ff_rng_seed(&r, 1);
+    ff_net net;
+    CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 4, &r, &err) == FF_ERR_USAGE);
+    const char *want = "huge.yaml:4:7: layer 1: fc needs 3211264000000 weights, more than the limit "
+                       "of 536870911";
+    if (strcmp(err.msg, want) != 0) {
+        fprintf(stderr, "  message \"%s\", expected \"%s\"\n", err.msg, want);
+        CHECK(0);
+    }
+}
+
 /* samples do not interact: sample 0's output ignores sample 1's input */
 static void test_samples_independent(void)
 {
@@ -649,6 +744,8 @@ int main(void)
     RUN(test_every_location_initialised);
     RUN(test_conv_init_scale);
     RUN(test_geometry_errors);
+    RUN(test_layer_table);
+    RUN(test_huge_shapes_refused);
     RUN(test_samples_independent);
     RUN(test_paper_nets_run);
     TEST_MAIN_END();

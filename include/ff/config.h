@@ -17,15 +17,17 @@
 #define FF_PATH_MAX 512
 #define FF_NAME_MAX 64
 
-typedef enum { FF_MODE_SUPERVISED, FF_MODE_UNSUP_BACKBONE, FF_MODE_UNSUP_CLF } ff_mode;
-typedef enum { FF_LAYER_FC, FF_LAYER_CONV, FF_LAYER_LOCAL } ff_layer_kind;
-typedef enum { FF_OPT_SGD, FF_OPT_ADAM } ff_opt_kind;
-typedef enum { FF_SCHED_CONSTANT, FF_SCHED_LINEAR, FF_SCHED_COSINE } ff_sched_kind;
-typedef enum { FF_PASS_ALTERNATE, FF_PASS_JOINT } ff_pass_kind;
-typedef enum { FF_NEG_RANDOM, FF_NEG_HARD } ff_neg_kind;
-typedef enum { FF_LOSS_THRESHOLD, FF_LOSS_PAIRWISE } ff_loss_kind;
-typedef enum { FF_HARD_GOODNESS, FF_HARD_SOFTMAX } ff_hard_scores;
-typedef enum { FF_EMBED_OVERLAY, FF_EMBED_CHANNELS, FF_EMBED_PATTERN } ff_embed_kind;
+/* Each enum ends with its count; the name tables (config_schema.c, layer.c,
+ * objective.c) assert at compile time that they have exactly that many entries. */
+typedef enum { FF_MODE_SUPERVISED, FF_MODE_UNSUP_BACKBONE, FF_MODE_UNSUP_CLF, FF_MODE_COUNT } ff_mode;
+typedef enum { FF_LAYER_FC, FF_LAYER_CONV, FF_LAYER_LOCAL, FF_LAYER_KIND_COUNT } ff_layer_kind;
+typedef enum { FF_OPT_SGD, FF_OPT_ADAM, FF_OPT_COUNT } ff_opt_kind;
+typedef enum { FF_SCHED_CONSTANT, FF_SCHED_LINEAR, FF_SCHED_COSINE, FF_SCHED_COUNT } ff_sched_kind;
+typedef enum { FF_PASS_ALTERNATE, FF_PASS_JOINT, FF_PASS_COUNT } ff_pass_kind;
+typedef enum { FF_NEG_RANDOM, FF_NEG_HARD, FF_NEG_COUNT } ff_neg_kind;
+typedef enum { FF_LOSS_THRESHOLD, FF_LOSS_PAIRWISE, FF_LOSS_COUNT } ff_loss_kind;
+typedef enum { FF_HARD_GOODNESS, FF_HARD_SOFTMAX, FF_HARD_SCORES_COUNT } ff_hard_scores;
+typedef enum { FF_EMBED_OVERLAY, FF_EMBED_CHANNELS, FF_EMBED_PATTERN, FF_EMBED_COUNT } ff_embed_kind;
 
 typedef struct ff_layer_cfg {
     ff_layer_kind kind;

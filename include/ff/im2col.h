@@ -34,6 +34,10 @@ static inline int ff_patch_size_varying(const ff_layer *l)
 /* Output locations per sample P = oh * ow. */
 static inline int ff_patch_count(const ff_layer *l) { return l->out.h * l->out.w; }
 
+/* Floats per sample of the varying channels' receptive fields, P * Kv: what
+ * a conv or local layer keeps from its forward pass (ff_layer_patch_floats). */
+size_t ff_patch_floats(const ff_layer *l);
+
 /* Extracts every receptive field of a batch as one row each: col is
  * [batch * P, K] row-major, row i * P + oy * ow + ox, column (c * k + ki) * k + kj
  * holding x[i][c][oy * s + ki][ox * s + kj], K = in.c * k * k. Sample i starts at

@@ -1,5 +1,5 @@
 /* layer.h - one trainable FF layer: shape inference, forward and parameter
- * gradients, dispatched by kind to layer_fc.c / layer_conv.c / layer_local.c.
+ * gradients, dispatched by kind (ff_layer_ops) to layer_fc.c / layer_conv.c / layer_local.c.
  *
  * Activations are [batch, dim] row-major, each sample's vector in CHW order
  * (channel-major). A layer does not own its parameters: W, b, gW, gb are views
@@ -7,6 +7,7 @@
 #ifndef FF_LAYER_H
 #define FF_LAYER_H
 
+#include <limits.h>
 #include <stddef.h>
 
 #include "ff/config.h"
@@ -34,8 +35,42 @@ typedef struct ff_layer {
     float *gW, *gb;         /* views into net grads */
 } ff_layer;
 
+/* What one layer kind provides. Each src/layer_<kind>.c defines its ops
+ * (ff_fc_ops, ...) and layer.c's table maps ff_layer_kind to them: a new kind is
+ * its enum value (config.h), its file, and one line in that table. The
+ * ff_layer_* functions below dispatch through it. */
+typedef struct ff_layer_ops {
+    const char *name;       /* its model.layers[].type in the config: "fc" */
+    const char *keys;       /* the model.layers[] keys it takes besides type, space-separated */
+    const char *required;   /* those of `keys` a config must give */
+    int receptive_fields;   /* 1: each output sees a kernel x kernel window of the input
+                               (conv, local): label planes enter as a per-sample bias
+                               (ff_layer.const_c); layer 0's filters are kernel-sized images */
+    /* fills l->out, n_weights, n_bias (l->kind, in, kernel, stride are set) */
+    int (*setup)(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err);
+    size_t (*fan_in)(const ff_layer *l);                /* weights per output unit */
+    size_t (*workspace)(const ff_layer *l, int batch);
+    size_t (*patch_floats)(const ff_layer *l);          /* NULL: keeps no patches */
+    void (*forward)(const ff_layer *l, const float *x, float *y, int batch, float *ws,
+                    float *patches);
+    void (*backward)(const ff_layer *l, const float *x, const float *patches, const float *dpre,
+                     int batch, float beta, float *ws);
+    double (*flops)(const ff_layer *l);
+} ff_layer_ops;
+
+/* The ops of `kind`; NULL if it is not a layer kind. */
+const ff_layer_ops *ff_layer_ops_of(ff_layer_kind kind);
+
+extern const ff_layer_ops ff_fc_ops, ff_conv_ops, ff_local_ops;
+
+/* A layer's input, output and weights stay within this many floats, so
+ * ff_shape_dim (an int) and per-layer float counts cannot overflow. */
+#define FF_LAYER_MAX_FLOATS ((long long)INT_MAX / (long long)sizeof(float))
+
 /* Fills l->out, n_weights, n_bias from cfg and the input shape; FF_ERR_USAGE
- * if the geometry does not fit (message names the layer and the YAML position). */
+ * if the kind is unknown, the geometry does not fit, or the input, output or
+ * weights exceed FF_LAYER_MAX_FLOATS (messages name the layer index; ff_net_build
+ * adds the YAML position). */
 int ff_layer_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err);
 
 /* Initial weights randn / sqrt(fan_in), biases 0. */
@@ -64,26 +99,5 @@ void ff_layer_backward(const ff_layer *l, const float *x, const float *patches,
 
 /* Multiply-adds per image of the forward pass (for summaries/benchmarks). */
 double ff_layer_flops(const ff_layer *l);
-
-/* per-kind implementations */
-int ff_fc_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err);
-void ff_fc_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws);
-void ff_fc_backward(const ff_layer *l, const float *x, const float *dpre, int batch, float beta,
-                    float *ws);
-size_t ff_fc_workspace(const ff_layer *l, int batch);
-
-int ff_conv_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err);
-void ff_conv_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
-                     float *patches);
-void ff_conv_backward(const ff_layer *l, const float *x, const float *patches, const float *dpre,
-                      int batch, float beta, float *ws);
-size_t ff_conv_workspace(const ff_layer *l, int batch);
-
-int ff_local_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err);
-void ff_local_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
-                      float *patches);
-void ff_local_backward(const ff_layer *l, const float *x, const float *patches, const float *dpre,
-                       int batch, float beta, float *ws);
-size_t ff_local_workspace(const ff_layer *l, int batch);
 
 #endif

@@ -13,6 +13,7 @@
 #include "ff/config.h"
 #include "ff/err.h"
 #include "ff/layer.h"
+#include "ff/objective.h"
 
 struct ff_rng;
 
@@ -37,9 +38,6 @@ typedef struct ff_net {
     float *patches[FF_MAX_LAYERS]; /* conv/local: [max_batch, patch floats] the training
                                       forward pass keeps for the backward pass; NULL for fc */
     float *patch_mem;              /* the single allocation behind patches */
-    float peer_strength;           /* peer normalisation strength (0 = off) */
-    int pairwise;                  /* train.loss pairwise: softplus(slope (g_neg - g_pos)) per pair */
-    float peer_decay;              /* decay of the running mean of positive activities */
     size_t n_aux;                  /* floats of training state outside the parameters */
     float *aux;                    /* running means for peer normalisation (checkpointed) */
     float *peer_mean[FF_MAX_LAYERS]; /* views into aux: [out dim of layer l] */
@@ -48,8 +46,9 @@ typedef struct ff_net {
 } ff_net;
 
 /* Builds layers from cfg->model for inputs of `input` shape, allocates for
- * batches of up to max_batch, initialises parameters from rng. Geometry errors
- * are FF_ERR_USAGE naming the layer and its YAML line. */
+ * batches of up to max_batch, initialises parameters from rng. Each layer's
+ * slope is ff_objective_slope of cfg's objective (eval's as_logits weight).
+ * Geometry and size errors are FF_ERR_USAGE naming the layer and its YAML line. */
 int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batch,
                  struct ff_rng *rng, ff_err *err);
 void ff_net_free(ff_net *net);
@@ -59,23 +58,17 @@ void ff_net_free(ff_net *net);
  * label values are read back from each embedded sample of x. */
 void ff_net_forward(ff_net *net, const float *x, int batch);
 
-/* Per-layer FF loss terms of one pass (batch means, goodness means). */
-typedef struct ff_layer_loss {
-    float loss_pos, loss_neg;   /* scale * sum of softplus over positive / negative rows */
-    float g_pos, g_neg;         /* mean goodness of positive / negative rows (0 if none) */
-    float peer_loss;            /* peer normalisation term (unscaled by strength) */
-} ff_layer_loss;
-
 /* One FF pass: forward rows x[0, npos) as positive and x[npos, npos + nneg) as
- * negative data, then every layer's own loss and parameter gradients, written
- * (not accumulated) into net->grads. Loss and gradients are multiplied by
- * `scale` (1 / batch for batch means). out[l] receives layer l's terms.
- * With peer normalisation on, the positive rows also update each unit's running
+ * negative data, then every layer's own loss (obj, with the layer's threshold)
+ * and parameter gradients, written (not accumulated) into net->grads. Loss and
+ * gradients are multiplied by `scale` (1 / batch for batch means). out[l]
+ * (if not NULL) receives layer l's terms (ff_layer_loss, objective.h).
+ * With obj->peer_strength > 0, the positive rows also update each unit's running
  * mean activity m_j <- decay m_j + (1 - decay) mean_i y_ij and add the gradient
  * of strength * mean_j (mean_k m_k - m_j)^2 (the pull of every unit's mean
  * toward the layer's average; reported in out[l].peer_loss). */
-void ff_net_ff_grads(ff_net *net, const float *x, int npos, int nneg, float scale,
-                     ff_layer_loss *out);
+void ff_net_ff_grads(ff_net *net, const ff_objective *obj, const float *x, int npos, int nneg,
+                     float scale, ff_layer_loss *out);
 
 /* Total multiply-adds per sample of a forward pass. */
 double ff_net_flops(const ff_net *net);

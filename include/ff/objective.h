@@ -1,5 +1,10 @@
 /* objective.h - the Forward-Forward objective and the normalisation between layers.
  *
+ * ff_objective is the per-layer loss of a training run (train.loss, its slope,
+ * peer normalisation), chosen once from the config and handed to the net's
+ * gradient pass (ff_net_ff_grads). The loss kinds are a table in objective.c:
+ * a new kind is one entry there, its name in the config schema, and a test.
+ *
  * Goodness of one sample is g = sum_j y_j^2 over the layer's whole activity
  * vector (never averaged over the batch). Loss per sample is the logistic
  * log-likelihood: softplus(theta - g) for positive data, softplus(g - theta)
@@ -7,6 +12,42 @@
  * locations and channels) by sqrt(mean(x^2) + eps), without mean subtraction. */
 #ifndef FF_OBJECTIVE_H
 #define FF_OBJECTIVE_H
+
+#include "ff/config.h"
+#include "ff/err.h"
+
+/* Per-layer FF loss terms of one pass (batch means, goodness means). */
+typedef struct ff_layer_loss {
+    float loss_pos, loss_neg;   /* scale * sum of softplus over positive / negative rows */
+    float g_pos, g_neg;         /* mean goodness of positive / negative rows (0 if none) */
+    float peer_loss;            /* peer normalisation term (unscaled by strength) */
+} ff_layer_loss;
+
+/* The objective of a run. A plain value: copy it freely. */
+typedef struct ff_objective {
+    ff_loss_kind loss;          /* train.loss: threshold | pairwise */
+    float logit_scale;          /* train.logit_scale: slope = logit_scale / units (0: slope 1) */
+    float peer_strength;        /* train.peer_norm: peer normalisation strength (0 = off) */
+    float peer_decay;           /* train.peer_decay: decay of the running mean activities */
+} ff_objective;
+
+/* Fills o from cfg->train. FF_ERR_USAGE if train.loss is not a known kind
+ * (cannot happen for a validated config). */
+int ff_objective_from_config(ff_objective *o, const ff_config *cfg, ff_err *err);
+
+/* The FF logistic slope of a layer of `units` output units: p(positive) =
+ * sigmoid(slope * (g - theta)); 1 (the paper's) unless train.logit_scale > 0. */
+float ff_objective_slope(const ff_objective *o, int units);
+
+/* One layer's loss on its ReLU output y ([npos + nneg, dim]): rows [0, npos)
+ * are positive, rows [npos, npos + nneg) negative data. Fills r's loss and
+ * goodness terms (peer_loss untouched) and dpre ([npos + nneg, dim]) =
+ * d(loss)/d(pre-activation); theta is the layer's threshold, the slope is
+ * ff_objective_slope(o, dim), loss and gradient are multiplied by scale.
+ * g: scratch for npos + nneg goodness values. A paired loss without positive
+ * rows (a negative-only pass) scores the negatives as threshold does. */
+void ff_objective_layer_loss(const ff_objective *o, const float *y, int npos, int nneg, int dim,
+                             float theta, float scale, float *g, float *dpre, ff_layer_loss *r);
 
 /* numerically stable log(1 + exp(x)) and 1 / (1 + exp(-x)) */
 float ff_softplus(float x);

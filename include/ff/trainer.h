@@ -69,6 +69,7 @@ typedef struct ff_trainer {
     ff_shape in_shape;             /* what the net is fed: the embedded image */
     int in_dim;
     ff_net net;
+    ff_objective objective;        /* the per-layer loss, chosen once from cfg */
     ff_optim opt;
     ff_rng rng;                    /* the run's one random stream */
     int unsupervised;              /* unsupervised_backbone: hybrid negatives, no labels */
