@@ -14,6 +14,7 @@
 #include <xmmintrin.h>
 #endif
 
+#include "ff/checkpoint.h"
 #include "ff/fsutil.h"
 
 double ff_now_seconds(void)
@@ -173,4 +174,33 @@ void ff_run_clean_stale(const ff_config *cfg, void (*info)(void *ctx, const char
                  removed, cfg->checkpoint.dir);
         info(ctx, msg);
     }
+}
+
+int ff_run_open(ff_run_files *f, const ff_config *cfg, const ff_checkpoint *resume,
+                const char *resume_path, void (*info)(void *ctx, const char *msg), void *ctx,
+                ff_err *err)
+{
+    int rc;
+    if (resume) {
+        snprintf(f->run_dir, sizeof f->run_dir, "%s", resume->run_dir);
+        rc = ff_run_prefix_of_model(resume_path ? resume_path : "", f->prefix, sizeof f->prefix,
+                                    err);
+        if (!rc)
+            rc = ff_mkdir_p(cfg->checkpoint.dir, err);
+        if (!rc)
+            rc = ff_summary_open(&f->tb, f->run_dir, err);
+        if (!rc)
+            rc = ff_summary_session_resume(f->tb, resume->step, err);
+    } else {
+        rc = ff_run_dir_create(cfg, f->run_dir, sizeof f->run_dir, err);
+        if (!rc)
+            rc = ff_run_claim_prefix(cfg, f->run_dir, f->prefix, sizeof f->prefix, err);
+        if (!rc)
+            rc = ff_summary_open(&f->tb, f->run_dir, err);
+        if (!rc) /* the run's first START: a resume's later START purges what it redoes */
+            rc = ff_summary_session_start(f->tb, 0, err);
+    }
+    if (!rc)
+        ff_run_clean_stale(cfg, info, ctx);
+    return rc;
 }

@@ -18,7 +18,6 @@
 
 #include "ff/checkpoint.h"
 #include "ff/embed.h"
-#include "ff/fsutil.h"
 #include "ff/hybrid.h"
 #include "ff/run.h"
 #include "ff/summary.h"
@@ -330,30 +329,15 @@ static int open_run(ff_run *r, ff_err *err)
     const ff_config *cfg = r->cfg;
     const ff_checkpoint *ck = r->opts ? r->opts->resume : NULL;
     ff_train_result *res = r->res;
-    int rc;
-    if (ck) {
-        snprintf(res->run_dir, sizeof res->run_dir, "%s", ck->run_dir);
-        rc = ff_run_prefix_of_model(r->opts->resume_path ? r->opts->resume_path : "", r->prefix,
-                                    sizeof r->prefix, err);
-        if (!rc)
-            rc = ff_mkdir_p(cfg->checkpoint.dir, err);
-        if (!rc)
-            rc = ff_summary_open(&r->tb, res->run_dir, err);
-        if (!rc)
-            rc = ff_summary_session_resume(r->tb, r->tr.step, err);
-    } else {
-        rc = ff_run_dir_create(cfg, res->run_dir, sizeof res->run_dir, err);
-        if (!rc)
-            rc = ff_run_claim_prefix(cfg, res->run_dir, r->prefix, sizeof r->prefix, err);
-        if (!rc)
-            rc = ff_summary_open(&r->tb, res->run_dir, err);
-        if (!rc) /* the run's first START: a resume's later START purges what it redoes */
-            rc = ff_summary_session_start(r->tb, 0, err);
-    }
+    ff_run_files files = {0};
+    int rc = ff_run_open(&files, cfg, ck, r->opts ? r->opts->resume_path : NULL,
+                         r->opts ? r->opts->info : NULL, r->opts ? r->opts->progress_ctx : NULL,
+                         err);
+    r->tb = files.tb;
+    snprintf(res->run_dir, sizeof res->run_dir, "%s", files.run_dir);
+    snprintf(r->prefix, sizeof r->prefix, "%s", files.prefix);
     if (rc)
         return rc;
-    ff_run_clean_stale(cfg, r->opts ? r->opts->info : NULL,
-                       r->opts ? r->opts->progress_ctx : NULL);
     snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(r->tb));
     if (ck)
         return ff_summary_flush(r->tb, err);

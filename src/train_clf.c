@@ -10,7 +10,6 @@
 #include <time.h>
 
 #include "ff/clf_trainer.h"
-#include "ff/fsutil.h"
 #include "ff/run.h"
 #include "ff/summary.h"
 #include "ff/train.h"
@@ -38,33 +37,18 @@ static int open_run(clf_run *c, ff_err *err)
     const ff_config *cfg = &c->tr.cfg;
     const ff_checkpoint *ck = c->opts ? c->opts->resume : NULL;
     ff_train_result *res = c->res;
-    int rc;
-    if (ck) {
-        snprintf(res->run_dir, sizeof res->run_dir, "%s", ck->run_dir);
-        rc = ff_run_prefix_of_model(c->opts->resume_path ? c->opts->resume_path : "", c->prefix,
-                                    sizeof c->prefix, err);
-        if (!rc)
-            rc = ff_mkdir_p(cfg->checkpoint.dir, err);
-        if (!rc)
-            rc = ff_summary_open(&c->tb, res->run_dir, err);
-        if (!rc)
-            rc = ff_summary_session_resume(c->tb, c->tr.step, err);
-        if (!rc)
-            snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(c->tb));
-        return rc;
-    }
-    rc = ff_run_dir_create(cfg, res->run_dir, sizeof res->run_dir, err);
-    if (!rc)
-        rc = ff_run_claim_prefix(cfg, res->run_dir, c->prefix, sizeof c->prefix, err);
-    if (!rc)
-        rc = ff_summary_open(&c->tb, res->run_dir, err);
-    if (!rc) /* the run's first START: a resume's later START purges what it redoes */
-        rc = ff_summary_session_start(c->tb, 0, err);
+    ff_run_files files = {0};
+    int rc = ff_run_open(&files, cfg, ck, c->opts ? c->opts->resume_path : NULL,
+                         c->opts ? c->opts->info : NULL, c->opts ? c->opts->progress_ctx : NULL,
+                         err);
+    c->tb = files.tb;
+    snprintf(res->run_dir, sizeof res->run_dir, "%s", files.run_dir);
+    snprintf(c->prefix, sizeof c->prefix, "%s", files.prefix);
     if (rc)
         return rc;
-    ff_run_clean_stale(cfg, c->opts ? c->opts->info : NULL,
-                       c->opts ? c->opts->progress_ctx : NULL);
     snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(c->tb));
+    if (ck)
+        return FF_OK;
     size_t cap = 1 << 16;
     char *md = malloc(cap);
     if (!md)

@@ -16,6 +16,9 @@
 #include "ff/config.h"
 #include "ff/err.h"
 #include "ff/rng.h"
+#include "ff/summary.h"
+
+struct ff_checkpoint;
 
 /* Monotonic clock in seconds. */
 double ff_now_seconds(void);
@@ -52,5 +55,23 @@ void ff_run_clean_stale(const ff_config *cfg, void (*info)(void *ctx, const char
 /* <checkpoint.dir>/<prefix>_<what>.ffm into out; FF_ERR_USAGE if it does not fit. */
 int ff_run_model_path(const ff_config *cfg, const char *prefix, const char *what, char *out,
                       size_t cap, ff_err *err);
+
+/* Where a run writes, opened once for either training loop. */
+typedef struct ff_run_files {
+    char run_dir[1024];            /* <log.dir>/<mode>/<stamp>[_name] */
+    char prefix[256];              /* model names: <checkpoint.dir>/<prefix>_<what>.ffm */
+    ff_summary_writer *tb;         /* the event file */
+} ff_run_files;
+
+/* A new run (resume NULL): creates the run directory, claims the model prefix,
+ * opens the event file and writes the run's first SessionLog START (step 0).
+ * A resumed run: the model's run directory and prefix (from resume_path's name),
+ * a new event file there starting with a START at the model's step + 1, so that
+ * TensorBoard drops what the stopped process logged after the model. Either way
+ * checkpoint.dir exists and killed writers' temporary files are gone from it
+ * (info, if not NULL, hears how many). */
+int ff_run_open(ff_run_files *f, const ff_config *cfg, const struct ff_checkpoint *resume,
+                const char *resume_path, void (*info)(void *ctx, const char *msg), void *ctx,
+                ff_err *err);
 
 #endif
