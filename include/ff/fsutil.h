@@ -7,7 +7,7 @@
 
 #include "ff/err.h"
 
-/* Creates path and its missing parents (like mkdir -p). */
+/* Creates path and its missing parents (like mkdir -p). FF_ERR_USAGE for "". */
 int ff_mkdir_p(const char *path, ff_err *err);
 
 /* Creates a new, empty directory <root>/<YYYYmmdd-HHMMSS>[_<name>] for time t
