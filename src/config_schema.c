@@ -672,7 +672,8 @@ static void type_text(const ff_key *k, char *buf, size_t cap)
     case FF_KEY_U64: snprintf(buf, cap, "uint64"); return;
     case FF_KEY_BOOL: snprintf(buf, cap, "bool"); return;
     case FF_KEY_STRING:
-        snprintf(buf, cap, "string%s", k->flags & FF_KEY_IDENT ? " of letters, digits, '.', '_', '-'" : "");
+        snprintf(buf, cap, "string%s%s", k->flags & FF_KEY_IDENT ? " of letters, digits, '.', '_', '-'" : "",
+                 k->flags & FF_KEY_NONEMPTY ? ", not empty" : "");
         return;
     case FF_KEY_LAYERS: snprintf(buf, cap, "list of layer mappings, at most %d", FF_MAX_LAYERS); return;
     case FF_KEY_INTLIST: snprintf(buf, cap, "list of ints, each %s", range); return;

@@ -339,6 +339,8 @@ static int eval_supervised_softmax(const ff_checkpoint *ck, ff_net *net, const c
     ff_readout ro = {0};
     int layers[FF_MAX_LAYERS], n_layers;
     int rc = epochs < 0 ? FF_OK : ff_dataset_load(&train, dir, "train", 0, err);
+    if (!rc && epochs >= 0)
+        rc = ff_dataset_check_same_shape(test, &train, err);
     if (!rc)
         rc = ff_readout_layers(cfg, net, layers, &n_layers, err);
     if (!rc)

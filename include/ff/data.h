@@ -17,6 +17,7 @@ typedef struct ff_dataset {
     int dim;          /* rows * cols */
     float *images;    /* n * dim floats in [0, 1] */
     uint8_t *labels;  /* n labels in 0..9 */
+    char source[1024]; /* the images file it was loaded from, for messages ("" if made in code) */
 } ff_dataset;
 
 /* Reads a whole file, transparently gunzipping it if it starts with the gzip
@@ -46,6 +47,11 @@ int ff_idx_parse_labels(const uint8_t *buf, size_t len, const char *name, int *n
 int ff_dataset_load(ff_dataset *ds, const char *dir, const char *prefix, int limit, ff_err *err);
 
 void ff_dataset_free(ff_dataset *ds);
+
+/* FF_OK if a and b hold images of one size (rows x cols), else FF_ERR_FORMAT naming both
+ * files and sizes: a net built for one set must not be fed the other (e.g. the training
+ * and the test set). */
+int ff_dataset_check_same_shape(const ff_dataset *a, const ff_dataset *b, ff_err *err);
 
 /* SHA-256 of len bytes into out[32]. */
 void ff_sha256(const void *data, size_t len, uint8_t out[32]);
