@@ -2,7 +2,7 @@
 #   make            build build/ffrun and the tools
 #   make run        install missing Debian packages, build, train configs/supervised.yaml
 #   make test       install missing packages, build, run the whole test suite
-#   make check-asan the unit tests under AddressSanitizer + UBSan (part of make test)
+#   make check-asan the unit tests and tests/t_hostile.sh under AddressSanitizer + UBSan (part of make test)
 #   make bench      long runs: bench-speed (minutes) and bench-accuracy (hours)
 -include config.mk
 
@@ -54,6 +54,8 @@ check-asan: deps
 	    LDFLAGS="-fsanitize=address,undefined" all unit-bins
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	    tests/run.sh build-asan --unit-only
+	@echo "== tests/t_hostile.sh on build-asan (hostile input under the sanitizers)"
+	@tests/t_hostile.sh build-asan
 
 # long runs: the accuracy benchmark takes hours (resumable), the speed one minutes
 .PHONY: bench-accuracy

@@ -100,6 +100,79 @@ int ff_checkpoint_save(const char *path, const ff_checkpoint_state *st, ff_err *
     return rc;
 }
 
+#define MAX_EPOCHS 1000000           /* the largest train.epochs and clf.epochs */
+#define MAX_COUNT (1ll << 53)        /* steps: exact as doubles (TensorBoard), far from overflow */
+
+static int bad_field(ff_err *err, const char *path, const char *field, long long got,
+                     const char *want)
+{
+    return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt model file: %s is %lld, %s", path, field,
+                      got, want);
+}
+
+/* The counters and state read from a CRC-valid header, checked like any untrusted input:
+ * a resumed run indexes the training set with them. cfg is the embedded config. */
+static int check_counters(const uint8_t *b, const ff_checkpoint *ck, uint64_t n_order,
+                          uint64_t dir_len, const char *path, ff_err *err)
+{
+    const uint32_t epoch = ff_get_u32le(b + 32), batch = ff_get_u32le(b + 36);
+    const int64_t step = (int64_t)ff_get_u64le(b + 40), opt_t = (int64_t)ff_get_u64le(b + 48);
+    if (epoch > MAX_EPOCHS)
+        return bad_field(err, path, "epoch", (int32_t)epoch, "must be 0 to 1000000");
+    if (step < 0 || step > MAX_COUNT)
+        return bad_field(err, path, "step", step, "must be 0 to 2^53");
+    if (opt_t < 0 || opt_t > MAX_COUNT)
+        return bad_field(err, path, "optimiser step count", opt_t, "must be 0 to 2^53");
+    if (ck->head_t < 0 || ck->head_t > MAX_COUNT)
+        return bad_field(err, path, "head step count", ck->head_t, "must be 0 to 2^53");
+    if (n_order > INT32_MAX)
+        return bad_field(err, path, "n_order", (long long)n_order, "must be at most 2^31 - 1");
+    if (ck->cfg.data.train_limit > 0 && n_order > (uint64_t)ck->cfg.data.train_limit)
+        return bad_field(err, path, "n_order", (long long)n_order,
+                         "more than its config's data.train_limit");
+    if (batch > INT32_MAX)
+        return bad_field(err, path, "batch", (int32_t)batch, "must be >= 0");
+    /* batch b of an epoch of n_order images in batches of min(batch_size, n_order) */
+    const uint64_t bs = (uint64_t)ck->cfg.train.batch_size < n_order ? (uint64_t)ck->cfg.train.batch_size
+                                                                      : n_order;
+    if (batch > 0 && (uint64_t)batch * bs >= n_order)
+        return bad_field(err, path, "batch", batch, "past the end of an epoch of n_order images "
+                         "in batches of train.batch_size");
+    if (ck->n_head_state != 2 * ck->n_head)
+        return bad_field(err, path, "n_head_state", (long long)ck->n_head_state,
+                         "must be twice n_head (Adam's m and v)");
+    if (!(ck->rng.s[0] | ck->rng.s[1] | ck->rng.s[2] | ck->rng.s[3]))
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt model file: the RNG state is all zero",
+                          path);
+    if (strlen(ck->run_dir) != dir_len)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt model file: the run directory holds a "
+                          "NUL byte", path);
+    return FF_OK;
+}
+
+/* The sample order must be a permutation of 0..n-1 (entries index the training set). */
+static int check_order(const int *order, uint64_t n, const char *path, ff_err *err)
+{
+    uint8_t *seen = calloc(n ? n : 1, 1);
+    if (!seen)
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory loading %s", path);
+    int rc = FF_OK;
+    for (uint64_t i = 0; i < n && !rc; i++) {
+        const uint32_t v = (uint32_t)order[i];
+        if (v >= n || seen[v]) {
+            char field[48];
+            snprintf(field, sizeof field, "sample order entry %llu", (unsigned long long)i);
+            rc = bad_field(err, path, field, order[i],
+                           v >= n ? "past the training set (n_order entries)"
+                                  : "given twice (the order must be a permutation)");
+        }
+        else
+            seen[v] = 1;
+    }
+    free(seen);
+    return rc;
+}
+
 static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint *ck, ff_err *err)
 {
     if (len < 8 || memcmp(b, FF_CHECKPOINT_MAGIC, 8) != 0)
@@ -179,7 +252,8 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
     p += 4 * ck->n_head_state;
     for (uint64_t i = 0; i < n_order; i++, p += 4)
         ck->order[i] = (int)ff_get_u32le(p);
-    return FF_OK;
+    int rc = check_counters(b, ck, n_order, dir_len, path, err);
+    return rc ? rc : check_order(ck->order, n_order, path, err);
 }
 
 int ff_checkpoint_load(const char *path, ff_checkpoint *ck, ff_err *err)

@@ -100,7 +100,8 @@ int ff_clf_trainer_create(ff_clf_trainer *t, const ff_config *cfg, const ff_chec
     cfg = &t->cfg;
     ff_rng_seed(&t->rng, cfg->seed);
     if ((rc = ff_dataset_load(&t->train, cfg->data.dir, "train", cfg->data.train_limit, err)) ||
-        (rc = ff_dataset_load(&t->test, cfg->data.dir, "t10k", cfg->data.test_limit, err)))
+        (rc = ff_dataset_load(&t->test, cfg->data.dir, "t10k", cfg->data.test_limit, err)) ||
+        (rc = ff_dataset_check_same_shape(&t->train, &t->test, err)))
         goto done;
     t->batch = cfg->train.batch_size < t->train.n ? cfg->train.batch_size : t->train.n;
     t->n_batches = (t->train.n + t->batch - 1) / t->batch;

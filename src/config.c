@@ -13,6 +13,7 @@
 
 #define MAX_KEYS 64                      /* capacity of pctx.at; checked against the table */
 #define MAX_FILE_BYTES (16u << 20)       /* a config file larger than this is a mistake */
+#define MAX_DEPTH 64                     /* nested lists and mappings: a config needs 4 */
 
 typedef struct pos {
     int line, col; /* 1-based; line 0 = unknown */
@@ -51,8 +52,10 @@ static int locate(const pctx *c, pos p, int code)
         ff_err_prefix(c->err, "%s:%d:%d", c->origin, p.line, p.col);
     else if (c->origin)
         ff_err_prefix(c->err, "%s", c->origin);
-    else if (c->assignment)
+    else if (c->assignment && !ff_text_problem(c->assignment, (char[80]){0}, 80))
         ff_err_prefix(c->err, "--set %s", c->assignment);
+    else if (c->assignment) /* not echoed: the message stays printable text */
+        ff_err_prefix(c->err, "--set %.*s=...", (int)strcspn(c->assignment, "="), c->assignment);
     return code;
 }
 
@@ -380,6 +383,36 @@ static int check_single_document(const pctx *c, yaml_parser_t *p, const char *te
     return root ? fail(c, at, "only one YAML document is allowed") : FF_OK;
 }
 
+/* Reads the events of text (no document is built) and fails at the first list or
+ * mapping nested deeper than MAX_DEPTH: libyaml's loader takes minutes on a
+ * million nested '[' (the size cap alone does not bound the depth). */
+static int check_depth(const pctx *c, const char *text, size_t len)
+{
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p))
+        return ff_err_set(c->err, FF_ERR_NOMEM, "out of memory");
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    int rc = FF_OK, depth = 0, done = 0;
+    while (!rc && !done) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev)) {
+            rc = syntax_error(c, &p, text, len);
+            break;
+        }
+        if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
+            if (++depth > MAX_DEPTH)
+                rc = fail(c, mark_pos(ev.start_mark), "lists and mappings nested deeper than %d "
+                          "levels; a config needs at most 4", MAX_DEPTH);
+        } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        }
+        done = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&p);
+    return rc;
+}
+
 typedef int (*root_fn)(pctx *c, const yaml_node_t *root, const void *arg);
 
 /* Loads text as one YAML document and calls fn with its root node (NULL if empty). */
@@ -387,10 +420,12 @@ static int with_document(pctx *c, const char *text, size_t len, root_fn fn, cons
 {
     yaml_parser_t p;
     yaml_document_t doc;
+    int rc = check_depth(c, text, len);
+    if (rc)
+        return rc;
     if (!yaml_parser_initialize(&p))
         return ff_err_set(c->err, FF_ERR_NOMEM, "out of memory");
     yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    int rc;
     if (!yaml_parser_load(&p, &doc)) {
         rc = syntax_error(c, &p, text, len);
     } else {

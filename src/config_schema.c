@@ -75,10 +75,10 @@ const ff_key ff_config_keys[] = {
            "what to train: FF with labels, an unsupervised backbone, or a classifier on a saved backbone"),
     K_U64("seed", seed, "1", "RNG seed (weights, shuffling, negatives)"),
 
-    K_STR("data.dir", data.dir, "data/mnist", 0, "folder with the four MNIST IDX files"),
+    K_STR("data.dir", data.dir, "data/mnist", FF_KEY_NONEMPTY, "folder with the four MNIST IDX files"),
     K_INT("data.train_limit", data.train_limit, "0", 0, 1e8, "use the first N training images (0 = all)"),
     K_INT("data.test_limit", data.test_limit, "0", 0, 1e8, "use the first N test images (0 = all)"),
-    K_STR("data.cache", data.cache, "cache", 0,
+    K_STR("data.cache", data.cache, "cache", FF_KEY_NONEMPTY,
           "folder for generated data (unsupervised hybrid negatives), reused while source and settings match"),
     K_INT("data.hybrid_blur", data.hybrid_blur, "6", 1, 64,
           "unsupervised negatives: blur passes of the random mask with [1/4, 1/2, 1/4]"),
@@ -143,12 +143,12 @@ const ff_key ff_config_keys[] = {
     K_INT("eval.readout_epochs", eval.readout_epochs, "0", 0, 1000,
           "extra epochs of softmax-head training on the frozen net before each evaluation (the head also takes a step on every training batch)"),
 
-    K_STR("log.dir", log.dir, "runs", 0, "root folder of the TensorBoard runs"),
+    K_STR("log.dir", log.dir, "runs", FF_KEY_NONEMPTY, "root folder of the TensorBoard runs"),
     K_INT("log.every", log.every, "50", 1, 1e9, "log training scalars every N steps"),
     K_INT("log.histograms", log.histograms, "1", 0, 1e6, "log histograms every N epochs (0 = off)"),
     K_INT("log.images", log.images, "1", 0, 1e6, "log images every N epochs (0 = off)"),
 
-    K_STR("checkpoint.dir", checkpoint.dir, "models", 0, "where models are saved"),
+    K_STR("checkpoint.dir", checkpoint.dir, "models", FF_KEY_NONEMPTY, "where models are saved"),
     K_INT("checkpoint.every", checkpoint.every, "0", 0, 1e6, "save every N epochs (0 = only at the end)"),
     K_STR("checkpoint.backbone", checkpoint.backbone, "", 0,
           "backbone model for unsupervised_clf (\"\" = newest in checkpoint.dir)"),
@@ -417,6 +417,9 @@ static int set_float(const ff_key *k, void *base, const char *text, const char *
         return type_error(k, text, path, err);
     if (errno == ERANGE || fabs(v) > FLT_MAX || !in_range(k, v))
         return range_error(k, text, path, err);
+    if (v != 0.0 && (float)v == 0.0f) /* would be stored as 0 */
+        return ff_err_set(err, FF_ERR_USAGE, "%s: %.60s is too small for a 32-bit float (the "
+                          "smallest is about 1.4e-45); give 0 or a larger value", path, text);
     *(float *)field(k, base) = (float)v;
     return FF_OK;
 }
@@ -441,15 +444,71 @@ static int ident_ok(const char *s)
     return 1;
 }
 
+const char *ff_text_problem(const char *s, char *buf, size_t cap)
+{
+    for (size_t i = 0; s[i];) {
+        const unsigned char c = (unsigned char)s[i];
+        uint32_t cp = c;
+        int n = 1;
+        if (c >= 0xC2 && c <= 0xDF)
+            cp = c & 0x1Fu, n = 2;
+        else if (c >= 0xE0 && c <= 0xEF)
+            cp = c & 0x0Fu, n = 3;
+        else if (c >= 0xF0 && c <= 0xF4)
+            cp = c & 0x07u, n = 4;
+        else if (c >= 0x80)
+            n = 0;
+        for (int j = 1; j < n; j++) { /* a NUL ends the loop: never reads past the string */
+            const unsigned char d = (unsigned char)s[i + j];
+            if ((d & 0xC0) != 0x80) {
+                n = 0;
+                break;
+            }
+            cp = cp << 6 | (d & 0x3Fu);
+        }
+        if (n == 0 || (n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF)) {
+            snprintf(buf, cap, "an invalid UTF-8 byte 0x%02x at byte %zu", c, i + 1);
+            return buf;
+        }
+        if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) {
+            snprintf(buf, cap, "the control character U+%04X at byte %zu", (unsigned)cp, i + 1);
+            return buf;
+        }
+        if ((cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFEu) == 0xFFFEu) {
+            snprintf(buf, cap, "the noncharacter U+%04X at byte %zu", (unsigned)cp, i + 1);
+            return buf;
+        }
+        i += (size_t)n;
+    }
+    return NULL;
+}
+
+/* The checks of a string value beyond its length (set_string and ff_key_check_stored). */
+static int check_string(const ff_key *k, const char *text, const char *path, ff_err *err)
+{
+    char what[80];
+    if ((k->flags & FF_KEY_NONEMPTY) && !*text)
+        return ff_err_set(err, FF_ERR_USAGE, "%s must not be empty (it names a directory; \".\" is the "
+                          "current one)", path);
+    if (ff_text_problem(text, what, sizeof what))
+        return ff_err_set(err, FF_ERR_USAGE, "expected UTF-8 text without control characters or "
+                          "noncharacters for %s, got %s", path, what);
+    if ((k->flags & FF_KEY_IDENT) && !ident_ok(text))
+        return ff_err_set(err, FF_ERR_USAGE, "%s may only contain letters, digits, '.', '_' and '-', got '%.60s'",
+                          path, text);
+    return FF_OK;
+}
+
 static int set_string(const ff_key *k, void *base, const char *text, const char *path, ff_err *err)
 {
     size_t n = strlen(text);
     if (n >= k->size)
         return ff_err_set(err, FF_ERR_USAGE, "%s is too long (%zu characters, at most %zu)", path, n,
                           k->size - 1);
-    if ((k->flags & FF_KEY_IDENT) && !ident_ok(text))
-        return ff_err_set(err, FF_ERR_USAGE, "%s may only contain letters, digits, '.', '_' and '-', got '%.60s'",
-                          path, text);
+    int rc = check_string(k, text, path, err);
+    if (rc)
+        return rc;
     char *dst = field(k, base);
     memset(dst, 0, k->size);
     memcpy(dst, text, n);
@@ -502,9 +561,7 @@ int ff_key_check_stored(const ff_key *k, const void *base, const char *path, ff_
     case FF_KEY_STRING:
         if (!memchr(p, '\0', k->size))
             return ff_err_set(err, FF_ERR_USAGE, "%s is not terminated", path);
-        if ((k->flags & FF_KEY_IDENT) && !ident_ok(p))
-            return ff_err_set(err, FF_ERR_USAGE, "%s may only contain letters, digits, '.', '_' and '-'", path);
-        return FF_OK;
+        return check_string(k, p, path, err);
     case FF_KEY_U64:
     case FF_KEY_LAYERS:
     case FF_KEY_INTLIST: return FF_OK;
@@ -665,7 +722,8 @@ static void type_text(const ff_key *k, char *buf, size_t cap)
     case FF_KEY_U64: snprintf(buf, cap, "uint64"); return;
     case FF_KEY_BOOL: snprintf(buf, cap, "bool"); return;
     case FF_KEY_STRING:
-        snprintf(buf, cap, "string%s", k->flags & FF_KEY_IDENT ? " of letters, digits, '.', '_', '-'" : "");
+        snprintf(buf, cap, "string%s%s", k->flags & FF_KEY_IDENT ? " of letters, digits, '.', '_', '-'" : "",
+                 k->flags & FF_KEY_NONEMPTY ? ", not empty" : "");
         return;
     case FF_KEY_LAYERS: snprintf(buf, cap, "list of layer mappings, at most %d", FF_MAX_LAYERS); return;
     case FF_KEY_INTLIST: snprintf(buf, cap, "list of ints, each %s", range); return;

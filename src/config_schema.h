@@ -17,7 +17,8 @@ typedef enum {
     FF_KEY_U64,     /* uint64_t, decimal */
     FF_KEY_FLOAT,   /* float, strtod syntax (1e-3), finite, range-checked */
     FF_KEY_BOOL,    /* int 0/1: true/false, yes/no, on/off */
-    FF_KEY_STRING,  /* char[size], always NUL-terminated */
+    FF_KEY_STRING,  /* char[size], always NUL-terminated; UTF-8 text without control
+                       characters (C0, DEL, C1) or noncharacters */
     FF_KEY_ENUM,    /* int-sized enum, value = index into names */
     FF_KEY_LAYERS,  /* model.layers: sequence of mappings (ff_layer_keys) */
     FF_KEY_INTLIST  /* clf.layers: sequence of ints, count stored at count_offset */
@@ -26,7 +27,8 @@ typedef enum {
 enum {
     FF_KEY_MIN_EXCL = 1, /* value must be > min (not >=) */
     FF_KEY_MAX_EXCL = 2, /* value must be < max (not <=) */
-    FF_KEY_IDENT = 4     /* string: only letters, digits, '.', '_', '-' */
+    FF_KEY_IDENT = 4,    /* string: only letters, digits, '.', '_', '-' */
+    FF_KEY_NONEMPTY = 8  /* string: "" is not allowed (a directory) */
 };
 
 typedef struct ff_key {
@@ -67,6 +69,11 @@ int ff_key_set_text(const ff_key *k, void *base, const char *text, const char *p
 
 /* What key k expects, for messages: "an integer", "one of sgd, adam", ... */
 void ff_key_expected(const ff_key *k, char *buf, size_t cap);
+
+/* NULL if s is UTF-8 text without control characters (C0, DEL, C1) or noncharacters;
+ * else what is wrong where ("an invalid UTF-8 byte 0xff at byte 5"), written to buf.
+ * String values must pass: such text survives ff_config_to_yaml and parsing unchanged. */
+const char *ff_text_problem(const char *s, char *buf, size_t cap);
 
 /* Range check of a number already converted for key k. */
 int ff_key_check_range(const ff_key *k, double v, const char *path, ff_err *err);

@@ -441,7 +441,10 @@ static int build_dataset(ff_dataset *ds, const idx_file *img, const idx_file *la
         return rc;
     if (limit > 0 && limit < n)
         n = limit;
-    return fill_dataset(ds, n, rows, cols, pixels, labels, err);
+    rc = fill_dataset(ds, n, rows, cols, pixels, labels, err);
+    if (!rc)
+        snprintf(ds->source, sizeof ds->source, "%.1023s", img->path);
+    return rc;
 }
 
 int ff_dataset_load(ff_dataset *ds, const char *dir, const char *prefix, int limit, ff_err *err)
@@ -474,6 +477,15 @@ int ff_dataset_load(ff_dataset *ds, const char *dir, const char *prefix, int lim
     free(lab);
     free(sf);
     return rc;
+}
+
+int ff_dataset_check_same_shape(const ff_dataset *a, const ff_dataset *b, ff_err *err)
+{
+    if (a->rows == b->rows && a->cols == b->cols)
+        return FF_OK;
+    return ff_err_set(err, FF_ERR_FORMAT, "%s has %dx%d images but %s has %dx%d; both sets must "
+                      "hold images of one size", a->source[0] ? a->source : "a dataset", a->rows,
+                      a->cols, b->source[0] ? b->source : "the other dataset", b->rows, b->cols);
 }
 
 void ff_dataset_free(ff_dataset *ds)

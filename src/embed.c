@@ -13,6 +13,15 @@ ff_shape ff_embed_shape(ff_embed_kind kind, int rows, int cols)
     return (ff_shape){1, rows, cols};
 }
 
+int ff_embed_check_shape(ff_embed_kind kind, int rows, int cols, ff_err *err)
+{
+    if (kind != FF_EMBED_OVERLAY || (int64_t)rows * cols >= FF_NUM_CLASSES)
+        return FF_OK;
+    return ff_err_set(err, FF_ERR_USAGE, "model.label_embedding overlay writes the label into the "
+                      "first %d pixels, but the images are %dx%d; use channels or pattern",
+                      FF_NUM_CLASSES, rows, cols);
+}
+
 /* P_k(r, c) of the pattern embedding: one bit of a hash of (k, r mod 6, c mod 6) */
 static float pattern_bit(int k, int r, int c)
 {
@@ -103,6 +112,7 @@ void ff_embed_batch_shifted(ff_embed_kind kind, const float *images, int rows, i
 {
     const int hw = rows * cols;
     const int dim = ff_shape_dim(ff_embed_shape(kind, rows, cols));
+    FF_ASSERT(!labels || ff_embed_check_shape(kind, rows, cols, NULL) == FF_OK);
     for (int i = 0; i < batch; i++) {
         int src = idx ? idx[i] : i;
         int dx = shifts ? shifts[2 * i] : 0, dy = shifts ? shifts[2 * i + 1] : 0;
@@ -122,6 +132,7 @@ void ff_embed_read_label(ff_embed_kind kind, const float *x, int rows, int cols,
                          float out[FF_NUM_CLASSES])
 {
     FF_ASSERT(kind == FF_EMBED_OVERLAY || kind == FF_EMBED_CHANNELS);
+    FF_ASSERT(ff_embed_check_shape(kind, rows, cols, NULL) == FF_OK);
     const size_t hw = (size_t)rows * cols;
     for (int k = 0; k < FF_NUM_CLASSES; k++)
         out[k] = kind == FF_EMBED_CHANNELS ? x[(size_t)(1 + k) * hw] : x[k];

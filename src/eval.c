@@ -6,6 +6,19 @@
 #include "ff/embed.h"
 #include "ff/objective.h"
 
+int ff_eval_check_input(const ff_net *net, ff_embed_kind kind, const ff_dataset *ds, ff_err *err)
+{
+    int rc = ff_embed_check_shape(kind, ds->rows, ds->cols, err);
+    if (rc)
+        return rc;
+    const ff_shape in = ff_embed_shape(kind, ds->rows, ds->cols), want = net->input;
+    if (in.c == want.c && in.h == want.h && in.w == want.w)
+        return FF_OK;
+    return ff_err_set(err, FF_ERR_FORMAT, "%s: %dx%d images (inputs %dx%dx%d), but the net takes "
+                      "%dx%dx%d inputs", ds->source[0] ? ds->source : "dataset", ds->rows, ds->cols,
+                      in.c, in.h, in.w, want.c, want.h, want.w);
+}
+
 int ff_eval_first_layer(const ff_net *net) { return net->n_layers > 1 ? 1 : 0; }
 
 /* After a forward pass of `rows` rows: the goodness of each row summed over the
@@ -30,6 +43,7 @@ void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *
 {
     const int per_chunk = net->max_batch / FF_NUM_CLASSES;
     FF_ASSERT(per_chunk >= 1);
+    FF_ASSERT(ff_eval_check_input(net, kind, ds, NULL) == FF_OK);
     const size_t dim = (size_t)ff_shape_dim(net->input);
     for (int start = 0; start < n; start += per_chunk) {
         const int m = n - start < per_chunk ? n - start : per_chunk;
@@ -56,6 +70,7 @@ void ff_eval_goodness_scores_of(ff_net *net, ff_embed_kind kind, const ff_datase
     FF_ASSERT(m >= 1 && m <= FF_NUM_CLASSES);
     const int per_chunk = net->max_batch / m;
     FF_ASSERT(per_chunk >= 1);
+    FF_ASSERT(ff_eval_check_input(net, kind, ds, NULL) == FF_OK);
     const size_t dim = (size_t)ff_shape_dim(net->input);
     for (int start = 0; start < n; start += per_chunk) {
         const int c = n - start < per_chunk ? n - start : per_chunk;
@@ -84,6 +99,7 @@ int ff_argmax10(const float *s)
 double ff_eval_error(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, int n, float *xbuf,
                      float *scores, int64_t confusion[100])
 {
+    FF_ASSERT(ff_eval_check_input(net, kind, ds, NULL) == FF_OK);
     if (n <= 0 || n > ds->n)
         n = ds->n;
     if (confusion)

@@ -17,6 +17,8 @@
 int ff_mkdir_p(const char *path, ff_err *err)
 {
     char buf[4096];
+    if (!*path) /* the loop below starts after the first byte */
+        return ff_err_set(err, FF_ERR_USAGE, "cannot create a directory with an empty name");
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
         return ff_err_set(err, FF_ERR_USAGE, "path too long: %s", path);
     for (char *p = buf + 1; ; p++) {

@@ -161,11 +161,14 @@ static int load_config(const cli *c, ff_config *cfg, ff_checkpoint *ck, char *pa
         fprintf(stderr, "ffrun: resuming %s (epoch %d, batch %d, step %lld)\n", path, ck->epoch,
                 ck->batch, (long long)ck->step);
         *cfg = ck->cfg;
-    } else {
-        rc = ff_config_load(cfg, c->config_path, err);
+    } else if ((rc = ff_config_load(cfg, c->config_path, err)) == FF_ERR_IO) {
+        rc = FF_ERR_USAGE; /* a config that cannot be read is a config error: exit 2 */
     }
     for (int i = 0; !rc && i < c->n_sets; i++)
         rc = ff_config_set(cfg, c->sets[i], err);
+    if (!rc && c->name && strlen(c->name) >= sizeof cfg->name)
+        rc = ff_err_set(err, FF_ERR_USAGE, "--name is too long (%zu characters, at most %zu)",
+                        strlen(c->name), sizeof cfg->name - 1);
     if (!rc && c->name)
         snprintf(cfg->name, sizeof cfg->name, "%s", c->name);
     if (!rc)
@@ -370,8 +373,14 @@ static int eval_main(int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--data") && i + 1 < argc)
             data = argv[++i];
-        else if (!strcmp(argv[i], "--softmax-epochs") && i + 1 < argc)
-            softmax_epochs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--softmax-epochs") && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (end == argv[i] || *end || v < 0 || v > 1000)
+                return usage_error("eval: --softmax-epochs needs an integer from 0 to 1000, got '%s'",
+                                   argv[i]);
+            softmax_epochs = (int)v;
+        }
         else if (argv[i][0] == '-')
             return usage_error("eval: unknown option '%s'", argv[i]);
         else if (model)

@@ -46,6 +46,11 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
                  ff_err *err)
 {
     memset(net, 0, sizeof *net);
+    if (cfg->mode == FF_MODE_SUPERVISED) { /* the label goes into every input */
+        int rc = ff_embed_check_shape(cfg->model.label_embedding, input.h, input.w, err);
+        if (rc)
+            return rc;
+    }
     net->input = input;
     net->label_every_layer = cfg->model.label_every_layer;
     net->label_embedding = cfg->model.label_embedding;

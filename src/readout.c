@@ -224,14 +224,30 @@ void ff_readout_make_input(ff_readout *ro, const ff_readout_input *in, const int
     fill_inputs(ro, in, idx, 0, batch, x);
 }
 
+int ff_readout_check_input(const ff_readout *ro, const ff_net *net, const int *layers,
+                           int n_layers, const ff_readout_input *in, ff_err *err)
+{
+    const ff_dataset *ds = in->ds;
+    int rc = in->neutral ? ff_embed_check_shape(in->embed, ds->rows, ds->cols, err) : FF_OK;
+    if (rc)
+        return rc;
+    const ff_shape s = in->neutral ? ff_embed_shape(in->embed, ds->rows, ds->cols)
+                                   : (ff_shape){1, ds->rows, ds->cols};
+    const ff_shape w = net->input;
+    if (s.c != w.c || s.h != w.h || s.w != w.w)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: %dx%d images (inputs %dx%dx%d), but the net "
+                          "takes %dx%dx%d inputs", ds->source[0] ? ds->source : "dataset", ds->rows,
+                          ds->cols, s.c, s.h, s.w, w.c, w.h, w.w);
+    if (ff_readout_feature_dim(net, layers, n_layers) != ro->features)
+        return ff_err_set(err, FF_ERR_FORMAT, "readout: the head reads %d features, the layers "
+                          "give %d", ro->features, ff_readout_feature_dim(net, layers, n_layers));
+    return FF_OK;
+}
+
 static void check_input(const ff_readout *ro, const ff_net *net, const int *layers, int n_layers,
                         const ff_readout_input *in)
 {
-    const ff_dataset *ds = in->ds;
-    const int in_dim = in->neutral ? ff_shape_dim(ff_embed_shape(in->embed, ds->rows, ds->cols))
-                                   : ds->dim;
-    FF_ASSERT(ff_shape_dim(net->input) == in_dim);
-    FF_ASSERT(ff_readout_feature_dim(net, layers, n_layers) == ro->features);
+    FF_ASSERT(ff_readout_check_input(ro, net, layers, n_layers, in, NULL) == FF_OK);
 }
 
 /* Forward m rows of x and extract their features into ro->feat. */

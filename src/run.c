@@ -183,10 +183,13 @@ int ff_run_open(ff_run_files *f, const ff_config *cfg, const ff_checkpoint *resu
     int rc;
     if (resume) {
         snprintf(f->run_dir, sizeof f->run_dir, "%s", resume->run_dir);
-        rc = ff_run_prefix_of_model(resume_path ? resume_path : "", f->prefix, sizeof f->prefix,
-                                    err);
-        if (!rc)
-            rc = ff_mkdir_p(cfg->checkpoint.dir, err);
+        /* the prefix in the model's name; a renamed model gets the run's claim back
+         * (or a new one) */
+        ff_err perr;
+        rc = ff_mkdir_p(cfg->checkpoint.dir, err);
+        if (!rc && ff_run_prefix_of_model(resume_path ? resume_path : "", f->prefix,
+                                          sizeof f->prefix, &perr) != FF_OK)
+            rc = ff_run_claim_prefix(cfg, f->run_dir, f->prefix, sizeof f->prefix, err);
         if (!rc)
             rc = ff_summary_open(&f->tb, f->run_dir, err);
         if (!rc)

@@ -91,7 +91,8 @@ int ff_trainer_create(ff_trainer *t, const ff_config *cfg, ff_info_fn info, void
     ff_fp_fast_mode();
     ff_rng_seed(&t->rng, cfg->seed);
     if ((rc = ff_dataset_load(&t->train, cfg->data.dir, "train", cfg->data.train_limit, err)) ||
-        (rc = ff_dataset_load(&t->test, cfg->data.dir, "t10k", cfg->data.test_limit, err)))
+        (rc = ff_dataset_load(&t->test, cfg->data.dir, "t10k", cfg->data.test_limit, err)) ||
+        (rc = ff_dataset_check_same_shape(&t->train, &t->test, err)))
         return rc;
     ff_trainer_plan plan = {0};
     if ((rc = ff_trainer_plan_for(cfg, ff_dataset_shape(&t->train), t->train.n, &plan, err)))

@@ -4,6 +4,12 @@
 Usage: ffm.py info MODEL            print the header fields
        ffm.py same-weights A B      exit 0 iff A and B hold bit-identical parameters,
                                     optimiser state and softmax head (with its state)
+       ffm.py patch IN OUT FIELD=VALUE...
+                                    write IN with header fields or sample-order entries
+                                    replaced and a correct CRC (crafted files for tests):
+                                    epoch, batch (u32), step, opt_t, head_t (u64; negative
+                                    values as two's complement), rng=0 (all-zero state),
+                                    order.I=V (entry I of the sample order)
 Reads format versions 1 (104-byte header, no head) and 2 (128-byte header: n_head,
 n_head_state, head_t after n_aux; the head's floats after the aux state).
 Checks the magic, version, sizes and the CRC-32C trailer (pure Python) of
@@ -65,7 +71,34 @@ def read(path):
                 config=cfg, params=params, state=state, head=head)
 
 
+FIELDS = {"epoch": (32, "<I"), "batch": (36, "<I"), "step": (40, "<Q"), "opt_t": (48, "<Q"),
+          "head_t": (120, "<Q")}
+
+
+def patch(src, dst, assignments):
+    m = read(src)  # checks the input
+    data = bytearray(open(src, "rb").read())
+    order_off = len(data) - 4 - 4 * m["n_order"]
+    for a in assignments:
+        key, _, value = a.partition("=")
+        v = int(value, 0)
+        if key in FIELDS:
+            off, fmt = FIELDS[key]
+            struct.pack_into(fmt, data, off, v % (1 << (8 * struct.calcsize(fmt))))
+        elif key == "rng" and v == 0:
+            struct.pack_into("<4Q", data, 56, 0, 0, 0, 0)
+        elif key.startswith("order.") and int(key[6:]) < m["n_order"]:
+            struct.pack_into("<I", data, order_off + 4 * int(key[6:]), v % (1 << 32))
+        else:
+            sys.exit("ffm.py patch: cannot set %s" % a)
+    struct.pack_into("<I", data, len(data) - 4, crc32c(bytes(data[:-4])))
+    open(dst, "wb").write(bytes(data))
+
+
 def main():
+    if len(sys.argv) >= 4 and sys.argv[1] == "patch":
+        patch(sys.argv[2], sys.argv[3], sys.argv[4:])
+        return 0
     if len(sys.argv) == 3 and sys.argv[1] == "info":
         m = read(sys.argv[2])
         for k in ("version", "epoch", "batch", "step", "opt_t", "run_dir", "n_params", "n_state",

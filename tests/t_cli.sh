@@ -20,7 +20,7 @@ expect 0 '^ffrun [0-9]+\.[0-9]+\.[0-9]+$' "$ffrun" --version
 expect 0 'train\.epochs +int' "$ffrun" --help-config
 expect 2 "unknown option '--frobnicate'" "$ffrun" --frobnicate configs/quick.yaml
 expect 2 'no config file given' "$ffrun"
-expect 1 'nope\.yaml: cannot open' "$ffrun" nope.yaml
+expect 2 'nope\.yaml: cannot open' "$ffrun" nope.yaml
 expect 2 "^ffrun: tests/fixtures/config/unknown_key.yaml:6:3: unknown key 'train.epohcs'; did you mean 'train.epochs'\?" \
     "$ffrun" tests/fixtures/config/unknown_key.yaml
 expect 2 'expected an integer for train.epochs' "$ffrun" configs/quick.yaml --set train.epochs=abc

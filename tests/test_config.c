@@ -181,11 +181,29 @@ static void test_roundtrip(void)
     /* odd but valid values survive too */
     ff_err e = {0};
     CHECK(ff_config_set(&c, "name=", &e) == FF_OK);
-    CHECK(ff_config_set(&c, "data.dir=a\\b \"c\": #d\t|", &e) == FF_OK);
+    CHECK(ff_config_set(&c, "data.dir=a\\b \"c\": #d|", &e) == FF_OK);
     CHECK(ff_config_set(&c, "optimizer.lr=0.1", &e) == FF_OK);
     CHECK(ff_config_set(&c, "model.norm_eps=1.17549435e-38", &e) == FF_OK);
     CHECK(ff_config_set(&c, "model.layers.0.threshold=3.14159265", &e) == FF_OK);
     check_roundtrip(&c, "odd values");
+
+    /* tricky but valid strings read back unchanged: quotes, colons, '#', leading and
+     * trailing spaces, YAML indicators, non-ASCII text, U+2028/U+2029 (YAML 1.1 line
+     * breaks), U+FEFF, a 4-byte character */
+    static const char *const tricky[] = {
+        "  lead and trail  ", "'single' \"double\"", "key: value # not a comment", "#x", "- [a, b]",
+        "{x: 1}", "&anchor *alias !tag %", "@`|>?", "Zürich/données/日本語", "a\xe2\x80\xa8" "b\xe2\x80\xa9" "c",
+        "\xef\xbb\xbf" "bom", "emoji \xf0\x9f\x98\x80", "~", "null", "true", "0x10", "\\\\server\\share",
+        "\xee\x80\x80 private use", "\xef\xbf\xbd replacement",
+    };
+    for (size_t i = 0; i < sizeof tricky / sizeof tricky[0]; i++) {
+        char set[FF_PATH_MAX + 16];
+        snprintf(set, sizeof set, "log.dir=%s", tricky[i]);
+        CHECK(ff_config_set(&c, set, &e) == FF_OK && strcmp(c.log.dir, tricky[i]) == 0);
+        snprintf(set, sizeof set, "checkpoint.backbone=%s", tricky[i]);
+        CHECK(ff_config_set(&c, set, &e) == FF_OK);
+        check_roundtrip(&c, tricky[i]);
+    }
 
     /* snprintf-like: the needed length, a terminated prefix */
     char small[8];
@@ -303,6 +321,20 @@ static const inline_case inline_cases[] = {
     {L1 "epochs: 3\n", "unknown key 'epochs'; did you mean 'train.epochs'?"},
     {L1 "train: {lr: 3}\n", "unknown key 'train.lr'; did you mean 'optimizer.lr'?"},
     {L1 "zzzzzzzzzz: 3\n", "inline:2:1: unknown key 'zzzzzzzzzz'"},
+    /* strings: UTF-8 text without control characters or noncharacters; no empty dirs */
+    {L1 "log: {dir: \"runs\\x85\"}\n",
+     "inline:2:12: expected UTF-8 text without control characters or noncharacters for log.dir, "
+     "got the control character U+0085 at byte 5"},
+    {L1 "data: {dir: \"a\\tb\"}\n", "inline:2:13: expected UTF-8 text without control characters or "
+     "noncharacters for data.dir, got the control character U+0009 at byte 2"},
+    {L1 "checkpoint: {dir: \"m\\uFDD0\"}\n", "got the noncharacter U+FDD0 at byte 2"},
+    {L1 "log: {dir: \"\"}\n", "inline:2:12: log.dir must not be empty"},
+    {L1 "checkpoint: {dir: }\n", "checkpoint.dir must not be empty"},
+    {L1 "data: {cache: ''}\n", "data.cache must not be empty"},
+    {L1 "optimizer: {lr: 1e-50}\n", "inline:2:17: optimizer.lr: 1e-50 is too small for a 32-bit float"},
+    /* nesting is bounded while parsing, before libyaml builds a document */
+    {L1 "x: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]\n",
+     "inline:2:67: lists and mappings nested deeper than 64 levels"},
 };
 
 static void test_error_inline(void)
@@ -447,6 +479,15 @@ static const set_case set_cases[] = {
     {"clf.layers=0,9", "clf.layers.1 must be between 0 and 7, got 9"},
     {"clf.layers=a", "expected an integer for clf.layers.0, got 'a'"},
     {"name=a b", "name may only contain letters, digits, '.', '_' and '-', got 'a b'"},
+    {"log.dir=runs\xe2\x80\xa8\x7f", "got the control character U+007F at byte 8"},
+    {"data.dir=\xef\xbf\xbe", "got the noncharacter U+FFFE at byte 1"},
+    {"data.dir=\xf4\x8f\xbf\xbf", "got the noncharacter U+10FFFF at byte 1"},
+    {"data.dir=a\xc0\xaf" "b", "got an invalid UTF-8 byte 0xc0 at byte 2"},            /* overlong */
+    {"data.dir=a\xed\xa0\x80", "got an invalid UTF-8 byte 0xed at byte 2"},         /* surrogate */
+    {"data.dir=a\xe2\x82", "got an invalid UTF-8 byte 0xe2 at byte 2"},              /* cut short */
+    {"log.dir=", "log.dir must not be empty"},
+    {"checkpoint.dir=", "checkpoint.dir must not be empty"},
+    {"optimizer.lr=1e-50", "optimizer.lr: 1e-50 is too small for a 32-bit float"},
 };
 
 static void test_set_invalid(void)
@@ -458,6 +499,10 @@ static void test_set_invalid(void)
         const set_case *t = &set_cases[i];
         char prefix[256];
         snprintf(prefix, sizeof prefix, "--set %s: ", t->assignment);
+        for (const char *p = t->assignment; *p; p++) /* not echoed unless printable text */
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+                snprintf(prefix, sizeof prefix, "--set %.*s=...: ", (int)strcspn(t->assignment, "="),
+                         t->assignment);
         ff_err e = {0};
         int rc = ff_config_set(&c, t->assignment, &e);
         int ok = rc == FF_ERR_USAGE && starts_with(e.msg, prefix) && contains(e.msg, t->text);

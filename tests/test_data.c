@@ -1,5 +1,6 @@
 /* test_data.c - IDX/gzip loading, SHA256SUMS and SHA-256 vectors (run from the repo root). */
 #include "ff/data.h"
+#include "ff/fsutil.h"
 #include "test.h"
 
 #include <ftw.h>
@@ -629,6 +630,30 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
+/* a net built for one set must not be fed the other: the message names both files */
+static void test_same_shape(void)
+{
+    ff_dataset a = {.n = 1, .rows = 28, .cols = 28, .dim = 784, .source = "d/train-images"};
+    ff_dataset b = {.n = 1, .rows = 20, .cols = 28, .dim = 560, .source = "d/t10k-images"};
+    ff_err e = {0};
+    CHECK(ff_dataset_check_same_shape(&a, &a, &e) == FF_OK);
+    CHECK(ff_dataset_check_same_shape(&a, &b, &e) == FF_ERR_FORMAT);
+    CHECK(strcmp(e.msg, "d/train-images has 28x28 images but d/t10k-images has 20x28; both sets "
+                        "must hold images of one size") == 0);
+    ff_dataset real = {0};
+    CHECK(ff_dataset_load(&real, MNIST_DIR, "t10k", 5, &e) == FF_OK);
+    CHECK(strcmp(real.source, MNIST_DIR "/t10k-images-idx3-ubyte.gz") == 0);
+    ff_dataset_free(&real);
+}
+
+/* "" is no directory (the loop in ff_mkdir_p used to start past its terminator) */
+static void test_mkdir_p_empty(void)
+{
+    ff_err e = {0};
+    CHECK(ff_mkdir_p("", &e) == FF_ERR_USAGE);
+    CHECK(strstr(e.msg, "empty") != NULL);
+}
+
 int main(void)
 {
     snprintf(tmp_root, sizeof tmp_root, "/tmp/ff_test_data_XXXXXX");
@@ -651,6 +676,8 @@ int main(void)
     RUN(test_checksums);
     RUN(test_parse_direct);
     RUN(test_dataset_free);
+    RUN(test_same_shape);
+    RUN(test_mkdir_p_empty);
     nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     TEST_MAIN_END();
 }

@@ -19,6 +19,7 @@ typedef struct ff_dataset {
     int dim;          /* channels * rows * cols */
     float *images;    /* n * dim floats in [0, 1] */
     uint8_t *labels;  /* n labels in 0..9 */
+    char source[1024]; /* the images file it was loaded from, for messages ("" if made in code) */
 } ff_dataset;
 
 /* Reads a whole file (ff_read_file: regular files only, so a FIFO is refused
@@ -53,6 +54,11 @@ void ff_dataset_free(ff_dataset *ds);
 /* The shape of one image: {channels, rows, cols}. What a net's input is built
  * from (through the label embedding), never a literal. */
 ff_shape ff_dataset_shape(const ff_dataset *ds);
+
+/* FF_OK if a and b hold images of one size (rows x cols), else FF_ERR_FORMAT naming both
+ * files and sizes: a net built for one set must not be fed the other (e.g. the training
+ * and the test set). */
+int ff_dataset_check_same_shape(const ff_dataset *a, const ff_dataset *b, ff_err *err);
 
 /* SHA-256 of len bytes into out[32]. */
 void ff_sha256(const void *data, size_t len, uint8_t out[32]);

@@ -29,8 +29,14 @@ struct ff_rng;
 /* Shape of an embedded input for images of rows x cols. */
 ff_shape ff_embed_shape(ff_embed_kind kind, int rows, int cols);
 
+/* FF_OK if a label fits images of rows x cols with embedding `kind`, else FF_ERR_USAGE
+ * saying why: overlay needs rows * cols >= 10 (the label takes the first 10 pixels);
+ * channels and pattern fit any size. ff_net_build checks it for supervised nets. */
+int ff_embed_check_shape(ff_embed_kind kind, int rows, int cols, ff_err *err);
+
 /* out[i] = embed(images[idx[i]], labels[i]) for i < batch; idx NULL means i.
- * out has ff_shape_dim(ff_embed_shape(...)) floats per sample. */
+ * out has ff_shape_dim(ff_embed_shape(...)) floats per sample. With labels, the
+ * label must fit the images (ff_embed_check_shape; asserted). */
 void ff_embed_batch(ff_embed_kind kind, const float *images, int rows, int cols, const int *idx,
                     const uint8_t *labels, int batch, float *out);
 

@@ -13,6 +13,12 @@
 #include "ff/data.h"
 #include "ff/net.h"
 
+/* FF_OK if the images of ds, with labels embedded by `kind`, are the input net was
+ * built for; else FF_ERR_FORMAT naming the dataset and both shapes (or the embedding's
+ * FF_ERR_USAGE: ff_embed_check_shape). The functions below take only such a dataset
+ * (asserted): check one that was loaded separately from the net's, e.g. a test set. */
+int ff_eval_check_input(const ff_net *net, ff_embed_kind kind, const ff_dataset *ds, ff_err *err);
+
 /* Index of the first layer whose goodness counts at evaluation. */
 int ff_eval_first_layer(const ff_net *net);
 

@@ -25,7 +25,7 @@
 
 #define FF_FSUTIL_PATH_MAX 4096
 
-/* Creates path and its missing parents (like mkdir -p). */
+/* Creates path and its missing parents (like mkdir -p). FF_ERR_USAGE for "". */
 int ff_mkdir_p(const char *path, ff_err *err);
 
 /* Creates a new, empty directory <root>/<YYYYmmdd-HHMMSS>[_<name>] for time t

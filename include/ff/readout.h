@@ -96,6 +96,12 @@ typedef struct ff_readout_input {
                                (shifts[2 * j], shifts[2 * j + 1] move image order[j]) */
 } ff_readout_input;
 
+/* FF_OK if the images of in->ds (embedded as `in` says) are the input net was built
+ * for and ro reads `layers` of it; else FF_ERR_FORMAT naming the dataset and both
+ * shapes. The epoch functions below take only such input (asserted). */
+int ff_readout_check_input(const ff_readout *ro, const ff_net *net, const int *layers,
+                           int n_layers, const ff_readout_input *in, ff_err *err);
+
 /* Net inputs of images idx[0..batch) (idx NULL: 0..batch) into x
  * ([batch, ff_shape_dim(net->input)]). */
 void ff_readout_make_input(ff_readout *ro, const ff_readout_input *in, const int *idx, int batch,

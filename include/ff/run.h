@@ -65,7 +65,8 @@ typedef struct ff_run_files {
 
 /* A new run (resume NULL): creates the run directory, claims the model prefix,
  * opens the event file and writes the run's first SessionLog START (step 0).
- * A resumed run: the model's run directory and prefix (from resume_path's name),
+ * A resumed run: the model's run directory and prefix (from resume_path's name;
+ * for a model renamed since, the run's claim, found or made by ff_run_claim_prefix),
  * a new event file there starting with a START at the model's step + 1, so that
  * TensorBoard drops what the stopped process logged after the model. Either way
  * checkpoint.dir exists and killed writers' temporary files are gone from it
