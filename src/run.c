@@ -45,6 +45,15 @@ int ff_run_dir_create(const ff_config *cfg, char *out, size_t cap, ff_err *err)
     return ff_make_run_dir(root, cfg->name, time(NULL), out, cap, err);
 }
 
+int ff_run_dir_open(const ff_config *cfg, const char *exact, char *out, size_t cap, ff_err *err)
+{
+    if (!exact)
+        return ff_run_dir_create(cfg, out, cap, err);
+    if (!exact[0] || (size_t)snprintf(out, cap, "%s", exact) >= cap)
+        return ff_err_set(err, FF_ERR_USAGE, "run directory '%.200s': empty or too long", exact);
+    return ff_mkdir_p(out, err);
+}
+
 /* 1 if the claim file at path names run_dir (a claim this run already holds). */
 static int claim_is_ours(const char *path, const char *run_dir)
 {

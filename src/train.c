@@ -342,7 +342,8 @@ static int open_run(ff_run *r, ff_err *err)
         if (!rc)
             rc = ff_summary_session_resume(r->tb, r->tr.step, err);
     } else {
-        rc = ff_run_dir_create(cfg, res->run_dir, sizeof res->run_dir, err);
+        rc = ff_run_dir_open(cfg, r->opts ? r->opts->run_dir : NULL, res->run_dir,
+                             sizeof res->run_dir, err);
         if (!rc)
             rc = ff_run_claim_prefix(cfg, res->run_dir, r->prefix, sizeof r->prefix, err);
         if (!rc)
@@ -369,7 +370,7 @@ static int open_run(ff_run *r, ff_err *err)
     ff_config_to_markdown(cfg, md, 1 << 16);
     rc = ff_summary_text(r->tb, "config", 0, md, err);
     free(md);
-    if (!rc)
+    if (!rc && !(r->opts && r->opts->no_experiment))
         rc = ff_summary_hparams_experiment(r->tb, cfg, metrics, n_metrics, err);
     if (!rc)
         rc = ff_summary_hparams_start(r->tb, cfg, (double)time(NULL), err);

@@ -53,7 +53,8 @@ static int open_run(clf_run *c, ff_err *err)
             snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(c->tb));
         return rc;
     }
-    rc = ff_run_dir_create(cfg, res->run_dir, sizeof res->run_dir, err);
+    rc = ff_run_dir_open(cfg, c->opts ? c->opts->run_dir : NULL, res->run_dir,
+                         sizeof res->run_dir, err);
     if (!rc)
         rc = ff_run_claim_prefix(cfg, res->run_dir, c->prefix, sizeof c->prefix, err);
     if (!rc)
@@ -74,7 +75,7 @@ static int open_run(clf_run *c, ff_err *err)
     rc = ff_summary_text(c->tb, "config", 0, md, err);
     free(md);
     static const char *const metrics[] = {"test/error_softmax", "clf/loss"};
-    if (!rc)
+    if (!rc && !(c->opts && c->opts->no_experiment))
         rc = ff_summary_hparams_experiment(c->tb, cfg, metrics, 2, err);
     if (!rc)
         rc = ff_summary_hparams_start(c->tb, cfg, (double)time(NULL), err);

@@ -31,6 +31,10 @@ void ff_order_draw(ff_rng *rng, int *order, int n, int shuffle);
  * existing one) and writes its path to out. */
 int ff_run_dir_create(const ff_config *cfg, char *out, size_t cap, ff_err *err);
 
+/* The directory of a new run: exactly `exact` when non-NULL (created with its
+ * parents if missing), else a new one from ff_run_dir_create. */
+int ff_run_dir_open(const ff_config *cfg, const char *exact, char *out, size_t cap, ff_err *err);
+
 /* Claims the model-name prefix of a new run: "<mode>_<basename of run_dir>",
  * or with -2, -3, ... appended if another run holds it. The claim is the file
  * <checkpoint.dir>/<prefix>.run (created exclusively; it holds run_dir), so the
