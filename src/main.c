@@ -503,10 +503,11 @@ static int sweep_main(int argc, char **argv)
             long long v = atoll(argv[++i]);
             if (v <= 0)
                 return usage_error("sweep: %s needs a positive integer", a);
-            *(a[2] == 'm' ? &max_steps : &(long long){0}) = v;
-            if (a[2] == 'j')
+            if (a[2] == 'm')
+                max_steps = v;
+            else if (a[2] == 'j')
                 jobs = (int)v;
-            if (a[2] == 't')
+            else
                 threads = (int)v;
         } else if (a[0] == '-')
             return usage_error("sweep: unknown option '%s'", a);

@@ -389,7 +389,7 @@ int ff_sweep_execute(ff_sweep *sw, const ff_sweep_opts *o, ff_err *err)
                  jobs, threads);
         note(o, "%s%s", m, "", 0);
     }
-    int next = 0, active = 0, failed = 0, level = 0, finished = 0;
+    int next = 0, active = 0, failed = 0, level = 0;
     while ((next < n_todo && !*o->stop) || active) {
         while (!*o->stop && next < n_todo && active < jobs) {
             ff_sweep_run *r = &sw->runs[todo[next]];
@@ -439,7 +439,6 @@ int ff_sweep_execute(ff_sweep *sw, const ff_sweep_opts *o, ff_err *err)
             log_images_per_sec(sw, r);
             read_metrics(sw, r);
         }
-        finished++;
         char what[160];
         if (r->state == FF_SWEEP_DONE)
             snprintf(what, sizeof what, "finished in %.0fs", (double)time(NULL) - t0[i]);
@@ -457,12 +456,14 @@ int ff_sweep_execute(ff_sweep *sw, const ff_sweep_opts *o, ff_err *err)
     int rc = ff_sweep_summarize(sw, NULL, err);
     if (rc)
         return rc;
-    if (*o->stop)
+    int interrupted = 0;
+    for (int i = 0; i < sw->n_runs; i++)
+        interrupted += sw->runs[i].state == FF_SWEEP_INTERRUPTED;
+    if (*o->stop || interrupted)
         return ff_err_set(err, FF_ERR_INTERRUPTED, "sweep interrupted; run the same command again "
                           "to resume it (%s)", sw->dir);
     if (failed)
         return ff_err_set(err, FF_ERR_RUNTIME, "%d run(s) failed; see %s/SUMMARY.md", failed, sw->dir);
-    (void)finished;
     return FF_OK;
 }
 
