@@ -384,7 +384,8 @@ static int apply(const ff_sweep_spec *s, ff_sweep_run *r, ff_config *cfg, const 
     if (line > 0)
         snprintf(msg, sizeof msg, "%.200s:%d:%d: %.150s: %.500s", s->origin, line, col, key_hint, bare(&e, set));
     else
-        snprintf(msg, sizeof msg, "%.200s %.200s: %.500s", s->origin, set, bare(&e, set));
+        snprintf(msg, sizeof msg, "%.200s %.200s: %.500s", s->origin, /* a bad key: once */
+                 strstr(e.msg, "unknown key") ? key_hint : set, bare(&e, set));
     add_problem(pr, msg);
     return 1;
 }
