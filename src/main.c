@@ -14,6 +14,7 @@
 #include "ff/embed.h"
 #include "ff/net.h"
 #include "ff/rng.h"
+#include "ff/sweep.h"
 #include "ff/train.h"
 #include "ff/trainer.h"
 
@@ -24,6 +25,8 @@ static const char usage_text[] =
     "usage: ffrun [OPTIONS] CONFIG.yaml\n"
     "       ffrun [OPTIONS] --resume [MODEL.ffm]\n"
     "       ffrun eval MODEL.ffm [--data DIR] [--softmax-epochs N]\n"
+    "       ffrun sweep SWEEP.yaml [--dry-run] [--max-steps N] [--jobs N] [--threads N]\n"
+    "       ffrun CONFIG.yaml --sweep KEY=V1,V2,... [--sweep ...] [--seeds N] [--set ...]\n"
     "\n"
     "Trains a Forward-Forward network described by a YAML experiment file, logs\n"
     "TensorBoard event files under <log.dir>/<mode>/<YYYYmmdd-HHMMSS>[_NAME]/ and\n"
@@ -37,12 +40,21 @@ static const char usage_text[] =
     "                   models/): same run directory, RNG stream and step counter;\n"
     "                   the config comes from the model (--set may change it)\n"
     "  --max-steps N    stop after global step N as if interrupted (checkpoint, exit 130)\n"
+    "  --sweep KEY=V1,V2,...  a grid sweep over the values of KEY (repeatable)\n"
+    "  --seeds N        run every sweep point with seeds 1..N\n"
+    "  --sweep-run DIR  (used by ffrun sweep for its runs) log into exactly DIR and\n"
+    "                   write no HParams experiment summary (the sweep writes one)\n"
     "  --dry-run        print the resolved config and the model summary, then exit\n"
     "  --quiet          print only errors and the final summary\n"
     "  --verbose        print a line per progress update even on a terminal\n"
     "  --help-config    list every config key with its type, default and meaning\n"
     "  --version        print the version\n"
     "  -h, --help       this text\n"
+    "\n"
+    "ffrun sweep runs every point of a sweep file (README.md, \"Sweeps\") as its own\n"
+    "ffrun process under <log.dir>/<mode>/<stamp>_<name>/<point>/, validating them all\n"
+    "first, and writes SUMMARY.md and summary.csv there; the same command again skips\n"
+    "finished runs and resumes interrupted ones.\n"
     "\n"
     "ffrun eval MODEL.ffm prints the test error of a saved model and a confusion matrix,\n"
     "using the MNIST files in DIR (default: the data.dir of the model's config).\n"
@@ -64,6 +76,9 @@ typedef struct cli {
     const char *name;
     int dry_run, quiet, verbose;
     long long max_steps;
+    const char *sweeps[FF_SWEEP_MAX_AXES]; /* --sweep KEY=V1,V2 */
+    int n_sweeps, seeds;
+    const char *sweep_run;                /* --sweep-run DIR */
 } cli;
 
 static volatile sig_atomic_t stop_flag;
@@ -121,6 +136,17 @@ static int parse_args(int argc, char **argv, cli *c)
             c->max_steps = strtoll(argv[++i], &end, 10);
             if (*end || c->max_steps <= 0)
                 return usage_error("--max-steps needs a positive integer, got '%s'", argv[i]);
+        } else if (!strcmp(a, "--sweep") || !strcmp(a, "--seeds") || !strcmp(a, "--sweep-run")) {
+            if (i + 1 >= argc)
+                return usage_error("%s needs a value", a);
+            if (!strcmp(a, "--sweep-run"))
+                c->sweep_run = argv[++i];
+            else if (!strcmp(a, "--seeds") && (c->seeds = atoi(argv[++i])) <= 0)
+                return usage_error("--seeds needs a positive integer, got '%s'", argv[i]);
+            else if (!strcmp(a, "--sweep") && c->n_sweeps == FF_SWEEP_MAX_AXES)
+                return usage_error("too many --sweep options (max %s)", "16");
+            else if (!strcmp(a, "--sweep"))
+                c->sweeps[c->n_sweeps++] = argv[++i];
         } else if (!strcmp(a, "--dry-run")) {
             c->dry_run = 1;
         } else if (!strcmp(a, "--quiet")) {
@@ -422,15 +448,136 @@ done:
     return ff_err_exit_status(rc);
 }
 
+/* ---------------------------------------------------------------- sweeps */
+
+static volatile sig_atomic_t sweep_stop;
+
+static void on_sweep_signal(int sig)
+{
+    (void)sig;
+    if (sweep_stop < 2)
+        sweep_stop++; /* 1: the runs checkpoint and stop; 2: they leave at once */
+}
+
+static void show_sweep_info(void *ctx, const char *msg)
+{
+    (void)ctx;
+    fprintf(stderr, "ffrun sweep: %s\n", msg);
+}
+
+/* Validates every run, then lists them (--dry-run) or runs them. */
+static int run_sweep(ff_sweep *sw, const char *prog, int dry, long long max_steps, ff_err *err)
+{
+    snprintf(sw->prog, sizeof sw->prog, "%s", prog);
+    int rc = ff_sweep_expand(sw, err);
+    char *text = NULL;
+    if (!rc && dry) {
+        rc = ff_sweep_describe(sw, &text, err);
+        if (!rc)
+            fputs(text, stdout);
+        free(text);
+        return rc;
+    }
+    if (!rc)
+        rc = ff_sweep_open(sw, show_sweep_info, NULL, err);
+    if (rc)
+        return rc;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sweep_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    ff_sweep_opts o = {.exe = "/proc/self/exe", .stop = &sweep_stop, .max_steps = max_steps,
+                       .info = show_sweep_info};
+    rc = ff_sweep_execute(sw, &o, err);
+    ff_err serr;
+    if (ff_sweep_summarize(sw, &text, &serr) == FF_OK)
+        printf("\n%s\nsummary: %s/SUMMARY.md, %s/summary.csv\ntensorboard: tensorboard --logdir %s\n",
+               text, sw->dir, sw->dir, sw->dir);
+    free(text);
+    return rc;
+}
+
+/* ffrun sweep SWEEP.yaml [--dry-run] [--max-steps N] [--jobs N] [--threads N] */
+static int sweep_main(int argc, char **argv)
+{
+    const char *file = NULL;
+    int dry = 0, jobs = 0, threads = 0;
+    long long max_steps = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--dry-run"))
+            dry = 1;
+        else if ((!strcmp(a, "--max-steps") || !strcmp(a, "--jobs") || !strcmp(a, "--threads")) &&
+                 i + 1 < argc) {
+            long long v = atoll(argv[++i]);
+            if (v <= 0)
+                return usage_error("sweep: %s needs a positive integer", a);
+            if (a[2] == 'm')
+                max_steps = v;
+            else if (a[2] == 'j')
+                jobs = (int)v;
+            else
+                threads = (int)v;
+        } else if (a[0] == '-')
+            return usage_error("sweep: unknown option '%s'", a);
+        else if (file)
+            return usage_error("sweep: only one sweep file may be given (extra: '%s')", a);
+        else
+            file = a;
+    }
+    if (!file)
+        return usage_error("%s", "sweep: no sweep file given");
+    ff_err err = {0};
+    ff_sweep sw = {0};
+    int rc = ff_sweep_load(&sw.spec, file, &err);
+    if (!rc && jobs)
+        sw.spec.jobs = jobs;
+    if (!rc && threads)
+        sw.spec.threads = threads;
+    if (!rc)
+        rc = run_sweep(&sw, argv[0], dry, max_steps, &err);
+    if (rc)
+        fprintf(stderr, "ffrun: %s\n", err.msg);
+    ff_sweep_free(&sw);
+    return ff_err_exit_status(rc);
+}
+
+/* ffrun CONFIG --sweep KEY=V1,V2 ... [--seeds N]: --set values are fixed for all runs. */
+static int sweep_args_main(const cli *c, const char *prog)
+{
+    ff_err err = {0};
+    ff_sweep sw = {0};
+    int rc = c->resume ? ff_err_set(&err, FF_ERR_USAGE, "--sweep cannot be combined with --resume "
+                                    "(run the same sweep command again to resume it)")
+                       : ff_sweep_from_args(&sw.spec, c->config_path, c->sweeps, c->n_sweeps,
+                                            c->seeds, &err);
+    for (int i = 0; !rc && i < c->n_sets; i++) {
+        if (sw.spec.n_sets == FF_SWEEP_MAX_SETS)
+            rc = ff_err_set(&err, FF_ERR_USAGE, "--sweep: at most 32 --set options");
+        else
+            snprintf(sw.spec.sets[sw.spec.n_sets++], sizeof sw.spec.sets[0], "%s", c->sets[i]);
+    }
+    if (!rc)
+        rc = run_sweep(&sw, prog, c->dry_run, c->max_steps, &err);
+    if (rc)
+        fprintf(stderr, "ffrun: %s\n", err.msg);
+    ff_sweep_free(&sw);
+    return ff_err_exit_status(rc);
+}
+
 int main(int argc, char **argv)
 {
     ff_blas_ensure_fast_core(argv); /* may re-execute with OPENBLAS_CORETYPE set */
     if (argc > 1 && !strcmp(argv[1], "eval"))
         return eval_main(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "sweep"))
+        return sweep_main(argc, argv);
     cli c = {0};
     int status = parse_args(argc, argv, &c);
     if (status >= 0)
         return status;
+    if (c.n_sweeps || c.seeds)
+        return sweep_args_main(&c, argv[0]);
     ff_err err = {0};
     ff_config cfg;
     ff_checkpoint ck = {0};
@@ -452,7 +599,8 @@ int main(int argc, char **argv)
     ff_train_opts opts = {.resume = c.resume ? &ck : NULL, .resume_path = resume_path,
                           .stop = &stop_flag, .info = show_info,
                           .max_steps = c.max_steps, .progress = show_progress, .progress_ctx = &ui,
-                          .progress_every = ui.tty ? 10 : 100};
+                          .progress_every = ui.tty ? 10 : 100,
+                          .run_dir = c.sweep_run, .no_experiment = c.sweep_run != NULL};
     ff_train_result res;
     rc = ff_train(&cfg, &opts, &res, &err);
     if (res.started)

@@ -46,6 +46,15 @@ int ff_run_dir_create(const ff_config *cfg, char *out, size_t cap, ff_err *err)
     return ff_make_run_dir(root, cfg->name, time(NULL), out, cap, err);
 }
 
+int ff_run_dir_open(const ff_config *cfg, const char *exact, char *out, size_t cap, ff_err *err)
+{
+    if (!exact)
+        return ff_run_dir_create(cfg, out, cap, err);
+    if (!exact[0] || (size_t)snprintf(out, cap, "%s", exact) >= cap)
+        return ff_err_set(err, FF_ERR_USAGE, "run directory '%.200s': empty or too long", exact);
+    return ff_mkdir_p(out, err);
+}
+
 /* 1 if the claim file at path names run_dir (a claim this run already holds). */
 static int claim_is_ours(const char *path, const char *run_dir)
 {
@@ -177,8 +186,8 @@ void ff_run_clean_stale(const ff_config *cfg, void (*info)(void *ctx, const char
 }
 
 int ff_run_open(ff_run_files *f, const ff_config *cfg, const ff_checkpoint *resume,
-                const char *resume_path, void (*info)(void *ctx, const char *msg), void *ctx,
-                ff_err *err)
+                const char *resume_path, const char *exact_run_dir,
+                void (*info)(void *ctx, const char *msg), void *ctx, ff_err *err)
 {
     int rc;
     if (resume) {
@@ -195,7 +204,7 @@ int ff_run_open(ff_run_files *f, const ff_config *cfg, const ff_checkpoint *resu
         if (!rc)
             rc = ff_summary_session_resume(f->tb, resume->step, err);
     } else {
-        rc = ff_run_dir_create(cfg, f->run_dir, sizeof f->run_dir, err);
+        rc = ff_run_dir_open(cfg, exact_run_dir, f->run_dir, sizeof f->run_dir, err);
         if (!rc)
             rc = ff_run_claim_prefix(cfg, f->run_dir, f->prefix, sizeof f->prefix, err);
         if (!rc)

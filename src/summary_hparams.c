@@ -299,6 +299,150 @@ done:
     return rc;
 }
 
+/* ---------------------------------------------------------------- a sweep's experiment */
+
+typedef struct hp_key {
+    const hp_item *first;     /* where the key was first seen */
+    const hp_item **vals;     /* distinct values (n_cfgs slots) */
+    int n_vals, n_present;
+} hp_key;
+
+static int hp_same(const hp_item *a, const hp_item *b)
+{
+    if (a->type != b->type)
+        return 0;
+    if (a->type == FF_HP_STRING)
+        return strcmp(a->string, b->string) == 0;
+    if (a->type == FF_HP_BOOL)
+        return (a->boolean != 0) == (b->boolean != 0);
+    return tidy_number(a->number) == tidy_number(b->number);
+}
+
+/* Index of key in keys[0..n), or -1. */
+static int hp_key_find(const hp_key *keys, int n, const char *key)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(keys[i].first->key, key))
+            return i;
+    return -1;
+}
+
+int ff_summary_hparams_experiment_of(ff_summary_writer *w, const ff_config *const *cfgs, int n,
+                                     const char *const *metric_tags, int n_metrics, ff_err *err)
+{
+    if (n <= 0 || n_metrics < 0 || (n_metrics > 0 && !metric_tags))
+        return ff_err_set(err, FF_ERR_USAGE, "hparams experiment: bad config or metric list");
+    hp_list *lists = calloc((size_t)n, sizeof *lists);
+    size_t total = 0;
+    int rc = lists ? FF_OK : ff_err_set(err, FF_ERR_NOMEM, "out of memory for hparams");
+    for (int c = 0; !rc && c < n; c++)
+        if (!(rc = hp_gather(&lists[c], cfgs[c], err)))
+            total += lists[c].n;
+    hp_key *keys = NULL;
+    const hp_item **slots = NULL;
+    Google__Protobuf__Value *vals = NULL, **val_ptrs = NULL;
+    exp_build b = {0};
+    int n_keys = 0;
+    if (!rc) {
+        keys = calloc(total + 1, sizeof *keys);
+        slots = calloc((total + 1) * (size_t)n, sizeof *slots);
+        vals = calloc((total + 1) * (size_t)n, sizeof *vals);
+        val_ptrs = calloc((total + 1) * (size_t)n, sizeof *val_ptrs);
+        if (!keys || !slots || !vals || !val_ptrs || !exp_build_alloc(&b, total, (size_t)n_metrics))
+            rc = ff_err_set(err, FF_ERR_NOMEM, "out of memory for the hparams experiment");
+    }
+    for (int c = 0; !rc && c < n; c++)
+        for (size_t i = 0; i < lists[c].n; i++) {
+            const hp_item *it = &lists[c].items[i];
+            int k = hp_key_find(keys, n_keys, it->key);
+            if (k < 0) {
+                k = n_keys++;
+                keys[k].first = it;
+                keys[k].vals = slots + (size_t)k * n;
+            }
+            hp_key *key = &keys[k];
+            key->n_present++;
+            int seen = 0;
+            for (int v = 0; v < key->n_vals && !seen; v++)
+                seen = hp_same(key->vals[v], it);
+            if (!seen && key->n_vals < n)
+                key->vals[key->n_vals++] = it;
+        }
+    size_t out = 0;
+    for (int pass = 0; !rc && pass < 2; pass++)
+        for (int k = 0; k < n_keys; k++) {
+            const hp_key *key = &keys[k];
+            const int differs = key->n_vals > 1 || key->n_present < n;
+            if (differs != (pass == 0))
+                continue;
+            Tensorboard__Hparams__HParamInfo *h = &b.infos[out];
+            tensorboard__hparams__hparam_info__init(h);
+            h->name = key->first->key;
+            h->differs = differs;
+            b.info_ptrs[out] = h;
+            const ff_hp_type t = key->first->type;
+            h->type = t == FF_HP_NUMBER   ? TENSORBOARD__HPARAMS__DATA_TYPE__DATA_TYPE_FLOAT64
+                      : t == FF_HP_STRING ? TENSORBOARD__HPARAMS__DATA_TYPE__DATA_TYPE_STRING
+                                          : TENSORBOARD__HPARAMS__DATA_TYPE__DATA_TYPE_BOOL;
+            if (t == FF_HP_NUMBER && key->n_vals > 64) {
+                double lo = INFINITY, hi = -INFINITY;
+                for (int v = 0; v < key->n_vals; v++) {
+                    double x = tidy_number(key->vals[v]->number);
+                    lo = x < lo ? x : lo;
+                    hi = x > hi ? x : hi;
+                }
+                h->domain_case = TENSORBOARD__HPARAMS__HPARAM_INFO__DOMAIN_DOMAIN_INTERVAL;
+                h->domain_interval = malloc(sizeof *h->domain_interval);
+                if (!h->domain_interval) {
+                    rc = ff_err_set(err, FF_ERR_NOMEM, "out of memory for the hparams experiment");
+                    break;
+                }
+                tensorboard__hparams__interval__init(h->domain_interval);
+                h->domain_interval->min_value = lo;
+                h->domain_interval->max_value = hi;
+            } else {
+                Google__Protobuf__ListValue *lv = &b.lists[out];
+                google__protobuf__list_value__init(lv);
+                lv->values = val_ptrs + (size_t)k * n;
+                for (int v = 0; v < key->n_vals; v++) {
+                    Google__Protobuf__Value *gv = &vals[(size_t)k * n + v];
+                    hp_value(gv, key->vals[v]);
+                    lv->values[v] = gv;
+                }
+                lv->n_values = (size_t)key->n_vals;
+                h->domain_case = TENSORBOARD__HPARAMS__HPARAM_INFO__DOMAIN_DOMAIN_DISCRETE;
+                h->domain_discrete = lv;
+            }
+            out++;
+        }
+    for (int i = 0; !rc && i < n_metrics; i++)
+        exp_metric(&b, (size_t)i, metric_tags[i]);
+    if (!rc) {
+        Tensorboard__Hparams__Experiment ex = TENSORBOARD__HPARAMS__EXPERIMENT__INIT;
+        ex.time_created_secs = ff_summary_now();
+        ex.n_hparam_infos = out;
+        ex.hparam_infos = b.info_ptrs;
+        ex.n_metric_infos = (size_t)n_metrics;
+        ex.metric_infos = b.metric_ptrs;
+        Tensorboard__Hparams__HParamsPluginData d = TENSORBOARD__HPARAMS__HPARAMS_PLUGIN_DATA__INIT;
+        d.data_case = TENSORBOARD__HPARAMS__HPARAMS_PLUGIN_DATA__DATA_EXPERIMENT;
+        d.experiment = &ex;
+        rc = write_hparams(w, TAG_EXPERIMENT, 0, &d, err);
+    }
+    for (size_t i = 0; b.infos && i < out; i++)
+        if (b.infos[i].domain_case == TENSORBOARD__HPARAMS__HPARAM_INFO__DOMAIN_DOMAIN_INTERVAL)
+            free(b.infos[i].domain_interval);
+    exp_build_free(&b);
+    free(keys);
+    free(slots);
+    free(vals);
+    free(val_ptrs);
+    for (int c = 0; lists && c < n; c++)
+        hp_list_free(&lists[c]);
+    free(lists);
+    return rc;
+}
+
 int ff_summary_hparams_end(ff_summary_writer *w, int status, int64_t step, ff_err *err)
 {
     if (status == FF_SUMMARY_INTERRUPTED)

@@ -331,6 +331,7 @@ static int open_run(ff_run *r, ff_err *err)
     ff_train_result *res = r->res;
     ff_run_files files = {0};
     int rc = ff_run_open(&files, cfg, ck, r->opts ? r->opts->resume_path : NULL,
+                         r->opts ? r->opts->run_dir : NULL,
                          r->opts ? r->opts->info : NULL, r->opts ? r->opts->progress_ctx : NULL,
                          err);
     r->tb = files.tb;
@@ -353,7 +354,7 @@ static int open_run(ff_run *r, ff_err *err)
     ff_config_to_markdown(cfg, md, 1 << 16);
     rc = ff_summary_text(r->tb, "config", 0, md, err);
     free(md);
-    if (!rc)
+    if (!rc && !(r->opts && r->opts->no_experiment))
         rc = ff_summary_hparams_experiment(r->tb, cfg, metrics, n_metrics, err);
     if (!rc)
         rc = ff_summary_hparams_start(r->tb, cfg, (double)time(NULL), err);

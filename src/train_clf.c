@@ -39,6 +39,7 @@ static int open_run(clf_run *c, ff_err *err)
     ff_train_result *res = c->res;
     ff_run_files files = {0};
     int rc = ff_run_open(&files, cfg, ck, c->opts ? c->opts->resume_path : NULL,
+                         c->opts ? c->opts->run_dir : NULL,
                          c->opts ? c->opts->info : NULL, c->opts ? c->opts->progress_ctx : NULL,
                          err);
     c->tb = files.tb;
@@ -58,7 +59,7 @@ static int open_run(clf_run *c, ff_err *err)
     rc = ff_summary_text(c->tb, "config", 0, md, err);
     free(md);
     static const char *const metrics[] = {"test/error_softmax", "clf/loss"};
-    if (!rc)
+    if (!rc && !(c->opts && c->opts->no_experiment))
         rc = ff_summary_hparams_experiment(c->tb, cfg, metrics, 2, err);
     if (!rc)
         rc = ff_summary_hparams_start(c->tb, cfg, (double)time(NULL), err);

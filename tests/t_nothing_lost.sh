@@ -69,7 +69,7 @@ fi
 
 # 4. divergence: exit 1, "diverged", and every model on disk is finite
 "$ffrun" "$root/configs/quick.yaml" --quiet --set data.train_limit=2000 --set train.epochs=3 \
-    --set optimizer.lr=10 --set optimizer.eps=1e-38 --set optimizer.beta2=0 \
+    --set optimizer.lr=10 --set optimizer.eps=1.2e-38 --set optimizer.beta2=0 \
     --set checkpoint.dir=nan > n.out 2>&1
 rc=$?
 if [ $rc -eq 1 ] && grep -q "training diverged" n.out; then

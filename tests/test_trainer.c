@@ -195,7 +195,7 @@ static void test_divergence_stops(void)
     ff_err err;
     CHECK(ff_config_load(&cfg, "configs/quick.yaml", &err) == FF_OK);
     const char *sets[] = {"data.train_limit=2000", "data.test_limit=200", "train.epochs=3",
-                          "optimizer.lr=10", "optimizer.eps=1e-38", "optimizer.beta2=0",
+                          "optimizer.lr=10", "optimizer.eps=1.2e-38", "optimizer.beta2=0",
                           "checkpoint.every=1"};
     for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
         CHECK(ff_config_set(&cfg, sets[i], &err) == FF_OK);

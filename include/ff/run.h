@@ -34,6 +34,10 @@ void ff_order_draw(ff_rng *rng, int *order, int n, int shuffle);
  * existing one) and writes its path to out. */
 int ff_run_dir_create(const ff_config *cfg, char *out, size_t cap, ff_err *err);
 
+/* The directory of a new run: exactly `exact` when non-NULL (created with its
+ * parents if missing), else a new one from ff_run_dir_create. */
+int ff_run_dir_open(const ff_config *cfg, const char *exact, char *out, size_t cap, ff_err *err);
+
 /* Claims the model-name prefix of a new run: "<mode>_<basename of run_dir>",
  * or with -2, -3, ... appended if another run holds it. The claim is the file
  * <checkpoint.dir>/<prefix>.run (created exclusively; it holds run_dir), so the
@@ -63,7 +67,8 @@ typedef struct ff_run_files {
     ff_summary_writer *tb;         /* the event file */
 } ff_run_files;
 
-/* A new run (resume NULL): creates the run directory, claims the model prefix,
+/* A new run (resume NULL): creates the run directory (exact_run_dir if not NULL,
+ * see ff_run_dir_open), claims the model prefix,
  * opens the event file and writes the run's first SessionLog START (step 0).
  * A resumed run: the model's run directory and prefix (from resume_path's name;
  * for a model renamed since, the run's claim, found or made by ff_run_claim_prefix),
@@ -72,7 +77,7 @@ typedef struct ff_run_files {
  * checkpoint.dir exists and killed writers' temporary files are gone from it
  * (info, if not NULL, hears how many). */
 int ff_run_open(ff_run_files *f, const ff_config *cfg, const struct ff_checkpoint *resume,
-                const char *resume_path, void (*info)(void *ctx, const char *msg), void *ctx,
-                ff_err *err);
+                const char *resume_path, const char *exact_run_dir,
+                void (*info)(void *ctx, const char *msg), void *ctx, ff_err *err);
 
 #endif

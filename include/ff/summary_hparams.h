@@ -43,6 +43,15 @@ int ff_summary_hparams_experiment(ff_summary_writer *w, const ff_config *cfg,
                                   const char *const *metric_tags, int n_metrics, ff_err *err);
 int ff_summary_hparams_end(ff_summary_writer *w, int status, int64_t step, ff_err *err);
 
+/* The one experiment of a set of runs (a sweep, written once at its root):
+ * every scalar key of any of the n configs; the keys whose value differs
+ * between them (or that some lack) first, in first-seen order, with differs
+ * true. Strings and bools list their values (domain_discrete), numbers too
+ * when they take at most 64 values, else the interval [min, max]. The metric
+ * tags as in ff_summary_hparams_experiment. */
+int ff_summary_hparams_experiment_of(ff_summary_writer *w, const ff_config *const *cfgs, int n,
+                                     const char *const *metric_tags, int n_metrics, ff_err *err);
+
 /* Custom scalars layout: one category "goodness" with one multiline chart per
  * layer putting layer<i>/goodness_pos and layer<i>/goodness_neg together. */
 int ff_summary_goodness_layout(ff_summary_writer *w, int n_layers, ff_err *err);

@@ -1,0 +1,130 @@
+/* sweep.h - hyperparameter sweeps (`ffrun sweep FILE.yaml`, `ffrun CONFIG --sweep`):
+ * a base config, axes of values (grid) or distributions (random search) and
+ * seeds, expanded into runs that are all validated before any starts; each run
+ * is a child process of ffrun logging into its own directory
+ *   <log.dir>/<mode>/<stamp>_<name>/<point>,seed=<s>/   (events, ffrun.log)
+ * with its models in <sweep dir>/models/. The sweep directory holds the one
+ * HParams experiment summary of the sweep, SUMMARY.md and summary.csv.
+ * Running the same sweep again reuses its directory: finished runs are
+ * skipped, interrupted ones resumed from their step model.
+ *
+ * Nothing here prints: messages go to the info callback, errors to ff_err. */
+#ifndef FF_SWEEP_H
+#define FF_SWEEP_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "ff/config.h"
+#include "ff/err.h"
+#include "ff/trainer.h"
+
+#define FF_SWEEP_MAX_AXES 16
+#define FF_SWEEP_MAX_VALUES 64
+#define FF_SWEEP_MAX_SETS 32
+#define FF_SWEEP_MAX_SEEDS 64
+#define FF_SWEEP_TEXT 128
+
+typedef enum { FF_AXIS_LIST, FF_AXIS_UNIFORM, FF_AXIS_LOG_UNIFORM, FF_AXIS_CHOICE } ff_axis_kind;
+
+typedef struct ff_sweep_axis {
+    char key[FF_SWEEP_TEXT];      /* a config key, as for --set */
+    ff_axis_kind kind;
+    int n_values;                 /* list / choice */
+    char values[FF_SWEEP_MAX_VALUES][FF_SWEEP_TEXT];
+    int value_line[FF_SWEEP_MAX_VALUES], value_col[FF_SWEEP_MAX_VALUES];
+    double lo, hi;                /* uniform / log_uniform */
+    int line, col;                /* of the key in the sweep file (0: command line) */
+} ff_sweep_axis;
+
+typedef struct ff_sweep_spec {
+    char origin[FF_PATH_MAX];     /* the sweep file, or "--sweep" for the short form */
+    char config[FF_PATH_MAX];     /* the base config file */
+    int config_line, config_col;
+    char name[FF_NAME_MAX];       /* sweep directory suffix */
+    int n_sets;                   /* fixed overrides, "key=value" */
+    char sets[FF_SWEEP_MAX_SETS][2 * FF_SWEEP_TEXT];
+    int set_line[FF_SWEEP_MAX_SETS], set_col[FF_SWEEP_MAX_SETS];
+    int n_axes;
+    ff_sweep_axis axes[FF_SWEEP_MAX_AXES];
+    int random;                   /* method: random (else grid) */
+    int trials;                   /* random: number of points */
+    uint64_t search_seed;         /* random: the draws' seed */
+    int n_seeds;                  /* 0: the config's own seed, not in the run names */
+    uint64_t seeds[FF_SWEEP_MAX_SEEDS];
+    int jobs, threads;            /* 0: fill the machine's cores */
+} ff_sweep_spec;
+
+/* Reads a sweep file (format in README.md, "Sweeps"). FF_ERR_USAGE with
+ * file:line:col on a bad key or value of the sweep file itself. */
+int ff_sweep_load(ff_sweep_spec *s, const char *path, ff_err *err);
+
+/* The short form: base config, "KEY=V1,V2,..." axes and N seeds (0: none). */
+int ff_sweep_from_args(ff_sweep_spec *s, const char *config, const char *const *axes, int n_axes,
+                       int n_seeds, ff_err *err);
+
+typedef enum { FF_SWEEP_TODO, FF_SWEEP_DONE, FF_SWEEP_INTERRUPTED, FF_SWEEP_FAILED } ff_sweep_state;
+
+#define FF_SWEEP_N_METRICS 5 /* test/error_goodness, test/error_softmax, clf/loss, loss/total,
+                                images/s */
+extern const char *const ff_sweep_metric_names[FF_SWEEP_N_METRICS];
+
+typedef struct ff_sweep_run {
+    int point;                    /* index of its point (values without the seed) */
+    char point_name[512];         /* "lr=0.002,jitter=1" */
+    char name[560];               /* "lr=0.002,jitter=1,seed=2": its directory's name */
+    int n_sets;                   /* the overrides that make it: fixed, axes, seed */
+    char sets[FF_SWEEP_MAX_SETS + FF_SWEEP_MAX_AXES + 1][2 * FF_SWEEP_TEXT];
+    ff_config cfg;                /* validated */
+    /* outcome */
+    ff_sweep_state state;
+    int exit_status;              /* of its process: 0..255, or 128 + signal */
+    char log[FF_PATH_MAX + 1200];  /* its ffrun.log */
+    double metric[FF_SWEEP_N_METRICS]; /* final values, NAN if absent */
+    int64_t last_step;
+} ff_sweep_run;
+
+typedef struct ff_sweep {
+    ff_sweep_spec spec;
+    ff_sweep_run *runs;
+    int n_runs, n_points;
+    char dir[FF_PATH_MAX + 200];  /* the sweep directory (after ff_sweep_open) */
+    char prog[256];               /* how to call ffrun in the summary's command ("ffrun") */
+} ff_sweep;
+
+/* Expands the spec into points x seeds and validates every run's config
+ * (base config, fixed sets, the point's values, seed) like --set values. All
+ * problems at once: one FF_ERR_USAGE whose message lists each distinct error
+ * with the sweep file's line:col. */
+int ff_sweep_expand(ff_sweep *sw, ff_err *err);
+
+/* The --dry-run listing: points, run names and estimated multiply-adds per run,
+ * into a malloc'ed text (*out). */
+int ff_sweep_describe(const ff_sweep *sw, char **out, ff_err *err);
+
+/* Finds the directory of the same sweep (same spec) under <log.dir>/<mode>/,
+ * or creates <stamp>_<name>; writes the sweep's experiment summary there the
+ * first time. */
+int ff_sweep_open(ff_sweep *sw, ff_info_fn info, void *ctx, ff_err *err);
+
+typedef struct ff_sweep_opts {
+    const char *exe;              /* the ffrun binary the runs execute */
+    volatile sig_atomic_t *stop;  /* set by the caller's signal handler: 1 stop runs cleanly,
+                                     2 (a second signal) make them leave at once */
+    int64_t max_steps;            /* > 0: passed to each run (stop there as if interrupted) */
+    ff_info_fn info;
+    void *ctx;
+} ff_sweep_opts;
+
+/* Runs every run not finished yet (jobs at a time), resuming interrupted ones;
+ * rewrites SUMMARY.md and summary.csv after each finished run. FF_OK if all
+ * finished, FF_ERR_INTERRUPTED if stopped, FF_ERR_RUNTIME if some failed. */
+int ff_sweep_execute(ff_sweep *sw, const ff_sweep_opts *o, ff_err *err);
+
+/* Reads each run's final metrics (its event files and log) and writes
+ * SUMMARY.md and summary.csv; *text (malloc'ed, may be NULL) gets the markdown. */
+int ff_sweep_summarize(ff_sweep *sw, char **text, ff_err *err);
+
+void ff_sweep_free(ff_sweep *sw);
+
+#endif

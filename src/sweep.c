@@ -1,0 +1,562 @@
+/* sweep.c - what a sweep is (include/ff/sweep.h): the sweep file read with
+ * libyaml, the short command-line form, the expansion into points x seeds with
+ * every run's config validated up front, and the --dry-run listing. Running
+ * the runs and summarizing them is src/sweep_run.c. */
+#include "ff/sweep.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "ff/data.h"
+#include "ff/fsutil.h"
+#include "ff/net.h"
+#include "ff/rng.h"
+
+/* ---------------------------------------------------------------- the sweep file */
+
+typedef struct sctx {
+    yaml_document_t doc;
+    const char *path;
+    ff_err *err;
+} sctx;
+
+static int at(const sctx *c, const yaml_node_t *n, const char *fmt, const char *a, const char *b)
+{
+    char msg[600];
+    snprintf(msg, sizeof msg, fmt, a, b);
+    return ff_err_set(c->err, FF_ERR_USAGE, "%s:%d:%d: %s", c->path, n ? (int)n->start_mark.line + 1 : 0,
+                      n ? (int)n->start_mark.column + 1 : 0, msg);
+}
+
+static yaml_node_t *get(const sctx *c, int id) { return yaml_document_get_node((yaml_document_t *)&c->doc, id); }
+
+static int scalar(const sctx *c, const yaml_node_t *n, const char *what, char *out, size_t cap)
+{
+    if (!n || n->type != YAML_SCALAR_NODE)
+        return at(c, n, "%s: expected a single value%s", what, "");
+    if (n->data.scalar.length >= cap)
+        return at(c, n, "%s: value too long%s", what, "");
+    memcpy(out, n->data.scalar.value, n->data.scalar.length);
+    out[n->data.scalar.length] = '\0';
+    return FF_OK;
+}
+
+static int integer(const sctx *c, const yaml_node_t *n, const char *what, long lo, long hi, long *v)
+{
+    char buf[64], *end;
+    int rc = scalar(c, n, what, buf, sizeof buf);
+    if (rc)
+        return rc;
+    *v = strtol(buf, &end, 10);
+    if (!buf[0] || *end || *v < lo || *v > hi) {
+        char range[64];
+        snprintf(range, sizeof range, "an integer in [%ld, %ld]", lo, hi);
+        return at(c, n, "%s: expected %s", what, range);
+    }
+    return FF_OK;
+}
+
+static int number(const sctx *c, const yaml_node_t *n, const char *what, double *v)
+{
+    char buf[64], *end;
+    int rc = scalar(c, n, what, buf, sizeof buf);
+    if (rc)
+        return rc;
+    *v = strtod(buf, &end);
+    if (!buf[0] || *end || !isfinite(*v))
+        return at(c, n, "%s: expected a number, got '%s'", what, buf);
+    return FF_OK;
+}
+
+static int values_of(const sctx *c, const yaml_node_t *seq, ff_sweep_axis *a)
+{
+    if (!seq || seq->type != YAML_SEQUENCE_NODE || seq->data.sequence.items.top == seq->data.sequence.items.start)
+        return at(c, seq, "axis %s: expected a non-empty list of values%s", a->key, "");
+    for (yaml_node_item_t *i = seq->data.sequence.items.start; i < seq->data.sequence.items.top; i++) {
+        const yaml_node_t *v = get(c, *i);
+        if (a->n_values == FF_SWEEP_MAX_VALUES)
+            return at(c, v, "axis %s: too many values (max 64)%s", a->key, "");
+        int rc = scalar(c, v, a->key, a->values[a->n_values], FF_SWEEP_TEXT);
+        if (rc)
+            return rc;
+        a->value_line[a->n_values] = (int)v->start_mark.line + 1;
+        a->value_col[a->n_values] = (int)v->start_mark.column + 1;
+        a->n_values++;
+    }
+    return FF_OK;
+}
+
+/* {uniform: [lo, hi]} | {log_uniform: [lo, hi]} | {choice: [...]} | [v1, v2, ...] */
+static int parse_axis(const sctx *c, const yaml_node_t *k, const yaml_node_t *v, ff_sweep_axis *a)
+{
+    int rc = scalar(c, k, "axes", a->key, sizeof a->key);
+    if (rc)
+        return rc;
+    a->line = (int)k->start_mark.line + 1;
+    a->col = (int)k->start_mark.column + 1;
+    if (v->type == YAML_SEQUENCE_NODE) {
+        a->kind = FF_AXIS_LIST;
+        return values_of(c, v, a);
+    }
+    if (v->type != YAML_MAPPING_NODE || v->data.mapping.pairs.top - v->data.mapping.pairs.start != 1)
+        return at(c, v, "axis %s: expected a list of values or one of {uniform: [lo, hi]}, "
+                  "{log_uniform: [lo, hi]}, {choice: [...]}%s", a->key, "");
+    const yaml_node_pair_t *p = v->data.mapping.pairs.start;
+    char kind[32];
+    if ((rc = scalar(c, get(c, p->key), a->key, kind, sizeof kind)))
+        return rc;
+    const yaml_node_t *arg = get(c, p->value);
+    if (!strcmp(kind, "choice")) {
+        a->kind = FF_AXIS_CHOICE;
+        return values_of(c, arg, a);
+    }
+    if (strcmp(kind, "uniform") && strcmp(kind, "log_uniform") && strcmp(kind, "log-uniform"))
+        return at(c, get(c, p->key), "axis %s: unknown distribution '%s' (uniform, log_uniform, choice)",
+                  a->key, kind);
+    a->kind = kind[0] == 'u' ? FF_AXIS_UNIFORM : FF_AXIS_LOG_UNIFORM;
+    if (!arg || arg->type != YAML_SEQUENCE_NODE || arg->data.sequence.items.top - arg->data.sequence.items.start != 2)
+        return at(c, arg, "axis %s: %s needs [lo, hi]", a->key, kind);
+    if ((rc = number(c, get(c, arg->data.sequence.items.start[0]), a->key, &a->lo)) ||
+        (rc = number(c, get(c, arg->data.sequence.items.start[1]), a->key, &a->hi)))
+        return rc;
+    if (!(a->lo < a->hi) || (a->kind == FF_AXIS_LOG_UNIFORM && a->lo <= 0))
+        return at(c, arg, "axis %s: %s needs lo < hi (and lo > 0 for log_uniform)", a->key, kind);
+    return FF_OK;
+}
+
+static int parse_seeds(const sctx *c, const yaml_node_t *v, ff_sweep_spec *s)
+{
+    if (v->type == YAML_SCALAR_NODE) {
+        long n;
+        int rc = integer(c, v, "seeds", 1, FF_SWEEP_MAX_SEEDS, &n);
+        s->n_seeds = (int)n;
+        for (int i = 0; !rc && i < s->n_seeds; i++)
+            s->seeds[i] = (uint64_t)i + 1;
+        return rc;
+    }
+    if (v->type != YAML_SEQUENCE_NODE)
+        return at(c, v, "seeds: expected a count or a list of seeds%s%s", "", "");
+    for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
+        long n;
+        if (s->n_seeds == FF_SWEEP_MAX_SEEDS)
+            return at(c, get(c, *i), "seeds: at most 64%s%s", "", "");
+        int rc = integer(c, get(c, *i), "seeds", 0, 2147483647L, &n);
+        if (rc)
+            return rc;
+        s->seeds[s->n_seeds++] = (uint64_t)n;
+    }
+    return FF_OK;
+}
+
+static const char *const top_keys[] = {"config", "name", "set", "axes", "method", "trials",
+                                       "search_seed", "seeds", "jobs", "threads", "scheduler"};
+
+static int parse_top(sctx *c, const yaml_node_t *k, const yaml_node_t *v, ff_sweep_spec *s)
+{
+    char key[64];
+    int rc = scalar(c, k, "sweep file", key, sizeof key);
+    long n;
+    if (rc)
+        return rc;
+    if (!strcmp(key, "config")) {
+        s->config_line = (int)v->start_mark.line + 1;
+        s->config_col = (int)v->start_mark.column + 1;
+        return scalar(c, v, key, s->config, sizeof s->config);
+    }
+    if (!strcmp(key, "name"))
+        return scalar(c, v, key, s->name, sizeof s->name);
+    if (!strcmp(key, "method")) {
+        char m[16];
+        if ((rc = scalar(c, v, key, m, sizeof m)))
+            return rc;
+        if (strcmp(m, "grid") && strcmp(m, "random"))
+            return at(c, v, "method: expected grid or random, got '%s'%s", m, "");
+        s->random = m[0] == 'r';
+        return FF_OK;
+    }
+    if (!strcmp(key, "trials")) {
+        rc = integer(c, v, key, 1, 10000, &n);
+        s->trials = (int)n;
+        return rc;
+    }
+    if (!strcmp(key, "search_seed")) {
+        rc = integer(c, v, key, 0, 2147483647L, &n);
+        s->search_seed = (uint64_t)n;
+        return rc;
+    }
+    if (!strcmp(key, "jobs") || !strcmp(key, "threads")) {
+        rc = integer(c, v, key, 1, 1024, &n);
+        *(key[0] == 'j' ? &s->jobs : &s->threads) = (int)n;
+        return rc;
+    }
+    if (!strcmp(key, "seeds"))
+        return parse_seeds(c, v, s);
+    if (!strcmp(key, "scheduler"))
+        return at(c, k, "scheduler: early stopping (asha) is not implemented yet; remove the key%s%s", "", "");
+    if (!strcmp(key, "set") || !strcmp(key, "axes")) {
+        if (v->type != YAML_MAPPING_NODE)
+            return at(c, v, "%s: expected a mapping of config keys%s", key, "");
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+            const yaml_node_t *pk = get(c, p->key), *pv = get(c, p->value);
+            if (key[0] == 'a') {
+                if (s->n_axes == FF_SWEEP_MAX_AXES)
+                    return at(c, pk, "axes: at most 16%s%s", "", "");
+                if ((rc = parse_axis(c, pk, pv, &s->axes[s->n_axes++])))
+                    return rc;
+                continue;
+            }
+            char sk[FF_SWEEP_TEXT], sv[FF_SWEEP_TEXT];
+            if (s->n_sets == FF_SWEEP_MAX_SETS)
+                return at(c, pk, "set: at most 32 keys%s%s", "", "");
+            if ((rc = scalar(c, pk, "set", sk, sizeof sk)) || (rc = scalar(c, pv, sk, sv, sizeof sv)))
+                return rc;
+            snprintf(s->sets[s->n_sets], sizeof s->sets[0], "%s=%s", sk, sv);
+            s->set_line[s->n_sets] = (int)pv->start_mark.line + 1;
+            s->set_col[s->n_sets] = (int)pv->start_mark.column + 1;
+            s->n_sets++;
+        }
+        return FF_OK;
+    }
+    /* did you mean: the top key with the longest common prefix */
+    const char *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < sizeof top_keys / sizeof *top_keys; i++) {
+        size_t l = 0;
+        while (key[l] && key[l] == top_keys[i][l])
+            l++;
+        if (l > best_len)
+            best = top_keys[i], best_len = l;
+    }
+    if (best && best_len >= 2)
+        return at(c, k, "unknown key '%s'; did you mean '%s'?", key, best);
+    return at(c, k, "unknown key '%s' (config, name, set, axes, method, trials, search_seed, "
+              "seeds, jobs, threads)%s", key, "");
+}
+
+static int finish_spec(ff_sweep_spec *s, const char *origin, ff_err *err)
+{
+    if (!s->config[0])
+        return ff_err_set(err, FF_ERR_USAGE, "%s: no base config (config: FILE.yaml)", origin);
+    if (!s->n_axes && !s->n_seeds)
+        return ff_err_set(err, FF_ERR_USAGE, "%s: nothing to sweep (no axes, no seeds)", origin);
+    if (s->random && !s->trials)
+        return ff_err_set(err, FF_ERR_USAGE, "%s: method random needs trials: N", origin);
+    for (int i = 0; !s->random && i < s->n_axes; i++)
+        if (s->axes[i].kind == FF_AXIS_UNIFORM || s->axes[i].kind == FF_AXIS_LOG_UNIFORM)
+            return ff_err_set(err, FF_ERR_USAGE, "%s:%d:%d: axis %s: a distribution needs "
+                              "method: random", origin, s->axes[i].line, s->axes[i].col,
+                              s->axes[i].key);
+    if (!s->name[0]) { /* the file's (or config's) base name without .yaml */
+        const char *b = strrchr(origin[0] == '-' ? s->config : origin, '/');
+        b = b ? b + 1 : (origin[0] == '-' ? s->config : origin);
+        snprintf(s->name, sizeof s->name, "%.63s", b);
+        char *dot = strrchr(s->name, '.');
+        if (dot && dot != s->name)
+            *dot = '\0';
+    }
+    return FF_OK;
+}
+
+int ff_sweep_load(ff_sweep_spec *s, const char *path, ff_err *err)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->origin, sizeof s->origin, "%s", path);
+    uint8_t *text;
+    size_t len;
+    int rc = ff_read_file(path, 1 << 20, &text, &len, err);
+    if (rc)
+        return rc == FF_ERR_IO ? FF_ERR_USAGE : rc;
+    yaml_parser_t p;
+    sctx c = {.path = path, .err = err};
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_string(&p, text, len);
+    if (!yaml_parser_load(&p, &c.doc)) {
+        rc = ff_err_set(err, FF_ERR_USAGE, "%s:%d:%d: YAML: %s", path, (int)p.problem_mark.line + 1,
+                        (int)p.problem_mark.column + 1, p.problem ? p.problem : "syntax error");
+        yaml_parser_delete(&p);
+        free(text);
+        return rc;
+    }
+    const yaml_node_t *root = yaml_document_get_root_node(&c.doc);
+    if (!root || root->type != YAML_MAPPING_NODE)
+        rc = ff_err_set(err, FF_ERR_USAGE, "%s: expected a mapping (config:, axes:, ...)", path);
+    for (yaml_node_pair_t *q = root && !rc ? root->data.mapping.pairs.start : NULL;
+         q && q < root->data.mapping.pairs.top && !rc; q++)
+        rc = parse_top(&c, get(&c, q->key), get(&c, q->value), s);
+    yaml_document_delete(&c.doc);
+    yaml_parser_delete(&p);
+    free(text);
+    return rc ? rc : finish_spec(s, path, err);
+}
+
+int ff_sweep_from_args(ff_sweep_spec *s, const char *config, const char *const *axes, int n_axes,
+                       int n_seeds, ff_err *err)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->origin, sizeof s->origin, "--sweep");
+    snprintf(s->config, sizeof s->config, "%s", config);
+    if (n_axes > FF_SWEEP_MAX_AXES || n_seeds < 0 || n_seeds > FF_SWEEP_MAX_SEEDS)
+        return ff_err_set(err, FF_ERR_USAGE, "--sweep: at most 16 axes and 64 seeds");
+    for (int i = 0; i < n_axes; i++) {
+        ff_sweep_axis *a = &s->axes[s->n_axes++];
+        const char *eq = strchr(axes[i], '=');
+        if (!eq || eq == axes[i] || !eq[1] || (size_t)(eq - axes[i]) >= sizeof a->key)
+            return ff_err_set(err, FF_ERR_USAGE, "--sweep %s: expected KEY=V1,V2,...", axes[i]);
+        memcpy(a->key, axes[i], (size_t)(eq - axes[i]));
+        for (const char *v = eq + 1; *v;) {
+            size_t l = strcspn(v, ",");
+            if (!l || l >= FF_SWEEP_TEXT || a->n_values == FF_SWEEP_MAX_VALUES)
+                return ff_err_set(err, FF_ERR_USAGE, "--sweep %s: empty, too long or too many values",
+                                  axes[i]);
+            memcpy(a->values[a->n_values++], v, l);
+            v += l + (v[l] == ',');
+        }
+    }
+    s->n_seeds = n_seeds;
+    for (int i = 0; i < n_seeds; i++)
+        s->seeds[i] = (uint64_t)i + 1;
+    return finish_spec(s, "--sweep", err);
+}
+
+/* ---------------------------------------------------------------- expansion */
+
+/* The short name of axis i in run names: the key's last component, unless
+ * another axis shares it. */
+static const char *short_key(const ff_sweep_spec *s, int i)
+{
+    const char *k = s->axes[i].key, *d = strrchr(k, '.');
+    const char *sk = d ? d + 1 : k;
+    for (int j = 0; j < s->n_axes; j++) {
+        const char *o = strrchr(s->axes[j].key, '.');
+        if (j != i && !strcmp(o ? o + 1 : s->axes[j].key, sk))
+            return k;
+    }
+    return sk;
+}
+
+/* Appends "key=value" to a run name, '/' replaced (a directory name). */
+static void name_append(char *name, size_t cap, const char *key, const char *value)
+{
+    size_t n = strlen(name);
+    snprintf(name + n, cap - n, "%s%s=%s", n ? "," : "", key, value);
+    for (char *p = name + n; *p; p++)
+        if (*p == '/')
+            *p = '_';
+}
+
+/* The message of a failed ff_config_set without its "--set k=v: " prefix. */
+static const char *bare(const ff_err *e, const char *assignment)
+{
+    size_t n = strlen(assignment);
+    if (!strncmp(e->msg, "--set ", 6) && !strncmp(e->msg + 6, assignment, n) &&
+        !strncmp(e->msg + 6 + n, ": ", 2))
+        return e->msg + 8 + n;
+    return e->msg;
+}
+
+typedef struct problems {
+    char text[FF_ERR_MSG_MAX];
+    int n;
+} problems;
+
+static void add_problem(problems *p, const char *msg)
+{
+    if (strstr(p->text, msg))
+        return; /* the same error for many points: once */
+    size_t n = strlen(p->text);
+    if (n + strlen(msg) + 2 < sizeof p->text)
+        snprintf(p->text + n, sizeof p->text - n, "%s%s", n ? "\n" : "", msg);
+    p->n++;
+}
+
+static int apply(const ff_sweep_spec *s, ff_sweep_run *r, ff_config *cfg, const char *set,
+                 int line, int col, const char *key_hint, problems *pr)
+{
+    ff_err e = {0};
+    snprintf(r->sets[r->n_sets++], sizeof r->sets[0], "%s", set);
+    if (!ff_config_set(cfg, set, &e))
+        return 0;
+    char msg[FF_ERR_MSG_MAX];
+    if (line > 0)
+        snprintf(msg, sizeof msg, "%.200s:%d:%d: %.150s: %.500s", s->origin, line, col, key_hint, bare(&e, set));
+    else
+        snprintf(msg, sizeof msg, "%.200s %.200s: %.500s", s->origin, /* a bad key: once */
+                 strstr(e.msg, "unknown key") ? key_hint : set, bare(&e, set));
+    add_problem(pr, msg);
+    return 1;
+}
+
+/* The value of axis a for random point p (drawn in order from the search seed). */
+static void draw(const ff_sweep_axis *a, ff_rng *rng, char *out, size_t cap)
+{
+    double u = ff_rng_uniform(rng);
+    if (a->kind == FF_AXIS_CHOICE || a->kind == FF_AXIS_LIST) {
+        int i = (int)(u * a->n_values);
+        snprintf(out, cap, "%s", a->values[i < a->n_values ? i : a->n_values - 1]);
+    } else if (a->kind == FF_AXIS_UNIFORM) {
+        snprintf(out, cap, "%.4g", a->lo + u * (a->hi - a->lo));
+    } else {
+        snprintf(out, cap, "%.4g", exp(log(a->lo) + u * (log(a->hi) - log(a->lo))));
+    }
+}
+
+int ff_sweep_expand(ff_sweep *sw, ff_err *err)
+{
+    const ff_sweep_spec *s = &sw->spec;
+    ff_config base;
+    int rc = ff_config_load(&base, s->config, err);
+    if (rc) {
+        if (s->config_line && rc == FF_ERR_IO)
+            ff_err_prefix(err, "%s:%d:%d: config", s->origin, s->config_line, s->config_col);
+        return rc == FF_ERR_IO ? FF_ERR_USAGE : rc;
+    }
+    long n_points = 1;
+    for (int i = 0; i < s->n_axes && !s->random; i++)
+        n_points *= s->axes[i].n_values;
+    if (s->random)
+        n_points = s->trials;
+    const int n_seeds = s->n_seeds ? s->n_seeds : 1;
+    if (n_points * n_seeds > 10000)
+        return ff_err_set(err, FF_ERR_USAGE, "%s: %ld runs; at most 10000", s->origin,
+                          n_points * n_seeds);
+    sw->runs = calloc((size_t)(n_points * n_seeds), sizeof *sw->runs);
+    if (!sw->runs)
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory for %ld runs", n_points * n_seeds);
+    sw->n_points = (int)n_points;
+    sw->n_runs = (int)(n_points * n_seeds);
+    problems pr = {{0}, 0};
+    ff_rng rng;
+    ff_rng_seed(&rng, s->search_seed ^ 0x5eed5eedULL);
+    for (long p = 0; p < n_points; p++) {
+        char values[FF_SWEEP_MAX_AXES][FF_SWEEP_TEXT];
+        int vi[FF_SWEEP_MAX_AXES];
+        long rest = p;
+        for (int i = s->n_axes - 1; i >= 0; i--) { /* grid: the first axis varies slowest */
+            const ff_sweep_axis *a = &s->axes[i];
+            vi[i] = s->random ? -1 : (int)(rest % a->n_values);
+            if (!s->random) {
+                rest /= a->n_values;
+                snprintf(values[i], sizeof values[i], "%s", a->values[vi[i]]);
+            }
+        }
+        for (int i = 0; s->random && i < s->n_axes; i++)
+            draw(&s->axes[i], &rng, values[i], sizeof values[i]);
+        for (int k = 0; k < n_seeds; k++) {
+            ff_sweep_run *r = &sw->runs[p * n_seeds + k];
+            r->point = (int)p;
+            ff_config cfg = base;
+            int bad = 0;
+            for (int i = 0; i < s->n_sets; i++)
+                bad |= apply(s, r, &cfg, s->sets[i], s->set_line[i], s->set_col[i], "set", &pr);
+            for (int i = 0; i < s->n_axes; i++) {
+                const ff_sweep_axis *a = &s->axes[i];
+                char set[2 * FF_SWEEP_TEXT];
+                snprintf(set, sizeof set, "%s=%s", a->key, values[i]);
+                ff_err e = {0};
+                ff_config probe = base; /* a key error points at the key, a value error at the value */
+                const int key_bad = ff_config_set(&probe, set, &e) && strstr(e.msg, "unknown key");
+                const int line = vi[i] >= 0 && !key_bad ? a->value_line[vi[i]] : a->line;
+                const int col = vi[i] >= 0 && !key_bad ? a->value_col[vi[i]] : a->col;
+                char hint[FF_SWEEP_TEXT + 16];
+                snprintf(hint, sizeof hint, "axis %s", a->key);
+                bad |= apply(s, r, &cfg, set, line, col, hint, &pr);
+                name_append(r->point_name, sizeof r->point_name, short_key(s, i), values[i]);
+            }
+            snprintf(r->name, sizeof r->name, "%s", r->point_name);
+            if (s->n_seeds) {
+                char set[64], v[32];
+                snprintf(v, sizeof v, "%llu", (unsigned long long)s->seeds[k]);
+                snprintf(set, sizeof set, "seed=%s", v);
+                bad |= apply(s, r, &cfg, set, 0, 0, "seeds", &pr);
+                name_append(r->name, sizeof r->name, "seed", v);
+            }
+            if (!r->name[0])
+                snprintf(r->name, sizeof r->name, "run");
+            if (!bad) {
+                ff_err e = {0};
+                if (ff_config_validate(&cfg, &e)) {
+                    char msg[FF_ERR_MSG_MAX];
+                    snprintf(msg, sizeof msg, "%.200s: point %.200s: %.500s", s->origin, r->name, e.msg);
+                    add_problem(&pr, msg);
+                }
+            }
+            r->cfg = cfg;
+            for (int i = 0; i < FF_SWEEP_N_METRICS; i++)
+                r->metric[i] = NAN;
+        }
+    }
+    for (int i = 0; i < sw->n_runs && !pr.n; i++)
+        for (int j = i + 1; j < sw->n_runs && !pr.n; j++)
+            if (!strcmp(sw->runs[i].name, sw->runs[j].name))
+                add_problem(&pr, "two points have the same values (random search: a repeated draw; "
+                                 "use more digits or other axes)");
+    if (pr.n)
+        return ff_err_set(err, FF_ERR_USAGE, "%s", pr.text);
+    return FF_OK;
+}
+
+/* ---------------------------------------------------------------- --dry-run */
+
+/* Multiply-adds of one run: MACs per image per pass x 4 (positive and negative
+ * pass, forward and weight gradient) x training images x epochs. 0 if unknown. */
+static double run_macs(const ff_config *cfg, const ff_dataset *train)
+{
+    if (cfg->mode == FF_MODE_UNSUP_CLF || !train->n)
+        return 0;
+    int n = cfg->data.train_limit > 0 && cfg->data.train_limit < train->n ? cfg->data.train_limit
+                                                                           : train->n;
+    ff_trainer_plan plan;
+    ff_err e;
+    if (ff_trainer_plan_for(cfg, ff_dataset_shape(train), n, &plan, &e))
+        return 0;
+    ff_rng rng;
+    ff_rng_seed(&rng, cfg->seed);
+    ff_net net;
+    if (ff_net_build(&net, cfg, plan.in_shape, 1, &rng, &e))
+        return 0;
+    double macs = ff_net_flops(&net) * 4.0 * n * cfg->train.epochs;
+    ff_net_free(&net);
+    return macs;
+}
+
+int ff_sweep_describe(const ff_sweep *sw, char **out, ff_err *err)
+{
+    size_t cap = 512 + (size_t)sw->n_runs * 1400;
+    char *t = malloc(cap);
+    if (!t)
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory");
+    ff_dataset train = {0};
+    ff_err e;
+    if (sw->n_runs && sw->runs[0].cfg.mode != FF_MODE_UNSUP_CLF)
+        ff_dataset_load(&train, sw->runs[0].cfg.data.dir, "train", 0, &e);
+    size_t n = (size_t)snprintf(t, cap, "sweep %s: %d point(s) x %d seed(s) = %d run(s) of %s (%s)\n",
+                                sw->spec.name, sw->n_points, sw->spec.n_seeds ? sw->spec.n_seeds : 1,
+                                sw->n_runs, sw->spec.config, sw->spec.random ? "random" : "grid");
+    n += (size_t)snprintf(t + n, cap - n, "%-5s %-14s %s\n", "point", "mult-adds/run", "run (directory name)");
+    double total = 0;
+    for (int i = 0; i < sw->n_runs && n < cap; i++) {
+        double m = run_macs(&sw->runs[i].cfg, &train);
+        total += m;
+        char ms[32] = "-";
+        if (m > 0)
+            snprintf(ms, sizeof ms, "%.3g", m);
+        n += (size_t)snprintf(t + n, cap - n, "%-5d %-14s %s\n", sw->runs[i].point, ms, sw->runs[i].name);
+    }
+    if (n < cap)
+        snprintf(t + n, cap - n, "total about %.3g multiply-adds (4 x MACs per image x training "
+                 "images x epochs per run; evaluation not counted)\n", total);
+    ff_dataset_free(&train);
+    *out = t;
+    return FF_OK;
+}
+
+void ff_sweep_free(ff_sweep *sw)
+{
+    free(sw->runs);
+    sw->runs = NULL;
+    sw->n_runs = 0;
+}
