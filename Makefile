@@ -17,6 +17,13 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -fno-math-errno -fopenmp-simd -Wall -Wextra -
             -MMD -MP -Iinclude -I$(BUILD)/gen \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lprotobuf-c -lyaml -lz -lopenblas) -lm -lpthread
+# Open MPI (libopenmpi-dev) when installed: one binary that runs alone or under mpirun
+# (src/parallel.c); without it ffrun builds as before and parallel modes need one process.
+MPI_PKG  := $(shell pkg-config --exists ompi-c 2>/dev/null && echo ompi-c)
+ifneq ($(MPI_PKG),)
+CFLAGS   += -DFF_HAVE_MPI $(shell pkg-config --cflags ompi-c)
+LDLIBS   += $(shell pkg-config --libs ompi-c)
+endif
 
 # proto/google/protobuf/struct.proto: google.protobuf.Value for hparams (no C ships with libprotobuf-c)
 PROTOS   := $(wildcard proto/*.proto proto/google/protobuf/*.proto)
