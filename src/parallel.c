@@ -7,6 +7,8 @@
  * a trainer, and what the run loop asks (stop agreement, sums, state sync). */
 #include "ff/parallel.h"
 
+#include "ff/crc32c.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,6 +109,7 @@ struct ff_parallel {
     MPI_Request sreq[2], rreq[2];
     int sk, rk;                      /* the buffer the next send / receive uses */
     size_t cap;                      /* floats per buffer */
+    int check;                       /* FF_PARALLEL_CHECK set: compare replicas every step */
 };
 
 /* ---------------------------------------------------------------- data parallel */
@@ -230,7 +233,6 @@ static int attach_pipeline(ff_parallel *p, ff_err *err)
         p->cap = c > p->cap ? c : p->cap;
     }
     for (int k = 0; k < 2; k++) {
-        p->sreq[k] = p->rreq[k] = MPI_REQUEST_NULL;
         if (p->rank + 1 < p->size && !(p->sbuf[k] = malloc(sizeof(float) * p->cap)))
             return ff_err_set(err, FF_ERR_NOMEM, "out of memory for pipeline buffers");
         if (p->rank > 0 && !(p->rbuf[k] = malloc(sizeof(float) * p->cap)))
@@ -257,9 +259,12 @@ int ff_parallel_attach(ff_parallel **out, ff_trainer *t, ff_err *err)
     p->rank = g_rank;
     p->size = g_size;
     p->t = t;
+    for (int k = 0; k < 2; k++)
+        p->sreq[k] = p->rreq[k] = MPI_REQUEST_NULL;
     MPI_Comm_dup(MPI_COMM_WORLD, &p->comm);
     p->tp.ctx = p;
     p->tp.sum = sum_doubles;
+    p->check = getenv("FF_PARALLEL_CHECK") != NULL;
     share(t->test.n, p->rank, p->size, &p->tp.test_first, &p->tp.test_rows);
     int rc = p->mode == FF_PAR_DATA ? attach_data(p, err) : attach_pipeline(p, err);
     if (rc) {
@@ -315,6 +320,22 @@ void ff_parallel_sum(ff_parallel *p, double *v, int n)
 
 int ff_parallel_is_pipeline(const ff_parallel *p) { return p && p->mode == FF_PAR_PIPELINE; }
 
+int ff_parallel_check_replicas(ff_parallel *p, ff_err *err)
+{
+    if (!p || !p->check || p->mode != FF_PAR_DATA)
+        return FF_OK;
+    const ff_trainer *t = p->t;
+    uint32_t c = ff_crc32c(0, t->net.params, sizeof(float) * t->net.n_params);
+    c = ff_crc32c(c, t->opt.state, sizeof(float) * ff_optim_state_len(&t->opt));
+    c = ff_crc32c(c, t->net.aux, sizeof(float) * t->net.n_aux);
+    unsigned v[2] = {c, ~c}; /* max of c and of ~c: equal everywhere iff c is */
+    MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_UNSIGNED, MPI_MAX, p->comm);
+    if (v[0] != c || v[1] != ~c)
+        return ff_err_set(err, FF_ERR_RUNTIME, "rank %d: weights differ between ranks after "
+                          "step %lld", p->rank, (long long)t->step);
+    return FF_OK;
+}
+
 /* every rank's part [off[r], off[r] + count[r]) of v, into every rank */
 static void gather_parts(ff_parallel *p, float *v, const size_t *off, const size_t *count)
 {
@@ -361,6 +382,7 @@ void ff_parallel_free(ff_parallel *p) { (void)p; }
 int ff_parallel_any(ff_parallel *p, int flag) { (void)p; return flag; }
 void ff_parallel_sum(ff_parallel *p, double *v, int n) { (void)p; (void)v; (void)n; }
 int ff_parallel_is_pipeline(const ff_parallel *p) { (void)p; return 0; }
+int ff_parallel_check_replicas(ff_parallel *p, ff_err *err) { (void)p; (void)err; return FF_OK; }
 void ff_parallel_sync_state(ff_parallel *p) { (void)p; }
 
 #endif

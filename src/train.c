@@ -258,9 +258,12 @@ static int run_epoch(ff_run *r, int epoch, ff_err *err)
             return FF_ERR_INTERRUPTED;
         ff_step_stats st;
         done = ff_trainer_next(t, &st);
+        int rc = ff_parallel_check_replicas(r->par, err);
+        if (rc)
+            return rc;
         add_step(r, &st);
         r->recent_loss = mean_total_loss(r);
-        int bad = diverged_layer(&st), rc;
+        int bad = diverged_layer(&st);
         if (bad >= 0) {
             char what[64];
             snprintf(what, sizeof what, "layer %d's loss is not finite", bad);

@@ -58,6 +58,11 @@ void ff_parallel_sum(ff_parallel *p, double *v, int n);
 /* 1 for a layer pipeline: step statistics hold only this rank's layers. */
 int ff_parallel_is_pipeline(const ff_parallel *p);
 
+/* Data parallel with FF_PARALLEL_CHECK set in the environment (tests): FF_ERR_RUNTIME
+ * unless every rank holds bit-identical weights, optimiser state and peer means. A
+ * collective; FF_OK at once otherwise. */
+int ff_parallel_check_replicas(ff_parallel *p, ff_err *err);
+
 /* Pipeline: every rank's layers (weights, optimiser state, peer means) gathered
  * into every rank, so any rank can evaluate or save the whole net. Other modes:
  * nothing (the ranks are identical already). A collective. */
