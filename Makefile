@@ -4,6 +4,7 @@
 #   make test       install missing packages, build, run the whole test suite
 #   make check-asan the unit tests under AddressSanitizer + UBSan (part of make test)
 #   make bench      long runs: bench-speed (minutes) and bench-accuracy (hours)
+#   make bench-scale images/s on 1 process and under mpirun (data parallel, pipeline)
 -include config.mk
 
 CC       ?= cc
@@ -115,3 +116,9 @@ bench-speed:
 	@tools/deps.sh --bench
 	@$(MAKE) --no-print-directory $(BUILD)/ff-bench
 	BUILD=$(BUILD) bench/speed.sh
+
+# scaling under Open MPI (bench/scale.sh): one process vs mpirun -np $(NP) data / pipeline
+.PHONY: bench-scale
+bench-scale: deps
+	@$(MAKE) --no-print-directory all
+	BUILD=$(BUILD) bench/scale.sh

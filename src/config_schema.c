@@ -164,7 +164,7 @@ const ff_key ff_config_keys[] = {
 
     K_ENUM("parallel.mode", parallel.mode, par_names, "none",
            "under mpirun -np N: data = every rank takes a share of each batch (gradients summed), "
-           "pipeline = every rank trains a contiguous group of layers; none = rank 0 trains alone "
+           "pipeline = every rank trains a contiguous group of layers; none = one process only "
            "(plain ffrun is always one process)"),
 };
 const size_t ff_config_n_keys = sizeof ff_config_keys / sizeof ff_config_keys[0];

@@ -229,6 +229,23 @@ static int dry_run(const ff_config *cfg, ff_err *err)
            net.n_params, net.n_params * 4.0 / (1 << 20), net.n_params * 16.0 / (1 << 20),
            2e-6 * ff_net_flops(&net), (double)net.max_batch * 4.0 * acts / (1 << 20),
            net.max_batch, plan.batch);
+    if (cfg->parallel.mode == FF_PAR_PIPELINE) { /* the ranks' layers, balanced by MACs */
+        const int n0 = ff_parallel_size() > 1 ? ff_parallel_size() : 2;
+        const int n1 = ff_parallel_size() > 1 ? ff_parallel_size() : net.n_layers;
+        for (int n = n0; n <= n1 && n <= net.n_layers; n++) {
+            int first[FF_MAX_LAYERS + 1];
+            ff_parallel_stages(&net, n, first);
+            printf("pipeline on %d ranks:", n);
+            for (int r = 0; r < n; r++) {
+                double macs = 0.0;
+                for (int l = first[r]; l < first[r + 1]; l++)
+                    macs += ff_layer_flops(&net.layers[l]);
+                printf("%s rank %d layers %d-%d (%.2f M MACs)", r ? "," : "", r, first[r],
+                       first[r + 1] - 1, macs * 1e-6);
+            }
+            printf("\n");
+        }
+    }
     ff_net_free(&net);
     return FF_OK;
 }
