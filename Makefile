@@ -4,6 +4,7 @@
 #   make test       install missing packages, build, run the whole test suite
 #   make check-asan the unit tests and tests/t_hostile.sh under AddressSanitizer + UBSan (part of make test)
 #   make bench      long runs: bench-speed (minutes) and bench-accuracy (hours)
+#   make bench-scale images/s on 1 process and under mpirun (data parallel, pipeline)
 -include config.mk
 
 CC       ?= cc
@@ -17,6 +18,13 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -fno-math-errno -fopenmp-simd -Wall -Wextra -
             -MMD -MP -Iinclude -I$(BUILD)/gen \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lprotobuf-c -lyaml -lz -lopenblas) -lm -lpthread
+# Open MPI (libopenmpi-dev) when installed: one binary that runs alone or under mpirun
+# (src/parallel.c); without it ffrun builds as before and parallel modes need one process.
+MPI_PKG  := $(shell pkg-config --exists ompi-c 2>/dev/null && echo ompi-c)
+ifneq ($(MPI_PKG),)
+CFLAGS   += -DFF_HAVE_MPI $(shell pkg-config --cflags ompi-c)
+LDLIBS   += $(shell pkg-config --libs ompi-c)
+endif
 
 # proto/google/protobuf/struct.proto: google.protobuf.Value for hparams (no C ships with libprotobuf-c)
 PROTOS   := $(wildcard proto/*.proto proto/google/protobuf/*.proto)
@@ -110,3 +118,9 @@ bench-speed:
 	@tools/deps.sh --bench
 	@$(MAKE) --no-print-directory $(BUILD)/ff-bench
 	BUILD=$(BUILD) bench/speed.sh
+
+# scaling under Open MPI (bench/scale.sh): one process vs mpirun -np $(NP) data / pipeline
+.PHONY: bench-scale
+bench-scale: deps
+	@$(MAKE) --no-print-directory all
+	BUILD=$(BUILD) bench/scale.sh

@@ -576,6 +576,24 @@ static int validate_hard_options(const pctx *c, const ff_config *cfg)
     return FF_OK;
 }
 
+/* parallel.mode: settings the mode cannot split (the rank count is checked at start) */
+static int validate_parallel(const pctx *c, const ff_config *cfg)
+{
+    if (cfg->parallel.mode != FF_PAR_NONE && cfg->mode == FF_MODE_UNSUP_CLF)
+        return fail(c, key_pos(c, "parallel.mode"),
+                    "parallel.mode applies to the FF modes; unsupervised_clf trains alone (none)");
+    if (cfg->parallel.mode != FF_PAR_PIPELINE)
+        return FF_OK;
+    const char *why = cfg->train.negatives == FF_NEG_HARD ? "train.negatives hard (scores need the whole net)"
+                      : cfg->eval.softmax ? "eval.softmax (the per-batch head step needs the whole net)"
+                      : cfg->model.label_every_layer ? "model.label_every_layer"
+                      : NULL;
+    if (why)
+        return fail(c, key_pos(c, "parallel.mode"),
+                    "parallel.mode pipeline cannot be used with %s; use parallel.mode data", why);
+    return FF_OK;
+}
+
 static int validate_at(const pctx *c, const ff_config *cfg)
 {
     for (size_t i = 0; i < ff_config_n_keys; i++) {
@@ -590,6 +608,8 @@ static int validate_at(const pctx *c, const ff_config *cfg)
         rc = validate_loss(c, cfg);
     if (!rc)
         rc = validate_hard_options(c, cfg);
+    if (!rc)
+        rc = validate_parallel(c, cfg);
     return rc ? rc : validate_clf(c, cfg);
 }
 

@@ -26,6 +26,7 @@ static const char *const loss_names[] = {"threshold", "pairwise", NULL};
 static const char *const hard_score_names[] = {"goodness", "softmax", NULL};
 static const char *const opt_names[] = {"sgd", "adam", NULL};
 static const char *const sched_names[] = {"constant", "linear", "cosine", NULL};
+static const char *const par_names[] = {"none", "data", "pipeline", NULL};
 
 /* one name per enum value, then the NULL */
 #define N_NAMES(a) (sizeof(a) / sizeof((a)[0]) - 1)
@@ -37,6 +38,7 @@ _Static_assert(N_NAMES(loss_names) == FF_LOSS_COUNT, "a name per ff_loss_kind");
 _Static_assert(N_NAMES(hard_score_names) == FF_HARD_SCORES_COUNT, "a name per ff_hard_scores");
 _Static_assert(N_NAMES(opt_names) == FF_OPT_COUNT, "a name per ff_opt_kind");
 _Static_assert(N_NAMES(sched_names) == FF_SCHED_COUNT, "a name per ff_sched_kind");
+_Static_assert(N_NAMES(par_names) == FF_PAR_COUNT, "a name per ff_par_mode");
 
 /* model.layers[].type names come from the layer table (layer.c) */
 static const char *layer_kind_name(int k)
@@ -54,6 +56,7 @@ _Static_assert(sizeof(ff_hard_scores) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_neg_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_opt_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_sched_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(ff_par_mode) == sizeof(int), "enum size");
 
 #define MSIZE(T, m) sizeof(((T *)0)->m)
 #define AT(m) .offset = offsetof(ff_config, m), .size = MSIZE(ff_config, m)
@@ -158,6 +161,11 @@ const ff_key ff_config_keys[] = {
      .help = "0-based indices of the layers the classifier reads ([] = the last three)"},
     K_INT("clf.epochs", clf.epochs, "10", 1, 1e6, "classifier training epochs"),
     K_FLOAT("clf.lr", clf.lr, "0.001", 0, 10, EXCL_MIN, "classifier learning rate"),
+
+    K_ENUM("parallel.mode", parallel.mode, par_names, "none",
+           "under mpirun -np N: data = every rank takes a share of each batch (gradients summed), "
+           "pipeline = every rank trains a contiguous group of layers; none = one process only "
+           "(plain ffrun is always one process)"),
 };
 const size_t ff_config_n_keys = sizeof ff_config_keys / sizeof ff_config_keys[0];
 

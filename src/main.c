@@ -13,6 +13,7 @@
 #include "ff/data.h"
 #include "ff/embed.h"
 #include "ff/net.h"
+#include "ff/parallel.h"
 #include "ff/rng.h"
 #include "ff/sweep.h"
 #include "ff/train.h"
@@ -257,6 +258,23 @@ static int dry_run(const ff_config *cfg, ff_err *err)
            net.n_params, net.n_params * 4.0 / (1 << 20), net.n_params * 16.0 / (1 << 20),
            2e-6 * ff_net_flops(&net), (double)net.max_batch * 4.0 * acts / (1 << 20),
            net.max_batch, plan.batch);
+    if (cfg->parallel.mode == FF_PAR_PIPELINE) { /* the ranks' layers, balanced by MACs */
+        const int n0 = ff_parallel_size() > 1 ? ff_parallel_size() : 2;
+        const int n1 = ff_parallel_size() > 1 ? ff_parallel_size() : net.n_layers;
+        for (int n = n0; n <= n1 && n <= net.n_layers; n++) {
+            int first[FF_MAX_LAYERS + 1];
+            ff_parallel_stages(&net, n, first);
+            printf("pipeline on %d ranks:", n);
+            for (int r = 0; r < n; r++) {
+                double macs = 0.0;
+                for (int l = first[r]; l < first[r + 1]; l++)
+                    macs += ff_layer_flops(&net.layers[l]);
+                printf("%s rank %d layers %d-%d (%.2f M MACs)", r ? "," : "", r, first[r],
+                       first[r + 1] - 1, macs * 1e-6);
+            }
+            printf("\n");
+        }
+    }
     ff_net_free(&net);
     return FF_OK;
 }
@@ -565,9 +583,31 @@ static int sweep_args_main(const cli *c, const char *prog)
     return ff_err_exit_status(rc);
 }
 
+/* Under mpirun: rank 0 alone prints results; usage errors and interruptions are the
+ * same on every rank and reported once; any other error names its rank and ends
+ * the whole job at once (no rank waits forever for a dead peer). */
+static int finish_rank(int rc, const char *msg)
+{
+    const int rank = ff_parallel_rank();
+    if (rc && (rank == 0 || (rc != FF_ERR_USAGE && rc != FF_ERR_INTERRUPTED))) {
+        if (ff_parallel_size() > 1 && rank > 0)
+            fprintf(stderr, "ffrun: rank %d: %s\n", rank, msg);
+        else
+            fprintf(stderr, "ffrun: %s\n", msg);
+    }
+    if (rc && rc != FF_ERR_USAGE && rc != FF_ERR_INTERRUPTED) {
+        fflush(stderr);
+        ff_parallel_abort(ff_err_exit_status(rc));
+    }
+    return ff_err_exit_status(rc);
+}
+
 int main(int argc, char **argv)
 {
     ff_blas_ensure_fast_core(argv); /* may re-execute with OPENBLAS_CORETYPE set */
+    ff_parallel_init(&argc, &argv); /* MPI only when mpirun started us */
+    if (ff_parallel_rank() > 0 && !freopen("/dev/null", "w", stdout))
+        return 1; /* rank 0 alone prints results */
     if (argc > 1 && !strcmp(argv[1], "eval"))
         return eval_main(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "sweep"))
@@ -586,16 +626,14 @@ int main(int argc, char **argv)
     if (!rc && c.dry_run)
         rc = dry_run(&cfg, &err);
     if (rc || c.dry_run) {
-        if (rc)
-            fprintf(stderr, "ffrun: %s\n", err.msg);
         ff_checkpoint_free(&ck);
-        return ff_err_exit_status(rc);
+        return finish_rank(rc, err.msg);
     }
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    progress_ui ui = {.quiet = c.quiet, .verbose = c.verbose, .tty = isatty(2) && !c.verbose};
+    progress_ui ui = {.quiet = c.quiet || ff_parallel_rank() > 0, .verbose = c.verbose, .tty = isatty(2) && !c.verbose};
     ff_train_opts opts = {.resume = c.resume ? &ck : NULL, .resume_path = resume_path,
                           .stop = &stop_flag, .info = show_info,
                           .max_steps = c.max_steps, .progress = show_progress, .progress_ctx = &ui,
@@ -605,8 +643,6 @@ int main(int argc, char **argv)
     rc = ff_train(&cfg, &opts, &res, &err);
     if (res.started)
         print_summary(&res, rc != FF_OK);
-    if (rc)
-        fprintf(stderr, "ffrun: %s\n", err.msg);
     ff_checkpoint_free(&ck);
-    return ff_err_exit_status(rc);
+    return finish_rank(rc, err.msg);
 }

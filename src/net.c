@@ -154,39 +154,60 @@ static void input_with_labels(ff_net *net, int l, const float *x, int batch)
     }
 }
 
-/* the forward pass; with keep, conv/local layers leave their patches in net->patches */
-static void forward(ff_net *net, const float *x, int batch, int keep)
+/* the forward pass of layers [l0, l1); with keep, conv/local layers leave their
+ * patches in net->patches; for l0 > 0, in[l0] is given */
+static void forward_layers(ff_net *net, const float *x, int l0, int l1, int batch, int keep)
 {
     FF_ASSERT(batch <= net->max_batch);
-    const float *src = x;
-    for (int l = 0; l < net->n_layers; l++) {
+    const float *src = l0 > 0 ? NULL : x;
+    for (int l = l0; l < l1; l++) {
         ff_layer *L = &net->layers[l];
-        if (l > 0 && net->label_every_layer)
-            input_with_labels(net, l, x, batch);
-        else
-            ff_normalize(src, net->in[l], batch, ff_shape_dim(L->in), net->norm_eps);
+        if (l > l0 || l0 == 0) {
+            if (l > 0 && net->label_every_layer)
+                input_with_labels(net, l, x, batch);
+            else
+                ff_normalize(src, net->in[l], batch, ff_shape_dim(L->in), net->norm_eps);
+        }
         ff_layer_forward(L, net->in[l], net->out[l], batch, net->ws,
                          keep ? net->patches[l] : NULL);
         src = net->out[l];
     }
 }
 
+static void forward(ff_net *net, const float *x, int batch, int keep)
+{
+    forward_layers(net, x, 0, net->n_layers, batch, keep);
+}
+
+void ff_net_hand_on(ff_net *net, int l, int batch)
+{
+    FF_ASSERT(l > 0 && l < net->n_layers && !net->label_every_layer);
+    ff_normalize(net->out[l - 1], net->in[l], batch, ff_shape_dim(net->layers[l].in),
+                 net->norm_eps);
+}
+
 void ff_net_forward(ff_net *net, const float *x, int batch) { forward(net, x, batch, 0); }
 
 /* Updates layer l's running means from the npos positive rows of y and adds
  * the peer-normalisation gradient to their dpre; returns the peer loss. */
-static float peer_norm(ff_net *net, const ff_objective *obj, int l, const float *y, int npos,
+static float peer_norm(ff_net *net, const ff_objective *obj, int l, const float *y, int rows,
                        float *dpre)
 {
+    int npos = rows;
     const int dim = ff_shape_dim(net->layers[l].out);
     float *m = net->peer_mean[l], *col = net->goodness; /* goodness is free scratch here */
     const float decay = obj->peer_decay;
+    const ff_net_peers *P = net->peers; /* a split batch: column means over every process */
+    if (P)
+        npos = P->total_pos;
     double mean = 0.0, loss = 0.0;
     for (int j0 = 0; j0 < dim; j0 += net->max_batch) {
         /* column means of y over the positive rows, a block of max_batch columns at a time */
         const int n = dim - j0 < net->max_batch ? dim - j0 : net->max_batch;
-        cblas_sgemv(CblasRowMajor, CblasTrans, npos, n, 1.0f / (float)npos, y + j0, dim,
+        cblas_sgemv(CblasRowMajor, CblasTrans, rows, n, 1.0f / (float)npos, y + j0, dim,
                     net->ones, 1, 0.0f, col, 1);
+        if (P)
+            P->sum(P->ctx, col, n);
         for (int j = 0; j < n; j++) {
             m[j0 + j] = decay * m[j0 + j] + (1.0f - decay) * col[j];
             mean += m[j0 + j];
@@ -199,7 +220,7 @@ static float peer_norm(ff_net *net, const ff_objective *obj, int l, const float 
         loss += ((double)m[j] - mean) * ((double)m[j] - mean);
     const float *restrict mj = m;
     const float mu = (float)mean;
-    for (int i = 0; i < npos; i++) {
+    for (int i = 0; i < rows; i++) {
         const float *restrict row = y + (size_t)i * dim;
         float *restrict d = dpre + (size_t)i * dim;
         for (int j = 0; j < dim; j++) { /* c or 0 by a select, not a branch: it vectorises */
@@ -210,12 +231,12 @@ static float peer_norm(ff_net *net, const ff_objective *obj, int l, const float 
     return (float)(loss / dim);
 }
 
-void ff_net_ff_grads(ff_net *net, const ff_objective *obj, const float *x, int npos, int nneg,
-                     float scale, ff_layer_loss *out)
+void ff_net_ff_grads_layers(ff_net *net, const ff_objective *obj, const float *x, int l0, int l1,
+                            int npos, int nneg, float scale, ff_layer_loss *out)
 {
     const int rows = npos + nneg;
-    forward(net, x, rows, 1);
-    for (int l = 0; l < net->n_layers; l++) {
+    forward_layers(net, x, l0, l1, rows, 1);
+    for (int l = l0; l < l1; l++) {
         ff_layer *L = &net->layers[l];
         ff_layer_loss r = {0};
         ff_objective_layer_loss(obj, net->out[l], npos, nneg, ff_shape_dim(L->out), L->threshold,
@@ -224,9 +245,17 @@ void ff_net_ff_grads(ff_net *net, const ff_objective *obj, const float *x, int n
         if (npos && obj->peer_strength > 0.0f)
             r.peer_loss = peer_norm(net, obj, l, net->out[l], npos, net->dpre);
         ff_layer_backward(L, net->in[l], net->patches[l], net->dpre, rows, 0.0f, net->ws);
+        if (net->peers && net->peers->grads_ready)
+            net->peers->grads_ready(net->peers->ctx, l);
         if (out)
             out[l] = r;
     }
+}
+
+void ff_net_ff_grads(ff_net *net, const ff_objective *obj, const float *x, int npos, int nneg,
+                     float scale, ff_layer_loss *out)
+{
+    ff_net_ff_grads_layers(net, obj, x, 0, net->n_layers, npos, nneg, scale, out);
 }
 
 double ff_net_flops(const ff_net *net)

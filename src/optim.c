@@ -94,6 +94,21 @@ void ff_optim_step(ff_optim *o, float *params, const float *grads, float lr)
         sgd_step(o, params, grads, lr);
 }
 
+void ff_optim_step_range(ff_optim *o, float *params, const float *grads, float lr, size_t off,
+                         size_t n)
+{
+    o->t++;
+    if (o->kind == FF_OPT_ADAM) {
+        const double t = (double)o->t;
+        const float c1 = (float)(1.0 / (1.0 - pow(o->beta1, t)));
+        const float c2 = (float)(1.0 / (1.0 - pow(o->beta2, t)));
+        adam_range(params + off, grads + off, o->state + off, o->state + o->n + off, n, o->beta1,
+                   o->beta2, o->eps, o->weight_decay, lr, c1, c2);
+    } else {
+        sgd_range(params + off, grads + off, o->state + off, n, o->momentum, o->weight_decay, lr);
+    }
+}
+
 float ff_schedule_lr(const ff_config *cfg, int64_t step, int64_t total)
 {
     return cfg->optimizer.lr * ff_schedule_scale(cfg, step, total);

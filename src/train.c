@@ -19,6 +19,7 @@
 #include "ff/checkpoint.h"
 #include "ff/embed.h"
 #include "ff/hybrid.h"
+#include "ff/parallel.h"
 #include "ff/run.h"
 #include "ff/summary.h"
 #include "ff/train_log.h"
@@ -42,6 +43,8 @@ typedef struct ff_run {
                                       since the log before it (what progress shows) */
     int diverged;                  /* the weights went non-finite: save nothing more */
     int resumable;                 /* stopped early with a step model written */
+    ff_parallel *par;              /* NULL: one process */
+    int writer;                    /* 1 on the process that writes files (rank 0) */
 } ff_run;
 
 static void report(const ff_run *r, const ff_progress *p)
@@ -50,12 +53,20 @@ static void report(const ff_run *r, const ff_progress *p)
         r->opts->progress(r->opts->progress_ctx, p);
 }
 
+/* With several processes they agree (any rank's signal stops all): before every
+ * batch in data parallel, every log.every steps in a pipeline (which must not wait). */
 static int stop_requested(const ff_run *r)
 {
     if (!r->opts)
         return 0;
-    return (r->opts->stop && *r->opts->stop) ||
-           (r->opts->max_steps > 0 && r->tr.step >= r->opts->max_steps);
+    if (r->opts->max_steps > 0 && r->tr.step >= r->opts->max_steps)
+        return 1;
+    const int flag = r->opts->stop && *r->opts->stop;
+    if (!r->par)
+        return flag;
+    if (ff_parallel_is_pipeline(r->par) && r->tr.step % r->cfg->log.every != 0)
+        return 0;
+    return ff_parallel_any(r->par, flag);
 }
 
 /* ---------------------------------------------------------------- scalars */
@@ -83,8 +94,13 @@ static float mean_total_loss(const ff_run *r)
 /* The mean of each layer's terms since the last log, at the current step. */
 static int log_scalars(ff_run *r, ff_err *err)
 {
-    if (!r->sum_batches)
+    if (ff_parallel_is_pipeline(r->par)) /* each rank summed its own layers */
+        ff_parallel_sum(r->par, (double *)r->sums, 4 * FF_MAX_LAYERS);
+    if (!r->sum_batches || !r->tb) {
+        memset(r->sums, 0, sizeof r->sums);
+        r->sum_batches = 0;
         return FF_OK;
+    }
     const double nb = r->sum_batches;
     const int64_t step = r->tr.step;
     char tag[64];
@@ -178,6 +194,8 @@ static int log_epoch_views(ff_run *r, int epoch, ff_err *err)
 static int save_model(ff_run *r, const char *what, char *path, size_t cap, ff_err *err)
 {
     char p[FF_PATH_MAX + 512];
+    if (!r->writer)
+        return FF_OK;
     int rc = ff_run_model_path(r->cfg, r->prefix, what, p, sizeof p, err);
     if (rc)
         return rc;
@@ -239,9 +257,12 @@ static int run_epoch(ff_run *r, int epoch, ff_err *err)
             return FF_ERR_INTERRUPTED;
         ff_step_stats st;
         done = ff_trainer_next(t, &st);
+        int rc = ff_parallel_check_replicas(r->par, err);
+        if (rc)
+            return rc;
         add_step(r, &st);
         r->recent_loss = mean_total_loss(r);
-        int bad = diverged_layer(&st), rc;
+        int bad = diverged_layer(&st);
         if (bad >= 0) {
             char what[64];
             snprintf(what, sizeof what, "layer %d's loss is not finite", bad);
@@ -281,6 +302,7 @@ static int end_epoch(ff_run *r, int epoch, double epoch_seconds, int first_batch
     if (rc)
         return rc;
     res->epochs_done = epoch;
+    ff_parallel_sync_state(r->par); /* a pipeline's layers, all in every rank */
     if (epoch % cfg->eval.every == 0 || epoch == cfg->train.epochs) {
         ff_eval_result ev;
         ff_trainer_evaluate(t, epoch, &ev);
@@ -289,10 +311,10 @@ static int end_epoch(ff_run *r, int epoch, double epoch_seconds, int first_batch
         p.evaluated = ev.main_error >= 0;
         res->final_error = ev.main_error;
         res->final_error_softmax = ev.error_softmax;
-        if (ev.error_goodness >= 0)
+        if (ev.error_goodness >= 0 && r->tb)
             rc = ff_summary_scalar(r->tb, "test/error_goodness", t->step,
                                    (float)(ev.error_goodness * 100.0), err);
-        if (!rc && ev.error_softmax >= 0)
+        if (!rc && ev.error_softmax >= 0 && r->tb)
             rc = ff_summary_scalar(r->tb, "test/error_softmax", t->step,
                                    (float)(ev.error_softmax * 100.0), err);
         if (!rc && p.evaluated && (res->best_error < 0 || ev.main_error < res->best_error)) {
@@ -306,7 +328,7 @@ static int end_epoch(ff_run *r, int epoch, double epoch_seconds, int first_batch
     }
     if (!rc)
         rc = log_scalars(r, err);
-    if (!rc)
+    if (!rc && r->tb)
         rc = log_epoch_views(r, epoch, err);
     if (!rc && (epoch == cfg->train.epochs ||
                 (cfg->checkpoint.every > 0 && epoch % cfg->checkpoint.every == 0))) {
@@ -314,7 +336,7 @@ static int end_epoch(ff_run *r, int epoch, double epoch_seconds, int first_batch
         snprintf(what, sizeof what, "epoch%03d", epoch);
         rc = save_model(r, what, res->model_path, sizeof res->model_path, err);
     }
-    if (!rc)
+    if (!rc && r->tb)
         rc = ff_summary_flush(r->tb, err);
     if (!rc)
         report(r, &p);
@@ -372,8 +394,13 @@ static int save_stopped(ff_run *r, int rc, ff_err *err)
 {
     ff_train_result *res = r->res;
     ff_err lerr;
-    if (r->tb && log_scalars(r, &lerr) == FF_OK)
+    if (rc == FF_ERR_INTERRUPTED && r->par) { /* the ranks stopped together: whole state */
+        ff_parallel_sync_state(r->par);
+        if (log_scalars(r, &lerr) == FF_OK && r->tb)
+            ff_summary_flush(r->tb, &lerr);
+    } else if (r->tb && log_scalars(r, &lerr) == FF_OK) {
         ff_summary_flush(r->tb, &lerr);
+    }
     char what[48];
     snprintf(what, sizeof what, "step%07lld", (long long)r->tr.step);
     ff_err serr;
@@ -429,10 +456,13 @@ int ff_train_ff(const ff_config *cfg, const ff_train_opts *opts, ff_train_result
     const double start = ff_now_seconds();
     ff_info_fn note = opts ? opts->info : NULL;
     void *ctx = opts ? opts->progress_ctx : NULL;
+    r->writer = ff_parallel_rank() == 0;
     int rc = ff_trainer_create(&r->tr, cfg, note, ctx, err);
+    if (!rc)
+        rc = ff_parallel_attach(&r->par, &r->tr, err);
     if (!rc && opts && opts->resume)
         rc = ff_trainer_restore(&r->tr, opts->resume, note, ctx, err);
-    if (!rc)
+    if (!rc && r->writer)
         rc = open_run(r, err);
     res->epochs_done = r->tr.epoch;
     res->started = !rc;
@@ -449,6 +479,7 @@ int ff_train_ff(const ff_config *cfg, const ff_train_opts *opts, ff_train_result
         rc = save_stopped(r, rc, err);
     rc = close_run(r, rc, err);
     res->seconds = ff_now_seconds() - start;
+    ff_parallel_free(r->par);
     ff_trainer_free(&r->tr);
     free(r);
     return rc;

@@ -204,16 +204,58 @@ void ff_trainer_free(ff_trainer *t)
 
 /* ---------------------------------------------------------------- one batch */
 
-/* One FF pass over the rows of t->x; adds the per-layer terms to st. */
+/* This process's rows of each batch: [*first, *first + return) (all of them alone). */
+static int share_of(const ff_trainer *t, int *first)
+{
+    *first = t->peers ? t->peers->first : 0;
+    return t->peers ? t->peers->rows : t->batch;
+}
+
+/* One FF pass over the rows of t->x (npos + nneg of this process's rows); adds the
+ * per-layer terms to st. A pipeline stage takes its first layer's input from the
+ * stage before and hands its last layer's input on. */
 static void ff_pass(ff_trainer *t, int npos, int nneg, ff_step_stats *st)
 {
     ff_layer_loss r[FF_MAX_LAYERS];
-    ff_net_ff_grads(&t->net, &t->objective, t->x, npos, nneg, 1.0f / (float)t->batch, r);
-    for (int l = 0; l < t->net.n_layers; l++) {
+    const ff_trainer_peers *P = t->peers;
+    int l0 = 0, l1 = t->net.n_layers;
+    if (P && P->layer_end > 0) {
+        l0 = P->layer_first;
+        l1 = P->layer_end;
+    }
+    const size_t rows = (size_t)(npos + nneg);
+    if (l0 > 0)
+        P->recv(P->ctx, t->net.in[l0], rows * (size_t)ff_shape_dim(t->net.layers[l0].in));
+    if (l0 == 0 && l1 == t->net.n_layers)
+        ff_net_ff_grads(&t->net, &t->objective, t->x, npos, nneg, 1.0f / (float)t->batch, r);
+    else
+        ff_net_ff_grads_layers(&t->net, &t->objective, t->x, l0, l1, npos, nneg,
+                               1.0f / (float)t->batch, r);
+    if (l1 < t->net.n_layers) {
+        ff_net_hand_on(&t->net, l1, (int)rows);
+        P->send(P->ctx, t->net.in[l1], rows * (size_t)ff_shape_dim(t->net.layers[l1].in));
+    }
+    for (int l = l0; l < l1; l++) {
         st->loss_pos[l] += r[l].loss_pos;
         st->loss_neg[l] += r[l].loss_neg;
         st->g_pos[l] += r[l].g_pos;
         st->g_neg[l] += r[l].g_neg;
+    }
+}
+
+/* The optimiser step after a pass: on the summed gradients (data parallel), on
+ * this stage's layers only (pipeline). */
+static void update(ff_trainer *t, float lr)
+{
+    const ff_trainer_peers *P = t->peers;
+    if (P && P->before_update)
+        P->before_update(P->ctx);
+    if (P && P->layer_end > 0) {
+        const ff_layer *a = &t->net.layers[P->layer_first], *b = &t->net.layers[P->layer_end - 1];
+        ff_optim_step_range(&t->opt, t->net.params, t->net.grads, lr, a->param_off,
+                            b->param_off + b->n_weights + b->n_bias - a->param_off);
+    } else {
+        ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
     }
 }
 
@@ -224,44 +266,51 @@ static ff_readout_input readout_input(const ff_trainer *t, const ff_dataset *ds)
                               .embed = t->cfg.model.label_embedding};
 }
 
-/* scores[i, k] = the softmax head's logit k for image idx[i]: one neutral-label pass */
-static void head_logits(ff_trainer *t, const int *idx)
+/* scores[i, k] = the softmax head's logit k for image idx[i], i < n: one neutral-label pass */
+static void head_logits(ff_trainer *t, const int *idx, int n, float *scores)
 {
     const ff_readout_input in = readout_input(t, &t->train);
-    ff_readout_scores(&t->ro, &t->net, t->ro_layers, t->ro_n, &in, idx, t->batch, t->x,
-                      t->scores);
+    ff_readout_scores(&t->ro, &t->net, t->ro_layers, t->ro_n, &in, idx, n, t->x, scores);
 }
 
 /* scores[i, k] = summed layer logits with label k for the train.hard_candidates wrong
- * labels the softmax head ranks highest, -INFINITY for the other labels */
-static void candidate_scores(ff_trainer *t, const int *idx, const uint8_t *truth)
+ * labels the softmax head ranks highest, -INFINITY for the other labels (i < n) */
+static void candidate_scores(ff_trainer *t, const int *idx, const uint8_t *truth, int n,
+                             float *scores, uint8_t *candidates)
 {
-    const int B = t->batch, m = t->cfg.train.hard_candidates;
-    float *g = t->scores + (size_t)B * FF_NUM_CLASSES; /* [B, m]; scores holds 20 B floats */
-    head_logits(t, idx);
-    ff_top_wrong_labels(truth, t->scores, B, m, t->candidates);
-    ff_eval_goodness_scores_of(&t->net, t->cfg.model.label_embedding, &t->train, idx, B,
-                               t->candidates, m, 1, t->x, g);
-    for (int i = 0; i < B * FF_NUM_CLASSES; i++)
-        t->scores[i] = -INFINITY;
-    for (int i = 0; i < B; i++)
+    const int m = t->cfg.train.hard_candidates;
+    float *g = t->scores + (size_t)t->batch * FF_NUM_CLASSES; /* [n, m]; scores holds 20 B floats */
+    head_logits(t, idx, n, scores);
+    ff_top_wrong_labels(truth, scores, n, m, candidates);
+    ff_eval_goodness_scores_of(&t->net, t->cfg.model.label_embedding, &t->train, idx, n,
+                               candidates, m, 1, t->x, g);
+    for (int i = 0; i < n * FF_NUM_CLASSES; i++)
+        scores[i] = -INFINITY;
+    for (int i = 0; i < n; i++)
         for (int q = 0; q < m; q++)
-            t->scores[(size_t)i * FF_NUM_CLASSES + t->candidates[(size_t)i * m + q]] =
-                g[(size_t)i * m + q];
+            scores[(size_t)i * FF_NUM_CLASSES + candidates[(size_t)i * m + q]] = g[(size_t)i * m + q];
 }
 
+/* The wrong labels of the batch. Hard ones: this process scores its rows, the
+ * scores of every process's rows are gathered, then the draw takes the whole batch. */
 static void choose_negative_labels(ff_trainer *t, const int *idx, const uint8_t *truth,
                                    uint8_t *neg)
 {
     const ff_config *cfg = &t->cfg;
     if (cfg->train.negatives == FF_NEG_HARD) {
+        int f;
+        const int n = share_of(t, &f);
+        float *scores = t->scores + (size_t)f * FF_NUM_CLASSES;
         if (cfg->train.hard_scores == FF_HARD_SOFTMAX)
-            head_logits(t, idx);
+            head_logits(t, idx + f, n, scores);
         else if (cfg->train.hard_candidates > 0)
-            candidate_scores(t, idx, truth);
+            candidate_scores(t, idx + f, truth + f, n, scores,
+                             t->candidates + (size_t)f * cfg->train.hard_candidates);
         else
-            ff_eval_goodness_scores(&t->net, cfg->model.label_embedding, &t->train, idx,
-                                    t->batch, 1, t->x, t->scores);
+            ff_eval_goodness_scores(&t->net, cfg->model.label_embedding, &t->train, idx + f, n, 1,
+                                    t->x, scores);
+        if (t->peers && t->peers->gather)
+            t->peers->gather(t->peers->ctx, t->scores, FF_NUM_CLASSES);
         ff_negative_labels_hard(&t->rng, truth, t->scores, t->batch, cfg->train.hard_temperature,
                                 neg);
     } else {
@@ -269,25 +318,55 @@ static void choose_negative_labels(ff_trainer *t, const int *idx, const uint8_t 
     }
 }
 
-/* The batch's images with labels embedded (supervised), or the images alone
- * (unsupervised: labels NULL; `negative` picks the hybrids instead). */
+/* This process's rows of the batch with labels embedded (supervised), or the images
+ * alone (unsupervised: labels NULL; `negative` picks the hybrids instead). */
 static void embed(ff_trainer *t, const int *idx, const uint8_t *labels, int negative, float *out)
 {
     const ff_dataset *ds = &t->train;
     const float *images = negative && t->unsupervised ? t->hybrids.images : ds->images;
-    ff_embed_batch_shifted(t->cfg.model.label_embedding, images, ds->rows, ds->cols, idx,
-                           t->unsupervised ? NULL : labels, t->shifts, t->batch, out);
+    int f;
+    const int n = share_of(t, &f);
+    if (t->peers && t->peers->layer_first > 0)
+        return; /* a later pipeline stage receives its input */
+    ff_embed_batch_shifted(t->cfg.model.label_embedding, images, ds->rows, ds->cols, idx + f,
+                           t->unsupervised ? NULL : labels + f,
+                           t->shifts ? t->shifts + 2 * (size_t)f : NULL, n, out);
 }
 
 /* One step of the softmax head on the batch's images (after the FF step, the
  * net unchanged by it): a neutral-label forward pass, then the head's Adam step
  * on the normalised activities. The head uses no RNG, so it never changes the
- * FF training run. */
+ * FF training run. Data parallel: every process takes the same whole-batch step. */
 static void readout_step(ff_trainer *t, const int *idx)
 {
     ff_readout_input tr = readout_input(t, &t->train);
     ff_readout_train_epoch(&t->ro, &t->net, t->ro_layers, t->ro_n, &tr, idx, t->batch, t->batch,
                            t->cfg.clf.lr, t->x);
+}
+
+/* Data parallel: the step's terms summed over the processes (goodness means
+ * weighted by each process's share of the batch). */
+static void sum_stats(ff_trainer *t, ff_step_stats *st)
+{
+    const ff_trainer_peers *P = t->peers;
+    if (!P || !P->sum || P->layer_end > 0)
+        return;
+    const int L = st->n_layers;
+    const double w = (double)P->rows / t->batch;
+    double v[4 * FF_MAX_LAYERS];
+    for (int l = 0; l < L; l++) {
+        v[l] = st->loss_pos[l];
+        v[L + l] = st->loss_neg[l];
+        v[2 * L + l] = st->g_pos[l] * w;
+        v[3 * L + l] = st->g_neg[l] * w;
+    }
+    P->sum(P->ctx, v, 4 * L);
+    for (int l = 0; l < L; l++) {
+        st->loss_pos[l] = v[l];
+        st->loss_neg[l] = v[L + l];
+        st->g_pos[l] = v[2 * L + l];
+        st->g_neg[l] = v[3 * L + l];
+    }
 }
 
 void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st)
@@ -305,19 +384,23 @@ void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st)
         choose_negative_labels(t, idx, pos, neg);
     if (t->shifts) /* one shift per image, shared by its positive and negative copy */
         ff_draw_shifts(&t->rng, cfg->train.jitter, B, t->shifts);
+    int f;
+    const int n = share_of(t, &f);
+    (void)f;
     if (cfg->train.passes == FF_PASS_JOINT) {
         embed(t, idx, pos, 0, t->x);
-        embed(t, idx, neg, 1, t->x + (size_t)B * t->in_dim);
-        ff_pass(t, B, B, st);
-        ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
+        embed(t, idx, neg, 1, t->x + (size_t)n * t->in_dim);
+        ff_pass(t, n, n, st);
+        update(t, lr);
     } else {
         embed(t, idx, pos, 0, t->x);
-        ff_pass(t, B, 0, st);
-        ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
+        ff_pass(t, n, 0, st);
+        update(t, lr);
         embed(t, idx, neg, 1, t->x);
-        ff_pass(t, 0, B, st);
-        ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
+        ff_pass(t, 0, n, st);
+        update(t, lr);
     }
+    sum_stats(t, st);
     if (cfg->eval.softmax)
         readout_step(t, idx);
     t->step++;
@@ -337,17 +420,44 @@ int ff_trainer_next(ff_trainer *t, ff_step_stats *st)
 
 /* ---------------------------------------------------------------- evaluation */
 
+/* The test images this process evaluates: all, or its share (a view, no copy). */
+static ff_dataset test_share(const ff_trainer *t)
+{
+    ff_dataset v = t->test;
+    const ff_trainer_peers *P = t->peers;
+    if (P && P->sum) {
+        v.n = P->test_rows;
+        v.images += (size_t)P->test_first * v.dim;
+        v.labels += P->test_first;
+    }
+    return v;
+}
+
+/* An error fraction on this process's share into the whole test set's (counts summed). */
+static double whole_error(const ff_trainer *t, double e, int n)
+{
+    const ff_trainer_peers *P = t->peers;
+    if (!P || !P->sum)
+        return e;
+    double v[2] = {(double)llround(e * n), (double)n};
+    P->sum(P->ctx, v, 2);
+    return v[1] > 0 ? v[0] / v[1] : 0.0;
+}
+
 double ff_trainer_goodness_error(ff_trainer *t, int64_t *confusion)
 {
-    return ff_eval_error(&t->net, t->cfg.model.label_embedding, &t->test, 0, t->x, t->scores,
-                         confusion);
+    const ff_dataset te = test_share(t);
+    double e = ff_eval_error(&t->net, t->cfg.model.label_embedding, &te, 0, t->x, t->scores,
+                             confusion);
+    return whole_error(t, e, te.n);
 }
 
 double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t seed,
                                 int64_t *confusion)
 {
     const ff_config *cfg = &t->cfg;
-    ff_readout_input tr = readout_input(t, &t->train), te = readout_input(t, &t->test);
+    const ff_dataset tshare = test_share(t);
+    ff_readout_input tr = readout_input(t, &t->train), te = readout_input(t, &tshare);
     ff_rng rng;
     ff_rng_seed(&rng, seed);
     if (fresh)
@@ -357,7 +467,8 @@ double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t s
         ff_readout_train_epoch(&t->ro, &t->net, t->ro_layers, t->ro_n, &tr, t->scratch_order,
                                t->train.n, t->batch, cfg->clf.lr, t->x);
     }
-    return ff_readout_error(&t->ro, &t->net, t->ro_layers, t->ro_n, &te, 0, t->x, confusion);
+    double err = ff_readout_error(&t->ro, &t->net, t->ro_layers, t->ro_n, &te, 0, t->x, confusion);
+    return whole_error(t, err, tshare.n);
 }
 
 void ff_trainer_evaluate(ff_trainer *t, int epoch, ff_eval_result *r)

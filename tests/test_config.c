@@ -20,7 +20,7 @@ static const char *const documented_keys[] = {
     "optimizer.beta1", "optimizer.beta2", "optimizer.eps", "optimizer.weight_decay", "schedule.type",
     "schedule.decay_start", "schedule.final_lr_scale", "eval.every", "eval.softmax", "eval.readout_epochs",
     "log.dir", "log.every", "log.histograms", "log.images", "checkpoint.dir", "checkpoint.every",
-    "checkpoint.backbone", "clf.layers", "clf.epochs", "clf.lr",
+    "checkpoint.backbone", "clf.layers", "clf.epochs", "clf.lr", "parallel.mode",
 };
 #define N_DOCUMENTED (sizeof documented_keys / sizeof documented_keys[0])
 

@@ -8,7 +8,8 @@
 set -euo pipefail
 
 pkgs=(build-essential pkg-config zlib1g-dev libyaml-dev libopenblas-dev
-      libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3 python3-protobuf)
+      libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3 python3-protobuf
+      openmpi-bin libopenmpi-dev)
 if [ "${1:-}" = "--bench" ]; then
     pkgs+=(python3-torch python3-numpy dataset-fashion-mnist)
 fi

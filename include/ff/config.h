@@ -28,6 +28,7 @@ typedef enum { FF_NEG_RANDOM, FF_NEG_HARD, FF_NEG_COUNT } ff_neg_kind;
 typedef enum { FF_LOSS_THRESHOLD, FF_LOSS_PAIRWISE, FF_LOSS_COUNT } ff_loss_kind;
 typedef enum { FF_HARD_GOODNESS, FF_HARD_SOFTMAX, FF_HARD_SCORES_COUNT } ff_hard_scores;
 typedef enum { FF_EMBED_OVERLAY, FF_EMBED_CHANNELS, FF_EMBED_PATTERN, FF_EMBED_COUNT } ff_embed_kind;
+typedef enum { FF_PAR_NONE, FF_PAR_DATA, FF_PAR_PIPELINE, FF_PAR_COUNT } ff_par_mode;
 
 typedef struct ff_layer_cfg {
     ff_layer_kind kind;
@@ -123,6 +124,11 @@ typedef struct ff_config {
         int epochs;                /* clf.epochs (default 10) */
         float lr;                  /* clf.lr (default 0.001) */
     } clf;
+
+    struct {
+        ff_par_mode mode;          /* parallel.mode: none | data | pipeline (under mpirun;
+                                      include/ff/parallel.h) */
+    } parallel;
 } ff_config;
 
 /* Fills cfg with every default. Cannot fail. */

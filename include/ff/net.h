@@ -17,6 +17,15 @@
 
 struct ff_rng;
 
+/* Hooks for a net whose batch is split over several processes (src/parallel.c
+ * sets them; a net alone has none: ff_net.peers NULL). */
+typedef struct ff_net_peers {
+    void *ctx;
+    void (*grads_ready)(void *ctx, int layer); /* layer's slice of grads is complete */
+    void (*sum)(void *ctx, float *v, int n);   /* v summed over the processes, in place */
+    int total_pos;                             /* positive rows over all processes */
+} ff_net_peers;
+
 typedef struct ff_net {
     int n_layers;
     ff_layer layers[FF_MAX_LAYERS];
@@ -43,6 +52,7 @@ typedef struct ff_net {
     float *peer_mean[FF_MAX_LAYERS]; /* views into aux: [out dim of layer l] */
     float *ones;                   /* [max_batch] of 1.0 for column sums by GEMV */
     float *act_mem;                /* the single allocation behind in/out/dpre/goodness */
+    const ff_net_peers *peers;     /* NULL: the whole batch is here */
 } ff_net;
 
 /* Builds layers from cfg->model for inputs of `input` shape, allocates for
@@ -69,6 +79,16 @@ void ff_net_forward(ff_net *net, const float *x, int batch);
  * toward the layer's average; reported in out[l].peer_loss). */
 void ff_net_ff_grads(ff_net *net, const ff_objective *obj, const float *x, int npos, int nneg,
                      float scale, ff_layer_loss *out);
+
+/* ff_net_ff_grads on layers [l0, l1) only: for l0 > 0, net->in[l0] already holds
+ * the normalised input of layer l0 (a layer pipeline's received block) and x is
+ * ignored. Grads outside the layers are not written. */
+void ff_net_ff_grads_layers(ff_net *net, const ff_objective *obj, const float *x, int l0, int l1,
+                            int npos, int nneg, float scale, ff_layer_loss *out);
+
+/* net->in[l] (0 < l < n_layers) = the normalised out[l - 1] of `batch` rows: what
+ * layer l - 1 hands on (without label planes). */
+void ff_net_hand_on(ff_net *net, int l, int batch);
 
 /* Total multiply-adds per sample of a forward pass. */
 double ff_net_flops(const ff_net *net);

@@ -42,6 +42,11 @@ size_t ff_optim_state_len(const ff_optim *o);
 /* One fused pass over params[0..n): params -= lr * update(grads). */
 void ff_optim_step(ff_optim *o, float *params, const float *grads, float lr);
 
+/* The same step on parameters [off, off + n) only (a layer pipeline's own layers):
+ * those values change exactly as in ff_optim_step; the step count advances. */
+void ff_optim_step_range(ff_optim *o, float *params, const float *grads, float lr, size_t off,
+                         size_t n);
+
 /* The factor cfg->schedule applies to the base learning rate at `step` (0-based)
  * of `total` steps: 1 before the decay starts, down to schedule.final_lr_scale. */
 float ff_schedule_scale(const ff_config *cfg, int64_t step, int64_t total);

@@ -63,6 +63,28 @@ typedef struct ff_eval_result {
                                 else softmax; -1 if neither applies */
 } ff_eval_result;
 
+/* How a trainer shares its work with other processes (src/parallel.c fills it;
+ * a trainer alone has none: ff_trainer.peers NULL, and runs as documented above).
+ * Data parallel: every process draws the whole batch's labels, negatives and
+ * shifts from the shared RNG, trains on its rows [first, first + rows) with the
+ * loss scale 1 / batch, and before each optimiser step before_update sums the
+ * gradients; hard-negative scores of the shares are gathered before the draw;
+ * step statistics and test-error counts are summed. Layer pipeline: the process
+ * trains layers [layer_first, layer_end), receiving the first one's normalised
+ * input (recv) and handing on the last one's (send); only its layers' statistics
+ * are set. */
+typedef struct ff_trainer_peers {
+    void *ctx;
+    int first, rows;             /* this process's rows of each batch (data) */
+    int test_first, test_rows;   /* its images of the test set */
+    int layer_first, layer_end;  /* the layers it trains (pipeline; else all) */
+    void (*sum)(void *ctx, double *v, int n);           /* summed over processes, in place */
+    void (*gather)(void *ctx, float *v, int row_floats); /* every process's rows of a batch */
+    void (*before_update)(void *ctx);                   /* gradients summed (data) */
+    void (*recv)(void *ctx, float *v, size_t n);        /* pipeline: input of layer_first */
+    void (*send)(void *ctx, const float *v, size_t n);  /* pipeline: input of layer_end */
+} ff_trainer_peers;
+
 typedef struct ff_trainer {
     ff_config cfg;                 /* the trainer's own copy */
     ff_dataset train, test;
@@ -87,6 +109,7 @@ typedef struct ff_trainer {
     uint8_t *labels;     /* labels of the rows of x */
     uint8_t *candidates; /* [batch, hard_candidates] wrong labels to score (hard negatives) */
     int8_t *shifts;      /* [2 * batch] jitter shifts of the batch (NULL: no jitter) */
+    const ff_trainer_peers *peers; /* NULL: alone */
 } ff_trainer;
 
 /* What a trainer allocates for cfg on training images of shape `image`, n_train of

@@ -1,0 +1,76 @@
+/* parallel.h - one experiment on N processes under Open MPI (parallel.mode).
+ *
+ * One binary: ffrun starts MPI only when a launcher started it (mpirun sets
+ * OMPI_COMM_WORLD_SIZE; PMI_SIZE / PMIX_RANK for other launchers); a plain
+ * `ffrun x.yaml` makes no MPI call at all and trains alone, whatever
+ * parallel.mode says. A build without Open MPI (no libopenmpi-dev) has the same
+ * functions, always alone.
+ *
+ * Under mpirun -np N (N > 1) the module sits beside the trainer, not inside its
+ * batch step: it fills the trainer's hooks (ff_trainer_peers, ff_net_peers) and
+ * the run loop (src/train.c) asks it the few things a loop needs (rank, stop
+ * agreement, sums, the whole state before evaluating or saving).
+ *   data:     every rank trains on its share of each batch; each layer's
+ *             gradient slice is summed by MPI_Iallreduce as soon as the layer
+ *             has it (overlapping the next layer's work), waited for before the
+ *             optimiser step; peer-normalisation means, hard-negative scores,
+ *             step statistics and test-error counts are reduced too.
+ *   pipeline: rank r trains a contiguous group of layers (balanced by
+ *             multiply-adds, ff_parallel_stages); the normalised input of the
+ *             next group goes rank to rank (MPI_Isend / MPI_Irecv, two buffers
+ *             each way), so rank r works on batch t while rank r + 1 works on
+ *             batch t - 1, and the updates are exactly those of one process.
+ * Rank 0 alone writes event files and models. */
+#ifndef FF_PARALLEL_H
+#define FF_PARALLEL_H
+
+#include "ff/err.h"
+#include "ff/net.h"
+#include "ff/trainer.h"
+
+typedef struct ff_parallel ff_parallel;
+
+/* Starts MPI if a launcher started this process (and registers MPI_Finalize
+ * with atexit); otherwise does nothing. */
+void ff_parallel_init(int *argc, char ***argv);
+
+/* This process's rank and the number of processes (0 and 1 when alone). */
+int ff_parallel_rank(void);
+int ff_parallel_size(void);
+
+/* Ends every process of the job at once (after a fatal error on one rank, so
+ * that no other waits forever); returns when alone. */
+void ff_parallel_abort(int status);
+
+/* Joins trainer t to the other processes as cfg->parallel.mode says: *out = NULL
+ * when alone (one process: nothing changes). FF_ERR_USAGE (the same on every
+ * rank) when the mode does not fit N: parallel.mode none under N > 1, more ranks
+ * than images per batch (data) or than layers (pipeline). */
+int ff_parallel_attach(ff_parallel **out, ff_trainer *t, ff_err *err);
+void ff_parallel_free(ff_parallel *p);
+
+/* 1 if `flag` is set on any rank (a collective; p NULL: flag). */
+int ff_parallel_any(ff_parallel *p, int flag);
+
+/* v summed over the ranks, in place (a collective; p NULL: nothing). */
+void ff_parallel_sum(ff_parallel *p, double *v, int n);
+
+/* 1 for a layer pipeline: step statistics hold only this rank's layers. */
+int ff_parallel_is_pipeline(const ff_parallel *p);
+
+/* Data parallel with FF_PARALLEL_CHECK set in the environment (tests): FF_ERR_RUNTIME
+ * unless every rank holds bit-identical weights, optimiser state and peer means. A
+ * collective; FF_OK at once otherwise. */
+int ff_parallel_check_replicas(ff_parallel *p, ff_err *err);
+
+/* Pipeline: every rank's layers (weights, optimiser state, peer means) gathered
+ * into every rank, so any rank can evaluate or save the whole net. Other modes:
+ * nothing (the ranks are identical already). A collective. */
+void ff_parallel_sync_state(ff_parallel *p);
+
+/* Splits the net's layers into n contiguous groups with the largest group's
+ * multiply-adds as small as possible: group r is [first[r], first[r + 1]),
+ * first[0] = 0, first[n] = n_layers. n <= n_layers. */
+void ff_parallel_stages(const ff_net *net, int n, int first[FF_MAX_LAYERS + 1]);
+
+#endif

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# t_mpi.sh - one experiment on 2 processes under Open MPI (mpirun --oversubscribe -np 2)
+# against one process, same config and seed:
+#   data parallel: per-layer losses of the first 10 steps within 1e-4 relative, the
+#     ranks' weights bit-identical after every step (FF_PARALLEL_CHECK), the test error
+#     within the spread one process shows between 1 and 2 BLAS threads (measured here);
+#   pipeline: final weights and optimiser state bit-identical to one process;
+#   resume of a 2-rank run by one process (same run directory, steps continue);
+#   a killed rank ends the job within seconds, naming the rank; bad settings exit 2 once;
+#   plain ffrun makes no MPI call (parallel.mode data alone trains as one process).
+# Skipped (passes) when the build has no Open MPI or mpirun is missing.
+set -u
+source "$(dirname "$0")/script_lib.sh"
+ffrun=$root/$build/ffrun
+py=/usr/bin/python3
+if ! command -v mpirun >/dev/null || ! ldd "$ffrun" | grep -q libmpi; then
+    echo "t_mpi: skipped (no Open MPI in this build; tools/deps.sh installs it)"
+    exit 0
+fi
+# Open MPI refuses root unless told: set here for the test only
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
+export OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1
+mpi=(mpirun --oversubscribe -np 2)
+cd "$tmp" && ln -s "$root/data" data
+cfg=$root/configs/quick.yaml
+short=(--quiet --set data.train_limit=500 --set data.test_limit=500 --set train.epochs=1
+       --set log.every=1 --set log.histograms=0 --set log.images=0)
+
+# loss CSV of a run: tag step value for layer*/loss
+losses() { $py "$root/tests/tb_reader.py" --scalars "$1.csv" "runs/$2" >/dev/null &&
+           awk '$2 ~ /^layer[0-9]+\/loss$/ {print $2, $3, $4}' "$1.csv" | sort > "$1.loss"; }
+
+# 1. data parallel vs one process: 10 steps (500 images, batch 50), peer norm and jitter on
+dp=("${short[@]}" --set train.peer_norm=0.03 --set train.jitter=2)
+"$ffrun" "$cfg" "${dp[@]}" --set log.dir=runs/one > one.out 2>&1 || fail "one process: $(tail -2 one.out)"
+FF_PARALLEL_CHECK=1 "${mpi[@]}" "$ffrun" "$cfg" "${dp[@]}" --set parallel.mode=data \
+    --set log.dir=runs/two > two.out 2>&1
+rc=$?
+[ $rc -eq 0 ] && ok "data parallel on 2 ranks: weights bit-identical across ranks after every step" \
+    || fail "data parallel run (exit $rc): $(tail -3 two.out)"
+losses one one && losses two two
+if $py - one.loss two.loss <<'PY'; then
+import sys
+a = {tuple(l.split()[:2]): float(l.split()[2]) for l in open(sys.argv[1])}
+b = {tuple(l.split()[:2]): float(l.split()[2]) for l in open(sys.argv[2])}
+steps = {int(k[1]) for k in a}
+assert steps == set(range(1, 11)) and a.keys() == b.keys(), (sorted(steps), len(a), len(b))
+worst = max(abs(a[k] - b[k]) / max(abs(a[k]), 1e-12) for k in a)
+print("    worst relative difference of %d per-layer losses: %.2e" % (len(a), worst))
+sys.exit(worst > 1e-4)
+PY
+    ok "data parallel: per-layer losses of the first 10 steps within 1e-4 of one process"
+else
+    fail "data parallel: per-layer losses differ from one process"
+fi
+[ "$(ls runs/two/supervised | wc -l)" -eq 1 ] && ok "only rank 0 made a run directory" \
+    || fail "run directories: $(ls runs/two/supervised)"
+
+# 2. test error of a short run: 2 ranks vs 1 process, within the 1-vs-2 BLAS-thread spread
+ev=(--quiet --set data.train_limit=3000 --set data.test_limit=1000 --set train.epochs=2
+    --set optimizer.lr=0.003 --set log.histograms=0 --set log.images=0)
+err_of() { awk '/^test error \(goodness/ {sub("%,", "", $6); print $6}' "$1"; }
+"$ffrun" "$cfg" "${ev[@]}" > e1.out 2>&1
+OPENBLAS_NUM_THREADS=2 "$ffrun" "$cfg" "${ev[@]}" > e2.out 2>&1
+"${mpi[@]}" "$ffrun" "$cfg" "${ev[@]}" --set parallel.mode=data > ed.out 2>&1
+e1=$(err_of e1.out) e2=$(err_of e2.out) ed=$(err_of ed.out)
+if $py -c "import sys; e1, e2, ed = map(float, sys.argv[1:]); s = max(abs(e1 - e2), 0.5); \
+d = min(abs(ed - e1), abs(ed - e2)); \
+print('    test error %%: 1 thread %.2f, 2 threads %.2f, 2 ranks %.2f: %.2f from the nearer, spread %.2f' \
+      % (e1, e2, ed, d, abs(e1 - e2))); sys.exit(d > s)" "${e1:-x}" "${e2:-x}" "${ed:-x}"; then
+    ok "data parallel: test error within the 1-vs-2-thread spread of one process (floor 0.5 points)"
+else
+    fail "data parallel test error: 1 thread '$e1', 2 threads '$e2', 2 ranks '$ed'"
+fi
+
+# 3. pipeline on 2 ranks vs one process: bit-identical final weights (layer 0 | layer 1)
+pp=(--quiet --set data.train_limit=1000 --set data.test_limit=200 --set train.epochs=2
+    --set eval.softmax=false --set train.peer_norm=0.03 --set log.histograms=0
+    --set log.images=0)
+"$ffrun" "$cfg" "${pp[@]}" --name p1 > p1.out 2>&1 || fail "one process: $(tail -2 p1.out)"
+"${mpi[@]}" "$ffrun" "$cfg" "${pp[@]}" --name p2 --set parallel.mode=pipeline > p2.out 2>&1 ||
+    fail "pipeline run: $(tail -3 p2.out)"
+if $py "$root/tests/ffm.py" same-weights models/*_p1_epoch002.ffm models/*_p2_epoch002.ffm; then
+    ok "pipeline on 2 ranks: final weights bit-identical to one process"
+else
+    fail "pipeline weights differ from one process"
+fi
+
+# 4. resume across a change of N: 2 ranks stop at step 5 (exit 130), one process finishes
+"${mpi[@]}" "$ffrun" "$cfg" "${short[@]}" --set parallel.mode=data --name rs --max-steps 5 \
+    > rs.out 2>&1
+rc=$?
+[ $rc -eq 130 ] && ok "2 ranks stopped by --max-steps: exit 130" || fail "2-rank stop: exit $rc $(tail -2 rs.out)"
+step_model=$(ls models/*_rs_step0000005.ffm 2>/dev/null)
+[ -n "$step_model" ] && ok "rank 0 wrote the step model" || fail "no step model"
+"$ffrun" --resume "$step_model" --quiet > rs2.out 2>&1 || fail "resume by one process: $(tail -2 rs2.out)"
+[ "$(ls runs/supervised/*_rs/events.out.tfevents.* 2>/dev/null | wc -l)" -eq 2 ] &&
+    [ -n "$(ls models/*_rs_epoch001.ffm 2>/dev/null)" ] &&
+    ok "one process resumed the 2-rank run (same run directory, finished epoch 1)" ||
+    fail "resume across N: $(ls runs/supervised models)"
+
+# 5. a killed rank ends the job within seconds and is named
+"${mpi[@]}" "$ffrun" "$cfg" --quiet --set parallel.mode=data --set train.epochs=50 --name kill \
+    > kill.out 2>&1 &
+job=$!
+victim=
+for _ in $(seq 100); do
+    for p in $(pgrep -f "ffrun $cfg --quiet --set parallel.mode=data --set train.epochs=50"); do
+        grep -qz '^OMPI_COMM_WORLD_RANK=1$' "/proc/$p/environ" 2>/dev/null && victim=$p
+    done
+    [ -n "$victim" ] && [ -n "$(ls models/*_kill.run 2>/dev/null)" ] && break
+    sleep 0.1
+done
+sleep 1
+if [ -n "$victim" ]; then
+    kill -9 "$victim"
+    t0=$SECONDS
+    while kill -0 $job 2>/dev/null && [ $((SECONDS - t0)) -lt 20 ]; do sleep 0.2; done
+    if kill -0 $job 2>/dev/null; then
+        fail "the job still runs 20 s after rank 1 was killed"
+        kill $job
+    else
+        wait $job
+        rc=$?
+        [ $rc -ne 0 ] && grep -qi "rank 1" kill.out &&
+            ok "killed rank 1: the job ended in $((SECONDS - t0)) s, exit $rc, naming rank 1" ||
+            fail "killed rank: exit $rc, output: $(tail -3 kill.out)"
+    fi
+    for m in models/*_kill*.ffm; do
+        [ -e "$m" ] || continue
+        $py "$root/tests/ffm.py" info "$m" >/dev/null || fail "torn model $m"
+    done
+else
+    fail "could not find rank 1 of the job"
+    kill $job 2>/dev/null
+fi
+
+# 6. bad settings: exit 2, reported once
+mpirun --oversubscribe -np 3 "$ffrun" "$cfg" --quiet --set parallel.mode=pipeline \
+    --set eval.softmax=false > bad3.out 2>&1
+rc3=$?
+n3=$(grep -c "only 2 layers" bad3.out)
+[ $rc3 -eq 2 ] && [ "$n3" -eq 1 ] &&
+    ok "3 ranks for a 2-layer pipeline: exit 2, one message" ||
+    fail "bad pipeline: exit $rc3, $n3 messages: $(head -3 bad3.out)"
+"${mpi[@]}" "$ffrun" "$cfg" --quiet --set parallel.mode=pipeline > bad4.out 2>&1
+rc=$?
+[ $rc -eq 2 ] && [ "$(grep -c 'parallel.mode pipeline cannot be used with eval.softmax' bad4.out)" -eq 1 ] &&
+    ok "pipeline with eval.softmax: exit 2, one message" || fail "pipeline + softmax: exit $rc $(head -2 bad4.out)"
+"${mpi[@]}" "$ffrun" "$cfg" --quiet --set data.train_limit=200 > bad5.out 2>&1
+rc=$?
+[ $rc -eq 2 ] && [ "$(grep -c 'parallel.mode none' bad5.out)" -eq 1 ] &&
+    ok "2 ranks with parallel.mode none: exit 2, one message" || fail "mode none on 2 ranks: exit $rc"
+
+# 7. plain ffrun: no MPI even with a parallel mode (one process trains)
+"$ffrun" "$cfg" "${short[@]}" --set parallel.mode=pipeline --set eval.softmax=false \
+    --name alone > alone.out 2>&1 && ok "plain ffrun with parallel.mode pipeline trains alone" ||
+    fail "plain ffrun: $(tail -2 alone.out)"
+finish t_mpi
