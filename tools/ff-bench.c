@@ -157,12 +157,12 @@ void __wrap_ff_layer_backward(const ff_layer *l, const float *x, const float *pa
     TIMED(T_LAYER, __real_ff_layer_backward(l, x, patches, dpre, batch, beta, ws));
 }
 
-void __real_ff_im2col(const float *, int, size_t, ff_shape, int, int, ff_shape, float *,
+void __real_ff_im2col(const float *, int, size_t, ff_shape, int, int, int, ff_shape, float *,
                       int32_t *);
 void __wrap_ff_im2col(const float *x, int batch, size_t x_stride, ff_shape in, int k, int stride,
-                      ff_shape out, float *col, int32_t *index)
+                      int pad, ff_shape out, float *col, int32_t *index)
 {
-    TIMED(T_IM2COL, __real_ff_im2col(x, batch, x_stride, in, k, stride, out, col, index));
+    TIMED(T_IM2COL, __real_ff_im2col(x, batch, x_stride, in, k, stride, pad, out, col, index));
 }
 
 void __real_ff_transpose_batch(const float *, float *, int, int, int);
