@@ -20,12 +20,11 @@ static int alloc_floats(float **p, size_t n, const char *what, ff_err *err)
 /* How many trailing input channels of layer l are label planes (constant over
  * each sample's plane), which layers with receptive fields (conv, local) take as
  * a per-sample bias: the channels embedding's 10 planes at the input,
- * label_every_layer's later (none with padding: they go through im2col). */
+ * label_every_layer's later. Padding pads the other channels only: a label plane
+ * holds its value at every window position, the border included. */
 static int label_planes(const ff_config *cfg, int l, const ff_layer *L)
 {
     if (!ff_layer_ops_of(L->kind)->receptive_fields || cfg->mode != FF_MODE_SUPERVISED)
-        return 0;
-    if (L->pad > 0) /* zero padding makes the planes vary at the border: through im2col */
         return 0;
     if (l == 0)
         return cfg->model.label_embedding == FF_EMBED_CHANNELS &&

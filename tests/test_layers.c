@@ -96,6 +96,15 @@ static double xat(const float *x, ff_shape in, int i, int c, int yy, int xx)
     return x[(size_t)i * ff_shape_dim(in) + ((size_t)c * in.h + yy) * in.w + xx];
 }
 
+/* what layer l's window sees at (c, yy, xx): zero padding around the varying channels;
+ * a constant (label) plane has its one value everywhere, the padding included */
+static double xin(const ff_layer *l, const float *x, int i, int c, int yy, int xx)
+{
+    if (c >= l->in.c - l->const_c)
+        yy = xx = 0;
+    return xat(x, l->in, i, c, yy, xx);
+}
+
 /* naive conv; W [co][c][ki][kj] */
 static void ref_conv(const ff_layer *l, const float *x, float *y, int batch)
 {
@@ -109,7 +118,7 @@ static void ref_conv(const ff_layer *l, const float *x, float *y, int batch)
                         for (int ki = 0; ki < k; ki++)
                             for (int kj = 0; kj < k; kj++)
                                 acc += (double)l->W[(size_t)co * K + (c * k + ki) * k + kj] *
-                                       xat(x, l->in, i, c, oy * s + ki - l->pad,
+                                       xin(l, x, i, c, oy * s + ki - l->pad,
                                            ox * s + kj - l->pad);
                     y[(size_t)i * ff_shape_dim(l->out) + (co * l->out.h + oy) * l->out.w + ox] =
                         relu(acc);
@@ -131,7 +140,7 @@ static void ref_local(const ff_layer *l, const float *x, float *y, int batch)
                         for (int ki = 0; ki < k; ki++)
                             for (int kj = 0; kj < k; kj++)
                                 acc += (double)Wp[(c * k + ki) * k + kj] *
-                                       xat(x, l->in, i, c, oy * s + ki - l->pad,
+                                       xin(l, x, i, c, oy * s + ki - l->pad,
                                            ox * s + kj - l->pad);
                     y[(size_t)i * ff_shape_dim(l->out) + co * P + p] = relu(acc);
                 }
@@ -246,7 +255,7 @@ static void ref_backward(const ff_layer *l, const float *x, const float *dpre, i
                     for (int ki = 0; ki < k; ki++)
                         for (int kj = 0; kj < k; kj++)
                             g[(c * k + ki) * k + kj] +=
-                                d * (float)xat(x, l->in, i, c, oy * s + ki - l->pad,
+                                d * (float)xin(l, x, i, c, oy * s + ki - l->pad,
                                                  ox * s + kj - l->pad);
             }
 }
@@ -392,8 +401,51 @@ static void check_const_planes(ff_layer_kind kind, ff_shape in, int out, int k, 
     tl_free(&fast);
 }
 
+/* constant planes with zero padding: the planes stay a per-sample bias (their value
+ * at every window position, the border included), the varying channels are padded;
+ * forward and backward against the naive references */
+static void check_padded_planes(ff_layer_kind kind, ff_shape in, int out, int k, int s, int batch)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 405);
+    const int nc = 3;
+    tlayer t;
+    g_pad = 1;
+    CHECK(tl_build(&t, kind, in, out, k, s, batch, &rng) == 0);
+    g_pad = 0;
+    CHECK(tl_set_planes(&t, nc, batch) == 0);
+    const size_t dim = (size_t)ff_shape_dim(in), plane = (size_t)in.h * in.w;
+    const size_t ny = (size_t)batch * ff_shape_dim(t.l.out), np = t.l.n_weights + t.l.n_bias;
+    float *x = malloc((size_t)batch * dim * sizeof(float)), *y = malloc(ny * sizeof(float)),
+          *r = malloc(ny * sizeof(float)), *d = malloc(ny * sizeof(float)),
+          *ref = malloc(np * sizeof(float));
+    fill_normal(x, (size_t)batch * dim, &rng, 1.0f);
+    for (int i = 0; i < batch; i++)
+        for (int j = 0; j < nc; j++)
+            for (size_t q = 0; q < plane; q++)
+                x[(size_t)i * dim + (size_t)(in.c - nc + j) * plane + q] = j == i % nc ? 1.0f : 0.0f;
+    ff_layer_forward(&t.l, x, y, batch, t.ws, NULL);
+    if (kind == FF_LAYER_CONV)
+        ref_conv(&t.l, x, r, batch);
+    else
+        ref_local(&t.l, x, r, batch);
+    CHECK(max_abs_diff(y, r, ny) < 1e-4);
+    fill_normal(d, ny, &rng, 1.0f);
+    ref_backward(&t.l, x, d, batch, ref, ref + t.l.n_weights);
+    ff_layer_backward(&t.l, x, NULL, d, batch, 0.0f, t.ws);
+    double scale = 0.0;
+    for (size_t i = 0; i < np; i++)
+        scale = fmax(scale, fabs(ref[i]));
+    CHECK(max_abs_diff(t.l.gW, ref, np) < 1e-5 * scale);
+    CHECK(guard_intact(&t));
+    free(x), free(y), free(r), free(d), free(ref);
+    tl_free(&t);
+}
+
 static void test_const_planes_match_im2col(void)
 {
+    check_padded_planes(FF_LAYER_CONV, (ff_shape){5, 6, 6}, 4, 3, 1, 70);
+    check_padded_planes(FF_LAYER_LOCAL, (ff_shape){4, 5, 6}, 3, 3, 2, 5);
     check_const_planes(FF_LAYER_CONV, (ff_shape){5, 9, 9}, 6, 3, 2, 70);
     check_const_planes(FF_LAYER_CONV, (ff_shape){4, 5, 5}, 3, 2, 1, 5);
     check_const_planes(FF_LAYER_LOCAL, (ff_shape){5, 9, 9}, 6, 3, 2, 7);

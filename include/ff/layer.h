@@ -29,7 +29,8 @@ typedef struct ff_layer {
     ff_pool_kind pool;      /* pool: max or average */
     int const_c;            /* conv / local: the last const_c input channels are planes with
                                one value each (label planes); they enter as a per-sample
-                               bias, not through im2col (0 = none) */
+                               bias, not through im2col (0 = none); padding does not
+                               touch them: a plane has its value in every window */
     float threshold;        /* goodness threshold theta */
     float slope;            /* FF logistic slope: p(positive) = sigmoid(slope * (g - theta)) */
     size_t n_weights;       /* number of floats in W */
