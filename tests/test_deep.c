@@ -290,6 +290,50 @@ static void test_gradient_after_pool(void)
     ff_net_free(&net);
 }
 
+/* a pooled net trains: plain gradient steps on one batch of positive (true label) and
+ * negative (wrong label) images lower every layer's FF loss */
+static void test_pooled_net_trains(void)
+{
+    ff_config cfg;
+    ff_err err = {0};
+    CHECK(ff_config_parse(&cfg, deep_yaml, strlen(deep_yaml), "p.yaml", &err) == FF_OK);
+    CHECK(ff_config_set(&cfg, "train.logit_scale=10", &err) == FF_OK); /* as the configs */
+    ff_rng r;
+    ff_rng_seed(&r, 17);
+    ff_net net;
+    enum { N = 8, D = 12 * 12 };
+    CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 12, 12}, 2 * N, &r, &err) == FF_OK);
+    ff_objective obj;
+    CHECK(ff_objective_from_config(&obj, &cfg, &err) == FF_OK);
+    float images[N * D], x[2 * N * D];
+    int idx[N];
+    uint8_t pos[N], neg[N];
+    for (int i = 0; i < N * D; i++)
+        images[i] = ff_rng_uniform(&r) < 0.3f ? ff_rng_uniform(&r) : 0.0f;
+    for (int i = 0; i < N; i++) {
+        idx[i] = i;
+        pos[i] = (uint8_t)(i % FF_NUM_CLASSES);
+        neg[i] = (uint8_t)((i + 1 + ff_rng_below(&r, 9)) % FF_NUM_CLASSES);
+    }
+    ff_embed_batch(FF_EMBED_OVERLAY, images, 12, 12, idx, pos, N, x);
+    ff_embed_batch(FF_EMBED_OVERLAY, images, 12, 12, idx, neg, N, x + N * D);
+    ff_layer_loss first[FF_MAX_LAYERS], out[FF_MAX_LAYERS];
+    ff_net_ff_grads(&net, &obj, x, N, N, 1.0f / N, first);
+    for (int step = 0; step < 60; step++) {
+        ff_net_ff_grads(&net, &obj, x, N, N, 1.0f / N, out);
+        for (size_t i = 0; i < net.n_params; i++)
+            net.params[i] -= 0.01f * net.grads[i];
+    }
+    ff_net_ff_grads(&net, &obj, x, N, N, 1.0f / N, out);
+    for (int l = 0; l < net.n_layers; l++) {
+        const float a = first[l].loss_pos + first[l].loss_neg, b = out[l].loss_pos + out[l].loss_neg;
+        if (!(b < 0.9f * a) || getenv("FF_TEST_VERBOSE"))
+            fprintf(stderr, "  layer %d: loss %g -> %g\n", l, a, b);
+        CHECK(b < 0.9f * a);
+    }
+    ff_net_free(&net);
+}
+
 int main(void)
 {
     RUN(test_pool_folded_into_next_layer);
@@ -297,5 +341,6 @@ int main(void)
     RUN(test_errors_point_into_config);
     RUN(test_padding_and_label_planes);
     RUN(test_gradient_after_pool);
+    RUN(test_pooled_net_trains);
     TEST_MAIN_END();
 }
