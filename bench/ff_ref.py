@@ -6,6 +6,9 @@ It implements the same work as ffrun (tools/ff-bench.c drives ffrun's side):
   - nets: fc 784-2000x4; cnn conv 1->128 k10 s6, 128->220 k2 s1, 220->512 k2 s1;
     local: the same geometry with unshared weights per output location
     (weights [P, C, K], bias [C*P], K in (channel, row, col) order as ffrun);
+    deep: conv 1->32, 32->64, 64->128, all k3 s1 zero padding 1, with 2x2 max pools
+    (stride 2) before the second and third layers;
+  - a pool has no goodness: the next layer's input is its pooled output below;
   - each layer's input is the previous output (the image for layer 0), detached,
     divided by sqrt(mean(x^2) + 1e-8) over the whole vector; y = relu(layer(x));
   - goodness g = sum(y^2) per sample; loss softplus(theta - g) for positive and
@@ -19,7 +22,7 @@ It implements the same work as ffrun (tools/ff-bench.c drives ffrun's side):
 torch.set_num_threads(2) and torch.set_flush_denormal(True) (Adam's moments decay
 into subnormals otherwise).
 
-  ff_ref.py bench --net fc|cnn|local --batch B [--seconds S]   one JSON line
+  ff_ref.py bench --net fc|cnn|local|deep --batch B [--seconds S]   one JSON line
   ff_ref.py check FILE                  compare with `ff-bench ref` output; exit 1 on mismatch
   ff_ref.py report RESULTS.jsonl OUT.md  speed table into OUT.md between
                                          <!-- speed:begin --> and <!-- speed:end -->
@@ -42,6 +45,10 @@ NETS = {
     "fc": [("fc", 2000, 0, 0)] * 4,
     "cnn": [("conv", 128, 10, 6), ("conv", 220, 2, 1), ("conv", 512, 2, 1)],
     "local": [("local", 128, 10, 6), ("local", 220, 2, 1), ("local", 512, 2, 1)],
+    # padded 3x3 convs (padding 1) with 2x2 max pools between them (no goodness of
+    # their own: the next layer's input is normalise(maxpool(output below)))
+    "deep": [("conv", 32, 3, 1, 1), ("pool", "max", 2, 2), ("conv", 64, 3, 1, 1),
+             ("pool", "max", 2, 2), ("conv", 128, 3, 1, 1)],
 }
 
 
@@ -65,9 +72,10 @@ def make_torch(omp_wait="PASSIVE"):
 class Layer:
     """One FF layer; in_shape and out are (c, h, w)."""
 
-    def __init__(self, torch, kind, in_shape, out, k, s, theta):
+    def __init__(self, torch, kind, in_shape, out, k, s, theta, pad=0, pool=None):
         self.kind, self.in_shape, self.out, self.k, self.s = kind, in_shape, out, k, s
-        self.theta = float(theta)
+        self.theta, self.pad = float(theta), pad
+        self.pool = pool        # (kind, kernel, stride, (c, h, w) of the output below) or None
         c, h, w = in_shape
         C, oh, ow = out
         K, P = c * k * k, oh * ow
@@ -90,22 +98,37 @@ class Layer:
             return F.linear(x, self.W, self.b)
         x4 = x.view(B, *self.in_shape)
         if self.kind == "conv":
-            return F.conv2d(x4, self.W, self.b, stride=self.s).flatten(1)
-        cols = F.unfold(x4, self.k, stride=self.s)                  # [B, K, P]
+            return F.conv2d(x4, self.W, self.b, stride=self.s, padding=self.pad).flatten(1)
+        cols = F.unfold(x4, self.k, stride=self.s, padding=self.pad)  # [B, K, P]
         t = torch.bmm(cols.permute(2, 0, 1), self.W.transpose(1, 2))  # [P, B, C]
         return t.permute(1, 2, 0).reshape(B, -1) + self.b           # CHW order
 
 
 def build_layers(torch, spec, in_shape=(1, 28, 28)):
-    layers, shape = [], in_shape
-    for kind, units, k, s in spec:
+    layers, shape, pool = [], in_shape, None
+    for kind, units, k, s, *rest in spec:
+        pad = rest[0] if rest else 0
+        if kind == "pool":      # folded into the next layer's input
+            pool = (units, k, s, shape)
+            shape = (shape[0], (shape[1] - k) // s + 1, (shape[2] - k) // s + 1)
+            continue
         if kind == "fc":
             out = (units, 1, 1)
         else:
-            out = (units, (shape[1] - k) // s + 1, (shape[2] - k) // s + 1)
-        layers.append(Layer(torch, kind, shape, out, k, s, out[0] * out[1] * out[2]))
-        shape = out
+            out = (units, (shape[1] + 2 * pad - k) // s + 1, (shape[2] + 2 * pad - k) // s + 1)
+        layers.append(Layer(torch, kind, shape, out, k, s, out[0] * out[1] * out[2], pad, pool))
+        shape, pool = out, None
     return layers
+
+
+def pooled(torch, L, h):
+    """the layer below's output h [B, dim] through L's pool, if it has one"""
+    if L.pool is None:
+        return h
+    kind, k, s, src = L.pool
+    F = torch.nn.functional
+    x4 = h.reshape(h.shape[0], *src)
+    return (F.max_pool2d if kind == "max" else F.avg_pool2d)(x4, k, stride=s).flatten(1)
 
 
 def params_of(layers):
@@ -122,7 +145,7 @@ def ff_pass(torch, layers, opt, x, sign, eps=1e-8):
     F = torch.nn.functional
     losses, h = [], x
     for L in layers:
-        y = torch.relu(L.pre(torch, normalize(torch, h.detach(), eps)))
+        y = torch.relu(L.pre(torch, normalize(torch, pooled(torch, L, h.detach()), eps)))
         g = y.pow(2).sum(1)
         losses.append(F.softplus(sign * (L.theta - g)).mean())
         h = y
@@ -136,7 +159,7 @@ def goodness_scores(torch, layers, x, m, eps=1e-8):
     """x: 10*m rows, row k*m + j = image j with label k; returns [m, 10] scores."""
     h, score = x, 0
     for i, L in enumerate(layers):
-        y = torch.relu(L.pre(torch, normalize(torch, h, eps)))
+        y = torch.relu(L.pre(torch, normalize(torch, pooled(torch, L, h), eps)))
         if i >= (1 if len(layers) > 1 else 0):
             score = score + y.pow(2).sum(1)
         h = y
@@ -258,10 +281,13 @@ def cmd_check(a):
     xs = [take(B * in_dim).reshape(B, in_dim) for _ in range(2)]
     ref = [{"loss": take(nl), "grads": take(n), "params": take(n)} for _ in range(2)]
 
-    layers = []
+    layers, below = [], tuple(hdr["input"])
     for d in hdr["layers"]:
+        p = d.get("pool")
         L = Layer(torch, d["kind"], tuple(d["in"]), tuple(d["out"]), d["kernel"], d["stride"],
-                  d["threshold"])
+                  d["threshold"], d.get("pad", 0),
+                  (p["kind"], p["kernel"], p["stride"], below) if p else None)
+        below = tuple(d["out"])
         assert L.W.numel() == d["n_weights"] and L.b.numel() == d["n_bias"], d
         layers.append(L)
     params = params_of(layers)
@@ -336,7 +362,7 @@ def cmd_report(a):
     runs = [r for r in rows if "impl" in r and not r.get("config")]
     cfg_runs = [r for r in rows if "impl" in r and r.get("config")]
     checks = [r for r in rows if "check" in r]
-    key = lambda r: (["fc", "cnn", "local"].index(r["net"]), r["batch"])
+    key = lambda r: (["fc", "cnn", "local", "deep"].index(r["net"]), r["batch"])
     combos = sorted({(r["net"], r["batch"]) for r in runs}, key=lambda c: key(
         {"net": c[0], "batch": c[1]}))
 
@@ -358,7 +384,8 @@ def cmd_report(a):
                       and r["batch"] == batch and field in r), key=lambda d: d["total_ms"])
         return bds[(len(bds) - 1) // 2] if bds else {}
 
-    names = {"fc": "FC 784-2000x4", "cnn": "CNN 128-220-512", "local": "local RF 128-220-512"}
+    names = {"fc": "FC 784-2000x4", "cnn": "CNN 128-220-512", "local": "local RF 128-220-512",
+             "deep": "padded CNN 32-64-128, max pools"}
     L = []
     L.append("## Speed (`make bench-speed`)")
     L.append("")

@@ -9,7 +9,8 @@
 #   BUILD=build bench/speed.sh    the same without the install and build steps
 #
 # Environment (defaults): REPS (3) repetitions; SECS (3) seconds per timed loop;
-# NETS ("fc cnn local"); BATCHES ("100 1000"); CONFIGS ("configs/supervised.yaml
+# NETS ("fc cnn local deep"; deep: padded 3x3 convs, 32/64/128 channels, with 2x2 max
+# pools between them); BATCHES ("100 1000"); CONFIGS ("configs/supervised.yaml
 # configs/supervised_fc.yaml": timed as users run them, at their own batch size, on 1
 # and on 2 threads); OUT (docs/RESULTS.md).
 # ffrun and PyTorch run alternately (ABBA order over repetitions) so slow drifts of
@@ -23,7 +24,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 REPS=${REPS:-3}
 SECS=${SECS:-3}
-NETS=${NETS:-fc cnn local}
+NETS=${NETS:-fc cnn local deep}
 BATCHES=${BATCHES:-100 1000}
 OUT=${OUT:-docs/RESULTS.md}
 PY=/usr/bin/python3

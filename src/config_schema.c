@@ -27,6 +27,7 @@ static const char *const hard_score_names[] = {"goodness", "softmax", NULL};
 static const char *const opt_names[] = {"sgd", "adam", NULL};
 static const char *const sched_names[] = {"constant", "linear", "cosine", NULL};
 static const char *const par_names[] = {"none", "data", "pipeline", NULL};
+static const char *const pool_names[] = {"max", "avg", NULL};
 
 /* one name per enum value, then the NULL */
 #define N_NAMES(a) (sizeof(a) / sizeof((a)[0]) - 1)
@@ -39,6 +40,7 @@ _Static_assert(N_NAMES(hard_score_names) == FF_HARD_SCORES_COUNT, "a name per ff
 _Static_assert(N_NAMES(opt_names) == FF_OPT_COUNT, "a name per ff_opt_kind");
 _Static_assert(N_NAMES(sched_names) == FF_SCHED_COUNT, "a name per ff_sched_kind");
 _Static_assert(N_NAMES(par_names) == FF_PAR_COUNT, "a name per ff_par_mode");
+_Static_assert(N_NAMES(pool_names) == FF_POOL_COUNT, "a name per ff_pool_kind");
 
 /* model.layers[].type names come from the layer table (layer.c) */
 static const char *layer_kind_name(int k)
@@ -57,6 +59,7 @@ _Static_assert(sizeof(ff_neg_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_opt_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_sched_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_par_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(ff_pool_kind) == sizeof(int), "enum size");
 
 #define MSIZE(T, m) sizeof(((T *)0)->m)
 #define AT(m) .offset = offsetof(ff_config, m), .size = MSIZE(ff_config, m)
@@ -87,8 +90,10 @@ const ff_key ff_config_keys[] = {
           "unsupervised negatives: blur passes of the random mask with [1/4, 1/2, 1/4]"),
 
     {.path = "model.layers", .type = FF_KEY_LAYERS, AT(model.layers),
-     .help = "the layers, in order: {type: fc, units: N} or {type: conv|local, channels: C, kernel: K, "
-             "stride: S}; at least one (see model.layers[].* below)"},
+     .help = "the layers, in order: {type: fc, units: N}, {type: conv|local, channels: C, kernel: K, "
+             "stride: S, padding: P} or {type: pool, kind: max|avg, kernel: K, stride: S} (no "
+             "parameters or goodness: it reshapes the next layer's input); at least one "
+             "trainable layer (see model.layers[].* below)"},
     K_ENUM("model.label_embedding", model.label_embedding, embed_names, "overlay",
            "how the label enters the input"),
     K_BOOL("model.label_every_layer", model.label_every_layer, "false",
@@ -174,14 +179,21 @@ const size_t ff_config_n_keys = sizeof ff_config_keys / sizeof ff_config_keys[0]
 /* which kinds take (and require) each key: their ff_layer_ops keys / required */
 const ff_key ff_layer_keys[] = {
     {.path = "type", .type = FF_KEY_ENUM, LAT(kind), .name_of = layer_kind_name,
-     .help = "fc (fully connected), conv (shared weights) or local (unshared weights)"},
+     .help = "fc (fully connected), conv (shared weights), local (unshared weights) or pool "
+             "(max or average pooling of the layer below's output, folded into the next layer's "
+             "input: no parameters, goodness, threshold or log of its own)"},
     {.path = "units", .type = FF_KEY_INT, LAT(units), .min = 1, .max = 1e6, .help = "output units"},
     {.path = "channels", .type = FF_KEY_INT, LAT(channels), .min = 1, .max = 4096,
      .help = "output channels"},
     {.path = "kernel", .type = FF_KEY_INT, LAT(kernel), .min = 1, .max = 1024,
      .help = "square receptive field in input pixels (or grid points)"},
     {.path = "stride", .type = FF_KEY_INT, LAT(stride), .min = 1, .max = 1024, .def = "1",
-     .help = "step between receptive fields"},
+     .help = "step between receptive fields (pool too: give stride K for non-overlapping windows)"},
+    {.path = "padding", .type = FF_KEY_INT, LAT(padding), .min = 0, .max = 1023, .def = "0",
+     .help = "zeros added on each side of the input (less than kernel); output side "
+             "(in + 2 padding - kernel) / stride + 1"},
+    {.path = "kind", .type = FF_KEY_ENUM, LAT(pool), .names = pool_names, .def = "max",
+     .help = "pool: max or avg (mean) over each kernel x kernel window"},
     {.path = "threshold", .type = FF_KEY_FLOAT, LAT(threshold), .min = 0, .max = 1e9,
      .def = "0", .help = "goodness threshold theta (0 = the number of output units)"},
 };

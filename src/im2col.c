@@ -1,5 +1,5 @@
-/* im2col.c - receptive-field geometry, patch extraction and per-sample transposes
- * for the conv and local layers (see include/ff/im2col.h). */
+/* im2col.c - receptive-field geometry (with zero padding), patch extraction and
+ * per-sample transposes for the conv and local layers (see include/ff/im2col.h). */
 #include "ff/im2col.h"
 
 static int geometry_error(const ff_layer_cfg *cfg, ff_shape in, int index, const char *kind,
@@ -21,13 +21,19 @@ int ff_patch_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
         return geometry_error(cfg, in, index, kind, "channels", cfg->channels, err);
     if (cfg->stride <= 0)
         return geometry_error(cfg, in, index, kind, "stride", cfg->stride, err);
-    if (cfg->kernel <= 0 || cfg->kernel > in.h || cfg->kernel > in.w)
+    const int pad = cfg->padding;
+    if (pad < 0 || (pad > 0 && pad >= cfg->kernel))
+        return ff_err_set(err, FF_ERR_USAGE,
+                          "layer %d: %s padding %d must be >= 0 and less than its kernel %d",
+                          index, kind, pad, cfg->kernel);
+    if (cfg->kernel <= 0 || cfg->kernel > in.h + 2 * pad || cfg->kernel > in.w + 2 * pad)
         return geometry_error(cfg, in, index, kind, "kernel", cfg->kernel, err);
     l->in = in;
     l->kernel = cfg->kernel;
     l->stride = cfg->stride;
-    l->out = (ff_shape){cfg->channels, (in.h - cfg->kernel) / cfg->stride + 1,
-                        (in.w - cfg->kernel) / cfg->stride + 1};
+    l->pad = pad;
+    l->out = (ff_shape){cfg->channels, (in.h + 2 * pad - cfg->kernel) / cfg->stride + 1,
+                        (in.w + 2 * pad - cfg->kernel) / cfg->stride + 1};
     return FF_OK;
 }
 
@@ -49,31 +55,63 @@ static float *copy_patch(const float *corner, ff_shape in, int k, float *col)
     return col;
 }
 
-/* index[p * K + (c * k + ki) * k + kj] = offset of that value in one sample */
-static void patch_index(ff_shape in, int k, int stride, ff_shape out, int32_t *index)
+/* like copy_patch for a window whose top-left corner (y0, x0) may lie in the
+ * zero padding: values outside the input are 0 */
+static float *copy_patch_padded(const float *xi, ff_shape in, int k, int y0, int x0, float *col)
+{
+    for (int c = 0; c < in.c; c++)
+        for (int ki = 0; ki < k; ki++)
+            for (int kj = 0; kj < k; kj++) {
+                const int yy = y0 + ki, xx = x0 + kj;
+                *col++ = yy >= 0 && yy < in.h && xx >= 0 && xx < in.w
+                             ? xi[((size_t)c * in.h + (size_t)yy) * in.w + (size_t)xx]
+                             : 0.0f;
+            }
+    return col;
+}
+
+/* index[p * K + (c * k + ki) * k + kj] = offset of that value in one sample, or
+ * -1 where the window lies in the zero padding */
+static void patch_index(ff_shape in, int k, int stride, int pad, ff_shape out, int32_t *index)
 {
     for (int oy = 0; oy < out.h; oy++)
         for (int ox = 0; ox < out.w; ox++)
             for (int c = 0; c < in.c; c++)
                 for (int ki = 0; ki < k; ki++)
-                    for (int kj = 0; kj < k; kj++)
-                        *index++ = (int32_t)(((size_t)c * in.h + (size_t)oy * stride + ki) * in.w +
-                                             (size_t)ox * stride + kj);
+                    for (int kj = 0; kj < k; kj++) {
+                        const int yy = oy * stride + ki - pad, xx = ox * stride + kj - pad;
+                        *index++ = yy < 0 || yy >= in.h || xx < 0 || xx >= in.w
+                                       ? -1
+                                       : (int32_t)(((size_t)c * in.h + (size_t)yy) * in.w +
+                                                   (size_t)xx);
+                    }
 }
 
 void ff_im2col(const float *x, int batch, size_t x_stride, ff_shape in, int k, int stride,
-               ff_shape out, float *col, int32_t *index)
+               int pad, ff_shape out, float *col, int32_t *index)
 {
     const size_t in_dim = x_stride;
     if (index) {
         const size_t n = (size_t)out.h * out.w * in.c * k * k;
-        patch_index(in, k, stride, out, index);
+        patch_index(in, k, stride, pad, out, index);
         for (int i = 0; i < batch; i++) {
             const float *xi = x + (size_t)i * in_dim;
             float *ci = col + (size_t)i * n;
-            for (size_t j = 0; j < n; j++)
-                ci[j] = xi[index[j]];
+            if (pad == 0)
+                for (size_t j = 0; j < n; j++)
+                    ci[j] = xi[index[j]];
+            else
+                for (size_t j = 0; j < n; j++)
+                    ci[j] = index[j] >= 0 ? xi[index[j]] : 0.0f;
         }
+        return;
+    }
+    if (pad > 0) {
+        for (int i = 0; i < batch; i++)
+            for (int oy = 0; oy < out.h; oy++)
+                for (int ox = 0; ox < out.w; ox++)
+                    col = copy_patch_padded(x + (size_t)i * in_dim, in, k, oy * stride - pad,
+                                            ox * stride - pad, col);
         return;
     }
     for (int i = 0; i < batch; i++) {

@@ -11,6 +11,7 @@ static const ff_layer_ops *const kinds[] = {
     [FF_LAYER_FC] = &ff_fc_ops,
     [FF_LAYER_CONV] = &ff_conv_ops,
     [FF_LAYER_LOCAL] = &ff_local_ops,
+    [FF_LAYER_POOL] = &ff_pool_ops,
 };
 _Static_assert(sizeof kinds / sizeof kinds[0] == FF_LAYER_KIND_COUNT,
                "one entry in kinds[] per ff_layer_kind");
@@ -44,6 +45,8 @@ int ff_layer_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
     l->in = in;
     l->kernel = cfg->kernel;
     l->stride = cfg->stride;
+    l->pad = cfg->padding;
+    l->pool = cfg->pool;
     if ((rc = ops->setup(l, cfg, in, index, err)) ||
         (rc = check_shape(l->out, "output", index, err)))
         return rc;

@@ -1,7 +1,7 @@
 /* layer_conv.c - weight-shared convolution + ReLU on im2col and OpenBLAS sgemm.
  *
  * W is [out_c, K] row-major with K = in_c * k * k in (c, ki, kj) order, b is
- * [out_c]. No padding; geometry in include/ff/im2col.h. Samples are stacked into
+ * [out_c]. Zero padding `padding` (l->pad); geometry in include/ff/im2col.h. Samples are stacked into
  * large sgemms (per-sample GEMMs are small and slow at the paper's 2x2..4x4 output
  * grids), in rounds of n = FF_CONV_CHUNK samples:
  *   forward:  col [n*P, K] = im2col(x);  t [n*P, out_c] = col W^T;
@@ -98,7 +98,8 @@ static void conv_forward(const ff_layer *l, const float *x, float *y, int batch,
     for (int i0 = 0; i0 < batch; i0 += FF_CONV_CHUNK) {
         const int n = chunk(batch - i0);
         float *col = patches ? patches + (size_t)i0 * P * Kv : ws;
-        ff_im2col(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->out, col, index);
+        ff_im2col(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->pad, l->out, col,
+                  index);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n * P, C, Kv, 1.0f, col, Kv, l->W, K,
                     0.0f, t, C);
         transpose_bias_relu(l, t, y + i0 * out_dim, n, a ? a + (size_t)i0 * C : NULL);
@@ -137,8 +138,8 @@ static void conv_backward(const ff_layer *l, const float *x, const float *patche
         const int n = chunk(batch - i0);
         const float *col = patches ? patches + (size_t)i0 * P * Kv : ws;
         if (!patches)
-            ff_im2col(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->out, ws,
-                      index);
+            ff_im2col(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->pad, l->out,
+                      ws, index);
         ff_transpose_batch(dpre + i0 * out_dim, d, n, C, P);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, Kv, n * P, 1.0f, d, C, col, Kv,
                     i0 ? 1.0f : beta, l->gW, K);
@@ -167,7 +168,7 @@ static double conv_flops(const ff_layer *l)
 
 const ff_layer_ops ff_conv_ops = {
     .name = "conv",
-    .keys = "channels kernel stride threshold",
+    .keys = "channels kernel stride padding threshold",
     .required = "channels kernel",
     .receptive_fields = 1,
     .setup = conv_setup,

@@ -82,8 +82,8 @@ static void local_forward(const ff_layer *l, const float *x, float *y, int batch
     float *col = patches ? patches : ws, *t = ws + (size_t)batch * P * Kv;
     int32_t *index = (int32_t *)(t + (size_t)batch * P * C);
     float *V = ws + patch_floats(l, batch), *S = V + (size_t)batch * nc;
-    ff_im2col(x, batch, (size_t)ff_shape_dim(l->in), varying, l->kernel, l->stride, l->out, col,
-              index);
+    ff_im2col(x, batch, (size_t)ff_shape_dim(l->in), varying, l->kernel, l->stride, l->pad,
+              l->out, col, index);
     if (nc)
         ff_planes_read(l, x, batch, V);
     for (int p = 0; p < P; p++) {
@@ -123,8 +123,8 @@ static void local_backward(const ff_layer *l, const float *x, const float *patch
     int32_t *index = (int32_t *)(d + (size_t)batch * P * C);
     float *V = ws + patch_floats(l, batch), *G = V + (size_t)batch * nc;
     if (!patches)
-        ff_im2col(x, batch, (size_t)ff_shape_dim(l->in), varying, l->kernel, l->stride, l->out,
-                  ws, index);
+        ff_im2col(x, batch, (size_t)ff_shape_dim(l->in), varying, l->kernel, l->stride, l->pad,
+                  l->out, ws, index);
     if (nc) {
         FF_ASSERT(x != NULL); /* the plane values come from x */
         ff_planes_read(l, x, batch, V);
@@ -155,7 +155,7 @@ static double local_flops(const ff_layer *l)
 
 const ff_layer_ops ff_local_ops = {
     .name = "local",
-    .keys = "channels kernel stride threshold",
+    .keys = "channels kernel stride padding threshold",
     .required = "channels kernel",
     .receptive_fields = 1,
     .setup = local_setup,

@@ -244,6 +244,12 @@ static int dry_run(const ff_config *cfg, ff_err *err)
     for (int l = 0; l < net.n_layers; l++) {
         const ff_layer *L = &net.layers[l];
         char shape[32];
+        if (ff_net_pooled(&net, l)) { /* folded into layer l's input: no index of its own */
+            const ff_layer *P = &net.pool[l];
+            snprintf(shape, sizeof shape, "%dx%dx%d", P->out.c, P->out.h, P->out.w);
+            printf("%-5s %-6s %-14s %12d %14s %14s  (%s %d, stride %d)\n", "", "pool", shape, 0,
+                   "-", "-", P->pool == FF_POOL_MAX ? "max" : "avg", P->kernel, P->stride);
+        }
         snprintf(shape, sizeof shape, "%dx%dx%d", L->out.c, L->out.h, L->out.w);
         printf("%-5d %-6s %-14s %12zu %14.0f %14g\n", l, ff_layer_kind_name(L->kind), shape,
                L->n_weights + L->n_bias, ff_layer_flops(L), L->threshold);

@@ -20,7 +20,8 @@ static int alloc_floats(float **p, size_t n, const char *what, ff_err *err)
 /* How many trailing input channels of layer l are label planes (constant over
  * each sample's plane), which layers with receptive fields (conv, local) take as
  * a per-sample bias: the channels embedding's 10 planes at the input,
- * label_every_layer's later. */
+ * label_every_layer's later. Padding pads the other channels only: a label plane
+ * holds its value at every window position, the border included. */
 static int label_planes(const ff_config *cfg, int l, const ff_layer *L)
 {
     if (!ff_layer_ops_of(L->kind)->receptive_fields || cfg->mode != FF_MODE_SUPERVISED)
@@ -42,6 +43,29 @@ static int layer_error_at(const ff_config *cfg, int l, ff_err *err)
     return ff_err_prefix(err, "%s", origin);
 }
 
+/* model.layers entry ci, if it is an input stage (a pool), becomes net->pool[l] of the
+ * next trainable layer l and maps *shape to its output (*pooled: the largest pool
+ * output so far): returns 1; FF_OK (0) if entry ci is a trainable layer; an error
+ * for a bad pool or two pools in a row. */
+static int fold_pool(ff_net *net, const ff_config *cfg, int ci, int l, ff_shape *shape,
+                     size_t *pooled, ff_err *err)
+{
+    const ff_layer_ops *ops = ff_layer_ops_of(cfg->model.layers[ci].kind);
+    if (!ops || !ops->input_stage)
+        return FF_OK;
+    if (ff_net_pooled(net, l)) {
+        ff_err_set(err, FF_ERR_USAGE, "layer %d: two pools in a row (use one with a larger "
+                   "kernel or stride)", ci);
+        return layer_error_at(cfg, ci, err);
+    }
+    if (ff_layer_setup(&net->pool[l], &cfg->model.layers[ci], *shape, ci, err))
+        return layer_error_at(cfg, ci, err);
+    *shape = net->pool[l].out;
+    if ((size_t)ff_shape_dim(*shape) > *pooled)
+        *pooled = (size_t)ff_shape_dim(*shape);
+    return 1;
+}
+
 int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batch, ff_rng *rng,
                  ff_err *err)
 {
@@ -56,20 +80,24 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
     net->label_embedding = cfg->model.label_embedding;
     net->norm_eps = cfg->model.norm_eps;
     net->max_batch = max_batch;
-    net->n_layers = cfg->model.n_layers;
     ff_objective obj; /* only for each layer's slope (ff_layer.slope, eval's as_logits weight) */
     int rc = ff_objective_from_config(&obj, cfg, err);
     if (rc)
         return rc;
     ff_shape shape = input;
-    size_t ws = 0, acts = 0, max_out = 0, patch_total = 0;
-    for (int l = 0; l < net->n_layers; l++) {
+    size_t ws = 0, acts = 0, max_out = 0, patch_total = 0, pooled = 0;
+    int l = 0; /* trainable layers so far; ci: the model.layers entry */
+    for (int ci = 0; ci < cfg->model.n_layers; ci++) {
+        if ((rc = fold_pool(net, cfg, ci, l, &shape, &pooled, err)) == 1)
+            continue;
+        if (rc)
+            return rc;
         ff_layer *L = &net->layers[l];
         if (l > 0 && net->label_every_layer)
             shape.c += FF_NUM_CLASSES; /* fc outputs are {units, 1, 1}: 10 more inputs */
-        rc = ff_layer_setup(L, &cfg->model.layers[l], shape, l, err);
+        rc = ff_layer_setup(L, &cfg->model.layers[ci], shape, ci, err);
         if (rc)
-            return layer_error_at(cfg, l, err);
+            return layer_error_at(cfg, ci, err);
         L->const_c = label_planes(cfg, l, L);
         L->slope = ff_objective_slope(&obj, ff_shape_dim(L->out));
         L->param_off = net->n_params;
@@ -82,18 +110,25 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         if ((size_t)ff_shape_dim(L->out) > max_out)
             max_out = (size_t)ff_shape_dim(L->out);
         shape = L->out;
+        net->n_layers = ++l;
+    }
+    if (cfg->model.n_layers > 0 && (l == 0 || ff_net_pooled(net, l))) {
+        ff_err_set(err, FF_ERR_USAGE, "layer %d: a pool must be followed by a trainable layer",
+                   cfg->model.n_layers - 1);
+        return layer_error_at(cfg, cfg->model.n_layers - 1, err);
     }
     size_t act_total = (acts + max_out + 2) * (size_t)max_batch + net->n_aux;
     if ((rc = alloc_floats(&net->params, net->n_params, "parameters", err)) ||
         (rc = alloc_floats(&net->grads, net->n_params, "gradients", err)) ||
         (rc = alloc_floats(&net->act_mem, act_total, "activations", err)) ||
         (rc = alloc_floats(&net->ws, ws, "layer workspace", err)) ||
-        (patch_total && (rc = alloc_floats(&net->patch_mem, patch_total, "receptive fields", err)))) {
+        (patch_total && (rc = alloc_floats(&net->patch_mem, patch_total, "receptive fields", err))) ||
+        (pooled && (rc = alloc_floats(&net->pooled, pooled * (size_t)max_batch, "pooling", err)))) {
         ff_net_free(net);
         return rc;
     }
     float *p = net->act_mem, *pp = net->patch_mem;
-    for (int l = 0; l < net->n_layers; l++) {
+    for (l = 0; l < net->n_layers; l++) {
         ff_layer *L = &net->layers[l];
         if (ff_layer_patch_floats(L)) {
             net->patches[l] = pp;
@@ -118,7 +153,7 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         net->ones[i] = 1.0f;
     p += max_batch;
     net->aux = p;
-    for (int l = 0; l < net->n_layers; l++) {
+    for (l = 0; l < net->n_layers; l++) {
         net->peer_mean[l] = p;
         p += ff_shape_dim(net->layers[l].out);
     }
@@ -132,20 +167,23 @@ void ff_net_free(ff_net *net)
     free(net->act_mem);
     free(net->ws);
     free(net->patch_mem);
-    net->params = net->grads = net->act_mem = net->ws = net->patch_mem = NULL;
+    free(net->pooled);
+    net->params = net->grads = net->act_mem = net->ws = net->patch_mem = net->pooled = NULL;
 }
 
-/* in[l] (l > 0) with label planes: each row is the normalised output of layer
- * l - 1, then the 10 label values of the same row of x, each over one plane */
-static void input_with_labels(ff_net *net, int l, const float *x, int batch)
+/* in[l] (l > 0) with label planes: each row is the normalised row of src (the
+ * output of layer l - 1, pooled if a pool precedes l; prev_dim floats a row), then
+ * the 10 label values of the same row of x, each over one plane */
+static void input_with_labels(ff_net *net, int l, const float *src, int prev_dim,
+                              const float *x, int batch)
 {
     const ff_layer *L = &net->layers[l];
     const int in_dim = ff_shape_dim(L->in), plane = L->in.h * L->in.w;
-    const int prev_dim = ff_shape_dim(net->layers[l - 1].out), x_dim = ff_shape_dim(net->input);
+    const int x_dim = ff_shape_dim(net->input);
     FF_ASSERT(prev_dim + FF_NUM_CLASSES * plane == in_dim);
     for (int i = 0; i < batch; i++) {
         float *row = net->in[l] + (size_t)i * in_dim, value[FF_NUM_CLASSES];
-        ff_normalize(net->out[l - 1] + (size_t)i * prev_dim, row, 1, prev_dim, net->norm_eps);
+        ff_normalize(src + (size_t)i * prev_dim, row, 1, prev_dim, net->norm_eps);
         ff_embed_read_label(net->label_embedding, x + (size_t)i * x_dim, net->input.h,
                             net->input.w, value);
         for (int k = 0; k < FF_NUM_CLASSES; k++)
@@ -162,11 +200,17 @@ static void forward_layers(ff_net *net, const float *x, int l0, int l1, int batc
     const float *src = l0 > 0 ? NULL : x;
     for (int l = l0; l < l1; l++) {
         ff_layer *L = &net->layers[l];
-        if (l > l0 || l0 == 0) {
+        if (l > l0 || l0 == 0) { /* l0 > 0: a pipeline stage was handed in[l0] */
+            int src_dim = ff_shape_dim(l ? net->layers[l - 1].out : net->input);
+            if (ff_net_pooled(net, l)) {
+                ff_layer_forward(&net->pool[l], src, net->pooled, batch, NULL, NULL);
+                src = net->pooled;
+                src_dim = ff_shape_dim(net->pool[l].out);
+            }
             if (l > 0 && net->label_every_layer)
-                input_with_labels(net, l, x, batch);
+                input_with_labels(net, l, src, src_dim, x, batch);
             else
-                ff_normalize(src, net->in[l], batch, ff_shape_dim(L->in), net->norm_eps);
+                ff_normalize(src, net->in[l], batch, src_dim, net->norm_eps);
         }
         ff_layer_forward(L, net->in[l], net->out[l], batch, net->ws,
                          keep ? net->patches[l] : NULL);
@@ -182,8 +226,12 @@ static void forward(ff_net *net, const float *x, int batch, int keep)
 void ff_net_hand_on(ff_net *net, int l, int batch)
 {
     FF_ASSERT(l > 0 && l < net->n_layers && !net->label_every_layer);
-    ff_normalize(net->out[l - 1], net->in[l], batch, ff_shape_dim(net->layers[l].in),
-                 net->norm_eps);
+    const float *src = net->out[l - 1];
+    if (ff_net_pooled(net, l)) { /* a pool between the stages goes with the input */
+        ff_layer_forward(&net->pool[l], src, net->pooled, batch, NULL, NULL);
+        src = net->pooled;
+    }
+    ff_normalize(src, net->in[l], batch, ff_shape_dim(net->layers[l].in), net->norm_eps);
 }
 
 void ff_net_forward(ff_net *net, const float *x, int batch) { forward(net, x, batch, 0); }

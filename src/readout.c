@@ -154,7 +154,7 @@ void ff_readout_features(const ff_net *net, const int *layers, int n_layers, int
     for (int j = 0; j < n_layers; j++) {
         const int l = layers[j];
         const size_t dim = (size_t)ff_shape_dim(net->layers[l].out);
-        if (l + 1 < net->n_layers) {
+        if (l + 1 < net->n_layers && !ff_net_pooled(net, l + 1)) {
             /* the next layer's input starts with it (label planes may follow) */
             const size_t next = (size_t)ff_shape_dim(net->layers[l + 1].in);
             FF_ASSERT(next >= dim);

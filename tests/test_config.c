@@ -13,7 +13,8 @@
 static const char *const documented_keys[] = {
     "name", "mode", "seed", "data.dir", "data.train_limit", "data.test_limit", "data.cache", "data.hybrid_blur", "model.layers",
     "model.layers[].type", "model.layers[].units", "model.layers[].channels", "model.layers[].kernel",
-    "model.layers[].stride", "model.layers[].threshold", "model.label_embedding",
+    "model.layers[].stride", "model.layers[].padding", "model.layers[].kind", "model.layers[].threshold",
+    "model.label_embedding",
     "model.label_every_layer", "model.norm_eps",
     "train.epochs", "train.batch_size", "train.passes", "train.negatives", "train.jitter", "train.peer_norm",
     "train.peer_decay", "train.logit_scale", "train.hard_temperature", "train.hard_scores", "train.hard_candidates", "train.loss", "train.shuffle", "optimizer.type", "optimizer.lr", "optimizer.momentum",
@@ -238,7 +239,7 @@ static const err_case err_cases[] = {
     {"layers_not_list.yaml", ":2:11: ", "expected a list of layers for model.layers, got 'fc'"},
     {"too_many_layers.yaml", ":11:7: ", "model.layers has 9 entries; at most 8 are supported"},
     {"missing_layer_key.yaml", ":3:7: ", "model.layers.0 (conv) is missing required key 'kernel'"},
-    {"layer_missing_type.yaml", ":3:7: ", "model.layers.0 is missing required key 'type' (one of fc, conv, local)"},
+    {"layer_missing_type.yaml", ":3:7: ", "model.layers.0 is missing required key 'type' (one of fc, conv, local, pool)"},
     {"layer_key_not_applicable.yaml", ":6:7: ", "model.layers.0.units does not apply to a conv layer"},
     {"syntax_error.yaml", ":6:13: ", "YAML syntax error: mapping values are not allowed in this context"},
     {"two_documents.yaml", ":5:1: ", "only one YAML document is allowed"},
@@ -289,7 +290,7 @@ static const inline_case inline_cases[] = {
     {L1 "train: {shuffle: 2}\n", "expected a boolean (true/false, yes/no, on/off) for train.shuffle, got '2'"},
     {L1 "model: {norm_eps: 1e-9}\n", "inline:2:1: duplicate key 'model' (first given at line 1)"},
     {"model: {layers: [{type: fc, units: 10, units: 3}]}\n", "inline:1:40: duplicate key 'model.layers.0.units'"},
-    {"model: {layers: [{type: dense, units: 10}]}\n", "expected one of fc, conv, local for model.layers.0.type, got 'dense'"},
+    {"model: {layers: [{type: dense, units: 10}]}\n", "expected one of fc, conv, local, pool for model.layers.0.type, got 'dense'"},
     {"model: {layers: [{type: fc, units: 0}]}\n", "model.layers.0.units must be between 1 and 1000000, got 0"},
     {"model: {layers: [{type: fc}]}\n", "inline:1:18: model.layers.0 (fc) is missing required key 'units'"},
     {"model: {layers: [fc]}\n", "inline:1:18: expected a mapping for model.layers.0, got 'fc'"},
@@ -473,7 +474,7 @@ static const set_case set_cases[] = {
     {"model.layers.0=3", "expected model.layers.N.field"},
     {"model.layers.0.unit=3", "unknown key 'model.layers.0.unit'; did you mean 'model.layers.0.units'?"},
     {"model.layers.0.kernel=3", "model.layers.0.kernel does not apply to an fc layer"},
-    {"model.layers.0.type=dense", "expected one of fc, conv, local for model.layers.0.type, got 'dense'"},
+    {"model.layers.0.type=dense", "expected one of fc, conv, local, pool for model.layers.0.type, got 'dense'"},
     {"model.layers=[{type: fc}]", "model.layers.0 (fc) is missing required key 'units'"},
     {"model.layers=[1, 2", "YAML syntax error"},
     {"clf.layers=0,9", "clf.layers.1 must be between 0 and 7, got 9"},
@@ -714,11 +715,11 @@ static void test_visit(void)
     CHECK((i = find_key(v, "data.dir")) >= 0 && !strcmp(v->strings[i], "/tmp/mnist data"));
     CHECK((i = find_key(v, "train.epochs")) >= 0 && v->numbers[i] == 3);
     CHECK((i = find_key(v, "clf.layers")) >= 0 && v->types[i] == FF_HP_STRING && !strcmp(v->strings[i], "[0, 2]"));
-    /* keys are unique: the documented keys but model.layers and its 6 fields, + 5 conv + 5 local + 3 fc */
+    /* keys are unique: the documented keys but model.layers and its 8 fields, + 6 conv + 6 local + 3 fc */
     for (int a = 0; a < v->n; a++)
         for (int b = 0; b < a; b++)
             CHECK(strcmp(v->keys[a], v->keys[b]) != 0);
-    CHECK(v->n == (int)N_DOCUMENTED - 7 + 5 + 5 + 3);
+    CHECK(v->n == (int)N_DOCUMENTED - 9 + 6 + 6 + 3);
     free(v);
 }
 

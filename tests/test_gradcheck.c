@@ -1,5 +1,5 @@
 /* test_gradcheck.c - finite-difference checks of the FF loss gradient, the
- * normalisation gradient and the fc/conv/local parameter gradients, plus the
+ * normalisation gradient and the fc/conv/local parameter gradients (also zero-padded), plus the
  * per-sample-goodness and whole-vector-normalisation pitfalls. */
 #include <stdlib.h>
 #include <string.h>
@@ -200,11 +200,12 @@ typedef struct gc_layer {
     int sign;
 } gc_layer;
 
-static int gc_build(gc_layer *t, ff_layer_kind kind, ff_shape in, int out, int k, int s,
+static int gc_build(gc_layer *t, ff_layer_kind kind, ff_shape in, int out, int k, int s, int pad,
                     int batch, ff_rng *rng)
 {
     memset(t, 0, sizeof *t);
-    ff_layer_cfg cfg = {.kind = kind, .units = out, .channels = out, .kernel = k, .stride = s};
+    ff_layer_cfg cfg = {.kind = kind, .units = out, .channels = out, .kernel = k, .stride = s,
+                        .padding = pad};
     ff_err err = {0};
     if (ff_layer_setup(&t->l, &cfg, in, 0, &err)) {
         fprintf(stderr, "  setup: %s\n", err.msg);
@@ -304,13 +305,13 @@ static void gc_check_params(gc_layer *t, float *p, const float *g, size_t n, int
 
 static const char *const kind_name[] = {"fc", "conv", "local"};
 
-static void check_layer_grad(ff_layer_kind kind, ff_shape in, int out, int k, int s, int sign,
-                             uint64_t seed)
+static void check_layer_grad_pad(ff_layer_kind kind, ff_shape in, int out, int k, int s, int pad,
+                                 int sign, uint64_t seed)
 {
     ff_rng rng;
     ff_rng_seed(&rng, seed);
     gc_layer t;
-    CHECK(gc_build(&t, kind, in, out, k, s, 3, &rng) == 0);
+    CHECK(gc_build(&t, kind, in, out, k, s, pad, 3, &rng) == 0);
     t.sign = sign;
     gc_set_theta(&t);
     gc_loss(&t, 1);
@@ -323,13 +324,19 @@ static void check_layer_grad(ff_layer_kind kind, ff_shape in, int out, int k, in
     gc_check_params(&t, t.l.W, gW, t.l.n_weights, 60, "gW", &rng, &st);
     gc_check_params(&t, t.l.b, gb, t.l.n_bias, 20, "gb", &rng, &st);
     if (getenv("FF_GRADCHECK_VERBOSE") || st.failed || st.skipped > st.checked / 4)
-        fprintf(stderr, "  %s sign %+d: %d checked, %d failed, %d skipped (kink), worst %.2f\n",
-                kind_name[kind], sign, st.checked, st.failed, st.skipped, st.worst);
+        fprintf(stderr, "  %s pad %d sign %+d: %d checked, %d failed, %d skipped (kink), worst "
+                "%.2f\n", kind_name[kind], pad, sign, st.checked, st.failed, st.skipped, st.worst);
     CHECK(st.failed == 0);
     CHECK(st.checked >= 60);
     free(gW);
     free(gb);
     gc_free(&t);
+}
+
+static void check_layer_grad(ff_layer_kind kind, ff_shape in, int out, int k, int s, int sign,
+                             uint64_t seed)
+{
+    check_layer_grad_pad(kind, in, out, k, s, 0, sign, seed);
 }
 
 static void test_fc_gradient(void)
@@ -343,6 +350,15 @@ static void test_conv_gradient(void)
     check_layer_grad(FF_LAYER_CONV, (ff_shape){2, 6, 5}, 3, 3, 1, +1, 301);
     check_layer_grad(FF_LAYER_CONV, (ff_shape){2, 6, 5}, 3, 3, 1, -1, 302);
     check_layer_grad(FF_LAYER_CONV, (ff_shape){2, 8, 7}, 3, 3, 2, +1, 303); /* floor */
+}
+
+/* zero padding: the border windows' weights see zeros, the gradient agrees */
+static void test_padded_gradient(void)
+{
+    check_layer_grad_pad(FF_LAYER_CONV, (ff_shape){2, 5, 5}, 3, 3, 1, 1, +1, 311);
+    check_layer_grad_pad(FF_LAYER_CONV, (ff_shape){2, 6, 5}, 3, 3, 2, 2, -1, 312);
+    check_layer_grad_pad(FF_LAYER_LOCAL, (ff_shape){2, 5, 4}, 3, 3, 1, 1, +1, 411);
+    check_layer_grad_pad(FF_LAYER_LOCAL, (ff_shape){2, 4, 4}, 2, 3, 2, 2, -1, 412);
 }
 
 static void test_local_gradient(void)
@@ -368,7 +384,7 @@ static void check_beta(ff_layer_kind kind, ff_shape in, int out, int k, int s)
     ff_rng rng;
     ff_rng_seed(&rng, 500 + kind);
     gc_layer t;
-    CHECK(gc_build(&t, kind, in, out, k, s, 3, &rng) == 0);
+    CHECK(gc_build(&t, kind, in, out, k, s, 0, 3, &rng) == 0);
     const size_t ny = gc_ny(&t), np = t.l.n_weights + t.l.n_bias;
     float *d1 = malloc(ny * sizeof(float)), *d2 = malloc(ny * sizeof(float)),
           *g1 = malloc(np * sizeof(float)), *g12 = malloc(np * sizeof(float));
@@ -495,6 +511,7 @@ int main(void)
     RUN(test_fc_gradient);
     RUN(test_conv_gradient);
     RUN(test_local_gradient);
+    RUN(test_padded_gradient);
     RUN(test_beta_accumulates);
     RUN(test_goodness_per_sample);
     RUN(test_normalize_whole_vector);

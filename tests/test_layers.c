@@ -1,5 +1,6 @@
-/* test_layers.c - conv and local layers against naive loop references, shapes of the
- * paper's nets, initialisation of every location, geometry errors, flops, workspace. */
+/* test_layers.c - conv and local layers (with and without zero padding) and the pool
+ * against naive loop references, shapes of the paper's nets, initialisation of every
+ * location, geometry errors, flops, workspace. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,8 @@ typedef struct tlayer {
     size_t ws_n;
 } tlayer;
 
+static int g_pad; /* padding of the layers layer_cfg makes (tests set it and reset it to 0) */
+
 static ff_layer_cfg layer_cfg(ff_layer_kind kind, int out, int k, int s)
 {
     ff_layer_cfg c = {0};
@@ -29,6 +32,7 @@ static ff_layer_cfg layer_cfg(ff_layer_kind kind, int out, int k, int s)
     c.channels = out;
     c.kernel = k;
     c.stride = s;
+    c.padding = g_pad;
     c.line = 3;
     c.col = 5;
     return c;
@@ -84,9 +88,21 @@ static int guard_intact(const tlayer *t)
 
 static float relu(double v) { return v > 0.0 ? (float)v : 0.0f; }
 
+/* x[i][c][yy][xx], 0 outside the input (zero padding) */
 static double xat(const float *x, ff_shape in, int i, int c, int yy, int xx)
 {
+    if (yy < 0 || yy >= in.h || xx < 0 || xx >= in.w)
+        return 0.0;
     return x[(size_t)i * ff_shape_dim(in) + ((size_t)c * in.h + yy) * in.w + xx];
+}
+
+/* what layer l's window sees at (c, yy, xx): zero padding around the varying channels;
+ * a constant (label) plane has its one value everywhere, the padding included */
+static double xin(const ff_layer *l, const float *x, int i, int c, int yy, int xx)
+{
+    if (c >= l->in.c - l->const_c)
+        yy = xx = 0;
+    return xat(x, l->in, i, c, yy, xx);
 }
 
 /* naive conv; W [co][c][ki][kj] */
@@ -102,7 +118,8 @@ static void ref_conv(const ff_layer *l, const float *x, float *y, int batch)
                         for (int ki = 0; ki < k; ki++)
                             for (int kj = 0; kj < k; kj++)
                                 acc += (double)l->W[(size_t)co * K + (c * k + ki) * k + kj] *
-                                       xat(x, l->in, i, c, oy * s + ki, ox * s + kj);
+                                       xin(l, x, i, c, oy * s + ki - l->pad,
+                                           ox * s + kj - l->pad);
                     y[(size_t)i * ff_shape_dim(l->out) + (co * l->out.h + oy) * l->out.w + ox] =
                         relu(acc);
                 }
@@ -123,7 +140,8 @@ static void ref_local(const ff_layer *l, const float *x, float *y, int batch)
                         for (int ki = 0; ki < k; ki++)
                             for (int kj = 0; kj < k; kj++)
                                 acc += (double)Wp[(c * k + ki) * k + kj] *
-                                       xat(x, l->in, i, c, oy * s + ki, ox * s + kj);
+                                       xin(l, x, i, c, oy * s + ki - l->pad,
+                                           ox * s + kj - l->pad);
                     y[(size_t)i * ff_shape_dim(l->out) + co * P + p] = relu(acc);
                 }
 }
@@ -195,6 +213,29 @@ static void test_local_matches_reference(void)
     check_against_ref(FF_LAYER_LOCAL, (ff_shape){2, 7, 7}, 3, 3, 2, 150, 15);
 }
 
+/* zero padding: forward against the same references (windows over the border see 0) */
+static void test_padded_matches_reference(void)
+{
+    g_pad = 1;
+    check_against_ref(FF_LAYER_CONV, (ff_shape){2, 7, 7}, 3, 3, 1, 5, 21);
+    check_against_ref(FF_LAYER_CONV, (ff_shape){3, 6, 5}, 4, 3, 2, 70, 22); /* rounds, floor */
+    check_against_ref(FF_LAYER_LOCAL, (ff_shape){2, 7, 7}, 3, 3, 1, 5, 23);
+    check_against_ref(FF_LAYER_LOCAL, (ff_shape){3, 6, 5}, 4, 3, 2, 4, 24);
+    g_pad = 2;
+    check_against_ref(FF_LAYER_CONV, (ff_shape){1, 28, 28}, 8, 5, 1, 2, 25); /* "same" 5x5 */
+    check_against_ref(FF_LAYER_LOCAL, (ff_shape){2, 4, 4}, 3, 5, 1, 3, 26);  /* kernel > input */
+    g_pad = 0;
+    /* shapes: (in + 2 pad - k) / s + 1 */
+    ff_layer l = {0};
+    ff_layer_cfg cfg = layer_cfg(FF_LAYER_CONV, 6, 3, 1);
+    cfg.padding = 1;
+    CHECK(ff_layer_setup(&l, &cfg, (ff_shape){1, 28, 28}, 0, NULL) == FF_OK);
+    CHECK(l.out.c == 6 && l.out.h == 28 && l.out.w == 28 && l.pad == 1);
+    cfg.stride = 2;
+    CHECK(ff_layer_setup(&l, &cfg, (ff_shape){1, 7, 8}, 0, NULL) == FF_OK);
+    CHECK(l.out.h == 4 && l.out.w == 4);
+}
+
 /* naive parameter gradients: gW[.., kidx] = sum dpre * input under the kernel */
 static void ref_backward(const ff_layer *l, const float *x, const float *dpre, int batch,
                          float *gW, float *gb)
@@ -214,7 +255,8 @@ static void ref_backward(const ff_layer *l, const float *x, const float *dpre, i
                     for (int ki = 0; ki < k; ki++)
                         for (int kj = 0; kj < k; kj++)
                             g[(c * k + ki) * k + kj] +=
-                                d * (float)xat(x, l->in, i, c, oy * s + ki, ox * s + kj);
+                                d * (float)xin(l, x, i, c, oy * s + ki - l->pad,
+                                                 ox * s + kj - l->pad);
             }
 }
 
@@ -275,6 +317,12 @@ static void test_backward_matches_reference(void)
     check_backward_ref(FF_LAYER_CONV, (ff_shape){3, 6, 5}, 4, 2, 1, 5);
     check_backward_ref(FF_LAYER_LOCAL, (ff_shape){2, 7, 7}, 3, 3, 2, 150);
     check_backward_ref(FF_LAYER_LOCAL, (ff_shape){3, 6, 5}, 4, 2, 1, 5);
+    g_pad = 1; /* zero padding: the reference's windows read 0 outside the input */
+    check_backward_ref(FF_LAYER_CONV, (ff_shape){2, 7, 7}, 3, 3, 2, 150);
+    check_backward_ref(FF_LAYER_LOCAL, (ff_shape){3, 6, 5}, 4, 3, 1, 5);
+    g_pad = 2;
+    check_backward_ref(FF_LAYER_CONV, (ff_shape){2, 5, 6}, 3, 5, 1, 3);
+    g_pad = 0;
 }
 
 /* re-sizes t's workspace after setting const_c (tl_build sized it for none) */
@@ -353,8 +401,51 @@ static void check_const_planes(ff_layer_kind kind, ff_shape in, int out, int k, 
     tl_free(&fast);
 }
 
+/* constant planes with zero padding: the planes stay a per-sample bias (their value
+ * at every window position, the border included), the varying channels are padded;
+ * forward and backward against the naive references */
+static void check_padded_planes(ff_layer_kind kind, ff_shape in, int out, int k, int s, int batch)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 405);
+    const int nc = 3;
+    tlayer t;
+    g_pad = 1;
+    CHECK(tl_build(&t, kind, in, out, k, s, batch, &rng) == 0);
+    g_pad = 0;
+    CHECK(tl_set_planes(&t, nc, batch) == 0);
+    const size_t dim = (size_t)ff_shape_dim(in), plane = (size_t)in.h * in.w;
+    const size_t ny = (size_t)batch * ff_shape_dim(t.l.out), np = t.l.n_weights + t.l.n_bias;
+    float *x = malloc((size_t)batch * dim * sizeof(float)), *y = malloc(ny * sizeof(float)),
+          *r = malloc(ny * sizeof(float)), *d = malloc(ny * sizeof(float)),
+          *ref = malloc(np * sizeof(float));
+    fill_normal(x, (size_t)batch * dim, &rng, 1.0f);
+    for (int i = 0; i < batch; i++)
+        for (int j = 0; j < nc; j++)
+            for (size_t q = 0; q < plane; q++)
+                x[(size_t)i * dim + (size_t)(in.c - nc + j) * plane + q] = j == i % nc ? 1.0f : 0.0f;
+    ff_layer_forward(&t.l, x, y, batch, t.ws, NULL);
+    if (kind == FF_LAYER_CONV)
+        ref_conv(&t.l, x, r, batch);
+    else
+        ref_local(&t.l, x, r, batch);
+    CHECK(max_abs_diff(y, r, ny) < 1e-4);
+    fill_normal(d, ny, &rng, 1.0f);
+    ref_backward(&t.l, x, d, batch, ref, ref + t.l.n_weights);
+    ff_layer_backward(&t.l, x, NULL, d, batch, 0.0f, t.ws);
+    double scale = 0.0;
+    for (size_t i = 0; i < np; i++)
+        scale = fmax(scale, fabs(ref[i]));
+    CHECK(max_abs_diff(t.l.gW, ref, np) < 1e-5 * scale);
+    CHECK(guard_intact(&t));
+    free(x), free(y), free(r), free(d), free(ref);
+    tl_free(&t);
+}
+
 static void test_const_planes_match_im2col(void)
 {
+    check_padded_planes(FF_LAYER_CONV, (ff_shape){5, 6, 6}, 4, 3, 1, 70);
+    check_padded_planes(FF_LAYER_LOCAL, (ff_shape){4, 5, 6}, 3, 3, 2, 5);
     check_const_planes(FF_LAYER_CONV, (ff_shape){5, 9, 9}, 6, 3, 2, 70);
     check_const_planes(FF_LAYER_CONV, (ff_shape){4, 5, 5}, 3, 2, 1, 5);
     check_const_planes(FF_LAYER_LOCAL, (ff_shape){5, 9, 9}, 6, 3, 2, 7);
@@ -547,6 +638,15 @@ static void test_geometry_errors(void)
     check_geometry_error(FF_LAYER_LOCAL, s4, 8, 2, -1, "local stride -1 must be > 0");
     check_geometry_error(FF_LAYER_CONV, s4, 0, 2, 1, "conv channels 0 must be > 0");
     check_geometry_error(FF_LAYER_LOCAL, s4, -3, 2, 1, "local channels -3");
+    g_pad = 3; /* padding must stay below the kernel */
+    check_geometry_error(FF_LAYER_CONV, s4, 8, 3, 1,
+                         "layer 2: conv padding 3 must be >= 0 and less than its kernel 3");
+    g_pad = 1; /* 7 > 4 + 2 */
+    check_geometry_error(FF_LAYER_LOCAL, s4, 8, 7, 1, "local kernel 7 does not fit input 1x4x4");
+    g_pad = 0;
+    check_geometry_error(FF_LAYER_POOL, s4, 0, 5, 1, "layer 2: pool kernel 5 does not fit input 1x4x4");
+    check_geometry_error(FF_LAYER_POOL, s4, 0, 2, 0, "layer 2: pool stride 0 must be > 0");
+    check_geometry_error(FF_LAYER_POOL, s4, 0, 0, 1, "pool kernel 0 must be > 0");
     /* (in - kernel) not divisible by stride is fine: floor */
     ff_layer l = {0};
     ff_layer_cfg cfg = layer_cfg(FF_LAYER_LOCAL, 2, 4, 3);
@@ -572,6 +672,7 @@ static void test_layer_table(void)
         CHECK(ops->name && strcmp(ops->name, ff_layer_kind_name(k)) == 0);
         CHECK(ops->setup && ops->fan_in && ops->workspace && ops->forward && ops->backward &&
               ops->flops && ops->keys && ops->required);
+        CHECK(!ops->input_stage || !ops->receptive_fields); /* a pool has no weights */
         CHECK(!ops->receptive_fields || ops->patch_floats); /* windows are kept for backward */
         /* a one-layer config of this kind: each key sets; each required one is required */
         char yaml[256], key[64], set[96], keys[128];
@@ -583,7 +684,8 @@ static void test_layer_table(void)
             cfg.model.n_layers = 1;
             cfg.model.layers[0].kind = k;
             snprintf(key, sizeof key, "%s", w);
-            snprintf(set, sizeof set, "model.layers.0.%s=2", key);
+            snprintf(set, sizeof set, "model.layers.0.%s=%s", key,
+                     strcmp(key, "kind") == 0 ? "avg" : "2"); /* kind: an enum */
             ff_err err;
             CHECK(ff_config_set(&cfg, set, &err) == FF_OK);
             /* a required key: a layer without it is refused */
@@ -713,10 +815,13 @@ static void test_paper_nets_run(void)
 /* the gather-index im2col gives exactly the row-copy im2col */
 static void test_im2col_index_matches_loops(void)
 {
-    struct { ff_shape in; int k, s; } g[] = {
-        {{1, 28, 28}, 10, 6}, {{128, 4, 4}, 2, 1}, {{3, 9, 7}, 3, 2}, {{5, 6, 6}, 1, 1}};
+    struct { ff_shape in; int k, s, pad; } g[] = {
+        {{1, 28, 28}, 10, 6, 0}, {{128, 4, 4}, 2, 1, 0}, {{3, 9, 7}, 3, 2, 0}, {{5, 6, 6}, 1, 1, 0},
+        {{3, 9, 7}, 3, 2, 1}, {{2, 5, 6}, 5, 1, 4}, {{4, 4, 4}, 3, 1, 1}};
     for (size_t t = 0; t < sizeof g / sizeof g[0]; t++) {
-        ff_shape in = g[t].in, out = {1, (in.h - g[t].k) / g[t].s + 1, (in.w - g[t].k) / g[t].s + 1};
+        const int pad = g[t].pad;
+        ff_shape in = g[t].in, out = {1, (in.h + 2 * pad - g[t].k) / g[t].s + 1,
+                                      (in.w + 2 * pad - g[t].k) / g[t].s + 1};
         const int batch = 3, dim = ff_shape_dim(in);
         const size_t n = (size_t)out.h * out.w * in.c * g[t].k * g[t].k;
         float *x = malloc(sizeof(float) * (size_t)batch * dim);
@@ -724,11 +829,86 @@ static void test_im2col_index_matches_loops(void)
         int32_t *index = malloc(sizeof(int32_t) * n);
         for (int i = 0; i < batch * dim; i++)
             x[i] = (float)i * 0.25f;
-        ff_im2col(x, batch, (size_t)ff_shape_dim(in), in, g[t].k, g[t].s, out, a, NULL);
-        ff_im2col(x, batch, (size_t)ff_shape_dim(in), in, g[t].k, g[t].s, out, b, index);
+        for (size_t j = 0; j < n * batch; j++)
+            a[j] = b[j] = -7.0f; /* padding must be written as zeros */
+        ff_im2col(x, batch, (size_t)ff_shape_dim(in), in, g[t].k, g[t].s, pad, out, a, NULL);
+        ff_im2col(x, batch, (size_t)ff_shape_dim(in), in, g[t].k, g[t].s, pad, out, b, index);
         CHECK(memcmp(a, b, sizeof(float) * n * batch) == 0);
+        /* sample 1's first window, column (c 0, ki 0, kj 0): row -pad, column -pad */
+        CHECK(a[n] == (pad ? 0.0f : x[dim]));
+        size_t zeros = 0;
+        for (size_t j = 0; j < n * batch; j++)
+            zeros += a[j] == 0.0f;
+        CHECK(pad ? zeros > 0 : zeros == 1); /* x[0] is the only 0 of the input */
         free(x), free(a), free(b), free(index);
     }
+}
+
+/* naive pool: y[i][c][oy][ox] = max / mean over the k x k window at (oy s, ox s) */
+static void ref_pool(const ff_layer *l, const float *x, float *y, int batch)
+{
+    const int k = l->kernel, s = l->stride;
+    for (int i = 0; i < batch; i++)
+        for (int c = 0; c < l->out.c; c++)
+            for (int oy = 0; oy < l->out.h; oy++)
+                for (int ox = 0; ox < l->out.w; ox++) {
+                    double m = -1e300, sum = 0.0;
+                    for (int ki = 0; ki < k; ki++)
+                        for (int kj = 0; kj < k; kj++) {
+                            double v = xat(x, l->in, i, c, oy * s + ki, ox * s + kj);
+                            m = v > m ? v : m;
+                            sum += v;
+                        }
+                    y[(size_t)i * ff_shape_dim(l->out) + (c * l->out.h + oy) * l->out.w + ox] =
+                        (float)(l->pool == FF_POOL_MAX ? m : sum / (k * k));
+                }
+}
+
+static void check_pool(ff_pool_kind kind, ff_shape in, int k, int s, int oh, int ow)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 900 + (uint64_t)k * 10 + (uint64_t)s);
+    ff_layer l = {0};
+    ff_layer_cfg cfg = layer_cfg(FF_LAYER_POOL, 0, k, s);
+    cfg.pool = kind;
+    CHECK(ff_layer_setup(&l, &cfg, in, 0, NULL) == FF_OK);
+    CHECK(shape_is(l.out, in.c, oh, ow) && l.n_weights == 0 && l.n_bias == 0);
+    CHECK(ff_layer_workspace(&l, 7) == 0 && ff_layer_patch_floats(&l) == 0);
+    const int batch = 3;
+    const size_t nx = (size_t)batch * ff_shape_dim(in), ny = (size_t)batch * ff_shape_dim(l.out);
+    float *x = malloc(nx * sizeof(float)), *y = malloc(ny * sizeof(float)),
+          *r = malloc(ny * sizeof(float));
+    fill_normal(x, nx, &rng, 1.0f);
+    for (size_t i = 0; i < ny; i++)
+        y[i] = 1e30f;
+    ff_layer_forward(&l, x, y, batch, NULL, NULL);
+    ref_pool(&l, x, r, batch);
+    CHECK(max_abs_diff(y, r, ny) < 1e-6);
+    free(x);
+    free(y);
+    free(r);
+}
+
+/* max and average pooling against the naive reference, and one hand-computed case */
+static void test_pool_matches_reference(void)
+{
+    check_pool(FF_POOL_MAX, (ff_shape){3, 8, 8}, 2, 2, 4, 4);
+    check_pool(FF_POOL_AVG, (ff_shape){3, 8, 8}, 2, 2, 4, 4);
+    check_pool(FF_POOL_MAX, (ff_shape){2, 7, 6}, 3, 2, 3, 2); /* floor */
+    check_pool(FF_POOL_AVG, (ff_shape){2, 7, 6}, 3, 2, 3, 2);
+    check_pool(FF_POOL_MAX, (ff_shape){4, 5, 5}, 3, 1, 3, 3); /* overlapping */
+    check_pool(FF_POOL_AVG, (ff_shape){1, 4, 4}, 4, 4, 1, 1); /* global */
+    const float x[16] = {1, -2, 3, 4, 5, 6, -7, 8, -1, -2, -3, -4, 0, 9, 2, 1};
+    float y[4];
+    ff_layer l = {0};
+    ff_layer_cfg cfg = layer_cfg(FF_LAYER_POOL, 0, 2, 2);
+    CHECK(ff_layer_setup(&l, &cfg, (ff_shape){1, 4, 4}, 0, NULL) == FF_OK);
+    CHECK(l.pool == FF_POOL_MAX); /* the default kind */
+    ff_layer_forward(&l, x, y, 1, NULL, NULL);
+    CHECK(y[0] == 6 && y[1] == 8 && y[2] == 9 && y[3] == 2);
+    l.pool = FF_POOL_AVG;
+    ff_layer_forward(&l, x, y, 1, NULL, NULL);
+    CHECK(y[0] == 2.5f && y[1] == 2.0f && y[2] == 1.5f && y[3] == -1.0f);
 }
 
 int main(void)
@@ -736,6 +916,8 @@ int main(void)
     RUN(test_im2col_index_matches_loops);
     RUN(test_conv_matches_reference);
     RUN(test_local_matches_reference);
+    RUN(test_padded_matches_reference);
+    RUN(test_pool_matches_reference);
     RUN(test_backward_matches_reference);
     RUN(test_const_planes_match_im2col);
     RUN(test_conv_full_kernel_is_fc);

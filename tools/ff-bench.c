@@ -32,12 +32,12 @@
  * by wrapping ff_net_ff_grads and ff_optim_step.
  *
  * Usage:
- *   ff-bench run (--net fc|cnn|local | --config FILE) [--batch B] [--seconds S]
+ *   ff-bench run (--net fc|cnn|local|deep | --config FILE) [--batch B] [--seconds S]
  *                [--threads T] [--data DIR] [--images N] [--seed S] [--verbose 1]
  *                (--config: the config's batch_size unless --batch is given)
- *   ff-bench gemm (--net fc|cnn|local | --config FILE) [--batch B] [--threads T]
+ *   ff-bench gemm (--net fc|cnn|local|deep | --config FILE) [--batch B] [--threads T]
  *                only the GEMM-only bound, with every recorded sgemm call and its time
- *   ff-bench ref --net fc|cnn|local --batch B --out FILE [--warm N] [--data DIR]
+ *   ff-bench ref --net fc|cnn|local|deep --batch B --out FILE [--warm N] [--data DIR]
  *   ff-bench peak [--size N] [--seconds S] [--threads T]
  *                the fastest sgemm of this machine, as the report's yardstick: square
  *                N x N x N products (default 4096), best time over S seconds
@@ -157,12 +157,12 @@ void __wrap_ff_layer_backward(const ff_layer *l, const float *x, const float *pa
     TIMED(T_LAYER, __real_ff_layer_backward(l, x, patches, dpre, batch, beta, ws));
 }
 
-void __real_ff_im2col(const float *, int, size_t, ff_shape, int, int, ff_shape, float *,
+void __real_ff_im2col(const float *, int, size_t, ff_shape, int, int, int, ff_shape, float *,
                       int32_t *);
 void __wrap_ff_im2col(const float *x, int batch, size_t x_stride, ff_shape in, int k, int stride,
-                      ff_shape out, float *col, int32_t *index)
+                      int pad, ff_shape out, float *col, int32_t *index)
 {
-    TIMED(T_IM2COL, __real_ff_im2col(x, batch, x_stride, in, k, stride, out, col, index));
+    TIMED(T_IM2COL, __real_ff_im2col(x, batch, x_stride, in, k, stride, pad, out, col, index));
 }
 
 void __real_ff_transpose_batch(const float *, float *, int, int, int);
@@ -262,11 +262,11 @@ typedef struct opts {
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: ff-bench run (--net fc|cnn|local | --config FILE) [--batch B] [--seconds S]\n"
+            "usage: ff-bench run (--net fc|cnn|local|deep | --config FILE) [--batch B] [--seconds S]\n"
             "                    [--threads T]  (--config: the config's batch_size unless --batch)\n"
             "                    [--data DIR] [--images N] [--seed S] [--verbose 1]\n"
-            "       ff-bench gemm (--net fc|cnn|local | --config FILE) --batch B [--threads T]\n"
-            "       ff-bench ref --net fc|cnn|local --batch B --out FILE [--warm N] [--data DIR]\n"
+            "       ff-bench gemm (--net fc|cnn|local|deep | --config FILE) --batch B [--threads T]\n"
+            "       ff-bench ref --net fc|cnn|local|deep --batch B --out FILE [--warm N] [--data DIR]\n"
             "       ff-bench peak [--size N] [--seconds S] [--threads T]\n");
     return 2;
 }
@@ -340,6 +340,17 @@ static int make_config(const char *net, ff_config *cfg)
             cfg->model.layers[l] = (ff_layer_cfg){.kind = FF_LAYER_FC, .units = 2000};
         return 1;
     }
+    if (!strcmp(net, "deep")) { /* padded 3x3 convs with 2x2 max pools between them */
+        static const int dch[3] = {32, 64, 128};
+        cfg->model.n_layers = 5;
+        for (int l = 0; l < 5; l++)
+            cfg->model.layers[l] =
+                l % 2 ? (ff_layer_cfg){.kind = FF_LAYER_POOL, .pool = FF_POOL_MAX, .kernel = 2,
+                                       .stride = 2}
+                      : (ff_layer_cfg){.kind = FF_LAYER_CONV, .channels = dch[l / 2], .kernel = 3,
+                                       .stride = 1, .padding = 1};
+        return 1;
+    }
     ff_layer_kind kind;
     if (!strcmp(net, "cnn"))
         kind = FF_LAYER_CONV;
@@ -375,7 +386,7 @@ static int bench_config(const opts *o, ff_config *cfg, ff_err *err)
         if ((rc = ff_config_load(cfg, o->config, err)))
             return rc;
     } else if (!make_config(o->net, cfg)) {
-        return ff_err_set(err, FF_ERR_USAGE, "unknown net '%s' (fc, cnn, local)", o->net);
+        return ff_err_set(err, FF_ERR_USAGE, "unknown net '%s' (fc, cnn, local, deep)", o->net);
     }
     cfg->seed = o->seed;
     if (!o->config || o->batch_given)
@@ -665,10 +676,17 @@ static int write_ref(const opts *o, ff_err *err)
             (long long)t->opt.t);
     for (int l = 0; l < t->net.n_layers; l++) {
         const ff_layer *L = &t->net.layers[l];
+        const ff_layer *P = ff_net_pooled(&t->net, l) ? &t->net.pool[l] : NULL;
         fprintf(f, "%s{\"kind\":\"%s\",\"in\":[%d,%d,%d],\"out\":[%d,%d,%d],\"kernel\":%d,"
-                   "\"stride\":%d,\"threshold\":%.9g,\"n_weights\":%zu,\"n_bias\":%zu}",
+                   "\"stride\":%d,\"pad\":%d,\"threshold\":%.9g,\"n_weights\":%zu,"
+                   "\"n_bias\":%zu",
                 l ? "," : "", ff_layer_kind_name(L->kind), L->in.c, L->in.h, L->in.w, L->out.c,
-                L->out.h, L->out.w, L->kernel, L->stride, L->threshold, L->n_weights, L->n_bias);
+                L->out.h, L->out.w, L->kernel, L->stride, L->pad, L->threshold, L->n_weights,
+                L->n_bias);
+        if (P) /* the pool folded into this layer's input */
+            fprintf(f, ",\"pool\":{\"kind\":\"%s\",\"kernel\":%d,\"stride\":%d}",
+                    P->pool == FF_POOL_MAX ? "max" : "avg", P->kernel, P->stride);
+        fprintf(f, "}");
     }
     fprintf(f, "]}\n");
     int bad = write_floats(f, t->net.params, n) || write_floats(f, t->opt.state, 2 * n);

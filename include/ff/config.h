@@ -20,7 +20,8 @@
 /* Each enum ends with its count; the name tables (config_schema.c, layer.c,
  * objective.c) assert at compile time that they have exactly that many entries. */
 typedef enum { FF_MODE_SUPERVISED, FF_MODE_UNSUP_BACKBONE, FF_MODE_UNSUP_CLF, FF_MODE_COUNT } ff_mode;
-typedef enum { FF_LAYER_FC, FF_LAYER_CONV, FF_LAYER_LOCAL, FF_LAYER_KIND_COUNT } ff_layer_kind;
+typedef enum { FF_LAYER_FC, FF_LAYER_CONV, FF_LAYER_LOCAL, FF_LAYER_POOL, FF_LAYER_KIND_COUNT } ff_layer_kind;
+typedef enum { FF_POOL_MAX, FF_POOL_AVG, FF_POOL_COUNT } ff_pool_kind;
 typedef enum { FF_OPT_SGD, FF_OPT_ADAM, FF_OPT_COUNT } ff_opt_kind;
 typedef enum { FF_SCHED_CONSTANT, FF_SCHED_LINEAR, FF_SCHED_COSINE, FF_SCHED_COUNT } ff_sched_kind;
 typedef enum { FF_PASS_ALTERNATE, FF_PASS_JOINT, FF_PASS_COUNT } ff_pass_kind;
@@ -34,8 +35,10 @@ typedef struct ff_layer_cfg {
     ff_layer_kind kind;
     int units;        /* fc: output units */
     int channels;     /* conv/local: output channels */
-    int kernel;       /* conv/local: square receptive field (pixels or grid points) */
-    int stride;       /* conv/local */
+    int kernel;       /* conv/local/pool: square receptive field (pixels or grid points) */
+    int stride;       /* conv/local/pool */
+    int padding;      /* conv/local: zero padding on each side (default 0) */
+    ff_pool_kind pool; /* pool: max | avg (its `kind` key) */
     float threshold;  /* goodness threshold theta; 0 = default (number of output units) */
     int line, col;    /* 1-based position of the layer in the YAML (0 if not from a file) */
 } ff_layer_cfg;

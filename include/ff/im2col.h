@@ -1,9 +1,10 @@
 /* im2col.h - receptive-field geometry, patch extraction and per-sample transposes
  * shared by the conv and local layers (src/im2col.c).
  *
- * Geometry: square kernel k, stride s, no padding; oh = (in.h - k) / s + 1 and
- * ow = (in.w - k) / s + 1 (floor: trailing rows/columns that do not fill a whole
- * window are ignored). A receptive field is K = in.c * k * k floats in (c, ki, kj)
+ * Geometry: square kernel k, stride s, zero padding p (0 <= p < k) on each side;
+ * oh = (in.h + 2p - k) / s + 1 and ow = (in.w + 2p - k) / s + 1 (floor: trailing
+ * rows/columns that do not fill a whole window are ignored); window (oy, ox) starts
+ * at input row oy * s - p, column ox * s - p, and values outside the input are 0. A receptive field is K = in.c * k * k floats in (c, ki, kj)
  * order, which is the CHW order of the window, so a conv whose kernel covers the
  * whole input sees exactly the fc input vector. Nothing here allocates. */
 #ifndef FF_IM2COL_H
@@ -13,8 +14,8 @@
 
 #include "ff/layer.h"
 
-/* Validates cfg's channels/kernel/stride against `in` and fills l->in, l->kernel,
- * l->stride and l->out = {cfg->channels, oh, ow}. On bad geometry returns
+/* Validates cfg's channels/kernel/stride/padding against `in` and fills l->in,
+ * l->kernel, l->stride, l->pad and l->out = {cfg->channels, oh, ow}. On bad geometry returns
  * FF_ERR_USAGE with a message naming the layer index, its YAML line/col and the
  * input shape, e.g. "layer 2 (line 14, col 7): conv kernel 10 does not fit input
  * 1x4x4". `kind` ("conv" / "local") is used in messages only. */
@@ -40,14 +41,15 @@ size_t ff_patch_floats(const ff_layer *l);
 
 /* Extracts every receptive field of a batch as one row each: col is
  * [batch * P, K] row-major, row i * P + oy * ow + ox, column (c * k + ki) * k + kj
- * holding x[i][c][oy * s + ki][ox * s + kj], K = in.c * k * k. Sample i starts at
+ * holding x[i][c][oy * s + ki - pad][ox * s + kj - pad] (0 outside the input),
+ * K = in.c * k * k. Sample i starts at
  * x + i * x_stride (x_stride >= in.c * in.h * in.w: `in` may be the first channels
  * of a larger input). With `index` (scratch for P * K int32) the offsets are
  * computed once per call and every sample is a flat gather (fast for the small
- * 2x2 kernels of the paper's nets); index NULL copies window rows directly. Both
- * give the same col. */
+ * 2x2 kernels of the paper's nets; -1 marks padding); index NULL copies window rows
+ * directly. Both give the same col. */
 void ff_im2col(const float *x, int batch, size_t x_stride, ff_shape in, int k, int stride,
-               ff_shape out, float *col, int32_t *index);
+               int pad, ff_shape out, float *col, int32_t *index);
 
 /* Constant planes (l->const_c = nc > 0): a window's dot product with them is
  * sum_j v_j S[c][j], v_j the value of plane j and S[c][j] the sum of output

@@ -1,5 +1,7 @@
 /* layer.h - one trainable FF layer: shape inference, forward and parameter
- * gradients, dispatched by kind (ff_layer_ops) to layer_fc.c / layer_conv.c / layer_local.c.
+ * gradients, dispatched by kind (ff_layer_ops) to layer_fc.c / layer_conv.c / layer_local.c;
+ * and the parameter-free pool (layer_pool.c), an input stage the net folds into the
+ * next trainable layer's input (ff_layer_ops.input_stage, net.h).
  *
  * Activations are [batch, dim] row-major, each sample's vector in CHW order
  * (channel-major). A layer does not own its parameters: W, b, gW, gb are views
@@ -22,10 +24,13 @@ static inline int ff_shape_dim(ff_shape s) { return s.c * s.h * s.w; }
 typedef struct ff_layer {
     ff_layer_kind kind;
     ff_shape in, out;
-    int kernel, stride;     /* conv / local */
+    int kernel, stride;     /* conv / local / pool */
+    int pad;                /* conv / local: zero padding on each side */
+    ff_pool_kind pool;      /* pool: max or average */
     int const_c;            /* conv / local: the last const_c input channels are planes with
                                one value each (label planes); they enter as a per-sample
-                               bias, not through im2col (0 = none) */
+                               bias, not through im2col (0 = none); padding does not
+                               touch them: a plane has its value in every window */
     float threshold;        /* goodness threshold theta */
     float slope;            /* FF logistic slope: p(positive) = sigmoid(slope * (g - theta)) */
     size_t n_weights;       /* number of floats in W */
@@ -46,6 +51,9 @@ typedef struct ff_layer_ops {
     int receptive_fields;   /* 1: each output sees a kernel x kernel window of the input
                                (conv, local): label planes enter as a per-sample bias
                                (ff_layer.const_c); layer 0's filters are kernel-sized images */
+    int input_stage;        /* 1: no parameters, goodness or loss (pool): the net applies it
+                               to the output of the layer below (or the image) to make the
+                               next trainable layer's input, and never lists it as a layer */
     /* fills l->out, n_weights, n_bias (l->kind, in, kernel, stride are set) */
     int (*setup)(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err);
     size_t (*fan_in)(const ff_layer *l);                /* weights per output unit */
@@ -61,7 +69,7 @@ typedef struct ff_layer_ops {
 /* The ops of `kind`; NULL if it is not a layer kind. */
 const ff_layer_ops *ff_layer_ops_of(ff_layer_kind kind);
 
-extern const ff_layer_ops ff_fc_ops, ff_conv_ops, ff_local_ops;
+extern const ff_layer_ops ff_fc_ops, ff_conv_ops, ff_local_ops, ff_pool_ops;
 
 /* A layer's input, output and weights stay within this many floats, so
  * ff_shape_dim (an int) and per-layer float counts cannot overflow. */

@@ -27,8 +27,13 @@ typedef struct ff_net_peers {
 } ff_net_peers;
 
 typedef struct ff_net {
-    int n_layers;
+    int n_layers;                  /* trainable layers only: pool entries are folded in */
     ff_layer layers[FF_MAX_LAYERS];
+    ff_layer pool[FF_MAX_LAYERS];  /* pool[l]: the pool entry of model.layers just before
+                                      layer l (kind FF_LAYER_POOL; see ff_net_pooled): layer
+                                      l's input is normalise(pool(output of layer l - 1, or
+                                      the image for l = 0)), label planes added after it */
+    float *pooled;                 /* [max_batch, largest pool output] scratch, or NULL */
     ff_shape input;
     int label_every_layer;         /* layers after the first get 10 label planes too */
     ff_embed_kind label_embedding; /* where the label sits in the input (overlay, channels) */
@@ -55,10 +60,20 @@ typedef struct ff_net {
     const ff_net_peers *peers;     /* NULL: the whole batch is here */
 } ff_net;
 
+/* 1 if a pool entry of model.layers precedes trainable layer l (net->pool[l]). */
+static inline int ff_net_pooled(const ff_net *net, int l)
+{
+    return l < FF_MAX_LAYERS && net->pool[l].kind == FF_LAYER_POOL;
+}
+
 /* Builds layers from cfg->model for inputs of `input` shape, allocates for
  * batches of up to max_batch, initialises parameters from rng. Each layer's
  * slope is ff_objective_slope of cfg's objective (eval's as_logits weight).
- * Geometry and size errors are FF_ERR_USAGE naming the layer and its YAML line. */
+ * Geometry and size errors are FF_ERR_USAGE naming the layer and its YAML line.
+ * Pool entries (input stages) become net->pool[] of the next trainable layer, so
+ * net->layers, n_layers and every per-layer index (logs "layer<i>", clf.layers,
+ * the evaluated and read-out layers) count trainable layers only; a pool must be
+ * followed by a trainable layer and not by another pool. */
 int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batch,
                  struct ff_rng *rng, ff_err *err);
 void ff_net_free(ff_net *net);

@@ -1,0 +1,99 @@
+/* layer_pool.c - the parameter-free pool (max or average over kernel x kernel
+ * windows, stride s, no padding: out = {in.c, (in.h - k) / s + 1, (in.w - k) / s + 1},
+ * every channel on its own).
+ *
+ * A pool is an input stage (ff_layer_ops.input_stage), not an FF layer: it has no
+ * weights, goodness, threshold or loss. ff_net_build folds it into the next trainable
+ * layer (net.h: ff_net.pool): that layer's input is normalise(pool(out of the layer
+ * below)), or of the image for a pool before the first layer; label planes
+ * (label_every_layer) are added after it at the pooled size. Pooling commutes with
+ * the positive per-sample scale of the normalisation, so this equals pooling the
+ * normalised output and normalising again. FF gradients stop at each layer's input,
+ * so nothing flows back through a pool: its backward has nothing to do. */
+#include "ff/layer.h"
+
+static int pool_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err)
+{
+    if (in.c <= 0 || in.h <= 0 || in.w <= 0)
+        return ff_err_set(err, FF_ERR_USAGE, "layer %d: pool has an empty input %dx%dx%d",
+                          index, in.c, in.h, in.w);
+    if (cfg->stride <= 0)
+        return ff_err_set(err, FF_ERR_USAGE, "layer %d: pool stride %d must be > 0 for input "
+                          "%dx%dx%d", index, cfg->stride, in.c, in.h, in.w);
+    if (cfg->kernel <= 0 || cfg->kernel > in.h || cfg->kernel > in.w)
+        return ff_err_set(err, FF_ERR_USAGE, "layer %d: pool kernel %d %s input %dx%dx%d", index,
+                          cfg->kernel, cfg->kernel > 0 ? "does not fit" : "must be > 0 for",
+                          in.c, in.h, in.w);
+    if ((int)cfg->pool < 0 || cfg->pool >= FF_POOL_COUNT)
+        return ff_err_set(err, FF_ERR_USAGE, "layer %d: unknown pool kind %d", index,
+                          (int)cfg->pool);
+    l->pad = 0;
+    l->out = (ff_shape){in.c, (in.h - cfg->kernel) / cfg->stride + 1,
+                        (in.w - cfg->kernel) / cfg->stride + 1};
+    l->n_weights = l->n_bias = 0;
+    return FF_OK;
+}
+
+static size_t pool_fan_in(const ff_layer *l)
+{
+    (void)l;
+    return 1; /* no weights to initialise */
+}
+
+static size_t pool_workspace(const ff_layer *l, int batch)
+{
+    (void)l, (void)batch;
+    return 0;
+}
+
+/* y[i][c][oy][ox] = max or mean of x[i][c][oy * s + ki][ox * s + kj], ki, kj < k */
+static void pool_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
+                         float *patches)
+{
+    (void)ws, (void)patches;
+    const int k = l->kernel, s = l->stride, is_max = l->pool == FF_POOL_MAX;
+    const size_t plane = (size_t)l->in.h * l->in.w;
+    const float inv = 1.0f / (float)(k * k);
+    for (int i = 0; i < batch; i++)
+        for (int c = 0; c < l->in.c; c++) {
+            const float *xc = x + ((size_t)i * l->in.c + c) * plane;
+            float *yc = y + ((size_t)i * l->out.c + c) * l->out.h * l->out.w;
+            for (int oy = 0; oy < l->out.h; oy++)
+                for (int ox = 0; ox < l->out.w; ox++) {
+                    const float *w = xc + (size_t)oy * s * l->in.w + (size_t)ox * s;
+                    float acc = is_max ? w[0] : 0.0f;
+                    for (int ki = 0; ki < k; ki++)
+                        for (int kj = 0; kj < k; kj++) {
+                            const float v = w[(size_t)ki * l->in.w + kj];
+                            acc = is_max ? (v > acc ? v : acc) : acc + v;
+                        }
+                    *yc++ = is_max ? acc : acc * inv;
+                }
+        }
+}
+
+/* no parameters: nothing to do (FF gradients never pass through a pool) */
+static void pool_backward(const ff_layer *l, const float *x, const float *patches,
+                          const float *dpre, int batch, float beta, float *ws)
+{
+    (void)l, (void)x, (void)patches, (void)dpre, (void)batch, (void)beta, (void)ws;
+}
+
+/* no multiply-adds; counted as one operation per value read */
+static double pool_flops(const ff_layer *l)
+{
+    return (double)ff_shape_dim(l->out) * l->kernel * l->kernel;
+}
+
+const ff_layer_ops ff_pool_ops = {
+    .name = "pool",
+    .keys = "kind kernel stride",
+    .required = "kernel",
+    .input_stage = 1,
+    .setup = pool_setup,
+    .fan_in = pool_fan_in,
+    .workspace = pool_workspace,
+    .forward = pool_forward,
+    .backward = pool_backward,
+    .flops = pool_flops,
+};
