@@ -186,6 +186,13 @@ static void test_roundtrip(void)
     CHECK(ff_config_set(&c, "model.layers.0.threshold=3.14159265", &e) == FF_OK);
     check_roundtrip(&c, "odd values");
 
+    /* characters YAML does not take as they are in a double-quoted scalar (C1 controls,
+     * line and paragraph separators, BOM) are escaped; others (UTF-8) stay (found by
+     * tests/fuzz/fuzz_config) */
+    CHECK(ff_config_set(&c, "data.dir=a\xc2\x80" "b\xc2\x85" "c\xe2\x80\xa8" "d\xef\xbb\xbf" "e\xc3\xa9\xf0\x9f\x98\x80", &e) == FF_OK);
+    CHECK(ff_config_set(&c, "checkpoint.dir=\xe2\x80\xa9\x7f\x01", &e) == FF_OK);
+    check_roundtrip(&c, "escaped characters");
+
     /* snprintf-like: the needed length, a terminated prefix */
     char small[8];
     size_t n = ff_config_to_yaml(&c, small, sizeof small);
@@ -426,6 +433,11 @@ typedef struct set_case {
 
 static const set_case set_cases[] = {
     {"train.epochs=abc", "expected an integer for train.epochs, got 'abc'"},
+    /* found by tests/fuzz/fuzz_config_set: YAML cannot hold such a string, so the config
+     * would not read back from a model file */
+    {"data.dir=a\xff", "data.dir is not valid UTF-8 text"},
+    {"data.cache=\xc0\xaf", "data.cache is not valid UTF-8 text"},
+    {"log.dir=\xed\xa0\x80", "log.dir is not valid UTF-8 text"},
     {"train.epochs=", "expected an integer for train.epochs, got nothing"},
     {"train.epochs=0", "train.epochs must be between 1 and 1000000, got 0"},
     {"train.epohcs=3", "unknown key 'train.epohcs'; did you mean 'train.epochs'?"},
