@@ -410,7 +410,7 @@ static size_t utf8_char(const unsigned char *s, size_t n, uint32_t *cp)
 {
     static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
     size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC0 ? 2 : 0;
-    if (!len || len > n)
+    if (!len || len > n || s[0] > 0xF4)
         return 0;
     uint32_t c = len == 1 ? s[0] : s[0] & (0x7Fu >> len);
     for (size_t i = 1; i < len; i++) {

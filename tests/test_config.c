@@ -438,6 +438,7 @@ static const set_case set_cases[] = {
     {"data.dir=a\xff", "data.dir is not valid UTF-8 text"},
     {"data.cache=\xc0\xaf", "data.cache is not valid UTF-8 text"},
     {"log.dir=\xed\xa0\x80", "log.dir is not valid UTF-8 text"},
+    {"checkpoint.backbone=x\xfa\x98\x9e\x81", "checkpoint.backbone is not valid UTF-8 text"},
     {"train.epochs=", "expected an integer for train.epochs, got nothing"},
     {"train.epochs=0", "train.epochs must be between 1 and 1000000, got 0"},
     {"train.epohcs=3", "unknown key 'train.epohcs'; did you mean 'train.epochs'?"},
