@@ -64,7 +64,7 @@ check-asan: deps
 # libFuzzer harnesses (tests/fuzz/fuzz_*.c): clang with the library built in build-fuzz
 # under coverage instrumentation + ASan + UBSan (UB aborts, so libFuzzer keeps the input).
 FUZZ_SECONDS       ?= 60
-FUZZ_SMOKE_SECONDS ?= 4
+FUZZ_SMOKE_SECONDS ?= 3
 FUZZ_OPT := -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
             -fno-omit-frame-pointer -Wno-pass-failed
 fuzz-build:

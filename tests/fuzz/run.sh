@@ -6,7 +6,8 @@
 # or config.dict when there is one. New inputs go to a scratch directory, or with
 # --keep to BUILD/fuzz/corpus/NAME (kept across runs, read again next time); crashes,
 # leaks, timeouts and out-of-memory inputs go to BUILD/fuzz/artifacts/NAME/, the
-# whole libFuzzer output to BUILD/fuzz/logs/NAME.log. Prints one line per harness
+# whole libFuzzer output to BUILD/fuzz/logs/NAME.log (NAME.check.log without --keep,
+# so a make test beside a make fuzz leaves the long run's log alone). Prints one line per harness
 # (runs, seconds, corpus size) and the closing "N passed, N failed"; exits non-zero
 # if any harness found something.
 set -u
@@ -28,9 +29,8 @@ passed=0 failed=0 failed_names=()
 for name in "${names[@]}"; do
     bin=$build/fuzz/fuzz_$name
     art=$build/fuzz/artifacts/$name
-    log=$build/fuzz/logs/$name.log
-    work=$scratch/$name
-    [ $keep -eq 1 ] && work=$build/fuzz/corpus/$name
+    log=$build/fuzz/logs/$name.check.log work=$scratch/$name
+    [ $keep -eq 1 ] && log=$build/fuzz/logs/$name.log work=$build/fuzz/corpus/$name
     mkdir -p "$art" "$work" "$(dirname "$log")"
     if [ ! -x "$bin" ]; then
         echo "FAIL fuzz_$name: $bin is missing (make fuzz-build)"
