@@ -595,7 +595,8 @@ static int yaml_plain_char(uint32_t c)
            (c >= 0xE000 && c <= 0xFFFD && c != 0xFEFF) || (c >= 0x10000 && c <= 0x10FFFF);
 }
 
-/* YAML double-quoted scalar; every other character escaped, so it reads back the same. */
+/* YAML double-quoted scalar that reads back as s: '"', '\\' and the characters
+ * yaml_plain_char refuses are escaped. */
 static void sb_quoted(sbuf *b, const char *s, size_t max)
 {
     const unsigned char *u = (const unsigned char *)s;
