@@ -3,6 +3,8 @@
 #   make run        install missing Debian packages, build, train configs/supervised.yaml
 #   make test       install missing packages, build, run the whole test suite
 #   make check-asan the unit tests and tests/t_hostile.sh under AddressSanitizer + UBSan (part of make test)
+#   make check-fuzz every libFuzzer harness (tests/fuzz) briefly from its corpus (part of make test)
+#   make fuzz       every harness for FUZZ_SECONDS (default 60) each; findings in build-fuzz/fuzz
 #   make bench      long runs: bench-speed (minutes) and bench-accuracy (hours)
 #   make bench-scale images/s on 1 process and under mpirun (data parallel, pipeline)
 -include config.mk
@@ -36,8 +38,10 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TOOL_SRC := $(wildcard tools/*.c)
 TOOL_BIN := $(patsubst tools/%.c,$(BUILD)/%,$(TOOL_SRC))
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 
-.PHONY: all deps run test unit check-asan bench clean install
+.PHONY: all deps run test unit check-asan check-fuzz fuzz fuzz-build fuzz-bins bench clean install
 .SECONDARY:
 
 all: $(BUILD)/ffrun $(TOOL_BIN)
@@ -54,6 +58,8 @@ test: deps
 	@tests/run.sh $(BUILD)
 	@echo "== unit tests again under AddressSanitizer + UBSan (make check-asan)"
 	@$(MAKE) --no-print-directory check-asan
+	@echo "== libFuzzer harnesses, briefly, from their corpora (make check-fuzz)"
+	@$(MAKE) --no-print-directory check-fuzz
 
 unit-bins: $(TEST_BIN)
 
@@ -64,6 +70,32 @@ check-asan: deps
 	    tests/run.sh build-asan --unit-only
 	@echo "== tests/t_hostile.sh on build-asan (hostile input under the sanitizers)"
 	@tests/t_hostile.sh build-asan
+
+# libFuzzer harnesses (tests/fuzz/fuzz_*.c): clang with the library built in build-fuzz
+# under coverage instrumentation + ASan + UBSan (UB aborts, so libFuzzer keeps the input).
+FUZZ_SECONDS       ?= 60
+FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_OPT := -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+            -fno-omit-frame-pointer -Wno-pass-failed
+fuzz-build:
+	@tools/deps.sh --fuzz
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT="$(FUZZ_OPT)" \
+	    LDFLAGS="-fsanitize=address,undefined" fuzz-bins
+fuzz-bins: $(FUZZ_BIN)
+
+# each harness FUZZ_SMOKE_SECONDS from tests/fuzz/corpus/NAME: every committed input
+# (crash reproducers included) runs again, then a few seconds of fresh mutations
+check-fuzz: deps fuzz-build
+	@tests/fuzz/run.sh build-fuzz $(FUZZ_SMOKE_SECONDS)
+
+# each harness FUZZ_SECONDS; new inputs kept in build-fuzz/fuzz/corpus/NAME, crashes in
+# build-fuzz/fuzz/artifacts/NAME
+fuzz: deps fuzz-build
+	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) --keep
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libff.a | $(GEN_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/fuzz -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(BUILD)/libff.a $(LDLIBS)
 
 # long runs: the accuracy benchmark takes hours (resumable), the speed one minutes
 .PHONY: bench-accuracy
@@ -105,9 +137,9 @@ install: all
 	[ ! -f docs/ffrun.1 ] || install -m 644 docs/ffrun.1 $(DESTDIR)$(PREFIX)/share/man/man1/ffrun.1
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d $(BUILD)/fuzz/*.d)
 
 # speed benchmark (bench/speed.sh): ffrun vs the PyTorch reference, GEMM-only bound.
 # ff-bench times library calls in place by wrapping them at link time.

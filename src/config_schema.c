@@ -456,6 +456,26 @@ static int set_bool(const ff_key *k, void *base, const char *text, const char *p
     return type_error(k, text, path, err);
 }
 
+/* Length (1..4) of the valid UTF-8 sequence at s (n bytes left) and its code point in
+ * *cp, or 0 if the bytes there are not valid UTF-8 (overlong, surrogate, > U+10FFFF). */
+static size_t utf8_char(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+    size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC0 ? 2 : 0;
+    if (!len || len > n || s[0] > 0xF4)
+        return 0;
+    uint32_t c = len == 1 ? s[0] : s[0] & (0x7Fu >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        c = c << 6 | (s[i] & 0x3F);
+    }
+    if (c < least[len] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+        return 0;
+    *cp = c;
+    return len;
+}
+
 static int ident_ok(const char *s)
 {
     for (; *s; s++)
@@ -658,18 +678,33 @@ int ff_key_format(const ff_key *k, const void *base, char *buf, size_t cap)
     return (int)b.len;
 }
 
-/* YAML double-quoted scalar. */
+/* 1 if YAML reads code point c as itself inside a double-quoted scalar: printable
+ * (YAML 1.1), and not a line break (U+0085, U+2028, U+2029: folded) or a BOM. */
+static int yaml_plain_char(uint32_t c)
+{
+    return (c >= 0x20 && c <= 0x7E) || (c >= 0xA0 && c <= 0xD7FF && c != 0x2028 && c != 0x2029) ||
+           (c >= 0xE000 && c <= 0xFFFD && c != 0xFEFF) || (c >= 0x10000 && c <= 0x10FFFF);
+}
+
+/* YAML double-quoted scalar that reads back as s: '"', '\\' and the characters
+ * yaml_plain_char refuses are escaped. */
 static void sb_quoted(sbuf *b, const char *s, size_t max)
 {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strnlen(s, max);
     sb_printf(b, "\"");
-    for (size_t i = 0; i < max && s[i]; i++) {
-        unsigned char c = (unsigned char)s[i];
+    for (size_t i = 0, k; i < n; i += k) {
+        uint32_t c;
+        if (!(k = utf8_char(u + i, n - i, &c)))
+            c = u[i], k = 1; /* not UTF-8 (set_string refuses it): as if Latin-1 */
         if (c == '"' || c == '\\')
-            sb_printf(b, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
-            sb_printf(b, "\\x%02x", c);
+            sb_printf(b, "\\%c", (char)c);
+        else if (yaml_plain_char(c))
+            sb_printf(b, "%.*s", (int)k, s + i);
+        else if (c <= 0xFF)
+            sb_printf(b, "\\x%02x", (unsigned)c);
         else
-            sb_printf(b, "%c", c);
+            sb_printf(b, "\\u%04x", (unsigned)c);
     }
     sb_printf(b, "\"");
 }

@@ -461,6 +461,12 @@ typedef struct set_case {
 
 static const set_case set_cases[] = {
     {"train.epochs=abc", "expected an integer for train.epochs, got 'abc'"},
+    /* found by tests/fuzz/fuzz_config_set: YAML cannot hold such a string, so the config
+     * would not read back from a model file */
+    {"data.dir=a\xff", "for data.dir, got an invalid UTF-8 byte 0xff at byte 2"},
+    {"data.cache=\xc0\xaf", "for data.cache, got an invalid UTF-8 byte 0xc0 at byte 1"},
+    {"log.dir=\xed\xa0\x80", "for log.dir, got an invalid UTF-8 byte 0xed at byte 1"},
+    {"checkpoint.backbone=x\xfa\x98\x9e\x81", "got an invalid UTF-8 byte 0xfa at byte 2"},
     {"train.epochs=", "expected an integer for train.epochs, got nothing"},
     {"train.epochs=0", "train.epochs must be between 1 and 1000000, got 0"},
     {"train.epohcs=3", "unknown key 'train.epohcs'; did you mean 'train.epochs'?"},

@@ -5,14 +5,20 @@
 # root (or through sudo when available), otherwise prints the exact command and fails.
 #   tools/deps.sh           build + test dependencies
 #   tools/deps.sh --bench   also the benchmark extras (python3-torch, Fashion-MNIST)
+#   tools/deps.sh --fuzz    also the fuzzing toolchain (clang, its libFuzzer/sanitizer
+#                           runtimes, llvm-symbolizer for the stack traces)
 set -euo pipefail
 
 pkgs=(build-essential pkg-config zlib1g-dev libyaml-dev libopenblas-dev
       libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3 python3-protobuf
       openmpi-bin libopenmpi-dev)
-if [ "${1:-}" = "--bench" ]; then
-    pkgs+=(python3-torch python3-numpy dataset-fashion-mnist)
-fi
+for arg in "$@"; do
+    case "$arg" in
+        --bench) pkgs+=(python3-torch python3-numpy dataset-fashion-mnist) ;;
+        --fuzz) pkgs+=(clang libclang-rt-dev llvm) ;;
+        *) echo "deps: unknown option $arg (expected --bench or --fuzz)" >&2; exit 2 ;;
+    esac
+done
 
 missing=()
 for p in "${pkgs[@]}"; do

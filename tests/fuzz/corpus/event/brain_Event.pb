@@ -1,0 +1,1 @@
+	jíŠ™¦ÃÚAbrain.Event:2

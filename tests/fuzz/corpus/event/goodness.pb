@@ -1,0 +1,3 @@
+	]øŠ™¦ÃÚA*
+
+layer0/goodness_pos¯íÅ>
