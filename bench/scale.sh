@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# bench/scale.sh - images/s of one experiment on 1 process, and under mpirun on N
-# processes with parallel.mode data and pipeline (one BLAS thread per process), on
-# this machine. `make bench-scale` builds and runs it; the table goes between
+# bench/scale.sh - training images/s of one experiment on 1 process with N BLAS
+# threads (the baseline) and with 1, and under mpirun on N processes with
+# parallel.mode data and pipeline (one BLAS thread per process), on this machine. `make bench-scale` builds and runs it; the table goes between
 # <!-- scale:begin --> and <!-- scale:end --> of $OUT (docs/RESULTS.md).
 # Environment (defaults): CONFIG (configs/supervised_fc.yaml), NP (2), STEPS (40)
 # batches per timed run, OUT (docs/RESULTS.md). The model of 8-64 nodes is docs/SCALING.md.
@@ -22,26 +22,27 @@ common=(--quiet --max-steps "$STEPS" --set train.epochs=1 --set log.histograms=0
         --set train.hard_scores=goodness --set train.hard_candidates=0
         --set log.dir="$tmp/runs" --set checkpoint.dir="$tmp/models")
 batch=$("$BUILD/ffrun" "$CONFIG" --dry-run | awk '/^  batch_size:/ {print $2; exit}')
-# seconds of STEPS batches (the run stops at --max-steps: exit 130)
-timed() {
-    local t0 t1
-    t0=$(date +%s.%N)
+# training images/s of a run of STEPS batches (it stops at --max-steps: exit 130), from
+# the "training:" line rank 0 prints: the time in training batches, without start-up,
+# data loading or the model write
+ips() {
     "$@" > "$tmp/out" 2>&1 || [ $? -eq 130 ] || { cat "$tmp/out" >&2; return 1; }
-    t1=$(date +%s.%N)
-    echo "$t1 - $t0" | bc -l
+    sed -n 's/^training: .* \([0-9.]*\) images\/s$/\1/p' "$tmp/out" | tail -1
 }
-one=$(timed "$BUILD/ffrun" "$CONFIG" "${common[@]}")
-data=$(timed mpirun --oversubscribe -np "$NP" "$BUILD/ffrun" "$CONFIG" "${common[@]}" --set parallel.mode=data)
-pipe=$(timed mpirun --oversubscribe -np "$NP" "$BUILD/ffrun" "$CONFIG" "${common[@]}" --set parallel.mode=pipeline)
-row() { printf '| %s | %d | %.1f | %.0f | %.2f |\n' "$1" "$2" "$3" "$(echo "$STEPS * $batch / $3" | bc -l)" "$(echo "$one / $3" | bc -l)"; }
+one2=$(OPENBLAS_NUM_THREADS=$NP ips "$BUILD/ffrun" "$CONFIG" "${common[@]}")
+one1=$(ips "$BUILD/ffrun" "$CONFIG" "${common[@]}")
+data=$(ips mpirun --oversubscribe -np "$NP" "$BUILD/ffrun" "$CONFIG" "${common[@]}" --set parallel.mode=data)
+pipe=$(ips mpirun --oversubscribe -np "$NP" "$BUILD/ffrun" "$CONFIG" "${common[@]}" --set parallel.mode=pipeline)
+row() { printf '| %s | %s | %.0f | %.2f |\n' "$1" "$2" "$3" "$(echo "$3 / $one2" | bc -l)"; }
 table=$(
-    echo "$CONFIG, $STEPS batches of $batch (random negatives, no softmax head), one BLAS thread per process, $(nproc) cores; wall time includes start-up and the model write."
+    echo "$CONFIG, $STEPS batches of $batch (random negatives, no softmax head), $(nproc) cores, OpenBLAS kernels ${OPENBLAS_CORETYPE:-as ffrun picks}; images/s over the training batches only (start-up, data loading and the model write excluded). Target: $NP ranks x 1 thread within 10% of 1 process x $NP threads."
     echo
-    echo "| run | processes | seconds | images/s | speed-up |"
-    echo "|---|---|---|---|---|"
-    row "one process" 1 "$one"
-    row "data parallel" "$NP" "$data"
-    row "layer pipeline" "$NP" "$pipe"
+    echo "| run | processes x BLAS threads | images/s | vs 1 process x $NP threads |"
+    echo "|---|---|---|---|"
+    row "one process" "1 x $NP" "$one2"
+    row "one process" "1 x 1" "$one1"
+    row "data parallel" "$NP x 1" "$data"
+    row "layer pipeline" "$NP x 1" "$pipe"
 )
 echo "$table"
 if grep -q '<!-- scale:begin -->' "$OUT"; then

@@ -36,6 +36,11 @@ RESULTS=$DIR/results.jsonl
 "$PY" -c 'import torch' 2>/dev/null ||
     { echo "speed.sh: python3-torch missing; run 'tools/deps.sh --bench'" >&2; exit 1; }
 mkdir -p "$DIR" "$(dirname "$OUT")"
+# PyTorch (Debian's, on the system OpenBLAS) falls back to the same slow kernels as
+# ffrun would on a CPU newer than the library: give both the kernels ffrun picks
+OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$("$BIN" core)}
+export OPENBLAS_CORETYPE
+echo "speed.sh: OpenBLAS kernels $OPENBLAS_CORETYPE for ffrun and PyTorch" >&2
 : >"$RESULTS"
 status=0
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -138,8 +143,10 @@ json.dump({
     "reps": $REPS, "torch": torch, "peak": nominal_peak_gflops(),
     # the benchmark itself keeps both cores busy, so only the load before it says
     # whether other work ran (just before, or still alongside)
-    "note": "PyTorch with OMP_WAIT_POLICY=%s. Load average at start %s, at end %s%s." % (
-        omp, "$load_start", " ".join(load_end),
+    "note": "PyTorch with OMP_WAIT_POLICY=%s, both on OpenBLAS's %s kernels (OPENBLAS_CORETYPE; "
+            "without it this OpenBLAS falls back to Prescott kernels here, about 4x slower). "
+            "Load average at start %s, at end %s%s." % (
+        omp, "$OPENBLAS_CORETYPE", "$load_start", " ".join(load_end),
         " (the 1-minute load at the start was above 0.5: other work ran just before or "
         "alongside, so figures may be noisy)" if float("$load_start".split()[0]) > 0.5 else ""),
 }, open(sys.argv[1], "w"))

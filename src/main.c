@@ -332,6 +332,9 @@ static void print_summary(const ff_train_result *r, int failed)
            r->interrupted ? "interrupted" : failed ? "failed" : "finished", r->epochs_done,
            r->seconds,
            r->epochs_done ? r->train_seconds / r->epochs_done : 0.0);
+    if (r->train_images > 0 && r->train_seconds > 0)
+        printf("training:    %lld images in %.1fs, %.0f images/s\n", (long long)r->train_images,
+               r->train_seconds, r->train_images / r->train_seconds);
     if (r->best_error >= 0)
         printf("test error (%s readout): final %.2f%%, best %.2f%% at epoch %d\n", r->readout,
                100.0 * r->final_error, 100.0 * r->best_error, r->best_epoch);

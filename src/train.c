@@ -245,13 +245,12 @@ static int check_finite(ff_run *r, ff_err *err)
 
 /* The batches of one epoch from the trainer's position; FF_ERR_INTERRUPTED if
  * stopped before its end. */
-static int run_epoch(ff_run *r, int epoch, ff_err *err)
+static int epoch_batches(ff_run *r, int epoch, double t0, ff_err *err)
 {
     ff_trainer *t = &r->tr;
     const ff_config *cfg = r->cfg;
     const int first = t->batch_in_epoch;
     const int every = r->opts && r->opts->progress_every > 0 ? r->opts->progress_every : 10;
-    const double t0 = ff_now_seconds();
     for (int done = 0; !done;) {
         if (stop_requested(r))
             return FF_ERR_INTERRUPTED;
@@ -281,8 +280,19 @@ static int run_epoch(ff_run *r, int epoch, ff_err *err)
             report(r, &p);
         }
     }
-    r->res->train_seconds += ff_now_seconds() - t0;
     return FF_OK;
+}
+
+/* The batches of one epoch from the trainer's position, timed (also when stopped
+ * early); FF_ERR_INTERRUPTED if stopped before its end. */
+static int run_epoch(ff_run *r, int epoch, ff_err *err)
+{
+    const double t0 = ff_now_seconds();
+    const int64_t step0 = r->tr.step;
+    int rc = epoch_batches(r, epoch, t0, err);
+    r->res->train_seconds += ff_now_seconds() - t0;
+    r->res->train_images += (r->tr.step - step0) * (int64_t)r->tr.batch;
+    return rc;
 }
 
 /* After an epoch: evaluation, logs, checkpoints, progress. */

@@ -137,6 +137,7 @@ static int run_batches(clf_run *c, ff_err *err)
         c->loss_images += images;
         c->epoch_loss_sum += (double)loss * images;
         c->epoch_images += images;
+        c->res->train_images += images;
         images_epoch += images;
         if (!done && c->tr.step % cfg->log.every == 0)
             rc = log_scalars(c, lr, err);

@@ -38,6 +38,8 @@
  *   ff-bench gemm (--net fc|cnn|local|deep | --config FILE) [--batch B] [--threads T]
  *                only the GEMM-only bound, with every recorded sgemm call and its time
  *   ff-bench ref --net fc|cnn|local|deep --batch B --out FILE [--warm N] [--data DIR]
+ *   ff-bench core   the OpenBLAS kernel set in use (what a peer on the same OpenBLAS
+ *                must be given as OPENBLAS_CORETYPE to run the same kernels)
  *   ff-bench peak [--size N] [--seconds S] [--threads T]
  *                the fastest sgemm of this machine, as the report's yardstick: square
  *                N x N x N products (default 4096), best time over S seconds
@@ -267,7 +269,8 @@ static int usage(void)
             "                    [--data DIR] [--images N] [--seed S] [--verbose 1]\n"
             "       ff-bench gemm (--net fc|cnn|local|deep | --config FILE) --batch B [--threads T]\n"
             "       ff-bench ref --net fc|cnn|local|deep --batch B --out FILE [--warm N] [--data DIR]\n"
-            "       ff-bench peak [--size N] [--seconds S] [--threads T]\n");
+            "       ff-bench peak [--size N] [--seconds S] [--threads T]\n"
+            "       ff-bench core\n");
     return 2;
 }
 
@@ -311,7 +314,7 @@ static int parse_args(int argc, char **argv, opts *o)
         i++;
     }
     if (strcmp(o->cmd, "run") && strcmp(o->cmd, "gemm") && strcmp(o->cmd, "ref") &&
-        strcmp(o->cmd, "peak"))
+        strcmp(o->cmd, "peak") && strcmp(o->cmd, "core"))
         return -1;
     if (o->batch < 1 || o->threads < 1 || o->images < o->batch || o->warm < 0)
         return -1;
@@ -764,6 +767,10 @@ int main(int argc, char **argv)
     ff_fp_fast_mode(); /* FTZ + DAZ, as the trainer */
     openblas_set_num_threads(o.threads);
     ff_err err = {0};
+    if (!strcmp(o.cmd, "core")) { /* the kernel set OpenBLAS runs here (after ff_blas_...) */
+        printf("%s\n", openblas_get_corename());
+        return 0;
+    }
     int rc = !strcmp(o.cmd, "ref")    ? write_ref(&o, &err)
              : !strcmp(o.cmd, "peak") ? cmd_peak(&o, &err)
                                       : cmd_run(&o, !strcmp(o.cmd, "gemm"), &err);

@@ -59,6 +59,8 @@ typedef struct ff_train_result {
     int best_epoch, epochs_done;
     int started;                    /* 1 once set-up succeeded and the run directory exists */
     double seconds, train_seconds;  /* wall time total / spent in training batches */
+    int64_t train_images;           /* images this process trained on (the whole batch's
+                                       count under data parallel) */
     int interrupted;
 } ff_train_result;
 
