@@ -156,4 +156,24 @@ rc=$?
 "$ffrun" "$cfg" "${short[@]}" --set parallel.mode=pipeline --set eval.softmax=false \
     --name alone > alone.out 2>&1 && ok "plain ffrun with parallel.mode pipeline trains alone" ||
     fail "plain ffrun: $(tail -2 alone.out)"
+# 8. Ctrl-C to mpirun: the ranks finish their batch, rank 0 writes a resumable step model
+# and says so; one process resumes it to the end. (mpirun's own exit status is 1 here,
+# whatever the ranks return: the ranks exit 130.)
+"${mpi[@]}" "$ffrun" "$cfg" --quiet --set parallel.mode=data --set train.epochs=200 \
+    --name sigint > sig.out 2>&1 &
+job=$!
+for _ in $(seq 200); do
+    ls models/*_sigint_best.ffm > /dev/null 2>&1 && break
+    sleep 0.1
+done
+kill -INT $job
+wait $job
+step_model=$(ls models/*_sigint_step*.ffm 2>/dev/null | head -1)
+if [ -n "$step_model" ] && grep -q "interrupted at step .* resume with" sig.out &&
+    "$ffrun" --resume "$step_model" --set train.epochs=$(( $($py "$root/tests/ffm.py" info "$step_model" | sed -n 's/^epoch: //p') + 1 )) \
+        --quiet > sigr.out 2>&1; then
+    ok "Ctrl-C to mpirun: a resumable step model ($(basename "$step_model")), resumed alone to the end"
+else
+    fail "Ctrl-C to mpirun: step model '$step_model'"; tail -3 sig.out sigr.out
+fi
 finish t_mpi
