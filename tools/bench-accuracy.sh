@@ -23,6 +23,9 @@ runs=(
   "unsupervised_clf|configs/unsupervised_clf.yaml|"
   "fashion_supervised_fc|configs/supervised_fc.yaml|--set data.dir=$fashion"
   "fashion_supervised_cnn|configs/supervised.yaml|--set data.dir=$fashion"
+  "hinton_ffcode|configs/hinton_ffcode.yaml|"
+  "supervised_deep|configs/supervised_deep.yaml|"
+  "fashion_deep|configs/fashion_deep.yaml|"
 )
 want=("$@")
 
