@@ -43,8 +43,7 @@ static const char usage_text[] =
     "  --max-steps N    stop after global step N as if interrupted (checkpoint, exit 130)\n"
     "  --sweep KEY=V1,V2,...  a grid sweep over the values of KEY (repeatable)\n"
     "  --seeds N        run every sweep point with seeds 1..N\n"
-    "  --sweep-run DIR  (used by ffrun sweep for its runs) log into exactly DIR and\n"
-    "                   write no HParams experiment summary (the sweep writes one)\n"
+    "  --sweep-run DIR  (used by ffrun sweep for its runs) log into exactly DIR\n"
     "  --dry-run        print the resolved config and the model summary, then exit\n"
     "  --quiet          print only errors and the final summary\n"
     "  --verbose        print a line per progress update even on a terminal\n"
@@ -647,7 +646,7 @@ int main(int argc, char **argv)
                           .stop = &stop_flag, .info = show_info,
                           .max_steps = c.max_steps, .progress = show_progress, .progress_ctx = &ui,
                           .progress_every = ui.tty ? 10 : 100,
-                          .run_dir = c.sweep_run, .no_experiment = c.sweep_run != NULL};
+                          .run_dir = c.sweep_run};
     ff_train_result res;
     rc = ff_train(&cfg, &opts, &res, &err);
     if (res.started)

@@ -374,20 +374,16 @@ static int open_run(ff_run *r, ff_err *err)
     snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(r->tb));
     if (ck)
         return ff_summary_flush(r->tb, err);
-    const char *metrics[3] = {"loss/total"};
-    int n_metrics = 1;
-    if (!r->tr.unsupervised)
-        metrics[n_metrics++] = "test/error_goodness";
-    if (cfg->eval.softmax)
-        metrics[n_metrics++] = "test/error_softmax";
+    /* No HParams experiment summary: TensorBoard takes the first one it finds for the
+     * whole logdir; without one it derives the view from every run's session_start_info
+     * (keys that differ first, every scalar a metric), so runs of any mode and config
+     * show their own keys and metrics side by side. A sweep writes one at its root. */
     char *md = malloc(1 << 16);
     if (!md)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory");
     ff_config_to_markdown(cfg, md, 1 << 16);
     rc = ff_summary_text(r->tb, "config", 0, md, err);
     free(md);
-    if (!rc && !(r->opts && r->opts->no_experiment))
-        rc = ff_summary_hparams_experiment(r->tb, cfg, metrics, n_metrics, err);
     if (!rc)
         rc = ff_summary_hparams_start(r->tb, cfg, (double)time(NULL), err);
     if (!rc)

@@ -58,9 +58,7 @@ static int open_run(clf_run *c, ff_err *err)
     ff_config_to_markdown(cfg, md + n, cap - n);
     rc = ff_summary_text(c->tb, "config", 0, md, err);
     free(md);
-    static const char *const metrics[] = {"test/error_softmax", "clf/loss"};
-    if (!rc && !(c->opts && c->opts->no_experiment))
-        rc = ff_summary_hparams_experiment(c->tb, cfg, metrics, 2, err);
+    /* no HParams experiment summary (see src/train.c's open_run) */
     if (!rc)
         rc = ff_summary_hparams_start(c->tb, cfg, (double)time(NULL), err);
     return rc;

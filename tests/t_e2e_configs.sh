@@ -29,7 +29,7 @@ finite_pct() { [[ "$1" =~ ^[0-9]+(\.[0-9]+)?$ ]] && /usr/bin/python3 -c \
 
 # the tags a run of this mode must write (test/error_softmax: when eval.softmax is on)
 expected_tags() { # expected_tags MODE SOFTMAX
-    local t="config _hparams_/experiment _hparams_/session_start_info _hparams_/session_end_info"
+    local t="config _hparams_/session_start_info _hparams_/session_end_info"
     case $1 in
     unsupervised_clf) t="$t clf/loss clf/lr test/error_softmax" ;;
     *) t="$t layer0/loss layer0/goodness_pos layer0/goodness_neg loss/total train/learning_rate"

@@ -27,7 +27,7 @@ grep -q "tensorboard --logdir $tmp/runs/supervised" "$tmp/out" && ok "summary na
 tags=layer0/loss,layer0/goodness_pos,layer0/goodness_neg,layer1/loss,layer1/goodness_pos
 tags=$tags,layer1/goodness_neg,loss/total,train/learning_rate,test/error_goodness,config
 tags=$tags,test/error_softmax
-tags=$tags,_hparams_/experiment,_hparams_/session_start_info,_hparams_/session_end_info
+tags=$tags,_hparams_/session_start_info,_hparams_/session_end_info
 tags=$tags,custom_scalars__config__,layer0/weights,layer1/biases,layer0/goodness_pos_hist
 tags=$tags,layer1/goodness_neg_hist,inputs/positive,inputs/negative,layer0/receptive_fields
 if /usr/bin/python3 tests/tb_reader.py --expect-tags "$tags" --scalars "$tmp/scalars" \

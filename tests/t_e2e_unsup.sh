@@ -80,4 +80,14 @@ if $py "$root/tests/tb_reader.py" --expect-tags "$tags" runs > r.out 2>&1; then
 else
     fail "strict reader"; cat r.out
 fi
+# one logdir, two modes: no run writes an HParams experiment summary (TensorBoard would
+# take the first one for all runs and hide the other mode's keys and metrics); each run
+# has its own session_start_info, from which TensorBoard derives the view
+"$root/$build/tfevents-dump" runs > dump.out 2>&1
+n_exp=$(grep -c "_hparams_/experiment" dump.out)
+n_start=$(grep -c "_hparams_/session_start_info" dump.out)
+n_runs=$(find runs -name 'events.out.tfevents.*' -printf '%h\n' | sort -u | wc -l)
+[ "$n_exp" -eq 0 ] && [ "$n_start" -eq "$n_runs" ] &&
+    ok "no experiment summary; a session_start_info in each of the $n_runs runs of both modes" ||
+    fail "hparams records: $n_exp experiments, $n_start session starts for $n_runs runs"
 finish t_e2e_unsup

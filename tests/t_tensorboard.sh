@@ -14,7 +14,7 @@ done
 "$writer" --write-sample "$tmp/logs" > "$tmp/files" || { echo "FAIL: sample writer"; exit 1; }
 [ "$(wc -l < "$tmp/files")" -eq 2 ] || fail "sample writer made $(wc -l < "$tmp/files") files, want 2"
 tags=loss,layer0/goodness_pos,layer2/goodness_neg,layer0/weights,inputs/grey,inputs/rgb,notes
-tags=$tags,_hparams_/experiment,_hparams_/session_start_info,_hparams_/session_end_info
+tags=$tags,_hparams_/session_start_info,_hparams_/session_end_info
 tags=$tags,custom_scalars__config__,test/accuracy
 
 # 1. the clean files pass both readers

@@ -43,8 +43,6 @@ typedef struct ff_train_opts {
     int progress_every;            /* batches between progress calls (default 10) */
     const char *run_dir;           /* non-NULL: a new run logs into exactly this directory
                                       (created if missing; `ffrun sweep` names its runs so) */
-    int no_experiment;             /* 1: write no HParams experiment summary (a sweep writes
-                                      one for all its runs; TensorBoard uses only one) */
 } ff_train_opts;
 
 typedef struct ff_train_result {
