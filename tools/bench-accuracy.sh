@@ -24,6 +24,7 @@ runs=(
   "fashion_supervised_fc|configs/supervised_fc.yaml|--set data.dir=$fashion"
   "fashion_supervised_cnn|configs/supervised.yaml|--set data.dir=$fashion"
   "hinton_ffcode|configs/hinton_ffcode.yaml|"
+  "paper_fc|configs/paper_fc.yaml|"
   "supervised_deep|configs/supervised_deep.yaml|"
   "fashion_deep|configs/fashion_deep.yaml|"
 )
