@@ -31,10 +31,14 @@ tmp=$(mktemp)
         # a run on fewer threads than cores shared the machine with another run
         [ -n "$per" ] && [ -n "$threads" ] && [ "$threads" != "$(nproc)" ] &&
             per="$per ($threads OpenBLAS thread(s), another run alongside)"
-        case $name in # issue 6's targets (the paper's figures; the CNN's own)
+        case $name in # issue 6's and issue 19's targets
             supervised_fc) target="<= 1.36% (paper, 60 epochs)" ;;
             unsupervised_clf) target="<= 1.16% (paper, 60 epochs)" ;;
             supervised_cnn) target="<= 1.0%" ;;
+            hinton_ffcode) target="<= 1.5% (others' figure for ffcode), no augmentation" ;;
+            paper_fc) target="<= 1.36% (paper), no augmentation" ;;
+            supervised_deep) target="<= 0.6%" ;;
+            fashion_deep) target="<= 9%" ;;
             *) target="-" ;;
         esac
         echo "| $name | \`$cfg\` | ${good:--} | ${soft:--} | $target | ${epochs:--} | ${wall:--}s | ${per:--} | ${commit:--} |"
