@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,19 +60,17 @@ int ff_run_dir_open(const ff_config *cfg, const char *exact, char *out, size_t c
 /* 1 if the claim file at path names run_dir (a claim this run already holds). */
 static int claim_is_ours(const char *path, const char *run_dir)
 {
-    char buf[2048];
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ff_err err;
+    if (ff_read_file(path, 4096, &buf, &len, &err) != FF_OK)
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    char *nl = strchr(buf, '\n');
+    char *text = (char *)buf, *nl = strchr(text, '\n'); /* ff_read_file ends it with a NUL */
     if (nl)
         *nl = '\0';
-    return strcmp(buf, run_dir) == 0;
+    int ours = strcmp(text, run_dir) == 0;
+    free(buf);
+    return ours;
 }
 
 int ff_run_claim_prefix(const ff_config *cfg, const char *run_dir, char *prefix, size_t cap,
