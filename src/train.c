@@ -222,6 +222,8 @@ static int diverged(ff_run *r, const char *what, ff_err *err)
 {
     r->diverged = 1;
     const char *last = r->res->model_path[0] ? r->res->model_path : r->res->best_path;
+    if (!last[0] && r->opts && r->opts->resume && r->opts->resume_path)
+        last = r->opts->resume_path; /* a resumed run: the model it started from */
     if (last[0])
         return ff_err_set(err, FF_ERR_RUNTIME,
                           "training diverged by step %lld: %s (lower optimizer.lr?); nothing "

@@ -3,7 +3,8 @@
 # two runs started in the same second with different log dirs and one checkpoint dir
 # keep their own models; a failed event-file write (file size limit) still leaves a
 # resumable step model, and the resumed run finishes; a diverging run stops with exit 1
-# and a clear message and never writes a model holding NaN.
+# and a clear message and never writes a model holding NaN; diverging after a good model
+# exists (a resumed run), the message names that model and it is still there and loads.
 set -u
 source "$(dirname "$0")/script_lib.sh"
 ffrun=$root/$build/ffrun
@@ -93,6 +94,21 @@ sys.exit(0 if all(math.isfinite(v) for v in vals) else 1)
 PY
 done
 [ $bad -eq 0 ] && ok "no saved model holds a NaN" || fail "a saved model holds NaN"
+# 4b. divergence after a good model exists: the message names that model, it is still on
+# disk, finite, and ffrun eval reads it (a resumed run whose lr is raised to diverge)
+"$ffrun" "$root/configs/quick.yaml" --quiet --set data.train_limit=1000 --set data.test_limit=200 \
+    --set train.epochs=1 --set checkpoint.dir=nan2 > g.out 2>&1
+good=$(ls nan2/*_epoch001.ffm 2>/dev/null | head -1)
+"$ffrun" --resume "$good" --quiet --set train.epochs=3 --set optimizer.lr=10 \
+    --set optimizer.eps=1.2e-38 --set optimizer.beta2=0 > n2.out 2>&1
+rc=$?
+last=$(sed -nE 's/.*the last good model is ([^ ]+\.ffm).*/\1/p' n2.out | head -1)
+if [ -n "$good" ] && [ $rc -eq 1 ] && [ -n "$last" ] && [ -f "$last" ] &&
+    "$ffrun" eval "$last" > e2.out 2>&1 && grep -q "test error" e2.out; then
+    ok "divergence after epoch 1 keeps the last good model ($last), and eval reads it"
+else
+    fail "divergence after a good model: exit $rc, good '$good', named '$last'"; cat g.out n2.out e2.out 2>/dev/null
+fi
 # kill -9 during a save leaves <model>.tmp.<pid>.<n>; the next run removes it and says so
 mkdir -p stale && : > stale/supervised_x_best.ffm.tmp.4194000.1 && : > stale/keep.ffm.tmp
 "$ffrun" "$root/configs/quick.yaml" --set data.train_limit=500 --set train.epochs=1 \
