@@ -514,6 +514,9 @@ static pid_t launch(const ff_sweep *sw, const ff_sweep_run *r, const char *exe, 
     int fd = open(r->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
         _exit(127);
+    if (ff_parallel_size() > 1)
+        dprintf(1, "ffrun sweep: rank %d of %d starts this run\n", ff_parallel_rank(),
+                ff_parallel_size());
     forget_mpi();
     setenv("OPENBLAS_NUM_THREADS", th, 1);
     setenv("OMP_NUM_THREADS", th, 1);
