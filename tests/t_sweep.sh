@@ -9,7 +9,8 @@
 # it should stop are stopped at the right rung with resumable models, the metric it decided
 # on is the runs' own (tb_reader), a stopped sweep resumes with its decisions kept and no
 # stopped run comes back. Under mpirun -np 2 (when built with Open MPI) the runs are
-# spread over both ranks and one summary is written.
+# spread over both ranks and one summary is written. tools/sweep-timing.sh on a tiny sweep
+# writes its table between the markers of a copy of docs/RESULTS.md.
 set -u
 source "$(dirname "$0")/script_lib.sh"
 ffrun=$root/$build/ffrun
@@ -228,6 +229,27 @@ rc=$?
     [ "$(find "$ad" -name '*tfevents*' | wc -l)" -eq "$before" ] && cmp -s asha.before "$ad/asha.tsv" &&
     ok "asha: a third invocation starts nothing, resurrects no stopped run, keeps the decisions" ||
     { fail "asha 3: exit $rc"; cat a3.err; }
+
+# ---------------------------------------------------------------- tools/sweep-timing.sh
+cat > tiny.yaml <<'Y'
+config: configs/quick.yaml
+name: tiny
+set: {data.train_limit: 300, data.test_limit: 300, train.epochs: 1, log.histograms: 0, log.images: 0}
+axes:
+  optimizer.lr: [0.001, 0.002]
+Y
+cp "$root/docs/RESULTS.md" R.md
+if RESULTS=$PWD/R.md OUT=$PWD/timing FFRUN=$root/$build/ffrun "$root/tools/sweep-timing.sh" "$PWD/tiny.yaml" > st.out 2>&1 &&
+    grep -q '^| two runs at once | 2 x 1 | [0-9.]* | [0-9.]* | [0-9.]*x the time |$' R.md &&
+    grep -q '^| one after another | 1 x 2 | [0-9.]* | [0-9.]* | 1.00 |$' R.md &&
+    [ "$(sed -n '/sweep:begin/,/sweep:end/p' R.md | grep -c '^| [12] | lr=0.00[12] | 1/1 |')" -eq 2 ] &&
+    diff <(sed '/<!-- sweep:begin -->/,/<!-- sweep:end -->/d' R.md) \
+         <(sed '/<!-- sweep:begin -->/,/<!-- sweep:end -->/d' "$root/docs/RESULTS.md") > /dev/null &&
+    [ "$(ls -d timing/*/rep1-jobs2x1/runs/supervised/*_tiny timing/*/rep1-jobs1x2/runs/supervised/*_tiny | wc -l)" -eq 2 ]; then
+    ok "tools/sweep-timing.sh: both ways in fresh sweep directories, times and SUMMARY table between the markers only"
+else
+    fail "tools/sweep-timing.sh"; cat st.out; sed -n '/sweep:begin/,/sweep:end/p' R.md
+fi
 
 # ---------------------------------------------------------------- mpirun
 if command -v mpirun > /dev/null && ldd "$ffrun" | grep -q libmpi; then
