@@ -2,7 +2,16 @@
  * again by its spec, so the same command resumes it) and HParams experiment,
  * one child ffrun process per run (jobs at a time, OPENBLAS_NUM_THREADS each,
  * output to the run's ffrun.log), clean stops, and the per-run final metrics
- * read back from the event files for SUMMARY.md and summary.csv. */
+ * read back from the event files for SUMMARY.md and summary.csv.
+ *
+ * With scheduler: asha each run's process stops at its next rung (--stop-epoch),
+ * the metric there is read back from its event files, and the decisions of
+ * src/sweep_asha.c promote it (a new process resumes its step model) or leave it
+ * waiting; asha.tsv holds them across invocations. Under mpirun the loop runs on
+ * rank 0, which hands runs to the other ranks' job slots by small messages
+ * (ff_parallel_send / ff_parallel_poll); they only start and reap processes.
+ * Model names are run.c's (ff_run_claim_prefix, ff_run_model_path,
+ * ff_run_prefix_of_model). */
 #include "ff/sweep.h"
 
 #include <dirent.h>
