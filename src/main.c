@@ -41,6 +41,8 @@ static const char usage_text[] =
     "                   models/): same run directory, RNG stream and step counter;\n"
     "                   the config comes from the model (--set may change it)\n"
     "  --max-steps N    stop after global step N as if interrupted (checkpoint, exit 130)\n"
+    "  --stop-epoch N   stop after epoch N (evaluated) as if interrupted (ffrun sweep's\n"
+    "                   asha rungs: a step model to resume from, exit 130)\n"
     "  --sweep KEY=V1,V2,...  a grid sweep over the values of KEY (repeatable)\n"
     "  --seeds N        run every sweep point with seeds 1..N\n"
     "  --sweep-run DIR  (used by ffrun sweep for its runs) log into exactly DIR\n"
@@ -54,7 +56,8 @@ static const char usage_text[] =
     "ffrun sweep runs every point of a sweep file (README.md, \"Sweeps\") as its own\n"
     "ffrun process under <log.dir>/<mode>/<stamp>_<name>/<point>/, validating them all\n"
     "first, and writes SUMMARY.md and summary.csv there; the same command again skips\n"
-    "finished runs and resumes interrupted ones.\n"
+    "finished runs and resumes interrupted ones. `scheduler: asha` stops unpromising\n"
+    "runs early; under mpirun -np N the runs are spread over the N ranks.\n"
     "\n"
     "ffrun eval MODEL.ffm prints the test error of a saved model and a confusion matrix,\n"
     "using the MNIST files in DIR (default: the data.dir of the model's config).\n"
@@ -79,6 +82,7 @@ typedef struct cli {
     const char *sweeps[FF_SWEEP_MAX_AXES]; /* --sweep KEY=V1,V2 */
     int n_sweeps, seeds;
     const char *sweep_run;                /* --sweep-run DIR */
+    int stop_epoch;                       /* --stop-epoch N */
 } cli;
 
 static volatile sig_atomic_t stop_flag;
@@ -136,6 +140,14 @@ static int parse_args(int argc, char **argv, cli *c)
             c->max_steps = strtoll(argv[++i], &end, 10);
             if (*end || c->max_steps <= 0)
                 return usage_error("--max-steps needs a positive integer, got '%s'", argv[i]);
+        } else if (!strcmp(a, "--stop-epoch")) {
+            char *end;
+            if (i + 1 >= argc)
+                return usage_error("%s needs a value", a);
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v <= 0 || v > 1000000)
+                return usage_error("--stop-epoch needs a positive integer, got '%s'", argv[i]);
+            c->stop_epoch = (int)v;
         } else if (!strcmp(a, "--sweep") || !strcmp(a, "--seeds") || !strcmp(a, "--sweep-run")) {
             if (i + 1 >= argc)
                 return usage_error("%s needs a value", a);
@@ -515,6 +527,8 @@ static int run_sweep(ff_sweep *sw, const char *prog, int dry, long long max_step
     ff_sweep_opts o = {.exe = "/proc/self/exe", .stop = &sweep_stop, .max_steps = max_steps,
                        .info = show_sweep_info};
     rc = ff_sweep_execute(sw, &o, err);
+    if (ff_parallel_rank() > 0)
+        return rc; /* rank 0 alone summarizes */
     ff_err serr;
     if (ff_sweep_summarize(sw, &text, &serr) == FF_OK)
         printf("\n%s\nsummary: %s/SUMMARY.md, %s/summary.csv\ntensorboard: tensorboard --logdir %s\n",
@@ -562,8 +576,8 @@ static int sweep_main(int argc, char **argv)
         sw.spec.threads = threads;
     if (!rc)
         rc = run_sweep(&sw, argv[0], dry, max_steps, &err);
-    if (rc)
-        fprintf(stderr, "ffrun: %s\n", err.msg);
+    if (rc && (ff_parallel_rank() == 0 || (rc != FF_ERR_USAGE && rc != FF_ERR_INTERRUPTED)))
+        fprintf(stderr, "ffrun: %s\n", err.msg); /* under mpirun: rank 0 speaks for all */
     ff_sweep_free(&sw);
     return ff_err_exit_status(rc);
 }
@@ -585,7 +599,7 @@ static int sweep_args_main(const cli *c, const char *prog)
     }
     if (!rc)
         rc = run_sweep(&sw, prog, c->dry_run, c->max_steps, &err);
-    if (rc)
+    if (rc && (ff_parallel_rank() == 0 || (rc != FF_ERR_USAGE && rc != FF_ERR_INTERRUPTED)))
         fprintf(stderr, "ffrun: %s\n", err.msg);
     ff_sweep_free(&sw);
     return ff_err_exit_status(rc);
@@ -646,7 +660,7 @@ int main(int argc, char **argv)
                           .stop = &stop_flag, .info = show_info,
                           .max_steps = c.max_steps, .progress = show_progress, .progress_ctx = &ui,
                           .progress_every = ui.tty ? 10 : 100,
-                          .run_dir = c.sweep_run};
+                          .run_dir = c.sweep_run, .stop_epoch = c.stop_epoch};
     ff_train_result res;
     rc = ff_train(&cfg, &opts, &res, &err);
     if (res.started)

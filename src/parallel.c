@@ -60,6 +60,40 @@ void ff_parallel_abort(int status)
     (void)status;
 }
 
+/* ---------------------------------------------------------------- sweep messages */
+
+#define MSG_TAG 7707
+
+int ff_parallel_send(int to, const void *msg, int len)
+{
+#ifdef FF_HAVE_MPI
+    if (g_mpi && g_size > 1)
+        return MPI_Send(msg, len, MPI_BYTE, to, MSG_TAG, MPI_COMM_WORLD) == MPI_SUCCESS ? 0 : -1;
+#endif
+    (void)to, (void)msg, (void)len;
+    return -1;
+}
+
+int ff_parallel_poll(void *msg, int cap, int *from)
+{
+#ifdef FF_HAVE_MPI
+    int flag = 0, n = 0;
+    MPI_Status st;
+    if (!g_mpi || g_size == 1 ||
+        MPI_Iprobe(MPI_ANY_SOURCE, MSG_TAG, MPI_COMM_WORLD, &flag, &st) != MPI_SUCCESS || !flag)
+        return 0;
+    MPI_Get_count(&st, MPI_BYTE, &n);
+    if (n > cap)
+        n = cap;
+    MPI_Recv(msg, cap, MPI_BYTE, st.MPI_SOURCE, MSG_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    *from = st.MPI_SOURCE;
+    return n > 0 ? n : 0;
+#else
+    (void)msg, (void)cap, (void)from;
+    return 0;
+#endif
+}
+
 /* ---------------------------------------------------------------- the split */
 
 void ff_parallel_stages(const ff_net *net, int n, int first[FF_MAX_LAYERS + 1])

@@ -153,7 +153,58 @@ static int parse_seeds(const sctx *c, const yaml_node_t *v, ff_sweep_spec *s)
 }
 
 static const char *const top_keys[] = {"config", "name", "set", "axes", "method", "trials",
-                                       "search_seed", "seeds", "jobs", "threads", "scheduler"};
+                                       "search_seed", "seeds", "jobs", "threads", "scheduler",
+                                       "asha"};
+
+/* The metrics asha can rank by (all lower-is-better scalars the runs write). */
+static const char *const asha_metrics[] = {"test/error_goodness", "test/error_softmax", "clf/loss",
+                                           "loss/total"};
+
+/* asha: {min_epochs: R, eta: E, metric: TAG} */
+static int parse_asha(const sctx *c, const yaml_node_t *k, const yaml_node_t *v, ff_sweep_spec *s)
+{
+    if (v->type != YAML_MAPPING_NODE)
+        return at(c, v, "asha: expected a mapping {min_epochs: R, eta: E, metric: TAG}%s%s", "", "");
+    if (!s->asha_line) {
+        s->asha_line = (int)k->start_mark.line + 1;
+        s->asha_col = (int)k->start_mark.column + 1;
+    }
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        const yaml_node_t *pk = get(c, p->key), *pv = get(c, p->value);
+        char key[32];
+        long n;
+        int rc = scalar(c, pk, "asha", key, sizeof key);
+        if (rc)
+            return rc;
+        if (!strcmp(key, "min_epochs")) {
+            rc = integer(c, pv, "asha.min_epochs", 1, 100000, &n);
+            s->sched.min_epochs = (int)n;
+        } else if (!strcmp(key, "eta")) {
+            rc = integer(c, pv, "asha.eta", 2, 100, &n);
+            s->sched.eta = (int)n;
+        } else if (!strcmp(key, "metric")) {
+            if ((rc = scalar(c, pv, "asha.metric", s->sched.metric, sizeof s->sched.metric)))
+                return rc;
+            size_t i = 0;
+            while (i < sizeof asha_metrics / sizeof *asha_metrics && strcmp(asha_metrics[i], s->sched.metric))
+                i++;
+            if (i == sizeof asha_metrics / sizeof *asha_metrics)
+                return at(c, pv, "asha.metric: unknown metric '%s' (test/error_goodness, "
+                          "test/error_softmax, clf/loss, loss/total)%s", s->sched.metric, "");
+        } else {
+            const char *best = key[0] == 'm' && key[1] == 'i' ? "min_epochs"
+                               : key[0] == 'e'                ? "eta"
+                               : key[0] == 'm'                ? "metric"
+                                                              : NULL;
+            if (best)
+                return at(c, pk, "asha: unknown key '%s'; did you mean '%s'?", key, best);
+            return at(c, pk, "asha: unknown key '%s' (min_epochs, eta, metric)%s", key, "");
+        }
+        if (rc)
+            return rc;
+    }
+    return FF_OK;
+}
 
 static int parse_top(sctx *c, const yaml_node_t *k, const yaml_node_t *v, ff_sweep_spec *s)
 {
@@ -195,8 +246,19 @@ static int parse_top(sctx *c, const yaml_node_t *k, const yaml_node_t *v, ff_swe
     }
     if (!strcmp(key, "seeds"))
         return parse_seeds(c, v, s);
-    if (!strcmp(key, "scheduler"))
-        return at(c, k, "scheduler: early stopping (asha) is not implemented yet; remove the key%s%s", "", "");
+    if (!strcmp(key, "scheduler")) {
+        char m[16];
+        if ((rc = scalar(c, v, key, m, sizeof m)))
+            return rc;
+        if (strcmp(m, "asha") && strcmp(m, "none"))
+            return at(c, v, "scheduler: expected asha or none, got '%s'%s", m, "");
+        s->asha = m[0] == 'a';
+        s->asha_line = (int)k->start_mark.line + 1;
+        s->asha_col = (int)k->start_mark.column + 1;
+        return FF_OK;
+    }
+    if (!strcmp(key, "asha"))
+        return parse_asha(c, k, v, s);
     if (!strcmp(key, "set") || !strcmp(key, "axes")) {
         if (v->type != YAML_MAPPING_NODE)
             return at(c, v, "%s: expected a mapping of config keys%s", key, "");
@@ -234,7 +296,7 @@ static int parse_top(sctx *c, const yaml_node_t *k, const yaml_node_t *v, ff_swe
     if (best && best_len >= 2)
         return at(c, k, "unknown key '%s'; did you mean '%s'?", key, best);
     return at(c, k, "unknown key '%s' (config, name, set, axes, method, trials, search_seed, "
-              "seeds, jobs, threads)%s", key, "");
+              "seeds, jobs, threads, scheduler, asha)%s", key, "");
 }
 
 static int finish_spec(ff_sweep_spec *s, const char *origin, ff_err *err)
@@ -250,6 +312,13 @@ static int finish_spec(ff_sweep_spec *s, const char *origin, ff_err *err)
             return ff_err_set(err, FF_ERR_USAGE, "%s:%d:%d: axis %s: a distribution needs "
                               "method: random", origin, s->axes[i].line, s->axes[i].col,
                               s->axes[i].key);
+    if ((s->sched.min_epochs || s->sched.eta || s->sched.metric[0]) && !s->asha)
+        return ff_err_set(err, FF_ERR_USAGE, "%s:%d:%d: asha: parameters without scheduler: asha",
+                          origin, s->asha_line, s->asha_col);
+    if (!s->sched.min_epochs)
+        s->sched.min_epochs = 1;
+    if (!s->sched.eta)
+        s->sched.eta = 3;
     if (!s->name[0]) { /* the file's (or config's) base name without .yaml */
         const char *b = strrchr(origin[0] == '-' ? s->config : origin, '/');
         b = b ? b + 1 : (origin[0] == '-' ? s->config : origin);
@@ -404,6 +473,64 @@ static void draw(const ff_sweep_axis *a, ff_rng *rng, char *out, size_t cap)
     }
 }
 
+static int final_epochs(const ff_config *c)
+{
+    return c->mode == FF_MODE_UNSUP_CLF ? c->clf.epochs : c->train.epochs;
+}
+
+/* scheduler: asha: the default metric, the rungs, and that every run reaches
+ * them alike and writes the metric at each rung. */
+static void check_asha(ff_sweep *sw, problems *pr)
+{
+    ff_asha *a = &sw->spec.sched;
+    char msg[FF_ERR_MSG_MAX];
+    const char *at_asha = sw->spec.origin;
+    char where[FF_PATH_MAX + 32];
+    snprintf(where, sizeof where, "%.4000s:%d:%d", at_asha, sw->spec.asha_line, sw->spec.asha_col);
+    const ff_config *c0 = &sw->runs[0].cfg;
+    if (!a->metric[0])
+        snprintf(a->metric, sizeof a->metric, "%s",
+                 c0->mode == FF_MODE_SUPERVISED ? "test/error_goodness"
+                 : c0->mode == FF_MODE_UNSUP_CLF || c0->eval.softmax ? "test/error_softmax"
+                                                                     : "loss/total");
+    const int epochs = final_epochs(c0);
+    ff_asha_rungs(a, epochs);
+    if (!a->n_rungs) {
+        snprintf(msg, sizeof msg, "%.4100s: scheduler asha: min_epochs %d is not below the runs' "
+                 "%d epochs: no rung to stop at", where, a->min_epochs, epochs);
+        add_problem(pr, msg);
+        return;
+    }
+    for (int i = 0; i < sw->n_runs; i++) {
+        const ff_config *c = &sw->runs[i].cfg;
+        const char *m = a->metric, *why = NULL;
+        if (final_epochs(c) != epochs)
+            why = "every run needs the same number of epochs (an axis changes them)";
+        else if (!strcmp(m, "test/error_goodness") && c->mode != FF_MODE_SUPERVISED)
+            why = "test/error_goodness is written by supervised runs only";
+        else if (!strcmp(m, "test/error_softmax") && c->mode != FF_MODE_UNSUP_CLF && !c->eval.softmax)
+            why = "test/error_softmax needs eval.softmax: true";
+        else if (!strcmp(m, "clf/loss") && c->mode != FF_MODE_UNSUP_CLF)
+            why = "clf/loss is written by unsupervised_clf runs only";
+        else if (!strcmp(m, "loss/total") && c->mode == FF_MODE_UNSUP_CLF)
+            why = "loss/total is not written by unsupervised_clf runs (use clf/loss)";
+        for (int k = 0; !why && k < a->n_rungs && c->mode != FF_MODE_UNSUP_CLF; k++)
+            if (strncmp(m, "test/", 5) == 0 && a->rung_epoch[k] % c->eval.every) {
+                snprintf(msg, sizeof msg, "%.4100s: scheduler asha: the rung at epoch %d is not "
+                         "evaluated (eval.every %d): choose min_epochs and eta so that every rung "
+                         "is a multiple of eval.every, or set eval.every", where,
+                         a->rung_epoch[k], c->eval.every);
+                add_problem(pr, msg);
+                return;
+            }
+        if (why) {
+            snprintf(msg, sizeof msg, "%.4100s: scheduler asha (metric %s): %s", where, m, why);
+            add_problem(pr, msg);
+            return;
+        }
+    }
+}
+
 int ff_sweep_expand(ff_sweep *sw, ff_err *err)
 {
     const ff_sweep_spec *s = &sw->spec;
@@ -494,6 +621,8 @@ int ff_sweep_expand(ff_sweep *sw, ff_err *err)
             if (!strcmp(sw->runs[i].name, sw->runs[j].name))
                 add_problem(&pr, "two points have the same values (random search: a repeated draw; "
                                  "use more digits or other axes)");
+    if (!pr.n && s->asha)
+        check_asha(sw, &pr);
     if (pr.n)
         return ff_err_set(err, FF_ERR_USAGE, "%s", pr.text);
     return FF_OK;
@@ -525,7 +654,7 @@ static double run_macs(const ff_config *cfg, const ff_dataset *train)
 
 int ff_sweep_describe(const ff_sweep *sw, char **out, ff_err *err)
 {
-    size_t cap = 512 + (size_t)sw->n_runs * 1400;
+    size_t cap = 4096 + (size_t)sw->n_runs * 1400;
     char *t = malloc(cap);
     if (!t)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory");
@@ -547,8 +676,28 @@ int ff_sweep_describe(const ff_sweep *sw, char **out, ff_err *err)
         n += (size_t)snprintf(t + n, cap - n, "%-5d %-14s %s\n", sw->runs[i].point, ms, sw->runs[i].name);
     }
     if (n < cap)
-        snprintf(t + n, cap - n, "total about %.3g multiply-adds (4 x MACs per image x training "
-                 "images x epochs per run; evaluation not counted)\n", total);
+        n += (size_t)snprintf(t + n, cap - n, "total about %.3g multiply-adds (4 x MACs per image x "
+                              "training images x epochs per run; evaluation not counted)\n", total);
+    const ff_asha *a = &sw->spec.sched;
+    if (sw->spec.asha && n < cap && sw->n_runs) {
+        n += (size_t)snprintf(t + n, cap - n, "scheduler asha: eta %d, metric %s (lower is better); "
+                              "rungs at epoch", a->eta, a->metric);
+        for (int k = 0; k < a->n_rungs && n < cap; k++)
+            n += (size_t)snprintf(t + n, cap - n, "%s %d", k ? "," : "", a->rung_epoch[k]);
+        if (n < cap)
+            n += (size_t)snprintf(t + n, cap - n, " of %d\n", final_epochs(&sw->runs[0].cfg));
+        int left = sw->n_runs;
+        for (int k = 0; k < a->n_rungs && n < cap; k++) {
+            n += (size_t)snprintf(t + n, cap - n, "  rung %d (epoch %d): of the runs that reach it, "
+                                  "the best 1/%d go on (all %d: %d)\n", k, a->rung_epoch[k], a->eta,
+                                  left, left / a->eta);
+            left /= a->eta;
+        }
+        if (n < cap)
+            snprintf(t + n, cap - n, "  asynchronous: a run goes on as soon as it is among the best "
+                     "floor(n/%d) of the n runs at its rung so far; the others wait there with a "
+                     "step model and are stopped when nothing else can run\n", a->eta);
+    }
     ff_dataset_free(&train);
     *out = t;
     return FF_OK;

@@ -61,6 +61,8 @@ static int stop_requested(const ff_run *r)
         return 0;
     if (r->opts->max_steps > 0 && r->tr.step >= r->opts->max_steps)
         return 1;
+    if (r->opts->stop_epoch > 0 && r->tr.epoch >= r->opts->stop_epoch)
+        return 1; /* the same on every rank: no agreement needed */
     const int flag = r->opts->stop && *r->opts->stop;
     if (!r->par)
         return flag;

@@ -29,7 +29,8 @@ typedef struct clf_run {
 static int stop_requested(const clf_run *c)
 {
     const ff_train_opts *o = c->opts;
-    return o && ((o->stop && *o->stop) || (o->max_steps > 0 && c->tr.step >= o->max_steps));
+    return o && ((o->stop && *o->stop) || (o->max_steps > 0 && c->tr.step >= o->max_steps) ||
+                 (o->stop_epoch > 0 && c->tr.epoch >= o->stop_epoch));
 }
 
 static int open_run(clf_run *c, ff_err *err)

@@ -5,6 +5,12 @@
 # run directory, event file and summary row exists; the summary's mean/std match the
 # runs' final metrics read back by tests/tb_reader.py; the sweep writes the only HParams
 # experiment (swept keys first, differs); a third invocation skips everything.
+# scheduler: asha on real tiny runs whose order is forced (lr 1e-9 cannot learn): the runs
+# it should stop are stopped at the right rung with resumable models, the metric it decided
+# on is the runs' own (tb_reader), a stopped sweep resumes with its decisions kept and no
+# stopped run comes back. Under mpirun -np 2 (when built with Open MPI) the runs are
+# spread over both ranks and one summary is written. tools/sweep-timing.sh on a tiny sweep
+# writes its table between the markers of a copy of docs/RESULTS.md.
 set -u
 source "$(dirname "$0")/script_lib.sh"
 ffrun=$root/$build/ffrun
@@ -135,4 +141,146 @@ rc=$?
 [ $rc -eq 0 ] && grep -q "8 run(s) already finished: skipped" s3.err && ! grep -q "start " s3.err \
     && ok "a third invocation skips every run" || { fail "re-run exit $rc"; cat s3.err; }
 [ "$(find "$sd" -name '*tfevents*' | wc -l)" -eq "$before" ] && ok "and writes no event file" || fail "re-run wrote event files"
+
+# ---------------------------------------------------------------- asha
+cat > asha.yaml <<'Y'
+config: configs/quick.yaml
+name: asha
+set: {data.train_limit: 1000, data.test_limit: 500, train.epochs: 4, log.every: 10,
+      log.histograms: 0, log.images: 0}
+axes:
+  optimizer.lr: [0.005, 1e-9]
+seeds: 2
+jobs: 1
+threads: 1
+scheduler: asha
+asha: {min_epochs: 1, eta: 2, metric: loss/total}
+Y
+"$ffrun" sweep asha.yaml --dry-run > ad.out 2>&1
+grep -q "scheduler asha: eta 2, metric loss/total (lower is better); rungs at epoch 1, 2 of 4" ad.out \
+    && ok "asha: --dry-run shows the rungs" || { fail "asha dry run"; cat ad.out; }
+# 1000 images, batch 50: 20 steps an epoch; --max-steps 60 interrupts the run that goes on
+# past both rungs (at epoch 3), so the first invocation ends unfinished
+"$ffrun" sweep asha.yaml --max-steps 60 > a1.out 2> a1.err
+rc=$?
+[ $rc -eq 130 ] && ok "asha: the first invocation stops with one run interrupted (exit 130)" || { fail "asha 1: exit $rc"; cat a1.err; }
+ad=$(ls -d runs/supervised/*_asha)
+[ "$(grep -c "waiting at epoch" "$ad/SUMMARY.md")" -eq 3 ] && ! grep -q "stopped by asha at" "$ad/SUMMARY.md" \
+    && ok "asha: an unfinished sweep stops nobody yet: 3 runs wait at their rung" || { fail "asha 1 summary"; cat "$ad/SUMMARY.md"; }
+"$ffrun" sweep asha.yaml > a2.out 2> a2.err
+rc=$?
+[ $rc -eq 0 ] && ok "asha: the second invocation completes the sweep (exit 0)" || { fail "asha 2: exit $rc"; cat a2.err; }
+[ "$(grep -c '^ffrun sweep: start ' a2.err)" -eq 1 ] && grep -q "^ffrun sweep: start  lr=0.005,seed=[12] (resuming .*_step0000060.ffm)$" a2.err \
+    && ok "asha: it resumed only the interrupted run (the promoted one), to the end" || { fail "asha 2 starts"; cat a2.err; }
+grep -q "asha stopped 3 run(s) at their rung" a2.err && ok "asha: then stopped the 3 runs still waiting" || fail "asha stop note"
+good=true
+for s in 1 2; do
+    grep -q "^| lr=1e-9,seed=$s | stopped by asha at epoch 1 (rung 0) |" "$ad/SUMMARY.md" &&
+        grep -q "lr=1e-9,seed=$s: stopped by asha at epoch 1 (rung 0)" "$ad/summary.csv" &&
+        grep -q "^| lr=1e-9,seed=$s | stopped by asha at epoch 1 (rung 0) |" a2.out || good=false
+done
+$good && ok "asha: both runs that cannot learn stopped at epoch 1 (rung 0), said in SUMMARY.md, summary.csv, terminal" ||
+    { fail "lr=1e-9 runs not stopped at rung 0 in SUMMARY.md, summary.csv and the terminal"; cat "$ad/SUMMARY.md" "$ad/summary.csv"; }
+nf=$(grep -c "^| lr=0.005,seed=[12] | finished (epoch 4) |" "$ad/SUMMARY.md")
+ns=$(grep -c "^| lr=0.005,seed=[12] | stopped by asha at epoch 2 (rung 1) |" "$ad/SUMMARY.md")
+[ "$nf" -eq 1 ] && [ "$ns" -eq 1 ] && ok "asha: of the two that learn, the better at epoch 2 finished, the other stopped at epoch 2 (rung 1)" \
+    || { fail "asha lr=0.005 outcomes: $nf finished, $ns stopped at rung 1"; cat "$ad/SUMMARY.md"; }
+grep -q "4 run(s) of .*: 1 finished, 0 failed, 0 interrupted, 0 not run yet, 3 stopped by asha, 0 waiting" "$ad/SUMMARY.md" &&
+    ok "asha: SUMMARY.md counts 1 finished, 3 stopped by asha" || fail "asha counts: $(grep 'run(s) of' "$ad/SUMMARY.md")"
+# the stopped runs: a step model at their rung, nothing trained after it
+good=true
+for m in "lr=1e-9,seed=1:20:1" "lr=1e-9,seed=2:20:1"; do
+    run=${m%%:*} rest=${m#*:}; step=${rest%%:*} ep=${rest#*:}
+    f="$ad/models/supervised_${run}_step00000$step.ffm"
+    [ "$($py "$root/tests/ffm.py" info "$f" 2>/dev/null | sed -n 's/^epoch: //p')" = "$ep" ] || { good=false; echo "  no step model $f at epoch $ep"; }
+done
+$good && ok "asha: stopped runs keep a resumable step model at their rung" || fail "asha step models"
+$py "$root/tests/tb_reader.py" --scalars as.txt "$ad" > /dev/null 2>&1 || fail "asha event files: tb_reader"
+if $py - "$ad/asha.tsv" as.txt <<'P'; then
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if not l.startswith(("#", "run\t"))]
+sc = {}
+for line in open(sys.argv[2]):
+    run, tag, step, val = line.split()
+    sc.setdefault((run, tag), {})[int(step)] = float(val)
+assert len(rows) == 6, rows   # 2 + 2 rungs for lr=0.005, 1 each for lr=1e-9
+for run, rung, epoch, metric, decision in rows:
+    loss = sc[(run, "loss/total")]
+    want = loss[20 * int(epoch)]
+    assert abs(float(metric) - want) <= 1e-4 * abs(want), (run, epoch, metric, want)
+    if run.startswith("lr=1e-9"):
+        assert decision == "stopped" and max(loss) == 20, (run, decision, max(loss))
+dec = {(r[0], r[1]): r[4] for r in rows}
+assert sorted(d for (run, k), d in dec.items() if run.startswith("lr=0.005")) == \
+    ["promoted", "promoted", "promoted", "stopped"], dec
+at1 = {r[4]: float(r[3]) for r in rows if r[0].startswith("lr=0.005") and r[1] == "1"}
+assert at1["promoted"] < at1["stopped"], at1   # the better one at epoch 2 went on
+print("    asha.tsv: %d decisions; rung metrics = the runs' loss/total at the rung's step (tb_reader)" % len(rows))
+P
+    ok "asha: decided on the runs' own metric at each rung; stopped runs trained no further"
+else
+    fail "asha.tsv against the event files"; cat "$ad/asha.tsv"
+fi
+before=$(find "$ad" -name '*tfevents*' | wc -l)
+cp "$ad/asha.tsv" asha.before
+"$ffrun" sweep asha.yaml > a3.out 2> a3.err
+rc=$?
+[ $rc -eq 0 ] && ! grep -q "start " a3.err && grep -q "3 run(s) stopped by asha earlier: not resumed" a3.err &&
+    [ "$(find "$ad" -name '*tfevents*' | wc -l)" -eq "$before" ] && cmp -s asha.before "$ad/asha.tsv" &&
+    ok "asha: a third invocation starts nothing, resurrects no stopped run, keeps the decisions" ||
+    { fail "asha 3: exit $rc"; cat a3.err; }
+
+# ---------------------------------------------------------------- tools/sweep-timing.sh
+cat > tiny.yaml <<'Y'
+config: configs/quick.yaml
+name: tiny
+set: {data.train_limit: 300, data.test_limit: 300, train.epochs: 1, log.histograms: 0, log.images: 0}
+axes:
+  optimizer.lr: [0.001, 0.002]
+Y
+cp "$root/docs/RESULTS.md" R.md
+if RESULTS=$PWD/R.md OUT=$PWD/timing FFRUN=$root/$build/ffrun "$root/tools/sweep-timing.sh" "$PWD/tiny.yaml" > st.out 2>&1 &&
+    grep -q '^| two runs at once | 2 x 1 | [0-9.]* | [0-9.]* | [0-9.]*x the time |$' R.md &&
+    grep -q '^| one after another | 1 x 2 | [0-9.]* | [0-9.]* | 1.00 |$' R.md &&
+    [ "$(sed -n '/sweep:begin/,/sweep:end/p' R.md | grep -c '^| [12] | lr=0.00[12] | 1/1 |')" -eq 2 ] &&
+    diff <(sed '/<!-- sweep:begin -->/,/<!-- sweep:end -->/d' R.md) \
+         <(sed '/<!-- sweep:begin -->/,/<!-- sweep:end -->/d' "$root/docs/RESULTS.md") > /dev/null &&
+    [ "$(ls -d timing/*/rep1-jobs2x1/runs/supervised/*_tiny timing/*/rep1-jobs1x2/runs/supervised/*_tiny | wc -l)" -eq 2 ]; then
+    ok "tools/sweep-timing.sh: both ways in fresh sweep directories, times and SUMMARY table between the markers only"
+else
+    fail "tools/sweep-timing.sh"; cat st.out; sed -n '/sweep:begin/,/sweep:end/p' R.md
+fi
+
+# ---------------------------------------------------------------- mpirun
+if command -v mpirun > /dev/null && ldd "$ffrun" | grep -q libmpi; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader
+    cat > m.yaml <<'Y'
+config: configs/quick.yaml
+name: mpi
+set: {data.train_limit: 500, data.test_limit: 500, train.epochs: 1, log.every: 5,
+      log.histograms: 0, log.images: 0}
+axes:
+  optimizer.lr: [0.001, 0.002]
+seeds: 2
+jobs: 1
+threads: 1
+Y
+    timeout 300 mpirun --oversubscribe -np 2 "$ffrun" sweep m.yaml > m.out 2> m.err
+    rc=$?
+    md=$(ls -d runs/supervised/*_mpi 2>/dev/null)
+    [ $rc -eq 0 ] && [ "$(echo "$md" | wc -l)" -eq 1 ] && ok "mpirun -np 2 ffrun sweep: exit 0, one sweep directory" \
+        || { fail "mpirun sweep: exit $rc"; cat m.err; }
+    r0=$(grep -l "^ffrun sweep: rank 0 of 2 starts this run" "$md"/*/ffrun.log | wc -l)
+    r1=$(grep -l "^ffrun sweep: rank 1 of 2 starts this run" "$md"/*/ffrun.log | wc -l)
+    [ "$r0" -ge 1 ] && [ "$r1" -ge 1 ] && [ $((r0 + r1)) -eq 4 ] &&
+        ok "mpirun: the 4 runs were spread over both ranks ($r0 on rank 0, $r1 on rank 1), each once" ||
+        fail "mpirun spread: $r0 on rank 0, $r1 on rank 1"
+    [ "$(ls "$md"/models/*_epoch001.ffm | wc -l)" -eq 4 ] && [ "$(tail -n +2 "$md/summary.csv" | wc -l)" -eq 2 ] &&
+        grep -q "4 finished" "$md/SUMMARY.md" && [ "$(grep -c '^# Sweep mpi' m.out)" -eq 1 ] &&
+        [ "$(find "$md" -maxdepth 1 -name '*tfevents*' | wc -l)" -eq 1 ] &&
+        ok "mpirun: 4 finished runs, one summary (printed once), one experiment summary" ||
+        { fail "mpirun summary"; cat "$md/SUMMARY.md"; }
+else
+    echo "    (mpirun sweep: skipped, no Open MPI in this build)"
+fi
 finish t_sweep.sh

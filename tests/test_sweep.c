@@ -1,8 +1,13 @@
 /* test_sweep.c - sweep expansion (src/sweep.c): grid order and run names, seeds,
  * every run validated up front with all distinct problems in one error, random
- * search reproducible from its seed. Runs from the repository root (configs/quick.yaml). */
+ * search reproducible from its seed; asha (src/sweep_asha.c): the rungs, and
+ * which runs the asynchronous promotion rule lets go on, on synthetic metric
+ * tables; the scheduler's keys in a sweep file. Runs from the repository root
+ * (configs/quick.yaml). */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ff/sweep.h"
 #include "test.h"
@@ -67,10 +72,156 @@ static void test_random_reproducible(void)
     ff_sweep_free(&b);
 }
 
+static void test_asha_rungs(void)
+{
+    ff_asha a = {.min_epochs = 1, .eta = 3};
+    ff_asha_rungs(&a, 27);
+    CHECK(a.n_rungs == 3 && a.rung_epoch[0] == 1 && a.rung_epoch[1] == 3 && a.rung_epoch[2] == 9);
+    a = (ff_asha){.min_epochs = 2, .eta = 2};
+    ff_asha_rungs(&a, 9);
+    CHECK(a.n_rungs == 3 && a.rung_epoch[2] == 8);
+    ff_asha_rungs(&a, 8); /* the final epoch is no rung */
+    CHECK(a.n_rungs == 2 && a.rung_epoch[1] == 4);
+    a = (ff_asha){.min_epochs = 5, .eta = 3};
+    ff_asha_rungs(&a, 5);
+    CHECK(a.n_rungs == 0);
+}
+
+static void blank(ff_asha_run *r, int n)
+{
+    for (int i = 0; i < n; i++) {
+        r[i] = (ff_asha_run){0};
+        for (int k = 0; k < FF_ASHA_MAX_RUNGS; k++)
+            r[i].metric[k] = NAN;
+    }
+}
+
+/* Runs arrive at rung 0 one after another; after each arrival every possible
+ * promotion is made (as the sweep does). Asynchronous: a run goes on when it
+ * is among the best floor(n/3) of the n that have arrived so far. */
+static void test_asha_asynchronous_promotions(void)
+{
+    ff_asha a = {.min_epochs = 1, .eta = 3};
+    ff_asha_rungs(&a, 3); /* one rung, at epoch 1 */
+    const double m[9] = {5, 4, 3, 9, 8, 7, 1, 6, 2};
+    ff_asha_run r[9];
+    blank(r, 9);
+    int order[9], n_promoted = 0, after[9];
+    for (int i = 0; i < 9; i++) {
+        r[i].reached = 1;
+        r[i].metric[0] = m[i];
+        int k, p;
+        while ((p = ff_asha_next_promotion(&a, r, 9, &k)) >= 0) {
+            CHECK(k == 0);
+            r[p].promoted = 1;
+            r[p].busy = 1; /* training on */
+            order[n_promoted] = p;
+            after[n_promoted++] = i + 1;
+        }
+    }
+    /* 3 arrived: the best of 3 (metric 3); 6: the best 2 include metric 4 (a
+     * synchronous halving would never promote it); 7: metric 1 is among the best
+     * 2 at once; 9: the best 3 add metric 2 */
+    CHECK(n_promoted == 4);
+    CHECK(order[0] == 2 && after[0] == 3);
+    CHECK(order[1] == 1 && after[1] == 6);
+    CHECK(order[2] == 6 && after[2] == 7);
+    CHECK(order[3] == 8 && after[3] == 9);
+    /* the rest (5, 9, 8, 7, 6) wait: the sweep stops them when nothing else can run */
+    for (int i = 0; i < 9; i++)
+        CHECK(r[i].promoted == (i == 1 || i == 2 || i == 6 || i == 8));
+}
+
+static void test_asha_higher_rung_first_busy_nan_ties(void)
+{
+    ff_asha a = {.min_epochs = 1, .eta = 2};
+    ff_asha_rungs(&a, 4); /* rungs at 1 and 2 */
+    ff_asha_run r[4];
+    blank(r, 4);
+    const double m0[4] = {1, 2, 3, 4};
+    for (int i = 0; i < 4; i++)
+        r[i].reached = 1, r[i].metric[0] = m0[i];
+    r[0].promoted = r[1].promoted = 1; /* both went on and reached rung 1 */
+    r[0].reached = r[1].reached = 2;
+    r[0].metric[1] = 10, r[1].metric[1] = 5;
+    r[2].busy = r[3].busy = 0;
+    int k = -1;
+    CHECK(ff_asha_next_promotion(&a, r, 4, &k) == 1 && k == 1); /* rung 1's best of 2 */
+    r[1].busy = 1;
+    CHECK(ff_asha_next_promotion(&a, r, 4, &k) == -1); /* run 0 is not in rung 1's best 1;
+                                                          rung 0's best 2 went on already */
+    /* a missing metric ranks last; equal metrics: the lower index */
+    blank(r, 2);
+    r[0].reached = r[1].reached = 1;
+    r[1].metric[0] = 3;
+    CHECK(ff_asha_next_promotion(&a, r, 2, &k) == 1 && k == 0);
+    r[0].metric[0] = 3;
+    CHECK(ff_asha_next_promotion(&a, r, 2, &k) == 0);
+    /* fewer than eta runs at a rung: nobody goes on yet */
+    CHECK(ff_asha_next_promotion(&a, r, 1, &k) == -1);
+}
+
+static int load_text(ff_sweep *sw, const char *text, ff_err *err)
+{
+    char path[] = "/tmp/test_sweep_XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return -100;
+    FILE *f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+    memset(sw, 0, sizeof *sw);
+    int rc = ff_sweep_load(&sw->spec, path, err);
+    if (!rc)
+        rc = ff_sweep_expand(sw, err);
+    unlink(path);
+    return rc;
+}
+
+static void test_asha_keys(void)
+{
+    ff_sweep sw;
+    ff_err err = {0};
+    CHECK(load_text(&sw, "config: configs/quick.yaml\naxes:\n  optimizer.lr: [0.001, 0.002]\n"
+                         "scheduler: asha\nasha: {min_epochs: 2, eta: 2}\n", &err) == FF_OK);
+    CHECK(sw.spec.asha && sw.spec.sched.eta == 2 && sw.spec.sched.n_rungs == 2 &&
+          sw.spec.sched.rung_epoch[1] == 4); /* quick.yaml: 6 epochs */
+    CHECK(!strcmp(sw.spec.sched.metric, "test/error_goodness")); /* supervised's main metric */
+    ff_sweep_free(&sw);
+    CHECK(load_text(&sw, "config: configs/quick.yaml\nseeds: 2\nscheduler: asha\n"
+                         "asha:\n  min_epochs: 1\n  metrc: loss/total\n", &err) == FF_ERR_USAGE);
+    CHECK(strstr(err.msg, ":6:3: asha: unknown key 'metrc'; did you mean 'metric'?") != NULL);
+    ff_sweep_free(&sw);
+    CHECK(load_text(&sw, "config: configs/quick.yaml\nseeds: 2\nscheduler: asha\n"
+                         "asha: {min_epochs: 6}\n", &err) == FF_ERR_USAGE);
+    CHECK(strstr(err.msg, ":3:1: scheduler asha: min_epochs 6 is not below the runs' 6 epochs") != NULL);
+    ff_sweep_free(&sw);
+    CHECK(load_text(&sw, "config: configs/quick.yaml\nseeds: 2\nscheduler: asha\n"
+                         "asha: {metric: clf/loss}\n", &err) == FF_ERR_USAGE);
+    CHECK(strstr(err.msg, "clf/loss is written by unsupervised_clf runs only") != NULL);
+    ff_sweep_free(&sw);
+    CHECK(load_text(&sw, "config: configs/quick.yaml\nseeds: 2\n"
+                         "set: {eval.every: 2}\nscheduler: asha\n", &err) == FF_ERR_USAGE);
+    CHECK(strstr(err.msg, "the rung at epoch 1 is not evaluated (eval.every 2)") != NULL);
+    ff_sweep_free(&sw);
+    CHECK(load_text(&sw, "config: configs/quick.yaml\nseeds: 2\nasha: {eta: 2}\n", &err) ==
+          FF_ERR_USAGE);
+    CHECK(strstr(err.msg, "asha: parameters without scheduler: asha") != NULL);
+    ff_sweep_free(&sw);
+    CHECK(load_text(&sw, "config: configs/quick.yaml\nseeds: 2\nscheduler: hyperband\n", &err) ==
+          FF_ERR_USAGE);
+    CHECK(strstr(err.msg, ":3:12: scheduler: expected asha or none, got 'hyperband'") != NULL);
+    ff_sweep_free(&sw);
+}
+
 int main(void)
 {
     RUN(test_grid_names_and_configs);
     RUN(test_all_problems_at_once);
     RUN(test_random_reproducible);
+    RUN(test_asha_rungs);
+    RUN(test_asha_asynchronous_promotions);
+    RUN(test_asha_higher_rung_first_busy_nan_ties);
+    RUN(test_asha_keys);
     TEST_MAIN_END();
 }

@@ -42,6 +42,14 @@ int ff_parallel_size(void);
  * that no other waits forever); returns when alone. */
 void ff_parallel_abort(int status);
 
+/* Small messages between the ranks of a job that trains nothing together
+ * (`ffrun sweep` under mpirun: rank 0 hands whole runs to the ranks), on
+ * MPI_COMM_WORLD with a tag of their own. send: 0 once sent (-1 alone).
+ * poll: the length of a message received into msg (sender in *from), 0 if
+ * none is waiting (never blocks). */
+int ff_parallel_send(int to, const void *msg, int len);
+int ff_parallel_poll(void *msg, int cap, int *from);
+
 /* Joins trainer t to the other processes as cfg->parallel.mode says: *out = NULL
  * when alone (one process: nothing changes). FF_ERR_USAGE (the same on every
  * rank) when the mode does not fit N: parallel.mode none under N > 1, more ranks

@@ -8,6 +8,10 @@
  * Running the same sweep again reuses its directory: finished runs are
  * skipped, interrupted ones resumed from their step model.
  *
+ * `scheduler: asha` stops unpromising runs early (asynchronous successive
+ * halving, ff_asha_* below); under mpirun the runs are spread over the ranks
+ * (rank 0 schedules, writes the decisions and the summary).
+ *
  * Nothing here prints: messages go to the info callback, errors to ff_err. */
 #ifndef FF_SWEEP_H
 #define FF_SWEEP_H
@@ -37,6 +41,44 @@ typedef struct ff_sweep_axis {
     int line, col;                /* of the key in the sweep file (0: command line) */
 } ff_sweep_axis;
 
+/* ---------------------------------------------------------------- ASHA */
+
+#define FF_ASHA_MAX_RUNGS 16
+#define FF_ASHA_METRIC 64
+
+/* Asynchronous successive halving (Li et al., "A System for Massively Parallel
+ * Hyperparameter Tuning", MLSys 2020, algorithm 2). Rungs at epochs
+ * min_epochs * eta^k below the runs' final epoch. A run pauses at each rung
+ * (a resumable step model) and goes on as soon as it is among the best
+ * floor(n / eta) of the n runs that have reached that rung so far (lower
+ * metric is better); a promotion is never taken back. When no run is training
+ * and none can be promoted, the runs still waiting are stopped by asha. */
+typedef struct ff_asha {
+    int min_epochs, eta;
+    char metric[FF_ASHA_METRIC];  /* a scalar tag the runs write, e.g. test/error_goodness */
+    int n_rungs;                  /* rungs below the final epoch */
+    int rung_epoch[FF_ASHA_MAX_RUNGS];
+} ff_asha;
+
+/* Fills a->n_rungs and a->rung_epoch for runs of final_epochs epochs. */
+void ff_asha_rungs(ff_asha *a, int final_epochs);
+
+/* What the decisions need to know of one run. */
+typedef struct ff_asha_run {
+    int reached;                  /* rungs reached: rung k has metric[k] iff k < reached */
+    int promoted;                 /* rungs promoted past (<= reached) */
+    int busy;                     /* training now (or finished, failed, stopped: not waiting) */
+    double metric[FF_ASHA_MAX_RUNGS]; /* NAN (a missing value) ranks last */
+} ff_asha_run;
+
+/* The run to promote now, or -1: from the highest rung down, a run waiting at
+ * rung k (reached == k + 1, promoted == k, not busy) that is among the best
+ * floor(n_k / eta) of the n_k runs that reached rung k (ties: the lower index);
+ * the best such run of that rung. *rung gets k. */
+int ff_asha_next_promotion(const ff_asha *a, const ff_asha_run *runs, int n, int *rung);
+
+/* ---------------------------------------------------------------- the spec */
+
 typedef struct ff_sweep_spec {
     char origin[FF_PATH_MAX];     /* the sweep file, or "--sweep" for the short form */
     char config[FF_PATH_MAX];     /* the base config file */
@@ -53,6 +95,9 @@ typedef struct ff_sweep_spec {
     int n_seeds;                  /* 0: the config's own seed, not in the run names */
     uint64_t seeds[FF_SWEEP_MAX_SEEDS];
     int jobs, threads;            /* 0: fill the machine's cores */
+    int asha;                     /* scheduler: asha */
+    ff_asha sched;                /* its parameters (rungs filled by ff_sweep_expand) */
+    int asha_line, asha_col;      /* of the scheduler / asha key (errors) */
 } ff_sweep_spec;
 
 /* Reads a sweep file (format in README.md, "Sweeps"). FF_ERR_USAGE with
@@ -63,7 +108,12 @@ int ff_sweep_load(ff_sweep_spec *s, const char *path, ff_err *err);
 int ff_sweep_from_args(ff_sweep_spec *s, const char *config, const char *const *axes, int n_axes,
                        int n_seeds, ff_err *err);
 
-typedef enum { FF_SWEEP_TODO, FF_SWEEP_DONE, FF_SWEEP_INTERRUPTED, FF_SWEEP_FAILED } ff_sweep_state;
+typedef enum {
+    FF_SWEEP_TODO, FF_SWEEP_DONE, FF_SWEEP_INTERRUPTED, FF_SWEEP_FAILED,
+    FF_SWEEP_WAITING,             /* asha: paused at a rung, not promoted (yet) */
+    FF_SWEEP_STOPPED,             /* asha: stopped at a rung for good */
+    FF_SWEEP_N_STATES
+} ff_sweep_state;
 
 #define FF_SWEEP_N_METRICS 5 /* test/error_goodness, test/error_softmax, clf/loss, loss/total,
                                 images/s */
@@ -82,6 +132,9 @@ typedef struct ff_sweep_run {
     char log[FF_PATH_MAX + 1200];  /* its ffrun.log */
     double metric[FF_SWEEP_N_METRICS]; /* final values, NAN if absent */
     int64_t last_step;
+    char prefix[256];             /* its model names (ff_run_claim_prefix, after ff_sweep_open) */
+    ff_asha_run asha;             /* asha: rungs reached, promotions */
+    int stop_epoch;               /* asha: where its current process pauses (0: the end) */
 } ff_sweep_run;
 
 typedef struct ff_sweep {
@@ -104,7 +157,8 @@ int ff_sweep_describe(const ff_sweep *sw, char **out, ff_err *err);
 
 /* Finds the directory of the same sweep (same spec) under <log.dir>/<mode>/,
  * or creates <stamp>_<name>; writes the sweep's experiment summary there the
- * first time. */
+ * first time; claims every run's model-name prefix. Under mpirun, rank 0 does
+ * this and tells the other ranks the directory. */
 int ff_sweep_open(ff_sweep *sw, ff_info_fn info, void *ctx, ff_err *err);
 
 typedef struct ff_sweep_opts {
@@ -117,8 +171,13 @@ typedef struct ff_sweep_opts {
 } ff_sweep_opts;
 
 /* Runs every run not finished yet (jobs at a time), resuming interrupted ones;
- * rewrites SUMMARY.md and summary.csv after each finished run. FF_OK if all
- * finished, FF_ERR_INTERRUPTED if stopped, FF_ERR_RUNTIME if some failed. */
+ * rewrites SUMMARY.md and summary.csv after each finished run. With asha, runs
+ * pause at the rungs and are promoted or stopped (decisions in asha.tsv in the
+ * sweep directory, kept by later invocations). Under mpirun with N > 1 ranks,
+ * rank 0 hands the runs out to every rank's jobs (a dynamic queue) and alone
+ * decides and writes; the other ranks only start the runs they are given
+ * (call it on every rank after ff_sweep_open). FF_OK if all finished (or were
+ * stopped by asha), FF_ERR_INTERRUPTED if stopped, FF_ERR_RUNTIME if some failed. */
 int ff_sweep_execute(ff_sweep *sw, const ff_sweep_opts *o, ff_err *err);
 
 /* Reads each run's final metrics (its event files and log) and writes

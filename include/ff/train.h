@@ -37,6 +37,8 @@ typedef struct ff_train_opts {
                                       model-name prefix the run keeps writing under */
     volatile sig_atomic_t *stop;   /* if non-NULL and set, stop after the current batch */
     int64_t max_steps;             /* > 0: stop the same way once the global step reaches it */
+    int stop_epoch;                /* > 0: stop the same way after epoch stop_epoch (its
+                                      evaluation and logs done): `ffrun sweep`'s asha rungs */
     ff_progress_fn progress;       /* called every few batches and at each epoch end */
     void *progress_ctx;            /* passed to progress and info */
     ff_info_fn info;
