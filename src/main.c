@@ -1,5 +1,6 @@
 /* main.c - the ffrun command line: argument parsing, progress display, signal
  * handling and exit codes. The only file that prints errors or exits. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,8 @@ static const char usage_text[] =
     "       ffrun [OPTIONS] --resume [MODEL.ffm]\n"
     "       ffrun eval MODEL.ffm [--data DIR] [--softmax-epochs N]\n"
     "       ffrun sweep SWEEP.yaml [--dry-run] [--max-steps N] [--jobs N] [--threads N]\n"
-    "       ffrun CONFIG.yaml --sweep KEY=V1,V2,... [--sweep ...] [--seeds N] [--set ...]\n"
+    "       ffrun CONFIG.yaml --sweep KEY=V1,V2,... [--sweep ...] [--seeds N] [--jobs N]\n"
+    "             [--threads N] [--set ...]\n"
     "\n"
     "Trains a Forward-Forward network described by a YAML experiment file, logs\n"
     "TensorBoard event files under <log.dir>/<mode>/<YYYYmmdd-HHMMSS>[_NAME]/ and\n"
@@ -45,6 +47,8 @@ static const char usage_text[] =
     "                   asha rungs: a step model to resume from, exit 130)\n"
     "  --sweep KEY=V1,V2,...  a grid sweep over the values of KEY (repeatable)\n"
     "  --seeds N        run every sweep point with seeds 1..N\n"
+    "  --jobs N, --threads N  sweeps: runs at once, BLAS threads per run (default:\n"
+    "                   one run per core, one thread each)\n"
     "  --sweep-run DIR  (used by ffrun sweep for its runs) log into exactly DIR\n"
     "  --dry-run        print the resolved config and the model summary, then exit\n"
     "  --quiet          print only errors and the final summary\n"
@@ -81,6 +85,7 @@ typedef struct cli {
     long long max_steps;
     const char *sweeps[FF_SWEEP_MAX_AXES]; /* --sweep KEY=V1,V2 */
     int n_sweeps, seeds;
+    int jobs, threads;                    /* --jobs N, --threads N (with --sweep/--seeds) */
     const char *sweep_run;                /* --sweep-run DIR */
     int stop_epoch;                       /* --stop-epoch N */
 } cli;
@@ -92,6 +97,15 @@ static void on_signal(int sig)
     if (stop_flag)
         _exit(128 + sig); /* second signal: leave at once */
     stop_flag = 1;
+}
+
+/* A whole positive decimal integer ("3x", "", "0" and "-1" are not). */
+static int parse_count(const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    return end != s && !*end && !errno && *out > 0;
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -148,6 +162,12 @@ static int parse_args(int argc, char **argv, cli *c)
             if (*end || v <= 0 || v > 1000000)
                 return usage_error("--stop-epoch needs a positive integer, got '%s'", argv[i]);
             c->stop_epoch = (int)v;
+        } else if (!strcmp(a, "--jobs") || !strcmp(a, "--threads")) {
+            long long v;
+            if (i + 1 >= argc || !parse_count(argv[i + 1], &v) || v > 4096)
+                return usage_error("%s needs a positive integer", a);
+            i++;
+            *(!strcmp(a, "--jobs") ? &c->jobs : &c->threads) = (int)v;
         } else if (!strcmp(a, "--sweep") || !strcmp(a, "--seeds") || !strcmp(a, "--sweep-run")) {
             if (i + 1 >= argc)
                 return usage_error("%s needs a value", a);
@@ -173,6 +193,9 @@ static int parse_args(int argc, char **argv, cli *c)
             c->config_path = a;
         }
     }
+    if ((c->jobs || c->threads) && !c->n_sweeps && !c->seeds)
+        return usage_error("%s", "--jobs and --threads go with --sweep or --seeds (a single run "
+                           "takes its threads from OPENBLAS_NUM_THREADS)");
     if (c->resume && c->config_path)
         return usage_error("--resume takes its config from the model; drop '%s' (use --set)",
                            c->config_path);
@@ -549,8 +572,8 @@ static int sweep_main(int argc, char **argv)
             dry = 1;
         else if ((!strcmp(a, "--max-steps") || !strcmp(a, "--jobs") || !strcmp(a, "--threads")) &&
                  i + 1 < argc) {
-            long long v = atoll(argv[++i]);
-            if (v <= 0)
+            long long v;
+            if (!parse_count(argv[++i], &v) || (a[2] != 'm' && v > 4096))
                 return usage_error("sweep: %s needs a positive integer", a);
             if (a[2] == 'm')
                 max_steps = v;
@@ -591,6 +614,10 @@ static int sweep_args_main(const cli *c, const char *prog)
                                     "(run the same sweep command again to resume it)")
                        : ff_sweep_from_args(&sw.spec, c->config_path, c->sweeps, c->n_sweeps,
                                             c->seeds, &err);
+    if (!rc && c->jobs)
+        sw.spec.jobs = c->jobs;
+    if (!rc && c->threads)
+        sw.spec.threads = c->threads;
     for (int i = 0; !rc && i < c->n_sets; i++) {
         if (sw.spec.n_sets == FF_SWEEP_MAX_SETS)
             rc = ff_err_set(&err, FF_ERR_USAGE, "--sweep: at most 32 --set options");

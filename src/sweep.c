@@ -678,6 +678,14 @@ int ff_sweep_describe(const ff_sweep *sw, char **out, ff_err *err)
     if (n < cap)
         n += (size_t)snprintf(t + n, cap - n, "total about %.3g multiply-adds (4 x MACs per image x "
                               "training images x epochs per run; evaluation not counted)\n", total);
+    if (n < cap) {
+        char j[32] = "one per core", th[32] = "cores / jobs";
+        if (sw->spec.jobs)
+            snprintf(j, sizeof j, "%d", sw->spec.jobs);
+        if (sw->spec.threads)
+            snprintf(th, sizeof th, "%d", sw->spec.threads);
+        n += (size_t)snprintf(t + n, cap - n, "runs at once: %s; BLAS threads per run: %s\n", j, th);
+    }
     const ff_asha *a = &sw->spec.sched;
     if (sw->spec.asha && n < cap && sw->n_runs) {
         n += (size_t)snprintf(t + n, cap - n, "scheduler asha: eta %d, metric %s (lower is better); "

@@ -26,6 +26,15 @@ expect 2 "^ffrun: tests/fixtures/config/unknown_key.yaml:6:3: unknown key 'train
 expect 2 'expected an integer for train.epochs' "$ffrun" configs/quick.yaml --set train.epochs=abc
 expect 2 '--set train.lr=1: unknown key .train.lr.; did you mean .optimizer.lr.' \
     "$ffrun" configs/quick.yaml --set train.lr=1
+# sweeps' --jobs/--threads: also in the short form, whole positive integers, not alone
+expect 0 '^runs at once: 1; BLAS threads per run: 2$' \
+    "$ffrun" configs/quick.yaml --seeds 2 --jobs 1 --threads 2 --dry-run
+expect 0 '^runs at once: one per core; BLAS threads per run: cores / jobs$' \
+    "$ffrun" configs/quick.yaml --seeds 2 --dry-run
+expect 2 '--jobs and --threads go with --sweep or --seeds' "$ffrun" configs/quick.yaml --jobs 2
+expect 2 '--threads needs a positive integer' "$ffrun" configs/quick.yaml --seeds 2 --threads 2x
+expect 2 'sweep: --jobs needs a positive integer' \
+    "$ffrun" sweep configs/sweeps/quick_lr_jitter.yaml --jobs 0 --dry-run
 # every layer's output shape, parameters and cost, without training
 expect 0 '^1 +fc +200x1x1 +40200 ' "$ffrun" configs/quick.yaml --dry-run
 [ ! -d runs ] || [ -z "$(find runs -newer "$tmp" 2>/dev/null)" ] && ok "--dry-run wrote no run" \
