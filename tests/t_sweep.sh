@@ -37,6 +37,12 @@ grep -q "^bad.yaml:4:21: axis train.jitter: " bad.err && ok "bad value named at 
 grep -q "^0 .* lr=0.001,seed=2$" dry.out && grep -q "4 run(s)" dry.out && grep -q "e+" dry.out \
     && ok "--sweep/--seeds --dry-run lists the runs and multiply-adds" || { fail "dry run"; cat dry.out; }
 
+# every shipped sweep file is valid (its points, runs and multiply-adds listed)
+for f in configs/sweeps/*.yaml; do
+    "$ffrun" sweep "$f" --dry-run > sd.out 2>&1 && grep -q "total about .* multiply-adds" sd.out \
+        && ok "shipped $f: --dry-run is valid" || { fail "shipped $f"; cat sd.out; }
+done
+
 cat > s.yaml <<'Y'
 config: configs/quick.yaml
 name: grid
