@@ -641,6 +641,7 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL); /* what mpirun forwards to the ranks (tools/ffmpirun) */
     progress_ui ui = {.quiet = c.quiet || ff_parallel_rank() > 0, .verbose = c.verbose, .tty = isatty(2) && !c.verbose};
     ff_train_opts opts = {.resume = c.resume ? &ck : NULL, .resume_path = resume_path,
                           .stop = &stop_flag, .info = show_info,
