@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #ifdef FF_HAVE_MPI
 #include <mpi.h>
@@ -341,6 +342,25 @@ static int attach_shm(ff_parallel *p, ff_err *err)
         return FF_OK;
     ff_trainer *t = p->t;
     const size_t n = t->net.n_params, ns = ff_optim_state_len(&t->opt);
+    /* Open MPI backs the windows with files in /dev/shm, and a too small tmpfs (a
+     * container's 64 MB default) fails only at the first touch (SIGBUS): check first,
+     * on rank 0 for everyone */
+    int fits = 1;
+    if (p->rank == 0) {
+        const char *dir = getenv("OMPI_MCA_osc_sm_backing_directory");
+        dir = dir && *dir ? dir : "/dev/shm";
+        const double need = 4.0 * ((double)n * (1 + p->size) + (double)ns);
+        struct statvfs v;
+        if (statvfs(dir, &v) == 0 && (double)v.f_bavail * (double)v.f_frsize < 1.05 * need) {
+            fits = 0;
+            fprintf(stderr, "ffrun: data parallel: %s has %.0f MB free, the shared-memory step "
+                    "needs %.0f MB: summing gradients by messages instead\n", dir,
+                    (double)v.f_bavail * (double)v.f_frsize * 1e-6, need * 1e-6);
+        }
+    }
+    MPI_Bcast(&fits, 1, MPI_INT, 0, p->comm);
+    if (!fits)
+        return FF_OK;
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");

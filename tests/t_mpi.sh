@@ -97,6 +97,23 @@ FF_PARALLEL_PROFILE=1 "${mpi[@]}" -x FF_PARALLEL_PROFILE "$ffrun" "$cfg" "${shor
     ok "data parallel on one node steps in shared memory (FF_PARALLEL_PROFILE names it on both ranks)" ||
     fail "no shared-memory profile: $(grep profile prof.out | head -2)"
 
+# a /dev/shm too small for the windows (a container's tmpfs): a note, then the message
+# path, not a SIGBUS at the first touch (needs root to mount a 1 MB tmpfs; else skipped)
+mkdir -p small_shm
+if mount -t tmpfs -o size=1m tmpfs small_shm 2>/dev/null; then
+    OMPI_MCA_osc_sm_backing_directory=$tmp/small_shm FF_PARALLEL_PROFILE=1 "${mpi[@]}" \
+        -x FF_PARALLEL_PROFILE "$ffrun" "$cfg" "${short[@]}" --set parallel.mode=data \
+        --set log.dir=runs/small > small.out 2>&1
+    rc=$?
+    umount small_shm
+    [ $rc -eq 0 ] && [ "$(grep -c 'shared-memory step needs .* by messages instead' small.out)" -eq 1 ] &&
+        [ "$(grep -c 'profile (messages' small.out)" -eq 2 ] &&
+        ok "a 1 MB shared-memory directory: one note, gradients summed by messages" ||
+        fail "small shared-memory directory (exit $rc): $(tail -3 small.out)"
+else
+    echo "    (a small tmpfs could not be mounted here: the shared-memory size check is not tested)"
+fi
+
 # 2. test error of a short run: 2 ranks vs 1 process, within the 1-vs-2 BLAS-thread spread
 ev=(--quiet --set data.train_limit=3000 --set data.test_limit=1000 --set train.epochs=2
     --set optimizer.lr=0.003 --set log.histograms=0 --set log.images=0)
