@@ -62,7 +62,7 @@ for cfg in $CONFIGS; do
     done
 done
 table=$(
-    echo "$NP cores ($(nproc) online), OpenBLAS kernels ${OPENBLAS_CORETYPE:-as ffrun picks}, random negatives, no softmax head; training images/s over the timed batches only (start-up, data loading and the model write excluded; a pipeline's fill and drain included). Data parallel on one node sums gradients in shared memory (each rank reads the others' gradient shard in place); the MB column is the gradient volume an allreduce would move across nodes. Target: $NP ranks x 1 thread within 10% of 1 process x $NP threads (ratio >= 0.90)."
+    echo "$(nproc) cores, OpenBLAS kernels ${OPENBLAS_CORETYPE:-as ffrun picks}, random negatives, no softmax head; training images/s over the timed batches only (start-up, data loading and the model write excluded; a pipeline's fill and drain included). Data parallel on one node sums gradients in shared memory (each rank reads the others' gradient shard in place); the MB column is the gradient volume an allreduce would move across nodes. Target: $NP ranks x 1 thread within 10% of 1 process x $NP threads (ratio >= 0.90)."
     echo
     echo "| net | batch | batches timed | 1 process x $NP threads | data, $NP x 1 (ratio) | pipeline, $NP x 1 (ratio) | data MB/batch | pipeline MB/batch |"
     echo "|---|---|---|---|---|---|---|---|"
