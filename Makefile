@@ -55,7 +55,7 @@ run: deps
 
 test: deps
 	@$(MAKE) --no-print-directory all unit-bins
-	@tests/run.sh $(BUILD)
+	@FF_EXPECT_MPI=1 tests/run.sh $(BUILD)
 	@echo "== unit tests again under AddressSanitizer + UBSan (make check-asan)"
 	@$(MAKE) --no-print-directory check-asan
 	@echo "== libFuzzer harnesses, briefly, from their corpora (make check-fuzz)"

@@ -298,6 +298,15 @@ static int dry_run(const ff_config *cfg, ff_err *err)
            net.n_params, net.n_params * 4.0 / (1 << 20), net.n_params * 16.0 / (1 << 20),
            2e-6 * ff_net_flops(&net), (double)net.max_batch * 4.0 * acts / (1 << 20),
            net.max_batch, plan.batch);
+    /* what each mode moves per batch: data parallel sums every gradient once per
+     * optimiser step (two steps per batch with alternate passes); a pipeline hands
+     * the normalised input of each later stage's first layer on, for the batch's
+     * positive and negative rows */
+    const double rows = 2.0 * plan.batch;
+    const int steps = cfg->train.passes == FF_PASS_JOINT ? 1 : 2;
+    if (cfg->parallel.mode == FF_PAR_DATA)
+        printf("data parallel: %.1f MB of gradients summed per batch (%d optimiser step%s)\n",
+               steps * net.n_params * 4e-6, steps, steps > 1 ? "s" : "");
     if (cfg->parallel.mode == FF_PAR_PIPELINE) { /* the ranks' layers, balanced by MACs */
         const int n0 = ff_parallel_size() > 1 ? ff_parallel_size() : 2;
         const int n1 = ff_parallel_size() > 1 ? ff_parallel_size() : net.n_layers;
@@ -312,7 +321,10 @@ static int dry_run(const ff_config *cfg, ff_err *err)
                 printf("%s rank %d layers %d-%d (%.2f M MACs)", r ? "," : "", r, first[r],
                        first[r + 1] - 1, macs * 1e-6);
             }
-            printf("\n");
+            double moved = 0.0;
+            for (int r = 1; r < n; r++)
+                moved += rows * ff_shape_dim(net.layers[first[r]].in) * 4e-6;
+            printf("; %.2f MB handed on per batch\n", moved);
         }
     }
     ff_net_free(&net);
@@ -682,6 +694,7 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL); /* what mpirun forwards to the ranks (tools/ffmpirun) */
     progress_ui ui = {.quiet = c.quiet || ff_parallel_rank() > 0, .verbose = c.verbose, .tty = isatty(2) && !c.verbose};
     ff_train_opts opts = {.resume = c.resume ? &ck : NULL, .resume_path = resume_path,
                           .stop = &stop_flag, .info = show_info,

@@ -160,6 +160,19 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
     return FF_OK;
 }
 
+void ff_net_use_buffers(ff_net *net, float *params, float *grads)
+{
+    net->params = params;
+    net->grads = grads;
+    for (int l = 0; l < net->n_layers; l++) {
+        ff_layer *L = &net->layers[l];
+        L->W = params + L->param_off;
+        L->b = L->W + L->n_weights;
+        L->gW = grads + L->param_off;
+        L->gb = L->gW + L->n_weights;
+    }
+}
+
 void ff_net_free(ff_net *net)
 {
     free(net->params);

@@ -9,8 +9,10 @@
 
 #include "ff/crc32c.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #ifdef FF_HAVE_MPI
 #include <mpi.h>
@@ -144,48 +146,180 @@ struct ff_parallel {
     int sk, rk;                      /* the buffer the next send / receive uses */
     size_t cap;                      /* floats per buffer */
     int check;                       /* FF_PARALLEL_CHECK set: compare replicas every step */
+    /* data parallel on one node (shared memory): weights and optimiser state live once
+     * in a window every process maps; each process's gradient in a window the others
+     * read; process r sums and steps the shard [lo, hi) of the flat parameters */
+    int shm, locked;
+    MPI_Win pwin, gwin;
+    float *own_params, *own_grads, *own_state; /* the private buffers, put back at the end */
+    float **grads;                   /* every process's gradient buffer, mapped here */
+    size_t lo, hi;
+    /* FF_PARALLEL_PROFILE set: where the time of the optimiser steps goes (MPI_Wtime) */
+    int prof;
+    long steps;
+    double last_end, wall, t_post, t_wait, t_sum, t_opt, t_bar, t_coll, mark;
 };
+
+/* ---------------------------------------------------------------- profile */
+
+/* The optimiser of the message path runs in the trainer between before_update and
+ * the next hook: its time is closed at the entry of whatever hook comes next. */
+static void prof_enter(ff_parallel *p)
+{
+    if (p->prof && p->mark > 0) {
+        p->t_opt += MPI_Wtime() - p->mark;
+        p->mark = 0;
+    }
+}
+
+static void prof_step_end(ff_parallel *p, double now)
+{
+    if (p->last_end > 0)
+        p->wall += now - p->last_end;
+    else /* the first step's wall time is unknown: none of its parts count */
+        p->t_post = p->t_wait = p->t_sum = p->t_opt = p->t_bar = p->t_coll = 0;
+    p->last_end = now;
+    p->steps++;
+}
+
+static void prof_report(const ff_parallel *p)
+{
+    const double n = p->steps > 1 ? (double)(p->steps - 1) : 1.0, ms = 1e3 / n;
+    const double rest = p->wall - p->t_post - p->t_wait - p->t_sum - p->t_opt - p->t_bar -
+                        p->t_coll;
+    fprintf(stderr,
+            "ffrun: rank %d profile (%s, %ld optimiser steps), ms per step: %.1f = compute "
+            "and the rest %.1f + posting sums %.1f + waiting for sums %.1f + summing %.1f + "
+            "optimiser %.1f + barrier after the step %.1f + other collectives %.1f\n",
+            p->rank, p->shm ? "shared memory" : "messages", p->steps, p->wall * ms, rest * ms,
+            p->t_post * ms, p->t_wait * ms, p->t_sum * ms, p->t_opt * ms, p->t_bar * ms,
+            p->t_coll * ms);
+}
 
 /* ---------------------------------------------------------------- data parallel */
 
 static void grads_ready(void *ctx, int l)
 {
     ff_parallel *p = ctx;
+    prof_enter(p);
+    if (p->shm)
+        return; /* the others read this rank's gradient in place at the step */
+    const double t0 = p->prof ? MPI_Wtime() : 0;
     const ff_layer *L = &p->t->net.layers[l];
     MPI_Iallreduce(MPI_IN_PLACE, L->gW, (int)(L->n_weights + L->n_bias), MPI_FLOAT, MPI_SUM,
                    p->comm, &p->greq[p->ngreq++]);
     int flag; /* lets the earlier layers' reductions progress meanwhile */
     MPI_Testall(p->ngreq, p->greq, &flag, MPI_STATUSES_IGNORE);
+    if (p->prof)
+        p->t_post += MPI_Wtime() - t0;
 }
 
 static void before_update(void *ctx)
 {
     ff_parallel *p = ctx;
+    prof_enter(p);
+    const double t0 = p->prof ? MPI_Wtime() : 0;
     MPI_Waitall(p->ngreq, p->greq, MPI_STATUSES_IGNORE);
     p->ngreq = 0;
+    if (p->prof) {
+        const double now = MPI_Wtime();
+        p->t_wait += now - t0;
+        prof_step_end(p, now); /* the trainer's optimiser step follows (prof_enter) */
+        p->mark = now;
+    }
+}
+
+/* The shared-memory step: once every process has its gradient (a barrier), this
+ * one sums the shard [lo, hi) of all of them into its own buffer and takes the
+ * optimiser step on that shard of the shared weights; a second barrier keeps
+ * every process from the next forward pass until all shards are updated. Float
+ * addition commutes, so g0 + g1 is the same sum whichever process forms it. */
+static void shm_update(void *ctx, float lr)
+{
+    ff_parallel *p = ctx;
+    prof_enter(p);
+    double t0 = p->prof ? MPI_Wtime() : 0, t1;
+    MPI_Win_sync(p->gwin);
+    MPI_Barrier(p->comm);
+    MPI_Win_sync(p->gwin);
+    if (p->prof) {
+        t1 = MPI_Wtime();
+        p->t_wait += t1 - t0;
+        t0 = t1;
+    }
+    const size_t lo = p->lo, n = p->hi - p->lo;
+    float *restrict dst = p->grads[p->rank] + lo;
+    const float *restrict a = p->grads[0] + lo, *restrict b = p->grads[1] + lo;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        dst[i] = a[i] + b[i];
+    for (int k = 2; k < p->size; k++) {
+        const float *restrict c = p->grads[k] + lo;
+#pragma omp simd
+        for (size_t i = 0; i < n; i++)
+            dst[i] += c[i];
+    }
+    if (p->prof) {
+        t1 = MPI_Wtime();
+        p->t_sum += t1 - t0;
+        t0 = t1;
+    }
+    ff_trainer *t = p->t;
+    ff_optim_step_range(&t->opt, t->net.params, t->net.grads, lr, lo, n);
+    if (p->prof) {
+        t1 = MPI_Wtime();
+        p->t_opt += t1 - t0;
+        t0 = t1;
+    }
+    MPI_Win_sync(p->pwin);
+    MPI_Barrier(p->comm);
+    MPI_Win_sync(p->pwin);
+    if (p->prof) {
+        t1 = MPI_Wtime();
+        p->t_bar += t1 - t0;
+        prof_step_end(p, t1);
+    }
+}
+
+static double coll_start(ff_parallel *p)
+{
+    prof_enter(p);
+    return p->prof ? MPI_Wtime() : 0;
+}
+
+static void coll_end(ff_parallel *p, double t0)
+{
+    if (p->prof)
+        p->t_coll += MPI_Wtime() - t0;
 }
 
 static void sum_floats(void *ctx, float *v, int n)
 {
     ff_parallel *p = ctx;
+    const double t0 = coll_start(p);
     MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_FLOAT, MPI_SUM, p->comm);
+    coll_end(p, t0);
 }
 
 static void sum_doubles(void *ctx, double *v, int n)
 {
     ff_parallel *p = ctx;
+    const double t0 = coll_start(p);
     MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, p->comm);
+    coll_end(p, t0);
 }
 
 static void gather_rows(void *ctx, float *v, int row_floats)
 {
     ff_parallel *p = ctx;
+    const double t0 = coll_start(p);
     int counts[p->size], displs[p->size];
     for (int r = 0; r < p->size; r++) {
         counts[r] = p->counts[r] * row_floats;
         displs[r] = p->displs[r] * row_floats;
     }
     MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, v, counts, displs, MPI_FLOAT, p->comm);
+    coll_end(p, t0);
 }
 
 /* ---------------------------------------------------------------- pipeline */
@@ -223,6 +357,89 @@ static void share(int total, int rank, int size, int *first, int *rows)
     *rows = (int)((long long)total * (rank + 1) / size) - *first;
 }
 
+/* Data parallel with every process on one node (and FF_PARALLEL_SHM not 0): the
+ * weights and optimiser state move into one window all processes map (rank 0's
+ * values; all are equal after the seeded start), each gradient into a window the
+ * others read. Otherwise p->shm stays 0: gradients are summed by messages
+ * (MPI_Iallreduce per layer) and every process takes the whole optimiser step. */
+static int attach_shm(ff_parallel *p, ff_err *err)
+{
+    const char *env = getenv("FF_PARALLEL_SHM");
+    if (env && !strcmp(env, "0"))
+        return FF_OK;
+    MPI_Comm node;
+    int nsize;
+    MPI_Comm_split_type(p->comm, MPI_COMM_TYPE_SHARED, p->rank, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &nsize);
+    MPI_Comm_free(&node);
+    if (nsize != p->size) /* the same answer on every rank: all on one node or not */
+        return FF_OK;
+    ff_trainer *t = p->t;
+    const size_t n = t->net.n_params, ns = ff_optim_state_len(&t->opt);
+    /* Open MPI backs the windows with files in /dev/shm, and a too small tmpfs (a
+     * container's 64 MB default) fails only at the first touch (SIGBUS): check first,
+     * on rank 0 for everyone */
+    int fits = 1;
+    if (p->rank == 0) {
+        const char *dir = getenv("OMPI_MCA_osc_sm_backing_directory");
+        dir = dir && *dir ? dir : "/dev/shm";
+        const double need = 4.0 * ((double)n * (1 + p->size) + (double)ns);
+        struct statvfs v;
+        if (statvfs(dir, &v) == 0 && (double)v.f_bavail * (double)v.f_frsize < 1.05 * need) {
+            fits = 0;
+            fprintf(stderr, "ffrun: data parallel: %s has %.0f MB free, the shared-memory step "
+                    "needs %.0f MB: summing gradients by messages instead\n", dir,
+                    (double)v.f_bavail * (double)v.f_frsize * 1e-6, need * 1e-6);
+        }
+    }
+    MPI_Bcast(&fits, 1, MPI_INT, 0, p->comm);
+    if (!fits)
+        return FF_OK;
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "alloc_shared_noncontig", "true");
+    float *mine;
+    int rc = MPI_Win_allocate_shared((MPI_Aint)(sizeof(float) * (p->rank == 0 ? n + ns : 0)),
+                                     sizeof(float), info, p->comm, &mine, &p->pwin);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Win_allocate_shared((MPI_Aint)(sizeof(float) * n), sizeof(float), info, p->comm,
+                                     &mine, &p->gwin);
+    MPI_Info_free(&info);
+    p->grads = calloc((size_t)p->size, sizeof *p->grads);
+    if (rc != MPI_SUCCESS || !p->grads)
+        return ff_err_set(err, FF_ERR_NOMEM, "data parallel: no shared memory for %zu "
+                          "parameters (FF_PARALLEL_SHM=0 sums by messages instead)", n);
+    MPI_Aint size;
+    int disp;
+    float *shared;
+    MPI_Win_shared_query(p->pwin, 0, &size, &disp, &shared);
+    for (int r = 0; r < p->size; r++)
+        MPI_Win_shared_query(p->gwin, r, &size, &disp, &p->grads[r]);
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, p->pwin);
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, p->gwin);
+    p->locked = 1;
+    if (p->rank == 0) {
+        memcpy(shared, t->net.params, sizeof(float) * n);
+        memcpy(shared + n, t->opt.state, sizeof(float) * ns);
+    }
+    MPI_Win_sync(p->pwin);
+    MPI_Barrier(p->comm);
+    MPI_Win_sync(p->pwin);
+    p->own_params = t->net.params;
+    p->own_grads = t->net.grads;
+    p->own_state = t->opt.state;
+    ff_net_use_buffers(&t->net, shared, p->grads[p->rank]);
+    t->opt.state = shared + n;
+    /* shards of the flat parameters, on 64-byte boundaries */
+    p->lo = (size_t)((unsigned long long)n * (unsigned)p->rank / (unsigned)p->size) & ~(size_t)15;
+    p->hi = p->rank + 1 == p->size
+                ? n
+                : (size_t)((unsigned long long)n * (unsigned)(p->rank + 1) / (unsigned)p->size) &
+                      ~(size_t)15;
+    p->shm = 1;
+    return FF_OK;
+}
+
 static int attach_data(ff_parallel *p, ff_err *err)
 {
     ff_trainer *t = p->t;
@@ -240,7 +457,13 @@ static int attach_data(ff_parallel *p, ff_err *err)
     p->tp.first = p->displs[p->rank];
     p->tp.rows = p->counts[p->rank];
     p->tp.gather = gather_rows;
-    p->tp.before_update = before_update;
+    int rc = attach_shm(p, err);
+    if (rc)
+        return rc;
+    if (p->shm)
+        p->tp.update = shm_update;
+    else
+        p->tp.before_update = before_update;
     p->np = (ff_net_peers){.ctx = p, .grads_ready = grads_ready, .sum = sum_floats,
                            .total_pos = t->batch};
     t->net.peers = &p->np;
@@ -295,6 +518,8 @@ int ff_parallel_attach(ff_parallel **out, ff_trainer *t, ff_err *err)
     p->t = t;
     for (int k = 0; k < 2; k++)
         p->sreq[k] = p->rreq[k] = MPI_REQUEST_NULL;
+    p->pwin = p->gwin = MPI_WIN_NULL;
+    p->prof = getenv("FF_PARALLEL_PROFILE") != NULL;
     MPI_Comm_dup(MPI_COMM_WORLD, &p->comm);
     p->tp.ctx = p;
     p->tp.sum = sum_doubles;
@@ -329,6 +554,25 @@ void ff_parallel_free(ff_parallel *p)
         p->t->peers = NULL;
         p->t->net.peers = NULL;
     }
+    if (p->prof && p->steps > 0)
+        prof_report(p);
+    if (p->own_params) { /* the net and optimiser back on their own buffers */
+        ff_trainer *t = p->t;
+        const size_t n = t->net.n_params;
+        memcpy(p->own_params, t->net.params, sizeof(float) * n);
+        memcpy(p->own_state, t->opt.state, sizeof(float) * ff_optim_state_len(&t->opt));
+        ff_net_use_buffers(&t->net, p->own_params, p->own_grads);
+        t->opt.state = p->own_state;
+    }
+    if (p->locked) {
+        MPI_Win_unlock_all(p->pwin);
+        MPI_Win_unlock_all(p->gwin);
+    }
+    if (p->pwin != MPI_WIN_NULL)
+        MPI_Win_free(&p->pwin);
+    if (p->gwin != MPI_WIN_NULL)
+        MPI_Win_free(&p->gwin);
+    free(p->grads);
     free(p->counts);
     free(p->displs);
     MPI_Comm_free(&p->comm);
@@ -342,7 +586,9 @@ int ff_parallel_any(ff_parallel *p, int flag)
     if (!p)
         return flag;
     int v = flag != 0;
+    const double t0 = coll_start(p);
     MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MAX, p->comm);
+    coll_end(p, t0);
     return v;
 }
 

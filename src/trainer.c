@@ -248,6 +248,10 @@ static void ff_pass(ff_trainer *t, int npos, int nneg, ff_step_stats *st)
 static void update(ff_trainer *t, float lr)
 {
     const ff_trainer_peers *P = t->peers;
+    if (P && P->update) { /* data parallel on one node: each process steps its shard */
+        P->update(P->ctx, lr);
+        return;
+    }
     if (P && P->before_update)
         P->before_update(P->ctx);
     if (P && P->layer_end > 0) {

@@ -388,6 +388,53 @@ static void test_alternate_equals_joint(void)
     ff_net_free(&net);
 }
 
+/* ff_net_use_buffers: the net reads its weights from and writes its gradients to the
+ * given buffers (what data parallel's shared memory needs), bit for bit as from its
+ * own; its own buffers are untouched meanwhile and serve again once pointed back */
+static void test_net_use_buffers(void)
+{
+    ff_config cfg = small_config(3, 32);
+    ff_rng r;
+    ff_rng_seed(&r, 7);
+    ff_net net;
+    enum { B = 8, DIM = 784 };
+    CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 2 * B, &r, NULL) == FF_OK);
+    static float x[2 * B * DIM];
+    fill_images(&r, x, 2 * B, DIM);
+    const ff_objective obj = objective_of(&cfg);
+    const size_t n = net.n_params;
+    float *g0 = malloc(n * sizeof(float)), *p = malloc(n * sizeof(float)),
+          *g = malloc(n * sizeof(float));
+    ff_layer_loss a[FF_MAX_LAYERS], b[FF_MAX_LAYERS];
+    ff_net_ff_grads(&net, &obj, x, B, B, 1.0f / B, a);
+    memcpy(g0, net.grads, n * sizeof(float));
+    float *own_p = net.params, *own_g = net.grads;
+    memcpy(p, own_p, n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        own_g[i] = -7.0f; /* must stay: the net writes g now */
+    ff_net_use_buffers(&net, p, g);
+    CHECK(net.layers[2].W == p + net.layers[2].param_off && net.layers[1].gb == g + net.layers[1].param_off + net.layers[1].n_weights);
+    ff_net_ff_grads(&net, &obj, x, B, B, 1.0f / B, b);
+    CHECK(memcmp(g, g0, n * sizeof(float)) == 0);
+    int untouched = 1;
+    for (size_t i = 0; i < n; i++)
+        untouched &= own_g[i] == -7.0f;
+    CHECK(untouched);
+    for (int l = 0; l < 3; l++)
+        CHECK(a[l].loss_pos == b[l].loss_pos && a[l].loss_neg == b[l].loss_neg);
+    for (size_t i = 0; i < net.layers[0].n_weights; i++) /* the net reads the new weights */
+        p[i] *= 1.5f;
+    ff_net_ff_grads(&net, &obj, x, B, B, 1.0f / B, b);
+    CHECK(memcmp(g, g0, n * sizeof(float)) != 0);
+    ff_net_use_buffers(&net, own_p, own_g);
+    ff_net_ff_grads(&net, &obj, x, B, B, 1.0f / B, b);
+    CHECK(memcmp(own_g, g0, n * sizeof(float)) == 0);
+    free(g0);
+    free(p);
+    free(g);
+    ff_net_free(&net);
+}
+
 /* the loss a pass reports is the batch mean of the per-sample softplus */
 static void test_pass_loss_is_mean_of_per_sample(void)
 {
@@ -968,6 +1015,7 @@ int main(void)
     RUN(test_objective_covers_every_loss);
     RUN(test_objective_hand_computed);
     RUN(test_alternate_equals_joint);
+    RUN(test_net_use_buffers);
     RUN(test_pass_loss_is_mean_of_per_sample);
     RUN(test_label_every_layer);
     RUN(test_peer_normalisation_gradient);

@@ -78,6 +78,13 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
                  struct ff_rng *rng, ff_err *err);
 void ff_net_free(ff_net *net);
 
+/* Points the net (params, grads and every layer's W, b, gW, gb views) at other
+ * buffers of n_params floats each, the same layout, and returns nothing: the
+ * caller copies the values it needs and must point the net back at its own
+ * buffers (the ones ff_net_free releases) before freeing it. Data parallel on one
+ * node keeps the weights in memory shared by every process (src/parallel.c). */
+void ff_net_use_buffers(ff_net *net, float *params, float *grads);
+
 /* Forward pass of `batch` samples x ([batch, input dim], not normalised):
  * fills net->in[l] and net->out[l] for every layer. With label_every_layer the
  * label values are read back from each embedded sample of x. */

@@ -10,11 +10,18 @@
  * batch step: it fills the trainer's hooks (ff_trainer_peers, ff_net_peers) and
  * the run loop (src/train.c) asks it the few things a loop needs (rank, stop
  * agreement, sums, the whole state before evaluating or saving).
- *   data:     every rank trains on its share of each batch; each layer's
- *             gradient slice is summed by MPI_Iallreduce as soon as the layer
- *             has it (overlapping the next layer's work), waited for before the
- *             optimiser step; peer-normalisation means, hard-negative scores,
- *             step statistics and test-error counts are reduced too.
+ *   data:     every rank trains on its share of each batch. All ranks on one
+ *             node (the usual case; FF_PARALLEL_SHM=0 turns it off): the weights
+ *             and optimiser state live once in an MPI shared-memory window, each
+ *             rank's gradient in a window the others read; at the step rank r
+ *             sums shard r of the gradients in place and takes the optimiser step
+ *             on shard r only, between two barriers (no bytes copied, 1/N of the
+ *             optimiser's work per rank). Across nodes: each layer's gradient
+ *             slice is summed by MPI_Iallreduce as soon as the layer has it,
+ *             waited for before the whole optimiser step on every rank.
+ *             Peer-normalisation means, hard-negative scores, step statistics and
+ *             test-error counts are reduced too. FF_PARALLEL_PROFILE set: each
+ *             rank prints where the time of its steps went (ms per step).
  *   pipeline: rank r trains a contiguous group of layers (balanced by
  *             multiply-adds, ff_parallel_stages); the normalised input of the
  *             next group goes rank to rank (MPI_Isend / MPI_Irecv, two buffers

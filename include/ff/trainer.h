@@ -81,6 +81,8 @@ typedef struct ff_trainer_peers {
     void (*sum)(void *ctx, double *v, int n);           /* summed over processes, in place */
     void (*gather)(void *ctx, float *v, int row_floats); /* every process's rows of a batch */
     void (*before_update)(void *ctx);                   /* gradients summed (data) */
+    void (*update)(void *ctx, float lr); /* data: sums and optimiser step in one (replaces
+                                            before_update and the trainer's whole step) */
     void (*recv)(void *ctx, float *v, size_t n);        /* pipeline: input of layer_first */
     void (*send)(void *ctx, const float *v, size_t n);  /* pipeline: input of layer_end */
 } ff_trainer_peers;
