@@ -807,7 +807,7 @@ static void test_checkpoint_roundtrip_and_corruption(void)
     ff_optim_step(&opt, net.params, net.grads, 0.01f);
     /* a softmax head of 6 features: 60 weights + 10 biases, Adam state 140, 3 steps */
     ff_readout head;
-    CHECK(ff_readout_init(&head, 6, 10, 4, &err) == FF_OK);
+    CHECK(ff_readout_init(&head, 6, 10, 4, NULL, &err) == FF_OK);
     for (size_t i = 0; i < head.n_params; i++)
         head.params[i] = 0.25f * (float)i - 3.0f;
     for (size_t i = 0; i < ff_optim_state_len(&head.opt); i++)

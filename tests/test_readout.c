@@ -21,7 +21,7 @@ static void test_gradients_match_finite_differences(void)
 {
     enum { F = 7, C = 4, B = 5 };
     ff_readout ro;
-    CHECK(ff_readout_init(&ro, F, C, B, NULL) == FF_OK);
+    CHECK(ff_readout_init(&ro, F, C, B, NULL, NULL) == FF_OK);
     CHECK(ro.n_params == C * F + C);
     ff_rng r;
     ff_rng_seed(&r, 21);
@@ -73,7 +73,7 @@ static void test_separable_toy_problem(void)
     make_blobs(&r, x, y, N, centres);
     make_blobs(&r, xt, yt, N, centres);
     ff_readout ro;
-    CHECK(ff_readout_init(&ro, F, C, 100, NULL) == FF_OK);
+    CHECK(ff_readout_init(&ro, F, C, 100, NULL, NULL) == FF_OK);
     float first = 0.0f, last = 0.0f;
     for (int epoch = 0; epoch < 60; epoch++)
         for (int b = 0; b < N / 100; b++) {
@@ -103,7 +103,7 @@ static void test_separable_toy_problem(void)
 static void test_argmax_prediction(void)
 {
     ff_readout ro;
-    CHECK(ff_readout_init(&ro, 2, 3, 4, NULL) == FF_OK);
+    CHECK(ff_readout_init(&ro, 2, 3, 4, NULL, NULL) == FF_OK);
     /* W = [[1,0],[0,1],[-1,-1]], b = [0, 0, 0.5] */
     const float p[] = {1, 0, 0, 1, -1, -1, 0, 0, 0.5f};
     memcpy(ro.params, p, sizeof p);
@@ -254,7 +254,7 @@ static void run_frozen(int neutral)
     CHECK(ff_readout_layers(&cfg, &net, layers, &nl, NULL) == FF_OK);
     ff_readout ro;
     CHECK(ff_readout_init(&ro, ff_readout_feature_dim(&net, layers, nl), FF_NUM_CLASSES, 64,
-                          NULL) == FF_OK);
+                          NULL, NULL) == FF_OK);
     float *frozen = malloc(sizeof(float) * net.n_params);
     memcpy(frozen, net.params, sizeof(float) * net.n_params);
     float *xbuf = malloc(sizeof(float) * 64 * 64);
