@@ -139,7 +139,9 @@ const ff_key ff_config_keys[] = {
     K_FLOAT("optimizer.beta1", optimizer.beta1, "0.9", 0, 1, EXCL_MAX, "adam first-moment decay"),
     K_FLOAT("optimizer.beta2", optimizer.beta2, "0.999", 0, 1, EXCL_MAX, "adam second-moment decay"),
     K_FLOAT("optimizer.eps", optimizer.eps, "1e-8", 0, 1, EXCL_MIN, "adam denominator eps"),
-    K_FLOAT("optimizer.weight_decay", optimizer.weight_decay, "0", 0, 1, 0, "L2 weight decay (0 = off)"),
+    K_FLOAT("optimizer.weight_decay", optimizer.weight_decay, "0", 0, 1, 0,
+            "L2 weight decay (0 = off; sgd, adam: added to the gradient; sgd_smooth: outside the "
+            "smoothing)"),
 
     K_ENUM("schedule.type", schedule.type, sched_names, "constant", "learning-rate schedule"),
     K_FLOAT("schedule.decay_start", schedule.decay_start, "0.5", 0, 1, 0,
@@ -175,7 +177,8 @@ const ff_key ff_config_keys[] = {
     K_FLOAT("clf.momentum", clf.momentum, "0.9", 0, 1, EXCL_MAX,
             "clf.optimizer sgd: momentum; sgd_smooth: the gradient smoothing factor"),
     K_FLOAT("clf.weight_decay", clf.weight_decay, "0", 0, 1, 0,
-            "the classifier's L2 weight decay (0 = off), applied as optimizer.weight_decay is"),
+            "the classifier's L2 weight decay (0 = off): sgd, adam add it to the gradient, "
+            "sgd_smooth outside the smoothing"),
     K_BOOL("clf.lr_schedule", clf.lr_schedule, "false",
            "the softmax head trained beside an FF net (eval.softmax): scale clf.lr by the "
            "schedule's factor at the net's step, as optimizer.lr (false: constant; "
