@@ -138,9 +138,12 @@ static int check_counters(const uint8_t *b, const ff_checkpoint *ck, uint64_t n_
     if (batch > 0 && (uint64_t)batch * bs >= n_order)
         return bad_field(err, path, "batch", batch, "past the end of an epoch of n_order images "
                          "in batches of train.batch_size");
-    if (ck->n_head_state != 2 * ck->n_head)
+    if (ck->cfg.clf.optimizer == FF_OPT_ADAM ? ck->n_head_state != 2 * ck->n_head
+                                             : ck->n_head_state != ck->n_head)
         return bad_field(err, path, "n_head_state", (long long)ck->n_head_state,
-                         "must be twice n_head (Adam's m and v)");
+                         ck->cfg.clf.optimizer == FF_OPT_ADAM
+                             ? "must be twice n_head (clf.optimizer adam: m and v)"
+                             : "must be n_head (clf.optimizer sgd or sgd_smooth: one vector)");
     if (!(ck->rng.s[0] | ck->rng.s[1] | ck->rng.s[2] | ck->rng.s[3]))
         return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt model file: the RNG state is all zero",
                           path);

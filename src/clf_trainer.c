@@ -109,9 +109,10 @@ int ff_clf_trainer_create(ff_clf_trainer *t, const ff_config *cfg, const ff_chec
     const int max_batch = t->batch > 1000 ? t->batch : 1000;
     if ((rc = ff_net_build(&t->net, cfg, ff_dataset_shape(&t->train), max_batch, &t->rng, err)))
         goto done;
+    const ff_optim_params head_opt = ff_readout_optim_params(cfg);
     if ((rc = ff_readout_layers(cfg, &t->net, t->layers, &t->n_layers, err)) ||
         (rc = ff_readout_init(&t->ro, ff_readout_feature_dim(&t->net, t->layers, t->n_layers),
-                              FF_NUM_CLASSES, max_batch, err)) ||
+                              FF_NUM_CLASSES, max_batch, &head_opt, err)) ||
         (rc = alloc_buffers(t, max_batch, err)))
         goto done;
     const uint64_t expect = resume ? t->net.n_params + t->ro.n_params : t->net.n_params;

@@ -520,6 +520,14 @@ static int validate_clf(const pctx *c, const ff_config *cfg)
             if (cfg->clf.layers[j] == v)
                 return fail(c, at, "clf.layers lists layer %d twice", v);
     }
+    /* a schedule-following head only exists beside an FF net that trains one */
+    if (cfg->clf.lr_schedule && cfg->mode == FF_MODE_UNSUP_CLF)
+        return fail(c, key_pos(c, "clf.lr_schedule"),
+                    "clf.lr_schedule applies to the softmax head trained beside an FF net; "
+                    "unsupervised_clf always decays clf.lr over clf.epochs");
+    if (cfg->clf.lr_schedule && !cfg->eval.softmax)
+        return fail(c, key_pos(c, "clf.lr_schedule"),
+                    "clf.lr_schedule needs eval.softmax true (the head it schedules)");
     return FF_OK;
 }
 

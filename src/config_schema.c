@@ -24,7 +24,7 @@ static const char *const pass_names[] = {"alternate", "joint", NULL};
 static const char *const neg_names[] = {"random", "hard", NULL};
 static const char *const loss_names[] = {"threshold", "pairwise", NULL};
 static const char *const hard_score_names[] = {"goodness", "softmax", NULL};
-static const char *const opt_names[] = {"sgd", "adam", NULL};
+static const char *const opt_names[] = {"sgd", "adam", "sgd_smooth", NULL};
 static const char *const sched_names[] = {"constant", "linear", "cosine", NULL};
 static const char *const par_names[] = {"none", "data", "pipeline", NULL};
 static const char *const pool_names[] = {"max", "avg", NULL};
@@ -131,13 +131,17 @@ const ff_key ff_config_keys[] = {
             "decay of the running mean activity used by peer normalisation"),
     K_BOOL("train.shuffle", train.shuffle, "true", "shuffle the training set every epoch"),
 
-    K_ENUM("optimizer.type", optimizer.type, opt_names, "adam", "optimiser"),
+    K_ENUM("optimizer.type", optimizer.type, opt_names, "adam",
+           "optimiser: sgd (v = momentum v + g, step lr v, weight decay in g), adam, or sgd_smooth "
+           "(Hinton's ffcode: d = momentum d + (1 - momentum) g, step lr (d + weight_decay w))"),
     K_FLOAT("optimizer.lr", optimizer.lr, "0.001", 0, 10, EXCL_MIN, "learning rate"),
-    K_FLOAT("optimizer.momentum", optimizer.momentum, "0.9", 0, 1, EXCL_MAX, "sgd momentum (0 = plain sgd)"),
+    K_FLOAT("optimizer.momentum", optimizer.momentum, "0.9", 0, 1, EXCL_MAX, "sgd momentum (0 = plain sgd); sgd_smooth: the gradient smoothing factor"),
     K_FLOAT("optimizer.beta1", optimizer.beta1, "0.9", 0, 1, EXCL_MAX, "adam first-moment decay"),
     K_FLOAT("optimizer.beta2", optimizer.beta2, "0.999", 0, 1, EXCL_MAX, "adam second-moment decay"),
     K_FLOAT("optimizer.eps", optimizer.eps, "1e-8", 0, 1, EXCL_MIN, "adam denominator eps"),
-    K_FLOAT("optimizer.weight_decay", optimizer.weight_decay, "0", 0, 1, 0, "L2 weight decay (0 = off)"),
+    K_FLOAT("optimizer.weight_decay", optimizer.weight_decay, "0", 0, 1, 0,
+            "L2 weight decay (0 = off; sgd, adam: added to the gradient; sgd_smooth: outside the "
+            "smoothing)"),
 
     K_ENUM("schedule.type", schedule.type, sched_names, "constant", "learning-rate schedule"),
     K_FLOAT("schedule.decay_start", schedule.decay_start, "0.5", 0, 1, 0,
@@ -165,7 +169,20 @@ const ff_key ff_config_keys[] = {
      .count_offset = offsetof(ff_config, clf.n_layers), .min = 0, .max = FF_MAX_LAYERS - 1,
      .help = "0-based indices of the layers the classifier reads ([] = the last three)"},
     K_INT("clf.epochs", clf.epochs, "10", 1, 1e6, "classifier training epochs"),
-    K_FLOAT("clf.lr", clf.lr, "0.001", 0, 10, EXCL_MIN, "classifier learning rate"),
+    K_FLOAT("clf.lr", clf.lr, "0.001", 0, 10, EXCL_MIN,
+            "classifier learning rate (unsupervised_clf, and the softmax head of eval.softmax)"),
+    K_ENUM("clf.optimizer", clf.optimizer, opt_names, "adam",
+           "the classifier's (softmax head's) optimiser, as optimizer.type; adam has beta1 0.9, "
+           "beta2 0.999, eps 1e-8"),
+    K_FLOAT("clf.momentum", clf.momentum, "0.9", 0, 1, EXCL_MAX,
+            "clf.optimizer sgd: momentum; sgd_smooth: the gradient smoothing factor"),
+    K_FLOAT("clf.weight_decay", clf.weight_decay, "0", 0, 1, 0,
+            "the classifier's L2 weight decay (0 = off): sgd, adam add it to the gradient, "
+            "sgd_smooth outside the smoothing"),
+    K_BOOL("clf.lr_schedule", clf.lr_schedule, "false",
+           "the softmax head trained beside an FF net (eval.softmax): scale clf.lr by the "
+           "schedule's factor at the net's step, as optimizer.lr (false: constant; "
+           "unsupervised_clf always decays clf.lr over clf.epochs)"),
 
     K_ENUM("parallel.mode", parallel.mode, par_names, "none",
            "under mpirun -np N: data = every rank takes a share of each batch (gradients summed), "

@@ -1,4 +1,5 @@
-/* optim.c - fused SGD-momentum and Adam updates and lr schedules (include/ff/optim.h). */
+/* optim.c - fused SGD-momentum, smoothed-SGD (ffcode) and Adam updates and lr schedules
+ * (include/ff/optim.h). */
 #include "ff/optim.h"
 
 #include <math.h>
@@ -71,6 +72,20 @@ static void adam_range(float *restrict p, const float *restrict g, float *restri
     }
 }
 
+/* Hinton's ffcode (ffnew.m): the gradient smoothed over minibatches, d = s d + (1 - s) g,
+ * and the weight decay outside the smoothing: p -= lr (d + wd p). */
+static void sgd_smooth_range(float *restrict p, const float *restrict g, float *restrict d,
+                             size_t n, float s, float wd, float lr)
+{
+    const float keep = 1.0f - s;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float di = s * d[i] + keep * g[i];
+        d[i] = di;
+        p[i] -= lr * (di + wd * p[i]);
+    }
+}
+
 static void sgd_step(ff_optim *o, float *p, const float *g, float lr)
 {
     sgd_range(p, g, o->state, o->n, o->momentum, o->weight_decay, lr);
@@ -90,6 +105,8 @@ void ff_optim_step(ff_optim *o, float *params, const float *grads, float lr)
     o->t++;
     if (o->kind == FF_OPT_ADAM)
         adam_step(o, params, grads, lr);
+    else if (o->kind == FF_OPT_SGD_SMOOTH)
+        sgd_smooth_range(params, grads, o->state, o->n, o->momentum, o->weight_decay, lr);
     else
         sgd_step(o, params, grads, lr);
 }
@@ -104,6 +121,9 @@ void ff_optim_step_range(ff_optim *o, float *params, const float *grads, float l
         const float c2 = (float)(1.0 / (1.0 - pow(o->beta2, t)));
         adam_range(params + off, grads + off, o->state + off, o->state + o->n + off, n, o->beta1,
                    o->beta2, o->eps, o->weight_decay, lr, c1, c2);
+    } else if (o->kind == FF_OPT_SGD_SMOOTH) {
+        sgd_smooth_range(params + off, grads + off, o->state + off, n, o->momentum,
+                         o->weight_decay, lr);
     } else {
         sgd_range(params + off, grads + off, o->state + off, n, o->momentum, o->weight_decay, lr);
     }

@@ -11,11 +11,21 @@
 
 /* ---------------------------------------------------------------- classifier */
 
-/* Adam with PyTorch's defaults, no weight decay. */
+/* Adam with PyTorch's defaults, no weight decay (the defaults of the clf.* keys). */
 static const ff_optim_params readout_adam = {
     .kind = FF_OPT_ADAM, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.0f};
 
-int ff_readout_init(ff_readout *ro, int features, int classes, int max_batch, ff_err *err)
+ff_optim_params ff_readout_optim_params(const ff_config *cfg)
+{
+    ff_optim_params p = readout_adam;
+    p.kind = cfg->clf.optimizer;
+    p.momentum = cfg->clf.momentum;
+    p.weight_decay = cfg->clf.weight_decay;
+    return p;
+}
+
+int ff_readout_init(ff_readout *ro, int features, int classes, int max_batch,
+                    const ff_optim_params *opt, ff_err *err)
 {
     memset(ro, 0, sizeof *ro);
     if (features < 1 || classes < 1 || classes > 255 || max_batch < 1)
@@ -38,7 +48,7 @@ int ff_readout_init(ff_readout *ro, int features, int classes, int max_batch, ff
     ro->logits = ro->grads + ro->n_params;
     ro->feat = ro->logits + rows * (size_t)classes;
     memset(ro->labels + rows, FF_LABEL_NEUTRAL, rows);
-    int rc = ff_optim_init(&ro->opt, &readout_adam, ro->n_params, err);
+    int rc = ff_optim_init(&ro->opt, opt ? opt : &readout_adam, ro->n_params, err);
     if (rc)
         ff_readout_free(ro);
     return rc;

@@ -111,22 +111,30 @@ int ff_trainer_create(ff_trainer *t, const ff_config *cfg, ff_info_fn info, void
         return rc;
     if (t->unsupervised && (rc = load_hybrids(t, info, info_ctx, err)))
         return rc;
+    const ff_optim_params head_opt = ff_readout_optim_params(cfg);
     if (cfg->eval.softmax &&
         ((rc = ff_readout_layers(cfg, &t->net, t->ro_layers, &t->ro_n, err)) ||
          (rc = ff_readout_init(&t->ro, ff_readout_feature_dim(&t->net, t->ro_layers, t->ro_n),
-                               FF_NUM_CLASSES, t->net.max_batch, err))))
+                               FF_NUM_CLASSES, t->net.max_batch, &head_opt, err))))
         return rc;
     return FF_OK;
 }
 
 /* The softmax head goes on from the model's, or starts fresh (and says so) if the
- * model has none of this shape: eval.softmax was off, or a version 1 model file. */
+ * model has none of this shape (eval.softmax was off, or a version 1 model file) or
+ * its optimiser state is another optimiser's (clf.optimizer changed). */
 static void restore_head(ff_trainer *t, const ff_checkpoint *ck, ff_info_fn info, void *ctx)
 {
     if (ck->n_head != t->ro.n_params || ck->n_head_state != ff_optim_state_len(&t->ro.opt)) {
         note(info, ctx,
              "softmax readout: the model holds no head of %zu weights; a new head starts "
              "from zero", t->ro.n_params);
+        return;
+    }
+    if (ck->cfg.clf.optimizer != t->cfg.clf.optimizer) {
+        note(info, ctx,
+             "softmax readout: the model's head was trained with another clf.optimizer; a new "
+             "head starts from zero");
         return;
     }
     memcpy(t->ro.params, ck->head, sizeof(float) * ck->n_head);
@@ -337,15 +345,25 @@ static void embed(ff_trainer *t, const int *idx, const uint8_t *labels, int nega
                            t->shifts ? t->shifts + 2 * (size_t)f : NULL, n, out);
 }
 
+/* The head's learning rate now: clf.lr, scaled by the schedule's factor at the net's
+ * step with clf.lr_schedule (as optimizer.lr is). */
+static float head_lr(const ff_trainer *t)
+{
+    const ff_config *cfg = &t->cfg;
+    return cfg->clf.lr_schedule ? cfg->clf.lr * ff_schedule_scale(cfg, t->step, t->total_steps)
+                                : cfg->clf.lr;
+}
+
 /* One step of the softmax head on the batch's images (after the FF step, the
- * net unchanged by it): a neutral-label forward pass, then the head's Adam step
- * on the normalised activities. The head uses no RNG, so it never changes the
- * FF training run. Data parallel: every process takes the same whole-batch step. */
+ * net unchanged by it): a neutral-label forward pass, then the head's optimiser
+ * step on the normalised activities. The head uses no RNG, so it never changes the
+ * FF training run unless its logits draw the negatives (train.hard_scores softmax).
+ * Data parallel: every process takes the same whole-batch step. */
 static void readout_step(ff_trainer *t, const int *idx)
 {
     ff_readout_input tr = readout_input(t, &t->train);
     ff_readout_train_epoch(&t->ro, &t->net, t->ro_layers, t->ro_n, &tr, idx, t->batch, t->batch,
-                           t->cfg.clf.lr, t->x);
+                           head_lr(t), t->x);
 }
 
 /* Data parallel: the step's terms summed over the processes (goodness means
@@ -466,10 +484,12 @@ double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t s
     ff_rng_seed(&rng, seed);
     if (fresh)
         ff_readout_reset(&t->ro);
+    /* a fresh head on the frozen net is no part of the net's schedule: clf.lr itself */
+    const float lr = fresh ? cfg->clf.lr : head_lr(t);
     for (int e = 0; e < epochs; e++) {
         ff_order_draw(&rng, t->scratch_order, t->train.n, 1);
         ff_readout_train_epoch(&t->ro, &t->net, t->ro_layers, t->ro_n, &tr, t->scratch_order,
-                               t->train.n, t->batch, cfg->clf.lr, t->x);
+                               t->train.n, t->batch, lr, t->x);
     }
     double err = ff_readout_error(&t->ro, &t->net, t->ro_layers, t->ro_n, &te, 0, t->x, confusion);
     return whole_error(t, err, tshare.n);

@@ -21,7 +21,8 @@ static const char *const documented_keys[] = {
     "optimizer.beta1", "optimizer.beta2", "optimizer.eps", "optimizer.weight_decay", "schedule.type",
     "schedule.decay_start", "schedule.final_lr_scale", "eval.every", "eval.softmax", "eval.readout_epochs",
     "log.dir", "log.every", "log.histograms", "log.images", "checkpoint.dir", "checkpoint.every",
-    "checkpoint.backbone", "clf.layers", "clf.epochs", "clf.lr", "parallel.mode",
+    "checkpoint.backbone", "clf.layers", "clf.epochs", "clf.lr", "clf.optimizer", "clf.momentum",
+    "clf.weight_decay", "clf.lr_schedule", "parallel.mode",
 };
 #define N_DOCUMENTED (sizeof documented_keys / sizeof documented_keys[0])
 
@@ -169,6 +170,8 @@ static void test_full_file(void)
     CHECK(strcmp(c.checkpoint.backbone, "models/a \"b\".ffm") == 0);
     CHECK(c.clf.n_layers == 2 && c.clf.layers[0] == 0 && c.clf.layers[1] == 2);
     CHECK(c.clf.epochs == 4 && c.clf.lr == 0.01f);
+    CHECK(c.clf.optimizer == FF_OPT_SGD_SMOOTH && c.clf.momentum == 0.8f);
+    CHECK(c.clf.weight_decay == 0.003f && c.clf.lr_schedule == 1);
 }
 
 static void test_roundtrip(void)
@@ -229,7 +232,7 @@ static const err_case err_cases[] = {
     {"int_garbage.yaml", ":4:17: ", "expected an integer for train.epochs, got '10x'"},
     {"int_overflow.yaml", ":5:11: ", "train.epochs must be between 1 and 1000000, got 99999999999999999999"},
     {"out_of_range.yaml", ":5:15: ", "train.batch_size must be between 1 and 65536, got 0"},
-    {"bad_enum.yaml", ":5:9: ", "expected one of sgd, adam for optimizer.type, got 'adamw'"},
+    {"bad_enum.yaml", ":5:9: ", "expected one of sgd, adam, sgd_smooth for optimizer.type, got 'adamw'"},
     {"bad_bool.yaml", ":5:12: ", "expected a boolean (true/false, yes/no, on/off) for train.shuffle, got 'maybe'"},
     {"bad_float.yaml", ":5:7: ", "expected a number for optimizer.lr, got '0.001x'"},
     {"bad_name.yaml", ":1:7: ", "name may only contain letters, digits, '.', '_' and '-', got 'my/run'"},
@@ -314,6 +317,14 @@ static const inline_case inline_cases[] = {
     {L1 "train: {hard_scores: head}\n",
      "inline:2:22: expected one of goodness, softmax for train.hard_scores, got 'head'"},
     {L1 "clf: {layers: [8]}\n", "clf.layers.0 must be between 0 and 7, got 8"},
+    {L1 "clf: {optimizer: sgd_smoothed}\n",
+     "inline:2:18: expected one of sgd, adam, sgd_smooth for clf.optimizer, got 'sgd_smoothed'"},
+    {L1 "clf: {momentum: 1}\n", "clf.momentum must be >= 0 and < 1, got 1"},
+    {L1 "clf: {weight_decay: -0.1}\n", "clf.weight_decay must be between 0 and 1, got -0.1"},
+    {L1 "clf: {lr_schedule: true}\n", "inline:2:20: clf.lr_schedule needs eval.softmax true"},
+    {"mode: unsupervised_clf\nclf: {lr_schedule: true}\n",
+     "inline:2:20: clf.lr_schedule applies to the softmax head trained beside an FF net"},
+    {L1 "clf: {momentm: 0.5}\n", "unknown key 'clf.momentm'; did you mean 'clf.momentum'?"},
     {L1 "clf: {layers: 0}\n", "expected a list of integers for clf.layers, got '0'"},
     {L1 "data: {dir: \"a\\0b\"}\n", "inline:2:13: data.dir contains a NUL character"},
     {L1 "train:\n\tepochs: 3\n", "inline:3:1: YAML syntax error: found character that cannot start any token"},
@@ -470,7 +481,7 @@ static const set_case set_cases[] = {
     {"train.epochs=", "expected an integer for train.epochs, got nothing"},
     {"train.epochs=0", "train.epochs must be between 1 and 1000000, got 0"},
     {"train.epohcs=3", "unknown key 'train.epohcs'; did you mean 'train.epochs'?"},
-    {"optimizer.type=adamw", "expected one of sgd, adam for optimizer.type, got 'adamw'"},
+    {"optimizer.type=adamw", "expected one of sgd, adam, sgd_smooth for optimizer.type, got 'adamw'"},
     {"train.shuffle=maybe", "expected a boolean (true/false, yes/no, on/off) for train.shuffle, got 'maybe'"},
     {"train=3", "'train' is a section; set one of its keys (train.<key>)"},
     {"train.epochs", "expected key.path=value"},
@@ -555,6 +566,13 @@ static void test_validate(void)
     c.optimizer.type = (ff_opt_kind)9;
     CHECK(ff_config_validate(&c, &e) == FF_ERR_USAGE && contains(e.msg, "optimizer.type"));
     memcpy(&c, &good, sizeof c);
+    c.clf.optimizer = FF_OPT_COUNT;
+    CHECK(ff_config_validate(&c, &e) == FF_ERR_USAGE && contains(e.msg, "clf.optimizer"));
+    memcpy(&c, &good, sizeof c);
+    c.eval.softmax = 0;
+    CHECK(ff_config_validate(&c, &e) == FF_ERR_USAGE &&
+          contains(e.msg, "clf.lr_schedule needs eval.softmax true"));
+    memcpy(&c, &good, sizeof c);
     c.train.shuffle = 2;
     CHECK(ff_config_validate(&c, &e) == FF_ERR_USAGE && contains(e.msg, "train.shuffle must be 0 or 1"));
 
@@ -565,6 +583,9 @@ static void test_validate(void)
     c.mode = FF_MODE_SUPERVISED;
     CHECK(ff_config_validate(&c, &e) == FF_ERR_USAGE && contains(e.msg, "clf.layers.0 is 5, but model.layers has only 3 layers"));
     c.mode = FF_MODE_UNSUP_CLF;
+    CHECK(ff_config_validate(&c, &e) == FF_ERR_USAGE &&
+          contains(e.msg, "clf.lr_schedule applies to the softmax head trained beside an FF net"));
+    c.clf.lr_schedule = 0; /* unsupervised_clf schedules clf.lr by itself */
     CHECK(ff_config_validate(&c, &e) == FF_OK);
     c.clf.layers[0] = -1;
     CHECK(ff_config_validate(&c, &e) == FF_ERR_USAGE && contains(e.msg, "clf.layers.0 must be between 0 and 7, got -1"));
@@ -638,7 +659,7 @@ static void test_help(void)
         CHECK(ok);
     }
     CHECK(contains(text, "train.batch_size") && contains(text, "int, between 1 and 65536; default 100"));
-    CHECK(contains(text, "one of sgd, adam; default adam"));
+    CHECK(contains(text, "one of sgd, adam, sgd_smooth; default adam"));
     CHECK(contains(text, "default \"data/mnist\""));
     CHECK(contains(text, "float, > 0 and <= 10; default 0.001"));
 

@@ -699,6 +699,9 @@ static void test_optimizer_settings_applied(void)
         {"adam beta2", &cfg.optimizer.beta2, 0.9f, FF_OPT_ADAM},
         {"adam eps", &cfg.optimizer.eps, 0.5f, FF_OPT_ADAM},
         {"adam weight_decay", &cfg.optimizer.weight_decay, 0.3f, FF_OPT_ADAM},
+        {"sgd_smooth lr", &cfg.optimizer.lr, 0.05f, FF_OPT_SGD_SMOOTH},
+        {"sgd_smooth smoothing", &cfg.optimizer.momentum, 0.9f, FF_OPT_SGD_SMOOTH},
+        {"sgd_smooth weight_decay", &cfg.optimizer.weight_decay, 0.01f, FF_OPT_SGD_SMOOTH},
     };
     for (size_t k = 0; k < sizeof knobs / sizeof knobs[0]; k++) {
         ff_config c0 = cfg;
@@ -730,6 +733,39 @@ static void test_optimizer_settings_applied(void)
     run_optim(&cfg, 1, p, N);
     for (int i = 0; i < N; i++)
         CHECK_NEAR(base[i] - p[i], 0.01, 1e-5);
+}
+
+/* sgd_smooth, ffcode's update: d = s d + (1 - s) g, p -= lr (d + wd p), by hand.
+ * p0 = [1, -2, 0.5], g1 = [0.4, -0.2, 1], g2 = [-0.6, 0.3, 0.2], s 0.9, wd 0.1, lr 0.5:
+ * d1 = 0.1 g1 = [0.04, -0.02, 0.1]; p1 = p0 - 0.5 [0.14, -0.22, 0.15] = [0.93, -1.89, 0.425];
+ * d2 = 0.9 d1 + 0.1 g2 = [-0.024, 0.012, 0.11];
+ * p2 = p1 - 0.5 [0.069, -0.177, 0.1525] = [0.8955, -1.8015, 0.34875]. */
+static void test_sgd_smooth_hand_computed(void)
+{
+    const ff_optim_params op = {.kind = FF_OPT_SGD_SMOOTH, .momentum = 0.9f, .weight_decay = 0.1f};
+    const float g1[3] = {0.4f, -0.2f, 1.0f}, g2[3] = {-0.6f, 0.3f, 0.2f};
+    const double p1[3] = {0.93, -1.89, 0.425}, p2[3] = {0.8955, -1.8015, 0.34875};
+    const double d2[3] = {-0.024, 0.012, 0.11};
+    ff_optim o, r;
+    CHECK(ff_optim_init(&o, &op, 3, NULL) == FF_OK);
+    CHECK(ff_optim_init(&r, &op, 3, NULL) == FF_OK);
+    CHECK(ff_optim_state_len(&o) == 3);
+    float p[3] = {1.0f, -2.0f, 0.5f}, q[3] = {1.0f, -2.0f, 0.5f};
+    ff_optim_step(&o, p, g1, 0.5f);
+    for (int i = 0; i < 3; i++)
+        CHECK_NEAR(p[i], p1[i], 1e-6);
+    ff_optim_step(&o, p, g2, 0.5f);
+    for (int i = 0; i < 3; i++) {
+        CHECK_NEAR(p[i], p2[i], 1e-6);
+        CHECK_NEAR(o.state[i], d2[i], 1e-6);
+    }
+    CHECK(o.t == 2);
+    /* a range step moves that range exactly so and nothing else */
+    ff_optim_step_range(&r, q, g1, 0.5f, 1, 2);
+    ff_optim_step_range(&r, q, g2, 0.5f, 1, 2);
+    CHECK(q[0] == 1.0f && r.state[0] == 0.0f && q[1] == p[1] && q[2] == p[2]);
+    ff_optim_free(&o);
+    ff_optim_free(&r);
 }
 
 static void test_schedules(void)
@@ -854,7 +890,7 @@ static void test_checkpoint_roundtrip_and_corruption(void)
     ff_optim_step(&opt, net.params, net.grads, 0.01f);
     /* a softmax head of 6 features: 60 weights + 10 biases, Adam state 140, 3 steps */
     ff_readout head;
-    CHECK(ff_readout_init(&head, 6, 10, 4, &err) == FF_OK);
+    CHECK(ff_readout_init(&head, 6, 10, 4, NULL, &err) == FF_OK);
     for (size_t i = 0; i < head.n_params; i++)
         head.params[i] = 0.25f * (float)i - 3.0f;
     for (size_t i = 0; i < ff_optim_state_len(&head.opt); i++)
@@ -1020,6 +1056,7 @@ int main(void)
     RUN(test_label_every_layer);
     RUN(test_peer_normalisation_gradient);
     RUN(test_optimizer_settings_applied);
+    RUN(test_sgd_smooth_hand_computed);
     RUN(test_schedules);
     RUN(test_eval_skips_first_layer);
     RUN(test_checkpoint_roundtrip_and_corruption);

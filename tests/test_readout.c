@@ -1,6 +1,7 @@
 /* test_readout.c - the linear softmax readout: cross-entropy gradients against
  * finite differences, a separable toy problem, argmax prediction, normalised
  * features from the right layers, layer choice per mode, frozen-net epochs. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,7 @@ static void test_gradients_match_finite_differences(void)
 {
     enum { F = 7, C = 4, B = 5 };
     ff_readout ro;
-    CHECK(ff_readout_init(&ro, F, C, B, NULL) == FF_OK);
+    CHECK(ff_readout_init(&ro, F, C, B, NULL, NULL) == FF_OK);
     CHECK(ro.n_params == C * F + C);
     ff_rng r;
     ff_rng_seed(&r, 21);
@@ -73,7 +74,7 @@ static void test_separable_toy_problem(void)
     make_blobs(&r, x, y, N, centres);
     make_blobs(&r, xt, yt, N, centres);
     ff_readout ro;
-    CHECK(ff_readout_init(&ro, F, C, 100, NULL) == FF_OK);
+    CHECK(ff_readout_init(&ro, F, C, 100, NULL, NULL) == FF_OK);
     float first = 0.0f, last = 0.0f;
     for (int epoch = 0; epoch < 60; epoch++)
         for (int b = 0; b < N / 100; b++) {
@@ -100,10 +101,89 @@ static void test_separable_toy_problem(void)
     ff_readout_free(&ro);
 }
 
+/* clf.optimizer sgd_smooth (ffcode's head): two steps on one sample, hand-computed.
+ * F 2, C 2, x = [1, 2], label 0, lr 0.5, smoothing 0.9, weight decay 0.2.
+ * Step 1 from zero weights: logits 0, p = [1/2, 1/2], dz = [-1/2, 1/2];
+ * g(W) = dz x^T = [[-0.5, -1], [0.5, 1]], g(b) = [-0.5, 0.5]; d = 0.1 g; W = 0, so
+ * the step is lr d: W1 = [[0.025, 0.05], [-0.025, -0.05]], b1 = [0.025, -0.025].
+ * Step 2: z0 = 0.025 + 0.1 + 0.025 = 0.15 = -z1, p0 = 1 / (1 + e^-0.3); g2 = dz2 x^T
+ * with dz2 = [p0 - 1, 1 - p0]; d2 = 0.9 d1 + 0.1 g2; w2 = w1 - lr (d2 + 0.2 w1). */
+static void test_head_sgd_smooth_hand_computed(void)
+{
+    ff_config cfg;
+    ff_config_defaults(&cfg);
+    /* the default head is today's: Adam 0.9 / 0.999 / 1e-8, no decay */
+    const ff_optim_params def = ff_readout_optim_params(&cfg);
+    CHECK(def.kind == FF_OPT_ADAM && def.beta1 == 0.9f && def.beta2 == 0.999f &&
+          def.eps == 1e-8f && def.weight_decay == 0.0f && !cfg.clf.lr_schedule);
+    ff_err err;
+    CHECK(ff_config_set(&cfg, "clf.optimizer=sgd_smooth", &err) == FF_OK);
+    CHECK(ff_config_set(&cfg, "clf.momentum=0.9", &err) == FF_OK);
+    CHECK(ff_config_set(&cfg, "clf.weight_decay=0.2", &err) == FF_OK);
+    const ff_optim_params op = ff_readout_optim_params(&cfg);
+    ff_readout ro;
+    CHECK(ff_readout_init(&ro, 2, 2, 4, &op, &err) == FF_OK);
+    CHECK(ro.opt.kind == FF_OPT_SGD_SMOOTH && ff_optim_state_len(&ro.opt) == ro.n_params);
+    const float x[2] = {1.0f, 2.0f};
+    const uint8_t y[1] = {0};
+    CHECK_NEAR(ff_readout_train_batch(&ro, x, y, 1, 0.5f), log(2.0), 1e-6);
+    const double w1[6] = {0.025, 0.05, -0.025, -0.05, 0.025, -0.025}; /* W row-major, b */
+    const double d1[6] = {-0.05, -0.1, 0.05, 0.1, -0.05, 0.05};
+    for (int i = 0; i < 6; i++) {
+        CHECK_NEAR(ro.params[i], w1[i], 1e-7);
+        CHECK_NEAR(ro.opt.state[i], d1[i], 1e-7);
+    }
+    ff_readout_train_batch(&ro, x, y, 1, 0.5f);
+    const double p0 = 1.0 / (1.0 + exp(-0.3)), dz[2] = {p0 - 1.0, 1.0 - p0};
+    const double g2[6] = {dz[0] * x[0], dz[0] * x[1], dz[1] * x[0], dz[1] * x[1], dz[0], dz[1]};
+    for (int i = 0; i < 6; i++) {
+        const double d2 = 0.9 * d1[i] + 0.1 * g2[i];
+        const double want = w1[i] - 0.5 * (d2 + 0.2 * w1[i]);
+        /* ffrun's sgd form (decay inside the smoothed gradient) would land elsewhere */
+        const double inside = w1[i] - 0.5 * (0.9 * d1[i] + 0.1 * (g2[i] + 0.2 * w1[i]));
+        CHECK(fabs(want - inside) > 1e-3);
+        CHECK_NEAR(ro.opt.state[i], d2, 1e-6);
+        CHECK_NEAR(ro.params[i], want, 1e-6);
+    }
+    /* reset clears the smoothed gradient too */
+    ff_readout_reset(&ro);
+    CHECK(ro.opt.t == 0 && ro.opt.state[0] == 0.0f && ro.params[0] == 0.0f);
+    ff_readout_free(&ro);
+}
+
+/* the default clf.* keys build the head ff_readout_init(NULL) always built: bit-identical
+ * training */
+static void test_head_default_unchanged(void)
+{
+    enum { F = 5, C = 3, B = 8 };
+    ff_config cfg;
+    ff_config_defaults(&cfg);
+    const ff_optim_params op = ff_readout_optim_params(&cfg);
+    ff_readout a, b;
+    CHECK(ff_readout_init(&a, F, C, B, NULL, NULL) == FF_OK);
+    CHECK(ff_readout_init(&b, F, C, B, &op, NULL) == FF_OK);
+    ff_rng r;
+    ff_rng_seed(&r, 23);
+    float x[B * F];
+    uint8_t y[B];
+    for (int step = 0; step < 20; step++) {
+        fill_normal(&r, x, B * F, 1.0f);
+        for (int i = 0; i < B; i++)
+            y[i] = (uint8_t)((step + i) % C);
+        ff_readout_train_batch(&a, x, y, B, cfg.clf.lr);
+        ff_readout_train_batch(&b, x, y, B, cfg.clf.lr);
+    }
+    CHECK(a.params[0] != 0.0f);
+    CHECK(memcmp(a.params, b.params, sizeof(float) * a.n_params) == 0);
+    CHECK(memcmp(a.opt.state, b.opt.state, sizeof(float) * 2 * a.n_params) == 0);
+    ff_readout_free(&a);
+    ff_readout_free(&b);
+}
+
 static void test_argmax_prediction(void)
 {
     ff_readout ro;
-    CHECK(ff_readout_init(&ro, 2, 3, 4, NULL) == FF_OK);
+    CHECK(ff_readout_init(&ro, 2, 3, 4, NULL, NULL) == FF_OK);
     /* W = [[1,0],[0,1],[-1,-1]], b = [0, 0, 0.5] */
     const float p[] = {1, 0, 0, 1, -1, -1, 0, 0, 0.5f};
     memcpy(ro.params, p, sizeof p);
@@ -254,7 +334,7 @@ static void run_frozen(int neutral)
     CHECK(ff_readout_layers(&cfg, &net, layers, &nl, NULL) == FF_OK);
     ff_readout ro;
     CHECK(ff_readout_init(&ro, ff_readout_feature_dim(&net, layers, nl), FF_NUM_CLASSES, 64,
-                          NULL) == FF_OK);
+                          NULL, NULL) == FF_OK);
     float *frozen = malloc(sizeof(float) * net.n_params);
     memcpy(frozen, net.params, sizeof(float) * net.n_params);
     float *xbuf = malloc(sizeof(float) * 64 * 64);
@@ -330,6 +410,8 @@ int main(void)
 {
     RUN(test_gradients_match_finite_differences);
     RUN(test_separable_toy_problem);
+    RUN(test_head_sgd_smooth_hand_computed);
+    RUN(test_head_default_unchanged);
     RUN(test_argmax_prediction);
     RUN(test_features_normalised_from_chosen_layers);
     RUN(test_layer_choice_per_mode);

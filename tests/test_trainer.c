@@ -118,12 +118,23 @@ static void test_next_is_step_over_order(void)
     ff_trainer_free(&b);
 }
 
-/* save mid-epoch, restore into a new trainer: both end bit-identical */
-static void test_restore_continues(void)
+/* save mid-epoch, restore into a new trainer: both end bit-identical. With `head`, the
+ * softmax head has ffcode's optimiser (sgd_smooth, weight decay, its lr on the schedule)
+ * and draws the negatives, so its state (n floats, not Adam's 2n) steers the FF run. */
+static void restore_continues(const char *tag, int head)
 {
     ff_config cfg;
-    quick_config(&cfg, "restore");
+    quick_config(&cfg, tag);
     ff_err err;
+    if (head) {
+        const char *sets[] = {"clf.optimizer=sgd_smooth", "clf.lr=0.1", "clf.momentum=0.9",
+                              "clf.weight_decay=0.003", "clf.lr_schedule=true",
+                              "schedule.type=linear", "schedule.decay_start=0.25",
+                              "train.hard_scores=softmax"};
+        for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
+            CHECK(ff_config_set(&cfg, sets[i], &err) == FF_OK);
+        CHECK(ff_config_validate(&cfg, &err) == FF_OK);
+    }
     ff_trainer a, b;
     CHECK(ff_trainer_create(&a, &cfg, NULL, NULL, &err) == FF_OK);
     ff_step_stats st;
@@ -131,10 +142,14 @@ static void test_restore_continues(void)
         ff_trainer_next(&a, &st);
     CHECK(a.epoch == 1 && a.batch_in_epoch == 3);
     char path[512];
-    snprintf(path, sizeof path, "%s/restore.ffm", tmpdir);
+    snprintf(path, sizeof path, "%s/%s.ffm", tmpdir, tag);
     CHECK(ff_trainer_save(&a, path, "somewhere", &err) == FF_OK);
     ff_checkpoint ck = {0};
     CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
+    const size_t n_head_state = ff_optim_state_len(&a.ro.opt);
+    CHECK(n_head_state == (head ? 1 : 2) * a.ro.n_params);
+    CHECK(ck.n_head_state == n_head_state && ck.head_t == a.ro.opt.t && ck.head_t > 0);
+    CHECK(same_floats(ck.head_state, a.ro.opt.state, n_head_state));
     CHECK(ff_trainer_create(&b, &cfg, NULL, NULL, &err) == FF_OK);
     CHECK(ff_trainer_restore(&b, &ck, NULL, NULL, &err) == FF_OK);
     CHECK(b.epoch == 1 && b.batch_in_epoch == 3 && b.step == a.step);
@@ -142,7 +157,19 @@ static void test_restore_continues(void)
     run_to_end(&b);
     CHECK(same_floats(a.net.params, b.net.params, a.net.n_params));
     CHECK(same_floats(a.ro.params, b.ro.params, a.ro.n_params));
+    CHECK(same_floats(a.ro.opt.state, b.ro.opt.state, n_head_state) && a.ro.opt.t == b.ro.opt.t);
     CHECK(memcmp(&a.rng, &b.rng, sizeof a.rng) == 0);
+    if (head) {
+        /* the same state length under another clf.optimizer is not carried over */
+        ff_config other = cfg;
+        CHECK(ff_config_set(&other, "clf.optimizer=sgd", &err) == FF_OK);
+        ff_trainer c;
+        CHECK(ff_trainer_create(&c, &other, NULL, NULL, &err) == FF_OK);
+        CHECK(ff_trainer_restore(&c, &ck, NULL, NULL, &err) == FF_OK);
+        CHECK(same_floats(c.net.params, ck.params, c.net.n_params));
+        CHECK(c.ro.opt.t == 0 && c.ro.params[0] == 0.0f && ck.head[0] != 0.0f);
+        ff_trainer_free(&c);
+    }
 
     /* a model that does not fit the run is refused, not trusted */
     ck.batch = -1;
@@ -157,6 +184,50 @@ static void test_restore_continues(void)
     ff_checkpoint_free(&ck);
     ff_trainer_free(&a);
     ff_trainer_free(&b);
+}
+
+static void test_restore_continues(void) { restore_continues("restore", 0); }
+static void test_restore_continues_sgd_head(void) { restore_continues("restore_head", 1); }
+
+/* clf.lr_schedule: the head's step uses clf.lr times the schedule's factor at the net's
+ * step. Halfway through a linear decay from 0 to 0 the factor is 1/2, so a head with
+ * clf.lr 0.1 on the schedule steps exactly as one with a constant 0.05, and not as one
+ * with a constant 0.1. */
+static void test_head_lr_follows_schedule(void)
+{
+    const struct { const char *lr, *sched; } runs[3] = {
+        {"clf.lr=0.1", "clf.lr_schedule=true"},
+        {"clf.lr=0.05", "clf.lr_schedule=false"},
+        {"clf.lr=0.1", "clf.lr_schedule=false"}};
+    ff_trainer t[3];
+    ff_err err;
+    for (int k = 0; k < 3; k++) {
+        ff_config cfg;
+        quick_config(&cfg, "head_lr");
+        const char *sets[] = {"clf.optimizer=sgd", "schedule.type=linear",
+                              "schedule.decay_start=0", "schedule.final_lr_scale=0", runs[k].lr,
+                              runs[k].sched};
+        for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
+            CHECK(ff_config_set(&cfg, sets[i], &err) == FF_OK);
+        CHECK(ff_config_validate(&cfg, &err) == FF_OK);
+        CHECK(ff_trainer_create(&t[k], &cfg, NULL, NULL, &err) == FF_OK);
+        t[k].step = t[k].total_steps / 2;
+        CHECK(t[k].total_steps == 20);
+        ff_step_stats st;
+        ff_trainer_step(&t[k], t[k].order, &st);
+        CHECK_NEAR(st.lr, 0.5 * cfg.optimizer.lr, 1e-9); /* the net's lr: the same factor */
+    }
+    const size_t n = t[0].ro.n_params;
+    CHECK(same_floats(t[0].net.params, t[2].net.params, t[0].net.n_params));
+    CHECK(same_floats(t[0].ro.params, t[1].ro.params, n));
+    CHECK(!same_floats(t[0].ro.params, t[2].ro.params, n));
+    /* the fresh head of `ffrun eval` is no part of the schedule: clf.lr itself. A
+     * 1-epoch retrain from zero agrees between the scheduled 0.1 head and the constant one. */
+    CHECK(ff_trainer_softmax_error(&t[0], 1, 1, 5, NULL) ==
+          ff_trainer_softmax_error(&t[2], 1, 1, 5, NULL));
+    CHECK(same_floats(t[0].ro.params, t[2].ro.params, n));
+    for (int k = 0; k < 3; k++)
+        ff_trainer_free(&t[k]);
 }
 
 /* every model file in dir loads and holds finite parameters; returns how many */
@@ -305,6 +376,8 @@ int main(void)
     RUN(test_api_matches_whole_run);
     RUN(test_next_is_step_over_order);
     RUN(test_restore_continues);
+    RUN(test_restore_continues_sgd_head);
+    RUN(test_head_lr_follows_schedule);
     RUN(test_divergence_stops);
     RUN(test_model_prefix_claims);
     RUN(test_clf_resume);

@@ -18,8 +18,9 @@
  *   96      8     n_aux: floats of other training state (peer-normalisation means)
  *   104     8     n_head: floats of the softmax readout head's parameters (W then b;
  *                 0 if the run trains no head, i.e. eval.softmax is off)
- *   112     8     n_head_state: floats of the head's Adam state (m then v)
- *   120     8     head_t: the head's Adam step count
+ *   112     8     n_head_state: floats of the head's optimiser state (clf.optimizer
+ *                 adam: m then v, 2 n_head; sgd, sgd_smooth: one vector, n_head)
+ *   120     8     head_t: the head's optimiser step count
  *   128     ...   config YAML (config_len bytes), run directory (run_dir_len bytes),
  *                 params (4 * n_params bytes, IEEE float32), optimiser state
  *                 (4 * n_state bytes), aux state (4 * n_aux bytes), head parameters

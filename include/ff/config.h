@@ -22,7 +22,10 @@
 typedef enum { FF_MODE_SUPERVISED, FF_MODE_UNSUP_BACKBONE, FF_MODE_UNSUP_CLF, FF_MODE_COUNT } ff_mode;
 typedef enum { FF_LAYER_FC, FF_LAYER_CONV, FF_LAYER_LOCAL, FF_LAYER_POOL, FF_LAYER_KIND_COUNT } ff_layer_kind;
 typedef enum { FF_POOL_MAX, FF_POOL_AVG, FF_POOL_COUNT } ff_pool_kind;
-typedef enum { FF_OPT_SGD, FF_OPT_ADAM, FF_OPT_COUNT } ff_opt_kind;
+/* sgd: v = momentum v + g, params -= lr v (weight decay inside g); adam; sgd_smooth:
+ * ffcode's smoothed gradient, d = momentum d + (1 - momentum) g, params -= lr (d +
+ * weight_decay params) (weight decay outside the smoothing). include/ff/optim.h. */
+typedef enum { FF_OPT_SGD, FF_OPT_ADAM, FF_OPT_SGD_SMOOTH, FF_OPT_COUNT } ff_opt_kind;
 typedef enum { FF_SCHED_CONSTANT, FF_SCHED_LINEAR, FF_SCHED_COSINE, FF_SCHED_COUNT } ff_sched_kind;
 typedef enum { FF_PASS_ALTERNATE, FF_PASS_JOINT, FF_PASS_COUNT } ff_pass_kind;
 typedef enum { FF_NEG_RANDOM, FF_NEG_HARD, FF_NEG_COUNT } ff_neg_kind;
@@ -89,7 +92,7 @@ typedef struct ff_config {
     } train;
 
     struct {
-        ff_opt_kind type;         /* optimizer.type: sgd | adam (default adam) */
+        ff_opt_kind type;         /* optimizer.type: sgd | adam | sgd_smooth (default adam) */
         float lr;                 /* optimizer.lr (default 0.001) */
         float momentum;           /* optimizer.momentum (sgd, default 0.9) */
         float beta1, beta2, eps;  /* optimizer.beta1/beta2/eps (adam: 0.9, 0.999, 1e-8) */
@@ -126,6 +129,12 @@ typedef struct ff_config {
         int n_layers;
         int epochs;                /* clf.epochs (default 10) */
         float lr;                  /* clf.lr (default 0.001) */
+        ff_opt_kind optimizer;     /* clf.optimizer: the head's optimiser (default adam: beta1 0.9,
+                                      beta2 0.999, eps 1e-8) */
+        float momentum;            /* clf.momentum: sgd momentum / sgd_smooth smoothing (default 0.9) */
+        float weight_decay;        /* clf.weight_decay: the head's L2 weight decay (default 0) */
+        int lr_schedule;           /* clf.lr_schedule: the head beside an FF net scales clf.lr by the
+                                      schedule's factor of the net's step (bool, default false) */
     } clf;
 
     struct {

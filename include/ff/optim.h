@@ -1,11 +1,16 @@
-/* optim.h - SGD with momentum and Adam over one flat parameter buffer, plus
- * learning-rate schedules.
+/* optim.h - SGD with momentum, smoothed SGD (Hinton's ffcode) and Adam over one flat
+ * parameter buffer, plus learning-rate schedules.
  *
- * The optimiser state (momentum, or Adam's m and v) is one contiguous buffer
- * (state[0..n) and, for Adam, state[n..2n)) so checkpoints and a future
- * allreduce can take it whole. ff_optim_init allocates it; ff_optim_free
- * releases it (safe on a zeroed struct). Weight decay is applied to every
- * parameter as an L2 term added to the gradient. */
+ * The optimiser state (momentum, the smoothed gradient, or Adam's m and v) is one
+ * contiguous buffer (state[0..n) and, for Adam, state[n..2n)) so checkpoints and a
+ * future allreduce can take it whole. ff_optim_init allocates it; ff_optim_free
+ * releases it (safe on a zeroed struct). Weight decay wd is applied to every
+ * parameter w. The steps, g the gradient:
+ *   sgd:        v = momentum v + (g + wd w);           w -= lr v
+ *   sgd_smooth: d = momentum d + (1 - momentum) g;     w -= lr (d + wd w)
+ *   adam:       g' = g + wd w; m, v the usual moments of g'; w -= lr m^ / (sqrt(v^) + eps)
+ * sgd_smooth is ffnew.m's update (its "delay" is momentum, its weight cost wd): the
+ * decay is outside the smoothing, so it acts at once and at full strength. */
 #ifndef FF_OPTIM_H
 #define FF_OPTIM_H
 
@@ -19,16 +24,17 @@ typedef struct ff_optim {
     ff_opt_kind kind;
     float momentum, beta1, beta2, eps, weight_decay;
     size_t n;         /* number of parameters */
-    float *state;     /* sgd: n floats (velocity); adam: 2n floats (m then v) */
+    float *state;     /* sgd: n floats (velocity); sgd_smooth: n (smoothed gradient);
+                         adam: 2n floats (m then v) */
     int64_t t;        /* steps taken (Adam bias correction) */
 } ff_optim;
 
 /* What an optimiser is, apart from its learning rate (which each step takes). */
 typedef struct ff_optim_params {
     ff_opt_kind kind;
-    float momentum;           /* sgd */
+    float momentum;           /* sgd momentum, sgd_smooth smoothing */
     float beta1, beta2, eps;  /* adam */
-    float weight_decay;       /* both: L2 term added to the gradient */
+    float weight_decay;       /* all: L2 weight decay (see above for where it enters) */
 } ff_optim_params;
 
 /* The optimizer.* settings of cfg. */

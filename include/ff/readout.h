@@ -11,10 +11,12 @@
  * x / sqrt(mean(x^2) + net->norm_eps), so each layer block has mean square ~1.
  * The head never sees raw (unnormalised) ReLU outputs.
  *
- * The classifier: logits = x W^T + b, softmax cross-entropy (batch mean), Adam.
- * W [classes, features] and b [classes] are one contiguous buffer (params,
- * W then b), the gradients another (grads, same layout), and the Adam state
- * one more (opt.state: m then v). ff_readout_init allocates everything,
+ * The classifier: logits = x W^T + b, softmax cross-entropy (batch mean), and
+ * an optimiser of its own (clf.optimizer, clf.lr, clf.momentum, clf.weight_decay;
+ * by default Adam, no weight decay). W [classes, features] and b [classes] are
+ * one contiguous buffer (params, W then b), the gradients another (grads, same
+ * layout), and the optimiser state one more (opt.state: Adam's m then v, or
+ * SGD's one vector). ff_readout_init allocates everything,
  * including per-batch scratch for up to max_batch rows; nothing is allocated
  * per batch. ff_readout_free releases it all (safe on a zeroed struct). */
 #ifndef FF_READOUT_H
@@ -34,19 +36,26 @@ typedef struct ff_readout {
     size_t n_params;     /* classes * features + classes */
     float *params;       /* W [classes, features], then b [classes] */
     float *grads;        /* same layout as params */
-    ff_optim opt;        /* Adam (beta1 0.9, beta2 0.999, eps 1e-8, no weight decay) */
+    ff_optim opt;        /* the head's optimiser (default Adam: beta1 0.9, beta2 0.999,
+                            eps 1e-8, no weight decay) */
     float *logits;       /* [max_batch, classes] scratch: logits (predict) or their gradient (training) */
     float *feat;         /* [max_batch, features] scratch for the epoch helpers */
     uint8_t *labels;     /* [2 * max_batch] scratch: true labels, then FF_LABEL_NEUTRAL */
     float *mem;          /* the single allocation behind params, grads, logits, feat */
 } ff_readout;
 
-/* Zero-initialised weights and biases, fresh Adam state. Errors: FF_ERR_USAGE
+/* The head's optimiser as cfg's clf.* keys give it (Adam's betas and eps fixed at
+ * 0.9, 0.999, 1e-8). */
+ff_optim_params ff_readout_optim_params(const ff_config *cfg);
+
+/* Zero-initialised weights and biases, fresh optimiser state; opt (copied) is the
+ * optimiser, NULL for the default (Adam, no weight decay). Errors: FF_ERR_USAGE
  * (features, classes or max_batch < 1, classes > 255), FF_ERR_NOMEM. */
-int ff_readout_init(ff_readout *ro, int features, int classes, int max_batch, ff_err *err);
+int ff_readout_init(ff_readout *ro, int features, int classes, int max_batch,
+                    const ff_optim_params *opt, ff_err *err);
 void ff_readout_free(ff_readout *ro);
 
-/* Back to zero weights and a fresh Adam state (to retrain from scratch). */
+/* Back to zero weights and a fresh optimiser state (to retrain from scratch). */
 void ff_readout_reset(ff_readout *ro);
 
 /* logits[i, k] = x[i, :] . W[k, :] + b[k] for a [batch, features] x; logits may be ro->logits. */
@@ -57,7 +66,7 @@ void ff_readout_logits(const ff_readout *ro, const float *x, int batch, float *l
  * (softmax - onehot) / batch in ro->logits. labels are in [0, classes). */
 float ff_readout_loss_grad(ff_readout *ro, const float *x, const uint8_t *labels, int batch);
 
-/* ff_readout_loss_grad, then one Adam step with learning rate lr. Returns the
+/* ff_readout_loss_grad, then one optimiser step with learning rate lr. Returns the
  * mean loss before the step. */
 float ff_readout_train_batch(ff_readout *ro, const float *x, const uint8_t *labels, int batch,
                              float lr);
@@ -108,7 +117,7 @@ void ff_readout_make_input(ff_readout *ro, const ff_readout_input *in, const int
                            float *x);
 
 /* One epoch of head training with the net frozen: batches of `batch` images
- * taken in `order` (n indices; NULL: 0..n), forward, features, one Adam step
+ * taken in `order` (n indices; NULL: 0..n), forward, features, one optimiser step
  * each (a last partial batch included). xbuf holds net->max_batch net inputs.
  * batch must be <= ro->max_batch and net->max_batch; the net's input size must
  * match `in`, and ro->features must equal the feature dim of `layers`.

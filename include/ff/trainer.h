@@ -18,8 +18,8 @@
  * then with train.passes = joint one FF pass over positives and negatives and
  * one optimiser step, with alternate a positive pass and step, then a negative
  * pass and step; each layer's gradient stops at its own input. With
- * eval.softmax the head then takes one Adam step on the same images (neutral
- * label), the FF weights untouched. The RNG is used in exactly this order, so
+ * eval.softmax the head then takes one step of its own optimiser (clf.*) on the
+ * same images (neutral label), the FF weights untouched. The RNG is used in exactly this order, so
  * a run is determined by its seed, and a restored trainer continues the stream.
  *
  * Ownership: ff_trainer_create fills a caller-provided struct and allocates
@@ -161,8 +161,9 @@ void ff_trainer_evaluate(ff_trainer *t, int epoch, ff_eval_result *r);
 double ff_trainer_goodness_error(ff_trainer *t, int64_t *confusion);
 
 /* The softmax readout's test error (needs eval.softmax: the head). First the head
- * trains `epochs` more epochs on the frozen net (batches of t->batch, lr clf.lr,
- * its own RNG seeded with `seed`), from zero if `fresh`, else from where it is.
+ * trains `epochs` more epochs on the frozen net (batches of t->batch, its own RNG
+ * seeded with `seed`), from zero with lr clf.lr if `fresh`, else from where it is
+ * with the head's lr of the moment (clf.lr_schedule: scaled as at the net's step).
  * The FF weights and the run's RNG are untouched. */
 double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t seed,
                                 int64_t *confusion);
