@@ -44,19 +44,19 @@ void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *
     const int per_chunk = net->max_batch / FF_NUM_CLASSES;
     FF_ASSERT(per_chunk >= 1);
     FF_ASSERT(ff_eval_check_input(net, kind, ds, NULL) == FF_OK);
-    const size_t dim = (size_t)ff_shape_dim(net->input);
     for (int start = 0; start < n; start += per_chunk) {
         const int m = n - start < per_chunk ? n - start : per_chunk;
-        /* sample row k * m + j holds image start + j with label k */
-        for (int k = 0; k < FF_NUM_CLASSES; k++) {
-            const uint8_t label = (uint8_t)k;
-            for (int j = 0; j < m; j++) {
-                int src = idx ? idx[start + j] : start + j;
-                ff_embed_batch(kind, ds->images, ds->rows, ds->cols, &src, &label, 1,
-                               xbuf + ((size_t)k * m + j) * dim);
-            }
-        }
+        /* sample row k * m + j holds image start + j with label k (one embedding call:
+         * its rows are split over the pool) */
         const int rows = m * FF_NUM_CLASSES;
+        int src[rows];
+        uint8_t label[rows];
+        for (int k = 0; k < FF_NUM_CLASSES; k++)
+            for (int j = 0; j < m; j++) {
+                src[k * m + j] = idx ? idx[start + j] : start + j;
+                label[k * m + j] = (uint8_t)k;
+            }
+        ff_embed_batch(kind, ds->images, ds->rows, ds->cols, src, label, rows, xbuf);
         ff_net_forward(net, xbuf, rows);
         summed_goodness(net, rows, as_logits, FF_NUM_CLASSES,
                         scores + (size_t)start * FF_NUM_CLASSES);
@@ -71,17 +71,15 @@ void ff_eval_goodness_scores_of(ff_net *net, ff_embed_kind kind, const ff_datase
     const int per_chunk = net->max_batch / m;
     FF_ASSERT(per_chunk >= 1);
     FF_ASSERT(ff_eval_check_input(net, kind, ds, NULL) == FF_OK);
-    const size_t dim = (size_t)ff_shape_dim(net->input);
     for (int start = 0; start < n; start += per_chunk) {
         const int c = n - start < per_chunk ? n - start : per_chunk;
         const int rows = c * m; /* row j * m + q: image start + j with its q-th label */
-        for (int j = 0; j < c; j++) {
-            const int src = idx ? idx[start + j] : start + j;
+        int src[rows];
+        for (int j = 0; j < c; j++)
             for (int q = 0; q < m; q++)
-                ff_embed_batch(kind, ds->images, ds->rows, ds->cols, &src,
-                               &labels[(size_t)(start + j) * m + q], 1,
-                               xbuf + ((size_t)j * m + q) * dim);
-        }
+                src[j * m + q] = idx ? idx[start + j] : start + j;
+        ff_embed_batch(kind, ds->images, ds->rows, ds->cols, src, labels + (size_t)start * m,
+                       rows, xbuf);
         ff_net_forward(net, xbuf, rows);
         summed_goodness(net, rows, as_logits, 1, scores + (size_t)start * m);
     }

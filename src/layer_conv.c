@@ -23,6 +23,8 @@
 
 #include "ff/im2col.h"
 #include "ff/layer.h"
+#include "ff/pool.h"
+#include "runs.h"
 
 #ifndef FF_CONV_CHUNK
 #define FF_CONV_CHUNK 64 /* samples per im2col + sgemm round */
@@ -57,24 +59,39 @@ static size_t conv_workspace(const ff_layer *l, int batch)
     return rounds_floats(l, batch) + (nc ? C * nc + (size_t)batch * (nc + C) : 0);
 }
 
-/* y[i][c][p] = relu(t[i][p][c] + b[c] + a[i][c]) for n samples: the GEMM's
- * [P, C] blocks transposed to CHW with bias and ReLU in the same pass (a NULL: no
- * plane term; a is indexed from the round's first sample) */
-static void transpose_bias_relu(const ff_layer *l, const float *t, float *y, int n,
-                                const float *a)
+/* y[i][c][p] = relu(t[c][i * P + p] + b[c] + a[i][c]) for n samples: the GEMM's
+ * [C, n * P] product put into CHW rows (runs of P floats) with bias and ReLU in the
+ * same pass (a NULL: no plane term; a is indexed from the round's first sample);
+ * split over the pool by channels */
+typedef struct epilogue_job {
+    const ff_layer *l;
+    const float *t, *a;
+    float *y;
+    int n;
+} epilogue_job;
+
+/* channels [c0, c1): t's rows read in order, each sample's run written to its CHW row */
+static void bias_relu_range(void *ctx, size_t c0, size_t c1)
 {
-    const int P = ff_patch_count(l), C = l->out.c;
-    for (int i = 0; i < n; i++) {
-        const float *ti = t + (size_t)i * P * C;
-        for (int c = 0; c < C; c++) {
-            float *row = y + ((size_t)i * C + c) * P;
+    const epilogue_job *j = ctx;
+    const ff_layer *l = j->l;
+    const int P = ff_patch_count(l), C = l->out.c, n = j->n;
+    const size_t ld = (size_t)n * P, out_dim = (size_t)C * P;
+    const float *a = j->a;
+    for (size_t c = c0; c < c1; c++) {
+        const float *tc = j->t + c * ld;
+        float *yc = j->y + c * P;
+        for (int i = 0; i < n; i++) {
             const float add = l->b[c] + (a ? a[(size_t)i * C + c] : 0.0f);
-            for (int p = 0; p < P; p++) {
-                float v = ti[(size_t)p * C + c] + add;
-                row[p] = v > 0.0f ? v : 0.0f;
-            }
+            ff_run_bias_relu(yc + i * out_dim, tc + (size_t)i * P, add, P);
         }
     }
+}
+
+static void bias_relu(const ff_layer *l, const float *t, float *y, int n, const float *a)
+{
+    epilogue_job j = {l, t, a, y, n};
+    ff_pool_for((size_t)l->out.c, 8, bias_relu_range, &j);
 }
 
 static void conv_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
@@ -100,29 +117,48 @@ static void conv_forward(const ff_layer *l, const float *x, float *y, int batch,
         float *col = patches ? patches + (size_t)i0 * P * Kv : ws;
         ff_im2col(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->pad, l->out, col,
                   index);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n * P, C, Kv, 1.0f, col, Kv, l->W, K,
-                    0.0f, t, C);
-        transpose_bias_relu(l, t, y + i0 * out_dim, n, a ? a + (size_t)i0 * C : NULL);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, n * P, Kv, 1.0f, l->W, K, col, Kv,
+                    0.0f, t, n * P);
+        bias_relu(l, t, y + i0 * out_dim, n, a ? a + (size_t)i0 * C : NULL);
     }
 }
 
-/* r[i][c] = sum_p dpre[i][c][p]; gb[c] (= or +=) sum_i r[i][c] */
-static void bias_grad(const ff_layer *l, const float *dpre, int batch, float beta, float *r)
+/* r[i][c] = sum_p dpre[i][c][p]; gb[c] (= or +=) sum_i r[i][c], in that order of
+ * i for every c; split over the pool by channels */
+typedef struct bias_grad_job {
+    const ff_layer *l;
+    const float *dpre;
+    int batch;
+    float beta;
+    float *r;
+} bias_grad_job;
+
+static void bias_grad_range(void *ctx, size_t c0, size_t c1)
 {
+    const bias_grad_job *j = ctx;
+    const ff_layer *l = j->l;
     const int P = ff_patch_count(l), C = l->out.c;
-    if (beta == 0.0f)
-        memset(l->gb, 0, sizeof(float) * (size_t)C);
-    for (int i = 0; i < batch; i++)
-        for (int c = 0; c < C; c++) {
-            const float *row = dpre + ((size_t)i * C + c) * P;
+    float *r = j->r, *gb = l->gb;
+    if (j->beta == 0.0f)
+        for (size_t c = c0; c < c1; c++)
+            gb[c] = 0.0f;
+    for (int i = 0; i < j->batch; i++)
+        for (size_t c = c0; c < c1; c++) {
+            const float *row = j->dpre + ((size_t)i * C + c) * P;
             float s = 0.0f;
 #pragma omp simd reduction(+ : s)
             for (int p = 0; p < P; p++)
                 s += row[p];
-            l->gb[c] += s;
+            gb[c] += s;
             if (r) /* loop-invariant: GCC unswitches it */
                 r[(size_t)i * C + c] = s;
         }
+}
+
+static void bias_grad(const ff_layer *l, const float *dpre, int batch, float beta, float *r)
+{
+    bias_grad_job j = {l, dpre, batch, beta, r};
+    ff_pool_for((size_t)l->out.c, 16, bias_grad_range, &j);
 }
 
 static void conv_backward(const ff_layer *l, const float *x, const float *patches,
@@ -140,9 +176,9 @@ static void conv_backward(const ff_layer *l, const float *x, const float *patche
         if (!patches)
             ff_im2col(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->pad, l->out,
                       ws, index);
-        ff_transpose_batch(dpre + i0 * out_dim, d, n, C, P);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, Kv, n * P, 1.0f, d, C, col, Kv,
-                    i0 ? 1.0f : beta, l->gW, K);
+        ff_channels_to_rows(dpre + i0 * out_dim, d, n, C, P);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, Kv, n * P, 1.0f, d, n * P, col,
+                    Kv, i0 ? 1.0f : beta, l->gW, K);
     }
     float *G = ws + rounds_floats(l, batch), *V = G + (size_t)C * nc;
     float *r = V + (size_t)batch * nc; /* G [C, nc], V [batch, nc], r [batch, C] */

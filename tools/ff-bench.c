@@ -194,6 +194,12 @@ void __wrap_ff_goodness(const float *y, int batch, int dim, float *g)
     TIMED(T_GOOD, __real_ff_goodness(y, batch, dim, g));
 }
 
+void __real_ff_channels_to_rows(const float *, float *, int, int, int);
+void __wrap_ff_channels_to_rows(const float *src, float *dst, int batch, int C, int P)
+{
+    TIMED(T_IM2COL, __real_ff_channels_to_rows(src, dst, batch, C, P));
+}
+
 /* `ref` capture: while on, the first two FF passes of a training batch (positive,
  * then negative: alternate passes) leave copies of their inputs and layer losses,
  * and the optimiser steps after them their gradients and the parameters after. */
