@@ -26,10 +26,6 @@
 #include "ff/pool.h"
 #include "runs.h"
 
-#ifndef FF_CONV_CHUNK
-#define FF_CONV_CHUNK 64 /* samples per im2col + sgemm round */
-#endif
-
 static int conv_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
                       ff_err *err)
 {
@@ -44,11 +40,17 @@ static int conv_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int ind
 /* samples per round: at most FF_CONV_CHUNK */
 static int chunk(int batch) { return batch < FF_CONV_CHUNK ? batch : FF_CONV_CHUNK; }
 
+/* leading dimension of t ([C, n * P]): padded by 16 floats, so that its rows, read
+ * one run per row for each sample, do not fall on the same L1 sets (n * P * 4 bytes
+ * is often a multiple of 1 or 4 KB) */
+static size_t t_ld(const ff_layer *l, int n) { return (size_t)n * ff_patch_count(l) + 16; }
+
 /* floats of one round's col and t (or d), then the gather index (P * Kv int32) */
 static size_t rounds_floats(const ff_layer *l, int batch)
 {
     return (size_t)(chunk(batch) + 1) * (size_t)ff_patch_count(l) *
-           ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c);
+               ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c) +
+           16 * (size_t)l->out.c;
 }
 
 static size_t conv_workspace(const ff_layer *l, int batch)
@@ -62,7 +64,7 @@ static size_t conv_workspace(const ff_layer *l, int batch)
 /* y[i][c][p] = relu(t[c][i * P + p] + b[c] + a[i][c]) for n samples: the GEMM's
  * [C, n * P] product put into CHW rows (runs of P floats) with bias and ReLU in the
  * same pass (a NULL: no plane term; a is indexed from the round's first sample);
- * split over the pool by channels */
+ * split over the pool by samples */
 typedef struct epilogue_job {
     const ff_layer *l;
     const float *t, *a;
@@ -70,20 +72,20 @@ typedef struct epilogue_job {
     int n;
 } epilogue_job;
 
-/* channels [c0, c1): t's rows read in order, each sample's run written to its CHW row */
-static void bias_relu_range(void *ctx, size_t c0, size_t c1)
+/* samples [i0, i1): each sample's CHW row written in order from t's rows */
+static void bias_relu_range(void *ctx, size_t i0, size_t i1)
 {
     const epilogue_job *j = ctx;
     const ff_layer *l = j->l;
-    const int P = ff_patch_count(l), C = l->out.c, n = j->n;
-    const size_t ld = (size_t)n * P, out_dim = (size_t)C * P;
+    const int P = ff_patch_count(l), C = l->out.c;
+    const size_t ld = t_ld(l, j->n), out_dim = (size_t)C * P;
     const float *a = j->a;
-    for (size_t c = c0; c < c1; c++) {
-        const float *tc = j->t + c * ld;
-        float *yc = j->y + c * P;
-        for (int i = 0; i < n; i++) {
-            const float add = l->b[c] + (a ? a[(size_t)i * C + c] : 0.0f);
-            ff_run_bias_relu(yc + i * out_dim, tc + (size_t)i * P, add, P);
+    for (size_t i = i0; i < i1; i++) {
+        float *yi = j->y + i * out_dim;
+        const float *ti = j->t + i * P;
+        for (int c = 0; c < C; c++) {
+            const float add = l->b[c] + (a ? a[i * C + c] : 0.0f);
+            ff_run_bias_relu(yi + (size_t)c * P, ti + c * ld, add, P);
         }
     }
 }
@@ -91,7 +93,7 @@ static void bias_relu_range(void *ctx, size_t c0, size_t c1)
 static void bias_relu(const ff_layer *l, const float *t, float *y, int n, const float *a)
 {
     epilogue_job j = {l, t, a, y, n};
-    ff_pool_for((size_t)l->out.c, 8, bias_relu_range, &j);
+    ff_pool_for((size_t)n, 4, bias_relu_range, &j);
 }
 
 static void conv_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
@@ -102,7 +104,7 @@ static void conv_forward(const ff_layer *l, const float *x, float *y, int batch,
     const size_t in_dim = (size_t)ff_shape_dim(l->in), out_dim = (size_t)ff_shape_dim(l->out);
     const ff_shape varying = {l->in.c - nc, l->in.h, l->in.w};
     float *t = ws + (size_t)chunk(batch) * P * Kv;
-    int32_t *index = (int32_t *)(t + (size_t)chunk(batch) * P * C);
+    int32_t *index = (int32_t *)(t + (size_t)chunk(batch) * P * C + 16 * (size_t)C);
     float *a = NULL;
     if (nc) {
         float *S = ws + rounds_floats(l, batch), *V = S + (size_t)C * nc;
@@ -118,7 +120,7 @@ static void conv_forward(const ff_layer *l, const float *x, float *y, int batch,
         ff_im2col(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->pad, l->out, col,
                   index);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, n * P, Kv, 1.0f, l->W, K, col, Kv,
-                    0.0f, t, n * P);
+                    0.0f, t, (int)t_ld(l, n));
         bias_relu(l, t, y + i0 * out_dim, n, a ? a + (size_t)i0 * C : NULL);
     }
 }
