@@ -119,7 +119,9 @@ static void im2col_range(void *ctx, size_t i0, size_t i1)
     for (size_t i = i0; i < i1; i++) {
         const float *xi = j->x + i * j->x_stride;
         float *ci = j->col + i * j->n;
-        if (j->index) {
+        if (j->index && j->pad == 0) {
+            ff_gather(ci, xi, j->index, (int)j->n);
+        } else if (j->index) {
             const int32_t *index = j->index;
             for (size_t q = 0; q < j->n; q++)
                 ci[q] = index[q] >= 0 ? xi[index[q]] : 0.0f;
@@ -140,9 +142,10 @@ void ff_im2col(const float *x, int batch, size_t x_stride, ff_shape in, int k, i
 {
     im2col_job j = {.x = x, .x_stride = x_stride, .n = (size_t)out.h * out.w * in.c * k * k,
                     .in = in, .out = out, .k = k, .stride = stride, .pad = pad, .col = col};
-    /* without padding, copying window rows beats the gather; with padding the
-     * gather (offsets computed once per call) skips the bounds tests */
-    if (index && pad > 0) {
+    /* short window rows (k < 8) and padding: a gather through offsets computed once
+     * per call (AVX-512 gathers without padding; with it, -1 marks zeros); longer
+     * rows are copied as they are */
+    if (index && (pad > 0 || k < 8)) {
         patch_index(in, k, stride, pad, out, index);
         j.index = index;
     }

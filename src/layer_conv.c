@@ -53,12 +53,19 @@ static size_t rounds_floats(const ff_layer *l, int batch)
            16 * (size_t)l->out.c;
 }
 
-static size_t conv_workspace(const ff_layer *l, int batch)
+/* floats before the epilogue's tables: the rounds, then for constant planes S (or
+ * d S) [C, nc], V [batch, nc] and a (or the row sums) [batch, C] */
+static size_t tables_offset(const ff_layer *l, int batch)
 {
-    /* after the rounds, for constant planes: S (or d S) [C, nc], V [batch, nc] and
-     * a (or the row sums) [batch, C] */
     const size_t nc = (size_t)l->const_c, C = (size_t)l->out.c;
     return rounds_floats(l, batch) + (nc ? C * nc + (size_t)batch * (nc + C) : 0);
+}
+
+/* then the epilogue's bias per output value and t's offset per output value
+ * ([C * P] floats and [C * P] int32) */
+static size_t conv_workspace(const ff_layer *l, int batch)
+{
+    return tables_offset(l, batch) + 2 * (size_t)ff_shape_dim(l->out);
 }
 
 /* y[i][c][p] = relu(t[c][i * P + p] + b[c] + a[i][c]) for n samples: the GEMM's
@@ -70,6 +77,8 @@ typedef struct epilogue_job {
     const float *t, *a;
     float *y;
     int n;
+    const float *bias;    /* short runs: b[c] at every output value c * P + p */
+    const int32_t *index; /* short runs: offset c * ld + p of every output value in t */
 } epilogue_job;
 
 /* samples [i0, i1): each sample's CHW row written in order from t's rows */
@@ -83,6 +92,10 @@ static void bias_relu_range(void *ctx, size_t i0, size_t i1)
     for (size_t i = i0; i < i1; i++) {
         float *yi = j->y + i * out_dim;
         const float *ti = j->t + i * P;
+        if (j->index) { /* runs shorter than a vector: one gather per 16 output values */
+            ff_gather_bias_relu(yi, ti, j->index, j->bias, (int)out_dim);
+            continue;
+        }
         for (int c = 0; c < C; c++) {
             const float add = l->b[c] + (a ? a[i * C + c] : 0.0f);
             ff_run_bias_relu(yi + (size_t)c * P, ti + c * ld, add, P);
@@ -90,9 +103,23 @@ static void bias_relu_range(void *ctx, size_t i0, size_t i1)
     }
 }
 
-static void bias_relu(const ff_layer *l, const float *t, float *y, int n, const float *a)
+static void bias_relu(const ff_layer *l, const float *t, float *y, int n, const float *a,
+                      float *tables)
 {
-    epilogue_job j = {l, t, a, y, n};
+    epilogue_job j = {l, t, a, y, n, NULL, NULL};
+    const int P = ff_patch_count(l), C = l->out.c;
+    if (!a && P < 16) {
+        float *bias = tables;
+        int32_t *index = (int32_t *)(tables + (size_t)C * P);
+        const size_t ld = t_ld(l, n);
+        for (int c = 0; c < C; c++)
+            for (int p = 0; p < P; p++) {
+                bias[c * P + p] = l->b[c] + 0.0f; /* as the run loop: no plane term */
+                index[c * P + p] = (int32_t)((size_t)c * ld + (size_t)p);
+            }
+        j.bias = bias;
+        j.index = index;
+    }
     ff_pool_for((size_t)n, 4, bias_relu_range, &j);
 }
 
@@ -121,7 +148,8 @@ static void conv_forward(const ff_layer *l, const float *x, float *y, int batch,
                   index);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, n * P, Kv, 1.0f, l->W, K, col, Kv,
                     0.0f, t, (int)t_ld(l, n));
-        bias_relu(l, t, y + i0 * out_dim, n, a ? a + (size_t)i0 * C : NULL);
+        bias_relu(l, t, y + i0 * out_dim, n, a ? a + (size_t)i0 * C : NULL,
+                  ws + tables_offset(l, batch));
     }
 }
 
