@@ -21,21 +21,21 @@ int ff_eval_check_input(const ff_net *net, ff_embed_kind kind, const ff_dataset 
 
 int ff_eval_first_layer(const ff_net *net) { return net->n_layers > 1 ? 1 : 0; }
 
-/* After a forward pass of `rows` rows: the goodness of each row summed over the
+/* The forward pass of `rows` rows and the goodness of each row summed over the
  * evaluated layers (each times its slope if as_logits). groups 1: row r into out[r];
  * groups G > 1: the rows are G label-major blocks of rows / G images, and row
  * k * (rows / G) + j goes to out[j * G + k] (image-major). */
-static void summed_goodness(ff_net *net, int rows, int as_logits, int groups, float *out)
+static void summed_goodness(ff_net *net, const float *x, int rows, int as_logits, int groups,
+                            float *out)
 {
     const int per_group = rows / groups;
-    memset(out, 0, sizeof(float) * (size_t)rows);
-    for (int l = ff_eval_first_layer(net); l < net->n_layers; l++) {
-        ff_goodness(net->out[l], rows, ff_shape_dim(net->layers[l].out), net->goodness);
-        const float w = as_logits ? net->layers[l].slope : 1.0f;
-        for (int k = 0; k < groups; k++)
-            for (int j = 0; j < per_group; j++)
-                out[(size_t)j * groups + k] += w * net->goodness[(size_t)k * per_group + j];
-    }
+    float sum[rows];
+    ff_net_forward_goodness(net, x, rows, ff_eval_first_layer(net), as_logits, groups == 1 ? out : sum);
+    if (groups == 1)
+        return;
+    for (int k = 0; k < groups; k++)
+        for (int j = 0; j < per_group; j++)
+            out[(size_t)j * groups + k] = sum[(size_t)k * per_group + j];
 }
 
 void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, const int *idx,
@@ -57,8 +57,7 @@ void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *
                 label[k * m + j] = (uint8_t)k;
             }
         ff_embed_batch(kind, ds->images, ds->rows, ds->cols, src, label, rows, xbuf);
-        ff_net_forward(net, xbuf, rows);
-        summed_goodness(net, rows, as_logits, FF_NUM_CLASSES,
+        summed_goodness(net, xbuf, rows, as_logits, FF_NUM_CLASSES,
                         scores + (size_t)start * FF_NUM_CLASSES);
     }
 }
@@ -80,8 +79,7 @@ void ff_eval_goodness_scores_of(ff_net *net, ff_embed_kind kind, const ff_datase
                 src[j * m + q] = idx ? idx[start + j] : start + j;
         ff_embed_batch(kind, ds->images, ds->rows, ds->cols, src, labels + (size_t)start * m,
                        rows, xbuf);
-        ff_net_forward(net, xbuf, rows);
-        summed_goodness(net, rows, as_logits, 1, scores + (size_t)start * m);
+        summed_goodness(net, xbuf, rows, as_logits, 1, scores + (size_t)start * m);
     }
 }
 

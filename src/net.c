@@ -197,6 +197,7 @@ static void input_with_labels(ff_net *net, int l, const float *src, int prev_dim
  * net->patches; for l0 > 0, in[l0] is given */
 static void forward_rows(ff_net *net, const float *x, int l0, int l1, int r0, int batch, int keep)
 {
+    FF_ASSERT(r0 + batch <= net->max_batch);
     const float *src = l0 > 0 ? NULL : x;
     for (int l = l0; l < l1; l++) {
         ff_layer *L = &net->layers[l];
@@ -248,6 +249,39 @@ static void forward_layers(ff_net *net, const float *x, int l0, int l1, int batc
     for (int r0 = 0; r0 < batch; r0 += FF_CONV_CHUNK) {
         const int n = batch - r0 < FF_CONV_CHUNK ? batch - r0 : FF_CONV_CHUNK;
         forward_rows(net, x ? x + (size_t)r0 * x_dim : NULL, l0, l1, r0, n, keep);
+    }
+}
+
+/* sum[r] += w_l * goodness of row r of net->out[l] (rows [r0, r0 + n) of the buffer,
+ * sum from row s0), for l in [l_first, n_layers) in order */
+static void add_goodness(ff_net *net, int r0, int n, int l_first, int as_logits, float *sum)
+{
+    float *g = net->goodness;
+    for (int l = l_first; l < net->n_layers; l++) {
+        const int dim = ff_shape_dim(net->layers[l].out);
+        ff_goodness(net->out[l] + (size_t)r0 * dim, n, dim, g);
+        const float w = as_logits ? net->layers[l].slope : 1.0f;
+        for (int i = 0; i < n; i++)
+            sum[i] += w * g[i];
+    }
+}
+
+void ff_net_forward_goodness(ff_net *net, const float *x, int batch, int l_first, int as_logits,
+                             float *sum)
+{
+    FF_ASSERT(batch <= net->max_batch);
+    for (int i = 0; i < batch; i++)
+        sum[i] = 0.0f;
+    if (batch <= FF_CONV_CHUNK || !row_blockable(net, 0, net->n_layers)) {
+        forward_rows(net, x, 0, net->n_layers, 0, batch, 0);
+        add_goodness(net, 0, batch, l_first, as_logits, sum);
+        return;
+    }
+    const size_t x_dim = (size_t)ff_shape_dim(net->input);
+    for (int r0 = 0; r0 < batch; r0 += FF_CONV_CHUNK) { /* every block in rows [0, 64) */
+        const int n = batch - r0 < FF_CONV_CHUNK ? batch - r0 : FF_CONV_CHUNK;
+        forward_rows(net, x + (size_t)r0 * x_dim, 0, net->n_layers, 0, n, 0);
+        add_goodness(net, 0, n, l_first, as_logits, sum + r0);
     }
 }
 

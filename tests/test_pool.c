@@ -317,6 +317,45 @@ static void test_blocked_forward_matches_rows(void)
     ff_net_free(&net);
 }
 
+/* ff_net_forward_goodness (conv stack: blocks in the first rows of the buffers) gives
+ * the sums of ff_goodness over the layers after a whole ff_net_forward */
+static void test_forward_goodness_matches_forward(void)
+{
+    for (int kind = 0; kind < 2; kind++) {
+        ff_config cfg = base_config(3, FF_LOSS_PAIRWISE);
+        for (int l = 0; l < 3; l++)
+            cfg.model.layers[l] =
+                kind ? (ff_layer_cfg){.kind = FF_LAYER_FC, .units = 40 + 10 * l}
+                     : (ff_layer_cfg){.kind = FF_LAYER_CONV, .channels = 8 + 4 * l,
+                                      .kernel = l ? 2 : 5, .stride = l ? 1 : 2};
+        const int rows = 2 * FF_CONV_CHUNK + 21;
+        ff_rng rng;
+        ff_rng_seed(&rng, 13);
+        ff_net net;
+        ff_err err = {0};
+        CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 16, 16}, rows, &rng, &err) == FF_OK);
+        float *x = malloc(sizeof(float) * rows * 256), want[rows], got[rows], g[rows];
+        fill(x, (size_t)rows * 256, 19, 0.2f);
+        for (int as_logits = 0; as_logits < 2; as_logits++) {
+            ff_pool_set_threads(1 + as_logits);
+            ff_net_forward(&net, x, rows);
+            for (int i = 0; i < rows; i++)
+                want[i] = 0.0f;
+            for (int l = 1; l < 3; l++) {
+                ff_goodness(net.out[l], rows, ff_shape_dim(net.layers[l].out), g);
+                const float w = as_logits ? net.layers[l].slope : 1.0f;
+                for (int i = 0; i < rows; i++)
+                    want[i] += w * g[i];
+            }
+            ff_net_forward_goodness(&net, x, rows, 1, as_logits, got);
+            CHECK(memcmp(want, got, sizeof want) == 0);
+            CHECK(want[rows - 1] > 0.0f);
+        }
+        free(x);
+        ff_net_free(&net);
+    }
+}
+
 /* normalisation, goodness and both losses on their own (rows split over the pool) */
 static void test_row_kernels_bit_identical(void)
 {
@@ -433,6 +472,7 @@ int main(void)
     RUN(test_im2col_bit_identical);
     RUN(test_nets_bit_identical);
     RUN(test_blocked_forward_matches_rows);
+    RUN(test_forward_goodness_matches_forward);
     RUN(test_row_kernels_bit_identical);
     RUN(test_optim_bit_identical);
     RUN(test_embed_bit_identical);
