@@ -15,6 +15,7 @@
 #include <cblas.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -122,11 +123,17 @@ int ff_pool_set_threads(int threads)
         return threads;
     stop_workers();
     P.threads = 1;
+    /* workers block every signal, so SIGINT / SIGTERM still reach the thread that
+     * handles them as before the pool (the one that calls ff_pool_for) */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     for (int i = 1; i < threads; i++) {
         if (pthread_create(&P.tid[i], NULL, worker, NULL) != 0)
             break; /* run with the workers that started */
         P.threads = i + 1;
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return P.threads;
 }
 
