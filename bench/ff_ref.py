@@ -501,8 +501,11 @@ def cmd_report(a):
     L.append("")
     L.append("Where ffrun's training time goes (ms per batch, from the repetition with the "
              "median total; timed in place by wrapping the "
-             "library calls; `im2col` includes the per-sample transposes, `other layer work` "
-             "is bias, ReLU and bias gradients; `data` = labels and embedding; the last "
+             "library calls, wall time of each call with the loops between the GEMMs "
+             "split over as many threads as BLAS runs (src/pool.c); `im2col` includes the "
+             "layout changes of the GEMM operands (per-sample transposes, conv gradients' "
+             "[C, n*P] runs), `other layer work` is bias, ReLU (conv: with the [C, n*P] "
+             "product put into CHW rows) and bias gradients; `data` = labels and embedding; the last "
              "column is the time of the same sgemm calls replayed back to back, on the same "
              "operands, with nothing in between):")
     L.append("")

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "ff/pool.h"
 #include "ff/rng.h"
 
 ff_shape ff_embed_shape(ff_embed_kind kind, int rows, int cols)
@@ -106,20 +107,36 @@ static void embed_one(ff_embed_kind kind, const float *img, int rows, int cols, 
     }
 }
 
+typedef struct embed_job {
+    ff_embed_kind kind;
+    const float *images;
+    int rows, cols, dim;
+    const int *idx;
+    const uint8_t *labels;
+    const int8_t *shifts;
+    float *out;
+} embed_job;
+
+static void embed_rows(void *ctx, size_t i0, size_t i1)
+{
+    const embed_job *j = ctx;
+    const size_t hw = (size_t)j->rows * j->cols;
+    for (size_t i = i0; i < i1; i++) {
+        int src = j->idx ? j->idx[i] : (int)i;
+        int dx = j->shifts ? j->shifts[2 * i] : 0, dy = j->shifts ? j->shifts[2 * i + 1] : 0;
+        embed_one(j->kind, j->images + (size_t)src * hw, j->rows, j->cols,
+                  j->labels ? j->labels[i] : FF_LABEL_NONE, dx, dy, j->out + i * (size_t)j->dim);
+    }
+}
+
 void ff_embed_batch_shifted(ff_embed_kind kind, const float *images, int rows, int cols,
                             const int *idx, const uint8_t *labels, const int8_t *shifts,
                             int batch, float *out)
 {
-    const int hw = rows * cols;
-    const int dim = ff_shape_dim(ff_embed_shape(kind, rows, cols));
     FF_ASSERT(!labels || ff_embed_check_shape(kind, rows, cols, NULL) == FF_OK);
-    for (int i = 0; i < batch; i++) {
-        int src = idx ? idx[i] : i;
-        int dx = shifts ? shifts[2 * i] : 0, dy = shifts ? shifts[2 * i + 1] : 0;
-        embed_one(kind, images + (size_t)src * hw, rows, cols, labels ? labels[i] : FF_LABEL_NONE,
-                  dx, dy,
-                  out + (size_t)i * dim);
-    }
+    embed_job j = {kind, images, rows, cols, ff_shape_dim(ff_embed_shape(kind, rows, cols)),
+                   idx, labels, shifts, out};
+    ff_pool_for((size_t)batch, 8, embed_rows, &j); /* rows split over the pool */
 }
 
 void ff_embed_batch(ff_embed_kind kind, const float *images, int rows, int cols, const int *idx,

@@ -21,21 +21,21 @@ int ff_eval_check_input(const ff_net *net, ff_embed_kind kind, const ff_dataset 
 
 int ff_eval_first_layer(const ff_net *net) { return net->n_layers > 1 ? 1 : 0; }
 
-/* After a forward pass of `rows` rows: the goodness of each row summed over the
+/* The forward pass of `rows` rows and the goodness of each row summed over the
  * evaluated layers (each times its slope if as_logits). groups 1: row r into out[r];
  * groups G > 1: the rows are G label-major blocks of rows / G images, and row
  * k * (rows / G) + j goes to out[j * G + k] (image-major). */
-static void summed_goodness(ff_net *net, int rows, int as_logits, int groups, float *out)
+static void summed_goodness(ff_net *net, const float *x, int rows, int as_logits, int groups,
+                            float *out)
 {
     const int per_group = rows / groups;
-    memset(out, 0, sizeof(float) * (size_t)rows);
-    for (int l = ff_eval_first_layer(net); l < net->n_layers; l++) {
-        ff_goodness(net->out[l], rows, ff_shape_dim(net->layers[l].out), net->goodness);
-        const float w = as_logits ? net->layers[l].slope : 1.0f;
-        for (int k = 0; k < groups; k++)
-            for (int j = 0; j < per_group; j++)
-                out[(size_t)j * groups + k] += w * net->goodness[(size_t)k * per_group + j];
-    }
+    float sum[rows];
+    ff_net_forward_goodness(net, x, rows, ff_eval_first_layer(net), as_logits, groups == 1 ? out : sum);
+    if (groups == 1)
+        return;
+    for (int k = 0; k < groups; k++)
+        for (int j = 0; j < per_group; j++)
+            out[(size_t)j * groups + k] = sum[(size_t)k * per_group + j];
 }
 
 void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, const int *idx,
@@ -44,21 +44,20 @@ void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *
     const int per_chunk = net->max_batch / FF_NUM_CLASSES;
     FF_ASSERT(per_chunk >= 1);
     FF_ASSERT(ff_eval_check_input(net, kind, ds, NULL) == FF_OK);
-    const size_t dim = (size_t)ff_shape_dim(net->input);
     for (int start = 0; start < n; start += per_chunk) {
         const int m = n - start < per_chunk ? n - start : per_chunk;
-        /* sample row k * m + j holds image start + j with label k */
-        for (int k = 0; k < FF_NUM_CLASSES; k++) {
-            const uint8_t label = (uint8_t)k;
-            for (int j = 0; j < m; j++) {
-                int src = idx ? idx[start + j] : start + j;
-                ff_embed_batch(kind, ds->images, ds->rows, ds->cols, &src, &label, 1,
-                               xbuf + ((size_t)k * m + j) * dim);
-            }
-        }
+        /* sample row k * m + j holds image start + j with label k (one embedding call:
+         * its rows are split over the pool) */
         const int rows = m * FF_NUM_CLASSES;
-        ff_net_forward(net, xbuf, rows);
-        summed_goodness(net, rows, as_logits, FF_NUM_CLASSES,
+        int src[rows];
+        uint8_t label[rows];
+        for (int k = 0; k < FF_NUM_CLASSES; k++)
+            for (int j = 0; j < m; j++) {
+                src[k * m + j] = idx ? idx[start + j] : start + j;
+                label[k * m + j] = (uint8_t)k;
+            }
+        ff_embed_batch(kind, ds->images, ds->rows, ds->cols, src, label, rows, xbuf);
+        summed_goodness(net, xbuf, rows, as_logits, FF_NUM_CLASSES,
                         scores + (size_t)start * FF_NUM_CLASSES);
     }
 }
@@ -71,19 +70,16 @@ void ff_eval_goodness_scores_of(ff_net *net, ff_embed_kind kind, const ff_datase
     const int per_chunk = net->max_batch / m;
     FF_ASSERT(per_chunk >= 1);
     FF_ASSERT(ff_eval_check_input(net, kind, ds, NULL) == FF_OK);
-    const size_t dim = (size_t)ff_shape_dim(net->input);
     for (int start = 0; start < n; start += per_chunk) {
         const int c = n - start < per_chunk ? n - start : per_chunk;
         const int rows = c * m; /* row j * m + q: image start + j with its q-th label */
-        for (int j = 0; j < c; j++) {
-            const int src = idx ? idx[start + j] : start + j;
+        int src[rows];
+        for (int j = 0; j < c; j++)
             for (int q = 0; q < m; q++)
-                ff_embed_batch(kind, ds->images, ds->rows, ds->cols, &src,
-                               &labels[(size_t)(start + j) * m + q], 1,
-                               xbuf + ((size_t)j * m + q) * dim);
-        }
-        ff_net_forward(net, xbuf, rows);
-        summed_goodness(net, rows, as_logits, 1, scores + (size_t)start * m);
+                src[j * m + q] = idx ? idx[start + j] : start + j;
+        ff_embed_batch(kind, ds->images, ds->rows, ds->cols, src, labels + (size_t)start * m,
+                       rows, xbuf);
+        summed_goodness(net, xbuf, rows, as_logits, 1, scores + (size_t)start * m);
     }
 }
 

@@ -2,6 +2,9 @@
  * per-sample transposes for the conv and local layers (see include/ff/im2col.h). */
 #include "ff/im2col.h"
 
+#include "ff/pool.h"
+#include "runs.h"
+
 static int geometry_error(const ff_layer_cfg *cfg, ff_shape in, int index, const char *kind,
                           const char *what, int value, ff_err *err)
 {
@@ -42,13 +45,24 @@ size_t ff_patch_floats(const ff_layer *l)
     return (size_t)ff_patch_count(l) * (size_t)ff_patch_size_varying(l);
 }
 
-/* copies the k x k window of every channel whose top-left corner is `corner` */
-static float *copy_patch(const float *corner, ff_shape in, int k, float *col)
+/* copies the k x k window of every channel whose top-left corner is `corner`
+ * (k = 2, the paper's later layers: two rows of two floats per channel) */
+static float *copy_patch(const float *restrict corner, ff_shape in, int k, float *restrict col)
 {
-    const size_t plane = (size_t)in.h * (size_t)in.w;
+    const size_t plane = (size_t)in.h * (size_t)in.w, w = (size_t)in.w;
+    if (k == 2) {
+        for (int c = 0; c < in.c; c++, col += 4) {
+            const float *src = corner + c * plane;
+            col[0] = src[0];
+            col[1] = src[1];
+            col[2] = src[w];
+            col[3] = src[w + 1];
+        }
+        return col;
+    }
     for (int c = 0; c < in.c; c++)
         for (int ki = 0; ki < k; ki++) {
-            const float *src = corner + c * plane + (size_t)ki * (size_t)in.w;
+            const float *src = corner + c * plane + (size_t)ki * w;
             for (int kj = 0; kj < k; kj++)
                 *col++ = src[kj];
         }
@@ -87,52 +101,108 @@ static void patch_index(ff_shape in, int k, int stride, int pad, ff_shape out, i
                     }
 }
 
+/* one ff_im2col call, split over the pool by samples */
+typedef struct im2col_job {
+    const float *x;
+    size_t x_stride, n; /* n = P * K floats of col per sample */
+    ff_shape in, out;
+    int k, stride, pad;
+    float *col;
+    const int32_t *index; /* padded windows: the gather index, or NULL */
+} im2col_job;
+
+static void im2col_range(void *ctx, size_t i0, size_t i1)
+{
+    const im2col_job *j = ctx;
+    const ff_shape in = j->in, out = j->out;
+    const int k = j->k, s = j->stride;
+    for (size_t i = i0; i < i1; i++) {
+        const float *xi = j->x + i * j->x_stride;
+        float *ci = j->col + i * j->n;
+        if (j->index && j->pad == 0) {
+            ff_gather(ci, xi, j->index, (int)j->n);
+        } else if (j->index) {
+            const int32_t *index = j->index;
+            for (size_t q = 0; q < j->n; q++)
+                ci[q] = index[q] >= 0 ? xi[index[q]] : 0.0f;
+        } else if (j->pad > 0) {
+            for (int oy = 0; oy < out.h; oy++)
+                for (int ox = 0; ox < out.w; ox++)
+                    ci = copy_patch_padded(xi, in, k, oy * s - j->pad, ox * s - j->pad, ci);
+        } else {
+            for (int oy = 0; oy < out.h; oy++)
+                for (int ox = 0; ox < out.w; ox++)
+                    ci = copy_patch(xi + (size_t)oy * s * in.w + (size_t)ox * s, in, k, ci);
+        }
+    }
+}
+
 void ff_im2col(const float *x, int batch, size_t x_stride, ff_shape in, int k, int stride,
                int pad, ff_shape out, float *col, int32_t *index)
 {
-    const size_t in_dim = x_stride;
-    if (index) {
-        const size_t n = (size_t)out.h * out.w * in.c * k * k;
+    im2col_job j = {.x = x, .x_stride = x_stride, .n = (size_t)out.h * out.w * in.c * k * k,
+                    .in = in, .out = out, .k = k, .stride = stride, .pad = pad, .col = col};
+    /* short window rows (k < 8) and padding: a gather through offsets computed once
+     * per call (AVX-512 gathers without padding; with it, -1 marks zeros); longer
+     * rows are copied as they are */
+    if (index && (pad > 0 || k < 8)) {
         patch_index(in, k, stride, pad, out, index);
-        for (int i = 0; i < batch; i++) {
-            const float *xi = x + (size_t)i * in_dim;
-            float *ci = col + (size_t)i * n;
-            if (pad == 0)
-                for (size_t j = 0; j < n; j++)
-                    ci[j] = xi[index[j]];
-            else
-                for (size_t j = 0; j < n; j++)
-                    ci[j] = index[j] >= 0 ? xi[index[j]] : 0.0f;
-        }
-        return;
+        j.index = index;
     }
-    if (pad > 0) {
-        for (int i = 0; i < batch; i++)
-            for (int oy = 0; oy < out.h; oy++)
-                for (int ox = 0; ox < out.w; ox++)
-                    col = copy_patch_padded(x + (size_t)i * in_dim, in, k, oy * stride - pad,
-                                            ox * stride - pad, col);
-        return;
-    }
-    for (int i = 0; i < batch; i++) {
-        const float *xi = x + (size_t)i * in_dim;
-        for (int oy = 0; oy < out.h; oy++)
-            for (int ox = 0; ox < out.w; ox++)
-                col = copy_patch(xi + (size_t)oy * stride * in.w + (size_t)ox * stride, in, k,
-                                 col);
+    ff_pool_for((size_t)batch, 4, im2col_range, &j);
+}
+
+typedef struct transpose_job {
+    const float *src;
+    float *dst;
+    int rows, cols;
+} transpose_job;
+
+static void transpose_range(void *ctx, size_t i0, size_t i1)
+{
+    const transpose_job *j = ctx;
+    const int rows = j->rows, cols = j->cols;
+    const size_t block = (size_t)rows * (size_t)cols;
+    for (size_t i = i0; i < i1; i++) {
+        const float *restrict s = j->src + i * block;
+        float *restrict d = j->dst + i * block;
+        /* contiguous writes, reads strided by `cols` within one block (in L1) */
+        for (int c = 0; c < cols; c++)
+            for (int r = 0; r < rows; r++)
+                d[(size_t)c * rows + r] = s[(size_t)r * cols + c];
     }
 }
 
 void ff_transpose_batch(const float *src, float *dst, int batch, int rows, int cols)
 {
-    const size_t block = (size_t)rows * (size_t)cols;
-    for (int i = 0; i < batch; i++) {
-        const float *s = src + (size_t)i * block;
-        float *d = dst + (size_t)i * block;
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c++)
-                d[(size_t)c * rows + r] = s[(size_t)r * cols + c];
+    transpose_job j = {src, dst, rows, cols};
+    ff_pool_for((size_t)batch, 4, transpose_range, &j);
+}
+
+typedef struct runs_job {
+    const float *src;
+    float *dst;
+    int batch, C, P;
+} runs_job;
+
+/* channels [c0, c1): each dst row written in order from the samples' runs */
+static void channels_to_rows_range(void *ctx, size_t c0, size_t c1)
+{
+    const runs_job *j = ctx;
+    const int C = j->C, P = j->P, n = j->batch;
+    const size_t ld = (size_t)n * P, in_dim = (size_t)C * P;
+    for (size_t c = c0; c < c1; c++) {
+        float *dc = j->dst + c * ld;
+        const float *sc = j->src + c * P;
+        for (int i = 0; i < n; i++)
+            ff_run_copy(dc + (size_t)i * P, sc + i * in_dim, P);
     }
+}
+
+void ff_channels_to_rows(const float *src, float *dst, int batch, int C, int P)
+{
+    runs_job j = {src, dst, batch, C, P};
+    ff_pool_for((size_t)C, 8, channels_to_rows_range, &j);
 }
 
 void ff_planes_read(const ff_layer *l, const float *x, int batch, float *V)

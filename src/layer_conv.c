@@ -23,10 +23,8 @@
 
 #include "ff/im2col.h"
 #include "ff/layer.h"
-
-#ifndef FF_CONV_CHUNK
-#define FF_CONV_CHUNK 64 /* samples per im2col + sgemm round */
-#endif
+#include "ff/pool.h"
+#include "runs.h"
 
 static int conv_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
                       ff_err *err)
@@ -42,39 +40,87 @@ static int conv_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int ind
 /* samples per round: at most FF_CONV_CHUNK */
 static int chunk(int batch) { return batch < FF_CONV_CHUNK ? batch : FF_CONV_CHUNK; }
 
+/* leading dimension of t ([C, n * P]): padded by 16 floats, so that its rows, read
+ * one run per row for each sample, do not fall on the same L1 sets (n * P * 4 bytes
+ * is often a multiple of 1 or 4 KB) */
+static size_t t_ld(const ff_layer *l, int n) { return (size_t)n * ff_patch_count(l) + 16; }
+
 /* floats of one round's col and t (or d), then the gather index (P * Kv int32) */
 static size_t rounds_floats(const ff_layer *l, int batch)
 {
     return (size_t)(chunk(batch) + 1) * (size_t)ff_patch_count(l) *
-           ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c);
+               ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c) +
+           16 * (size_t)l->out.c;
 }
 
-static size_t conv_workspace(const ff_layer *l, int batch)
+/* floats before the epilogue's tables: the rounds, then for constant planes S (or
+ * d S) [C, nc], V [batch, nc] and a (or the row sums) [batch, C] */
+static size_t tables_offset(const ff_layer *l, int batch)
 {
-    /* after the rounds, for constant planes: S (or d S) [C, nc], V [batch, nc] and
-     * a (or the row sums) [batch, C] */
     const size_t nc = (size_t)l->const_c, C = (size_t)l->out.c;
     return rounds_floats(l, batch) + (nc ? C * nc + (size_t)batch * (nc + C) : 0);
 }
 
-/* y[i][c][p] = relu(t[i][p][c] + b[c] + a[i][c]) for n samples: the GEMM's
- * [P, C] blocks transposed to CHW with bias and ReLU in the same pass (a NULL: no
- * plane term; a is indexed from the round's first sample) */
-static void transpose_bias_relu(const ff_layer *l, const float *t, float *y, int n,
-                                const float *a)
+/* then the epilogue's bias per output value and t's offset per output value
+ * ([C * P] floats and [C * P] int32) */
+static size_t conv_workspace(const ff_layer *l, int batch)
 {
+    return tables_offset(l, batch) + 2 * (size_t)ff_shape_dim(l->out);
+}
+
+/* y[i][c][p] = relu(t[c][i * P + p] + b[c] + a[i][c]) for n samples: the GEMM's
+ * [C, n * P] product put into CHW rows (runs of P floats) with bias and ReLU in the
+ * same pass (a NULL: no plane term; a is indexed from the round's first sample);
+ * split over the pool by samples */
+typedef struct epilogue_job {
+    const ff_layer *l;
+    const float *t, *a;
+    float *y;
+    int n;
+    const float *bias;    /* short runs: b[c] at every output value c * P + p */
+    const int32_t *index; /* short runs: offset c * ld + p of every output value in t */
+} epilogue_job;
+
+/* samples [i0, i1): each sample's CHW row written in order from t's rows */
+static void bias_relu_range(void *ctx, size_t i0, size_t i1)
+{
+    const epilogue_job *j = ctx;
+    const ff_layer *l = j->l;
     const int P = ff_patch_count(l), C = l->out.c;
-    for (int i = 0; i < n; i++) {
-        const float *ti = t + (size_t)i * P * C;
+    const size_t ld = t_ld(l, j->n), out_dim = (size_t)C * P;
+    const float *a = j->a;
+    for (size_t i = i0; i < i1; i++) {
+        float *yi = j->y + i * out_dim;
+        const float *ti = j->t + i * P;
+        if (j->index) { /* runs shorter than a vector: one gather per 16 output values */
+            ff_gather_bias_relu(yi, ti, j->index, j->bias, (int)out_dim);
+            continue;
+        }
         for (int c = 0; c < C; c++) {
-            float *row = y + ((size_t)i * C + c) * P;
-            const float add = l->b[c] + (a ? a[(size_t)i * C + c] : 0.0f);
-            for (int p = 0; p < P; p++) {
-                float v = ti[(size_t)p * C + c] + add;
-                row[p] = v > 0.0f ? v : 0.0f;
-            }
+            const float add = l->b[c] + (a ? a[i * C + c] : 0.0f);
+            ff_run_bias_relu(yi + (size_t)c * P, ti + c * ld, add, P);
         }
     }
+}
+
+static void bias_relu(const ff_layer *l, const float *t, float *y, int n, const float *a,
+                      float *tables)
+{
+    epilogue_job j = {l, t, a, y, n, NULL, NULL};
+    const int P = ff_patch_count(l), C = l->out.c;
+    if (!a && P < 16) {
+        float *bias = tables;
+        int32_t *index = (int32_t *)(tables + (size_t)C * P);
+        const size_t ld = t_ld(l, n);
+        for (int c = 0; c < C; c++)
+            for (int p = 0; p < P; p++) {
+                bias[c * P + p] = l->b[c] + 0.0f; /* as the run loop: no plane term */
+                index[c * P + p] = (int32_t)((size_t)c * ld + (size_t)p);
+            }
+        j.bias = bias;
+        j.index = index;
+    }
+    ff_pool_for((size_t)n, 4, bias_relu_range, &j);
 }
 
 static void conv_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
@@ -85,7 +131,7 @@ static void conv_forward(const ff_layer *l, const float *x, float *y, int batch,
     const size_t in_dim = (size_t)ff_shape_dim(l->in), out_dim = (size_t)ff_shape_dim(l->out);
     const ff_shape varying = {l->in.c - nc, l->in.h, l->in.w};
     float *t = ws + (size_t)chunk(batch) * P * Kv;
-    int32_t *index = (int32_t *)(t + (size_t)chunk(batch) * P * C);
+    int32_t *index = (int32_t *)(t + (size_t)chunk(batch) * P * C + 16 * (size_t)C);
     float *a = NULL;
     if (nc) {
         float *S = ws + rounds_floats(l, batch), *V = S + (size_t)C * nc;
@@ -100,29 +146,49 @@ static void conv_forward(const ff_layer *l, const float *x, float *y, int batch,
         float *col = patches ? patches + (size_t)i0 * P * Kv : ws;
         ff_im2col(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->pad, l->out, col,
                   index);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n * P, C, Kv, 1.0f, col, Kv, l->W, K,
-                    0.0f, t, C);
-        transpose_bias_relu(l, t, y + i0 * out_dim, n, a ? a + (size_t)i0 * C : NULL);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, n * P, Kv, 1.0f, l->W, K, col, Kv,
+                    0.0f, t, (int)t_ld(l, n));
+        bias_relu(l, t, y + i0 * out_dim, n, a ? a + (size_t)i0 * C : NULL,
+                  ws + tables_offset(l, batch));
     }
 }
 
-/* r[i][c] = sum_p dpre[i][c][p]; gb[c] (= or +=) sum_i r[i][c] */
-static void bias_grad(const ff_layer *l, const float *dpre, int batch, float beta, float *r)
+/* r[i][c] = sum_p dpre[i][c][p]; gb[c] (= or +=) sum_i r[i][c], in that order of
+ * i for every c; split over the pool by channels */
+typedef struct bias_grad_job {
+    const ff_layer *l;
+    const float *dpre;
+    int batch;
+    float beta;
+    float *r;
+} bias_grad_job;
+
+static void bias_grad_range(void *ctx, size_t c0, size_t c1)
 {
+    const bias_grad_job *j = ctx;
+    const ff_layer *l = j->l;
     const int P = ff_patch_count(l), C = l->out.c;
-    if (beta == 0.0f)
-        memset(l->gb, 0, sizeof(float) * (size_t)C);
-    for (int i = 0; i < batch; i++)
-        for (int c = 0; c < C; c++) {
-            const float *row = dpre + ((size_t)i * C + c) * P;
+    float *r = j->r, *gb = l->gb;
+    if (j->beta == 0.0f)
+        for (size_t c = c0; c < c1; c++)
+            gb[c] = 0.0f;
+    for (int i = 0; i < j->batch; i++)
+        for (size_t c = c0; c < c1; c++) {
+            const float *row = j->dpre + ((size_t)i * C + c) * P;
             float s = 0.0f;
 #pragma omp simd reduction(+ : s)
             for (int p = 0; p < P; p++)
                 s += row[p];
-            l->gb[c] += s;
+            gb[c] += s;
             if (r) /* loop-invariant: GCC unswitches it */
                 r[(size_t)i * C + c] = s;
         }
+}
+
+static void bias_grad(const ff_layer *l, const float *dpre, int batch, float beta, float *r)
+{
+    bias_grad_job j = {l, dpre, batch, beta, r};
+    ff_pool_for((size_t)l->out.c, 16, bias_grad_range, &j);
 }
 
 static void conv_backward(const ff_layer *l, const float *x, const float *patches,
@@ -140,9 +206,9 @@ static void conv_backward(const ff_layer *l, const float *x, const float *patche
         if (!patches)
             ff_im2col(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->pad, l->out,
                       ws, index);
-        ff_transpose_batch(dpre + i0 * out_dim, d, n, C, P);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, Kv, n * P, 1.0f, d, C, col, Kv,
-                    i0 ? 1.0f : beta, l->gW, K);
+        ff_channels_to_rows(dpre + i0 * out_dim, d, n, C, P);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, Kv, n * P, 1.0f, d, n * P, col,
+                    Kv, i0 ? 1.0f : beta, l->gW, K);
     }
     float *G = ws + rounds_floats(l, batch), *V = G + (size_t)C * nc;
     float *r = V + (size_t)batch * nc; /* G [C, nc], V [batch, nc], r [batch, C] */

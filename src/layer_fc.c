@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ff/layer.h"
+#include "ff/pool.h"
 
 static int fc_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err)
 {
@@ -21,17 +22,53 @@ static size_t fc_fan_in(const ff_layer *l) { return l->n_weights / (size_t)l->ou
 
 static size_t fc_workspace(const ff_layer *l, int batch) { return 0; }
 
+/* the loops around the GEMMs, split over the pool: by rows (bias, ReLU) or by
+ * output units (bias gradient: each unit sums its rows in order) */
+typedef struct fc_job {
+    const ff_layer *l;
+    float *y;
+    const float *dpre;
+    int batch, out;
+    float beta;
+} fc_job;
+
+static void bias_rows(void *ctx, size_t i0, size_t i1)
+{
+    const fc_job *j = ctx;
+    for (size_t i = i0; i < i1; i++)
+        memcpy(j->y + i * j->out, j->l->b, sizeof(float) * (size_t)j->out);
+}
+
+static void relu_range(void *ctx, size_t q0, size_t q1)
+{
+    float *restrict y = ((const fc_job *)ctx)->y;
+    for (size_t q = q0; q < q1; q++)
+        y[q] = y[q] > 0.0f ? y[q] : 0.0f;
+}
+
+static void bias_grad_range(void *ctx, size_t j0, size_t j1)
+{
+    const fc_job *j = ctx;
+    const size_t out = (size_t)j->out;
+    float *restrict gb = j->l->gb;
+    if (j->beta == 0.0f)
+        memset(gb + j0, 0, sizeof(float) * (j1 - j0));
+    for (int i = 0; i < j->batch; i++) {
+        const float *restrict row = j->dpre + (size_t)i * out;
+        for (size_t q = j0; q < j1; q++)
+            gb[q] += row[q];
+    }
+}
+
 static void fc_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
                        float *patches)
 {
     const int in = ff_shape_dim(l->in), out = l->out.c;
-    for (int i = 0; i < batch; i++)
-        memcpy(y + (size_t)i * out, l->b, sizeof(float) * (size_t)out);
+    fc_job j = {.l = l, .y = y, .batch = batch, .out = out};
+    ff_pool_for((size_t)batch, 16, bias_rows, &j);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, out, in, 1.0f, x, in, l->W, in,
                 1.0f, y, out);
-    const size_t n = (size_t)batch * out;
-    for (size_t i = 0; i < n; i++)
-        y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+    ff_pool_for((size_t)batch * out, 16384, relu_range, &j);
 }
 
 static void fc_backward(const ff_layer *l, const float *x, const float *patches,
@@ -40,13 +77,8 @@ static void fc_backward(const ff_layer *l, const float *x, const float *patches,
     const int in = ff_shape_dim(l->in), out = l->out.c;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, batch, 1.0f, dpre, out, x, in,
                 beta, l->gW, in);
-    if (beta == 0.0f)
-        memset(l->gb, 0, sizeof(float) * (size_t)out);
-    for (int i = 0; i < batch; i++) {
-        const float *row = dpre + (size_t)i * out;
-        for (int j = 0; j < out; j++)
-            l->gb[j] += row[j];
-    }
+    fc_job j = {.l = l, .dpre = dpre, .batch = batch, .out = out, .beta = beta};
+    ff_pool_for((size_t)out, 256, bias_grad_range, &j);
 }
 
 static double fc_flops(const ff_layer *l) { return (double)l->n_weights; }

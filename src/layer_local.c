@@ -21,6 +21,7 @@
 
 #include "ff/im2col.h"
 #include "ff/layer.h"
+#include "ff/pool.h"
 
 static int local_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
                        ff_err *err)
@@ -49,13 +50,23 @@ static size_t local_workspace(const ff_layer *l, int batch)
 }
 
 /* y[i][c][p] = relu(t[i][p][c] + b[c * P + p]): the [P, C] blocks transposed to
- * CHW with bias and ReLU in the same pass */
-static void transpose_bias_relu(const ff_layer *l, const float *t, float *y, int batch)
+ * CHW with bias and ReLU in the same pass; split over the pool by samples */
+typedef struct local_job {
+    const ff_layer *l;
+    const float *t, *dpre;
+    float *y;
+    int batch;
+    float beta;
+} local_job;
+
+static void transpose_bias_relu_range(void *ctx, size_t i0, size_t i1)
 {
+    const local_job *j = ctx;
+    const ff_layer *l = j->l;
     const int P = ff_patch_count(l), C = l->out.c;
-    for (int i = 0; i < batch; i++) {
-        const float *ti = t + (size_t)i * P * C;
-        float *yi = y + (size_t)i * P * C;
+    for (size_t i = i0; i < i1; i++) {
+        const float *restrict ti = j->t + i * P * C;
+        float *restrict yi = j->y + i * P * C;
         for (int c = 0; c < C; c++) {
             const float *b = l->b + (size_t)c * P;
             float *row = yi + (size_t)c * P;
@@ -65,6 +76,12 @@ static void transpose_bias_relu(const ff_layer *l, const float *t, float *y, int
             }
         }
     }
+}
+
+static void transpose_bias_relu(const ff_layer *l, const float *t, float *y, int batch)
+{
+    local_job j = {.l = l, .t = t, .y = y};
+    ff_pool_for((size_t)batch, 4, transpose_bias_relu_range, &j);
 }
 
 /* W_p, the [C, K] weight matrix of location p */
@@ -99,17 +116,26 @@ static void local_forward(const ff_layer *l, const float *x, float *y, int batch
     transpose_bias_relu(l, t, y, batch);
 }
 
-/* gb[j] (= or +=) sum over samples of dpre[i][j] */
+/* gb[j] (= or +=) sum over samples of dpre[i][j] (in sample order for every j);
+ * split over the pool by output units */
+static void bias_grad_range(void *ctx, size_t j0, size_t j1)
+{
+    const local_job *j = ctx;
+    const size_t n = (size_t)ff_shape_dim(j->l->out);
+    float *restrict gb = j->l->gb;
+    if (j->beta == 0.0f)
+        memset(gb + j0, 0, sizeof(float) * (j1 - j0));
+    for (int i = 0; i < j->batch; i++) {
+        const float *restrict row = j->dpre + (size_t)i * n;
+        for (size_t q = j0; q < j1; q++)
+            gb[q] += row[q];
+    }
+}
+
 static void bias_grad(const ff_layer *l, const float *dpre, int batch, float beta)
 {
-    const int n = ff_shape_dim(l->out);
-    if (beta == 0.0f)
-        memset(l->gb, 0, sizeof(float) * (size_t)n);
-    for (int i = 0; i < batch; i++) {
-        const float *row = dpre + (size_t)i * n;
-        for (int j = 0; j < n; j++)
-            l->gb[j] += row[j];
-    }
+    local_job j = {.l = l, .dpre = dpre, .batch = batch, .beta = beta};
+    ff_pool_for((size_t)ff_shape_dim(l->out), 512, bias_grad_range, &j);
 }
 
 static void local_backward(const ff_layer *l, const float *x, const float *patches,

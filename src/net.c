@@ -205,14 +205,17 @@ static void input_with_labels(ff_net *net, int l, const float *src, int prev_dim
     }
 }
 
-/* the forward pass of layers [l0, l1); with keep, conv/local layers leave their
- * patches in net->patches; for l0 > 0, in[l0] is given */
-static void forward_layers(ff_net *net, const float *x, int l0, int l1, int batch, int keep)
+/* the forward pass of layers [l0, l1) on rows [r0, r0 + batch) of the net's buffers
+ * (x: those rows' inputs); with keep, conv/local layers leave their patches in
+ * net->patches; for l0 > 0, in[l0] is given */
+static void forward_rows(ff_net *net, const float *x, int l0, int l1, int r0, int batch, int keep)
 {
-    FF_ASSERT(batch <= net->max_batch);
+    FF_ASSERT(r0 + batch <= net->max_batch);
     const float *src = l0 > 0 ? NULL : x;
     for (int l = l0; l < l1; l++) {
         ff_layer *L = &net->layers[l];
+        const size_t in_dim = (size_t)ff_shape_dim(L->in), out_dim = (size_t)ff_shape_dim(L->out);
+        float *in = net->in[l] + (size_t)r0 * in_dim;
         if (l > l0 || l0 == 0) { /* l0 > 0: a pipeline stage was handed in[l0] */
             int src_dim = ff_shape_dim(l ? net->layers[l - 1].out : net->input);
             if (ff_net_pooled(net, l)) {
@@ -223,11 +226,75 @@ static void forward_layers(ff_net *net, const float *x, int l0, int l1, int batc
             if (l > 0 && net->label_every_layer)
                 input_with_labels(net, l, src, src_dim, x, batch);
             else
-                ff_normalize(src, net->in[l], batch, src_dim, net->norm_eps);
+                ff_normalize(src, in, batch, src_dim, net->norm_eps);
         }
-        ff_layer_forward(L, net->in[l], net->out[l], batch, net->ws,
-                         keep ? net->patches[l] : NULL);
-        src = net->out[l];
+        float *patches = keep && net->patches[l]
+                             ? net->patches[l] + (size_t)r0 * ff_layer_patch_floats(L)
+                             : NULL;
+        ff_layer_forward(L, in, net->out[l] + (size_t)r0 * out_dim, batch, net->ws, patches);
+        src = net->out[l] + (size_t)r0 * out_dim;
+    }
+}
+
+/* 1 if layers [l0, l1) are conv layers without label planes or pools: each row's
+ * pass through them then needs only that row, and a block of FF_CONV_CHUNK rows is
+ * exactly one round (the same sgemm calls) of every layer */
+static int row_blockable(const ff_net *net, int l0, int l1)
+{
+    for (int l = l0; l < l1; l++)
+        if (net->layers[l].kind != FF_LAYER_CONV || net->layers[l].const_c ||
+            ff_net_pooled(net, l) || (l > 0 && net->label_every_layer))
+            return 0;
+    return 1;
+}
+
+/* the forward pass of layers [l0, l1); a stack of conv layers goes through in blocks
+ * of FF_CONV_CHUNK rows, so a block's activations are still in cache for the next
+ * layer's normalisation and im2col (the same values: every step is per row) */
+static void forward_layers(ff_net *net, const float *x, int l0, int l1, int batch, int keep)
+{
+    FF_ASSERT(batch <= net->max_batch);
+    if (batch <= FF_CONV_CHUNK || !row_blockable(net, l0, l1)) {
+        forward_rows(net, x, l0, l1, 0, batch, keep);
+        return;
+    }
+    const size_t x_dim = (size_t)ff_shape_dim(net->input);
+    for (int r0 = 0; r0 < batch; r0 += FF_CONV_CHUNK) {
+        const int n = batch - r0 < FF_CONV_CHUNK ? batch - r0 : FF_CONV_CHUNK;
+        forward_rows(net, x ? x + (size_t)r0 * x_dim : NULL, l0, l1, r0, n, keep);
+    }
+}
+
+/* sum[r] += w_l * goodness of row r of net->out[l] (rows [r0, r0 + n) of the buffer,
+ * sum from row s0), for l in [l_first, n_layers) in order */
+static void add_goodness(ff_net *net, int r0, int n, int l_first, int as_logits, float *sum)
+{
+    float *g = net->goodness;
+    for (int l = l_first; l < net->n_layers; l++) {
+        const int dim = ff_shape_dim(net->layers[l].out);
+        ff_goodness(net->out[l] + (size_t)r0 * dim, n, dim, g);
+        const float w = as_logits ? net->layers[l].slope : 1.0f;
+        for (int i = 0; i < n; i++)
+            sum[i] += w * g[i];
+    }
+}
+
+void ff_net_forward_goodness(ff_net *net, const float *x, int batch, int l_first, int as_logits,
+                             float *sum)
+{
+    FF_ASSERT(batch <= net->max_batch);
+    for (int i = 0; i < batch; i++)
+        sum[i] = 0.0f;
+    if (batch <= FF_CONV_CHUNK || !row_blockable(net, 0, net->n_layers)) {
+        forward_rows(net, x, 0, net->n_layers, 0, batch, 0);
+        add_goodness(net, 0, batch, l_first, as_logits, sum);
+        return;
+    }
+    const size_t x_dim = (size_t)ff_shape_dim(net->input);
+    for (int r0 = 0; r0 < batch; r0 += FF_CONV_CHUNK) { /* every block in rows [0, 64) */
+        const int n = batch - r0 < FF_CONV_CHUNK ? batch - r0 : FF_CONV_CHUNK;
+        forward_rows(net, x + (size_t)r0 * x_dim, 0, net->n_layers, 0, n, 0);
+        add_goodness(net, 0, n, l_first, as_logits, sum + r0);
     }
 }
 

@@ -3,6 +3,8 @@
  * normalisation (see include/ff/objective.h). */
 #include "ff/objective.h"
 
+#include "ff/pool.h"
+
 #include <math.h>
 #include <stddef.h>
 
@@ -17,8 +19,9 @@ float ff_sigmoid(float x)
 }
 
 /* sum of squares; `omp simd reduction` lets it vectorise (partial sums in
- * vector lanes: a different summation order than a serial loop, ~1e-7 relative) */
-static float sum_squares(const float *x, int n)
+ * vector lanes: a different summation order than a serial loop, ~1e-7 relative).
+ * One out-of-line copy, so every caller sums a row in the same order. */
+__attribute__((noinline)) static float sum_squares(const float *x, int n)
 {
     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
@@ -38,25 +41,69 @@ static void masked_scale(const float *restrict y, int dim, float coef, float *re
     }
 }
 
+/* The row loops below are split over the pool (include/ff/pool.h) by rows: every
+ * row is summed whole by sum_squares, and the loss terms, a reduction over rows,
+ * are added afterwards on the caller's thread in row order. */
+typedef struct rows_job {
+    const float *y, *yneg, *x;
+    float *g, *gn, *out, *dpre, *dneg;
+    int dim, sign;
+    float theta, slope, scale, eps;
+} rows_job;
+
+static void goodness_rows(void *ctx, size_t i0, size_t i1)
+{
+    const rows_job *j = ctx;
+    for (size_t i = i0; i < i1; i++)
+        j->g[i] = sum_squares(j->y + i * (size_t)j->dim, j->dim);
+}
+
 void ff_goodness(const float *y, int batch, int dim, float *g)
 {
-    for (int i = 0; i < batch; i++)
-        g[i] = sum_squares(y + (size_t)i * dim, dim);
+    rows_job j = {.y = y, .g = g, .dim = dim};
+    ff_pool_for((size_t)batch, 16, goodness_rows, &j);
+}
+
+/* loss_i = softplus(z_i) of ff_ff_loss's row i with goodness gi */
+static float ff_loss_z(float gi, float theta, float slope, int sign)
+{
+    return (float)sign * slope * (theta - gi);
+}
+
+static void ff_loss_rows(void *ctx, size_t i0, size_t i1)
+{
+    const rows_job *j = ctx;
+    for (size_t i = i0; i < i1; i++) {
+        const float *row = j->y + i * (size_t)j->dim;
+        const float gi = sum_squares(row, j->dim);
+        j->g[i] = gi;
+        if (j->dpre) {
+            /* dloss/dg = -sign * slope * sigmoid(z); dg/dy = 2y; relu mask is y > 0 */
+            const float z = ff_loss_z(gi, j->theta, j->slope, j->sign);
+            float coef = j->scale * -(float)j->sign * j->slope * ff_sigmoid(z) * 2.0f;
+            masked_scale(row, j->dim, coef, j->dpre + i * (size_t)j->dim);
+        }
+    }
 }
 
 float ff_ff_loss(const float *y, int batch, int dim, float theta, float slope, int sign,
                  float scale, float *g, float *dpre)
 {
     double loss = 0.0;
+    if (g) { /* goodness and dpre by rows on the pool, then the loss in row order */
+        rows_job j = {.y = y, .g = g, .dpre = dpre, .dim = dim, .sign = sign, .theta = theta,
+                      .slope = slope, .scale = scale};
+        ff_pool_for((size_t)batch, 8, ff_loss_rows, &j);
+        for (int i = 0; i < batch; i++)
+            loss += ff_softplus(ff_loss_z(g[i], theta, slope, sign));
+        return (float)(loss * scale);
+    }
     for (int i = 0; i < batch; i++) {
         const float *row = y + (size_t)i * dim;
         float gi = sum_squares(row, dim);
-        if (g)
-            g[i] = gi;
-        float z = (float)sign * slope * (theta - gi);    /* loss_i = softplus(z) */
+        float z = ff_loss_z(gi, theta, slope, sign); /* loss_i = softplus(z) */
         loss += ff_softplus(z);
         if (dpre) {
-            /* dloss/dg = -sign * slope * sigmoid(z); dg/dy = 2y; relu mask is y > 0 */
             float coef = scale * -(float)sign * slope * ff_sigmoid(z) * 2.0f;
             masked_scale(row, dim, coef, dpre + (size_t)i * dim);
         }
@@ -64,10 +111,37 @@ float ff_ff_loss(const float *y, int batch, int dim, float theta, float slope, i
     return (float)(loss * scale);
 }
 
+static void pair_rows(void *ctx, size_t i0, size_t i1)
+{
+    const rows_job *j = ctx;
+    const size_t dim = (size_t)j->dim;
+    for (size_t i = i0; i < i1; i++) {
+        const float *rp = j->y + i * dim, *rn = j->yneg + i * dim;
+        const float gpi = sum_squares(rp, j->dim), gni = sum_squares(rn, j->dim);
+        j->g[i] = gpi;
+        j->gn[i] = gni;
+        const float z = j->slope * (gni - gpi);
+        /* dloss/dgn = slope * sigmoid(z) = -dloss/dgp; dg/dy = 2y */
+        const float coef = j->scale * j->slope * ff_sigmoid(z) * 2.0f;
+        if (j->dpre)
+            masked_scale(rp, j->dim, -coef, j->dpre + i * dim);
+        if (j->dneg)
+            masked_scale(rn, j->dim, coef, j->dneg + i * dim);
+    }
+}
+
 float ff_ff_pair_loss(const float *ypos, const float *yneg, int batch, int dim, float slope,
                       float scale, float *gp, float *gn, float *dpre_pos, float *dpre_neg)
 {
     double loss = 0.0;
+    if (gp && gn) { /* goodness and dpre by pairs on the pool, then the loss in order */
+        rows_job j = {.y = ypos, .yneg = yneg, .g = gp, .gn = gn, .dpre = dpre_pos,
+                      .dneg = dpre_neg, .dim = dim, .slope = slope, .scale = scale};
+        ff_pool_for((size_t)batch, 4, pair_rows, &j);
+        for (int i = 0; i < batch; i++)
+            loss += ff_softplus(slope * (gn[i] - gp[i]));
+        return (float)(loss * scale);
+    }
     for (int i = 0; i < batch; i++) {
         const float *rp = ypos + (size_t)i * dim, *rn = yneg + (size_t)i * dim;
         const float gpi = sum_squares(rp, dim), gni = sum_squares(rn, dim);
@@ -168,16 +242,24 @@ void ff_objective_layer_loss(const ff_objective *o, const float *y, int npos, in
 // ----------------------------------------------------------------------------
 // normalisation
 
+static void normalize_rows(void *ctx, size_t i0, size_t i1)
+{
+    const rows_job *j = ctx;
+    const int dim = j->dim;
+    for (size_t i = i0; i < i1; i++) {
+        const float *row = j->x + i * (size_t)dim;
+        float *o = j->out + i * (size_t)dim;
+        float inv = 1.0f / sqrtf(sum_squares(row, dim) / (float)dim + j->eps);
+#pragma omp simd
+        for (int q = 0; q < dim; q++)
+            o[q] = row[q] * inv;
+    }
+}
+
 void ff_normalize(const float *x, float *out, int batch, int dim, float eps)
 {
-    for (int i = 0; i < batch; i++) {
-        const float *row = x + (size_t)i * dim;
-        float *o = out + (size_t)i * dim;
-        float inv = 1.0f / sqrtf(sum_squares(row, dim) / (float)dim + eps);
-#pragma omp simd
-        for (int j = 0; j < dim; j++)
-            o[j] = row[j] * inv;
-    }
+    rows_job j = {.x = x, .out = out, .dim = dim, .eps = eps};
+    ff_pool_for((size_t)batch, 8, normalize_rows, &j);
 }
 
 void ff_normalize_backward(const float *x, const float *dout, float *dx, int batch, int dim,

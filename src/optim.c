@@ -2,6 +2,8 @@
  * (include/ff/optim.h). */
 #include "ff/optim.h"
 
+#include "ff/pool.h"
+
 #include <math.h>
 #include <stdlib.h>
 
@@ -86,47 +88,69 @@ static void sgd_smooth_range(float *restrict p, const float *restrict g, float *
     }
 }
 
-static void sgd_step(ff_optim *o, float *p, const float *g, float lr)
+/* The update loops split over the pool (include/ff/pool.h) by parameter ranges:
+ * the same expression per element, so results do not depend on the split; two
+ * cores also get more memory bandwidth than one. */
+typedef struct optim_job {
+    const ff_optim *o;
+    float *p, *m, *v;
+    const float *g;
+    float lr, c1, c2;
+} optim_job;
+
+#define OPTIM_GRAIN 16384 /* parameters per chunk: 64 KB of each array */
+
+static void sgd_chunk(void *ctx, size_t b, size_t e)
 {
-    sgd_range(p, g, o->state, o->n, o->momentum, o->weight_decay, lr);
+    const optim_job *j = ctx;
+    sgd_range(j->p + b, j->g + b, j->v + b, e - b, j->o->momentum, j->o->weight_decay, j->lr);
 }
 
-static void adam_step(ff_optim *o, float *p, const float *g, float lr)
+static void sgd_smooth_chunk(void *ctx, size_t b, size_t e)
 {
-    const double t = (double)o->t;
-    const float c1 = (float)(1.0 / (1.0 - pow(o->beta1, t)));
-    const float c2 = (float)(1.0 / (1.0 - pow(o->beta2, t)));
-    adam_range(p, g, o->state, o->state + o->n, o->n, o->beta1, o->beta2, o->eps,
-               o->weight_decay, lr, c1, c2);
+    const optim_job *j = ctx;
+    sgd_smooth_range(j->p + b, j->g + b, j->v + b, e - b, j->o->momentum, j->o->weight_decay,
+                     j->lr);
+}
+
+static void adam_chunk(void *ctx, size_t b, size_t e)
+{
+    const optim_job *j = ctx;
+    const ff_optim *o = j->o;
+    adam_range(j->p + b, j->g + b, j->m + b, j->v + b, e - b, o->beta1, o->beta2, o->eps,
+               o->weight_decay, j->lr, j->c1, j->c2);
+}
+
+/* one step on params[off, off + n) */
+static void step_range(ff_optim *o, float *params, const float *grads, float lr, size_t off,
+                       size_t n)
+{
+    optim_job j = {.o = o, .p = params + off, .g = grads + off, .lr = lr};
+    if (o->kind == FF_OPT_ADAM) {
+        const double t = (double)o->t;
+        j.c1 = (float)(1.0 / (1.0 - pow(o->beta1, t)));
+        j.c2 = (float)(1.0 / (1.0 - pow(o->beta2, t)));
+        j.m = o->state + off;
+        j.v = o->state + o->n + off;
+        ff_pool_for(n, OPTIM_GRAIN, adam_chunk, &j);
+    } else {
+        j.v = o->state + off;
+        ff_pool_for(n, OPTIM_GRAIN, o->kind == FF_OPT_SGD_SMOOTH ? sgd_smooth_chunk : sgd_chunk,
+                    &j);
+    }
 }
 
 void ff_optim_step(ff_optim *o, float *params, const float *grads, float lr)
 {
     o->t++;
-    if (o->kind == FF_OPT_ADAM)
-        adam_step(o, params, grads, lr);
-    else if (o->kind == FF_OPT_SGD_SMOOTH)
-        sgd_smooth_range(params, grads, o->state, o->n, o->momentum, o->weight_decay, lr);
-    else
-        sgd_step(o, params, grads, lr);
+    step_range(o, params, grads, lr, 0, o->n);
 }
 
 void ff_optim_step_range(ff_optim *o, float *params, const float *grads, float lr, size_t off,
                          size_t n)
 {
     o->t++;
-    if (o->kind == FF_OPT_ADAM) {
-        const double t = (double)o->t;
-        const float c1 = (float)(1.0 / (1.0 - pow(o->beta1, t)));
-        const float c2 = (float)(1.0 / (1.0 - pow(o->beta2, t)));
-        adam_range(params + off, grads + off, o->state + off, o->state + o->n + off, n, o->beta1,
-                   o->beta2, o->eps, o->weight_decay, lr, c1, c2);
-    } else if (o->kind == FF_OPT_SGD_SMOOTH) {
-        sgd_smooth_range(params + off, grads + off, o->state + off, n, o->momentum,
-                         o->weight_decay, lr);
-    } else {
-        sgd_range(params + off, grads + off, o->state + off, n, o->momentum, o->weight_decay, lr);
-    }
+    step_range(o, params, grads, lr, off, n);
 }
 
 float ff_schedule_lr(const ff_config *cfg, int64_t step, int64_t total)

@@ -33,8 +33,9 @@
  *
  * Usage:
  *   ff-bench run (--net fc|cnn|local|deep | --config FILE) [--batch B] [--seconds S]
- *                [--threads T] [--data DIR] [--images N] [--seed S] [--verbose 1]
- *                (--config: the config's batch_size unless --batch is given)
+ *                [--threads T] [--pool P] [--data DIR] [--images N] [--seed S] [--verbose 1]
+ *                (--config: the config's batch_size unless --batch is given; --pool: the
+ *                threads of the loops between the GEMMs, include/ff/pool.h, default T)
  *   ff-bench gemm (--net fc|cnn|local|deep | --config FILE) [--batch B] [--threads T]
  *                only the GEMM-only bound, with every recorded sgemm call and its time
  *   ff-bench ref --net fc|cnn|local|deep --batch B --out FILE [--warm N] [--data DIR]
@@ -43,6 +44,9 @@
  *   ff-bench peak [--size N] [--seconds S] [--threads T]
  *                the fastest sgemm of this machine, as the report's yardstick: square
  *                N x N x N products (default 4096), best time over S seconds
+ *   ff-bench stream [--size N] [--seconds S] [--pool P]
+ *                memory bandwidth on the pool's threads: a copy of N*N floats and the
+ *                Adam step on N*N parameters (--size 3685: the fc net's 13.6M), GB/s
  * Exit status: 0 ok, 1 runtime error, 2 usage. */
 #include <cblas.h>
 #include <math.h>
@@ -60,6 +64,7 @@
 #include "ff/net.h"
 #include "ff/objective.h"
 #include "ff/optim.h"
+#include "ff/pool.h"
 #include "ff/rng.h"
 #include "ff/run.h"
 #include "ff/trainer.h"
@@ -70,6 +75,15 @@ static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* CPU seconds of the whole process (every thread): on a shared machine, what a batch
+ * costs regardless of the time other processes take from its cores */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -194,6 +208,12 @@ void __wrap_ff_goodness(const float *y, int batch, int dim, float *g)
     TIMED(T_GOOD, __real_ff_goodness(y, batch, dim, g));
 }
 
+void __real_ff_channels_to_rows(const float *, float *, int, int, int);
+void __wrap_ff_channels_to_rows(const float *src, float *dst, int batch, int C, int P)
+{
+    TIMED(T_IM2COL, __real_ff_channels_to_rows(src, dst, batch, C, P));
+}
+
 /* `ref` capture: while on, the first two FF passes of a training batch (positive,
  * then negative: alternate passes) leave copies of their inputs and layer losses,
  * and the optimiser steps after them their gradients and the parameters after. */
@@ -256,6 +276,7 @@ void __wrap_ff_embed_batch(ff_embed_kind kind, const float *images, int rows, in
 typedef struct opts {
     const char *cmd, *net, *data, *out, *config;
     int batch, threads, images, warm, verbose, size;
+    int pool;             /* --pool: threads of the loops between the GEMMs (0: as BLAS) */
     int batch_given;      /* --batch given (with --config: else the config's batch_size) */
     double seconds;
     uint64_t seed;
@@ -265,11 +286,12 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: ff-bench run (--net fc|cnn|local|deep | --config FILE) [--batch B] [--seconds S]\n"
-            "                    [--threads T]  (--config: the config's batch_size unless --batch)\n"
+            "                    [--threads T] [--pool P]  (--config: the config's batch_size unless --batch)\n"
             "                    [--data DIR] [--images N] [--seed S] [--verbose 1]\n"
             "       ff-bench gemm (--net fc|cnn|local|deep | --config FILE) --batch B [--threads T]\n"
             "       ff-bench ref --net fc|cnn|local|deep --batch B --out FILE [--warm N] [--data DIR]\n"
             "       ff-bench peak [--size N] [--seconds S] [--threads T]\n"
+            "       ff-bench stream [--size N] [--seconds S] [--pool P]\n"
             "       ff-bench core\n");
     return 2;
 }
@@ -305,6 +327,8 @@ static int parse_args(int argc, char **argv, opts *o)
             o->seconds = atof(v);
         else if (!strcmp(a, "--verbose"))
             o->verbose = atoi(v);
+        else if (!strcmp(a, "--pool"))
+            o->pool = atoi(v);
         else if (!strcmp(a, "--size"))
             o->size = atoi(v);
         else if (!strcmp(a, "--seed"))
@@ -314,7 +338,7 @@ static int parse_args(int argc, char **argv, opts *o)
         i++;
     }
     if (strcmp(o->cmd, "run") && strcmp(o->cmd, "gemm") && strcmp(o->cmd, "ref") &&
-        strcmp(o->cmd, "peak") && strcmp(o->cmd, "core"))
+        strcmp(o->cmd, "peak") && strcmp(o->cmd, "core") && strcmp(o->cmd, "stream"))
         return -1;
     if (o->batch < 1 || o->threads < 1 || o->images < o->batch || o->warm < 0)
         return -1;
@@ -436,26 +460,34 @@ static void eval_chunk_run(bench *b)
 /* Runs fn until `seconds` have passed and at least min_iters timed iterations
  * (after `warm` untimed ones); returns the median seconds per iteration. */
 static double time_loop(bench *b, void (*fn)(bench *), int warm, int min_iters, double seconds,
-                        int *iters)
+                        int *iters, double *cpu)
 {
     for (int i = 0; i < warm; i++)
         fn(b);
     int room = 64, n = 0;
-    double *t = malloc(sizeof(double) * (size_t)room);
+    double *t = malloc(sizeof(double) * (size_t)room), *c = malloc(sizeof(double) * (size_t)room);
     const double start = now();
-    while (t && (n < min_iters || now() - start < seconds)) {
-        double t0 = now();
+    while (t && c && (n < min_iters || now() - start < seconds)) {
+        double t0 = now(), c0 = cpu_now();
         fn(b);
         if (n == room) {
-            double *nt = realloc(t, sizeof(double) * (size_t)(room *= 2));
-            if (!nt)
+            room *= 2;
+            double *nt = realloc(t, sizeof(double) * (size_t)room);
+            if (nt)
+                t = nt;
+            double *nc = realloc(c, sizeof(double) * (size_t)room);
+            if (nc)
+                c = nc;
+            if (!nt || !nc)
                 break;
-            t = nt;
         }
+        c[n] = cpu_now() - c0;
         t[n++] = now() - t0;
     }
     double med = t && n ? median(t, n) : NAN;
+    *cpu = c && n ? median(c, n) : NAN;
     free(t);
+    free(c);
     *iters = n;
     return med;
 }
@@ -465,13 +497,13 @@ static double time_loop(bench *b, void (*fn)(bench *), int warm, int min_iters, 
 /* Replays calls[0..n) back to back on plain sgemm, on the very operands they had
  * (the net's buffers: same sizes, strides and cache behaviour, nothing else in
  * between); median seconds per replay of the whole list. Overwrites the outputs. */
-static double gemm_replay(gemm_call *cl, int n, double seconds)
+static double gemm_replay(gemm_call *cl, int n, double seconds, double *cpu)
 {
-    double ts[256];
+    double ts[256], cs[256];
     int reps = 0;
     const double start = now();
     for (int r = -1; r < 256 && (r < 3 || now() - start < seconds); r++) {
-        double t0 = now();
+        double t0 = now(), c0 = cpu_now();
         for (int i = 0; i < n; i++) {
             gemm_call *g = &cl[i];
             double t1 = now();
@@ -480,11 +512,14 @@ static double gemm_replay(gemm_call *cl, int n, double seconds)
             if (r >= 0)
                 g->t_replay += now() - t1;
         }
-        if (r >= 0) /* r = -1 warms up */
+        if (r >= 0) { /* r = -1 warms up */
+            cs[reps] = cpu_now() - c0;
             ts[reps++] = now() - t0;
+        }
     }
     for (int i = 0; i < n; i++)
         cl[i].t_replay /= reps ? reps : 1;
+    *cpu = reps ? median(cs, reps) : NAN;
     return reps ? median(ts, reps) : NAN;
 }
 
@@ -570,10 +605,10 @@ static int cmd_run(const opts *o, int gemm_only, ff_err *err)
 
     /* throughput, wrappers off */
     int n_train = 0, n_eval = 0;
-    double t_train = NAN, t_eval = NAN;
+    double t_train = NAN, t_eval = NAN, c_train = NAN, c_eval = NAN;
     if (!gemm_only) {
-        t_train = time_loop(&b, train_batch, 2, 3, o->seconds, &n_train);
-        t_eval = time_loop(&b, eval_chunk_run, 1, 3, o->seconds * 0.5, &n_eval);
+        t_train = time_loop(&b, train_batch, 2, 3, o->seconds, &n_train, &c_train);
+        t_eval = time_loop(&b, eval_chunk_run, 1, 3, o->seconds * 0.5, &n_eval, &c_eval);
     }
     const double rss = peak_rss_mb();
 
@@ -588,17 +623,18 @@ static int cmd_run(const opts *o, int gemm_only, ff_err *err)
     const double total_eval = trace(&b, 1, nbd, &eval_calls, bk_eval);
 
     /* GEMM-only bound */
-    const double g_train = gemm_replay(train_calls.c, train_calls.n, 1.5);
-    const double g_eval = gemm_replay(eval_calls.c, eval_calls.n, 1.0);
+    double gc_train, gc_eval;
+    const double g_train = gemm_replay(train_calls.c, train_calls.n, 1.5, &gc_train);
+    const double g_eval = gemm_replay(eval_calls.c, eval_calls.n, 1.0, &gc_eval);
     const double flop_train = gemm_flops(train_calls.c, train_calls.n) / B;
     const double flop_eval = gemm_flops(eval_calls.c, eval_calls.n) / chunk;
 
-    printf("{\"impl\":\"ffrun\",\"net\":\"%s\",\"config\":\"%s\",\"batch\":%d,\"threads\":%d,\"params\":%zu,"
+    printf("{\"impl\":\"ffrun\",\"net\":\"%s\",\"config\":\"%s\",\"batch\":%d,\"threads\":%d,\"pool\":%d,\"params\":%zu,"
            "\"blas\":\"OpenBLAS %s\",\"eval_chunk\":%d,"
            "\"train_flop_per_img\":%.6g,\"eval_flop_per_img\":%.6g,"
            "\"gemm_bound_train_ips\":%.2f,\"gemm_bound_eval_ips\":%.2f,"
            "\"gemm_calls_train\":%d,\"gemm_calls_eval\":%d",
-           o->config ? "" : o->net, o->config ? o->config : "", B, o->threads, b.tr.net.n_params, openblas_get_corename(), chunk, flop_train,
+           o->config ? "" : o->net, o->config ? o->config : "", B, o->threads, ff_pool_threads(), b.tr.net.n_params, openblas_get_corename(), chunk, flop_train,
            flop_eval, B / g_train, chunk / g_eval, train_calls.n, eval_calls.n);
     if (gemm_only) {
         const call_list *lists[2] = {&train_calls, &eval_calls};
@@ -621,6 +657,11 @@ static int cmd_run(const opts *o, int gemm_only, ff_err *err)
     printf(",\"train_ips\":%.2f,\"train_batches\":%d,\"eval_ips\":%.2f,\"eval_chunks\":%d,"
            "\"rss_setup_mb\":%.1f,\"peak_rss_mb\":%.1f",
            B / t_train, n_train, chunk / t_eval, n_eval, rss_setup, rss);
+    /* CPU time per batch (all threads): on a busy machine the 1-thread ratio of these
+     * is what the wall-time ratio would be on a quiet one */
+    printf(",\"train_cpu_ms\":%.3f,\"gemm_bound_train_cpu_ms\":%.3f,\"eval_cpu_ms\":%.3f,"
+           "\"gemm_bound_eval_cpu_ms\":%.3f",
+           1e3 * c_train, 1e3 * gc_train, 1e3 * c_eval, 1e3 * gc_eval);
     print_breakdown("bd_train", bk_train, total_train);
     print_breakdown("bd_eval", bk_eval, total_eval);
     printf(",\"loss_last\":[");
@@ -756,6 +797,61 @@ static int cmd_peak(const opts *o, ff_err *err)
     return 0;
 }
 
+/* ---------------------------------------------------------------- stream */
+
+typedef struct copy_job {
+    const float *a;
+    float *b;
+} copy_job;
+
+static void copy_chunk(void *ctx, size_t b, size_t e)
+{
+    const copy_job *j = ctx;
+    memcpy(j->b + b, j->a + b, sizeof(float) * (e - b));
+}
+
+/* Memory bandwidth as the optimiser sees it, on the pool's threads (--pool, default
+ * --threads): a copy of `size` floats (8 bytes a float: one read, one write) and
+ * the Adam step itself (ff_optim_step on `size` parameters: p, g, m, v read, p, m, v
+ * written, 28 bytes a parameter); best time over S seconds, GB/s. */
+static int cmd_stream(const opts *o, ff_err *err)
+{
+    const size_t n = (size_t)o->size * (size_t)o->size; /* --size 3685: 13.6M, the fc net */
+    float *a = malloc(sizeof(float) * n * 2), *g = malloc(sizeof(float) * n);
+    ff_optim opt;
+    const ff_optim_params prm = {.kind = FF_OPT_ADAM, .beta1 = 0.9f, .beta2 = 0.999f,
+                                 .eps = 1e-8f};
+    if (!a || !g || ff_optim_init(&opt, &prm, n, err)) {
+        free(a), free(g);
+        return err->code ? err->code : ff_err_set(err, FF_ERR_NOMEM, "stream: out of memory");
+    }
+    for (size_t i = 0; i < 2 * n; i++)
+        a[i] = (float)(i & 1023) * 1e-3f;
+    for (size_t i = 0; i < n; i++)
+        g[i] = (float)(i & 511) * 1e-4f;
+    copy_job cj = {a, a + n};
+    double best_copy = INFINITY, best_adam = INFINITY;
+    const double start = now();
+    for (int r = -1; r < 3 || now() - start < o->seconds; r++) {
+        double t0 = now();
+        ff_pool_for(n, 16384, copy_chunk, &cj);
+        double t1 = now();
+        ff_optim_step(&opt, a, g, 1e-3f);
+        double t2 = now();
+        if (r >= 0) {
+            best_copy = t1 - t0 < best_copy ? t1 - t0 : best_copy;
+            best_adam = t2 - t1 < best_adam ? t2 - t1 : best_adam;
+        }
+    }
+    printf("{\"stream\": {\"floats\": %zu, \"pool\": %d, \"copy_gbs\": %.2f, "
+           "\"adam_ms\": %.3f, \"adam_gbs\": %.2f}}\n",
+           n, ff_pool_threads(), 8e-9 * (double)n / best_copy, 1e3 * best_adam,
+           28e-9 * (double)n / best_adam);
+    ff_optim_free(&opt);
+    free(a), free(g);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -766,13 +862,18 @@ int main(int argc, char **argv)
         return usage();
     ff_fp_fast_mode(); /* FTZ + DAZ, as the trainer */
     openblas_set_num_threads(o.threads);
+    if (o.pool > 0)
+        ff_pool_set_threads(o.pool);
+    else
+        ff_pool_follow_blas();
     ff_err err = {0};
     if (!strcmp(o.cmd, "core")) { /* the kernel set OpenBLAS runs here (after ff_blas_...) */
         printf("%s\n", openblas_get_corename());
         return 0;
     }
-    int rc = !strcmp(o.cmd, "ref")    ? write_ref(&o, &err)
-             : !strcmp(o.cmd, "peak") ? cmd_peak(&o, &err)
+    int rc = !strcmp(o.cmd, "ref")      ? write_ref(&o, &err)
+             : !strcmp(o.cmd, "peak")   ? cmd_peak(&o, &err)
+             : !strcmp(o.cmd, "stream") ? cmd_stream(&o, &err)
                                       : cmd_run(&o, !strcmp(o.cmd, "gemm"), &err);
     if (rc) {
         fprintf(stderr, "ff-bench: %s\n", err.msg);

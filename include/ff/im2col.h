@@ -44,10 +44,11 @@ size_t ff_patch_floats(const ff_layer *l);
  * holding x[i][c][oy * s + ki - pad][ox * s + kj - pad] (0 outside the input),
  * K = in.c * k * k. Sample i starts at
  * x + i * x_stride (x_stride >= in.c * in.h * in.w: `in` may be the first channels
- * of a larger input). With `index` (scratch for P * K int32) the offsets are
- * computed once per call and every sample is a flat gather (fast for the small
- * 2x2 kernels of the paper's nets; -1 marks padding); index NULL copies window rows
- * directly. Both give the same col. */
+ * of a larger input). Without padding every window row is copied directly (k = 2,
+ * the paper's later layers, unrolled); with padding and `index` (scratch for P * K
+ * int32) the offsets are computed once per call and every sample is a flat gather
+ * (-1 marks padding); index NULL tests bounds per value. All give the same col.
+ * Samples are split over the pool (include/ff/pool.h). */
 void ff_im2col(const float *x, int batch, size_t x_stride, ff_shape in, int k, int stride,
                int pad, ff_shape out, float *col, int32_t *index);
 
@@ -67,5 +68,10 @@ void ff_planes_scatter_grad(const ff_layer *l, const float *G, float beta, float
 /* dst[i][c][r] = src[i][r][c] for i < batch: transposes each sample's [rows, cols]
  * block into [cols, rows]. src and dst must not overlap. */
 void ff_transpose_batch(const float *src, float *dst, int batch, int rows, int cols);
+
+/* dst[c][i * P + p] = src[i][c][p] for i < batch: a batch of CHW samples ([C, P]
+ * each) as one [C, batch * P] matrix (runs of P floats). src and dst must not
+ * overlap. */
+void ff_channels_to_rows(const float *src, float *dst, int batch, int C, int P);
 
 #endif

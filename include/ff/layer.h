@@ -40,6 +40,13 @@ typedef struct ff_layer {
     float *gW, *gb;         /* views into net grads */
 } ff_layer;
 
+/* Samples per im2col + sgemm round of a conv layer (layer_conv.c); the net runs a
+ * stack of conv layers in blocks of this many rows (net.c), so the rounds, and the
+ * sgemm calls, are the same either way. */
+#ifndef FF_CONV_CHUNK
+#define FF_CONV_CHUNK 64
+#endif
+
 /* What one layer kind provides. Each src/layer_<kind>.c defines its ops
  * (ff_fc_ops, ...) and layer.c's table maps ff_layer_kind to them: a new kind is
  * its enum value (config.h), its file, and one line in that table. The

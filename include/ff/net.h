@@ -90,6 +90,15 @@ void ff_net_use_buffers(ff_net *net, float *params, float *grads);
  * label values are read back from each embedded sample of x. */
 void ff_net_forward(ff_net *net, const float *x, int batch);
 
+/* The forward pass for goodness alone: sum[r] = the sum over layers l >= l_first,
+ * in layer order from 0, of w_l * (goodness of row r at layer l), w_l = the layer's
+ * slope if as_logits, else 1 (the same floats as summing ff_goodness of each
+ * net->out[l] after ff_net_forward). A stack of conv layers runs in blocks of
+ * FF_CONV_CHUNK rows that all use the first rows of the net's buffers (they stay in
+ * cache), so afterwards net->in / net->out hold only the last block's rows. */
+void ff_net_forward_goodness(ff_net *net, const float *x, int batch, int l_first, int as_logits,
+                             float *sum);
+
 /* One FF pass: forward rows x[0, npos) as positive and x[npos, npos + nneg) as
  * negative data, then every layer's own loss (obj, with the layer's threshold)
  * and parameter gradients, written (not accumulated) into net->grads. Loss and
