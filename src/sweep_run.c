@@ -1246,7 +1246,8 @@ int ff_sweep_summarize(ff_sweep *sw, char **text, ff_err *err)
         asha_table(sw, &md);
     if (sw->n_points && !isnan(stats_of(sw, order[0], main_m).mean)) {
         const ff_sweep_run *b = &sw->runs[first[order[0]]];
-        put(&md, "\nBest point: **%s**. Run it alone with:\n\n    %s %s", b->point_name,
+        put(&md, "\nBest point: **%s**. Run it alone with:\n\n    %s %s",
+            b->point_name[0] ? b->point_name : "(base)",
             sw->prog[0] ? sw->prog : "ffrun", sw->spec.config);
         for (int i = 0; i < b->n_sets; i++)
             put(&md, " --set '%s'", b->sets[i]);
