@@ -172,12 +172,13 @@ __attribute__((format(printf, 2, 3))) static void put(buf *b, const char *fmt, .
     }
 }
 
+/* A number in SUMMARY.md's tables: 4 significant digits (summary.csv keeps 9). */
 static void put_num(buf *b, double v)
 {
     if (isnan(v))
         put(b, "-");
     else
-        put(b, "%.6g", v);
+        put(b, "%.4g", v);
 }
 
 /* ---------------------------------------------------------------- messages (mpirun) */
