@@ -3,7 +3,9 @@
 #include "ff/layer.h"
 
 #include <math.h>
+#include <string.h>
 
+#include "ff/pool.h"
 #include "ff/rng.h"
 
 /* indexed by ff_layer_kind */
@@ -92,3 +94,30 @@ void ff_layer_backward(const ff_layer *l, const float *x, const float *patches,
 }
 
 double ff_layer_flops(const ff_layer *l) { return ff_layer_ops_of(l->kind)->flops(l); }
+
+typedef struct bias_grad_job {
+    const float *dpre;
+    float *gb;
+    size_t n;
+    int batch;
+    float beta;
+} bias_grad_job;
+
+static void bias_grad_range(void *ctx, size_t q0, size_t q1)
+{
+    const bias_grad_job *j = ctx;
+    float *restrict gb = j->gb;
+    if (j->beta == 0.0f)
+        memset(gb + q0, 0, sizeof(float) * (q1 - q0));
+    for (int i = 0; i < j->batch; i++) {
+        const float *restrict row = j->dpre + (size_t)i * j->n;
+        for (size_t q = q0; q < q1; q++)
+            gb[q] += row[q];
+    }
+}
+
+void ff_layer_bias_grad_per_output(const ff_layer *l, const float *dpre, int batch, float beta)
+{
+    bias_grad_job j = {dpre, l->gb, (size_t)ff_shape_dim(l->out), batch, beta};
+    ff_pool_for(j.n, 256, bias_grad_range, &j);
+}

@@ -22,14 +22,12 @@ static size_t fc_fan_in(const ff_layer *l) { return l->n_weights / (size_t)l->ou
 
 static size_t fc_workspace(const ff_layer *l, int batch) { return 0; }
 
-/* the loops around the GEMMs, split over the pool: by rows (bias, ReLU) or by
- * output units (bias gradient: each unit sums its rows in order) */
+/* the loops around the forward GEMM, split over the pool by rows (bias) or
+ * elements (ReLU); the bias gradient is ff_layer_bias_grad_per_output */
 typedef struct fc_job {
     const ff_layer *l;
     float *y;
-    const float *dpre;
     int batch, out;
-    float beta;
 } fc_job;
 
 static void bias_rows(void *ctx, size_t i0, size_t i1)
@@ -44,20 +42,6 @@ static void relu_range(void *ctx, size_t q0, size_t q1)
     float *restrict y = ((const fc_job *)ctx)->y;
     for (size_t q = q0; q < q1; q++)
         y[q] = y[q] > 0.0f ? y[q] : 0.0f;
-}
-
-static void bias_grad_range(void *ctx, size_t j0, size_t j1)
-{
-    const fc_job *j = ctx;
-    const size_t out = (size_t)j->out;
-    float *restrict gb = j->l->gb;
-    if (j->beta == 0.0f)
-        memset(gb + j0, 0, sizeof(float) * (j1 - j0));
-    for (int i = 0; i < j->batch; i++) {
-        const float *restrict row = j->dpre + (size_t)i * out;
-        for (size_t q = j0; q < j1; q++)
-            gb[q] += row[q];
-    }
 }
 
 static void fc_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
@@ -77,8 +61,7 @@ static void fc_backward(const ff_layer *l, const float *x, const float *patches,
     const int in = ff_shape_dim(l->in), out = l->out.c;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, batch, 1.0f, dpre, out, x, in,
                 beta, l->gW, in);
-    fc_job j = {.l = l, .dpre = dpre, .batch = batch, .out = out, .beta = beta};
-    ff_pool_for((size_t)out, 256, bias_grad_range, &j);
+    ff_layer_bias_grad_per_output(l, dpre, batch, beta);
 }
 
 static double fc_flops(const ff_layer *l) { return (double)l->n_weights; }

@@ -53,10 +53,9 @@ static size_t local_workspace(const ff_layer *l, int batch)
  * CHW with bias and ReLU in the same pass; split over the pool by samples */
 typedef struct local_job {
     const ff_layer *l;
-    const float *t, *dpre;
+    const float *t;
     float *y;
     int batch;
-    float beta;
 } local_job;
 
 static void transpose_bias_relu_range(void *ctx, size_t i0, size_t i1)
@@ -116,28 +115,6 @@ static void local_forward(const ff_layer *l, const float *x, float *y, int batch
     transpose_bias_relu(l, t, y, batch);
 }
 
-/* gb[j] (= or +=) sum over samples of dpre[i][j] (in sample order for every j);
- * split over the pool by output units */
-static void bias_grad_range(void *ctx, size_t j0, size_t j1)
-{
-    const local_job *j = ctx;
-    const size_t n = (size_t)ff_shape_dim(j->l->out);
-    float *restrict gb = j->l->gb;
-    if (j->beta == 0.0f)
-        memset(gb + j0, 0, sizeof(float) * (j1 - j0));
-    for (int i = 0; i < j->batch; i++) {
-        const float *restrict row = j->dpre + (size_t)i * n;
-        for (size_t q = j0; q < j1; q++)
-            gb[q] += row[q];
-    }
-}
-
-static void bias_grad(const ff_layer *l, const float *dpre, int batch, float beta)
-{
-    local_job j = {.l = l, .dpre = dpre, .batch = batch, .beta = beta};
-    ff_pool_for((size_t)ff_shape_dim(l->out), 512, bias_grad_range, &j);
-}
-
 static void local_backward(const ff_layer *l, const float *x, const float *patches,
                            const float *dpre, int batch, float beta, float *ws)
 {
@@ -166,7 +143,7 @@ static void local_backward(const ff_layer *l, const float *x, const float *patch
             ff_planes_scatter_grad(l, G, beta, gW);
         }
     }
-    bias_grad(l, dpre, batch, beta);
+    ff_layer_bias_grad_per_output(l, dpre, batch, beta);
 }
 
 static size_t local_fan_in(const ff_layer *l) { return l->n_weights / (size_t)ff_shape_dim(l->out); }

@@ -112,6 +112,13 @@ void ff_layer_forward(const ff_layer *l, const float *x, float *y, int batch, fl
 void ff_layer_backward(const ff_layer *l, const float *x, const float *patches,
                        const float *dpre, int batch, float beta, float *ws);
 
+/* For layer kinds whose bias is one value per output (fc, local):
+ * l->gb[q] (beta = 0: overwrite, else accumulate) += sum over the batch of
+ * dpre[i][q], q < out dim, each sum in sample order; split over the pool by
+ * outputs, so the result does not depend on the thread count. */
+void ff_layer_bias_grad_per_output(const ff_layer *l, const float *dpre, int batch,
+                                   float beta);
+
 /* Multiply-adds per image of the forward pass (for summaries/benchmarks). */
 double ff_layer_flops(const ff_layer *l);
 
