@@ -151,7 +151,8 @@ struct ff_parallel {
      * read; process r sums and steps the shard [lo, hi) of the flat parameters */
     int shm, locked;
     MPI_Win pwin, gwin;
-    float *own_params, *own_grads, *own_state; /* the private buffers, put back at the end */
+    int detached;                    /* the net and optimiser on the windows, their own
+                                      * buffers freed (given back by ff_parallel_free) */
     float **grads;                   /* every process's gradient buffer, mapped here */
     size_t lo, hi;
     /* FF_PARALLEL_PROFILE set: where the time of the optimiser steps goes (MPI_Wtime) */
@@ -182,6 +183,16 @@ static void prof_step_end(ff_parallel *p, double now)
     p->steps++;
 }
 
+/* Profiling on: adds the time since *t0 to *part and moves *t0 to now. */
+static void prof_lap(const ff_parallel *p, double *t0, double *part)
+{
+    if (!p->prof)
+        return;
+    const double now = MPI_Wtime();
+    *part += now - *t0;
+    *t0 = now;
+}
+
 static void prof_report(const ff_parallel *p)
 {
     const double n = p->steps > 1 ? (double)(p->steps - 1) : 1.0, ms = 1e3 / n;
@@ -204,28 +215,26 @@ static void grads_ready(void *ctx, int l)
     prof_enter(p);
     if (p->shm)
         return; /* the others read this rank's gradient in place at the step */
-    const double t0 = p->prof ? MPI_Wtime() : 0;
+    double t0 = p->prof ? MPI_Wtime() : 0;
     const ff_layer *L = &p->t->net.layers[l];
     MPI_Iallreduce(MPI_IN_PLACE, L->gW, (int)(L->n_weights + L->n_bias), MPI_FLOAT, MPI_SUM,
                    p->comm, &p->greq[p->ngreq++]);
     int flag; /* lets the earlier layers' reductions progress meanwhile */
     MPI_Testall(p->ngreq, p->greq, &flag, MPI_STATUSES_IGNORE);
-    if (p->prof)
-        p->t_post += MPI_Wtime() - t0;
+    prof_lap(p, &t0, &p->t_post);
 }
 
 static void before_update(void *ctx)
 {
     ff_parallel *p = ctx;
     prof_enter(p);
-    const double t0 = p->prof ? MPI_Wtime() : 0;
+    double t0 = p->prof ? MPI_Wtime() : 0;
     MPI_Waitall(p->ngreq, p->greq, MPI_STATUSES_IGNORE);
     p->ngreq = 0;
+    prof_lap(p, &t0, &p->t_wait);
     if (p->prof) {
-        const double now = MPI_Wtime();
-        p->t_wait += now - t0;
-        prof_step_end(p, now); /* the trainer's optimiser step follows (prof_enter) */
-        p->mark = now;
+        prof_step_end(p, t0); /* the trainer's optimiser step follows (prof_enter) */
+        p->mark = t0;
     }
 }
 
@@ -238,15 +247,11 @@ static void shm_update(void *ctx, float lr)
 {
     ff_parallel *p = ctx;
     prof_enter(p);
-    double t0 = p->prof ? MPI_Wtime() : 0, t1;
+    double t0 = p->prof ? MPI_Wtime() : 0;
     MPI_Win_sync(p->gwin);
     MPI_Barrier(p->comm);
     MPI_Win_sync(p->gwin);
-    if (p->prof) {
-        t1 = MPI_Wtime();
-        p->t_wait += t1 - t0;
-        t0 = t1;
-    }
+    prof_lap(p, &t0, &p->t_wait);
     const size_t lo = p->lo, n = p->hi - p->lo;
     float *restrict dst = p->grads[p->rank] + lo;
     const float *restrict a = p->grads[0] + lo, *restrict b = p->grads[1] + lo;
@@ -259,26 +264,16 @@ static void shm_update(void *ctx, float lr)
         for (size_t i = 0; i < n; i++)
             dst[i] += c[i];
     }
-    if (p->prof) {
-        t1 = MPI_Wtime();
-        p->t_sum += t1 - t0;
-        t0 = t1;
-    }
+    prof_lap(p, &t0, &p->t_sum);
     ff_trainer *t = p->t;
     ff_optim_step_range(&t->opt, t->net.params, t->net.grads, lr, lo, n);
-    if (p->prof) {
-        t1 = MPI_Wtime();
-        p->t_opt += t1 - t0;
-        t0 = t1;
-    }
+    prof_lap(p, &t0, &p->t_opt);
     MPI_Win_sync(p->pwin);
     MPI_Barrier(p->comm);
     MPI_Win_sync(p->pwin);
-    if (p->prof) {
-        t1 = MPI_Wtime();
-        p->t_bar += t1 - t0;
-        prof_step_end(p, t1);
-    }
+    prof_lap(p, &t0, &p->t_bar);
+    if (p->prof)
+        prof_step_end(p, t0);
 }
 
 static double coll_start(ff_parallel *p)
@@ -425,11 +420,14 @@ static int attach_shm(ff_parallel *p, ff_err *err)
     MPI_Win_sync(p->pwin);
     MPI_Barrier(p->comm);
     MPI_Win_sync(p->pwin);
-    p->own_params = t->net.params;
-    p->own_grads = t->net.grads;
-    p->own_state = t->opt.state;
+    /* the private copies would only sit there for the whole run (16 bytes a parameter
+     * with Adam): freed now, allocated again by ff_parallel_free */
+    free(t->net.params);
+    free(t->net.grads);
+    free(t->opt.state);
     ff_net_use_buffers(&t->net, shared, p->grads[p->rank]);
     t->opt.state = shared + n;
+    p->detached = 1;
     /* shards of the flat parameters, on 64-byte boundaries */
     p->lo = (size_t)((unsigned long long)n * (unsigned)p->rank / (unsigned)p->size) & ~(size_t)15;
     p->hi = p->rank + 1 == p->size
@@ -536,6 +534,32 @@ int ff_parallel_attach(ff_parallel **out, ff_trainer *t, ff_err *err)
     return FF_OK;
 }
 
+/* The net and optimiser of t on buffers of their own again, holding the final
+ * weights and state of the shared windows (which are freed next); without the
+ * memory for them, a note and none (NULL: the trainer can then only be freed). */
+static void give_back_buffers(ff_trainer *t)
+{
+    const size_t n = t->net.n_params, ns = ff_optim_state_len(&t->opt);
+    float *params = malloc(sizeof(float) * n), *grads = calloc(n, sizeof(float));
+    float *state = malloc(sizeof(float) * (ns ? ns : 1));
+    if (!params || !grads || !state) {
+        fprintf(stderr, "ffrun: data parallel: no memory to copy the final weights out of "
+                "shared memory (the saved model files have them)\n");
+        free(params);
+        free(grads);
+        free(state);
+        params = grads = state = NULL;
+    } else {
+        memcpy(params, t->net.params, sizeof(float) * n);
+        memcpy(state, t->opt.state, sizeof(float) * ns);
+    }
+    if (params)
+        ff_net_use_buffers(&t->net, params, grads);
+    else
+        t->net.params = t->net.grads = NULL;
+    t->opt.state = state;
+}
+
 void ff_parallel_free(ff_parallel *p)
 {
     if (!p)
@@ -556,14 +580,8 @@ void ff_parallel_free(ff_parallel *p)
     }
     if (p->prof && p->steps > 0)
         prof_report(p);
-    if (p->own_params) { /* the net and optimiser back on their own buffers */
-        ff_trainer *t = p->t;
-        const size_t n = t->net.n_params;
-        memcpy(p->own_params, t->net.params, sizeof(float) * n);
-        memcpy(p->own_state, t->opt.state, sizeof(float) * ff_optim_state_len(&t->opt));
-        ff_net_use_buffers(&t->net, p->own_params, p->own_grads);
-        t->opt.state = p->own_state;
-    }
+    if (p->detached)
+        give_back_buffers(p->t);
     if (p->locked) {
         MPI_Win_unlock_all(p->pwin);
         MPI_Win_unlock_all(p->gwin);
