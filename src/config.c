@@ -540,19 +540,41 @@ static int validate_label_every_layer(const pctx *c, const ff_config *cfg)
     if (cfg->mode != FF_MODE_SUPERVISED)
         return fail(c, at, "model.label_every_layer needs mode supervised (unsupervised nets see no "
                            "labels)");
-    if (cfg->model.label_embedding == FF_EMBED_PATTERN)
+    if (cfg->model.label_embedding == FF_EMBED_PATTERN ||
+        cfg->model.label_embedding == FF_EMBED_NONE)
         return fail(c, at, "model.label_every_layer needs model.label_embedding overlay or channels, "
-                           "got pattern");
+                           "got %s", cfg->model.label_embedding == FF_EMBED_NONE ? "none" : "pattern");
     return FF_OK;
 }
 
-/* the pairwise loss pairs positive row i with negative row i of the same step */
+/* the pairwise loss pairs positive row i with negative row i of the same step; the
+ * competition loss reads the class from the true label of the image alone, and a
+ * supervised net without a label in its input can only be read out by competition */
 static int validate_loss(const pctx *c, const ff_config *cfg)
 {
     if (cfg->train.loss == FF_LOSS_PAIRWISE && cfg->train.passes != FF_PASS_JOINT)
         return fail(c, key_pos(c, "train.loss"),
                     "train.loss pairwise needs train.passes joint (a positive and its negative in "
                     "one step)");
+    const int competition = cfg->train.loss == FF_LOSS_COMPETITION;
+    if (competition && cfg->mode != FF_MODE_SUPERVISED)
+        return fail(c, key_pos(c, "train.loss"),
+                    "train.loss competition needs mode supervised (it trains on the labels)");
+    pos emb = key_pos(c, "model.label_embedding");
+    if (emb.line == 0) /* the embedding left at its default: point at the loss */
+        emb = key_pos(c, "train.loss");
+    if (competition && cfg->model.label_embedding != FF_EMBED_NONE)
+        return fail(c, emb,
+                    "train.loss competition needs model.label_embedding none (the class is read "
+                    "from the channel groups, not put into the image)");
+    if (competition && cfg->train.negatives == FF_NEG_HARD)
+        return fail(c, key_pos(c, "train.negatives"),
+                    "train.loss competition uses no negative data: drop train.negatives hard");
+    if (!competition && cfg->mode == FF_MODE_SUPERVISED &&
+        cfg->model.label_embedding == FF_EMBED_NONE)
+        return fail(c, key_pos(c, "model.label_embedding"),
+                    "model.label_embedding none (no label in the input) needs train.loss "
+                    "competition in mode supervised");
     return FF_OK;
 }
 

@@ -19,10 +19,10 @@
 /* enum value names, NULL-terminated, indexed by the enum (layer kinds: their
  * ff_layer_ops names, see layer_kind_name) */
 static const char *const mode_names[] = {"supervised", "unsupervised_backbone", "unsupervised_clf", NULL};
-static const char *const embed_names[] = {"overlay", "channels", "pattern", NULL};
+static const char *const embed_names[] = {"overlay", "channels", "pattern", "none", NULL};
 static const char *const pass_names[] = {"alternate", "joint", NULL};
 static const char *const neg_names[] = {"random", "hard", NULL};
-static const char *const loss_names[] = {"threshold", "pairwise", NULL};
+static const char *const loss_names[] = {"threshold", "pairwise", "competition", NULL};
 static const char *const hard_score_names[] = {"goodness", "softmax", NULL};
 static const char *const opt_names[] = {"sgd", "adam", "sgd_smooth", NULL};
 static const char *const sched_names[] = {"constant", "linear", "cosine", NULL};
@@ -95,7 +95,7 @@ const ff_key ff_config_keys[] = {
              "parameters or goodness: it reshapes the next layer's input); at least one "
              "trainable layer (see model.layers[].* below)"},
     K_ENUM("model.label_embedding", model.label_embedding, embed_names, "overlay",
-           "how the label enters the input"),
+           "how the label enters the input (none: the image alone, for train.loss competition)"),
     K_BOOL("model.label_every_layer", model.label_every_layer, "false",
            "supervised, overlay or channels embedding: every layer after the first also gets the "
            "label as 10 one-hot planes (fc: 10 inputs) beside its normalised input"),
@@ -108,7 +108,11 @@ const ff_key ff_config_keys[] = {
            "positive and negative updates in turn, or one update on both"),
     K_ENUM("train.loss", train.loss, loss_names, "threshold",
            "per-layer objective: threshold = the paper's softplus(+-(theta - g)) per sample; pairwise "
-           "= softplus(slope (g_neg - g_pos)) per image and its negative (needs passes: joint)"),
+           "= softplus(slope (g_neg - g_pos)) per image and its negative (needs passes: joint); "
+           "competition = channel-wise competition (CwComp): each layer's channels (fc: units) form "
+           "10 class groups, logit_k = slope * goodness of group k of the output scaled to mean "
+           "square 1, cross-entropy with the true class; no negatives, no label in the input "
+           "(needs label_embedding none)"),
     K_ENUM("train.negatives", train.negatives, neg_names, "random",
            "wrong labels for negatives: uniformly random, or drawn from the model's own scores (hard)"),
     K_FLOAT("train.hard_temperature", train.hard_temperature, "1", 0, 1e6, EXCL_MIN,

@@ -103,6 +103,7 @@ static void embed_one(ff_embed_kind kind, const float *img, int rows, int cols, 
         for (int k = 0; k < FF_NUM_CLASSES; k++)
             out[k] = label == FF_LABEL_NEUTRAL ? 0.1f : (k == label ? 1.0f : 0.0f);
         break;
+    case FF_EMBED_NONE: /* the image alone whatever the label */
     case FF_EMBED_COUNT: break;
     }
 }

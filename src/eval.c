@@ -38,9 +38,36 @@ static void summed_goodness(ff_net *net, const float *x, int rows, int as_logits
             out[(size_t)j * groups + k] = sum[(size_t)k * per_group + j];
 }
 
+/* The competition readout (no label in the input): one pass of each image, and
+ * scores[i * 10 + k] = the sum over the evaluated layers of (slope times, if
+ * as_logits) the goodness of class group k of the layer's output scaled to mean square 1. */
+static void class_group_scores(ff_net *net, const ff_dataset *ds, const int *idx, int n,
+                               int as_logits, float *xbuf, float *scores)
+{
+    const int per_chunk = net->max_batch;
+    memset(scores, 0, sizeof(float) * (size_t)n * FF_NUM_CLASSES);
+    for (int start = 0; start < n; start += per_chunk) {
+        const int m = n - start < per_chunk ? n - start : per_chunk;
+        const float *images = idx ? ds->images : ds->images + (size_t)start * ds->rows * ds->cols;
+        ff_embed_batch(FF_EMBED_NONE, images, ds->rows, ds->cols, idx ? idx + start : NULL, NULL, m,
+                       xbuf);
+        ff_net_forward(net, xbuf, m);
+        for (int l = ff_eval_first_layer(net); l < net->n_layers; l++) {
+            const ff_layer *L = &net->layers[l];
+            ff_class_goodness_add(net->out[l], m, ff_shape_dim(L->out), as_logits ? L->slope : 1.0f,
+                                  scores + (size_t)start * FF_NUM_CLASSES);
+        }
+    }
+}
+
 void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, const int *idx,
                              int n, int as_logits, float *xbuf, float *scores)
 {
+    if (kind == FF_EMBED_NONE) {
+        FF_ASSERT(ff_eval_check_input(net, kind, ds, NULL) == FF_OK);
+        class_group_scores(net, ds, idx, n, as_logits, xbuf, scores);
+        return;
+    }
     const int per_chunk = net->max_batch / FF_NUM_CLASSES;
     FF_ASSERT(per_chunk >= 1);
     FF_ASSERT(ff_eval_check_input(net, kind, ds, NULL) == FF_OK);
@@ -66,7 +93,7 @@ void ff_eval_goodness_scores_of(ff_net *net, ff_embed_kind kind, const ff_datase
                                 const int *idx, int n, const uint8_t *labels, int m,
                                 int as_logits, float *xbuf, float *scores)
 {
-    FF_ASSERT(m >= 1 && m <= FF_NUM_CLASSES);
+    FF_ASSERT(m >= 1 && m <= FF_NUM_CLASSES && kind != FF_EMBED_NONE);
     const int per_chunk = net->max_batch / m;
     FF_ASSERT(per_chunk >= 1);
     FF_ASSERT(ff_eval_check_input(net, kind, ds, NULL) == FF_OK);

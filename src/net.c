@@ -98,6 +98,12 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         rc = ff_layer_setup(L, &cfg->model.layers[ci], shape, ci, err);
         if (rc)
             return layer_error_at(cfg, ci, err);
+        if (obj.loss == FF_LOSS_COMPETITION && L->out.c % FF_CLASS_GROUPS) {
+            ff_err_set(err, FF_ERR_USAGE, "layer %d: train.loss competition splits the %s of every "
+                       "layer into %d class groups, but this layer has %d", ci,
+                       L->kind == FF_LAYER_FC ? "units" : "channels", FF_CLASS_GROUPS, L->out.c);
+            return layer_error_at(cfg, ci, err);
+        }
         L->const_c = label_planes(cfg, l, L);
         L->slope = ff_objective_slope(&obj, ff_shape_dim(L->out));
         L->param_off = net->n_params;
@@ -117,7 +123,7 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
                    cfg->model.n_layers - 1);
         return layer_error_at(cfg, cfg->model.n_layers - 1, err);
     }
-    size_t act_total = (acts + max_out + 2) * (size_t)max_batch + net->n_aux;
+    size_t act_total = (acts + max_out + 1 + FF_CLASS_GROUPS) * (size_t)max_batch + net->n_aux;
     if ((rc = alloc_floats(&net->params, net->n_params, "parameters", err)) ||
         (rc = alloc_floats(&net->grads, net->n_params, "gradients", err)) ||
         (rc = alloc_floats(&net->act_mem, act_total, "activations", err)) ||
@@ -146,8 +152,8 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
     }
     net->dpre = p;
     p += max_out * (size_t)max_batch;
-    net->goodness = p;
-    p += max_batch;
+    net->goodness = p; /* ff_objective_scratch of max_batch rows for any loss */
+    p += FF_CLASS_GROUPS * (size_t)max_batch;
     net->ones = p;
     for (int i = 0; i < max_batch; i++)
         net->ones[i] = 1.0f;
@@ -359,16 +365,17 @@ static float peer_norm(ff_net *net, const ff_objective *obj, int l, const float 
     return (float)(loss / dim);
 }
 
-void ff_net_ff_grads_layers(ff_net *net, const ff_objective *obj, const float *x, int l0, int l1,
-                            int npos, int nneg, float scale, ff_layer_loss *out)
+void ff_net_ff_grads_layers(ff_net *net, const ff_objective *obj, const float *x,
+                            const uint8_t *labels, int l0, int l1, int npos, int nneg, float scale,
+                            ff_layer_loss *out)
 {
     const int rows = npos + nneg;
     forward_layers(net, x, l0, l1, rows, 1);
     for (int l = l0; l < l1; l++) {
         ff_layer *L = &net->layers[l];
         ff_layer_loss r = {0};
-        ff_objective_layer_loss(obj, net->out[l], npos, nneg, ff_shape_dim(L->out), L->threshold,
-                                scale, net->goodness, net->dpre, &r);
+        ff_objective_layer_loss(obj, net->out[l], labels, npos, nneg, ff_shape_dim(L->out),
+                                L->threshold, scale, net->goodness, net->dpre, &r);
         /* after the loss: peer_norm uses net->goodness as scratch */
         if (npos && obj->peer_strength > 0.0f)
             r.peer_loss = peer_norm(net, obj, l, net->out[l], npos, net->dpre);
@@ -380,10 +387,10 @@ void ff_net_ff_grads_layers(ff_net *net, const ff_objective *obj, const float *x
     }
 }
 
-void ff_net_ff_grads(ff_net *net, const ff_objective *obj, const float *x, int npos, int nneg,
-                     float scale, ff_layer_loss *out)
+void ff_net_ff_grads(ff_net *net, const ff_objective *obj, const float *x, const uint8_t *labels,
+                     int npos, int nneg, float scale, ff_layer_loss *out)
 {
-    ff_net_ff_grads_layers(net, obj, x, 0, net->n_layers, npos, nneg, scale, out);
+    ff_net_ff_grads_layers(net, obj, x, labels, 0, net->n_layers, npos, nneg, scale, out);
 }
 
 double ff_net_flops(const ff_net *net)

@@ -3,10 +3,12 @@
  * normalisation (see include/ff/objective.h). */
 #include "ff/objective.h"
 
+#include "ff/err.h"
 #include "ff/pool.h"
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 float ff_softplus(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
 
@@ -173,14 +175,18 @@ static float mean(const float *v, int n)
 }
 
 /* One loss kind: r's loss and goodness terms and dpre for the positive rows
- * y[0, npos) and the negative rows y[npos, npos + nneg) of one layer. */
-typedef void loss_fn(const float *y, int npos, int nneg, int dim, float theta, float slope,
-                     float scale, float *g, float *dpre, ff_layer_loss *r);
+ * y[0, npos) (classes labels[0, npos)) and the negative rows y[npos, npos + nneg)
+ * of one layer. */
+typedef void loss_fn(const float *y, const uint8_t *labels, int npos, int nneg, int dim,
+                     float theta, float slope, float scale, float *g, float *dpre,
+                     ff_layer_loss *r);
 
 /* the paper's: softplus(theta - g) per positive row, softplus(g - theta) per negative */
-static void threshold_loss(const float *y, int npos, int nneg, int dim, float theta, float slope,
-                           float scale, float *g, float *dpre, ff_layer_loss *r)
+static void threshold_loss(const float *y, const uint8_t *labels, int npos, int nneg, int dim,
+                           float theta, float slope, float scale, float *g, float *dpre,
+                           ff_layer_loss *r)
 {
+    (void)labels;
     const size_t off = (size_t)npos * dim;
     if (npos) {
         r->loss_pos = ff_ff_loss(y, npos, dim, theta, slope, +1, scale, g, dpre);
@@ -193,11 +199,12 @@ static void threshold_loss(const float *y, int npos, int nneg, int dim, float th
 }
 
 /* softplus(slope (g_neg_i - g_pos_i)) over the pairs (positive row i, negative row i) */
-static void pairwise_loss(const float *y, int npos, int nneg, int dim, float theta, float slope,
-                          float scale, float *g, float *dpre, ff_layer_loss *r)
+static void pairwise_loss(const float *y, const uint8_t *labels, int npos, int nneg, int dim,
+                          float theta, float slope, float scale, float *g, float *dpre,
+                          ff_layer_loss *r)
 {
     if (!npos) { /* a negative-only pass has no pairs */
-        threshold_loss(y, npos, nneg, dim, theta, slope, scale, g, dpre, r);
+        threshold_loss(y, labels, npos, nneg, dim, theta, slope, scale, g, dpre, r);
         return;
     }
     FF_ASSERT(nneg == npos);
@@ -208,10 +215,136 @@ static void pairwise_loss(const float *y, int npos, int nneg, int dim, float the
     r->g_neg = mean(gn, nneg);
 }
 
+/* ---- channel-wise competition (CwComp, Papachristodoulou et al., AAAI 2024) ----
+ * Row i's units split into FF_CLASS_GROUPS contiguous groups (conv/local: whole
+ * channels of a CHW map; fc: units); G_ik = sum of y^2 over group k, E_i = sum_k G_ik;
+ * logits z_ik = slope * dim * G_ik / E_i (the goodness of group k once the row is
+ * scaled to mean square 1, as the next layer sees it: the loss does not change with
+ * the row's scale); loss_i = log sum_k exp(z_ik) - z_i,label. With p = softmax(z_i),
+ * for u in group m: d loss_i / d y_u = 2 slope dim y_u / E_i ((p_m - [m = label]) -
+ * sum_k (p_k - [k = label]) G_ik / E_i). */
+
+/* gk[k] = the goodness of each class group of one row */
+static void class_goodness_row(const float *row, int dim, float gk[FF_CLASS_GROUPS])
+{
+    const int gs = dim / FF_CLASS_GROUPS;
+    for (int k = 0; k < FF_CLASS_GROUPS; k++)
+        gk[k] = sum_squares(row + (size_t)k * gs, gs);
+}
+
+/* z[k] = slope * dim * G_k / E, E = sum_k G_k (+ a tiny floor): the goodness of group
+ * k of the row scaled to mean square 1 (what the next layer sees); returns E */
+static double class_logits(const float gk[FF_CLASS_GROUPS], int dim, float slope,
+                           float z[FF_CLASS_GROUPS])
+{
+    double E = 1e-30;
+    for (int k = 0; k < FF_CLASS_GROUPS; k++)
+        E += gk[k];
+    for (int k = 0; k < FF_CLASS_GROUPS; k++)
+        z[k] = (float)((double)slope * dim * gk[k] / E);
+    return E;
+}
+
+/* p = softmax(z) (if p); returns log sum_k exp(z[k]) */
+static double class_softmax(const float z[FF_CLASS_GROUPS], float p[FF_CLASS_GROUPS])
+{
+    double mx = -INFINITY, e[FF_CLASS_GROUPS], total = 0.0;
+    for (int k = 0; k < FF_CLASS_GROUPS; k++)
+        if (z[k] > mx)
+            mx = z[k];
+    for (int k = 0; k < FF_CLASS_GROUPS; k++) {
+        e[k] = exp((double)z[k] - mx);
+        total += e[k];
+    }
+    for (int k = 0; k < FF_CLASS_GROUPS; k++)
+        if (p)
+            p[k] = (float)(e[k] / total);
+    return mx + log(total);
+}
+
+typedef struct class_job {
+    const float *y;
+    const uint8_t *labels;
+    float *g, *dpre, *scores;
+    int dim;
+    float slope, scale, w;
+} class_job;
+
+static void competition_rows(void *ctx, size_t i0, size_t i1)
+{
+    const class_job *j = ctx;
+    const size_t dim = (size_t)j->dim, gs = dim / FF_CLASS_GROUPS;
+    for (size_t i = i0; i < i1; i++) {
+        const float *row = j->y + i * dim;
+        float *gk = j->g + i * FF_CLASS_GROUPS, p[FF_CLASS_GROUPS], z[FF_CLASS_GROUPS];
+        class_goodness_row(row, j->dim, gk);
+        if (!j->dpre)
+            continue;
+        const double E = class_logits(gk, j->dim, j->slope, z);
+        class_softmax(z, p);
+        /* z_k = c G_k / E, c = slope dim, E = sum_k G_k: dz_k/dy_u = 2 c y_u ([u in k] - G_k / E) / E */
+        double dot = 0.0;
+        for (int k = 0; k < FF_CLASS_GROUPS; k++)
+            dot += (p[k] - (k == j->labels[i] ? 1.0 : 0.0)) * gk[k] / E;
+        const double c = 2.0 * (double)j->slope * j->dim / E;
+        for (int k = 0; k < FF_CLASS_GROUPS; k++) {
+            const float coef = (float)(j->scale * c *
+                                       ((p[k] - (k == j->labels[i] ? 1.0 : 0.0)) - dot));
+            masked_scale(row + k * gs, (int)gs, coef, j->dpre + i * dim + k * gs);
+        }
+    }
+}
+
+static void competition_loss(const float *y, const uint8_t *labels, int npos, int nneg, int dim,
+                             float theta, float slope, float scale, float *g, float *dpre,
+                             ff_layer_loss *r)
+{
+    (void)theta;
+    FF_ASSERT(nneg == 0 && dim % FF_CLASS_GROUPS == 0 && (npos == 0 || labels));
+    class_job j = {.y = y, .labels = labels, .g = g, .dpre = dpre, .dim = dim, .slope = slope,
+                   .scale = scale};
+    ff_pool_for((size_t)npos, 4, competition_rows, &j);
+    double loss = 0.0, gt = 0.0, gw = 0.0; /* in row order on this thread */
+    for (int i = 0; i < npos; i++) {
+        const float *gk = g + (size_t)i * FF_CLASS_GROUPS;
+        float z[FF_CLASS_GROUPS];
+        class_logits(gk, dim, slope, z);
+        loss += class_softmax(z, NULL) - z[labels[i]];
+        for (int k = 0; k < FF_CLASS_GROUPS; k++)
+            if (k == labels[i])
+                gt += gk[k];
+            else
+                gw += gk[k] / (FF_CLASS_GROUPS - 1);
+    }
+    r->loss_pos = (float)(loss * scale);
+    r->g_pos = npos ? (float)(gt / npos) : 0.0f;
+    r->g_neg = npos ? (float)(gw / npos) : 0.0f;
+}
+
+static void class_goodness_rows(void *ctx, size_t i0, size_t i1)
+{
+    const class_job *j = ctx;
+    for (size_t i = i0; i < i1; i++) {
+        float gk[FF_CLASS_GROUPS], z[FF_CLASS_GROUPS];
+        class_goodness_row(j->y + i * (size_t)j->dim, j->dim, gk);
+        class_logits(gk, j->dim, j->w, z);
+        for (int k = 0; k < FF_CLASS_GROUPS; k++)
+            j->scores[i * FF_CLASS_GROUPS + k] += z[k];
+    }
+}
+
+void ff_class_goodness_add(const float *y, int batch, int dim, float w, float *scores)
+{
+    FF_ASSERT(dim % FF_CLASS_GROUPS == 0);
+    class_job j = {.y = y, .scores = scores, .dim = dim, .w = w};
+    ff_pool_for((size_t)batch, 8, class_goodness_rows, &j);
+}
+
 /* indexed by ff_loss_kind; the names are the config schema's (train.loss) */
 static loss_fn *const losses[] = {
     [FF_LOSS_THRESHOLD] = threshold_loss,
     [FF_LOSS_PAIRWISE] = pairwise_loss,
+    [FF_LOSS_COMPETITION] = competition_loss,
 };
 _Static_assert(sizeof losses / sizeof losses[0] == FF_LOSS_COUNT,
                "one entry in losses[] per ff_loss_kind");
@@ -233,10 +366,17 @@ float ff_objective_slope(const ff_objective *o, int units)
     return o->logit_scale > 0.0f ? o->logit_scale / (float)units : 1.0f;
 }
 
-void ff_objective_layer_loss(const ff_objective *o, const float *y, int npos, int nneg, int dim,
-                             float theta, float scale, float *g, float *dpre, ff_layer_loss *r)
+void ff_objective_layer_loss(const ff_objective *o, const float *y, const uint8_t *labels,
+                             int npos, int nneg, int dim, float theta, float scale, float *g,
+                             float *dpre, ff_layer_loss *r)
 {
-    losses[o->loss](y, npos, nneg, dim, theta, ff_objective_slope(o, dim), scale, g, dpre, r);
+    losses[o->loss](y, labels, npos, nneg, dim, theta, ff_objective_slope(o, dim), scale, g, dpre,
+                    r);
+}
+
+size_t ff_objective_scratch(const ff_objective *o, int rows)
+{
+    return (size_t)rows * (o->loss == FF_LOSS_COMPETITION ? FF_CLASS_GROUPS : 1);
 }
 
 // ----------------------------------------------------------------------------

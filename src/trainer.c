@@ -219,10 +219,10 @@ static int share_of(const ff_trainer *t, int *first)
     return t->peers ? t->peers->rows : t->batch;
 }
 
-/* One FF pass over the rows of t->x (npos + nneg of this process's rows); adds the
- * per-layer terms to st. A pipeline stage takes its first layer's input from the
- * stage before and hands its last layer's input on. */
-static void ff_pass(ff_trainer *t, int npos, int nneg, ff_step_stats *st)
+/* One FF pass over the rows of t->x (npos + nneg of this process's rows; labels: the
+ * classes of the positive rows); adds the per-layer terms to st. A pipeline stage takes
+ * its first layer's input from the stage before and hands its last layer's input on. */
+static void ff_pass(ff_trainer *t, const uint8_t *labels, int npos, int nneg, ff_step_stats *st)
 {
     ff_layer_loss r[FF_MAX_LAYERS];
     const ff_trainer_peers *P = t->peers;
@@ -235,9 +235,10 @@ static void ff_pass(ff_trainer *t, int npos, int nneg, ff_step_stats *st)
     if (l0 > 0)
         P->recv(P->ctx, t->net.in[l0], rows * (size_t)ff_shape_dim(t->net.layers[l0].in));
     if (l0 == 0 && l1 == t->net.n_layers)
-        ff_net_ff_grads(&t->net, &t->objective, t->x, npos, nneg, 1.0f / (float)t->batch, r);
+        ff_net_ff_grads(&t->net, &t->objective, t->x, labels, npos, nneg,
+                        1.0f / (float)t->batch, r);
     else
-        ff_net_ff_grads_layers(&t->net, &t->objective, t->x, l0, l1, npos, nneg,
+        ff_net_ff_grads_layers(&t->net, &t->objective, t->x, labels, l0, l1, npos, nneg,
                                1.0f / (float)t->batch, r);
     if (l1 < t->net.n_layers) {
         ff_net_hand_on(&t->net, l1, (int)rows);
@@ -402,24 +403,28 @@ void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st)
     uint8_t *pos = t->labels, *neg = t->labels + B;
     for (int i = 0; i < B; i++)
         pos[i] = t->train.labels[idx[i]];
-    if (!t->unsupervised)
+    const int competition = t->objective.loss == FF_LOSS_COMPETITION;
+    if (!t->unsupervised && !competition)
         choose_negative_labels(t, idx, pos, neg);
     if (t->shifts) /* one shift per image, shared by its positive and negative copy */
         ff_draw_shifts(&t->rng, cfg->train.jitter, B, t->shifts);
     int f;
     const int n = share_of(t, &f);
-    (void)f;
-    if (cfg->train.passes == FF_PASS_JOINT) {
+    if (competition) { /* no negative data: one pass of the images, classes beside them */
+        embed(t, idx, pos, 0, t->x);
+        ff_pass(t, pos + f, n, 0, st);
+        update(t, lr);
+    } else if (cfg->train.passes == FF_PASS_JOINT) {
         embed(t, idx, pos, 0, t->x);
         embed(t, idx, neg, 1, t->x + (size_t)n * t->in_dim);
-        ff_pass(t, n, n, st);
+        ff_pass(t, NULL, n, n, st);
         update(t, lr);
     } else {
         embed(t, idx, pos, 0, t->x);
-        ff_pass(t, n, 0, st);
+        ff_pass(t, NULL, n, 0, st);
         update(t, lr);
         embed(t, idx, neg, 1, t->x);
-        ff_pass(t, 0, n, st);
+        ff_pass(t, NULL, 0, n, st);
         update(t, lr);
     }
     sum_stats(t, st);

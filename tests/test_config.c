@@ -305,6 +305,19 @@ static const inline_case inline_cases[] = {
      "inline:2:61: model.label_every_layer needs mode supervised"},
     {L1 "train: {passes: alternate, loss: pairwise}\n",
      "inline:2:34: train.loss pairwise needs train.passes joint"},
+    {L1 "train: {loss: competition}\n",
+     "inline:2:15: train.loss competition needs model.label_embedding none"},
+    {"model: {layers: [{type: fc, units: 10}], label_embedding: none}\n",
+     "inline:1:59: model.label_embedding none (no label in the input) needs train.loss competition"},
+    {"model: {layers: [{type: fc, units: 10}], label_embedding: none}\n"
+     "train: {loss: competition, negatives: hard}\n",
+     "inline:2:39: train.loss competition uses no negative data"},
+    {"mode: unsupervised_backbone\nmodel: {layers: [{type: fc, units: 10}], label_embedding: none}\n"
+     "train: {loss: competition}\n",
+     "inline:3:15: train.loss competition needs mode supervised"},
+    {"model: {layers: [{type: fc, units: 10}], label_embedding: none, label_every_layer: true}\n"
+     "train: {loss: competition}\n",
+     "model.label_every_layer needs model.label_embedding overlay or channels, got none"},
     {L1 "train: {negatives: hard, hard_scores: softmax}\n",
      "inline:2:39: train.hard_scores softmax needs eval.softmax true"},
     {L1 "train: {negatives: hard, hard_candidates: 3}\n",

@@ -225,7 +225,7 @@ static void test_padding_and_label_planes(void)
 static double layer_loss(ff_net *net, const ff_objective *obj, const float *x, int l)
 {
     ff_layer_loss out[FF_MAX_LAYERS];
-    ff_net_ff_grads(net, obj, x, 2, 2, 0.25f, out);
+    ff_net_ff_grads(net, obj, x, NULL, 2, 2, 0.25f, out);
     return (double)out[l].loss_pos + out[l].loss_neg;
 }
 
@@ -249,7 +249,7 @@ static void test_gradient_after_pool(void)
     float x[4 * 64];
     for (int i = 0; i < 4 * 64; i++)
         x[i] = ff_rng_uniform(&r);
-    ff_net_ff_grads(&net, &obj, x, 2, 2, 0.25f, NULL);
+    ff_net_ff_grads(&net, &obj, x, NULL, 2, 2, 0.25f, NULL);
     float *g = malloc(sizeof(float) * net.n_params);
     memcpy(g, net.grads, sizeof(float) * net.n_params);
     int checked = 0, failed = 0;
@@ -318,13 +318,13 @@ static void test_pooled_net_trains(void)
     ff_embed_batch(FF_EMBED_OVERLAY, images, 12, 12, idx, pos, N, x);
     ff_embed_batch(FF_EMBED_OVERLAY, images, 12, 12, idx, neg, N, x + N * D);
     ff_layer_loss first[FF_MAX_LAYERS], out[FF_MAX_LAYERS];
-    ff_net_ff_grads(&net, &obj, x, N, N, 1.0f / N, first);
+    ff_net_ff_grads(&net, &obj, x, NULL, N, N, 1.0f / N, first);
     for (int step = 0; step < 60; step++) {
-        ff_net_ff_grads(&net, &obj, x, N, N, 1.0f / N, out);
+        ff_net_ff_grads(&net, &obj, x, NULL, N, N, 1.0f / N, out);
         for (size_t i = 0; i < net.n_params; i++)
             net.params[i] -= 0.01f * net.grads[i];
     }
-    ff_net_ff_grads(&net, &obj, x, N, N, 1.0f / N, out);
+    ff_net_ff_grads(&net, &obj, x, NULL, N, N, 1.0f / N, out);
     for (int l = 0; l < net.n_layers; l++) {
         const float a = first[l].loss_pos + first[l].loss_neg, b = out[l].loss_pos + out[l].loss_neg;
         if (!(b < 0.9f * a) || getenv("FF_TEST_VERBOSE"))

@@ -273,6 +273,8 @@ static void test_objective_covers_every_loss(void)
         cfg.model.layers[0] = (ff_layer_cfg){.kind = FF_LAYER_FC, .units = 3};
         cfg.train.passes = FF_PASS_JOINT; /* the pairwise loss needs it */
         cfg.train.loss = (ff_loss_kind)k;
+        if (k == FF_LOSS_COMPETITION) /* no label in the input: classes from the groups */
+            cfg.model.label_embedding = FF_EMBED_NONE;
         ff_objective o;
         CHECK(ff_objective_from_config(&o, &cfg, NULL) == FF_OK && o.loss == (ff_loss_kind)k);
         char yaml[8192];
@@ -280,9 +282,21 @@ static void test_objective_covers_every_loss(void)
         ff_err err;
         CHECK(ff_config_parse(&back, yaml, strlen(yaml), "roundtrip", &err) == FF_OK);
         CHECK(back.train.loss == (ff_loss_kind)k);
-        float g[2], dpre[6];
         ff_layer_loss r = {0};
-        ff_objective_layer_loss(&o, y, 1, 1, 3, 4.0f, 1.0f, g, dpre, &r);
+        if (k == FF_LOSS_COMPETITION) { /* one image of class 2, one unit per class group */
+            const float y10[10] = {1, 1, 1, 1, 0, 1, 1, 1, 1, 1};
+            const uint8_t label = 2;
+            float g[FF_CLASS_GROUPS], dpre[10];
+            CHECK(ff_objective_scratch(&o, 3) == 3 * FF_CLASS_GROUPS);
+            ff_objective_layer_loss(&o, y10, &label, 1, 0, 10, 0.0f, 1.0f, g, dpre, &r);
+            CHECK(isfinite(r.loss_pos) && r.loss_pos > 0.0f && r.loss_neg == 0.0f);
+            CHECK(dpre[2] < 0.0f && dpre[0] > 0.0f); /* its class up, the others down */
+            CHECK(dpre[4] == 0.0f);                  /* ReLU mask */
+            continue;
+        }
+        float g[2], dpre[6];
+        CHECK(ff_objective_scratch(&o, 2) == 2);
+        ff_objective_layer_loss(&o, y, NULL, 1, 1, 3, 4.0f, 1.0f, g, dpre, &r);
         CHECK(isfinite(r.loss_pos + r.loss_neg) && r.loss_pos + r.loss_neg > 0.0f);
         CHECK(dpre[0] < 0.0f && dpre[3] > 0.0f); /* positives pulled up, negatives down */
         CHECK(dpre[2] == 0.0f && dpre[5] == 0.0f); /* ReLU mask */
@@ -308,7 +322,7 @@ static void test_objective_hand_computed(void)
     CHECK(o.loss == FF_LOSS_THRESHOLD && ff_objective_slope(&o, 3) == 1.0f);
     float g[2], dpre[6];
     ff_layer_loss r = {0};
-    ff_objective_layer_loss(&o, y, 1, 1, 3, 4.0f, 1.0f, g, dpre, &r);
+    ff_objective_layer_loss(&o, y, NULL, 1, 1, 3, 4.0f, 1.0f, g, dpre, &r);
     /* softplus(4 - 5) = log(1 + e^-1); softplus(2 - 4) = log(1 + e^-2) */
     CHECK_NEAR(r.loss_pos, 0.31326169, 1e-6);
     CHECK_NEAR(r.loss_neg, 0.12692801, 1e-6);
@@ -324,22 +338,52 @@ static void test_objective_hand_computed(void)
     cfg.train.loss = FF_LOSS_PAIRWISE;
     CHECK(ff_objective_from_config(&o, &cfg, NULL) == FF_OK);
     r = (ff_layer_loss){0};
-    ff_objective_layer_loss(&o, y, 1, 1, 3, 4.0f, 1.0f, g, dpre, &r);
+    ff_objective_layer_loss(&o, y, NULL, 1, 1, 3, 4.0f, 1.0f, g, dpre, &r);
     CHECK_NEAR(r.loss_pos, 0.04858735, 1e-6);
     CHECK(r.loss_neg == 0.0f && r.g_pos == 5.0f && r.g_neg == 2.0f);
     CHECK_NEAR(dpre[0], -0.09485175, 1e-6); /* -2 sigmoid(-3) y */
     CHECK_NEAR(dpre[1], -0.18970349, 1e-6);
     CHECK_NEAR(dpre[3], 0.09485175, 1e-6);
     CHECK_NEAR(dpre[4], 0.09485175, 1e-6);
-    ff_objective_layer_loss(&o, y, 1, 1, 3, 100.0f, 1.0f, g, dpre, &r);
+    ff_objective_layer_loss(&o, y, NULL, 1, 1, 3, 100.0f, 1.0f, g, dpre, &r);
     CHECK_NEAR(r.loss_pos, 0.04858735, 1e-6); /* theta plays no part */
 
     /* train.logit_scale 6 on 3 units: slope 2, softplus(2 (g_neg - g_pos)) */
     cfg.train.logit_scale = 6.0f;
     CHECK(ff_objective_from_config(&o, &cfg, NULL) == FF_OK);
     CHECK(ff_objective_slope(&o, 3) == 2.0f);
-    ff_objective_layer_loss(&o, y, 1, 1, 3, 4.0f, 0.5f, g, dpre, &r);
+    ff_objective_layer_loss(&o, y, NULL, 1, 1, 3, 4.0f, 0.5f, g, dpre, &r);
     CHECK_NEAR(r.loss_pos, 0.5 * log1p(exp(-6.0)), 1e-6);
+
+    /* competition, 20 units in 10 groups of 2, class 1, logit_scale 10 (slope 1/2):
+     * G = (0, 8, 2, 0, ...), E = 10, z_k = slope * 20 * G_k / E = G_k,
+     * loss = log(e^8 + e^2 + 8) - 8; g_pos = 8, g_neg = 2 / 9 */
+    float yc[20] = {0};
+    yc[2] = 2.0f, yc[3] = 2.0f; /* group 1 */
+    yc[4] = 1.0f, yc[5] = 1.0f; /* group 2 */
+    const uint8_t cls = 1;
+    cfg.train.loss = FF_LOSS_COMPETITION;
+    cfg.train.logit_scale = 10.0f;
+    CHECK(ff_objective_from_config(&o, &cfg, NULL) == FF_OK);
+    float gc[FF_CLASS_GROUPS], dc[20];
+    r = (ff_layer_loss){0};
+    ff_objective_layer_loss(&o, yc, &cls, 1, 0, 20, 0.0f, 1.0f, gc, dc, &r);
+    const double Z = exp(8.0) + exp(2.0) + 8.0;
+    CHECK_NEAR(r.loss_pos, log(Z) - 8.0, 1e-5);
+    CHECK_NEAR(r.g_pos, 8.0, 1e-6);
+    CHECK_NEAR(r.g_neg, 2.0 / 9.0, 1e-6);
+    /* dL/dy_u = 2 slope dim y_u / E ((p_k - [k = 1]) - sum_j (p_j - [j = 1]) G_j / E) */
+    const double p1 = exp(8.0) / Z, p2 = exp(2.0) / Z;
+    const double dot = (p1 - 1.0) * 0.8 + p2 * 0.2;
+    CHECK_NEAR(dc[2], 2.0 * 0.5 * 20 * 2.0 / 10.0 * ((p1 - 1.0) - dot), 1e-5);
+    CHECK_NEAR(dc[4], 2.0 * 0.5 * 20 * 1.0 / 10.0 * (p2 - dot), 1e-5);
+    CHECK(dc[0] == 0.0f && dc[19] == 0.0f); /* inactive units */
+    /* scale invariance: twice the activity, the same loss */
+    for (int i = 0; i < 20; i++)
+        yc[i] *= 2.0f;
+    ff_layer_loss r2 = {0};
+    ff_objective_layer_loss(&o, yc, &cls, 1, 0, 20, 0.0f, 1.0f, gc, dc, &r2);
+    CHECK_NEAR(r2.loss_pos, r.loss_pos, 1e-6);
 }
 
 /* the objective a trainer would build from cfg */
@@ -366,12 +410,12 @@ static void test_alternate_equals_joint(void)
     float *sum = calloc(net.n_params, sizeof(float));
     ff_layer_loss lp[FF_MAX_LAYERS], ln[FF_MAX_LAYERS], lj[FF_MAX_LAYERS];
     const ff_objective obj = objective_of(&cfg);
-    ff_net_ff_grads(&net, &obj, x, B, 0, 1.0f / B, lp);
+    ff_net_ff_grads(&net, &obj, x, NULL, B, 0, 1.0f / B, lp);
     memcpy(sum, net.grads, net.n_params * sizeof(float));
-    ff_net_ff_grads(&net, &obj, x + B * DIM, 0, B, 1.0f / B, ln);
+    ff_net_ff_grads(&net, &obj, x + B * DIM, NULL, 0, B, 1.0f / B, ln);
     for (size_t i = 0; i < net.n_params; i++)
         sum[i] += net.grads[i];
-    ff_net_ff_grads(&net, &obj, x, B, B, 1.0f / B, lj);
+    ff_net_ff_grads(&net, &obj, x, NULL, B, B, 1.0f / B, lj);
     double maxdiff = 0, maxabs = 0;
     for (size_t i = 0; i < net.n_params; i++) {
         maxdiff = fmax(maxdiff, fabs(sum[i] - net.grads[i]));
@@ -406,7 +450,7 @@ static void test_net_use_buffers(void)
     float *g0 = malloc(n * sizeof(float)), *p = malloc(n * sizeof(float)),
           *g = malloc(n * sizeof(float));
     ff_layer_loss a[FF_MAX_LAYERS], b[FF_MAX_LAYERS];
-    ff_net_ff_grads(&net, &obj, x, B, B, 1.0f / B, a);
+    ff_net_ff_grads(&net, &obj, x, NULL, B, B, 1.0f / B, a);
     memcpy(g0, net.grads, n * sizeof(float));
     float *own_p = net.params, *own_g = net.grads;
     memcpy(p, own_p, n * sizeof(float));
@@ -414,7 +458,7 @@ static void test_net_use_buffers(void)
         own_g[i] = -7.0f; /* must stay: the net writes g now */
     ff_net_use_buffers(&net, p, g);
     CHECK(net.layers[2].W == p + net.layers[2].param_off && net.layers[1].gb == g + net.layers[1].param_off + net.layers[1].n_weights);
-    ff_net_ff_grads(&net, &obj, x, B, B, 1.0f / B, b);
+    ff_net_ff_grads(&net, &obj, x, NULL, B, B, 1.0f / B, b);
     CHECK(memcmp(g, g0, n * sizeof(float)) == 0);
     int untouched = 1;
     for (size_t i = 0; i < n; i++)
@@ -424,10 +468,10 @@ static void test_net_use_buffers(void)
         CHECK(a[l].loss_pos == b[l].loss_pos && a[l].loss_neg == b[l].loss_neg);
     for (size_t i = 0; i < net.layers[0].n_weights; i++) /* the net reads the new weights */
         p[i] *= 1.5f;
-    ff_net_ff_grads(&net, &obj, x, B, B, 1.0f / B, b);
+    ff_net_ff_grads(&net, &obj, x, NULL, B, B, 1.0f / B, b);
     CHECK(memcmp(g, g0, n * sizeof(float)) != 0);
     ff_net_use_buffers(&net, own_p, own_g);
-    ff_net_ff_grads(&net, &obj, x, B, B, 1.0f / B, b);
+    ff_net_ff_grads(&net, &obj, x, NULL, B, B, 1.0f / B, b);
     CHECK(memcmp(own_g, g0, n * sizeof(float)) == 0);
     free(g0);
     free(p);
@@ -448,7 +492,7 @@ static void test_pass_loss_is_mean_of_per_sample(void)
     fill_images(&r, x, 8, 784);
     ff_layer_loss lj;
     ff_objective obj = objective_of(&cfg);
-    ff_net_ff_grads(&net, &obj, x, 5, 3, 1.0f / 5, &lj);
+    ff_net_ff_grads(&net, &obj, x, NULL, 5, 3, 1.0f / 5, &lj);
     double lp = 0, ln = 0;
     for (int i = 0; i < 8; i++) {
         float g;
@@ -469,7 +513,7 @@ static void test_pass_loss_is_mean_of_per_sample(void)
     CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 8, &r, NULL) == FF_OK);
     CHECK_NEAR(net.layers[0].slope, 4.0 / 20, 1e-7);
     obj = objective_of(&cfg);
-    ff_net_ff_grads(&net, &obj, x, 5, 3, 1.0f / 5, &lj);
+    ff_net_ff_grads(&net, &obj, x, NULL, 5, 3, 1.0f / 5, &lj);
     lp = ln = 0;
     for (int i = 0; i < 8; i++) {
         float g;
@@ -490,7 +534,7 @@ static void test_pass_loss_is_mean_of_per_sample(void)
     CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 8, &r, NULL) == FF_OK);
     obj = objective_of(&cfg);
     CHECK(obj.loss == FF_LOSS_PAIRWISE);
-    ff_net_ff_grads(&net, &obj, x, 4, 4, 1.0f / 4, &lj);
+    ff_net_ff_grads(&net, &obj, x, NULL, 4, 4, 1.0f / 4, &lj);
     double lpair = 0.0, gpos = 0.0, gneg = 0.0;
     for (int i = 0; i < 4; i++) {
         float gp, gn;
@@ -538,7 +582,7 @@ static void test_label_every_layer(void)
     ff_embed_batch(FF_EMBED_CHANNELS, img, S, S, NULL, labels, N, x);
     ff_layer_loss loss[2];
     const ff_objective obj = objective_of(&cfg);
-    ff_net_ff_grads(&net, &obj, x, 3, 3, 1.0f / 3, loss);
+    ff_net_ff_grads(&net, &obj, x, NULL, 3, 3, 1.0f / 3, loss);
     const int prev = 3 * 3 * 3, plane = 9, dim = prev + 10 * plane;
     for (int i = 0; i < N; i++) {
         const float *row = net.in[1] + (size_t)i * dim;
@@ -560,7 +604,7 @@ static void test_label_every_layer(void)
         CHECK(net.in[1][j] == 0.1f);
     /* gradient check of layer 1 (its loss alone: no backprop between layers) */
     ff_embed_batch(FF_EMBED_CHANNELS, img, S, S, NULL, labels, N, x);
-    ff_net_ff_grads(&net, &obj, x, 3, 3, 1.0f / 3, loss);
+    ff_net_ff_grads(&net, &obj, x, NULL, 3, 3, 1.0f / 3, loss);
     const ff_layer *L = &net.layers[1];
     const size_t n1 = L->n_weights + L->n_bias;
     float *g = malloc(sizeof(float) * n1);
@@ -570,10 +614,10 @@ static void test_label_every_layer(void)
     for (size_t k = 0; k < n1; k += 3) {
         const float h = 1e-2f, p0 = L->W[k];
         L->W[k] = p0 + h;
-        ff_net_ff_grads(&net, &obj, x, 3, 3, 1.0f / 3, loss);
+        ff_net_ff_grads(&net, &obj, x, NULL, 3, 3, 1.0f / 3, loss);
         double lp = (double)loss[1].loss_pos + loss[1].loss_neg;
         L->W[k] = p0 - h;
-        ff_net_ff_grads(&net, &obj, x, 3, 3, 1.0f / 3, loss);
+        ff_net_ff_grads(&net, &obj, x, NULL, 3, 3, 1.0f / 3, loss);
         double lm = (double)loss[1].loss_pos + loss[1].loss_neg;
         L->W[k] = p0;
         double fd = (lp - lm) / (2 * h);
@@ -594,7 +638,7 @@ static double peer_loss_at(ff_net *net, const ff_objective *obj, const float *x,
 {
     memcpy(net->aux, m0, sizeof(float) * net->n_aux);
     ff_layer_loss r;
-    ff_net_ff_grads(net, obj, x, n, 0, 1.0f / n, &r);
+    ff_net_ff_grads(net, obj, x, NULL, n, 0, 1.0f / n, &r);
     return (double)r.peer_loss;
 }
 
@@ -841,6 +885,88 @@ static void test_eval_skips_first_layer(void)
     ff_net_free(&net);
 }
 
+/* model.label_embedding none (train.loss competition): one pass of the image alone, the
+ * score of label k the goodness of class group k summed over the evaluated layers; fc
+ * groups are runs of units, conv groups whole channels */
+static void test_competition_readout(void)
+{
+    ff_config cfg = small_config(3, 20);
+    cfg.model.layers[1] = (ff_layer_cfg){.kind = FF_LAYER_CONV, .channels = 10, .kernel = 3,
+                                         .stride = 1};
+    cfg.model.label_embedding = FF_EMBED_NONE;
+    cfg.train.loss = FF_LOSS_COMPETITION;
+    ff_rng r;
+    ff_rng_seed(&r, 11);
+    ff_net net;
+    ff_err err;
+    /* layer 0 fc 20 -> {20,1,1}; a conv on it needs a map: use a conv-first net instead */
+    cfg.model.layers[0] = (ff_layer_cfg){.kind = FF_LAYER_CONV, .channels = 20, .kernel = 5,
+                                         .stride = 2};
+    CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 100, &r, &err) == FF_OK);
+    ff_dataset ds = {.n = 5, .rows = 28, .cols = 28, .dim = 784};
+    ds.images = malloc(sizeof(float) * 5 * 784);
+    ds.labels = calloc(5, 1);
+    fill_images(&r, ds.images, 5, 784);
+    static float xbuf[100 * 784], x1[784];
+    float scores[50], logits[50];
+    int idx[5] = {4, 2, 0, 3, 1};
+    net.layers[1].slope = 0.5f;
+    net.layers[2].slope = 3.0f;
+    ff_eval_goodness_scores(&net, FF_EMBED_NONE, &ds, idx, 5, 0, xbuf, scores);
+    ff_eval_goodness_scores(&net, FF_EMBED_NONE, &ds, idx, 5, 1, xbuf, logits);
+    const int hw1 = ff_shape_dim(net.layers[1].out) / 10; /* one channel per group */
+    double spread = 0.0;
+    for (int i = 0; i < 5; i++) {
+        ff_embed_batch(FF_EMBED_NONE, ds.images, 28, 28, &idx[i], NULL, 1, x1);
+        ff_net_forward(&net, x1, 1);
+        float e1, e2; /* each layer's groups are read from its output scaled to mean square 1 */
+        ff_goodness(net.out[1], 1, 10 * hw1, &e1);
+        ff_goodness(net.out[2], 1, 20, &e2);
+        CHECK(e1 > 0.0f && e2 > 0.0f);
+        for (int k = 0; k < 10; k++) {
+            float g1, g2;
+            ff_goodness(net.out[1] + (size_t)k * hw1, 1, hw1, &g1);
+            ff_goodness(net.out[2] + (size_t)k * 2, 1, 2, &g2);
+            g1 *= 10 * hw1 / e1;
+            g2 *= 20 / e2;
+            CHECK_NEAR(scores[i * 10 + k], g1 + g2, 1e-4 * (g1 + g2) + 1e-6);
+            CHECK_NEAR(logits[i * 10 + k], 0.5f * g1 + 3.0f * g2, 1e-4 * (g1 + g2) + 1e-6);
+            spread += fabs(scores[i * 10 + k] - scores[i * 10]);
+        }
+    }
+    CHECK(spread > 0.0); /* the groups differ: the check above is not vacuous */
+    /* the labels play no part in the input: an embedded label changes nothing */
+    uint8_t lab = 7;
+    float with_label[784];
+    ff_embed_batch(FF_EMBED_NONE, ds.images, 28, 28, &idx[0], &lab, 1, with_label);
+    ff_embed_batch(FF_EMBED_NONE, ds.images, 28, 28, &idx[0], NULL, 1, x1);
+    CHECK(memcmp(with_label, x1, sizeof x1) == 0);
+    CHECK(memcmp(x1, ds.images + (size_t)idx[0] * 784, sizeof x1) == 0);
+    /* the readout error: labels 0..4 for the five images */
+    for (int i = 0; i < 5; i++)
+        ds.labels[i] = (uint8_t)i;
+    int64_t confusion[100];
+    const double e = ff_eval_error(&net, FF_EMBED_NONE, &ds, 5, xbuf, scores, confusion);
+    int wrong = 0;
+    for (int i = 0; i < 5; i++) {
+        ff_eval_goodness_scores(&net, FF_EMBED_NONE, &ds, &i, 1, 0, xbuf, logits);
+        wrong += ff_argmax10(logits) != i;
+    }
+    CHECK_NEAR(e, wrong / 5.0, 1e-12);
+    ff_net_free(&net);
+
+    /* a layer whose channels do not split into 10 groups: the error names it */
+    cfg.model.layers[2].units = 25;
+    cfg.model.layers[2].line = 9;
+    cfg.model.layers[2].col = 7;
+    snprintf(cfg.origin, sizeof cfg.origin, "c.yaml");
+    CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 100, &r, &err) == FF_ERR_USAGE);
+    CHECK(strstr(err.msg, "c.yaml:9:7") && strstr(err.msg, "10 class groups") &&
+          strstr(err.msg, "25"));
+    free(ds.images);
+    free(ds.labels);
+}
+
 static const char *tmp_model(char *buf, size_t cap)
 {
     snprintf(buf, cap, "/tmp/ff_test_model_%d.ffm", (int)getpid());
@@ -1059,6 +1185,7 @@ int main(void)
     RUN(test_sgd_smooth_hand_computed);
     RUN(test_schedules);
     RUN(test_eval_skips_first_layer);
+    RUN(test_competition_readout);
     RUN(test_checkpoint_roundtrip_and_corruption);
     RUN(test_layer_error_points_into_config);
     TEST_MAIN_END();

@@ -184,6 +184,71 @@ static void check_normalize_grad(float eps, uint64_t seed)
     CHECK(st.failed == 0);
 }
 
+/* competition loss (channel-wise, CwComp): CB rows of CD units in 10 groups of 3,
+ * the class of each row in labels */
+enum { CB = 4, CD = 30 };
+
+static float competition_loss_of_pre(const ff_objective *o, const float *z, const uint8_t *labels)
+{
+    float y[CB * CD], g[CB * FF_CLASS_GROUPS], d[CB * CD];
+    relu_into(z, y, CB * CD);
+    ff_layer_loss r = {0};
+    ff_objective_layer_loss(o, y, labels, CB, 0, CD, 0.0f, 1.0f / CB, g, d, &r);
+    return r.loss_pos;
+}
+
+static void check_competition_grad(float logit_scale)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 500);
+    const ff_objective o = {.loss = FF_LOSS_COMPETITION, .logit_scale = logit_scale};
+    const uint8_t labels[CB] = {3, 0, 9, 3};
+    float z[CB * CD], y[CB * CD], dpre[CB * CD], g[CB * FF_CLASS_GROUPS];
+    for (int i = 0; i < CB * CD; i++) {
+        do
+            z[i] = ff_rng_normal(&rng);
+        while (fabsf(z[i]) < 0.2f);
+    }
+    relu_into(z, y, CB * CD);
+    ff_layer_loss r = {0};
+    ff_objective_layer_loss(&o, y, labels, CB, 0, CD, 0.0f, 1.0f / CB, g, dpre, &r);
+    CHECK(r.loss_pos > 0.0f && r.loss_neg == 0.0f);
+    const float h = 1e-2f;
+    fd_stats st = {0};
+    for (int i = 0; i < CB * CD; i++) {
+        float keep = z[i];
+        z[i] = keep + h;
+        float lp = competition_loss_of_pre(&o, z, labels);
+        z[i] = keep - h;
+        float lm = competition_loss_of_pre(&o, z, labels);
+        z[i] = keep;
+        fd_compare(&st, "dpre(competition)", (size_t)i, dpre[i], ((double)lp - lm) / (2.0 * h));
+    }
+    CHECK(st.failed == 0);
+    CHECK(st.checked == CB * CD);
+    /* the true class's group is pushed up (where active); the loss depends only on each
+     * group's share of the row's goodness, so d loss / d (row scale) = sum y dpre = 0 */
+    for (int i = 0; i < CB; i++) {
+        double along = 0.0, norm = 0.0;
+        for (int u = 0; u < CD; u++) {
+            const float d = dpre[i * CD + u], yv = y[i * CD + u];
+            along += (double)d * yv;
+            norm += fabs((double)d * yv);
+            if (yv == 0.0f)
+                CHECK(d == 0.0f);
+            else if (u / (CD / FF_CLASS_GROUPS) == labels[i])
+                CHECK(d < 0.0f);
+        }
+        CHECK(norm > 0.0 && fabs(along) < 1e-5 * norm);
+    }
+}
+
+static void test_competition_gradient(void)
+{
+    check_competition_grad(0.0f);  /* slope 1 */
+    check_competition_grad(10.0f); /* slope 10 / CD: logits = mean square of each group */
+}
+
 static void test_normalize_gradient(void)
 {
     check_normalize_grad(1e-8f, 7);
@@ -507,6 +572,7 @@ int main(void)
 {
     RUN(test_loss_gradient);
     RUN(test_pair_loss_gradient);
+    RUN(test_competition_gradient);
     RUN(test_normalize_gradient);
     RUN(test_fc_gradient);
     RUN(test_conv_gradient);

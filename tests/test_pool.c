@@ -201,7 +201,7 @@ static void run_net(const ff_config *cfg, ff_shape in, int npos, int nneg, net_r
     const size_t dim = (size_t)ff_shape_dim(in);
     float *x = malloc(sizeof(float) * rows * dim);
     fill(x, rows * dim, 5, 0.3f);
-    ff_net_ff_grads(&net, &obj, x, npos, nneg, 1.0f / (float)rows, r->loss);
+    ff_net_ff_grads(&net, &obj, x, NULL, npos, nneg, 1.0f / (float)rows, r->loss);
     r->n_out = 0;
     for (int l = 0; l < net.n_layers; l++)
         r->n_out += (size_t)rows * ff_shape_dim(net.layers[l].out);

@@ -193,13 +193,14 @@ void __wrap_ff_normalize(const float *x, float *out, int batch, int dim, float e
     TIMED(T_NORM, __real_ff_normalize(x, out, batch, dim, eps));
 }
 
-void __real_ff_objective_layer_loss(const ff_objective *, const float *, int, int, int, float,
-                                    float, float *, float *, ff_layer_loss *);
-void __wrap_ff_objective_layer_loss(const ff_objective *o, const float *y, int npos, int nneg,
-                                    int dim, float theta, float scale, float *g, float *dpre,
-                                    ff_layer_loss *r)
+void __real_ff_objective_layer_loss(const ff_objective *, const float *, const uint8_t *, int, int,
+                                    int, float, float, float *, float *, ff_layer_loss *);
+void __wrap_ff_objective_layer_loss(const ff_objective *o, const float *y, const uint8_t *labels,
+                                    int npos, int nneg, int dim, float theta, float scale,
+                                    float *g, float *dpre, ff_layer_loss *r)
 {
-    TIMED(T_LOSS, __real_ff_objective_layer_loss(o, y, npos, nneg, dim, theta, scale, g, dpre, r));
+    TIMED(T_LOSS, __real_ff_objective_layer_loss(o, y, labels, npos, nneg, dim, theta, scale, g,
+                                                 dpre, r));
 }
 
 void __real_ff_goodness(const float *, int, int, float *);
@@ -225,15 +226,16 @@ typedef struct ref_capture {
 } ref_capture;
 static ref_capture cap;
 
-void __real_ff_net_ff_grads(ff_net *, const ff_objective *, const float *, int, int, float,
-                            ff_layer_loss *);
-void __wrap_ff_net_ff_grads(ff_net *net, const ff_objective *obj, const float *x, int npos,
-                            int nneg, float scale, ff_layer_loss *out)
+void __real_ff_net_ff_grads(ff_net *, const ff_objective *, const float *, const uint8_t *, int,
+                            int, float, ff_layer_loss *);
+void __wrap_ff_net_ff_grads(ff_net *net, const ff_objective *obj, const float *x,
+                            const uint8_t *labels, int npos, int nneg, float scale,
+                            ff_layer_loss *out)
 {
     const int k = cap.passes;
     if (cap.on && k < 2 && (size_t)(npos + nneg) == cap.rows)
         memcpy(cap.x[k], x, sizeof(float) * cap.rows * (size_t)cap.in_dim);
-    __real_ff_net_ff_grads(net, obj, x, npos, nneg, scale, out);
+    __real_ff_net_ff_grads(net, obj, x, labels, npos, nneg, scale, out);
     if (cap.on && k < 2) {
         memcpy(cap.loss[k], out, sizeof(ff_layer_loss) * (size_t)net->n_layers);
         cap.passes++;

@@ -29,9 +29,9 @@ typedef enum { FF_OPT_SGD, FF_OPT_ADAM, FF_OPT_SGD_SMOOTH, FF_OPT_COUNT } ff_opt
 typedef enum { FF_SCHED_CONSTANT, FF_SCHED_LINEAR, FF_SCHED_COSINE, FF_SCHED_COUNT } ff_sched_kind;
 typedef enum { FF_PASS_ALTERNATE, FF_PASS_JOINT, FF_PASS_COUNT } ff_pass_kind;
 typedef enum { FF_NEG_RANDOM, FF_NEG_HARD, FF_NEG_COUNT } ff_neg_kind;
-typedef enum { FF_LOSS_THRESHOLD, FF_LOSS_PAIRWISE, FF_LOSS_COUNT } ff_loss_kind;
+typedef enum { FF_LOSS_THRESHOLD, FF_LOSS_PAIRWISE, FF_LOSS_COMPETITION, FF_LOSS_COUNT } ff_loss_kind;
 typedef enum { FF_HARD_GOODNESS, FF_HARD_SOFTMAX, FF_HARD_SCORES_COUNT } ff_hard_scores;
-typedef enum { FF_EMBED_OVERLAY, FF_EMBED_CHANNELS, FF_EMBED_PATTERN, FF_EMBED_COUNT } ff_embed_kind;
+typedef enum { FF_EMBED_OVERLAY, FF_EMBED_CHANNELS, FF_EMBED_PATTERN, FF_EMBED_NONE, FF_EMBED_COUNT } ff_embed_kind;
 typedef enum { FF_PAR_NONE, FF_PAR_DATA, FF_PAR_PIPELINE, FF_PAR_COUNT } ff_par_mode;
 
 typedef struct ff_layer_cfg {

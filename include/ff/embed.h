@@ -9,6 +9,8 @@
  *              P_k a fixed binary 6x6 tile (hashed from k) repeated over the
  *              image, so every receptive field of a strided CNN sees the label;
  *              input [1, rows, cols] (after Scodellaro et al. 2023).
+ *   none     - no label: the image alone, input [1, rows, cols], whatever the
+ *              label (train.loss competition reads the class from the output).
  * Label 255 (FF_LABEL_NEUTRAL) embeds the neutral label: 0.1 in every label slot.
  * Negative labels are never the true label. */
 #ifndef FF_EMBED_H

@@ -3,7 +3,12 @@
  * Goodness per label: embed each of the 10 labels, run the net, sum the
  * goodness of every layer except the first (the first alone if the net has
  * one layer), predict the argmax. The 10 labelled copies of a chunk of images
- * go through the net as one batch, so the GEMMs stay large. */
+ * go through the net as one batch, so the GEMMs stay large.
+ *
+ * A net without a label in its input (model.label_embedding none: train.loss
+ * competition) is read out in one pass per image instead: the score of label k
+ * is the goodness of class group k of each layer's output scaled to mean square 1
+ * (ff_class_goodness_add, objective.h), summed over the same layers. */
 #ifndef FF_EVAL_H
 #define FF_EVAL_H
 
@@ -32,7 +37,8 @@ void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *
 
 /* scores[i * m + j] = as ff_eval_goodness_scores, for image idx[i] with label
  * labels[i * m + j] only (m labels per image, 1 <= m <= 10): m labelled passes
- * per image instead of ten. Chunked by net->max_batch / m images. */
+ * per image instead of ten. Chunked by net->max_batch / m images. Not for kind
+ * none (one pass scores every label there: use ff_eval_goodness_scores). */
 void ff_eval_goodness_scores_of(ff_net *net, ff_embed_kind kind, const ff_dataset *ds,
                                 const int *idx, int n, const uint8_t *labels, int m,
                                 int as_logits, float *xbuf, float *scores);

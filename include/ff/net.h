@@ -101,21 +101,24 @@ void ff_net_forward_goodness(ff_net *net, const float *x, int batch, int l_first
 
 /* One FF pass: forward rows x[0, npos) as positive and x[npos, npos + nneg) as
  * negative data, then every layer's own loss (obj, with the layer's threshold)
- * and parameter gradients, written (not accumulated) into net->grads. Loss and
+ * and parameter gradients, written (not accumulated) into net->grads. labels:
+ * the classes of the positive rows (train.loss competition; NULL for the others,
+ * which see the label in the input). Loss and
  * gradients are multiplied by `scale` (1 / batch for batch means). out[l]
  * (if not NULL) receives layer l's terms (ff_layer_loss, objective.h).
  * With obj->peer_strength > 0, the positive rows also update each unit's running
  * mean activity m_j <- decay m_j + (1 - decay) mean_i y_ij and add the gradient
  * of strength * mean_j (mean_k m_k - m_j)^2 (the pull of every unit's mean
  * toward the layer's average; reported in out[l].peer_loss). */
-void ff_net_ff_grads(ff_net *net, const ff_objective *obj, const float *x, int npos, int nneg,
-                     float scale, ff_layer_loss *out);
+void ff_net_ff_grads(ff_net *net, const ff_objective *obj, const float *x, const uint8_t *labels,
+                     int npos, int nneg, float scale, ff_layer_loss *out);
 
 /* ff_net_ff_grads on layers [l0, l1) only: for l0 > 0, net->in[l0] already holds
  * the normalised input of layer l0 (a layer pipeline's received block) and x is
  * ignored. Grads outside the layers are not written. */
-void ff_net_ff_grads_layers(ff_net *net, const ff_objective *obj, const float *x, int l0, int l1,
-                            int npos, int nneg, float scale, ff_layer_loss *out);
+void ff_net_ff_grads_layers(ff_net *net, const ff_objective *obj, const float *x,
+                            const uint8_t *labels, int l0, int l1, int npos, int nneg, float scale,
+                            ff_layer_loss *out);
 
 /* net->in[l] (0 < l < n_layers) = the normalised out[l - 1] of `batch` rows: what
  * layer l - 1 hands on (without label planes). */

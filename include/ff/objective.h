@@ -9,12 +9,25 @@
  * vector (never averaged over the batch). Loss per sample is the logistic
  * log-likelihood: softplus(theta - g) for positive data, softplus(g - theta)
  * for negative data. Normalisation divides each sample's whole vector (all
- * locations and channels) by sqrt(mean(x^2) + eps), without mean subtraction. */
+ * locations and channels) by sqrt(mean(x^2) + eps), without mean subtraction.
+ *
+ * train.loss competition (channel-wise competition, after CwComp) has no negative
+ * data and no label in the input: a layer's output units (conv/local: whole
+ * channels of the CHW map; fc: units) fall into FF_CLASS_GROUPS contiguous groups,
+ * G_k = the goodness of group k of the output scaled to mean square 1, and each
+ * image's loss is the cross-entropy of softmax(slope * G) with its true class.
+ * Read out (eval.h): argmax_k of the summed goodness of group k over the layers. */
 #ifndef FF_OBJECTIVE_H
 #define FF_OBJECTIVE_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "ff/config.h"
 #include "ff/err.h"
+
+/* train.loss competition: a layer's output falls into this many class groups */
+#define FF_CLASS_GROUPS 10
 
 /* Per-layer FF loss terms of one pass (batch means, goodness means). */
 typedef struct ff_layer_loss {
@@ -25,7 +38,7 @@ typedef struct ff_layer_loss {
 
 /* The objective of a run. A plain value: copy it freely. */
 typedef struct ff_objective {
-    ff_loss_kind loss;          /* train.loss: threshold | pairwise */
+    ff_loss_kind loss;          /* train.loss: threshold | pairwise | competition */
     float logit_scale;          /* train.logit_scale: slope = logit_scale / units (0: slope 1) */
     float peer_strength;        /* train.peer_norm: peer normalisation strength (0 = off) */
     float peer_decay;           /* train.peer_decay: decay of the running mean activities */
@@ -40,14 +53,26 @@ int ff_objective_from_config(ff_objective *o, const ff_config *cfg, ff_err *err)
 float ff_objective_slope(const ff_objective *o, int units);
 
 /* One layer's loss on its ReLU output y ([npos + nneg, dim]): rows [0, npos)
- * are positive, rows [npos, npos + nneg) negative data. Fills r's loss and
- * goodness terms (peer_loss untouched) and dpre ([npos + nneg, dim]) =
- * d(loss)/d(pre-activation); theta is the layer's threshold, the slope is
+ * are positive, rows [npos, npos + nneg) negative data; labels[0, npos) the
+ * classes of the positive rows (read by competition only; may be NULL otherwise).
+ * Fills r's loss and goodness terms (peer_loss untouched) and dpre ([npos + nneg,
+ * dim]) = d(loss)/d(pre-activation); theta is the layer's threshold, the slope is
  * ff_objective_slope(o, dim), loss and gradient are multiplied by scale.
- * g: scratch for npos + nneg goodness values. A paired loss without positive
- * rows (a negative-only pass) scores the negatives as threshold does. */
-void ff_objective_layer_loss(const ff_objective *o, const float *y, int npos, int nneg, int dim,
-                             float theta, float scale, float *g, float *dpre, ff_layer_loss *r);
+ * g: scratch of ff_objective_scratch(o, npos + nneg) floats. A paired loss without
+ * positive rows (a negative-only pass) scores the negatives as threshold does.
+ * Competition: nneg must be 0 and dim a multiple of FF_CLASS_GROUPS; r->g_pos is
+ * the mean goodness of the true class's group, r->g_neg of the other groups. */
+void ff_objective_layer_loss(const ff_objective *o, const float *y, const uint8_t *labels,
+                             int npos, int nneg, int dim, float theta, float scale, float *g,
+                             float *dpre, ff_layer_loss *r);
+
+/* Floats of scratch ff_objective_layer_loss needs for `rows` rows. */
+size_t ff_objective_scratch(const ff_objective *o, int rows);
+
+/* scores[i * 10 + k] += w * (the goodness of class group k of row i scaled to mean
+ * square 1: dim G_k / sum_j G_j) for a [batch, dim] matrix of ReLU outputs (dim a
+ * multiple of FF_CLASS_GROUPS); w = the slope gives the competition loss's logits. */
+void ff_class_goodness_add(const float *y, int batch, int dim, float w, float *scores);
 
 /* numerically stable log(1 + exp(x)) and 1 / (1 + exp(-x)) */
 float ff_softplus(float x);
