@@ -557,6 +557,9 @@ static int validate_loss(const pctx *c, const ff_config *cfg)
                     "train.loss pairwise needs train.passes joint (a positive and its negative in "
                     "one step)");
     const int competition = cfg->train.loss == FF_LOSS_COMPETITION;
+    if (!competition && cfg->train.competition_norm != FF_COMP_SAMPLE)
+        return fail(c, key_pos(c, "train.competition_norm"),
+                    "train.competition_norm only applies with train.loss competition");
     if (competition && cfg->mode != FF_MODE_SUPERVISED)
         return fail(c, key_pos(c, "train.loss"),
                     "train.loss competition needs mode supervised (it trains on the labels)");

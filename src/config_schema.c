@@ -24,6 +24,7 @@ static const char *const pass_names[] = {"alternate", "joint", NULL};
 static const char *const neg_names[] = {"random", "hard", NULL};
 static const char *const loss_names[] = {"threshold", "pairwise", "competition", NULL};
 static const char *const hard_score_names[] = {"goodness", "softmax", NULL};
+static const char *const comp_norm_names[] = {"sample", "batch", NULL};
 static const char *const opt_names[] = {"sgd", "adam", "sgd_smooth", NULL};
 static const char *const sched_names[] = {"constant", "linear", "cosine", NULL};
 static const char *const par_names[] = {"none", "data", "pipeline", NULL};
@@ -37,6 +38,7 @@ _Static_assert(N_NAMES(pass_names) == FF_PASS_COUNT, "a name per ff_pass_kind");
 _Static_assert(N_NAMES(neg_names) == FF_NEG_COUNT, "a name per ff_neg_kind");
 _Static_assert(N_NAMES(loss_names) == FF_LOSS_COUNT, "a name per ff_loss_kind");
 _Static_assert(N_NAMES(hard_score_names) == FF_HARD_SCORES_COUNT, "a name per ff_hard_scores");
+_Static_assert(N_NAMES(comp_norm_names) == FF_COMP_NORM_COUNT, "a name per ff_comp_norm");
 _Static_assert(N_NAMES(opt_names) == FF_OPT_COUNT, "a name per ff_opt_kind");
 _Static_assert(N_NAMES(sched_names) == FF_SCHED_COUNT, "a name per ff_sched_kind");
 _Static_assert(N_NAMES(par_names) == FF_PAR_COUNT, "a name per ff_par_mode");
@@ -55,6 +57,7 @@ _Static_assert(sizeof(ff_layer_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_embed_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_pass_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_hard_scores) == sizeof(int), "enum size");
+_Static_assert(sizeof(ff_comp_norm) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_neg_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_opt_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_sched_kind) == sizeof(int), "enum size");
@@ -113,6 +116,11 @@ const ff_key ff_config_keys[] = {
            "10 class groups, logit_k = slope * goodness of group k of the output scaled to mean "
            "square 1, cross-entropy with the true class; no negatives, no label in the input "
            "(needs label_embedding none)"),
+    K_ENUM("train.competition_norm", train.competition_norm, comp_norm_names, "sample",
+           "train.loss competition: each class group's goodness from the layer's output scaled "
+           "to mean square 1 per image (sample), or with every channel standardised by its mean "
+           "and variance over the batch, running averages at evaluation (batch, as CwComp's "
+           "batch norm)"),
     K_ENUM("train.negatives", train.negatives, neg_names, "random",
            "wrong labels for negatives: uniformly random, or drawn from the model's own scores (hard)"),
     K_FLOAT("train.hard_temperature", train.hard_temperature, "1", 0, 1e6, EXCL_MIN,

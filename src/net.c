@@ -85,7 +85,8 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
     if (rc)
         return rc;
     ff_shape shape = input;
-    size_t ws = 0, acts = 0, max_out = 0, patch_total = 0, pooled = 0;
+    size_t ws = 0, acts = 0, max_out = 0, patch_total = 0, pooled = 0, max_c = 0;
+    const int batch_norm = obj.loss == FF_LOSS_COMPETITION && obj.comp_norm == FF_COMP_BATCH;
     int l = 0; /* trainable layers so far; ci: the model.layers entry */
     for (int ci = 0; ci < cfg->model.n_layers; ci++) {
         if ((rc = fold_pool(net, cfg, ci, l, &shape, &pooled, err)) == 1)
@@ -113,6 +114,10 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         acts += (size_t)ff_shape_dim(L->in) + (size_t)ff_shape_dim(L->out);
         patch_total += ff_layer_patch_floats(L) * (size_t)max_batch;
         net->n_aux += (size_t)ff_shape_dim(L->out);
+        if (batch_norm) {
+            net->n_aux += 2 * (size_t)L->out.c;
+            max_c = (size_t)L->out.c > max_c ? (size_t)L->out.c : max_c;
+        }
         if ((size_t)ff_shape_dim(L->out) > max_out)
             max_out = (size_t)ff_shape_dim(L->out);
         shape = L->out;
@@ -123,7 +128,8 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
                    cfg->model.n_layers - 1);
         return layer_error_at(cfg, cfg->model.n_layers - 1, err);
     }
-    size_t act_total = (acts + max_out + 1 + FF_CLASS_GROUPS) * (size_t)max_batch + net->n_aux;
+    size_t act_total =
+        (acts + max_out + 1 + FF_CLASS_GROUPS) * (size_t)max_batch + net->n_aux + 4 * max_c;
     if ((rc = alloc_floats(&net->params, net->n_params, "parameters", err)) ||
         (rc = alloc_floats(&net->grads, net->n_params, "gradients", err)) ||
         (rc = alloc_floats(&net->act_mem, act_total, "activations", err)) ||
@@ -163,6 +169,15 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         net->peer_mean[l] = p;
         p += ff_shape_dim(net->layers[l].out);
     }
+    for (l = 0; batch_norm && l < net->n_layers; l++) { /* mean 0, variance 1 until trained */
+        const int C = net->layers[l].out.c;
+        net->comp_stats[l] = p;
+        for (int c = 0; c < C; c++)
+            p[C + c] = 1.0f;
+        p += 2 * (size_t)C;
+    }
+    if (batch_norm)
+        net->comp_scratch = p;
     return FF_OK;
 }
 
@@ -374,8 +389,13 @@ void ff_net_ff_grads_layers(ff_net *net, const ff_objective *obj, const float *x
     for (int l = l0; l < l1; l++) {
         ff_layer *L = &net->layers[l];
         ff_layer_loss r = {0};
+        const ff_net_peers *P = net->peers;
+        const ff_loss_layer ly = {.channels = L->out.c, .running = net->comp_stats[l],
+                                  .scratch = net->comp_stats[l] ? net->comp_scratch : NULL,
+                                  .sum = P ? P->sum : NULL, .sum_ctx = P ? P->ctx : NULL,
+                                  .total_rows = P ? P->total_pos : npos};
         ff_objective_layer_loss(obj, net->out[l], labels, npos, nneg, ff_shape_dim(L->out),
-                                L->threshold, scale, net->goodness, net->dpre, &r);
+                                L->threshold, scale, &ly, net->goodness, net->dpre, &r);
         /* after the loss: peer_norm uses net->goodness as scratch */
         if (npos && obj->peer_strength > 0.0f)
             r.peer_loss = peer_norm(net, obj, l, net->out[l], npos, net->dpre);

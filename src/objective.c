@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 float ff_softplus(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
@@ -178,15 +179,16 @@ static float mean(const float *v, int n)
  * y[0, npos) (classes labels[0, npos)) and the negative rows y[npos, npos + nneg)
  * of one layer. */
 typedef void loss_fn(const float *y, const uint8_t *labels, int npos, int nneg, int dim,
-                     float theta, float slope, float scale, float *g, float *dpre,
-                     ff_layer_loss *r);
+                     float theta, float slope, float scale, const ff_loss_layer *ly, float *g,
+                     float *dpre, ff_layer_loss *r);
 
 /* the paper's: softplus(theta - g) per positive row, softplus(g - theta) per negative */
 static void threshold_loss(const float *y, const uint8_t *labels, int npos, int nneg, int dim,
-                           float theta, float slope, float scale, float *g, float *dpre,
-                           ff_layer_loss *r)
+                           float theta, float slope, float scale, const ff_loss_layer *ly,
+                           float *g, float *dpre, ff_layer_loss *r)
 {
     (void)labels;
+    (void)ly;
     const size_t off = (size_t)npos * dim;
     if (npos) {
         r->loss_pos = ff_ff_loss(y, npos, dim, theta, slope, +1, scale, g, dpre);
@@ -200,11 +202,11 @@ static void threshold_loss(const float *y, const uint8_t *labels, int npos, int 
 
 /* softplus(slope (g_neg_i - g_pos_i)) over the pairs (positive row i, negative row i) */
 static void pairwise_loss(const float *y, const uint8_t *labels, int npos, int nneg, int dim,
-                          float theta, float slope, float scale, float *g, float *dpre,
-                          ff_layer_loss *r)
+                          float theta, float slope, float scale, const ff_loss_layer *ly,
+                          float *g, float *dpre, ff_layer_loss *r)
 {
     if (!npos) { /* a negative-only pass has no pairs */
-        threshold_loss(y, labels, npos, nneg, dim, theta, slope, scale, g, dpre, r);
+        threshold_loss(y, labels, npos, nneg, dim, theta, slope, scale, ly, g, dpre, r);
         return;
     }
     FF_ASSERT(nneg == npos);
@@ -295,20 +297,20 @@ static void competition_rows(void *ctx, size_t i0, size_t i1)
     }
 }
 
-static void competition_loss(const float *y, const uint8_t *labels, int npos, int nneg, int dim,
-                             float theta, float slope, float scale, float *g, float *dpre,
-                             ff_layer_loss *r)
+/* the loss, g_pos and g_neg of the rows from their group goodness g ([n, 10]) and
+ * logits z_k = slope * dim * G_k / E (sample) or slope * G_k (batch), in row order */
+static void competition_terms(const float *g, const uint8_t *labels, int n, int dim, int batch_norm,
+                              float slope, float scale, ff_layer_loss *r)
 {
-    (void)theta;
-    FF_ASSERT(nneg == 0 && dim % FF_CLASS_GROUPS == 0 && (npos == 0 || labels));
-    class_job j = {.y = y, .labels = labels, .g = g, .dpre = dpre, .dim = dim, .slope = slope,
-                   .scale = scale};
-    ff_pool_for((size_t)npos, 4, competition_rows, &j);
-    double loss = 0.0, gt = 0.0, gw = 0.0; /* in row order on this thread */
-    for (int i = 0; i < npos; i++) {
+    double loss = 0.0, gt = 0.0, gw = 0.0;
+    for (int i = 0; i < n; i++) {
         const float *gk = g + (size_t)i * FF_CLASS_GROUPS;
         float z[FF_CLASS_GROUPS];
-        class_logits(gk, dim, slope, z);
+        if (batch_norm)
+            for (int k = 0; k < FF_CLASS_GROUPS; k++)
+                z[k] = slope * gk[k];
+        else
+            class_logits(gk, dim, slope, z);
         loss += class_softmax(z, NULL) - z[labels[i]];
         for (int k = 0; k < FF_CLASS_GROUPS; k++)
             if (k == labels[i])
@@ -317,8 +319,200 @@ static void competition_loss(const float *y, const uint8_t *labels, int npos, in
                 gw += gk[k] / (FF_CLASS_GROUPS - 1);
     }
     r->loss_pos = (float)(loss * scale);
-    r->g_pos = npos ? (float)(gt / npos) : 0.0f;
-    r->g_neg = npos ? (float)(gw / npos) : 0.0f;
+    r->g_pos = n ? (float)(gt / n) : 0.0f;
+    r->g_neg = n ? (float)(gw / n) : 0.0f;
+}
+
+/* ---- competition_norm batch ----
+ * Channel c of the n rows standardised over the batch (n x hw values): yh = (y -
+ * mu_c) inv_c, inv_c = 1 / sqrt(var_c + eps) (the biased variance), as CwComp's batch
+ * norm without its affine part; G_ik = sum of yh^2 over group k; z_ik = slope G_ik.
+ * Backward: gh_u = d loss / d yh_u = scale (p_k - [k = label]) slope 2 yh_u, then
+ * through the standardisation d loss / d y_u = inv_c (gh_u - mean_c(gh) - yh_u
+ * mean_c(gh yh)) (means over channel c's n x hw values), masked by y_u > 0. Each
+ * channel's sums are taken by one thread in row order: the result does not depend on
+ * the thread count. */
+typedef struct bn_job {
+    const float *y;
+    const uint8_t *labels;
+    float *g, *dpre, *mu, *inv, *sums, *scores;
+    int n, dim, C, hw;
+    float slope, scale, w;
+} bn_job;
+
+/* sums[c], sums[C + c] = this process's sum of y and of y^2 over channel c */
+static void bn_sums_range(void *ctx, size_t c0, size_t c1)
+{
+    const bn_job *j = ctx;
+    const size_t dim = (size_t)j->dim, hw = (size_t)j->hw, C = (size_t)j->C;
+    for (size_t c = c0; c < c1; c++) {
+        double s1 = 0.0, s2 = 0.0;
+        for (int i = 0; i < j->n; i++) {
+            const float *x = j->y + (size_t)i * dim + c * hw;
+            float t1 = 0.0f, t2 = 0.0f;
+#pragma omp simd reduction(+ : t1, t2)
+            for (size_t q = 0; q < hw; q++) {
+                t1 += x[q];
+                t2 += x[q] * x[q];
+            }
+            s1 += t1;
+            s2 += t2;
+        }
+        j->sums[c] = (float)s1;
+        j->sums[C + c] = (float)s2;
+    }
+}
+
+/* the batch's mean and 1 / sqrt(var + eps) of every channel from the (summed) sums;
+ * the running averages follow them when `running` is given */
+static void bn_stats(const bn_job *j, double count, float *running)
+{
+    const int C = j->C;
+    for (int c = 0; c < C; c++) {
+        const double mean = j->sums[c] / count;
+        const double var = fmax(j->sums[C + c] / count - mean * mean, 0.0);
+        j->mu[c] = (float)mean;
+        j->inv[c] = (float)(1.0 / sqrt(var + FF_COMP_BN_EPS));
+        if (running) {
+            running[c] = FF_COMP_BN_DECAY * running[c] + (1.0f - FF_COMP_BN_DECAY) * (float)mean;
+            running[C + c] =
+                FF_COMP_BN_DECAY * running[C + c] + (1.0f - FF_COMP_BN_DECAY) * (float)var;
+        }
+    }
+}
+
+/* gk[k] = sum over group k of ((row - mu_c) inv_c)^2 */
+static void bn_group_goodness(const float *row, int C, int hw, const float *mu, const float *inv,
+                              float gk[FF_CLASS_GROUPS])
+{
+    const int cg = C / FF_CLASS_GROUPS;
+    for (int k = 0; k < FF_CLASS_GROUPS; k++) {
+        double s = 0.0;
+        for (int c = k * cg; c < (k + 1) * cg; c++) {
+            const float *x = row + (size_t)c * hw, m = mu[c], iv = inv[c];
+            float t = 0.0f;
+#pragma omp simd reduction(+ : t)
+            for (int q = 0; q < hw; q++) {
+                const float d = (x[q] - m) * iv;
+                t += d * d;
+            }
+            s += t;
+        }
+        gk[k] = (float)s;
+    }
+}
+
+/* rows: the group goodness into g and gh = d loss / d yh into dpre */
+static void bn_rows(void *ctx, size_t i0, size_t i1)
+{
+    const bn_job *j = ctx;
+    const size_t dim = (size_t)j->dim, hw = (size_t)j->hw;
+    const int cg = j->C / FF_CLASS_GROUPS;
+    for (size_t i = i0; i < i1; i++) {
+        const float *row = j->y + i * dim;
+        float *gk = j->g + i * FF_CLASS_GROUPS, z[FF_CLASS_GROUPS], p[FF_CLASS_GROUPS];
+        bn_group_goodness(row, j->C, j->hw, j->mu, j->inv, gk);
+        for (int k = 0; k < FF_CLASS_GROUPS; k++)
+            z[k] = j->slope * gk[k];
+        class_softmax(z, p);
+        for (int k = 0; k < FF_CLASS_GROUPS; k++) {
+            const float coef =
+                j->scale * (p[k] - (k == j->labels[i] ? 1.0f : 0.0f)) * j->slope * 2.0f;
+            for (int c = k * cg; c < (k + 1) * cg; c++) {
+                const float *x = row + (size_t)c * hw, m = j->mu[c], iv = j->inv[c];
+                float *d = j->dpre + i * dim + (size_t)c * hw;
+#pragma omp simd
+                for (size_t q = 0; q < hw; q++)
+                    d[q] = coef * (x[q] - m) * iv;
+            }
+        }
+    }
+}
+
+/* sums[c], sums[C + c] = this process's sum over channel c of gh and of gh yh */
+static void bn_back_sums_range(void *ctx, size_t c0, size_t c1)
+{
+    const bn_job *j = ctx;
+    const size_t dim = (size_t)j->dim, hw = (size_t)j->hw, C = (size_t)j->C;
+    for (size_t c = c0; c < c1; c++) {
+        const float m = j->mu[c], iv = j->inv[c];
+        double A = 0.0, B = 0.0;
+        for (int i = 0; i < j->n; i++) {
+            const float *x = j->y + (size_t)i * dim + c * hw, *d = j->dpre + (size_t)i * dim + c * hw;
+            float ta = 0.0f, tb = 0.0f;
+#pragma omp simd reduction(+ : ta, tb)
+            for (size_t q = 0; q < hw; q++) {
+                ta += d[q];
+                tb += d[q] * (x[q] - m) * iv;
+            }
+            A += ta;
+            B += tb;
+        }
+        j->sums[c] = (float)A;
+        j->sums[C + c] = (float)B;
+    }
+}
+
+/* channels: gh in dpre turned into d loss / d pre-activation; sums holds the batch's
+ * means of gh and gh yh */
+static void bn_back_range(void *ctx, size_t c0, size_t c1)
+{
+    const bn_job *j = ctx;
+    const size_t dim = (size_t)j->dim, hw = (size_t)j->hw, C = (size_t)j->C;
+    for (size_t c = c0; c < c1; c++) {
+        const float m = j->mu[c], iv = j->inv[c], a = j->sums[c], b = j->sums[C + c];
+        for (int i = 0; i < j->n; i++) {
+            const float *x = j->y + (size_t)i * dim + c * hw;
+            float *d = j->dpre + (size_t)i * dim + c * hw;
+            for (size_t q = 0; q < hw; q++) {
+                const float on = x[q] > 0.0f ? 1.0f : 0.0f;
+                d[q] = on * iv * (d[q] - a - (x[q] - m) * iv * b);
+            }
+        }
+    }
+}
+
+static void competition_batch(const float *y, const uint8_t *labels, int n, int dim, float slope,
+                              float scale, const ff_loss_layer *ly, float *g, float *dpre,
+                              ff_layer_loss *r)
+{
+    FF_ASSERT(ly && ly->scratch && dpre && dim % ly->channels == 0);
+    const int C = ly->channels;
+    bn_job j = {.y = y, .labels = labels, .g = g, .dpre = dpre, .mu = ly->scratch,
+                .inv = ly->scratch + C, .sums = ly->scratch + 2 * C, .n = n, .dim = dim, .C = C,
+                .hw = dim / C, .slope = slope, .scale = scale};
+    const double count = (double)(ly->sum ? ly->total_rows : n) * (double)j.hw;
+    if (count == 0.0)
+        return;
+    ff_pool_for((size_t)C, 1, bn_sums_range, &j);
+    if (ly->sum)
+        ly->sum(ly->sum_ctx, j.sums, 2 * C);
+    bn_stats(&j, count, ly->running);
+    ff_pool_for((size_t)n, 4, bn_rows, &j);
+    ff_pool_for((size_t)C, 1, bn_back_sums_range, &j);
+    if (ly->sum)
+        ly->sum(ly->sum_ctx, j.sums, 2 * C);
+    for (int k = 0; k < 2 * C; k++)
+        j.sums[k] = (float)(j.sums[k] / count);
+    ff_pool_for((size_t)C, 1, bn_back_range, &j);
+    competition_terms(g, labels, n, dim, 1, slope, scale, r);
+}
+
+static void competition_loss(const float *y, const uint8_t *labels, int npos, int nneg, int dim,
+                             float theta, float slope, float scale, const ff_loss_layer *ly,
+                             float *g, float *dpre, ff_layer_loss *r)
+{
+    (void)theta;
+    FF_ASSERT(nneg == 0 && dim % FF_CLASS_GROUPS == 0 && (npos == 0 || labels));
+    FF_ASSERT(!ly || ly->channels % FF_CLASS_GROUPS == 0);
+    if (ly && ly->scratch) { /* competition_norm batch */
+        competition_batch(y, labels, npos, dim, slope, scale, ly, g, dpre, r);
+        return;
+    }
+    class_job j = {.y = y, .labels = labels, .g = g, .dpre = dpre, .dim = dim, .slope = slope,
+                   .scale = scale};
+    ff_pool_for((size_t)npos, 4, competition_rows, &j);
+    competition_terms(g, labels, npos, dim, 0, slope, scale, r);
 }
 
 static void class_goodness_rows(void *ctx, size_t i0, size_t i1)
@@ -333,11 +527,37 @@ static void class_goodness_rows(void *ctx, size_t i0, size_t i1)
     }
 }
 
-void ff_class_goodness_add(const float *y, int batch, int dim, float w, float *scores)
+/* rows of scores with the running statistics (mu, inv computed from them) */
+static void bn_score_rows(void *ctx, size_t i0, size_t i1)
 {
-    FF_ASSERT(dim % FF_CLASS_GROUPS == 0);
-    class_job j = {.y = y, .scores = scores, .dim = dim, .w = w};
-    ff_pool_for((size_t)batch, 8, class_goodness_rows, &j);
+    const bn_job *j = ctx;
+    for (size_t i = i0; i < i1; i++) {
+        float gk[FF_CLASS_GROUPS];
+        bn_group_goodness(j->y + i * (size_t)j->dim, j->C, j->hw, j->mu, j->inv, gk);
+        for (int k = 0; k < FF_CLASS_GROUPS; k++)
+            j->scores[i * FF_CLASS_GROUPS + k] += j->w * gk[k];
+    }
+}
+
+void ff_class_goodness_add(const float *y, int batch, int dim, int channels,
+                           const float *running, float w, float *scores)
+{
+    FF_ASSERT(channels % FF_CLASS_GROUPS == 0 && dim % channels == 0);
+    if (!running) {
+        class_job j = {.y = y, .scores = scores, .dim = dim, .w = w};
+        ff_pool_for((size_t)batch, 8, class_goodness_rows, &j);
+        return;
+    }
+    float *mu = malloc(sizeof(float) * 2 * (size_t)channels); /* per evaluated chunk: not hot */
+    FF_ASSERT(mu);
+    for (int c = 0; c < channels; c++) {
+        mu[c] = running[c];
+        mu[channels + c] = 1.0f / sqrtf(running[channels + c] + FF_COMP_BN_EPS);
+    }
+    bn_job j = {.y = y, .scores = scores, .mu = mu, .inv = mu + channels, .dim = dim,
+                .C = channels, .hw = dim / channels, .w = w};
+    ff_pool_for((size_t)batch, 8, bn_score_rows, &j);
+    free(mu);
 }
 
 /* indexed by ff_loss_kind; the names are the config schema's (train.loss) */
@@ -357,7 +577,8 @@ int ff_objective_from_config(ff_objective *o, const ff_config *cfg, ff_err *err)
     *o = (ff_objective){.loss = k,
                         .logit_scale = cfg->train.logit_scale,
                         .peer_strength = cfg->train.peer_norm,
-                        .peer_decay = cfg->train.peer_decay};
+                        .peer_decay = cfg->train.peer_decay,
+                        .comp_norm = cfg->train.competition_norm};
     return FF_OK;
 }
 
@@ -367,11 +588,11 @@ float ff_objective_slope(const ff_objective *o, int units)
 }
 
 void ff_objective_layer_loss(const ff_objective *o, const float *y, const uint8_t *labels,
-                             int npos, int nneg, int dim, float theta, float scale, float *g,
-                             float *dpre, ff_layer_loss *r)
+                             int npos, int nneg, int dim, float theta, float scale,
+                             const ff_loss_layer *ly, float *g, float *dpre, ff_layer_loss *r)
 {
-    losses[o->loss](y, labels, npos, nneg, dim, theta, ff_objective_slope(o, dim), scale, g, dpre,
-                    r);
+    losses[o->loss](y, labels, npos, nneg, dim, theta, ff_objective_slope(o, dim), scale, ly, g,
+                    dpre, r);
 }
 
 size_t ff_objective_scratch(const ff_objective *o, int rows)

@@ -662,6 +662,15 @@ void ff_parallel_sync_state(ff_parallel *p)
     }
     gather_parts(p, t->net.params, poff, pn);
     gather_parts(p, t->net.aux, aoff, an);
+    if (net->comp_stats[0]) { /* the competition loss's channel statistics, after the means */
+        for (int r = 0; r < p->size; r++) {
+            const int a = p->stage[r], b = p->stage[r + 1] - 1;
+            aoff[r] = (size_t)(net->comp_stats[a] - net->aux);
+            an[r] = (size_t)(net->comp_stats[b] - net->aux) + 2 * (size_t)net->layers[b].out.c -
+                    aoff[r];
+        }
+        gather_parts(p, t->net.aux, aoff, an);
+    }
     gather_parts(p, t->opt.state, poff, pn); /* sgd's velocity, adam's first moments */
     if (ff_optim_state_len(&t->opt) == 2 * t->opt.n)
         gather_parts(p, t->opt.state + t->opt.n, poff, pn);

@@ -288,7 +288,7 @@ static void test_objective_covers_every_loss(void)
             const uint8_t label = 2;
             float g[FF_CLASS_GROUPS], dpre[10];
             CHECK(ff_objective_scratch(&o, 3) == 3 * FF_CLASS_GROUPS);
-            ff_objective_layer_loss(&o, y10, &label, 1, 0, 10, 0.0f, 1.0f, g, dpre, &r);
+            ff_objective_layer_loss(&o, y10, &label, 1, 0, 10, 0.0f, 1.0f, NULL, g, dpre, &r);
             CHECK(isfinite(r.loss_pos) && r.loss_pos > 0.0f && r.loss_neg == 0.0f);
             CHECK(dpre[2] < 0.0f && dpre[0] > 0.0f); /* its class up, the others down */
             CHECK(dpre[4] == 0.0f);                  /* ReLU mask */
@@ -296,7 +296,7 @@ static void test_objective_covers_every_loss(void)
         }
         float g[2], dpre[6];
         CHECK(ff_objective_scratch(&o, 2) == 2);
-        ff_objective_layer_loss(&o, y, NULL, 1, 1, 3, 4.0f, 1.0f, g, dpre, &r);
+        ff_objective_layer_loss(&o, y, NULL, 1, 1, 3, 4.0f, 1.0f, NULL, g, dpre, &r);
         CHECK(isfinite(r.loss_pos + r.loss_neg) && r.loss_pos + r.loss_neg > 0.0f);
         CHECK(dpre[0] < 0.0f && dpre[3] > 0.0f); /* positives pulled up, negatives down */
         CHECK(dpre[2] == 0.0f && dpre[5] == 0.0f); /* ReLU mask */
@@ -322,7 +322,7 @@ static void test_objective_hand_computed(void)
     CHECK(o.loss == FF_LOSS_THRESHOLD && ff_objective_slope(&o, 3) == 1.0f);
     float g[2], dpre[6];
     ff_layer_loss r = {0};
-    ff_objective_layer_loss(&o, y, NULL, 1, 1, 3, 4.0f, 1.0f, g, dpre, &r);
+    ff_objective_layer_loss(&o, y, NULL, 1, 1, 3, 4.0f, 1.0f, NULL, g, dpre, &r);
     /* softplus(4 - 5) = log(1 + e^-1); softplus(2 - 4) = log(1 + e^-2) */
     CHECK_NEAR(r.loss_pos, 0.31326169, 1e-6);
     CHECK_NEAR(r.loss_neg, 0.12692801, 1e-6);
@@ -338,21 +338,21 @@ static void test_objective_hand_computed(void)
     cfg.train.loss = FF_LOSS_PAIRWISE;
     CHECK(ff_objective_from_config(&o, &cfg, NULL) == FF_OK);
     r = (ff_layer_loss){0};
-    ff_objective_layer_loss(&o, y, NULL, 1, 1, 3, 4.0f, 1.0f, g, dpre, &r);
+    ff_objective_layer_loss(&o, y, NULL, 1, 1, 3, 4.0f, 1.0f, NULL, g, dpre, &r);
     CHECK_NEAR(r.loss_pos, 0.04858735, 1e-6);
     CHECK(r.loss_neg == 0.0f && r.g_pos == 5.0f && r.g_neg == 2.0f);
     CHECK_NEAR(dpre[0], -0.09485175, 1e-6); /* -2 sigmoid(-3) y */
     CHECK_NEAR(dpre[1], -0.18970349, 1e-6);
     CHECK_NEAR(dpre[3], 0.09485175, 1e-6);
     CHECK_NEAR(dpre[4], 0.09485175, 1e-6);
-    ff_objective_layer_loss(&o, y, NULL, 1, 1, 3, 100.0f, 1.0f, g, dpre, &r);
+    ff_objective_layer_loss(&o, y, NULL, 1, 1, 3, 100.0f, 1.0f, NULL, g, dpre, &r);
     CHECK_NEAR(r.loss_pos, 0.04858735, 1e-6); /* theta plays no part */
 
     /* train.logit_scale 6 on 3 units: slope 2, softplus(2 (g_neg - g_pos)) */
     cfg.train.logit_scale = 6.0f;
     CHECK(ff_objective_from_config(&o, &cfg, NULL) == FF_OK);
     CHECK(ff_objective_slope(&o, 3) == 2.0f);
-    ff_objective_layer_loss(&o, y, NULL, 1, 1, 3, 4.0f, 0.5f, g, dpre, &r);
+    ff_objective_layer_loss(&o, y, NULL, 1, 1, 3, 4.0f, 0.5f, NULL, g, dpre, &r);
     CHECK_NEAR(r.loss_pos, 0.5 * log1p(exp(-6.0)), 1e-6);
 
     /* competition, 20 units in 10 groups of 2, class 1, logit_scale 10 (slope 1/2):
@@ -367,7 +367,7 @@ static void test_objective_hand_computed(void)
     CHECK(ff_objective_from_config(&o, &cfg, NULL) == FF_OK);
     float gc[FF_CLASS_GROUPS], dc[20];
     r = (ff_layer_loss){0};
-    ff_objective_layer_loss(&o, yc, &cls, 1, 0, 20, 0.0f, 1.0f, gc, dc, &r);
+    ff_objective_layer_loss(&o, yc, &cls, 1, 0, 20, 0.0f, 1.0f, NULL, gc, dc, &r);
     const double Z = exp(8.0) + exp(2.0) + 8.0;
     CHECK_NEAR(r.loss_pos, log(Z) - 8.0, 1e-5);
     CHECK_NEAR(r.g_pos, 8.0, 1e-6);
@@ -382,7 +382,7 @@ static void test_objective_hand_computed(void)
     for (int i = 0; i < 20; i++)
         yc[i] *= 2.0f;
     ff_layer_loss r2 = {0};
-    ff_objective_layer_loss(&o, yc, &cls, 1, 0, 20, 0.0f, 1.0f, gc, dc, &r2);
+    ff_objective_layer_loss(&o, yc, &cls, 1, 0, 20, 0.0f, 1.0f, NULL, gc, dc, &r2);
     CHECK_NEAR(r2.loss_pos, r.loss_pos, 1e-6);
 }
 

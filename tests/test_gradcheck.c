@@ -188,21 +188,27 @@ static void check_normalize_grad(float eps, uint64_t seed)
  * the class of each row in labels */
 enum { CB = 4, CD = 30 };
 
-static float competition_loss_of_pre(const ff_objective *o, const float *z, const uint8_t *labels)
+/* ly: NULL (competition_norm sample) or the batch variant's channels and scratch */
+static float competition_loss_of_pre(const ff_objective *o, const float *z, const uint8_t *labels,
+                                     const ff_loss_layer *ly)
 {
     float y[CB * CD], g[CB * FF_CLASS_GROUPS], d[CB * CD];
     relu_into(z, y, CB * CD);
     ff_layer_loss r = {0};
-    ff_objective_layer_loss(o, y, labels, CB, 0, CD, 0.0f, 1.0f / CB, g, d, &r);
+    ff_objective_layer_loss(o, y, labels, CB, 0, CD, 0.0f, 1.0f / CB, ly, g, d, &r);
     return r.loss_pos;
 }
 
-static void check_competition_grad(float logit_scale)
+static void check_competition_grad(float logit_scale, int batch_norm)
 {
     ff_rng rng;
-    ff_rng_seed(&rng, 500);
-    const ff_objective o = {.loss = FF_LOSS_COMPETITION, .logit_scale = logit_scale};
+    ff_rng_seed(&rng, 500 + batch_norm);
+    const ff_objective o = {.loss = FF_LOSS_COMPETITION, .logit_scale = logit_scale,
+                            .comp_norm = batch_norm ? FF_COMP_BATCH : FF_COMP_SAMPLE};
     const uint8_t labels[CB] = {3, 0, 9, 3};
+    float scratch[4 * 10];
+    const ff_loss_layer bn = {.channels = 10, .scratch = scratch}; /* 10 channels of 3 */
+    const ff_loss_layer *ly = batch_norm ? &bn : NULL;
     float z[CB * CD], y[CB * CD], dpre[CB * CD], g[CB * FF_CLASS_GROUPS];
     for (int i = 0; i < CB * CD; i++) {
         do
@@ -211,21 +217,26 @@ static void check_competition_grad(float logit_scale)
     }
     relu_into(z, y, CB * CD);
     ff_layer_loss r = {0};
-    ff_objective_layer_loss(&o, y, labels, CB, 0, CD, 0.0f, 1.0f / CB, g, dpre, &r);
+    ff_objective_layer_loss(&o, y, labels, CB, 0, CD, 0.0f, 1.0f / CB, ly, g, dpre, &r);
     CHECK(r.loss_pos > 0.0f && r.loss_neg == 0.0f);
     const float h = 1e-2f;
     fd_stats st = {0};
     for (int i = 0; i < CB * CD; i++) {
         float keep = z[i];
         z[i] = keep + h;
-        float lp = competition_loss_of_pre(&o, z, labels);
+        float lp = competition_loss_of_pre(&o, z, labels, ly);
         z[i] = keep - h;
-        float lm = competition_loss_of_pre(&o, z, labels);
+        float lm = competition_loss_of_pre(&o, z, labels, ly);
         z[i] = keep;
-        fd_compare(&st, "dpre(competition)", (size_t)i, dpre[i], ((double)lp - lm) / (2.0 * h));
+        fd_compare(&st, batch_norm ? "dpre(competition, batch)" : "dpre(competition)", (size_t)i,
+                   dpre[i], ((double)lp - lm) / (2.0 * h));
     }
     CHECK(st.failed == 0);
     CHECK(st.checked == CB * CD);
+    for (int i = 0; i < CB * CD; i++)
+        CHECK(y[i] > 0.0f || dpre[i] == 0.0f); /* ReLU mask */
+    if (batch_norm)
+        return; /* the pulls below hold for the per-sample variant */
     /* the true class's group is pushed up (where active); the loss depends only on each
      * group's share of the row's goodness, so d loss / d (row scale) = sum y dpre = 0 */
     for (int i = 0; i < CB; i++) {
@@ -234,19 +245,70 @@ static void check_competition_grad(float logit_scale)
             const float d = dpre[i * CD + u], yv = y[i * CD + u];
             along += (double)d * yv;
             norm += fabs((double)d * yv);
-            if (yv == 0.0f)
-                CHECK(d == 0.0f);
-            else if (u / (CD / FF_CLASS_GROUPS) == labels[i])
+            if (yv > 0.0f && u / (CD / FF_CLASS_GROUPS) == labels[i])
                 CHECK(d < 0.0f);
         }
         CHECK(norm > 0.0 && fabs(along) < 1e-5 * norm);
     }
 }
 
+/* competition_norm batch: the running statistics move toward the batch's, and a
+ * channel shifted by a constant in every row (still positive) scores the same */
+static void test_competition_batch_statistics(void)
+{
+    const ff_objective o = {.loss = FF_LOSS_COMPETITION, .logit_scale = 10.0f,
+                            .comp_norm = FF_COMP_BATCH};
+    const uint8_t labels[CB] = {1, 2, 3, 4};
+    float y[CB * CD], g[CB * FF_CLASS_GROUPS], d[CB * CD], scratch[40], running[20];
+    ff_rng rng;
+    ff_rng_seed(&rng, 77);
+    for (int i = 0; i < CB * CD; i++)
+        y[i] = 1.0f + ff_rng_uniform(&rng); /* all active */
+    for (int c = 0; c < 10; c++)
+        running[c] = 0.0f, running[10 + c] = 1.0f;
+    const ff_loss_layer ly = {.channels = 10, .running = running, .scratch = scratch};
+    ff_layer_loss r = {0};
+    ff_objective_layer_loss(&o, y, labels, CB, 0, CD, 0.0f, 1.0f / CB, &ly, g, d, &r);
+    for (int c = 0; c < 10; c++) {
+        double s = 0.0, s2 = 0.0;
+        for (int i = 0; i < CB; i++)
+            for (int q = 0; q < 3; q++) {
+                const double v = y[i * CD + c * 3 + q];
+                s += v;
+                s2 += v * v;
+            }
+        const double mean = s / (CB * 3), var = s2 / (CB * 3) - mean * mean;
+        CHECK_NEAR(running[c], 0.1 * mean, 1e-5);
+        CHECK_NEAR(running[10 + c], 0.9 + 0.1 * var, 1e-5);
+    }
+    float shifted[CB * CD];
+    memcpy(shifted, y, sizeof y);
+    for (int i = 0; i < CB; i++)
+        for (int q = 0; q < 3; q++)
+            shifted[i * CD + 4 * 3 + q] += 5.0f; /* channel 4 */
+    const ff_loss_layer fixed = {.channels = 10, .scratch = scratch}; /* running untouched */
+    ff_layer_loss r2 = {0};
+    ff_objective_layer_loss(&o, shifted, labels, CB, 0, CD, 0.0f, 1.0f / CB, &fixed, g, d, &r2);
+    CHECK_NEAR(r2.loss_pos, r.loss_pos, 1e-4); /* float rounding of the shifted values */
+    /* evaluation reads the running statistics: with mean 0 and variance 1 - eps it is
+     * the plain goodness of each group */
+    for (int c = 0; c < 10; c++)
+        running[c] = 0.0f, running[10 + c] = 1.0f - FF_COMP_BN_EPS;
+    float scores[CB * 10] = {0};
+    ff_class_goodness_add(y, CB, CD, 10, running, 2.0f, scores);
+    for (int i = 0; i < CB; i++)
+        for (int k = 0; k < 10; k++) {
+            const float *x = y + i * CD + k * 3;
+            CHECK_NEAR(scores[i * 10 + k], 2.0f * (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]), 1e-4);
+        }
+}
+
 static void test_competition_gradient(void)
 {
-    check_competition_grad(0.0f);  /* slope 1 */
-    check_competition_grad(10.0f); /* slope 10 / CD: logits = mean square of each group */
+    check_competition_grad(0.0f, 0);  /* slope 1 */
+    check_competition_grad(10.0f, 0); /* slope 10 / CD: logits 10 times each group's share */
+    check_competition_grad(10.0f, 1); /* batch-standardised channels, logits the group means */
+    check_competition_grad(3.0f, 1);
 }
 
 static void test_normalize_gradient(void)
@@ -573,6 +635,7 @@ int main(void)
     RUN(test_loss_gradient);
     RUN(test_pair_loss_gradient);
     RUN(test_competition_gradient);
+    RUN(test_competition_batch_statistics);
     RUN(test_normalize_gradient);
     RUN(test_fc_gradient);
     RUN(test_conv_gradient);

@@ -194,13 +194,15 @@ void __wrap_ff_normalize(const float *x, float *out, int batch, int dim, float e
 }
 
 void __real_ff_objective_layer_loss(const ff_objective *, const float *, const uint8_t *, int, int,
-                                    int, float, float, float *, float *, ff_layer_loss *);
+                                    int, float, float, const ff_loss_layer *, float *, float *,
+                                    ff_layer_loss *);
 void __wrap_ff_objective_layer_loss(const ff_objective *o, const float *y, const uint8_t *labels,
                                     int npos, int nneg, int dim, float theta, float scale,
-                                    float *g, float *dpre, ff_layer_loss *r)
+                                    const ff_loss_layer *ly, float *g, float *dpre,
+                                    ff_layer_loss *r)
 {
-    TIMED(T_LOSS, __real_ff_objective_layer_loss(o, y, labels, npos, nneg, dim, theta, scale, g,
-                                                 dpre, r));
+    TIMED(T_LOSS, __real_ff_objective_layer_loss(o, y, labels, npos, nneg, dim, theta, scale, ly,
+                                                 g, dpre, r));
 }
 
 void __real_ff_goodness(const float *, int, int, float *);

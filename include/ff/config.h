@@ -31,6 +31,9 @@ typedef enum { FF_PASS_ALTERNATE, FF_PASS_JOINT, FF_PASS_COUNT } ff_pass_kind;
 typedef enum { FF_NEG_RANDOM, FF_NEG_HARD, FF_NEG_COUNT } ff_neg_kind;
 typedef enum { FF_LOSS_THRESHOLD, FF_LOSS_PAIRWISE, FF_LOSS_COMPETITION, FF_LOSS_COUNT } ff_loss_kind;
 typedef enum { FF_HARD_GOODNESS, FF_HARD_SOFTMAX, FF_HARD_SCORES_COUNT } ff_hard_scores;
+/* train.competition_norm: each group's goodness from the row scaled to mean square 1
+ * (sample), or from every channel standardised over the batch (batch; objective.h) */
+typedef enum { FF_COMP_SAMPLE, FF_COMP_BATCH, FF_COMP_NORM_COUNT } ff_comp_norm;
 typedef enum { FF_EMBED_OVERLAY, FF_EMBED_CHANNELS, FF_EMBED_PATTERN, FF_EMBED_NONE, FF_EMBED_COUNT } ff_embed_kind;
 typedef enum { FF_PAR_NONE, FF_PAR_DATA, FF_PAR_PIPELINE, FF_PAR_COUNT } ff_par_mode;
 
@@ -76,7 +79,9 @@ typedef struct ff_config {
         int epochs;               /* train.epochs (default 10) */
         int batch_size;           /* train.batch_size (default 100) */
         ff_pass_kind passes;      /* train.passes: alternate | joint */
-        ff_loss_kind loss;        /* train.loss: threshold (the paper's) | pairwise (joint only) */
+        ff_loss_kind loss;        /* train.loss: threshold (the paper's) | pairwise (joint only) |
+                                     competition (label_embedding none) */
+        ff_comp_norm competition_norm; /* train.competition_norm: sample | batch */
         ff_neg_kind negatives;    /* train.negatives: random | hard */
         float hard_temperature;   /* train.hard_temperature: T of the hard draw (default 1) */
         ff_hard_scores hard_scores; /* train.hard_scores: goodness (10 labelled passes per

@@ -53,8 +53,13 @@ typedef struct ff_net {
                                       forward pass keeps for the backward pass; NULL for fc */
     float *patch_mem;              /* the single allocation behind patches */
     size_t n_aux;                  /* floats of training state outside the parameters */
-    float *aux;                    /* running means for peer normalisation (checkpointed) */
+    float *aux;                    /* running means for peer normalisation and the competition
+                                      loss's channel statistics (checkpointed) */
     float *peer_mean[FF_MAX_LAYERS]; /* views into aux: [out dim of layer l] */
+    float *comp_stats[FF_MAX_LAYERS]; /* train.competition_norm batch: views into aux, [2 *
+                                      out channels of layer l] running mean and variance of
+                                      each channel (objective.h); NULL otherwise */
+    float *comp_scratch;           /* competition_norm batch: [4 * largest channel count] */
     float *ones;                   /* [max_batch] of 1.0 for column sums by GEMV */
     float *act_mem;                /* the single allocation behind in/out/dpre/goodness */
     const ff_net_peers *peers;     /* NULL: the whole batch is here */

@@ -14,8 +14,10 @@
  * train.loss competition (channel-wise competition, after CwComp) has no negative
  * data and no label in the input: a layer's output units (conv/local: whole
  * channels of the CHW map; fc: units) fall into FF_CLASS_GROUPS contiguous groups,
- * G_k = the goodness of group k of the output scaled to mean square 1, and each
- * image's loss is the cross-entropy of softmax(slope * G) with its true class.
+ * G_k = the goodness of group k of the output scaled to mean square 1 (or, with
+ * competition_norm batch, of the output with every channel standardised over the
+ * batch: CwComp's batch norm without its affine part), and each image's loss is the
+ * cross-entropy of softmax(slope * G) with its true class.
  * Read out (eval.h): argmax_k of the summed goodness of group k over the layers. */
 #ifndef FF_OBJECTIVE_H
 #define FF_OBJECTIVE_H
@@ -42,7 +44,28 @@ typedef struct ff_objective {
     float logit_scale;          /* train.logit_scale: slope = logit_scale / units (0: slope 1) */
     float peer_strength;        /* train.peer_norm: peer normalisation strength (0 = off) */
     float peer_decay;           /* train.peer_decay: decay of the running mean activities */
+    ff_comp_norm comp_norm;     /* train.competition_norm: sample | batch */
 } ff_objective;
+
+/* What a loss may need to know of the layer beyond its output rows. */
+typedef struct ff_loss_layer {
+    int channels;               /* output channels of the CHW map (fc: units) */
+    float *running;             /* competition_norm batch: [2 * channels] running mean, then
+                                   running variance of each channel (updated by a training
+                                   pass; NULL: not updated); NULL otherwise */
+    float *scratch;             /* competition_norm batch: [4 * channels] floats */
+    /* competition_norm batch with the batch split over processes (data parallel): the
+     * channel sums of every process added up (sum(ctx, v, n): v summed in place), and
+     * the rows of the whole batch; sum NULL: the rows here are the batch */
+    void (*sum)(void *ctx, float *v, int n);
+    void *sum_ctx;
+    int total_rows;
+} ff_loss_layer;
+
+/* competition_norm batch: eps in (y - mean) / sqrt(var + eps), the running
+ * averages' decay (m <- decay m + (1 - decay) batch value) */
+#define FF_COMP_BN_EPS 1e-4f
+#define FF_COMP_BN_DECAY 0.9f
 
 /* Fills o from cfg->train. FF_ERR_USAGE if train.loss is not a known kind
  * (cannot happen for a validated config). */
@@ -60,19 +83,24 @@ float ff_objective_slope(const ff_objective *o, int units);
  * ff_objective_slope(o, dim), loss and gradient are multiplied by scale.
  * g: scratch of ff_objective_scratch(o, npos + nneg) floats. A paired loss without
  * positive rows (a negative-only pass) scores the negatives as threshold does.
- * Competition: nneg must be 0 and dim a multiple of FF_CLASS_GROUPS; r->g_pos is
- * the mean goodness of the true class's group, r->g_neg of the other groups. */
+ * ly: the layer's channels and, for competition_norm batch, its running statistics
+ * and scratch (may be NULL for the other losses).
+ * Competition: nneg must be 0 and ly->channels a multiple of FF_CLASS_GROUPS; r->g_pos
+ * is the mean goodness of the true class's group, r->g_neg of the other groups. */
 void ff_objective_layer_loss(const ff_objective *o, const float *y, const uint8_t *labels,
-                             int npos, int nneg, int dim, float theta, float scale, float *g,
-                             float *dpre, ff_layer_loss *r);
+                             int npos, int nneg, int dim, float theta, float scale,
+                             const ff_loss_layer *ly, float *g, float *dpre, ff_layer_loss *r);
 
 /* Floats of scratch ff_objective_layer_loss needs for `rows` rows. */
 size_t ff_objective_scratch(const ff_objective *o, int rows);
 
-/* scores[i * 10 + k] += w * (the goodness of class group k of row i scaled to mean
- * square 1: dim G_k / sum_j G_j) for a [batch, dim] matrix of ReLU outputs (dim a
- * multiple of FF_CLASS_GROUPS); w = the slope gives the competition loss's logits. */
-void ff_class_goodness_add(const float *y, int batch, int dim, float w, float *scores);
+/* scores[i * 10 + k] += w * (the goodness of class group k of row i) for a [batch,
+ * dim] matrix of ReLU outputs with `channels` channels (a multiple of FF_CLASS_GROUPS):
+ * running NULL (competition_norm sample): of the row scaled to mean square 1, dim G_k /
+ * sum_j G_j; else ([2 * channels], competition_norm batch): of every channel standardised
+ * by the running mean and variance. w = the slope gives the competition loss's logits. */
+void ff_class_goodness_add(const float *y, int batch, int dim, int channels,
+                           const float *running, float w, float *scores);
 
 /* numerically stable log(1 + exp(x)) and 1 / (1 + exp(-x)) */
 float ff_softplus(float x);
