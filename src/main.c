@@ -285,8 +285,11 @@ static int dry_run(const ff_config *cfg, ff_err *err)
                    "-", "-", P->pool == FF_POOL_MAX ? "max" : "avg", P->kernel, P->stride);
         }
         snprintf(shape, sizeof shape, "%dx%dx%d", L->out.c, L->out.h, L->out.w);
-        printf("%-5d %-6s %-14s %12zu %14.0f %14g\n", l, ff_layer_kind_name(L->kind), shape,
-               L->n_weights + L->n_bias, ff_layer_flops(L), L->threshold);
+        char theta[32] = "-"; /* only the threshold loss has one */
+        if (cfg->train.loss == FF_LOSS_THRESHOLD)
+            snprintf(theta, sizeof theta, "%g", L->threshold);
+        printf("%-5d %-6s %-14s %12zu %14.0f %14s\n", l, ff_layer_kind_name(L->kind), shape,
+               L->n_weights + L->n_bias, ff_layer_flops(L), theta);
     }
     double acts = 0.0;
     for (int l = 0; l < net.n_layers; l++)

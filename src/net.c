@@ -115,7 +115,7 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         patch_total += ff_layer_patch_floats(L) * (size_t)max_batch;
         net->n_aux += (size_t)ff_shape_dim(L->out);
         if (batch_norm) {
-            net->n_aux += 2 * (size_t)L->out.c;
+            net->n_aux += 2 * (size_t)L->out.c + 1;
             max_c = (size_t)L->out.c > max_c ? (size_t)L->out.c : max_c;
         }
         if ((size_t)ff_shape_dim(L->out) > max_out)
@@ -174,7 +174,7 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         net->comp_stats[l] = p;
         for (int c = 0; c < C; c++)
             p[C + c] = 1.0f;
-        p += 2 * (size_t)C;
+        p += 2 * (size_t)C + 1; /* + the count of batches seen */
     }
     if (batch_norm)
         net->comp_scratch = p;

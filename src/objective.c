@@ -368,15 +368,23 @@ static void bn_sums_range(void *ctx, size_t c0, size_t c1)
 static void bn_stats(const bn_job *j, double count, float *running)
 {
     const int C = j->C;
+    /* running[2C] counts the batches seen: their plain average until 1 / (1 - decay) of
+     * them, so the first evaluations do not read the initial mean 0 and variance 1 */
+    float d = FF_COMP_BN_DECAY;
+    if (running) {
+        const float seen = running[2 * C];
+        if (seen / (seen + 1.0f) < d)
+            d = seen / (seen + 1.0f);
+        running[2 * C] = seen + 1.0f < 1e6f ? seen + 1.0f : 1e6f;
+    }
     for (int c = 0; c < C; c++) {
         const double mean = j->sums[c] / count;
         const double var = fmax(j->sums[C + c] / count - mean * mean, 0.0);
         j->mu[c] = (float)mean;
         j->inv[c] = (float)(1.0 / sqrt(var + FF_COMP_BN_EPS));
         if (running) {
-            running[c] = FF_COMP_BN_DECAY * running[c] + (1.0f - FF_COMP_BN_DECAY) * (float)mean;
-            running[C + c] =
-                FF_COMP_BN_DECAY * running[C + c] + (1.0f - FF_COMP_BN_DECAY) * (float)var;
+            running[c] = d * running[c] + (1.0f - d) * (float)mean;
+            running[C + c] = d * running[C + c] + (1.0f - d) * (float)var;
         }
     }
 }

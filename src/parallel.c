@@ -666,8 +666,8 @@ void ff_parallel_sync_state(ff_parallel *p)
         for (int r = 0; r < p->size; r++) {
             const int a = p->stage[r], b = p->stage[r + 1] - 1;
             aoff[r] = (size_t)(net->comp_stats[a] - net->aux);
-            an[r] = (size_t)(net->comp_stats[b] - net->aux) + 2 * (size_t)net->layers[b].out.c -
-                    aoff[r];
+            an[r] = (size_t)(net->comp_stats[b] - net->aux) +
+                    2 * (size_t)net->layers[b].out.c + 1 - aoff[r];
         }
         gather_parts(p, t->net.aux, aoff, an);
     }

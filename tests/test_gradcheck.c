@@ -259,16 +259,18 @@ static void test_competition_batch_statistics(void)
     const ff_objective o = {.loss = FF_LOSS_COMPETITION, .logit_scale = 10.0f,
                             .comp_norm = FF_COMP_BATCH};
     const uint8_t labels[CB] = {1, 2, 3, 4};
-    float y[CB * CD], g[CB * FF_CLASS_GROUPS], d[CB * CD], scratch[40], running[20];
+    float y[CB * CD], g[CB * FF_CLASS_GROUPS], d[CB * CD], scratch[40], running[21];
     ff_rng rng;
     ff_rng_seed(&rng, 77);
     for (int i = 0; i < CB * CD; i++)
         y[i] = 1.0f + ff_rng_uniform(&rng); /* all active */
     for (int c = 0; c < 10; c++)
         running[c] = 0.0f, running[10 + c] = 1.0f;
+    running[20] = 30.0f; /* batches seen: past the plain average, the decay applies */
     const ff_loss_layer ly = {.channels = 10, .running = running, .scratch = scratch};
     ff_layer_loss r = {0};
     ff_objective_layer_loss(&o, y, labels, CB, 0, CD, 0.0f, 1.0f / CB, &ly, g, d, &r);
+    CHECK(running[20] == 31.0f);
     for (int c = 0; c < 10; c++) {
         double s = 0.0, s2 = 0.0;
         for (int i = 0; i < CB; i++)
@@ -290,6 +292,16 @@ static void test_competition_batch_statistics(void)
     ff_layer_loss r2 = {0};
     ff_objective_layer_loss(&o, shifted, labels, CB, 0, CD, 0.0f, 1.0f / CB, &fixed, g, d, &r2);
     CHECK_NEAR(r2.loss_pos, r.loss_pos, 1e-4); /* float rounding of the shifted values */
+    /* the first batches: their plain average (no pull toward the initial 0 and 1) */
+    float fresh[21] = {0};
+    const ff_loss_layer first = {.channels = 10, .running = fresh, .scratch = scratch};
+    ff_objective_layer_loss(&o, y, labels, CB, 0, CD, 0.0f, 1.0f / CB, &first, g, d, &r2);
+    const float mean4 = scratch[4], var4 = 1.0f / (scratch[14] * scratch[14]) - FF_COMP_BN_EPS;
+    CHECK(fresh[20] == 1.0f && fresh[4] == mean4);
+    CHECK_NEAR(fresh[14], var4, 1e-4);
+    ff_objective_layer_loss(&o, shifted, labels, CB, 0, CD, 0.0f, 1.0f / CB, &first, g, d, &r2);
+    CHECK(fresh[20] == 2.0f);
+    CHECK_NEAR(fresh[4], mean4 + 2.5f, 1e-5); /* the average of the two batches' means */
     /* evaluation reads the running statistics: with mean 0 and variance 1 - eps it is
      * the plain goodness of each group */
     for (int c = 0; c < 10; c++)

@@ -27,6 +27,8 @@ runs=(
   "paper_fc|configs/paper_fc.yaml|"
   "supervised_deep|configs/supervised_deep.yaml|"
   "fashion_deep|configs/fashion_deep.yaml|"
+  "supervised_competition|configs/supervised_competition.yaml|"
+  "fashion_competition|configs/supervised_competition.yaml|--set data.dir=$fashion"
 )
 want=("$@")
 

@@ -57,8 +57,8 @@ typedef struct ff_net {
                                       loss's channel statistics (checkpointed) */
     float *peer_mean[FF_MAX_LAYERS]; /* views into aux: [out dim of layer l] */
     float *comp_stats[FF_MAX_LAYERS]; /* train.competition_norm batch: views into aux, [2 *
-                                      out channels of layer l] running mean and variance of
-                                      each channel (objective.h); NULL otherwise */
+                                      out channels of layer l + 1] running mean and variance
+                                      of each channel, batches seen (objective.h); else NULL */
     float *comp_scratch;           /* competition_norm batch: [4 * largest channel count] */
     float *ones;                   /* [max_batch] of 1.0 for column sums by GEMV */
     float *act_mem;                /* the single allocation behind in/out/dpre/goodness */

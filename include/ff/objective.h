@@ -50,9 +50,10 @@ typedef struct ff_objective {
 /* What a loss may need to know of the layer beyond its output rows. */
 typedef struct ff_loss_layer {
     int channels;               /* output channels of the CHW map (fc: units) */
-    float *running;             /* competition_norm batch: [2 * channels] running mean, then
-                                   running variance of each channel (updated by a training
-                                   pass; NULL: not updated); NULL otherwise */
+    float *running;             /* competition_norm batch: [2 * channels + 1] running mean,
+                                   then running variance of each channel, then the number of
+                                   batches they have seen (updated by a training pass; NULL:
+                                   not updated); NULL otherwise */
     float *scratch;             /* competition_norm batch: [4 * channels] floats */
     /* competition_norm batch with the batch split over processes (data parallel): the
      * channel sums of every process added up (sum(ctx, v, n): v summed in place), and
@@ -63,7 +64,8 @@ typedef struct ff_loss_layer {
 } ff_loss_layer;
 
 /* competition_norm batch: eps in (y - mean) / sqrt(var + eps), the running
- * averages' decay (m <- decay m + (1 - decay) batch value) */
+ * averages' decay (m <- decay m + (1 - decay) batch value; the plain average of the
+ * batches seen while there are fewer than 1 / (1 - decay)) */
 #define FF_COMP_BN_EPS 1e-4f
 #define FF_COMP_BN_DECAY 0.9f
 
@@ -97,7 +99,7 @@ size_t ff_objective_scratch(const ff_objective *o, int rows);
 /* scores[i * 10 + k] += w * (the goodness of class group k of row i) for a [batch,
  * dim] matrix of ReLU outputs with `channels` channels (a multiple of FF_CLASS_GROUPS):
  * running NULL (competition_norm sample): of the row scaled to mean square 1, dim G_k /
- * sum_j G_j; else ([2 * channels], competition_norm batch): of every channel standardised
+ * sum_j G_j; else ([2 * channels + 1], competition_norm batch): of every channel standardised
  * by the running mean and variance. w = the slope gives the competition loss's logits. */
 void ff_class_goodness_add(const float *y, int batch, int dim, int channels,
                            const float *running, float w, float *scores);
