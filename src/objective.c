@@ -8,8 +8,6 @@
 
 #include <math.h>
 #include <stddef.h>
-#include <stdlib.h>
-#include <string.h>
 
 float ff_softplus(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
 
@@ -548,7 +546,7 @@ static void bn_score_rows(void *ctx, size_t i0, size_t i1)
 }
 
 void ff_class_goodness_add(const float *y, int batch, int dim, int channels,
-                           const float *running, float w, float *scores)
+                           const float *running, float *scratch, float w, float *scores)
 {
     FF_ASSERT(channels % FF_CLASS_GROUPS == 0 && dim % channels == 0);
     if (!running) {
@@ -556,16 +554,14 @@ void ff_class_goodness_add(const float *y, int batch, int dim, int channels,
         ff_pool_for((size_t)batch, 8, class_goodness_rows, &j);
         return;
     }
-    float *mu = malloc(sizeof(float) * 2 * (size_t)channels); /* per evaluated chunk: not hot */
-    FF_ASSERT(mu);
+    FF_ASSERT(scratch);
     for (int c = 0; c < channels; c++) {
-        mu[c] = running[c];
-        mu[channels + c] = 1.0f / sqrtf(running[channels + c] + FF_COMP_BN_EPS);
+        scratch[c] = running[c];
+        scratch[channels + c] = 1.0f / sqrtf(running[channels + c] + FF_COMP_BN_EPS);
     }
-    bn_job j = {.y = y, .scores = scores, .mu = mu, .inv = mu + channels, .dim = dim,
+    bn_job j = {.y = y, .scores = scores, .mu = scratch, .inv = scratch + channels, .dim = dim,
                 .C = channels, .hw = dim / channels, .w = w};
     ff_pool_for((size_t)batch, 8, bn_score_rows, &j);
-    free(mu);
 }
 
 /* indexed by ff_loss_kind; the names are the config schema's (train.loss) */

@@ -307,7 +307,7 @@ static void test_competition_batch_statistics(void)
     for (int c = 0; c < 10; c++)
         running[c] = 0.0f, running[10 + c] = 1.0f - FF_COMP_BN_EPS;
     float scores[CB * 10] = {0};
-    ff_class_goodness_add(y, CB, CD, 10, running, 2.0f, scores);
+    ff_class_goodness_add(y, CB, CD, 10, running, scratch, 2.0f, scores);
     for (int i = 0; i < CB; i++)
         for (int k = 0; k < 10; k++) {
             const float *x = y + i * CD + k * 3;

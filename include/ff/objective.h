@@ -100,9 +100,10 @@ size_t ff_objective_scratch(const ff_objective *o, int rows);
  * dim] matrix of ReLU outputs with `channels` channels (a multiple of FF_CLASS_GROUPS):
  * running NULL (competition_norm sample): of the row scaled to mean square 1, dim G_k /
  * sum_j G_j; else ([2 * channels + 1], competition_norm batch): of every channel standardised
- * by the running mean and variance. w = the slope gives the competition loss's logits. */
+ * by the running mean and variance (scratch: [2 * channels] floats). w = the slope gives
+ * the competition loss's logits. */
 void ff_class_goodness_add(const float *y, int batch, int dim, int channels,
-                           const float *running, float w, float *scores);
+                           const float *running, float *scratch, float w, float *scores);
 
 /* numerically stable log(1 + exp(x)) and 1 / (1 + exp(-x)) */
 float ff_softplus(float x);
