@@ -160,10 +160,11 @@ int ff_trainer_restore(ff_trainer *t, const ff_checkpoint *ck, ff_info_fn info, 
     if (ck->n_params != t->net.n_params || ck->n_state != ff_optim_state_len(&t->opt) ||
         ck->n_aux != t->net.n_aux)
         return ff_err_set(err, FF_ERR_USAGE,
-                          "cannot resume: the model has %llu parameters and %llu optimiser "
-                          "values, the config builds %zu and %zu",
+                          "cannot resume: the model has %llu parameters, %llu optimiser values "
+                          "and %llu running statistics, the config builds %zu, %zu and %zu",
                           (unsigned long long)ck->n_params, (unsigned long long)ck->n_state,
-                          t->net.n_params, ff_optim_state_len(&t->opt));
+                          (unsigned long long)ck->n_aux, t->net.n_params,
+                          ff_optim_state_len(&t->opt), t->net.n_aux);
     if (ck->epoch < 0 || ck->epoch > t->cfg.train.epochs || ck->step < 0 || ck->opt_t < 0)
         return ff_err_set(err, FF_ERR_USAGE,
                           "cannot resume: the model is at epoch %d, step %lld of a run of %d "
