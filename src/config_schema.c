@@ -138,7 +138,9 @@ const ff_key ff_config_keys[] = {
     K_FLOAT("train.peer_norm", train.peer_norm, "0", 0, 1e3, 0, "peer normalisation strength (0 = off)"),
     K_FLOAT("train.logit_scale", train.logit_scale, "0", 0, 1e6, 0,
             "slope of the FF logistic per unit of mean goodness: p(positive) = "
-            "sigmoid(s * (g - theta) / units); 0 = the paper's sigmoid(g - theta)"),
+            "sigmoid(s * (g - theta) / units); 0 = the paper's sigmoid(g - theta); with "
+            "train.loss competition the logits are s times each class group's share of the "
+            "layer's goodness (competition_norm sample) or s / 10 times its mean square (batch)"),
     K_FLOAT("train.peer_decay", train.peer_decay, "0.9", 0, 1, EXCL_MAX,
             "decay of the running mean activity used by peer normalisation"),
     K_BOOL("train.shuffle", train.shuffle, "true", "shuffle the training set every epoch"),
