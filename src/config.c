@@ -570,6 +570,12 @@ static int validate_loss(const pctx *c, const ff_config *cfg)
         return fail(c, emb,
                     "train.loss competition needs model.label_embedding none (the class is read "
                     "from the channel groups, not put into the image)");
+    if (competition && cfg->train.logit_scale <= 0.0f)
+        return fail(c, key_pos(c, "train.loss"),
+                    "train.loss competition needs train.logit_scale > 0 (the slope 1 of "
+                    "logit_scale 0 saturates the softmax over the class groups); 10 makes the "
+                    "logits ten times each group's share of the goodness, configs/"
+                    "supervised_competition.yaml uses 30");
     if (competition && cfg->train.negatives == FF_NEG_HARD)
         return fail(c, key_pos(c, "train.negatives"),
                     "train.loss competition uses no negative data: drop train.negatives hard");

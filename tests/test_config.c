@@ -312,13 +312,16 @@ static const inline_case inline_cases[] = {
     {"model: {layers: [{type: fc, units: 10}], label_embedding: none}\n",
      "inline:1:59: model.label_embedding none (no label in the input) needs train.loss competition"},
     {"model: {layers: [{type: fc, units: 10}], label_embedding: none}\n"
-     "train: {loss: competition, negatives: hard}\n",
+     "train: {loss: competition}\n",
+     "inline:2:15: train.loss competition needs train.logit_scale > 0"},
+    {"model: {layers: [{type: fc, units: 10}], label_embedding: none}\n"
+     "train: {loss: competition, negatives: hard, logit_scale: 10}\n",
      "inline:2:39: train.loss competition uses no negative data"},
     {"mode: unsupervised_backbone\nmodel: {layers: [{type: fc, units: 10}], label_embedding: none}\n"
      "train: {loss: competition}\n",
      "inline:3:15: train.loss competition needs mode supervised"},
     {"model: {layers: [{type: fc, units: 10}], label_embedding: none, label_every_layer: true}\n"
-     "train: {loss: competition}\n",
+     "train: {loss: competition, logit_scale: 10}\n",
      "model.label_every_layer needs model.label_embedding overlay or channels, got none"},
     {L1 "train: {negatives: hard, hard_scores: softmax}\n",
      "inline:2:39: train.hard_scores softmax needs eval.softmax true"},

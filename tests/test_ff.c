@@ -273,8 +273,10 @@ static void test_objective_covers_every_loss(void)
         cfg.model.layers[0] = (ff_layer_cfg){.kind = FF_LAYER_FC, .units = 3};
         cfg.train.passes = FF_PASS_JOINT; /* the pairwise loss needs it */
         cfg.train.loss = (ff_loss_kind)k;
-        if (k == FF_LOSS_COMPETITION) /* no label in the input: classes from the groups */
+        if (k == FF_LOSS_COMPETITION) { /* no label in the input: classes from the groups */
             cfg.model.label_embedding = FF_EMBED_NONE;
+            cfg.train.logit_scale = 10.0f;
+        }
         ff_objective o;
         CHECK(ff_objective_from_config(&o, &cfg, NULL) == FF_OK && o.loss == (ff_loss_kind)k);
         char yaml[8192];
