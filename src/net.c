@@ -128,8 +128,12 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
                    cfg->model.n_layers - 1);
         return layer_error_at(cfg, cfg->model.n_layers - 1, err);
     }
+    /* net->goodness is the loss's scratch, which peer normalisation reuses for max_batch
+     * column means */
+    size_t scratch = ff_objective_scratch(&obj, max_batch);
+    scratch = scratch > (size_t)max_batch ? scratch : (size_t)max_batch;
     size_t act_total =
-        (acts + max_out + 1 + FF_CLASS_GROUPS) * (size_t)max_batch + net->n_aux + 4 * max_c;
+        (acts + max_out + 1) * (size_t)max_batch + scratch + net->n_aux + 4 * max_c;
     if ((rc = alloc_floats(&net->params, net->n_params, "parameters", err)) ||
         (rc = alloc_floats(&net->grads, net->n_params, "gradients", err)) ||
         (rc = alloc_floats(&net->act_mem, act_total, "activations", err)) ||
@@ -158,8 +162,8 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
     }
     net->dpre = p;
     p += max_out * (size_t)max_batch;
-    net->goodness = p; /* ff_objective_scratch of max_batch rows for any loss */
-    p += FF_CLASS_GROUPS * (size_t)max_batch;
+    net->goodness = p;
+    p += scratch;
     net->ones = p;
     for (int i = 0; i < max_batch; i++)
         net->ones[i] = 1.0f;

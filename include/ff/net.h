@@ -47,7 +47,7 @@ typedef struct ff_net {
                                       layer l - 1 followed by 10 label planes (CHW channels) */
     float *out[FF_MAX_LAYERS];     /* ReLU output of layer l: [max_batch, out dim] */
     float *dpre;                   /* [max_batch, max out dim] scratch for gradients */
-    float *goodness;               /* [max_batch] scratch */
+    float *goodness;               /* scratch: ff_objective_scratch of max_batch rows (at least max_batch) */
     float *ws;                     /* layer workspace */
     float *patches[FF_MAX_LAYERS]; /* conv/local: [max_batch, patch floats] the training
                                       forward pass keeps for the backward pass; NULL for fc */
