@@ -181,7 +181,9 @@ const ff_key ff_config_keys[] = {
 
     {.path = "clf.layers", .type = FF_KEY_INTLIST, AT(clf.layers),
      .count_offset = offsetof(ff_config, clf.n_layers), .min = 0, .max = FF_MAX_LAYERS - 1,
-     .help = "0-based indices of the layers the classifier reads ([] = the last three)"},
+     .help = "0-based indices of the trainable layers (pools not counted) the classifier reads "
+             "(unsupervised_clf) or the softmax head of eval.softmax reads (supervised); [] = "
+             "the last three (unsupervised_clf), every layer but the first (supervised)"},
     K_INT("clf.epochs", clf.epochs, "10", 1, 1e6, "classifier training epochs"),
     K_FLOAT("clf.lr", clf.lr, "0.001", 0, 10, EXCL_MIN,
             "classifier learning rate (unsupervised_clf, and the softmax head of eval.softmax)"),
@@ -227,6 +229,12 @@ const ff_key ff_layer_keys[] = {
      .help = "pool: max or avg (mean) over each kernel x kernel window"},
     {.path = "threshold", .type = FF_KEY_FLOAT, LAT(threshold), .min = 0, .max = 1e9,
      .def = "0", .help = "goodness threshold theta (0 = the number of output units)"},
+    {.path = "train_epochs", .type = FF_KEY_INT, LAT(train_epochs), .min = 0, .max = 1e6,
+     .def = "0",
+     .help = "the layer learns during the first N epochs only, then stays frozen (its forward "
+             "pass still feeds the layers above and the readouts; no loss, gradient or update): "
+             "early layers can stop while later ones go on; 0 (or N >= train.epochs) = every "
+             "epoch; not with parallel.mode data or pipeline"},
 };
 const size_t ff_layer_n_keys = sizeof ff_layer_keys / sizeof ff_layer_keys[0];
 

@@ -58,6 +58,7 @@ int ff_layer_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
                           ops->name, l->n_weights, FF_LAYER_MAX_FLOATS);
     l->threshold = cfg->threshold > 0 ? cfg->threshold : (float)ff_shape_dim(l->out);
     l->slope = 1.0f;
+    l->train_epochs = cfg->train_epochs;
     return FF_OK;
 }
 

@@ -234,7 +234,7 @@ static double conv_flops(const ff_layer *l)
 
 const ff_layer_ops ff_conv_ops = {
     .name = "conv",
-    .keys = "channels kernel stride padding threshold",
+    .keys = "channels kernel stride padding threshold train_epochs",
     .required = "channels kernel",
     .receptive_fields = 1,
     .setup = conv_setup,

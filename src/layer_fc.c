@@ -68,7 +68,7 @@ static double fc_flops(const ff_layer *l) { return (double)l->n_weights; }
 
 const ff_layer_ops ff_fc_ops = {
     .name = "fc",
-    .keys = "units threshold",
+    .keys = "units threshold train_epochs",
     .required = "units",
     .setup = fc_setup,
     .fan_in = fc_fan_in,

@@ -158,7 +158,7 @@ static double local_flops(const ff_layer *l)
 
 const ff_layer_ops ff_local_ops = {
     .name = "local",
-    .keys = "channels kernel stride padding threshold",
+    .keys = "channels kernel stride padding threshold train_epochs",
     .required = "channels kernel",
     .receptive_fields = 1,
     .setup = local_setup,

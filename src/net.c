@@ -389,10 +389,17 @@ void ff_net_ff_grads_layers(ff_net *net, const ff_objective *obj, const float *x
                             ff_layer_loss *out)
 {
     const int rows = npos + nneg;
-    forward_layers(net, x, l0, l1, rows, 1);
+    int l_end = l1; /* frozen layers at the top need no forward pass here */
+    while (!net->peers && l1 == net->n_layers && l_end > l0 && net->frozen[l_end - 1])
+        l_end--;
+    forward_layers(net, x, l0, l_end, rows, 1);
     for (int l = l0; l < l1; l++) {
         ff_layer *L = &net->layers[l];
         ff_layer_loss r = {0};
+        if (out)
+            out[l] = r;
+        if (l >= l_end || net->frozen[l])
+            continue;
         const ff_net_peers *P = net->peers;
         const ff_loss_layer ly = {.channels = L->out.c, .running = net->comp_stats[l],
                                   .scratch = net->comp_stats[l] ? net->comp_scratch : NULL,

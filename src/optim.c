@@ -153,6 +153,14 @@ void ff_optim_step_range(ff_optim *o, float *params, const float *grads, float l
     step_range(o, params, grads, lr, off, n);
 }
 
+void ff_optim_step_ranges(ff_optim *o, float *params, const float *grads, float lr,
+                          const size_t *off, const size_t *n, int count)
+{
+    o->t++;
+    for (int i = 0; i < count; i++)
+        step_range(o, params, grads, lr, off[i], n[i]);
+}
+
 float ff_schedule_lr(const ff_config *cfg, int64_t step, int64_t total)
 {
     return cfg->optimizer.lr * ff_schedule_scale(cfg, step, total);

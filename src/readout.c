@@ -184,14 +184,16 @@ int ff_readout_layers(const ff_config *cfg, const ff_net *net, int layers[FF_MAX
 {
     const int L = net->n_layers;
     int n = 0;
-    if (cfg->mode == FF_MODE_SUPERVISED) {
+    if (cfg->mode == FF_MODE_SUPERVISED && cfg->clf.n_layers == 0) {
         for (int l = L > 1 ? 1 : 0; l < L; l++)
             layers[n++] = l;
     } else if (cfg->clf.n_layers > 0) {
         for (int j = 0; j < cfg->clf.n_layers; j++) {
             if (cfg->clf.layers[j] < 0 || cfg->clf.layers[j] >= L)
-                return ff_err_set(err, FF_ERR_USAGE, "clf.layers.%d is %d, but the backbone has "
-                                  "only %d layer%s (0-based indices)", j, cfg->clf.layers[j], L,
+                return ff_err_set(err, FF_ERR_USAGE, "clf.layers.%d is %d, but the %s has "
+                                  "only %d trainable layer%s (0-based indices, pools not counted)",
+                                  j, cfg->clf.layers[j],
+                                  cfg->mode == FF_MODE_SUPERVISED ? "net" : "backbone", L,
                                   L == 1 ? "" : "s");
             layers[n++] = cfg->clf.layers[j];
         }

@@ -109,6 +109,8 @@ static int log_scalars(ff_run *r, ff_err *err)
     int rc = FF_OK;
     for (int l = 0; l < r->tr.net.n_layers && !rc; l++) {
         const layer_sums *s = &r->sums[l];
+        if (r->tr.net.frozen[l]) /* past its train_epochs: no loss to show */
+            continue;
         snprintf(tag, sizeof tag, "layer%d/loss", l);
         rc = ff_summary_scalar(r->tb, tag, step, (float)((s->loss_pos + s->loss_neg) / nb), err);
         snprintf(tag, sizeof tag, "layer%d/goodness_pos", l);

@@ -268,8 +268,34 @@ static void update(ff_trainer *t, float lr)
         const ff_layer *a = &t->net.layers[P->layer_first], *b = &t->net.layers[P->layer_end - 1];
         ff_optim_step_range(&t->opt, t->net.params, t->net.grads, lr, a->param_off,
                             b->param_off + b->n_weights + b->n_bias - a->param_off);
+    } else if (t->n_frozen > 0) { /* the runs of layers still learning */
+        size_t off[FF_MAX_LAYERS], n[FF_MAX_LAYERS];
+        int runs = 0;
+        for (int l = 0; l < t->net.n_layers; l++) {
+            const ff_layer *L = &t->net.layers[l];
+            if (t->net.frozen[l])
+                continue;
+            if (runs > 0 && !t->net.frozen[l - 1]) {
+                n[runs - 1] += L->n_weights + L->n_bias;
+                continue;
+            }
+            off[runs] = L->param_off;
+            n[runs++] = L->n_weights + L->n_bias;
+        }
+        ff_optim_step_ranges(&t->opt, t->net.params, t->net.grads, lr, off, n, runs);
     } else {
         ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);
+    }
+}
+
+/* net.frozen from each layer's train_epochs at the current epoch (t->n_frozen: how many) */
+static void freeze_layers(ff_trainer *t)
+{
+    t->n_frozen = 0;
+    for (int l = 0; l < t->net.n_layers; l++) {
+        const int n = t->net.layers[l].train_epochs;
+        t->net.frozen[l] = n > 0 && t->epoch >= n;
+        t->n_frozen += t->net.frozen[l];
     }
 }
 
@@ -411,7 +437,10 @@ void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st)
         ff_draw_shifts(&t->rng, cfg->train.jitter, B, t->shifts);
     int f;
     const int n = share_of(t, &f);
-    if (competition) { /* no negative data: one pass of the images, classes beside them */
+    freeze_layers(t);
+    if (t->n_frozen == t->net.n_layers) {
+        /* every layer has stopped learning: only the softmax head below */
+    } else if (competition) { /* no negative data: one pass of the images, classes beside them */
         embed(t, idx, pos, 0, t->x);
         ff_pass(t, pos + f, n, 0, st);
         update(t, lr);

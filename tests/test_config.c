@@ -14,6 +14,7 @@ static const char *const documented_keys[] = {
     "name", "mode", "seed", "data.dir", "data.train_limit", "data.test_limit", "data.cache", "data.hybrid_blur", "model.layers",
     "model.layers[].type", "model.layers[].units", "model.layers[].channels", "model.layers[].kernel",
     "model.layers[].stride", "model.layers[].padding", "model.layers[].kind", "model.layers[].threshold",
+    "model.layers[].train_epochs",
     "model.label_embedding",
     "model.label_every_layer", "model.norm_eps",
     "train.epochs", "train.batch_size", "train.passes", "train.negatives", "train.jitter", "train.peer_norm",
@@ -299,6 +300,14 @@ static const inline_case inline_cases[] = {
     {"model: {layers: [fc]}\n", "inline:1:18: expected a mapping for model.layers.0, got 'fc'"},
     {"model: {layers: [{type: fc, units: 10}], {a: 1}: 2}\n", "inline:1:42: expected a plain key in model, got a mapping"},
     {L1 "clf: {layers: [0, 0]}\n", "clf.layers lists layer 0 twice"},
+    {"model: {layers: [{type: fc, units: 10, train_epochs: -1}]}\n",
+     "model.layers.0.train_epochs must be between 0 and 1000000, got -1"},
+    {"model: {layers: [{type: pool, kernel: 2, train_epochs: 3}, {type: fc, units: 10}]}\n",
+     "inline:1:42: model.layers.0.train_epochs does not apply to a pool layer"},
+    {"model: {layers: [{type: fc, units: 10}, {type: fc, units: 10, train_epochs: 2}]}\n"
+     "parallel: {mode: data}\n",
+     "inline:1:41: model.layers.1.train_epochs: layers that stop learning are not supported "
+     "with parallel.mode data"},
     {"model: {layers: [{type: fc, units: 10}], label_embedding: pattern, label_every_layer: true}\n",
      "inline:1:87: model.label_every_layer needs model.label_embedding overlay or channels, got pattern"},
     {"mode: unsupervised_backbone\nmodel: {layers: [{type: fc, units: 10}], label_every_layer: yes}\n",
@@ -760,11 +769,11 @@ static void test_visit(void)
     CHECK((i = find_key(v, "data.dir")) >= 0 && !strcmp(v->strings[i], "/tmp/mnist data"));
     CHECK((i = find_key(v, "train.epochs")) >= 0 && v->numbers[i] == 3);
     CHECK((i = find_key(v, "clf.layers")) >= 0 && v->types[i] == FF_HP_STRING && !strcmp(v->strings[i], "[0, 2]"));
-    /* keys are unique: the documented keys but model.layers and its 8 fields, + 6 conv + 6 local + 3 fc */
+    /* keys are unique: the documented keys but model.layers and its 9 fields, + 7 conv + 7 local + 4 fc */
     for (int a = 0; a < v->n; a++)
         for (int b = 0; b < a; b++)
             CHECK(strcmp(v->keys[a], v->keys[b]) != 0);
-    CHECK(v->n == (int)N_DOCUMENTED - 9 + 6 + 6 + 3);
+    CHECK(v->n == (int)N_DOCUMENTED - 10 + 7 + 7 + 4);
     free(v);
 }
 

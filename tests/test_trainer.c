@@ -268,6 +268,71 @@ static void test_competition_learns(void)
     ff_trainer_free(&t);
 }
 
+/* model.layers[].train_epochs (CwComp's early-layer stop): the first epoch is the
+ * unfrozen run's bit for bit; then a layer past its epochs keeps its weights and
+ * optimiser state and reports no loss while the others go on; with every layer
+ * frozen only the softmax head learns. clf.layers picks the head's layers. */
+static void test_train_epochs_freeze(void)
+{
+    ff_config base, cfg;
+    quick_config(&base, "freeze");
+    ff_err err;
+    const char *sets[] = {"data.train_limit=500", "train.epochs=3", "clf.layers=[0, 1]"};
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
+        CHECK(ff_config_set(&base, sets[i], &err) == FF_OK);
+    cfg = base;
+    CHECK(ff_config_set(&cfg, "model.layers.0.train_epochs=1", &err) == FF_OK);
+    CHECK(ff_config_set(&cfg, "model.layers.1.train_epochs=2", &err) == FF_OK);
+    CHECK(ff_config_validate(&base, &err) == FF_OK && ff_config_validate(&cfg, &err) == FF_OK);
+    ff_trainer a, b;
+    CHECK(ff_trainer_create(&a, &cfg, NULL, NULL, &err) == FF_OK);
+    CHECK(ff_trainer_create(&b, &base, NULL, NULL, &err) == FF_OK);
+    CHECK(a.ro_n == 2 && a.ro_layers[0] == 0 && a.ro_layers[1] == 1);
+    const ff_layer *L0 = &a.net.layers[0], *L1 = &a.net.layers[1];
+    const size_t n0 = L0->n_weights + L0->n_bias, n1 = L1->n_weights + L1->n_bias;
+    const size_t ns = ff_optim_state_len(&a.opt) / a.net.n_params; /* Adam: m then v */
+    CHECK(ns == 2);
+    float *snap = malloc(sizeof(float) * a.net.n_params), *head = malloc(sizeof(float) * a.ro.n_params);
+    float *m0 = malloc(sizeof(float) * n0);
+    CHECK(snap && head && m0);
+    ff_step_stats st;
+    while (a.epoch < 1) {
+        ff_trainer_next(&a, &st);
+        ff_trainer_next(&b, &st);
+    }
+    CHECK(same_floats(a.net.params, b.net.params, a.net.n_params)); /* nothing frozen yet */
+    memcpy(snap, a.net.params, sizeof(float) * a.net.n_params);
+    memcpy(m0, a.opt.state + L0->param_off, sizeof(float) * n0);
+    const int64_t t0 = a.opt.t;
+    int steps = 0;
+    while (a.epoch < 2) { /* layer 0 frozen, layer 1 learning */
+        ff_trainer_next(&a, &st);
+        CHECK(st.loss_pos[0] == 0.0 && st.loss_neg[0] == 0.0);
+        CHECK(st.loss_pos[1] + st.loss_neg[1] > 0.0);
+        steps++;
+    }
+    CHECK(a.opt.t == t0 + steps);
+    CHECK(same_floats(a.net.params + L0->param_off, snap + L0->param_off, n0));
+    CHECK(same_floats(a.opt.state + L0->param_off, m0, n0));
+    CHECK(!same_floats(a.net.params + L1->param_off, snap + L1->param_off, n1));
+    memcpy(snap, a.net.params, sizeof(float) * a.net.n_params);
+    memcpy(head, a.ro.params, sizeof(float) * a.ro.n_params);
+    while (a.epoch < 3) { /* all frozen: the head alone */
+        ff_trainer_next(&a, &st);
+        CHECK(st.loss_pos[1] == 0.0 && st.loss_neg[1] == 0.0);
+    }
+    CHECK(same_floats(a.net.params, snap, a.net.n_params));
+    CHECK(!same_floats(a.ro.params, head, a.ro.n_params));
+    ff_eval_result r;
+    ff_trainer_evaluate(&a, a.epoch, &r);
+    CHECK(r.error_goodness < 0.8 && r.error_softmax < 0.5); /* chance: 0.9 */
+    free(snap);
+    free(head);
+    free(m0);
+    ff_trainer_free(&a);
+    ff_trainer_free(&b);
+}
+
 static int count_finite_models(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -419,6 +484,7 @@ int main(void)
     RUN(test_model_prefix_claims);
     RUN(test_clf_resume);
     RUN(test_competition_learns);
+    RUN(test_train_epochs_freeze);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)

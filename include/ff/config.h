@@ -46,6 +46,8 @@ typedef struct ff_layer_cfg {
     int padding;      /* conv/local: zero padding on each side (default 0) */
     ff_pool_kind pool; /* pool: max | avg (its `kind` key) */
     float threshold;  /* goodness threshold theta; 0 = default (number of output units) */
+    int train_epochs; /* trainable layers: trains during the first N epochs, then frozen
+                         (forward pass only); 0 = every epoch */
     int line, col;    /* 1-based position of the layer in the YAML (0 if not from a file) */
 } ff_layer_cfg;
 

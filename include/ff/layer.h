@@ -33,6 +33,7 @@ typedef struct ff_layer {
                                touch them: a plane has its value in every window */
     float threshold;        /* goodness threshold theta */
     float slope;            /* FF logistic slope: p(positive) = sigmoid(slope * (g - theta)) */
+    int train_epochs;       /* learns during the first train_epochs epochs only (0 = always) */
     size_t n_weights;       /* number of floats in W */
     size_t n_bias;          /* number of floats in b */
     size_t param_off;       /* offset of W in the net's flat buffers; b follows W */

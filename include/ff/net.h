@@ -63,6 +63,9 @@ typedef struct ff_net {
     float *ones;                   /* [max_batch] of 1.0 for column sums by GEMV */
     float *act_mem;                /* the single allocation behind in/out/dpre/goodness */
     const ff_net_peers *peers;     /* NULL: the whole batch is here */
+    unsigned char frozen[FF_MAX_LAYERS]; /* 1: layer l is past its train_epochs: the FF pass
+                                      runs its forward only (no loss, statistics or
+                                      gradients); set by the trainer for each step */
 } ff_net;
 
 /* 1 if a pool entry of model.layers precedes trainable layer l (net->pool[l]). */
@@ -114,7 +117,9 @@ void ff_net_forward_goodness(ff_net *net, const float *x, int batch, int l_first
  * With obj->peer_strength > 0, the positive rows also update each unit's running
  * mean activity m_j <- decay m_j + (1 - decay) mean_i y_ij and add the gradient
  * of strength * mean_j (mean_k m_k - m_j)^2 (the pull of every unit's mean
- * toward the layer's average; reported in out[l].peer_loss). */
+ * toward the layer's average; reported in out[l].peer_loss). A frozen layer
+ * (net->frozen[l]) only passes its output on: out[l] is zero and its gradients
+ * are left as they were. */
 void ff_net_ff_grads(ff_net *net, const ff_objective *obj, const float *x, const uint8_t *labels,
                      int npos, int nneg, float scale, ff_layer_loss *out);
 

@@ -53,6 +53,12 @@ void ff_optim_step(ff_optim *o, float *params, const float *grads, float lr);
 void ff_optim_step_range(ff_optim *o, float *params, const float *grads, float lr, size_t off,
                          size_t n);
 
+/* One step on the `count` ranges [off[i], off[i] + n[i]) (the layers still learning
+ * while others are frozen): each range changes exactly as in ff_optim_step, the
+ * others not at all; the step count advances once. */
+void ff_optim_step_ranges(ff_optim *o, float *params, const float *grads, float lr,
+                          const size_t *off, const size_t *n, int count);
+
 /* The factor cfg->schedule applies to the base learning rate at `step` (0-based)
  * of `total` steps: 1 before the decay starts, down to schedule.final_lr_scale. */
 float ff_schedule_scale(const ff_config *cfg, int64_t step, int64_t total);

@@ -86,9 +86,9 @@ int ff_readout_feature_dim(const ff_net *net, const int *layers, int n_layers);
 void ff_readout_features(const ff_net *net, const int *layers, int n_layers, int batch,
                          float *out);
 
-/* The layers the readout reads for cfg->mode: supervised, every layer except
- * the first (layer 0 alone for a one-layer net); otherwise cfg->clf.layers, or
- * the last three layers (all, if fewer) when clf.layers is empty. FF_ERR_USAGE
+/* The layers the readout reads: cfg->clf.layers if given; else for mode
+ * supervised every layer except the first (layer 0 alone for a one-layer net),
+ * for the others the last three layers (all, if fewer). FF_ERR_USAGE
  * if a clf layer does not exist in net (the backbone may come from a model file). */
 int ff_readout_layers(const ff_config *cfg, const ff_net *net, int layers[FF_MAX_LAYERS],
                       int *n_layers, ff_err *err);

@@ -104,6 +104,7 @@ typedef struct ff_trainer {
     int64_t step, total_steps;     /* batches done in the run / planned */
     int epoch;                     /* epochs completed */
     int batch_in_epoch;            /* batches done in epoch `epoch + 1` */
+    int n_frozen;                  /* layers past their train_epochs this step (net.frozen) */
     float *x;            /* [net.max_batch, in_dim] embedded inputs (pos then neg for joint) */
     float *scores;       /* [net.max_batch * 10] goodness scores for eval / hard negatives */
     int *order;          /* the current epoch's sample order */
