@@ -94,9 +94,9 @@ const ff_key ff_config_keys[] = {
 
     {.path = "model.layers", .type = FF_KEY_LAYERS, AT(model.layers),
      .help = "the layers, in order: {type: fc, units: N}, {type: conv|local, channels: C, kernel: K, "
-             "stride: S, padding: P} or {type: pool, kind: max|avg, kernel: K, stride: S} (no "
-             "parameters or goodness: it reshapes the next layer's input); at least one "
-             "trainable layer (see model.layers[].* below)"},
+             "stride: S, padding: P} (conv also groups: G) or {type: pool, kind: max|avg, "
+             "kernel: K, stride: S} (no parameters or goodness: it reshapes the next layer's "
+             "input); at least one trainable layer (see model.layers[].* below)"},
     K_ENUM("model.label_embedding", model.label_embedding, embed_names, "overlay",
            "how the label enters the input (none: the image alone, for train.loss competition)"),
     K_BOOL("model.label_every_layer", model.label_every_layer, "false",
@@ -225,6 +225,12 @@ const ff_key ff_layer_keys[] = {
     {.path = "padding", .type = FF_KEY_INT, LAT(padding), .min = 0, .max = 1023, .def = "0",
      .help = "zeros added on each side of the input (less than kernel); output side "
              "(in + 2 padding - kernel) / stride + 1"},
+    {.path = "groups", .type = FF_KEY_INT, LAT(groups), .min = 1, .max = 4096, .def = "1",
+     .help = "conv: grouped convolution (as PyTorch's groups): input and output channels in G "
+             "consecutive blocks, output block g sees only input block g; both channel counts "
+             "must be multiples of G; no label planes (label_embedding channels, "
+             "label_every_layer) with G > 1; with train.loss competition, groups 10 keeps each "
+             "class group's channels to one block"},
     {.path = "kind", .type = FF_KEY_ENUM, LAT(pool), .names = pool_names, .def = "max",
      .help = "pool: max or avg (mean) over each kernel x kernel window"},
     {.path = "threshold", .type = FF_KEY_FLOAT, LAT(threshold), .min = 0, .max = 1e9,

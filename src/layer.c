@@ -48,6 +48,7 @@ int ff_layer_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
     l->kernel = cfg->kernel;
     l->stride = cfg->stride;
     l->pad = cfg->padding;
+    l->groups = 1; /* conv's setup takes cfg->groups */
     l->pool = cfg->pool;
     if ((rc = ops->setup(l, cfg, in, index, err)) ||
         (rc = check_shape(l->out, "output", index, err)))

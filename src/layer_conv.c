@@ -1,7 +1,12 @@
 /* layer_conv.c - weight-shared convolution + ReLU on im2col and OpenBLAS sgemm.
  *
  * W is [out_c, K] row-major with K = in_c * k * k in (c, ki, kj) order, b is
- * [out_c]. Zero padding `padding` (l->pad); geometry in include/ff/im2col.h. Samples are stacked into
+ * [out_c]. Grouped (l->groups = G > 1, as PyTorch's groups): W is [out_c, Kg] with
+ * Kg = K / G, the weights of output channel c over input block c / (out_c / G);
+ * im2col still takes every input channel once, so group g's patch columns are the
+ * contiguous range [g Kg, (g + 1) Kg) of col, and every product below is one sgemm
+ * per group on those columns (ldb K) and that group's rows of W and t (or d).
+ * Zero padding `padding` (l->pad); geometry in include/ff/im2col.h. Samples are stacked into
  * large sgemms (per-sample GEMMs are small and slow at the paper's 2x2..4x4 output
  * grids), in rounds of n = FF_CONV_CHUNK samples:
  *   forward:  col [n*P, K] = im2col(x);  t [n*P, out_c] = col W^T;
@@ -32,7 +37,14 @@ static int conv_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int ind
     int rc = ff_patch_setup(l, cfg, in, index, "conv", err);
     if (rc)
         return rc;
-    l->n_weights = (size_t)l->out.c * (size_t)ff_patch_size(l);
+    const int G = cfg->groups > 0 ? cfg->groups : 1; /* 0: a config built in code */
+    if (l->in.c % G || l->out.c % G)
+        return ff_err_set(err, FF_ERR_USAGE,
+                          "layer %d: conv groups %d must divide both its input channels (%d) and "
+                          "its output channels (%d)",
+                          index, G, l->in.c, l->out.c);
+    l->groups = G;
+    l->n_weights = (size_t)l->out.c * (size_t)(ff_patch_size(l) / G);
     l->n_bias = (size_t)l->out.c;
     return FF_OK;
 }
@@ -127,9 +139,11 @@ static void conv_forward(const ff_layer *l, const float *x, float *y, int batch,
                          float *patches)
 {
     const int Kv = ff_patch_size_varying(l), K = ff_patch_size(l), P = ff_patch_count(l);
-    const int C = l->out.c, nc = l->const_c;
+    const int C = l->out.c, nc = l->const_c, ng = l->groups;
+    const int Cg = C / ng, Kg = Kv / ng, ldw = K / ng; /* one group: C, Kv, K */
     const size_t in_dim = (size_t)ff_shape_dim(l->in), out_dim = (size_t)ff_shape_dim(l->out);
     const ff_shape varying = {l->in.c - nc, l->in.h, l->in.w};
+    FF_ASSERT(ng == 1 || nc == 0);
     float *t = ws + (size_t)chunk(batch) * P * Kv;
     int32_t *index = (int32_t *)(t + (size_t)chunk(batch) * P * C + 16 * (size_t)C);
     float *a = NULL;
@@ -146,8 +160,11 @@ static void conv_forward(const ff_layer *l, const float *x, float *y, int batch,
         float *col = patches ? patches + (size_t)i0 * P * Kv : ws;
         ff_im2col(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->pad, l->out, col,
                   index);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, n * P, Kv, 1.0f, l->W, K, col, Kv,
-                    0.0f, t, (int)t_ld(l, n));
+        const size_t ld = t_ld(l, n);
+        for (int g = 0; g < ng; g++) /* t rows of group g = W_g col[:, group g's columns]^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cg, n * P, Kg, 1.0f,
+                        l->W + (size_t)g * Cg * ldw, ldw, col + (size_t)g * Kg, Kv, 0.0f,
+                        t + (size_t)g * Cg * ld, (int)ld);
         bias_relu(l, t, y + i0 * out_dim, n, a ? a + (size_t)i0 * C : NULL,
                   ws + tables_offset(l, batch));
     }
@@ -195,9 +212,11 @@ static void conv_backward(const ff_layer *l, const float *x, const float *patche
                           const float *dpre, int batch, float beta, float *ws)
 {
     const int Kv = ff_patch_size_varying(l), K = ff_patch_size(l), P = ff_patch_count(l);
-    const int C = l->out.c, nc = l->const_c;
+    const int C = l->out.c, nc = l->const_c, ng = l->groups;
+    const int Cg = C / ng, Kg = Kv / ng, ldw = K / ng; /* one group: C, Kv, K */
     const size_t in_dim = (size_t)ff_shape_dim(l->in), out_dim = (size_t)ff_shape_dim(l->out);
     const ff_shape varying = {l->in.c - nc, l->in.h, l->in.w};
+    FF_ASSERT(ng == 1 || nc == 0);
     float *d = ws + (size_t)chunk(batch) * P * Kv;
     int32_t *index = (int32_t *)(d + (size_t)chunk(batch) * P * C);
     for (int i0 = 0; i0 < batch; i0 += FF_CONV_CHUNK) {
@@ -207,8 +226,10 @@ static void conv_backward(const ff_layer *l, const float *x, const float *patche
             ff_im2col(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->pad, l->out,
                       ws, index);
         ff_channels_to_rows(dpre + i0 * out_dim, d, n, C, P);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, Kv, n * P, 1.0f, d, n * P, col,
-                    Kv, i0 ? 1.0f : beta, l->gW, K);
+        for (int g = 0; g < ng; g++) /* gW_g (+)= d_g col[:, group g's columns] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cg, Kg, n * P, 1.0f,
+                        d + (size_t)g * Cg * n * P, n * P, col + (size_t)g * Kg, Kv,
+                        i0 ? 1.0f : beta, l->gW + (size_t)g * Cg * ldw, ldw);
     }
     float *G = ws + rounds_floats(l, batch), *V = G + (size_t)C * nc;
     float *r = V + (size_t)batch * nc; /* G [C, nc], V [batch, nc], r [batch, C] */
@@ -224,17 +245,18 @@ static void conv_backward(const ff_layer *l, const float *x, const float *patche
 
 static size_t conv_fan_in(const ff_layer *l) { return l->n_weights / (size_t)l->out.c; }
 
-/* im2col channels through the GEMM, constant planes as one per-sample bias */
+/* im2col channels through the GEMM (each output channel over its group's Kv / G),
+ * constant planes as one per-sample bias */
 static double conv_flops(const ff_layer *l)
 {
     const double P = ff_patch_count(l), C = l->out.c;
-    const double per_location = C * (ff_patch_size_varying(l) + l->const_c);
+    const double per_location = C * (ff_patch_size_varying(l) / l->groups + l->const_c);
     return P * per_location - (P - 1) * C * l->const_c;
 }
 
 const ff_layer_ops ff_conv_ops = {
     .name = "conv",
-    .keys = "channels kernel stride padding threshold train_epochs",
+    .keys = "channels kernel stride padding groups threshold train_epochs",
     .required = "channels kernel",
     .receptive_fields = 1,
     .setup = conv_setup,

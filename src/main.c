@@ -288,8 +288,11 @@ static int dry_run(const ff_config *cfg, ff_err *err)
         char theta[32] = "-"; /* only the threshold loss has one */
         if (cfg->train.loss == FF_LOSS_THRESHOLD)
             snprintf(theta, sizeof theta, "%g", L->threshold);
-        printf("%-5d %-6s %-14s %12zu %14.0f %14s\n", l, ff_layer_kind_name(L->kind), shape,
-               L->n_weights + L->n_bias, ff_layer_flops(L), theta);
+        char groups[32] = ""; /* grouped conv */
+        if (L->groups > 1)
+            snprintf(groups, sizeof groups, "  (groups %d)", L->groups);
+        printf("%-5d %-6s %-14s %12zu %14.0f %14s%s\n", l, ff_layer_kind_name(L->kind), shape,
+               L->n_weights + L->n_bias, ff_layer_flops(L), theta, groups);
     }
     double acts = 0.0;
     for (int l = 0; l < net.n_layers; l++)

@@ -106,6 +106,13 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
             return layer_error_at(cfg, ci, err);
         }
         L->const_c = label_planes(cfg, l, L);
+        if (L->groups > 1 && L->const_c) {
+            ff_err_set(err, FF_ERR_USAGE, "layer %d: conv groups %d cannot take the %d label "
+                       "planes of %s (they would fall into the last group only): use groups 1 "
+                       "here, or no label planes", ci, L->groups, L->const_c,
+                       l == 0 ? "model.label_embedding channels" : "model.label_every_layer");
+            return layer_error_at(cfg, ci, err);
+        }
         L->slope = ff_objective_slope(&obj, ff_shape_dim(L->out));
         L->param_off = net->n_params;
         net->n_params += L->n_weights + L->n_bias;

@@ -93,8 +93,9 @@ int ff_log_receptive_fields(ff_summary_writer *tb, const ff_net *net, int64_t st
     const int windowed = ff_layer_ops_of(L->kind)->receptive_fields;
     int h = windowed ? L->kernel : L->in.h;
     int w = windowed ? L->kernel : L->in.w;
-    /* per unit, W holds in.c * h * w weights (channel-major); take channel 0 */
-    const size_t per_unit = (size_t)L->in.c * h * w;
+    /* per unit, W holds in.c / groups * h * w weights (channel-major); take its
+     * group's first channel */
+    const size_t per_unit = (size_t)(L->in.c / L->groups) * h * w;
     float *tiles = malloc(sizeof(float) * (size_t)h * w * (size_t)n);
     if (!tiles)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for receptive fields");

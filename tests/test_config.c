@@ -13,7 +13,7 @@
 static const char *const documented_keys[] = {
     "name", "mode", "seed", "data.dir", "data.train_limit", "data.test_limit", "data.cache", "data.hybrid_blur", "model.layers",
     "model.layers[].type", "model.layers[].units", "model.layers[].channels", "model.layers[].kernel",
-    "model.layers[].stride", "model.layers[].padding", "model.layers[].kind", "model.layers[].threshold",
+    "model.layers[].stride", "model.layers[].padding", "model.layers[].groups", "model.layers[].kind", "model.layers[].threshold",
     "model.layers[].train_epochs",
     "model.label_embedding",
     "model.label_every_layer", "model.norm_eps",
@@ -297,6 +297,16 @@ static const inline_case inline_cases[] = {
     {"model: {layers: [{type: dense, units: 10}]}\n", "expected one of fc, conv, local, pool for model.layers.0.type, got 'dense'"},
     {"model: {layers: [{type: fc, units: 0}]}\n", "model.layers.0.units must be between 1 and 1000000, got 0"},
     {"model: {layers: [{type: fc}]}\n", "inline:1:18: model.layers.0 (fc) is missing required key 'units'"},
+    {"model: {layers: [{type: fc, units: 10, groups: 2}]}\n",
+     "inline:1:40: model.layers.0.groups does not apply to an fc layer"},
+    {"model: {layers: [{type: local, channels: 4, kernel: 3, groups: 2}]}\n",
+     "model.layers.0.groups does not apply to a local layer"},
+    {"model: {layers: [{type: pool, kernel: 2, groups: 2}, {type: fc, units: 10}]}\n",
+     "model.layers.0.groups does not apply to a pool layer"},
+    {"model: {layers: [{type: conv, channels: 4, kernel: 3, groups: 0}]}\n",
+     "inline:1:63: model.layers.0.groups must be between 1 and 4096, got 0"},
+    {"model: {layers: [{type: conv, channels: 4, kernel: 3, groups: 1.5}]}\n",
+     "expected an integer for model.layers.0.groups, got '1.5'"},
     {"model: {layers: [fc]}\n", "inline:1:18: expected a mapping for model.layers.0, got 'fc'"},
     {"model: {layers: [{type: fc, units: 10}], {a: 1}: 2}\n", "inline:1:42: expected a plain key in model, got a mapping"},
     {L1 "clf: {layers: [0, 0]}\n", "clf.layers lists layer 0 twice"},
@@ -479,7 +489,20 @@ static void test_set_valid(void)
     set_ok(&c, "model.layers={type: fc, units: 7}");
     CHECK(c.model.n_layers == 1 && c.model.layers[0].units == 7);
 
+    /* a conv's groups: default 1, set, round-trips */
+    set_ok(&c, "model.layers=[{type: conv, channels: 20, kernel: 3}, {type: conv, channels: 40, kernel: 3, groups: 10}]");
+    CHECK(c.model.layers[0].groups == 1 && c.model.layers[1].groups == 10);
+    set_ok(&c, "model.layers.0.groups=5");
+    CHECK(c.model.layers[0].groups == 5);
+    check_roundtrip(&c, "groups");
+    set_ok(&c, "model.layers={type: fc, units: 7}");
+
     /* changing a layer's type resets the fields the new kind does not use */
+    set_ok(&c, "model.layers=[{type: conv, channels: 4, kernel: 3, groups: 2}]");
+    set_ok(&c, "model.layers.0.type=local");
+    CHECK(c.model.layers[0].groups == 1);
+    set_ok(&c, "model.layers.0.type=fc");
+    set_ok(&c, "model.layers.0.units=7");
     set_ok(&c, "model.layers.0.type=local");
     CHECK(c.model.layers[0].kind == FF_LAYER_LOCAL && c.model.layers[0].units == 0 && c.model.layers[0].stride == 1);
     ff_err e = {0};
@@ -518,6 +541,8 @@ static const set_case set_cases[] = {
     {"model.layers.0=3", "expected model.layers.N.field"},
     {"model.layers.0.unit=3", "unknown key 'model.layers.0.unit'; did you mean 'model.layers.0.units'?"},
     {"model.layers.0.kernel=3", "model.layers.0.kernel does not apply to an fc layer"},
+    {"model.layers.0.groups=2", "model.layers.0.groups does not apply to an fc layer"},
+    {"model.layers.0.grups=2", "did you mean 'model.layers.0.groups'?"},
     {"model.layers.0.type=dense", "expected one of fc, conv, local, pool for model.layers.0.type, got 'dense'"},
     {"model.layers=[{type: fc}]", "model.layers.0 (fc) is missing required key 'units'"},
     {"model.layers=[1, 2", "YAML syntax error"},
@@ -769,11 +794,11 @@ static void test_visit(void)
     CHECK((i = find_key(v, "data.dir")) >= 0 && !strcmp(v->strings[i], "/tmp/mnist data"));
     CHECK((i = find_key(v, "train.epochs")) >= 0 && v->numbers[i] == 3);
     CHECK((i = find_key(v, "clf.layers")) >= 0 && v->types[i] == FF_HP_STRING && !strcmp(v->strings[i], "[0, 2]"));
-    /* keys are unique: the documented keys but model.layers and its 9 fields, + 7 conv + 7 local + 4 fc */
+    /* keys are unique: the documented keys but model.layers and its 10 fields, + 8 conv + 7 local + 4 fc */
     for (int a = 0; a < v->n; a++)
         for (int b = 0; b < a; b++)
             CHECK(strcmp(v->keys[a], v->keys[b]) != 0);
-    CHECK(v->n == (int)N_DOCUMENTED - 10 + 7 + 7 + 4);
+    CHECK(v->n == (int)N_DOCUMENTED - 11 + 8 + 7 + 4);
     free(v);
 }
 

@@ -164,7 +164,8 @@ static void expect_error(const char *yaml, ff_shape in, const char *want)
     }
 }
 
-/* pool and padding errors name the file, the layer's line and column, and the layer */
+/* pool, padding and groups errors name the file, the layer's line and column, and the
+ * layer */
 static void test_errors_point_into_config(void)
 {
     const ff_shape img = {1, 8, 8};
@@ -183,6 +184,23 @@ static void test_errors_point_into_config(void)
     expect_error("model:\n  layers:\n    - {type: fc, units: 3}\n"
                  "    - {type: conv, channels: 4, kernel: 3, padding: 3}\n",
                  img, "p.yaml:4:7: layer 1: conv padding 3 must be >= 0 and less than its kernel 3");
+    /* grouped convs: both channel counts multiples of the groups; no label planes */
+    expect_error("model:\n  layers:\n    - {type: conv, channels: 4, kernel: 3}\n"
+                 "    - {type: conv, channels: 6, kernel: 3, groups: 3}\n",
+                 img, "p.yaml:4:7: layer 1: conv groups 3 must divide both its input channels "
+                      "(4) and its output channels (6)");
+    expect_error("model:\n  layers:\n    - {type: conv, channels: 2, kernel: 3, groups: 2}\n",
+                 img, "p.yaml:3:7: layer 0: conv groups 2 must divide both its input channels "
+                      "(1) and its output channels (2)");
+    expect_error("model:\n  label_every_layer: true\n  layers:\n"
+                 "    - {type: conv, channels: 10, kernel: 3}\n"
+                 "    - {type: conv, channels: 10, kernel: 3, groups: 10}\n",
+                 img, "p.yaml:5:7: layer 1: conv groups 10 cannot take the 10 label planes of "
+                      "model.label_every_layer");
+    expect_error("model:\n  label_embedding: channels\n  layers:\n"
+                 "    - {type: conv, channels: 11, kernel: 3, groups: 11}\n",
+                 (ff_shape){11, 8, 8}, "p.yaml:4:7: layer 0: conv groups 11 cannot take the 10 label planes of "
+                      "model.label_embedding channels");
     /* parse-time: padding range, a key a kind does not take, an unknown pool kind */
     const char *bad[][2] = {
         {"model:\n  layers:\n    - {type: conv, channels: 4, kernel: 3, padding: -1}\n", "p.yaml:3:"},

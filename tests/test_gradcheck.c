@@ -1,5 +1,6 @@
 /* test_gradcheck.c - finite-difference checks of the FF loss gradient, the
- * normalisation gradient and the fc/conv/local parameter gradients (also zero-padded), plus the
+ * normalisation gradient and the fc/conv/local parameter gradients (also zero-padded, and
+ * grouped convs), plus the
  * per-sample-goodness and whole-vector-normalisation pitfalls. */
 #include <stdlib.h>
 #include <string.h>
@@ -339,12 +340,14 @@ typedef struct gc_layer {
     int sign;
 } gc_layer;
 
+static int gc_groups = 1; /* conv groups of the layers gc_build makes (tests reset it to 1) */
+
 static int gc_build(gc_layer *t, ff_layer_kind kind, ff_shape in, int out, int k, int s, int pad,
                     int batch, ff_rng *rng)
 {
     memset(t, 0, sizeof *t);
     ff_layer_cfg cfg = {.kind = kind, .units = out, .channels = out, .kernel = k, .stride = s,
-                        .padding = pad};
+                        .padding = pad, .groups = gc_groups};
     ff_err err = {0};
     if (ff_layer_setup(&t->l, &cfg, in, 0, &err)) {
         fprintf(stderr, "  setup: %s\n", err.msg);
@@ -463,8 +466,9 @@ static void check_layer_grad_pad(ff_layer_kind kind, ff_shape in, int out, int k
     gc_check_params(&t, t.l.W, gW, t.l.n_weights, 60, "gW", &rng, &st);
     gc_check_params(&t, t.l.b, gb, t.l.n_bias, 20, "gb", &rng, &st);
     if (getenv("FF_GRADCHECK_VERBOSE") || st.failed || st.skipped > st.checked / 4)
-        fprintf(stderr, "  %s pad %d sign %+d: %d checked, %d failed, %d skipped (kink), worst "
-                "%.2f\n", kind_name[kind], pad, sign, st.checked, st.failed, st.skipped, st.worst);
+        fprintf(stderr, "  %s pad %d groups %d sign %+d: %d checked, %d failed, %d skipped "
+                "(kink), worst %.2f\n", kind_name[kind], pad, t.l.groups, sign, st.checked,
+                st.failed, st.skipped, st.worst);
     CHECK(st.failed == 0);
     CHECK(st.checked >= 60);
     free(gW);
@@ -498,6 +502,23 @@ static void test_padded_gradient(void)
     check_layer_grad_pad(FF_LAYER_CONV, (ff_shape){2, 6, 5}, 3, 3, 2, 2, -1, 312);
     check_layer_grad_pad(FF_LAYER_LOCAL, (ff_shape){2, 5, 4}, 3, 3, 1, 1, +1, 411);
     check_layer_grad_pad(FF_LAYER_LOCAL, (ff_shape){2, 4, 4}, 2, 3, 2, 2, -1, 412);
+}
+
+/* grouped convs (2, 5 and 10 groups; padded, strided): each weight of W [out, in / G
+ * * k * k] and each bias against finite differences of the FF loss */
+static void test_grouped_gradient(void)
+{
+    /* outputs kept below about 100 per sample, as the other checks: a larger goodness
+     * loses the float loss's finite differences in rounding */
+    gc_groups = 2;
+    check_layer_grad_pad(FF_LAYER_CONV, (ff_shape){4, 4, 4}, 4, 3, 1, 1, +1, 321);
+    check_layer_grad_pad(FF_LAYER_CONV, (ff_shape){4, 5, 4}, 4, 3, 1, 1, -1, 322);
+    gc_groups = 5;
+    check_layer_grad_pad(FF_LAYER_CONV, (ff_shape){10, 5, 5}, 10, 3, 2, 1, +1, 323);
+    gc_groups = 10;
+    check_layer_grad_pad(FF_LAYER_CONV, (ff_shape){10, 3, 3}, 10, 3, 1, 1, -1, 324);
+    check_layer_grad_pad(FF_LAYER_CONV, (ff_shape){20, 3, 3}, 10, 2, 1, 0, +1, 325);
+    gc_groups = 1;
 }
 
 static void test_local_gradient(void)
@@ -653,6 +674,7 @@ int main(void)
     RUN(test_conv_gradient);
     RUN(test_local_gradient);
     RUN(test_padded_gradient);
+    RUN(test_grouped_gradient);
     RUN(test_beta_accumulates);
     RUN(test_goodness_per_sample);
     RUN(test_normalize_whole_vector);

@@ -1,5 +1,5 @@
-/* test_layers.c - conv and local layers (with and without zero padding) and the pool
- * against naive loop references, shapes of the paper's nets, initialisation of every
+/* test_layers.c - conv (also grouped) and local layers (with and without zero padding)
+ * and the pool against naive loop references, shapes of the paper's nets, initialisation of every
  * location, geometry errors, flops, workspace. */
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +23,7 @@ typedef struct tlayer {
 } tlayer;
 
 static int g_pad; /* padding of the layers layer_cfg makes (tests set it and reset it to 0) */
+static int g_groups = 1; /* conv groups of the layers layer_cfg makes (tests reset it to 1) */
 
 static ff_layer_cfg layer_cfg(ff_layer_kind kind, int out, int k, int s)
 {
@@ -33,6 +34,7 @@ static ff_layer_cfg layer_cfg(ff_layer_kind kind, int out, int k, int s)
     c.kernel = k;
     c.stride = s;
     c.padding = g_pad;
+    c.groups = kind == FF_LAYER_CONV ? g_groups : 1;
     c.line = 3;
     c.col = 5;
     return c;
@@ -105,19 +107,21 @@ static double xin(const ff_layer *l, const float *x, int i, int c, int yy, int x
     return xat(x, l->in, i, c, yy, xx);
 }
 
-/* naive conv; W [co][c][ki][kj] */
+/* naive conv; W [co][c - c0][ki][kj] over the input channels c of co's group,
+ * [c0, c0 + in.c / G) with c0 = (co / (out.c / G)) * in.c / G (G = 1: all of them) */
 static void ref_conv(const ff_layer *l, const float *x, float *y, int batch)
 {
-    const int k = l->kernel, s = l->stride, K = l->in.c * k * k;
+    const int G = l->groups, cin = l->in.c / G, k = l->kernel, s = l->stride, K = cin * k * k;
     for (int i = 0; i < batch; i++)
         for (int co = 0; co < l->out.c; co++)
             for (int oy = 0; oy < l->out.h; oy++)
                 for (int ox = 0; ox < l->out.w; ox++) {
+                    const int c0 = co / (l->out.c / G) * cin;
                     double acc = l->b[co];
-                    for (int c = 0; c < l->in.c; c++)
+                    for (int c = c0; c < c0 + cin; c++)
                         for (int ki = 0; ki < k; ki++)
                             for (int kj = 0; kj < k; kj++)
-                                acc += (double)l->W[(size_t)co * K + (c * k + ki) * k + kj] *
+                                acc += (double)l->W[(size_t)co * K + ((c - c0) * k + ki) * k + kj] *
                                        xin(l, x, i, c, oy * s + ki - l->pad,
                                            ox * s + kj - l->pad);
                     y[(size_t)i * ff_shape_dim(l->out) + (co * l->out.h + oy) * l->out.w + ox] =
@@ -236,11 +240,13 @@ static void test_padded_matches_reference(void)
     CHECK(l.out.h == 4 && l.out.w == 4);
 }
 
-/* naive parameter gradients: gW[.., kidx] = sum dpre * input under the kernel */
+/* naive parameter gradients: gW[.., kidx] = sum dpre * input under the kernel (a
+ * grouped conv: over the input channels of the output channel's group, as ref_conv) */
 static void ref_backward(const ff_layer *l, const float *x, const float *dpre, int batch,
                          float *gW, float *gb)
 {
-    const int k = l->kernel, s = l->stride, K = l->in.c * k * k, P = l->out.h * l->out.w;
+    const int G = l->groups, cin = l->in.c / G, k = l->kernel, s = l->stride;
+    const int K = cin * k * k, P = l->out.h * l->out.w;
     const int local = l->kind == FF_LAYER_LOCAL;
     memset(gW, 0, l->n_weights * sizeof(float));
     memset(gb, 0, l->n_bias * sizeof(float));
@@ -250,11 +256,12 @@ static void ref_backward(const ff_layer *l, const float *x, const float *dpre, i
                 const int oy = p / l->out.w, ox = p % l->out.w;
                 const float d = dpre[(size_t)i * ff_shape_dim(l->out) + co * P + p];
                 float *g = gW + ((size_t)(local ? p * l->out.c : 0) + co) * K;
+                const int c0 = co / (l->out.c / G) * cin;
                 gb[local ? co * P + p : co] += d;
-                for (int c = 0; c < l->in.c; c++)
+                for (int c = c0; c < c0 + cin; c++)
                     for (int ki = 0; ki < k; ki++)
                         for (int kj = 0; kj < k; kj++)
-                            g[(c * k + ki) * k + kj] +=
+                            g[((c - c0) * k + ki) * k + kj] +=
                                 d * (float)xin(l, x, i, c, oy * s + ki - l->pad,
                                                  ox * s + kj - l->pad);
             }
@@ -323,6 +330,108 @@ static void test_backward_matches_reference(void)
     g_pad = 2;
     check_backward_ref(FF_LAYER_CONV, (ff_shape){2, 5, 6}, 3, 5, 1, 3);
     g_pad = 0;
+}
+
+/* grouped convs (groups G: input and output channels in G blocks, output block g
+ * over input block g only): forward and parameter gradients against the naive
+ * references, with padding and stride, in one round and over several (batch 70) */
+static void test_grouped_matches_reference(void)
+{
+    g_groups = 2;
+    check_against_ref(FF_LAYER_CONV, (ff_shape){4, 7, 7}, 6, 3, 1, 5, 31);
+    check_backward_ref(FF_LAYER_CONV, (ff_shape){4, 7, 7}, 6, 3, 2, 70);
+    g_pad = 1;
+    check_against_ref(FF_LAYER_CONV, (ff_shape){4, 6, 5}, 2, 3, 2, 70, 32); /* 1 out per group */
+    check_backward_ref(FF_LAYER_CONV, (ff_shape){4, 6, 5}, 4, 3, 1, 5);
+    g_groups = 5;
+    check_against_ref(FF_LAYER_CONV, (ff_shape){10, 6, 6}, 15, 3, 1, 4, 33);
+    check_backward_ref(FF_LAYER_CONV, (ff_shape){10, 6, 6}, 15, 3, 1, 70);
+    g_groups = 10; /* the competition loss's class groups (CwComp's CFSE blocks) */
+    check_against_ref(FF_LAYER_CONV, (ff_shape){20, 7, 7}, 30, 3, 1, 70, 34);
+    check_backward_ref(FF_LAYER_CONV, (ff_shape){20, 7, 7}, 30, 3, 2, 5);
+    g_pad = 0;
+    check_against_ref(FF_LAYER_CONV, (ff_shape){10, 4, 4}, 20, 2, 1, 3, 35); /* k 2 rows */
+    check_backward_ref(FF_LAYER_CONV, (ff_shape){10, 4, 4}, 20, 2, 1, 3);
+    g_groups = 4; /* depthwise: one input channel per group */
+    check_against_ref(FF_LAYER_CONV, (ff_shape){4, 5, 5}, 8, 3, 1, 3, 36);
+    check_backward_ref(FF_LAYER_CONV, (ff_shape){4, 5, 5}, 8, 3, 1, 3);
+    g_groups = 1;
+}
+
+/* groups G is the ungrouped conv whose weights from output block g to every input
+ * block but g are zero: the same outputs; the grouped gW is the ungrouped one's
+ * on-block part, gb the same; the sizes: G times fewer weights and multiply-adds,
+ * the same patches, init N(0, 1 / fan_in) with fan_in = in.c / G * k * k */
+static void test_grouped_is_block_diagonal(void)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 51);
+    const ff_shape in = {6, 7, 7};
+    const int G = 3, out = 9, k = 3, batch = 70, Cg = out / G, Kg = in.c / G * k * k,
+              K = in.c * k * k;
+    tlayer grp, full;
+    g_pad = 1;
+    g_groups = G;
+    CHECK(tl_build(&grp, FF_LAYER_CONV, in, out, k, 1, batch, &rng) == 0);
+    g_groups = 1;
+    CHECK(tl_build(&full, FF_LAYER_CONV, in, out, k, 1, batch, &rng) == 0);
+    g_pad = 0;
+    CHECK(grp.l.groups == G && full.l.groups == 1);
+    CHECK(grp.l.n_weights == (size_t)out * Kg && grp.l.n_bias == (size_t)out);
+    CHECK(full.l.n_weights == (size_t)G * grp.l.n_weights);
+    CHECK(ff_layer_flops(&grp.l) == (double)ff_patch_count(&grp.l) * out * Kg);
+    CHECK(ff_layer_flops(&grp.l) * G == ff_layer_flops(&full.l));
+    CHECK(ff_layer_patch_floats(&grp.l) == ff_layer_patch_floats(&full.l));
+    CHECK(ff_layer_workspace(&grp.l, batch) == ff_layer_workspace(&full.l, batch));
+    for (int co = 0; co < out; co++) /* W of full: block-diagonal copy of grp's */
+        for (int j = 0; j < K; j++) {
+            const int g = co / Cg, on = j >= g * Kg && j < (g + 1) * Kg;
+            full.l.W[(size_t)co * K + j] = on ? grp.l.W[(size_t)co * Kg + j - g * Kg] : 0.0f;
+        }
+    memcpy(full.l.b, grp.l.b, (size_t)out * sizeof(float));
+    const size_t nx = (size_t)batch * ff_shape_dim(in), ny = (size_t)batch * ff_shape_dim(grp.l.out);
+    float *x = malloc(nx * sizeof(float)), *y1 = malloc(ny * sizeof(float)),
+          *y2 = malloc(ny * sizeof(float)), *d = malloc(ny * sizeof(float));
+    fill_normal(x, nx, &rng, 1.0f);
+    fill_normal(d, ny, &rng, 1.0f);
+    ff_layer_forward(&grp.l, x, y1, batch, grp.ws, NULL);
+    ff_layer_forward(&full.l, x, y2, batch, full.ws, NULL);
+    CHECK(max_abs_diff(y1, y2, ny) < 1e-5);
+    CHECK(count_positive(y1, ny) > ny / 10);
+    ff_layer_backward(&grp.l, x, NULL, d, batch, 0.0f, grp.ws);
+    ff_layer_backward(&full.l, x, NULL, d, batch, 0.0f, full.ws);
+    double scale = 0.0, worst = 0.0, off = 0.0;
+    for (int co = 0; co < out; co++)
+        for (int j = 0; j < K; j++) {
+            const int g = co / Cg;
+            const double v = full.l.gW[(size_t)co * K + j];
+            scale = fmax(scale, fabs(v));
+            if (j >= g * Kg && j < (g + 1) * Kg)
+                worst = fmax(worst, fabs(v - grp.l.gW[(size_t)co * Kg + j - g * Kg]));
+            else
+                off = fmax(off, fabs(v)); /* what the grouped conv must leave out */
+        }
+    CHECK(worst < 1e-5 * scale);
+    CHECK(off > 0.1 * scale);
+    CHECK(memcmp(grp.l.gb, full.l.gb, (size_t)out * sizeof(float)) == 0);
+    CHECK(guard_intact(&grp) && guard_intact(&full));
+    free(x);
+    free(y1);
+    free(y2);
+    free(d);
+    tl_free(&grp);
+    tl_free(&full);
+    /* init scale: 1 / fan_in with the group's fan-in */
+    g_groups = 10;
+    CHECK(tl_build(&grp, FF_LAYER_CONV, (ff_shape){120, 4, 4}, 400, 2, 1, 1, &rng) == 0);
+    g_groups = 1;
+    CHECK(ff_layer_ops_of(FF_LAYER_CONV)->fan_in(&grp.l) == 12 * 4);
+    double ss = 0.0;
+    for (size_t j = 0; j < grp.l.n_weights; j++)
+        ss += (double)grp.l.W[j] * grp.l.W[j];
+    CHECK(grp.l.n_weights == 400 * 48);
+    CHECK_NEAR(ss / grp.l.n_weights * 48.0, 1.0, 0.05);
+    tl_free(&grp);
 }
 
 /* re-sizes t's workspace after setting const_c (tl_build sized it for none) */
@@ -647,6 +756,14 @@ static void test_geometry_errors(void)
     check_geometry_error(FF_LAYER_POOL, s4, 0, 5, 1, "layer 2: pool kernel 5 does not fit input 1x4x4");
     check_geometry_error(FF_LAYER_POOL, s4, 0, 2, 0, "layer 2: pool stride 0 must be > 0");
     check_geometry_error(FF_LAYER_POOL, s4, 0, 0, 1, "pool kernel 0 must be > 0");
+    g_groups = 3; /* both channel counts multiples of the groups */
+    check_geometry_error(FF_LAYER_CONV, (ff_shape){4, 4, 4}, 6, 2, 1,
+                         "layer 2: conv groups 3 must divide both its input channels (4) and "
+                         "its output channels (6)");
+    check_geometry_error(FF_LAYER_CONV, (ff_shape){6, 4, 4}, 8, 2, 1,
+                         "layer 2: conv groups 3 must divide both its input channels (6) and "
+                         "its output channels (8)");
+    g_groups = 1;
     /* (in - kernel) not divisible by stride is fine: floor */
     ff_layer l = {0};
     ff_layer_cfg cfg = layer_cfg(FF_LAYER_LOCAL, 2, 4, 3);
@@ -919,6 +1036,8 @@ int main(void)
     RUN(test_padded_matches_reference);
     RUN(test_pool_matches_reference);
     RUN(test_backward_matches_reference);
+    RUN(test_grouped_matches_reference);
+    RUN(test_grouped_is_block_diagonal);
     RUN(test_const_planes_match_im2col);
     RUN(test_conv_full_kernel_is_fc);
     RUN(test_local_with_shared_weights_is_conv);

@@ -379,7 +379,7 @@ static int make_config(const char *net, ff_config *cfg)
                 l % 2 ? (ff_layer_cfg){.kind = FF_LAYER_POOL, .pool = FF_POOL_MAX, .kernel = 2,
                                        .stride = 2}
                       : (ff_layer_cfg){.kind = FF_LAYER_CONV, .channels = dch[l / 2], .kernel = 3,
-                                       .stride = 1, .padding = 1};
+                                       .stride = 1, .padding = 1, .groups = 1};
         return 1;
     }
     ff_layer_kind kind;
@@ -393,7 +393,8 @@ static int make_config(const char *net, ff_config *cfg)
     cfg->model.n_layers = 3;
     for (int l = 0; l < 3; l++)
         cfg->model.layers[l] =
-            (ff_layer_cfg){.kind = kind, .channels = ch[l], .kernel = k[l], .stride = s[l]};
+            (ff_layer_cfg){.kind = kind, .channels = ch[l], .kernel = k[l], .stride = s[l],
+                           .groups = 1}; /* the schema's defaults (validated below) */
     return 1;
 }
 

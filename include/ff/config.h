@@ -44,6 +44,9 @@ typedef struct ff_layer_cfg {
     int kernel;       /* conv/local/pool: square receptive field (pixels or grid points) */
     int stride;       /* conv/local/pool */
     int padding;      /* conv/local: zero padding on each side (default 0) */
+    int groups;       /* conv: grouped convolution, G blocks of in/G input and out/G output
+                         channels, output block g sees input block g (default 1; 0, in a
+                         config built in code, is taken as 1) */
     ff_pool_kind pool; /* pool: max | avg (its `kind` key) */
     float threshold;  /* goodness threshold theta; 0 = default (number of output units) */
     int train_epochs; /* trainable layers: trains during the first N epochs, then frozen
@@ -70,7 +73,7 @@ typedef struct ff_config {
 
     struct {
         int n_layers;
-        ff_layer_cfg layers[FF_MAX_LAYERS]; /* model.layers: list of {type, units|channels, kernel, stride, threshold} */
+        ff_layer_cfg layers[FF_MAX_LAYERS]; /* model.layers: list of {type, units|channels, kernel, stride, padding, groups, threshold} */
         ff_embed_kind label_embedding;      /* model.label_embedding: overlay | channels | pattern */
         int label_every_layer;              /* model.label_every_layer: the label also goes to
                                                every later layer as 10 one-hot planes (bool) */

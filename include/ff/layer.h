@@ -26,6 +26,9 @@ typedef struct ff_layer {
     ff_shape in, out;
     int kernel, stride;     /* conv / local / pool */
     int pad;                /* conv / local: zero padding on each side */
+    int groups;             /* conv: G channel groups (1 for every other kind): W is
+                               [out.c, in.c / G * k * k], output block g of out.c / G channels
+                               sees input block g of in.c / G; G > 1 needs const_c = 0 */
     ff_pool_kind pool;      /* pool: max or average */
     int const_c;            /* conv / local: the last const_c input channels are planes with
                                one value each (label planes); they enter as a per-sample
