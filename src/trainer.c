@@ -389,6 +389,11 @@ static float head_lr(const ff_trainer *t)
  * Data parallel: every process takes the same whole-batch step. */
 static void readout_step(ff_trainer *t, const int *idx)
 {
+    if (t->head_reuses_pass) { /* the FF pass's activations: no second forward pass */
+        ff_readout_features(&t->net, t->ro_layers, t->ro_n, t->batch, t->ro.feat);
+        ff_readout_train_batch(&t->ro, t->ro.feat, t->labels, t->batch, head_lr(t));
+        return;
+    }
     ff_readout_input tr = readout_input(t, &t->train);
     ff_readout_train_epoch(&t->ro, &t->net, t->ro_layers, t->ro_n, &tr, idx, t->batch, t->batch,
                            head_lr(t), t->x);
@@ -438,12 +443,17 @@ void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st)
     int f;
     const int n = share_of(t, &f);
     freeze_layers(t);
+    t->head_reuses_pass = 0;
     if (t->n_frozen == t->net.n_layers) {
         /* every layer has stopped learning: only the softmax head below */
     } else if (competition) { /* no negative data: one pass of the images, classes beside them */
         embed(t, idx, pos, 0, t->x);
         ff_pass(t, pos + f, n, 0, st);
         update(t, lr);
+        /* the pass saw the images as the head does (no label in them) and reached the top
+         * layer: the head learns from its activations (before this step's update, as
+         * CwComp's classifier does), as one process holding the whole batch */
+        t->head_reuses_pass = !t->peers && !t->net.frozen[t->net.n_layers - 1];
     } else if (cfg->train.passes == FF_PASS_JOINT) {
         embed(t, idx, pos, 0, t->x);
         embed(t, idx, neg, 1, t->x + (size_t)n * t->in_dim);

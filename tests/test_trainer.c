@@ -405,6 +405,47 @@ static void test_grouped_competition(void)
     ff_trainer_free(&b);
 }
 
+/* train.loss competition: the softmax head's step learns from the FF pass's own
+ * activations (no second forward pass), i.e. exactly the step a head takes on the
+ * features of a forward pass of the net before the FF update */
+static void test_competition_head_reuses_pass(void)
+{
+    ff_config cfg;
+    quick_config(&cfg, "head_reuse");
+    ff_err err;
+    const char *sets[] = {"train.loss=competition", "model.label_embedding=none",
+                          "train.negatives=random", "train.passes=alternate", "train.jitter=0",
+                          "train.logit_scale=10", "data.train_limit=200"};
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
+        CHECK(ff_config_set(&cfg, sets[i], &err) == FF_OK);
+    CHECK(ff_config_validate(&cfg, &err) == FF_OK);
+    ff_trainer a, b;
+    CHECK(ff_trainer_create(&a, &cfg, NULL, NULL, &err) == FF_OK);
+    CHECK(ff_trainer_create(&b, &cfg, NULL, NULL, &err) == FF_OK);
+    ff_step_stats st;
+    for (int s = 0; s < 3; s++) {
+        int idx[50];
+        for (int i = 0; i < a.batch; i++)
+            idx[i] = (s * 37 + i * 3) % a.train.n;
+        CHECK(a.batch <= 50);
+        /* b: the head's step on a forward pass of the net before the FF update */
+        uint8_t labels[50];
+        for (int i = 0; i < b.batch; i++)
+            labels[i] = b.train.labels[idx[i]];
+        const ff_readout_input in = {.ds = &b.train, .neutral = 1, .embed = FF_EMBED_NONE};
+        ff_readout_make_input(&b.ro, &in, idx, b.batch, b.x);
+        ff_net_forward(&b.net, b.x, b.batch);
+        ff_readout_features(&b.net, b.ro_layers, b.ro_n, b.batch, b.ro.feat);
+        ff_readout_train_batch(&b.ro, b.ro.feat, labels, b.batch, cfg.clf.lr);
+        ff_trainer_step(&a, idx, &st);
+        CHECK(a.head_reuses_pass == 1);
+        CHECK(same_floats(a.ro.params, b.ro.params, a.ro.n_params));
+        memcpy(b.net.params, a.net.params, sizeof(float) * a.net.n_params); /* FF step as a's */
+    }
+    ff_trainer_free(&a);
+    ff_trainer_free(&b);
+}
+
 static int count_finite_models(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -557,6 +598,7 @@ int main(void)
     RUN(test_clf_resume);
     RUN(test_competition_learns);
     RUN(test_train_epochs_freeze);
+    RUN(test_competition_head_reuses_pass);
     RUN(test_grouped_competition);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

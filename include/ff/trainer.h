@@ -19,7 +19,11 @@
  * one optimiser step, with alternate a positive pass and step, then a negative
  * pass and step; each layer's gradient stops at its own input. With
  * eval.softmax the head then takes one step of its own optimiser (clf.*) on the
- * same images (neutral label), the FF weights untouched. The RNG is used in exactly this order, so
+ * same images (neutral label), the FF weights untouched; with train.loss
+ * competition (no label in the input) it learns from the FF pass's own
+ * activations, before that pass's update, unless the top layer is frozen
+ * (model.layers[].train_epochs) or the batch is split over processes. Layers past
+ * their train_epochs run forward only. The RNG is used in exactly this order, so
  * a run is determined by its seed, and a restored trainer continues the stream.
  *
  * Ownership: ff_trainer_create fills a caller-provided struct and allocates
@@ -105,6 +109,8 @@ typedef struct ff_trainer {
     int epoch;                     /* epochs completed */
     int batch_in_epoch;            /* batches done in epoch `epoch + 1` */
     int n_frozen;                  /* layers past their train_epochs this step (net.frozen) */
+    int head_reuses_pass;          /* this step's softmax head learns from the FF pass's
+                                      activations (train.loss competition) */
     float *x;            /* [net.max_batch, in_dim] embedded inputs (pos then neg for joint) */
     float *scores;       /* [net.max_batch * 10] goodness scores for eval / hard negatives */
     int *order;          /* the current epoch's sample order */
