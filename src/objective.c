@@ -387,6 +387,29 @@ static void bn_stats(const bn_job *j, double count, float *running)
     }
 }
 
+void ff_comp_stats_add(const float *y, int n, int dim, int channels, float *scratch,
+                       double *sums)
+{
+    bn_job j = {.y = y, .sums = scratch, .n = n, .dim = dim, .C = channels, .hw = dim / channels};
+    ff_pool_for((size_t)channels, 1, bn_sums_range, &j);
+    for (int k = 0; k < 2 * channels; k++)
+        sums[k] += scratch[k];
+}
+
+void ff_comp_stats_set(float *running, const double *sums, int channels, double count)
+{
+    const int C = channels;
+    for (int c = 0; c < C; c++) {
+        const double mean = sums[c] / count;
+        running[c] = (float)mean;
+        running[C + c] = (float)fmax(sums[C + c] / count - mean * mean, 0.0);
+    }
+    /* later training batches update them with the full decay */
+    const float settled = ceilf(1.0f / (1.0f - FF_COMP_BN_DECAY) - 1e-3f);
+    if (running[2 * C] < settled)
+        running[2 * C] = settled;
+}
+
 /* gk[k] = sum over group k of ((row - mu_c) inv_c)^2 */
 static void bn_group_goodness(const float *row, int C, int hw, const float *mu, const float *inv,
                               float gk[FF_CLASS_GROUPS])

@@ -540,8 +540,49 @@ double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t s
     return whole_error(t, err, tshare.n);
 }
 
+/* competition_norm batch: every layer's channel statistics computed afresh for the
+ * current weights over the first FF_EVAL_STATS_IMAGES training images ("precise batch
+ * norm"), so evaluation reads neither averages that lag the weights of a fast-moving
+ * run nor those of a layer frozen since (model.layers[].train_epochs). No RNG, the same
+ * images every time: a resumed run evaluates as the uninterrupted one. */
+#define FF_EVAL_STATS_IMAGES 10000
+static void refresh_comp_stats(ff_trainer *t)
+{
+    ff_net *net = &t->net;
+    if (!net->comp_stats[0])
+        return;
+    size_t total = 0;
+    for (int l = 0; l < net->n_layers; l++)
+        total += 2 * (size_t)net->layers[l].out.c;
+    double *sums = calloc(total, sizeof(double));
+    if (!sums)
+        return; /* out of memory: the running averages stay */
+    FF_ASSERT(t->in_dim == t->train.dim); /* label_embedding none: the image is the input */
+    const int n = t->train.n < FF_EVAL_STATS_IMAGES ? t->train.n : FF_EVAL_STATS_IMAGES;
+    for (int s = 0; s < n; s += net->max_batch) {
+        const int m = n - s < net->max_batch ? n - s : net->max_batch;
+        memcpy(t->x, t->train.images + (size_t)s * t->train.dim, sizeof(float) * m * t->in_dim);
+        ff_net_forward(net, t->x, m);
+        double *sl = sums;
+        for (int l = 0; l < net->n_layers; l++) {
+            const ff_layer *L = &net->layers[l];
+            ff_comp_stats_add(net->out[l], m, ff_shape_dim(L->out), L->out.c, net->comp_scratch,
+                              sl);
+            sl += 2 * (size_t)L->out.c;
+        }
+    }
+    double *sl = sums;
+    for (int l = 0; l < net->n_layers; l++) {
+        const ff_layer *L = &net->layers[l];
+        ff_comp_stats_set(net->comp_stats[l], sl, L->out.c, (double)n * L->out.h * L->out.w);
+        sl += 2 * (size_t)L->out.c;
+    }
+    free(sums);
+}
+
 void ff_trainer_evaluate(ff_trainer *t, int epoch, ff_eval_result *r)
 {
+    refresh_comp_stats(t);
     r->error_goodness = r->error_softmax = r->main_error = -1.0;
     if (!t->unsupervised) {
         r->error_goodness = ff_trainer_goodness_error(t, NULL);

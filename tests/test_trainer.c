@@ -446,6 +446,63 @@ static void test_competition_head_reuses_pass(void)
     ff_trainer_free(&b);
 }
 
+/* competition_norm batch: evaluation first computes every layer's channel mean and
+ * variance afresh for the current weights over the training images (at most 10,000),
+ * checked against a naive loop over forward passes one image at a time; evaluating
+ * twice gives the same errors */
+static void test_competition_eval_stats(void)
+{
+    ff_config cfg;
+    quick_config(&cfg, "eval_stats");
+    ff_err err;
+    const char *sets[] = {"train.loss=competition", "model.label_embedding=none",
+                          "train.negatives=random", "train.passes=alternate", "train.jitter=0",
+                          "train.logit_scale=10", "train.competition_norm=batch",
+                          "data.train_limit=300", "data.test_limit=100"};
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
+        CHECK(ff_config_set(&cfg, sets[i], &err) == FF_OK);
+    CHECK(ff_config_validate(&cfg, &err) == FF_OK);
+    ff_trainer t;
+    CHECK(ff_trainer_create(&t, &cfg, NULL, NULL, &err) == FF_OK);
+    ff_step_stats st;
+    for (int s = 0; s < 4; s++) /* the running averages now lag the weights */
+        ff_trainer_next(&t, &st);
+    ff_eval_result r1, r2;
+    ff_trainer_evaluate(&t, 1, &r1);
+    const int L = t.net.n_layers, n = t.train.n;
+    for (int l = 0; l < L; l++) {
+        const ff_layer *Ly = &t.net.layers[l];
+        const int C = Ly->out.c, P = Ly->out.h * Ly->out.w, dim = C * P;
+        double *s1 = calloc((size_t)C, sizeof(double)), *s2 = calloc((size_t)C, sizeof(double));
+        CHECK(s1 && s2);
+        for (int i = 0; i < n; i++) { /* one image at a time */
+            memcpy(t.x, t.train.images + (size_t)i * t.train.dim, sizeof(float) * t.in_dim);
+            ff_net_forward(&t.net, t.x, 1);
+            for (int c = 0; c < C; c++)
+                for (int p = 0; p < P; p++) {
+                    const double v = t.net.out[l][(size_t)c * P + p];
+                    s1[c] += v;
+                    s2[c] += v * v;
+                }
+        }
+        const float *run = t.net.comp_stats[l];
+        int bad = 0;
+        for (int c = 0; c < C; c++) {
+            const double cnt = (double)n * P, mean = s1[c] / cnt, var = s2[c] / cnt - mean * mean;
+            bad += fabs(run[c] - mean) > 1e-4 * (1.0 + fabs(mean)) ||
+                   fabs(run[C + c] - var) > 1e-3 * (1e-3 + var);
+        }
+        CHECK(bad == 0 && run[2 * C] >= 10.0f);
+        (void)dim;
+        free(s1);
+        free(s2);
+    }
+    ff_trainer_evaluate(&t, 1, &r2);
+    CHECK(r1.error_goodness == r2.error_goodness && r1.error_softmax == r2.error_softmax);
+    CHECK(r1.error_goodness >= 0.0 && r1.error_goodness < 0.9);
+    ff_trainer_free(&t);
+}
+
 static int count_finite_models(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -599,6 +656,7 @@ int main(void)
     RUN(test_competition_learns);
     RUN(test_train_epochs_freeze);
     RUN(test_competition_head_reuses_pass);
+    RUN(test_competition_eval_stats);
     RUN(test_grouped_competition);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

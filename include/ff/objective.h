@@ -105,6 +105,16 @@ size_t ff_objective_scratch(const ff_objective *o, int rows);
 void ff_class_goodness_add(const float *y, int batch, int dim, int channels,
                            const float *running, float *scratch, float w, float *scores);
 
+/* competition_norm batch, the statistics evaluation reads computed afresh for the
+ * current weights: ff_comp_stats_add adds each channel's sum of y and of y^2 over n
+ * [n, dim] ReLU-output rows into sums ([2 * channels]: sums of y, then of y^2;
+ * scratch: [2 * channels] floats); ff_comp_stats_set writes their mean and (biased)
+ * variance over `count` values per channel into running ([2 * channels + 1]) and
+ * marks it as having seen enough batches for the full decay. */
+void ff_comp_stats_add(const float *y, int n, int dim, int channels, float *scratch,
+                       double *sums);
+void ff_comp_stats_set(float *running, const double *sums, int channels, double count);
+
 /* numerically stable log(1 + exp(x)) and 1 / (1 + exp(-x)) */
 float ff_softplus(float x);
 float ff_sigmoid(float x);
