@@ -560,6 +560,15 @@ static int validate_loss(const pctx *c, const ff_config *cfg)
     if (!competition && cfg->train.competition_norm != FF_COMP_SAMPLE)
         return fail(c, key_pos(c, "train.competition_norm"),
                     "train.competition_norm only applies with train.loss competition");
+    if (cfg->model.hand_on == FF_HAND_BATCH &&
+        (!competition || cfg->train.competition_norm != FF_COMP_BATCH))
+        return fail(c, key_pos(c, "model.hand_on"),
+                    "model.hand_on batch hands on the competition loss's batch statistics: it needs "
+                    "train.loss competition with train.competition_norm batch");
+    if (cfg->model.hand_on == FF_HAND_BATCH && cfg->parallel.mode == FF_PAR_PIPELINE)
+        return fail(c, key_pos(c, "model.hand_on"),
+                    "model.hand_on batch cannot be used with parallel.mode pipeline (a stage would "
+                    "need the statistics of the stage before); use parallel.mode data");
     if (competition && cfg->mode != FF_MODE_SUPERVISED)
         return fail(c, key_pos(c, "train.loss"),
                     "train.loss competition needs mode supervised (it trains on the labels)");

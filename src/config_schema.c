@@ -25,6 +25,7 @@ static const char *const neg_names[] = {"random", "hard", NULL};
 static const char *const loss_names[] = {"threshold", "pairwise", "competition", NULL};
 static const char *const hard_score_names[] = {"goodness", "softmax", NULL};
 static const char *const comp_norm_names[] = {"sample", "batch", NULL};
+static const char *const hand_on_names[] = {"rms", "batch", NULL};
 static const char *const opt_names[] = {"sgd", "adam", "sgd_smooth", NULL};
 static const char *const sched_names[] = {"constant", "linear", "cosine", NULL};
 static const char *const par_names[] = {"none", "data", "pipeline", NULL};
@@ -39,6 +40,7 @@ _Static_assert(N_NAMES(neg_names) == FF_NEG_COUNT, "a name per ff_neg_kind");
 _Static_assert(N_NAMES(loss_names) == FF_LOSS_COUNT, "a name per ff_loss_kind");
 _Static_assert(N_NAMES(hard_score_names) == FF_HARD_SCORES_COUNT, "a name per ff_hard_scores");
 _Static_assert(N_NAMES(comp_norm_names) == FF_COMP_NORM_COUNT, "a name per ff_comp_norm");
+_Static_assert(N_NAMES(hand_on_names) == FF_HAND_COUNT, "a name per ff_hand_on");
 _Static_assert(N_NAMES(opt_names) == FF_OPT_COUNT, "a name per ff_opt_kind");
 _Static_assert(N_NAMES(sched_names) == FF_SCHED_COUNT, "a name per ff_sched_kind");
 _Static_assert(N_NAMES(par_names) == FF_PAR_COUNT, "a name per ff_par_mode");
@@ -104,6 +106,12 @@ const ff_key ff_config_keys[] = {
            "label as 10 one-hot planes (fc: 10 inputs) beside its normalised input"),
     K_FLOAT("model.norm_eps", model.norm_eps, "1e-8", 0, 1, EXCL_MIN,
             "eps in the layer normalisation x/sqrt(mean(x^2)+eps)"),
+    K_ENUM("model.hand_on", model.hand_on, hand_on_names, "rms",
+           "what each layer hands the next (pooled after, if a pool follows): rms = its output "
+           "scaled to mean square 1 per image (FF's normalisation); batch = every channel "
+           "standardised by the competition loss's batch statistics in training and by the "
+           "evaluation statistics otherwise (CwComp's batch-norm output; needs train.loss "
+           "competition with competition_norm batch; not with parallel.mode pipeline)"),
 
     K_INT("train.epochs", train.epochs, "10", 1, 1e6, "training epochs"),
     K_INT("train.batch_size", train.batch_size, "100", 1, 65536, "images per minibatch"),

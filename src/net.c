@@ -2,11 +2,13 @@
 #include "ff/net.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ff/embed.h"
 #include "ff/objective.h"
+#include "ff/pool.h"
 #include "ff/rng.h"
 
 static int alloc_floats(float **p, size_t n, const char *what, ff_err *err)
@@ -77,6 +79,7 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
     }
     net->input = input;
     net->label_every_layer = cfg->model.label_every_layer;
+    net->hand_on_batch = cfg->model.hand_on == FF_HAND_BATCH;
     net->label_embedding = cfg->model.label_embedding;
     net->norm_eps = cfg->model.norm_eps;
     net->max_batch = max_batch;
@@ -237,6 +240,56 @@ static void input_with_labels(ff_net *net, int l, const float *src, int prev_dim
     }
 }
 
+/* model.hand_on batch: out[i][c][p] = (src[i][c][p] - mu[c]) * inv[c] for `batch` rows
+ * of C channels of hw values */
+typedef struct standardise_job {
+    const float *src, *mu, *inv;
+    float *out;
+    int C, hw;
+} standardise_job;
+
+static void standardise_range(void *ctx, size_t i0, size_t i1)
+{
+    const standardise_job *j = ctx;
+    const size_t dim = (size_t)j->C * (size_t)j->hw;
+    for (size_t i = i0; i < i1; i++)
+        for (int c = 0; c < j->C; c++) {
+            const float *s = j->src + i * dim + (size_t)c * j->hw;
+            float *o = j->out + i * dim + (size_t)c * j->hw;
+            const float m = j->mu[c], v = j->inv[c];
+#pragma omp simd
+            for (int p = 0; p < j->hw; p++)
+                o[p] = (s[p] - m) * v;
+        }
+}
+
+/* dst (rows of in[l]) = src (the output of layer l - 1, pooled if a pool precedes l)
+ * standardised per channel with mean mu and 1 / sqrt(var + eps) inv of layer l - 1's
+ * channels (a pool keeps the channels, and max or mean pooling commutes with this
+ * increasing map) */
+static void standardise_input(ff_net *net, int l, const float *src, float *dst, int batch,
+                              const float *mu, const float *inv)
+{
+    const ff_shape s = ff_net_pooled(net, l) ? net->pool[l].out : net->layers[l - 1].out;
+    FF_ASSERT(ff_shape_dim(s) == ff_shape_dim(net->layers[l].in));
+    standardise_job j = {.src = src, .mu = mu, .inv = inv, .out = dst, .C = s.c,
+                         .hw = s.h * s.w};
+    ff_pool_for((size_t)batch, 4, standardise_range, &j);
+}
+
+/* mu and inv (net->comp_scratch[0, C) and [C, 2C)) of layer l's channels from its
+ * evaluation statistics (comp_stats) */
+static void running_mu_inv(ff_net *net, int l)
+{
+    const int C = net->layers[l].out.c;
+    const float *run = net->comp_stats[l];
+    float *mu = net->comp_scratch, *inv = net->comp_scratch + C;
+    for (int c = 0; c < C; c++) {
+        mu[c] = run[c];
+        inv[c] = 1.0f / sqrtf(run[C + c] + FF_COMP_BN_EPS);
+    }
+}
+
 /* the forward pass of layers [l0, l1) on rows [r0, r0 + batch) of the net's buffers
  * (x: those rows' inputs); with keep, conv/local layers leave their patches in
  * net->patches; for l0 > 0, in[l0] is given */
@@ -255,10 +308,16 @@ static void forward_rows(ff_net *net, const float *x, int l0, int l1, int r0, in
                 src = net->pooled;
                 src_dim = ff_shape_dim(net->pool[l].out);
             }
-            if (l > 0 && net->label_every_layer)
+            if (l > 0 && net->label_every_layer) {
                 input_with_labels(net, l, src, src_dim, x, batch);
-            else
+            } else if (l > 0 && net->hand_on_batch) {
+                running_mu_inv(net, l - 1);
+                const int C = net->layers[l - 1].out.c;
+                standardise_input(net, l, src, in, batch, net->comp_scratch,
+                                  net->comp_scratch + C);
+            } else {
                 ff_normalize(src, in, batch, src_dim, net->norm_eps);
+            }
         }
         float *patches = keep && net->patches[l]
                              ? net->patches[l] + (size_t)r0 * ff_layer_patch_floats(L)
@@ -337,7 +396,7 @@ static void forward(ff_net *net, const float *x, int batch, int keep)
 
 void ff_net_hand_on(ff_net *net, int l, int batch)
 {
-    FF_ASSERT(l > 0 && l < net->n_layers && !net->label_every_layer);
+    FF_ASSERT(l > 0 && l < net->n_layers && !net->label_every_layer && !net->hand_on_batch);
     const float *src = net->out[l - 1];
     if (ff_net_pooled(net, l)) { /* a pool between the stages goes with the input */
         ff_layer_forward(&net->pool[l], src, net->pooled, batch, NULL, NULL);
@@ -347,6 +406,12 @@ void ff_net_hand_on(ff_net *net, int l, int batch)
 }
 
 void ff_net_forward(ff_net *net, const float *x, int batch) { forward(net, x, batch, 0); }
+
+void ff_net_forward_to(ff_net *net, const float *x, int batch, int l_end)
+{
+    FF_ASSERT(l_end >= 0 && l_end <= net->n_layers);
+    forward_layers(net, x, 0, l_end, batch, 0);
+}
 
 /* Updates layer l's running means from the npos positive rows of y and adds
  * the peer-normalisation gradient to their dpre; returns the peer loss. */
@@ -399,19 +464,40 @@ void ff_net_ff_grads_layers(ff_net *net, const ff_objective *obj, const float *x
     int l_end = l1; /* frozen layers at the top need no forward pass here */
     while (!net->peers && l1 == net->n_layers && l_end > l0 && net->frozen[l_end - 1])
         l_end--;
-    forward_layers(net, x, l0, l_end, rows, 1);
+    /* model.hand_on batch: layer by layer, each layer's input standardised with the
+     * batch statistics its predecessor's loss just computed (in net->comp_scratch) */
+    const int by_layer = net->hand_on_batch;
+    FF_ASSERT(!by_layer || l0 == 0);
+    if (!by_layer)
+        forward_layers(net, x, l0, l_end, rows, 1);
     for (int l = l0; l < l1; l++) {
         ff_layer *L = &net->layers[l];
         ff_layer_loss r = {0};
         if (out)
             out[l] = r;
-        if (l >= l_end || net->frozen[l])
-            continue;
         const ff_net_peers *P = net->peers;
         const ff_loss_layer ly = {.channels = L->out.c, .running = net->comp_stats[l],
                                   .scratch = net->comp_stats[l] ? net->comp_scratch : NULL,
                                   .sum = P ? P->sum : NULL, .sum_ctx = P ? P->ctx : NULL,
                                   .total_rows = P ? P->total_pos : npos};
+        if (by_layer && l < l_end) {
+            if (l > 0) {
+                const float *src = net->out[l - 1];
+                if (ff_net_pooled(net, l)) {
+                    ff_layer_forward(&net->pool[l], src, net->pooled, rows, NULL, NULL);
+                    src = net->pooled;
+                }
+                const int C = net->layers[l - 1].out.c;
+                standardise_input(net, l, src, net->in[l], rows, net->comp_scratch,
+                                  net->comp_scratch + C);
+            }
+            forward_rows(net, x, l, l + 1, 0, rows, 1);
+        }
+        if (l >= l_end || net->frozen[l]) {
+            if (by_layer && l + 1 < l_end) /* the statistics the next layer's input needs */
+                ff_comp_batch_stats(net->out[l], rows, ff_shape_dim(L->out), &ly);
+            continue;
+        }
         ff_objective_layer_loss(obj, net->out[l], labels, npos, nneg, ff_shape_dim(L->out),
                                 L->threshold, scale, &ly, net->goodness, net->dpre, &r);
         /* after the loss: peer_norm uses net->goodness as scratch */

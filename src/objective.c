@@ -501,6 +501,19 @@ static void bn_back_range(void *ctx, size_t c0, size_t c1)
     }
 }
 
+void ff_comp_batch_stats(const float *y, int n, int dim, const ff_loss_layer *ly)
+{
+    const int C = ly->channels;
+    bn_job j = {.y = y, .mu = ly->scratch, .inv = ly->scratch + C, .sums = ly->scratch + 2 * C,
+                .n = n, .dim = dim, .C = C, .hw = dim / C};
+    const double count = (double)(ly->sum ? ly->total_rows : n) * (double)j.hw;
+    ff_pool_for((size_t)C, 1, bn_sums_range, &j);
+    if (ly->sum)
+        ly->sum(ly->sum_ctx, j.sums, 2 * C);
+    if (count > 0.0)
+        bn_stats(&j, count, NULL);
+}
+
 static void competition_batch(const float *y, const uint8_t *labels, int n, int dim, float slope,
                               float scale, const ff_loss_layer *ly, float *g, float *dpre,
                               ff_layer_loss *r)

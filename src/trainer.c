@@ -559,23 +559,33 @@ static void refresh_comp_stats(ff_trainer *t)
         return; /* out of memory: the running averages stay */
     FF_ASSERT(t->in_dim == t->train.dim); /* label_embedding none: the image is the input */
     const int n = t->train.n < FF_EVAL_STATS_IMAGES ? t->train.n : FF_EVAL_STATS_IMAGES;
-    for (int s = 0; s < n; s += net->max_batch) {
-        const int m = n - s < net->max_batch ? n - s : net->max_batch;
-        memcpy(t->x, t->train.images + (size_t)s * t->train.dim, sizeof(float) * m * t->in_dim);
-        ff_net_forward(net, t->x, m);
-        double *sl = sums;
-        for (int l = 0; l < net->n_layers; l++) {
-            const ff_layer *L = &net->layers[l];
-            ff_comp_stats_add(net->out[l], m, ff_shape_dim(L->out), L->out.c, net->comp_scratch,
-                              sl);
-            sl += 2 * (size_t)L->out.c;
+    /* model.hand_on batch: layer l's input depends on layer l - 1's statistics, so one
+     * pass per layer, each through that layer only; otherwise one pass for all */
+    const int L = net->n_layers, step = net->hand_on_batch ? 1 : L;
+    for (int a = 0; a < L; a += step) {
+        const int b = a + step; /* the layers [a, b) whose statistics this pass takes */
+        for (int s = 0; s < n; s += net->max_batch) {
+            const int m = n - s < net->max_batch ? n - s : net->max_batch;
+            memcpy(t->x, t->train.images + (size_t)s * t->train.dim,
+                   sizeof(float) * m * t->in_dim);
+            ff_net_forward_to(net, t->x, m, b);
+            double *sl = sums;
+            for (int l = 0; l < b; l++) {
+                const ff_layer *Ly = &net->layers[l];
+                if (l >= a)
+                    ff_comp_stats_add(net->out[l], m, ff_shape_dim(Ly->out), Ly->out.c,
+                                      net->comp_scratch, sl);
+                sl += 2 * (size_t)Ly->out.c;
+            }
         }
-    }
-    double *sl = sums;
-    for (int l = 0; l < net->n_layers; l++) {
-        const ff_layer *L = &net->layers[l];
-        ff_comp_stats_set(net->comp_stats[l], sl, L->out.c, (double)n * L->out.h * L->out.w);
-        sl += 2 * (size_t)L->out.c;
+        double *sl = sums;
+        for (int l = 0; l < b; l++) {
+            const ff_layer *Ly = &net->layers[l];
+            if (l >= a)
+                ff_comp_stats_set(net->comp_stats[l], sl, Ly->out.c,
+                                  (double)n * Ly->out.h * Ly->out.w);
+            sl += 2 * (size_t)Ly->out.c;
+        }
     }
     free(sums);
 }

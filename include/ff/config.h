@@ -34,6 +34,10 @@ typedef enum { FF_HARD_GOODNESS, FF_HARD_SOFTMAX, FF_HARD_SCORES_COUNT } ff_hard
 /* train.competition_norm: each group's goodness from the row scaled to mean square 1
  * (sample), or from every channel standardised over the batch (batch; objective.h) */
 typedef enum { FF_COMP_SAMPLE, FF_COMP_BATCH, FF_COMP_NORM_COUNT } ff_comp_norm;
+/* model.hand_on: what a layer hands the next: its output scaled to mean square 1 per
+ * image (rms, FF's normalisation), or every channel standardised with the competition
+ * loss's batch statistics (batch: CwComp's batch-norm output; net.h) */
+typedef enum { FF_HAND_RMS, FF_HAND_BATCH, FF_HAND_COUNT } ff_hand_on;
 typedef enum { FF_EMBED_OVERLAY, FF_EMBED_CHANNELS, FF_EMBED_PATTERN, FF_EMBED_NONE, FF_EMBED_COUNT } ff_embed_kind;
 typedef enum { FF_PAR_NONE, FF_PAR_DATA, FF_PAR_PIPELINE, FF_PAR_COUNT } ff_par_mode;
 
@@ -78,6 +82,7 @@ typedef struct ff_config {
         int label_every_layer;              /* model.label_every_layer: the label also goes to
                                                every later layer as 10 one-hot planes (bool) */
         float norm_eps;                     /* model.norm_eps: eps in x/sqrt(mean(x^2)+eps) (default 1e-8) */
+        ff_hand_on hand_on;                 /* model.hand_on: rms | batch */
     } model;
 
     struct {

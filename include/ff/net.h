@@ -63,6 +63,9 @@ typedef struct ff_net {
     float *ones;                   /* [max_batch] of 1.0 for column sums by GEMV */
     float *act_mem;                /* the single allocation behind in/out/dpre/goodness */
     const ff_net_peers *peers;     /* NULL: the whole batch is here */
+    int hand_on_batch;             /* model.hand_on batch: in[l] (l > 0) is out[l - 1] (pooled)
+                                      standardised per channel: with the batch's statistics
+                                      in a training pass, with comp_stats otherwise */
     unsigned char frozen[FF_MAX_LAYERS]; /* 1: layer l is past its train_epochs: the FF pass
                                       runs its forward only (no loss, statistics or
                                       gradients); set by the trainer for each step */
@@ -97,6 +100,9 @@ void ff_net_use_buffers(ff_net *net, float *params, float *grads);
  * fills net->in[l] and net->out[l] for every layer. With label_every_layer the
  * label values are read back from each embedded sample of x. */
 void ff_net_forward(ff_net *net, const float *x, int batch);
+
+/* ff_net_forward of layers [0, l_end) only (out[l] of later layers untouched). */
+void ff_net_forward_to(ff_net *net, const float *x, int batch, int l_end);
 
 /* The forward pass for goodness alone: sum[r] = the sum over layers l >= l_first,
  * in layer order from 0, of w_l * (goodness of row r at layer l), w_l = the layer's

@@ -105,6 +105,12 @@ size_t ff_objective_scratch(const ff_objective *o, int rows);
 void ff_class_goodness_add(const float *y, int batch, int dim, int channels,
                            const float *running, float *scratch, float w, float *scores);
 
+/* competition_norm batch: the batch's mean and 1 / sqrt(var + eps) of each channel of y
+ * (n rows of dim; summed over processes as in the loss) into ly->scratch[0, C) and
+ * [C, 2C), as a training pass's loss leaves them, without a loss or running update
+ * (model.hand_on batch below a frozen layer). */
+void ff_comp_batch_stats(const float *y, int n, int dim, const ff_loss_layer *ly);
+
 /* competition_norm batch, the statistics evaluation reads computed afresh for the
  * current weights: ff_comp_stats_add adds each channel's sum of y and of y^2 over n
  * [n, dim] ReLU-output rows into sums ([2 * channels]: sums of y, then of y^2;
