@@ -16,7 +16,7 @@ static const char *const documented_keys[] = {
     "model.layers[].stride", "model.layers[].padding", "model.layers[].groups", "model.layers[].kind", "model.layers[].threshold",
     "model.layers[].train_epochs",
     "model.label_embedding",
-    "model.label_every_layer", "model.norm_eps",
+    "model.label_every_layer", "model.norm_eps", "model.hand_on",
     "train.epochs", "train.batch_size", "train.passes", "train.negatives", "train.jitter", "train.peer_norm",
     "train.peer_decay", "train.logit_scale", "train.hard_temperature", "train.hard_scores", "train.hard_candidates", "train.loss", "train.competition_norm", "train.shuffle", "optimizer.type", "optimizer.lr", "optimizer.momentum",
     "optimizer.beta1", "optimizer.beta2", "optimizer.eps", "optimizer.weight_decay", "schedule.type",
@@ -324,6 +324,13 @@ static const inline_case inline_cases[] = {
      "inline:2:61: model.label_every_layer needs mode supervised"},
     {L1 "train: {passes: alternate, loss: pairwise}\n",
      "inline:2:34: train.loss pairwise needs train.passes joint"},
+    {"model: {layers: [{type: fc, units: 10}], hand_on: batch}\n",
+     "inline:1:51: model.hand_on batch hands on the competition loss's batch statistics: it needs "
+     "train.loss competition with train.competition_norm batch"},
+    {"model: {layers: [{type: fc, units: 10}], label_embedding: none, hand_on: batch}\n"
+     "train: {loss: competition, logit_scale: 10, competition_norm: batch}\n"
+     "parallel: {mode: pipeline}\n",
+     "model.hand_on batch cannot be used with parallel.mode pipeline"},
     {L1 "train: {competition_norm: batch}\n",
      "inline:2:27: train.competition_norm only applies with train.loss competition"},
     {L1 "train: {loss: competition}\n",
