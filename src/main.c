@@ -455,6 +455,7 @@ static int eval_supervised(const ff_checkpoint *ck, ff_config *cfg, int softmax_
                         "the model's softmax head has %llu weights, its config builds %zu",
                         (unsigned long long)ck->n_head, t.ro.n_params);
     if (!rc) {
+        ff_trainer_refresh_stats(&t); /* a model saved mid-epoch holds running averages */
         double e = ff_trainer_goodness_error(&t, conf);
         printf("test error (goodness readout, %d images): %.2f%%\n", t.test.n, 100.0 * e);
         if (own_head) {

@@ -546,7 +546,7 @@ double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t s
  * run nor those of a layer frozen since (model.layers[].train_epochs). No RNG, the same
  * images every time: a resumed run evaluates as the uninterrupted one. */
 #define FF_EVAL_STATS_IMAGES 10000
-static void refresh_comp_stats(ff_trainer *t)
+void ff_trainer_refresh_stats(ff_trainer *t)
 {
     ff_net *net = &t->net;
     if (!net->comp_stats[0])
@@ -592,7 +592,7 @@ static void refresh_comp_stats(ff_trainer *t)
 
 void ff_trainer_evaluate(ff_trainer *t, int epoch, ff_eval_result *r)
 {
-    refresh_comp_stats(t);
+    ff_trainer_refresh_stats(t);
     r->error_goodness = r->error_softmax = r->main_error = -1.0;
     if (!t->unsupervised) {
         r->error_goodness = ff_trainer_goodness_error(t, NULL);

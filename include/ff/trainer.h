@@ -158,10 +158,16 @@ void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st);
  * position back to 0), else 0. */
 int ff_trainer_next(ff_trainer *t, ff_step_stats *st);
 
-/* Test errors of the readouts that apply. The softmax readout first trains the
- * head eval.readout_epochs more epochs on the frozen net with its own RNG (seeded
- * from the seed and `epoch`), so evaluating never changes the training run. */
+/* Test errors of the readouts that apply, after ff_trainer_refresh_stats. The softmax
+ * readout first trains the head eval.readout_epochs more epochs on the frozen net with
+ * its own RNG (seeded from the seed and `epoch`), so evaluating never changes the
+ * training run. */
 void ff_trainer_evaluate(ff_trainer *t, int epoch, ff_eval_result *r);
+
+/* train.competition_norm batch: every layer's evaluation statistics (net.comp_stats)
+ * computed afresh for the current weights over the first 10,000 training images, layer
+ * after layer with model.hand_on batch; no RNG. Nothing for the other losses. */
+void ff_trainer_refresh_stats(ff_trainer *t);
 
 /* The goodness readout's test error over the whole test set; confusion (10x10,
  * [true][pred]) filled if not NULL. */
