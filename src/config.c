@@ -561,10 +561,15 @@ static int validate_loss(const pctx *c, const ff_config *cfg)
         return fail(c, key_pos(c, "train.competition_norm"),
                     "train.competition_norm only applies with train.loss competition");
     if (cfg->model.hand_on == FF_HAND_BATCH &&
-        (!competition || cfg->train.competition_norm != FF_COMP_BATCH))
+        (!competition || cfg->train.competition_norm == FF_COMP_SAMPLE))
         return fail(c, key_pos(c, "model.hand_on"),
                     "model.hand_on batch hands on the competition loss's batch statistics: it needs "
-                    "train.loss competition with train.competition_norm batch");
+                    "train.loss competition with train.competition_norm batch or affine");
+    if (cfg->train.competition_norm == FF_COMP_AFFINE && cfg->parallel.mode != FF_PAR_NONE)
+        return fail(c, key_pos(c, "train.competition_norm"),
+                    "train.competition_norm affine cannot be used with parallel.mode %s yet (its "
+                    "scale and shift gradients are sums over the whole batch already); use batch",
+                    cfg->parallel.mode == FF_PAR_DATA ? "data" : "pipeline");
     if (cfg->model.hand_on == FF_HAND_BATCH && cfg->parallel.mode == FF_PAR_PIPELINE)
         return fail(c, key_pos(c, "model.hand_on"),
                     "model.hand_on batch cannot be used with parallel.mode pipeline (a stage would "

@@ -24,7 +24,7 @@ static const char *const pass_names[] = {"alternate", "joint", NULL};
 static const char *const neg_names[] = {"random", "hard", NULL};
 static const char *const loss_names[] = {"threshold", "pairwise", "competition", NULL};
 static const char *const hard_score_names[] = {"goodness", "softmax", NULL};
-static const char *const comp_norm_names[] = {"sample", "batch", NULL};
+static const char *const comp_norm_names[] = {"sample", "batch", "affine", NULL};
 static const char *const hand_on_names[] = {"rms", "batch", NULL};
 static const char *const opt_names[] = {"sgd", "adam", "sgd_smooth", NULL};
 static const char *const sched_names[] = {"constant", "linear", "cosine", NULL};
@@ -128,7 +128,8 @@ const ff_key ff_config_keys[] = {
            "train.loss competition: each class group's goodness from the layer's output scaled "
            "to mean square 1 per image (sample), or with every channel standardised by its mean "
            "and variance over the batch, running averages at evaluation (batch, as CwComp's "
-           "batch norm)"),
+           "batch norm without its affine part), or that times a learned scale plus a learned "
+           "shift per channel (affine, CwComp's whole batch norm; both learn with the layer)"),
     K_ENUM("train.negatives", train.negatives, neg_names, "random",
            "wrong labels for negatives: uniformly random, or drawn from the model's own scores (hard)"),
     K_FLOAT("train.hard_temperature", train.hard_temperature, "1", 0, 1e6, EXCL_MIN,

@@ -70,6 +70,8 @@ void ff_layer_init_params(ff_layer *l, ff_rng *rng)
         l->W[i] = ff_rng_normal(rng) * scale;
     for (size_t i = 0; i < l->n_bias; i++)
         l->b[i] = 0.0f;
+    for (size_t i = 0; i < l->n_affine; i++)
+        l->affine[i] = i < l->n_affine / 2 ? 1.0f : 0.0f;
 }
 
 size_t ff_layer_workspace(const ff_layer *l, int batch)

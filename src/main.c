@@ -292,7 +292,7 @@ static int dry_run(const ff_config *cfg, ff_err *err)
         if (L->groups > 1)
             snprintf(groups, sizeof groups, "  (groups %d)", L->groups);
         printf("%-5d %-6s %-14s %12zu %14.0f %14s%s\n", l, ff_layer_kind_name(L->kind), shape,
-               L->n_weights + L->n_bias, ff_layer_flops(L), theta, groups);
+               ff_layer_n_params(L), ff_layer_flops(L), theta, groups);
     }
     double acts = 0.0;
     for (int l = 0; l < net.n_layers; l++)

@@ -68,6 +68,17 @@ static int fold_pool(ff_net *net, const ff_config *cfg, int ci, int l, ff_shape 
     return 1;
 }
 
+/* the layer's views into the net's flat parameter and gradient buffers */
+static void set_views(ff_layer *L, float *params, float *grads)
+{
+    L->W = params + L->param_off;
+    L->b = L->W + L->n_weights;
+    L->affine = L->n_affine ? L->b + L->n_bias : NULL;
+    L->gW = grads + L->param_off;
+    L->gb = L->gW + L->n_weights;
+    L->gaffine = L->n_affine ? L->gb + L->n_bias : NULL;
+}
+
 int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batch, ff_rng *rng,
                  ff_err *err)
 {
@@ -89,7 +100,7 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         return rc;
     ff_shape shape = input;
     size_t ws = 0, acts = 0, max_out = 0, patch_total = 0, pooled = 0, max_c = 0;
-    const int batch_norm = obj.loss == FF_LOSS_COMPETITION && obj.comp_norm == FF_COMP_BATCH;
+    const int batch_norm = obj.loss == FF_LOSS_COMPETITION && obj.comp_norm != FF_COMP_SAMPLE;
     int l = 0; /* trainable layers so far; ci: the model.layers entry */
     for (int ci = 0; ci < cfg->model.n_layers; ci++) {
         if ((rc = fold_pool(net, cfg, ci, l, &shape, &pooled, err)) == 1)
@@ -117,8 +128,9 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
             return layer_error_at(cfg, ci, err);
         }
         L->slope = ff_objective_slope(&obj, ff_shape_dim(L->out));
+        L->n_affine = obj.comp_norm == FF_COMP_AFFINE ? 2 * (size_t)L->out.c : 0;
         L->param_off = net->n_params;
-        net->n_params += L->n_weights + L->n_bias;
+        net->n_params += ff_layer_n_params(L);
         size_t w = ff_layer_workspace(L, max_batch);
         ws = w > ws ? w : ws;
         acts += (size_t)ff_shape_dim(L->in) + (size_t)ff_shape_dim(L->out);
@@ -164,10 +176,7 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         p += (size_t)ff_shape_dim(L->in) * max_batch;
         net->out[l] = p;
         p += (size_t)ff_shape_dim(L->out) * max_batch;
-        L->W = net->params + L->param_off;
-        L->b = L->W + L->n_weights;
-        L->gW = net->grads + L->param_off;
-        L->gb = L->gW + L->n_weights;
+        set_views(L, net->params, net->grads);
         ff_layer_init_params(L, rng);
     }
     net->dpre = p;
@@ -199,13 +208,8 @@ void ff_net_use_buffers(ff_net *net, float *params, float *grads)
 {
     net->params = params;
     net->grads = grads;
-    for (int l = 0; l < net->n_layers; l++) {
-        ff_layer *L = &net->layers[l];
-        L->W = params + L->param_off;
-        L->b = L->W + L->n_weights;
-        L->gW = grads + L->param_off;
-        L->gb = L->gW + L->n_weights;
-    }
+    for (int l = 0; l < net->n_layers; l++)
+        set_views(&net->layers[l], params, grads);
 }
 
 void ff_net_free(ff_net *net)
@@ -241,9 +245,10 @@ static void input_with_labels(ff_net *net, int l, const float *src, int prev_dim
 }
 
 /* model.hand_on batch: out[i][c][p] = (src[i][c][p] - mu[c]) * inv[c] for `batch` rows
- * of C channels of hw values */
+ * of C channels of hw values; with affine (competition_norm affine) that times
+ * affine[c] plus affine[C + c] */
 typedef struct standardise_job {
-    const float *src, *mu, *inv;
+    const float *src, *mu, *inv, *affine;
     float *out;
     int C, hw;
 } standardise_job;
@@ -257,23 +262,30 @@ static void standardise_range(void *ctx, size_t i0, size_t i1)
             const float *s = j->src + i * dim + (size_t)c * j->hw;
             float *o = j->out + i * dim + (size_t)c * j->hw;
             const float m = j->mu[c], v = j->inv[c];
+            if (j->affine) {
+                const float a = j->affine[c], b = j->affine[j->C + c];
 #pragma omp simd
-            for (int p = 0; p < j->hw; p++)
-                o[p] = (s[p] - m) * v;
+                for (int p = 0; p < j->hw; p++)
+                    o[p] = a * ((s[p] - m) * v) + b;
+            } else {
+#pragma omp simd
+                for (int p = 0; p < j->hw; p++)
+                    o[p] = (s[p] - m) * v;
+            }
         }
 }
 
 /* dst (rows of in[l]) = src (the output of layer l - 1, pooled if a pool precedes l)
  * standardised per channel with mean mu and 1 / sqrt(var + eps) inv of layer l - 1's
- * channels (a pool keeps the channels, and max or mean pooling commutes with this
- * increasing map) */
+ * channels (a pool keeps the channels), then with layer l - 1's affine part if it has
+ * one (as CwComp's pool, then batch norm) */
 static void standardise_input(ff_net *net, int l, const float *src, float *dst, int batch,
                               const float *mu, const float *inv)
 {
     const ff_shape s = ff_net_pooled(net, l) ? net->pool[l].out : net->layers[l - 1].out;
     FF_ASSERT(ff_shape_dim(s) == ff_shape_dim(net->layers[l].in));
-    standardise_job j = {.src = src, .mu = mu, .inv = inv, .out = dst, .C = s.c,
-                         .hw = s.h * s.w};
+    standardise_job j = {.src = src, .mu = mu, .inv = inv, .affine = net->layers[l - 1].affine,
+                         .out = dst, .C = s.c, .hw = s.h * s.w};
     ff_pool_for((size_t)batch, 4, standardise_range, &j);
 }
 
@@ -478,6 +490,7 @@ void ff_net_ff_grads_layers(ff_net *net, const ff_objective *obj, const float *x
         const ff_net_peers *P = net->peers;
         const ff_loss_layer ly = {.channels = L->out.c, .running = net->comp_stats[l],
                                   .scratch = net->comp_stats[l] ? net->comp_scratch : NULL,
+                                  .affine = L->affine, .gaffine = L->gaffine,
                                   .sum = P ? P->sum : NULL, .sum_ctx = P ? P->ctx : NULL,
                                   .total_rows = P ? P->total_pos : npos};
         if (by_layer && l < l_end) {

@@ -321,19 +321,22 @@ static void competition_terms(const float *g, const uint8_t *labels, int n, int 
     r->g_neg = n ? (float)(gw / n) : 0.0f;
 }
 
-/* ---- competition_norm batch ----
+/* ---- competition_norm batch and affine ----
  * Channel c of the n rows standardised over the batch (n x hw values): yh = (y -
  * mu_c) inv_c, inv_c = 1 / sqrt(var_c + eps) (the biased variance), as CwComp's batch
- * norm without its affine part; G_ik = sum of yh^2 over group k; z_ik = slope G_ik.
- * Backward: gh_u = d loss / d yh_u = scale (p_k - [k = label]) slope 2 yh_u, then
- * through the standardisation d loss / d y_u = inv_c (gh_u - mean_c(gh) - yh_u
- * mean_c(gh yh)) (means over channel c's n x hw values), masked by y_u > 0. Each
- * channel's sums are taken by one thread in row order: the result does not depend on
- * the thread count. */
+ * norm without its affine part (batch), or o = a_c yh + b_c with the learned scale a
+ * and shift b (affine; batch: a = 1, b = 0); G_ik = sum of o^2 over group k; z_ik =
+ * slope G_ik. Backward: go_u = d loss / d o_u = scale (p_k - [k = label]) slope 2 o_u;
+ * d loss / d a_c = sum_c(go yh), d loss / d b_c = sum_c(go); then through the
+ * standardisation d loss / d y_u = a_c inv_c (go_u - mean_c(go) - yh_u mean_c(go yh))
+ * (sums and means over channel c's n x hw values), masked by y_u > 0. Each channel's
+ * sums are taken by one thread in row order: the result does not depend on the
+ * thread count. */
 typedef struct bn_job {
     const float *y;
     const uint8_t *labels;
     float *g, *dpre, *mu, *inv, *sums, *scores;
+    const float *gamma, *beta; /* affine: the scale and shift of each channel; else NULL */
     int n, dim, C, hw;
     float slope, scale, w;
 } bn_job;
@@ -410,9 +413,10 @@ void ff_comp_stats_set(float *running, const double *sums, int channels, double 
         running[2 * C] = settled;
 }
 
-/* gk[k] = sum over group k of ((row - mu_c) inv_c)^2 */
+/* gk[k] = sum over group k of ((row - mu_c) inv_c)^2, or with the affine part
+ * (gamma non-NULL) of (gamma_c (row - mu_c) inv_c + beta_c)^2 */
 static void bn_group_goodness(const float *row, int C, int hw, const float *mu, const float *inv,
-                              float gk[FF_CLASS_GROUPS])
+                              const float *gamma, const float *beta, float gk[FF_CLASS_GROUPS])
 {
     const int cg = C / FF_CLASS_GROUPS;
     for (int k = 0; k < FF_CLASS_GROUPS; k++) {
@@ -420,10 +424,19 @@ static void bn_group_goodness(const float *row, int C, int hw, const float *mu, 
         for (int c = k * cg; c < (k + 1) * cg; c++) {
             const float *x = row + (size_t)c * hw, m = mu[c], iv = inv[c];
             float t = 0.0f;
+            if (gamma) {
+                const float a = gamma[c], b = beta[c];
 #pragma omp simd reduction(+ : t)
-            for (int q = 0; q < hw; q++) {
-                const float d = (x[q] - m) * iv;
-                t += d * d;
+                for (int q = 0; q < hw; q++) {
+                    const float o = a * ((x[q] - m) * iv) + b;
+                    t += o * o;
+                }
+            } else {
+#pragma omp simd reduction(+ : t)
+                for (int q = 0; q < hw; q++) {
+                    const float d = (x[q] - m) * iv;
+                    t += d * d;
+                }
             }
             s += t;
         }
@@ -431,7 +444,7 @@ static void bn_group_goodness(const float *row, int C, int hw, const float *mu, 
     }
 }
 
-/* rows: the group goodness into g and gh = d loss / d yh into dpre */
+/* rows: the group goodness into g and go = d loss / d o into dpre (batch: o = yh) */
 static void bn_rows(void *ctx, size_t i0, size_t i1)
 {
     const bn_job *j = ctx;
@@ -440,7 +453,7 @@ static void bn_rows(void *ctx, size_t i0, size_t i1)
     for (size_t i = i0; i < i1; i++) {
         const float *row = j->y + i * dim;
         float *gk = j->g + i * FF_CLASS_GROUPS, z[FF_CLASS_GROUPS], p[FF_CLASS_GROUPS];
-        bn_group_goodness(row, j->C, j->hw, j->mu, j->inv, gk);
+        bn_group_goodness(row, j->C, j->hw, j->mu, j->inv, j->gamma, j->beta, gk);
         for (int k = 0; k < FF_CLASS_GROUPS; k++)
             z[k] = j->slope * gk[k];
         class_softmax(z, p);
@@ -450,15 +463,22 @@ static void bn_rows(void *ctx, size_t i0, size_t i1)
             for (int c = k * cg; c < (k + 1) * cg; c++) {
                 const float *x = row + (size_t)c * hw, m = j->mu[c], iv = j->inv[c];
                 float *d = j->dpre + i * dim + (size_t)c * hw;
+                if (j->gamma) {
+                    const float a = j->gamma[c], b = j->beta[c];
 #pragma omp simd
-                for (size_t q = 0; q < hw; q++)
-                    d[q] = coef * (x[q] - m) * iv;
+                    for (size_t q = 0; q < hw; q++)
+                        d[q] = coef * (a * ((x[q] - m) * iv) + b);
+                } else {
+#pragma omp simd
+                    for (size_t q = 0; q < hw; q++)
+                        d[q] = coef * (x[q] - m) * iv;
+                }
             }
         }
     }
 }
 
-/* sums[c], sums[C + c] = this process's sum over channel c of gh and of gh yh */
+/* sums[c], sums[C + c] = this process's sum over channel c of go and of go yh */
 static void bn_back_sums_range(void *ctx, size_t c0, size_t c1)
 {
     const bn_job *j = ctx;
@@ -482,20 +502,21 @@ static void bn_back_sums_range(void *ctx, size_t c0, size_t c1)
     }
 }
 
-/* channels: gh in dpre turned into d loss / d pre-activation; sums holds the batch's
- * means of gh and gh yh */
+/* channels: go in dpre turned into d loss / d pre-activation; sums holds the batch's
+ * means of go and go yh */
 static void bn_back_range(void *ctx, size_t c0, size_t c1)
 {
     const bn_job *j = ctx;
     const size_t dim = (size_t)j->dim, hw = (size_t)j->hw, C = (size_t)j->C;
     for (size_t c = c0; c < c1; c++) {
-        const float m = j->mu[c], iv = j->inv[c], a = j->sums[c], b = j->sums[C + c];
+        const float m = j->mu[c], iv = j->inv[c] * (j->gamma ? j->gamma[c] : 1.0f);
+        const float a = j->sums[c], b = j->sums[C + c], ivy = j->inv[c];
         for (int i = 0; i < j->n; i++) {
             const float *x = j->y + (size_t)i * dim + c * hw;
             float *d = j->dpre + (size_t)i * dim + c * hw;
             for (size_t q = 0; q < hw; q++) {
                 const float on = x[q] > 0.0f ? 1.0f : 0.0f;
-                d[q] = on * iv * (d[q] - a - (x[q] - m) * iv * b);
+                d[q] = on * iv * (d[q] - a - (x[q] - m) * ivy * b);
             }
         }
     }
@@ -522,7 +543,8 @@ static void competition_batch(const float *y, const uint8_t *labels, int n, int 
     const int C = ly->channels;
     bn_job j = {.y = y, .labels = labels, .g = g, .dpre = dpre, .mu = ly->scratch,
                 .inv = ly->scratch + C, .sums = ly->scratch + 2 * C, .n = n, .dim = dim, .C = C,
-                .hw = dim / C, .slope = slope, .scale = scale};
+                .hw = dim / C, .slope = slope, .scale = scale, .gamma = ly->affine,
+                .beta = ly->affine ? ly->affine + C : NULL};
     const double count = (double)(ly->sum ? ly->total_rows : n) * (double)j.hw;
     if (count == 0.0)
         return;
@@ -534,6 +556,11 @@ static void competition_batch(const float *y, const uint8_t *labels, int n, int 
     ff_pool_for((size_t)C, 1, bn_back_sums_range, &j);
     if (ly->sum)
         ly->sum(ly->sum_ctx, j.sums, 2 * C);
+    if (ly->affine && ly->gaffine)
+        for (int c = 0; c < C; c++) {
+            ly->gaffine[c] = j.sums[C + c]; /* d loss / d scale_c = sum_c(go yh) */
+            ly->gaffine[C + c] = j.sums[c]; /* d loss / d shift_c = sum_c(go) */
+        }
     for (int k = 0; k < 2 * C; k++)
         j.sums[k] = (float)(j.sums[k] / count);
     ff_pool_for((size_t)C, 1, bn_back_range, &j);
@@ -575,14 +602,16 @@ static void bn_score_rows(void *ctx, size_t i0, size_t i1)
     const bn_job *j = ctx;
     for (size_t i = i0; i < i1; i++) {
         float gk[FF_CLASS_GROUPS];
-        bn_group_goodness(j->y + i * (size_t)j->dim, j->C, j->hw, j->mu, j->inv, gk);
+        bn_group_goodness(j->y + i * (size_t)j->dim, j->C, j->hw, j->mu, j->inv, j->gamma,
+                          j->beta, gk);
         for (int k = 0; k < FF_CLASS_GROUPS; k++)
             j->scores[i * FF_CLASS_GROUPS + k] += j->w * gk[k];
     }
 }
 
 void ff_class_goodness_add(const float *y, int batch, int dim, int channels,
-                           const float *running, float *scratch, float w, float *scores)
+                           const float *running, const float *affine, float *scratch, float w,
+                           float *scores)
 {
     FF_ASSERT(channels % FF_CLASS_GROUPS == 0 && dim % channels == 0);
     if (!running) {
@@ -596,7 +625,8 @@ void ff_class_goodness_add(const float *y, int batch, int dim, int channels,
         scratch[channels + c] = 1.0f / sqrtf(running[channels + c] + FF_COMP_BN_EPS);
     }
     bn_job j = {.y = y, .scores = scores, .mu = scratch, .inv = scratch + channels, .dim = dim,
-                .C = channels, .hw = dim / channels, .w = w};
+                .C = channels, .hw = dim / channels, .w = w, .gamma = affine,
+                .beta = affine ? affine + channels : NULL};
     ff_pool_for((size_t)batch, 8, bn_score_rows, &j);
 }
 

@@ -217,7 +217,7 @@ static void grads_ready(void *ctx, int l)
         return; /* the others read this rank's gradient in place at the step */
     double t0 = p->prof ? MPI_Wtime() : 0;
     const ff_layer *L = &p->t->net.layers[l];
-    MPI_Iallreduce(MPI_IN_PLACE, L->gW, (int)(L->n_weights + L->n_bias), MPI_FLOAT, MPI_SUM,
+    MPI_Iallreduce(MPI_IN_PLACE, L->gW, (int)ff_layer_n_params(L), MPI_FLOAT, MPI_SUM,
                    p->comm, &p->greq[p->ngreq++]);
     int flag; /* lets the earlier layers' reductions progress meanwhile */
     MPI_Testall(p->ngreq, p->greq, &flag, MPI_STATUSES_IGNORE);
@@ -655,7 +655,7 @@ void ff_parallel_sync_state(ff_parallel *p)
     for (int r = 0; r < p->size; r++) {
         const ff_layer *a = &net->layers[p->stage[r]], *b = &net->layers[p->stage[r + 1] - 1];
         poff[r] = a->param_off;
-        pn[r] = b->param_off + b->n_weights + b->n_bias - a->param_off;
+        pn[r] = b->param_off + ff_layer_n_params(b) - a->param_off;
         aoff[r] = (size_t)(net->peer_mean[p->stage[r]] - net->aux);
         an[r] = (size_t)(net->peer_mean[p->stage[r + 1] - 1] - net->aux) +
                 (size_t)ff_shape_dim(b->out) - aoff[r];

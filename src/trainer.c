@@ -267,7 +267,7 @@ static void update(ff_trainer *t, float lr)
     if (P && P->layer_end > 0) {
         const ff_layer *a = &t->net.layers[P->layer_first], *b = &t->net.layers[P->layer_end - 1];
         ff_optim_step_range(&t->opt, t->net.params, t->net.grads, lr, a->param_off,
-                            b->param_off + b->n_weights + b->n_bias - a->param_off);
+                            b->param_off + ff_layer_n_params(b) - a->param_off);
     } else if (t->n_frozen > 0) { /* the runs of layers still learning */
         size_t off[FF_MAX_LAYERS], n[FF_MAX_LAYERS];
         int runs = 0;
@@ -276,11 +276,11 @@ static void update(ff_trainer *t, float lr)
             if (t->net.frozen[l])
                 continue;
             if (runs > 0 && !t->net.frozen[l - 1]) {
-                n[runs - 1] += L->n_weights + L->n_bias;
+                n[runs - 1] += ff_layer_n_params(L);
                 continue;
             }
             off[runs] = L->param_off;
-            n[runs++] = L->n_weights + L->n_bias;
+            n[runs++] = ff_layer_n_params(L);
         }
         ff_optim_step_ranges(&t->opt, t->net.params, t->net.grads, lr, off, n, runs);
     } else {

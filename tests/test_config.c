@@ -333,6 +333,10 @@ static const inline_case inline_cases[] = {
      "model.hand_on batch cannot be used with parallel.mode pipeline"},
     {L1 "train: {competition_norm: batch}\n",
      "inline:2:27: train.competition_norm only applies with train.loss competition"},
+    {"model: {layers: [{type: fc, units: 10}], label_embedding: none}\n"
+     "train: {loss: competition, logit_scale: 10, competition_norm: affine}\n"
+     "parallel: {mode: data}\n",
+     "inline:2:63: train.competition_norm affine cannot be used with parallel.mode data yet"},
     {L1 "train: {loss: competition}\n",
      "inline:2:15: train.loss competition needs model.label_embedding none"},
     {"model: {layers: [{type: fc, units: 10}], label_embedding: none}\n",

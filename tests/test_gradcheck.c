@@ -308,11 +308,104 @@ static void test_competition_batch_statistics(void)
     for (int c = 0; c < 10; c++)
         running[c] = 0.0f, running[10 + c] = 1.0f - FF_COMP_BN_EPS;
     float scores[CB * 10] = {0};
-    ff_class_goodness_add(y, CB, CD, 10, running, scratch, 2.0f, scores);
+    ff_class_goodness_add(y, CB, CD, 10, running, NULL, scratch, 2.0f, scores);
     for (int i = 0; i < CB; i++)
         for (int k = 0; k < 10; k++) {
             const float *x = y + i * CD + k * 3;
             CHECK_NEAR(scores[i * 10 + k], 2.0f * (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]), 1e-4);
+        }
+}
+
+/* competition_norm affine: d loss / d pre-activation, and the scale and shift gradients
+ * the loss writes, against finite differences (scales of both signs) */
+static void test_competition_affine_gradient(void)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 510);
+    const ff_objective o = {.loss = FF_LOSS_COMPETITION, .logit_scale = 3.0f,
+                            .comp_norm = FF_COMP_AFFINE};
+    const uint8_t labels[CB] = {2, 7, 2, 5};
+    float scratch[4 * 10], affine[20], gaffine[20];
+    for (int c = 0; c < 10; c++) {
+        affine[c] = (c % 3 == 0 ? -1.0f : 1.0f) * (0.5f + ff_rng_uniform(&rng));
+        affine[10 + c] = 0.5f * ff_rng_normal(&rng);
+    }
+    const ff_loss_layer ly = {.channels = 10, .scratch = scratch, .affine = affine,
+                              .gaffine = gaffine};
+    const ff_loss_layer no_grad = {.channels = 10, .scratch = scratch, .affine = affine};
+    float z[CB * CD], y[CB * CD], dpre[CB * CD], g[CB * FF_CLASS_GROUPS];
+    for (int i = 0; i < CB * CD; i++) {
+        do
+            z[i] = ff_rng_normal(&rng);
+        while (fabsf(z[i]) < 0.2f);
+    }
+    relu_into(z, y, CB * CD);
+    ff_layer_loss r = {0};
+    for (int k = 0; k < 20; k++)
+        gaffine[k] = NAN; /* overwritten */
+    ff_objective_layer_loss(&o, y, labels, CB, 0, CD, 0.0f, 1.0f / CB, &ly, g, dpre, &r);
+    CHECK(r.loss_pos > 0.0f);
+    const float h = 1e-2f;
+    fd_stats st = {0};
+    for (int i = 0; i < CB * CD; i++) {
+        float keep = z[i];
+        z[i] = keep + h;
+        float lp = competition_loss_of_pre(&o, z, labels, &no_grad);
+        z[i] = keep - h;
+        float lm = competition_loss_of_pre(&o, z, labels, &no_grad);
+        z[i] = keep;
+        fd_compare(&st, "dpre(competition, affine)", (size_t)i, dpre[i], ((double)lp - lm) / (2.0 * h));
+    }
+    for (int k = 0; k < 20; k++) {
+        const float keep = affine[k];
+        affine[k] = keep + h;
+        float lp = competition_loss_of_pre(&o, z, labels, &no_grad);
+        affine[k] = keep - h;
+        float lm = competition_loss_of_pre(&o, z, labels, &no_grad);
+        affine[k] = keep;
+        fd_compare(&st, k < 10 ? "d scale" : "d shift", (size_t)k, gaffine[k],
+                   ((double)lp - lm) / (2.0 * h));
+    }
+    CHECK(st.failed == 0);
+    CHECK(st.checked == CB * CD + 20);
+    /* scale 1 and shift 0 are the batch variant (up to rounding: a product's order, then
+     * the mean subtractions of the standardisation's backward pass) */
+    for (int c = 0; c < 10; c++)
+        affine[c] = 1.0f, affine[10 + c] = 0.0f;
+    float d_batch[CB * CD];
+    ff_layer_loss rb = {0};
+    const ff_objective ob = {.loss = FF_LOSS_COMPETITION, .logit_scale = 3.0f,
+                             .comp_norm = FF_COMP_BATCH};
+    const ff_loss_layer plain = {.channels = 10, .scratch = scratch};
+    ff_objective_layer_loss(&o, y, labels, CB, 0, CD, 0.0f, 1.0f / CB, &ly, g, dpre, &r);
+    ff_objective_layer_loss(&ob, y, labels, CB, 0, CD, 0.0f, 1.0f / CB, &plain, g, d_batch, &rb);
+    CHECK_NEAR(r.loss_pos, rb.loss_pos, 1e-6 * rb.loss_pos);
+    float dmax = 0.0f;
+    for (int i = 0; i < CB * CD; i++)
+        dmax = fmaxf(dmax, fabsf(d_batch[i]));
+    CHECK(dmax > 0.0f);
+    for (int i = 0; i < CB * CD; i++)
+        CHECK_NEAR(dpre[i], d_batch[i], 1e-4 * dmax);
+    /* evaluation's scores with the affine part: the naive sum of (a yh + b)^2 */
+    float running[21], scores[CB * 10] = {0};
+    for (int c = 0; c < 10; c++) {
+        running[c] = 0.3f * c;
+        running[10 + c] = 0.5f + 0.1f * c;
+        affine[c] = 2.0f - 0.3f * c;
+        affine[10 + c] = 0.1f * c - 0.4f;
+    }
+    running[20] = 100.0f;
+    ff_class_goodness_add(y, CB, CD, 10, running, affine, scratch, 2.0f, scores);
+    for (int i = 0; i < CB; i++)
+        for (int k = 0; k < 10; k++) {
+            double want = 0.0;
+            for (int q = 0; q < 3; q++) {
+                const double yh = (y[i * CD + k * 3 + q] - running[k]) /
+                                  sqrt(running[10 + k] + FF_COMP_BN_EPS);
+                const double ov = affine[k] * yh + affine[10 + k];
+                want += ov * ov;
+            }
+            CHECK_NEAR(scores[i * 10 + k], 2.0 * want, 1e-4 * (1.0 + 2.0 * want));
         }
 }
 
@@ -669,6 +762,7 @@ int main(void)
     RUN(test_pair_loss_gradient);
     RUN(test_competition_gradient);
     RUN(test_competition_batch_statistics);
+    RUN(test_competition_affine_gradient);
     RUN(test_normalize_gradient);
     RUN(test_fc_gradient);
     RUN(test_conv_gradient);

@@ -513,8 +513,10 @@ static void test_competition_eval_stats(void)
 }
 
 /* the largest |in[l] - (maxpool2(out[l - 1]) - mu) inv| over `rows` rows, with mu and var
- * of out[l - 1]'s channels (given, or over these rows, biased: NULL) */
-static double hand_on_gap(const ff_net *net, int l, int rows, const float *run)
+ * of out[l - 1]'s channels (given, or over these rows, biased: NULL), that times the
+ * scales plus the shifts in affine ([2 C], competition_norm affine; NULL: none) */
+static double hand_on_gap(const ff_net *net, int l, int rows, const float *run,
+                          const float *affine)
 {
     const ff_layer *P = &net->layers[l - 1];
     const int C = P->out.c, H = P->out.h, W = P->out.w, hw = H * W, h2 = H / 2, w2 = W / 2;
@@ -544,7 +546,9 @@ static double hand_on_gap(const ff_net *net, int l, int rows, const float *run)
                     m = fmaxf(m, o[2 * y * W + 2 * x + 1]);
                     m = fmaxf(m, o[(2 * y + 1) * W + 2 * x]);
                     m = fmaxf(m, o[(2 * y + 1) * W + 2 * x + 1]);
-                    const double want = (m - mu) * inv;
+                    double want = (m - mu) * inv;
+                    if (affine)
+                        want = affine[c] * want + affine[C + c];
                     const double got = net->in[l][((size_t)i * C + c) * h2 * w2 + y * w2 + x];
                     gap = fmax(gap, fabs(got - want) / (1.0 + fabs(want)));
                 }
@@ -553,16 +557,19 @@ static double hand_on_gap(const ff_net *net, int l, int rows, const float *run)
 }
 
 /* model.hand_on batch: a training pass hands each layer its predecessor's (max-pooled)
- * output standardised with the batch's channel statistics, also below a frozen layer;
- * the evaluation pass with the evaluation statistics; the net learns */
-static void test_hand_on_batch(void)
+ * output standardised with the batch's channel statistics (competition_norm affine:
+ * then scaled and shifted), also below a frozen layer; the evaluation pass with the
+ * evaluation statistics; the net learns (affine: its scales and shifts too, and a
+ * restored run continues bit for bit) */
+static void hand_on_batch(const char *norm)
 {
+    const int affine = strcmp(norm, "train.competition_norm=affine") == 0;
     ff_config cfg;
-    quick_config(&cfg, "hand_on");
+    quick_config(&cfg, affine ? "hand_on_affine" : "hand_on");
     ff_err err;
     const char *sets[] = {
         "train.loss=competition", "model.label_embedding=none", "train.negatives=random",
-        "train.passes=alternate", "train.jitter=0", "train.competition_norm=batch",
+        "train.passes=alternate", "train.jitter=0", norm,
         "model.hand_on=batch", "train.logit_scale=30", "data.train_limit=1000",
         "data.test_limit=300", "train.epochs=2", "optimizer.lr=0.01",
         "model.layers=[{type: conv, channels: 20, kernel: 3, padding: 1, train_epochs: 1},"
@@ -574,27 +581,71 @@ static void test_hand_on_batch(void)
     ff_trainer t;
     CHECK(ff_trainer_create(&t, &cfg, NULL, NULL, &err) == FF_OK);
     CHECK(t.net.hand_on_batch == 1);
+    const ff_layer *L0 = &t.net.layers[0], *L1 = &t.net.layers[1];
+    CHECK(affine ? L0->n_affine == 40 && L1->n_affine == 80 && L0->affine[0] == 1.0f &&
+                       L0->affine[20] == 0.0f && L1->affine == L1->b + 40
+                 : L0->n_affine == 0 && L0->affine == NULL);
+    CHECK(t.net.n_params == ff_layer_n_params(L0) + ff_layer_n_params(L1));
     ff_eval_result before, after;
     ff_trainer_evaluate(&t, 0, &before);
     ff_step_stats st;
+    float pre_step[40]; /* the scales and shifts the step hands on with (it updates them) */
+    const float *pre = affine ? pre_step : NULL;
+    if (affine)
+        memcpy(pre_step, L0->affine, sizeof pre_step);
     ff_trainer_next(&t, &st); /* layer 0 learning: the statistics of its loss */
-    CHECK(hand_on_gap(&t.net, 1, t.batch, NULL) < 1e-4);
+    CHECK(hand_on_gap(&t.net, 1, t.batch, NULL, pre) < 1e-4);
     while (t.epoch < 1)
         ff_trainer_next(&t, &st);
+    float affine0[40];
+    if (affine) {
+        memcpy(affine0, L0->affine, sizeof affine0);
+        int moved = 0;
+        for (int c = 0; c < 40; c++)
+            moved += affine0[c] != (c < 20 ? 1.0f : 0.0f);
+        CHECK(moved == 40); /* every scale and shift learned in epoch 1 */
+    }
+    if (affine)
+        memcpy(pre_step, L0->affine, sizeof pre_step);
     ff_trainer_next(&t, &st); /* layer 0 frozen: statistics without a loss */
     CHECK(t.net.frozen[0] && st.loss_pos[0] == 0.0 && st.loss_pos[1] > 0.0);
-    CHECK(hand_on_gap(&t.net, 1, t.batch, NULL) < 1e-4);
+    CHECK(hand_on_gap(&t.net, 1, t.batch, NULL, pre) < 1e-4);
+    ff_trainer b;
+    ff_checkpoint ck = {0};
+    if (affine) { /* save here, restore, and both runs end the same */
+        char path[512];
+        snprintf(path, sizeof path, "%s/hand_on_affine.ffm", tmpdir);
+        CHECK(ff_trainer_save(&t, path, "somewhere", &err) == FF_OK);
+        CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
+        CHECK(ck.cfg.train.competition_norm == FF_COMP_AFFINE && ck.n_params == t.net.n_params);
+        CHECK(ff_trainer_create(&b, &ck.cfg, NULL, NULL, &err) == FF_OK);
+        CHECK(ff_trainer_restore(&b, &ck, NULL, NULL, &err) == FF_OK);
+    }
     while (t.epoch < 2)
         ff_trainer_next(&t, &st);
+    if (affine) /* frozen: layer 0's scales and shifts with it */
+        CHECK(memcmp(affine0, L0->affine, sizeof affine0) == 0);
     ff_trainer_evaluate(&t, 2, &after);
     memcpy(t.x, t.test.images, sizeof(float) * 7 * t.in_dim);
     ff_net_forward(&t.net, t.x, 7);
-    CHECK(hand_on_gap(&t.net, 1, 7, t.net.comp_stats[0]) < 1e-4);
+    CHECK(hand_on_gap(&t.net, 1, 7, t.net.comp_stats[0], L0->affine) < 1e-4);
+    if (getenv("FF_TEST_VERBOSE"))
+        fprintf(stderr, "  %s: error %.3f -> %.3f (softmax %.3f)\n", norm,
+                before.error_goodness, after.error_goodness, after.error_softmax);
     /* measured: 92% -> 51% (softmax head 7%) */
     CHECK(after.error_goodness < 0.7 && after.error_goodness < before.error_goodness - 0.2);
     CHECK(after.error_softmax < 0.3);
+    if (affine) {
+        run_to_end(&b);
+        CHECK(same_floats(t.net.params, b.net.params, t.net.n_params));
+        ff_checkpoint_free(&ck);
+        ff_trainer_free(&b);
+    }
     ff_trainer_free(&t);
 }
+
+static void test_hand_on_batch(void) { hand_on_batch("train.competition_norm=batch"); }
+static void test_hand_on_affine(void) { hand_on_batch("train.competition_norm=affine"); }
 
 static int count_finite_models(const char *dir)
 {
@@ -751,6 +802,7 @@ int main(void)
     RUN(test_competition_head_reuses_pass);
     RUN(test_competition_eval_stats);
     RUN(test_hand_on_batch);
+    RUN(test_hand_on_affine);
     RUN(test_grouped_competition);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

@@ -32,8 +32,10 @@ typedef enum { FF_NEG_RANDOM, FF_NEG_HARD, FF_NEG_COUNT } ff_neg_kind;
 typedef enum { FF_LOSS_THRESHOLD, FF_LOSS_PAIRWISE, FF_LOSS_COMPETITION, FF_LOSS_COUNT } ff_loss_kind;
 typedef enum { FF_HARD_GOODNESS, FF_HARD_SOFTMAX, FF_HARD_SCORES_COUNT } ff_hard_scores;
 /* train.competition_norm: each group's goodness from the row scaled to mean square 1
- * (sample), or from every channel standardised over the batch (batch; objective.h) */
-typedef enum { FF_COMP_SAMPLE, FF_COMP_BATCH, FF_COMP_NORM_COUNT } ff_comp_norm;
+ * (sample), from every channel standardised over the batch (batch; objective.h), or
+ * from that times a learned per-channel scale plus shift (affine: CwComp's whole batch
+ * norm) */
+typedef enum { FF_COMP_SAMPLE, FF_COMP_BATCH, FF_COMP_AFFINE, FF_COMP_NORM_COUNT } ff_comp_norm;
 /* model.hand_on: what a layer hands the next: its output scaled to mean square 1 per
  * image (rms, FF's normalisation), or every channel standardised with the competition
  * loss's batch statistics (batch: CwComp's batch-norm output; net.h) */

@@ -5,7 +5,8 @@
  *
  * Activations are [batch, dim] row-major, each sample's vector in CHW order
  * (channel-major). A layer does not own its parameters: W, b, gW, gb are views
- * into the network's flat buffers (net.h), laid out W then b, contiguously. */
+ * into the network's flat buffers (net.h), laid out W then b, contiguously (then,
+ * with train.competition_norm affine, the loss's per-channel scale and shift). */
 #ifndef FF_LAYER_H
 #define FF_LAYER_H
 
@@ -39,10 +40,19 @@ typedef struct ff_layer {
     int train_epochs;       /* learns during the first train_epochs epochs only (0 = always) */
     size_t n_weights;       /* number of floats in W */
     size_t n_bias;          /* number of floats in b */
-    size_t param_off;       /* offset of W in the net's flat buffers; b follows W */
-    float *W, *b;           /* views into net params */
-    float *gW, *gb;         /* views into net grads */
+    size_t n_affine;        /* train.competition_norm affine: 2 * out.c (the scale of each
+                               channel, then its shift); 0 otherwise. Set by the net. */
+    size_t param_off;       /* offset of W in the net's flat buffers; b follows W, then
+                               the affine floats */
+    float *W, *b, *affine;  /* views into net params (affine NULL without) */
+    float *gW, *gb, *gaffine; /* views into net grads */
 } ff_layer;
+
+/* The floats of a layer's parameters in the net's buffers: W, b and affine. */
+static inline size_t ff_layer_n_params(const ff_layer *l)
+{
+    return l->n_weights + l->n_bias + l->n_affine;
+}
 
 /* Samples per im2col + sgemm round of a conv layer (layer_conv.c); the net runs a
  * stack of conv layers in blocks of this many rows (net.c), so the rounds, and the
@@ -92,7 +102,7 @@ extern const ff_layer_ops ff_fc_ops, ff_conv_ops, ff_local_ops, ff_pool_ops;
  * adds the YAML position). */
 int ff_layer_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err);
 
-/* Initial weights randn / sqrt(fan_in), biases 0. */
+/* Initial weights randn / sqrt(fan_in), biases 0; affine scales 1, shifts 0. */
 struct ff_rng;
 void ff_layer_init_params(ff_layer *l, struct ff_rng *rng);
 

@@ -16,8 +16,9 @@
  * channels of the CHW map; fc: units) fall into FF_CLASS_GROUPS contiguous groups,
  * G_k = the goodness of group k of the output scaled to mean square 1 (or, with
  * competition_norm batch, of the output with every channel standardised over the
- * batch: CwComp's batch norm without its affine part), and each image's loss is the
- * cross-entropy of softmax(slope * G) with its true class.
+ * batch: CwComp's batch norm without its affine part; affine: with it, each
+ * standardised channel times a learned scale plus a learned shift), and each image's
+ * loss is the cross-entropy of softmax(slope * G) with its true class.
  * Read out (eval.h): argmax_k of the summed goodness of group k over the layers. */
 #ifndef FF_OBJECTIVE_H
 #define FF_OBJECTIVE_H
@@ -44,7 +45,7 @@ typedef struct ff_objective {
     float logit_scale;          /* train.logit_scale: slope = logit_scale / units (0: slope 1) */
     float peer_strength;        /* train.peer_norm: peer normalisation strength (0 = off) */
     float peer_decay;           /* train.peer_decay: decay of the running mean activities */
-    ff_comp_norm comp_norm;     /* train.competition_norm: sample | batch */
+    ff_comp_norm comp_norm;     /* train.competition_norm: sample | batch | affine */
 } ff_objective;
 
 /* What a loss may need to know of the layer beyond its output rows. */
@@ -55,6 +56,10 @@ typedef struct ff_loss_layer {
                                    batches they have seen (updated by a training pass; NULL:
                                    not updated); NULL otherwise */
     float *scratch;             /* competition_norm batch: [4 * channels] floats */
+    const float *affine;        /* competition_norm affine: [2 * channels], the scale of each
+                                   standardised channel, then its shift; NULL otherwise */
+    float *gaffine;             /* with affine: d loss / d affine written here (a training
+                                   pass's loss; NULL: not written) */
     /* competition_norm batch with the batch split over processes (data parallel): the
      * channel sums of every process added up (sum(ctx, v, n): v summed in place), and
      * the rows of the whole batch; sum NULL: the rows here are the batch */
@@ -100,10 +105,12 @@ size_t ff_objective_scratch(const ff_objective *o, int rows);
  * dim] matrix of ReLU outputs with `channels` channels (a multiple of FF_CLASS_GROUPS):
  * running NULL (competition_norm sample): of the row scaled to mean square 1, dim G_k /
  * sum_j G_j; else ([2 * channels + 1], competition_norm batch): of every channel standardised
- * by the running mean and variance (scratch: [2 * channels] floats). w = the slope gives
- * the competition loss's logits. */
+ * by the running mean and variance (scratch: [2 * channels] floats), then, with affine
+ * ([2 * channels] or NULL, competition_norm affine), times its scale plus its shift.
+ * w = the slope gives the competition loss's logits. */
 void ff_class_goodness_add(const float *y, int batch, int dim, int channels,
-                           const float *running, float *scratch, float w, float *scores);
+                           const float *running, const float *affine, float *scratch, float w,
+                           float *scores);
 
 /* competition_norm batch: the batch's mean and 1 / sqrt(var + eps) of each channel of y
  * (n rows of dim; summed over processes as in the loss) into ly->scratch[0, C) and
