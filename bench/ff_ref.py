@@ -435,12 +435,18 @@ def cmd_report(a):
                  "trainer's own batch step at the config's batch size, with its joint passes, "
                  "pairwise loss, hard negatives scored by ten labelled passes and the softmax "
                  "head's step; the GEMM-only bound replays every sgemm of a batch, the scoring "
-                 "passes' included). Target: ffrun / bound >= 0.9 on 1 and on 2 threads.")
+                 "passes' included). Target: ffrun / bound >= 0.9 on 1 and on 2 threads. "
+                 "The Adam ceiling is the most ffrun / bound can be with the step's Adam update "
+                 "at its best: bound time / (bound time + the Adam step alone on as many "
+                 "parameters and threads, from `ff-bench stream` below); Adam GB/s: the 28 "
+                 "bytes per parameter of the update (p, g, m, v read; p, m, v written) over "
+                 "its time in place.")
         L.append("")
         L.append("| config | batch | threads | images/s | GEMM-only bound | ffrun / bound | "
-                 "sgemm ms | non-sgemm ms (embedding + labels, normalisation, loss, Adam, "
-                 "layer work, rest) |")
-        L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+                 "Adam ceiling | Adam GB/s | sgemm ms | non-sgemm ms (embedding + labels, "
+                 "normalisation, loss, Adam, layer work, rest) |")
+        L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        streams = [r["stream"] for r in rows if "stream" in r]
         for cfg, th in sorted({(r["config"], r["threads"]) for r in cfg_runs}):
             sel = [r for r in cfg_runs if r["config"] == cfg and r["threads"] == th]
             ips = statistics.median(r["train_ips"] for r in sel)
@@ -451,9 +457,24 @@ def cmd_report(a):
                 ("data_ms", "data"), ("normalize_ms", "norm"), ("loss_ms", "loss"),
                 ("optim_ms", "Adam"), ("layer_other_ms", "layer"), ("im2col_ms", "im2col"),
                 ("rest_ms", "rest")))
-            L.append("| `%s` | %d | %d | %s | %s | %s | %s | %s |" % (
+            bound_ms = 1e3 * sel[0]["batch"] / bound
+            alone = [s for s in streams if s["pool"] == th]
+            ceiling = "-"
+            if alone:
+                adam_ms = min(s["adam_ms"] for s in alone) * sel[0]["params"] / alone[0]["floats"]
+                ceiling = fmt(bound_ms / (bound_ms + adam_ms), 2)
+            adam_gbs = 28e-6 * sel[0]["params"] / bd["optim_ms"] if bd["optim_ms"] > 0 else 0
+            L.append("| `%s` | %d | %d | %s | %s | %s | %s | %s | %s | %s |" % (
                 cfg, sel[0]["batch"], th, fmt(ips), fmt(bound), fmt(ips / bound, 2),
-                fmt(bd["gemm_ms"], 1), rest))
+                ceiling, fmt(adam_gbs, 1), fmt(bd["gemm_ms"], 1), rest))
+        if streams:
+            L.append("")
+            L.append("Memory bandwidth (`ff-bench stream`, %s floats: the FC config's "
+                     "parameter count): %s." % (
+                         fmt(streams[0]["floats"]), "; ".join(
+                             "%d thread(s): copy %.1f GB/s, the Adam step alone %.1f ms "
+                             "(%.1f GB/s)" % (s["pool"], s["copy_gbs"], s["adam_ms"],
+                                             s["adam_gbs"]) for s in streams)))
     peak = meta.get("peak")
     measured = [r["peak_sgemm"] for r in rows if "peak_sgemm" in r]
     best = max(measured, key=lambda m: m["gflops"]) if measured else None

@@ -11,8 +11,9 @@
 # Environment (defaults): REPS (3) repetitions; SECS (3) seconds per timed loop;
 # NETS ("fc cnn local deep"; deep: padded 3x3 convs, 32/64/128 channels, with 2x2 max
 # pools between them); BATCHES ("100 1000"); CONFIGS ("configs/supervised.yaml
-# configs/supervised_fc.yaml": timed as users run them, at their own batch size, on 1
-# and on 2 threads); OUT (docs/RESULTS.md).
+# configs/supervised_fc.yaml configs/supervised_deep.yaml": timed as users run them, at
+# their own batch size, on 1 and on 2 threads); OUT (docs/RESULTS.md). Also the Adam
+# step alone on 13.6M parameters (ff-bench stream), on 1 and 2 threads.
 # ffrun and PyTorch run alternately (ABBA order over repetitions) so slow drifts of
 # the machine hit both; the report takes medians over repetitions. Raw results stay
 # in $BUILD/bench-speed/results.jsonl. Only the part of $OUT between
@@ -86,7 +87,7 @@ done
 
 # ---- the shipped configs' own path (joint passes, pairwise loss, hard negatives with
 # their ten labelled scoring passes, the softmax head): ffrun alone, on 1 and 2 threads
-CONFIGS=${CONFIGS:-configs/supervised.yaml configs/supervised_fc.yaml}
+CONFIGS=${CONFIGS:-configs/supervised.yaml configs/supervised_fc.yaml configs/supervised_deep.yaml}
 for rep in $(seq "$REPS"); do
     for cfg in $CONFIGS; do
         for th in 1 2; do
@@ -97,6 +98,12 @@ for rep in $(seq "$REPS"); do
             fi
         done
     done
+done
+
+# ---- memory bandwidth as the optimiser sees it (13.6M floats: the FC config's weights)
+for th in 1 2; do
+    "$BIN" stream --size 3685 --pool "$th" --seconds "$SECS" >>"$RESULTS" ||
+        { echo "speed.sh: ff-bench stream failed" >&2; status=1; }
 done
 
 run_peak
