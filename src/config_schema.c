@@ -111,7 +111,13 @@ const ff_key ff_config_keys[] = {
            "scaled to mean square 1 per image (FF's normalisation); batch = every channel "
            "standardised by the competition loss's batch statistics in training and by the "
            "evaluation statistics otherwise (CwComp's batch-norm output; needs train.loss "
-           "competition with competition_norm batch; not with parallel.mode pipeline)"),
+           "competition with competition_norm batch or affine; not with parallel.mode pipeline)"),
+    K_BOOL("model.loss_after_pool", model.loss_after_pool, "false",
+           "a layer followed by a pool takes its loss, its channel statistics, its goodness "
+           "readout and its softmax-head features from its pooled output (CwComp's conv, ReLU, "
+           "pool, then batch norm and goodness), and model.layers may end with a pool (applied "
+           "to the last layer's output); needs model.hand_on batch; not with parallel.mode "
+           "data or pipeline"),
 
     K_INT("train.epochs", train.epochs, "10", 1, 1e6, "training epochs"),
     K_INT("train.batch_size", train.batch_size, "100", 1, 65536, "images per minibatch"),

@@ -54,7 +54,8 @@ static void class_group_scores(ff_net *net, const ff_dataset *ds, const int *idx
         ff_net_forward(net, xbuf, m);
         for (int l = ff_eval_first_layer(net); l < net->n_layers; l++) {
             const ff_layer *L = &net->layers[l];
-            ff_class_goodness_add(net->out[l], m, ff_shape_dim(L->out), L->out.c,
+            ff_class_goodness_add(ff_net_loss_out(net, l), m,
+                                  ff_shape_dim(ff_net_loss_shape(net, l)), L->out.c,
                                   net->comp_stats[l], L->affine, net->comp_scratch,
                                   as_logits ? L->slope : 1.0f,
                                   scores + (size_t)start * FF_NUM_CLASSES);

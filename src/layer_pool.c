@@ -9,8 +9,13 @@
  * (label_every_layer) are added after it at the pooled size. Pooling commutes with
  * the positive per-sample scale of the normalisation, so this equals pooling the
  * normalised output and normalising again. FF gradients stop at each layer's input,
- * so nothing flows back through a pool: its backward has nothing to do. */
+ * so nothing flows back through a pool to the layer below: its backward has nothing to
+ * do. With model.loss_after_pool a layer's own loss is on its pooled output, and
+ * ff_pool_backward_relu takes that loss's gradient back to the layer's pre-activations. */
+#include <string.h>
+
 #include "ff/layer.h"
+#include "ff/pool.h"
 
 static int pool_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index, ff_err *err)
 {
@@ -77,6 +82,57 @@ static void pool_backward(const ff_layer *l, const float *x, const float *patche
                           const float *dpre, int batch, float beta, float *ws)
 {
     (void)l, (void)x, (void)patches, (void)dpre, (void)batch, (void)beta, (void)ws;
+}
+
+typedef struct pool_back_job {
+    const ff_layer *l;
+    const float *x, *dy;
+    float *dx;
+} pool_back_job;
+
+static void pool_back_range(void *ctx, size_t i0, size_t i1)
+{
+    const pool_back_job *j = ctx;
+    const ff_layer *l = j->l;
+    const int k = l->kernel, s = l->stride, is_max = l->pool == FF_POOL_MAX;
+    const size_t plane = (size_t)l->in.h * l->in.w, oplane = (size_t)l->out.h * l->out.w;
+    const float inv = 1.0f / (float)(k * k);
+    for (size_t i = i0; i < i1; i++)
+        for (int c = 0; c < l->in.c; c++) {
+            const float *xc = j->x + (i * l->in.c + c) * plane;
+            const float *dyc = j->dy + (i * l->out.c + c) * oplane;
+            float *dxc = j->dx + (i * l->in.c + c) * plane;
+            memset(dxc, 0, sizeof(float) * plane);
+            for (int oy = 0; oy < l->out.h; oy++)
+                for (int ox = 0; ox < l->out.w; ox++) {
+                    const size_t base = (size_t)oy * s * l->in.w + (size_t)ox * s;
+                    const float g = dyc[(size_t)oy * l->out.w + ox];
+                    if (is_max) { /* the forward pass's choice: the first maximum */
+                        size_t arg = base;
+                        float best = xc[base];
+                        for (int ki = 0; ki < k; ki++)
+                            for (int kj = 0; kj < k; kj++) {
+                                const size_t q = base + (size_t)ki * l->in.w + kj;
+                                if (xc[q] > best)
+                                    best = xc[q], arg = q;
+                            }
+                        dxc[arg] += g;
+                    } else {
+                        for (int ki = 0; ki < k; ki++)
+                            for (int kj = 0; kj < k; kj++)
+                                dxc[base + (size_t)ki * l->in.w + kj] += g * inv;
+                    }
+                }
+            for (size_t q = 0; q < plane; q++) /* the ReLU */
+                dxc[q] = xc[q] > 0.0f ? dxc[q] : 0.0f;
+        }
+}
+
+void ff_pool_backward_relu(const ff_layer *pool, const float *x, const float *dy, float *dx,
+                           int batch)
+{
+    pool_back_job j = {pool, x, dy, dx};
+    ff_pool_for((size_t)batch, 1, pool_back_range, &j);
 }
 
 /* no multiply-adds; counted as one operation per value read */

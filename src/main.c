@@ -275,15 +275,20 @@ static int dry_run(const ff_config *cfg, ff_err *err)
     printf("# model (input %dx%dx%d)\n", in.c, in.h, in.w);
     printf("%-5s %-6s %-14s %12s %14s %14s\n", "layer", "kind", "output", "params",
            "MACs/image", "threshold");
-    for (int l = 0; l < net.n_layers; l++) {
-        const ff_layer *L = &net.layers[l];
+    for (int l = 0; l <= net.n_layers; l++) {
         char shape[32];
         if (ff_net_pooled(&net, l)) { /* folded into layer l's input: no index of its own */
             const ff_layer *P = &net.pool[l];
             snprintf(shape, sizeof shape, "%dx%dx%d", P->out.c, P->out.h, P->out.w);
-            printf("%-5s %-6s %-14s %12d %14s %14s  (%s %d, stride %d)\n", "", "pool", shape, 0,
-                   "-", "-", P->pool == FF_POOL_MAX ? "max" : "avg", P->kernel, P->stride);
+            char reader[48] = "";
+            if (l > 0 && net.post[l - 1])
+                snprintf(reader, sizeof reader, "; layer %d's loss reads it", l - 1);
+            printf("%-5s %-6s %-14s %12d %14s %14s  (%s %d, stride %d%s)\n", "", "pool", shape, 0,
+                   "-", "-", P->pool == FF_POOL_MAX ? "max" : "avg", P->kernel, P->stride, reader);
         }
+        if (l == net.n_layers) /* a pool at the end (model.loss_after_pool) */
+            break;
+        const ff_layer *L = &net.layers[l];
         snprintf(shape, sizeof shape, "%dx%dx%d", L->out.c, L->out.h, L->out.w);
         char theta[32] = "-"; /* only the threshold loss has one */
         if (cfg->train.loss == FF_LOSS_THRESHOLD)

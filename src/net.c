@@ -145,17 +145,28 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         shape = L->out;
         net->n_layers = ++l;
     }
-    if (cfg->model.n_layers > 0 && (l == 0 || ff_net_pooled(net, l))) {
-        ff_err_set(err, FF_ERR_USAGE, "layer %d: a pool must be followed by a trainable layer",
-                   cfg->model.n_layers - 1);
+    if (cfg->model.n_layers > 0 &&
+        (l == 0 || (ff_net_pooled(net, l) && !cfg->model.loss_after_pool))) {
+        ff_err_set(err, FF_ERR_USAGE, "layer %d: a pool must be followed by a trainable layer%s",
+                   cfg->model.n_layers - 1,
+                   l == 0 ? "" : " (or model.loss_after_pool must be true: the last layer's loss "
+                                 "on its pooled output)");
         return layer_error_at(cfg, cfg->model.n_layers - 1, err);
     }
+    /* model.loss_after_pool: each pooled output its own rows */
+    size_t post_total = 0, max_post = 0;
+    for (int k = 0; cfg->model.loss_after_pool && k < l; k++)
+        if (ff_net_pooled(net, k + 1)) {
+            const size_t d = (size_t)ff_shape_dim(net->pool[k + 1].out);
+            post_total += d;
+            max_post = d > max_post ? d : max_post;
+        }
     /* net->goodness is the loss's scratch, which peer normalisation reuses for max_batch
      * column means */
     size_t scratch = ff_objective_scratch(&obj, max_batch);
     scratch = scratch > (size_t)max_batch ? scratch : (size_t)max_batch;
-    size_t act_total =
-        (acts + max_out + 1) * (size_t)max_batch + scratch + net->n_aux + 4 * max_c;
+    size_t act_total = (acts + max_out + 1 + post_total + max_post) * (size_t)max_batch + scratch +
+                       net->n_aux + 4 * max_c;
     if ((rc = alloc_floats(&net->params, net->n_params, "parameters", err)) ||
         (rc = alloc_floats(&net->grads, net->n_params, "gradients", err)) ||
         (rc = alloc_floats(&net->act_mem, act_total, "activations", err)) ||
@@ -176,11 +187,19 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         p += (size_t)ff_shape_dim(L->in) * max_batch;
         net->out[l] = p;
         p += (size_t)ff_shape_dim(L->out) * max_batch;
+        if (cfg->model.loss_after_pool && ff_net_pooled(net, l + 1)) {
+            net->post[l] = p;
+            p += (size_t)ff_shape_dim(net->pool[l + 1].out) * max_batch;
+        }
         set_views(L, net->params, net->grads);
         ff_layer_init_params(L, rng);
     }
     net->dpre = p;
     p += max_out * (size_t)max_batch;
+    if (max_post) {
+        net->dpost = p;
+        p += max_post * (size_t)max_batch;
+    }
     net->goodness = p;
     p += scratch;
     net->ones = p;
@@ -307,7 +326,7 @@ static void running_mu_inv(ff_net *net, int l)
  * net->patches; for l0 > 0, in[l0] is given */
 static void forward_rows(ff_net *net, const float *x, int l0, int l1, int r0, int batch, int keep)
 {
-    FF_ASSERT(r0 + batch <= net->max_batch);
+    FF_ASSERT(l0 >= 0 && r0 + batch <= net->max_batch);
     const float *src = l0 > 0 ? NULL : x;
     for (int l = l0; l < l1; l++) {
         ff_layer *L = &net->layers[l];
@@ -315,7 +334,11 @@ static void forward_rows(ff_net *net, const float *x, int l0, int l1, int r0, in
         float *in = net->in[l] + (size_t)r0 * in_dim;
         if (l > l0 || l0 == 0) { /* l0 > 0: a pipeline stage was handed in[l0] */
             int src_dim = ff_shape_dim(l ? net->layers[l - 1].out : net->input);
-            if (ff_net_pooled(net, l)) {
+            const int pooled = ff_net_pooled(net, l);
+            if (pooled && l > 0 && net->post[l - 1]) { /* pooled already (loss_after_pool) */
+                src = net->post[l - 1] + (size_t)r0 * ff_shape_dim(net->pool[l].out);
+                src_dim = ff_shape_dim(net->pool[l].out);
+            } else if (pooled) {
                 ff_layer_forward(&net->pool[l], src, net->pooled, batch, NULL, NULL);
                 src = net->pooled;
                 src_dim = ff_shape_dim(net->pool[l].out);
@@ -336,6 +359,10 @@ static void forward_rows(ff_net *net, const float *x, int l0, int l1, int r0, in
                              : NULL;
         ff_layer_forward(L, in, net->out[l] + (size_t)r0 * out_dim, batch, net->ws, patches);
         src = net->out[l] + (size_t)r0 * out_dim;
+        if (net->post[l]) /* model.loss_after_pool */
+            ff_layer_forward(&net->pool[l + 1], src,
+                             net->post[l] + (size_t)r0 * ff_shape_dim(net->pool[l + 1].out), batch,
+                             NULL, NULL);
     }
 }
 
@@ -496,7 +523,9 @@ void ff_net_ff_grads_layers(ff_net *net, const ff_objective *obj, const float *x
         if (by_layer && l < l_end) {
             if (l > 0) {
                 const float *src = net->out[l - 1];
-                if (ff_net_pooled(net, l)) {
+                if (net->post[l - 1]) { /* pooled by layer l - 1's pass */
+                    src = net->post[l - 1];
+                } else if (ff_net_pooled(net, l)) {
                     ff_layer_forward(&net->pool[l], src, net->pooled, rows, NULL, NULL);
                     src = net->pooled;
                 }
@@ -506,13 +535,17 @@ void ff_net_ff_grads_layers(ff_net *net, const ff_objective *obj, const float *x
             }
             forward_rows(net, x, l, l + 1, 0, rows, 1);
         }
+        const int loss_dim = ff_shape_dim(ff_net_loss_shape(net, l));
         if (l >= l_end || net->frozen[l]) {
             if (by_layer && l + 1 < l_end) /* the statistics the next layer's input needs */
-                ff_comp_batch_stats(net->out[l], rows, ff_shape_dim(L->out), &ly);
+                ff_comp_batch_stats(ff_net_loss_out(net, l), rows, loss_dim, &ly);
             continue;
         }
-        ff_objective_layer_loss(obj, net->out[l], labels, npos, nneg, ff_shape_dim(L->out),
-                                L->threshold, scale, &ly, net->goodness, net->dpre, &r);
+        ff_objective_layer_loss(obj, ff_net_loss_out(net, l), labels, npos, nneg, loss_dim,
+                                L->threshold, scale, &ly, net->goodness,
+                                net->post[l] ? net->dpost : net->dpre, &r);
+        if (net->post[l]) /* through the pool to the pre-activations of out[l] */
+            ff_pool_backward_relu(&net->pool[l + 1], net->out[l], net->dpost, net->dpre, rows);
         /* after the loss: peer_norm uses net->goodness as scratch */
         if (npos && obj->peer_strength > 0.0f)
             r.peer_loss = peer_norm(net, obj, l, net->out[l], npos, net->dpre);

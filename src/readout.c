@@ -151,7 +151,7 @@ int ff_readout_feature_dim(const ff_net *net, const int *layers, int n_layers)
     int dim = 0;
     for (int j = 0; j < n_layers; j++) {
         FF_ASSERT(layers[j] >= 0 && layers[j] < net->n_layers);
-        dim += ff_shape_dim(net->layers[layers[j]].out);
+        dim += ff_shape_dim(ff_net_loss_shape(net, layers[j]));
     }
     return dim;
 }
@@ -163,8 +163,8 @@ void ff_readout_features(const ff_net *net, const int *layers, int n_layers, int
     size_t off = 0;
     for (int j = 0; j < n_layers; j++) {
         const int l = layers[j];
-        const size_t dim = (size_t)ff_shape_dim(net->layers[l].out);
-        if (l + 1 < net->n_layers && !ff_net_pooled(net, l + 1)) {
+        const size_t dim = (size_t)ff_shape_dim(ff_net_loss_shape(net, l));
+        if (l + 1 < net->n_layers && (!ff_net_pooled(net, l + 1) || net->post[l])) {
             /* the next layer's input starts with it (label planes may follow) */
             const size_t next = (size_t)ff_shape_dim(net->layers[l + 1].in);
             FF_ASSERT(next >= dim);
@@ -172,7 +172,7 @@ void ff_readout_features(const ff_net *net, const int *layers, int n_layers, int
                 memcpy(out + i * F + off, net->in[l + 1] + i * next, sizeof(float) * dim);
         } else {
             for (int i = 0; i < batch; i++)
-                ff_normalize(net->out[l] + i * dim, out + i * F + off, 1, (int)dim,
+                ff_normalize(ff_net_loss_out(net, l) + i * dim, out + i * F + off, 1, (int)dim,
                              net->norm_eps);
         }
         off += dim;

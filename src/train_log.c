@@ -29,7 +29,8 @@ static void goodness_all_layers(ff_net *net, const float *x, int n, float *g)
 {
     ff_net_forward(net, x, n);
     for (int l = 0; l < net->n_layers; l++)
-        ff_goodness(net->out[l], n, ff_shape_dim(net->layers[l].out), g + (size_t)l * n);
+        ff_goodness(ff_net_loss_out(net, l), n, ff_shape_dim(ff_net_loss_shape(net, l)),
+                    g + (size_t)l * n);
 }
 
 int ff_log_goodness_histograms(ff_summary_writer *tb, ff_net *net, const float *x_pos,

@@ -572,8 +572,9 @@ void ff_trainer_refresh_stats(ff_trainer *t)
             double *sl = sums;
             for (int l = 0; l < b; l++) {
                 const ff_layer *Ly = &net->layers[l];
-                if (l >= a)
-                    ff_comp_stats_add(net->out[l], m, ff_shape_dim(Ly->out), Ly->out.c,
+                if (l >= a) /* of what the loss reads: pooled with loss_after_pool */
+                    ff_comp_stats_add(ff_net_loss_out(net, l), m,
+                                      ff_shape_dim(ff_net_loss_shape(net, l)), Ly->out.c,
                                       net->comp_scratch, sl);
                 sl += 2 * (size_t)Ly->out.c;
             }
@@ -581,9 +582,9 @@ void ff_trainer_refresh_stats(ff_trainer *t)
         double *sl = sums;
         for (int l = 0; l < b; l++) {
             const ff_layer *Ly = &net->layers[l];
+            const ff_shape s = ff_net_loss_shape(net, l);
             if (l >= a)
-                ff_comp_stats_set(net->comp_stats[l], sl, Ly->out.c,
-                                  (double)n * Ly->out.h * Ly->out.w);
+                ff_comp_stats_set(net->comp_stats[l], sl, Ly->out.c, (double)n * s.h * s.w);
             sl += 2 * (size_t)Ly->out.c;
         }
     }

@@ -16,7 +16,7 @@ static const char *const documented_keys[] = {
     "model.layers[].stride", "model.layers[].padding", "model.layers[].groups", "model.layers[].kind", "model.layers[].threshold",
     "model.layers[].train_epochs",
     "model.label_embedding",
-    "model.label_every_layer", "model.norm_eps", "model.hand_on",
+    "model.label_every_layer", "model.norm_eps", "model.hand_on", "model.loss_after_pool",
     "train.epochs", "train.batch_size", "train.passes", "train.negatives", "train.jitter", "train.peer_norm",
     "train.peer_decay", "train.logit_scale", "train.hard_temperature", "train.hard_scores", "train.hard_candidates", "train.loss", "train.competition_norm", "train.shuffle", "optimizer.type", "optimizer.lr", "optimizer.momentum",
     "optimizer.beta1", "optimizer.beta2", "optimizer.eps", "optimizer.weight_decay", "schedule.type",
@@ -333,6 +333,13 @@ static const inline_case inline_cases[] = {
      "model.hand_on batch cannot be used with parallel.mode pipeline"},
     {L1 "train: {competition_norm: batch}\n",
      "inline:2:27: train.competition_norm only applies with train.loss competition"},
+    {"model: {layers: [{type: fc, units: 10}], loss_after_pool: true}\n",
+     "inline:1:59: model.loss_after_pool needs model.hand_on batch"},
+    {"model: {layers: [{type: fc, units: 10}], label_embedding: none, hand_on: batch,"
+     " loss_after_pool: true}\n"
+     "train: {loss: competition, logit_scale: 10, competition_norm: batch}\n"
+     "parallel: {mode: data}\n",
+     "model.loss_after_pool cannot be used with parallel.mode data yet"},
     {"model: {layers: [{type: fc, units: 10}], label_embedding: none}\n"
      "train: {loss: competition, logit_scale: 10, competition_norm: affine}\n"
      "parallel: {mode: data}\n",

@@ -308,6 +308,91 @@ static void test_gradient_after_pool(void)
     ff_net_free(&net);
 }
 
+/* model.loss_after_pool with the competition loss (affine): every layer's parameters,
+ * its scales and shifts included, against central differences of that layer's own loss
+ * on its pooled output (max pool after layer 0, average pool at the end) */
+static const char lap_yaml[] = "mode: supervised\n"
+                               "model:\n"
+                               "  label_embedding: none\n"
+                               "  hand_on: batch\n"
+                               "  loss_after_pool: true\n"
+                               "  layers:\n"
+                               "    - {type: conv, channels: 10, kernel: 3, padding: 1}\n"
+                               "    - {type: pool, kind: max, kernel: 2, stride: 2}\n"
+                               "    - {type: conv, channels: 20, kernel: 3, padding: 1, groups: 10}\n"
+                               "    - {type: pool, kind: avg, kernel: 2, stride: 2}\n"
+                               "train: {loss: competition, competition_norm: affine, logit_scale: 10}\n";
+
+static double lap_loss(ff_net *net, const ff_objective *obj, const float *x, const uint8_t *labels,
+                       int l)
+{
+    ff_layer_loss out[FF_MAX_LAYERS];
+    ff_net_ff_grads(net, obj, x, labels, 4, 0, 0.25f, out);
+    return (double)out[l].loss_pos;
+}
+
+static void test_gradient_loss_after_pool(void)
+{
+    ff_config cfg;
+    ff_err err = {0};
+    CHECK(ff_config_parse(&cfg, lap_yaml, strlen(lap_yaml), "p.yaml", &err) == FF_OK);
+    ff_rng r;
+    ff_rng_seed(&r, 23);
+    ff_net net;
+    CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 8, 8}, 4, &r, &err) == FF_OK);
+    CHECK(net.post[0] && net.post[1] && shape_is(ff_net_loss_shape(&net, 1), 20, 2, 2));
+    ff_objective obj;
+    CHECK(ff_objective_from_config(&obj, &cfg, &err) == FF_OK);
+    for (size_t i = 0; i < net.n_params; i++) /* biases, scales and shifts too */
+        net.params[i] += 0.2f * ff_rng_normal(&r);
+    float x[4 * 64];
+    for (int i = 0; i < 4 * 64; i++)
+        x[i] = ff_rng_uniform(&r);
+    const uint8_t labels[4] = {3, 7, 0, 3};
+    ff_net_ff_grads(&net, &obj, x, labels, 4, 0, 0.25f, NULL);
+    float *g = malloc(sizeof(float) * net.n_params);
+    memcpy(g, net.grads, sizeof(float) * net.n_params);
+    int checked = 0, failed = 0, affine_checked = 0;
+    for (int l = 0; l < net.n_layers; l++) {
+        const ff_layer *L = &net.layers[l];
+        const size_t n = ff_layer_n_params(L), dim = (size_t)ff_shape_dim(L->out) * 4;
+        CHECK(L->n_affine == 2 * (size_t)L->out.c);
+        float *before = malloc(sizeof(float) * dim);
+        lap_loss(&net, &obj, x, labels, l);
+        memcpy(before, net.out[l], sizeof(float) * dim);
+        for (int s = 0; s < 60; s++) {
+            /* the last 20 parameters are the scales and shifts (and layer 0's biases) */
+            const size_t i = L->param_off + (s < 20 ? n - 1 - (size_t)s : ff_rng_below(&r, (uint32_t)n));
+            const float keep = net.params[i], h = 1e-3f;
+            net.params[i] = keep + h;
+            const double lp = lap_loss(&net, &obj, x, labels, l);
+            int same = 1;
+            for (size_t j = 0; j < dim; j++)
+                same &= (net.out[l][j] > 0.0f) == (before[j] > 0.0f);
+            net.params[i] = keep - h;
+            const double lm = lap_loss(&net, &obj, x, labels, l);
+            for (size_t j = 0; j < dim; j++)
+                same &= (net.out[l][j] > 0.0f) == (before[j] > 0.0f);
+            net.params[i] = keep;
+            if (!same)
+                continue; /* across a ReLU kink */
+            const double fd = (lp - lm) / (2.0 * h), an = g[i];
+            checked++;
+            affine_checked += i >= L->param_off + L->n_weights + L->n_bias;
+            if (fabs(fd - an) > 1e-3 + 2e-2 * fmax(fabs(fd), fabs(an))) {
+                if (++failed <= 5)
+                    fprintf(stderr, "  layer %d param %zu: analytic %g, finite difference %g\n", l,
+                            i - L->param_off, an, fd);
+            }
+        }
+        free(before);
+    }
+    CHECK(failed == 0);
+    CHECK(checked >= 80 && affine_checked >= 20);
+    free(g);
+    ff_net_free(&net);
+}
+
 /* a pooled net trains: plain gradient steps on one batch of positive (true label) and
  * negative (wrong label) images lower every layer's FF loss */
 static void test_pooled_net_trains(void)
@@ -359,6 +444,7 @@ int main(void)
     RUN(test_errors_point_into_config);
     RUN(test_padding_and_label_planes);
     RUN(test_gradient_after_pool);
+    RUN(test_gradient_loss_after_pool);
     RUN(test_pooled_net_trains);
     TEST_MAIN_END();
 }

@@ -1028,6 +1028,80 @@ static void test_pool_matches_reference(void)
     CHECK(y[0] == 2.5f && y[1] == 2.0f && y[2] == 1.5f && y[3] == -1.0f);
 }
 
+/* sum_o dy_o pool(relu(z))_o */
+static double pooled_dot(const ff_layer *l, const float *z, const float *dy, int batch, float *x,
+                         float *y)
+{
+    const size_t nx = (size_t)batch * ff_shape_dim(l->in), ny = (size_t)batch * ff_shape_dim(l->out);
+    for (size_t i = 0; i < nx; i++)
+        x[i] = z[i] > 0.0f ? z[i] : 0.0f;
+    ff_layer_forward(l, x, y, batch, NULL, NULL);
+    double s = 0.0;
+    for (size_t o = 0; o < ny; o++)
+        s += (double)dy[o] * y[o];
+    return s;
+}
+
+/* model.loss_after_pool: ff_pool_backward_relu is the gradient of sum_o dy_o
+ * pool(relu(z))_o with respect to z (finite differences; no ties in random data) */
+static void check_pool_backward(ff_pool_kind kind, ff_shape in, int k, int s)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, 950 + (uint64_t)k * 10 + (uint64_t)s + (uint64_t)kind);
+    ff_layer l = {0};
+    ff_layer_cfg cfg = layer_cfg(FF_LAYER_POOL, 0, k, s);
+    cfg.pool = kind;
+    CHECK(ff_layer_setup(&l, &cfg, in, 0, NULL) == FF_OK);
+    const int batch = 2;
+    const size_t nx = (size_t)batch * ff_shape_dim(in), ny = (size_t)batch * ff_shape_dim(l.out);
+    float *z = malloc(nx * sizeof(float)), *x = malloc(nx * sizeof(float)),
+          *dx = malloc(nx * sizeof(float)), *y = malloc(ny * sizeof(float)),
+          *dy = malloc(ny * sizeof(float));
+    fill_normal(z, nx, &rng, 1.0f);
+    fill_normal(dy, ny, &rng, 1.0f);
+    for (size_t i = 0; i < nx; i++) /* away from the ReLU's kink and from ties */
+        z[i] += z[i] > 0.0f ? 0.05f : -0.05f;
+    pooled_dot(&l, z, dy, batch, x, y);
+    for (size_t i = 0; i < nx; i++)
+        dx[i] = NAN; /* overwritten */
+    ff_pool_backward_relu(&l, x, dy, dx, batch);
+    const float h = 1e-3f;
+    int bad = 0, nonzero = 0;
+    for (size_t i = 0; i < nx; i++) {
+        const float keep = z[i];
+        z[i] = keep + h;
+        const double fp = pooled_dot(&l, z, dy, batch, x, y);
+        z[i] = keep - h;
+        const double fm = pooled_dot(&l, z, dy, batch, x, y);
+        z[i] = keep;
+        const double want = (fp - fm) / (2.0 * h);
+        bad += !(fabs(dx[i] - want) < 2e-3 * (1.0 + fabs(want)));
+        nonzero += dx[i] != 0.0f;
+    }
+    CHECK(bad == 0);
+    CHECK(nonzero > 0 && nonzero < (int)nx); /* the ReLU and (max) the unchosen positions */
+    free(z), free(x), free(dx), free(y), free(dy);
+}
+
+static void test_pool_backward(void)
+{
+    check_pool_backward(FF_POOL_MAX, (ff_shape){3, 8, 8}, 2, 2);
+    check_pool_backward(FF_POOL_AVG, (ff_shape){3, 8, 8}, 2, 2);
+    check_pool_backward(FF_POOL_MAX, (ff_shape){2, 7, 6}, 3, 2); /* floor: a row unread */
+    check_pool_backward(FF_POOL_MAX, (ff_shape){2, 5, 5}, 3, 1); /* overlapping windows add */
+    check_pool_backward(FF_POOL_AVG, (ff_shape){2, 5, 5}, 3, 1);
+    /* ties: the first maximum in the window, as the forward pass picks it; zeros stay 0 */
+    const float x[16] = {6, 6, 0, 0, 6, 1, 0, 0, 2, 0, 5, 5, 0, 1, 5, 5};
+    const float dy[4] = {1.0f, 2.0f, 3.0f, 4.0f};
+    float dx[16];
+    ff_layer l = {0};
+    ff_layer_cfg cfg = layer_cfg(FF_LAYER_POOL, 0, 2, 2);
+    CHECK(ff_layer_setup(&l, &cfg, (ff_shape){1, 4, 4}, 0, NULL) == FF_OK);
+    ff_pool_backward_relu(&l, x, dy, dx, 1);
+    const float want[16] = {1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 4, 0, 0, 0, 0, 0};
+    CHECK(memcmp(dx, want, sizeof dx) == 0); /* window 2 all zero: its 2.0 goes nowhere */
+}
+
 int main(void)
 {
     RUN(test_im2col_index_matches_loops);
@@ -1035,6 +1109,7 @@ int main(void)
     RUN(test_local_matches_reference);
     RUN(test_padded_matches_reference);
     RUN(test_pool_matches_reference);
+    RUN(test_pool_backward);
     RUN(test_backward_matches_reference);
     RUN(test_grouped_matches_reference);
     RUN(test_grouped_is_block_diagonal);

@@ -644,6 +644,135 @@ static void hand_on_batch(const char *norm)
     ff_trainer_free(&t);
 }
 
+/* the largest relative gap between post (rows of pooled C x hw maps) standardised by
+ * the given mean and variance of each channel, then scaled and shifted (affine), and
+ * `in` (the next layer's input) */
+static double standardised_gap(const float *post, const float *in, int rows, int C, int hw,
+                               const double *mu, const double *var, const float *affine)
+{
+    double gap = 0.0;
+    for (int i = 0; i < rows; i++)
+        for (int c = 0; c < C; c++)
+            for (int p = 0; p < hw; p++) {
+                const size_t u = ((size_t)i * C + c) * hw + p;
+                const double want = affine[c] * (post[u] - mu[c]) / sqrt(var[c] + FF_COMP_BN_EPS) +
+                                    affine[C + c];
+                gap = fmax(gap, fabs(in[u] - want) / (1.0 + fabs(want)));
+            }
+    return gap;
+}
+
+/* each channel's mean and (biased) variance over rows of C x hw maps */
+static void channel_stats(const float *y, int rows, int C, int hw, double *mu, double *var)
+{
+    for (int c = 0; c < C; c++) {
+        double s1 = 0.0, s2 = 0.0;
+        for (int i = 0; i < rows; i++)
+            for (int p = 0; p < hw; p++) {
+                const double v = y[((size_t)i * C + c) * hw + p];
+                s1 += v;
+                s2 += v * v;
+            }
+        mu[c] = s1 / ((double)rows * hw);
+        var[c] = s2 / ((double)rows * hw) - mu[c] * mu[c];
+    }
+}
+
+/* model.loss_after_pool: a layer followed by a pool (the last one too) has its pooled
+ * output in post, the next layer's input is that standardised with its batch
+ * statistics (then scaled and shifted), evaluation's statistics are of the pooled
+ * maps, the softmax head reads the pooled last layer; the net learns and a restored
+ * run continues bit for bit */
+static void test_loss_after_pool(void)
+{
+    ff_config cfg;
+    quick_config(&cfg, "loss_after_pool");
+    ff_err err;
+    const char *sets[] = {
+        "train.loss=competition", "model.label_embedding=none", "train.negatives=random",
+        "train.passes=alternate", "train.jitter=0", "train.competition_norm=affine",
+        "model.hand_on=batch", "model.loss_after_pool=true", "train.logit_scale=10",
+        "data.train_limit=1000", "data.test_limit=300", "train.epochs=2", "optimizer.lr=0.01",
+        "clf.layers=[1]",
+        "model.layers=[{type: conv, channels: 20, kernel: 3, padding: 1},"
+        " {type: pool, kind: max, kernel: 2, stride: 2},"
+        " {type: conv, channels: 40, kernel: 3, padding: 1, groups: 10},"
+        " {type: pool, kind: max, kernel: 2, stride: 2}]"};
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
+        CHECK(ff_config_set(&cfg, sets[i], &err) == FF_OK);
+    CHECK(ff_config_validate(&cfg, &err) == FF_OK);
+    ff_trainer t, b;
+    CHECK(ff_trainer_create(&t, &cfg, NULL, NULL, &err) == FF_OK);
+    const ff_net *net = &t.net;
+    CHECK(net->n_layers == 2 && net->post[0] && net->post[1] && net->dpost);
+    const ff_shape s0 = ff_net_loss_shape(net, 0), s1 = ff_net_loss_shape(net, 1);
+    CHECK(s0.c == 20 && s0.h == 14 && s0.w == 14 && s1.c == 40 && s1.h == 7 && s1.w == 7);
+    CHECK(t.ro.features == 40 * 7 * 7); /* the head reads the pooled last layer */
+    ff_eval_result before, after;
+    ff_trainer_evaluate(&t, 0, &before);
+    float pre[40];
+    memcpy(pre, net->layers[0].affine, sizeof pre);
+    ff_step_stats st;
+    ff_trainer_next(&t, &st);
+    CHECK(st.loss_pos[0] > 0.0 && st.loss_pos[1] > 0.0);
+    /* post = maxpool2(out), and layer 1's input its standardised, scaled, shifted self */
+    double pool_gap = 0.0, mu[20], var[20];
+    for (int i = 0; i < t.batch; i++)
+        for (int c = 0; c < 20; c++)
+            for (int y = 0; y < 14; y++)
+                for (int x = 0; x < 14; x++) {
+                    const float *o = net->out[0] + ((size_t)i * 20 + c) * 784;
+                    const float m = fmaxf(fmaxf(o[2 * y * 28 + 2 * x], o[2 * y * 28 + 2 * x + 1]),
+                                          fmaxf(o[(2 * y + 1) * 28 + 2 * x],
+                                                o[(2 * y + 1) * 28 + 2 * x + 1]));
+                    pool_gap = fmax(pool_gap, fabs(net->post[0][((size_t)i * 20 + c) * 196 +
+                                                                 y * 14 + x] - m));
+                }
+    CHECK(pool_gap == 0.0);
+    channel_stats(net->post[0], t.batch, 20, 196, mu, var);
+    CHECK(standardised_gap(net->post[0], net->in[1], t.batch, 20, 196, mu, var, pre) < 1e-4);
+    char path[512];
+    snprintf(path, sizeof path, "%s/loss_after_pool.ffm", tmpdir);
+    CHECK(ff_trainer_save(&t, path, "somewhere", &err) == FF_OK);
+    ff_checkpoint ck = {0};
+    CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
+    CHECK(ck.cfg.model.loss_after_pool == 1);
+    CHECK(ff_trainer_create(&b, &ck.cfg, NULL, NULL, &err) == FF_OK);
+    CHECK(ff_trainer_restore(&b, &ck, NULL, NULL, &err) == FF_OK);
+    while (t.epoch < 2)
+        ff_trainer_next(&t, &st);
+    ff_trainer_evaluate(&t, 2, &after);
+    /* evaluation's statistics of layer 1: of its pooled maps over the training images */
+    double mu1[40], var1[40], s1sum[80] = {0};
+    for (int s = 0; s < t.train.n; s += t.batch) {
+        const int m = t.train.n - s < t.batch ? t.train.n - s : t.batch;
+        memcpy(t.x, t.train.images + (size_t)s * t.train.dim, sizeof(float) * m * t.in_dim);
+        ff_net_forward(&t.net, t.x, m);
+        channel_stats(net->post[1], m, 40, 49, mu1, var1);
+        for (int c = 0; c < 40; c++) {
+            s1sum[c] += mu1[c] * m;
+            s1sum[40 + c] += (var1[c] + mu1[c] * mu1[c]) * m;
+        }
+    }
+    double stat_gap = 0.0;
+    for (int c = 0; c < 40; c++) {
+        const double mean = s1sum[c] / t.train.n, v = s1sum[40 + c] / t.train.n - mean * mean;
+        stat_gap = fmax(stat_gap, fabs(net->comp_stats[1][c] - mean) / (1.0 + fabs(mean)));
+        stat_gap = fmax(stat_gap, fabs(net->comp_stats[1][40 + c] - v) / (1.0 + v));
+    }
+    CHECK(stat_gap < 1e-4);
+    if (getenv("FF_TEST_VERBOSE"))
+        fprintf(stderr, "  loss_after_pool: error %.3f -> %.3f (softmax %.3f)\n",
+                before.error_goodness, after.error_goodness, after.error_softmax);
+    CHECK(after.error_goodness < 0.7 && after.error_goodness < before.error_goodness - 0.2);
+    CHECK(after.error_softmax < 0.3);
+    run_to_end(&b);
+    CHECK(same_floats(t.net.params, b.net.params, t.net.n_params));
+    ff_checkpoint_free(&ck);
+    ff_trainer_free(&b);
+    ff_trainer_free(&t);
+}
+
 static void test_hand_on_batch(void) { hand_on_batch("train.competition_norm=batch"); }
 static void test_hand_on_affine(void) { hand_on_batch("train.competition_norm=affine"); }
 
@@ -803,6 +932,7 @@ int main(void)
     RUN(test_competition_eval_stats);
     RUN(test_hand_on_batch);
     RUN(test_hand_on_affine);
+    RUN(test_loss_after_pool);
     RUN(test_grouped_competition);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

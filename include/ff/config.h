@@ -85,6 +85,9 @@ typedef struct ff_config {
                                                every later layer as 10 one-hot planes (bool) */
         float norm_eps;                     /* model.norm_eps: eps in x/sqrt(mean(x^2)+eps) (default 1e-8) */
         ff_hand_on hand_on;                 /* model.hand_on: rms | batch */
+        int loss_after_pool;                /* model.loss_after_pool: a layer followed by a
+                                               pool has its loss, statistics, readout and
+                                               head features on the pooled output (bool) */
     } model;
 
     struct {

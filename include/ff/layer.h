@@ -133,6 +133,15 @@ void ff_layer_backward(const ff_layer *l, const float *x, const float *patches,
 void ff_layer_bias_grad_per_output(const ff_layer *l, const float *dpre, int batch,
                                    float beta);
 
+/* model.loss_after_pool: dx ([batch, pool->in dim], overwritten) = the gradient dy
+ * ([batch, pool->out dim]) of a loss on pool(x) taken back through the pool to the
+ * pre-activations of the ReLU output x: max pool, each window's dy to the first
+ * position holding its maximum (as the forward pass picks it); average, dy / k^2 to
+ * every position of the window; then 0 wherever x is 0 (the ReLU). Overlapping windows
+ * add up. Split over the pool by samples. */
+void ff_pool_backward_relu(const ff_layer *pool, const float *x, const float *dy, float *dx,
+                           int batch);
+
 /* Multiply-adds per image of the forward pass (for summaries/benchmarks). */
 double ff_layer_flops(const ff_layer *l);
 

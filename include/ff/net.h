@@ -46,6 +46,12 @@ typedef struct ff_net {
                                       label_every_layer, for l > 0 the normalised output of
                                       layer l - 1 followed by 10 label planes (CHW channels) */
     float *out[FF_MAX_LAYERS];     /* ReLU output of layer l: [max_batch, out dim] */
+    float *post[FF_MAX_LAYERS];    /* model.loss_after_pool, a pool after layer l (pool[l + 1],
+                                      the last layer's too): [max_batch, pooled dim], out[l]
+                                      pooled, what layer l's loss, statistics, readout and
+                                      head read and what layer l + 1's input is made of;
+                                      else NULL (see ff_net_loss_out) */
+    float *dpost;                  /* [max_batch, largest post dim] scratch, or NULL */
     float *dpre;                   /* [max_batch, max out dim] scratch for gradients */
     float *goodness;               /* scratch: ff_objective_scratch of max_batch rows (at least max_batch) */
     float *ws;                     /* layer workspace */
@@ -71,10 +77,23 @@ typedef struct ff_net {
                                       gradients); set by the trainer for each step */
 } ff_net;
 
-/* 1 if a pool entry of model.layers precedes trainable layer l (net->pool[l]). */
+/* 1 if a pool entry of model.layers precedes trainable layer l (net->pool[l]; l =
+ * n_layers: a pool at the end of model.layers, model.loss_after_pool only). */
 static inline int ff_net_pooled(const ff_net *net, int l)
 {
     return l < FF_MAX_LAYERS && net->pool[l].kind == FF_LAYER_POOL;
+}
+
+/* The rows layer l's loss, channel statistics, goodness readout and softmax-head
+ * features read: its pooled output (model.loss_after_pool with a pool after it), else
+ * its ReLU output; and their shape. */
+static inline float *ff_net_loss_out(const ff_net *net, int l)
+{
+    return net->post[l] ? net->post[l] : net->out[l];
+}
+static inline ff_shape ff_net_loss_shape(const ff_net *net, int l)
+{
+    return net->post[l] ? net->pool[l + 1].out : net->layers[l].out;
 }
 
 /* Builds layers from cfg->model for inputs of `input` shape, allocates for
