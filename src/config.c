@@ -503,6 +503,25 @@ static int validate_layers(const pctx *c, const ff_config *cfg)
     return FF_OK;
 }
 
+/* eval.layers: distinct indices of trainable layers */
+static int validate_eval_layers(const pctx *c, const ff_config *cfg)
+{
+    const pos at = key_pos(c, "eval.layers");
+    int trainable = 0;
+    for (int i = 0; i < cfg->model.n_layers; i++)
+        trainable += cfg->model.layers[i].kind != FF_LAYER_POOL;
+    for (int i = 0; i < cfg->eval.n_layers; i++) {
+        if (cfg->eval.layers[i] >= trainable)
+            return fail(c, at, "eval.layers.%d is %d, but model.layers has %d trainable layer%s "
+                        "(0-based, pools not counted)", i, cfg->eval.layers[i], trainable,
+                        trainable == 1 ? "" : "s");
+        for (int j = 0; j < i; j++)
+            if (cfg->eval.layers[j] == cfg->eval.layers[i])
+                return fail(c, at, "eval.layers lists layer %d twice", cfg->eval.layers[i]);
+    }
+    return FF_OK;
+}
+
 static int validate_clf(const pctx *c, const ff_config *cfg)
 {
     pos at = key_pos(c, "clf.layers");
@@ -678,6 +697,8 @@ static int validate_at(const pctx *c, const ff_config *cfg)
         rc = validate_hard_options(c, cfg);
     if (!rc)
         rc = validate_parallel(c, cfg);
+    if (!rc)
+        rc = validate_eval_layers(c, cfg);
     return rc ? rc : validate_clf(c, cfg);
 }
 

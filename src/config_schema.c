@@ -183,6 +183,11 @@ const ff_key ff_config_keys[] = {
            "also train (a step per batch, neutral label, normalised activities) and evaluate the softmax readout"),
     K_INT("eval.readout_epochs", eval.readout_epochs, "0", 0, 1000,
           "extra epochs of softmax-head training on the frozen net before each evaluation (the head also takes a step on every training batch)"),
+    {.path = "eval.layers", .type = FF_KEY_INTLIST, AT(eval.layers),
+     .count_offset = offsetof(ff_config, eval.n_layers), .min = 0, .max = FF_MAX_LAYERS - 1,
+     .help = "0-based indices of the trainable layers (pools not counted) whose goodness the "
+             "goodness readout sums (and hard negatives score with); [] = every layer but the "
+             "first (the paper's; the only layer of a one-layer net)"},
 
     K_STR("log.dir", log.dir, "runs", FF_KEY_NONEMPTY, "root folder of the TensorBoard runs"),
     K_INT("log.every", log.every, "50", 1, 1e9, "log training scalars every N steps"),

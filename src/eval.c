@@ -19,7 +19,6 @@ int ff_eval_check_input(const ff_net *net, ff_embed_kind kind, const ff_dataset 
                       in.c, in.h, in.w, want.c, want.h, want.w);
 }
 
-int ff_eval_first_layer(const ff_net *net) { return net->n_layers > 1 ? 1 : 0; }
 
 /* The forward pass of `rows` rows and the goodness of each row summed over the
  * evaluated layers (each times its slope if as_logits). groups 1: row r into out[r];
@@ -30,7 +29,7 @@ static void summed_goodness(ff_net *net, const float *x, int rows, int as_logits
 {
     const int per_group = rows / groups;
     float sum[rows];
-    ff_net_forward_goodness(net, x, rows, ff_eval_first_layer(net), as_logits, groups == 1 ? out : sum);
+    ff_net_forward_goodness(net, x, rows, as_logits, groups == 1 ? out : sum);
     if (groups == 1)
         return;
     for (int k = 0; k < groups; k++)
@@ -52,8 +51,10 @@ static void class_group_scores(ff_net *net, const ff_dataset *ds, const int *idx
         ff_embed_batch(FF_EMBED_NONE, images, ds->rows, ds->cols, idx ? idx + start : NULL, NULL, m,
                        xbuf);
         ff_net_forward(net, xbuf, m);
-        for (int l = ff_eval_first_layer(net); l < net->n_layers; l++) {
+        for (int l = 0; l < net->n_layers; l++) {
             const ff_layer *L = &net->layers[l];
+            if (!net->evaluated[l])
+                continue;
             ff_class_goodness_add(ff_net_loss_out(net, l), m,
                                   ff_shape_dim(ff_net_loss_shape(net, l)), L->out.c,
                                   net->comp_stats[l], L->affine, net->comp_scratch,

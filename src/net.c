@@ -153,6 +153,18 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
                                  "on its pooled output)");
         return layer_error_at(cfg, cfg->model.n_layers - 1, err);
     }
+    /* eval.layers: the goodness readout's layers (default every one but the first) */
+    for (int k = 0; k < l; k++)
+        net->evaluated[k] = cfg->eval.n_layers == 0 && (k > 0 || l == 1);
+    for (int i = 0; i < cfg->eval.n_layers; i++) {
+        const int k = cfg->eval.layers[i];
+        if (k < 0 || k >= l) {
+            return ff_err_set(err, FF_ERR_USAGE, "eval.layers.%d is %d, but the net has %d "
+                              "trainable layer%s (0-based, pools not counted)", i, k, l,
+                              l == 1 ? "" : "s");
+        }
+        net->evaluated[k] = 1;
+    }
     /* model.loss_after_pool: each pooled output its own rows */
     size_t post_total = 0, max_post = 0;
     for (int k = 0; cfg->model.loss_after_pool && k < l; k++)
@@ -395,12 +407,14 @@ static void forward_layers(ff_net *net, const float *x, int l0, int l1, int batc
     }
 }
 
-/* sum[r] += w_l * goodness of row r of net->out[l] (rows [r0, r0 + n) of the buffer,
- * sum from row s0), for l in [l_first, n_layers) in order */
-static void add_goodness(ff_net *net, int r0, int n, int l_first, int as_logits, float *sum)
+/* sum[r] += w_l * goodness of row r of net->out[l] (rows [r0, r0 + n) of the buffer),
+ * for the evaluated layers l in order */
+static void add_goodness(ff_net *net, int r0, int n, int as_logits, float *sum)
 {
     float *g = net->goodness;
-    for (int l = l_first; l < net->n_layers; l++) {
+    for (int l = 0; l < net->n_layers; l++) {
+        if (!net->evaluated[l])
+            continue;
         const int dim = ff_shape_dim(net->layers[l].out);
         ff_goodness(net->out[l] + (size_t)r0 * dim, n, dim, g);
         const float w = as_logits ? net->layers[l].slope : 1.0f;
@@ -409,22 +423,21 @@ static void add_goodness(ff_net *net, int r0, int n, int l_first, int as_logits,
     }
 }
 
-void ff_net_forward_goodness(ff_net *net, const float *x, int batch, int l_first, int as_logits,
-                             float *sum)
+void ff_net_forward_goodness(ff_net *net, const float *x, int batch, int as_logits, float *sum)
 {
     FF_ASSERT(batch <= net->max_batch);
     for (int i = 0; i < batch; i++)
         sum[i] = 0.0f;
     if (batch <= FF_CONV_CHUNK || !row_blockable(net, 0, net->n_layers)) {
         forward_rows(net, x, 0, net->n_layers, 0, batch, 0);
-        add_goodness(net, 0, batch, l_first, as_logits, sum);
+        add_goodness(net, 0, batch, as_logits, sum);
         return;
     }
     const size_t x_dim = (size_t)ff_shape_dim(net->input);
     for (int r0 = 0; r0 < batch; r0 += FF_CONV_CHUNK) { /* every block in rows [0, 64) */
         const int n = batch - r0 < FF_CONV_CHUNK ? batch - r0 : FF_CONV_CHUNK;
         forward_rows(net, x + (size_t)r0 * x_dim, 0, net->n_layers, 0, n, 0);
-        add_goodness(net, 0, n, l_first, as_logits, sum + r0);
+        add_goodness(net, 0, n, as_logits, sum + r0);
     }
 }
 

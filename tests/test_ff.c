@@ -840,6 +840,20 @@ static void test_schedules(void)
     CHECK_NEAR(ff_schedule_lr(&cfg, 15, 20), 0.125, 1e-6);
 }
 
+/* eval.layers naming a layer the net does not have: an error, not a read past the end */
+static void check_bad_eval_layers(const ff_config *cfg)
+{
+    ff_config c3 = *cfg;
+    c3.eval.n_layers = 1;
+    c3.eval.layers[0] = 3; /* a 3-layer net */
+    ff_net n3;
+    ff_rng r3;
+    ff_rng_seed(&r3, 1);
+    ff_err err = {0};
+    CHECK(ff_net_build(&n3, &c3, (ff_shape){1, 28, 28}, 100, &r3, &err) == FF_ERR_USAGE);
+    CHECK(strstr(err.msg, "eval.layers.0 is 3, but the net has 3 trainable layers") != NULL);
+}
+
 /* pitfall: evaluation sums goodness over all layers but the first */
 static void test_eval_skips_first_layer(void)
 {
@@ -848,7 +862,7 @@ static void test_eval_skips_first_layer(void)
     ff_rng_seed(&r, 9);
     ff_net net;
     CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 100, &r, NULL) == FF_OK);
-    CHECK(ff_eval_first_layer(&net) == 1);
+    CHECK(!net.evaluated[0] && net.evaluated[1] && net.evaluated[2]);
     ff_dataset ds = {.n = 4, .rows = 28, .cols = 28, .dim = 784};
     ds.images = malloc(sizeof(float) * 4 * 784);
     ds.labels = calloc(4, 1);
@@ -873,6 +887,34 @@ static void test_eval_skips_first_layer(void)
             CHECK_NEAR(logits[i * 10 + k], 0.5f * g1 + 2.0f * g2, 1e-3 * (g1 + g2) + 1e-5);
             CHECK(fabs(scores[i * 10 + k] - (g0 + g1 + g2)) > 1e-6 || g0 == 0.0f);
         }
+    /* eval.layers picks the summed layers: [2] the last alone, [2, 0] the first and last */
+    const int picks[2][2] = {{2, -1}, {2, 0}};
+    for (int p = 0; p < 2; p++) {
+        ff_config c2 = cfg;
+        c2.eval.n_layers = picks[p][1] < 0 ? 1 : 2;
+        c2.eval.layers[0] = picks[p][0];
+        c2.eval.layers[1] = picks[p][1];
+        ff_net n2;
+        ff_rng r2;
+        ff_rng_seed(&r2, 9);
+        CHECK(ff_net_build(&n2, &c2, (ff_shape){1, 28, 28}, 100, &r2, NULL) == FF_OK);
+        CHECK(n2.evaluated[0] == (p == 1) && !n2.evaluated[1] && n2.evaluated[2]);
+        memcpy(n2.params, net.params, sizeof(float) * net.n_params);
+        float picked[40];
+        ff_eval_goodness_scores(&n2, FF_EMBED_OVERLAY, &ds, idx, 4, 0, xbuf, picked);
+        for (int i = 0; i < 4; i++) {
+            uint8_t lab = 5;
+            ff_embed_batch(FF_EMBED_OVERLAY, ds.images, 28, 28, &idx[i], &lab, 1, x1);
+            ff_net_forward(&n2, x1, 1);
+            float g0, g2;
+            ff_goodness(n2.out[0], 1, 16, &g0);
+            ff_goodness(n2.out[2], 1, 16, &g2);
+            const float want = p == 1 ? g0 + g2 : g2;
+            CHECK_NEAR(picked[i * 10 + 5], want, 1e-3 * want + 1e-5);
+        }
+        ff_net_free(&n2);
+    }
+    check_bad_eval_layers(&cfg);
     /* the same scores for chosen labels only: two per image, in any order */
     const uint8_t chosen[8] = {7, 1, 0, 9, 4, 4, 2, 8};
     float some[8];

@@ -347,7 +347,7 @@ static void test_forward_goodness_matches_forward(void)
                 for (int i = 0; i < rows; i++)
                     want[i] += w * g[i];
             }
-            ff_net_forward_goodness(&net, x, rows, 1, as_logits, got);
+            ff_net_forward_goodness(&net, x, rows, as_logits, got);
             CHECK(memcmp(want, got, sizeof want) == 0);
             CHECK(want[rows - 1] > 0.0f);
         }

@@ -129,6 +129,9 @@ typedef struct ff_config {
         int every;                /* eval.every: evaluate every N epochs (default 1; the last epoch always) */
         int softmax;              /* eval.softmax: also train/eval the softmax readout (bool, default false) */
         int readout_epochs;       /* eval.readout_epochs: extra head epochs before each evaluation (default 0) */
+        int layers[FF_MAX_LAYERS]; /* eval.layers: trainable layers the goodness readout sums
+                                      (default none listed: every layer but the first) */
+        int n_layers;
     } eval;
 
     struct {

@@ -24,9 +24,6 @@
  * (asserted): check one that was loaded separately from the net's, e.g. a test set. */
 int ff_eval_check_input(const ff_net *net, ff_embed_kind kind, const ff_dataset *ds, ff_err *err);
 
-/* Index of the first layer whose goodness counts at evaluation. */
-int ff_eval_first_layer(const ff_net *net);
-
 /* scores[i * 10 + k] = goodness sum with label k for images idx[0..n) (idx NULL:
  * 0..n) over the evaluated layers. as_logits: each layer's goodness times its
  * FF logistic slope, i.e. the sum of the layers' logits slope * (g - theta) up to

@@ -72,6 +72,8 @@ typedef struct ff_net {
     int hand_on_batch;             /* model.hand_on batch: in[l] (l > 0) is out[l - 1] (pooled)
                                       standardised per channel: with the batch's statistics
                                       in a training pass, with comp_stats otherwise */
+    unsigned char evaluated[FF_MAX_LAYERS]; /* 1: the goodness readout sums layer l's goodness
+                                      (eval.layers; default every layer but the first) */
     unsigned char frozen[FF_MAX_LAYERS]; /* 1: layer l is past its train_epochs: the FF pass
                                       runs its forward only (no loss, statistics or
                                       gradients); set by the trainer for each step */
@@ -123,14 +125,13 @@ void ff_net_forward(ff_net *net, const float *x, int batch);
 /* ff_net_forward of layers [0, l_end) only (out[l] of later layers untouched). */
 void ff_net_forward_to(ff_net *net, const float *x, int batch, int l_end);
 
-/* The forward pass for goodness alone: sum[r] = the sum over layers l >= l_first,
+/* The forward pass for goodness alone: sum[r] = the sum over the evaluated layers,
  * in layer order from 0, of w_l * (goodness of row r at layer l), w_l = the layer's
  * slope if as_logits, else 1 (the same floats as summing ff_goodness of each
  * net->out[l] after ff_net_forward). A stack of conv layers runs in blocks of
  * FF_CONV_CHUNK rows that all use the first rows of the net's buffers (they stay in
  * cache), so afterwards net->in / net->out hold only the last block's rows. */
-void ff_net_forward_goodness(ff_net *net, const float *x, int batch, int l_first, int as_logits,
-                             float *sum);
+void ff_net_forward_goodness(ff_net *net, const float *x, int batch, int as_logits, float *sum);
 
 /* One FF pass: forward rows x[0, npos) as positive and x[npos, npos + nneg) as
  * negative data, then every layer's own loss (obj, with the layer's threshold)
