@@ -584,11 +584,6 @@ static int validate_loss(const pctx *c, const ff_config *cfg)
         return fail(c, key_pos(c, "model.hand_on"),
                     "model.hand_on batch hands on the competition loss's batch statistics: it needs "
                     "train.loss competition with train.competition_norm batch or affine");
-    if (cfg->train.competition_norm == FF_COMP_AFFINE && cfg->parallel.mode != FF_PAR_NONE)
-        return fail(c, key_pos(c, "train.competition_norm"),
-                    "train.competition_norm affine cannot be used with parallel.mode %s yet (its "
-                    "scale and shift gradients are sums over the whole batch already); use batch",
-                    cfg->parallel.mode == FF_PAR_DATA ? "data" : "pipeline");
     if (cfg->model.loss_after_pool && cfg->model.hand_on != FF_HAND_BATCH)
         return fail(c, key_pos(c, "model.loss_after_pool"),
                     "model.loss_after_pool needs model.hand_on batch (with train.loss competition "

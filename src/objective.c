@@ -554,13 +554,13 @@ static void competition_batch(const float *y, const uint8_t *labels, int n, int 
     bn_stats(&j, count, ly->running);
     ff_pool_for((size_t)n, 4, bn_rows, &j);
     ff_pool_for((size_t)C, 1, bn_back_sums_range, &j);
-    if (ly->sum)
-        ly->sum(ly->sum_ctx, j.sums, 2 * C);
-    if (ly->affine && ly->gaffine)
+    if (ly->affine && ly->gaffine) /* this process's rows' share: the gradients are summed */
         for (int c = 0; c < C; c++) {
             ly->gaffine[c] = j.sums[C + c]; /* d loss / d scale_c = sum_c(go yh) */
             ly->gaffine[C + c] = j.sums[c]; /* d loss / d shift_c = sum_c(go) */
         }
+    if (ly->sum)
+        ly->sum(ly->sum_ctx, j.sums, 2 * C);
     for (int k = 0; k < 2 * C; k++)
         j.sums[k] = (float)(j.sums[k] / count);
     ff_pool_for((size_t)C, 1, bn_back_range, &j);

@@ -344,10 +344,6 @@ static const inline_case inline_cases[] = {
      "train: {loss: competition, logit_scale: 10, competition_norm: batch}\n"
      "parallel: {mode: data}\n",
      "model.loss_after_pool cannot be used with parallel.mode data yet"},
-    {"model: {layers: [{type: fc, units: 10}], label_embedding: none}\n"
-     "train: {loss: competition, logit_scale: 10, competition_norm: affine}\n"
-     "parallel: {mode: data}\n",
-     "inline:2:63: train.competition_norm affine cannot be used with parallel.mode data yet"},
     {L1 "train: {loss: competition}\n",
      "inline:2:15: train.loss competition needs model.label_embedding none"},
     {"model: {layers: [{type: fc, units: 10}], label_embedding: none}\n",
