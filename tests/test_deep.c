@@ -239,12 +239,67 @@ static void test_padding_and_label_planes(void)
     ff_net_free(&net);
 }
 
-/* sum of layer l's FF loss terms after a full FF pass of x */
-static double layer_loss(ff_net *net, const ff_objective *obj, const float *x, int l)
+/* one FF pass of a test: npos positive rows (with labels, or NULL) then nneg negative */
+typedef struct fd_pass {
+    const ff_objective *obj;
+    const float *x;
+    const uint8_t *labels;
+    int npos, nneg;
+} fd_pass;
+
+/* sum of layer l's FF loss terms after a full FF pass (the gradients into net->grads) */
+static double pass_loss(ff_net *net, const fd_pass *p, int l)
 {
     ff_layer_loss out[FF_MAX_LAYERS];
-    ff_net_ff_grads(net, obj, x, NULL, 2, 2, 0.25f, out);
+    ff_net_ff_grads(net, p->obj, p->x, p->labels, p->npos, p->nneg, 1.0f / (p->npos + p->nneg),
+                    out);
     return (double)out[l].loss_pos + out[l].loss_neg;
+}
+
+/* the gradients of one pass against central differences of each layer's own loss, for
+ * `samples` parameters of every layer from l0 (the last `last` of each layer's
+ * parameters among them, the rest drawn at random), skipping steps across a ReLU
+ * kink; *checked counts the comparisons, *affine those of scales and shifts */
+static int check_layer_grads(ff_net *net, const fd_pass *p, int l0, int samples, int last,
+                             ff_rng *r, int *checked, int *affine)
+{
+    pass_loss(net, p, l0);
+    float *g = malloc(sizeof(float) * net->n_params);
+    memcpy(g, net->grads, sizeof(float) * net->n_params);
+    const int rows = p->npos + p->nneg;
+    int failed = 0;
+    for (int l = l0; l < net->n_layers; l++) {
+        const ff_layer *L = &net->layers[l];
+        const size_t n = ff_layer_n_params(L), dim = (size_t)ff_shape_dim(L->out) * rows;
+        float *before = malloc(sizeof(float) * dim);
+        pass_loss(net, p, l);
+        memcpy(before, net->out[l], sizeof(float) * dim);
+        for (int s = 0; s < samples; s++) {
+            const size_t i = L->param_off + (s < last ? n - 1 - (size_t)s : ff_rng_below(r, (uint32_t)n));
+            const float keep = net->params[i], h = 1e-3f;
+            net->params[i] = keep + h;
+            const double lp = pass_loss(net, p, l);
+            int same = 1;
+            for (size_t j = 0; j < dim; j++)
+                same &= (net->out[l][j] > 0.0f) == (before[j] > 0.0f);
+            net->params[i] = keep - h;
+            const double lm = pass_loss(net, p, l);
+            for (size_t j = 0; j < dim; j++)
+                same &= (net->out[l][j] > 0.0f) == (before[j] > 0.0f);
+            net->params[i] = keep;
+            if (!same)
+                continue; /* across a ReLU kink */
+            const double fd = (lp - lm) / (2.0 * h), an = g[i];
+            (*checked)++;
+            *affine += i >= L->param_off + L->n_weights + L->n_bias;
+            if (fabs(fd - an) > 1e-3 + 2e-2 * fmax(fabs(fd), fabs(an)) && ++failed <= 5)
+                fprintf(stderr, "  layer %d param %zu: analytic %g, finite difference %g\n", l,
+                        i - L->param_off, an, fd);
+        }
+        free(before);
+    }
+    free(g);
+    return failed;
 }
 
 /* the parameter gradients of the layers after a pool (max before layer 1, average
@@ -267,44 +322,10 @@ static void test_gradient_after_pool(void)
     float x[4 * 64];
     for (int i = 0; i < 4 * 64; i++)
         x[i] = ff_rng_uniform(&r);
-    ff_net_ff_grads(&net, &obj, x, NULL, 2, 2, 0.25f, NULL);
-    float *g = malloc(sizeof(float) * net.n_params);
-    memcpy(g, net.grads, sizeof(float) * net.n_params);
-    int checked = 0, failed = 0;
-    for (int l = 1; l < net.n_layers; l++) {
-        const ff_layer *L = &net.layers[l];
-        const size_t n = L->n_weights + L->n_bias, dim = (size_t)ff_shape_dim(L->out) * 4;
-        float *before = malloc(sizeof(float) * dim);
-        layer_loss(&net, &obj, x, l);
-        memcpy(before, net.out[l], sizeof(float) * dim);
-        for (int s = 0; s < 40; s++) {
-            const size_t i = L->param_off + (s < 5 ? n - 1 - (size_t)s : ff_rng_below(&r, (uint32_t)n));
-            const float keep = net.params[i], h = 1e-3f;
-            net.params[i] = keep + h;
-            double lp = layer_loss(&net, &obj, x, l);
-            int same = 1;
-            for (size_t j = 0; j < dim; j++)
-                same &= (net.out[l][j] > 0.0f) == (before[j] > 0.0f);
-            net.params[i] = keep - h;
-            double lm = layer_loss(&net, &obj, x, l);
-            for (size_t j = 0; j < dim; j++)
-                same &= (net.out[l][j] > 0.0f) == (before[j] > 0.0f);
-            net.params[i] = keep;
-            if (!same)
-                continue; /* across a ReLU kink */
-            const double fd = (lp - lm) / (2.0 * h), an = g[i];
-            checked++;
-            if (fabs(fd - an) > 1e-3 + 2e-2 * fmax(fabs(fd), fabs(an))) {
-                if (++failed <= 5)
-                    fprintf(stderr, "  layer %d param %zu: analytic %g, finite difference %g\n", l,
-                            i - L->param_off, an, fd);
-            }
-        }
-        free(before);
-    }
-    CHECK(failed == 0);
-    CHECK(checked >= 60);
-    free(g);
+    const fd_pass pass = {&obj, x, NULL, 2, 2};
+    int checked = 0, affine = 0;
+    CHECK(check_layer_grads(&net, &pass, 1, 40, 5, &r, &checked, &affine) == 0);
+    CHECK(checked >= 60 && affine == 0);
     ff_net_free(&net);
 }
 
@@ -323,14 +344,6 @@ static const char lap_yaml[] = "mode: supervised\n"
                                "    - {type: pool, kind: avg, kernel: 2, stride: 2}\n"
                                "train: {loss: competition, competition_norm: affine, logit_scale: 10}\n";
 
-static double lap_loss(ff_net *net, const ff_objective *obj, const float *x, const uint8_t *labels,
-                       int l)
-{
-    ff_layer_loss out[FF_MAX_LAYERS];
-    ff_net_ff_grads(net, obj, x, labels, 4, 0, 0.25f, out);
-    return (double)out[l].loss_pos;
-}
-
 static void test_gradient_loss_after_pool(void)
 {
     ff_config cfg;
@@ -341,6 +354,7 @@ static void test_gradient_loss_after_pool(void)
     ff_net net;
     CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 8, 8}, 4, &r, &err) == FF_OK);
     CHECK(net.post[0] && net.post[1] && shape_is(ff_net_loss_shape(&net, 1), 20, 2, 2));
+    CHECK(net.layers[0].n_affine == 20 && net.layers[1].n_affine == 40);
     ff_objective obj;
     CHECK(ff_objective_from_config(&obj, &cfg, &err) == FF_OK);
     for (size_t i = 0; i < net.n_params; i++) /* biases, scales and shifts too */
@@ -349,47 +363,11 @@ static void test_gradient_loss_after_pool(void)
     for (int i = 0; i < 4 * 64; i++)
         x[i] = ff_rng_uniform(&r);
     const uint8_t labels[4] = {3, 7, 0, 3};
-    ff_net_ff_grads(&net, &obj, x, labels, 4, 0, 0.25f, NULL);
-    float *g = malloc(sizeof(float) * net.n_params);
-    memcpy(g, net.grads, sizeof(float) * net.n_params);
-    int checked = 0, failed = 0, affine_checked = 0;
-    for (int l = 0; l < net.n_layers; l++) {
-        const ff_layer *L = &net.layers[l];
-        const size_t n = ff_layer_n_params(L), dim = (size_t)ff_shape_dim(L->out) * 4;
-        CHECK(L->n_affine == 2 * (size_t)L->out.c);
-        float *before = malloc(sizeof(float) * dim);
-        lap_loss(&net, &obj, x, labels, l);
-        memcpy(before, net.out[l], sizeof(float) * dim);
-        for (int s = 0; s < 60; s++) {
-            /* the last 20 parameters are the scales and shifts (and layer 0's biases) */
-            const size_t i = L->param_off + (s < 20 ? n - 1 - (size_t)s : ff_rng_below(&r, (uint32_t)n));
-            const float keep = net.params[i], h = 1e-3f;
-            net.params[i] = keep + h;
-            const double lp = lap_loss(&net, &obj, x, labels, l);
-            int same = 1;
-            for (size_t j = 0; j < dim; j++)
-                same &= (net.out[l][j] > 0.0f) == (before[j] > 0.0f);
-            net.params[i] = keep - h;
-            const double lm = lap_loss(&net, &obj, x, labels, l);
-            for (size_t j = 0; j < dim; j++)
-                same &= (net.out[l][j] > 0.0f) == (before[j] > 0.0f);
-            net.params[i] = keep;
-            if (!same)
-                continue; /* across a ReLU kink */
-            const double fd = (lp - lm) / (2.0 * h), an = g[i];
-            checked++;
-            affine_checked += i >= L->param_off + L->n_weights + L->n_bias;
-            if (fabs(fd - an) > 1e-3 + 2e-2 * fmax(fabs(fd), fabs(an))) {
-                if (++failed <= 5)
-                    fprintf(stderr, "  layer %d param %zu: analytic %g, finite difference %g\n", l,
-                            i - L->param_off, an, fd);
-            }
-        }
-        free(before);
-    }
-    CHECK(failed == 0);
-    CHECK(checked >= 80 && affine_checked >= 20);
-    free(g);
+    const fd_pass pass = {&obj, x, labels, 4, 0};
+    int checked = 0, affine = 0;
+    /* the last 20 parameters of each layer: scales and shifts */
+    CHECK(check_layer_grads(&net, &pass, 0, 60, 20, &r, &checked, &affine) == 0);
+    CHECK(checked >= 80 && affine >= 20);
     ff_net_free(&net);
 }
 

@@ -200,16 +200,29 @@ static float competition_loss_of_pre(const ff_objective *o, const float *z, cons
     return r.loss_pos;
 }
 
-static void check_competition_grad(float logit_scale, int batch_norm)
+/* norm: competition_norm sample, batch or affine (random scales of both signs and
+ * shifts; their gradients checked too) */
+static void check_competition_grad(float logit_scale, ff_comp_norm norm)
 {
     ff_rng rng;
-    ff_rng_seed(&rng, 500 + batch_norm);
+    ff_rng_seed(&rng, 500 + (uint64_t)norm);
     const ff_objective o = {.loss = FF_LOSS_COMPETITION, .logit_scale = logit_scale,
-                            .comp_norm = batch_norm ? FF_COMP_BATCH : FF_COMP_SAMPLE};
+                            .comp_norm = norm};
     const uint8_t labels[CB] = {3, 0, 9, 3};
-    float scratch[4 * 10];
-    const ff_loss_layer bn = {.channels = 10, .scratch = scratch}; /* 10 channels of 3 */
-    const ff_loss_layer *ly = batch_norm ? &bn : NULL;
+    float scratch[4 * 10], affine[20], gaffine[20];
+    for (int c = 0; c < 10; c++) {
+        affine[c] = (c % 3 == 0 ? -1.0f : 1.0f) * (0.5f + ff_rng_uniform(&rng));
+        affine[10 + c] = 0.5f * ff_rng_normal(&rng);
+        gaffine[c] = gaffine[10 + c] = NAN; /* overwritten */
+    }
+    const int with_affine = norm == FF_COMP_AFFINE;
+    /* 10 channels of 3; the gradient pass writes gaffine, the loss-only passes do not */
+    const ff_loss_layer bn = {.channels = 10, .scratch = scratch,
+                              .affine = with_affine ? affine : NULL,
+                              .gaffine = with_affine ? gaffine : NULL};
+    const ff_loss_layer bn_loss = {.channels = 10, .scratch = scratch, .affine = bn.affine};
+    const ff_loss_layer *ly = norm == FF_COMP_SAMPLE ? NULL : &bn;
+    const ff_loss_layer *ly_loss = norm == FF_COMP_SAMPLE ? NULL : &bn_loss;
     float z[CB * CD], y[CB * CD], dpre[CB * CD], g[CB * FF_CLASS_GROUPS];
     for (int i = 0; i < CB * CD; i++) {
         do
@@ -222,34 +235,40 @@ static void check_competition_grad(float logit_scale, int batch_norm)
     CHECK(r.loss_pos > 0.0f && r.loss_neg == 0.0f);
     const float h = 1e-2f;
     fd_stats st = {0};
-    for (int i = 0; i < CB * CD; i++) {
-        float keep = z[i];
-        z[i] = keep + h;
-        float lp = competition_loss_of_pre(&o, z, labels, ly);
-        z[i] = keep - h;
-        float lm = competition_loss_of_pre(&o, z, labels, ly);
-        z[i] = keep;
-        fd_compare(&st, batch_norm ? "dpre(competition, batch)" : "dpre(competition)", (size_t)i,
-                   dpre[i], ((double)lp - lm) / (2.0 * h));
+    static const char *const what[] = {"dpre(competition)", "dpre(competition, batch)",
+                                       "dpre(competition, affine)"};
+    /* the pre-activations, then (affine) the scales and shifts */
+    const int n_affine = with_affine ? 20 : 0;
+    for (int i = 0; i < CB * CD + n_affine; i++) {
+        float *v = i < CB * CD ? &z[i] : &affine[i - CB * CD];
+        const float keep = *v;
+        *v = keep + h;
+        float lp = competition_loss_of_pre(&o, z, labels, ly_loss);
+        *v = keep - h;
+        float lm = competition_loss_of_pre(&o, z, labels, ly_loss);
+        *v = keep;
+        const float an = i < CB * CD ? dpre[i] : gaffine[i - CB * CD];
+        fd_compare(&st, i < CB * CD ? what[norm] : i < CB * CD + 10 ? "d scale" : "d shift",
+                   (size_t)i, an, ((double)lp - lm) / (2.0 * h));
     }
     CHECK(st.failed == 0);
-    CHECK(st.checked == CB * CD);
+    CHECK(st.checked == CB * CD + n_affine);
     for (int i = 0; i < CB * CD; i++)
         CHECK(y[i] > 0.0f || dpre[i] == 0.0f); /* ReLU mask */
-    if (batch_norm)
+    if (norm != FF_COMP_SAMPLE)
         return; /* the pulls below hold for the per-sample variant */
     /* the true class's group is pushed up (where active); the loss depends only on each
      * group's share of the row's goodness, so d loss / d (row scale) = sum y dpre = 0 */
     for (int i = 0; i < CB; i++) {
-        double along = 0.0, norm = 0.0;
+        double along = 0.0, size = 0.0;
         for (int u = 0; u < CD; u++) {
             const float d = dpre[i * CD + u], yv = y[i * CD + u];
             along += (double)d * yv;
-            norm += fabs((double)d * yv);
+            size += fabs((double)d * yv);
             if (yv > 0.0f && u / (CD / FF_CLASS_GROUPS) == labels[i])
                 CHECK(d < 0.0f);
         }
-        CHECK(norm > 0.0 && fabs(along) < 1e-5 * norm);
+        CHECK(size > 0.0 && fabs(along) < 1e-5 * size);
     }
 }
 
@@ -316,9 +335,10 @@ static void test_competition_batch_statistics(void)
         }
 }
 
-/* competition_norm affine: d loss / d pre-activation, and the scale and shift gradients
- * the loss writes, against finite differences (scales of both signs) */
-static void test_competition_affine_gradient(void)
+/* competition_norm affine: scale 1 and shift 0 are the batch variant, and evaluation's
+ * scores with the affine part are the naive sums of (a yh + b)^2 (its gradients:
+ * check_competition_grad) */
+static void test_competition_affine(void)
 {
     ff_rng rng;
     ff_rng_seed(&rng, 510);
@@ -326,48 +346,14 @@ static void test_competition_affine_gradient(void)
                             .comp_norm = FF_COMP_AFFINE};
     const uint8_t labels[CB] = {2, 7, 2, 5};
     float scratch[4 * 10], affine[20], gaffine[20];
-    for (int c = 0; c < 10; c++) {
-        affine[c] = (c % 3 == 0 ? -1.0f : 1.0f) * (0.5f + ff_rng_uniform(&rng));
-        affine[10 + c] = 0.5f * ff_rng_normal(&rng);
-    }
     const ff_loss_layer ly = {.channels = 10, .scratch = scratch, .affine = affine,
                               .gaffine = gaffine};
-    const ff_loss_layer no_grad = {.channels = 10, .scratch = scratch, .affine = affine};
-    float z[CB * CD], y[CB * CD], dpre[CB * CD], g[CB * FF_CLASS_GROUPS];
+    float y[CB * CD], dpre[CB * CD], g[CB * FF_CLASS_GROUPS];
     for (int i = 0; i < CB * CD; i++) {
-        do
-            z[i] = ff_rng_normal(&rng);
-        while (fabsf(z[i]) < 0.2f);
+        const float v = ff_rng_normal(&rng);
+        y[i] = v > 0.0f ? v : 0.0f;
     }
-    relu_into(z, y, CB * CD);
     ff_layer_loss r = {0};
-    for (int k = 0; k < 20; k++)
-        gaffine[k] = NAN; /* overwritten */
-    ff_objective_layer_loss(&o, y, labels, CB, 0, CD, 0.0f, 1.0f / CB, &ly, g, dpre, &r);
-    CHECK(r.loss_pos > 0.0f);
-    const float h = 1e-2f;
-    fd_stats st = {0};
-    for (int i = 0; i < CB * CD; i++) {
-        float keep = z[i];
-        z[i] = keep + h;
-        float lp = competition_loss_of_pre(&o, z, labels, &no_grad);
-        z[i] = keep - h;
-        float lm = competition_loss_of_pre(&o, z, labels, &no_grad);
-        z[i] = keep;
-        fd_compare(&st, "dpre(competition, affine)", (size_t)i, dpre[i], ((double)lp - lm) / (2.0 * h));
-    }
-    for (int k = 0; k < 20; k++) {
-        const float keep = affine[k];
-        affine[k] = keep + h;
-        float lp = competition_loss_of_pre(&o, z, labels, &no_grad);
-        affine[k] = keep - h;
-        float lm = competition_loss_of_pre(&o, z, labels, &no_grad);
-        affine[k] = keep;
-        fd_compare(&st, k < 10 ? "d scale" : "d shift", (size_t)k, gaffine[k],
-                   ((double)lp - lm) / (2.0 * h));
-    }
-    CHECK(st.failed == 0);
-    CHECK(st.checked == CB * CD + 20);
     /* scale 1 and shift 0 are the batch variant (up to rounding: a product's order, then
      * the mean subtractions of the standardisation's backward pass) */
     for (int c = 0; c < 10; c++)
@@ -411,10 +397,12 @@ static void test_competition_affine_gradient(void)
 
 static void test_competition_gradient(void)
 {
-    check_competition_grad(0.0f, 0);  /* slope 1 */
-    check_competition_grad(10.0f, 0); /* slope 10 / CD: logits 10 times each group's share */
-    check_competition_grad(10.0f, 1); /* batch-standardised channels, logits the group means */
-    check_competition_grad(3.0f, 1);
+    check_competition_grad(0.0f, FF_COMP_SAMPLE);  /* slope 1 */
+    check_competition_grad(10.0f, FF_COMP_SAMPLE); /* slope 10 / CD: logits 10 times each group's share */
+    check_competition_grad(10.0f, FF_COMP_BATCH); /* batch-standardised channels, logits the group means */
+    check_competition_grad(3.0f, FF_COMP_BATCH);
+    check_competition_grad(3.0f, FF_COMP_AFFINE); /* then scaled and shifted */
+    check_competition_grad(10.0f, FF_COMP_AFFINE);
 }
 
 static void test_normalize_gradient(void)
@@ -762,7 +750,7 @@ int main(void)
     RUN(test_pair_loss_gradient);
     RUN(test_competition_gradient);
     RUN(test_competition_batch_statistics);
-    RUN(test_competition_affine_gradient);
+    RUN(test_competition_affine);
     RUN(test_normalize_gradient);
     RUN(test_fc_gradient);
     RUN(test_conv_gradient);
