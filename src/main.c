@@ -26,7 +26,7 @@
 static const char usage_text[] =
     "usage: ffrun [OPTIONS] CONFIG.yaml\n"
     "       ffrun [OPTIONS] --resume [MODEL.ffm]\n"
-    "       ffrun eval MODEL.ffm [--data DIR] [--softmax-epochs N]\n"
+    "       ffrun eval MODEL.ffm [--data DIR] [--softmax-epochs N] [--layers I,J,...]\n"
     "       ffrun sweep SWEEP.yaml [--dry-run] [--max-steps N] [--jobs N] [--threads N]\n"
     "       ffrun CONFIG.yaml --sweep KEY=V1,V2,... [--sweep ...] [--seeds N] [--jobs N]\n"
     "             [--threads N] [--set ...]\n"
@@ -68,7 +68,8 @@ static const char usage_text[] =
     "Supervised models: the goodness readout, and the softmax readout: the model's\n"
     "own head if training had eval.softmax on, else a head trained now for one epoch\n"
     "on the frozen net. --softmax-epochs N trains a new head for N epochs instead\n"
-    "(0 skips the softmax readout).\n"
+    "(0 skips the softmax readout). --layers I,J,... sums the goodness of those\n"
+    "trainable layers (0-based) instead of the model's eval.layers.\n"
     "Classifier models (unsupervised_clf): their softmax readout.\n"
     "\n"
     "exit status: 0 success, 1 runtime failure, 2 usage or config error,\n"
@@ -477,14 +478,41 @@ static int eval_supervised(const ff_checkpoint *ck, ff_config *cfg, int softmax_
     return rc;
 }
 
-/* ffrun eval MODEL [--data DIR] [--softmax-epochs N] */
+/* "1,3" into layers (at most FF_MAX_LAYERS distinct indices from 0); the count, or -1 */
+static int parse_layer_list(const char *s, int layers[FF_MAX_LAYERS])
+{
+    int n = 0;
+    while (*s) {
+        char *end;
+        const long v = strtol(s, &end, 10);
+        if (end == s || v < 0 || v >= FF_MAX_LAYERS || n == FF_MAX_LAYERS ||
+            (*end && *end != ','))
+            return -1;
+        for (int k = 0; k < n; k++)
+            if (layers[k] == v)
+                return -1;
+        layers[n++] = (int)v;
+        s = *end ? end + 1 : end;
+        if (*end && !*s)
+            return -1; /* a trailing comma */
+    }
+    return n;
+}
+
+/* ffrun eval MODEL [--data DIR] [--softmax-epochs N] [--layers I,J,...] */
 static int eval_main(int argc, char **argv)
 {
     const char *model = NULL, *data = NULL;
     int softmax_epochs = -1; /* not given: the model's own head, else one epoch */
+    int layers[FF_MAX_LAYERS], n_layers = -1; /* -1: the model's eval.layers */
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--data") && i + 1 < argc)
             data = argv[++i];
+        else if (!strcmp(argv[i], "--layers") && i + 1 < argc) {
+            if ((n_layers = parse_layer_list(argv[++i], layers)) < 1)
+                return usage_error("eval: --layers needs distinct trainable-layer indices "
+                                   "(0-based), comma-separated, got '%s'", argv[i]);
+        }
         else if (!strcmp(argv[i], "--softmax-epochs") && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
@@ -513,6 +541,10 @@ static int eval_main(int argc, char **argv)
     cfg.data.test_limit = 0;
     if (data)
         snprintf(cfg.data.dir, sizeof cfg.data.dir, "%s", data);
+    if (n_layers > 0) {
+        cfg.eval.n_layers = n_layers;
+        memcpy(cfg.eval.layers, layers, sizeof(int) * (size_t)n_layers);
+    }
     ck.batch = 0; /* where in an epoch it stopped does not matter here */
     printf("model %s: %s, epoch %d, step %lld\n", model, ff_mode_name(ck.cfg.mode), ck.epoch,
            (long long)ck.step);

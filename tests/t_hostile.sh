@@ -60,6 +60,15 @@ odd_log=$'runs/ünï #: "q" \'s\'' odd_ckpt=$'mödels: [x] #1'
 expect 0 "^finished after 1 epoch" "$ffrun" base.yaml --quiet --set "log.dir=$odd_log" --set "checkpoint.dir=$odd_ckpt"
 model=$(ls "$odd_ckpt"/*_epoch001.ffm 2>/dev/null)
 expect 0 "^test error \(goodness readout, 10000 images\)" "$ffrun" eval "$model" --softmax-epochs 0
+# eval --layers: the 2-layer net's default readout is layer 1 alone; bad lists exit 2
+grep "^test error (goodness" out > default.err
+expect 0 "^test error \(goodness readout" "$ffrun" eval "$model" --softmax-epochs 0 --layers 1
+grep "^test error (goodness" out | cmp -s default.err - && ok "eval --layers 1: the default readout" \
+    || fail "eval --layers 1 differs from the default readout: $(cat default.err; grep '^test' out)"
+expect 2 "^ffrun: eval.layers.0 is 2, but the net has 2 trainable layers" \
+    "$ffrun" eval "$model" --softmax-epochs 0 --layers 2
+expect 2 "^ffrun: eval: --layers needs distinct trainable-layer indices \(0-based\), comma-separated, got '1,1'" \
+    "$ffrun" eval "$model" --softmax-epochs 0 --layers 1,1
 $py "$ffm" info "$model" > info
 grep -qF "run_dir: $odd_log/supervised/" info && ok "the odd log.dir is the model's run directory" \
     || fail "run directory of $model"
