@@ -58,8 +58,9 @@ typedef struct ff_loss_layer {
     float *scratch;             /* competition_norm batch: [4 * channels] floats */
     const float *affine;        /* competition_norm affine: [2 * channels], the scale of each
                                    standardised channel, then its shift; NULL otherwise */
-    float *gaffine;             /* with affine: d loss / d affine written here (a training
-                                   pass's loss; NULL: not written) */
+    float *gaffine;             /* with affine: d loss / d affine written here, of this
+                                   process's rows (data parallel: summed over the processes
+                                   with the weights' gradients); NULL: not written */
     /* competition_norm batch with the batch split over processes (data parallel): the
      * channel sums of every process added up (sum(ctx, v, n): v summed in place), and
      * the rows of the whole batch; sum NULL: the rows here are the batch */
