@@ -19,7 +19,6 @@ int ff_eval_check_input(const ff_net *net, ff_embed_kind kind, const ff_dataset 
                       in.c, in.h, in.w, want.c, want.h, want.w);
 }
 
-
 /* The forward pass of `rows` rows and the goodness of each row summed over the
  * evaluated layers (each times its slope if as_logits). groups 1: row r into out[r];
  * groups G > 1: the rows are G label-major blocks of rows / G images, and row

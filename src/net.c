@@ -158,11 +158,10 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         net->evaluated[k] = cfg->eval.n_layers == 0 && (k > 0 || l == 1);
     for (int i = 0; i < cfg->eval.n_layers; i++) {
         const int k = cfg->eval.layers[i];
-        if (k < 0 || k >= l) {
+        if (k < 0 || k >= l) /* a config built in code (ff_config_validate checks it) */
             return ff_err_set(err, FF_ERR_USAGE, "eval.layers.%d is %d, but the net has %d "
                               "trainable layer%s (0-based, pools not counted)", i, k, l,
                               l == 1 ? "" : "s");
-        }
         net->evaluated[k] = 1;
     }
     /* model.loss_after_pool: each pooled output its own rows */
@@ -293,16 +292,12 @@ static void standardise_range(void *ctx, size_t i0, size_t i1)
             const float *s = j->src + i * dim + (size_t)c * j->hw;
             float *o = j->out + i * dim + (size_t)c * j->hw;
             const float m = j->mu[c], v = j->inv[c];
-            if (j->affine) {
-                const float a = j->affine[c], b = j->affine[j->C + c];
+            /* without the affine part 1 and 0: 1 * d + 0 is d exactly */
+            const float a = j->affine ? j->affine[c] : 1.0f;
+            const float b = j->affine ? j->affine[j->C + c] : 0.0f;
 #pragma omp simd
-                for (int p = 0; p < j->hw; p++)
-                    o[p] = a * ((s[p] - m) * v) + b;
-            } else {
-#pragma omp simd
-                for (int p = 0; p < j->hw; p++)
-                    o[p] = (s[p] - m) * v;
-            }
+            for (int p = 0; p < j->hw; p++)
+                o[p] = a * ((s[p] - m) * v) + b;
         }
 }
 

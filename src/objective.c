@@ -423,20 +423,13 @@ static void bn_group_goodness(const float *row, int C, int hw, const float *mu, 
         double s = 0.0;
         for (int c = k * cg; c < (k + 1) * cg; c++) {
             const float *x = row + (size_t)c * hw, m = mu[c], iv = inv[c];
+            /* without the affine part 1 and 0: 1 * d + 0 is d exactly */
+            const float a = gamma ? gamma[c] : 1.0f, b = beta ? beta[c] : 0.0f;
             float t = 0.0f;
-            if (gamma) {
-                const float a = gamma[c], b = beta[c];
 #pragma omp simd reduction(+ : t)
-                for (int q = 0; q < hw; q++) {
-                    const float o = a * ((x[q] - m) * iv) + b;
-                    t += o * o;
-                }
-            } else {
-#pragma omp simd reduction(+ : t)
-                for (int q = 0; q < hw; q++) {
-                    const float d = (x[q] - m) * iv;
-                    t += d * d;
-                }
+            for (int q = 0; q < hw; q++) {
+                const float o = a * ((x[q] - m) * iv) + b;
+                t += o * o;
             }
             s += t;
         }
@@ -509,14 +502,14 @@ static void bn_back_range(void *ctx, size_t c0, size_t c1)
     const bn_job *j = ctx;
     const size_t dim = (size_t)j->dim, hw = (size_t)j->hw, C = (size_t)j->C;
     for (size_t c = c0; c < c1; c++) {
-        const float m = j->mu[c], iv = j->inv[c] * (j->gamma ? j->gamma[c] : 1.0f);
-        const float a = j->sums[c], b = j->sums[C + c], ivy = j->inv[c];
+        const float m = j->mu[c], iv = j->inv[c], a = j->sums[c], b = j->sums[C + c];
+        const float iv_scaled = iv * (j->gamma ? j->gamma[c] : 1.0f); /* d o / d y: a_c inv_c */
         for (int i = 0; i < j->n; i++) {
             const float *x = j->y + (size_t)i * dim + c * hw;
             float *d = j->dpre + (size_t)i * dim + c * hw;
             for (size_t q = 0; q < hw; q++) {
                 const float on = x[q] > 0.0f ? 1.0f : 0.0f;
-                d[q] = on * iv * (d[q] - a - (x[q] - m) * ivy * b);
+                d[q] = on * iv_scaled * (d[q] - a - (x[q] - m) * iv * b);
             }
         }
     }
