@@ -584,6 +584,11 @@ static int validate_loss(const pctx *c, const ff_config *cfg)
         return fail(c, key_pos(c, "model.hand_on"),
                     "model.hand_on batch hands on the competition loss's batch statistics: it needs "
                     "train.loss competition with train.competition_norm batch or affine");
+    if (cfg->clf.norm == FF_CLF_NORM_BATCH && cfg->model.hand_on != FF_HAND_BATCH)
+        return fail(c, key_pos(c, "clf.norm"),
+                    "clf.norm batch reads the competition loss's channel statistics: it needs "
+                    "model.hand_on batch (with train.loss competition and "
+                    "train.competition_norm batch or affine)");
     if (cfg->model.loss_after_pool && cfg->model.hand_on != FF_HAND_BATCH)
         return fail(c, key_pos(c, "model.loss_after_pool"),
                     "model.loss_after_pool needs model.hand_on batch (with train.loss competition "

@@ -26,6 +26,7 @@ static const char *const loss_names[] = {"threshold", "pairwise", "competition",
 static const char *const hard_score_names[] = {"goodness", "softmax", NULL};
 static const char *const comp_norm_names[] = {"sample", "batch", "affine", NULL};
 static const char *const hand_on_names[] = {"rms", "batch", NULL};
+static const char *const clf_norm_names[] = {"rms", "batch", NULL};
 static const char *const opt_names[] = {"sgd", "adam", "sgd_smooth", NULL};
 static const char *const sched_names[] = {"constant", "linear", "cosine", NULL};
 static const char *const par_names[] = {"none", "data", "pipeline", NULL};
@@ -41,6 +42,7 @@ _Static_assert(N_NAMES(loss_names) == FF_LOSS_COUNT, "a name per ff_loss_kind");
 _Static_assert(N_NAMES(hard_score_names) == FF_HARD_SCORES_COUNT, "a name per ff_hard_scores");
 _Static_assert(N_NAMES(comp_norm_names) == FF_COMP_NORM_COUNT, "a name per ff_comp_norm");
 _Static_assert(N_NAMES(hand_on_names) == FF_HAND_COUNT, "a name per ff_hand_on");
+_Static_assert(N_NAMES(clf_norm_names) == FF_CLF_NORM_COUNT, "a name per ff_clf_norm");
 _Static_assert(N_NAMES(opt_names) == FF_OPT_COUNT, "a name per ff_opt_kind");
 _Static_assert(N_NAMES(sched_names) == FF_SCHED_COUNT, "a name per ff_sched_kind");
 _Static_assert(N_NAMES(par_names) == FF_PAR_COUNT, "a name per ff_par_mode");
@@ -219,6 +221,12 @@ const ff_key ff_config_keys[] = {
            "the softmax head trained beside an FF net (eval.softmax): scale clf.lr by the "
            "schedule's factor at the net's step, as optimizer.lr (false: constant; "
            "unsupervised_clf always decays clf.lr over clf.epochs)"),
+    K_ENUM("clf.norm", clf.norm, clf_norm_names, "rms",
+           "how the softmax head sees its last layer (and any layer whose output is not handed "
+           "on as it is): rms = scaled to mean square 1 per image; batch = every channel "
+           "standardised by the layer's evaluation statistics, then scaled and shifted "
+           "(competition_norm affine), as model.hand_on batch hands layers on (CwComp's head "
+           "on the batch-norm output; needs model.hand_on batch)"),
 
     K_ENUM("parallel.mode", parallel.mode, par_names, "none",
            "under mpirun -np N: data = every rank takes a share of each batch (gradients summed), "

@@ -91,6 +91,7 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
     net->input = input;
     net->label_every_layer = cfg->model.label_every_layer;
     net->hand_on_batch = cfg->model.hand_on == FF_HAND_BATCH;
+    net->head_norm_batch = cfg->clf.norm == FF_CLF_NORM_BATCH;
     net->label_embedding = cfg->model.label_embedding;
     net->norm_eps = cfg->model.norm_eps;
     net->max_batch = max_batch;

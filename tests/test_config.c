@@ -23,7 +23,7 @@ static const char *const documented_keys[] = {
     "schedule.decay_start", "schedule.final_lr_scale", "eval.every", "eval.softmax", "eval.readout_epochs", "eval.layers",
     "log.dir", "log.every", "log.histograms", "log.images", "checkpoint.dir", "checkpoint.every",
     "checkpoint.backbone", "clf.layers", "clf.epochs", "clf.lr", "clf.optimizer", "clf.momentum",
-    "clf.weight_decay", "clf.lr_schedule", "parallel.mode",
+    "clf.weight_decay", "clf.lr_schedule", "clf.norm", "parallel.mode",
 };
 #define N_DOCUMENTED (sizeof documented_keys / sizeof documented_keys[0])
 
@@ -337,6 +337,10 @@ static const inline_case inline_cases[] = {
      "model.hand_on batch cannot be used with parallel.mode pipeline"},
     {L1 "train: {competition_norm: batch}\n",
      "inline:2:27: train.competition_norm only applies with train.loss competition"},
+    {L1 "clf: {norm: batch}\n",
+     "inline:2:13: clf.norm batch reads the competition loss's channel statistics: it needs "
+     "model.hand_on batch"},
+    {L1 "clf: {norm: layer}\n", "inline:2:13: expected one of rms, batch for clf.norm, got 'layer'"},
     {"model: {layers: [{type: fc, units: 10}], loss_after_pool: true}\n",
      "inline:1:59: model.loss_after_pool needs model.hand_on batch"},
     {"model: {layers: [{type: fc, units: 10}], label_embedding: none, hand_on: batch,"

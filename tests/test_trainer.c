@@ -681,8 +681,8 @@ static void channel_stats(const float *y, int rows, int C, int hw, double *mu, d
 /* model.loss_after_pool: a layer followed by a pool (the last one too) has its pooled
  * output in post, the next layer's input is that standardised with its batch
  * statistics (then scaled and shifted), evaluation's statistics are of the pooled
- * maps, the softmax head reads the pooled last layer; the net learns and a restored
- * run continues bit for bit */
+ * maps, the softmax head reads the pooled last layer standardised by them, scaled and
+ * shifted (clf.norm batch); the net learns and a restored run continues bit for bit */
 static void test_loss_after_pool(void)
 {
     ff_config cfg;
@@ -693,7 +693,7 @@ static void test_loss_after_pool(void)
         "train.passes=alternate", "train.jitter=0", "train.competition_norm=affine",
         "model.hand_on=batch", "model.loss_after_pool=true", "train.logit_scale=10",
         "data.train_limit=1000", "data.test_limit=300", "train.epochs=2", "optimizer.lr=0.01",
-        "clf.layers=[1]",
+        "clf.layers=[1]", "clf.norm=batch",
         "model.layers=[{type: conv, channels: 20, kernel: 3, padding: 1},"
         " {type: pool, kind: max, kernel: 2, stride: 2},"
         " {type: conv, channels: 40, kernel: 3, padding: 1, groups: 10},"
@@ -761,6 +761,16 @@ static void test_loss_after_pool(void)
         stat_gap = fmax(stat_gap, fabs(net->comp_stats[1][40 + c] - v) / (1.0 + v));
     }
     CHECK(stat_gap < 1e-4);
+    /* the head's features of the last chunk: its pooled maps standardised by those
+     * statistics, scaled and shifted */
+    const int last = (t.train.n - 1) % t.batch + 1;
+    ff_readout_features(&t.net, t.ro_layers, t.ro_n, last, t.ro.feat);
+    for (int c = 0; c < 40; c++) {
+        mu1[c] = net->comp_stats[1][c];
+        var1[c] = net->comp_stats[1][40 + c];
+    }
+    CHECK(standardised_gap(net->post[1], t.ro.feat, last, 40, 49, mu1, var1,
+                           net->layers[1].affine) < 1e-5);
     if (getenv("FF_TEST_VERBOSE"))
         fprintf(stderr, "  loss_after_pool: error %.3f -> %.3f (softmax %.3f)\n",
                 before.error_goodness, after.error_goodness, after.error_softmax);

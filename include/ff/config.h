@@ -40,6 +40,11 @@ typedef enum { FF_COMP_SAMPLE, FF_COMP_BATCH, FF_COMP_AFFINE, FF_COMP_NORM_COUNT
  * image (rms, FF's normalisation), or every channel standardised with the competition
  * loss's batch statistics (batch: CwComp's batch-norm output; net.h) */
 typedef enum { FF_HAND_RMS, FF_HAND_BATCH, FF_HAND_COUNT } ff_hand_on;
+/* clf.norm: how the softmax head sees a layer no later layer is handed (the last one):
+ * scaled to mean square 1 per image (rms), or standardised per channel with its
+ * evaluation statistics, then scaled and shifted (batch: as model.hand_on batch hands a
+ * layer on; readout.h) */
+typedef enum { FF_CLF_NORM_RMS, FF_CLF_NORM_BATCH, FF_CLF_NORM_COUNT } ff_clf_norm;
 typedef enum { FF_EMBED_OVERLAY, FF_EMBED_CHANNELS, FF_EMBED_PATTERN, FF_EMBED_NONE, FF_EMBED_COUNT } ff_embed_kind;
 typedef enum { FF_PAR_NONE, FF_PAR_DATA, FF_PAR_PIPELINE, FF_PAR_COUNT } ff_par_mode;
 
@@ -158,6 +163,7 @@ typedef struct ff_config {
         float weight_decay;        /* clf.weight_decay: the head's L2 weight decay (default 0) */
         int lr_schedule;           /* clf.lr_schedule: the head beside an FF net scales clf.lr by the
                                       schedule's factor of the net's step (bool, default false) */
+        ff_clf_norm norm;          /* clf.norm: rms | batch (default rms) */
     } clf;
 
     struct {

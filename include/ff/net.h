@@ -72,6 +72,9 @@ typedef struct ff_net {
     int hand_on_batch;             /* model.hand_on batch: in[l] (l > 0) is out[l - 1] (pooled)
                                       standardised per channel: with the batch's statistics
                                       in a training pass, with comp_stats otherwise */
+    int head_norm_batch;           /* clf.norm batch: the softmax head sees a layer that is not
+                                      handed on (the last) standardised per channel with its
+                                      evaluation statistics (comp_stats), scaled and shifted */
     unsigned char evaluated[FF_MAX_LAYERS]; /* 1: the goodness readout sums layer l's goodness
                                       (eval.layers; default every layer but the first) */
     unsigned char frozen[FF_MAX_LAYERS]; /* 1: layer l is past its train_epochs: the FF pass

@@ -8,8 +8,13 @@
  *
  * Features of one sample are the concatenation, layer by layer in the order
  * given, of normalize(net->out[l]) over layer l's whole vector:
- * x / sqrt(mean(x^2) + net->norm_eps), so each layer block has mean square ~1.
- * The head never sees raw (unnormalised) ReLU outputs.
+ * x / sqrt(mean(x^2) + net->norm_eps), so each layer block has mean square ~1;
+ * a layer the next one reads as it is (not pooled first) gives what it hands on
+ * (net->in[l + 1]: with model.hand_on batch, standardised per channel). With
+ * clf.norm batch (net->head_norm_batch) the last layer too is standardised per
+ * channel, by its evaluation statistics (net->comp_stats, the running averages
+ * during training), then scaled and shifted (competition_norm affine): CwComp's
+ * head on the batch-norm output. The head never sees raw ReLU outputs.
  *
  * The classifier: logits = x W^T + b, softmax cross-entropy (batch mean), and
  * an optimiser of its own (clf.optimizer, clf.lr, clf.momentum, clf.weight_decay;
@@ -81,8 +86,10 @@ int ff_readout_feature_dim(const ff_net *net, const int *layers, int n_layers);
 
 /* After ff_net_forward of `batch` rows: out[i, :] = concatenation over the
  * chosen layers of sample i's normalised activity vector ([batch, feature_dim]).
- * For l < net->n_layers - 1 this is net->in[l + 1] (already normalised by the
- * forward pass); the last layer is normalised here with net->norm_eps. */
+ * For a layer the next one reads unpooled (or pooled already: loss_after_pool) this
+ * is net->in[l + 1] (already normalised by the forward pass); the others (the last
+ * layer) are normalised here: with net->norm_eps, or standardised per channel
+ * (clf.norm batch: net->head_norm_batch; see the top of this file). */
 void ff_readout_features(const ff_net *net, const int *layers, int n_layers, int batch,
                          float *out);
 
