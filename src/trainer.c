@@ -181,6 +181,7 @@ int ff_trainer_restore(ff_trainer *t, const ff_checkpoint *ck, ff_info_fn info, 
     memcpy(t->net.params, ck->params, sizeof(float) * t->net.n_params);
     memcpy(t->opt.state, ck->state, sizeof(float) * ck->n_state);
     memcpy(t->net.aux, ck->aux, sizeof(float) * ck->n_aux);
+    t->n_stats_final = 0; /* the saved statistics may be running averages: computed anew */
     if (ck->n_order == t->train.n)
         memcpy(t->order, ck->order, sizeof(int) * (size_t)t->train.n);
     t->opt.t = ck->opt_t;
@@ -540,16 +541,36 @@ double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t s
     return whole_error(t, err, tshare.n);
 }
 
+/* How many bottom layers have finished their train_epochs after `epochs` epochs, each
+ * with every layer below it: their weights (and inputs) never change again. */
+static int final_layers(const ff_trainer *t, int epochs)
+{
+    int n = 0;
+    while (n < t->net.n_layers && t->net.layers[n].train_epochs > 0 &&
+           epochs >= t->net.layers[n].train_epochs)
+        n++;
+    return n;
+}
+
 /* competition_norm batch: every layer's channel statistics computed afresh for the
  * current weights over the first FF_EVAL_STATS_IMAGES training images ("precise batch
  * norm"), so evaluation reads neither averages that lag the weights of a fast-moving
  * run nor those of a layer frozen since (model.layers[].train_epochs). No RNG, the same
- * images every time: a resumed run evaluates as the uninterrupted one. */
+ * images every time: a resumed run evaluates as the uninterrupted one. Layers whose
+ * statistics were computed once they and every layer below had finished learning
+ * (t->n_stats_final) keep them: the same floats a new computation would give (a
+ * training pass leaves a frozen layer's statistics alone). */
 #define FF_EVAL_STATS_IMAGES 10000
 void ff_trainer_refresh_stats(ff_trainer *t)
 {
     ff_net *net = &t->net;
     if (!net->comp_stats[0])
+        return;
+    const int L = net->n_layers, final_now = final_layers(t, t->epoch);
+    /* with model.hand_on batch layer by layer from the first not yet final; otherwise
+     * one pass for all, unless every layer is final */
+    const int a0 = net->hand_on_batch ? t->n_stats_final : t->n_stats_final == L ? L : 0;
+    if (a0 == L)
         return;
     size_t total = 0;
     for (int l = 0; l < net->n_layers; l++)
@@ -561,8 +582,8 @@ void ff_trainer_refresh_stats(ff_trainer *t)
     const int n = t->train.n < FF_EVAL_STATS_IMAGES ? t->train.n : FF_EVAL_STATS_IMAGES;
     /* model.hand_on batch: layer l's input depends on layer l - 1's statistics, so one
      * pass per layer, each through that layer only; otherwise one pass for all */
-    const int L = net->n_layers, step = net->hand_on_batch ? 1 : L;
-    for (int a = 0; a < L; a += step) {
+    const int step = net->hand_on_batch ? 1 : L;
+    for (int a = a0; a < L; a += step) {
         const int b = a + step; /* the layers [a, b) whose statistics this pass takes */
         for (int s = 0; s < n; s += net->max_batch) {
             const int m = n - s < net->max_batch ? n - s : net->max_batch;
@@ -589,6 +610,7 @@ void ff_trainer_refresh_stats(ff_trainer *t)
         }
     }
     free(sums);
+    t->n_stats_final = final_now;
 }
 
 void ff_trainer_evaluate(ff_trainer *t, int epoch, ff_eval_result *r)

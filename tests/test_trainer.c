@@ -783,6 +783,50 @@ static void test_loss_after_pool(void)
     ff_trainer_free(&t);
 }
 
+/* evaluation statistics of layers that have finished learning (each with every layer
+ * below) are computed once and kept: after every epoch they are the floats a net with
+ * the same weights and no train_epochs computes for every layer */
+static void test_final_stats_kept(void)
+{
+    ff_config cfg, plain;
+    quick_config(&cfg, "final_stats");
+    ff_err err;
+    const char *sets[] = {
+        "train.loss=competition", "model.label_embedding=none", "train.negatives=random",
+        "train.passes=alternate", "train.jitter=0", "train.competition_norm=affine",
+        "model.hand_on=batch", "train.logit_scale=10", "data.train_limit=300",
+        "data.test_limit=100", "train.epochs=3", "optimizer.lr=0.01",
+        "model.layers=[{type: conv, channels: 10, kernel: 3, padding: 1, train_epochs: 1},"
+        " {type: conv, channels: 20, kernel: 3, padding: 1, groups: 10, train_epochs: 2},"
+        " {type: pool, kind: max, kernel: 2, stride: 2},"
+        " {type: conv, channels: 20, kernel: 3, padding: 1}]"};
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
+        CHECK(ff_config_set(&cfg, sets[i], &err) == FF_OK);
+    plain = cfg;
+    CHECK(ff_config_set(&plain, "model.layers.0.train_epochs=0", &err) == FF_OK);
+    CHECK(ff_config_set(&plain, "model.layers.1.train_epochs=0", &err) == FF_OK);
+    CHECK(ff_config_validate(&cfg, &err) == FF_OK && ff_config_validate(&plain, &err) == FF_OK);
+    ff_trainer t, ref;
+    CHECK(ff_trainer_create(&t, &cfg, NULL, NULL, &err) == FF_OK);
+    CHECK(ff_trainer_create(&ref, &plain, NULL, NULL, &err) == FF_OK);
+    CHECK(ref.net.n_params == t.net.n_params && ref.net.n_aux == t.net.n_aux);
+    ff_step_stats st;
+    for (int epoch = 1; epoch <= 3; epoch++) {
+        while (t.epoch < epoch)
+            ff_trainer_next(&t, &st);
+        ff_eval_result r;
+        ff_trainer_evaluate(&t, epoch, &r);
+        CHECK(t.n_stats_final == (epoch < 2 ? epoch : 2)); /* layer 2 never finishes */
+        memcpy(ref.net.params, t.net.params, sizeof(float) * t.net.n_params);
+        memcpy(ref.net.aux, t.net.aux, sizeof(float) * t.net.n_aux);
+        ff_trainer_refresh_stats(&ref); /* every layer's afresh */
+        CHECK(ref.n_stats_final == 0);
+        CHECK(same_floats(ref.net.aux, t.net.aux, t.net.n_aux));
+    }
+    ff_trainer_free(&ref);
+    ff_trainer_free(&t);
+}
+
 static void test_hand_on_batch(void) { hand_on_batch("train.competition_norm=batch"); }
 static void test_hand_on_affine(void) { hand_on_batch("train.competition_norm=affine"); }
 
@@ -943,6 +987,7 @@ int main(void)
     RUN(test_hand_on_batch);
     RUN(test_hand_on_affine);
     RUN(test_loss_after_pool);
+    RUN(test_final_stats_kept);
     RUN(test_grouped_competition);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

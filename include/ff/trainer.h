@@ -109,6 +109,10 @@ typedef struct ff_trainer {
     int epoch;                     /* epochs completed */
     int batch_in_epoch;            /* batches done in epoch `epoch + 1` */
     int n_frozen;                  /* layers past their train_epochs this step (net.frozen) */
+    int n_stats_final;             /* the bottom layers whose evaluation statistics were
+                                      computed after each of them (and every layer below)
+                                      had finished its train_epochs: still exact, never
+                                      computed again (ff_trainer_refresh_stats) */
     int head_reuses_pass;          /* this step's softmax head learns from the FF pass's
                                       activations (train.loss competition) */
     float *x;            /* [net.max_batch, in_dim] embedded inputs (pos then neg for joint) */
