@@ -593,10 +593,6 @@ static int validate_loss(const pctx *c, const ff_config *cfg)
         return fail(c, key_pos(c, "model.loss_after_pool"),
                     "model.loss_after_pool needs model.hand_on batch (with train.loss competition "
                     "and train.competition_norm batch or affine)");
-    if (cfg->model.loss_after_pool && cfg->parallel.mode != FF_PAR_NONE)
-        return fail(c, key_pos(c, "model.loss_after_pool"),
-                    "model.loss_after_pool cannot be used with parallel.mode %s yet",
-                    cfg->parallel.mode == FF_PAR_DATA ? "data" : "pipeline");
     if (cfg->model.hand_on == FF_HAND_BATCH && cfg->parallel.mode == FF_PAR_PIPELINE)
         return fail(c, key_pos(c, "model.hand_on"),
                     "model.hand_on batch cannot be used with parallel.mode pipeline (a stage would "

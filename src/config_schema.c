@@ -118,8 +118,8 @@ const ff_key ff_config_keys[] = {
            "a layer followed by a pool takes its loss, its channel statistics, its goodness "
            "readout and its softmax-head features from its pooled output (CwComp's conv, ReLU, "
            "pool, then batch norm and goodness), and model.layers may end with a pool (applied "
-           "to the last layer's output); needs model.hand_on batch; not with parallel.mode "
-           "data or pipeline"),
+           "to the last layer's output); needs model.hand_on batch (so not with parallel.mode "
+           "pipeline)"),
 
     K_INT("train.epochs", train.epochs, "10", 1, 1e6, "training epochs"),
     K_INT("train.batch_size", train.batch_size, "100", 1, 65536, "images per minibatch"),

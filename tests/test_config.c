@@ -343,11 +343,6 @@ static const inline_case inline_cases[] = {
     {L1 "clf: {norm: layer}\n", "inline:2:13: expected one of rms, batch for clf.norm, got 'layer'"},
     {"model: {layers: [{type: fc, units: 10}], loss_after_pool: true}\n",
      "inline:1:59: model.loss_after_pool needs model.hand_on batch"},
-    {"model: {layers: [{type: fc, units: 10}], label_embedding: none, hand_on: batch,"
-     " loss_after_pool: true}\n"
-     "train: {loss: competition, logit_scale: 10, competition_norm: batch}\n"
-     "parallel: {mode: data}\n",
-     "model.loss_after_pool cannot be used with parallel.mode data yet"},
     {L1 "train: {loss: competition}\n",
      "inline:2:15: train.loss competition needs model.label_embedding none"},
     {"model: {layers: [{type: fc, units: 10}], label_embedding: none}\n",
