@@ -658,15 +658,14 @@ static int validate_parallel(const pctx *c, const ff_config *cfg)
     if (cfg->parallel.mode != FF_PAR_NONE && cfg->mode == FF_MODE_UNSUP_CLF)
         return fail(c, key_pos(c, "parallel.mode"),
                     "parallel.mode applies to the FF modes; unsupervised_clf trains alone (none)");
-    for (int i = 0; cfg->parallel.mode != FF_PAR_NONE && i < cfg->model.n_layers; i++)
+    if (cfg->parallel.mode != FF_PAR_PIPELINE)
+        return FF_OK;
+    for (int i = 0; i < cfg->model.n_layers; i++)
         if (cfg->model.layers[i].train_epochs > 0)
             return fail(c, (pos){cfg->model.layers[i].line, cfg->model.layers[i].col},
                         "model.layers.%d.train_epochs: layers that stop learning are not "
-                        "supported with parallel.mode %s (every rank steps every layer); remove "
-                        "train_epochs or use parallel.mode none", i,
-                        cfg->parallel.mode == FF_PAR_DATA ? "data" : "pipeline");
-    if (cfg->parallel.mode != FF_PAR_PIPELINE)
-        return FF_OK;
+                        "supported with parallel.mode pipeline (a stage steps all its layers); "
+                        "remove train_epochs or use parallel.mode data or none", i);
     const char *why = cfg->train.negatives == FF_NEG_HARD ? "train.negatives hard (scores need the whole net)"
                       : cfg->eval.softmax ? "eval.softmax (the per-batch head step needs the whole net)"
                       : cfg->model.label_every_layer ? "model.label_every_layer"

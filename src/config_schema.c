@@ -268,7 +268,7 @@ const ff_key ff_layer_keys[] = {
      .help = "the layer learns during the first N epochs only, then stays frozen (its forward "
              "pass still feeds the layers above and the readouts; no loss, gradient or update): "
              "early layers can stop while later ones go on; 0 (or N >= train.epochs) = every "
-             "epoch; not with parallel.mode data or pipeline"},
+             "epoch; not with parallel.mode pipeline"},
 };
 const size_t ff_layer_n_keys = sizeof ff_layer_keys / sizeof ff_layer_keys[0];
 

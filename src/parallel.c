@@ -266,7 +266,13 @@ static void shm_update(void *ctx, float lr)
     }
     prof_lap(p, &t0, &p->t_sum);
     ff_trainer *t = p->t;
-    ff_optim_step_range(&t->opt, t->net.params, t->net.grads, lr, lo, n);
+    if (t->n_frozen > 0) { /* the layers still learning within the shard */
+        size_t off[FF_MAX_LAYERS], len[FF_MAX_LAYERS];
+        const int runs = ff_trainer_learning_ranges(t, lo, p->hi, off, len);
+        ff_optim_step_ranges(&t->opt, t->net.params, t->net.grads, lr, off, len, runs);
+    } else {
+        ff_optim_step_range(&t->opt, t->net.params, t->net.grads, lr, lo, n);
+    }
     prof_lap(p, &t0, &p->t_opt);
     MPI_Win_sync(p->pwin);
     MPI_Barrier(p->comm);

@@ -256,6 +256,28 @@ static void ff_pass(ff_trainer *t, const uint8_t *labels, int npos, int nneg, ff
 
 /* The optimiser step after a pass: on the summed gradients (data parallel), on
  * this stage's layers only (pipeline). */
+int ff_trainer_learning_ranges(const ff_trainer *t, size_t lo, size_t hi,
+                               size_t off[FF_MAX_LAYERS], size_t n[FF_MAX_LAYERS])
+{
+    int runs = 0;
+    size_t end = 0; /* of the last run */
+    for (int l = 0; l < t->net.n_layers; l++) {
+        const ff_layer *L = &t->net.layers[l];
+        const size_t a = L->param_off > lo ? L->param_off : lo;
+        const size_t b0 = L->param_off + ff_layer_n_params(L), b = b0 < hi ? b0 : hi;
+        if (t->net.frozen[l] || a >= b)
+            continue;
+        if (runs > 0 && end == a) { /* adjacent: one run */
+            n[runs - 1] += b - a;
+        } else {
+            off[runs] = a;
+            n[runs++] = b - a;
+        }
+        end = b;
+    }
+    return runs;
+}
+
 static void update(ff_trainer *t, float lr)
 {
     const ff_trainer_peers *P = t->peers;
@@ -271,18 +293,7 @@ static void update(ff_trainer *t, float lr)
                             b->param_off + ff_layer_n_params(b) - a->param_off);
     } else if (t->n_frozen > 0) { /* the runs of layers still learning */
         size_t off[FF_MAX_LAYERS], n[FF_MAX_LAYERS];
-        int runs = 0;
-        for (int l = 0; l < t->net.n_layers; l++) {
-            const ff_layer *L = &t->net.layers[l];
-            if (t->net.frozen[l])
-                continue;
-            if (runs > 0 && !t->net.frozen[l - 1]) {
-                n[runs - 1] += ff_layer_n_params(L);
-                continue;
-            }
-            off[runs] = L->param_off;
-            n[runs++] = ff_layer_n_params(L);
-        }
+        const int runs = ff_trainer_learning_ranges(t, 0, t->net.n_params, off, n);
         ff_optim_step_ranges(&t->opt, t->net.params, t->net.grads, lr, off, n, runs);
     } else {
         ff_optim_step(&t->opt, t->net.params, t->net.grads, lr);

@@ -199,6 +199,38 @@ PY
     fi
 done
 
+# 3c. a layer that stops learning (train_epochs) under data parallel: every process
+# freezes layer 0 after epoch 1 (its update skipped in each process's shard of the
+# shared-memory step, and on the message path); had it moved in epoch 2, layer 1's
+# losses there would part from one process's (20 steps, both paths)
+te=(--quiet --set data.train_limit=500 --set data.test_limit=200 --set train.epochs=2
+    --set log.every=1 --set log.histograms=0 --set log.images=0 --set eval.softmax=false
+    --set model.layers.0.train_epochs=1)
+"$ffrun" "$cfg" "${te[@]}" --set log.dir=runs/te1 > te1.out 2>&1 || fail "train_epochs, one process: $(tail -2 te1.out)"
+FF_PARALLEL_CHECK=1 "${mpi[@]}" "$ffrun" "$cfg" "${te[@]}" --set parallel.mode=data \
+    --set log.dir=runs/te2 > te2.out 2>&1 || fail "train_epochs, data parallel: $(tail -3 te2.out)"
+FF_PARALLEL_SHM=0 FF_PARALLEL_CHECK=1 "${mpi[@]}" -x FF_PARALLEL_SHM "$ffrun" "$cfg" "${te[@]}" \
+    --set parallel.mode=data --set log.dir=runs/te3 > te3.out 2>&1 ||
+    fail "train_epochs, data parallel by messages: $(tail -3 te3.out)"
+losses te1 te1 && losses te2 te2 && losses te3 te3
+for path in te2 te3; do
+    if $py - te1.loss $path.loss <<'PY'; then
+import sys
+a = {tuple(l.split()[:2]): float(l.split()[2]) for l in open(sys.argv[1])}
+b = {tuple(l.split()[:2]): float(l.split()[2]) for l in open(sys.argv[2])}
+l1 = {int(k[1]) for k in a if k[0] == "layer1/loss"}
+assert l1 == set(range(1, 21)) and a.keys() == b.keys(), (sorted(l1), len(a), len(b))
+assert all(a[k] == 0.0 for k in a if k[0] == "layer0/loss" and int(k[1]) > 10)
+worst = max(abs(a[k] - b[k]) / max(abs(a[k]), 1e-12) for k in a)
+print("    layer 0 frozen after epoch 1: worst relative difference %.2e" % worst)
+sys.exit(worst > 1e-4)
+PY
+        ok "data parallel ($path) with train_epochs: replicas identical, losses within 1e-4 of one process"
+    else
+        fail "data parallel ($path) with train_epochs differs from one process"
+    fi
+done
+
 # 4. resume across a change of N: 2 ranks stop at step 5 (exit 130), one process finishes
 "${mpi[@]}" "$ffrun" "$cfg" "${short[@]}" --set parallel.mode=data --name rs --max-steps 5 \
     > rs.out 2>&1

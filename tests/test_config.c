@@ -319,9 +319,9 @@ static const inline_case inline_cases[] = {
     {"model: {layers: [{type: pool, kernel: 2, train_epochs: 3}, {type: fc, units: 10}]}\n",
      "inline:1:42: model.layers.0.train_epochs does not apply to a pool layer"},
     {"model: {layers: [{type: fc, units: 10}, {type: fc, units: 10, train_epochs: 2}]}\n"
-     "parallel: {mode: data}\n",
+     "parallel: {mode: pipeline}\n",
      "inline:1:41: model.layers.1.train_epochs: layers that stop learning are not supported "
-     "with parallel.mode data"},
+     "with parallel.mode pipeline"},
     {"model: {layers: [{type: fc, units: 10}], label_embedding: pattern, label_every_layer: true}\n",
      "inline:1:87: model.label_every_layer needs model.label_embedding overlay or channels, got pattern"},
     {"mode: unsupervised_backbone\nmodel: {layers: [{type: fc, units: 10}], label_every_layer: yes}\n",

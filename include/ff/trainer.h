@@ -162,6 +162,12 @@ void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st);
  * position back to 0), else 0. */
 int ff_trainer_next(ff_trainer *t, ff_step_stats *st);
 
+/* The parameters this step's optimiser step changes, clipped to [lo, hi): the runs of
+ * adjacent layers that are not frozen (model.layers[].train_epochs), as off[i], n[i];
+ * returns how many (0 to t->net.n_layers). Data parallel: each process's shard. */
+int ff_trainer_learning_ranges(const ff_trainer *t, size_t lo, size_t hi,
+                               size_t off[FF_MAX_LAYERS], size_t n[FF_MAX_LAYERS]);
+
 /* Test errors of the readouts that apply, after ff_trainer_refresh_stats. The softmax
  * readout first trains the head eval.readout_epochs more epochs on the frozen net with
  * its own RNG (seeded from the seed and `epoch`), so evaluating never changes the
