@@ -77,7 +77,10 @@ int ff_trainer_plan_for(const ff_config *cfg, ff_shape image, int n_train, ff_tr
                          ? image
                          : ff_embed_shape(cfg->model.label_embedding, image.h, image.w);
     plan->batch = cfg->train.batch_size < n_train ? cfg->train.batch_size : n_train;
-    plan->max_batch = 2 * plan->batch < 1000 ? 1000 : 2 * plan->batch;
+    /* ten labelled copies of an evaluation chunk of 100 images; the competition loss
+     * (no label in the input) evaluates each image once: chunks of two batches */
+    const int eval_rows = cfg->train.loss == FF_LOSS_COMPETITION ? 0 : 1000;
+    plan->max_batch = 2 * plan->batch < eval_rows ? eval_rows : 2 * plan->batch;
     return FF_OK;
 }
 
