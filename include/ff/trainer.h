@@ -128,8 +128,9 @@ typedef struct ff_trainer {
 /* What a trainer allocates for cfg on training images of shape `image`, n_train of
  * them: the net's input shape (the embedded image), images per batch and the
  * rows of every activation buffer (a joint pos+neg batch, or ten labelled copies
- * of an evaluation chunk of 100 images; train.loss competition: two batches). --dry-run reports memory from this. FF_ERR_USAGE if
- * the images do not suit the config. */
+ * of an evaluation chunk of 100 images; train.loss competition: two batches).
+ * --dry-run reports memory from this. FF_ERR_USAGE if the images do not suit the
+ * config. */
 typedef struct ff_trainer_plan {
     ff_shape in_shape;
     int batch, max_batch;
