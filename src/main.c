@@ -27,6 +27,7 @@ static const char usage_text[] =
     "usage: ffrun [OPTIONS] CONFIG.yaml\n"
     "       ffrun [OPTIONS] --resume [MODEL.ffm]\n"
     "       ffrun eval MODEL.ffm [--data DIR] [--softmax-epochs N] [--layers I,J,...]\n"
+    "             [--set clf.KEY=VALUE ...]\n"
     "       ffrun sweep SWEEP.yaml [--dry-run] [--max-steps N] [--jobs N] [--threads N]\n"
     "       ffrun CONFIG.yaml --sweep KEY=V1,V2,... [--sweep ...] [--seeds N] [--jobs N]\n"
     "             [--threads N] [--set ...]\n"
@@ -69,7 +70,9 @@ static const char usage_text[] =
     "own head if training had eval.softmax on, else a head trained now for one epoch\n"
     "on the frozen net. --softmax-epochs N trains a new head for N epochs instead\n"
     "(0 skips the softmax readout). --layers I,J,... sums the goodness of those\n"
-    "trainable layers (0-based) instead of the model's eval.layers.\n"
+    "trainable layers (0-based) instead of the model's eval.layers. --set clf.KEY=VALUE\n"
+    "(repeatable; clf.* keys only) trains the new head with other settings, e.g.\n"
+    "--set clf.norm=batch --set clf.lr=0.0003 (one epoch unless --softmax-epochs).\n"
     "Classifier models (unsupervised_clf): their softmax readout.\n"
     "\n"
     "exit status: 0 success, 1 runtime failure, 2 usage or config error,\n"
@@ -499,15 +502,25 @@ static int parse_layer_list(const char *s, int layers[FF_MAX_LAYERS])
     return n;
 }
 
-/* ffrun eval MODEL [--data DIR] [--softmax-epochs N] [--layers I,J,...] */
+/* ffrun eval MODEL [--data DIR] [--softmax-epochs N] [--layers I,J,...] [--set clf.K=V ...] */
 static int eval_main(int argc, char **argv)
 {
     const char *model = NULL, *data = NULL;
     int softmax_epochs = -1; /* not given: the model's own head, else one epoch */
     int layers[FF_MAX_LAYERS], n_layers = -1; /* -1: the model's eval.layers */
+    const char *sets[64];
+    int n_sets = 0;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--data") && i + 1 < argc)
             data = argv[++i];
+        else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+            if (strncmp(argv[++i], "clf.", 4) != 0)
+                return usage_error("eval: --set takes the new softmax head's clf.* keys only "
+                                   "(the net is the model's), got '%s'", argv[i]);
+            if (n_sets == (int)(sizeof sets / sizeof *sets))
+                return usage_error("eval: at most 64 --set options (extra: '%s')", argv[i]);
+            sets[n_sets++] = argv[i];
+        }
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc) {
             if ((n_layers = parse_layer_list(argv[++i], layers)) < 1)
                 return usage_error("eval: --layers needs distinct trainable-layer indices "
@@ -545,6 +558,14 @@ static int eval_main(int argc, char **argv)
         cfg.eval.n_layers = n_layers;
         memcpy(cfg.eval.layers, layers, sizeof(int) * (size_t)n_layers);
     }
+    for (int i = 0; i < n_sets && !rc; i++)
+        rc = ff_config_set(&cfg, sets[i], &err);
+    if (!rc && n_sets)
+        rc = ff_config_validate(&cfg, &err);
+    if (rc)
+        goto done;
+    if (n_sets && softmax_epochs < 0)
+        softmax_epochs = 1; /* a new head: the model's was trained with other settings */
     ck.batch = 0; /* where in an epoch it stopped does not matter here */
     printf("model %s: %s, epoch %d, step %lld\n", model, ff_mode_name(ck.cfg.mode), ck.epoch,
            (long long)ck.step);

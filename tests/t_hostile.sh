@@ -69,6 +69,15 @@ expect 2 "^ffrun: eval.layers.0 is 2, but the net has 2 trainable layers" \
     "$ffrun" eval "$model" --softmax-epochs 0 --layers 2
 expect 2 "^ffrun: eval: --layers needs distinct trainable-layer indices \(0-based\), comma-separated, got '1,1'" \
     "$ffrun" eval "$model" --softmax-epochs 0 --layers 1,1
+# eval --set: the new head's clf.* keys, validated against the model's config
+expect 0 "^test error \(softmax readout, head trained 1 epoch\(s\) now\)" \
+    "$ffrun" eval "$model" --set clf.lr=0.01
+expect 2 "^ffrun: clf.layers.0 is 5, but model.layers has only 2 layers" \
+    "$ffrun" eval "$model" --set 'clf.layers=[5]'
+expect 2 "^ffrun: clf.norm batch reads the competition loss's channel statistics: it needs model.hand_on batch" \
+    "$ffrun" eval "$model" --set clf.norm=batch
+expect 2 "^ffrun: eval: --set takes the new softmax head's clf.\* keys only \(the net is the model's\), got 'model.layers=\[\]'" \
+    "$ffrun" eval "$model" --set 'model.layers=[]'
 $py "$ffm" info "$model" > info
 grep -qF "run_dir: $odd_log/supervised/" info && ok "the odd log.dir is the model's run directory" \
     || fail "run directory of $model"
