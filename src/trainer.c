@@ -120,6 +120,13 @@ int ff_trainer_create(ff_trainer *t, const ff_config *cfg, ff_info_fn info, void
          (rc = ff_readout_init(&t->ro, ff_readout_feature_dim(&t->net, t->ro_layers, t->ro_n),
                                FF_NUM_CLASSES, t->net.max_batch, &head_opt, err))))
         return rc;
+    if (cfg->eval.softmax && cfg->clf.cache_features) {
+        const double bytes = 4.0 * t->train.n * t->ro.features;
+        t->feat_cache = malloc(sizeof(float) * (size_t)t->train.n * (size_t)t->ro.features);
+        if (!t->feat_cache)
+            note(info, info_ctx, "clf.cache_features: no %.1f GB for the head's features; the "
+                 "head goes on with a forward pass per step", bytes / 1e9);
+    }
     return FF_OK;
 }
 
@@ -185,6 +192,7 @@ int ff_trainer_restore(ff_trainer *t, const ff_checkpoint *ck, ff_info_fn info, 
     memcpy(t->opt.state, ck->state, sizeof(float) * ck->n_state);
     memcpy(t->net.aux, ck->aux, sizeof(float) * ck->n_aux);
     t->n_stats_final = 0; /* the saved statistics may be running averages: computed anew */
+    t->feat_cache_valid = 0;
     if (ck->n_order == t->train.n)
         memcpy(t->order, ck->order, sizeof(int) * (size_t)t->train.n);
     t->opt.t = ck->opt_t;
@@ -206,6 +214,7 @@ void ff_trainer_free(ff_trainer *t)
     free(t->labels);
     free(t->candidates);
     free(t->shifts);
+    free(t->feat_cache);
     ff_hybrid_free(&t->hybrids);
     ff_readout_free(&t->ro);
     ff_optim_free(&t->opt);
@@ -397,6 +406,33 @@ static float head_lr(const ff_trainer *t)
                                 : cfg->clf.lr;
 }
 
+/* clf.cache_features with every layer frozen: the head's features of images idx[0, batch)
+ * into ro.feat from the cache, filled first if it is stale: every training image in
+ * index order, in chunks of the net's rows, so its floats depend only on the weights and
+ * the evaluation statistics (a resumed run fills it alike). 0: no cache (go on without). */
+static int cached_features(ff_trainer *t, const int *idx)
+{
+    if (!t->feat_cache || t->n_frozen < t->net.n_layers)
+        return 0;
+    const size_t F = (size_t)t->ro.features;
+    if (!t->feat_cache_valid) {
+        const ff_readout_input in = readout_input(t, &t->train);
+        const int rows = t->net.max_batch < t->ro.max_batch ? t->net.max_batch : t->ro.max_batch;
+        for (int s = 0; s < t->train.n; s += rows) {
+            const int m = t->train.n - s < rows ? t->train.n - s : rows;
+            for (int i = 0; i < m; i++)
+                t->scratch_order[i] = s + i;
+            ff_readout_make_input(&t->ro, &in, t->scratch_order, m, t->x);
+            ff_net_forward(&t->net, t->x, m);
+            ff_readout_features(&t->net, t->ro_layers, t->ro_n, m, t->feat_cache + (size_t)s * F);
+        }
+        t->feat_cache_valid = 1;
+    }
+    for (int i = 0; i < t->batch; i++)
+        memcpy(t->ro.feat + (size_t)i * F, t->feat_cache + (size_t)idx[i] * F, sizeof(float) * F);
+    return 1;
+}
+
 /* One step of the softmax head on the batch's images (after the FF step, the
  * net unchanged by it): a neutral-label forward pass, then the head's optimiser
  * step on the normalised activities. The head uses no RNG, so it never changes the
@@ -406,6 +442,10 @@ static void readout_step(ff_trainer *t, const int *idx)
 {
     if (t->head_reuses_pass) { /* the FF pass's activations: no second forward pass */
         ff_readout_features(&t->net, t->ro_layers, t->ro_n, t->batch, t->ro.feat);
+        ff_readout_train_batch(&t->ro, t->ro.feat, t->labels, t->batch, head_lr(t));
+        return;
+    }
+    if (cached_features(t, idx)) {
         ff_readout_train_batch(&t->ro, t->ro.feat, t->labels, t->batch, head_lr(t));
         return;
     }
@@ -625,6 +665,7 @@ void ff_trainer_refresh_stats(ff_trainer *t)
     }
     free(sums);
     t->n_stats_final = final_now;
+    t->feat_cache_valid = 0; /* the features read the statistics just computed */
 }
 
 void ff_trainer_evaluate(ff_trainer *t, int epoch, ff_eval_result *r)

@@ -23,7 +23,7 @@ static const char *const documented_keys[] = {
     "schedule.decay_start", "schedule.final_lr_scale", "eval.every", "eval.softmax", "eval.readout_epochs", "eval.layers",
     "log.dir", "log.every", "log.histograms", "log.images", "checkpoint.dir", "checkpoint.every",
     "checkpoint.backbone", "clf.layers", "clf.epochs", "clf.lr", "clf.optimizer", "clf.momentum",
-    "clf.weight_decay", "clf.lr_schedule", "clf.norm", "parallel.mode",
+    "clf.weight_decay", "clf.lr_schedule", "clf.norm", "clf.cache_features", "parallel.mode",
 };
 #define N_DOCUMENTED (sizeof documented_keys / sizeof documented_keys[0])
 

@@ -827,6 +827,93 @@ static void test_final_stats_kept(void)
     ff_trainer_free(&t);
 }
 
+/* clf.cache_features: once every layer is frozen the head reads each image's features
+ * from a cache filled once, the same (up to the sums' order) as a forward pass gives
+ * them, and filled again once evaluation has computed new statistics; the head learns
+ * as without it, and a run restored in the head-only epochs fills the cache again and
+ * ends bit for bit as the uninterrupted one */
+static void test_feature_cache(void)
+{
+    ff_config cfg, plain;
+    quick_config(&cfg, "feature_cache");
+    ff_err err;
+    const char *sets[] = {
+        "train.loss=competition", "model.label_embedding=none", "train.negatives=random",
+        "train.passes=alternate", "train.jitter=0", "train.competition_norm=affine",
+        "model.hand_on=batch", "train.logit_scale=10", "data.train_limit=300",
+        "data.test_limit=100", "train.epochs=3", "optimizer.lr=0.01", "clf.norm=batch",
+        "model.layers=[{type: conv, channels: 10, kernel: 3, padding: 1, train_epochs: 1},"
+        " {type: pool, kind: max, kernel: 2, stride: 2},"
+        " {type: conv, channels: 20, kernel: 3, padding: 1, groups: 10, train_epochs: 1}]"};
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
+        CHECK(ff_config_set(&cfg, sets[i], &err) == FF_OK);
+    plain = cfg;
+    CHECK(ff_config_set(&cfg, "clf.cache_features=true", &err) == FF_OK);
+    CHECK(ff_config_validate(&cfg, &err) == FF_OK);
+    ff_trainer a, b, r;
+    CHECK(ff_trainer_create(&a, &cfg, NULL, NULL, &err) == FF_OK);
+    CHECK(ff_trainer_create(&b, &plain, NULL, NULL, &err) == FF_OK);
+    CHECK(a.feat_cache != NULL && b.feat_cache == NULL);
+    ff_step_stats st;
+    ff_eval_result ea, eb;
+    while (a.epoch < 1) {
+        ff_trainer_next(&a, &st);
+        ff_trainer_next(&b, &st);
+    }
+    CHECK(!a.feat_cache_valid); /* layers learning: no cache */
+    for (int i = 0; i < 2; i++) { /* two head-only steps on the running statistics, then save */
+        ff_trainer_next(&a, &st);
+        ff_trainer_next(&b, &st);
+    }
+    CHECK(a.feat_cache_valid);
+    char path[512];
+    snprintf(path, sizeof path, "%s/feature_cache.ffm", tmpdir);
+    CHECK(ff_trainer_save(&a, path, "somewhere", &err) == FF_OK);
+    ff_checkpoint ck = {0};
+    CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
+    CHECK(ck.cfg.clf.cache_features == 1);
+    CHECK(ff_trainer_create(&r, &ck.cfg, NULL, NULL, &err) == FF_OK);
+    CHECK(ff_trainer_restore(&r, &ck, NULL, NULL, &err) == FF_OK);
+    /* evaluation's statistics replace the running ones: the next step fills the cache anew */
+    ff_trainer_evaluate(&a, 1, &ea);
+    ff_trainer_evaluate(&b, 1, &eb);
+    ff_trainer_evaluate(&r, 1, &eb);
+    CHECK(!a.feat_cache_valid);
+    ff_trainer_next(&a, &st);
+    ff_trainer_next(&b, &st);
+    ff_trainer_next(&r, &st);
+    CHECK(a.feat_cache_valid);
+    /* the cache against a forward pass of the first rows */
+    const size_t F = (size_t)a.ro.features;
+    memcpy(a.x, a.train.images, sizeof(float) * 7 * a.in_dim);
+    ff_net_forward(&a.net, a.x, 7);
+    ff_readout_features(&a.net, a.ro_layers, a.ro_n, 7, a.ro.feat);
+    double gap = 0.0;
+    for (size_t j = 0; j < 7 * F; j++)
+        gap = fmax(gap, fabs(a.feat_cache[j] - a.ro.feat[j]) / (1.0 + fabs(a.ro.feat[j])));
+    CHECK(gap < 1e-5);
+    run_to_end(&a);
+    run_to_end(&b);
+    run_to_end(&r);
+    CHECK(same_floats(a.ro.params, r.ro.params, a.ro.n_params)); /* restored: bit for bit */
+    double head_gap = 0.0;
+    for (size_t j = 0; j < a.ro.n_params; j++)
+        head_gap = fmax(head_gap, fabs(a.ro.params[j] - b.ro.params[j]) /
+                                      (1e-3 + fabs(b.ro.params[j])));
+    CHECK(head_gap < 1e-2);
+    CHECK(!same_floats(a.ro.params, ck.head, a.ro.n_params)); /* it learned after the save */
+    ff_trainer_evaluate(&a, 3, &ea);
+    ff_trainer_evaluate(&b, 3, &eb);
+    CHECK(fabs(ea.error_softmax - eb.error_softmax) <= 0.02 && ea.error_softmax < 0.5);
+    if (getenv("FF_TEST_VERBOSE"))
+        fprintf(stderr, "  feature cache: features %.1e, head %.1e, softmax %.3f / %.3f\n", gap,
+                head_gap, ea.error_softmax, eb.error_softmax);
+    ff_checkpoint_free(&ck);
+    ff_trainer_free(&r);
+    ff_trainer_free(&b);
+    ff_trainer_free(&a);
+}
+
 static void test_hand_on_batch(void) { hand_on_batch("train.competition_norm=batch"); }
 static void test_hand_on_affine(void) { hand_on_batch("train.competition_norm=affine"); }
 
@@ -988,6 +1075,7 @@ int main(void)
     RUN(test_hand_on_affine);
     RUN(test_loss_after_pool);
     RUN(test_final_stats_kept);
+    RUN(test_feature_cache);
     RUN(test_grouped_competition);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

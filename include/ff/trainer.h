@@ -115,6 +115,10 @@ typedef struct ff_trainer {
                                       computed again (ff_trainer_refresh_stats) */
     int head_reuses_pass;          /* this step's softmax head learns from the FF pass's
                                       activations (train.loss competition) */
+    float *feat_cache;             /* clf.cache_features: [train.n, ro.features] the head's
+                                      features of the training images, or NULL */
+    int feat_cache_valid;          /* 1: feat_cache holds them for the current weights and
+                                      statistics (only once every layer is frozen) */
     float *x;            /* [net.max_batch, in_dim] embedded inputs (pos then neg for joint) */
     float *scores;       /* [net.max_batch * 10] goodness scores for eval / hard negatives */
     int *order;          /* the current epoch's sample order */
