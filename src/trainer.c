@@ -406,13 +406,14 @@ static float head_lr(const ff_trainer *t)
                                 : cfg->clf.lr;
 }
 
-/* clf.cache_features with every layer frozen: the head's features of images idx[0, batch)
- * into ro.feat from the cache, filled first if it is stale: every training image in
- * index order, in chunks of the net's rows, so its floats depend only on the weights and
- * the evaluation statistics (a resumed run fills it alike). 0: no cache (go on without). */
-static int cached_features(ff_trainer *t, const int *idx)
+/* clf.cache_features: 1 if the cache holds the head's features of every training image for
+ * the net as it is, filled first if it is stale: every image in index order, in chunks of
+ * the net's rows, so its floats depend only on the weights and the evaluation statistics
+ * (a resumed run fills it alike); 0: no cache. Only while the net does not learn (every
+ * layer frozen, or the extra head epochs of an evaluation). Uses t->scratch_order. */
+static int feature_cache_ready(ff_trainer *t)
 {
-    if (!t->feat_cache || t->n_frozen < t->net.n_layers)
+    if (!t->feat_cache)
         return 0;
     const size_t F = (size_t)t->ro.features;
     if (!t->feat_cache_valid) {
@@ -428,8 +429,24 @@ static int cached_features(ff_trainer *t, const int *idx)
         }
         t->feat_cache_valid = 1;
     }
-    for (int i = 0; i < t->batch; i++)
+    return 1;
+}
+
+/* ro.feat = the cached features of images idx[0, m) */
+static void gather_features(ff_trainer *t, const int *idx, int m)
+{
+    const size_t F = (size_t)t->ro.features;
+    for (int i = 0; i < m; i++)
         memcpy(t->ro.feat + (size_t)i * F, t->feat_cache + (size_t)idx[i] * F, sizeof(float) * F);
+}
+
+/* every layer frozen (clf.cache_features): images idx[0, batch)'s features into ro.feat
+ * from the cache; 0: no cache (go on without) */
+static int cached_features(ff_trainer *t, const int *idx)
+{
+    if (t->n_frozen < t->net.n_layers || !feature_cache_ready(t))
+        return 0;
+    gather_features(t, idx, t->batch);
     return 1;
 }
 
@@ -499,6 +516,8 @@ void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st)
     const int n = share_of(t, &f);
     freeze_layers(t);
     t->head_reuses_pass = 0;
+    if (t->n_frozen < t->net.n_layers)
+        t->feat_cache_valid = 0; /* this step changes the features */
     if (t->n_frozen == t->net.n_layers) {
         /* every layer has stopped learning: only the softmax head below */
     } else if (competition) { /* no negative data: one pass of the images, classes beside them */
@@ -586,10 +605,22 @@ double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t s
         ff_readout_reset(&t->ro);
     /* a fresh head on the frozen net is no part of the net's schedule: clf.lr itself */
     const float lr = fresh ? cfg->clf.lr : head_lr(t);
+    const int cached = epochs > 0 && feature_cache_ready(t); /* the net is fixed meanwhile */
     for (int e = 0; e < epochs; e++) {
-        ff_order_draw(&rng, t->scratch_order, t->train.n, 1);
-        ff_readout_train_epoch(&t->ro, &t->net, t->ro_layers, t->ro_n, &tr, t->scratch_order,
-                               t->train.n, t->batch, lr, t->x);
+        const int *order = t->scratch_order, n = t->train.n;
+        ff_order_draw(&rng, t->scratch_order, n, 1);
+        if (!cached) {
+            ff_readout_train_epoch(&t->ro, &t->net, t->ro_layers, t->ro_n, &tr, order, n,
+                                   t->batch, lr, t->x);
+            continue;
+        }
+        for (int s = 0; s < n; s += t->batch) { /* as ff_readout_train_epoch, from the cache */
+            const int m = n - s < t->batch ? n - s : t->batch;
+            gather_features(t, order + s, m);
+            for (int i = 0; i < m; i++)
+                t->labels[i] = t->train.labels[order[s + i]];
+            ff_readout_train_batch(&t->ro, t->ro.feat, t->labels, m, lr);
+        }
     }
     double err = ff_readout_error(&t->ro, &t->net, t->ro_layers, t->ro_n, &te, 0, t->x, confusion);
     return whole_error(t, err, tshare.n);

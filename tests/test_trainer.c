@@ -830,8 +830,9 @@ static void test_final_stats_kept(void)
 /* clf.cache_features: once every layer is frozen the head reads each image's features
  * from a cache filled once, the same (up to the sums' order) as a forward pass gives
  * them, and filled again once evaluation has computed new statistics; the head learns
- * as without it, and a run restored in the head-only epochs fills the cache again and
- * ends bit for bit as the uninterrupted one */
+ * as without it (also a fresh head's epochs on the finished net), and a run restored in
+ * the head-only epochs fills the cache again and ends bit for bit as the uninterrupted
+ * one */
 static void test_feature_cache(void)
 {
     ff_config cfg, plain;
@@ -856,6 +857,16 @@ static void test_feature_cache(void)
     CHECK(a.feat_cache != NULL && b.feat_cache == NULL);
     ff_step_stats st;
     ff_eval_result ea, eb;
+    { /* a head's evaluation epochs fill the cache; a learning step makes it stale */
+        ff_trainer c;
+        CHECK(ff_trainer_create(&c, &cfg, NULL, NULL, &err) == FF_OK);
+        ff_trainer_next(&c, &st);
+        ff_trainer_softmax_error(&c, 1, 1, 5, NULL);
+        CHECK(c.feat_cache_valid);
+        ff_trainer_next(&c, &st);
+        CHECK(!c.feat_cache_valid);
+        ff_trainer_free(&c);
+    }
     while (a.epoch < 1) {
         ff_trainer_next(&a, &st);
         ff_trainer_next(&b, &st);
@@ -905,9 +916,18 @@ static void test_feature_cache(void)
     ff_trainer_evaluate(&a, 3, &ea);
     ff_trainer_evaluate(&b, 3, &eb);
     CHECK(fabs(ea.error_softmax - eb.error_softmax) <= 0.02 && ea.error_softmax < 0.5);
+    /* a fresh head's epochs on the fixed net (ffrun eval --softmax-epochs) read the cache */
+    const double fa = ff_trainer_softmax_error(&a, 2, 1, 5, NULL);
+    const double fb = ff_trainer_softmax_error(&b, 2, 1, 5, NULL);
+    double fresh_gap = 0.0;
+    for (size_t j = 0; j < a.ro.n_params; j++)
+        fresh_gap = fmax(fresh_gap, fabs(a.ro.params[j] - b.ro.params[j]) /
+                                        (1e-3 + fabs(b.ro.params[j])));
+    CHECK(a.feat_cache_valid && fresh_gap < 1e-2 && fabs(fa - fb) <= 0.02 && fa < 0.5);
     if (getenv("FF_TEST_VERBOSE"))
-        fprintf(stderr, "  feature cache: features %.1e, head %.1e, softmax %.3f / %.3f\n", gap,
-                head_gap, ea.error_softmax, eb.error_softmax);
+        fprintf(stderr, "  feature cache: features %.1e, head %.1e, softmax %.3f / %.3f, fresh "
+                "head %.1e, %.3f / %.3f\n", gap, head_gap, ea.error_softmax, eb.error_softmax,
+                fresh_gap, fa, fb);
     ff_checkpoint_free(&ck);
     ff_trainer_free(&r);
     ff_trainer_free(&b);
