@@ -228,10 +228,11 @@ const ff_key ff_config_keys[] = {
            "(competition_norm affine), as model.hand_on batch hands layers on (CwComp's head "
            "on the batch-norm output; needs model.hand_on batch)"),
     K_BOOL("clf.cache_features", clf.cache_features, "false",
-           "once every layer has stopped learning (model.layers[].train_epochs), compute the "
-           "softmax head's features of every training image once and keep them in memory "
-           "(training images x features x 4 bytes; supervised_deep: 5.6 GB) instead of a "
-           "forward pass per head step; without the memory the head goes on uncached"),
+           "once every layer has stopped learning (model.layers[].train_epochs), and for a new "
+           "head's epochs on a fixed net (ffrun eval --softmax-epochs), compute the softmax "
+           "head's features of every training image once and keep them in memory (training "
+           "images x features x 4 bytes; supervised_deep: 5.6 GB) instead of a forward pass "
+           "per head step; without the memory the head goes on uncached"),
 
     K_ENUM("parallel.mode", parallel.mode, par_names, "none",
            "under mpirun -np N: data = every rank takes a share of each batch (gradients summed), "

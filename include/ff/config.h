@@ -164,9 +164,10 @@ typedef struct ff_config {
         int lr_schedule;           /* clf.lr_schedule: the head beside an FF net scales clf.lr by the
                                       schedule's factor of the net's step (bool, default false) */
         ff_clf_norm norm;          /* clf.norm: rms | batch (default rms) */
-        int cache_features;        /* clf.cache_features: once every layer is frozen, the head's
-                                      features of the training images computed once and kept in
-                                      memory (bool, default false) */
+        int cache_features;        /* clf.cache_features: while the net is fixed (every layer
+                                      frozen; a new head's evaluation epochs), the head's features
+                                      of the training images computed once and kept in memory
+                                      (bool, default false) */
     } clf;
 
     struct {
