@@ -41,6 +41,24 @@ static int same_floats(const float *a, const float *b, size_t n)
     return memcmp(a, b, sizeof(float) * n) == 0;
 }
 
+/* t saved as <tmpdir>/<name>.ffm and loaded back into ck */
+static void save_and_load(const ff_trainer *t, const char *name, ff_checkpoint *ck)
+{
+    char path[512];
+    ff_err err;
+    snprintf(path, sizeof path, "%s/%s.ffm", tmpdir, name);
+    CHECK(ff_trainer_save(t, path, "somewhere", &err) == FF_OK);
+    CHECK(ff_checkpoint_load(path, ck, &err) == FF_OK);
+}
+
+/* a trainer made from ck's config and restored from it (ffrun --resume) */
+static void create_restored(ff_trainer *b, const ff_checkpoint *ck)
+{
+    ff_err err;
+    CHECK(ff_trainer_create(b, &ck->cfg, NULL, NULL, &err) == FF_OK);
+    CHECK(ff_trainer_restore(b, ck, NULL, NULL, &err) == FF_OK);
+}
+
 static void check_same_state(const ff_trainer *t, const ff_checkpoint *ck)
 {
     CHECK(ck->n_params == t->net.n_params);
@@ -371,16 +389,12 @@ static void test_grouped_competition(void)
         if (steps < 5)
             first += loss / 5;
     }
-    char path[512];
-    snprintf(path, sizeof path, "%s/grouped.ffm", tmpdir);
-    CHECK(ff_trainer_save(&a, path, "somewhere", &err) == FF_OK);
     ff_checkpoint ck = {0};
-    CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
+    save_and_load(&a, "grouped", &ck);
     CHECK(ck.cfg.model.layers[0].groups == 1 && ck.cfg.model.layers[2].groups == 10 &&
           ck.cfg.model.layers[4].groups == 10);
     CHECK(ck.n_params == a.net.n_params && same_floats(ck.params, a.net.params, a.net.n_params));
-    CHECK(ff_trainer_create(&b, &ck.cfg, NULL, NULL, &err) == FF_OK);
-    CHECK(ff_trainer_restore(&b, &ck, NULL, NULL, &err) == FF_OK);
+    create_restored(&b, &ck);
     double recent[5] = {0};
     while (a.epoch < cfg.train.epochs) {
         ff_trainer_next(&a, &st);
@@ -613,13 +627,9 @@ static void hand_on_batch(const char *norm)
     ff_trainer b;
     ff_checkpoint ck = {0};
     if (affine) { /* save here, restore, and both runs end the same */
-        char path[512];
-        snprintf(path, sizeof path, "%s/hand_on_affine.ffm", tmpdir);
-        CHECK(ff_trainer_save(&t, path, "somewhere", &err) == FF_OK);
-        CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
+        save_and_load(&t, "hand_on_affine", &ck);
         CHECK(ck.cfg.train.competition_norm == FF_COMP_AFFINE && ck.n_params == t.net.n_params);
-        CHECK(ff_trainer_create(&b, &ck.cfg, NULL, NULL, &err) == FF_OK);
-        CHECK(ff_trainer_restore(&b, &ck, NULL, NULL, &err) == FF_OK);
+        create_restored(&b, &ck);
     }
     while (t.epoch < 2)
         ff_trainer_next(&t, &st);
@@ -731,14 +741,10 @@ static void test_loss_after_pool(void)
     CHECK(pool_gap == 0.0);
     channel_stats(net->post[0], t.batch, 20, 196, mu, var);
     CHECK(standardised_gap(net->post[0], net->in[1], t.batch, 20, 196, mu, var, pre) < 1e-4);
-    char path[512];
-    snprintf(path, sizeof path, "%s/loss_after_pool.ffm", tmpdir);
-    CHECK(ff_trainer_save(&t, path, "somewhere", &err) == FF_OK);
     ff_checkpoint ck = {0};
-    CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
+    save_and_load(&t, "loss_after_pool", &ck);
     CHECK(ck.cfg.model.loss_after_pool == 1);
-    CHECK(ff_trainer_create(&b, &ck.cfg, NULL, NULL, &err) == FF_OK);
-    CHECK(ff_trainer_restore(&b, &ck, NULL, NULL, &err) == FF_OK);
+    create_restored(&b, &ck);
     while (t.epoch < 2)
         ff_trainer_next(&t, &st);
     ff_trainer_evaluate(&t, 2, &after);
@@ -783,25 +789,36 @@ static void test_loss_after_pool(void)
     ff_trainer_free(&t);
 }
 
+/* a small CwComp-style net (competition loss, affine batch norm handed on) on 300
+ * training and 100 test images for 3 epochs; layers: model.layers' value */
+static void small_cwcomp_config(ff_config *cfg, const char *tag, const char *layers)
+{
+    quick_config(cfg, tag);
+    ff_err err;
+    const char *sets[] = {
+        "train.loss=competition", "model.label_embedding=none", "train.negatives=random",
+        "train.passes=alternate", "train.jitter=0", "train.competition_norm=affine",
+        "model.hand_on=batch", "train.logit_scale=10", "data.train_limit=300",
+        "data.test_limit=100", "train.epochs=3", "optimizer.lr=0.01"};
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
+        CHECK(ff_config_set(cfg, sets[i], &err) == FF_OK);
+    char set[512];
+    snprintf(set, sizeof set, "model.layers=%s", layers);
+    CHECK(ff_config_set(cfg, set, &err) == FF_OK);
+}
+
 /* evaluation statistics of layers that have finished learning (each with every layer
  * below) are computed once and kept: after every epoch they are the floats a net with
  * the same weights and no train_epochs computes for every layer */
 static void test_final_stats_kept(void)
 {
     ff_config cfg, plain;
-    quick_config(&cfg, "final_stats");
+    small_cwcomp_config(&cfg, "final_stats",
+                        "[{type: conv, channels: 10, kernel: 3, padding: 1, train_epochs: 1},"
+                        " {type: conv, channels: 20, kernel: 3, padding: 1, groups: 10,"
+                        " train_epochs: 2}, {type: pool, kind: max, kernel: 2, stride: 2},"
+                        " {type: conv, channels: 20, kernel: 3, padding: 1}]");
     ff_err err;
-    const char *sets[] = {
-        "train.loss=competition", "model.label_embedding=none", "train.negatives=random",
-        "train.passes=alternate", "train.jitter=0", "train.competition_norm=affine",
-        "model.hand_on=batch", "train.logit_scale=10", "data.train_limit=300",
-        "data.test_limit=100", "train.epochs=3", "optimizer.lr=0.01",
-        "model.layers=[{type: conv, channels: 10, kernel: 3, padding: 1, train_epochs: 1},"
-        " {type: conv, channels: 20, kernel: 3, padding: 1, groups: 10, train_epochs: 2},"
-        " {type: pool, kind: max, kernel: 2, stride: 2},"
-        " {type: conv, channels: 20, kernel: 3, padding: 1}]"};
-    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
-        CHECK(ff_config_set(&cfg, sets[i], &err) == FF_OK);
     plain = cfg;
     CHECK(ff_config_set(&plain, "model.layers.0.train_epochs=0", &err) == FF_OK);
     CHECK(ff_config_set(&plain, "model.layers.1.train_epochs=0", &err) == FF_OK);
@@ -836,18 +853,13 @@ static void test_final_stats_kept(void)
 static void test_feature_cache(void)
 {
     ff_config cfg, plain;
-    quick_config(&cfg, "feature_cache");
+    small_cwcomp_config(&cfg, "feature_cache",
+                        "[{type: conv, channels: 10, kernel: 3, padding: 1, train_epochs: 1},"
+                        " {type: pool, kind: max, kernel: 2, stride: 2},"
+                        " {type: conv, channels: 20, kernel: 3, padding: 1, groups: 10,"
+                        " train_epochs: 1}]");
     ff_err err;
-    const char *sets[] = {
-        "train.loss=competition", "model.label_embedding=none", "train.negatives=random",
-        "train.passes=alternate", "train.jitter=0", "train.competition_norm=affine",
-        "model.hand_on=batch", "train.logit_scale=10", "data.train_limit=300",
-        "data.test_limit=100", "train.epochs=3", "optimizer.lr=0.01", "clf.norm=batch",
-        "model.layers=[{type: conv, channels: 10, kernel: 3, padding: 1, train_epochs: 1},"
-        " {type: pool, kind: max, kernel: 2, stride: 2},"
-        " {type: conv, channels: 20, kernel: 3, padding: 1, groups: 10, train_epochs: 1}]"};
-    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
-        CHECK(ff_config_set(&cfg, sets[i], &err) == FF_OK);
+    CHECK(ff_config_set(&cfg, "clf.norm=batch", &err) == FF_OK);
     plain = cfg;
     CHECK(ff_config_set(&cfg, "clf.cache_features=true", &err) == FF_OK);
     CHECK(ff_config_validate(&cfg, &err) == FF_OK);
@@ -877,14 +889,10 @@ static void test_feature_cache(void)
         ff_trainer_next(&b, &st);
     }
     CHECK(a.feat_cache_valid);
-    char path[512];
-    snprintf(path, sizeof path, "%s/feature_cache.ffm", tmpdir);
-    CHECK(ff_trainer_save(&a, path, "somewhere", &err) == FF_OK);
     ff_checkpoint ck = {0};
-    CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
+    save_and_load(&a, "feature_cache", &ck);
     CHECK(ck.cfg.clf.cache_features == 1);
-    CHECK(ff_trainer_create(&r, &ck.cfg, NULL, NULL, &err) == FF_OK);
-    CHECK(ff_trainer_restore(&r, &ck, NULL, NULL, &err) == FF_OK);
+    create_restored(&r, &ck);
     /* evaluation's statistics replace the running ones: the next step fills the cache anew */
     ff_trainer_evaluate(&a, 1, &ea);
     ff_trainer_evaluate(&b, 1, &eb);
