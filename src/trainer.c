@@ -266,8 +266,6 @@ static void ff_pass(ff_trainer *t, const uint8_t *labels, int npos, int nneg, ff
     }
 }
 
-/* The optimiser step after a pass: on the summed gradients (data parallel), on
- * this stage's layers only (pipeline). */
 int ff_trainer_learning_ranges(const ff_trainer *t, size_t lo, size_t hi,
                                size_t off[FF_MAX_LAYERS], size_t n[FF_MAX_LAYERS])
 {
@@ -290,6 +288,8 @@ int ff_trainer_learning_ranges(const ff_trainer *t, size_t lo, size_t hi,
     return runs;
 }
 
+/* The optimiser step after a pass: on the summed gradients (data parallel), on
+ * this stage's layers only (pipeline). */
 static void update(ff_trainer *t, float lr)
 {
     const ff_trainer_peers *P = t->peers;
