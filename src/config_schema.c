@@ -219,7 +219,8 @@ const ff_key ff_config_keys[] = {
             "sgd_smooth outside the smoothing"),
     K_BOOL("clf.lr_schedule", clf.lr_schedule, "false",
            "the softmax head trained beside an FF net (eval.softmax): scale clf.lr by the "
-           "schedule's factor at the net's step, as optimizer.lr (false: constant; "
+           "schedule's factor at the net's step, as optimizer.lr; a new head of ffrun eval "
+           "--softmax-epochs N: at its own step of those N epochs (false: constant; "
            "unsupervised_clf always decays clf.lr over clf.epochs)"),
     K_ENUM("clf.norm", clf.norm, clf_norm_names, "rms",
            "how the softmax head sees its last layer (and any layer whose output is not handed "

@@ -73,6 +73,8 @@ static const char usage_text[] =
     "trainable layers (0-based) instead of the model's eval.layers. --set clf.KEY=VALUE\n"
     "(repeatable; clf.* keys only) trains the new head with other settings, e.g.\n"
     "--set clf.norm=batch --set clf.lr=0.0003 (one epoch unless --softmax-epochs).\n"
+    "With clf.lr_schedule true the new head's lr follows the config's schedule over\n"
+    "its own epochs.\n"
     "Classifier models (unsupervised_clf): their softmax readout.\n"
     "\n"
     "exit status: 0 success, 1 runtime failure, 2 usage or config error,\n"

@@ -603,19 +603,26 @@ double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t s
     ff_rng_seed(&rng, seed);
     if (fresh)
         ff_readout_reset(&t->ro);
-    /* a fresh head on the frozen net is no part of the net's schedule: clf.lr itself */
-    const float lr = fresh ? cfg->clf.lr : head_lr(t);
+    /* A fresh head on the frozen net: clf.lr, or with clf.lr_schedule clf.lr scaled by the
+     * schedule's factor over the head's own steps (the net's schedule, squeezed into these
+     * epochs); the head beside the net: its lr at the net's step. */
+    const int n = t->train.n, per_epoch = (n + t->batch - 1) / t->batch;
+    const int64_t head_steps = (int64_t)epochs * per_epoch;
     const int cached = epochs > 0 && feature_cache_ready(t); /* the net is fixed meanwhile */
     for (int e = 0; e < epochs; e++) {
-        const int *order = t->scratch_order, n = t->train.n;
+        const int *order = t->scratch_order;
         ff_order_draw(&rng, t->scratch_order, n, 1);
-        if (!cached) {
-            ff_readout_train_epoch(&t->ro, &t->net, t->ro_layers, t->ro_n, &tr, order, n,
-                                   t->batch, lr, t->x);
-            continue;
-        }
-        for (int s = 0; s < n; s += t->batch) { /* as ff_readout_train_epoch, from the cache */
+        for (int s = 0; s < n; s += t->batch) {
             const int m = n - s < t->batch ? n - s : t->batch;
+            const int64_t k = (int64_t)e * per_epoch + s / t->batch;
+            const float lr = !fresh                  ? head_lr(t)
+                             : cfg->clf.lr_schedule ? cfg->clf.lr * ff_schedule_scale(cfg, k, head_steps)
+                                                    : cfg->clf.lr;
+            if (!cached) { /* one batch: features by a forward pass */
+                ff_readout_train_epoch(&t->ro, &t->net, t->ro_layers, t->ro_n, &tr, order + s, m,
+                                       t->batch, lr, t->x);
+                continue;
+            }
             gather_features(t, order + s, m);
             for (int i = 0; i < m; i++)
                 t->labels[i] = t->train.labels[order[s + i]];

@@ -208,7 +208,7 @@ static void test_restore_continues(void) { restore_continues("restore", 0); }
 static void test_restore_continues_sgd_head(void) { restore_continues("restore_head", 1); }
 
 /* clf.lr_schedule: the head's step uses clf.lr times the schedule's factor at the net's
- * step. Halfway through a linear decay from 0 to 0 the factor is 1/2, so a head with
+ * step (a fresh head's: at its own step). Halfway through a linear decay from 0 to 0 the factor is 1/2, so a head with
  * clf.lr 0.1 on the schedule steps exactly as one with a constant 0.05, and not as one
  * with a constant 0.1. */
 static void test_head_lr_follows_schedule(void)
@@ -239,10 +239,17 @@ static void test_head_lr_follows_schedule(void)
     CHECK(same_floats(t[0].net.params, t[2].net.params, t[0].net.n_params));
     CHECK(same_floats(t[0].ro.params, t[1].ro.params, n));
     CHECK(!same_floats(t[0].ro.params, t[2].ro.params, n));
-    /* the fresh head of `ffrun eval` is no part of the schedule: clf.lr itself. A
-     * 1-epoch retrain from zero agrees between the scheduled 0.1 head and the constant one. */
-    CHECK(ff_trainer_softmax_error(&t[0], 1, 1, 5, NULL) ==
-          ff_trainer_softmax_error(&t[2], 1, 1, 5, NULL));
+    /* the fresh head of `ffrun eval` follows the schedule over its own steps, not the
+     * net's: with the net's decay over (factor 0) it still learns, with the same first
+     * factor as a constant 0.1 (decay from the first step) but not the same head; with
+     * the decay never starting it is the constant head bit for bit */
+    t[0].step = t[2].step = t[0].total_steps;
+    const double e_sched = ff_trainer_softmax_error(&t[0], 1, 1, 5, NULL);
+    const double e_const = ff_trainer_softmax_error(&t[2], 1, 1, 5, NULL);
+    CHECK(e_sched < 0.5 && e_const < 0.5);
+    CHECK(!same_floats(t[0].ro.params, t[2].ro.params, n));
+    t[0].cfg.schedule.decay_start = 1.0f;
+    CHECK(ff_trainer_softmax_error(&t[0], 1, 1, 5, NULL) == e_const);
     CHECK(same_floats(t[0].ro.params, t[2].ro.params, n));
     for (int k = 0; k < 3; k++)
         ff_trainer_free(&t[k]);

@@ -190,8 +190,9 @@ double ff_trainer_goodness_error(ff_trainer *t, int64_t *confusion);
 
 /* The softmax readout's test error (needs eval.softmax: the head). First the head
  * trains `epochs` more epochs on the frozen net (batches of t->batch, its own RNG
- * seeded with `seed`), from zero with lr clf.lr if `fresh`, else from where it is
- * with the head's lr of the moment (clf.lr_schedule: scaled as at the net's step).
+ * seeded with `seed`), from zero if `fresh`, else from where it is. Its lr: clf.lr,
+ * with clf.lr_schedule scaled by the schedule's factor at the net's step, or for a
+ * fresh head at its own step of its epochs x batches (the schedule over its epochs).
  * The FF weights and the run's RNG are untouched. */
 double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t seed,
                                 int64_t *confusion);
