@@ -276,11 +276,12 @@ static void input_with_labels(ff_net *net, int l, const float *src, int prev_dim
 }
 
 /* model.hand_on batch: out[i][c][p] = (src[i][c][p] - mu[c]) * inv[c] for `batch` rows
- * of C channels of hw values; with affine (competition_norm affine) that times
- * affine[c] plus affine[C + c] */
+ * of C channels of hw values (out's rows out_stride floats apart); with affine
+ * (competition_norm affine) that times affine[c] plus affine[C + c] */
 typedef struct standardise_job {
     const float *src, *mu, *inv, *affine;
     float *out;
+    size_t out_stride;
     int C, hw;
 } standardise_job;
 
@@ -291,7 +292,7 @@ static void standardise_range(void *ctx, size_t i0, size_t i1)
     for (size_t i = i0; i < i1; i++)
         for (int c = 0; c < j->C; c++) {
             const float *s = j->src + i * dim + (size_t)c * j->hw;
-            float *o = j->out + i * dim + (size_t)c * j->hw;
+            float *o = j->out + i * j->out_stride + (size_t)c * j->hw;
             const float m = j->mu[c], v = j->inv[c];
             /* without the affine part 1 and 0: 1 * d + 0 is d exactly */
             const float a = j->affine ? j->affine[c] : 1.0f;
@@ -312,13 +313,14 @@ static void standardise_input(ff_net *net, int l, const float *src, float *dst, 
     const ff_shape s = ff_net_pooled(net, l) ? net->pool[l].out : net->layers[l - 1].out;
     FF_ASSERT(ff_shape_dim(s) == ff_shape_dim(net->layers[l].in));
     standardise_job j = {.src = src, .mu = mu, .inv = inv, .affine = net->layers[l - 1].affine,
-                         .out = dst, .C = s.c, .hw = s.h * s.w};
+                         .out = dst, .out_stride = (size_t)ff_shape_dim(s), .C = s.c,
+                         .hw = s.h * s.w};
     ff_pool_for((size_t)batch, 4, standardise_range, &j);
 }
 
 /* mu and inv (net->comp_scratch[0, C) and [C, 2C)) of layer l's channels from its
  * evaluation statistics (comp_stats) */
-static void running_mu_inv(ff_net *net, int l)
+static void running_mu_inv(const ff_net *net, int l)
 {
     const int C = net->layers[l].out.c;
     const float *run = net->comp_stats[l];
@@ -327,6 +329,18 @@ static void running_mu_inv(ff_net *net, int l)
         mu[c] = run[c];
         inv[c] = 1.0f / sqrtf(run[C + c] + FF_COMP_BN_EPS);
     }
+}
+
+void ff_net_standardise_eval(const ff_net *net, int l, int batch, float *out, size_t out_stride)
+{
+    const ff_shape s = ff_net_loss_shape(net, l);
+    const int C = s.c;
+    FF_ASSERT(net->comp_stats[l] && C == net->layers[l].out.c);
+    running_mu_inv(net, l);
+    standardise_job j = {.src = ff_net_loss_out(net, l), .mu = net->comp_scratch,
+                         .inv = net->comp_scratch + C, .affine = net->layers[l].affine,
+                         .out = out, .out_stride = out_stride, .C = C, .hw = s.h * s.w};
+    ff_pool_for((size_t)batch, 4, standardise_range, &j);
 }
 
 /* the forward pass of layers [l0, l1) on rows [r0, r0 + batch) of the net's buffers

@@ -156,29 +156,6 @@ int ff_readout_feature_dim(const ff_net *net, const int *layers, int n_layers)
     return dim;
 }
 
-/* clf.norm batch: rows of out (stride F) = layer l's loss output (pooled with
- * loss_after_pool) with each channel standardised by the layer's evaluation statistics,
- * then times its scale plus its shift (competition_norm affine), as model.hand_on batch
- * hands a layer on outside a training pass */
-static void standardised_features(const ff_net *net, int l, int batch, float *out, size_t F)
-{
-    const ff_shape s = ff_net_loss_shape(net, l);
-    const int C = s.c, hw = s.h * s.w;
-    const float *run = net->comp_stats[l], *affine = net->layers[l].affine;
-    const float *y = ff_net_loss_out(net, l);
-    FF_ASSERT(run && C == net->layers[l].out.c);
-    for (int c = 0; c < C; c++) {
-        const float m = run[c], v = 1.0f / sqrtf(run[C + c] + FF_COMP_BN_EPS);
-        const float a = affine ? affine[c] : 1.0f, b = affine ? affine[C + c] : 0.0f;
-        for (int i = 0; i < batch; i++) {
-            const float *src = y + ((size_t)i * C + c) * hw;
-            float *dst = out + (size_t)i * F + (size_t)c * hw;
-            for (int p = 0; p < hw; p++)
-                dst[p] = a * ((src[p] - m) * v) + b;
-        }
-    }
-}
-
 void ff_readout_features(const ff_net *net, const int *layers, int n_layers, int batch,
                          float *out)
 {
@@ -194,7 +171,7 @@ void ff_readout_features(const ff_net *net, const int *layers, int n_layers, int
             for (int i = 0; i < batch; i++)
                 memcpy(out + i * F + off, net->in[l + 1] + i * next, sizeof(float) * dim);
         } else if (net->head_norm_batch) {
-            standardised_features(net, l, batch, out + off, F);
+            ff_net_standardise_eval(net, l, batch, out + off, F);
         } else {
             for (int i = 0; i < batch; i++)
                 ff_normalize(ff_net_loss_out(net, l) + i * dim, out + i * F + off, 1, (int)dim,

@@ -128,6 +128,13 @@ void ff_net_forward(ff_net *net, const float *x, int batch);
 /* ff_net_forward of layers [0, l_end) only (out[l] of later layers untouched). */
 void ff_net_forward_to(ff_net *net, const float *x, int batch, int l_end);
 
+/* Layer l's loss rows of the last forward pass (ff_net_loss_out) with each channel
+ * standardised by the layer's evaluation statistics (comp_stats), then scaled and shifted
+ * by its affine part if it has one: what model.hand_on batch hands on outside a training
+ * pass, and the softmax head's features with clf.norm batch. Row i goes to
+ * out + i * out_stride. Needs batch-norm statistics (competition_norm batch or affine). */
+void ff_net_standardise_eval(const ff_net *net, int l, int batch, float *out, size_t out_stride);
+
 /* The forward pass for goodness alone: sum[r] = the sum over the evaluated layers,
  * in layer order from 0, of w_l * (goodness of row r at layer l), w_l = the layer's
  * slope if as_logits, else 1 (the same floats as summing ff_goodness of each
