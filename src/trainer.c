@@ -593,6 +593,14 @@ double ff_trainer_goodness_error(ff_trainer *t, int64_t *confusion)
     return whole_error(t, e, te.n);
 }
 
+/* A fresh head's lr (ffrun eval --softmax-epochs) at its step k of `total`: clf.lr, with
+ * clf.lr_schedule scaled by the schedule's factor over the head's own steps (the net's
+ * schedule squeezed into the head's epochs) */
+static float fresh_head_lr(const ff_config *cfg, int64_t k, int64_t total)
+{
+    return cfg->clf.lr_schedule ? cfg->clf.lr * ff_schedule_scale(cfg, k, total) : cfg->clf.lr;
+}
+
 double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t seed,
                                 int64_t *confusion)
 {
@@ -603,9 +611,8 @@ double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t s
     ff_rng_seed(&rng, seed);
     if (fresh)
         ff_readout_reset(&t->ro);
-    /* A fresh head on the frozen net: clf.lr, or with clf.lr_schedule clf.lr scaled by the
-     * schedule's factor over the head's own steps (the net's schedule, squeezed into these
-     * epochs); the head beside the net: its lr at the net's step. */
+    /* a fresh head's lr at its own step (fresh_head_lr); the head beside the net: its lr
+     * at the net's step */
     const int n = t->train.n, per_epoch = (n + t->batch - 1) / t->batch;
     const int64_t head_steps = (int64_t)epochs * per_epoch;
     const int cached = epochs > 0 && feature_cache_ready(t); /* the net is fixed meanwhile */
@@ -615,9 +622,7 @@ double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t s
         for (int s = 0; s < n; s += t->batch) {
             const int m = n - s < t->batch ? n - s : t->batch;
             const int64_t k = (int64_t)e * per_epoch + s / t->batch;
-            const float lr = !fresh                  ? head_lr(t)
-                             : cfg->clf.lr_schedule ? cfg->clf.lr * ff_schedule_scale(cfg, k, head_steps)
-                                                    : cfg->clf.lr;
+            const float lr = fresh ? fresh_head_lr(cfg, k, head_steps) : head_lr(t);
             if (!cached) { /* one batch: features by a forward pass */
                 ff_readout_train_epoch(&t->ro, &t->net, t->ro_layers, t->ro_n, &tr, order + s, m,
                                        t->batch, lr, t->x);
