@@ -192,7 +192,7 @@ int ff_trainer_restore(ff_trainer *t, const ff_checkpoint *ck, ff_info_fn info, 
     memcpy(t->opt.state, ck->state, sizeof(float) * ck->n_state);
     memcpy(t->net.aux, ck->aux, sizeof(float) * ck->n_aux);
     t->n_stats_final = 0; /* the saved statistics may be running averages: computed anew */
-    t->feat_cache_valid = 0;
+    t->feat_cache_valid = t->goodness_kept = 0;
     if (ck->n_order == t->train.n)
         memcpy(t->order, ck->order, sizeof(int) * (size_t)t->train.n);
     t->opt.t = ck->opt_t;
@@ -711,12 +711,25 @@ void ff_trainer_refresh_stats(ff_trainer *t)
     t->feat_cache_valid = 0; /* the features read the statistics just computed */
 }
 
+/* 1 if the net can no longer change: every layer past its train_epochs and, with batch
+ * norm, their evaluation statistics computed since (ff_trainer_refresh_stats) */
+static int net_fixed(const ff_trainer *t)
+{
+    const int L = t->net.n_layers;
+    return final_layers(t, t->epoch) == L && (!t->net.comp_stats[0] || t->n_stats_final == L);
+}
+
 void ff_trainer_evaluate(ff_trainer *t, int epoch, ff_eval_result *r)
 {
     ff_trainer_refresh_stats(t);
     r->error_goodness = r->error_softmax = r->main_error = -1.0;
     if (!t->unsupervised) {
-        r->error_goodness = ff_trainer_goodness_error(t, NULL);
+        /* a net that no longer changes has the goodness error it had: kept, not recomputed */
+        const int fixed = net_fixed(t);
+        r->error_goodness = fixed && t->goodness_kept ? t->goodness_final
+                                                      : ff_trainer_goodness_error(t, NULL);
+        t->goodness_final = r->error_goodness;
+        t->goodness_kept = fixed;
         r->main_error = r->error_goodness;
     }
     if (t->cfg.eval.softmax) {

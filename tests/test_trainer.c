@@ -851,6 +851,42 @@ static void test_final_stats_kept(void)
     ff_trainer_free(&t);
 }
 
+/* once every layer has finished learning (and its statistics are final) evaluation keeps
+ * the goodness readout's error instead of a pass over the test set: right (a new pass
+ * over the unchanged net agrees), and kept (a tampered net still reports it), while a
+ * net with a layer still learning is evaluated anew */
+static void test_goodness_kept(void)
+{
+    ff_config cfg;
+    small_cwcomp_config(&cfg, "goodness_kept",
+                        "[{type: conv, channels: 10, kernel: 3, padding: 1, train_epochs: 1},"
+                        " {type: pool, kind: max, kernel: 2, stride: 2},"
+                        " {type: conv, channels: 20, kernel: 3, padding: 1, groups: 10,"
+                        " train_epochs: 2}]");
+    ff_err err;
+    CHECK(ff_config_validate(&cfg, &err) == FF_OK);
+    ff_trainer t;
+    CHECK(ff_trainer_create(&t, &cfg, NULL, NULL, &err) == FF_OK);
+    ff_step_stats st;
+    ff_eval_result r[4];
+    for (int epoch = 1; epoch <= 3; epoch++) {
+        while (t.epoch < epoch)
+            ff_trainer_next(&t, &st);
+        ff_trainer_evaluate(&t, epoch, &r[epoch]);
+        CHECK(t.goodness_kept == (epoch >= 2));
+        CHECK(r[epoch].error_goodness == ff_trainer_goodness_error(&t, NULL));
+    }
+    CHECK(r[3].error_goodness == r[2].error_goodness);
+    for (size_t i = 0; i < t.net.n_params; i++)
+        t.net.params[i] = 0.0f; /* every goodness 0: a new pass predicts class 0 throughout */
+    ff_eval_result tampered;
+    ff_trainer_evaluate(&t, 4, &tampered);
+    CHECK(tampered.error_goodness == r[3].error_goodness);
+    const double blank = ff_trainer_goodness_error(&t, NULL);
+    CHECK(blank != r[3].error_goodness && blank > 0.85);
+    ff_trainer_free(&t);
+}
+
 /* clf.cache_features: once every layer is frozen the head reads each image's features
  * from a cache filled once, the same (up to the sums' order) as a forward pass gives
  * them, and filled again once evaluation has computed new statistics; the head learns
@@ -939,6 +975,9 @@ static void test_feature_cache(void)
         fresh_gap = fmax(fresh_gap, fabs(a.ro.params[j] - b.ro.params[j]) /
                                         (1e-3 + fabs(b.ro.params[j])));
     CHECK(a.feat_cache_valid && fresh_gap < 1e-2 && fabs(fa - fb) <= 0.02 && fa < 0.5);
+    /* and it is the cache they read: blanked, it leaves the head nothing to learn from */
+    memset(a.feat_cache, 0, sizeof(float) * (size_t)a.train.n * F);
+    CHECK(ff_trainer_softmax_error(&a, 2, 1, 5, NULL) > 0.5);
     if (getenv("FF_TEST_VERBOSE"))
         fprintf(stderr, "  feature cache: features %.1e, head %.1e, softmax %.3f / %.3f, fresh "
                 "head %.1e, %.3f / %.3f\n", gap, head_gap, ea.error_softmax, eb.error_softmax,
@@ -1110,6 +1149,7 @@ int main(void)
     RUN(test_hand_on_affine);
     RUN(test_loss_after_pool);
     RUN(test_final_stats_kept);
+    RUN(test_goodness_kept);
     RUN(test_feature_cache);
     RUN(test_grouped_competition);
     char cmd[300];

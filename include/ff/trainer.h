@@ -119,6 +119,11 @@ typedef struct ff_trainer {
                                       features of the training images, or NULL */
     int feat_cache_valid;          /* 1: feat_cache holds them for the current weights and
                                       statistics (only once every layer is frozen) */
+    int goodness_kept;             /* 1: goodness_final holds the goodness readout's test
+                                      error of the net as it stays (every layer past its
+                                      train_epochs, their statistics final): evaluation
+                                      reuses it instead of a pass over the test set */
+    double goodness_final;
     float *x;            /* [net.max_batch, in_dim] embedded inputs (pos then neg for joint) */
     float *scores;       /* [net.max_batch * 10] goodness scores for eval / hard negatives */
     int *order;          /* the current epoch's sample order */
