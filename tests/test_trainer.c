@@ -208,9 +208,9 @@ static void test_restore_continues(void) { restore_continues("restore", 0); }
 static void test_restore_continues_sgd_head(void) { restore_continues("restore_head", 1); }
 
 /* clf.lr_schedule: the head's step uses clf.lr times the schedule's factor at the net's
- * step (a fresh head's: at its own step). Halfway through a linear decay from 0 to 0 the factor is 1/2, so a head with
- * clf.lr 0.1 on the schedule steps exactly as one with a constant 0.05, and not as one
- * with a constant 0.1. */
+ * step (a fresh head's: at its own step). Halfway through a linear decay from 0 to 0 the
+ * factor is 1/2, so a head with clf.lr 0.1 on the schedule steps exactly as one with a
+ * constant 0.05, and not as one with a constant 0.1. */
 static void test_head_lr_follows_schedule(void)
 {
     const struct { const char *lr, *sched; } runs[3] = {
