@@ -380,7 +380,8 @@ static void show_progress(void *ctx, const ff_progress *p)
         fprintf(stderr, "  test error %.2f%%", 100.0 * p->test_error);
     if (p->evaluated && p->test_error_softmax >= 0)
         fprintf(stderr, "  softmax %.2f%%", 100.0 * p->test_error_softmax);
-    fprintf(stderr, "\n");
+    fprintf(stderr, "  (+%.1fs %s)\n", p->after_seconds,
+            p->evaluated ? "evaluation, logs, files" : "logs, files");
 }
 
 static void show_info(void *ctx, const char *msg)

@@ -304,6 +304,7 @@ static int run_epoch(ff_run *r, int epoch, ff_err *err)
 /* After an epoch: evaluation, logs, checkpoints, progress. */
 static int end_epoch(ff_run *r, int epoch, double epoch_seconds, int first_batch, ff_err *err)
 {
+    const double t0 = ff_now_seconds();
     const ff_config *cfg = r->cfg;
     ff_trainer *t = &r->tr;
     ff_train_result *res = r->res;
@@ -354,6 +355,7 @@ static int end_epoch(ff_run *r, int epoch, double epoch_seconds, int first_batch
     }
     if (!rc && r->tb)
         rc = ff_summary_flush(r->tb, err);
+    p.after_seconds = ff_now_seconds() - t0;
     if (!rc)
         report(r, &p);
     return rc;

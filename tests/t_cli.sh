@@ -35,6 +35,12 @@ expect 2 '--jobs and --threads go with --sweep or --seeds' "$ffrun" configs/quic
 expect 2 '--threads needs a positive integer' "$ffrun" configs/quick.yaml --seeds 2 --threads 2x
 expect 2 'sweep: --jobs needs a positive integer' \
     "$ffrun" sweep configs/sweeps/quick_lr_jitter.yaml --jobs 0 --dry-run
+# the epoch line: training time, then what the end of the epoch took (evaluation or not)
+expect 0 '^epoch 2/2  [0-9.]+s  [0-9]+ img/s  loss [0-9.]+  test error [0-9.]+%(  softmax [0-9.]+%)?  \(\+[0-9.]+s evaluation, logs, files\)$' \
+    "$ffrun" configs/quick.yaml --set train.epochs=2 --set eval.every=2 --set data.train_limit=500 \
+    --set data.test_limit=200 --set log.dir="$tmp/runs" --set checkpoint.dir="$tmp/models" --verbose
+grep -qE '^epoch 1/2  [0-9.]+s  [0-9]+ img/s  loss [0-9.]+  \(\+[0-9.]+s logs, files\)$' "$tmp/out" &&
+    ok "an epoch without evaluation says so" || fail "epoch 1's line: $(grep '^epoch 1/2  ' "$tmp/out")"
 # every layer's output shape, parameters and cost, without training
 expect 0 '^1 +fc +200x1x1 +40200 ' "$ffrun" configs/quick.yaml --dry-run
 [ ! -d runs ] || [ -z "$(find runs -newer "$tmp" 2>/dev/null)" ] && ok "--dry-run wrote no run" \

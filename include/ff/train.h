@@ -19,7 +19,9 @@ typedef struct ff_progress {
     int64_t step;               /* global step (one per batch) */
     double images_per_sec;      /* training images (pos + neg pass) per second this epoch */
     float loss;                 /* mean total loss since the last report */
-    double epoch_seconds;       /* time spent in this epoch so far */
+    double epoch_seconds;       /* time spent in this epoch so far (training) */
+    double after_seconds;       /* at the end of an epoch: its evaluation, logs and model
+                                   files (0 before) */
     int epoch_done;             /* 1 at the end of an epoch */
     int evaluated;              /* 1 if test_error was just computed */
     double test_error;          /* fraction, goodness readout (-1 if none) */
