@@ -231,9 +231,9 @@ const ff_key ff_config_keys[] = {
     K_BOOL("clf.cache_features", clf.cache_features, "false",
            "once every layer has stopped learning (model.layers[].train_epochs), and for a new "
            "head's epochs on a fixed net (ffrun eval --softmax-epochs), compute the softmax "
-           "head's features of every training image once and keep them in memory (training "
-           "images x features x 4 bytes; supervised_deep: 5.6 GB) instead of a forward pass "
-           "per head step; without the memory the head goes on uncached"),
+           "head's features of every training and test image once and keep them in memory "
+           "(images x features x 4 bytes; supervised_deep: 6.6 GB) instead of a forward pass "
+           "per head step and per evaluation; without the memory the head goes on uncached"),
 
     K_ENUM("parallel.mode", parallel.mode, par_names, "none",
            "under mpirun -np N: data = every rank takes a share of each batch (gradients summed), "

@@ -299,6 +299,22 @@ void ff_readout_scores(ff_readout *ro, ff_net *net, const int *layers, int n_lay
     ff_readout_logits(ro, ro->feat, batch, scores);
 }
 
+/* wrong predictions among m rows of ro->logits against labels; confusion counted if not
+ * NULL */
+static int64_t count_wrong(const ff_readout *ro, const uint8_t *labels, int m, int64_t *confusion)
+{
+    const int C = ro->classes;
+    int64_t wrong = 0;
+    for (int i = 0; i < m; i++) {
+        const int truth = labels[i];
+        const int pred = argmax(ro->logits + (size_t)i * C, C);
+        wrong += pred != truth;
+        if (confusion && truth < C)
+            confusion[(size_t)truth * C + pred]++;
+    }
+    return wrong;
+}
+
 double ff_readout_error(ff_readout *ro, ff_net *net, const int *layers, int n_layers,
                         const ff_readout_input *in, int n, float *xbuf, int64_t *confusion)
 {
@@ -315,13 +331,22 @@ double ff_readout_error(ff_readout *ro, ff_net *net, const int *layers, int n_la
         fill_inputs(ro, in, NULL, start, m, xbuf);
         forward_features(ro, net, layers, n_layers, xbuf, m);
         ff_readout_logits(ro, ro->feat, m, ro->logits);
-        for (int i = 0; i < m; i++) {
-            const int truth = ro->labels[i];
-            const int pred = argmax(ro->logits + (size_t)i * C, C);
-            wrong += pred != truth;
-            if (confusion && truth < C)
-                confusion[(size_t)truth * C + pred]++;
-        }
+        wrong += count_wrong(ro, ro->labels, m, confusion);
+    }
+    return n > 0 ? (double)wrong / n : 0.0;
+}
+
+double ff_readout_error_features(ff_readout *ro, const float *feat, const uint8_t *labels, int n,
+                                 int64_t *confusion)
+{
+    const int C = ro->classes;
+    if (confusion)
+        memset(confusion, 0, sizeof(int64_t) * (size_t)C * (size_t)C);
+    int64_t wrong = 0;
+    for (int start = 0; start < n; start += ro->max_batch) {
+        const int m = n - start < ro->max_batch ? n - start : ro->max_batch;
+        ff_readout_logits(ro, feat + (size_t)start * (size_t)ro->features, m, ro->logits);
+        wrong += count_wrong(ro, labels + start, m, confusion);
     }
     return n > 0 ? (double)wrong / n : 0.0;
 }

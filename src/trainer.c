@@ -120,12 +120,14 @@ int ff_trainer_create(ff_trainer *t, const ff_config *cfg, ff_info_fn info, void
          (rc = ff_readout_init(&t->ro, ff_readout_feature_dim(&t->net, t->ro_layers, t->ro_n),
                                FF_NUM_CLASSES, t->net.max_batch, &head_opt, err))))
         return rc;
-    if (cfg->eval.softmax && cfg->clf.cache_features) {
-        const double bytes = 4.0 * t->train.n * t->ro.features;
-        t->feat_cache = malloc(sizeof(float) * (size_t)t->train.n * (size_t)t->ro.features);
-        if (!t->feat_cache)
+    if (cfg->eval.softmax && cfg->clf.cache_features) { /* training images, then test */
+        const size_t rows = (size_t)t->train.n + (size_t)t->test.n;
+        t->feat_cache = malloc(sizeof(float) * rows * (size_t)t->ro.features);
+        if (t->feat_cache)
+            t->test_feat_cache = t->feat_cache + (size_t)t->train.n * (size_t)t->ro.features;
+        else
             note(info, info_ctx, "clf.cache_features: no %.1f GB for the head's features; the "
-                 "head goes on with a forward pass per step", bytes / 1e9);
+                 "head goes on with a forward pass per step", 4.0 * rows * t->ro.features / 1e9);
     }
     return FF_OK;
 }
@@ -406,8 +408,27 @@ static float head_lr(const ff_trainer *t)
                                 : cfg->clf.lr;
 }
 
-/* clf.cache_features: 1 if the cache holds the head's features of every training image for
- * the net as it is, filled first if it is stale: every image in index order, in chunks of
+/* cache = the head's features of every image of ds, in index order, for the net as it is */
+static void fill_features(ff_trainer *t, const ff_dataset *ds, float *cache)
+{
+    const size_t F = (size_t)t->ro.features;
+    const ff_readout_input in = readout_input(t, ds);
+    const int rows = t->net.max_batch < t->ro.max_batch ? t->net.max_batch : t->ro.max_batch;
+    for (int s = 0; s < ds->n; s += rows) {
+        const int m = ds->n - s < rows ? ds->n - s : rows;
+        for (int i = 0; i < m; i++)
+            t->scratch_order[i] = s + i;
+        ff_readout_make_input(&t->ro, &in, t->scratch_order, m, t->x);
+        ff_net_forward(&t->net, t->x, m);
+        ff_readout_features(&t->net, t->ro_layers, t->ro_n, m, cache + (size_t)s * F);
+    }
+}
+
+static ff_dataset test_share(const ff_trainer *t);
+
+/* clf.cache_features: 1 if the cache holds the head's features of every training image
+ * (and of this process's share of the test images, t->test_feat_cache) for the net as it
+ * is, filled first if it is stale: every image in index order, in chunks of
  * the net's rows, so its floats depend only on the weights and the evaluation statistics
  * (a resumed run fills it alike); 0: no cache. Only while the net does not learn (every
  * layer frozen, or the extra head epochs of an evaluation). Uses t->scratch_order. */
@@ -415,23 +436,14 @@ static int feature_cache_ready(ff_trainer *t)
 {
     if (!t->feat_cache)
         return 0;
-    const size_t F = (size_t)t->ro.features;
     if (!t->feat_cache_valid) {
-        const ff_readout_input in = readout_input(t, &t->train);
-        const int rows = t->net.max_batch < t->ro.max_batch ? t->net.max_batch : t->ro.max_batch;
-        for (int s = 0; s < t->train.n; s += rows) {
-            const int m = t->train.n - s < rows ? t->train.n - s : rows;
-            for (int i = 0; i < m; i++)
-                t->scratch_order[i] = s + i;
-            ff_readout_make_input(&t->ro, &in, t->scratch_order, m, t->x);
-            ff_net_forward(&t->net, t->x, m);
-            ff_readout_features(&t->net, t->ro_layers, t->ro_n, m, t->feat_cache + (size_t)s * F);
-        }
+        const ff_dataset tshare = test_share(t);
+        fill_features(t, &t->train, t->feat_cache);
+        fill_features(t, &tshare, t->test_feat_cache);
         t->feat_cache_valid = 1;
     }
     return 1;
 }
-
 /* ro.feat = the cached features of images idx[0, m) */
 static void gather_features(ff_trainer *t, const int *idx, int m)
 {
@@ -634,7 +646,12 @@ double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t s
             ff_readout_train_batch(&t->ro, t->ro.feat, t->labels, m, lr);
         }
     }
-    double err = ff_readout_error(&t->ro, &t->net, t->ro_layers, t->ro_n, &te, 0, t->x, confusion);
+    /* the test images' features from the cache while it holds the net as it is */
+    double err = t->feat_cache_valid
+                     ? ff_readout_error_features(&t->ro, t->test_feat_cache, tshare.labels, tshare.n,
+                                                 confusion)
+                     : ff_readout_error(&t->ro, &t->net, t->ro_layers, t->ro_n, &te, 0, t->x,
+                                        confusion);
     return whole_error(t, err, tshare.n);
 }
 

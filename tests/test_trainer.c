@@ -975,6 +975,19 @@ static void test_feature_cache(void)
         fresh_gap = fmax(fresh_gap, fabs(a.ro.params[j] - b.ro.params[j]) /
                                         (1e-3 + fabs(b.ro.params[j])));
     CHECK(a.feat_cache_valid && fresh_gap < 1e-2 && fabs(fa - fb) <= 0.02 && fa < 0.5);
+    /* the test error reads the test images' features from the cache too: the same as a
+     * forward pass gives, and blanked (every logit the bias) it says so */
+    int64_t conf_cache[100], conf_fwd[100];
+    const double e_cache = ff_trainer_softmax_error(&a, 0, 0, 5, conf_cache);
+    a.feat_cache_valid = 0; /* no epochs: nothing refills it, the test pass is a forward one */
+    const double e_fwd = ff_trainer_softmax_error(&a, 0, 0, 5, conf_fwd);
+    CHECK(e_cache == e_fwd && memcmp(conf_cache, conf_fwd, sizeof conf_fwd) == 0);
+    a.feat_cache_valid = 1; /* its contents are still the net's */
+    memset(a.test_feat_cache, 0, sizeof(float) * (size_t)a.test.n * F);
+    const double e_blank = ff_trainer_softmax_error(&a, 0, 0, 5, NULL);
+    CHECK(e_blank > 0.5 && e_blank != e_cache);
+    a.feat_cache_valid = 0; /* filled again by the next head epochs: the same floats */
+    CHECK(ff_trainer_softmax_error(&a, 2, 1, 5, NULL) == fa && a.feat_cache_valid);
     /* and it is the cache they read: blanked, it leaves the head nothing to learn from */
     memset(a.feat_cache, 0, sizeof(float) * (size_t)a.train.n * F);
     CHECK(ff_trainer_softmax_error(&a, 2, 1, 5, NULL) > 0.5);

@@ -146,4 +146,9 @@ void ff_readout_scores(ff_readout *ro, ff_net *net, const int *layers, int n_lay
 double ff_readout_error(ff_readout *ro, ff_net *net, const int *layers, int n_layers,
                         const ff_readout_input *in, int n, float *xbuf, int64_t *confusion);
 
+/* ff_readout_error from features computed before: n rows of ro->features floats (as
+ * ff_readout_features gives them) and their labels. */
+double ff_readout_error_features(ff_readout *ro, const float *feat, const uint8_t *labels, int n,
+                                 int64_t *confusion);
+
 #endif

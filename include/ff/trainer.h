@@ -117,7 +117,9 @@ typedef struct ff_trainer {
                                       activations (train.loss competition) */
     float *feat_cache;             /* clf.cache_features: [train.n, ro.features] the head's
                                       features of the training images, or NULL */
-    int feat_cache_valid;          /* 1: feat_cache holds them for the current weights and
+    float *test_feat_cache;        /* then those of this process's share of the test images
+                                      (the same allocation) */
+    int feat_cache_valid;          /* 1: both hold them for the current weights and
                                       statistics (only once every layer is frozen) */
     int goodness_kept;             /* 1: goodness_final holds the goodness readout's test
                                       error of the net as it stays (every layer past its
