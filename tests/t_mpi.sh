@@ -344,7 +344,10 @@ stop_job() {
         [ -n "$(ls models/*_"$name".run 2>/dev/null)" ] && break
         sleep 0.1
     done
-    sleep 1
+    # rank 0 has started training; give mpirun time to see the whole job running too (on a
+    # loaded machine a SIGUSR1 sent a second after the .run file was once not forwarded:
+    # the 500 epochs ran to their end, exit 0)
+    sleep 3
     if [ "$target" = pgrp ]; then kill -"$sig" -- -"$job"; else kill -"$sig" "$job"; fi
     wait "$job"
     rc=$?
