@@ -444,6 +444,7 @@ static int feature_cache_ready(ff_trainer *t)
     }
     return 1;
 }
+
 /* ro.feat = the cached features of images idx[0, m) */
 static void gather_features(ff_trainer *t, const int *idx, int m)
 {
