@@ -198,6 +198,10 @@ const ff_key ff_config_keys[] = {
 
     K_STR("checkpoint.dir", checkpoint.dir, "models", FF_KEY_NONEMPTY, "where models are saved"),
     K_INT("checkpoint.every", checkpoint.every, "0", 0, 1e6, "save every N epochs (0 = only at the end)"),
+    K_FLOAT("checkpoint.minutes", checkpoint.minutes, "15", 0, 1e6, 0,
+            "while FF layers train, a resumable model of the current step at most every N minutes "
+            "(<run>_stepNNNNNNN.ffm, replacing the previous one, removed by the next epoch "
+            "model): a killed machine loses at most N minutes (0 = off)"),
     K_STR("checkpoint.backbone", checkpoint.backbone, "", 0,
           "backbone model for unsupervised_clf (\"\" = newest in checkpoint.dir)"),
 

@@ -387,8 +387,8 @@ static void show_progress(void *ctx, const ff_progress *p)
 static void show_info(void *ctx, const char *msg)
 {
     const progress_ui *ui = ctx;
-    if (!ui->quiet)
-        fprintf(stderr, "ffrun: %s\n", msg);
+    if (!ui->quiet) /* on a terminal, in place of the progress bar (redrawn next) */
+        fprintf(stderr, "%sffrun: %s\n", ui->tty ? "\r\033[K" : "", msg);
 }
 
 static void print_summary(const ff_train_result *r, int failed)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ff/checkpoint.h"
 #include "ff/embed.h"
@@ -45,6 +46,8 @@ typedef struct ff_run {
     int resumable;                 /* stopped early with a step model written */
     ff_parallel *par;              /* NULL: one process */
     int writer;                    /* 1 on the process that writes files (rank 0) */
+    double last_save;              /* when the last resumable model was written (or the start) */
+    char autosave[1024];           /* the step model checkpoint.minutes wrote last ("" = none) */
 } ff_run;
 
 static void report(const ff_run *r, const ff_progress *p)
@@ -225,7 +228,9 @@ static int diverged_layer(const ff_step_stats *st)
 static int diverged(ff_run *r, const char *what, ff_err *err)
 {
     r->diverged = 1;
-    const char *last = r->res->model_path[0] ? r->res->model_path : r->res->best_path;
+    const char *last = r->autosave[0]      ? r->autosave
+                       : r->res->model_path[0] ? r->res->model_path
+                                               : r->res->best_path;
     if (!last[0] && r->opts && r->opts->resume && r->opts->resume_path)
         last = r->opts->resume_path; /* a resumed run: the model it started from */
     if (last[0])
@@ -245,6 +250,49 @@ static int check_finite(ff_run *r, ff_err *err)
     return ff_trainer_finite(&r->tr)
                ? FF_OK
                : diverged(r, "the weights or optimiser state hold NaN or infinite values", err);
+}
+
+/* A newer resumable model exists: the last periodic step model goes (never the one
+ * just written under the same name). */
+static void drop_autosave(ff_run *r, const char *newer)
+{
+    if (r->autosave[0] && strcmp(r->autosave, newer) != 0)
+        unlink(r->autosave);
+    r->autosave[0] = '\0';
+    r->last_save = ff_now_seconds();
+}
+
+/* checkpoint.minutes: at most that often a resumable model of the current step
+ * (_stepNNNNNNN.ffm, what a signal writes), replacing the previous one, so a killed
+ * machine loses at most those minutes. The clock is the writer's; a pipeline, whose
+ * layers are spread over the ranks, agrees when stop_requested does and gathers them. */
+static int autosave_if_due(ff_run *r, ff_err *err)
+{
+    const double every = r->cfg->checkpoint.minutes * 60.0;
+    if (every <= 0)
+        return FF_OK;
+    int due = r->writer && ff_now_seconds() - r->last_save >= every;
+    if (ff_parallel_is_pipeline(r->par)) {
+        if (r->tr.step % r->cfg->log.every != 0 || !ff_parallel_any(r->par, due))
+            return FF_OK;
+        ff_parallel_sync_state(r->par);
+    } else if (!due) {
+        return FF_OK;
+    }
+    char what[48], path[sizeof r->autosave];
+    snprintf(what, sizeof what, "step%07lld", (long long)r->tr.step);
+    int rc = check_finite(r, err);
+    if (!rc && r->writer && !(rc = save_model(r, what, path, sizeof path, err))) {
+        drop_autosave(r, path);
+        snprintf(r->autosave, sizeof r->autosave, "%s", path);
+        if (r->opts && r->opts->info) {
+            char msg[sizeof path + 80];
+            snprintf(msg, sizeof msg, "saved %s (checkpoint.minutes %g)", path,
+                     r->cfg->checkpoint.minutes);
+            r->opts->info(r->opts->progress_ctx, msg);
+        }
+    }
+    return rc;
 }
 
 /* ---------------------------------------------------------------- epochs */
@@ -275,6 +323,8 @@ static int epoch_batches(ff_run *r, int epoch, double t0, ff_err *err)
         }
         if (t->step % cfg->log.every == 0 &&
             ((rc = check_finite(r, err)) || (rc = log_scalars(r, err))))
+            return rc;
+        if (!done && (rc = autosave_if_due(r, err)))
             return rc;
         const int b = done ? t->n_batches : t->batch_in_epoch;
         if (!done && b % every == 0) {
@@ -352,6 +402,8 @@ static int end_epoch(ff_run *r, int epoch, double epoch_seconds, int first_batch
         char what[32];
         snprintf(what, sizeof what, "epoch%03d", epoch);
         rc = save_model(r, what, res->model_path, sizeof res->model_path, err);
+        if (!rc)
+            drop_autosave(r, res->model_path);
     }
     if (!rc && r->tb)
         rc = ff_summary_flush(r->tb, err);
@@ -421,14 +473,18 @@ static int save_stopped(ff_run *r, int rc, ff_err *err)
     char msg[FF_ERR_MSG_MAX];
     snprintf(msg, sizeof msg, "%s", err->msg);
     if (save_model(r, what, res->model_path, sizeof res->model_path, &serr)) {
-        if (rc == FF_ERR_INTERRUPTED) {
-            *err = serr;
-            return serr.code;
+        if (rc == FF_ERR_INTERRUPTED) { /* the save's failure is the run's */
+            rc = serr.code;
+            snprintf(msg, sizeof msg, "interrupted at step %lld", (long long)r->tr.step);
         }
-        ff_err_set(err, rc, "%.500s (and no model could be saved: %.400s)", msg, serr.msg);
-        return rc;
+        if (r->autosave[0])
+            return ff_err_set(err, rc, "%.300s (and no model could be saved: %.300s); resume "
+                              "from the last periodic model: ffrun --resume %s",
+                              msg, serr.msg, r->autosave);
+        return ff_err_set(err, rc, "%.500s (and no model could be saved: %.400s)", msg, serr.msg);
     }
     r->resumable = 1;
+    drop_autosave(r, res->model_path);
     if (rc == FF_ERR_INTERRUPTED)
         return ff_err_set(err, FF_ERR_INTERRUPTED,
                           "interrupted at step %lld (epoch %d, batch %d); resume with "
@@ -471,6 +527,7 @@ int ff_train_ff(const ff_config *cfg, const ff_train_opts *opts, ff_train_result
     ff_info_fn note = opts ? opts->info : NULL;
     void *ctx = opts ? opts->progress_ctx : NULL;
     r->writer = ff_parallel_rank() == 0;
+    r->last_save = start;
     int rc = ff_trainer_create(&r->tr, cfg, note, ctx, err);
     if (!rc)
         rc = ff_parallel_attach(&r->par, &r->tr, err);

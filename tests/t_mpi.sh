@@ -144,6 +144,23 @@ else
     fail "pipeline weights differ from one process"
 fi
 
+# 3a. periodic models in a pipeline (checkpoint.minutes): the ranks agree when to save and
+# gather the layers first; each replaces the one before, the stop's model the last one,
+# and one process resumed from it ends bit-identical to the uninterrupted run (not quiet:
+# the notes say what was saved)
+"${mpi[@]}" "$ffrun" "$cfg" "${pp[@]:1}" --name pa --set parallel.mode=pipeline --set log.every=5 \
+    --set checkpoint.minutes=0.0001 --max-steps 12 > pa.out 2>&1
+rc=$?
+pa_models=$(ls models/*_pa_step*.ffm 2>/dev/null | xargs -n1 basename 2>/dev/null | sed 's/.*_pa_//' | tr '\n' ' ')
+if [ $rc -eq 130 ] && grep -q '^ffrun: saved models/.*_pa_step0000005.ffm' pa.out &&
+    grep -q '^ffrun: saved models/.*_pa_step0000010.ffm' pa.out && [ "$pa_models" = "step0000012.ffm " ] &&
+    "$ffrun" --resume models/*_pa_step0000012.ffm --quiet > pa2.out 2>&1 &&
+    $py "$root/tests/ffm.py" same-weights models/*_p1_epoch002.ffm models/*_pa_epoch002.ffm; then
+    ok "pipeline: periodic models at steps 5 and 10, replaced by the stop's at 12; resumed, bit-identical"
+else
+    fail "pipeline periodic models: exit $rc, left '$pa_models'"; cat pa.out pa2.out 2>/dev/null | tail -8
+fi
+
 # 3b. the competition loss with channels standardised over the batch (batch; affine: then
 # scaled and shifted by learned per-channel parameters): data parallel sums every
 # channel's statistics over the ranks (replicas identical, losses as one process); a

@@ -4,7 +4,8 @@
 # keep their own models; a failed event-file write (file size limit) still leaves a
 # resumable step model, and the resumed run finishes; a diverging run stops with exit 1
 # and a clear message and never writes a model holding NaN; diverging after a good model
-# exists (a resumed run), the message names that model and it is still there and loads.
+# exists (a resumed run), the message names that model and it is still there and loads;
+# a run killed with kill -9 resumes from the last model checkpoint.minutes wrote.
 set -u
 source "$(dirname "$0")/script_lib.sh"
 ffrun=$root/$build/ffrun
@@ -119,4 +120,39 @@ if grep -q "removed 1 temporary model file" s.out && [ ! -e stale/supervised_x_b
 else
     fail "stale temporary files"; cat s.out; ls stale
 fi
+# 5. checkpoint.minutes: kill -9 (no chance to save) leaves the last periodic step model,
+# the earlier ones removed; --resume from it ends bit-identical to an uninterrupted run,
+# and the resumed process's own periodic models go once its final model is written
+q5=(--quiet --set data.train_limit=1000 --set data.test_limit=200 --set train.epochs=60
+    --set checkpoint.dir=auto)
+"$ffrun" "$root/configs/quick.yaml" "${q5[@]}" --set checkpoint.minutes=0 --name whole > w.out 2>&1 ||
+    { fail "uninterrupted run"; cat w.out; }
+"$ffrun" "$root/configs/quick.yaml" "${q5[@]}" --set checkpoint.minutes=0.003 --name cut > c.out 2>&1 &
+pid=$!
+declare -A seen=()
+for _ in $(seq 600); do # until three different periodic models were seen (at most 60 s)
+    for m in auto/*_cut_step*.ffm; do [ -f "$m" ] && seen[$m]=1; done
+    [ ${#seen[@]} -ge 3 ] && break
+    kill -0 $pid 2> /dev/null || break
+    sleep 0.1
+done
+kill -KILL $pid 2> /dev/null; wait $pid 2> /dev/null
+left=(auto/*_cut_step*.ffm)
+[ -f "${left[0]}" ] || left=()
+last=$(printf '%s\n' "${left[@]}" | sort | tail -1)
+if [ ${#seen[@]} -ge 3 ] && [ ${#left[@]} -ge 1 ] && [ ${#left[@]} -le 2 ] && ! ls auto/*_cut_epoch060.ffm > /dev/null 2>&1; then
+    ok "periodic step models replace each other: ${#seen[@]} written, ${#left[@]} left after kill -9 ($(basename "$last"))"
+else
+    fail "periodic models: ${#seen[@]} seen, ${#left[@]} left (${left[*]})"; cat c.out
+fi
+if [ -n "$last" ] && "$ffrun" --resume "$last" --quiet > cr.out 2>&1 &&
+    $py "$root/tests/ffm.py" same-weights auto/*_whole_epoch060.ffm auto/*_cut_epoch060.ffm; then
+    ok "resumed from the periodic model, the run ends bit-identical to an uninterrupted one"
+else
+    fail "resume from the periodic model"; cat cr.out
+fi
+after=$(ls auto/*_cut_step*.ffm 2>/dev/null | sort | tr '\n' ' ')
+[ "$after" = "$(printf '%s\n' "${left[@]}" | sort | tr '\n' ' ')" ] &&
+    ok "the finished run removed its own periodic models (left: the ones it was resumed from)" ||
+    fail "step models after the resumed run: '$after', before: '${left[*]}'"
 finish t_nothing_lost

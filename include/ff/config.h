@@ -149,6 +149,8 @@ typedef struct ff_config {
     struct {
         char dir[FF_PATH_MAX];    /* checkpoint.dir: where models go (default models) */
         int every;                /* checkpoint.every: save every N epochs (0 = only at the end) */
+        float minutes;            /* checkpoint.minutes: a resumable step model at most this often
+                                     (replacing the previous one; 0 = off) */
         char backbone[FF_PATH_MAX]; /* checkpoint.backbone: model for unsupervised_clf ("" = newest in dir) */
     } checkpoint;
 
