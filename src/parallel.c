@@ -238,6 +238,22 @@ static void before_update(void *ctx)
     }
 }
 
+/* every rank's gradients [lo, lo + n) summed into this rank's (which the window shares) */
+static void sum_shard_part(ff_parallel *p, size_t lo, size_t n)
+{
+    float *restrict dst = p->grads[p->rank] + lo;
+    const float *restrict a = p->grads[0] + lo, *restrict b = p->grads[1] + lo;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        dst[i] = a[i] + b[i];
+    for (int k = 2; k < p->size; k++) {
+        const float *restrict c = p->grads[k] + lo;
+#pragma omp simd
+        for (size_t i = 0; i < n; i++)
+            dst[i] += c[i];
+    }
+}
+
 /* The shared-memory step: once every process has its gradient (a barrier), this
  * one sums the shard [lo, hi) of all of them into its own buffer and takes the
  * optimiser step on that shard of the shared weights; a second barrier keeps
@@ -252,27 +268,19 @@ static void shm_update(void *ctx, float lr)
     MPI_Barrier(p->comm);
     MPI_Win_sync(p->gwin);
     prof_lap(p, &t0, &p->t_wait);
-    const size_t lo = p->lo, n = p->hi - p->lo;
-    float *restrict dst = p->grads[p->rank] + lo;
-    const float *restrict a = p->grads[0] + lo, *restrict b = p->grads[1] + lo;
-#pragma omp simd
-    for (size_t i = 0; i < n; i++)
-        dst[i] = a[i] + b[i];
-    for (int k = 2; k < p->size; k++) {
-        const float *restrict c = p->grads[k] + lo;
-#pragma omp simd
-        for (size_t i = 0; i < n; i++)
-            dst[i] += c[i];
-    }
-    prof_lap(p, &t0, &p->t_sum);
+    /* the shard's layers still learning (all of it while none is frozen): a frozen
+     * layer's gradients are zeros, not worth summing */
     ff_trainer *t = p->t;
-    if (t->n_frozen > 0) { /* the layers still learning within the shard */
-        size_t off[FF_MAX_LAYERS], len[FF_MAX_LAYERS];
-        const int runs = ff_trainer_learning_ranges(t, lo, p->hi, off, len);
-        ff_optim_step_ranges(&t->opt, t->net.params, t->net.grads, lr, off, len, runs);
-    } else {
-        ff_optim_step_range(&t->opt, t->net.params, t->net.grads, lr, lo, n);
-    }
+    size_t off[FF_MAX_LAYERS], len[FF_MAX_LAYERS];
+    int runs = 1;
+    off[0] = p->lo;
+    len[0] = p->hi - p->lo;
+    if (t->n_frozen > 0)
+        runs = ff_trainer_learning_ranges(t, p->lo, p->hi, off, len);
+    for (int r = 0; r < runs; r++)
+        sum_shard_part(p, off[r], len[r]);
+    prof_lap(p, &t0, &p->t_sum);
+    ff_optim_step_ranges(&t->opt, t->net.params, t->net.grads, lr, off, len, runs);
     prof_lap(p, &t0, &p->t_opt);
     MPI_Win_sync(p->pwin);
     MPI_Barrier(p->comm);
