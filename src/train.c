@@ -264,21 +264,19 @@ static void drop_autosave(ff_run *r, const char *newer)
 
 /* checkpoint.minutes: at most that often a resumable model of the current step
  * (_stepNNNNNNN.ffm, what a signal writes), replacing the previous one, so a killed
- * machine loses at most those minutes. The clock is the writer's; a pipeline, whose
- * layers are spread over the ranks, agrees when stop_requested does and gathers them. */
+ * machine loses at most those minutes. Only at a step whose scalars were just logged:
+ * a run resumed from it logs what the uninterrupted run would have. The clock is the
+ * writer's; a pipeline, whose layers are spread over the ranks, agrees when
+ * stop_requested does and gathers them. */
 static int autosave_if_due(ff_run *r, ff_err *err)
 {
     const double every = r->cfg->checkpoint.minutes * 60.0;
-    if (every <= 0)
+    if (every <= 0 || r->tr.step % r->cfg->log.every != 0)
         return FF_OK;
-    int due = r->writer && ff_now_seconds() - r->last_save >= every;
-    if (ff_parallel_is_pipeline(r->par)) {
-        if (r->tr.step % r->cfg->log.every != 0 || !ff_parallel_any(r->par, due))
-            return FF_OK;
-        ff_parallel_sync_state(r->par);
-    } else if (!due) {
+    const int due = r->writer && ff_now_seconds() - r->last_save >= every;
+    if (!ff_parallel_is_pipeline(r->par) ? !due : !ff_parallel_any(r->par, due))
         return FF_OK;
-    }
+    ff_parallel_sync_state(r->par);
     char what[48], path[sizeof r->autosave];
     snprintf(what, sizeof what, "step%07lld", (long long)r->tr.step);
     int rc = check_finite(r, err);

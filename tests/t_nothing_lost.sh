@@ -124,7 +124,7 @@ fi
 # the earlier ones removed; --resume from it ends bit-identical to an uninterrupted run,
 # and the resumed process's own periodic models go once its final model is written
 q5=(--quiet --set data.train_limit=1000 --set data.test_limit=200 --set train.epochs=60
-    --set checkpoint.dir=auto)
+    --set checkpoint.dir=auto --set log.every=5 --set log.dir=auto_runs)
 "$ffrun" "$root/configs/quick.yaml" "${q5[@]}" --set checkpoint.minutes=0 --name whole > w.out 2>&1 ||
     { fail "uninterrupted run"; cat w.out; }
 "$ffrun" "$root/configs/quick.yaml" "${q5[@]}" --set checkpoint.minutes=0.003 --name cut > c.out 2>&1 &
@@ -150,6 +150,15 @@ if [ -n "$last" ] && "$ffrun" --resume "$last" --quiet > cr.out 2>&1 &&
     ok "resumed from the periodic model, the run ends bit-identical to an uninterrupted one"
 else
     fail "resume from the periodic model"; cat cr.out
+fi
+# TensorBoard shows the resumed run as the uninterrupted one: the same scalars at the same
+# steps (the periodic models are written at steps whose scalars were just logged)
+if $py "$root/tests/tb_reader.py" --scalars pts auto_runs > tbr.out 2>&1 &&
+    diff <(awk '$1 ~ /_whole$/ {$1 = ""; print}' pts) <(awk '$1 ~ /_cut$/ {$1 = ""; print}' pts) > pts.diff &&
+    [ "$(awk '$1 ~ /_cut$/' pts | wc -l)" -gt 100 ]; then
+    ok "TensorBoard reads the killed and resumed run's scalars as the uninterrupted run's ($(awk '$1 ~ /_cut$/' pts | wc -l) points)"
+else
+    fail "scalars of the resumed run differ"; head -5 pts.diff tbr.out
 fi
 after=$(ls auto/*_cut_step*.ffm 2>/dev/null | sort | tr '\n' ' ')
 [ "$after" = "$(printf '%s\n' "${left[@]}" | sort | tr '\n' ' ')" ] &&
