@@ -3,7 +3,7 @@
 # (and Fashion-MNIST for the supervised FC and CNN nets), then rewrite the accuracy table
 # of docs/RESULTS.md (between the accuracy markers). Long: run it in the background.
 # Resumable: a finished config leaves bench/results/accuracy/<name>.txt and is skipped; an
-# interrupted one (Ctrl-C, or a killed machine after an epoch model) resumes from the newest
+# interrupted one (Ctrl-C, or a killed machine: checkpoint.minutes) resumes from the newest
 # model it wrote and appends to its log.
 # Usage: tools/bench-accuracy.sh             all reference configs
 #        tools/bench-accuracy.sh NAME...     some of them (names below)
@@ -49,7 +49,7 @@ run_one() { # name config extra...
         extra+=(--set "train.epochs=$EPOCHS")
     [ "$name" = unsupervised_clf ] && extra+=(--set checkpoint.backbone="$(ls -t models/unsupervised_backbone_*_bench_unsupervised_backbone_epoch*.ffm 2>/dev/null | head -1)")
     # an interrupted run left $out/$name.running (its start time): resume from the newest
-    # model it wrote since (the model of a signalled stop, or an epoch model after a kill)
+    # model it wrote since (a signalled stop's, or after a kill the last periodic or epoch one)
     local running=$out/$name.running resume="" start
     if [ -f "$running" ]; then
         start=$(cat "$running")
