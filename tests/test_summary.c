@@ -172,6 +172,20 @@ static int write_sample(const char *run_dir, int steps, char *path, size_t cap, 
     return rc ? rc : rc2;
 }
 
+/* A writer on the new run directory <tmp_root>/<name> and its event file's path
+ * (NULL after a failed check if it cannot be opened). */
+static ff_summary_writer *open_test_writer(const char *name, char path[1024])
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/%s", tmp_root, name);
+    ff_summary_writer *w = NULL;
+    ff_err err = {0};
+    CHECK(ff_summary_open(&w, dir, &err) == FF_OK);
+    if (w)
+        snprintf(path, 1024, "%s", ff_summary_path(w));
+    return w;
+}
+
 /* ------------------------------------------------------------------ tests */
 
 static void test_open_naming_version(void)
@@ -319,18 +333,15 @@ static void test_histogram_sample(void)
 /* Writes one histogram of x into a fresh run and returns the loaded events. */
 static void histogram_roundtrip(const char *name, const float *x, size_t n, events *e)
 {
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/hist_%s", tmp_root, name);
-    ff_summary_writer *w = NULL;
+    char run[300], path[1024];
+    snprintf(run, sizeof run, "hist_%s", name);
+    ff_summary_writer *w = open_test_writer(run, path);
     ff_err err = {0};
-    CHECK(ff_summary_open(&w, dir, &err) == FF_OK);
     if (!w) {
         memset(e, 0, sizeof *e);
         return;
     }
     CHECK(ff_summary_histogram(w, "h", 1, x, n, &err) == FF_OK);
-    char path[1024];
-    snprintf(path, sizeof path, "%s", ff_summary_path(w));
     CHECK(ff_summary_close(w, &err) == FF_OK);
     load_events(path, e);
 }
@@ -404,12 +415,10 @@ static void test_images(void)
 
 static void test_image_bad_args(void)
 {
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/badimg", tmp_root);
-    ff_summary_writer *w = NULL;
+    char path[1024];
+    ff_summary_writer *w = open_test_writer("badimg", path);
     ff_err err = {0};
     uint8_t px[16] = {0};
-    CHECK(ff_summary_open(&w, dir, &err) == FF_OK);
     if (!w)
         return;
     CHECK(ff_summary_image(w, "x", 0, px, 2, 2, 2, &err) == FF_ERR_USAGE);
@@ -706,15 +715,11 @@ static void test_event_decode_rejects(void)
  * keeps only whole records. */
 static void test_write_error(void)
 {
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/full", tmp_root);
-    ff_summary_writer *w = NULL;
+    char path[1024];
+    ff_summary_writer *w = open_test_writer("full", path);
     ff_err err = {0};
-    CHECK(ff_summary_open(&w, dir, &err) == FF_OK);
     if (!w)
         return;
-    char path[1024];
-    snprintf(path, sizeof path, "%s", ff_summary_path(w));
     struct rlimit old, lim;
     getrlimit(RLIMIT_FSIZE, &old);
     lim = old;
@@ -742,15 +747,10 @@ static void test_write_error(void)
 /* SIGKILL at any moment leaves whole records plus at most one truncated one. */
 static void test_killed_writer(void)
 {
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/killed", tmp_root);
-    ff_summary_writer *w = NULL;
-    ff_err err = {0};
-    CHECK(ff_summary_open(&w, dir, &err) == FF_OK);
+    char path[1024];
+    ff_summary_writer *w = open_test_writer("killed", path);
     if (!w)
         return;
-    char path[1024];
-    snprintf(path, sizeof path, "%s", ff_summary_path(w));
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -803,14 +803,11 @@ static void check_start_bytes(const uint8_t *p, size_t len, int64_t step)
 
 static void test_session_start_bytes(void)
 {
-    char dir[512], path[1024];
-    snprintf(dir, sizeof dir, "%s/session_bytes", tmp_root);
-    ff_summary_writer *w = NULL;
+    char path[1024];
+    ff_summary_writer *w = open_test_writer("session_bytes", path);
     ff_err err = {0};
-    CHECK(ff_summary_open(&w, dir, &err) == FF_OK);
     if (!w)
         return;
-    snprintf(path, sizeof path, "%s", ff_summary_path(w));
     CHECK(ff_summary_session_start(w, 0, &err) == FF_OK);
     CHECK(ff_summary_session_resume(w, 50, &err) == FF_OK);       /* START at 51 */
     CHECK(ff_summary_session_resume(w, 1000000, &err) == FF_OK);  /* START at 1000001 */
@@ -835,14 +832,11 @@ static void test_session_start_bytes(void)
  * unknown/running (which would stick, first-come) are refused. */
 static void test_hparams_end_statuses(void)
 {
-    char dir[512], path[1024];
-    snprintf(dir, sizeof dir, "%s/end_status", tmp_root);
-    ff_summary_writer *w = NULL;
+    char path[1024];
+    ff_summary_writer *w = open_test_writer("end_status", path);
     ff_err err = {0};
-    CHECK(ff_summary_open(&w, dir, &err) == FF_OK);
     if (!w)
         return;
-    snprintf(path, sizeof path, "%s", ff_summary_path(w));
     CHECK(ff_summary_hparams_end(w, FF_SUMMARY_INTERRUPTED, 7, &err) == FF_OK);
     CHECK(ff_summary_hparams_end(w, 0, 7, &err) == FF_ERR_USAGE);
     CHECK(ff_summary_hparams_end(w, 3, 7, &err) == FF_ERR_USAGE);
