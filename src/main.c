@@ -77,6 +77,11 @@ static const char usage_text[] =
     "its own epochs.\n"
     "Classifier models (unsupervised_clf): their softmax readout.\n"
     "\n"
+    "Nothing is lost on a crash: Ctrl-C, SIGTERM or a hang-up (unless under nohup)\n"
+    "finishes the batch and saves a step model; against a killed machine, a step model\n"
+    "every checkpoint.minutes (default 15) while FF layers train. --resume (no MODEL)\n"
+    "takes the newest.\n"
+    "\n"
     "exit status: 0 success, 1 runtime failure, 2 usage or config error,\n"
     "130 interrupted (the model and event files are still written).\n";
 
@@ -103,6 +108,20 @@ static void on_signal(int sig)
     if (stop_flag)
         _exit(128 + sig); /* second signal: leave at once */
     stop_flag = 1;
+}
+
+/* Ctrl-C, SIGTERM, SIGUSR1 (what mpirun forwards to the ranks, tools/ffmpirun) and a
+ * hang-up of the terminal stop the run with a model saved; a hang-up only if the run
+ * was not started to survive it (nohup: SIGHUP ignored, and kept so). */
+static void catch_stop_signals(void (*handler)(int))
+{
+    struct sigaction sa = {0}, hup;
+    sa.sa_handler = handler;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
+        sigaction(SIGHUP, &sa, NULL);
 }
 
 /* A whole positive decimal integer ("3x", "", "0" and "-1" are not). */
@@ -624,10 +643,7 @@ static int run_sweep(ff_sweep *sw, const char *prog, int dry, long long max_step
         rc = ff_sweep_open(sw, show_sweep_info, NULL, err);
     if (rc)
         return rc;
-    struct sigaction sa = {0};
-    sa.sa_handler = on_sweep_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    catch_stop_signals(on_sweep_signal);
     ff_sweep_opts o = {.exe = "/proc/self/exe", .stop = &sweep_stop, .max_steps = max_steps,
                        .info = show_sweep_info};
     rc = ff_sweep_execute(sw, &o, err);
@@ -759,11 +775,7 @@ int main(int argc, char **argv)
         ff_checkpoint_free(&ck);
         return finish_rank(rc, err.msg);
     }
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL); /* what mpirun forwards to the ranks (tools/ffmpirun) */
+    catch_stop_signals(on_signal);
     progress_ui ui = {.quiet = c.quiet || ff_parallel_rank() > 0, .verbose = c.verbose, .tty = isatty(2) && !c.verbose};
     ff_train_opts opts = {.resume = c.resume ? &ck : NULL, .resume_path = resume_path,
                           .stop = &stop_flag, .info = show_info,

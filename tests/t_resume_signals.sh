@@ -89,6 +89,40 @@ else
     fail "resume after SIGINT: status"; cat sr.out r2.out 2>/dev/null
 fi
 
+# 3b. a hang-up (the terminal closed) stops the run like Ctrl-C, with a step model; under
+# nohup (SIGHUP ignored when ffrun starts) it is ignored and the run goes on. The first
+# run starts with SIGHUP at its default whatever this shell inherited.
+wait_training() { # NAME: until the run's first scalars are in its event file
+    for _ in $(seq 100); do
+        ls runs/supervised/*_"$1"/events.* > /dev/null 2>&1 &&
+            [ "$(stat -c %s runs/supervised/*_"$1"/events.* | head -1)" -gt 20000 ] && break
+        sleep 0.1
+    done
+    sleep 0.3
+}
+$py -c 'import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
+    "$ffrun" "$cfg" --set train.epochs=200 --name hup --quiet > hup.out 2>&1 &
+pid=$!
+wait_training hup
+kill -HUP $pid
+wait $pid
+rc=$?
+m=$(ls models/*_hup_step*.ffm 2>/dev/null | head -1)
+[ $rc -eq 130 ] && [ -n "$m" ] && $py "$root/tests/ffm.py" info "$m" > /dev/null &&
+    ok "SIGHUP: exit 130 and a step model that verifies" || { fail "SIGHUP: exit $rc, model '$m'"; cat hup.out; }
+nohup "$ffrun" "$cfg" --set train.epochs=200 --name nohup --quiet > nohup.out 2>&1 &
+pid=$!
+wait_training nohup
+kill -HUP $pid
+sleep 1
+if kill -0 $pid 2> /dev/null; then
+    ok "under nohup SIGHUP is ignored: the run goes on"
+    kill -INT $pid
+else
+    fail "under nohup SIGHUP stopped the run"; cat nohup.out
+fi
+wait $pid
+
 # 4. SIGKILL at random moments while models are written (a checkpoint every epoch of
 #    2,000 images, so several per second)
 for i in 1 2 3 4 5; do
