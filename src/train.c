@@ -279,8 +279,8 @@ static int autosave_if_due(ff_run *r, ff_err *err)
     ff_parallel_sync_state(r->par);
     char what[48], path[sizeof r->autosave];
     snprintf(what, sizeof what, "step%07lld", (long long)r->tr.step);
-    int rc = check_finite(r, err);
-    if (!rc && r->writer && !(rc = save_model(r, what, path, sizeof path, err))) {
+    int rc = FF_OK; /* the weights were checked with the scalars; save_model checks again */
+    if (r->writer && !(rc = save_model(r, what, path, sizeof path, err))) {
         drop_autosave(r, path);
         snprintf(r->autosave, sizeof r->autosave, "%s", path);
         if (r->opts && r->opts->info) {
