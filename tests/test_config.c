@@ -21,7 +21,7 @@ static const char *const documented_keys[] = {
     "train.peer_decay", "train.logit_scale", "train.hard_temperature", "train.hard_scores", "train.hard_candidates", "train.loss", "train.competition_norm", "train.shuffle", "optimizer.type", "optimizer.lr", "optimizer.momentum",
     "optimizer.beta1", "optimizer.beta2", "optimizer.eps", "optimizer.weight_decay", "schedule.type",
     "schedule.decay_start", "schedule.final_lr_scale", "eval.every", "eval.softmax", "eval.readout_epochs", "eval.layers",
-    "log.dir", "log.every", "log.histograms", "log.images", "checkpoint.dir", "checkpoint.every",
+    "log.dir", "log.every", "log.histograms", "log.images", "checkpoint.dir", "checkpoint.every", "checkpoint.minutes",
     "checkpoint.backbone", "clf.layers", "clf.epochs", "clf.lr", "clf.optimizer", "clf.momentum",
     "clf.weight_decay", "clf.lr_schedule", "clf.norm", "clf.cache_features", "parallel.mode",
 };
