@@ -3,11 +3,12 @@
 # (and Fashion-MNIST for the supervised FC and CNN nets), then rewrite the accuracy table
 # of docs/RESULTS.md (between the accuracy markers). Long: run it in the background.
 # Resumable: a finished config leaves bench/results/accuracy/<name>.txt and is skipped; an
-# interrupted one (Ctrl-C, or a killed machine after a checkpoint) resumes from its newest
-# model. Usage: tools/bench-accuracy.sh             all reference configs
-#               tools/bench-accuracy.sh NAME...     some of them (names below)
-#               EPOCHS=N tools/bench-accuracy.sh    shortened runs (N epochs instead of the
-#                                                   configs' defaults; the table says so)
+# interrupted one (Ctrl-C, or a killed machine after an epoch model) resumes from the newest
+# model it wrote and appends to its log.
+# Usage: tools/bench-accuracy.sh             all reference configs
+#        tools/bench-accuracy.sh NAME...     some of them (names below)
+#        EPOCHS=N tools/bench-accuracy.sh    shortened runs (N epochs instead of the
+#                                            configs' defaults; the table says so)
 set -u
 cd "$(dirname "$0")/.." || exit 1
 ffrun=${FFRUN:-build/ffrun}
@@ -47,21 +48,29 @@ run_one() { # name config extra...
     [ -n "${EPOCHS:-}" ] && [ "$name" != unsupervised_clf ] && [ "$name" != fashion_unsupervised_clf ] &&
         extra+=(--set "train.epochs=$EPOCHS")
     [ "$name" = unsupervised_clf ] && extra+=(--set checkpoint.backbone="$(ls -t models/unsupervised_backbone_*_bench_unsupervised_backbone_epoch*.ffm 2>/dev/null | head -1)")
-    local resume
-    resume=$(ls -t models/*_bench_${name}_step*.ffm 2>/dev/null | head -1)
-    local start=$(date +%s)
+    # an interrupted run left $out/$name.running (its start time): resume from the newest
+    # model it wrote since (the model of a signalled stop, or an epoch model after a kill)
+    local running=$out/$name.running resume="" start
+    if [ -f "$running" ]; then
+        start=$(cat "$running")
+        resume=$(find models -maxdepth 1 -name "*_bench_${name}_*.ffm" ! -name '*_best.ffm' \
+                     -newer "$running" -printf '%T@ %p\n' 2>/dev/null | sort -rn | head -1 | cut -d' ' -f2-)
+    fi
+    [ -z "$resume" ] && { start=$(date +%s); echo "$start" > "$running"; }
     # the code that trains: HEAD now (+changes if the working tree differs)
     local commit
     commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src include configs 2>/dev/null || echo +changes)"
     echo "$name: training ($cfg ${extra[*]}) -> $log"
     if [ -n "$resume" ]; then
-        "$ffrun" --resume "$resume" --verbose > "$log" 2>&1
+        echo "$name: resuming from $resume"
+        echo "--- resumed from $resume ($(date -u '+%F %T'))" >> "$log"
+        "$ffrun" --resume "$resume" --verbose >> "$log" 2>&1
     else
         "$ffrun" "$cfg" --name "bench_$name" "${extra[@]}" --verbose > "$log" 2>&1
     fi
     local rc=$?
     # a finished run must not be resumed by the next one: drop its interruption models
-    [ $rc -eq 0 ] && rm -f models/*_bench_"${name}"_step*.ffm
+    [ $rc -eq 0 ] && rm -f models/*_bench_"${name}"_step*.ffm "$running"
     [ $rc -eq 0 ] || { echo "$name: ffrun exited $rc (see $log)"; return 1; }
     # supervised runs without the per-batch softmax head: a head trained for one epoch on
     # the finished, frozen net (ffrun eval) gives the softmax readout
@@ -81,6 +90,8 @@ run_one() { # name config extra...
         grep -E '^test error' "$log"
         grep -E '^finished after' "$log"
         echo "wall_seconds=$(( $(date +%s) - start ))"
+        grep -q '^--- resumed from' "$log" &&
+            echo "resumed=$(grep -c '^--- resumed from' "$log") (wall_seconds includes the interruptions)"
     } > "$out/$name.txt"
 }
 
