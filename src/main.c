@@ -415,7 +415,7 @@ static void print_summary(const ff_train_result *r, int failed)
     printf("\n%s after %d epoch(s) in %.1fs (%.2fs per epoch of training)\n",
            r->interrupted ? "interrupted" : failed ? "failed" : "finished", r->epochs_done,
            r->seconds,
-           r->epochs_done ? r->train_seconds / r->epochs_done : 0.0);
+           r->epochs_trained > 0 ? r->train_seconds / r->epochs_trained : 0.0);
     if (r->train_images > 0 && r->train_seconds > 0)
         printf("training:    %lld images in %.1fs, %.0f images/s\n", (long long)r->train_images,
                r->train_seconds, r->train_images / r->train_seconds);

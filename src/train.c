@@ -346,6 +346,7 @@ static int run_epoch(ff_run *r, int epoch, ff_err *err)
     int rc = epoch_batches(r, epoch, t0, err);
     r->res->train_seconds += ff_now_seconds() - t0;
     r->res->train_images += (r->tr.step - step0) * (int64_t)r->tr.batch;
+    r->res->epochs_trained += (double)(r->tr.step - step0) / r->tr.n_batches;
     return rc;
 }
 

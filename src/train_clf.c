@@ -125,7 +125,7 @@ static int run_batches(clf_run *c, ff_err *err)
     const ff_config *cfg = &c->tr.cfg;
     int rc = FF_OK;
     double t0 = ff_now_seconds();
-    int images_epoch = 0;
+    int images_epoch = 0, first = c->tr.batch_in_epoch; /* resumed mid-epoch: its rest */
     while (!rc && c->tr.epoch < cfg->clf.epochs) {
         if (stop_requested(c))
             return FF_ERR_INTERRUPTED;
@@ -143,6 +143,8 @@ static int run_batches(clf_run *c, ff_err *err)
         if (!rc && done) {
             const double el = ff_now_seconds() - t0;
             c->res->train_seconds += el;
+            c->res->epochs_trained += 1.0 - (double)first / c->tr.n_batches;
+            first = 0;
             rc = end_epoch(c, el, images_epoch, lr, err);
             t0 = ff_now_seconds();
             images_epoch = 0;

@@ -23,6 +23,16 @@ if $py "$root/tests/ffm.py" same-weights models/*_full_epoch003.ffm models/*_par
 else
     fail "resumed weights differ"
 fi
+# the resumed process's time per epoch is over the 1.75 epochs it trained (350 of 600
+# steps, 17,500 images), not the 3 the run has done
+per=$(sed -n 's/.*(\([0-9.]*\)s per epoch of training).*/\1/p' resume.out)
+read -r imgs secs < <(sed -n 's/^training: *\([0-9]*\) images in \([0-9.]*\)s.*/\1 \2/p' resume.out)
+if [ "${imgs:-}" = 17500 ] && $py -c "import sys; p, s = map(float, sys.argv[1:]); sys.exit(abs(p * 1.75 - s) > 0.07)" \
+        "${per:-x}" "${secs:-x}" 2> /dev/null; then
+    ok "a resumed run's time per epoch counts the epochs it trained (${per}s x 1.75 = ${secs}s)"
+else
+    fail "resumed run's time per epoch: '$per' s, $imgs images in $secs s"; cat resume.out
+fi
 # quick.yaml trains the softmax head (eval.softmax): the step model carries it
 n_head=$($py "$root/tests/ffm.py" info "$step_model" | awk '/^n_head:/ {print $2}')
 sm_full=$(grep '^test error (softmax readout): final' full.out)

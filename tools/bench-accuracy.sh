@@ -89,6 +89,9 @@ run_one() { # name config extra...
         echo "threads=${OPENBLAS_NUM_THREADS:-$(nproc)}"
         grep -E '^test error' "$log"
         grep -E '^finished after' "$log"
+        # training time per epoch over the epoch lines of every process (a resumed run's too)
+        awk '/^epoch [0-9]+\/[0-9]+  [0-9.]+s / {s += $3; n++}
+             END {if (n) printf "train_seconds_per_epoch=%.2f\n", s / n}' "$log"
         echo "wall_seconds=$(( $(date +%s) - start ))"
         grep -q '^--- resumed from' "$log" &&
             echo "resumed=$(grep -c '^--- resumed from' "$log") (wall_seconds includes the interruptions)"

@@ -61,6 +61,8 @@ typedef struct ff_train_result {
     int best_epoch, epochs_done;
     int started;                    /* 1 once set-up succeeded and the run directory exists */
     double seconds, train_seconds;  /* wall time total / spent in training batches */
+    double epochs_trained;          /* epochs' worth of batches this process trained (less
+                                       than epochs_done after a resume) */
     int64_t train_images;           /* images this process trained on (the whole batch's
                                        count under data parallel) */
     int interrupted;
