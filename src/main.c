@@ -372,11 +372,24 @@ typedef struct progress_ui {
     int quiet, verbose, tty;
 } progress_ui;
 
+/* "loss L" (the FF layers'), "head H" (the softmax head's): those that learn */
+static void format_losses(const ff_progress *p, char *buf, size_t size)
+{
+    int n = 0;
+    buf[0] = '\0';
+    if (p->loss >= 0)
+        n = snprintf(buf, size, "  loss %.4f", p->loss);
+    if (p->head_loss >= 0 && n >= 0 && (size_t)n < size)
+        snprintf(buf + n, size - n, "  head %.4f", p->head_loss);
+}
+
 static void show_progress(void *ctx, const ff_progress *p)
 {
     const progress_ui *ui = ctx;
     if (ui->quiet)
         return;
+    char losses[64];
+    format_losses(p, losses, sizeof losses);
     if (!p->epoch_done) {
         if (!ui->tty && !ui->verbose)
             return;
@@ -388,13 +401,13 @@ static void show_progress(void *ctx, const ff_progress *p)
         for (int i = 0; i < width; i++)
             bar[i] = i < fill ? '#' : '.';
         bar[width] = '\0';
-        fprintf(stderr, "%sepoch %d/%d [%s] %d/%d  %.0f img/s  loss %.4f  ETA %.0fs%s",
+        fprintf(stderr, "%sepoch %d/%d [%s] %d/%d  %.0f img/s%s  ETA %.0fs%s",
                 ui->tty ? "\r" : "", p->epoch, p->epochs, bar, p->batch, p->n_batches,
-                p->images_per_sec, p->loss, eta, ui->tty ? "\033[K" : "\n");
+                p->images_per_sec, losses, eta, ui->tty ? "\033[K" : "\n");
         return;
     }
-    fprintf(stderr, "%sepoch %d/%d  %.1fs  %.0f img/s  loss %.4f", ui->tty ? "\r\033[K" : "",
-            p->epoch, p->epochs, p->epoch_seconds, p->images_per_sec, p->loss);
+    fprintf(stderr, "%sepoch %d/%d  %.1fs  %.0f img/s%s", ui->tty ? "\r\033[K" : "",
+            p->epoch, p->epochs, p->epoch_seconds, p->images_per_sec, losses);
     if (p->evaluated && p->test_error >= 0)
         fprintf(stderr, "  test error %.2f%%", 100.0 * p->test_error);
     if (p->evaluated && p->test_error_softmax >= 0)

@@ -510,8 +510,8 @@ static void check_asha(ff_sweep *sw, problems *pr)
             why = "test/error_goodness is written by supervised runs only";
         else if (!strcmp(m, "test/error_softmax") && c->mode != FF_MODE_UNSUP_CLF && !c->eval.softmax)
             why = "test/error_softmax needs eval.softmax: true";
-        else if (!strcmp(m, "clf/loss") && c->mode != FF_MODE_UNSUP_CLF)
-            why = "clf/loss is written by unsupervised_clf runs only";
+        else if (!strcmp(m, "clf/loss") && c->mode != FF_MODE_UNSUP_CLF && !c->eval.softmax)
+            why = "clf/loss (the softmax head's loss) needs eval.softmax: true";
         else if (!strcmp(m, "loss/total") && c->mode == FF_MODE_UNSUP_CLF)
             why = "loss/total is not written by unsupervised_clf runs (use clf/loss)";
         for (int k = 0; !why && k < a->n_rungs && c->mode != FF_MODE_UNSUP_CLF; k++)

@@ -38,10 +38,15 @@ typedef struct ff_run {
     ff_summary_writer *tb;
     char prefix[256];              /* model names: <checkpoint.dir>/<prefix>_<what>.ffm */
     layer_sums sums[FF_MAX_LAYERS];
-    int sum_batches;
+    int sum_batches;               /* batches summed since the last log */
+    int ff_batches;                /* of them, those in which some FF layer learned */
+    double head_sum;               /* the softmax head's losses summed since the last log */
+    int head_batches;
     float last_lr;
     float recent_loss;             /* mean total loss of the batches up to the last one,
-                                      since the log before it (what progress shows) */
+                                      since the log before it (what progress shows; -1
+                                      once every layer has stopped learning) */
+    float recent_head_loss;        /* the same for the softmax head (-1: no head) */
     int diverged;                  /* the weights went non-finite: save nothing more */
     int resumable;                 /* stopped early with a step model written */
     ff_parallel *par;              /* NULL: one process */
@@ -85,15 +90,35 @@ static void add_step(ff_run *r, const ff_step_stats *st)
         r->sums[l].g_neg += st->g_neg[l];
     }
     r->sum_batches++;
+    r->ff_batches += r->tr.n_frozen < r->tr.net.n_layers;
+    if (st->head_loss >= 0) {
+        r->head_sum += st->head_loss;
+        r->head_batches++;
+    }
     r->last_lr = st->lr;
 }
 
+/* The sums since the last log start again. */
+static void clear_sums(ff_run *r)
+{
+    memset(r->sums, 0, sizeof r->sums);
+    r->sum_batches = r->ff_batches = r->head_batches = 0;
+    r->head_sum = 0.0;
+}
+
+/* -1 if no FF layer learned since the last log */
 static float mean_total_loss(const ff_run *r)
 {
     double total = 0.0;
     for (int l = 0; l < r->tr.net.n_layers; l++)
         total += r->sums[l].loss_pos + r->sums[l].loss_neg;
-    return r->sum_batches ? (float)(total / r->sum_batches) : 0.0f;
+    return r->ff_batches ? (float)(total / r->ff_batches) : -1.0f;
+}
+
+/* -1 if the head took no step since the last log */
+static float mean_head_loss(const ff_run *r)
+{
+    return r->head_batches ? (float)(r->head_sum / r->head_batches) : -1.0f;
 }
 
 /* The mean of each layer's terms since the last log, at the current step. */
@@ -102,8 +127,7 @@ static int log_scalars(ff_run *r, ff_err *err)
     if (ff_parallel_is_pipeline(r->par)) /* each rank summed its own layers */
         ff_parallel_sum(r->par, (double *)r->sums, 4 * FF_MAX_LAYERS);
     if (!r->sum_batches || !r->tb) {
-        memset(r->sums, 0, sizeof r->sums);
-        r->sum_batches = 0;
+        clear_sums(r);
         return FF_OK;
     }
     const double nb = r->sum_batches;
@@ -123,12 +147,13 @@ static int log_scalars(ff_run *r, ff_err *err)
         if (!rc)
             rc = ff_summary_scalar(r->tb, tag, step, (float)(s->g_neg / nb), err);
     }
-    if (!rc)
+    if (!rc && r->ff_batches) /* none once every layer has stopped learning */
         rc = ff_summary_scalar(r->tb, "loss/total", step, mean_total_loss(r), err);
     if (!rc)
         rc = ff_summary_scalar(r->tb, "train/learning_rate", step, r->last_lr, err);
-    memset(r->sums, 0, sizeof r->sums);
-    r->sum_batches = 0;
+    if (!rc && r->head_batches)
+        rc = ff_summary_scalar(r->tb, "clf/loss", step, mean_head_loss(r), err);
+    clear_sums(r);
     return rc;
 }
 
@@ -253,8 +278,8 @@ static int check_finite(ff_run *r, ff_err *err)
 }
 
 /* A newer resumable model exists: the last periodic step model goes (never the one
- * just written under the same name). */
-static void drop_autosave(ff_run *r, const char *newer)
+ * just written under the same name), and checkpoint.minutes counts from now. */
+static void autosave_superseded(ff_run *r, const char *newer)
 {
     if (r->autosave[0] && strcmp(r->autosave, newer) != 0)
         unlink(r->autosave);
@@ -279,18 +304,20 @@ static int autosave_if_due(ff_run *r, ff_err *err)
     ff_parallel_sync_state(r->par);
     char what[48], path[sizeof r->autosave];
     snprintf(what, sizeof what, "step%07lld", (long long)r->tr.step);
-    int rc = FF_OK; /* the weights were checked with the scalars; save_model checks again */
-    if (r->writer && !(rc = save_model(r, what, path, sizeof path, err))) {
-        drop_autosave(r, path);
-        snprintf(r->autosave, sizeof r->autosave, "%s", path);
-        if (r->opts && r->opts->info) {
-            char msg[sizeof path + 80];
-            snprintf(msg, sizeof msg, "saved %s (checkpoint.minutes %g)", path,
-                     r->cfg->checkpoint.minutes);
-            r->opts->info(r->opts->progress_ctx, msg);
-        }
+    if (!r->writer)
+        return FF_OK;
+    int rc = save_model(r, what, path, sizeof path, err); /* checks the weights again */
+    if (rc)
+        return rc;
+    autosave_superseded(r, path);
+    snprintf(r->autosave, sizeof r->autosave, "%s", path);
+    if (r->opts && r->opts->info) {
+        char msg[sizeof path + 80];
+        snprintf(msg, sizeof msg, "saved %s (checkpoint.minutes %g)", path,
+                 r->cfg->checkpoint.minutes);
+        r->opts->info(r->opts->progress_ctx, msg);
     }
-    return rc;
+    return FF_OK;
 }
 
 /* ---------------------------------------------------------------- epochs */
@@ -313,6 +340,7 @@ static int epoch_batches(ff_run *r, int epoch, double t0, ff_err *err)
             return rc;
         add_step(r, &st);
         r->recent_loss = mean_total_loss(r);
+        r->recent_head_loss = mean_head_loss(r);
         int bad = diverged_layer(&st);
         if (bad >= 0) {
             char what[64];
@@ -329,7 +357,8 @@ static int epoch_batches(ff_run *r, int epoch, double t0, ff_err *err)
             double el = ff_now_seconds() - t0;
             ff_progress p = {.epoch = epoch, .epochs = cfg->train.epochs, .batch = b,
                              .n_batches = t->n_batches, .step = t->step,
-                             .loss = r->recent_loss, .epoch_seconds = el,
+                             .loss = r->recent_loss, .head_loss = r->recent_head_loss,
+                             .epoch_seconds = el,
                              .images_per_sec = el > 0 ? (b - first) * (double)t->batch / el : 0};
             report(r, &p);
         }
@@ -359,7 +388,8 @@ static int end_epoch(ff_run *r, int epoch, double epoch_seconds, int first_batch
     ff_train_result *res = r->res;
     ff_progress p = {.epoch = epoch, .epochs = cfg->train.epochs, .batch = t->n_batches,
                      .n_batches = t->n_batches, .step = t->step, .epoch_done = 1,
-                     .loss = r->recent_loss, .epoch_seconds = epoch_seconds,
+                     .loss = r->recent_loss, .head_loss = r->recent_head_loss,
+                     .epoch_seconds = epoch_seconds,
                      .images_per_sec = epoch_seconds > 0 ? (t->n_batches - first_batch) *
                                                                (double)t->batch / epoch_seconds
                                                          : 0,
@@ -402,7 +432,7 @@ static int end_epoch(ff_run *r, int epoch, double epoch_seconds, int first_batch
         snprintf(what, sizeof what, "epoch%03d", epoch);
         rc = save_model(r, what, res->model_path, sizeof res->model_path, err);
         if (!rc)
-            drop_autosave(r, res->model_path);
+            autosave_superseded(r, res->model_path);
     }
     if (!rc && r->tb)
         rc = ff_summary_flush(r->tb, err);
@@ -483,7 +513,7 @@ static int save_stopped(ff_run *r, int rc, ff_err *err)
         return ff_err_set(err, rc, "%.500s (and no model could be saved: %.400s)", msg, serr.msg);
     }
     r->resumable = 1;
-    drop_autosave(r, res->model_path);
+    autosave_superseded(r, res->model_path);
     if (rc == FF_ERR_INTERRUPTED)
         return ff_err_set(err, FF_ERR_INTERRUPTED,
                           "interrupted at step %lld (epoch %d, batch %d); resume with "

@@ -111,7 +111,8 @@ static int end_epoch(clf_run *c, double seconds, int images, float lr, ff_err *e
         rc = ff_summary_flush(c->tb, err);
     if (!rc && c->opts && c->opts->progress) {
         ff_progress p = {.epoch = epoch, .epochs = c->tr.cfg.clf.epochs, .epoch_done = 1,
-                         .loss = loss, .epoch_seconds = seconds, .step = c->tr.step,
+                         .loss = loss, .head_loss = -1.0f, .epoch_seconds = seconds,
+                         .step = c->tr.step,
                          .batch = c->tr.n_batches, .n_batches = c->tr.n_batches,
                          .images_per_sec = seconds > 0 ? images / seconds : 0, .evaluated = 1,
                          .test_error = -1.0, .test_error_softmax = e};

@@ -467,21 +467,19 @@ static int cached_features(ff_trainer *t, const int *idx)
  * net unchanged by it): a neutral-label forward pass, then the head's optimiser
  * step on the normalised activities. The head uses no RNG, so it never changes the
  * FF training run unless its logits draw the negatives (train.hard_scores softmax).
- * Data parallel: every process takes the same whole-batch step. */
-static void readout_step(ff_trainer *t, const int *idx)
+ * Data parallel: every process takes the same whole-batch step. Returns the head's
+ * loss on the batch. */
+static float readout_step(ff_trainer *t, const int *idx)
 {
     if (t->head_reuses_pass) { /* the FF pass's activations: no second forward pass */
         ff_readout_features(&t->net, t->ro_layers, t->ro_n, t->batch, t->ro.feat);
-        ff_readout_train_batch(&t->ro, t->ro.feat, t->labels, t->batch, head_lr(t));
-        return;
+        return ff_readout_train_batch(&t->ro, t->ro.feat, t->labels, t->batch, head_lr(t));
     }
-    if (cached_features(t, idx)) {
-        ff_readout_train_batch(&t->ro, t->ro.feat, t->labels, t->batch, head_lr(t));
-        return;
-    }
+    if (cached_features(t, idx))
+        return ff_readout_train_batch(&t->ro, t->ro.feat, t->labels, t->batch, head_lr(t));
     ff_readout_input tr = readout_input(t, &t->train);
-    ff_readout_train_epoch(&t->ro, &t->net, t->ro_layers, t->ro_n, &tr, idx, t->batch, t->batch,
-                           head_lr(t), t->x);
+    return ff_readout_train_epoch(&t->ro, &t->net, t->ro_layers, t->ro_n, &tr, idx, t->batch,
+                                  t->batch, head_lr(t), t->x);
 }
 
 /* Data parallel: the step's terms summed over the processes (goodness means
@@ -517,6 +515,7 @@ void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st)
     memset(st, 0, sizeof *st);
     st->n_layers = t->net.n_layers;
     st->lr = lr;
+    st->head_loss = -1.0f;
     uint8_t *pos = t->labels, *neg = t->labels + B;
     for (int i = 0; i < B; i++)
         pos[i] = t->train.labels[idx[i]];
@@ -556,7 +555,7 @@ void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st)
     }
     sum_stats(t, st);
     if (cfg->eval.softmax)
-        readout_step(t, idx);
+        st->head_loss = readout_step(t, idx);
     t->step++;
 }
 

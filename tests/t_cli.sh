@@ -36,11 +36,24 @@ expect 2 '--threads needs a positive integer' "$ffrun" configs/quick.yaml --seed
 expect 2 'sweep: --jobs needs a positive integer' \
     "$ffrun" sweep configs/sweeps/quick_lr_jitter.yaml --jobs 0 --dry-run
 # the epoch line: training time, then what the end of the epoch took (evaluation or not)
-expect 0 '^epoch 2/2  [0-9.]+s  [0-9]+ img/s  loss [0-9.]+  test error [0-9.]+%(  softmax [0-9.]+%)?  \(\+[0-9.]+s evaluation, logs, files\)$' \
+expect 0 '^epoch 2/2  [0-9.]+s  [0-9]+ img/s  loss [0-9.]+  head [0-9.]+  test error [0-9.]+%(  softmax [0-9.]+%)?  \(\+[0-9.]+s evaluation, logs, files\)$' \
     "$ffrun" configs/quick.yaml --set train.epochs=2 --set eval.every=2 --set data.train_limit=500 \
     --set data.test_limit=200 --set log.dir="$tmp/runs" --set checkpoint.dir="$tmp/models" --verbose
-grep -qE '^epoch 1/2  [0-9.]+s  [0-9]+ img/s  loss [0-9.]+  \(\+[0-9.]+s logs, files\)$' "$tmp/out" &&
+grep -qE '^epoch 1/2  [0-9.]+s  [0-9]+ img/s  loss [0-9.]+  head [0-9.]+  \(\+[0-9.]+s logs, files\)$' "$tmp/out" &&
     ok "an epoch without evaluation says so" || fail "epoch 1's line: $(grep '^epoch 1/2  ' "$tmp/out")"
+# once every layer has stopped learning (train_epochs), the line and TensorBoard show the
+# softmax head's loss alone: no FF loss (it was 0.0000), no loss/total points after epoch 1
+expect 0 '^epoch 2/2  [0-9.]+s  [0-9]+ img/s  head [0-9.]+  test error' \
+    "$ffrun" configs/quick.yaml --set train.epochs=2 --set data.train_limit=500 \
+    --set data.test_limit=200 --set log.dir="$tmp/frozen" --set checkpoint.dir="$tmp/models" \
+    --set model.layers.0.train_epochs=1 --set model.layers.1.train_epochs=1 --set log.every=1
+if /usr/bin/python3 tests/tb_reader.py --scalars "$tmp/frozen.csv" "$tmp/frozen" > /dev/null &&
+    awk '$2 == "loss/total" { n++; if ($3 > 10) bad++ } $2 == "clf/loss" { h++ }
+         END { exit !(n == 10 && !bad && h == 20) }' "$tmp/frozen.csv"; then
+    ok "frozen layers: loss/total at steps 1-10 (epoch 1) only, clf/loss at all 20 steps"
+else
+    fail "frozen layers: $(awk '$2 == "loss/total" || $2 == "clf/loss" {print $2, $3}' "$tmp/frozen.csv" | tr '\n' ' ')"
+fi
 # every layer's output shape, parameters and cost, without training
 expect 0 '^1 +fc +200x1x1 +40200 ' "$ffrun" configs/quick.yaml --dry-run
 [ ! -d runs ] || [ -z "$(find runs -newer "$tmp" 2>/dev/null)" ] && ok "--dry-run wrote no run" \

@@ -26,7 +26,7 @@ grep -q "tensorboard --logdir $tmp/runs/supervised" "$tmp/out" && ok "summary na
 # independent reader: every record valid, expected tags present, scalar values out
 tags=layer0/loss,layer0/goodness_pos,layer0/goodness_neg,layer1/loss,layer1/goodness_pos
 tags=$tags,layer1/goodness_neg,loss/total,train/learning_rate,test/error_goodness,config
-tags=$tags,test/error_softmax
+tags=$tags,test/error_softmax,clf/loss
 tags=$tags,_hparams_/session_start_info,_hparams_/session_end_info
 tags=$tags,custom_scalars__config__,layer0/weights,layer1/biases,layer0/goodness_pos_hist
 tags=$tags,layer1/goodness_neg_hist,inputs/positive,inputs/negative,layer0/receptive_fields

@@ -197,8 +197,11 @@ static void test_asha_keys(void)
     CHECK(strstr(err.msg, ":3:1: scheduler asha: min_epochs 6 is not below the runs' 6 epochs") != NULL);
     ff_sweep_free(&sw);
     CHECK(load_text(&sw, "config: configs/quick.yaml\nseeds: 2\nscheduler: asha\n"
-                         "asha: {metric: clf/loss}\n", &err) == FF_ERR_USAGE);
-    CHECK(strstr(err.msg, "clf/loss is written by unsupervised_clf runs only") != NULL);
+                         "set: {eval.softmax: false}\nasha: {metric: clf/loss}\n", &err) == FF_ERR_USAGE);
+    CHECK(strstr(err.msg, "clf/loss (the softmax head's loss) needs eval.softmax: true") != NULL);
+    ff_sweep_free(&sw);
+    CHECK(load_text(&sw, "config: configs/quick.yaml\nseeds: 2\nscheduler: asha\n"
+                         "asha: {metric: clf/loss}\n", &err) == FF_OK); /* the head's loss */
     ff_sweep_free(&sw);
     CHECK(load_text(&sw, "config: configs/quick.yaml\nseeds: 2\n"
                          "set: {eval.every: 2}\nscheduler: asha\n", &err) == FF_ERR_USAGE);

@@ -296,7 +296,9 @@ static void test_competition_learns(void)
 /* model.layers[].train_epochs (CwComp's early-layer stop): the first epoch is the
  * unfrozen run's bit for bit; then a layer past its epochs keeps its weights and
  * optimiser state and reports no loss while the others go on; with every layer
- * frozen only the softmax head learns. clf.layers picks the head's layers. */
+ * frozen only the softmax head learns, and its loss (reported every step: the
+ * cross-entropy before the step, ln 10 for the zero head at the first) falls.
+ * clf.layers picks the head's layers. */
 static void test_train_epochs_freeze(void)
 {
     ff_config base, cfg;
@@ -321,10 +323,15 @@ static void test_train_epochs_freeze(void)
     float *m0 = malloc(sizeof(float) * n0);
     CHECK(snap && head && m0);
     ff_step_stats st;
+    double head_first = -1.0, head_last = 0.0;
     while (a.epoch < 1) {
         ff_trainer_next(&a, &st);
+        if (head_first < 0)
+            head_first = st.head_loss;
+        CHECK(isfinite(st.head_loss) && st.head_loss >= 0.0f);
         ff_trainer_next(&b, &st);
     }
+    CHECK_NEAR(head_first, log(10.0), 1e-5);
     CHECK(same_floats(a.net.params, b.net.params, a.net.n_params)); /* nothing frozen yet */
     memcpy(snap, a.net.params, sizeof(float) * a.net.n_params);
     memcpy(m0, a.opt.state + L0->param_off, sizeof(float) * n0);
@@ -342,10 +349,17 @@ static void test_train_epochs_freeze(void)
     CHECK(!same_floats(a.net.params + L1->param_off, snap + L1->param_off, n1));
     memcpy(snap, a.net.params, sizeof(float) * a.net.n_params);
     memcpy(head, a.ro.params, sizeof(float) * a.ro.n_params);
+    steps = 0;
     while (a.epoch < 3) { /* all frozen: the head alone */
         ff_trainer_next(&a, &st);
         CHECK(st.loss_pos[1] == 0.0 && st.loss_neg[1] == 0.0);
+        CHECK(isfinite(st.head_loss) && st.head_loss >= 0.0f);
+        head_last += st.head_loss;
+        steps++;
     }
+    head_last /= steps;
+    fprintf(stderr, "  head loss: first step %.4f, last epoch %.4f\n", head_first, head_last);
+    CHECK(head_last < 0.7 * head_first);
     CHECK(same_floats(a.net.params, snap, a.net.n_params));
     CHECK(!same_floats(a.ro.params, head, a.ro.n_params));
     ff_eval_result r;
@@ -355,6 +369,13 @@ static void test_train_epochs_freeze(void)
     free(head);
     free(m0);
     ff_trainer_free(&a);
+    ff_trainer_free(&b);
+    /* without a head, no head loss */
+    CHECK(ff_config_set(&base, "eval.softmax=false", &err) == FF_OK);
+    CHECK(ff_config_validate(&base, &err) == FF_OK);
+    CHECK(ff_trainer_create(&b, &base, NULL, NULL, &err) == FF_OK);
+    ff_trainer_next(&b, &st);
+    CHECK(st.head_loss == -1.0f);
     ff_trainer_free(&b);
 }
 

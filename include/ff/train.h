@@ -18,7 +18,10 @@ typedef struct ff_progress {
     int batch, n_batches;       /* batches done in this epoch */
     int64_t step;               /* global step (one per batch) */
     double images_per_sec;      /* training images (pos + neg pass) per second this epoch */
-    float loss;                 /* mean total loss since the last report */
+    float loss;                 /* mean total FF loss of the batches since the last log
+                                   (-1: every layer has stopped learning); unsupervised_clf:
+                                   the classifier's loss over the epoch */
+    float head_loss;            /* the softmax head's, the same way (-1: no head) */
     double epoch_seconds;       /* time spent in this epoch so far (training) */
     double after_seconds;       /* at the end of an epoch: its evaluation, logs and model
                                    files (0 before) */

@@ -57,6 +57,8 @@ typedef struct ff_step_stats {
     double loss_pos[FF_MAX_LAYERS], loss_neg[FF_MAX_LAYERS];
     double g_pos[FF_MAX_LAYERS], g_neg[FF_MAX_LAYERS];
     float lr;             /* the learning rate the FF step used */
+    float head_loss;      /* eval.softmax: the head's mean cross-entropy on the batch before
+                             its step; -1 without a head */
 } ff_step_stats;
 
 /* Test errors (fractions in [0, 1]; -1 where the readout does not apply). */
