@@ -444,24 +444,29 @@ static int end_epoch(ff_run *r, int epoch, double epoch_seconds, int first_batch
 
 /* ---------------------------------------------------------------- the run */
 
+int ff_train_open_files(ff_run_files *f, const ff_config *cfg, const ff_train_opts *opts,
+                        ff_train_result *res, ff_err *err)
+{
+    int rc = ff_run_open(f, cfg, opts ? opts->resume : NULL, opts ? opts->resume_path : NULL,
+                         opts ? opts->run_dir : NULL, opts ? opts->info : NULL,
+                         opts ? opts->progress_ctx : NULL, err);
+    snprintf(res->run_dir, sizeof res->run_dir, "%s", f->run_dir);
+    if (!rc)
+        snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(f->tb));
+    return rc;
+}
+
 /* The run directory, model-name prefix and event file: new, or the resumed run's own. */
 static int open_run(ff_run *r, ff_err *err)
 {
     const ff_config *cfg = r->cfg;
-    const ff_checkpoint *ck = r->opts ? r->opts->resume : NULL;
-    ff_train_result *res = r->res;
     ff_run_files files = {0};
-    int rc = ff_run_open(&files, cfg, ck, r->opts ? r->opts->resume_path : NULL,
-                         r->opts ? r->opts->run_dir : NULL,
-                         r->opts ? r->opts->info : NULL, r->opts ? r->opts->progress_ctx : NULL,
-                         err);
+    int rc = ff_train_open_files(&files, cfg, r->opts, r->res, err);
     r->tb = files.tb;
-    snprintf(res->run_dir, sizeof res->run_dir, "%s", files.run_dir);
     snprintf(r->prefix, sizeof r->prefix, "%s", files.prefix);
     if (rc)
         return rc;
-    snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(r->tb));
-    if (ck)
+    if (r->opts && r->opts->resume)
         return ff_summary_flush(r->tb, err);
     /* No HParams experiment summary: TensorBoard takes the first one it finds for the
      * whole logdir; without one it derives the view from every run's session_start_info

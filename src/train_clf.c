@@ -36,21 +36,12 @@ static int stop_requested(const clf_run *c)
 static int open_run(clf_run *c, ff_err *err)
 {
     const ff_config *cfg = &c->tr.cfg;
-    const ff_checkpoint *ck = c->opts ? c->opts->resume : NULL;
-    ff_train_result *res = c->res;
     ff_run_files files = {0};
-    int rc = ff_run_open(&files, cfg, ck, c->opts ? c->opts->resume_path : NULL,
-                         c->opts ? c->opts->run_dir : NULL,
-                         c->opts ? c->opts->info : NULL, c->opts ? c->opts->progress_ctx : NULL,
-                         err);
+    int rc = ff_train_open_files(&files, cfg, c->opts, c->res, err);
     c->tb = files.tb;
-    snprintf(res->run_dir, sizeof res->run_dir, "%s", files.run_dir);
     snprintf(c->prefix, sizeof c->prefix, "%s", files.prefix);
-    if (rc)
+    if (rc || (c->opts && c->opts->resume))
         return rc;
-    snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(c->tb));
-    if (ck)
-        return FF_OK;
     size_t cap = 1 << 16;
     char *md = malloc(cap);
     if (!md)
