@@ -75,7 +75,8 @@ txt=$out/supervised_fc.txt
 # epoch lines 10, 20, 40, 50 s: mean 30
 grep -qx 'train_seconds_per_epoch=30.00' "$txt" && grep -q '^resumed=1 ' "$txt" &&
     grep -qx 'test error (goodness readout): final 1.50%, best 1.50% at epoch 4' "$txt" &&
-    ok "results: resumed=1, 30.00 s per epoch over both processes' epochs" ||
+    grep -qx "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)" "$txt" &&
+    ok "results: resumed=1, 30.00 s per epoch over both processes' epochs, the CPU" ||
     fail "results file: $(cat "$txt")"
 [ ! -f "$out/supervised_fc.running" ] && [ ! -e "$w/$want" ] &&
     [ -e "$w/models/supervised_20261202-000000_bench_supervised_fc_epoch004.ffm" ] &&
