@@ -7,7 +7,7 @@
  * per-layer terms (logged every log.every steps), per epoch evaluation,
  * histograms and images, checkpoints; at the end, or on a signal, a failed
  * write or divergence, the model file and the HParams end record. */
-#include "ff/train.h"
+#include "train_internal.h"
 
 #include <math.h>
 #include <stdarg.h>

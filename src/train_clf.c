@@ -12,7 +12,7 @@
 #include "ff/clf_trainer.h"
 #include "ff/run.h"
 #include "ff/summary.h"
-#include "ff/train.h"
+#include "train_internal.h"
 
 typedef struct clf_run {
     ff_clf_trainer tr;

@@ -87,7 +87,7 @@ run_one() { # name config extra...
         echo "commit=$commit"
         echo "date=$(date -u +%Y-%m-%d)"
         echo "threads=${OPENBLAS_NUM_THREADS:-$(nproc)}"
-        echo "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+        echo "cpu=$(tools/cpu-name.sh)"
         grep -E '^test error' "$log"
         grep -E '^finished after' "$log"
         # training time per epoch over the epoch lines of every process (a resumed run's too)

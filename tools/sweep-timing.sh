@@ -69,7 +69,7 @@ tmp=$(mktemp)
 {
     echo "## A sweep: 2 runs at once vs one after another (\`tools/sweep-timing.sh\`)"
     echo
-    echo "Generated on $(date -u '+%Y-%m-%d %H:%M') UTC. Machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPU(s). Commit \`$commit\`."
+    echo "Generated on $(date -u '+%Y-%m-%d %H:%M') UTC. Machine: $(tools/cpu-name.sh), $(nproc) CPU(s). Commit \`$commit\`."
     echo "Load average at start $load0, at end $load1. \`ffrun sweep $rel\`: $n_runs runs, each way in a fresh"
     echo "sweep directory; $reps repetition(s) of each, alternating which way goes first; wall time of the whole"
     echo "\`ffrun sweep\` command (start-up, data loading, evaluation and model writes included)."

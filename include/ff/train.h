@@ -79,16 +79,4 @@ typedef struct ff_train_result {
  * the current state, or for divergence the last good model, named in err. */
 int ff_train(const ff_config *cfg, const ff_train_opts *opts, ff_train_result *res, ff_err *err);
 
-/* The two loops (src/train.c, src/train_clf.c); ff_train picks one. */
-int ff_train_ff(const ff_config *cfg, const ff_train_opts *opts, ff_train_result *res,
-                ff_err *err);
-int ff_train_clf(const ff_config *cfg, const ff_train_opts *opts, ff_train_result *res,
-                 ff_err *err);
-
-struct ff_run_files;
-/* Both loops' start: ff_run_open (include/ff/run.h) with opts' resume, run directory and
- * info, and res's run_dir and event_file filled. */
-int ff_train_open_files(struct ff_run_files *f, const ff_config *cfg,
-                        const ff_train_opts *opts, ff_train_result *res, ff_err *err);
-
 #endif
