@@ -4,7 +4,8 @@
 #   data parallel: per-layer losses of the first 10 steps within 1e-4 relative, the
 #     ranks' weights bit-identical after every step (FF_PARALLEL_CHECK), the test error
 #     within the spread one process shows between 1 and 2 BLAS threads (measured here);
-#   pipeline: final weights and optimiser state bit-identical to one process;
+#   pipeline: final weights and optimiser state bit-identical to one process, and so is a
+#     run resumed from a periodic model (checkpoint.minutes) after kill -9 of every rank;
 #   resume of a 2-rank run by one process (same run directory, steps continue);
 #   a killed rank ends the job within seconds, naming the rank; bad settings exit 2 once;
 #   plain ffrun makes no MPI call (parallel.mode data alone trains as one process);
@@ -161,6 +162,28 @@ if [ $rc -eq 130 ] && grep -q '^ffrun: saved models/.*_pa_step0000005.ffm' pa.ou
     ok "pipeline: periodic models at steps 5 and 10, replaced by the stop's at 12; resumed, bit-identical"
 else
     fail "pipeline periodic models: exit $rc, left '$pa_models'"; cat pa.out pa2.out 2>/dev/null | tail -8
+fi
+# 3a'. the periodic model itself (above, the stop's replaced it): kill -9 every process of
+# a pipeline run once one exists (no chance to save); one process resumed from the last
+# one ends bit-identical to an uninterrupted one-process run
+pk=("${pp[@]}" --set train.epochs=30 --set log.every=5)
+"$ffrun" "$cfg" "${pk[@]}" --name pkw > pkw.out 2>&1 || fail "one process, 30 epochs: $(tail -2 pkw.out)"
+"${mpi[@]}" "$ffrun" "$cfg" "${pk[@]}" --name pkc --set parallel.mode=pipeline \
+    --set checkpoint.minutes=1e-7 > pkc.out 2>&1 &
+pid=$!
+for _ in $(seq 1200); do # until a periodic model exists (at most 60 s)
+    ls models/*_pkc_step*.ffm > /dev/null 2>&1 && break
+    kill -0 $pid 2> /dev/null || break
+    sleep 0.05
+done
+{ pkill -KILL -f -- '--name pkc '; wait $pid; } 2> /dev/null # (no 'Killed' notice)
+pk_last=$(ls models/*_pkc_step*.ffm 2> /dev/null | sort | tail -1)
+if [ -n "$pk_last" ] && ! ls models/*_pkc_epoch030.ffm > /dev/null 2>&1 &&
+    "$ffrun" --resume "$pk_last" --quiet > pkr.out 2>&1 &&
+    $py "$root/tests/ffm.py" same-weights models/*_pkw_epoch030.ffm models/*_pkc_epoch030.ffm; then
+    ok "pipeline killed (-9) after a periodic model ($(basename "$pk_last" .ffm | sed 's/.*_//')): resumed from it, bit-identical to one process"
+else
+    fail "pipeline periodic model after kill -9: '$pk_last'"; tail -5 pkc.out pkr.out 2> /dev/null
 fi
 
 # 3b. the competition loss with channels standardised over the batch (batch; affine: then
