@@ -3,14 +3,15 @@
 # it resumes from the newest model that run wrote (not a best model, not an older run's),
 # appends to its log, and its results file says resumed=N and the training time per epoch
 # over every process's epoch lines; a finished config is skipped; an interrupted run that
-# wrote no model starts again. The script runs from a scratch tree (tools/ linked to the
-# project's own script, so nothing of the project's results is touched) against a stand-in
-# ffrun (FFRUN) that writes model files and epoch lines as ffrun does, and dies or finishes
-# as the test tells it.
+# wrote no model starts again. The script runs from a scratch tree (tools/ holding links to
+# the project's bench-accuracy.sh and cpu-name.sh, so nothing of the project's results is
+# touched) against a stand-in ffrun (FFRUN) that writes model files and epoch lines as
+# ffrun does, and dies or finishes as the test tells it.
 source "$(dirname "$0")/script_lib.sh"
 w=$tmp/tree
 mkdir -p "$w/tools" "$w/models" "$w/bench/results/accuracy"
 ln -s "$root/tools/bench-accuracy.sh" "$w/tools/bench-accuracy.sh"
+ln -s "$root/tools/cpu-name.sh" "$w/tools/cpu-name.sh"
 # the table rewrite is another test's business: here it only says it ran
 printf '#!/bin/sh\necho table >> "%s/table.calls"\n' "$tmp" > "$w/tools/results-accuracy.sh"
 chmod +x "$w/tools/results-accuracy.sh"
