@@ -143,7 +143,7 @@ clean:
 
 # speed benchmark (bench/speed.sh): ffrun vs the PyTorch reference, GEMM-only bound.
 # ff-bench times library calls in place by wrapping them at link time.
-$(BUILD)/ff-bench: override LDFLAGS += -Wl,--wrap=cblas_sgemm,--wrap=ff_layer_forward,--wrap=ff_layer_backward,--wrap=ff_normalize,--wrap=ff_objective_layer_loss,--wrap=ff_goodness,--wrap=ff_optim_step,--wrap=ff_embed_batch,--wrap=ff_embed_batch_shifted,--wrap=ff_im2col,--wrap=ff_transpose_batch,--wrap=ff_channels_to_rows,--wrap=ff_net_ff_grads
+$(BUILD)/ff-bench: override LDFLAGS += -Wl,--wrap=cblas_sgemm,--wrap=ff_layer_forward,--wrap=ff_layer_backward,--wrap=ff_normalize,--wrap=ff_objective_layer_loss,--wrap=ff_goodness,--wrap=ff_optim_step,--wrap=ff_embed_batch,--wrap=ff_embed_batch_aug,--wrap=ff_im2col,--wrap=ff_transpose_batch,--wrap=ff_channels_to_rows,--wrap=ff_net_ff_grads
 .PHONY: bench-speed
 bench: bench-speed bench-accuracy
 bench-speed:

@@ -35,9 +35,10 @@ static int alloc_buffers(ff_clf_trainer *t, int max_batch, ff_err *err)
 {
     t->order = malloc(sizeof(int) * (size_t)t->train.n);
     t->x = malloc(sizeof(float) * (size_t)max_batch * (size_t)ff_shape_dim(t->net.input));
-    if (t->cfg.train.jitter > 0)
-        t->shifts = malloc(2 * (size_t)t->batch);
-    if (!t->order || !t->x || (t->cfg.train.jitter > 0 && !t->shifts))
+    const int augment = t->cfg.train.jitter > 0 || t->cfg.train.flip;
+    if (augment)
+        t->aug = malloc(sizeof(ff_aug) * (size_t)t->batch);
+    if (!t->order || !t->x || (augment && !t->aug))
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for the classifier run");
     ff_order_draw(&t->rng, t->order, t->train.n, 0);
     return FF_OK;
@@ -99,15 +100,13 @@ int ff_clf_trainer_create(ff_clf_trainer *t, const ff_config *cfg, const ff_chec
     }
     cfg = &t->cfg;
     ff_rng_seed(&t->rng, cfg->seed);
-    if ((rc = ff_dataset_load(&t->train, cfg->data.dir, "train", cfg->data.train_limit, err)) ||
-        (rc = ff_dataset_load(&t->test, cfg->data.dir, "t10k", cfg->data.test_limit, err)) ||
-        (rc = ff_dataset_check_same_shape(&t->train, &t->test, err)))
+    if ((rc = ff_data_open(cfg, &t->train, &t->test, NULL, err)))
         goto done;
     t->batch = cfg->train.batch_size < t->train.n ? cfg->train.batch_size : t->train.n;
     t->n_batches = (t->train.n + t->batch - 1) / t->batch;
     t->total_steps = (int64_t)t->n_batches * cfg->clf.epochs;
     const int max_batch = t->batch > 1000 ? t->batch : 1000;
-    if ((rc = ff_net_build(&t->net, cfg, ff_dataset_shape(&t->train), max_batch, &t->rng, err)))
+    if ((rc = ff_net_build(&t->net, cfg, t->train.shape, max_batch, &t->rng, err)))
         goto done;
     const ff_optim_params head_opt = ff_readout_optim_params(cfg);
     if ((rc = ff_readout_layers(cfg, &t->net, t->layers, &t->n_layers, err)) ||
@@ -141,9 +140,9 @@ float ff_clf_trainer_next(ff_clf_trainer *t, int *images, int *epoch_done)
         ff_order_draw(&t->rng, t->order, t->train.n, 1);
     const int start = t->batch_in_epoch * t->batch;
     const int m = t->train.n - start < t->batch ? t->train.n - start : t->batch;
-    if (t->shifts) /* train.jitter: the batch's images shifted afresh */
-        ff_draw_shifts(&t->rng, t->cfg.train.jitter, m, t->shifts);
-    ff_readout_input in = {.ds = &t->train, .neutral = 0, .shifts = t->shifts};
+    if (t->aug) /* train.jitter, train.flip: the batch's images augmented afresh */
+        ff_draw_aug(&t->rng, t->cfg.train.jitter, t->cfg.train.flip, m, t->aug);
+    ff_readout_input in = {.ds = &t->train, .neutral = 0, .aug = t->aug};
     float loss = ff_readout_train_epoch(&t->ro, &t->net, t->layers, t->n_layers, &in,
                                         t->order + start, m, t->batch,
                                         ff_clf_trainer_lr(t, t->epoch), t->x);
@@ -185,7 +184,7 @@ int ff_clf_trainer_save(const ff_clf_trainer *t, const char *path, const char *r
 void ff_clf_trainer_free(ff_clf_trainer *t)
 {
     free(t->order);
-    free(t->shifts);
+    free(t->aug);
     free(t->x);
     ff_readout_free(&t->ro);
     ff_net_free(&t->net);

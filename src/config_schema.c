@@ -20,6 +20,8 @@
  * ff_layer_ops names, see layer_kind_name) */
 static const char *const mode_names[] = {"supervised", "unsupervised_backbone", "unsupervised_clf", NULL};
 static const char *const embed_names[] = {"overlay", "channels", "pattern", "none", NULL};
+static const char *const data_format_names[] = {"auto", "idx", "cifar10", NULL};
+static const char *const data_norm_names[] = {"none", "channel", NULL};
 static const char *const pass_names[] = {"alternate", "joint", NULL};
 static const char *const neg_names[] = {"random", "hard", NULL};
 static const char *const loss_names[] = {"threshold", "pairwise", "competition", NULL};
@@ -36,6 +38,8 @@ static const char *const pool_names[] = {"max", "avg", NULL};
 #define N_NAMES(a) (sizeof(a) / sizeof((a)[0]) - 1)
 _Static_assert(N_NAMES(mode_names) == FF_MODE_COUNT, "a name per ff_mode");
 _Static_assert(N_NAMES(embed_names) == FF_EMBED_COUNT, "a name per ff_embed_kind");
+_Static_assert(N_NAMES(data_format_names) == FF_DATA_FORMAT_COUNT, "a name per ff_data_format");
+_Static_assert(N_NAMES(data_norm_names) == FF_DATA_NORM_COUNT, "a name per ff_data_norm");
 _Static_assert(N_NAMES(pass_names) == FF_PASS_COUNT, "a name per ff_pass_kind");
 _Static_assert(N_NAMES(neg_names) == FF_NEG_COUNT, "a name per ff_neg_kind");
 _Static_assert(N_NAMES(loss_names) == FF_LOSS_COUNT, "a name per ff_loss_kind");
@@ -88,7 +92,14 @@ const ff_key ff_config_keys[] = {
            "what to train: FF with labels, an unsupervised backbone, or a classifier on a saved backbone"),
     K_U64("seed", seed, "1", "RNG seed (weights, shuffling, negatives)"),
 
-    K_STR("data.dir", data.dir, "data/mnist", FF_KEY_NONEMPTY, "folder with the four MNIST IDX files"),
+    K_STR("data.dir", data.dir, "data/mnist", FF_KEY_NONEMPTY,
+          "folder with the data set's files (MNIST's four IDX files, CIFAR-10's binary batches)"),
+    K_ENUM("data.format", data.format, data_format_names, "auto",
+           "the files' format: idx (MNIST), cifar10 (data_batch_1..5.bin, test_batch.bin), or auto: "
+           "the one format whose files are in data.dir"),
+    K_ENUM("data.normalize", data.normalize, data_norm_names, "none",
+           "input scaling: none (pixel / 255) or channel (each channel standardised with the "
+           "training split's mean and standard deviation)"),
     K_INT("data.train_limit", data.train_limit, "0", 0, 1e8, "use the first N training images (0 = all)"),
     K_INT("data.test_limit", data.test_limit, "0", 0, 1e8, "use the first N test images (0 = all)"),
     K_STR("data.cache", data.cache, "cache", FF_KEY_NONEMPTY,
@@ -151,7 +162,12 @@ const ff_key ff_config_keys[] = {
           "hard negatives scored by goodness: score only the N wrong labels the softmax head "
           "ranks highest (one neutral pass + N labelled passes per image instead of ten; needs "
           "eval.softmax and train.negatives hard); 0 = all nine"),
-    K_INT("train.jitter", train.jitter, "0", 0, 64, "max random shift of training images in pixels (0 = off)"),
+    K_INT("train.jitter", train.jitter, "0", 0, 64,
+          "max random shift of training images in pixels, zeros shifted in (0 = off; 4 = CIFAR's "
+          "random crop from 4-pixel zero padding); a positive and its negatives share the shift"),
+    K_BOOL("train.flip", train.flip, "false",
+           "mirror training images left-right with probability 1/2 (colour photos; a positive "
+           "and its negatives share the flip)"),
     K_FLOAT("train.peer_norm", train.peer_norm, "0", 0, 1e3, 0, "peer normalisation strength (0 = off)"),
     K_FLOAT("train.logit_scale", train.logit_scale, "0", 0, 1e6, 0,
             "slope of the FF logistic per unit of mean goodness: p(positive) = "

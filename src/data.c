@@ -1,8 +1,10 @@
-/* data.c - MNIST-format (IDX) datasets: file reading, gunzip, IDX parsing, SHA256SUMS checks. */
+/* data.c - data sets: the format table, opening a split, reading files (gunzip,
+ * SHA256SUMS checks), per-channel statistics. The readers: data_idx.c, data_cifar10.c. */
 #include "ff/data.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,12 +12,10 @@
 #include <zlib.h>
 
 #include "ff/fsutil.h"
+#include "data_internal.h"
 
 #define MAX_FILE_BYTES ((size_t)1 << 31) /* raw or decompressed */
 #define MAX_SUMS_BYTES ((size_t)16 << 20) /* SHA256SUMS */
-#define IDX_IMAGES_MAGIC 0x00000803u
-#define IDX_LABELS_MAGIC 0x00000801u
-#define IDX_MAX_SIDE 4096u
 #define NUM_CLASSES 10
 
 /* ------------------------------------------------------------------------ */
@@ -143,114 +143,7 @@ int ff_read_file_maybe_gz(const char *path, uint8_t **out, size_t *len, ff_err *
 }
 
 /* ------------------------------------------------------------------------ */
-/* IDX parsing                                                               */
-
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* Checks magic and header length; fills dims[0..ndims). */
-static int parse_header(const uint8_t *buf, size_t len, const char *name, uint32_t magic,
-                        int ndims, const char *kind, uint32_t *dims, ff_err *err)
-{
-    size_t hdr = 4 + 4 * (size_t)ndims;
-    if (len < 4)
-        return ff_err_set(err, FF_ERR_FORMAT, "%s: truncated IDX header (%zu bytes)", name, len);
-    uint32_t got = be32(buf);
-    if (got != magic)
-        return ff_err_set(err, FF_ERR_FORMAT,
-                          "%s: bad magic 0x%08x, expected 0x%08x (IDX %s: unsigned bytes, %d "
-                          "dimension%s)",
-                          name, got, magic, kind, ndims, ndims == 1 ? "" : "s");
-    if (len < hdr)
-        return ff_err_set(err, FF_ERR_FORMAT,
-                          "%s: truncated IDX header (%zu bytes, expected %zu)", name, len, hdr);
-    for (int i = 0; i < ndims; i++)
-        dims[i] = be32(buf + 4 + 4 * i);
-    if (dims[0] > INT_MAX)
-        return ff_err_set(err, FF_ERR_FORMAT, "%s: count %u is too large", name, dims[0]);
-    return FF_OK;
-}
-
-/* Checks that exactly `want` payload bytes follow the header. */
-static int check_payload(const char *name, size_t have, uint64_t want, const char *what,
-                         ff_err *err)
-{
-    if (have < want)
-        return ff_err_set(err, FF_ERR_FORMAT,
-                          "%s: truncated: the header declares %s (%llu bytes) but only %zu bytes "
-                          "follow",
-                          name, what, (unsigned long long)want, have);
-    if (have > want)
-        return ff_err_set(err, FF_ERR_FORMAT,
-                          "%s: %llu unexpected bytes after the %llu bytes of %s declared in the "
-                          "header",
-                          name, (unsigned long long)(have - want), (unsigned long long)want, what);
-    return FF_OK;
-}
-
-int ff_idx_parse_images(const uint8_t *buf, size_t len, const char *name, int *n, int *rows,
-                        int *cols, const uint8_t **pixels, ff_err *err)
-{
-    uint32_t d[3] = {0};
-    name = name ? name : "<images>";
-    int rc = parse_header(buf, len, name, IDX_IMAGES_MAGIC, 3, "images", d, err);
-    if (rc)
-        return rc;
-    if (d[1] < 1 || d[1] > IDX_MAX_SIDE || d[2] < 1 || d[2] > IDX_MAX_SIDE)
-        return ff_err_set(err, FF_ERR_FORMAT,
-                          "%s: image size %ux%u is out of range (rows and cols must be 1..%u)",
-                          name, d[1], d[2], IDX_MAX_SIDE);
-    char what[96];
-    snprintf(what, sizeof what, "%u images of %ux%u", d[0], d[1], d[2]);
-    rc = check_payload(name, len - 16, (uint64_t)d[0] * d[1] * d[2], what, err);
-    if (rc)
-        return rc;
-    *n = (int)d[0];
-    *rows = (int)d[1];
-    *cols = (int)d[2];
-    *pixels = buf + 16;
-    return FF_OK;
-}
-
-int ff_idx_parse_labels(const uint8_t *buf, size_t len, const char *name, int *n,
-                        const uint8_t **labels, ff_err *err)
-{
-    uint32_t d[1] = {0};
-    name = name ? name : "<labels>";
-    int rc = parse_header(buf, len, name, IDX_LABELS_MAGIC, 1, "labels", d, err);
-    if (rc)
-        return rc;
-    char what[64];
-    snprintf(what, sizeof what, "%u labels", d[0]);
-    rc = check_payload(name, len - 8, d[0], what, err);
-    if (rc)
-        return rc;
-    *n = (int)d[0];
-    *labels = buf + 8;
-    return FF_OK;
-}
-
-/* ------------------------------------------------------------------------ */
 /* SHA256SUMS                                                                */
-
-/* An IDX file as loaded: the path actually used, the uncompressed base name
- * (as listed in SHA256SUMS) and its decompressed bytes. */
-typedef struct idx_file {
-    char path[PATH_MAX];
-    char base[128];
-    uint8_t *bytes;
-    size_t len;
-    int gz; /* the file read was the .gz one */
-} idx_file;
-
-/* SHA256SUMS of a directory; text is NULL when the file does not exist. */
-typedef struct sums_file {
-    char path[PATH_MAX];
-    char *text;
-    size_t len;
-} sums_file;
 
 static int is_hex64(const char *s)
 {
@@ -263,7 +156,7 @@ static int is_hex64(const char *s)
 
 /* Checks one SHA256SUMS line ("<64 hex>  <name>" or "<64 hex> *<name>", no
  * newline); if its name equals base, copies the lower-cased hash to hex. */
-static int sums_line(const sums_file *sf, int lineno, const char *line, size_t n,
+static int sums_line(const ff_sums *sf, int lineno, const char *line, size_t n,
                      const char *base, char hex[65], ff_err *err)
 {
     if (n == 0 || line[0] == '#')
@@ -283,7 +176,7 @@ static int sums_line(const sums_file *sf, int lineno, const char *line, size_t n
 
 /* Looks base up in SHA256SUMS; hex[0] stays '\0' if it is not listed. Every
  * line is validated, so a malformed SHA256SUMS is an error. */
-static int sums_lookup(const sums_file *sf, const char *base, char hex[65], ff_err *err)
+static int sums_lookup(const ff_sums *sf, const char *base, char hex[65], ff_err *err)
 {
     hex[0] = '\0';
     const char *p = sf->text, *end = sf->text + sf->len;
@@ -302,7 +195,7 @@ static int sums_lookup(const sums_file *sf, const char *base, char hex[65], ff_e
 }
 
 /* Loads <dir>/SHA256SUMS if present. */
-static int sums_load(sums_file *sf, const char *dir, ff_err *err)
+static int sums_load(ff_sums *sf, const char *dir, ff_err *err)
 {
     struct stat st;
     size_t len = 0;
@@ -326,7 +219,7 @@ static int sums_load(sums_file *sf, const char *dir, ff_err *err)
 }
 
 /* Verifies f against SHA256SUMS (if it lists f->base). */
-static int verify_checksum(const idx_file *f, const sums_file *sf, ff_err *err)
+static int verify_checksum(const ff_data_file *f, const ff_sums *sf, ff_err *err)
 {
     char want[65], got[65];
     uint8_t digest[32];
@@ -346,146 +239,268 @@ static int verify_checksum(const idx_file *f, const sums_file *sf, ff_err *err)
 }
 
 /* ------------------------------------------------------------------------ */
-/* dataset loading                                                           */
+/* files of a data set                                                       */
 
-/* Picks "<dir>/<base>.gz" if it exists, else "<dir>/<base>". */
-static int find_file(idx_file *f, const char *dir, ff_err *err)
+/* "<dir>/<base>" into out; FF_ERR_USAGE if it does not fit. */
+static int join_path(char *out, size_t cap, const char *dir, const char *base, const char *ext,
+                     ff_err *err)
+{
+    if ((size_t)snprintf(out, cap, "%s/%s%s", dir, base, ext) >= cap)
+        return ff_err_set(err, FF_ERR_USAGE, "%s: directory name too long", dir);
+    return FF_OK;
+}
+
+int ff_data_file_exists(const char *dir, const char *base, int try_gz)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    if (try_gz && join_path(path, sizeof path, dir, base, ".gz", NULL) == FF_OK &&
+        stat(path, &st) == 0)
+        return 1;
+    return join_path(path, sizeof path, dir, base, "", NULL) == FF_OK && stat(path, &st) == 0;
+}
+
+/* Picks "<dir>/<base>.gz" (with try_gz) if it exists, else "<dir>/<base>". */
+static int find_file(ff_data_file *f, const char *dir, int try_gz, ff_err *err)
 {
     struct stat st;
     char raw[PATH_MAX];
-    if ((size_t)snprintf(f->path, sizeof f->path, "%s/%s.gz", dir, f->base) >= sizeof f->path ||
-        (size_t)snprintf(raw, sizeof raw, "%s/%s", dir, f->base) >= sizeof raw)
-        return ff_err_set(err, FF_ERR_USAGE, "%s: directory name too long", dir);
-    if (stat(f->path, &st) == 0) {
-        f->gz = 1;
-        return FF_OK;
+    int rc = join_path(raw, sizeof raw, dir, f->base, "", err);
+    if (rc)
+        return rc;
+    if (try_gz) {
+        if ((rc = join_path(f->path, sizeof f->path, dir, f->base, ".gz", err)))
+            return rc;
+        if (stat(f->path, &st) == 0) {
+            f->gz = 1;
+            return FF_OK;
+        }
+        if (errno != ENOENT)
+            return ff_err_set(err, FF_ERR_IO, "%s: %s", f->path, strerror(errno));
     }
-    if (errno != ENOENT)
-        return ff_err_set(err, FF_ERR_IO, "%s: %s", f->path, strerror(errno));
     if (stat(raw, &st) == 0) {
         memcpy(f->path, raw, sizeof raw);
         return FF_OK;
     }
     if (errno != ENOENT)
         return ff_err_set(err, FF_ERR_IO, "%s: %s", raw, strerror(errno));
-    return ff_err_set(err, FF_ERR_IO, "%s: no such file (tried %s too)", f->path, raw);
+    if (try_gz)
+        return ff_err_set(err, FF_ERR_IO, "%s: no such file (tried %s too)", f->path, raw);
+    return ff_err_set(err, FF_ERR_IO, "%s: no such file", raw);
 }
 
-/* Finds, reads (gunzipping) and checksums "<dir>/<prefix>-<suffix>[.gz]". */
-static int load_idx_file(idx_file *f, const char *dir, const char *prefix, const char *suffix,
-                         const sums_file *sf, ff_err *err)
+int ff_data_file_read(ff_data_file *f, const char *dir, const char *base, int try_gz,
+                      const ff_sums *sums, ff_err *err)
 {
-    if ((size_t)snprintf(f->base, sizeof f->base, "%s-%s", prefix, suffix) >= sizeof f->base)
-        return ff_err_set(err, FF_ERR_USAGE, "dataset prefix \"%s\" is too long", prefix);
-    int rc = find_file(f, dir, err);
+    memset(f, 0, sizeof *f);
+    if ((size_t)snprintf(f->base, sizeof f->base, "%s", base) >= sizeof f->base)
+        return ff_err_set(err, FF_ERR_USAGE, "data file name \"%s\" is too long", base);
+    int rc = find_file(f, dir, try_gz, err);
     if (!rc)
         rc = ff_read_file_maybe_gz(f->path, &f->bytes, &f->len, err);
     if (!rc)
-        rc = verify_checksum(f, sf, err);
+        rc = verify_checksum(f, sums, err);
     return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* the formats                                                               */
+
+static const ff_data_reader READERS[FF_DATA_FORMAT_COUNT] = {
+    [FF_DATA_AUTO] = {"auto", NULL, NULL},
+    [FF_DATA_IDX] = {"idx", ff_data_idx_detect, ff_data_idx_read},
+    [FF_DATA_CIFAR10] = {"cifar10", ff_data_cifar10_detect, ff_data_cifar10_read},
+};
+_Static_assert(sizeof READERS / sizeof READERS[0] == FF_DATA_FORMAT_COUNT,
+               "a reader per ff_data_format");
+
+const char *ff_data_format_name(ff_data_format format)
+{
+    return format >= 0 && format < FF_DATA_FORMAT_COUNT ? READERS[format].name : "?";
+}
+
+int ff_data_detect(const char *dir, ff_data_format *format, ff_err *err)
+{
+    ff_data_format found = FF_DATA_AUTO;
+    const char *found_marker = NULL, *marker = NULL;
+    for (int k = 0; k < FF_DATA_FORMAT_COUNT; k++) {
+        if (!READERS[k].detect || !READERS[k].detect(dir, &marker))
+            continue;
+        if (found != FF_DATA_AUTO)
+            return ff_err_set(err, FF_ERR_USAGE, "%s holds files of two data set formats (%s: %s, "
+                              "%s: %s); set data.format or keep one format per folder", dir,
+                              READERS[found].name, found_marker, READERS[k].name, marker);
+        found = (ff_data_format)k;
+        found_marker = marker;
+    }
+    if (found == FF_DATA_AUTO) {
+        struct stat st;
+        if (stat(dir, &st) != 0)
+            return ff_err_set(err, FF_ERR_USAGE, "data.dir %s: %s", dir, strerror(errno));
+        return ff_err_set(err, FF_ERR_USAGE, "%s holds no data set ffrun knows (idx: "
+                          "train-images-idx3-ubyte[.gz] and the other MNIST files; cifar10: "
+                          "data_batch_1.bin ... test_batch.bin)", dir);
+    }
+    *format = found;
+    return FF_OK;
 }
 
 /* Checks every label is 0..9. */
-static int check_labels(const uint8_t *labels, int n, const char *path, ff_err *err)
+static int check_labels(const ff_data_raw *raw, ff_err *err)
 {
-    for (int i = 0; i < n; i++)
-        if (labels[i] >= NUM_CLASSES)
-            return ff_err_set(err, FF_ERR_FORMAT,
-                              "%s: label %d at index %d is out of range 0..%d", path, labels[i],
-                              i, NUM_CLASSES - 1);
+    for (int i = 0; i < raw->n; i++)
+        if (raw->labels[i] >= NUM_CLASSES)
+            return ff_err_set(err, raw->label_err ? raw->label_err : FF_ERR_FORMAT,
+                              "%s: label %d at index %d is out of range 0..%d", raw->label_path,
+                              raw->labels[i], i, NUM_CLASSES - 1);
     return FF_OK;
 }
 
-/* Copies the first n images (as pixel / 255) and labels into ds. */
-static int fill_dataset(ff_dataset *ds, int n, int rows, int cols, const uint8_t *pixels,
-                        const uint8_t *labels, ff_err *err)
+/* Copies the first n images (as pixel / 255) and labels of raw into ds. */
+static int fill_dataset(ff_dataset *ds, const ff_data_raw *raw, int n, ff_err *err)
 {
     float lut[256];
-    size_t count = (size_t)n * (size_t)rows * (size_t)cols;
+    const size_t count = (size_t)n * (size_t)ff_shape_dim(raw->shape);
     ds->images = malloc(count ? count * sizeof(float) : 1);
     ds->labels = malloc(n ? (size_t)n : 1);
     if (!ds->images || !ds->labels)
-        return ff_err_set(err, FF_ERR_NOMEM, "out of memory for %d images of %dx%d", n, rows,
-                          cols);
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory for %d images of %dx%dx%d", n,
+                          raw->shape.c, raw->shape.h, raw->shape.w);
     for (int v = 0; v < 256; v++)
         lut[v] = (float)v / 255.0f;
     for (size_t i = 0; i < count; i++)
-        ds->images[i] = lut[pixels[i]];
-    memcpy(ds->labels, labels, (size_t)n);
+        ds->images[i] = lut[raw->pixels[i]];
+    memcpy(ds->labels, raw->labels, (size_t)n);
     ds->n = n;
-    ds->channels = 1;
-    ds->rows = rows;
-    ds->cols = cols;
-    ds->dim = rows * cols;
+    ds->shape = raw->shape;
+    memcpy(ds->class_names, raw->class_names, sizeof ds->class_names);
+    snprintf(ds->source, sizeof ds->source, "%.1023s", raw->source);
     return FF_OK;
 }
 
-/* Parses both files, cross-checks them and fills ds. */
-static int build_dataset(ff_dataset *ds, const idx_file *img, const idx_file *lab, int limit,
-                         ff_err *err)
+int ff_dataset_open(ff_dataset *ds, const char *dir, ff_data_format format, ff_split split,
+                    int limit, ff_err *err)
 {
-    int n, rows, cols, nl;
-    const uint8_t *pixels, *labels;
-    int rc = ff_idx_parse_images(img->bytes, img->len, img->path, &n, &rows, &cols, &pixels, err);
-    if (!rc)
-        rc = ff_idx_parse_labels(lab->bytes, lab->len, lab->path, &nl, &labels, err);
-    if (rc)
-        return rc;
-    if (n != nl)
-        return ff_err_set(err, FF_ERR_FORMAT, "%s has %d images but %s has %d labels", img->path,
-                          n, lab->path, nl);
-    if (n == 0)
-        return ff_err_set(err, FF_ERR_FORMAT, "%s: contains no images", img->path);
-    rc = check_labels(labels, nl, lab->path, err);
-    if (rc)
-        return rc;
-    if (limit > 0 && limit < n)
-        n = limit;
-    rc = fill_dataset(ds, n, rows, cols, pixels, labels, err);
-    if (!rc)
-        snprintf(ds->source, sizeof ds->source, "%.1023s", img->path);
-    return rc;
-}
-
-int ff_dataset_load(ff_dataset *ds, const char *dir, const char *prefix, int limit, ff_err *err)
-{
-    FF_ASSERT(ds && dir && prefix);
+    FF_ASSERT(ds && dir && split >= 0 && split < FF_SPLIT_COUNT);
     memset(ds, 0, sizeof *ds);
-    if (!prefix[0] || strchr(prefix, '/'))
-        return ff_err_set(err, FF_ERR_USAGE, "invalid dataset prefix \"%s\" (expected e.g. "
-                          "\"train\" or \"t10k\")", prefix);
-    idx_file *img = calloc(1, sizeof *img), *lab = calloc(1, sizeof *lab);
-    sums_file *sf = calloc(1, sizeof *sf);
-    int rc = !img || !lab || !sf ? ff_err_set(err, FF_ERR_NOMEM, "out of memory") : FF_OK;
+    if (!dir[0])
+        return ff_err_set(err, FF_ERR_USAGE, "data.dir is empty");
+    int rc = format == FF_DATA_AUTO ? ff_data_detect(dir, &format, err) : FF_OK;
+    if (rc)
+        return rc;
+    FF_ASSERT(format > FF_DATA_AUTO && format < FF_DATA_FORMAT_COUNT);
+    ff_sums *sf = calloc(1, sizeof *sf);
+    ff_data_raw *raw = calloc(1, sizeof *raw);
+    rc = !sf || !raw ? ff_err_set(err, FF_ERR_NOMEM, "out of memory") : FF_OK;
     if (!rc)
         rc = sums_load(sf, dir, err);
     if (!rc)
-        rc = load_idx_file(img, dir, prefix, "images-idx3-ubyte", sf, err);
+        rc = READERS[format].read(dir, split, sf, raw, err);
+    if (!rc && raw->n == 0)
+        rc = ff_err_set(err, raw->label_err ? raw->label_err : FF_ERR_FORMAT,
+                        "%s: contains no images", raw->source);
     if (!rc)
-        rc = load_idx_file(lab, dir, prefix, "labels-idx1-ubyte", sf, err);
+        rc = check_labels(raw, err);
     if (!rc)
-        rc = build_dataset(ds, img, lab, limit, err);
+        rc = fill_dataset(ds, raw, limit > 0 && limit < raw->n ? limit : raw->n, err);
+    if (!rc)
+        ds->format = format;
     if (rc)
         ff_dataset_free(ds);
-    if (img)
-        free(img->bytes);
-    if (lab)
-        free(lab->bytes);
+    if (raw) {
+        free(raw->pixels);
+        free(raw->labels);
+    }
     if (sf)
         free(sf->text);
-    free(img);
-    free(lab);
+    free(raw);
     free(sf);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* statistics and the pair of splits a run uses                              */
+
+void ff_dataset_channel_stats(const ff_dataset *ds, float *mean, float *std)
+{
+    const int C = ds->shape.c;
+    const size_t hw = (size_t)ds->shape.h * ds->shape.w, dim = ff_dataset_dim(ds);
+    FF_ASSERT(C >= 1 && C <= FF_MAX_CHANNELS);
+    for (int c = 0; c < C; c++) {
+        double s = 0.0, s2 = 0.0;
+        for (int i = 0; i < ds->n; i++) {
+            const float *p = ds->images + (size_t)i * dim + (size_t)c * hw;
+            double a = 0.0, a2 = 0.0; /* per image first: fewer large-sum roundings */
+            for (size_t k = 0; k < hw; k++) {
+                a += p[k];
+                a2 += (double)p[k] * p[k];
+            }
+            s += a;
+            s2 += a2;
+        }
+        const double count = (double)ds->n * (double)hw, m = count > 0 ? s / count : 0.0;
+        const double var = count > 0 ? s2 / count - m * m : 0.0;
+        mean[c] = (float)m;
+        std[c] = (float)sqrt(var > 0.0 ? var : 0.0);
+    }
+}
+
+void ff_dataset_standardize(ff_dataset *ds, const float *mean, const float *std)
+{
+    const int C = ds->shape.c;
+    const size_t hw = (size_t)ds->shape.h * ds->shape.w, dim = ff_dataset_dim(ds);
+    for (int i = 0; i < ds->n; i++)
+        for (int c = 0; c < C; c++) {
+            float *p = ds->images + (size_t)i * dim + (size_t)c * hw;
+            const float m = mean[c], inv = std[c] > 0.0f ? 1.0f / std[c] : 1.0f;
+            for (size_t k = 0; k < hw; k++)
+                p[k] = (p[k] - m) * inv;
+        }
+}
+
+int ff_data_open(const ff_config *cfg, ff_dataset *train, ff_dataset *test, float *stats,
+                 ff_err *err)
+{
+    ff_data_format format = cfg->data.format;
+    int rc = format == FF_DATA_AUTO ? ff_data_detect(cfg->data.dir, &format, err) : FF_OK;
+    memset(test, 0, sizeof *test);
+    if (!rc)
+        rc = ff_dataset_open(train, cfg->data.dir, format, FF_SPLIT_TRAIN, cfg->data.train_limit,
+                             err);
+    if (!rc)
+        rc = ff_dataset_open(test, cfg->data.dir, format, FF_SPLIT_TEST, cfg->data.test_limit,
+                             err);
+    if (!rc)
+        rc = ff_dataset_check_same_shape(train, test, err);
+    if (!rc && train->shape.c > FF_MAX_CHANNELS)
+        rc = ff_err_set(err, FF_ERR_FORMAT, "%s: images with %d channels (at most %d)",
+                        train->source, train->shape.c, FF_MAX_CHANNELS);
+    if (!rc && cfg->data.normalize == FF_DATA_NORM_CHANNEL) {
+        float mean[FF_MAX_CHANNELS], std[FF_MAX_CHANNELS];
+        ff_dataset_channel_stats(train, mean, std);
+        ff_dataset_standardize(train, mean, std);
+        ff_dataset_standardize(test, mean, std);
+        if (stats) {
+            memcpy(stats, mean, sizeof(float) * (size_t)train->shape.c);
+            memcpy(stats + train->shape.c, std, sizeof(float) * (size_t)train->shape.c);
+        }
+    }
+    if (rc) {
+        ff_dataset_free(train);
+        ff_dataset_free(test);
+    }
     return rc;
 }
 
 int ff_dataset_check_same_shape(const ff_dataset *a, const ff_dataset *b, ff_err *err)
 {
-    if (a->rows == b->rows && a->cols == b->cols)
+    if (a->shape.c == b->shape.c && a->shape.h == b->shape.h && a->shape.w == b->shape.w)
         return FF_OK;
-    return ff_err_set(err, FF_ERR_FORMAT, "%s has %dx%d images but %s has %dx%d; both sets must "
-                      "hold images of one size", a->source[0] ? a->source : "a dataset", a->rows,
-                      a->cols, b->source[0] ? b->source : "the other dataset", b->rows, b->cols);
+    return ff_err_set(err, FF_ERR_FORMAT, "%s has %dx%dx%d images but %s has %dx%dx%d; both sets "
+                      "must hold images of one shape (channels x height x width)",
+                      a->source[0] ? a->source : "a dataset", a->shape.c, a->shape.h, a->shape.w,
+                      b->source[0] ? b->source : "the other dataset", b->shape.c, b->shape.h,
+                      b->shape.w);
 }
 
 void ff_dataset_free(ff_dataset *ds)
@@ -495,9 +510,4 @@ void ff_dataset_free(ff_dataset *ds)
     free(ds->images);
     free(ds->labels);
     memset(ds, 0, sizeof *ds);
-}
-
-ff_shape ff_dataset_shape(const ff_dataset *ds)
-{
-    return (ff_shape){ds->channels, ds->rows, ds->cols};
 }

@@ -8,15 +8,15 @@
 
 int ff_eval_check_input(const ff_net *net, ff_embed_kind kind, const ff_dataset *ds, ff_err *err)
 {
-    int rc = ff_embed_check_shape(kind, ds->rows, ds->cols, err);
+    int rc = ff_embed_check_shape(kind, ds->shape, err);
     if (rc)
         return rc;
-    const ff_shape in = ff_embed_shape(kind, ds->rows, ds->cols), want = net->input;
+    const ff_shape in = ff_embed_shape(kind, ds->shape), want = net->input;
     if (in.c == want.c && in.h == want.h && in.w == want.w)
         return FF_OK;
-    return ff_err_set(err, FF_ERR_FORMAT, "%s: %dx%d images (inputs %dx%dx%d), but the net takes "
-                      "%dx%dx%d inputs", ds->source[0] ? ds->source : "dataset", ds->rows, ds->cols,
-                      in.c, in.h, in.w, want.c, want.h, want.w);
+    return ff_err_set(err, FF_ERR_FORMAT, "%s: %dx%dx%d images (inputs %dx%dx%d), but the net "
+                      "takes %dx%dx%d inputs", ds->source[0] ? ds->source : "dataset", ds->shape.c,
+                      ds->shape.h, ds->shape.w, in.c, in.h, in.w, want.c, want.h, want.w);
 }
 
 /* The forward pass of `rows` rows and the goodness of each row summed over the
@@ -46,9 +46,8 @@ static void class_group_scores(ff_net *net, const ff_dataset *ds, const int *idx
     memset(scores, 0, sizeof(float) * (size_t)n * FF_NUM_CLASSES);
     for (int start = 0; start < n; start += per_chunk) {
         const int m = n - start < per_chunk ? n - start : per_chunk;
-        const float *images = idx ? ds->images : ds->images + (size_t)start * ds->rows * ds->cols;
-        ff_embed_batch(FF_EMBED_NONE, images, ds->rows, ds->cols, idx ? idx + start : NULL, NULL, m,
-                       xbuf);
+        const float *images = idx ? ds->images : ds->images + (size_t)start * ff_dataset_dim(ds);
+        ff_embed_batch(FF_EMBED_NONE, images, ds->shape, idx ? idx + start : NULL, NULL, m, xbuf);
         ff_net_forward(net, xbuf, m);
         for (int l = 0; l < net->n_layers; l++) {
             const ff_layer *L = &net->layers[l];
@@ -86,7 +85,7 @@ void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *
                 src[k * m + j] = idx ? idx[start + j] : start + j;
                 label[k * m + j] = (uint8_t)k;
             }
-        ff_embed_batch(kind, ds->images, ds->rows, ds->cols, src, label, rows, xbuf);
+        ff_embed_batch(kind, ds->images, ds->shape, src, label, rows, xbuf);
         summed_goodness(net, xbuf, rows, as_logits, FF_NUM_CLASSES,
                         scores + (size_t)start * FF_NUM_CLASSES);
     }
@@ -107,7 +106,7 @@ void ff_eval_goodness_scores_of(ff_net *net, ff_embed_kind kind, const ff_datase
         for (int j = 0; j < c; j++)
             for (int q = 0; q < m; q++)
                 src[j * m + q] = idx ? idx[start + j] : start + j;
-        ff_embed_batch(kind, ds->images, ds->rows, ds->cols, src, labels + (size_t)start * m,
+        ff_embed_batch(kind, ds->images, ds->shape, src, labels + (size_t)start * m,
                        rows, xbuf);
         summed_goodness(net, xbuf, rows, as_logits, 1, scores + (size_t)start * m);
     }

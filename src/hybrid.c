@@ -2,6 +2,7 @@
 #include "ff/hybrid.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,9 +84,9 @@ static int threshold(float *m, int dim)
     return ones > 0 && ones < dim;
 }
 
-void ff_hybrid_mask(ff_rng *rng, int rows, int cols, int blur_passes, float *mask,
-                    float *scratch)
+void ff_hybrid_mask(ff_rng *rng, ff_shape image, int blur_passes, float *mask, float *scratch)
 {
+    const int rows = image.h, cols = image.w;
     const int dim = rows * cols;
     for (int t = 0; t < MASK_TRIES; t++) {
         random_bits(rng, mask, dim);
@@ -98,10 +99,14 @@ void ff_hybrid_mask(ff_rng *rng, int rows, int cols, int blur_passes, float *mas
     }
 }
 
-void ff_hybrid_mix(const float *m, const float *a, const float *b, int dim, float *out)
+void ff_hybrid_mix(const float *m, const float *a, const float *b, ff_shape image, float *out)
 {
-    for (int j = 0; j < dim; j++)
-        out[j] = m[j] * a[j] + (1.0f - m[j]) * b[j];
+    const size_t hw = (size_t)image.h * image.w;
+    for (int c = 0; c < image.c; c++) /* one mask over every channel of a pixel */
+        for (size_t j = 0; j < hw; j++) {
+            const size_t k = (size_t)c * hw + j;
+            out[k] = m[j] * a[k] + (1.0f - m[j]) * b[k];
+        }
 }
 
 /* ---------------------------------------------------------------- pairs and sets */
@@ -124,13 +129,13 @@ void ff_hybrid_pick_pair(ff_rng *rng, const ff_dataset *ds, int *ia, int *ib)
 void ff_hybrid_batch(ff_rng *rng, const ff_dataset *ds, int blur_passes, int batch, float *out,
                      int32_t *src, float *scratch)
 {
-    const size_t dim = (size_t)ds->dim;
-    float *mask = scratch, *tmp = scratch + dim;
+    const size_t dim = ff_dataset_dim(ds), hw = (size_t)ds->shape.h * ds->shape.w;
+    float *mask = scratch, *tmp = scratch + hw;
     for (int i = 0; i < batch; i++) {
         int a, b;
         ff_hybrid_pick_pair(rng, ds, &a, &b);
-        ff_hybrid_mask(rng, ds->rows, ds->cols, blur_passes, mask, tmp);
-        ff_hybrid_mix(mask, ds->images + (size_t)a * dim, ds->images + (size_t)b * dim, ds->dim,
+        ff_hybrid_mask(rng, ds->shape, blur_passes, mask, tmp);
+        ff_hybrid_mix(mask, ds->images + (size_t)a * dim, ds->images + (size_t)b * dim, ds->shape,
                       out + (size_t)i * dim);
         if (src) {
             src[2 * i] = a;
@@ -147,14 +152,12 @@ static int two_classes(const ff_dataset *ds)
     return 0;
 }
 
-static int alloc_set(ff_hybrid_set *set, int n, int rows, int cols, ff_err *err)
+static int alloc_set(ff_hybrid_set *set, int n, ff_shape shape, ff_err *err)
 {
     memset(set, 0, sizeof *set);
     set->n = n;
-    set->rows = rows;
-    set->cols = cols;
-    set->dim = rows * cols;
-    set->images = malloc(sizeof(float) * (size_t)n * (size_t)set->dim);
+    set->shape = shape;
+    set->images = malloc(sizeof(float) * (size_t)n * (size_t)ff_shape_dim(shape));
     set->src = malloc(sizeof(int32_t) * 2 * (size_t)n);
     if (!set->images || !set->src) {
         ff_hybrid_free(set);
@@ -174,10 +177,10 @@ int ff_hybrid_make(ff_hybrid_set *set, const ff_dataset *ds, int n, uint64_t see
         return ff_err_set(err, FF_ERR_USAGE, "hybrid negatives need images of at least two "
                           "classes (the dataset has %d image%s of one class)", ds->n,
                           ds->n == 1 ? "" : "s");
-    int rc = alloc_set(set, n, ds->rows, ds->cols, err);
+    int rc = alloc_set(set, n, ds->shape, err);
     if (rc)
         return rc;
-    float *scratch = malloc(sizeof(float) * 2 * (size_t)ds->dim);
+    float *scratch = malloc(sizeof(float) * 2 * (size_t)ds->shape.h * (size_t)ds->shape.w);
     if (!scratch) {
         ff_hybrid_free(set);
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for hybrid masks");
@@ -200,16 +203,17 @@ void ff_hybrid_free(ff_hybrid_set *set)
 
 void ff_hybrid_key(const ff_dataset *ds, int n, uint64_t seed, int blur_passes, uint8_t key[32])
 {
-    uint8_t buf[8 * 4 + 8];
-    ff_put_u32le(buf, ff_crc32c(0, ds->images, sizeof(float) * (size_t)ds->n * (size_t)ds->dim));
+    uint8_t buf[9 * 4 + 8];
+    ff_put_u32le(buf, ff_crc32c(0, ds->images, sizeof(float) * (size_t)ds->n * ff_dataset_dim(ds)));
     ff_put_u32le(buf + 4, ff_crc32c(0, ds->labels, (size_t)ds->n));
     ff_put_u32le(buf + 8, FF_HYBRID_VERSION);
-    ff_put_u32le(buf + 12, (uint32_t)ds->rows);
-    ff_put_u32le(buf + 16, (uint32_t)ds->cols);
-    ff_put_u32le(buf + 20, (uint32_t)ds->n);
-    ff_put_u32le(buf + 24, (uint32_t)n);
-    ff_put_u32le(buf + 28, (uint32_t)blur_passes);
-    ff_put_u64le(buf + 32, seed);
+    ff_put_u32le(buf + 12, (uint32_t)ds->shape.c);
+    ff_put_u32le(buf + 16, (uint32_t)ds->shape.h);
+    ff_put_u32le(buf + 20, (uint32_t)ds->shape.w);
+    ff_put_u32le(buf + 24, (uint32_t)ds->n);
+    ff_put_u32le(buf + 28, (uint32_t)n);
+    ff_put_u32le(buf + 32, (uint32_t)blur_passes);
+    ff_put_u64le(buf + 36, seed);
     ff_sha256(buf, sizeof buf, key);
 }
 
@@ -237,13 +241,14 @@ static void encode_header(uint8_t h[FF_HYBRID_HEADER], const ff_hybrid_set *set,
 {
     memcpy(h, FF_HYBRID_MAGIC, 8);
     ff_put_u32le(h + 8, FF_HYBRID_VERSION);
-    ff_put_u32le(h + 12, (uint32_t)set->rows);
-    ff_put_u32le(h + 16, (uint32_t)set->cols);
-    ff_put_u32le(h + 20, (uint32_t)set->n);
-    ff_put_u32le(h + 24, (uint32_t)blur_passes);
-    ff_put_u32le(h + 28, (uint32_t)src_n);
-    ff_put_u64le(h + 32, seed);
-    memcpy(h + 40, key, 32);
+    ff_put_u32le(h + 12, (uint32_t)set->shape.c);
+    ff_put_u32le(h + 16, (uint32_t)set->shape.h);
+    ff_put_u32le(h + 20, (uint32_t)set->shape.w);
+    ff_put_u32le(h + 24, (uint32_t)set->n);
+    ff_put_u32le(h + 28, (uint32_t)blur_passes);
+    ff_put_u32le(h + 32, (uint32_t)src_n);
+    ff_put_u64le(h + 36, seed);
+    memcpy(h + 44, key, 32);
 }
 
 static int write_body(ff_atomic_file *f, const ff_hybrid_set *set, const uint8_t *h, ff_err *err)
@@ -253,7 +258,8 @@ static int write_body(ff_atomic_file *f, const ff_hybrid_set *set, const uint8_t
     int rc;
     if ((rc = write_crc(f, h, FF_HYBRID_HEADER, &crc, err)) ||
         (rc = write_crc(f, set->src, 8 * (size_t)set->n, &crc, err)) ||
-        (rc = write_crc(f, set->images, 4 * (size_t)set->n * (size_t)set->dim, &crc, err)))
+        (rc = write_crc(f, set->images, 4 * (size_t)set->n * (size_t)ff_shape_dim(set->shape), &crc,
+                        err)))
         return rc;
     ff_put_u32le(tail, crc);
     return write_crc(f, tail, 4, &crc, err);
@@ -282,7 +288,7 @@ static int read_exact(FILE *f, void *dst, size_t len, uint32_t *crc)
     return 0;
 }
 
-static int check_header(const uint8_t *h, const uint8_t key[32], int rows, int cols, int n,
+static int check_header(const uint8_t *h, const uint8_t key[32], ff_shape s, int n,
                         const char *path, ff_err *err)
 {
     if (memcmp(h, FF_HYBRID_MAGIC, 8) != 0)
@@ -290,26 +296,28 @@ static int check_header(const uint8_t *h, const uint8_t key[32], int rows, int c
     if (ff_get_u32le(h + 8) != FF_HYBRID_VERSION)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: unsupported version %u", path,
                           ff_get_u32le(h + 8));
-    if (ff_get_u32le(h + 12) != (uint32_t)rows || ff_get_u32le(h + 16) != (uint32_t)cols ||
-        ff_get_u32le(h + 20) != (uint32_t)n)
-        return ff_err_set(err, FF_ERR_FORMAT, "%s: holds %u images of %ux%u, expected %d of %dx%d",
-                          path, ff_get_u32le(h + 20), ff_get_u32le(h + 12), ff_get_u32le(h + 16), n, rows, cols);
-    if (memcmp(h + 40, key, 32) != 0)
+    if (ff_get_u32le(h + 12) != (uint32_t)s.c || ff_get_u32le(h + 16) != (uint32_t)s.h ||
+        ff_get_u32le(h + 20) != (uint32_t)s.w || ff_get_u32le(h + 24) != (uint32_t)n)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: holds %u images of %ux%ux%u, expected %d of "
+                          "%dx%dx%d", path, ff_get_u32le(h + 24), ff_get_u32le(h + 12),
+                          ff_get_u32le(h + 16), ff_get_u32le(h + 20), n, s.c, s.h, s.w);
+    if (memcmp(h + 44, key, 32) != 0)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: made from other data or settings (key differs)",
                           path);
     return FF_OK;
 }
 
-/* Range checks of the payload: indices within the source, pixels in [0, 1]. */
+/* Range checks of the payload: indices within the source, pixels finite (in [0, 1]
+ * unless the source was standardised, data.normalize channel). */
 static int check_payload(const ff_hybrid_set *set, uint32_t src_n, const char *path, ff_err *err)
 {
     for (size_t i = 0; i < 2 * (size_t)set->n; i++)
         if (set->src[i] < 0 || (uint32_t)set->src[i] >= src_n)
             return ff_err_set(err, FF_ERR_FORMAT, "%s: source index %d out of range", path,
                               (int)set->src[i]);
-    for (size_t i = 0; i < (size_t)set->n * (size_t)set->dim; i++)
-        if (!(set->images[i] >= 0.0f && set->images[i] <= 1.0f))
-            return ff_err_set(err, FF_ERR_FORMAT, "%s: pixel %zu outside [0, 1]", path, i);
+    for (size_t i = 0; i < (size_t)set->n * (size_t)ff_shape_dim(set->shape); i++)
+        if (!isfinite(set->images[i]))
+            return ff_err_set(err, FF_ERR_FORMAT, "%s: pixel %zu is not finite", path, i);
     return FF_OK;
 }
 
@@ -318,17 +326,17 @@ static int read_set(FILE *f, ff_hybrid_set *set, const uint8_t *h, const char *p
     uint32_t crc = ff_crc32c(0, h, FF_HYBRID_HEADER);
     uint8_t tail[4];
     if (read_exact(f, set->src, 8 * (size_t)set->n, &crc) ||
-        read_exact(f, set->images, 4 * (size_t)set->n * (size_t)set->dim, &crc) ||
+        read_exact(f, set->images, 4 * (size_t)set->n * (size_t)ff_shape_dim(set->shape), &crc) ||
         fread(tail, 1, 4, f) != 4)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: truncated", path);
     if (fgetc(f) != EOF)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: unexpected bytes after the checksum", path);
     if (ff_get_u32le(tail) != crc)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: checksum mismatch", path);
-    return check_payload(set, ff_get_u32le(h + 28), path, err);
+    return check_payload(set, ff_get_u32le(h + 32), path, err);
 }
 
-int ff_hybrid_load(ff_hybrid_set *set, const char *path, const uint8_t key[32], int rows, int cols,
+int ff_hybrid_load(ff_hybrid_set *set, const char *path, const uint8_t key[32], ff_shape shape,
                    int n, ff_err *err)
 {
     memset(set, 0, sizeof *set);
@@ -344,8 +352,8 @@ int ff_hybrid_load(ff_hybrid_set *set, const char *path, const uint8_t key[32], 
     uint8_t h[FF_HYBRID_HEADER];
     if (fread(h, 1, sizeof h, f) != sizeof h)
         rc = ff_err_set(err, FF_ERR_FORMAT, "%s: truncated header", path);
-    else if (!(rc = check_header(h, key, rows, cols, n, path, err)) &&
-             !(rc = alloc_set(set, n, rows, cols, err)))
+    else if (!(rc = check_header(h, key, shape, n, path, err)) &&
+             !(rc = alloc_set(set, n, shape, err)))
         rc = read_set(f, set, h, path, err);
     fclose(f);
     if (rc)
@@ -369,7 +377,7 @@ int ff_hybrid_load_or_make(ff_hybrid_set *set, const ff_dataset *ds, int n, uint
         struct stat st;
         o = stat(file, &st) == 0 ? FF_HYBRID_REBUILT : FF_HYBRID_CACHED;
         if (o == FF_HYBRID_REBUILT &&
-            ff_hybrid_load(set, file, key, ds->rows, ds->cols, n, NULL) == FF_OK)
+            ff_hybrid_load(set, file, key, ds->shape, n, NULL) == FF_OK)
             o = FF_HYBRID_LOADED;
     }
     if (o != FF_HYBRID_LOADED) {

@@ -284,12 +284,22 @@ static int dry_run(const ff_config *cfg, ff_err *err)
     /* the shapes and buffer rows the trainer would use, from the real data */
     ff_dataset train = {0};
     ff_trainer_plan plan;
-    int rc = ff_dataset_load(&train, cfg->data.dir, "train", cfg->data.train_limit, err);
+    int rc = ff_dataset_open(&train, cfg->data.dir, cfg->data.format, FF_SPLIT_TRAIN,
+                             cfg->data.train_limit, err);
     if (!rc)
-        rc = ff_trainer_plan_for(cfg, ff_dataset_shape(&train), train.n, &plan, err);
+        rc = ff_trainer_plan_for(cfg, train.shape, train.n, &plan, err);
+    const ff_data_format format = train.format;
+    const ff_shape image = train.shape;
+    const int n_train = train.n;
     ff_dataset_free(&train);
     if (rc)
         return rc;
+    printf("# data: %s, format %s%s, %d training images of %dx%dx%d (channels x height x width)%s\n",
+           cfg->data.dir, ff_data_format_name(format),
+           cfg->data.format == FF_DATA_AUTO ? " (detected)" : "", n_train, image.c, image.h,
+           image.w, cfg->data.normalize == FF_DATA_NORM_CHANNEL
+                        ? ", standardised per channel with the training split's statistics"
+                        : "");
     ff_rng rng;
     ff_rng_seed(&rng, cfg->seed);
     ff_net net;

@@ -30,7 +30,7 @@ static int label_planes(const ff_config *cfg, int l, const ff_layer *L)
         return 0;
     if (l == 0)
         return cfg->model.label_embedding == FF_EMBED_CHANNELS &&
-                       L->in.c == 1 + FF_NUM_CLASSES ? FF_NUM_CLASSES : 0;
+                       L->in.c > FF_NUM_CLASSES ? FF_NUM_CLASSES : 0; /* C image planes first */
     return cfg->model.label_every_layer ? FF_NUM_CLASSES : 0;
 }
 
@@ -84,7 +84,7 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
 {
     memset(net, 0, sizeof *net);
     if (cfg->mode == FF_MODE_SUPERVISED) { /* the label goes into every input */
-        int rc = ff_embed_check_shape(cfg->model.label_embedding, input.h, input.w, err);
+        int rc = ff_embed_check_shape(cfg->model.label_embedding, input, err);
         if (rc)
             return rc;
     }
@@ -263,12 +263,14 @@ static void input_with_labels(ff_net *net, int l, const float *src, int prev_dim
     const ff_layer *L = &net->layers[l];
     const int in_dim = ff_shape_dim(L->in), plane = L->in.h * L->in.w;
     const int x_dim = ff_shape_dim(net->input);
+    ff_shape image = net->input; /* the image's shape: the input less the label planes */
+    if (net->label_embedding == FF_EMBED_CHANNELS)
+        image.c -= FF_NUM_CLASSES;
     FF_ASSERT(prev_dim + FF_NUM_CLASSES * plane == in_dim);
     for (int i = 0; i < batch; i++) {
         float *row = net->in[l] + (size_t)i * in_dim, value[FF_NUM_CLASSES];
         ff_normalize(src + (size_t)i * prev_dim, row, 1, prev_dim, net->norm_eps);
-        ff_embed_read_label(net->label_embedding, x + (size_t)i * x_dim, net->input.h,
-                            net->input.w, value);
+        ff_embed_read_label(net->label_embedding, x + (size_t)i * x_dim, image, value);
         for (int k = 0; k < FF_NUM_CLASSES; k++)
             for (int p = 0; p < plane; p++)
                 row[prev_dim + k * plane + p] = value[k];

@@ -215,21 +215,20 @@ static void fill_inputs(ff_readout *ro, const ff_readout_input *in, const int *o
                         int m, float *x)
 {
     const ff_dataset *ds = in->ds;
-    const size_t dim = (size_t)ds->dim;
+    const size_t dim = ff_dataset_dim(ds);
     const uint8_t *neutral = ro->labels + ro->max_batch;
     FF_ASSERT(m <= ro->max_batch);
-    const int8_t *shifts = in->shifts ? in->shifts + 2 * (size_t)start : NULL;
+    const ff_aug *aug = in->aug ? in->aug + start : NULL;
     for (int i = 0; i < m; i++)
         ro->labels[i] = ds->labels[order ? order[start + i] : start + i];
     /* the image alone (unsupervised) or with the neutral label, shifted if asked */
     const ff_embed_kind kind = in->neutral ? in->embed : FF_EMBED_OVERLAY;
     const uint8_t *labels = in->neutral ? neutral : NULL;
     if (order)
-        ff_embed_batch_shifted(kind, ds->images, ds->rows, ds->cols, order + start, labels,
-                               shifts, m, x);
+        ff_embed_batch_aug(kind, ds->images, ds->shape, order + start, labels, aug, m, x);
     else /* idx NULL reads images 0..m: start the array at image `start` */
-        ff_embed_batch_shifted(kind, ds->images + (size_t)start * dim, ds->rows, ds->cols, NULL,
-                               labels, shifts, m, x);
+        ff_embed_batch_aug(kind, ds->images + (size_t)start * dim, ds->shape, NULL, labels, aug,
+                           m, x);
 }
 
 void ff_readout_make_input(ff_readout *ro, const ff_readout_input *in, const int *idx, int batch,
@@ -242,16 +241,15 @@ int ff_readout_check_input(const ff_readout *ro, const ff_net *net, const int *l
                            int n_layers, const ff_readout_input *in, ff_err *err)
 {
     const ff_dataset *ds = in->ds;
-    int rc = in->neutral ? ff_embed_check_shape(in->embed, ds->rows, ds->cols, err) : FF_OK;
+    int rc = in->neutral ? ff_embed_check_shape(in->embed, ds->shape, err) : FF_OK;
     if (rc)
         return rc;
-    const ff_shape s = in->neutral ? ff_embed_shape(in->embed, ds->rows, ds->cols)
-                                   : (ff_shape){1, ds->rows, ds->cols};
+    const ff_shape s = in->neutral ? ff_embed_shape(in->embed, ds->shape) : ds->shape;
     const ff_shape w = net->input;
     if (s.c != w.c || s.h != w.h || s.w != w.w)
-        return ff_err_set(err, FF_ERR_FORMAT, "%s: %dx%d images (inputs %dx%dx%d), but the net "
-                          "takes %dx%dx%d inputs", ds->source[0] ? ds->source : "dataset", ds->rows,
-                          ds->cols, s.c, s.h, s.w, w.c, w.h, w.w);
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: %dx%dx%d images (inputs %dx%dx%d), but the net "
+                          "takes %dx%dx%d inputs", ds->source[0] ? ds->source : "dataset",
+                          ds->shape.c, ds->shape.h, ds->shape.w, s.c, s.h, s.w, w.c, w.h, w.w);
     if (ff_readout_feature_dim(net, layers, n_layers) != ro->features)
         return ff_err_set(err, FF_ERR_FORMAT, "readout: the head reads %d features, the layers "
                           "give %d", ro->features, ff_readout_feature_dim(net, layers, n_layers));

@@ -640,7 +640,7 @@ static double run_macs(const ff_config *cfg, const ff_dataset *train)
                                                                            : train->n;
     ff_trainer_plan plan;
     ff_err e;
-    if (ff_trainer_plan_for(cfg, ff_dataset_shape(train), n, &plan, &e))
+    if (ff_trainer_plan_for(cfg, train->shape, n, &plan, &e))
         return 0;
     ff_rng rng;
     ff_rng_seed(&rng, cfg->seed);
@@ -661,7 +661,8 @@ int ff_sweep_describe(const ff_sweep *sw, char **out, ff_err *err)
     ff_dataset train = {0};
     ff_err e;
     if (sw->n_runs && sw->runs[0].cfg.mode != FF_MODE_UNSUP_CLF)
-        ff_dataset_load(&train, sw->runs[0].cfg.data.dir, "train", 0, &e);
+        ff_dataset_open(&train, sw->runs[0].cfg.data.dir, sw->runs[0].cfg.data.format,
+                        FF_SPLIT_TRAIN, 0, &e);
     size_t n = (size_t)snprintf(t, cap, "sweep %s: %d point(s) x %d seed(s) = %d run(s) of %s (%s)\n",
                                 sw->spec.name, sw->n_points, sw->spec.n_seeds ? sw->spec.n_seeds : 1,
                                 sw->n_runs, sw->spec.config, sw->spec.random ? "random" : "grid");

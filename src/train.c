@@ -163,15 +163,15 @@ static int log_scalars(ff_run *r, ff_err *err)
 static int log_masks(ff_run *r, ff_rng *rng, ff_err *err)
 {
     const ff_dataset *ds = &r->tr.train;
-    const int n = 16, hw = ds->rows * ds->cols;
+    const int n = 16, hw = ds->shape.h * ds->shape.w;
     float *m = malloc(sizeof(float) * (size_t)hw * (n + 1));
     if (!m)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for masks");
     for (int i = 0; i < n; i++)
-        ff_hybrid_mask(rng, ds->rows, ds->cols, r->cfg->data.hybrid_blur, m + (size_t)i * hw,
+        ff_hybrid_mask(rng, ds->shape, r->cfg->data.hybrid_blur, m + (size_t)i * hw,
                        m + (size_t)n * hw);
-    int rc = ff_log_input_grid(r->tb, "inputs/masks", m, n, ff_dataset_shape(ds), r->tr.step,
-                               err);
+    const ff_shape mask = {1, ds->shape.h, ds->shape.w};
+    int rc = ff_log_input_grid(r->tb, "inputs/masks", m, n, mask, 1, r->tr.step, err);
     free(m);
     return rc;
 }
@@ -198,18 +198,20 @@ static int log_epoch_views(ff_run *r, int epoch, ff_err *err)
     ff_negative_labels_random(&view_rng, pos, n, neg);
     float *xp = t->x, *xn = t->x + (size_t)n * t->in_dim;
     const uint8_t *lp = t->unsupervised ? NULL : pos, *ln = t->unsupervised ? NULL : neg;
-    ff_embed_batch_shifted(kind, ds->images, ds->rows, ds->cols, NULL, lp, NULL, n, xp);
-    ff_embed_batch_shifted(kind, t->unsupervised ? t->hybrids.images : ds->images, ds->rows,
-                           ds->cols, NULL, ln, NULL, n, xn);
+    ff_embed_batch(kind, ds->images, ds->shape, NULL, lp, n, xp);
+    ff_embed_batch(kind, t->unsupervised ? t->hybrids.images : ds->images, ds->shape, NULL, ln, n,
+                   xn);
     int rc = FF_OK;
+    const int image_c = ds->shape.c;
     if (imgs) {
-        rc = ff_log_input_grid(r->tb, "inputs/positive", xp, n, t->in_shape, t->step, err);
+        rc = ff_log_input_grid(r->tb, "inputs/positive", xp, n, t->in_shape, image_c, t->step, err);
         if (!rc)
-            rc = ff_log_input_grid(r->tb, "inputs/negative", xn, n, t->in_shape, t->step, err);
+            rc = ff_log_input_grid(r->tb, "inputs/negative", xn, n, t->in_shape, image_c, t->step,
+                                   err);
         if (!rc && t->unsupervised)
             rc = log_masks(r, &view_rng, err);
         if (!rc)
-            rc = ff_log_receptive_fields(r->tb, &t->net, t->step, err);
+            rc = ff_log_receptive_fields(r->tb, &t->net, image_c, t->step, err);
     }
     if (!rc && hist)
         rc = ff_log_param_histograms(r->tb, &t->net, t->step, err);

@@ -71,23 +71,70 @@ static int log_grid(ff_summary_writer *tb, const char *tag, const float *tiles, 
     return rc;
 }
 
+/* An RGB grid of n tiles of 3 x h x w floats (CHW): each tile mapped from [lo, hi]
+ * (lo == hi: the tile's own range over its three channels, so colours keep their
+ * balance) to 0..255, the three channel grids interleaved. */
+static int log_rgb_grid(ff_summary_writer *tb, const char *tag, const float *tiles, int n, int h,
+                        int w, float lo, float hi, int64_t step, ff_err *err)
+{
+    const size_t hw = (size_t)h * w, tile = 3 * hw;
+    const int cols = n < 8 ? n : 8;
+    float *plane = malloc(sizeof(float) * hw * (size_t)n);
+    uint8_t *grey[3] = {NULL, NULL, NULL}, *rgb = NULL;
+    int gh = 0, gw = 0, rc = plane ? FF_OK : ff_err_set(err, FF_ERR_NOMEM, "out of memory");
+    for (int c = 0; c < 3 && !rc; c++) {
+        for (int i = 0; i < n; i++) {
+            const float *t = tiles + (size_t)i * tile;
+            float a = lo, b = hi;
+            if (lo == hi) { /* the tile's range over all channels */
+                a = b = t[0];
+                for (size_t k = 1; k < tile; k++) {
+                    a = t[k] < a ? t[k] : a;
+                    b = t[k] > b ? t[k] : b;
+                }
+            }
+            const float scale = b > a ? 1.0f / (b - a) : 0.0f;
+            for (size_t k = 0; k < hw; k++)
+                plane[(size_t)i * hw + k] = (t[(size_t)c * hw + k] - a) * scale;
+        }
+        rc = ff_image_grid(plane, n, h, w, cols, 0.0f, 1.0f, &grey[c], &gh, &gw, err);
+    }
+    if (!rc && !(rgb = malloc((size_t)gh * gw * 3)))
+        rc = ff_err_set(err, FF_ERR_NOMEM, "out of memory for an image grid");
+    if (!rc) {
+        for (size_t p = 0; p < (size_t)gh * gw; p++)
+            for (int c = 0; c < 3; c++)
+                rgb[3 * p + c] = grey[c][p];
+        rc = ff_summary_image(tb, tag, step, rgb, gh, gw, 3, err);
+    }
+    free(rgb);
+    for (int c = 0; c < 3; c++)
+        free(grey[c]);
+    free(plane);
+    return rc;
+}
+
 int ff_log_input_grid(ff_summary_writer *tb, const char *tag, const float *x, int n,
-                      ff_shape shape, int64_t step, ff_err *err)
+                      ff_shape shape, int image_c, int64_t step, ff_err *err)
 {
     if (n > 32)
         n = 32;
+    const int rgb = image_c == 3;
     const size_t hw = (size_t)shape.h * shape.w, dim = (size_t)ff_shape_dim(shape);
-    float *tiles = malloc(sizeof(float) * hw * (size_t)n);
+    const size_t per = rgb ? 3 * hw : hw;
+    float *tiles = malloc(sizeof(float) * per * (size_t)n);
     if (!tiles)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for an image grid");
     for (int i = 0; i < n; i++)
-        memcpy(tiles + i * hw, x + i * dim, sizeof(float) * hw); /* channel 0 */
-    int rc = log_grid(tb, tag, tiles, n, shape.h, shape.w, 0.0f, 1.0f, step, err);
+        memcpy(tiles + i * per, x + i * dim, sizeof(float) * per); /* the image's channels */
+    int rc = rgb ? log_rgb_grid(tb, tag, tiles, n, shape.h, shape.w, 0.0f, 0.0f, step, err)
+                 : log_grid(tb, tag, tiles, n, shape.h, shape.w, 0.0f, 1.0f, step, err);
     free(tiles);
     return rc;
 }
 
-int ff_log_receptive_fields(ff_summary_writer *tb, const ff_net *net, int64_t step, ff_err *err)
+int ff_log_receptive_fields(ff_summary_writer *tb, const ff_net *net, int image_c, int64_t step,
+                            ff_err *err)
 {
     const ff_layer *L = &net->layers[0];
     int n = L->out.c < 64 ? L->out.c : 64;
@@ -97,13 +144,17 @@ int ff_log_receptive_fields(ff_summary_writer *tb, const ff_net *net, int64_t st
     /* per unit, W holds in.c / groups * h * w weights (channel-major); take its
      * group's first channel */
     const size_t per_unit = (size_t)(L->in.c / L->groups) * h * w;
-    float *tiles = malloc(sizeof(float) * (size_t)h * w * (size_t)n);
+    /* colour: the weights into the three colour channels as one RGB tile */
+    const int rgb = image_c == 3 && L->groups == 1 && L->in.c >= 3;
+    const size_t per = (size_t)(rgb ? 3 : 1) * h * w;
+    float *tiles = malloc(sizeof(float) * per * (size_t)n);
     if (!tiles)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for receptive fields");
     for (int u = 0; u < n; u++)
-        memcpy(tiles + (size_t)u * h * w, L->W + (size_t)u * per_unit,
-               sizeof(float) * (size_t)h * w);
-    int rc = log_grid(tb, "layer0/receptive_fields", tiles, n, h, w, 0.0f, 0.0f, step, err);
+        memcpy(tiles + (size_t)u * per, L->W + (size_t)u * per_unit, sizeof(float) * per);
+    int rc = rgb ? log_rgb_grid(tb, "layer0/receptive_fields", tiles, n, h, w, 0.0f, 0.0f, step,
+                                err)
+                 : log_grid(tb, "layer0/receptive_fields", tiles, n, h, w, 0.0f, 0.0f, step, err);
     free(tiles);
     return rc;
 }

@@ -42,10 +42,11 @@ static int alloc_buffers(ff_trainer *t, ff_err *err)
     t->scratch_order = malloc(sizeof(int) * (size_t)t->train.n);
     t->labels = malloc(rows);
     t->candidates = malloc((size_t)t->batch * (FF_NUM_CLASSES - 1));
-    if (t->cfg.train.jitter > 0)
-        t->shifts = malloc(2 * rows);
+    const int augment = t->cfg.train.jitter > 0 || t->cfg.train.flip;
+    if (augment)
+        t->aug = malloc(sizeof(ff_aug) * rows);
     if (!t->x || !t->scores || !t->order || !t->scratch_order || !t->labels || !t->candidates ||
-        (t->cfg.train.jitter > 0 && !t->shifts))
+        (augment && !t->aug))
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for training buffers");
     ff_order_draw(&t->rng, t->order, t->train.n, 0); /* identity until the first epoch */
     return FF_OK;
@@ -70,12 +71,9 @@ static int load_hybrids(ff_trainer *t, ff_info_fn info, void *ctx, ff_err *err)
 int ff_trainer_plan_for(const ff_config *cfg, ff_shape image, int n_train, ff_trainer_plan *plan,
                         ff_err *err)
 {
-    if (image.c != 1)
-        return ff_err_set(err, FF_ERR_USAGE, "%s: images with %d channels; the label embeddings "
-                          "take single-channel images", cfg->data.dir, image.c);
     plan->in_shape = cfg->mode == FF_MODE_UNSUP_BACKBONE
                          ? image
-                         : ff_embed_shape(cfg->model.label_embedding, image.h, image.w);
+                         : ff_embed_shape(cfg->model.label_embedding, image);
     plan->batch = cfg->train.batch_size < n_train ? cfg->train.batch_size : n_train;
     /* ten labelled copies of an evaluation chunk of 100 images; the competition loss
      * (no label in the input) evaluates each image once: chunks of two batches */
@@ -93,12 +91,10 @@ int ff_trainer_create(ff_trainer *t, const ff_config *cfg, ff_info_fn info, void
     int rc;
     ff_fp_fast_mode();
     ff_rng_seed(&t->rng, cfg->seed);
-    if ((rc = ff_dataset_load(&t->train, cfg->data.dir, "train", cfg->data.train_limit, err)) ||
-        (rc = ff_dataset_load(&t->test, cfg->data.dir, "t10k", cfg->data.test_limit, err)) ||
-        (rc = ff_dataset_check_same_shape(&t->train, &t->test, err)))
+    if ((rc = ff_data_open(cfg, &t->train, &t->test, t->input_stats, err)))
         return rc;
     ff_trainer_plan plan = {0};
-    if ((rc = ff_trainer_plan_for(cfg, ff_dataset_shape(&t->train), t->train.n, &plan, err)))
+    if ((rc = ff_trainer_plan_for(cfg, t->train.shape, t->train.n, &plan, err)))
         return rc;
     t->batch = plan.batch;
     t->n_batches = t->train.n / t->batch;
@@ -215,7 +211,7 @@ void ff_trainer_free(ff_trainer *t)
     free(t->scratch_order);
     free(t->labels);
     free(t->candidates);
-    free(t->shifts);
+    free(t->aug);
     free(t->feat_cache);
     ff_hybrid_free(&t->hybrids);
     ff_readout_free(&t->ro);
@@ -394,9 +390,8 @@ static void embed(ff_trainer *t, const int *idx, const uint8_t *labels, int nega
     const int n = share_of(t, &f);
     if (t->peers && t->peers->layer_first > 0)
         return; /* a later pipeline stage receives its input */
-    ff_embed_batch_shifted(t->cfg.model.label_embedding, images, ds->rows, ds->cols, idx + f,
-                           t->unsupervised ? NULL : labels + f,
-                           t->shifts ? t->shifts + 2 * (size_t)f : NULL, n, out);
+    ff_embed_batch_aug(t->cfg.model.label_embedding, images, ds->shape, idx + f,
+                       t->unsupervised ? NULL : labels + f, t->aug ? t->aug + f : NULL, n, out);
 }
 
 /* The head's learning rate now: clf.lr, scaled by the schedule's factor at the net's
@@ -522,8 +517,8 @@ void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st)
     const int competition = t->objective.loss == FF_LOSS_COMPETITION;
     if (!t->unsupervised && !competition)
         choose_negative_labels(t, idx, pos, neg);
-    if (t->shifts) /* one shift per image, shared by its positive and negative copy */
-        ff_draw_shifts(&t->rng, cfg->train.jitter, B, t->shifts);
+    if (t->aug) /* one shift and flip per image, shared by its positive and negative copy */
+        ff_draw_aug(&t->rng, cfg->train.jitter, cfg->train.flip, B, t->aug);
     int f;
     const int n = share_of(t, &f);
     freeze_layers(t);
@@ -580,7 +575,7 @@ static ff_dataset test_share(const ff_trainer *t)
     const ff_trainer_peers *P = t->peers;
     if (P && P->sum) {
         v.n = P->test_rows;
-        v.images += (size_t)P->test_first * v.dim;
+        v.images += (size_t)P->test_first * ff_dataset_dim(&v);
         v.labels += P->test_first;
     }
     return v;
@@ -692,7 +687,7 @@ void ff_trainer_refresh_stats(ff_trainer *t)
     double *sums = calloc(total, sizeof(double));
     if (!sums)
         return; /* out of memory: the running averages stay */
-    FF_ASSERT(t->in_dim == t->train.dim); /* label_embedding none: the image is the input */
+    FF_ASSERT((size_t)t->in_dim == ff_dataset_dim(&t->train)); /* label_embedding none */
     const int n = t->train.n < FF_EVAL_STATS_IMAGES ? t->train.n : FF_EVAL_STATS_IMAGES;
     /* model.hand_on batch: layer l's input depends on layer l - 1's statistics, so one
      * pass per layer, each through that layer only; otherwise one pass for all */
@@ -701,7 +696,7 @@ void ff_trainer_refresh_stats(ff_trainer *t)
         const int b = a + step; /* the layers [a, b) whose statistics this pass takes */
         for (int s = 0; s < n; s += net->max_batch) {
             const int m = n - s < net->max_batch ? n - s : net->max_batch;
-            memcpy(t->x, t->train.images + (size_t)s * t->train.dim,
+            memcpy(t->x, t->train.images + (size_t)s * ff_dataset_dim(&t->train),
                    sizeof(float) * m * t->in_dim);
             ff_net_forward_to(net, t->x, m, b);
             double *sl = sums;

@@ -5,7 +5,9 @@
 # eval.softmax call for; the model file is written and `ffrun eval` reads it (on a 200-image
 # copy of the test set) and prints a finite test error (an unsupervised backbone has no
 # classifier: eval must say so). unsupervised_clf.yaml runs on the backbone that
-# unsupervised_backbone.yaml just wrote. The figures of the full runs are in docs/RESULTS.md.
+# unsupervised_backbone.yaml just wrote. CIFAR-10 configs (data.format cifar10) run on a
+# small generated set in CIFAR-10's binary format (tests/make_cifar_fixture.py), never the
+# real data, and their image summaries must be colour (RGB) images. The figures of the full runs are in docs/RESULTS.md.
 set -u
 source "$(dirname "$0")/script_lib.sh"
 
@@ -22,6 +24,11 @@ for prefix, n in (("train", 500), ("t10k", 200)):
         out[4:8] = n.to_bytes(4, "big")
         open(os.path.join(dst, "%s-%s" % (prefix, kind)), "wb").write(out)
 PY2
+
+# a small colour set in CIFAR-10's format: 500 training and 200 test images
+cifar=$tmp/cifar
+/usr/bin/python3 tests/make_cifar_fixture.py "$cifar" 100 200 || fail "cannot make the CIFAR fixture"
+eval_data=$small
 
 # a percentage printed by ffrun is finite and within 0..100
 finite_pct() { [[ "$1" =~ ^[0-9]+(\.[0-9]+)?$ ]] && /usr/bin/python3 -c \
@@ -78,6 +85,15 @@ check_events() { # check_events CONFIG NAME EXTRA...
     done
     [ -z "$missing" ] && ok "$cfg: event file verified, $(expected_tags "$mode" "$softmax" | wc -w) expected tags" \
         || { fail "$cfg: event file lacks$missing"; cat "$tmp/$name.dump"; }
+    if [ "$eval_data" = "$cifar" ]; then # colour data: RGB summaries holding colour
+        /usr/bin/python3 tests/tb_reader.py "$ev" > "$tmp/$name.tb" 2>&1 || fail "$cfg: tb_reader"
+        local grey
+        grey=$(grep -E "^  (inputs/positive|inputs/negative|layer0/receptive_fields) " "$tmp/$name.tb" \
+               | grep -cv "colorspace 3 (colour)")
+        [ "$grey" -eq 0 ] && [ "$(grep -cE '^  inputs/positive ' "$tmp/$name.tb")" -eq 1 ] \
+            && ok "$cfg: inputs and first-layer filters are colour (RGB) images" \
+            || { fail "$cfg: image summaries not in colour"; grep -E "images" "$tmp/$name.tb"; }
+    fi
 }
 
 # the model the run names exists and ffrun eval reads it
@@ -85,7 +101,7 @@ check_model() { # check_model CONFIG NAME
     local cfg=$1 name=$2 model rc err
     model=$(sed -n 's/^model: *//p' "$tmp/$name.out")
     [ -f "$model" ] || { fail "$cfg wrote no model ('$model')"; return; }
-    timeout 120 "$build/ffrun" eval "$model" --data "$small" > "$tmp/$name.eval" 2>&1
+    timeout 120 "$build/ffrun" eval "$model" --data "$eval_data" > "$tmp/$name.eval" 2>&1
     rc=$?
     if [ "$name" = unsupervised_backbone ]; then # read, but it has no classifier
         [ $rc -eq 2 ] && grep -q "is an unsupervised backbone: it has no classifier" "$tmp/$name.eval" \
@@ -106,12 +122,17 @@ for cfg in configs/*.yaml; do
     [ "$(basename "$cfg")" = unsupervised_clf.yaml ] && continue
     # a config for another data set (fashion_*.yaml) runs on MNIST where that data is missing
     dir=$(sed -n 's/^ *dir: *\([^ #]*\).*/\1/p' "$cfg" | head -1)
-    if [ -n "$dir" ] && [ ! -d "$dir" ]; then
+    eval_data=$small
+    if grep -qE '^ *format: *cifar10' "$cfg"; then
+        eval_data=$cifar
+        run_config "$cfg" --set data.dir="$cifar"
+    elif [ -n "$dir" ] && [ ! -d "$dir" ]; then
         echo "  ($cfg: $dir missing, run on data/mnist)"
         run_config "$cfg" --set data.dir=data/mnist
     else
         run_config "$cfg"
     fi
+    eval_data=$small
     n=$((n + 1))
 done
 backbone=$(ls -t "$tmp"/models/unsupervised_backbone_*_cfg_unsupervised_backbone_*.ffm 2>/dev/null | head -1)

@@ -87,14 +87,14 @@ echo "-- item 5: train and test images of different sizes"
 # softmax head, which it trains on the training set
 expect 0 "^finished" "$ffrun" base.yaml --quiet --name conv --set checkpoint.dir=conv \
     --set 'model.layers=[{type: conv, channels: 4, kernel: 5, stride: 3}, {type: conv, channels: 4, kernel: 2}]'
-expect 1 "^ffrun: mix/train-images-idx3-ubyte has 28x28 images but mix/t10k-images-idx3-ubyte has 20x20; both sets must hold images of one size$" \
+expect 1 "^ffrun: mix/train-images-idx3-ubyte has 1x28x28 images but mix/t10k-images-idx3-ubyte has 1x20x20; both sets must hold images of one shape \(channels x height x width\)$" \
     "$ffrun" eval conv/supervised_*_conv_epoch001.ffm --data mix
 # training and the classifier check it when they load the data (no assertion, no overflow)
 timeout -k 5 30 "$ffrun" base.yaml --quiet --set data.dir=mix > out 2>&1
 rc=$?
 if grep -qE 'Sanitizer|runtime error' out; then
     fail "training on mix: sanitizer report"; head -8 out
-elif [ $rc -eq 1 ] && grep -q "has 28x28 images but mix/t10k-images-idx3-ubyte has 20x20" out; then
+elif [ $rc -eq 1 ] && grep -q "has 1x28x28 images but mix/t10k-images-idx3-ubyte has 1x20x20" out; then
     ok "training on mix -> 1, train and test sizes differ"
 else
     fail "training on mix -> $rc"; head -8 out

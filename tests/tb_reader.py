@@ -201,6 +201,28 @@ def check_png(img):
     return None
 
 
+def png_tint(img):
+    """For an RGB PNG whose rows are all unfiltered (filter 0): " (colour)" if some pixel
+    has R, G, B not all equal, " (grey)" if none has; "" otherwise."""
+    b = img.encoded_image_string
+    if img.colorspace != 3 or b[:8] != b"\x89PNG\r\n\x1a\n":
+        return ""
+    pos, idat = 8, b""
+    while pos + 12 <= len(b):
+        (n,) = struct.unpack(">I", b[pos:pos + 4])
+        if b[pos + 4:pos + 8] == b"IDAT":
+            idat += b[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    raw, stride = zlib.decompress(idat), 1 + 3 * img.width
+    if any(raw[r * stride] != 0 for r in range(img.height)):
+        return ""
+    for r in range(img.height):
+        row = raw[r * stride + 1:(r + 1) * stride]
+        if row[0::3] != row[1::3] or row[1::3] != row[2::3]:
+            return " (colour)"
+    return " (grey)"
+
+
 class Reader:
     def __init__(self, pb, problems):
         (self.event_pb2, self.summary_pb2, self.tensor_pb2, self.hparams_pb2,
@@ -297,7 +319,8 @@ class Reader:
             if err:
                 raise ValueError(err)
             im = v.image
-            return plugin or "images", False, has_md, "%dx%d colorspace %d" % (im.width, im.height, im.colorspace)
+            return plugin or "images", False, has_md, "%dx%d colorspace %d%s" % (
+                im.width, im.height, im.colorspace, png_tint(im))
         if kind == "audio":
             return plugin or "audio", False, has_md, "%d bytes" % len(v.audio.encoded_audio_string)
         if kind == "tensor" or (kind is None and plugin == "hparams"):

@@ -11,13 +11,13 @@
 
 /* Every key the header documents; the help text must mention each. */
 static const char *const documented_keys[] = {
-    "name", "mode", "seed", "data.dir", "data.train_limit", "data.test_limit", "data.cache", "data.hybrid_blur", "model.layers",
+    "name", "mode", "seed", "data.dir", "data.format", "data.normalize", "data.train_limit", "data.test_limit", "data.cache", "data.hybrid_blur", "model.layers",
     "model.layers[].type", "model.layers[].units", "model.layers[].channels", "model.layers[].kernel",
     "model.layers[].stride", "model.layers[].padding", "model.layers[].groups", "model.layers[].kind", "model.layers[].threshold",
     "model.layers[].train_epochs",
     "model.label_embedding",
     "model.label_every_layer", "model.norm_eps", "model.hand_on", "model.loss_after_pool",
-    "train.epochs", "train.batch_size", "train.passes", "train.negatives", "train.jitter", "train.peer_norm",
+    "train.epochs", "train.batch_size", "train.passes", "train.negatives", "train.jitter", "train.flip", "train.peer_norm",
     "train.peer_decay", "train.logit_scale", "train.hard_temperature", "train.hard_scores", "train.hard_candidates", "train.loss", "train.competition_norm", "train.shuffle", "optimizer.type", "optimizer.lr", "optimizer.momentum",
     "optimizer.beta1", "optimizer.beta2", "optimizer.eps", "optimizer.weight_decay", "schedule.type",
     "schedule.decay_start", "schedule.final_lr_scale", "eval.every", "eval.softmax", "eval.readout_epochs", "eval.layers",

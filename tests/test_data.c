@@ -1,4 +1,5 @@
-/* test_data.c - IDX/gzip loading, SHA256SUMS and SHA-256 vectors (run from the repo root). */
+/* test_data.c - the data set readers (IDX/gzip, CIFAR-10 binary batches), format detection,
+ * SHA256SUMS, per-channel statistics and SHA-256 vectors (run from the repo root). */
 #include "ff/data.h"
 #include "ff/fsutil.h"
 #include "test.h"
@@ -148,7 +149,7 @@ static int try_load(const char *dir, int limit, ff_err *err)
     ff_dataset ds;
     memset(&ds, 0xAB, sizeof ds); /* garbage: load must overwrite it */
     memset(err, 0, sizeof *err);
-    int rc = ff_dataset_load(&ds, dir, "train", limit, err);
+    int rc = ff_dataset_open(&ds, dir, FF_DATA_IDX, FF_SPLIT_TRAIN, limit, err);
     if (rc) {
         CHECK(ds.images == NULL && ds.labels == NULL && ds.n == 0);
         CHECK(err->code == rc);
@@ -200,20 +201,21 @@ static void test_sha256_vectors(void)
 /* ------------------------------------------------------------------------ */
 /* the real MNIST files                                                      */
 
-static void check_real(const char *prefix, int want_n, const int want_counts[10],
+static void check_real(ff_split split, int want_n, const int want_counts[10],
                        const uint8_t first_labels[10], double want_mean)
 {
     ff_dataset ds = {0};
     ff_err err = {0};
     double t0 = now_sec();
-    int rc = ff_dataset_load(&ds, MNIST_DIR, prefix, 0, &err);
+    int rc = ff_dataset_open(&ds, MNIST_DIR, FF_DATA_AUTO, split, 0, &err);
     double dt = now_sec() - t0;
     if (rc)
         fprintf(stderr, "  %s\n", err.msg);
     CHECK(rc == FF_OK);
-    printf("     loaded %s/%s (%d images) in %.3f s\n", MNIST_DIR, prefix, ds.n, dt);
+    printf("     loaded %s split %d (%d images) in %.3f s\n", MNIST_DIR, (int)split, ds.n, dt);
+    CHECK(ds.format == FF_DATA_IDX);
     CHECK(ds.n == want_n);
-    CHECK(ds.rows == 28 && ds.cols == 28 && ds.dim == 784);
+    CHECK(ds.shape.c == 1 && ds.shape.h == 28 && ds.shape.w == 28 && ff_dataset_dim(&ds) == 784);
     if (rc || ds.n != want_n) {
         ff_dataset_free(&ds);
         return;
@@ -243,22 +245,22 @@ static void test_real_train(void)
 {
     static const int counts[10] = {5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949};
     static const uint8_t first[10] = {5, 0, 4, 1, 9, 2, 1, 3, 1, 4};
-    check_real("train", 60000, counts, first, 0.1307);
+    check_real(FF_SPLIT_TRAIN, 60000, counts, first, 0.1307);
 }
 
 static void test_real_t10k(void)
 {
     static const int counts[10] = {980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009};
     static const uint8_t first[10] = {7, 2, 1, 0, 4, 1, 4, 9, 5, 9};
-    check_real("t10k", 10000, counts, first, 0.1325);
+    check_real(FF_SPLIT_TEST, 10000, counts, first, 0.1325);
 }
 
 static void test_real_limit(void)
 {
     ff_dataset ds = {0};
     ff_err err = {0};
-    CHECK(ff_dataset_load(&ds, MNIST_DIR, "t10k", 25, &err) == FF_OK);
-    CHECK(ds.n == 25 && ds.dim == 784);
+    CHECK(ff_dataset_open(&ds, MNIST_DIR, FF_DATA_IDX, FF_SPLIT_TEST, 25, &err) == FF_OK);
+    CHECK(ds.n == 25 && ff_dataset_dim(&ds) == 784);
     static const uint8_t first[10] = {7, 2, 1, 0, 4, 1, 4, 9, 5, 9};
     CHECK(ds.labels && memcmp(ds.labels, first, 10) == 0);
     ff_dataset_free(&ds);
@@ -308,7 +310,7 @@ static void test_read_maybe_gz(void)
 
 static void check_synthetic(const ff_dataset *ds, int n, buf img, buf lab)
 {
-    CHECK(ds->n == n && ds->rows == 5 && ds->cols == 7 && ds->dim == 35);
+    CHECK(ds->n == n && ds->shape.c == 1 && ds->shape.h == 5 && ds->shape.w == 7);
     size_t bad = 0;
     for (size_t i = 0; i < (size_t)n * 35 && ds->images; i++)
         bad += ds->images[i] != (float)img.p[16 + i] / 255.0f;
@@ -324,9 +326,9 @@ static void test_raw_and_gz_load(void)
     write_pair(gz, "train", img, lab, 1);
     ff_dataset a = {0}, b = {0};
     ff_err err = {0};
-    CHECK(ff_dataset_load(&a, raw, "train", 0, &err) == FF_OK);
+    CHECK(ff_dataset_open(&a, raw, FF_DATA_IDX, FF_SPLIT_TRAIN, 0, &err) == FF_OK);
     check_synthetic(&a, 12, img, lab);
-    CHECK(ff_dataset_load(&b, gz, "train", 0, &err) == FF_OK);
+    CHECK(ff_dataset_open(&b, gz, FF_DATA_IDX, FF_SPLIT_TRAIN, 0, &err) == FF_OK);
     check_synthetic(&b, 12, img, lab);
     /* the .gz name wins when both exist: make the raw copy in gz/ invalid */
     uint8_t junk[4] = {1, 2, 3, 4};
@@ -345,12 +347,12 @@ static void test_limit(void)
     write_pair(dir, "train", img, lab, 1);
     ff_dataset ds = {0};
     ff_err err = {0};
-    CHECK(ff_dataset_load(&ds, dir, "train", 3, &err) == FF_OK);
+    CHECK(ff_dataset_open(&ds, dir, FF_DATA_IDX, FF_SPLIT_TRAIN, 3, &err) == FF_OK);
     check_synthetic(&ds, 3, img, lab);
     ff_dataset_free(&ds);
     const int all[] = {0, -1, 12, 100};
     for (int i = 0; i < 4; i++) {
-        CHECK(ff_dataset_load(&ds, dir, "train", all[i], &err) == FF_OK);
+        CHECK(ff_dataset_open(&ds, dir, FF_DATA_IDX, FF_SPLIT_TRAIN, all[i], &err) == FF_OK);
         check_synthetic(&ds, 12, img, lab);
         ff_dataset_free(&ds);
     }
@@ -614,9 +616,9 @@ static void test_dataset_free(void)
     ff_dataset_free(NULL);
     CHECK(ds.images == NULL && ds.labels == NULL && ds.n == 0);
     ff_err err = {0};
-    CHECK(ff_dataset_load(&ds, MNIST_DIR, "t10k", 2, &err) == FF_OK && ds.n == 2);
+    CHECK(ff_dataset_open(&ds, MNIST_DIR, FF_DATA_IDX, FF_SPLIT_TEST, 2, &err) == FF_OK && ds.n == 2);
     ff_dataset_free(&ds);
-    CHECK(ds.images == NULL && ds.labels == NULL && ds.n == 0 && ds.dim == 0);
+    CHECK(ds.images == NULL && ds.labels == NULL && ds.n == 0 && ff_dataset_dim(&ds) == 0);
     ff_dataset_free(&ds);
 }
 
@@ -633,15 +635,17 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 /* a net built for one set must not be fed the other: the message names both files */
 static void test_same_shape(void)
 {
-    ff_dataset a = {.n = 1, .rows = 28, .cols = 28, .dim = 784, .source = "d/train-images"};
-    ff_dataset b = {.n = 1, .rows = 20, .cols = 28, .dim = 560, .source = "d/t10k-images"};
+    ff_dataset a = {.n = 1, .shape = {1, 28, 28}, .source = "d/train-images"};
+    ff_dataset b = {.n = 1, .shape = {1, 20, 28}, .source = "d/t10k-images"};
+    ff_dataset c = {.n = 1, .shape = {3, 28, 28}, .source = "d/colour"};
     ff_err e = {0};
     CHECK(ff_dataset_check_same_shape(&a, &a, &e) == FF_OK);
     CHECK(ff_dataset_check_same_shape(&a, &b, &e) == FF_ERR_FORMAT);
-    CHECK(strcmp(e.msg, "d/train-images has 28x28 images but d/t10k-images has 20x28; both sets "
-                        "must hold images of one size") == 0);
+    CHECK(strcmp(e.msg, "d/train-images has 1x28x28 images but d/t10k-images has 1x20x28; both "
+                        "sets must hold images of one shape (channels x height x width)") == 0);
+    CHECK(ff_dataset_check_same_shape(&a, &c, &e) == FF_ERR_FORMAT); /* channels differ */
     ff_dataset real = {0};
-    CHECK(ff_dataset_load(&real, MNIST_DIR, "t10k", 5, &e) == FF_OK);
+    CHECK(ff_dataset_open(&real, MNIST_DIR, FF_DATA_IDX, FF_SPLIT_TEST, 5, &e) == FF_OK);
     CHECK(strcmp(real.source, MNIST_DIR "/t10k-images-idx3-ubyte.gz") == 0);
     ff_dataset_free(&real);
 }
@@ -652,6 +656,185 @@ static void test_mkdir_p_empty(void)
     ff_err e = {0};
     CHECK(ff_mkdir_p("", &e) == FF_ERR_USAGE);
     CHECK(strstr(e.msg, "empty") != NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* CIFAR-10 binary batches                                                   */
+
+#define CIFAR_REC 3073
+
+/* m records of image ids first..first+m: label (id * 7) % 10, pixel bytes pixel_at */
+static buf make_cifar_batch(int first, int m)
+{
+    buf b = {malloc((size_t)m * CIFAR_REC), (size_t)m * CIFAR_REC};
+    for (int i = 0; i < m; i++) {
+        uint8_t *r = b.p + (size_t)i * CIFAR_REC;
+        r[0] = (uint8_t)(((first + i) * 7) % 10);
+        for (int j = 0; j < 3072; j++)
+            r[1 + j] = pixel_at((size_t)(first + i), (size_t)j);
+    }
+    return b;
+}
+
+/* a CIFAR-10 folder: five training batches of per_batch records, a test batch of
+ * n_test; returns the directory */
+static const char *make_cifar_dir(const char *name, int per_batch, int n_test)
+{
+    const char *dir = case_dir(name);
+    for (int k = 1; k <= 5; k++) {
+        char f[32];
+        snprintf(f, sizeof f, "data_batch_%d.bin", k);
+        buf b = make_cifar_batch((k - 1) * per_batch, per_batch);
+        CHECK(write_file(dir, f, b.p, b.n) == 0);
+        free(b.p);
+    }
+    buf t = make_cifar_batch(100000, n_test);
+    CHECK(write_file(dir, "test_batch.bin", t.p, t.n) == 0);
+    free(t.p);
+    return dir;
+}
+
+/* the five batches in order, CHW planes exactly as the record holds them, pixel / 255 */
+static void test_cifar_read(void)
+{
+    const char *dir = make_cifar_dir("cifar_ok", 6, 4);
+    const char *names = "plane\ncar\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n";
+    CHECK(write_file(dir, "batches.meta.txt", names, strlen(names)) == 0);
+    ff_dataset ds;
+    ff_err err = {0};
+    CHECK(ff_dataset_open(&ds, dir, FF_DATA_AUTO, FF_SPLIT_TRAIN, 0, &err) == FF_OK);
+    CHECK(ds.n == 30 && ds.format == FF_DATA_CIFAR10);
+    CHECK(ds.shape.c == 3 && ds.shape.h == 32 && ds.shape.w == 32 && ff_dataset_dim(&ds) == 3072);
+    int bad = 0;
+    for (int i = 0; i < ds.n; i++) {
+        bad += ds.labels[i] != (uint8_t)((i * 7) % 10);
+        for (int j = 0; j < 3072; j++) /* record byte 1 + c*1024 + y*32 + x is (c, y, x) */
+            bad += ds.images[(size_t)i * 3072 + j] != (float)pixel_at((size_t)i, (size_t)j) / 255.0f;
+    }
+    CHECK(bad == 0);
+    CHECK(strcmp(ds.class_names[0], "plane") == 0 && strcmp(ds.class_names[9], "truck") == 0);
+    CHECK(has(ds.source, "data_batch_1.bin"));
+    ff_dataset_free(&ds);
+    CHECK(ff_dataset_open(&ds, dir, FF_DATA_CIFAR10, FF_SPLIT_TEST, 3, &err) == FF_OK);
+    CHECK(ds.n == 3 && ds.labels[1] == (uint8_t)((100001 * 7) % 10));
+    CHECK(ds.images[2 * 3072 + 5] == (float)pixel_at(100002, 5) / 255.0f);
+    ff_dataset_free(&ds);
+    /* no batches.meta.txt: CIFAR-10's own names */
+    const char *plain = make_cifar_dir("cifar_plain", 2, 2);
+    CHECK(ff_dataset_open(&ds, plain, FF_DATA_CIFAR10, FF_SPLIT_TEST, 0, &err) == FF_OK);
+    CHECK(strcmp(ds.class_names[1], "automobile") == 0);
+    ff_dataset_free(&ds);
+}
+
+/* every bad folder: exit status 2 (FF_ERR_USAGE) and the file named */
+static void test_cifar_errors(void)
+{
+    ff_dataset ds;
+    ff_err err = {0};
+    /* a truncated batch */
+    const char *d = make_cifar_dir("cifar_trunc", 3, 2);
+    buf b = make_cifar_batch(0, 3);
+    CHECK(write_file(d, "data_batch_3.bin", b.p, b.n - 100) == 0);
+    CHECK(ff_dataset_open(&ds, d, FF_DATA_AUTO, FF_SPLIT_TRAIN, 0, &err) == FF_ERR_USAGE);
+    CHECK(has(err.msg, "data_batch_3.bin") && has(err.msg, "3073-byte records"));
+    CHECK(ds.images == NULL && ds.n == 0);
+    /* a label byte over 9 */
+    d = make_cifar_dir("cifar_label", 3, 2);
+    b.p[CIFAR_REC * 2] = 10;
+    CHECK(write_file(d, "data_batch_4.bin", b.p, b.n) == 0);
+    CHECK(ff_dataset_open(&ds, d, FF_DATA_CIFAR10, FF_SPLIT_TRAIN, 0, &err) == FF_ERR_USAGE);
+    CHECK(has(err.msg, "data_batch_4.bin") && has(err.msg, "record 2") && has(err.msg, "label 10"));
+    free(b.p);
+    /* a missing batch file */
+    d = make_cifar_dir("cifar_missing", 3, 2);
+    char path[512];
+    snprintf(path, sizeof path, "%s/data_batch_5.bin", d);
+    CHECK(remove(path) == 0);
+    CHECK(ff_dataset_open(&ds, d, FF_DATA_AUTO, FF_SPLIT_TRAIN, 0, &err) == FF_ERR_USAGE);
+    CHECK(has(err.msg, "data_batch_5.bin") && has(err.msg, "no such file"));
+    CHECK(ff_dataset_open(&ds, d, FF_DATA_AUTO, FF_SPLIT_TEST, 0, &err) == FF_OK); /* test alone */
+    ff_dataset_free(&ds);
+    /* a mix of formats: IDX files beside CIFAR batches */
+    d = make_cifar_dir("cifar_mix", 3, 2);
+    buf img = make_images(2, 2, 3);
+    CHECK(write_file(d, "train-images-idx3-ubyte", img.p, img.n) == 0);
+    free(img.p);
+    ff_data_format f;
+    CHECK(ff_data_detect(d, &f, &err) == FF_ERR_USAGE);
+    CHECK(has(err.msg, "two data set formats") && has(err.msg, "idx") && has(err.msg, "cifar10"));
+    CHECK(ff_dataset_open(&ds, d, FF_DATA_AUTO, FF_SPLIT_TRAIN, 0, &err) == FF_ERR_USAGE);
+    /* asked for by name, the other format's files are not read */
+    CHECK(ff_dataset_open(&ds, d, FF_DATA_CIFAR10, FF_SPLIT_TRAIN, 0, &err) == FF_OK);
+    ff_dataset_free(&ds);
+    /* an empty folder: no format */
+    d = case_dir("cifar_none");
+    CHECK(ff_data_detect(d, &f, &err) == FF_ERR_USAGE && has(err.msg, "holds no data set"));
+    CHECK(ff_data_detect(MNIST_DIR, &f, &err) == FF_OK && f == FF_DATA_IDX);
+    /* a bad class names file */
+    d = make_cifar_dir("cifar_names", 2, 2);
+    CHECK(write_file(d, "batches.meta.txt", "a\nb\n", 4) == 0);
+    CHECK(ff_dataset_open(&ds, d, FF_DATA_CIFAR10, FF_SPLIT_TEST, 0, &err) == FF_ERR_USAGE);
+    CHECK(has(err.msg, "batches.meta.txt") && has(err.msg, "line 3"));
+}
+
+/* SHA256SUMS lists a batch: a changed byte is a mismatch naming the file */
+static void test_cifar_checksums(void)
+{
+    const char *d = make_cifar_dir("cifar_sums", 2, 2);
+    buf t = make_cifar_batch(100000, 2);
+    uint8_t digest[32];
+    char hex[65], sums[200];
+    ff_sha256(t.p, t.n, digest);
+    ff_sha256_hex(digest, hex);
+    snprintf(sums, sizeof sums, "%s  test_batch.bin\n", hex);
+    CHECK(write_file(d, "SHA256SUMS", sums, strlen(sums)) == 0);
+    ff_dataset ds;
+    ff_err err = {0};
+    CHECK(ff_dataset_open(&ds, d, FF_DATA_AUTO, FF_SPLIT_TEST, 0, &err) == FF_OK);
+    ff_dataset_free(&ds);
+    t.p[500] ^= 1;
+    CHECK(write_file(d, "test_batch.bin", t.p, t.n) == 0);
+    CHECK(ff_dataset_open(&ds, d, FF_DATA_AUTO, FF_SPLIT_TEST, 0, &err) == FF_ERR_USAGE);
+    CHECK(has(err.msg, "test_batch.bin") && has(err.msg, "checksum mismatch"));
+    free(t.p);
+}
+
+/* per-channel statistics and standardisation against a naive double loop */
+static void test_channel_stats(void)
+{
+    const char *d = make_cifar_dir("cifar_stats", 4, 3);
+    ff_dataset ds;
+    ff_err err = {0};
+    CHECK(ff_dataset_open(&ds, d, FF_DATA_CIFAR10, FF_SPLIT_TRAIN, 0, &err) == FF_OK);
+    float mean[FF_MAX_CHANNELS], sd[FF_MAX_CHANNELS];
+    ff_dataset_channel_stats(&ds, mean, sd);
+    for (int c = 0; c < 3; c++) {
+        double s = 0, s2 = 0, n = 0;
+        for (int i = 0; i < ds.n; i++)
+            for (int k = 0; k < 1024; k++) {
+                double v = ds.images[(size_t)i * 3072 + (size_t)c * 1024 + k];
+                s += v;
+                n += 1;
+            }
+        double m = s / n;
+        for (int i = 0; i < ds.n; i++)
+            for (int k = 0; k < 1024; k++) {
+                double v = ds.images[(size_t)i * 3072 + (size_t)c * 1024 + k] - m;
+                s2 += v * v;
+            }
+        CHECK_NEAR(mean[c], m, 1e-6);
+        CHECK_NEAR(sd[c], sqrt(s2 / n), 1e-5);
+    }
+    CHECK(mean[0] != mean[1] || sd[0] != sd[1]); /* three channels, not one repeated */
+    const float x = ds.images[3072 + 1024 + 7]; /* image 1, green, pixel 7 */
+    ff_dataset_standardize(&ds, mean, sd);
+    CHECK_NEAR(ds.images[3072 + 1024 + 7], (x - mean[1]) / sd[1], 1e-6);
+    ff_dataset_channel_stats(&ds, mean, sd);
+    for (int c = 0; c < 3; c++) {
+        CHECK_NEAR(mean[c], 0.0, 1e-5);
+        CHECK_NEAR(sd[c], 1.0, 1e-4);
+    }
+    ff_dataset_free(&ds);
 }
 
 int main(void)
@@ -678,6 +861,10 @@ int main(void)
     RUN(test_dataset_free);
     RUN(test_same_shape);
     RUN(test_mkdir_p_empty);
+    RUN(test_cifar_read);
+    RUN(test_cifar_errors);
+    RUN(test_cifar_checksums);
+    RUN(test_channel_stats);
     nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     TEST_MAIN_END();
 }

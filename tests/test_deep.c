@@ -70,8 +70,11 @@ static void check_pooled_input(const ff_net *net, int l, const float *x, int i, 
         diff = fmax(diff, fabs((double)row[j] - want[j]));
     CHECK(diff < 1e-5);
     float label[FF_NUM_CLASSES];
-    ff_embed_read_label(net->label_embedding, x + (size_t)i * ff_shape_dim(net->input),
-                        net->input.h, net->input.w, label);
+    ff_shape image = net->input;
+    if (net->label_embedding == FF_EMBED_CHANNELS)
+        image.c -= FF_NUM_CLASSES;
+    ff_embed_read_label(net->label_embedding, x + (size_t)i * ff_shape_dim(net->input), image,
+                        label);
     int planes_ok = 1;
     for (int k = 0; k < FF_NUM_CLASSES; k++)
         for (int p = 0; p < plane; p++)
@@ -396,8 +399,8 @@ static void test_pooled_net_trains(void)
         pos[i] = (uint8_t)(i % FF_NUM_CLASSES);
         neg[i] = (uint8_t)((i + 1 + ff_rng_below(&r, 9)) % FF_NUM_CLASSES);
     }
-    ff_embed_batch(FF_EMBED_OVERLAY, images, 12, 12, idx, pos, N, x);
-    ff_embed_batch(FF_EMBED_OVERLAY, images, 12, 12, idx, neg, N, x + N * D);
+    ff_embed_batch(FF_EMBED_OVERLAY, images, (ff_shape){1, 12, 12}, idx, pos, N, x);
+    ff_embed_batch(FF_EMBED_OVERLAY, images, (ff_shape){1, 12, 12}, idx, neg, N, x + N * D);
     ff_layer_loss first[FF_MAX_LAYERS], out[FF_MAX_LAYERS];
     ff_net_ff_grads(&net, &obj, x, NULL, N, N, 1.0f / N, first);
     for (int step = 0; step < 60; step++) {

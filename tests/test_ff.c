@@ -140,8 +140,8 @@ static void test_positive_negative_same_range(void)
     for (int i = 0; i < N; i++)
         t[i] = (uint8_t)(i % 10);
     ff_negative_labels_random(&r, t, N, n);
-    ff_embed_batch(FF_EMBED_OVERLAY, img, 28, 28, NULL, t, N, pos);
-    ff_embed_batch(FF_EMBED_OVERLAY, img, 28, 28, NULL, n, N, neg);
+    ff_embed_batch(FF_EMBED_OVERLAY, img, (ff_shape){1, 28, 28}, NULL, t, N, pos);
+    ff_embed_batch(FF_EMBED_OVERLAY, img, (ff_shape){1, 28, 28}, NULL, n, N, neg);
     int differing = 0;
     float pmin = 1, pmax = 0, nmin = 1, nmax = 0;
     for (int i = 0; i < N * DIM; i++) {
@@ -173,13 +173,13 @@ static void test_neutral_and_channels_embedding(void)
     for (int i = 0; i < 784; i++)
         img[i] = (float)(i % 7) / 7.0f;
     uint8_t neutral = FF_LABEL_NEUTRAL, three = 3;
-    ff_embed_batch(FF_EMBED_OVERLAY, img, 28, 28, NULL, &neutral, 1, out);
+    ff_embed_batch(FF_EMBED_OVERLAY, img, (ff_shape){1, 28, 28}, NULL, &neutral, 1, out);
     for (int k = 0; k < 10; k++)
         CHECK(out[k] == 0.1f);
     CHECK(memcmp(out + 10, img + 10, sizeof(float) * 774) == 0);
-    ff_shape s = ff_embed_shape(FF_EMBED_CHANNELS, 28, 28);
+    ff_shape s = ff_embed_shape(FF_EMBED_CHANNELS, (ff_shape){1, 28, 28});
     CHECK(s.c == 11 && s.h == 28 && s.w == 28);
-    ff_embed_batch(FF_EMBED_CHANNELS, img, 28, 28, NULL, &three, 1, out);
+    ff_embed_batch(FF_EMBED_CHANNELS, img, (ff_shape){1, 28, 28}, NULL, &three, 1, out);
     CHECK(memcmp(out, img, sizeof img) == 0); /* the image itself is untouched */
     for (int k = 0; k < 10; k++)
         for (int p = 0; p < 784; p += 97)
@@ -192,8 +192,8 @@ static void test_jitter_shifts_image_not_label(void)
     for (int i = 0; i < 28 * 28; i++)
         img[i] = (float)(i % 13) / 13.0f;
     uint8_t label = 4;
-    int8_t shift[2] = {2, -1}; /* right 2, up 1 */
-    ff_embed_batch_shifted(FF_EMBED_OVERLAY, img, 28, 28, NULL, &label, shift, 1, out);
+    ff_aug shift = {2, -1, 0}; /* right 2, up 1 */
+    ff_embed_batch_aug(FF_EMBED_OVERLAY, img, (ff_shape){1, 28, 28}, NULL, &label, &shift, 1, out);
     for (int k = 0; k < 10; k++)
         CHECK(out[k] == (k == 4 ? 1.0f : 0.0f)); /* the label stays in place */
     /* rows 0..26 hold image rows 1..27 moved right by 2 (row 0's first 10 pixels: the label) */
@@ -212,15 +212,102 @@ static void test_jitter_shifts_image_not_label(void)
         CHECK(out[27 * 28 + c] == 0.0f); /* vacated bottom row */
     ff_rng r;
     ff_rng_seed(&r, 12);
-    int8_t s[2000];
+    ff_aug a[1000];
     int seen[5] = {0};
-    ff_draw_shifts(&r, 2, 1000, s);
-    for (int i = 0; i < 2000; i++) {
-        CHECK(s[i] >= -2 && s[i] <= 2);
-        seen[s[i] + 2]++;
+    ff_draw_aug(&r, 2, 0, 1000, a);
+    for (int i = 0; i < 1000; i++) {
+        CHECK(a[i].dx >= -2 && a[i].dx <= 2 && a[i].dy >= -2 && a[i].dy <= 2 && a[i].flip == 0);
+        seen[a[i].dx + 2]++;
+        seen[a[i].dy + 2]++;
     }
     for (int v = 0; v < 5; v++)
         CHECK(seen[v] > 300);
+}
+
+/* Colour images (C = 3): every embedding against a naive loop over (channel, row,
+ * column), with shifts and flips; the label never moves with the image, a positive
+ * and its negative share the augmentation, and the label is read back. */
+static float naive_aug_pixel(const float *img, ff_shape s, ff_aug a, int c, int r, int x)
+{
+    int sr = r - a.dy, sx = x - a.dx;
+    if (a.flip)
+        sx = s.w - 1 - sx;
+    if (sr < 0 || sr >= s.h || sx < 0 || sx >= s.w)
+        return 0.0f;
+    return img[((size_t)c * s.h + sr) * s.w + sx];
+}
+
+static void test_colour_embeddings_naive(void)
+{
+    const ff_shape s = {3, 5, 7};
+    const int dim = ff_shape_dim(s), N = 6;
+    float img[3 * 5 * 7 * 2];
+    ff_rng r;
+    ff_rng_seed(&r, 5);
+    fill_images(&r, img, 2, dim);
+    const int idx[6] = {0, 1, 1, 0, 1, 0};
+    const uint8_t labels[6] = {3, 7, FF_LABEL_NEUTRAL, 0, 9, 5};
+    const ff_aug aug[6] = {{0, 0, 0}, {1, 0, 0}, {0, 0, 1}, {-2, 1, 1}, {3, -1, 0}, {1, 2, 1}};
+    int bad = 0, checked = 0;
+    for (int kind = 0; kind < FF_EMBED_COUNT; kind++) {
+        const ff_shape es = ff_embed_shape((ff_embed_kind)kind, s);
+        CHECK(es.h == 5 && es.w == 7 && es.c == (kind == FF_EMBED_CHANNELS ? 13 : 3));
+        const int edim = ff_shape_dim(es);
+        float *out = malloc(sizeof(float) * (size_t)N * edim);
+        ff_embed_batch_aug((ff_embed_kind)kind, img, s, idx, labels, aug, N, out);
+        for (int i = 0; i < N; i++) {
+            const float *o = out + (size_t)i * edim, *src = img + (size_t)idx[i] * dim;
+            for (int c = 0; c < es.c; c++)
+                for (int y = 0; y < 5; y++)
+                    for (int x = 0; x < 7; x++) {
+                        const float v = o[((size_t)c * 5 + y) * 7 + x];
+                        const int k = y * 7 + x; /* pixel index within a plane */
+                        float onehot_k = labels[i] == FF_LABEL_NEUTRAL ? 0.1f
+                                         : (k == labels[i] ? 1.0f : 0.0f);
+                        float want;
+                        if (c >= 3) /* channels: plane 3 + j is label j's */
+                            want = labels[i] == FF_LABEL_NEUTRAL ? 0.1f
+                                   : (c - 3 == labels[i] ? 1.0f : 0.0f);
+                        else if (kind == FF_EMBED_OVERLAY && k < 10)
+                            want = onehot_k; /* every channel's first 10 pixels */
+                        else {
+                            want = naive_aug_pixel(src, s, aug[i], c, y, x);
+                            if (kind == FF_EMBED_PATTERN) { /* the same tile in every channel */
+                                float tile[36];
+                                ff_embed_batch(FF_EMBED_PATTERN, (const float[36]){0}, (ff_shape){1, 6, 6},
+                                               NULL, &labels[i], 1, tile); /* 0.5 * P on black */
+                                want = 0.5f * want + tile[(y % 6) * 6 + x % 6];
+                            }
+                        }
+                        bad += fabsf(v - want) > 1e-6f;
+                        checked++;
+                    }
+            if (kind == FF_EMBED_OVERLAY || kind == FF_EMBED_CHANNELS) {
+                float back[FF_NUM_CLASSES];
+                ff_embed_read_label((ff_embed_kind)kind, o, s, back);
+                for (int j = 0; j < FF_NUM_CLASSES; j++)
+                    bad += back[j] != (labels[i] == FF_LABEL_NEUTRAL ? 0.1f
+                                       : (j == labels[i] ? 1.0f : 0.0f));
+            }
+        }
+        free(out);
+    }
+    CHECK(bad == 0);
+    CHECK(checked == N * dim * 3 + N * 13 * 35);
+    /* the flip draws: about half flipped, shifts unchanged by asking for flips */
+    ff_aug a[2000], b[2000];
+    ff_rng r1, r2;
+    ff_rng_seed(&r1, 9);
+    ff_rng_seed(&r2, 9);
+    ff_draw_aug(&r1, 4, 1, 2000, a);
+    ff_draw_aug(&r2, 4, 0, 1000, b);
+    int flips = 0, range = 0;
+    for (int i = 0; i < 2000; i++) {
+        flips += a[i].flip;
+        range += a[i].dx < -4 || a[i].dx > 4 || a[i].dy < -4 || a[i].dy > 4 || a[i].flip > 1;
+    }
+    CHECK(range == 0 && flips > 900 && flips < 1100);
+    CHECK(a[0].dx == b[0].dx && a[0].dy == b[0].dy && b[0].flip == 0);
 }
 
 static void test_pattern_embedding(void)
@@ -229,9 +316,9 @@ static void test_pattern_embedding(void)
     for (int i = 0; i < 28 * 28; i++)
         img[i] = (float)(i % 5) / 4.0f;
     uint8_t la = 2, lb = 7, neutral = FF_LABEL_NEUTRAL;
-    ff_embed_batch(FF_EMBED_PATTERN, img, 28, 28, NULL, &la, 1, a);
-    ff_embed_batch(FF_EMBED_PATTERN, img, 28, 28, NULL, &lb, 1, b);
-    ff_embed_batch(FF_EMBED_PATTERN, img, 28, 28, NULL, &neutral, 1, n);
+    ff_embed_batch(FF_EMBED_PATTERN, img, (ff_shape){1, 28, 28}, NULL, &la, 1, a);
+    ff_embed_batch(FF_EMBED_PATTERN, img, (ff_shape){1, 28, 28}, NULL, &lb, 1, b);
+    ff_embed_batch(FF_EMBED_PATTERN, img, (ff_shape){1, 28, 28}, NULL, &neutral, 1, n);
     int differ = 0, over_image = 0;
     for (int r = 0; r < 28; r++)
         for (int c = 0; c < 28; c++) {
@@ -251,7 +338,7 @@ static void test_pattern_embedding(void)
     static float all[10][28 * 28];
     for (int k = 0; k < 10; k++) {
         uint8_t lk = (uint8_t)k;
-        ff_embed_batch(FF_EMBED_PATTERN, img, 28, 28, NULL, &lk, 1, all[k]);
+        ff_embed_batch(FF_EMBED_PATTERN, img, (ff_shape){1, 28, 28}, NULL, &lk, 1, all[k]);
     }
     for (int i = 0; i < 28 * 28; i++) {
         float mean = 0.0f;
@@ -570,7 +657,7 @@ static void test_label_every_layer(void)
     ff_rng r;
     ff_rng_seed(&r, 17);
     enum { N = 6, S = 8 };
-    const ff_shape in = ff_embed_shape(FF_EMBED_CHANNELS, S, S);
+    const ff_shape in = ff_embed_shape(FF_EMBED_CHANNELS, (ff_shape){1, S, S});
     ff_net net;
     CHECK(ff_net_build(&net, &cfg, in, N, &r, NULL) == FF_OK);
     CHECK(net.layers[0].in.c == 11 && net.layers[0].out.h == 3);
@@ -581,7 +668,7 @@ static void test_label_every_layer(void)
     for (int i = 0; i < 3; i++)
         labels[i] = truth[i];                               /* positive rows */
     ff_negative_labels_random(&r, truth + 3, 3, labels + 3); /* negative rows */
-    ff_embed_batch(FF_EMBED_CHANNELS, img, S, S, NULL, labels, N, x);
+    ff_embed_batch(FF_EMBED_CHANNELS, img, (ff_shape){1, S, S}, NULL, labels, N, x);
     ff_layer_loss loss[2];
     const ff_objective obj = objective_of(&cfg);
     ff_net_ff_grads(&net, &obj, x, NULL, 3, 3, 1.0f / 3, loss);
@@ -600,12 +687,12 @@ static void test_label_every_layer(void)
     }
     /* the neutral label: 0.1 in every plane */
     uint8_t neutral = FF_LABEL_NEUTRAL;
-    ff_embed_batch(FF_EMBED_CHANNELS, img, S, S, NULL, &neutral, 1, x);
+    ff_embed_batch(FF_EMBED_CHANNELS, img, (ff_shape){1, S, S}, NULL, &neutral, 1, x);
     ff_net_forward(&net, x, 1);
     for (int j = prev; j < dim; j++)
         CHECK(net.in[1][j] == 0.1f);
     /* gradient check of layer 1 (its loss alone: no backprop between layers) */
-    ff_embed_batch(FF_EMBED_CHANNELS, img, S, S, NULL, labels, N, x);
+    ff_embed_batch(FF_EMBED_CHANNELS, img, (ff_shape){1, S, S}, NULL, labels, N, x);
     ff_net_ff_grads(&net, &obj, x, NULL, 3, 3, 1.0f / 3, loss);
     const ff_layer *L = &net.layers[1];
     const size_t n1 = L->n_weights + L->n_bias;
@@ -863,7 +950,7 @@ static void test_eval_skips_first_layer(void)
     ff_net net;
     CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 100, &r, NULL) == FF_OK);
     CHECK(!net.evaluated[0] && net.evaluated[1] && net.evaluated[2]);
-    ff_dataset ds = {.n = 4, .rows = 28, .cols = 28, .dim = 784};
+    ff_dataset ds = {.n = 4, .shape = {1, 28, 28}};
     ds.images = malloc(sizeof(float) * 4 * 784);
     ds.labels = calloc(4, 1);
     fill_images(&r, ds.images, 4, 784);
@@ -877,7 +964,7 @@ static void test_eval_skips_first_layer(void)
     for (int i = 0; i < 4; i++)
         for (int k = 0; k < 10; k += 3) {
             uint8_t lab = (uint8_t)k;
-            ff_embed_batch(FF_EMBED_OVERLAY, ds.images, 28, 28, &idx[i], &lab, 1, x1);
+            ff_embed_batch(FF_EMBED_OVERLAY, ds.images, (ff_shape){1, 28, 28}, &idx[i], &lab, 1, x1);
             ff_net_forward(&net, x1, 1);
             float g1, g2, g0;
             ff_goodness(net.out[0], 1, 16, &g0);
@@ -904,7 +991,7 @@ static void test_eval_skips_first_layer(void)
         ff_eval_goodness_scores(&n2, FF_EMBED_OVERLAY, &ds, idx, 4, 0, xbuf, picked);
         for (int i = 0; i < 4; i++) {
             uint8_t lab = 5;
-            ff_embed_batch(FF_EMBED_OVERLAY, ds.images, 28, 28, &idx[i], &lab, 1, x1);
+            ff_embed_batch(FF_EMBED_OVERLAY, ds.images, (ff_shape){1, 28, 28}, &idx[i], &lab, 1, x1);
             ff_net_forward(&n2, x1, 1);
             float g0, g2;
             ff_goodness(n2.out[0], 1, 16, &g0);
@@ -947,7 +1034,7 @@ static void test_competition_readout(void)
     cfg.model.layers[0] = (ff_layer_cfg){.kind = FF_LAYER_CONV, .channels = 20, .kernel = 5,
                                          .stride = 2};
     CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 28, 28}, 100, &r, &err) == FF_OK);
-    ff_dataset ds = {.n = 5, .rows = 28, .cols = 28, .dim = 784};
+    ff_dataset ds = {.n = 5, .shape = {1, 28, 28}};
     ds.images = malloc(sizeof(float) * 5 * 784);
     ds.labels = calloc(5, 1);
     fill_images(&r, ds.images, 5, 784);
@@ -961,7 +1048,7 @@ static void test_competition_readout(void)
     const int hw1 = ff_shape_dim(net.layers[1].out) / 10; /* one channel per group */
     double spread = 0.0;
     for (int i = 0; i < 5; i++) {
-        ff_embed_batch(FF_EMBED_NONE, ds.images, 28, 28, &idx[i], NULL, 1, x1);
+        ff_embed_batch(FF_EMBED_NONE, ds.images, (ff_shape){1, 28, 28}, &idx[i], NULL, 1, x1);
         ff_net_forward(&net, x1, 1);
         float e1, e2; /* each layer's groups are read from its output scaled to mean square 1 */
         ff_goodness(net.out[1], 1, 10 * hw1, &e1);
@@ -982,8 +1069,8 @@ static void test_competition_readout(void)
     /* the labels play no part in the input: an embedded label changes nothing */
     uint8_t lab = 7;
     float with_label[784];
-    ff_embed_batch(FF_EMBED_NONE, ds.images, 28, 28, &idx[0], &lab, 1, with_label);
-    ff_embed_batch(FF_EMBED_NONE, ds.images, 28, 28, &idx[0], NULL, 1, x1);
+    ff_embed_batch(FF_EMBED_NONE, ds.images, (ff_shape){1, 28, 28}, &idx[0], &lab, 1, with_label);
+    ff_embed_batch(FF_EMBED_NONE, ds.images, (ff_shape){1, 28, 28}, &idx[0], NULL, 1, x1);
     CHECK(memcmp(with_label, x1, sizeof x1) == 0);
     CHECK(memcmp(x1, ds.images + (size_t)idx[0] * 784, sizeof x1) == 0);
     /* the readout error: labels 0..4 for the five images */
@@ -1218,6 +1305,7 @@ int main(void)
     RUN(test_neutral_and_channels_embedding);
     RUN(test_jitter_shifts_image_not_label);
     RUN(test_pattern_embedding);
+    RUN(test_colour_embeddings_naive);
     RUN(test_objective_covers_every_loss);
     RUN(test_objective_hand_computed);
     RUN(test_alternate_equals_joint);

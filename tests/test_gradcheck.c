@@ -609,6 +609,25 @@ static void test_local_gradient(void)
     check_layer_grad(FF_LAYER_LOCAL, (ff_shape){3, 5, 5}, 2, 2, 1, +1, 403);
 }
 
+/* a colour image's shape (3 channels, small): every trainable layer kind of the
+ * registry against finite differences, padded where it has receptive fields */
+static void test_colour_input_gradient(void)
+{
+    int kinds = 0;
+    for (int kind = 0; kind < FF_LAYER_KIND_COUNT; kind++) {
+        const ff_layer_ops *ops = ff_layer_ops_of((ff_layer_kind)kind);
+        if (ops->input_stage)
+            continue; /* pools: no parameters (test_pool.c checks their backward pass) */
+        const int rf = ops->receptive_fields;
+        check_layer_grad_pad((ff_layer_kind)kind, (ff_shape){3, 6, 6}, 4, rf ? 3 : 0, rf ? 1 : 0,
+                             rf ? 1 : 0, +1, 700 + (uint64_t)kind);
+        check_layer_grad_pad((ff_layer_kind)kind, (ff_shape){3, 5, 6}, 3, rf ? 3 : 0, rf ? 2 : 0,
+                             0, -1, 710 + (uint64_t)kind);
+        kinds++;
+    }
+    CHECK(kinds == 3); /* fc, conv, local */
+}
+
 static double max_abs_diff(const float *a, const float *b, size_t n)
 {
     double m = 0.0;
@@ -757,6 +776,7 @@ int main(void)
     RUN(test_local_gradient);
     RUN(test_padded_gradient);
     RUN(test_grouped_gradient);
+    RUN(test_colour_input_gradient);
     RUN(test_beta_accumulates);
     RUN(test_goodness_per_sample);
     RUN(test_normalize_whole_vector);

@@ -14,7 +14,7 @@ enum { ROWS = 28, COLS = 28, DIM = ROWS * COLS };
 /* n random images in [0, 1] (distinct float values, not multiples of 1/255), labels i % 10 */
 static ff_dataset make_dataset(int n, uint64_t seed)
 {
-    ff_dataset ds = {.n = n, .rows = ROWS, .cols = COLS, .dim = DIM};
+    ff_dataset ds = {.n = n, .shape = {1, ROWS, COLS}};
     ds.images = malloc(sizeof(float) * (size_t)n * DIM);
     ds.labels = malloc((size_t)n);
     ff_rng r;
@@ -44,7 +44,7 @@ static double mean_agreement(int passes, int masks, double *ones_frac, int *cons
     double agree = 0.0, ones = 0.0;
     *constant = 0;
     for (int k = 0; k < masks; k++) {
-        ff_hybrid_mask(&r, ROWS, COLS, passes, m, scratch);
+        ff_hybrid_mask(&r, (ff_shape){1, ROWS, COLS}, passes, m, scratch);
         int n1 = 0, binary = 1;
         for (int j = 0; j < DIM; j++) {
             binary &= m[j] == 0.0f || m[j] == 1.0f;
@@ -82,7 +82,7 @@ static void test_constant_masks_redrawn(void)
     float m[9], scratch[9];
     int constant = 0;
     for (int k = 0; k < 1000; k++) {
-        ff_hybrid_mask(&r, 3, 3, 4, m, scratch);
+        ff_hybrid_mask(&r, (ff_shape){1, 3, 3}, 4, m, scratch);
         int ones = 0;
         for (int j = 0; j < 9; j++)
             ones += m[j] == 1.0f;
@@ -100,8 +100,8 @@ static void test_mix_follows_mask(void)
         a[j] = ff_rng_uniform(&r);
         b[j] = ff_rng_uniform(&r);
     }
-    ff_hybrid_mask(&r, ROWS, COLS, 6, m, scratch);
-    ff_hybrid_mix(m, a, b, DIM, out);
+    ff_hybrid_mask(&r, (ff_shape){1, ROWS, COLS}, 6, m, scratch);
+    ff_hybrid_mix(m, a, b, (ff_shape){1, ROWS, COLS}, out);
     int from_a = 0, from_b = 0;
     for (int j = 0; j < DIM; j++) {
         CHECK(out[j] == (m[j] == 1.0f ? a[j] : b[j]));
@@ -118,7 +118,7 @@ static void test_set_pixels_and_classes(void)
     ff_hybrid_set set;
     ff_err err;
     CHECK(ff_hybrid_make(&set, &ds, 1000, 7, FF_HYBRID_DEFAULT_BLUR, &err) == FF_OK);
-    CHECK(set.n == 1000 && set.rows == ROWS && set.cols == COLS && set.dim == DIM);
+    CHECK(set.n == 1000 && set.shape.c == 1 && set.shape.h == ROWS && set.shape.w == COLS);
     int same_class = 0, stray = 0, one_source = 0, out_of_range = 0;
     for (int i = 0; i < set.n; i++) {
         const int a = set.src[2 * i], b = set.src[2 * i + 1];
@@ -194,8 +194,9 @@ static void test_deterministic_for_a_seed(void)
 
 static int same_set(const ff_hybrid_set *x, const ff_hybrid_set *y)
 {
-    return x->n == y->n && x->dim == y->dim &&
-           memcmp(x->images, y->images, sizeof(float) * (size_t)x->n * x->dim) == 0 &&
+    const size_t dim = (size_t)ff_shape_dim(x->shape);
+    return x->n == y->n && dim == (size_t)ff_shape_dim(y->shape) &&
+           memcmp(x->images, y->images, sizeof(float) * (size_t)x->n * dim) == 0 &&
            memcmp(x->src, y->src, sizeof(int32_t) * 2 * (size_t)x->n) == 0;
 }
 
@@ -300,11 +301,11 @@ static void test_cache_load_and_invalidate(void)
     other[31] ^= 1;
     CHECK(ff_hybrid_save(&fresh, other, ds.n, 6, 9, path, NULL) == FF_OK);
     ff_err err = {0};
-    CHECK(ff_hybrid_load(&a, path, key, ROWS, COLS, 120, &err) == FF_ERR_FORMAT);
+    CHECK(ff_hybrid_load(&a, path, key, (ff_shape){1, ROWS, COLS}, 120, &err) == FF_ERR_FORMAT);
     CHECK(strstr(err.msg, "key differs") != NULL && a.images == NULL);
     CHECK(load_or_make(&a, &ds, 9, sub, path2) == FF_HYBRID_REBUILT);
     ff_hybrid_free(&a);
-    CHECK(ff_hybrid_load(&a, path, key, ROWS, COLS, 120, &err) == FF_OK);
+    CHECK(ff_hybrid_load(&a, path, key, (ff_shape){1, ROWS, COLS}, 120, &err) == FF_OK);
     CHECK(same_set(&a, &fresh));
     ff_hybrid_free(&a);
 
@@ -318,6 +319,74 @@ static void test_cache_load_and_invalidate(void)
     ff_dataset_free(&ds);
 }
 
+/* colour images: one mask per pixel over all three channels (every channel of a pixel
+ * from the same source), against a naive loop; the cache records the shape and
+ * refuses a file of another shape */
+static void test_colour_hybrids(void)
+{
+    const ff_shape s = {3, 8, 9};
+    const int n = 40, dim = ff_shape_dim(s), hw = 8 * 9;
+    ff_dataset ds = {.n = n, .shape = s};
+    ds.images = malloc(sizeof(float) * (size_t)n * dim);
+    ds.labels = malloc((size_t)n);
+    ff_rng r;
+    ff_rng_seed(&r, 3);
+    for (size_t i = 0; i < (size_t)n * dim; i++)
+        ds.images[i] = ff_rng_uniform(&r);
+    for (int i = 0; i < n; i++)
+        ds.labels[i] = (uint8_t)(i % 10);
+    ff_hybrid_set set;
+    ff_err err = {0};
+    CHECK(ff_hybrid_make(&set, &ds, 50, 11, 2, &err) == FF_OK);
+    CHECK(set.shape.c == 3 && set.shape.h == 8 && set.shape.w == 9);
+    /* the same draws by hand: pair, then mask, then the mix over every channel */
+    ff_rng_seed(&r, 11);
+    float m[72], scratch[72];
+    int bad = 0, both = 0;
+    for (int i = 0; i < 50; i++) {
+        int a, b;
+        ff_hybrid_pick_pair(&r, &ds, &a, &b);
+        ff_hybrid_mask(&r, s, 2, m, scratch);
+        bad += a != set.src[2 * i] || b != set.src[2 * i + 1] || ds.labels[a] == ds.labels[b];
+        int from_a = 0, from_b = 0;
+        for (int c = 0; c < 3; c++)
+            for (int p = 0; p < hw; p++) {
+                const size_t k = (size_t)c * hw + p;
+                const float want = m[p] == 1.0f ? ds.images[(size_t)a * dim + k]
+                                                : ds.images[(size_t)b * dim + k];
+                bad += set.images[(size_t)i * dim + k] != want;
+                from_a += m[p] == 1.0f;
+                from_b += m[p] == 0.0f;
+            }
+        both += from_a > 0 && from_b > 0;
+    }
+    CHECK(bad == 0 && both == 50);
+    /* the cache: saved with its shape; the same bytes under another shape are refused */
+    char dir[] = "/tmp/ff_hyb_colour_XXXXXX", path[256];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/h.bin", dir);
+    uint8_t key[32];
+    ff_hybrid_key(&ds, 50, 11, 2, key);
+    CHECK(ff_hybrid_save(&set, key, ds.n, 2, 11, path, &err) == FF_OK);
+    ff_hybrid_set back;
+    CHECK(ff_hybrid_load(&back, path, key, s, 50, &err) == FF_OK);
+    CHECK(back.shape.c == 3 &&
+          memcmp(back.images, set.images, sizeof(float) * 50 * (size_t)dim) == 0);
+    ff_hybrid_free(&back);
+    CHECK(ff_hybrid_load(&back, path, key, (ff_shape){1, 8, 27}, 50, &err) == FF_ERR_FORMAT);
+    CHECK(strstr(err.msg, "3x8x9") != NULL && strstr(err.msg, "1x8x27") != NULL);
+    /* the grey data of the same bytes has another key: no file of one set serves the other */
+    ff_dataset grey = ds;
+    grey.shape = (ff_shape){1, 24, 9};
+    uint8_t key2[32];
+    ff_hybrid_key(&grey, 50, 11, 2, key2);
+    CHECK(memcmp(key, key2, 32) != 0);
+    remove(path);
+    rmdir(dir);
+    ff_hybrid_free(&set);
+    ff_dataset_free(&ds);
+}
+
 int main(void)
 {
     RUN(test_mask_binary_with_large_regions);
@@ -327,6 +396,7 @@ int main(void)
     RUN(test_pairs_differ_on_skewed_data);
     RUN(test_one_class_rejected);
     RUN(test_deterministic_for_a_seed);
+    RUN(test_colour_hybrids);
     RUN(test_cache_load_and_invalidate);
     TEST_MAIN_END();
 }

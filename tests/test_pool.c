@@ -436,27 +436,26 @@ static void test_embed_bit_identical(void)
     fill(images, (size_t)n_img * 784, 51, 0.5f);
     int idx[B];
     uint8_t labels[B];
-    int8_t shifts[2 * B];
+    ff_aug aug[B];
     for (int i = 0; i < B; i++) {
         idx[i] = (i * 7) % n_img;
         labels[i] = (uint8_t)(i % 11 == 10 ? FF_LABEL_NEUTRAL : i % 10);
-        shifts[2 * i] = (int8_t)(i % 3 - 1);
-        shifts[2 * i + 1] = (int8_t)((i / 3) % 3 - 1);
+        aug[i] = (ff_aug){(int8_t)(i % 3 - 1), (int8_t)((i / 3) % 3 - 1), (uint8_t)(i % 2)};
     }
     for (int kind = 0; kind < FF_EMBED_COUNT; kind++) {
-        const size_t dim = (size_t)ff_shape_dim(ff_embed_shape((ff_embed_kind)kind, 28, 28));
+        const size_t dim = (size_t)ff_shape_dim(ff_embed_shape((ff_embed_kind)kind, (ff_shape){1, 28, 28}));
         for (int k = 0; k < N_TC; k++) {
             ff_pool_set_threads(thread_counts[k]);
             out[k] = malloc(sizeof(float) * B * dim);
-            ff_embed_batch_shifted((ff_embed_kind)kind, images, 28, 28, idx, labels, shifts, B,
-                                   out[k]);
+            ff_embed_batch_aug((ff_embed_kind)kind, images, (ff_shape){1, 28, 28}, idx, labels,
+                               aug, B, out[k]);
         }
         for (int k = 1; k < N_TC; k++)
             CHECK(memcmp(out[0], out[k], sizeof(float) * B * dim) == 0);
         /* one row alone is the same row */
         float *one = malloc(sizeof(float) * dim);
-        ff_embed_batch_shifted((ff_embed_kind)kind, images, 28, 28, idx + 77, labels + 77,
-                               shifts + 2 * 77, 1, one);
+        ff_embed_batch_aug((ff_embed_kind)kind, images, (ff_shape){1, 28, 28}, idx + 77,
+                           labels + 77, aug + 77, 1, one);
         CHECK(memcmp(one, out[0] + 77 * dim, sizeof(float) * dim) == 0);
         free(one);
         for (int k = 0; k < N_TC; k++)

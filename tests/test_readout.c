@@ -304,7 +304,7 @@ static void test_layer_choice_per_mode(void)
  * rows 0..1 stay dark (the overlay label goes there) */
 static ff_dataset make_blocks(int n, ff_rng *r)
 {
-    ff_dataset ds = {.n = n, .rows = 8, .cols = 8, .dim = 64};
+    ff_dataset ds = {.n = n, .shape = {1, 8, 8}};
     ds.images = calloc((size_t)n * 64, sizeof(float));
     ds.labels = malloc((size_t)n);
     for (int i = 0; i < n; i++) {
@@ -329,7 +329,7 @@ static void run_frozen(int neutral)
     ff_rng_seed(&r, 25);
     ff_dataset train = make_blocks(600, &r), test = make_blocks(200, &r);
     ff_net net;
-    CHECK(ff_net_build(&net, &cfg, ff_embed_shape(FF_EMBED_OVERLAY, 8, 8), 64, &r, NULL) == FF_OK);
+    CHECK(ff_net_build(&net, &cfg, ff_embed_shape(FF_EMBED_OVERLAY, (ff_shape){1, 8, 8}), 64, &r, NULL) == FF_OK);
     int layers[FF_MAX_LAYERS], nl;
     CHECK(ff_readout_layers(&cfg, &net, layers, &nl, NULL) == FF_OK);
     ff_readout ro;
@@ -350,15 +350,15 @@ static void run_frozen(int neutral)
     CHECK(xbuf[64 + 3] == (neutral ? 0.1f : train.images[9 * 64 + 3]));
     CHECK(xbuf[64 + 40] == train.images[9 * 64 + 40]);
     /* jitter: image 5 one pixel right, image 9 one pixel down; label pixels stay put */
-    const int8_t shifts[4] = {1, 0, 0, 1};
-    in.shifts = shifts;
+    const ff_aug aug[2] = {{1, 0, 0}, {0, 1, 0}};
+    in.aug = aug;
     ff_readout_make_input(&ro, &in, idx, 2, xbuf);
     CHECK(xbuf[5 * 8 + 3] == train.images[5 * 64 + 5 * 8 + 2]);
     CHECK(xbuf[5 * 8 + 0] == 0.0f);
     CHECK(xbuf[64 + 3 * 8 + 5] == train.images[9 * 64 + 2 * 8 + 5]);
     CHECK(xbuf[64 + 3] == (neutral ? 0.1f : 0.0f));
     CHECK(ro.labels[0] == train.labels[5] && ro.labels[1] == train.labels[9]);
-    in.shifts = NULL;
+    in.aug = NULL;
 
     const double before = ff_readout_error(&ro, &net, layers, nl, &in, 0, xbuf, NULL);
     float loss0 = 0.0f, loss = 0.0f;

@@ -518,7 +518,7 @@ static void competition_eval_stats(const char *hand_on)
         double *s1 = calloc((size_t)C, sizeof(double)), *s2 = calloc((size_t)C, sizeof(double));
         CHECK(s1 && s2);
         for (int i = 0; i < n; i++) { /* one image at a time */
-            memcpy(t.x, t.train.images + (size_t)i * t.train.dim, sizeof(float) * t.in_dim);
+            memcpy(t.x, t.train.images + (size_t)i * ff_dataset_dim(&t.train), sizeof(float) * t.in_dim);
             ff_net_forward(&t.net, t.x, 1);
             for (int c = 0; c < C; c++)
                 for (int p = 0; p < P; p++) {
@@ -780,7 +780,7 @@ static void test_loss_after_pool(void)
     double mu1[40], var1[40], s1sum[80] = {0};
     for (int s = 0; s < t.train.n; s += t.batch) {
         const int m = t.train.n - s < t.batch ? t.train.n - s : t.batch;
-        memcpy(t.x, t.train.images + (size_t)s * t.train.dim, sizeof(float) * m * t.in_dim);
+        memcpy(t.x, t.train.images + (size_t)s * ff_dataset_dim(&t.train), sizeof(float) * m * t.in_dim);
         ff_net_forward(&t.net, t.x, m);
         channel_stats(net->post[1], m, 40, 49, mu1, var1);
         for (int c = 0; c < 40; c++) {

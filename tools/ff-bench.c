@@ -257,22 +257,20 @@ void __wrap_ff_optim_step(ff_optim *o, float *params, const float *grads, float 
     }
 }
 
-void __real_ff_embed_batch_shifted(ff_embed_kind, const float *, int, int, const int *,
-                                   const uint8_t *, const int8_t *, int, float *);
-void __wrap_ff_embed_batch_shifted(ff_embed_kind kind, const float *images, int rows, int cols,
-                                   const int *idx, const uint8_t *labels, const int8_t *shifts,
-                                   int batch, float *out)
+/* the real functions' types, so a signature change fails to compile here */
+__typeof__(ff_embed_batch_aug) __real_ff_embed_batch_aug, __wrap_ff_embed_batch_aug;
+void __wrap_ff_embed_batch_aug(ff_embed_kind kind, const float *images, ff_shape image,
+                               const int *idx, const uint8_t *labels, const ff_aug *aug, int batch,
+                               float *out)
 {
-    TIMED(T_EMBED, __real_ff_embed_batch_shifted(kind, images, rows, cols, idx, labels, shifts,
-                                                 batch, out));
+    TIMED(T_EMBED, __real_ff_embed_batch_aug(kind, images, image, idx, labels, aug, batch, out));
 }
 
-void __real_ff_embed_batch(ff_embed_kind, const float *, int, int, const int *, const uint8_t *,
-                           int, float *);
-void __wrap_ff_embed_batch(ff_embed_kind kind, const float *images, int rows, int cols,
-                           const int *idx, const uint8_t *labels, int batch, float *out)
+__typeof__(ff_embed_batch) __real_ff_embed_batch, __wrap_ff_embed_batch;
+void __wrap_ff_embed_batch(ff_embed_kind kind, const float *images, ff_shape image, const int *idx,
+                           const uint8_t *labels, int batch, float *out)
 {
-    TIMED(T_EMBED, __real_ff_embed_batch(kind, images, rows, cols, idx, labels, batch, out));
+    TIMED(T_EMBED, __real_ff_embed_batch(kind, images, image, idx, labels, batch, out));
 }
 
 /* ---------------------------------------------------------------- options */

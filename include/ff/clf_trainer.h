@@ -43,7 +43,7 @@ typedef struct ff_clf_trainer {
     int64_t step, total_steps;
     int epoch, batch_in_epoch;    /* epochs completed; batches done in the next one */
     int *order;                   /* the epoch's image order */
-    int8_t *shifts;               /* [2 * batch] jitter shifts of the batch (NULL: no jitter) */
+    ff_aug *aug;                  /* [batch] the batch's jitter shifts and flips (NULL: none) */
     float *x;                     /* [net.max_batch, input dim] net inputs */
 } ff_clf_trainer;
 

@@ -47,6 +47,12 @@ typedef enum { FF_HAND_RMS, FF_HAND_BATCH, FF_HAND_COUNT } ff_hand_on;
 typedef enum { FF_CLF_NORM_RMS, FF_CLF_NORM_BATCH, FF_CLF_NORM_COUNT } ff_clf_norm;
 typedef enum { FF_EMBED_OVERLAY, FF_EMBED_CHANNELS, FF_EMBED_PATTERN, FF_EMBED_NONE, FF_EMBED_COUNT } ff_embed_kind;
 typedef enum { FF_PAR_NONE, FF_PAR_DATA, FF_PAR_PIPELINE, FF_PAR_COUNT } ff_par_mode;
+/* data.format: auto (detected from data.dir's files) | idx (MNIST) | cifar10 (CIFAR-10's
+ * binary batches); readers in src/data_<format>.c (include/ff/data.h) */
+typedef enum { FF_DATA_AUTO, FF_DATA_IDX, FF_DATA_CIFAR10, FF_DATA_FORMAT_COUNT } ff_data_format;
+/* data.normalize: none (pixels / 255) | channel (each channel standardised with the
+ * training split's mean and standard deviation) */
+typedef enum { FF_DATA_NORM_NONE, FF_DATA_NORM_CHANNEL, FF_DATA_NORM_COUNT } ff_data_norm;
 
 typedef struct ff_layer_cfg {
     ff_layer_kind kind;
@@ -75,7 +81,9 @@ typedef struct ff_config {
     uint64_t seed;                /* seed: RNG seed (default 1) */
 
     struct {
-        char dir[FF_PATH_MAX];    /* data.dir: folder with the four IDX files (default data/mnist) */
+        char dir[FF_PATH_MAX];    /* data.dir: folder with the data set's files (default data/mnist) */
+        ff_data_format format;    /* data.format: auto | idx | cifar10 */
+        ff_data_norm normalize;   /* data.normalize: none | channel */
         int train_limit;          /* data.train_limit: use the first N training images (0 = all) */
         int test_limit;           /* data.test_limit: use the first N test images (0 = all) */
         char cache[FF_PATH_MAX];  /* data.cache: folder for generated data (default cache) */
@@ -108,7 +116,10 @@ typedef struct ff_config {
                                        image) | softmax (the head's logits, one neutral pass) */
         int hard_candidates;      /* train.hard_candidates: goodness scores of only the m wrong
                                      labels the softmax head ranks highest (0 = all nine) */
-        int jitter;               /* train.jitter: max shift in pixels (0 = off) */
+        int jitter;               /* train.jitter: max shift in pixels (0 = off); 4 is CIFAR's
+                                     standard random crop from 4 pixels of zero padding */
+        int flip;                 /* train.flip: mirror each training image left-right with
+                                     probability 1/2 (bool; off for digits) */
         float peer_norm;          /* train.peer_norm: strength (0 = off) */
         float peer_decay;         /* train.peer_decay: running-mean decay (default 0.9) */
         float logit_scale;        /* train.logit_scale: slope s of sigmoid(s (g - theta) / units),

@@ -1,8 +1,11 @@
-/* data.h - MNIST-format (IDX) datasets: loading, validation, batching.
+/* data.h - data sets: one reader per file format (MNIST's IDX, CIFAR-10's binary
+ * batches), one function that opens a split for everyone, checksums, statistics.
  *
- * Images are stored as float in [0, 1] (pixel / 255), row-major, one image
- * after another: images[i * dim + r * cols + c]. Labels are 0..9. The dataset
- * owns both arrays; ff_dataset_free releases them (safe on a zeroed struct). */
+ * Images are stored as float in [0, 1] (pixel / 255; standardised per channel with
+ * data.normalize channel), one image after another, each CHW: pixel (c, y, x) of
+ * image i is images[i * dim + (c * h + y) * w + x], dim = ff_shape_dim(shape). Labels
+ * are 0..9. The dataset owns both arrays; ff_dataset_free releases them (safe on a
+ * zeroed struct). */
 #ifndef FF_DATA_H
 #define FF_DATA_H
 
@@ -12,15 +15,25 @@
 #include "ff/err.h"
 #include "ff/layer.h"
 
+/* The splits every data set format has. */
+typedef enum { FF_SPLIT_TRAIN, FF_SPLIT_TEST, FF_SPLIT_COUNT } ff_split;
+
+#define FF_DATA_CLASSES 10      /* labels are 0..9 in every format */
+#define FF_CLASS_NAME_MAX 32
+
 typedef struct ff_dataset {
     int n;            /* number of images */
-    int channels;     /* 1 for IDX files (grey levels) */
-    int rows, cols;   /* 28 x 28 for MNIST */
-    int dim;          /* channels * rows * cols */
-    float *images;    /* n * dim floats in [0, 1] */
+    ff_shape shape;   /* one image: channels x height x width (1 x 28 x 28 for MNIST,
+                         3 x 32 x 32 for CIFAR-10) */
+    float *images;    /* n images of ff_shape_dim(shape) floats, each CHW (channel-major) */
     uint8_t *labels;  /* n labels in 0..9 */
+    ff_data_format format; /* the format it was read in */
+    char class_names[FF_DATA_CLASSES][FF_CLASS_NAME_MAX]; /* "" where the format has none */
     char source[1024]; /* the images file it was loaded from, for messages ("" if made in code) */
 } ff_dataset;
+
+/* Floats of one image. */
+static inline size_t ff_dataset_dim(const ff_dataset *ds) { return (size_t)ff_shape_dim(ds->shape); }
 
 /* Reads a whole file (ff_read_file: regular files only, so a FIFO is refused
  * instead of blocking), transparently gunzipping it if it starts with the gzip
@@ -39,23 +52,47 @@ int ff_idx_parse_images(const uint8_t *buf, size_t len, const char *name, int *n
 int ff_idx_parse_labels(const uint8_t *buf, size_t len, const char *name, int *n,
                         const uint8_t **labels, ff_err *err);
 
-/* Loads "<dir>/<prefix>-images-idx3-ubyte[.gz]" and "-labels-idx1-ubyte[.gz]"
- * where prefix is "train" or "t10k". Checks that counts agree, labels are
- * 0..9, and, if <dir>/SHA256SUMS lists the uncompressed file, its SHA-256
- * (of the decompressed bytes; mismatch = FF_ERR_FORMAT "checksum mismatch").
- * The .gz name is tried first. limit > 0 keeps only the first `limit` images
- * (limit <= 0: all). *ds is overwritten (not freed) and left zeroed on failure;
- * on success the caller calls ff_dataset_free. Files over 2 GiB (raw or
- * decompressed) are rejected. */
-int ff_dataset_load(ff_dataset *ds, const char *dir, const char *prefix, int limit, ff_err *err);
+/* Opens one split of the data set in dir, read by the reader of `format`
+ * (FF_DATA_AUTO: the format whose files are in dir, ff_data_detect). Every file the
+ * reader reads is checked against <dir>/SHA256SUMS when that lists it (of the
+ * decompressed bytes; mismatch = FF_ERR_FORMAT "checksum mismatch"). Pixels become
+ * pixel / 255. limit > 0 keeps only the first `limit` images (limit <= 0: all). *ds is
+ * overwritten (not freed) and left zeroed on failure; on success the caller calls
+ * ff_dataset_free. Formats (src/data_<name>.c, one reader each, table in data.c):
+ *   idx     - MNIST's "<train|t10k>-<images-idx3|labels-idx1>-ubyte[.gz]" (grey)
+ *   cifar10 - CIFAR-10's binary batches: data_batch_1..5.bin / test_batch.bin,
+ *             records of a label byte and 3 x 32 x 32 pixel bytes (R, G, B planes),
+ *             class names from batches.meta.txt; content errors are FF_ERR_USAGE
+ *             (exit 2: data.dir names the wrong data) */
+int ff_dataset_open(ff_dataset *ds, const char *dir, ff_data_format format, ff_split split,
+                    int limit, ff_err *err);
+
+/* The format of the data set in dir: the one format whose files are there. No format,
+ * or files of two formats: FF_ERR_USAGE naming dir and what was found. */
+int ff_data_detect(const char *dir, ff_data_format *format, ff_err *err);
+
+/* "idx", "cifar10" (config data.format names; "auto" for FF_DATA_AUTO). */
+const char *ff_data_format_name(ff_data_format format);
+
+/* Per-channel standardisation (data.normalize channel): mean[c] and std[c] of
+ * channel c over every pixel of every image of ds (the training split), then
+ * ff_dataset_standardize applies (x - mean[c]) / std[c] to every image of a set
+ * (std 0 is taken as 1). C at most FF_MAX_CHANNELS. */
+#define FF_MAX_CHANNELS 16
+void ff_dataset_channel_stats(const ff_dataset *ds, float *mean, float *std);
+void ff_dataset_standardize(ff_dataset *ds, const float *mean, const float *std);
+
+/* Opens cfg's training and test splits (data.dir, data.format, the limits), checks they
+ * hold images of one shape, and with data.normalize channel standardises both with the
+ * training split's statistics (stats, if not NULL, receives 2 * C floats: means then
+ * standard deviations; C = train->shape.c). What every trainer and `ffrun eval` use. */
+struct ff_config;
+int ff_data_open(const struct ff_config *cfg, ff_dataset *train, ff_dataset *test, float *stats,
+                 ff_err *err);
 
 void ff_dataset_free(ff_dataset *ds);
 
-/* The shape of one image: {channels, rows, cols}. What a net's input is built
- * from (through the label embedding), never a literal. */
-ff_shape ff_dataset_shape(const ff_dataset *ds);
-
-/* FF_OK if a and b hold images of one size (rows x cols), else FF_ERR_FORMAT naming both
+/* FF_OK if a and b hold images of one shape, else FF_ERR_FORMAT naming both
  * files and sizes: a net built for one set must not be fed the other (e.g. the training
  * and the test set). */
 int ff_dataset_check_same_shape(const ff_dataset *a, const ff_dataset *b, ff_err *err);

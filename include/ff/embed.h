@@ -2,14 +2,17 @@
  * labels of negative data.
  *
  * Embeddings (config model.label_embedding):
+ * Images are C x h x w (C = 1 for digits, 3 for colour photos):
  *   overlay  - the one-hot label replaces the first 10 pixels (row 0, columns
- *              0..9); input shape [1, rows, cols]. Default for fc/local nets.
- *   channels - 10 extra channels, channel 1 + label all ones; input [11, rows, cols].
- *   pattern  - a label pattern over the whole image: 0.5 * image + 0.5 * P_label,
- *              P_k a fixed binary 6x6 tile (hashed from k) repeated over the
- *              image, so every receptive field of a strided CNN sees the label;
- *              input [1, rows, cols] (after Scodellaro et al. 2023).
- *   none     - no label: the image alone, input [1, rows, cols], whatever the
+ *              0..9) of every channel, as the paper replaces pixels of the image
+ *              with the label; input shape [C, h, w]. Default for fc/local nets.
+ *   channels - 10 extra planes after the image's C, plane C + label all ones;
+ *              input [C + 10, h, w].
+ *   pattern  - a label pattern over the whole image: 0.5 * image + 0.5 * P_label in
+ *              every channel, P_k a fixed binary 6x6 tile (hashed from k) repeated
+ *              over the image, so every receptive field of a strided CNN sees the
+ *              label; input [C, h, w] (after Scodellaro et al. 2023).
+ *   none     - no label: the image alone, input [C, h, w], whatever the
  *              label (train.loss competition reads the class from the output).
  * Label 255 (FF_LABEL_NEUTRAL) embeds the neutral label: 0.1 in every label slot.
  * Negative labels are never the true label. */
@@ -28,36 +31,42 @@
 
 struct ff_rng;
 
-/* Shape of an embedded input for images of rows x cols. */
-ff_shape ff_embed_shape(ff_embed_kind kind, int rows, int cols);
+/* Shape of an embedded input for images of shape `image` (C x h x w). */
+ff_shape ff_embed_shape(ff_embed_kind kind, ff_shape image);
 
-/* FF_OK if a label fits images of rows x cols with embedding `kind`, else FF_ERR_USAGE
- * saying why: overlay needs rows * cols >= 10 (the label takes the first 10 pixels);
+/* FF_OK if a label fits images of `image` with embedding `kind`, else FF_ERR_USAGE
+ * saying why: overlay needs h * w >= 10 (the label takes the first 10 pixels);
  * channels and pattern fit any size. ff_net_build checks it for supervised nets. */
-int ff_embed_check_shape(ff_embed_kind kind, int rows, int cols, ff_err *err);
+int ff_embed_check_shape(ff_embed_kind kind, ff_shape image, ff_err *err);
+
+/* One image's augmentation (train.jitter, train.flip): mirrored left-right if flip,
+ * then shifted dx pixels right and dy down, zeros shifted in; every channel alike. */
+typedef struct ff_aug {
+    int8_t dx, dy;
+    uint8_t flip;
+} ff_aug;
 
 /* out[i] = embed(images[idx[i]], labels[i]) for i < batch; idx NULL means i.
  * out has ff_shape_dim(ff_embed_shape(...)) floats per sample. With labels, the
  * label must fit the images (ff_embed_check_shape; asserted). */
-void ff_embed_batch(ff_embed_kind kind, const float *images, int rows, int cols, const int *idx,
+void ff_embed_batch(ff_embed_kind kind, const float *images, ff_shape image, const int *idx,
                     const uint8_t *labels, int batch, float *out);
 
-/* As ff_embed_batch with sample i's image shifted by (shifts[2i], shifts[2i+1])
- * pixels (x right, y down; vacated pixels 0) before the label goes in, so the
- * label pixels never move. shifts NULL: no shift. labels NULL: no label at all
+/* As ff_embed_batch with sample i's image augmented by aug[i] before the label goes
+ * in, so the label pixels never move. aug NULL: none. labels NULL: no label at all
  * (the image alone, for unsupervised nets; use kind FF_EMBED_OVERLAY). */
-void ff_embed_batch_shifted(ff_embed_kind kind, const float *images, int rows, int cols,
-                            const int *idx, const uint8_t *labels, const int8_t *shifts,
-                            int batch, float *out);
+void ff_embed_batch_aug(ff_embed_kind kind, const float *images, ff_shape image, const int *idx,
+                        const uint8_t *labels, const ff_aug *aug, int batch, float *out);
 
 /* The 10 label values an overlay or channels embedding put into one embedded
- * sample x (rows x cols image): 1 at the label, 0 elsewhere; 0.1 each for the
+ * sample x (images of shape `image`): 1 at the label, 0 elsewhere; 0.1 each for the
  * neutral label. */
-void ff_embed_read_label(ff_embed_kind kind, const float *x, int rows, int cols,
+void ff_embed_read_label(ff_embed_kind kind, const float *x, ff_shape image,
                          float out[FF_NUM_CLASSES]);
 
-/* Draws a shift in [-max_shift, max_shift]^2 for each of n samples (jitter). */
-void ff_draw_shifts(struct ff_rng *rng, int max_shift, int n, int8_t *shifts);
+/* Draws each of n images' augmentation: a shift in [-max_shift, max_shift]^2 (jitter)
+ * and, with flip, a mirror with probability 1/2. */
+void ff_draw_aug(struct ff_rng *rng, int max_shift, int flip, int n, ff_aug *aug);
 
 /* A uniformly drawn wrong label for each true label. */
 void ff_negative_labels_random(struct ff_rng *rng, const uint8_t *labels, int n, uint8_t *out);

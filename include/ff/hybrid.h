@@ -4,24 +4,28 @@
  * horizontally then vertically (edges replicated, so borders are not biased
  * towards 0) and thresholded at 0.5 (> 0.5 -> 1): large regions of ones and
  * zeros. A hybrid is m * a + (1 - m) * b for two real images a, b whose labels
- * DIFFER. Hybrids are float in [0, 1] exactly like the source images (the
- * positives), with no 8-bit round trip; every pixel is the pixel of a or of b.
+ * DIFFER; one mask over the h x w pixels serves every channel of a colour image.
+ * Hybrids are floats exactly like the source images (the positives), with no 8-bit
+ * round trip; every pixel is the pixel of a or of b.
  *
- * Cache file (format version 1, little-endian), "<dir>/hybrid-<key16>.bin":
+ * Cache file (format version 2, little-endian), "<dir>/hybrid-<key16>.bin":
  *   offset  size  field
  *   0       8     magic "FFHYBRID"
- *   8       4     version (1)
- *   12      4     rows
- *   16      4     cols
- *   20      4     n (hybrids)
- *   24      4     blur_passes
- *   28      4     source images (ds->n)
- *   32      8     seed
- *   40      32    key: SHA-256 of (CRC-32C of the source float images, CRC-32C of
- *                 the labels, format version, rows, cols, ds->n, n, blur_passes, seed),
+ *   8       4     version (2; a version 1 file, of grey images without a channel
+ *                 count, is regenerated)
+ *   12      4     channels
+ *   16      4     rows (height)
+ *   20      4     cols (width)
+ *   24      4     n (hybrids)
+ *   28      4     blur_passes
+ *   32      4     source images (ds->n)
+ *   36      8     seed
+ *   44      32    key: SHA-256 of (CRC-32C of the source float images, CRC-32C of
+ *                 the labels, format version, channels, rows, cols, ds->n, n,
+ *                 blur_passes, seed),
  *                 all as u32 except seed (u64). CRC-32C keeps the key cheap (the
- *                 IDX files themselves are SHA-256-checked by ff_dataset_load).
- *   72      ...   src: n x 2 int32 (indices of a and b), images: n * rows * cols float32
+ *                 data set files themselves are SHA-256-checked by ff_dataset_open).
+ *   76      ...   src: n x 2 int32 (indices of a and b), images: n * C * rows * cols float32
  *   end-4   4     CRC-32C of every byte before it
  * key16 is the first 16 hex digits of the key. A file whose header, key, size or
  * CRC does not match is never trusted: the set is regenerated and the file
@@ -36,8 +40,8 @@
 #include "ff/err.h"
 
 #define FF_HYBRID_MAGIC "FFHYBRID"
-#define FF_HYBRID_VERSION 1
-#define FF_HYBRID_HEADER 72
+#define FF_HYBRID_VERSION 2
+#define FF_HYBRID_HEADER 76
 #define FF_HYBRID_DEFAULT_BLUR 6
 
 struct ff_rng;
@@ -47,8 +51,8 @@ struct ff_rng;
  * struct). */
 typedef struct ff_hybrid_set {
     int n;              /* number of hybrids */
-    int rows, cols, dim;
-    float *images;      /* [n, dim] in [0, 1], same layout as ff_dataset.images */
+    ff_shape shape;     /* of one image, the source's */
+    float *images;      /* [n, ff_shape_dim(shape)], same layout as ff_dataset.images */
     int32_t *src;       /* [n, 2]: source indices of a (mask 1) and b (mask 0) */
 } ff_hybrid_set;
 
@@ -62,22 +66,23 @@ typedef enum {
 
 const char *ff_hybrid_origin_name(ff_hybrid_origin o);
 
-/* A blurred, thresholded random mask of rows x cols values in {0, 1}, drawn
- * from rng. scratch holds rows * cols floats. Redrawn (up to 16 times) while
+/* A blurred, thresholded random mask of h x w values in {0, 1} (one per pixel of
+ * an image of shape `image`), drawn from rng. scratch holds h * w floats. Redrawn (up to 16 times) while
  * the mask is all zeros or all ones, so a hybrid is never just one digit.
  * Cannot fail. */
-void ff_hybrid_mask(struct ff_rng *rng, int rows, int cols, int blur_passes, float *mask,
+void ff_hybrid_mask(struct ff_rng *rng, ff_shape image, int blur_passes, float *mask,
                     float *scratch);
 
-/* out[j] = m[j] * a[j] + (1 - m[j]) * b[j] for j < dim (out may alias a or b). */
-void ff_hybrid_mix(const float *m, const float *a, const float *b, int dim, float *out);
+/* out[c][j] = m[j] * a[c][j] + (1 - m[j]) * b[c][j] for every channel c and pixel
+ * j of images of shape `image` (out may alias a or b). */
+void ff_hybrid_mix(const float *m, const float *a, const float *b, ff_shape image, float *out);
 
 /* Draws indices *ia, *ib of ds, uniformly, with labels[*ia] != labels[*ib].
  * ds must hold at least two classes (ff_hybrid_make checks this). */
 void ff_hybrid_pick_pair(struct ff_rng *rng, const ff_dataset *ds, int *ia, int *ib);
 
-/* batch hybrids drawn from rng into out ([batch, ds->dim]); src ([batch, 2])
- * may be NULL; scratch holds 2 * ds->dim floats. For fresh negatives per batch
+/* batch hybrids drawn from rng into out ([batch, dim of an image]); src ([batch, 2])
+ * may be NULL; scratch holds 2 * h * w floats. For fresh negatives per batch
  * or epoch without allocating. ds must hold at least two classes. */
 void ff_hybrid_batch(struct ff_rng *rng, const ff_dataset *ds, int blur_passes, int batch,
                      float *out, int32_t *src, float *scratch);
@@ -110,10 +115,10 @@ int ff_hybrid_save(const ff_hybrid_set *set, const uint8_t key[32], int src_n, i
                    uint64_t seed, const char *path, ff_err *err);
 
 /* Reads a cache file and checks it against the expected key, dims and n.
- * FF_ERR_IO: missing/unreadable; FF_ERR_FORMAT: bad magic/version/key/dims,
- * truncated, trailing bytes, checksum mismatch, pixel outside [0, 1]. *set is
+ * FF_ERR_IO: missing/unreadable; FF_ERR_FORMAT: bad magic/version/key/shape,
+ * truncated, trailing bytes, checksum mismatch, pixel not finite. *set is
  * left zeroed on failure. */
-int ff_hybrid_load(ff_hybrid_set *set, const char *path, const uint8_t key[32], int rows, int cols,
+int ff_hybrid_load(ff_hybrid_set *set, const char *path, const uint8_t key[32], ff_shape shape,
                    int n, ff_err *err);
 
 void ff_hybrid_free(ff_hybrid_set *set);

@@ -32,6 +32,7 @@
 
 #include "ff/config.h"
 #include "ff/data.h"
+#include "ff/embed.h"
 #include "ff/err.h"
 #include "ff/net.h"
 #include "ff/optim.h"
@@ -108,8 +109,8 @@ typedef struct ff_readout_input {
     int neutral;            /* 1: image with FF_LABEL_NEUTRAL embedded by `embed` (supervised nets);
                                0: the raw image (unsupervised nets, input shape [1, rows, cols]) */
     ff_embed_kind embed;
-    const int8_t *shifts;   /* NULL, or jitter: (dx, dy) for each position of the image order
-                               (shifts[2 * j], shifts[2 * j + 1] move image order[j]) */
+    const ff_aug *aug;      /* NULL, or train.jitter / train.flip: aug[j] augments the image
+                               at position j of the image order */
 } ff_readout_input;
 
 /* FF_OK if the images of in->ds (embedded as `in` says) are the input net was built

@@ -14,7 +14,8 @@
  *
  * One batch (ff_trainer_step): the images' labels, the negative labels
  * (random, or hard: drawn from the model's own scores, never the true label),
- * the jitter shifts (one per image, shared by its positive and negative copy),
+ * the augmentation (jitter shift and flip, one per image, shared by its positive and
+ * negative copies),
  * then with train.passes = joint one FF pass over positives and negatives and
  * one optimiser step, with alternate a positive pass and step, then a negative
  * pass and step; each layer's gradient stops at its own input. With
@@ -134,7 +135,9 @@ typedef struct ff_trainer {
     int *scratch_order;  /* [train.n] orders of the readout's extra epochs */
     uint8_t *labels;     /* labels of the rows of x */
     uint8_t *candidates; /* [batch, hard_candidates] wrong labels to score (hard negatives) */
-    int8_t *shifts;      /* [2 * batch] jitter shifts of the batch (NULL: no jitter) */
+    ff_aug *aug;         /* [max_batch] the batch's jitter shifts and flips (NULL: neither) */
+    float input_stats[2 * FF_MAX_CHANNELS]; /* data.normalize channel: the training split's
+                                               per-channel means, then standard deviations */
     const ff_trainer_peers *peers; /* NULL: alone */
 } ff_trainer;
 
