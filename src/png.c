@@ -238,7 +238,9 @@ static int unfilter(const uint8_t *raw, uint8_t *out, size_t height, size_t row,
 }
 
 /* Decoding state: the IHDR fields, the zlib stream the IDAT chunks feed, and the
- * filtered bytes it inflates into (one extra byte catches overlong data). */
+ * filtered bytes it inflates into: raw_len expected (one extra byte catches overlong
+ * data), the buffer growing with the data actually inflated so a tiny file claiming a
+ * huge image costs no memory. */
 typedef struct png_dec {
     const char *name;
     uint32_t h, w;
@@ -246,8 +248,23 @@ typedef struct png_dec {
     z_stream zs;
     int zs_open, z_end;
     uint8_t *raw;
-    size_t raw_len;
+    size_t raw_len, raw_cap;
 } png_dec;
+
+/* Doubles the inflate buffer, up to raw_len + 1 bytes. */
+static int grow_raw(png_dec *d, ff_err *err)
+{
+    size_t cap = d->raw_cap ? 2 * d->raw_cap : (size_t)1 << 16;
+    cap = cap < d->raw_len + 1 ? cap : d->raw_len + 1;
+    uint8_t *p = realloc(d->raw, cap);
+    if (!p)
+        return ff_err_set(err, FF_ERR_NOMEM, "%s: out of memory for %zu bytes", d->name, cap);
+    d->raw = p;
+    d->raw_cap = cap;
+    d->zs.next_out = p + d->zs.total_out;
+    d->zs.avail_out = (uInt)(cap - d->zs.total_out);
+    return FF_OK;
+}
 
 /* Feeds one IDAT chunk's bytes to the inflater. */
 static int inflate_idat(png_dec *d, const uint8_t *data, uint32_t len, ff_err *err)
@@ -255,6 +272,9 @@ static int inflate_idat(png_dec *d, const uint8_t *data, uint32_t len, ff_err *e
     d->zs.next_in = (Bytef *)(uintptr_t)data;
     d->zs.avail_in = len;
     while (d->zs.avail_in > 0 && !d->z_end) {
+        int rc = d->zs.avail_out == 0 ? grow_raw(d, err) : FF_OK;
+        if (rc)
+            return rc;
         int zr = inflate(&d->zs, Z_NO_FLUSH);
         if (zr == Z_STREAM_END)
             d->z_end = 1;
@@ -309,15 +329,9 @@ static int read_chunks(png_dec *d, const uint8_t *buf, size_t len, ff_err *err)
             if (rc)
                 return rc;
             d->raw_len = (size_t)d->h * ((size_t)d->w * (size_t)d->ch + 1);
-            d->raw = malloc(d->raw_len + 1);
-            if (!d->raw)
-                return ff_err_set(err, FF_ERR_NOMEM, "%s: out of memory for %zu bytes",
-                                  d->name, d->raw_len);
             if (inflateInit(&d->zs) != Z_OK)
                 return ff_err_set(err, FF_ERR_NOMEM, "%s: cannot start zlib", d->name);
             d->zs_open = 1;
-            d->zs.next_out = d->raw;
-            d->zs.avail_out = (uInt)(d->raw_len + 1);
         } else if (is_idat) {
             if (idat_done)
                 return ff_err_set(err, FF_ERR_FORMAT,
