@@ -82,15 +82,18 @@ for f in "${bins[@]}"; do
     fi
 done
 want_meta=$(printf '%s\n' airplane automobile bird cat deer dog frog horse ship truck)
-[ "$(cat "$tmp/out/batches.meta.txt" 2>/dev/null)" = "$want_meta" ] && ok "batches.meta.txt" ||
+if [ "$(cat "$tmp/out/batches.meta.txt" 2>/dev/null)" = "$want_meta" ]; then
+    ok "batches.meta.txt"
+else
     fail "batches.meta.txt is not the ten class names"
+fi
 if (cd "$tmp/out" && sha256sum --strict -c SHA256SUMS > "$tmp/sums.log" 2>&1) &&
    [ "$(grep -c ': OK$' "$tmp/sums.log")" -eq 7 ]; then
     ok "SHA256SUMS verifies with sha256sum -c (7 files)"
 else
     fail "SHA256SUMS does not verify:"; cat "$tmp/sums.log"
 fi
-ls -A "$tmp/out" | grep -q '\.tmp\.' && fail "temporary files left in OUT_DIR"
+if compgen -G "$tmp/out/*.tmp.*" > /dev/null; then fail "temporary files left in OUT_DIR"; fi
 
 # ---------------------------------------------------------------- bad input
 # refused NAME FILE-IN-MESSAGE: the tool on $tmp/bad must exit 2, name the file, write nothing
@@ -139,8 +142,11 @@ refused corrupt "$tmp/bad/data_batch_5.png: CRC mismatch in chunk IDAT"
 # an OUT_DIR that cannot be made (below a regular file): exit 1, an I/O failure
 "$conv" "$tmp/pkg" "$tmp/log/out" > "$tmp/log2" 2>&1
 rc=$?
-[ $rc -eq 1 ] && grep -qF "$tmp/log/out" "$tmp/log2" && ok "unwritable OUT_DIR: exit 1: $(cat "$tmp/log2")" ||
+if [ $rc -eq 1 ] && grep -qF "$tmp/log/out" "$tmp/log2"; then
+    ok "unwritable OUT_DIR: exit 1: $(cat "$tmp/log2")"
+else
     fail "unwritable OUT_DIR: exit $rc (want 1): $(cat "$tmp/log2")"
+fi
 
 # ---------------------------------------------------------------- tools/data-cifar10.sh
 # a PATH with what the script uses, but no npm
@@ -151,9 +157,11 @@ for c in bash env dirname sed tr sort diff sha256sum cut mkdir mktemp rm mv tar 
 done
 nonpm=$tmp/bin
 script=$root/tools/data-cifar10.sh
+absbuild=$build
+case "$build" in /*) ;; *) absbuild=$root/$build ;; esac
 # run_script NAME PATH DEST: runs the script; its output in $tmp/slog, exit status in $src
 run_script() {
-    PATH=$2 FF_BUILD=$root/$build /bin/bash "$script" "$3" > "$tmp/slog" 2>&1
+    PATH=$2 FF_BUILD=$absbuild /bin/bash "$script" "$3" > "$tmp/slog" 2>&1
     src=$?
 }
 no_scratch() { [ -z "$(ls -d "$1"/.fetch.* 2>/dev/null)" ] || fail "$2: scratch directory left in $1"; }
