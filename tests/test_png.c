@@ -1,4 +1,6 @@
-/* test_png.c - PNG round trips through an independent zlib-based decoder; the image grid. */
+/* test_png.c - PNG round trips through an independent zlib-based decoder and through
+ * ff_png_decode; ff_png_decode on hand-made files (every row filter, every refusal); the
+ * image grid. */
 #include "ff/png.h"
 #include "test.h"
 
@@ -139,6 +141,12 @@ static png_info round_trip(const uint8_t *px, int h, int w, int ch)
     CHECK(pi.depth == 8 && pi.comp == 0 && pi.filter == 0 && pi.interlace == 0);
     CHECK(channels_of(pi.ctype) == ch);
     CHECK(pi.pixels && memcmp(pi.pixels, px, (size_t)h * w * ch) == 0);
+    uint8_t *dec = NULL;
+    int dh = 0, dw = 0, dc = 0;
+    CHECK(ff_png_decode(png, n, "rt.png", &dec, &dh, &dw, &dc, &err) == FF_OK);
+    CHECK(dh == h && dw == w && dc == ch);
+    CHECK(dec && memcmp(dec, px, (size_t)h * w * ch) == 0);
+    free(dec);
     static const uint8_t iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82};
     CHECK(n >= 12 && memcmp(png + n - 12, iend, 12) == 0);
     free(pi.pixels);
@@ -207,6 +215,302 @@ static void test_decoder_catches_corruption(void)
     }
     free(png);
     free(px);
+}
+
+/* ------------------------------------------------------------------------ */
+/* ff_png_decode on hand-made files                                          */
+
+/* A growing byte buffer and a chunk writer independent of src/png.c. */
+typedef struct bytes {
+    uint8_t *p;
+    size_t n;
+} bytes;
+
+static void add(bytes *b, const void *data, size_t n)
+{
+    b->p = realloc(b->p, b->n + n + 1);
+    if (n)
+        memcpy(b->p + b->n, data, n);
+    b->n += n;
+}
+
+static void add_be32(bytes *b, uint32_t v)
+{
+    uint8_t q[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    add(b, q, 4);
+}
+
+static void add_chunk(bytes *b, const char *type, const void *data, uint32_t n)
+{
+    add_be32(b, n);
+    size_t at = b->n;
+    add(b, type, 4);
+    add(b, data, n);
+    add_be32(b, (uint32_t)crc32(0L, b->p + at, 4 + n));
+}
+
+static const uint8_t SIG[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+
+/* The IHDR chunk for the given fields, after the signature. */
+static void add_ihdr(bytes *b, uint32_t w, uint32_t h, int depth, int ctype, int interlace)
+{
+    uint8_t d[13];
+    for (int i = 0; i < 4; i++) {
+        d[i] = (uint8_t)(w >> (24 - 8 * i));
+        d[4 + i] = (uint8_t)(h >> (24 - 8 * i));
+    }
+    d[8] = (uint8_t)depth;
+    d[9] = (uint8_t)ctype;
+    d[10] = d[11] = 0;
+    d[12] = (uint8_t)interlace;
+    add(b, SIG, 8);
+    add_chunk(b, "IHDR", d, 13);
+}
+
+/* Deflates raw with zlib's compress and adds it as IDAT chunks of at most `split` bytes. */
+static void add_idat(bytes *b, const uint8_t *raw, size_t n, size_t split)
+{
+    uLongf zn = compressBound((uLong)n);
+    uint8_t *z = malloc(zn);
+    CHECK(compress(z, &zn, raw, (uLong)n) == Z_OK);
+    for (size_t off = 0; off < zn; off += split)
+        add_chunk(b, "IDAT", z + off, (uint32_t)(zn - off < split ? zn - off : split));
+    free(z);
+}
+
+/* A whole file: signature, IHDR, the filtered bytes raw as IDAT, IEND. */
+static bytes make_png(uint32_t w, uint32_t h, int depth, int ctype, int interlace,
+                      const uint8_t *raw, size_t n)
+{
+    bytes b = {0};
+    add_ihdr(&b, w, h, depth, ctype, interlace);
+    add_idat(&b, raw, n, 1 << 16);
+    add_chunk(&b, "IEND", NULL, 0);
+    return b;
+}
+
+/* Filters pixels (h rows of row bytes, bpp bytes a pixel) with filter types[y] on row y,
+ * straight from the PNG specification's definitions; returns h * (row + 1) bytes. */
+static uint8_t *filter_rows(const uint8_t *px, int h, int row, int bpp, const int *types)
+{
+    uint8_t *raw = malloc((size_t)h * (row + 1));
+    for (int y = 0; y < h; y++) {
+        uint8_t *o = raw + (size_t)y * (row + 1);
+        o[0] = (uint8_t)types[y];
+        for (int i = 0; i < row; i++) {
+            int x = px[y * row + i];
+            int a = i >= bpp ? px[y * row + i - bpp] : 0;
+            int b = y > 0 ? px[(y - 1) * row + i] : 0;
+            int c = i >= bpp && y > 0 ? px[(y - 1) * row + i - bpp] : 0;
+            int p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
+            int pred = types[y] == 0   ? 0
+                       : types[y] == 1 ? a
+                       : types[y] == 2 ? b
+                       : types[y] == 3 ? (a + b) / 2
+                       : (pa <= pb && pa <= pc) ? a
+                       : pb <= pc       ? b
+                                        : c;
+            o[1 + i] = (uint8_t)(x - pred);
+        }
+    }
+    return raw;
+}
+
+static int decode(const bytes *b, uint8_t **px, int *h, int *w, int *ch, ff_err *err)
+{
+    return ff_png_decode(b->p, b->n, "hand.png", px, h, w, ch, err);
+}
+
+static void test_decode_filters(void)
+{
+    static const int ctypes[4] = {0, 4, 2, 6}, chans[4] = {1, 2, 3, 4};
+    enum { H = 10, W = 7 };
+    for (int k = 0; k < 4; k++)
+        for (int shift = 0; shift < 5; shift++) { /* every filter on the first row too */
+            int ch = chans[k], row = W * ch, types[H];
+            for (int y = 0; y < H; y++)
+                types[y] = (y + shift) % 5;
+            uint8_t *px = pattern(H, W, ch, 1);
+            px[0] = 255; /* wrap-around in the sums */
+            uint8_t *raw = filter_rows(px, H, row, ch, types);
+            bytes b = make_png(W, H, 8, ctypes[k], 0, raw, (size_t)H * (row + 1));
+            uint8_t *out = NULL;
+            int h = 0, w = 0, c = 0;
+            ff_err err = {0};
+            CHECK(decode(&b, &out, &h, &w, &c, &err) == FF_OK);
+            CHECK(h == H && w == W && c == ch);
+            CHECK(out && memcmp(out, px, (size_t)H * row) == 0);
+            if (err.msg[0])
+                fprintf(stderr, "  %s\n", err.msg);
+            free(out);
+            free(b.p);
+            free(raw);
+            free(px);
+        }
+}
+
+/* IDAT split into 1-byte chunks, ancillary chunks and a suggested palette around them,
+ * bytes after IEND: all accepted. */
+static void test_decode_chunk_layout(void)
+{
+    uint8_t *px = pattern(3, 4, 3, 0);
+    int types[3] = {4, 3, 1};
+    uint8_t *raw = filter_rows(px, 3, 12, 3, types);
+    bytes b = {0};
+    add_ihdr(&b, 4, 3, 8, 2, 0);
+    add_chunk(&b, "tEXt", "Comment\0hi", 10);
+    add_chunk(&b, "PLTE", "\0\0\0", 3);
+    add_idat(&b, raw, 3 * 13, 1);
+    add_chunk(&b, "tIME", "\x07\xe8\1\1\0\0\0", 7);
+    add_chunk(&b, "IEND", NULL, 0);
+    add(&b, "trailing", 8);
+    uint8_t *out = NULL;
+    int h, w, c;
+    ff_err err = {0};
+    CHECK(decode(&b, &out, &h, &w, &c, &err) == FF_OK);
+    CHECK(out && h == 3 && w == 4 && c == 3 && memcmp(out, px, 36) == 0);
+    free(out);
+    free(b.p);
+    free(raw);
+    free(px);
+}
+
+/* Decoding b must fail with FF_ERR_FORMAT, a message naming the file and saying `what`. */
+static void expect_refused(const bytes *b, const char *what, int line)
+{
+    uint8_t *out = (uint8_t *)"x";
+    int h = 7, w = 7, c = 7;
+    ff_err err = {0};
+    int rc = decode(b, &out, &h, &w, &c, &err);
+    int good = rc == FF_ERR_FORMAT && out == NULL && h == 0 && w == 0 && c == 0 &&
+               strncmp(err.msg, "hand.png: ", 10) == 0 && strstr(err.msg, what) != NULL;
+    if (!good)
+        fprintf(stderr, "  line %d: rc %d, \"%s\" (want \"%s\")\n", line, rc, err.msg, what);
+    CHECK(good);
+    if (rc == FF_OK)
+        free(out);
+}
+#define REFUSED(b, what) expect_refused(b, what, __LINE__)
+
+/* A valid 2x3 RGB file with filter 0 rows: its filtered bytes. */
+static uint8_t RAW23[2 * 7] = {0, 1, 2, 3, 4, 5, 6, 0, 7, 8, 9, 10, 11, 12};
+
+static void test_decode_refusals(void)
+{
+    bytes ok = make_png(2, 2, 8, 2, 0, RAW23, sizeof RAW23), b = {0};
+    uint8_t *out = NULL;
+    int h, w, c;
+    ff_err err = {0};
+    CHECK(decode(&ok, &out, &h, &w, &c, &err) == FF_OK && h == 2 && w == 2 && c == 3);
+    CHECK(out && out[0] == 1 && out[11] == 12);
+    free(out);
+
+    /* signature, truncation, CRC */
+    b = (bytes){0};
+    add(&b, ok.p, ok.n);
+    b.p[1] = 'Q';
+    REFUSED(&b, "bad signature");
+    b.n = 5;
+    REFUSED(&b, "bad signature");
+    b.p[1] = 'P';
+    b.n = 8;
+    REFUSED(&b, "missing IHDR");
+    b.n = 8 + 25 + 20; /* in the middle of IDAT */
+    REFUSED(&b, "truncated chunk IDAT");
+    b.n = ok.n - 3; /* in IEND */
+    REFUSED(&b, "truncated chunk at byte");
+    b.n = ok.n - 12; /* no IEND at all */
+    REFUSED(&b, "missing IEND");
+    b.n = ok.n;
+    b.p[8 + 8 + 3] ^= 4; /* IHDR width byte */
+    REFUSED(&b, "CRC mismatch in chunk IHDR");
+    b.p[8 + 8 + 3] ^= 4;
+    b.p[8 + 25 + 9] ^= 1; /* in the zlib data */
+    REFUSED(&b, "CRC mismatch in chunk IDAT");
+    free(b.p);
+
+    /* missing chunks */
+    b = (bytes){0};
+    add(&b, SIG, 8);
+    add_idat(&b, RAW23, sizeof RAW23, 1 << 16);
+    add_chunk(&b, "IEND", NULL, 0);
+    REFUSED(&b, "missing IHDR");
+    free(b.p);
+    b = (bytes){0};
+    add_ihdr(&b, 2, 2, 8, 2, 0);
+    add_chunk(&b, "IEND", NULL, 0);
+    REFUSED(&b, "missing IDAT");
+    free(b.p);
+    b = (bytes){0};
+    add_ihdr(&b, 2, 2, 8, 2, 0);
+    add_idat(&b, RAW23, sizeof RAW23, 1 << 16);
+    REFUSED(&b, "missing IEND");
+    free(b.p);
+
+    /* what the decoder does not support, saying which */
+    static const struct {
+        int depth, ctype, interlace;
+        const char *what;
+    } bad[] = {{16, 2, 0, "bit depth 16"}, {1, 0, 0, "bit depth 1"}, {4, 0, 0, "bit depth 4"},
+               {8, 3, 0, "palette"},       {8, 1, 0, "colour type 1"}, {8, 7, 0, "colour type 7"},
+               {8, 2, 1, "interlaced (Adam7)"}, {8, 2, 2, "interlace method 2"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        b = make_png(2, 2, bad[i].depth, bad[i].ctype, bad[i].interlace, RAW23, sizeof RAW23);
+        REFUSED(&b, bad[i].what);
+        free(b.p);
+    }
+
+    /* filter bytes, inflated size, zlib stream */
+    uint8_t raw[sizeof RAW23 + 1];
+    memcpy(raw, RAW23, sizeof RAW23);
+    raw[7] = 5;
+    b = make_png(2, 2, 8, 2, 0, raw, sizeof RAW23);
+    REFUSED(&b, "row 1 has filter type 5");
+    free(b.p);
+    raw[7] = 0;
+    b = make_png(2, 2, 8, 2, 0, raw, sizeof RAW23 - 1);
+    REFUSED(&b, "inflates to 13 bytes");
+    free(b.p);
+    b = make_png(2, 2, 8, 2, 0, raw, sizeof RAW23 + 1);
+    REFUSED(&b, "inflates to more than the 14 bytes");
+    free(b.p);
+    b = (bytes){0};
+    add_ihdr(&b, 2, 2, 8, 2, 0);
+    add_chunk(&b, "IDAT", "\x78\x9c\xff\xff\xff\xff", 6);
+    add_chunk(&b, "IEND", NULL, 0);
+    REFUSED(&b, "corrupt image data");
+    free(b.p);
+    b = (bytes){0};
+    add_ihdr(&b, 2, 2, 8, 2, 0);
+    add_idat(&b, RAW23, sizeof RAW23, 4);
+    add_chunk(&b, "tEXt", "a\0b", 3);
+    add_chunk(&b, "IDAT", "", 0);
+    add_chunk(&b, "IEND", NULL, 0);
+    REFUSED(&b, "not consecutive");
+    free(b.p);
+    b = (bytes){0};
+    add_ihdr(&b, 2, 2, 8, 2, 0);
+    add_chunk(&b, "ZZZZ", "", 0);
+    REFUSED(&b, "unknown critical chunk ZZZZ");
+    free(b.p);
+
+    /* size bounds (checked before any allocation) */
+    b = make_png(0, 2, 8, 2, 0, RAW23, sizeof RAW23);
+    REFUSED(&b, "out of range");
+    free(b.p);
+    b = make_png((1u << 20) + 1, 1, 8, 0, 0, RAW23, sizeof RAW23);
+    REFUSED(&b, "out of range");
+    free(b.p);
+    b = make_png(1, 0x80000000u, 8, 0, 0, RAW23, sizeof RAW23);
+    REFUSED(&b, "out of range");
+    free(b.p);
+    b = make_png(1u << 20, 1u << 10, 8, 2, 0, RAW23, sizeof RAW23);
+    REFUSED(&b, "too large");
+    free(b.p);
+    b = make_png(1u << 20, 1u << 10, 8, 0, 0, RAW23, sizeof RAW23); /* 2^30: allowed size */
+    REFUSED(&b, "inflates to 14 bytes");
+    free(b.p);
+    free(ok.p);
 }
 
 static void test_encode_errors(void)
@@ -338,6 +642,9 @@ int main(void)
     RUN(test_many_idat);
     RUN(test_decoder_catches_corruption);
     RUN(test_encode_errors);
+    RUN(test_decode_filters);
+    RUN(test_decode_chunk_layout);
+    RUN(test_decode_refusals);
     RUN(test_grid_geometry);
     RUN(test_grid_scaling);
     RUN(test_grid_per_tile);

