@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tools/bench-accuracy.sh [CONFIG...] - train and evaluate the reference configs on MNIST
-# (and Fashion-MNIST for the supervised FC and CNN nets), then rewrite the accuracy table
+# (and Fashion-MNIST for the supervised FC and CNN nets, CIFAR-10 for the cifar_* ones:
+# make data-cifar10), then rewrite the accuracy table
 # of docs/RESULTS.md (between the accuracy markers). Long: run it in the background.
 # Resumable: a finished config leaves bench/results/accuracy/<name>.txt and is skipped; an
 # interrupted one (Ctrl-C, or a killed machine: checkpoint.minutes) resumes from the newest
@@ -30,6 +31,7 @@ runs=(
   "fashion_deep|configs/fashion_deep.yaml|"
   "supervised_competition|configs/supervised_competition.yaml|"
   "fashion_competition|configs/supervised_competition.yaml|--set data.dir=$fashion"
+  "cifar_deep|configs/cifar_deep.yaml|"
 )
 want=("$@")
 
@@ -103,6 +105,7 @@ for r in "${runs[@]}"; do
     IFS='|' read -r name cfg extra <<< "$r"
     selected "$name" || continue
     [[ $name == fashion_* ]] && [ ! -d "$fashion" ] && { echo "$name: skipped, $fashion missing (tools/deps.sh --bench)"; continue; }
+    [[ $name == cifar_* ]] && [ ! -f data/cifar10/SHA256SUMS ] && { echo "$name: skipped, data/cifar10 missing (make data-cifar10)"; continue; }
     # shellcheck disable=SC2086
     run_one "$name" "$cfg" $extra || exit 1
 done
