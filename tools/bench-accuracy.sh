@@ -32,6 +32,7 @@ runs=(
   "supervised_competition|configs/supervised_competition.yaml|"
   "fashion_competition|configs/supervised_competition.yaml|--set data.dir=$fashion"
   "cifar_deep|configs/cifar_deep.yaml|"
+  "paper_cifar|configs/paper_cifar.yaml|"
 )
 want=("$@")
 
