@@ -11,8 +11,9 @@
 # Environment (defaults): REPS (3) repetitions; SECS (3) seconds per timed loop;
 # NETS ("fc cnn local deep"; deep: padded 3x3 convs, 32/64/128 channels, with 2x2 max
 # pools between them); BATCHES ("100 1000"); CONFIGS ("configs/supervised.yaml
-# configs/supervised_fc.yaml configs/supervised_deep.yaml": timed as users run them, at
-# their own batch size, on 1 and on 2 threads); OUT (docs/RESULTS.md). Also the Adam
+# configs/supervised_fc.yaml configs/supervised_deep.yaml", and configs/cifar_deep.yaml
+# on data/cifar10 when it is there: timed as users run them, at their own batch size and
+# data, on 1 and on 2 threads); OUT (docs/RESULTS.md). Also the Adam
 # step alone on 13.6M parameters (ff-bench stream), on 1 and 2 threads.
 # ffrun and PyTorch run alternately (ABBA order over repetitions) so slow drifts of
 # the machine hit both; the report takes medians over repetitions. Raw results stay
@@ -87,7 +88,11 @@ done
 
 # ---- the shipped configs' own path (joint passes, pairwise loss, hard negatives with
 # their ten labelled scoring passes, the softmax head): ffrun alone, on 1 and 2 threads
-CONFIGS=${CONFIGS:-configs/supervised.yaml configs/supervised_fc.yaml configs/supervised_deep.yaml}
+if [ -z "${CONFIGS:-}" ]; then
+    CONFIGS="configs/supervised.yaml configs/supervised_fc.yaml configs/supervised_deep.yaml"
+    # the colour competition net on CIFAR-10 when its data is here (make data-cifar10)
+    [ -f data/cifar10/SHA256SUMS ] && CONFIGS="$CONFIGS configs/cifar_deep.yaml"
+fi
 for rep in $(seq "$REPS"); do
     for cfg in $CONFIGS; do
         for th in 1 2; do

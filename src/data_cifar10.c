@@ -51,7 +51,7 @@ static int read_names(const char *dir, const ff_sums *sums, ff_data_raw *out, ff
     for (int k = 0; !rc && k < FF_DATA_CLASSES; k++) {
         const char *nl = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
         const char *stop = nl ? nl : end;
-        size_t n = (size_t)(stop - p);
+        size_t n = p < end ? (size_t)(stop - p) : 0; /* past the end: no line */
         if (n > 0 && p[n - 1] == '\r')
             n--;
         if (p >= end || n == 0 || n >= FF_CLASS_NAME_MAX || memchr(p, '\0', n))

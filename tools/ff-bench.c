@@ -34,7 +34,8 @@
  * Usage:
  *   ff-bench run (--net fc|cnn|local|deep | --config FILE) [--batch B] [--seconds S]
  *                [--threads T] [--pool P] [--data DIR] [--images N] [--seed S] [--verbose 1]
- *                (--config: the config's batch_size unless --batch is given; --pool: the
+ *                (--config: the config's batch_size and data set unless --batch or --data
+ *                is given, e.g. configs/cifar_deep.yaml on data/cifar10; --pool: the
  *                threads of the loops between the GEMMs, include/ff/pool.h, default T)
  *   ff-bench gemm (--net fc|cnn|local|deep | --config FILE) [--batch B] [--threads T]
  *                only the GEMM-only bound, with every recorded sgemm call and its time
@@ -288,7 +289,8 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: ff-bench run (--net fc|cnn|local|deep | --config FILE) [--batch B] [--seconds S]\n"
-            "                    [--threads T] [--pool P]  (--config: the config's batch_size unless --batch)\n"
+            "                    [--threads T] [--pool P]  (--config: the config's batch_size and data\n"
+            "                    unless --batch / --data)\n"
             "                    [--data DIR] [--images N] [--seed S] [--verbose 1]\n"
             "       ff-bench gemm (--net fc|cnn|local|deep | --config FILE) --batch B [--threads T]\n"
             "       ff-bench ref --net fc|cnn|local|deep --batch B --out FILE [--warm N] [--data DIR]\n"
@@ -300,7 +302,7 @@ static int usage(void)
 
 static int parse_args(int argc, char **argv, opts *o)
 {
-    *o = (opts){.net = "fc", .data = "data/mnist", .batch = 100, .threads = 2, .images = 10000,
+    *o = (opts){.net = "fc", .data = NULL, .batch = 100, .threads = 2, .images = 10000,
                 .warm = 3, .seconds = 3.0, .seed = 1, .size = 4096};
     if (argc < 2)
         return -1;
@@ -423,7 +425,8 @@ static int bench_config(const opts *o, ff_config *cfg, ff_err *err)
         cfg->train.batch_size = o->batch;
     cfg->data.train_limit = o->images;
     cfg->data.test_limit = 1000;
-    snprintf(cfg->data.dir, sizeof cfg->data.dir, "%s", o->data);
+    if (o->data || !o->config) /* --data, else the config's data set (MNIST for --net) */
+        snprintf(cfg->data.dir, sizeof cfg->data.dir, "%s", o->data ? o->data : "data/mnist");
     return ff_config_validate(cfg, err);
 }
 
