@@ -27,6 +27,10 @@ static int load_backbone(ff_clf_trainer *t, ff_checkpoint *bb, ff_err *err)
         return ff_err_set(err, FF_ERR_USAGE, "%s is a %s model, not an unsupervised_backbone",
                           t->backbone_path, ff_mode_name(bb->cfg.mode));
     t->cfg.model = bb->cfg.model;
+    /* what the backbone's inputs mean: its data format and input scaling (data.dir and
+     * the limits stay the classifier config's) */
+    t->cfg.data.format = bb->cfg.data.format;
+    t->cfg.data.normalize = bb->cfg.data.normalize;
     t->backbone_epoch = bb->epoch;
     return FF_OK;
 }

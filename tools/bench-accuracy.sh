@@ -33,6 +33,8 @@ runs=(
   "fashion_competition|configs/supervised_competition.yaml|--set data.dir=$fashion"
   "cifar_deep|configs/cifar_deep.yaml|"
   "paper_cifar|configs/paper_cifar.yaml|"
+  "cifar_unsupervised_backbone|configs/cifar_unsupervised_backbone.yaml|"
+  "cifar_unsupervised_clf|configs/cifar_unsupervised_clf.yaml|"
 )
 want=("$@")
 
@@ -48,9 +50,9 @@ run_one() { # name config extra...
     local log=$out/$name.log
     [ -f "$out/$name.txt" ] && { echo "$name: done before ($out/$name.txt)"; return 0; }
     local extra=("$@")
-    [ -n "${EPOCHS:-}" ] && [ "$name" != unsupervised_clf ] && [ "$name" != fashion_unsupervised_clf ] &&
-        extra+=(--set "train.epochs=$EPOCHS")
-    [ "$name" = unsupervised_clf ] && extra+=(--set checkpoint.backbone="$(ls -t models/unsupervised_backbone_*_bench_unsupervised_backbone_epoch*.ffm 2>/dev/null | head -1)")
+    [ -n "${EPOCHS:-}" ] && [[ $name != *unsupervised_clf ]] && extra+=(--set "train.epochs=$EPOCHS")
+    # a classifier on its own backbone row's final model (cifar_: the CIFAR-10 backbone)
+    [[ $name == *unsupervised_clf ]] && extra+=(--set checkpoint.backbone="$(ls -t models/unsupervised_backbone_*_bench_${name%unsupervised_clf}unsupervised_backbone_epoch*.ffm 2>/dev/null | head -1)")
     # an interrupted run left $out/$name.running (its start time): resume from the newest
     # model it wrote since (a signalled stop's, or after a kill the last periodic or epoch one)
     local running=$out/$name.running resume="" start
