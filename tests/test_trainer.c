@@ -1160,6 +1160,62 @@ static void test_clf_resume(void)
     ff_clf_trainer_free(&b);
 }
 
+/* Colour data with jitter 4 and flips (CIFAR's augmentation) in joint passes: a positive
+ * and its negative hold the same augmented image (only the label planes differ), and that
+ * image is the source image mirrored and shifted as the batch's draw says (naive loop) */
+static void test_colour_augmentation_shared(void)
+{
+    char dir[400], cmd[600];
+    snprintf(dir, sizeof dir, "%s/colour_data", tmpdir);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/make_cifar_fixture.py %s 20 20", dir);
+    CHECK(system(cmd) == 0);
+    ff_config cfg;
+    ff_err err;
+    quick_config(&cfg, "colour");
+    const char *sets[] = {"model.label_embedding=channels", "train.jitter=4", "train.flip=true",
+                          "train.negatives=random", "data.normalize=channel",
+                          "data.train_limit=0", "data.test_limit=0",
+                          "eval.softmax=false"}; /* the head would reuse t.x */
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
+        CHECK(ff_config_set(&cfg, sets[i], &err) == FF_OK);
+    snprintf(cfg.data.dir, sizeof cfg.data.dir, "%s", dir);
+    ff_trainer t;
+    CHECK(ff_trainer_create(&t, &cfg, NULL, NULL, &err) == FF_OK);
+    CHECK(t.train.shape.c == 3 && t.in_shape.c == 13 && t.aug != NULL);
+    int idx[50];
+    for (int i = 0; i < 50; i++)
+        idx[i] = (i * 7) % t.train.n;
+    ff_step_stats st;
+    ff_trainer_step(&t, idx, &st);
+    const int n = t.batch, hw = 32 * 32, img = 3 * hw;
+    int same = 1, naive = 1, flips = 0, shifted = 0, label_differs = 0;
+    for (int i = 0; i < n; i++) {
+        const float *pos = t.x + (size_t)i * t.in_dim, *neg = t.x + (size_t)(n + i) * t.in_dim;
+        const float *src = t.train.images + (size_t)idx[i] * img;
+        const ff_aug a = t.aug[i];
+        same &= memcmp(pos, neg, sizeof(float) * (size_t)img) == 0;
+        label_differs += memcmp(pos + img, neg + img, sizeof(float) * 10 * (size_t)hw) != 0;
+        flips += a.flip;
+        shifted += a.dx != 0 || a.dy != 0;
+        for (int c = 0; c < 3; c++)
+            for (int y = 0; y < 32; y++)
+                for (int x = 0; x < 32; x++) {
+                    int sy = y - a.dy, sx = x - a.dx;
+                    if (a.flip)
+                        sx = 31 - sx;
+                    float want = sy < 0 || sy > 31 || sx < 0 || sx > 31 ? 0.0f
+                                 : src[(size_t)c * hw + (size_t)sy * 32 + (size_t)sx];
+                    naive &= pos[(size_t)c * hw + (size_t)y * 32 + (size_t)x] == want;
+                }
+    }
+    CHECK(n == 50);
+    CHECK(same);
+    CHECK(naive);
+    CHECK(label_differs == n);                /* negatives carry another label */
+    CHECK(flips > 10 && flips < 40 && shifted > 40);
+    ff_trainer_free(&t);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/ff_test_trainer.XXXXXX");
@@ -1168,6 +1224,7 @@ int main(void)
         return 1;
     }
     RUN(test_api_matches_whole_run);
+    RUN(test_colour_augmentation_shared);
     RUN(test_next_is_step_over_order);
     RUN(test_restore_continues);
     RUN(test_restore_continues_sgd_head);
