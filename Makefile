@@ -111,7 +111,7 @@ bench-accuracy: deps
 CIFAR10_DEST ?= data/cifar10
 data-cifar10:
 	@tools/deps.sh --cifar10
-	@$(MAKE) --no-print-directory $(BUILD)/cifar10-png2bin
+	@$(MAKE) --no-print-directory all
 	FF_BUILD=$(BUILD) tools/data-cifar10.sh $(CIFAR10_DEST)
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto

