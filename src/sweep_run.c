@@ -112,7 +112,8 @@ static int sweep_metrics(const ff_sweep *sw, const char **tags)
         const ff_config *c = &sw->runs[i].cfg;
         want[M_GOODNESS] |= c->mode == FF_MODE_SUPERVISED;
         want[M_SOFTMAX] |= c->mode == FF_MODE_UNSUP_CLF || c->eval.softmax;
-        want[M_CLF_LOSS] |= c->mode == FF_MODE_UNSUP_CLF;
+        /* the classifier's loss, and the softmax head's beside an FF net (eval.softmax) */
+        want[M_CLF_LOSS] |= c->mode == FF_MODE_UNSUP_CLF || c->eval.softmax;
         want[M_LOSS] |= c->mode != FF_MODE_UNSUP_CLF;
     }
     want[M_IMAGES] = 1;

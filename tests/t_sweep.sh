@@ -138,7 +138,7 @@ assert strings and all(len(h.domain_discrete.values) >= 1 for h in strings)
 lr = x.hparam_infos[names.index("optimizer.lr")]
 assert sorted(v.number_value for v in lr.domain_discrete.values) == [0.001, 0.002]
 tags = {m.name.tag for m in x.metric_infos}
-assert {"test/error_goodness", "test/error_softmax", "loss/total", "sweep/images_per_sec"} <= tags, tags
+assert {"test/error_goodness", "test/error_softmax", "clf/loss", "loss/total", "sweep/images_per_sec"} <= tags, tags
 P
 
 before=$(find "$sd" -name '*tfevents*' | wc -l)
