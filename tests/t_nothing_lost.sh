@@ -160,6 +160,32 @@ if $py "$root/tests/tb_reader.py" --scalars pts auto_runs > tbr.out 2>&1 &&
 else
     fail "scalars of the resumed run differ"; head -5 pts.diff tbr.out
 fi
+# tfevents-dump --csv gives the same kept points as the strict reader: each step of the
+# killed-and-resumed run once (the interrupted process's later points purged), values equal
+if "$root/$build/tfevents-dump" --csv auto_runs > dump.csv 2> dump.err &&
+    $py - pts dump.csv <<'PY'; then
+import csv, sys
+ref = {}
+for line in open(sys.argv[1]):
+    run, tag, step, val = line.split()
+    ref[(run, tag, int(step))] = float(val)
+rows = list(csv.reader(open(sys.argv[2])))
+assert rows[0] == ["run", "tag", "step", "wall_time", "value"], rows[0]
+got = {}
+for run, tag, step, wall, val in rows[1:]:
+    key = (run, tag, int(step))
+    assert key not in got, "step given twice: %r" % (key,)
+    assert float(wall) > 1.7e9
+    got[key] = float(val)
+assert set(got) == set(ref), (len(got), len(ref))
+bad = [k for k in ref if abs(got[k] - ref[k]) > 1e-6 * max(1.0, abs(ref[k]))]
+assert not bad, bad[:3]
+assert sum(1 for k in got if k[0].endswith("_cut")) > 100
+PY
+    ok "tfevents-dump --csv: the kept scalar points of both runs, each step once, values as the strict reader reads them"
+else
+    fail "tfevents-dump --csv"; head -3 dump.csv dump.err
+fi
 after=$(ls auto/*_cut_step*.ffm 2>/dev/null | sort | tr '\n' ' ')
 [ "$after" = "$(printf '%s\n' "${left[@]}" | sort | tr '\n' ' ')" ] &&
     ok "the finished run removed its own periodic models (left: the ones it was resumed from)" ||

@@ -1,6 +1,6 @@
 /* tfevents-dump.c - check and summarise TensorBoard event files (like `tensorboard --inspect`).
  *
- * tfevents-dump [--records] PATH...
+ * tfevents-dump [--records | --csv] PATH...
  * PATH is an event file or a log dir walked recursively (files whose basename
  * contains "tfevents"; run = directory relative to PATH). Symlinks are followed
  * like TensorBoard's data server does; a symlink back to a directory's own
@@ -13,7 +13,9 @@
  * tag with step >= s, after which steps must increase again; counts are of the
  * points TensorBoard keeps. The hparams status shown is the run's first
  * session_end_info (TensorBoard reads only that one; a later one with another
- * status is a warning). Exit 0 if clean (a truncated final record is only a warning),
+ * status is a warning). --csv prints, instead of the summary, every scalar point TensorBoard
+ * keeps as CSV (run,tag,step,wall_time,value; a header line, RFC 4180 quoting), so a
+ * crash-resumed run gives each step once. Exit 0 if clean (a truncated final record is only a warning),
  * 1 on any corruption (message names file and byte offset), 2 on usage errors. */
 #include <dirent.h>
 #include <errno.h>
@@ -42,6 +44,8 @@ typedef struct tag_stat {
     char *tag;
     char plugin[64];    /* fixed by the first occurrence, even if purged later */
     int64_t *steps;     /* steps of the points TensorBoard keeps, increasing */
+    double *walls, *values; /* their wall times and values (scalars: for --csv) */
+    int scalar;         /* a scalar tag (plugin "scalars") */
     size_t n_steps, cap_steps;
     char last[160];     /* rendering of the newest point */
 } tag_stat;
@@ -60,6 +64,7 @@ typedef struct run_stat {
 
 typedef struct dump_opts {
     int records; /* --records: print every record */
+    int csv;     /* --csv: the kept scalar points as CSV instead of the summary */
     int errors;  /* corruption found (exit 1) */
     int warnings;
 } dump_opts;
@@ -67,11 +72,14 @@ typedef struct dump_opts {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: tfevents-dump [--records] PATH...\n"
+            "usage: tfevents-dump [--records | --csv] PATH...\n"
             "  PATH       an event file, or a log dir walked recursively for files whose\n"
             "             name contains \"tfevents\" (run = directory relative to PATH;\n"
             "             symlinks followed, loops back to a parent skipped)\n"
             "  --records  also print every record: offset, wall_time, step, tags\n"
+            "  --csv      instead of the summary, every scalar point TensorBoard keeps as\n"
+            "             CSV: run,tag,step,wall_time,value (a header line first; fields\n"
+            "             quoted as RFC 4180 says; a resumed run's purged points left out)\n"
             "  --help     this text\n"
             "Checks both CRCs of every record, decodes every Event and its summaries,\n"
             "and requires steps to strictly increase per tag, as TensorBoard reads them:\n"
@@ -217,6 +225,8 @@ static void run_free(run_stat *r)
     for (size_t i = 0; i < r->n; i++) {
         free(r->tags[i].tag);
         free(r->tags[i].steps);
+        free(r->tags[i].walls);
+        free(r->tags[i].values);
     }
     free(r->tags);
     memset(r, 0, sizeof *r);
@@ -307,12 +317,13 @@ static void account_end_status(run_stat *r, const ff_summary_value_info *v, int6
 
 /* Per-tag checks and statistics for one decoded value. */
 static void account_value(run_stat *r, const ff_summary_value_info *v, int64_t step,
-                          const char *path, uint64_t off, dump_opts *o)
+                          double wall, const char *path, uint64_t off, dump_opts *o)
 {
     tag_stat *t = find_tag(r, v->tag);
     if (!t) {
         t = add_tag(r, v->tag);
         snprintf(t->plugin, sizeof t->plugin, "%s", v->plugin);
+        t->scalar = strcmp(v->plugin, "scalars") == 0;
         if (v->is_tensor && !v->has_metadata) {
             fprintf(stderr, "%s: offset %llu: tensor tag '%s' has no plugin metadata on its "
                     "first occurrence\n", path, (unsigned long long)off, v->tag);
@@ -332,6 +343,14 @@ static void account_value(run_stat *r, const ff_summary_value_info *v, int64_t s
     if (t->n_steps == t->cap_steps) {
         t->cap_steps = t->cap_steps ? 2 * t->cap_steps : 16;
         t->steps = xrealloc(t->steps, t->cap_steps * sizeof *t->steps);
+        if (t->scalar) {
+            t->walls = xrealloc(t->walls, t->cap_steps * sizeof *t->walls);
+            t->values = xrealloc(t->values, t->cap_steps * sizeof *t->values);
+        }
+    }
+    if (t->scalar) {
+        t->walls[t->n_steps] = wall;
+        t->values[t->n_steps] = v->number;
     }
     t->steps[t->n_steps++] = step;
     snprintf(t->last, sizeof t->last, "%s", v->text);
@@ -369,7 +388,7 @@ static void check_event(run_stat *r, const ff_summary_event_info *ev, long index
     if (ev->session_status == 1) /* SessionLog START */
         session_start(r, ev->step);
     for (int i = 0; i < ev->n_values; i++)
-        account_value(r, &ev->values[i], ev->step, path, off, o);
+        account_value(r, &ev->values[i], ev->step, ev->wall_time, path, off, o);
 }
 
 static void dump_file(run_stat *r, const char *path, dump_opts *o)
@@ -420,17 +439,55 @@ static void dump_file(run_stat *r, const char *path, dump_opts *o)
     ff_tfrecord_reader_destroy(&rd);
 }
 
+/* One CSV field: as it is, or in double quotes (quotes doubled) when it holds a comma,
+ * a quote or a line break (RFC 4180). */
+static void csv_field(const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, stdout);
+        return;
+    }
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"')
+            putchar('"');
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+/* The run's kept scalar points: run,tag,step,wall_time,value, tags in name order. */
+static void run_csv(run_stat *r, const char *run)
+{
+    if (r->n > 1)
+        qsort(r->tags, r->n, sizeof *r->tags, cmp_tags);
+    for (size_t i = 0; i < r->n; i++) {
+        const tag_stat *t = &r->tags[i];
+        for (size_t k = 0; t->scalar && k < t->n_steps; k++) {
+            csv_field(run);
+            putchar(',');
+            csv_field(t->tag);
+            printf(",%lld,%.6f,%.9g\n", (long long)t->steps[k], t->walls[k], t->values[k]);
+        }
+    }
+}
+
 /* Dumps the (sorted) files of l grouped by run. */
 static void dump_runs(file_list *l, dump_opts *o)
 {
     if (l->n > 1)
         qsort(l->files, l->n, sizeof *l->files, cmp_files);
+    if (o->csv)
+        printf("run,tag,step,wall_time,value\n");
     for (size_t i = 0; i < l->n;) {
         run_stat r = {.end_status = -1};
         size_t j = i;
         for (; j < l->n && strcmp(l->files[j].run, l->files[i].run) == 0; j++)
             dump_file(&r, l->files[j].path, o);
-        run_print(&r, l->files[i].run);
+        if (o->csv)
+            run_csv(&r, l->files[i].run);
+        else
+            run_print(&r, l->files[i].run);
         run_free(&r);
         i = j;
     }
@@ -472,6 +529,8 @@ int main(int argc, char **argv)
         }
         if (strcmp(argv[i], "--records") == 0) {
             o.records = 1;
+        } else if (strcmp(argv[i], "--csv") == 0) {
+            o.csv = 1;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "tfevents-dump: unknown option %s\n", argv[i]);
             usage(stderr);
@@ -484,6 +543,10 @@ int main(int argc, char **argv)
         npaths++;
         int rc = collect(&l, argv[i], &o);
         bad_path = rc > bad_path ? rc : bad_path;
+    }
+    if (o.records && o.csv) {
+        fprintf(stderr, "tfevents-dump: --records and --csv do not go together\n");
+        return 2;
     }
     if (npaths == 0) {
         usage(stderr);
