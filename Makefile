@@ -118,6 +118,11 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(dir $@)
 	protoc-c --c_out=$(BUILD)/gen -Iproto $<
 
+# what built the binary (git commit, dirty flag, compiler, flags) for run records:
+# checked on every make, the header rewritten (src/run_record.c recompiled) only on change
+BUILD_INFO := $(shell mkdir -p $(BUILD)/gen && tools/build-info.sh $(BUILD)/gen/ff_build_info.h "$(CC)" "$(CFLAGS)")
+$(BUILD)/obj/run_record.o: $(BUILD)/gen/ff_build_info.h
+
 # every object may include any generated header
 $(BUILD)/obj/%.o: src/%.c | $(GEN_C)
 	@mkdir -p $(dir $@)

@@ -20,7 +20,7 @@
 #include "ff/train.h"
 #include "ff/trainer.h"
 
-#define FF_VERSION "0.1.0"
+#include "ff/run_record.h" /* FF_VERSION */
 #define MAX_SETS 64
 
 static const char usage_text[] =
@@ -142,6 +142,33 @@ static int usage_error(const char *fmt, const char *arg)
 }
 
 /* Returns -1 to go on, or an exit status. */
+/* The command line for the run record: the arguments joined by spaces, one holding a
+ * space or a quote single-quoted as a shell would need it (truncated to cap). */
+static void command_line(int argc, char **argv, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (int i = 0; i < argc && n + 1 < cap; i++) {
+        const char *a = argv[i];
+        const int quote = !a[0] || strpbrk(a, " \t\n'\"\\$`*?[]{}();&|<>~#") != NULL;
+        if (i)
+            out[n++] = ' ';
+        if (quote && n + 1 < cap)
+            out[n++] = '\'';
+        for (; *a && n + 5 < cap; a++) {
+            if (quote && *a == '\'') { /* ' -> '\'' */
+                memcpy(out + n, "'\\''", 4);
+                n += 4;
+            } else {
+                out[n++] = *a;
+            }
+        }
+        if (quote && n + 1 < cap)
+            out[n++] = '\'';
+        out[n < cap ? n : cap - 1] = '\0';
+    }
+}
+
 static int parse_args(int argc, char **argv, cli *c)
 {
     for (int i = 1; i < argc; i++) {
@@ -800,7 +827,10 @@ int main(int argc, char **argv)
     }
     catch_stop_signals(on_signal);
     progress_ui ui = {.quiet = c.quiet || ff_parallel_rank() > 0, .verbose = c.verbose, .tty = isatty(2) && !c.verbose};
+    char command[2048];
+    command_line(argc, argv, command, sizeof command);
     ff_train_opts opts = {.resume = c.resume ? &ck : NULL, .resume_path = resume_path,
+                          .command_line = command,
                           .stop = &stop_flag, .info = show_info,
                           .max_steps = c.max_steps, .progress = show_progress, .progress_ctx = &ui,
                           .progress_every = ui.tty ? 10 : 100,

@@ -22,6 +22,7 @@
 #include "ff/hybrid.h"
 #include "ff/parallel.h"
 #include "ff/run.h"
+#include "ff/run_record.h"
 #include "ff/summary.h"
 #include "ff/train_log.h"
 
@@ -446,6 +447,23 @@ static int end_epoch(ff_run *r, int epoch, double epoch_seconds, int first_batch
 
 /* ---------------------------------------------------------------- the run */
 
+/* config.yaml and run.json in the run directory (include/ff/run_record.h), and the record
+ * in TensorBoard's text tab (tag "run") */
+static int write_run_record(const ff_run_files *f, const ff_config *cfg, const char *command,
+                            ff_err *err)
+{
+    ff_run_record rec;
+    ff_run_record_fill(&rec, command, ff_parallel_size());
+    int rc = ff_run_record_write(f->run_dir, cfg, &rec, err);
+    char text[8192];
+    size_t n = (size_t)snprintf(text, sizeof text, "```\n");
+    n += ff_run_record_json(&rec, text + n, sizeof text - n - 8);
+    snprintf(text + n, sizeof text - n, "```\n");
+    if (!rc)
+        rc = ff_summary_text(f->tb, "run", 0, text, err);
+    return rc;
+}
+
 int ff_train_open_files(ff_run_files *f, const ff_config *cfg, const ff_train_opts *opts,
                         ff_train_result *res, ff_err *err)
 {
@@ -455,6 +473,8 @@ int ff_train_open_files(ff_run_files *f, const ff_config *cfg, const ff_train_op
     snprintf(res->run_dir, sizeof res->run_dir, "%s", f->run_dir);
     if (!rc)
         snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(f->tb));
+    if (!rc && f->tb && !(opts && opts->resume)) /* a new run: what produced it */
+        rc = write_run_record(f, cfg, opts ? opts->command_line : NULL, err);
     return rc;
 }
 

@@ -50,6 +50,7 @@ typedef struct ff_train_opts {
     int progress_every;            /* batches between progress calls (default 10) */
     const char *run_dir;           /* non-NULL: a new run logs into exactly this directory
                                       (created if missing; `ffrun sweep` names its runs so) */
+    const char *command_line;      /* for the run record (run.json); NULL: none */
 } ff_train_opts;
 
 typedef struct ff_train_result {
