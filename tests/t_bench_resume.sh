@@ -96,7 +96,14 @@ rm -f "$txt" "$w"/models/*.ffm "$FAKE_CALLS"
 touch -d '2026-01-01' "$w/models/supervised_20260101-000000_bench_supervised_fc_step0000900.ffm"
 FAKE_MODE=nomodel bench
 sleep 1.1
+tables=$(grep -c table "$tmp/table.calls" 2>/dev/null)
 FAKE_MODE=finish bench
+rc=$?
+# a run never resumed finishes like a resumed one: exit 0, the table rewritten (the
+# results block ended on the failed 'resumed' test, and the script stopped there)
+[ $rc -eq 0 ] && [ "$(grep -c table "$tmp/table.calls" 2>/dev/null)" -eq $((tables + 1)) ] &&
+    ok "a run finished without a resume: exit 0 and the table rewritten" ||
+    fail "finish without resume: exit $rc, table calls '$(cat "$tmp/table.calls" 2>/dev/null)'"
 sed -n 2p "$tmp/calls" | grep -q -- '--name bench_supervised_fc' && ! grep -q '^--- resumed' "$log" &&
     ! grep -q '^resumed=' "$txt" &&
     ok "no model written before the kill: the next attempt starts afresh (not from an older run's model)" ||
