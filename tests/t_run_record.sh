@@ -29,7 +29,14 @@ m1=$(ls -tr models/supervised_*_first_epoch002.ffm | head -1) m2=$(ls -t models/
     ok "ffrun config.yaml re-runs the run bit for bit ($(cat same.out))" || { fail "re-run differs: $m1 $m2"; cat same.out; }
 
 # run.json: the fields, and what they must say here
-commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
+# the commit the binary was built from: HEAD, or (a tree committed to since the build)
+# one of HEAD's ancestors; "unknown" outside git
+commit=$(sed -n 's/^#define FF_BUILD_COMMIT "\(.*\)"$/\1/p' "$root/$build/gen/ff_build_info.h")
+if [ "$commit" != unknown ]; then
+    git -C "$root" merge-base --is-ancestor "$commit" HEAD 2>/dev/null &&
+        ok "built from commit $commit of this checkout (HEAD or an ancestor)" ||
+        fail "build header commit '$commit' is not this checkout's HEAD or an ancestor"
+fi
 if $py - "$dir/run.json" "$commit" "$ffrun" <<'PY'; then
 import json, socket, sys, re
 r = json.load(open(sys.argv[1]))
