@@ -71,32 +71,31 @@ static int log_grid(ff_summary_writer *tb, const char *tag, const float *tiles, 
     return rc;
 }
 
-/* An RGB grid of n tiles of 3 x h x w floats (CHW): each tile mapped from [lo, hi]
- * (lo == hi: the tile's own range over its three channels, so colours keep their
- * balance) to 0..255, the three channel grids interleaved. */
-static int log_rgb_grid(ff_summary_writer *tb, const char *tag, const float *tiles, int n, int h,
-                        int w, float lo, float hi, int64_t step, ff_err *err)
+/* An RGB grid of n tiles of 3 x h x w floats (CHW): each tile mapped from its own range
+ * over its three channels (so colours keep their balance) to 0..255, the three channel
+ * grids interleaved. */
+static int log_rgb_grid(ff_summary_writer *tb, const char *tag, float *tiles, int n, int h,
+                        int w, int64_t step, ff_err *err)
 {
     const size_t hw = (size_t)h * w, tile = 3 * hw;
     const int cols = n < 8 ? n : 8;
+    for (int i = 0; i < n; i++) { /* each tile to [0, 1] in place */
+        float *t = tiles + (size_t)i * tile, a = t[0], b = t[0];
+        for (size_t k = 1; k < tile; k++) {
+            a = t[k] < a ? t[k] : a;
+            b = t[k] > b ? t[k] : b;
+        }
+        const float scale = b > a ? 1.0f / (b - a) : 0.0f;
+        for (size_t k = 0; k < tile; k++)
+            t[k] = (t[k] - a) * scale;
+    }
     float *plane = malloc(sizeof(float) * hw * (size_t)n);
     uint8_t *grey[3] = {NULL, NULL, NULL}, *rgb = NULL;
     int gh = 0, gw = 0, rc = plane ? FF_OK : ff_err_set(err, FF_ERR_NOMEM, "out of memory");
     for (int c = 0; c < 3 && !rc; c++) {
-        for (int i = 0; i < n; i++) {
-            const float *t = tiles + (size_t)i * tile;
-            float a = lo, b = hi;
-            if (lo == hi) { /* the tile's range over all channels */
-                a = b = t[0];
-                for (size_t k = 1; k < tile; k++) {
-                    a = t[k] < a ? t[k] : a;
-                    b = t[k] > b ? t[k] : b;
-                }
-            }
-            const float scale = b > a ? 1.0f / (b - a) : 0.0f;
-            for (size_t k = 0; k < hw; k++)
-                plane[(size_t)i * hw + k] = (t[(size_t)c * hw + k] - a) * scale;
-        }
+        for (int i = 0; i < n; i++)
+            memcpy(plane + (size_t)i * hw, tiles + (size_t)i * tile + (size_t)c * hw,
+                   sizeof(float) * hw);
         rc = ff_image_grid(plane, n, h, w, cols, 0.0f, 1.0f, &grey[c], &gh, &gw, err);
     }
     if (!rc && !(rgb = malloc((size_t)gh * gw * 3)))
@@ -127,7 +126,7 @@ int ff_log_input_grid(ff_summary_writer *tb, const char *tag, const float *x, in
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for an image grid");
     for (int i = 0; i < n; i++)
         memcpy(tiles + i * per, x + i * dim, sizeof(float) * per); /* the image's channels */
-    int rc = rgb ? log_rgb_grid(tb, tag, tiles, n, shape.h, shape.w, 0.0f, 0.0f, step, err)
+    int rc = rgb ? log_rgb_grid(tb, tag, tiles, n, shape.h, shape.w, step, err)
                  : log_grid(tb, tag, tiles, n, shape.h, shape.w, 0.0f, 1.0f, step, err);
     free(tiles);
     return rc;
@@ -152,8 +151,7 @@ int ff_log_receptive_fields(ff_summary_writer *tb, const ff_net *net, int image_
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for receptive fields");
     for (int u = 0; u < n; u++)
         memcpy(tiles + (size_t)u * per, L->W + (size_t)u * per_unit, sizeof(float) * per);
-    int rc = rgb ? log_rgb_grid(tb, "layer0/receptive_fields", tiles, n, h, w, 0.0f, 0.0f, step,
-                                err)
+    int rc = rgb ? log_rgb_grid(tb, "layer0/receptive_fields", tiles, n, h, w, step, err)
                  : log_grid(tb, "layer0/receptive_fields", tiles, n, h, w, 0.0f, 0.0f, step, err);
     free(tiles);
     return rc;

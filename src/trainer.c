@@ -91,8 +91,19 @@ int ff_trainer_create(ff_trainer *t, const ff_config *cfg, ff_info_fn info, void
     int rc;
     ff_fp_fast_mode();
     ff_rng_seed(&t->rng, cfg->seed);
-    if ((rc = ff_data_open(cfg, &t->train, &t->test, t->input_stats, err)))
+    float stats[2 * FF_MAX_CHANNELS];
+    if ((rc = ff_data_open(cfg, &t->train, &t->test, stats, err)))
         return rc;
+    if (cfg->data.normalize == FF_DATA_NORM_CHANNEL) { /* say what the inputs were scaled by */
+        char msg[600];
+        int n = snprintf(msg, sizeof msg, "data.normalize channel: training split's means");
+        for (int c = 0; c < t->train.shape.c && n < (int)sizeof msg - 40; c++)
+            n += snprintf(msg + n, sizeof msg - (size_t)n, " %.4f", stats[c]);
+        n += snprintf(msg + n, sizeof msg - (size_t)n, ", standard deviations");
+        for (int c = 0; c < t->train.shape.c && n < (int)sizeof msg - 20; c++)
+            n += snprintf(msg + n, sizeof msg - (size_t)n, " %.4f", stats[t->train.shape.c + c]);
+        note(info, info_ctx, "%s", msg);
+    }
     ff_trainer_plan plan = {0};
     if ((rc = ff_trainer_plan_for(cfg, t->train.shape, t->train.n, &plan, err)))
         return rc;

@@ -86,8 +86,7 @@ void ff_dataset_standardize(ff_dataset *ds, const float *mean, const float *std)
  * hold images of one shape, and with data.normalize channel standardises both with the
  * training split's statistics (stats, if not NULL, receives 2 * C floats: means then
  * standard deviations; C = train->shape.c). What every trainer and `ffrun eval` use. */
-struct ff_config;
-int ff_data_open(const struct ff_config *cfg, ff_dataset *train, ff_dataset *test, float *stats,
+int ff_data_open(const ff_config *cfg, ff_dataset *train, ff_dataset *test, float *stats,
                  ff_err *err);
 
 void ff_dataset_free(ff_dataset *ds);

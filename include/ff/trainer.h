@@ -136,8 +136,6 @@ typedef struct ff_trainer {
     uint8_t *labels;     /* labels of the rows of x */
     uint8_t *candidates; /* [batch, hard_candidates] wrong labels to score (hard negatives) */
     ff_aug *aug;         /* [max_batch] the batch's jitter shifts and flips (NULL: neither) */
-    float input_stats[2 * FF_MAX_CHANNELS]; /* data.normalize channel: the training split's
-                                               per-channel means, then standard deviations */
     const ff_trainer_peers *peers; /* NULL: alone */
 } ff_trainer;
 
