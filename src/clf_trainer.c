@@ -104,8 +104,10 @@ int ff_clf_trainer_create(ff_clf_trainer *t, const ff_config *cfg, const ff_chec
     }
     cfg = &t->cfg;
     ff_rng_seed(&t->rng, cfg->seed);
-    if ((rc = ff_data_open(cfg, &t->train, &t->test, NULL, err)))
+    ff_data_info dinfo;
+    if ((rc = ff_data_open(cfg, &t->train, &t->val, &t->test, &dinfo, err)))
         goto done;
+    ff_data_note(cfg, &t->train, &dinfo, info, info_ctx);
     t->batch = cfg->train.batch_size < t->train.n ? cfg->train.batch_size : t->train.n;
     t->n_batches = (t->train.n + t->batch - 1) / t->batch;
     t->total_steps = (int64_t)t->n_batches * cfg->clf.epochs;
@@ -160,9 +162,12 @@ float ff_clf_trainer_next(ff_clf_trainer *t, int *images, int *epoch_done)
     return loss;
 }
 
-double ff_clf_trainer_evaluate(ff_clf_trainer *t, int64_t *confusion)
+double ff_clf_trainer_evaluate(ff_clf_trainer *t, ff_eval_set set, int64_t *confusion)
 {
-    ff_readout_input te = {.ds = &t->test, .neutral = 0};
+    const ff_dataset *ds = set == FF_SET_VAL ? &t->val : &t->test;
+    if (ds->n == 0)
+        return -1.0;
+    ff_readout_input te = {.ds = ds, .neutral = 0};
     return ff_readout_error(&t->ro, &t->net, t->layers, t->n_layers, &te, 0, t->x, confusion);
 }
 
@@ -193,6 +198,7 @@ void ff_clf_trainer_free(ff_clf_trainer *t)
     ff_readout_free(&t->ro);
     ff_net_free(&t->net);
     ff_dataset_free(&t->train);
+    ff_dataset_free(&t->val);
     ff_dataset_free(&t->test);
     memset(t, 0, sizeof *t);
 }

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 #include "config_schema.h" // defines: ff_config_keys, ff_layer_keys, ff_key_set_text, ...
 #include "ff/fsutil.h"   // defines: ff_read_file
 
-#define MAX_KEYS 64                      /* capacity of pctx.at; checked against the table */
+#define MAX_KEYS 96                      /* capacity of pctx.at; checked against the table */
 #define MAX_FILE_BYTES (16u << 20)       /* a config file larger than this is a mistake */
 #define MAX_DEPTH 64                     /* nested lists and mappings: a config needs 4 */
 
@@ -676,6 +677,17 @@ static int validate_parallel(const pctx *c, const ff_config *cfg)
     return FF_OK;
 }
 
+/* data.validation: a fraction below 1 or a whole count */
+static int validate_validation(const pctx *c, const ff_config *cfg)
+{
+    const float v = cfg->data.validation;
+    if (v >= 1.0f && v != floorf(v))
+        return fail(c, key_pos(c, "data.validation"),
+                    "data.validation: %g is neither a fraction (below 1) nor a whole number of "
+                    "images", v);
+    return FF_OK;
+}
+
 static int validate_at(const pctx *c, const ff_config *cfg)
 {
     for (size_t i = 0; i < ff_config_n_keys; i++) {
@@ -694,6 +706,8 @@ static int validate_at(const pctx *c, const ff_config *cfg)
         rc = validate_parallel(c, cfg);
     if (!rc)
         rc = validate_eval_layers(c, cfg);
+    if (!rc)
+        rc = validate_validation(c, cfg);
     return rc ? rc : validate_clf(c, cfg);
 }
 

@@ -22,6 +22,7 @@ static const char *const mode_names[] = {"supervised", "unsupervised_backbone", 
 static const char *const embed_names[] = {"overlay", "channels", "pattern", "none", NULL};
 static const char *const data_format_names[] = {"auto", "idx", "cifar10", NULL};
 static const char *const data_norm_names[] = {"none", "channel", NULL};
+static const char *const eval_test_names[] = {"end", "every", NULL};
 static const char *const pass_names[] = {"alternate", "joint", NULL};
 static const char *const neg_names[] = {"random", "hard", NULL};
 static const char *const loss_names[] = {"threshold", "pairwise", "competition", NULL};
@@ -40,6 +41,7 @@ _Static_assert(N_NAMES(mode_names) == FF_MODE_COUNT, "a name per ff_mode");
 _Static_assert(N_NAMES(embed_names) == FF_EMBED_COUNT, "a name per ff_embed_kind");
 _Static_assert(N_NAMES(data_format_names) == FF_DATA_FORMAT_COUNT, "a name per ff_data_format");
 _Static_assert(N_NAMES(data_norm_names) == FF_DATA_NORM_COUNT, "a name per ff_data_norm");
+_Static_assert(N_NAMES(eval_test_names) == FF_EVAL_TEST_COUNT, "a name per ff_eval_test");
 _Static_assert(N_NAMES(pass_names) == FF_PASS_COUNT, "a name per ff_pass_kind");
 _Static_assert(N_NAMES(neg_names) == FF_NEG_COUNT, "a name per ff_neg_kind");
 _Static_assert(N_NAMES(loss_names) == FF_LOSS_COUNT, "a name per ff_loss_kind");
@@ -71,6 +73,7 @@ _Static_assert(sizeof(ff_opt_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_sched_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_par_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(ff_pool_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(ff_eval_test) == sizeof(int), "enum size");
 
 #define MSIZE(T, m) sizeof(((T *)0)->m)
 #define AT(m) .offset = offsetof(ff_config, m), .size = MSIZE(ff_config, m)
@@ -102,6 +105,15 @@ const ff_key ff_config_keys[] = {
            "training split's mean and standard deviation)"),
     K_INT("data.train_limit", data.train_limit, "0", 0, 1e8, "use the first N training images (0 = all)"),
     K_INT("data.test_limit", data.test_limit, "0", 0, 1e8, "use the first N test images (0 = all)"),
+    K_FLOAT("data.validation", data.validation, "0", 0, 1e7, 0,
+            "images held out of the training split (after data.train_limit) to validate on: a "
+            "count (a whole number >= 1) or a fraction (< 1) of it, drawn per class in proportion "
+            "(stratified) with data.validation_seed; evaluations report val/ errors, pick the best "
+            "model and rank sweeps by them, and the test set is read at the end (eval.test); 0 = "
+            "no split (the test set is the held-out set of every evaluation)"),
+    K_U64("data.validation_seed", data.validation_seed, "1",
+          "seed of the validation split alone (not of training: runs that differ in seed "
+          "validate on the same images)"),
     K_STR("data.cache", data.cache, "cache", FF_KEY_NONEMPTY,
           "folder for generated data (unsupervised hybrid negatives), reused while source and settings match"),
     K_INT("data.hybrid_blur", data.hybrid_blur, "6", 1, 64,
@@ -201,6 +213,10 @@ const ff_key ff_config_keys[] = {
            "also train (a step per batch, neutral label, normalised activities) and evaluate the softmax readout"),
     K_INT("eval.readout_epochs", eval.readout_epochs, "0", 0, 1000,
           "extra epochs of softmax-head training on the frozen net before each evaluation (the head also takes a step on every training batch)"),
+    K_ENUM("eval.test", eval.test, eval_test_names, "end",
+           "with data.validation: evaluate the test set once, at the end of the run (end), or "
+           "at every evaluation as well (every: test/ curves, never used to choose anything); "
+           "without a validation split the test set is evaluated at every evaluation"),
     {.path = "eval.layers", .type = FF_KEY_INTLIST, AT(eval.layers),
      .count_offset = offsetof(ff_config, eval.n_layers), .min = 0, .max = FF_MAX_LAYERS - 1,
      .help = "0-based indices of the trainable layers (pools not counted) whose goodness the "

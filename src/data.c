@@ -1,5 +1,6 @@
 /* data.c - data sets: the format table, opening a split, reading files (gunzip,
- * SHA256SUMS checks), per-channel statistics. The readers: data_idx.c, data_cifar10.c. */
+ * SHA256SUMS checks). The readers: data_idx.c, data_cifar10.c; what a run makes of the
+ * splits (validation, statistics): data_splits.c. */
 #include "ff/data.h"
 
 #include <errno.h>
@@ -415,80 +416,6 @@ int ff_dataset_open(ff_dataset *ds, const char *dir, ff_data_format format, ff_s
         free(sf->text);
     free(raw);
     free(sf);
-    return rc;
-}
-
-/* ------------------------------------------------------------------------ */
-/* statistics and the pair of splits a run uses                              */
-
-void ff_dataset_channel_stats(const ff_dataset *ds, float *mean, float *std)
-{
-    const int C = ds->shape.c;
-    const size_t hw = (size_t)ds->shape.h * ds->shape.w, dim = ff_dataset_dim(ds);
-    FF_ASSERT(C >= 1 && C <= FF_MAX_CHANNELS);
-    for (int c = 0; c < C; c++) {
-        double s = 0.0, s2 = 0.0;
-        for (int i = 0; i < ds->n; i++) {
-            const float *p = ds->images + (size_t)i * dim + (size_t)c * hw;
-            double a = 0.0, a2 = 0.0; /* per image first: fewer large-sum roundings */
-            for (size_t k = 0; k < hw; k++) {
-                a += p[k];
-                a2 += (double)p[k] * p[k];
-            }
-            s += a;
-            s2 += a2;
-        }
-        const double count = (double)ds->n * (double)hw, m = count > 0 ? s / count : 0.0;
-        const double var = count > 0 ? s2 / count - m * m : 0.0;
-        mean[c] = (float)m;
-        std[c] = (float)sqrt(var > 0.0 ? var : 0.0);
-    }
-}
-
-void ff_dataset_standardize(ff_dataset *ds, const float *mean, const float *std)
-{
-    const int C = ds->shape.c;
-    const size_t hw = (size_t)ds->shape.h * ds->shape.w, dim = ff_dataset_dim(ds);
-    for (int i = 0; i < ds->n; i++)
-        for (int c = 0; c < C; c++) {
-            float *p = ds->images + (size_t)i * dim + (size_t)c * hw;
-            const float m = mean[c], inv = std[c] > 0.0f ? 1.0f / std[c] : 1.0f;
-            for (size_t k = 0; k < hw; k++)
-                p[k] = (p[k] - m) * inv;
-        }
-}
-
-int ff_data_open(const ff_config *cfg, ff_dataset *train, ff_dataset *test, float *stats,
-                 ff_err *err)
-{
-    ff_data_format format = cfg->data.format;
-    int rc = format == FF_DATA_AUTO ? ff_data_detect(cfg->data.dir, &format, err) : FF_OK;
-    memset(test, 0, sizeof *test);
-    if (!rc)
-        rc = ff_dataset_open(train, cfg->data.dir, format, FF_SPLIT_TRAIN, cfg->data.train_limit,
-                             err);
-    if (!rc)
-        rc = ff_dataset_open(test, cfg->data.dir, format, FF_SPLIT_TEST, cfg->data.test_limit,
-                             err);
-    if (!rc)
-        rc = ff_dataset_check_same_shape(train, test, err);
-    if (!rc && train->shape.c > FF_MAX_CHANNELS)
-        rc = ff_err_set(err, FF_ERR_FORMAT, "%s: images with %d channels (at most %d)",
-                        train->source, train->shape.c, FF_MAX_CHANNELS);
-    if (!rc && cfg->data.normalize == FF_DATA_NORM_CHANNEL) {
-        float mean[FF_MAX_CHANNELS], std[FF_MAX_CHANNELS];
-        ff_dataset_channel_stats(train, mean, std);
-        ff_dataset_standardize(train, mean, std);
-        ff_dataset_standardize(test, mean, std);
-        if (stats) {
-            memcpy(stats, mean, sizeof(float) * (size_t)train->shape.c);
-            memcpy(stats + train->shape.c, std, sizeof(float) * (size_t)train->shape.c);
-        }
-    }
-    if (rc) {
-        ff_dataset_free(train);
-        ff_dataset_free(test);
-    }
     return rc;
 }
 

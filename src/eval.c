@@ -19,31 +19,48 @@ int ff_eval_check_input(const ff_net *net, ff_embed_kind kind, const ff_dataset 
                       ds->shape.h, ds->shape.w, in.c, in.h, in.w, want.c, want.h, want.w);
 }
 
+/* Rows in G label-major blocks of per_group images (row k * per_group + j) into out
+ * image-major (out[j * G + k]). */
+static void to_image_major(const float *rows, int groups, int per_group, float *out)
+{
+    for (int k = 0; k < groups; k++)
+        for (int j = 0; j < per_group; j++)
+            out[(size_t)j * groups + k] = rows[(size_t)k * per_group + j];
+}
+
 /* The forward pass of `rows` rows and the goodness of each row summed over the
  * evaluated layers (each times its slope if as_logits). groups 1: row r into out[r];
  * groups G > 1: the rows are G label-major blocks of rows / G images, and row
- * k * (rows / G) + j goes to out[j * G + k] (image-major). */
+ * k * (rows / G) + j goes to out[j * G + k] (image-major). layers (NULL: none): every
+ * trainable layer's own goodness, in the same order as out, layer l's at
+ * layers[l * rows]. */
 static void summed_goodness(ff_net *net, const float *x, int rows, int as_logits, int groups,
-                            float *out)
+                            float *out, float *layers)
 {
     const int per_group = rows / groups;
     float sum[rows];
-    ff_net_forward_goodness(net, x, rows, as_logits, groups == 1 ? out : sum);
+    ff_net_forward_goodness_layers(net, x, rows, as_logits, groups == 1 ? out : sum, layers);
     if (groups == 1)
         return;
-    for (int k = 0; k < groups; k++)
-        for (int j = 0; j < per_group; j++)
-            out[(size_t)j * groups + k] = sum[(size_t)k * per_group + j];
+    to_image_major(sum, groups, per_group, out);
+    for (int l = 0; layers && l < net->n_layers; l++) { /* each layer's block in place */
+        float *block = layers + (size_t)l * rows;
+        memcpy(sum, block, sizeof(float) * (size_t)rows);
+        to_image_major(sum, groups, per_group, block);
+    }
 }
 
 /* The competition readout (no label in the input): one pass of each image, and
  * scores[i * 10 + k] = the sum over the evaluated layers of (slope times, if
  * as_logits) the goodness of class group k of the layer's output scaled to mean square 1. */
 static void class_group_scores(ff_net *net, const ff_dataset *ds, const int *idx, int n,
-                               int as_logits, float *xbuf, float *scores)
+                               int as_logits, float *xbuf, float *scores, float *layers)
 {
     const int per_chunk = net->max_batch;
-    memset(scores, 0, sizeof(float) * (size_t)n * FF_NUM_CLASSES);
+    const size_t per_layer = (size_t)n * FF_NUM_CLASSES;
+    memset(scores, 0, sizeof(float) * per_layer);
+    if (layers)
+        memset(layers, 0, sizeof(float) * per_layer * (size_t)net->n_layers);
     for (int start = 0; start < n; start += per_chunk) {
         const int m = n - start < per_chunk ? n - start : per_chunk;
         const float *images = idx ? ds->images : ds->images + (size_t)start * ff_dataset_dim(ds);
@@ -51,23 +68,31 @@ static void class_group_scores(ff_net *net, const ff_dataset *ds, const int *idx
         ff_net_forward(net, xbuf, m);
         for (int l = 0; l < net->n_layers; l++) {
             const ff_layer *L = &net->layers[l];
-            if (!net->evaluated[l])
-                continue;
-            ff_class_goodness_add(ff_net_loss_out(net, l), m,
-                                  ff_shape_dim(ff_net_loss_shape(net, l)), L->out.c,
-                                  net->comp_stats[l], L->affine, net->comp_scratch,
-                                  as_logits ? L->slope : 1.0f,
-                                  scores + (size_t)start * FF_NUM_CLASSES);
+            const float *out = ff_net_loss_out(net, l);
+            const int dim = ff_shape_dim(ff_net_loss_shape(net, l));
+            if (net->evaluated[l])
+                ff_class_goodness_add(out, m, dim, L->out.c, net->comp_stats[l], L->affine,
+                                      net->comp_scratch, as_logits ? L->slope : 1.0f,
+                                      scores + (size_t)start * FF_NUM_CLASSES);
+            if (layers) /* the layer alone, as with eval.layers [l] */
+                ff_class_goodness_add(out, m, dim, L->out.c, net->comp_stats[l], L->affine,
+                                      net->comp_scratch, 1.0f,
+                                      layers + (size_t)l * per_layer +
+                                          (size_t)start * FF_NUM_CLASSES);
         }
     }
 }
 
-void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, const int *idx,
-                             int n, int as_logits, float *xbuf, float *scores)
+/* ff_eval_goodness_scores, and with layers (n * 10 <= net->max_batch) every layer's own
+ * scores, layer l's image i with label k at layers[(l * n + i) * 10 + k] */
+static void goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *ds,
+                            const int *idx, int n, int as_logits, float *xbuf, float *scores,
+                            float *layers)
 {
+    FF_ASSERT(!layers || (size_t)n * FF_NUM_CLASSES <= (size_t)net->max_batch);
     if (kind == FF_EMBED_NONE) {
         FF_ASSERT(ff_eval_check_input(net, kind, ds, NULL) == FF_OK);
-        class_group_scores(net, ds, idx, n, as_logits, xbuf, scores);
+        class_group_scores(net, ds, idx, n, as_logits, xbuf, scores, layers);
         return;
     }
     const int per_chunk = net->max_batch / FF_NUM_CLASSES;
@@ -87,8 +112,14 @@ void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *
             }
         ff_embed_batch(kind, ds->images, ds->shape, src, label, rows, xbuf);
         summed_goodness(net, xbuf, rows, as_logits, FF_NUM_CLASSES,
-                        scores + (size_t)start * FF_NUM_CLASSES);
+                        scores + (size_t)start * FF_NUM_CLASSES, layers); /* one chunk */
     }
+}
+
+void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, const int *idx,
+                             int n, int as_logits, float *xbuf, float *scores)
+{
+    goodness_scores(net, kind, ds, idx, n, as_logits, xbuf, scores, NULL);
 }
 
 void ff_eval_goodness_scores_of(ff_net *net, ff_embed_kind kind, const ff_dataset *ds,
@@ -108,7 +139,7 @@ void ff_eval_goodness_scores_of(ff_net *net, ff_embed_kind kind, const ff_datase
                 src[j * m + q] = idx ? idx[start + j] : start + j;
         ff_embed_batch(kind, ds->images, ds->shape, src, labels + (size_t)start * m,
                        rows, xbuf);
-        summed_goodness(net, xbuf, rows, as_logits, 1, scores + (size_t)start * m);
+        summed_goodness(net, xbuf, rows, as_logits, 1, scores + (size_t)start * m, NULL);
     }
 }
 
@@ -121,29 +152,42 @@ int ff_argmax10(const float *s)
     return best;
 }
 
-double ff_eval_error(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, int n, float *xbuf,
-                     float *scores, int64_t confusion[100])
+double ff_eval_error_layers(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, int n,
+                            float *xbuf, float *scores, float *layer_buf, double *layer_error,
+                            int64_t confusion[100])
 {
     FF_ASSERT(ff_eval_check_input(net, kind, ds, NULL) == FF_OK);
+    FF_ASSERT(!layer_buf == !layer_error);
     if (n <= 0 || n > ds->n)
         n = ds->n;
     if (confusion)
         memset(confusion, 0, sizeof(int64_t) * 100);
-    const int chunk = net->max_batch / FF_NUM_CLASSES;
-    int64_t wrong = 0;
+    const int chunk = net->max_batch / FF_NUM_CLASSES, L = net->n_layers;
+    int64_t wrong = 0, layer_wrong[FF_MAX_LAYERS] = {0};
     for (int start = 0; start < n; start += chunk) {
         const int m = n - start < chunk ? n - start : chunk;
         int idx[chunk];
         for (int j = 0; j < m; j++)
             idx[j] = start + j;
-        ff_eval_goodness_scores(net, kind, ds, idx, m, 0, xbuf, scores);
+        goodness_scores(net, kind, ds, idx, m, 0, xbuf, scores, layer_buf);
         for (int j = 0; j < m; j++) {
             int pred = ff_argmax10(scores + (size_t)j * FF_NUM_CLASSES);
             int truth = ds->labels[start + j];
             wrong += pred != truth;
             if (confusion)
                 confusion[truth * FF_NUM_CLASSES + pred]++;
+            for (int l = 0; layer_buf && l < L; l++)
+                layer_wrong[l] +=
+                    ff_argmax10(layer_buf + ((size_t)l * m + j) * FF_NUM_CLASSES) != truth;
         }
     }
+    for (int l = 0; layer_error && l < L; l++)
+        layer_error[l] = n ? (double)layer_wrong[l] / n : 0.0;
     return n ? (double)wrong / n : 0.0;
+}
+
+double ff_eval_error(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, int n, float *xbuf,
+                     float *scores, int64_t confusion[100])
+{
+    return ff_eval_error_layers(net, kind, ds, n, xbuf, scores, NULL, NULL, confusion);
 }

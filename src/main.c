@@ -445,9 +445,13 @@ static void show_progress(void *ctx, const ff_progress *p)
     }
     fprintf(stderr, "%sepoch %d/%d  %.1fs  %.0f img/s%s", ui->tty ? "\r\033[K" : "",
             p->epoch, p->epochs, p->epoch_seconds, p->images_per_sec, losses);
-    if (p->evaluated && p->test_error >= 0)
+    if (p->val_error >= 0)
+        fprintf(stderr, "  val error %.2f%%", 100.0 * p->val_error);
+    if (p->val_error_softmax >= 0)
+        fprintf(stderr, "  val softmax %.2f%%", 100.0 * p->val_error_softmax);
+    if (p->test_error >= 0)
         fprintf(stderr, "  test error %.2f%%", 100.0 * p->test_error);
-    if (p->evaluated && p->test_error_softmax >= 0)
+    if (p->test_error_softmax >= 0)
         fprintf(stderr, "  softmax %.2f%%", 100.0 * p->test_error_softmax);
     fprintf(stderr, "  (+%.1fs %s)\n", p->after_seconds,
             p->evaluated ? "evaluation, logs, files" : "logs, files");
@@ -469,10 +473,23 @@ static void print_summary(const ff_train_result *r, int failed)
     if (r->train_images > 0 && r->train_seconds > 0)
         printf("training:    %lld images in %.1fs, %.0f images/s\n", (long long)r->train_images,
                r->train_seconds, r->train_images / r->train_seconds);
-    if (r->best_error >= 0)
-        printf("test error (%s readout): final %.2f%%, best %.2f%% at epoch %d\n", r->readout,
-               100.0 * r->final_error, 100.0 * r->best_error, r->best_epoch);
-    if (r->final_error_softmax >= 0 && strcmp(r->readout, "softmax") != 0)
+    const int soft_too = strcmp(r->readout, "softmax") != 0; /* goodness first, softmax too */
+    if (r->val_final_error >= 0) { /* the validation images chose; the test set read once */
+        printf("validation error (%s readout): final %.2f%%, best %.2f%% at epoch %d (chose "
+               "the best model)\n", r->readout, 100.0 * r->val_final_error,
+               100.0 * r->best_error, r->best_epoch);
+        if (r->val_final_error_softmax >= 0 && soft_too)
+            printf("validation error (softmax readout): final %.2f%%\n",
+                   100.0 * r->val_final_error_softmax);
+        if (r->final_error >= 0)
+            printf("test error (%s readout): final %.2f%% (the last epoch's model)\n",
+                   r->readout, 100.0 * r->final_error);
+    } else if (r->best_error >= 0) {
+        printf("test error (%s readout): final %.2f%%, best %.2f%% at epoch %d (chosen on the "
+               "test set: no data.validation)\n", r->readout, 100.0 * r->final_error,
+               100.0 * r->best_error, r->best_epoch);
+    }
+    if (r->final_error_softmax >= 0 && soft_too)
         printf("test error (softmax readout): final %.2f%%\n", 100.0 * r->final_error_softmax);
     if (r->model_path[0])
         printf("model:       %s\n", r->model_path);
@@ -510,7 +527,7 @@ static int eval_classifier(const ff_checkpoint *ck, const ff_config *cfg, int64_
     ff_clf_trainer t;
     int rc = ff_clf_trainer_create(&t, cfg, ck, NULL, NULL, err);
     if (!rc) {
-        double e = ff_clf_trainer_evaluate(&t, conf);
+        double e = ff_clf_trainer_evaluate(&t, FF_SET_TEST, conf);
         printf("test error (softmax readout, %d images): %.2f%%\n", t.test.n, 100.0 * e);
     }
     ff_clf_trainer_free(&t);

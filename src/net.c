@@ -420,37 +420,47 @@ static void forward_layers(ff_net *net, const float *x, int l0, int l1, int batc
 }
 
 /* sum[r] += w_l * goodness of row r of net->out[l] (rows [r0, r0 + n) of the buffer),
- * for the evaluated layers l in order */
-static void add_goodness(ff_net *net, int r0, int n, int as_logits, float *sum)
+ * for the evaluated layers l in order; layers (if not NULL) gets every layer's goodness,
+ * layer l's row r at layers[l * stride + r] */
+static void add_goodness(ff_net *net, int r0, int n, int as_logits, float *sum, float *layers,
+                         int stride)
 {
-    float *g = net->goodness;
     for (int l = 0; l < net->n_layers; l++) {
-        if (!net->evaluated[l])
+        if (!net->evaluated[l] && !layers)
             continue;
+        float *g = layers ? layers + (size_t)l * stride : net->goodness;
         const int dim = ff_shape_dim(net->layers[l].out);
         ff_goodness(net->out[l] + (size_t)r0 * dim, n, dim, g);
+        if (!net->evaluated[l])
+            continue;
         const float w = as_logits ? net->layers[l].slope : 1.0f;
         for (int i = 0; i < n; i++)
             sum[i] += w * g[i];
     }
 }
 
-void ff_net_forward_goodness(ff_net *net, const float *x, int batch, int as_logits, float *sum)
+void ff_net_forward_goodness_layers(ff_net *net, const float *x, int batch, int as_logits,
+                                    float *sum, float *layers)
 {
     FF_ASSERT(batch <= net->max_batch);
     for (int i = 0; i < batch; i++)
         sum[i] = 0.0f;
     if (batch <= FF_CONV_CHUNK || !row_blockable(net, 0, net->n_layers)) {
         forward_rows(net, x, 0, net->n_layers, 0, batch, 0);
-        add_goodness(net, 0, batch, as_logits, sum);
+        add_goodness(net, 0, batch, as_logits, sum, layers, batch);
         return;
     }
     const size_t x_dim = (size_t)ff_shape_dim(net->input);
     for (int r0 = 0; r0 < batch; r0 += FF_CONV_CHUNK) { /* every block in rows [0, 64) */
         const int n = batch - r0 < FF_CONV_CHUNK ? batch - r0 : FF_CONV_CHUNK;
         forward_rows(net, x + (size_t)r0 * x_dim, 0, net->n_layers, 0, n, 0);
-        add_goodness(net, 0, n, as_logits, sum + r0);
+        add_goodness(net, 0, n, as_logits, sum + r0, layers ? layers + r0 : NULL, batch);
     }
+}
+
+void ff_net_forward_goodness(ff_net *net, const float *x, int batch, int as_logits, float *sum)
+{
+    ff_net_forward_goodness_layers(net, x, batch, as_logits, sum, NULL);
 }
 
 static void forward(ff_net *net, const float *x, int batch, int keep)

@@ -537,6 +537,7 @@ int ff_parallel_attach(ff_parallel **out, ff_trainer *t, ff_err *err)
     p->tp.sum = sum_doubles;
     p->check = getenv("FF_PARALLEL_CHECK") != NULL;
     share(t->test.n, p->rank, p->size, &p->tp.test_first, &p->tp.test_rows);
+    share(t->val.n, p->rank, p->size, &p->tp.val_first, &p->tp.val_rows);
     int rc = p->mode == FF_PAR_DATA ? attach_data(p, err) : attach_pipeline(p, err);
     if (rc) {
         ff_parallel_free(p);

@@ -382,6 +382,70 @@ static int run_epoch(ff_run *r, int epoch, ff_err *err)
     return rc;
 }
 
+/* <set>/error_goodness, <set>/error_softmax and <set>/layer<K>/error (percent) of the
+ * errors measured on a set */
+static int log_errors(ff_run *r, const char *set, const ff_set_errors *e, ff_err *err)
+{
+    if (!r->tb)
+        return FF_OK;
+    char tag[64];
+    const int64_t step = r->tr.step;
+    int rc = FF_OK;
+    snprintf(tag, sizeof tag, "%s/error_goodness", set);
+    if (e->error_goodness >= 0)
+        rc = ff_summary_scalar(r->tb, tag, step, (float)(e->error_goodness * 100.0), err);
+    snprintf(tag, sizeof tag, "%s/error_softmax", set);
+    if (!rc && e->error_softmax >= 0)
+        rc = ff_summary_scalar(r->tb, tag, step, (float)(e->error_softmax * 100.0), err);
+    for (int l = 0; l < e->n_layers && !rc; l++) {
+        snprintf(tag, sizeof tag, "%s/layer%d/error", set, l);
+        rc = ff_summary_scalar(r->tb, tag, step, (float)(e->layer_error[l] * 100.0), err);
+    }
+    return rc;
+}
+
+/* An epoch's evaluation: with a validation split its images every time (they choose
+ * the best model) and the test set at the end (eval.test every: every time as well);
+ * without one the test set, which then chooses. */
+static int evaluate(ff_run *r, int epoch, ff_progress *p, ff_err *err)
+{
+    const ff_config *cfg = r->cfg;
+    ff_trainer *t = &r->tr;
+    ff_train_result *res = r->res;
+    const int has_val = t->val.n > 0;
+    const int read_test = !has_val || cfg->eval.test == FF_EVAL_TEST_EVERY ||
+                          epoch == cfg->train.epochs;
+    ff_eval_result ev;
+    ff_trainer_evaluate(t, epoch, (has_val ? FF_EVAL_VAL : 0) | (read_test ? FF_EVAL_TEST : 0),
+                        &ev);
+    const ff_set_errors *pick = has_val ? &ev.val : &ev.test;
+    p->val_error = ev.val.error_goodness;
+    p->val_error_softmax = ev.val.error_softmax;
+    p->test_error = ev.test.error_goodness;
+    p->test_error_softmax = ev.test.error_softmax;
+    p->evaluated = pick->main_error >= 0;
+    if (read_test) {
+        res->final_error = ev.test.main_error;
+        res->final_error_softmax = ev.test.error_softmax;
+    }
+    if (has_val) {
+        res->val_final_error = ev.val.main_error;
+        res->val_final_error_softmax = ev.val.error_softmax;
+    }
+    int rc = has_val ? log_errors(r, "val", &ev.val, err) : FF_OK;
+    if (!rc && read_test)
+        rc = log_errors(r, "test", &ev.test, err);
+    if (!rc && p->evaluated && (res->best_error < 0 || pick->main_error < res->best_error)) {
+        /* the summary's best is the model file's: updated only once it is written */
+        rc = save_model(r, "best", res->best_path, sizeof res->best_path, err);
+        if (!rc) {
+            res->best_error = pick->main_error;
+            res->best_epoch = epoch;
+        }
+    }
+    return rc;
+}
+
 /* After an epoch: evaluation, logs, checkpoints, progress. */
 static int end_epoch(ff_run *r, int epoch, double epoch_seconds, int first_batch, ff_err *err)
 {
@@ -396,35 +460,15 @@ static int end_epoch(ff_run *r, int epoch, double epoch_seconds, int first_batch
                      .images_per_sec = epoch_seconds > 0 ? (t->n_batches - first_batch) *
                                                                (double)t->batch / epoch_seconds
                                                          : 0,
-                     .test_error = -1.0, .test_error_softmax = -1.0};
+                     .test_error = -1.0, .test_error_softmax = -1.0, .val_error = -1.0,
+                     .val_error_softmax = -1.0};
     int rc = check_finite(r, err);
     if (rc)
         return rc;
     res->epochs_done = epoch;
     ff_parallel_sync_state(r->par); /* a pipeline's layers, all in every rank */
-    if (epoch % cfg->eval.every == 0 || epoch == cfg->train.epochs) {
-        ff_eval_result ev;
-        ff_trainer_evaluate(t, epoch, &ev);
-        p.test_error = ev.error_goodness;
-        p.test_error_softmax = ev.error_softmax;
-        p.evaluated = ev.main_error >= 0;
-        res->final_error = ev.main_error;
-        res->final_error_softmax = ev.error_softmax;
-        if (ev.error_goodness >= 0 && r->tb)
-            rc = ff_summary_scalar(r->tb, "test/error_goodness", t->step,
-                                   (float)(ev.error_goodness * 100.0), err);
-        if (!rc && ev.error_softmax >= 0 && r->tb)
-            rc = ff_summary_scalar(r->tb, "test/error_softmax", t->step,
-                                   (float)(ev.error_softmax * 100.0), err);
-        if (!rc && p.evaluated && (res->best_error < 0 || ev.main_error < res->best_error)) {
-            /* the summary's best is the model file's: updated only once it is written */
-            rc = save_model(r, "best", res->best_path, sizeof res->best_path, err);
-            if (!rc) {
-                res->best_error = ev.main_error;
-                res->best_epoch = epoch;
-            }
-        }
-    }
+    if (epoch % cfg->eval.every == 0 || epoch == cfg->train.epochs)
+        rc = evaluate(r, epoch, &p, err);
     if (!rc)
         rc = log_scalars(r, err);
     if (!rc && r->tb)
@@ -616,6 +660,7 @@ int ff_train(const ff_config *cfg, const ff_train_opts *opts, ff_train_result *r
 {
     memset(res, 0, sizeof *res);
     res->final_error = res->best_error = res->final_error_softmax = -1.0;
+    res->val_final_error = res->val_final_error_softmax = -1.0;
     res->readout = cfg->mode == FF_MODE_SUPERVISED ? "goodness" : "softmax";
     if (cfg->mode == FF_MODE_UNSUP_CLF)
         return ff_train_clf(cfg, opts, res, err);

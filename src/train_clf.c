@@ -91,16 +91,28 @@ static int end_epoch(clf_run *c, double seconds, int images, float lr, ff_err *e
     const float loss = c->epoch_images ? (float)(c->epoch_loss_sum / c->epoch_images) : 0.0f;
     c->epoch_loss_sum = 0.0;
     c->epoch_images = 0;
-    double e = ff_clf_trainer_evaluate(&c->tr, NULL);
-    res->final_error = res->final_error_softmax = e;
+    /* with a validation split its error chooses, and the test set is read at the end
+     * (eval.test every: every epoch as well); without one the test set's */
+    const ff_config *cfg = &c->tr.cfg;
+    const int has_val = c->tr.val.n > 0;
+    const int read_test = !has_val || cfg->eval.test == FF_EVAL_TEST_EVERY ||
+                          epoch == cfg->clf.epochs;
+    const double ev = has_val ? ff_clf_trainer_evaluate(&c->tr, FF_SET_VAL, NULL) : -1.0;
+    const double et = read_test ? ff_clf_trainer_evaluate(&c->tr, FF_SET_TEST, NULL) : -1.0;
+    const double e = has_val ? ev : et;
+    if (read_test)
+        res->final_error = res->final_error_softmax = et;
+    res->val_final_error = res->val_final_error_softmax = ev;
     res->epochs_done = epoch;
     if (res->best_error < 0 || e < res->best_error) {
         res->best_error = e;
         res->best_epoch = epoch;
     }
     int rc = log_scalars(c, lr, err);
-    if (!rc)
-        rc = ff_summary_scalar(c->tb, "test/error_softmax", c->tr.step, (float)(e * 100.0), err);
+    if (!rc && has_val)
+        rc = ff_summary_scalar(c->tb, "val/error_softmax", c->tr.step, (float)(ev * 100.0), err);
+    if (!rc && read_test)
+        rc = ff_summary_scalar(c->tb, "test/error_softmax", c->tr.step, (float)(et * 100.0), err);
     if (!rc)
         rc = ff_summary_flush(c->tb, err);
     if (!rc && c->opts && c->opts->progress) {
@@ -109,7 +121,8 @@ static int end_epoch(clf_run *c, double seconds, int images, float lr, ff_err *e
                          .step = c->tr.step,
                          .batch = c->tr.n_batches, .n_batches = c->tr.n_batches,
                          .images_per_sec = seconds > 0 ? images / seconds : 0, .evaluated = 1,
-                         .test_error = -1.0, .test_error_softmax = e};
+                         .test_error = -1.0, .test_error_softmax = et, .val_error = -1.0,
+                         .val_error_softmax = ev};
         c->opts->progress(c->opts->progress_ctx, &p);
     }
     return rc;

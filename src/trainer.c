@@ -38,6 +38,7 @@ static int alloc_buffers(ff_trainer *t, ff_err *err)
     const size_t rows = (size_t)t->net.max_batch;
     t->x = malloc(sizeof(float) * rows * (size_t)t->in_dim);
     t->scores = malloc(sizeof(float) * rows * FF_NUM_CLASSES);
+    t->layer_scores = malloc(sizeof(float) * rows * (size_t)t->net.n_layers);
     t->order = malloc(sizeof(int) * (size_t)t->train.n);
     t->scratch_order = malloc(sizeof(int) * (size_t)t->train.n);
     t->labels = malloc(rows);
@@ -45,7 +46,7 @@ static int alloc_buffers(ff_trainer *t, ff_err *err)
     const int augment = t->cfg.train.jitter > 0 || t->cfg.train.flip;
     if (augment)
         t->aug = malloc(sizeof(ff_aug) * rows);
-    if (!t->x || !t->scores || !t->order || !t->scratch_order || !t->labels || !t->candidates ||
+    if (!t->x || !t->scores || !t->layer_scores || !t->order || !t->scratch_order || !t->labels || !t->candidates ||
         (augment && !t->aug))
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for training buffers");
     ff_order_draw(&t->rng, t->order, t->train.n, 0); /* identity until the first epoch */
@@ -91,19 +92,11 @@ int ff_trainer_create(ff_trainer *t, const ff_config *cfg, ff_info_fn info, void
     int rc;
     ff_fp_fast_mode();
     ff_rng_seed(&t->rng, cfg->seed);
-    float stats[2 * FF_MAX_CHANNELS];
-    if ((rc = ff_data_open(cfg, &t->train, &t->test, stats, err)))
+    ff_data_info dinfo;
+    if ((rc = ff_data_open(cfg, &t->train, &t->val, &t->test, &dinfo, err)))
         return rc;
-    if (cfg->data.normalize == FF_DATA_NORM_CHANNEL) { /* say what the inputs were scaled by */
-        char msg[600];
-        int n = snprintf(msg, sizeof msg, "data.normalize channel: training split's means");
-        for (int c = 0; c < t->train.shape.c && n < (int)sizeof msg - 40; c++)
-            n += snprintf(msg + n, sizeof msg - (size_t)n, " %.4f", stats[c]);
-        n += snprintf(msg + n, sizeof msg - (size_t)n, ", standard deviations");
-        for (int c = 0; c < t->train.shape.c && n < (int)sizeof msg - 20; c++)
-            n += snprintf(msg + n, sizeof msg - (size_t)n, " %.4f", stats[t->train.shape.c + c]);
-        note(info, info_ctx, "%s", msg);
-    }
+    t->split = dinfo.split;
+    ff_data_note(cfg, &t->train, &dinfo, info, info_ctx);
     ff_trainer_plan plan = {0};
     if ((rc = ff_trainer_plan_for(cfg, t->train.shape, t->train.n, &plan, err)))
         return rc;
@@ -127,12 +120,14 @@ int ff_trainer_create(ff_trainer *t, const ff_config *cfg, ff_info_fn info, void
          (rc = ff_readout_init(&t->ro, ff_readout_feature_dim(&t->net, t->ro_layers, t->ro_n),
                                FF_NUM_CLASSES, t->net.max_batch, &head_opt, err))))
         return rc;
-    if (cfg->eval.softmax && cfg->clf.cache_features) { /* training images, then test */
-        const size_t rows = (size_t)t->train.n + (size_t)t->test.n;
-        t->feat_cache = malloc(sizeof(float) * rows * (size_t)t->ro.features);
-        if (t->feat_cache)
-            t->test_feat_cache = t->feat_cache + (size_t)t->train.n * (size_t)t->ro.features;
-        else
+    if (cfg->eval.softmax && cfg->clf.cache_features) { /* training, validation, test */
+        const size_t rows = (size_t)t->train.n + (size_t)t->val.n + (size_t)t->test.n;
+        const size_t F = (size_t)t->ro.features;
+        t->feat_cache = malloc(sizeof(float) * rows * F);
+        if (t->feat_cache) {
+            t->set_feat_cache[FF_SET_VAL] = t->feat_cache + (size_t)t->train.n * F;
+            t->set_feat_cache[FF_SET_TEST] = t->set_feat_cache[FF_SET_VAL] + (size_t)t->val.n * F;
+        } else
             note(info, info_ctx, "clf.cache_features: no %.1f GB for the head's features; the "
                  "head goes on with a forward pass per step", 4.0 * rows * t->ro.features / 1e9);
     }
@@ -201,7 +196,8 @@ int ff_trainer_restore(ff_trainer *t, const ff_checkpoint *ck, ff_info_fn info, 
     memcpy(t->opt.state, ck->state, sizeof(float) * ck->n_state);
     memcpy(t->net.aux, ck->aux, sizeof(float) * ck->n_aux);
     t->n_stats_final = 0; /* the saved statistics may be running averages: computed anew */
-    t->feat_cache_valid = t->goodness_kept = 0;
+    t->feat_cache_valid = 0;
+    memset(t->goodness_kept, 0, sizeof t->goodness_kept);
     if (ck->n_order == t->train.n)
         memcpy(t->order, ck->order, sizeof(int) * (size_t)t->train.n);
     t->opt.t = ck->opt_t;
@@ -218,6 +214,7 @@ void ff_trainer_free(ff_trainer *t)
 {
     free(t->x);
     free(t->scores);
+    free(t->layer_scores);
     free(t->order);
     free(t->scratch_order);
     free(t->labels);
@@ -229,6 +226,7 @@ void ff_trainer_free(ff_trainer *t)
     ff_optim_free(&t->opt);
     ff_net_free(&t->net);
     ff_dataset_free(&t->train);
+    ff_dataset_free(&t->val);
     ff_dataset_free(&t->test);
     memset(t, 0, sizeof *t);
 }
@@ -430,10 +428,11 @@ static void fill_features(ff_trainer *t, const ff_dataset *ds, float *cache)
     }
 }
 
-static ff_dataset test_share(const ff_trainer *t);
+static ff_dataset set_share(const ff_trainer *t, ff_eval_set set);
 
 /* clf.cache_features: 1 if the cache holds the head's features of every training image
- * (and of this process's share of the test images, t->test_feat_cache) for the net as it
+ * (and of this process's share of the validation and test images, t->set_feat_cache)
+ * for the net as it
  * is, filled first if it is stale: every image in index order, in chunks of
  * the net's rows, so its floats depend only on the weights and the evaluation statistics
  * (a resumed run fills it alike); 0: no cache. Only while the net does not learn (every
@@ -443,9 +442,11 @@ static int feature_cache_ready(ff_trainer *t)
     if (!t->feat_cache)
         return 0;
     if (!t->feat_cache_valid) {
-        const ff_dataset tshare = test_share(t);
         fill_features(t, &t->train, t->feat_cache);
-        fill_features(t, &tshare, t->test_feat_cache);
+        for (int s = 0; s < FF_SET_COUNT; s++) {
+            const ff_dataset share = set_share(t, (ff_eval_set)s);
+            fill_features(t, &share, t->set_feat_cache[s]);
+        }
         t->feat_cache_valid = 1;
     }
     return 1;
@@ -579,33 +580,68 @@ int ff_trainer_next(ff_trainer *t, ff_step_stats *st)
 
 /* ---------------------------------------------------------------- evaluation */
 
-/* The test images this process evaluates: all, or its share (a view, no copy). */
-static ff_dataset test_share(const ff_trainer *t)
+/* The images of a set this process evaluates: all, or its share (a view, no copy). */
+static ff_dataset set_share(const ff_trainer *t, ff_eval_set set)
 {
-    ff_dataset v = t->test;
+    ff_dataset v = set == FF_SET_VAL ? t->val : t->test;
     const ff_trainer_peers *P = t->peers;
     if (P && P->sum) {
-        v.n = P->test_rows;
-        v.images += (size_t)P->test_first * ff_dataset_dim(&v);
-        v.labels += P->test_first;
+        const int first = set == FF_SET_VAL ? P->val_first : P->test_first;
+        v.n = set == FF_SET_VAL ? P->val_rows : P->test_rows;
+        v.images += (size_t)first * ff_dataset_dim(&v);
+        v.labels += first;
     }
     return v;
 }
 
-/* An error fraction on this process's share into the whole test set's (counts summed). */
-static double whole_error(const ff_trainer *t, double e, int n)
+/* Images of a whole set (every process's share). */
+static int set_size(const ff_trainer *t, ff_eval_set set)
+{
+    return set == FF_SET_VAL ? t->val.n : t->test.n;
+}
+
+/* Error fractions e[0, k) on this process's n images into the whole set's (counts
+ * summed over the processes). */
+static void whole_errors(const ff_trainer *t, double *e, int k, int n)
 {
     const ff_trainer_peers *P = t->peers;
     if (!P || !P->sum)
-        return e;
-    double v[2] = {(double)llround(e * n), (double)n};
-    P->sum(P->ctx, v, 2);
-    return v[1] > 0 ? v[0] / v[1] : 0.0;
+        return;
+    double v[FF_MAX_LAYERS + 2];
+    FF_ASSERT(k <= FF_MAX_LAYERS + 1);
+    for (int i = 0; i < k; i++)
+        v[i] = (double)llround(e[i] * n);
+    v[k] = (double)n;
+    P->sum(P->ctx, v, k + 1);
+    for (int i = 0; i < k; i++)
+        e[i] = v[k] > 0 ? v[i] / v[k] : 0.0;
+}
+
+static double whole_error(const ff_trainer *t, double e, int n)
+{
+    whole_errors(t, &e, 1, n);
+    return e;
+}
+
+double ff_trainer_goodness_errors(ff_trainer *t, ff_eval_set set, ff_set_errors *e,
+                                  int64_t *confusion)
+{
+    if (set_size(t, set) == 0)
+        return e->error_goodness = -1.0;
+    const ff_dataset share = set_share(t, set);
+    const int L = t->net.n_layers;
+    double v[FF_MAX_LAYERS + 1];
+    v[0] = ff_eval_error_layers(&t->net, t->cfg.model.label_embedding, &share, 0, t->x,
+                                t->scores, t->layer_scores, v + 1, confusion);
+    whole_errors(t, v, L + 1, share.n);
+    e->n_layers = L;
+    memcpy(e->layer_error, v + 1, sizeof(double) * (size_t)L);
+    return e->error_goodness = v[0];
 }
 
 double ff_trainer_goodness_error(ff_trainer *t, int64_t *confusion)
 {
-    const ff_dataset te = test_share(t);
+    const ff_dataset te = set_share(t, FF_SET_TEST);
     double e = ff_eval_error(&t->net, t->cfg.model.label_embedding, &te, 0, t->x, t->scores,
                              confusion);
     return whole_error(t, e, te.n);
@@ -619,12 +655,11 @@ static float fresh_head_lr(const ff_config *cfg, int64_t k, int64_t total)
     return cfg->clf.lr_schedule ? cfg->clf.lr * ff_schedule_scale(cfg, k, total) : cfg->clf.lr;
 }
 
-double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t seed,
-                                int64_t *confusion)
+/* The head trains `epochs` more epochs on the frozen net (ff_trainer_softmax_error). */
+static void train_head(ff_trainer *t, int epochs, int fresh, uint64_t seed)
 {
     const ff_config *cfg = &t->cfg;
-    const ff_dataset tshare = test_share(t);
-    ff_readout_input tr = readout_input(t, &t->train), te = readout_input(t, &tshare);
+    ff_readout_input tr = readout_input(t, &t->train);
     ff_rng rng;
     ff_rng_seed(&rng, seed);
     if (fresh)
@@ -652,13 +687,29 @@ double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t s
             ff_readout_train_batch(&t->ro, t->ro.feat, t->labels, m, lr);
         }
     }
-    /* the test images' features from the cache while it holds the net as it is */
+}
+
+/* The head's error on a set as it is (-1: the set has no images). */
+static double softmax_set_error(ff_trainer *t, ff_eval_set set, int64_t *confusion)
+{
+    if (set_size(t, set) == 0)
+        return -1.0;
+    const ff_dataset share = set_share(t, set);
+    const ff_readout_input in = readout_input(t, &share);
+    /* the images' features from the cache while it holds the net as it is */
     double err = t->feat_cache_valid
-                     ? ff_readout_error_features(&t->ro, t->test_feat_cache, tshare.labels, tshare.n,
-                                                 confusion)
-                     : ff_readout_error(&t->ro, &t->net, t->ro_layers, t->ro_n, &te, 0, t->x,
+                     ? ff_readout_error_features(&t->ro, t->set_feat_cache[set], share.labels,
+                                                 share.n, confusion)
+                     : ff_readout_error(&t->ro, &t->net, t->ro_layers, t->ro_n, &in, 0, t->x,
                                         confusion);
-    return whole_error(t, err, tshare.n);
+    return whole_error(t, err, share.n);
+}
+
+double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t seed,
+                                int64_t *confusion)
+{
+    train_head(t, epochs, fresh, seed);
+    return softmax_set_error(t, FF_SET_TEST, confusion);
 }
 
 /* How many bottom layers have finished their train_epochs after `epochs` epochs, each
@@ -742,26 +793,49 @@ static int net_fixed(const ff_trainer *t)
     return final_layers(t, t->epoch) == L && (!t->net.comp_stats[0] || t->n_stats_final == L);
 }
 
-void ff_trainer_evaluate(ff_trainer *t, int epoch, ff_eval_result *r)
+static void clear_errors(ff_set_errors *e)
 {
+    memset(e, 0, sizeof *e);
+    e->error_goodness = e->error_softmax = e->main_error = -1.0;
+}
+
+/* The goodness readout's errors on a set; a net that no longer changes has the errors it
+ * had: kept, not recomputed */
+static void goodness_on(ff_trainer *t, ff_eval_set set, ff_set_errors *e)
+{
+    const int fixed = net_fixed(t);
+    if (fixed && t->goodness_kept[set])
+        *e = t->goodness_final[set];
+    else
+        ff_trainer_goodness_errors(t, set, e, NULL);
+    t->goodness_final[set] = *e;
+    t->goodness_kept[set] = fixed;
+}
+
+void ff_trainer_evaluate(ff_trainer *t, int epoch, unsigned sets, ff_eval_result *r)
+{
+    ff_set_errors *by_set[FF_SET_COUNT] = {&r->val, &r->test};
     ff_trainer_refresh_stats(t);
-    r->error_goodness = r->error_softmax = r->main_error = -1.0;
-    if (!t->unsupervised) {
-        /* a net that no longer changes has the goodness error it had: kept, not recomputed */
-        const int fixed = net_fixed(t);
-        r->error_goodness = fixed && t->goodness_kept ? t->goodness_final
-                                                      : ff_trainer_goodness_error(t, NULL);
-        t->goodness_final = r->error_goodness;
-        t->goodness_kept = fixed;
-        r->main_error = r->error_goodness;
+    for (int s = 0; s < FF_SET_COUNT; s++)
+        clear_errors(by_set[s]);
+    for (int s = 0; s < FF_SET_COUNT; s++) {
+        if (!(sets >> s & 1) || set_size(t, (ff_eval_set)s) == 0 || t->unsupervised)
+            continue;
+        goodness_on(t, (ff_eval_set)s, by_set[s]);
+        by_set[s]->main_error = by_set[s]->error_goodness;
     }
-    if (t->cfg.eval.softmax) {
-        /* eval.readout_epochs more head epochs first, on a stream of their own */
-        r->error_softmax =
-            ff_trainer_softmax_error(t, t->cfg.eval.readout_epochs, 0,
-                                     t->cfg.seed ^ (0xd1b54a32d192ed03ull * (uint64_t)epoch), NULL);
-        if (r->main_error < 0)
-            r->main_error = r->error_softmax;
+    if (!t->cfg.eval.softmax)
+        return;
+    /* eval.readout_epochs more head epochs first, on a stream of their own */
+    train_head(t, t->cfg.eval.readout_epochs, 0,
+               t->cfg.seed ^ (0xd1b54a32d192ed03ull * (uint64_t)epoch));
+    for (int s = 0; s < FF_SET_COUNT; s++) {
+        if (!(sets >> s & 1))
+            continue;
+        ff_set_errors *e = by_set[s];
+        e->error_softmax = softmax_set_error(t, (ff_eval_set)s, NULL);
+        if (e->main_error < 0)
+            e->main_error = e->error_softmax;
     }
 }
 

@@ -11,7 +11,7 @@
 
 /* Every key the header documents; the help text must mention each. */
 static const char *const documented_keys[] = {
-    "name", "mode", "seed", "data.dir", "data.format", "data.normalize", "data.train_limit", "data.test_limit", "data.cache", "data.hybrid_blur", "model.layers",
+    "name", "mode", "seed", "data.dir", "data.format", "data.normalize", "data.train_limit", "data.test_limit", "data.validation", "data.validation_seed", "data.cache", "data.hybrid_blur", "model.layers",
     "model.layers[].type", "model.layers[].units", "model.layers[].channels", "model.layers[].kernel",
     "model.layers[].stride", "model.layers[].padding", "model.layers[].groups", "model.layers[].kind", "model.layers[].threshold",
     "model.layers[].train_epochs",
@@ -20,7 +20,7 @@ static const char *const documented_keys[] = {
     "train.epochs", "train.batch_size", "train.passes", "train.negatives", "train.jitter", "train.flip", "train.peer_norm",
     "train.peer_decay", "train.logit_scale", "train.hard_temperature", "train.hard_scores", "train.hard_candidates", "train.loss", "train.competition_norm", "train.shuffle", "optimizer.type", "optimizer.lr", "optimizer.momentum",
     "optimizer.beta1", "optimizer.beta2", "optimizer.eps", "optimizer.weight_decay", "schedule.type",
-    "schedule.decay_start", "schedule.final_lr_scale", "eval.every", "eval.softmax", "eval.readout_epochs", "eval.layers",
+    "schedule.decay_start", "schedule.final_lr_scale", "eval.every", "eval.softmax", "eval.readout_epochs", "eval.test", "eval.layers",
     "log.dir", "log.every", "log.histograms", "log.images", "checkpoint.dir", "checkpoint.every", "checkpoint.minutes",
     "checkpoint.backbone", "clf.layers", "clf.epochs", "clf.lr", "clf.optimizer", "clf.momentum",
     "clf.weight_decay", "clf.lr_schedule", "clf.norm", "clf.cache_features", "parallel.mode",
@@ -288,6 +288,9 @@ static const inline_case inline_cases[] = {
     {L1 "train: {epochs: [1]}\n", "inline:2:17: expected an integer for train.epochs, got a list"},
     {L1 "train: {peer_norm: 1e40}\n", "train.peer_norm must be between 0 and 1000, got 1e40"},
     {L1 "optimizer: {lr: .nan}\n", "expected a number for optimizer.lr, got '.nan'"},
+    {L1 "data: {validation: 2.5}\n", "inline:2:20: data.validation: 2.5 is neither a fraction (below 1) nor a whole number"},
+    {L1 "data: {validation: -0.1}\n", "data.validation must be between 0 and 10000000"},
+    {L1 "eval: {test: never}\n", "eval.test"},
     {L1 "optimizer: {lr: 0}\n", "optimizer.lr must be > 0 and <= 10, got 0"},
     {L1 "optimizer: {beta2: 1}\n", "optimizer.beta2 must be >= 0 and < 1, got 1"},
     {L1 "schedule: {type: Cosine}\n", "expected one of constant, linear, cosine for schedule.type, got 'Cosine'"},

@@ -799,6 +799,86 @@ static void test_cifar_checksums(void)
     free(t.p);
 }
 
+/* The validation split (data.validation): disjoint from the training images and together
+ * exactly the originals (each image found by its pixels), stratified (every class within
+ * one image of its proportional share), index order kept, the same for the same seed and
+ * another for another seed, counts and fractions, and the errors. */
+static int find_image(const ff_dataset *orig, const float *img, int *used)
+{
+    const size_t dim = ff_dataset_dim(orig);
+    for (int i = 0; i < orig->n; i++)
+        if (!used[i] && memcmp(orig->images + (size_t)i * dim, img, sizeof(float) * dim) == 0) {
+            used[i] = 1;
+            return i;
+        }
+    return -1;
+}
+
+static void test_validation_split(void)
+{
+    ff_err err;
+    ff_dataset orig, ds, val, ds2, val2;
+    CHECK(ff_dataset_open(&orig, MNIST_DIR, FF_DATA_IDX, FF_SPLIT_TRAIN, 1000, &err) == FF_OK);
+    CHECK(ff_dataset_open(&ds, MNIST_DIR, FF_DATA_IDX, FF_SPLIT_TRAIN, 1000, &err) == FF_OK);
+    CHECK(ff_validation_count(0.1f, 1000) == 100 && ff_validation_count(250.0f, 1000) == 250 &&
+          ff_validation_count(0.0f, 1000) == 0 && ff_validation_count(0.0004f, 1000) == 0);
+    ff_split_info info;
+    CHECK(ff_dataset_split_validation(&ds, 100, 7, &val, &info, &err) == FF_OK);
+    CHECK(ds.n == 900 && val.n == 100 && info.n == 100);
+    CHECK(val.shape.c == 1 && val.shape.h == 28 && val.shape.w == 28 && val.format == FF_DATA_IDX);
+    /* every image once, in one of the two sets, each set in index order */
+    int *used = calloc((size_t)orig.n, sizeof(int));
+    int last = -1, ok_order = 1, found = 1, per[10] = {0}, all[10] = {0};
+    for (int i = 0; i < val.n; i++) {
+        int k = find_image(&orig, val.images + (size_t)i * 784, used);
+        found &= k >= 0 && orig.labels[k] == val.labels[i];
+        ok_order &= k > last;
+        last = k;
+        per[val.labels[i]]++;
+    }
+    last = -1;
+    for (int i = 0; i < ds.n; i++) {
+        int k = find_image(&orig, ds.images + (size_t)i * 784, used);
+        found &= k >= 0 && orig.labels[k] == ds.labels[i];
+        ok_order &= k > last;
+        last = k;
+    }
+    CHECK(found && ok_order);
+    for (int i = 0; i < orig.n; i++)
+        all[orig.labels[i]]++;
+    int strat = 1, sum = 0;
+    for (int c = 0; c < 10; c++) {
+        const double share = 100.0 * all[c] / orig.n;
+        strat &= per[c] >= (int)share && per[c] <= (int)share + 1 && per[c] == info.per_class[c];
+        sum += per[c];
+    }
+    CHECK(strat && sum == 100);
+    /* the same seed: the same split; another seed: another */
+    CHECK(ff_dataset_open(&ds2, MNIST_DIR, FF_DATA_IDX, FF_SPLIT_TRAIN, 1000, &err) == FF_OK);
+    ff_split_info info2;
+    CHECK(ff_dataset_split_validation(&ds2, 100, 7, &val2, &info2, &err) == FF_OK);
+    CHECK(info2.digest == info.digest && memcmp(val2.images, val.images, sizeof(float) * 100 * 784) == 0 &&
+          memcmp(ds2.labels, ds.labels, 900) == 0);
+    ff_dataset_free(&ds2);
+    ff_dataset_free(&val2);
+    CHECK(ff_dataset_open(&ds2, MNIST_DIR, FF_DATA_IDX, FF_SPLIT_TRAIN, 1000, &err) == FF_OK);
+    CHECK(ff_dataset_split_validation(&ds2, 100, 8, &val2, &info2, &err) == FF_OK);
+    CHECK(info2.digest != info.digest && memcmp(val2.images, val.images, sizeof(float) * 100 * 784) != 0);
+    ff_dataset_free(&ds2);
+    ff_dataset_free(&val2);
+    /* errors: nothing left to train on, nothing to validate on */
+    CHECK(ff_dataset_open(&ds2, MNIST_DIR, FF_DATA_IDX, FF_SPLIT_TRAIN, 50, &err) == FF_OK);
+    CHECK(ff_dataset_split_validation(&ds2, 50, 1, &val2, NULL, &err) == FF_ERR_USAGE &&
+          strstr(err.msg, "leaves none to train on") && val2.n == 0 && ds2.n == 50);
+    CHECK(ff_dataset_split_validation(&ds2, 0, 1, &val2, NULL, &err) == FF_ERR_USAGE &&
+          strstr(err.msg, "no image to validate on"));
+    ff_dataset_free(&ds2);
+    free(used);
+    ff_dataset_free(&orig);
+    ff_dataset_free(&ds);
+    ff_dataset_free(&val);
+}
+
 /* per-channel statistics and standardisation against a naive double loop */
 static void test_channel_stats(void)
 {
@@ -865,6 +945,7 @@ int main(void)
     RUN(test_cifar_errors);
     RUN(test_cifar_checksums);
     RUN(test_channel_stats);
+    RUN(test_validation_split);
     nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     TEST_MAIN_END();
 }

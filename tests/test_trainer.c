@@ -78,8 +78,8 @@ static void run_to_end(ff_trainer *t)
     while (t->epoch < t->cfg.train.epochs)
         if (ff_trainer_next(t, &st)) {
             ff_eval_result ev;
-            ff_trainer_evaluate(t, t->epoch, &ev);
-            CHECK(ev.error_goodness >= 0.0 && ev.error_goodness <= 1.0);
+            ff_trainer_evaluate(t, t->epoch, FF_EVAL_TEST, &ev);
+            CHECK(ev.test.error_goodness >= 0.0 && ev.test.error_goodness <= 1.0);
         }
 }
 
@@ -101,9 +101,9 @@ static void test_api_matches_whole_run(void)
     CHECK(t.step == 2 * t.n_batches);
     check_same_state(&t, &ck);
     ff_eval_result ev;
-    ff_trainer_evaluate(&t, t.epoch, &ev);
-    CHECK_NEAR(ev.error_goodness, res.final_error, 1e-12);
-    CHECK_NEAR(ev.error_softmax, res.final_error_softmax, 1e-12);
+    ff_trainer_evaluate(&t, t.epoch, FF_EVAL_TEST, &ev);
+    CHECK_NEAR(ev.test.error_goodness, res.final_error, 1e-12);
+    CHECK_NEAR(ev.test.error_softmax, res.final_error_softmax, 1e-12);
     ff_trainer_free(&t);
     ff_checkpoint_free(&ck);
 }
@@ -273,7 +273,7 @@ static void test_competition_learns(void)
     ff_trainer t;
     CHECK(ff_trainer_create(&t, &cfg, NULL, NULL, &err) == FF_OK);
     ff_eval_result before;
-    ff_trainer_evaluate(&t, 0, &before);
+    ff_trainer_evaluate(&t, 0, FF_EVAL_TEST, &before);
     ff_step_stats st;
     double first = 0.0, last = 0.0;
     int steps = 0;
@@ -287,9 +287,9 @@ static void test_competition_learns(void)
     }
     CHECK(isfinite(last) && last < 0.5 * first);
     ff_eval_result after;
-    ff_trainer_evaluate(&t, t.epoch, &after);
-    CHECK(after.error_goodness < 0.3 && after.error_goodness < before.error_goodness);
-    CHECK(after.error_softmax >= 0.0 && after.error_softmax < 0.5);
+    ff_trainer_evaluate(&t, t.epoch, FF_EVAL_TEST, &after);
+    CHECK(after.test.error_goodness < 0.3 && after.test.error_goodness < before.test.error_goodness);
+    CHECK(after.test.error_softmax >= 0.0 && after.test.error_softmax < 0.5);
     ff_trainer_free(&t);
 }
 
@@ -363,8 +363,8 @@ static void test_train_epochs_freeze(void)
     CHECK(same_floats(a.net.params, snap, a.net.n_params));
     CHECK(!same_floats(a.ro.params, head, a.ro.n_params));
     ff_eval_result r;
-    ff_trainer_evaluate(&a, a.epoch, &r);
-    CHECK(r.error_goodness < 0.8 && r.error_softmax < 0.5); /* chance: 0.9 */
+    ff_trainer_evaluate(&a, a.epoch, FF_EVAL_TEST, &r);
+    CHECK(r.test.error_goodness < 0.8 && r.test.error_softmax < 0.5); /* chance: 0.9 */
     free(snap);
     free(head);
     free(m0);
@@ -407,7 +407,7 @@ static void test_grouped_competition(void)
           a.net.layers[2].groups == 10);
     CHECK(a.net.layers[1].n_weights == 40 * 2 * 9 && a.net.layers[2].n_weights == 40 * 4 * 9);
     ff_eval_result before;
-    ff_trainer_evaluate(&a, 0, &before);
+    ff_trainer_evaluate(&a, 0, FF_EVAL_TEST, &before);
     ff_step_stats st;
     double first = 0.0, last = 0.0;
     int steps = 0;
@@ -433,13 +433,13 @@ static void test_grouped_competition(void)
         last += recent[i] / 5;
     CHECK(isfinite(last) && last < 0.8 * first); /* measured: 7.15 -> 4.21 */
     ff_eval_result after;
-    ff_trainer_evaluate(&a, a.epoch, &after);
+    ff_trainer_evaluate(&a, a.epoch, FF_EVAL_TEST, &after);
     if (getenv("FF_TEST_VERBOSE"))
         fprintf(stderr, "  grouped: loss %.4f -> %.4f, error %.3f -> %.3f (softmax %.3f)\n",
-                first, last, before.error_goodness, after.error_goodness, after.error_softmax);
+                first, last, before.test.error_goodness, after.test.error_goodness, after.test.error_softmax);
     /* measured: 92% -> 66% (4% for the softmax head) after 3 epochs of 1000 images */
-    CHECK(after.error_goodness < 0.8 && after.error_goodness < before.error_goodness - 0.1);
-    CHECK(after.error_softmax < 0.3);
+    CHECK(after.test.error_goodness < 0.8 && after.test.error_goodness < before.test.error_goodness - 0.1);
+    CHECK(after.test.error_softmax < 0.3);
     run_to_end(&b);
     CHECK(same_floats(a.net.params, b.net.params, a.net.n_params));
     ff_checkpoint_free(&ck);
@@ -510,7 +510,7 @@ static void competition_eval_stats(const char *hand_on)
     for (int s = 0; s < 4; s++) /* the running averages now lag the weights */
         ff_trainer_next(&t, &st);
     ff_eval_result r1, r2;
-    ff_trainer_evaluate(&t, 1, &r1);
+    ff_trainer_evaluate(&t, 1, FF_EVAL_TEST, &r1);
     const int L = t.net.n_layers, n = t.train.n;
     for (int l = 0; l < L; l++) {
         const ff_layer *Ly = &t.net.layers[l];
@@ -539,9 +539,9 @@ static void competition_eval_stats(const char *hand_on)
         free(s1);
         free(s2);
     }
-    ff_trainer_evaluate(&t, 1, &r2);
-    CHECK(r1.error_goodness == r2.error_goodness && r1.error_softmax == r2.error_softmax);
-    CHECK(r1.error_goodness >= 0.0 && r1.error_goodness < 0.9);
+    ff_trainer_evaluate(&t, 1, FF_EVAL_TEST, &r2);
+    CHECK(r1.test.error_goodness == r2.test.error_goodness && r1.test.error_softmax == r2.test.error_softmax);
+    CHECK(r1.test.error_goodness >= 0.0 && r1.test.error_goodness < 0.9);
     ff_trainer_free(&t);
 }
 
@@ -629,7 +629,7 @@ static void hand_on_batch(const char *norm)
                  : L0->n_affine == 0 && L0->affine == NULL);
     CHECK(t.net.n_params == ff_layer_n_params(L0) + ff_layer_n_params(L1));
     ff_eval_result before, after;
-    ff_trainer_evaluate(&t, 0, &before);
+    ff_trainer_evaluate(&t, 0, FF_EVAL_TEST, &before);
     ff_step_stats st;
     float pre_step[40]; /* the scales and shifts the step hands on with (it updates them) */
     const float *pre = affine ? pre_step : NULL;
@@ -663,16 +663,16 @@ static void hand_on_batch(const char *norm)
         ff_trainer_next(&t, &st);
     if (affine) /* frozen: layer 0's scales and shifts with it */
         CHECK(memcmp(affine0, L0->affine, sizeof affine0) == 0);
-    ff_trainer_evaluate(&t, 2, &after);
+    ff_trainer_evaluate(&t, 2, FF_EVAL_TEST, &after);
     memcpy(t.x, t.test.images, sizeof(float) * 7 * t.in_dim);
     ff_net_forward(&t.net, t.x, 7);
     CHECK(hand_on_gap(&t.net, 1, 7, t.net.comp_stats[0], L0->affine) < 1e-4);
     if (getenv("FF_TEST_VERBOSE"))
         fprintf(stderr, "  %s: error %.3f -> %.3f (softmax %.3f)\n", norm,
-                before.error_goodness, after.error_goodness, after.error_softmax);
+                before.test.error_goodness, after.test.error_goodness, after.test.error_softmax);
     /* measured: 92% -> 51% (softmax head 7%) */
-    CHECK(after.error_goodness < 0.7 && after.error_goodness < before.error_goodness - 0.2);
-    CHECK(after.error_softmax < 0.3);
+    CHECK(after.test.error_goodness < 0.7 && after.test.error_goodness < before.test.error_goodness - 0.2);
+    CHECK(after.test.error_softmax < 0.3);
     if (affine) {
         run_to_end(&b);
         CHECK(same_floats(t.net.params, b.net.params, t.net.n_params));
@@ -747,7 +747,7 @@ static void test_loss_after_pool(void)
     CHECK(s0.c == 20 && s0.h == 14 && s0.w == 14 && s1.c == 40 && s1.h == 7 && s1.w == 7);
     CHECK(t.ro.features == 40 * 7 * 7); /* the head reads the pooled last layer */
     ff_eval_result before, after;
-    ff_trainer_evaluate(&t, 0, &before);
+    ff_trainer_evaluate(&t, 0, FF_EVAL_TEST, &before);
     float pre[40];
     memcpy(pre, net->layers[0].affine, sizeof pre);
     ff_step_stats st;
@@ -775,7 +775,7 @@ static void test_loss_after_pool(void)
     create_restored(&b, &ck);
     while (t.epoch < 2)
         ff_trainer_next(&t, &st);
-    ff_trainer_evaluate(&t, 2, &after);
+    ff_trainer_evaluate(&t, 2, FF_EVAL_TEST, &after);
     /* evaluation's statistics of layer 1: of its pooled maps over the training images */
     double mu1[40], var1[40], s1sum[80] = {0};
     for (int s = 0; s < t.train.n; s += t.batch) {
@@ -807,9 +807,9 @@ static void test_loss_after_pool(void)
                            net->layers[1].affine) < 1e-5);
     if (getenv("FF_TEST_VERBOSE"))
         fprintf(stderr, "  loss_after_pool: error %.3f -> %.3f (softmax %.3f)\n",
-                before.error_goodness, after.error_goodness, after.error_softmax);
-    CHECK(after.error_goodness < 0.7 && after.error_goodness < before.error_goodness - 0.2);
-    CHECK(after.error_softmax < 0.3);
+                before.test.error_goodness, after.test.error_goodness, after.test.error_softmax);
+    CHECK(after.test.error_goodness < 0.7 && after.test.error_goodness < before.test.error_goodness - 0.2);
+    CHECK(after.test.error_softmax < 0.3);
     run_to_end(&b);
     CHECK(same_floats(t.net.params, b.net.params, t.net.n_params));
     ff_checkpoint_free(&ck);
@@ -860,7 +860,7 @@ static void test_final_stats_kept(void)
         while (t.epoch < epoch)
             ff_trainer_next(&t, &st);
         ff_eval_result r;
-        ff_trainer_evaluate(&t, epoch, &r);
+        ff_trainer_evaluate(&t, epoch, FF_EVAL_TEST, &r);
         CHECK(t.n_stats_final == (epoch < 2 ? epoch : 2)); /* layer 2 never finishes */
         memcpy(ref.net.params, t.net.params, sizeof(float) * t.net.n_params);
         memcpy(ref.net.aux, t.net.aux, sizeof(float) * t.net.n_aux);
@@ -893,18 +893,18 @@ static void test_goodness_kept(void)
     for (int epoch = 1; epoch <= 3; epoch++) {
         while (t.epoch < epoch)
             ff_trainer_next(&t, &st);
-        ff_trainer_evaluate(&t, epoch, &r[epoch]);
-        CHECK(t.goodness_kept == (epoch >= 2));
-        CHECK(r[epoch].error_goodness == ff_trainer_goodness_error(&t, NULL));
+        ff_trainer_evaluate(&t, epoch, FF_EVAL_TEST, &r[epoch]);
+        CHECK(t.goodness_kept[FF_SET_TEST] == (epoch >= 2));
+        CHECK(r[epoch].test.error_goodness == ff_trainer_goodness_error(&t, NULL));
     }
-    CHECK(r[3].error_goodness == r[2].error_goodness);
+    CHECK(r[3].test.error_goodness == r[2].test.error_goodness);
     for (size_t i = 0; i < t.net.n_params; i++)
         t.net.params[i] = 0.0f; /* every goodness 0: a new pass predicts class 0 throughout */
     ff_eval_result tampered;
-    ff_trainer_evaluate(&t, 4, &tampered);
-    CHECK(tampered.error_goodness == r[3].error_goodness);
+    ff_trainer_evaluate(&t, 4, FF_EVAL_TEST, &tampered);
+    CHECK(tampered.test.error_goodness == r[3].test.error_goodness);
     const double blank = ff_trainer_goodness_error(&t, NULL);
-    CHECK(blank != r[3].error_goodness && blank > 0.85);
+    CHECK(blank != r[3].test.error_goodness && blank > 0.85);
     ff_trainer_free(&t);
 }
 
@@ -958,9 +958,9 @@ static void test_feature_cache(void)
     CHECK(ck.cfg.clf.cache_features == 1);
     create_restored(&r, &ck);
     /* evaluation's statistics replace the running ones: the next step fills the cache anew */
-    ff_trainer_evaluate(&a, 1, &ea);
-    ff_trainer_evaluate(&b, 1, &eb);
-    ff_trainer_evaluate(&r, 1, &eb);
+    ff_trainer_evaluate(&a, 1, FF_EVAL_TEST, &ea);
+    ff_trainer_evaluate(&b, 1, FF_EVAL_TEST, &eb);
+    ff_trainer_evaluate(&r, 1, FF_EVAL_TEST, &eb);
     CHECK(!a.feat_cache_valid);
     ff_trainer_next(&a, &st);
     ff_trainer_next(&b, &st);
@@ -985,9 +985,9 @@ static void test_feature_cache(void)
                                       (1e-3 + fabs(b.ro.params[j])));
     CHECK(head_gap < 1e-2);
     CHECK(!same_floats(a.ro.params, ck.head, a.ro.n_params)); /* it learned after the save */
-    ff_trainer_evaluate(&a, 3, &ea);
-    ff_trainer_evaluate(&b, 3, &eb);
-    CHECK(fabs(ea.error_softmax - eb.error_softmax) <= 0.02 && ea.error_softmax < 0.5);
+    ff_trainer_evaluate(&a, 3, FF_EVAL_TEST, &ea);
+    ff_trainer_evaluate(&b, 3, FF_EVAL_TEST, &eb);
+    CHECK(fabs(ea.test.error_softmax - eb.test.error_softmax) <= 0.02 && ea.test.error_softmax < 0.5);
     /* a fresh head's epochs on the fixed net (ffrun eval --softmax-epochs) read the cache */
     const double fa = ff_trainer_softmax_error(&a, 2, 1, 5, NULL);
     const double fb = ff_trainer_softmax_error(&b, 2, 1, 5, NULL);
@@ -1004,7 +1004,7 @@ static void test_feature_cache(void)
     const double e_fwd = ff_trainer_softmax_error(&a, 0, 0, 5, conf_fwd);
     CHECK(e_cache == e_fwd && memcmp(conf_cache, conf_fwd, sizeof conf_fwd) == 0);
     a.feat_cache_valid = 1; /* its contents are still the net's */
-    memset(a.test_feat_cache, 0, sizeof(float) * (size_t)a.test.n * F);
+    memset(a.set_feat_cache[FF_SET_TEST], 0, sizeof(float) * (size_t)a.test.n * F);
     const double e_blank = ff_trainer_softmax_error(&a, 0, 0, 5, NULL);
     CHECK(e_blank > 0.5 && e_blank != e_cache);
     a.feat_cache_valid = 0; /* filled again by the next head epochs: the same floats */
@@ -1014,7 +1014,7 @@ static void test_feature_cache(void)
     CHECK(ff_trainer_softmax_error(&a, 2, 1, 5, NULL) > 0.5);
     if (getenv("FF_TEST_VERBOSE"))
         fprintf(stderr, "  feature cache: features %.1e, head %.1e, softmax %.3f / %.3f, fresh "
-                "head %.1e, %.3f / %.3f\n", gap, head_gap, ea.error_softmax, eb.error_softmax,
+                "head %.1e, %.3f / %.3f\n", gap, head_gap, ea.test.error_softmax, eb.test.error_softmax,
                 fresh_gap, fa, fb);
     ff_checkpoint_free(&ck);
     ff_trainer_free(&r);
@@ -1154,7 +1154,7 @@ static void test_clf_resume(void)
     CHECK(images == 500 - 7 * 64 && done);
     CHECK(a.step == 16 && b.step == 16);
     CHECK(same_floats(a.ro.params, b.ro.params, a.ro.n_params));
-    CHECK(ff_clf_trainer_evaluate(&a, NULL) == ff_clf_trainer_evaluate(&b, NULL));
+    CHECK(ff_clf_trainer_evaluate(&a, FF_SET_TEST, NULL) == ff_clf_trainer_evaluate(&b, FF_SET_TEST, NULL));
     ff_checkpoint_free(&ck);
     ff_clf_trainer_free(&a);
     ff_clf_trainer_free(&b);

@@ -34,7 +34,7 @@ typedef struct ff_clf_trainer {
     ff_config cfg;                /* the clf config with the backbone's layers */
     char backbone_path[1024];     /* where the backbone came from ("" when resumed) */
     int backbone_epoch;
-    ff_dataset train, test;
+    ff_dataset train, val, test;  /* val: data.validation's images (n 0: none) */
     ff_net net;                   /* the frozen backbone */
     ff_readout ro;                /* the classifier */
     int layers[FF_MAX_LAYERS], n_layers;
@@ -60,9 +60,10 @@ float ff_clf_trainer_lr(const ff_clf_trainer *t, int epoch);
  * if the batch completed the epoch. */
 float ff_clf_trainer_next(ff_clf_trainer *t, int *images, int *epoch_done);
 
-/* Test error (fraction) of the classifier; confusion (10x10, [true][pred]) filled
- * if not NULL. */
-double ff_clf_trainer_evaluate(ff_clf_trainer *t, int64_t *confusion);
+/* The classifier's error (fraction) on the validation images or the test set (-1: the
+ * set is empty, e.g. no data.validation); confusion (10x10, [true][pred]) filled if not
+ * NULL. */
+double ff_clf_trainer_evaluate(ff_clf_trainer *t, ff_eval_set set, int64_t *confusion);
 
 /* Writes the classifier model (atomically). */
 int ff_clf_trainer_save(const ff_clf_trainer *t, const char *path, const char *run_dir,

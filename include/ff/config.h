@@ -53,6 +53,10 @@ typedef enum { FF_DATA_AUTO, FF_DATA_IDX, FF_DATA_CIFAR10, FF_DATA_FORMAT_COUNT 
 /* data.normalize: none (pixels / 255) | channel (each channel standardised with the
  * training split's mean and standard deviation) */
 typedef enum { FF_DATA_NORM_NONE, FF_DATA_NORM_CHANNEL, FF_DATA_NORM_COUNT } ff_data_norm;
+/* eval.test: with a validation split, evaluate the test set at the end of the run only
+ * (end) or at every evaluation (every); without one it is the held-out set of every
+ * evaluation */
+typedef enum { FF_EVAL_TEST_END, FF_EVAL_TEST_EVERY, FF_EVAL_TEST_COUNT } ff_eval_test;
 
 typedef struct ff_layer_cfg {
     ff_layer_kind kind;
@@ -86,6 +90,10 @@ typedef struct ff_config {
         ff_data_norm normalize;   /* data.normalize: none | channel */
         int train_limit;          /* data.train_limit: use the first N training images (0 = all) */
         int test_limit;           /* data.test_limit: use the first N test images (0 = all) */
+        float validation;         /* data.validation: images held out of the training split
+                                     for validation, a count (>= 1, whole) or a fraction
+                                     (< 1); 0 = none (default) */
+        uint64_t validation_seed; /* data.validation_seed: the split's own seed (default 1) */
         char cache[FF_PATH_MAX];  /* data.cache: folder for generated data (default cache) */
         int hybrid_blur;          /* data.hybrid_blur: mask blur passes (default 6) */
     } data;
@@ -145,6 +153,7 @@ typedef struct ff_config {
         int every;                /* eval.every: evaluate every N epochs (default 1; the last epoch always) */
         int softmax;              /* eval.softmax: also train/eval the softmax readout (bool, default false) */
         int readout_epochs;       /* eval.readout_epochs: extra head epochs before each evaluation (default 0) */
+        ff_eval_test test;        /* eval.test: end | every (with data.validation) */
         int layers[FF_MAX_LAYERS]; /* eval.layers: trainable layers the goodness readout sums
                                       (default none listed: every layer but the first) */
         int n_layers;

@@ -82,12 +82,53 @@ const char *ff_data_format_name(ff_data_format format);
 void ff_dataset_channel_stats(const ff_dataset *ds, float *mean, float *std);
 void ff_dataset_standardize(ff_dataset *ds, const float *mean, const float *std);
 
-/* Opens cfg's training and test splits (data.dir, data.format, the limits), checks they
- * hold images of one shape, and with data.normalize channel standardises both with the
- * training split's statistics (stats, if not NULL, receives 2 * C floats: means then
- * standard deviations; C = train->shape.c). What every trainer and `ffrun eval` use. */
-int ff_data_open(const ff_config *cfg, ff_dataset *train, ff_dataset *test, float *stats,
-                 ff_err *err);
+/* data.validation: the images it holds out of n training images (a fraction of n rounded,
+ * or the count itself; 0 = none). */
+int ff_validation_count(float validation, int n);
+
+/* The held-out sets a run evaluates: the validation images (data.validation) and the
+ * test split. */
+typedef enum { FF_SET_VAL, FF_SET_TEST, FF_SET_COUNT } ff_eval_set;
+
+/* What a validation split took: its images, of each class, and a digest of their
+ * indices in the training split (FNV-1a 64 of the little-endian int32 indices, ascending)
+ * that names the split in run records: equal digests, equal splits. */
+typedef struct ff_split_info {
+    int n;                            /* 0: no split */
+    int per_class[FF_DATA_CLASSES];
+    uint64_t digest;
+} ff_split_info;
+
+/* Moves `count` images of ds (1 <= count < ds->n, else FF_ERR_USAGE) into val: from each
+ * class its share of count in proportion to the class's images (largest remainders),
+ * drawn with an RNG seeded by `seed` alone; val and the remaining ds keep index order.
+ * The same data, count and seed give the same split on any machine or process. info may
+ * be NULL. */
+int ff_dataset_split_validation(ff_dataset *ds, int count, uint64_t seed, ff_dataset *val,
+                                ff_split_info *info, ff_err *err);
+
+/* What ff_data_open did beside loading: the validation split, and with data.normalize
+ * channel the statistics it standardised with (of the training images after the split,
+ * C = the images' channels). */
+typedef struct ff_data_info {
+    ff_split_info split;
+    float mean[FF_MAX_CHANNELS], std[FF_MAX_CHANNELS];
+} ff_data_info;
+
+/* Opens cfg's sets: the training split (data.dir, data.format, data.train_limit) less
+ * the validation images of data.validation (into *val; val NULL: left out all the same,
+ * so training and statistics match the run's), and the test split (data.test_limit);
+ * checks they hold images of one shape, and with data.normalize channel standardises all
+ * three with the training images' statistics. info may be NULL. What every trainer and
+ * `ffrun eval` use. */
+int ff_data_open(const ff_config *cfg, ff_dataset *train, ff_dataset *val, ff_dataset *test,
+                 ff_data_info *info, ff_err *err);
+
+/* Tells note (one line per call) what ff_data_open did beside loading: the validation
+ * split (its size, per-class range, seed and digest) and the statistics of
+ * data.normalize channel. Nothing without either. */
+void ff_data_note(const ff_config *cfg, const ff_dataset *train, const ff_data_info *info,
+                  void (*note)(void *ctx, const char *msg), void *ctx);
 
 void ff_dataset_free(ff_dataset *ds);
 

@@ -46,6 +46,15 @@ void ff_eval_goodness_scores_of(ff_net *net, ff_embed_kind kind, const ff_datase
 double ff_eval_error(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, int n, float *xbuf,
                      float *scores, int64_t confusion[100]);
 
+/* ff_eval_error, and each trainable layer's own goodness readout error: layer_error[l]
+ * (l < net->n_layers) is the error of the readout that reads layer l alone (as
+ * eval.layers [l], `ffrun eval --layers l`), from the same forward passes. layer_buf
+ * holds net->n_layers * net->max_batch floats. layer_buf and layer_error: both or
+ * neither NULL. */
+double ff_eval_error_layers(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, int n,
+                            float *xbuf, float *scores, float *layer_buf, double *layer_error,
+                            int64_t confusion[100]);
+
 int ff_argmax10(const float *s);
 
 #endif

@@ -143,6 +143,12 @@ void ff_net_standardise_eval(const ff_net *net, int l, int batch, float *out, si
  * cache), so afterwards net->in / net->out hold only the last block's rows. */
 void ff_net_forward_goodness(ff_net *net, const float *x, int batch, int as_logits, float *sum);
 
+/* ff_net_forward_goodness, and if layers is not NULL also every trainable layer's own
+ * goodness: layers[l * batch + r] for row r at layer l (unweighted; every layer, evaluated
+ * or not), the same floats the sum adds. */
+void ff_net_forward_goodness_layers(ff_net *net, const float *x, int batch, int as_logits,
+                                    float *sum, float *layers);
+
 /* One FF pass: forward rows x[0, npos) as positive and x[npos, npos + nneg) as
  * negative data, then every layer's own loss (obj, with the layer's threshold)
  * and parameter gradients, written (not accumulated) into net->grads. labels:

@@ -26,9 +26,14 @@ typedef struct ff_progress {
     double after_seconds;       /* at the end of an epoch: its evaluation, logs and model
                                    files (0 before) */
     int epoch_done;             /* 1 at the end of an epoch */
-    int evaluated;              /* 1 if test_error was just computed */
-    double test_error;          /* fraction, goodness readout (-1 if none) */
-    double test_error_softmax;  /* fraction, softmax readout (-1 if none) */
+    int evaluated;              /* 1 if the errors that choose (validation's with a split,
+                                   else test's) were just computed */
+    double val_error;           /* validation images: fraction, goodness readout (-1 if none
+                                   or not evaluated) */
+    double val_error_softmax;   /* validation images: softmax readout (-1 likewise) */
+    double test_error;          /* test set: fraction, goodness readout (-1 likewise; with a
+                                   validation split only at the end or with eval.test every) */
+    double test_error_softmax;  /* test set: softmax readout (-1 likewise) */
 } ff_progress;
 
 typedef void (*ff_progress_fn)(void *ctx, const ff_progress *p);
@@ -57,10 +62,17 @@ typedef struct ff_train_result {
     char run_dir[1024];
     char event_file[1024];
     char model_path[1024];          /* the last model written */
-    char best_path[1024];           /* the model with the lowest test error so far */
-    double final_error, best_error; /* main readout (goodness; softmax for unsupervised modes),
-                                       fractions; -1 if never evaluated */
-    double final_error_softmax;     /* softmax readout, -1 if not evaluated */
+    char best_path[1024];           /* the model with the lowest error so far on the validation
+                                       images (data.validation), else on the test set */
+    double final_error;             /* main readout (goodness; softmax for unsupervised modes)
+                                       on the test set the last time it was read, fraction;
+                                       -1 if never */
+    double best_error;              /* the best model's main-readout error on the set that
+                                       chooses (validation's if any, else test's); -1 if none */
+    double final_error_softmax;     /* softmax readout on the test set, -1 if not evaluated */
+    double val_final_error;         /* the last evaluation's main-readout error on the
+                                       validation images, -1 without them */
+    double val_final_error_softmax; /* its softmax readout, -1 if none */
     const char *readout;            /* "goodness" or "softmax" */
     int best_epoch, epochs_done;
     int started;                    /* 1 once set-up succeeded and the run directory exists */

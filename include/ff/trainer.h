@@ -62,12 +62,20 @@ typedef struct ff_step_stats {
                              its step; -1 without a head */
 } ff_step_stats;
 
-/* Test errors (fractions in [0, 1]; -1 where the readout does not apply). */
-typedef struct ff_eval_result {
+/* The errors on one held-out set (fractions in [0, 1]; -1 where the readout does not
+ * apply or the set was not evaluated). */
+typedef struct ff_set_errors {
     double error_goodness;   /* supervised: goodness per label */
     double error_softmax;    /* eval.softmax: the linear head on the normalised activities */
     double main_error;       /* the one that picks the best model: goodness if supervised,
                                 else softmax; -1 if neither applies */
+    int n_layers;            /* supervised: the trainable layers of layer_error (0: none) */
+    double layer_error[FF_MAX_LAYERS]; /* each layer's own goodness readout (eval.layers [l]) */
+} ff_set_errors;
+
+/* What ff_trainer_evaluate measured on the validation images and the test set. */
+typedef struct ff_eval_result {
+    ff_set_errors val, test;
 } ff_eval_result;
 
 /* How a trainer shares its work with other processes (src/parallel.c fills it;
@@ -84,6 +92,7 @@ typedef struct ff_trainer_peers {
     void *ctx;
     int first, rows;             /* this process's rows of each batch (data) */
     int test_first, test_rows;   /* its images of the test set */
+    int val_first, val_rows;     /* its validation images */
     int layer_first, layer_end;  /* the layers it trains (pipeline; else all) */
     void (*sum)(void *ctx, double *v, int n);           /* summed over processes, in place */
     void (*gather)(void *ctx, float *v, int row_floats); /* every process's rows of a batch */
@@ -96,7 +105,9 @@ typedef struct ff_trainer_peers {
 
 typedef struct ff_trainer {
     ff_config cfg;                 /* the trainer's own copy */
-    ff_dataset train, test;
+    ff_dataset train, val, test;   /* val: data.validation's images, held out of train
+                                      (n 0: no split) */
+    ff_split_info split;           /* how val was drawn */
     ff_shape in_shape;             /* what the net is fed: the embedded image */
     int in_dim;
     ff_net net;
@@ -120,17 +131,18 @@ typedef struct ff_trainer {
                                       activations (train.loss competition) */
     float *feat_cache;             /* clf.cache_features: [train.n, ro.features] the head's
                                       features of the training images, or NULL */
-    float *test_feat_cache;        /* then those of this process's share of the test images
-                                      (the same allocation) */
+    float *set_feat_cache[FF_SET_COUNT]; /* then those of this process's share of the
+                                      validation and the test images (the same allocation) */
     int feat_cache_valid;          /* 1: both hold them for the current weights and
                                       statistics (only once every layer is frozen) */
-    int goodness_kept;             /* 1: goodness_final holds the goodness readout's test
-                                      error of the net as it stays (every layer past its
-                                      train_epochs, their statistics final): evaluation
-                                      reuses it instead of a pass over the test set */
-    double goodness_final;
+    int goodness_kept[FF_SET_COUNT]; /* 1: goodness_final[set] holds the goodness readout's
+                                      errors on the set of the net as it stays (every layer
+                                      past its train_epochs, their statistics final):
+                                      evaluation reuses them instead of a pass over it */
+    ff_set_errors goodness_final[FF_SET_COUNT];
     float *x;            /* [net.max_batch, in_dim] embedded inputs (pos then neg for joint) */
     float *scores;       /* [net.max_batch * 10] goodness scores for eval / hard negatives */
+    float *layer_scores; /* [net.n_layers * net.max_batch] each layer's own (evaluation) */
     int *order;          /* the current epoch's sample order */
     int *scratch_order;  /* [train.n] orders of the readout's extra epochs */
     uint8_t *labels;     /* labels of the rows of x */
@@ -183,11 +195,17 @@ int ff_trainer_next(ff_trainer *t, ff_step_stats *st);
 int ff_trainer_learning_ranges(const ff_trainer *t, size_t lo, size_t hi,
                                size_t off[FF_MAX_LAYERS], size_t n[FF_MAX_LAYERS]);
 
-/* Test errors of the readouts that apply, after ff_trainer_refresh_stats. The softmax
- * readout first trains the head eval.readout_epochs more epochs on the frozen net with
- * its own RNG (seeded from the seed and `epoch`), so evaluating never changes the
- * training run. */
-void ff_trainer_evaluate(ff_trainer *t, int epoch, ff_eval_result *r);
+/* Which sets ff_trainer_evaluate reads (bits). */
+#define FF_EVAL_VAL (1 << FF_SET_VAL)
+#define FF_EVAL_TEST (1 << FF_SET_TEST)
+
+/* The errors of the readouts that apply on the sets asked (a set without images, e.g.
+ * the validation set without data.validation, stays -1), after
+ * ff_trainer_refresh_stats; supervised, also each trainable layer's own goodness
+ * readout. The softmax readout first trains the head eval.readout_epochs more epochs on
+ * the frozen net with its own RNG (seeded from the seed and `epoch`), once for every set
+ * asked, so evaluating never changes the training run. */
+void ff_trainer_evaluate(ff_trainer *t, int epoch, unsigned sets, ff_eval_result *r);
 
 /* train.competition_norm batch: every layer's evaluation statistics (net.comp_stats)
  * computed afresh for the current weights over the first 10,000 training images, layer
@@ -197,6 +215,11 @@ void ff_trainer_refresh_stats(ff_trainer *t);
 /* The goodness readout's test error over the whole test set; confusion (10x10,
  * [true][pred]) filled if not NULL. */
 double ff_trainer_goodness_error(ff_trainer *t, int64_t *confusion);
+
+/* The same on one set (-1 if it has no images), with every trainable layer's own error
+ * into e->layer_error (e->error_goodness = the return value). */
+double ff_trainer_goodness_errors(ff_trainer *t, ff_eval_set set, ff_set_errors *e,
+                                  int64_t *confusion);
 
 /* The softmax readout's test error (needs eval.softmax: the head). First the head
  * trains `epochs` more epochs on the frozen net (batches of t->batch, its own RNG
