@@ -107,6 +107,7 @@ int ff_clf_trainer_create(ff_clf_trainer *t, const ff_config *cfg, const ff_chec
     ff_data_info dinfo;
     if ((rc = ff_data_open(cfg, &t->train, &t->val, &t->test, &dinfo, err)))
         goto done;
+    t->split = dinfo.split;
     ff_data_note(cfg, &t->train, &dinfo, info, info_ctx);
     t->batch = cfg->train.batch_size < t->train.n ? cfg->train.batch_size : t->train.n;
     t->n_batches = (t->train.n + t->batch - 1) / t->batch;

@@ -512,6 +512,15 @@ static int attach_pipeline(ff_parallel *p, ff_err *err)
     return FF_OK;
 }
 
+/* 1 if every rank holds the same v */
+static int same_on_all_ranks(MPI_Comm comm, uint64_t v)
+{
+    uint64_t lo = v, hi = v;
+    MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, comm);
+    MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, comm);
+    return lo == hi;
+}
+
 int ff_parallel_attach(ff_parallel **out, ff_trainer *t, ff_err *err)
 {
     *out = NULL;
@@ -538,7 +547,16 @@ int ff_parallel_attach(ff_parallel **out, ff_trainer *t, ff_err *err)
     p->check = getenv("FF_PARALLEL_CHECK") != NULL;
     share(t->test.n, p->rank, p->size, &p->tp.test_first, &p->tp.test_rows);
     share(t->val.n, p->rank, p->size, &p->tp.val_first, &p->tp.val_rows);
-    int rc = p->mode == FF_PAR_DATA ? attach_data(p, err) : attach_pipeline(p, err);
+    /* the training images are the ranks' shared order's: the same validation split */
+    int rc = same_on_all_ranks(p->comm, t->split.digest ^ (uint64_t)t->train.n)
+                 ? FF_OK
+                 : ff_err_set(err, FF_ERR_USAGE,
+                              "the ranks hold different training images after the validation "
+                              "split (this rank: %d images, split %016llx): every rank needs the "
+                              "same data files and data.* settings", t->train.n,
+                              (unsigned long long)t->split.digest);
+    if (!rc)
+        rc = p->mode == FF_PAR_DATA ? attach_data(p, err) : attach_pipeline(p, err);
     if (rc) {
         ff_parallel_free(p);
         t->net.peers = NULL;
@@ -692,6 +710,15 @@ void ff_parallel_sync_state(ff_parallel *p)
 }
 
 #else /* no Open MPI: always alone */
+
+/* 1 if every rank holds the same v */
+static int same_on_all_ranks(MPI_Comm comm, uint64_t v)
+{
+    uint64_t lo = v, hi = v;
+    MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, comm);
+    MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, comm);
+    return lo == hi;
+}
 
 int ff_parallel_attach(ff_parallel **out, ff_trainer *t, ff_err *err)
 {

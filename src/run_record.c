@@ -108,8 +108,15 @@ size_t ff_run_record_json(const ff_run_record *r, char *out, size_t cap)
     }
     if (n < cap)
         n += (size_t)snprintf(out + n, cap - n, ", \"git_dirty\": %s, \"threads\": %d, "
-                              "\"ranks\": %d}\n", r->dirty < 0 ? "null" : r->dirty ? "true" : "false",
+                              "\"ranks\": %d", r->dirty < 0 ? "null" : r->dirty ? "true" : "false",
                               r->threads, r->ranks);
+    if (n < cap && r->val_images > 0)
+        n += (size_t)snprintf(out + n, cap - n, ", \"validation\": {\"images\": %d, \"split\": "
+                              "\"%016llx\"}", r->val_images, r->val_split);
+    else if (n < cap)
+        n += (size_t)snprintf(out + n, cap - n, ", \"validation\": null");
+    if (n < cap)
+        n += (size_t)snprintf(out + n, cap - n, "}\n");
     return n < cap ? n : cap - 1;
 }
 

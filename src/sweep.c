@@ -157,7 +157,8 @@ static const char *const top_keys[] = {"config", "name", "set", "axes", "method"
                                        "asha"};
 
 /* The metrics asha can rank by (all lower-is-better scalars the runs write). */
-static const char *const asha_metrics[] = {"test/error_goodness", "test/error_softmax", "clf/loss",
+static const char *const asha_metrics[] = {"val/error_goodness", "val/error_softmax",
+                                           "test/error_goodness", "test/error_softmax", "clf/loss",
                                            "loss/total"};
 
 /* asha: {min_epochs: R, eta: E, metric: TAG} */
@@ -189,8 +190,9 @@ static int parse_asha(const sctx *c, const yaml_node_t *k, const yaml_node_t *v,
             while (i < sizeof asha_metrics / sizeof *asha_metrics && strcmp(asha_metrics[i], s->sched.metric))
                 i++;
             if (i == sizeof asha_metrics / sizeof *asha_metrics)
-                return at(c, pv, "asha.metric: unknown metric '%s' (test/error_goodness, "
-                          "test/error_softmax, clf/loss, loss/total)%s", s->sched.metric, "");
+                return at(c, pv, "asha.metric: unknown metric '%s' (val/error_goodness, "
+                          "val/error_softmax, test/error_goodness, test/error_softmax, clf/loss, "
+                          "loss/total)%s", s->sched.metric, "");
         } else {
             const char *best = key[0] == 'm' && key[1] == 'i' ? "min_epochs"
                                : key[0] == 'e'                ? "eta"
@@ -488,11 +490,20 @@ static void check_asha(ff_sweep *sw, problems *pr)
     char where[FF_PATH_MAX + 32];
     snprintf(where, sizeof where, "%.4000s:%d:%d", at_asha, sw->spec.asha_line, sw->spec.asha_col);
     const ff_config *c0 = &sw->runs[0].cfg;
+    const char *set = c0->data.validation > 0.0f ? "val" : "test"; /* validation chooses */
     if (!a->metric[0])
-        snprintf(a->metric, sizeof a->metric, "%s",
-                 c0->mode == FF_MODE_SUPERVISED ? "test/error_goodness"
-                 : c0->mode == FF_MODE_UNSUP_CLF || c0->eval.softmax ? "test/error_softmax"
+        snprintf(a->metric, sizeof a->metric, "%s%s", c0->mode == FF_MODE_SUPERVISED ? set : "",
+                 c0->mode == FF_MODE_SUPERVISED                      ? "/error_goodness"
+                 : c0->mode == FF_MODE_UNSUP_CLF || c0->eval.softmax ? ""
                                                                      : "loss/total");
+    if (!a->metric[0])
+        snprintf(a->metric, sizeof a->metric, "%s/error_softmax", set);
+    sw->warning[0] = '\0';
+    if (!strncmp(a->metric, "test/", 5) && c0->data.validation > 0.0f)
+        snprintf(sw->warning, sizeof sw->warning,
+                 "scheduler asha ranks by %s although the runs hold out a validation split "
+                 "(data.validation): runs chosen on the test set report an optimistic test "
+                 "error; rank by val/%s", a->metric, a->metric + 5);
     const int epochs = final_epochs(c0);
     ff_asha_rungs(a, epochs);
     if (!a->n_rungs) {
@@ -504,18 +515,25 @@ static void check_asha(ff_sweep *sw, problems *pr)
     for (int i = 0; i < sw->n_runs; i++) {
         const ff_config *c = &sw->runs[i].cfg;
         const char *m = a->metric, *why = NULL;
+        const int errors = !strncmp(m, "test/", 5) || !strncmp(m, "val/", 4);
+        const int has_val = c->data.validation > 0.0f;
         if (final_epochs(c) != epochs)
             why = "every run needs the same number of epochs (an axis changes them)";
-        else if (!strcmp(m, "test/error_goodness") && c->mode != FF_MODE_SUPERVISED)
-            why = "test/error_goodness is written by supervised runs only";
-        else if (!strcmp(m, "test/error_softmax") && c->mode != FF_MODE_UNSUP_CLF && !c->eval.softmax)
-            why = "test/error_softmax needs eval.softmax: true";
+        else if (strstr(m, "/error_goodness") && c->mode != FF_MODE_SUPERVISED)
+            why = "error_goodness is written by supervised runs only";
+        else if (strstr(m, "/error_softmax") && c->mode != FF_MODE_UNSUP_CLF && !c->eval.softmax)
+            why = "error_softmax needs eval.softmax: true";
+        else if (!strncmp(m, "val/", 4) && !has_val)
+            why = "val/ errors need a validation split (data.validation)";
+        else if (!strncmp(m, "test/", 5) && has_val && c->eval.test != FF_EVAL_TEST_EVERY)
+            why = "with data.validation the test set is read only at the end of a run "
+                  "(eval.test end): rank by the val/ error (or set eval.test every)";
         else if (!strcmp(m, "clf/loss") && c->mode != FF_MODE_UNSUP_CLF && !c->eval.softmax)
             why = "clf/loss (the softmax head's loss) needs eval.softmax: true";
         else if (!strcmp(m, "loss/total") && c->mode == FF_MODE_UNSUP_CLF)
             why = "loss/total is not written by unsupervised_clf runs (use clf/loss)";
         for (int k = 0; !why && k < a->n_rungs && c->mode != FF_MODE_UNSUP_CLF; k++)
-            if (strncmp(m, "test/", 5) == 0 && a->rung_epoch[k] % c->eval.every) {
+            if (errors && a->rung_epoch[k] % c->eval.every) {
                 snprintf(msg, sizeof msg, "%.4100s: scheduler asha: the rung at epoch %d is not "
                          "evaluated (eval.every %d): choose min_epochs and eta so that every rung "
                          "is a multiple of eval.every, or set eval.every", where,
@@ -689,6 +707,8 @@ int ff_sweep_describe(const ff_sweep *sw, char **out, ff_err *err)
     }
     const ff_asha *a = &sw->spec.sched;
     if (sw->spec.asha && n < cap && sw->n_runs) {
+        if (sw->warning[0])
+            n += (size_t)snprintf(t + n, cap - n, "warning: %s\n", sw->warning);
         n += (size_t)snprintf(t + n, cap - n, "scheduler asha: eta %d, metric %s (lower is better); "
                               "rungs at epoch", a->eta, a->metric);
         for (int k = 0; k < a->n_rungs && n < cap; k++)

@@ -37,9 +37,10 @@
 #include "ff/tfrecord.h"
 
 const char *const ff_sweep_metric_names[FF_SWEEP_N_METRICS] = {
-    "test/error_goodness", "test/error_softmax", "clf/loss", "loss/total", "images/s"};
+    "val/error_goodness", "val/error_softmax", "test/error_goodness", "test/error_softmax",
+    "clf/loss", "loss/total", "images/s"};
 #define IMAGES_TAG "sweep/images_per_sec"
-enum { M_GOODNESS, M_SOFTMAX, M_CLF_LOSS, M_LOSS, M_IMAGES };
+enum { M_VAL_GOODNESS, M_VAL_SOFTMAX, M_GOODNESS, M_SOFTMAX, M_CLF_LOSS, M_LOSS, M_IMAGES };
 
 /* ---------------------------------------------------------------- directory */
 
@@ -102,14 +103,19 @@ static int find_existing(const char *root, const char *name, const char *key, ch
     return 1;
 }
 
-/* The metric tags any run of the sweep writes, in the dashboard's order. */
+/* The metric tags any run of the sweep writes, in the dashboard's order: the validation
+ * errors (which choose) first. */
 static int sweep_metrics(const ff_sweep *sw, const char **tags)
 {
     int want[FF_SWEEP_N_METRICS] = {0}, n = 0;
     static const char *const tag_of[FF_SWEEP_N_METRICS] = {
-        "test/error_goodness", "test/error_softmax", "clf/loss", "loss/total", IMAGES_TAG};
+        "val/error_goodness", "val/error_softmax", "test/error_goodness", "test/error_softmax",
+        "clf/loss", "loss/total", IMAGES_TAG};
     for (int i = 0; i < sw->n_runs; i++) {
         const ff_config *c = &sw->runs[i].cfg;
+        const int val = c->data.validation > 0.0f;
+        want[M_VAL_GOODNESS] |= val && c->mode == FF_MODE_SUPERVISED;
+        want[M_VAL_SOFTMAX] |= val && (c->mode == FF_MODE_UNSUP_CLF || c->eval.softmax);
         want[M_GOODNESS] |= c->mode == FF_MODE_SUPERVISED;
         want[M_SOFTMAX] |= c->mode == FF_MODE_UNSUP_CLF || c->eval.softmax;
         /* the classifier's loss, and the softmax head's beside an FF net (eval.softmax) */
@@ -277,6 +283,8 @@ int ff_sweep_open(ff_sweep *sw, ff_info_fn info, void *ctx, ff_err *err)
     free(key);
     if (!rc && info)
         info(ctx, msg);
+    if (!rc && info && sw->warning[0])
+        info(ctx, sw->warning);
     if (!rc)
         rc = set_paths(sw, 1, err);
     if (!rc && !has_events(sw->dir))
@@ -1060,11 +1068,13 @@ static int cmp_points(const void *a, const void *b)
     return pa - pb;
 }
 
-/* The main metric: the goodness error of supervised runs, else the softmax
- * error, else the final loss. */
+/* The main metric: the validation images' goodness error of supervised runs, else their
+ * softmax error (data.validation), else the same on the test set (no validation split),
+ * else the final loss. */
 static int main_metric(const ff_sweep *sw)
 {
-    static const int order[] = {M_GOODNESS, M_SOFTMAX, M_CLF_LOSS, M_LOSS};
+    static const int order[] = {M_VAL_GOODNESS, M_VAL_SOFTMAX, M_GOODNESS, M_SOFTMAX,
+                                M_CLF_LOSS, M_LOSS};
     for (size_t k = 0; k < sizeof order / sizeof *order; k++)
         for (int i = 0; i < sw->n_runs; i++)
             if (isfinite(sw->runs[i].metric[order[k]]))
@@ -1248,9 +1258,14 @@ int ff_sweep_summarize(ff_sweep *sw, char **text, ff_err *err)
         asha_table(sw, &md);
     if (sw->n_points && !isnan(stats_of(sw, order[0], main_m).mean)) {
         const ff_sweep_run *b = &sw->runs[first[order[0]]];
-        put(&md, "\nBest point: **%s**. Run it alone with:\n\n    %s %s",
-            b->point_name[0] ? b->point_name : "(base)",
-            sw->prog[0] ? sw->prog : "ffrun", sw->spec.config);
+        put(&md, "\nBest point (by %s): **%s**.", ff_sweep_metric_names[main_m],
+            b->point_name[0] ? b->point_name : "(base)");
+        if (main_m == M_GOODNESS || main_m == M_SOFTMAX)
+            put(&md, " Chosen on the test set (the runs hold out no validation split): its test "
+                "error is an optimistic estimate; set data.validation to choose on held-out "
+                "training images and read the test set once.");
+        put(&md, " Run it alone with:\n\n    %s %s", sw->prog[0] ? sw->prog : "ffrun",
+            sw->spec.config);
         for (int i = 0; i < b->n_sets; i++)
             put(&md, " --set '%s'", b->sets[i]);
         put(&md, "\n");

@@ -494,10 +494,12 @@ static int end_epoch(ff_run *r, int epoch, double epoch_seconds, int first_batch
 /* config.yaml and run.json in the run directory (include/ff/run_record.h), and the record
  * in TensorBoard's text tab (tag "run") */
 static int write_run_record(const ff_run_files *f, const ff_config *cfg, const char *command,
-                            ff_err *err)
+                            const ff_split_info *split, ff_err *err)
 {
     ff_run_record rec;
     ff_run_record_fill(&rec, command, ff_parallel_size());
+    rec.val_images = split ? split->n : 0;
+    rec.val_split = split ? (unsigned long long)split->digest : 0;
     int rc = ff_run_record_write(f->run_dir, cfg, &rec, err);
     char text[8192];
     size_t n = (size_t)snprintf(text, sizeof text, "```\n");
@@ -508,8 +510,8 @@ static int write_run_record(const ff_run_files *f, const ff_config *cfg, const c
     return rc;
 }
 
-int ff_train_open_files(ff_run_files *f, const ff_config *cfg, const ff_train_opts *opts,
-                        ff_train_result *res, ff_err *err)
+int ff_train_open_files(ff_run_files *f, const ff_config *cfg, const ff_split_info *split,
+                        const ff_train_opts *opts, ff_train_result *res, ff_err *err)
 {
     int rc = ff_run_open(f, cfg, opts ? opts->resume : NULL, opts ? opts->resume_path : NULL,
                          opts ? opts->run_dir : NULL, opts ? opts->info : NULL,
@@ -518,7 +520,7 @@ int ff_train_open_files(ff_run_files *f, const ff_config *cfg, const ff_train_op
     if (!rc)
         snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(f->tb));
     if (!rc && f->tb && !(opts && opts->resume)) /* a new run: what produced it */
-        rc = write_run_record(f, cfg, opts ? opts->command_line : NULL, err);
+        rc = write_run_record(f, cfg, opts ? opts->command_line : NULL, split, err);
     return rc;
 }
 
@@ -527,7 +529,7 @@ static int open_run(ff_run *r, ff_err *err)
 {
     const ff_config *cfg = r->cfg;
     ff_run_files files = {0};
-    int rc = ff_train_open_files(&files, cfg, r->opts, r->res, err);
+    int rc = ff_train_open_files(&files, cfg, &r->tr.split, r->opts, r->res, err);
     r->tb = files.tb;
     snprintf(r->prefix, sizeof r->prefix, "%s", files.prefix);
     if (rc)

@@ -40,7 +40,7 @@ static int open_run(clf_run *c, ff_err *err)
     ff_config record = *cfg; /* config.yaml names the backbone, so it re-runs as it is */
     snprintf(record.checkpoint.backbone, sizeof record.checkpoint.backbone, "%.*s",
              (int)sizeof record.checkpoint.backbone - 1, c->tr.backbone_path);
-    int rc = ff_train_open_files(&files, &record, c->opts, c->res, err);
+    int rc = ff_train_open_files(&files, &record, &c->tr.split, c->opts, c->res, err);
     c->tb = files.tb;
     snprintf(c->prefix, sizeof c->prefix, "%s", files.prefix);
     if (rc || (c->opts && c->opts->resume))

@@ -15,8 +15,9 @@ int ff_train_clf(const ff_config *cfg, const ff_train_opts *opts, ff_train_resul
 
 struct ff_run_files;
 /* Both loops' start: ff_run_open (include/ff/run.h) with opts' resume, run directory and
- * info, and res's run_dir and event_file filled. */
-int ff_train_open_files(struct ff_run_files *f, const ff_config *cfg,
+ * info, and res's run_dir and event_file filled; a new run's record names its validation
+ * split (split NULL or split->n 0: none). */
+int ff_train_open_files(struct ff_run_files *f, const ff_config *cfg, const ff_split_info *split,
                         const ff_train_opts *opts, ff_train_result *res, ff_err *err);
 
 #endif

@@ -6,6 +6,7 @@
  * (configs/quick.yaml). */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -217,6 +218,81 @@ static void test_asha_keys(void)
     ff_sweep_free(&sw);
 }
 
+/* With data.validation the validation error is asha's default metric; a val/ metric
+ * without a split and a test/ metric read only at the end are refused; a test/ metric
+ * read every epoch (eval.test every) is allowed with a warning naming the bias. */
+static void test_asha_validation(void)
+{
+    ff_sweep sw;
+    ff_err err = {0};
+    CHECK(load_text(&sw, "config: configs/quick.yaml\nseeds: 2\nset: {data.validation: 0.1}\n"
+                         "scheduler: asha\n", &err) == FF_OK);
+    CHECK(!strcmp(sw.spec.sched.metric, "val/error_goodness") && !sw.warning[0]);
+    ff_sweep_free(&sw);
+    CHECK(load_text(&sw, "config: configs/quick.yaml\nseeds: 2\nset: {data.validation: 0.1}\n"
+                         "scheduler: asha\nasha: {metric: val/error_softmax}\n", &err) == FF_OK);
+    ff_sweep_free(&sw);
+    CHECK(load_text(&sw, "config: configs/quick.yaml\nseeds: 2\nscheduler: asha\n"
+                         "asha: {metric: val/error_goodness}\n", &err) == FF_ERR_USAGE);
+    CHECK(strstr(err.msg, "val/ errors need a validation split (data.validation)") != NULL);
+    ff_sweep_free(&sw);
+    CHECK(load_text(&sw, "config: configs/quick.yaml\nseeds: 2\nset: {data.validation: 500}\n"
+                         "scheduler: asha\nasha: {metric: test/error_goodness}\n", &err) ==
+          FF_ERR_USAGE);
+    CHECK(strstr(err.msg, "the test set is read only at the end of a run") != NULL);
+    ff_sweep_free(&sw);
+    CHECK(load_text(&sw, "config: configs/quick.yaml\nseeds: 2\n"
+                         "set: {data.validation: 500, eval.test: every}\n"
+                         "scheduler: asha\nasha: {metric: test/error_goodness}\n", &err) == FF_OK);
+    CHECK(strstr(sw.warning, "ranks by test/error_goodness although the runs hold out a "
+                             "validation split") != NULL &&
+          strstr(sw.warning, "rank by val/error_goodness") != NULL);
+    char *text = NULL;
+    CHECK(ff_sweep_describe(&sw, &text, &err) == FF_OK && text &&
+          strstr(text, "warning: scheduler asha ranks by test/error_goodness") != NULL);
+    free(text);
+    ff_sweep_free(&sw);
+}
+
+/* The summary ranks by the validation error when the runs wrote one, although the test
+ * error orders the points the other way, and says which metric chose the best point;
+ * without validation errors it ranks by the test error and says that it is biased. */
+static void test_summary_ranks_by_validation(void)
+{
+    const char *axes[] = {"optimizer.lr=0.001,0.002"};
+    ff_sweep sw;
+    ff_err err = {0};
+    CHECK(expand(&sw, axes, 1, 0, &err) == FF_OK && sw.n_runs == 2);
+    char dir[] = "/tmp/ff_sweep_summaryXXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(sw.dir, sizeof sw.dir, "%s", dir);
+    for (int i = 0; i < 2; i++)
+        sw.runs[i].state = FF_SWEEP_DONE;
+    /* point 0 (lr 0.001): val 3, test 1; point 1 (lr 0.002): val 2, test 4 */
+    sw.runs[0].metric[2] = 1.0, sw.runs[1].metric[2] = 4.0;          /* test/error_goodness */
+    sw.runs[0].metric[0] = 3.0, sw.runs[1].metric[0] = 2.0;          /* val/error_goodness */
+    CHECK(!strcmp(ff_sweep_metric_names[0], "val/error_goodness") &&
+          !strcmp(ff_sweep_metric_names[2], "test/error_goodness"));
+    char *text = NULL;
+    CHECK(ff_sweep_summarize(&sw, &text, &err) == FF_OK && text);
+    const char *best = text ? strstr(text, "Best point (by val/error_goodness): **lr=0.002**") : NULL;
+    CHECK(best != NULL && strstr(text, "Sorted by the mean of val/error_goodness") != NULL);
+    CHECK(text && !strstr(text, "Chosen on the test set"));
+    free(text);
+    sw.runs[0].metric[0] = sw.runs[1].metric[0] = NAN; /* no validation split */
+    CHECK(ff_sweep_summarize(&sw, &text, &err) == FF_OK && text);
+    CHECK(text && strstr(text, "Best point (by test/error_goodness): **lr=0.001**") != NULL &&
+          strstr(text, "Chosen on the test set") != NULL);
+    free(text);
+    char path[256];
+    snprintf(path, sizeof path, "%s/SUMMARY.md", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/summary.csv", dir);
+    unlink(path);
+    rmdir(dir);
+    ff_sweep_free(&sw);
+}
+
 int main(void)
 {
     RUN(test_grid_names_and_configs);
@@ -226,5 +302,7 @@ int main(void)
     RUN(test_asha_asynchronous_promotions);
     RUN(test_asha_higher_rung_first_busy_nan_ties);
     RUN(test_asha_keys);
+    RUN(test_asha_validation);
+    RUN(test_summary_ranks_by_validation);
     TEST_MAIN_END();
 }

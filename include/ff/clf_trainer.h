@@ -35,6 +35,7 @@ typedef struct ff_clf_trainer {
     char backbone_path[1024];     /* where the backbone came from ("" when resumed) */
     int backbone_epoch;
     ff_dataset train, val, test;  /* val: data.validation's images (n 0: none) */
+    ff_split_info split;          /* how val was drawn */
     ff_net net;                   /* the frozen backbone */
     ff_readout ro;                /* the classifier */
     int layers[FF_MAX_LAYERS], n_layers;

@@ -27,6 +27,8 @@ typedef struct ff_run_record {
     char host[128];
     char command[2048];  /* the command line, arguments separated by spaces */
     char start_time[32]; /* UTC, ISO 8601 */
+    int val_images;      /* data.validation's images held out of training (0: none) */
+    unsigned long long val_split; /* their digest (ff_split_info.digest) */
 } ff_run_record;
 
 /* Fills r for this process now; command may be NULL ("" then). */

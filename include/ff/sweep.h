@@ -115,8 +115,8 @@ typedef enum {
     FF_SWEEP_N_STATES
 } ff_sweep_state;
 
-#define FF_SWEEP_N_METRICS 5 /* test/error_goodness, test/error_softmax, clf/loss, loss/total,
-                                images/s */
+#define FF_SWEEP_N_METRICS 7 /* val/error_goodness, val/error_softmax, test/error_goodness,
+                                test/error_softmax, clf/loss, loss/total, images/s */
 extern const char *const ff_sweep_metric_names[FF_SWEEP_N_METRICS];
 
 typedef struct ff_sweep_run {
@@ -143,6 +143,9 @@ typedef struct ff_sweep {
     int n_runs, n_points;
     char dir[FF_PATH_MAX + 200];  /* the sweep directory (after ff_sweep_open) */
     char prog[256];               /* how to call ffrun in the summary's command ("ffrun") */
+    char warning[512];            /* ff_sweep_expand: a choice on the test set although the runs
+                                     hold out validation images ("" = none); --dry-run and
+                                     ff_sweep_open show it */
 } ff_sweep;
 
 /* Expands the spec into points x seeds and validates every run's config
