@@ -37,11 +37,16 @@ static int encode(const ff_checkpoint_state *st, uint8_t **out, size_t *len, ff_
     const uint64_t n_state = ff_optim_state_len(st->opt);
     const char *run_dir = st->run_dir ? st->run_dir : "";
     const size_t dir_len = strlen(run_dir);
+    const char *record = st->record ? st->record : "";
+    const size_t rec_len = strlen(record);
+    if (rec_len > FF_CHECKPOINT_RECORD_MAX)
+        return ff_err_set(err, FF_ERR_USAGE, "run record of %zu bytes (at most %d)", rec_len,
+                          FF_CHECKPOINT_RECORD_MAX);
     const uint64_t n_order = st->order ? (uint64_t)st->n_order : 0;
     const uint64_t n_aux = st->net->n_aux;
     const uint64_t n_head = st->head ? st->head->n_params : 0;
     const uint64_t n_head_state = st->head ? ff_optim_state_len(&st->head->opt) : 0;
-    size_t total = FF_CHECKPOINT_HEADER + cfg_len + dir_len +
+    size_t total = FF_CHECKPOINT_HEADER + cfg_len + dir_len + rec_len +
                    4 * (n_params + n_state + n_aux + n_head + n_head_state + n_order) + 4;
     uint8_t *b = calloc(1, total + 1);
     if (!b)
@@ -63,11 +68,14 @@ static int encode(const ff_checkpoint_state *st, uint8_t **out, size_t *len, ff_
     ff_put_u64le(b + 104, n_head);
     ff_put_u64le(b + 112, n_head_state);
     ff_put_u64le(b + 120, st->head ? (uint64_t)st->head->opt.t : 0);
+    ff_put_u32le(b + 128, (uint32_t)rec_len);
     uint8_t *p = b + FF_CHECKPOINT_HEADER;
     ff_config_to_yaml(st->cfg, (char *)p, cfg_len + 1); /* writes a NUL we overwrite next */
     p += cfg_len;
     memcpy(p, run_dir, dir_len);
     p += dir_len;
+    memcpy(p, record, rec_len);
+    p += rec_len;
     put_floats(p, st->net->params, n_params);
     p += 4 * n_params;
     put_floats(p, st->opt->state, n_state);
@@ -183,11 +191,13 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
     if (len < FF_CHECKPOINT_HEADER_V1 + 4)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: truncated model file (%zu bytes)", path, len);
     ck->version = ff_get_u32le(b + 8);
-    if (ck->version != 1 && ck->version != FF_CHECKPOINT_VERSION)
+    if (ck->version < 1 || ck->version > FF_CHECKPOINT_VERSION)
         return ff_err_set(err, FF_ERR_FORMAT,
-                          "%s: model format version %u, this ffrun reads 1 and %d", path,
+                          "%s: model format version %u, this ffrun reads 1 to %d", path,
                           ck->version, FF_CHECKPOINT_VERSION);
-    const size_t header = ck->version == 1 ? FF_CHECKPOINT_HEADER_V1 : FF_CHECKPOINT_HEADER;
+    const size_t header = ck->version == 1   ? FF_CHECKPOINT_HEADER_V1
+                          : ck->version == 2 ? FF_CHECKPOINT_HEADER_V2
+                                             : FF_CHECKPOINT_HEADER;
     if (len < header + 4)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: truncated model file (%zu bytes)", path, len);
     const uint64_t cfg_len = ff_get_u32le(b + 12);
@@ -196,6 +206,9 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
     if (ck->n_params > (1ull << 34) || ck->n_state > (1ull << 35))
         return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt header (sizes)", path);
     const uint64_t dir_len = ff_get_u32le(b + 88), n_order = ff_get_u32le(b + 92);
+    const uint64_t rec_len = ck->version > 2 ? ff_get_u32le(b + 128) : 0;
+    if (rec_len > FF_CHECKPOINT_RECORD_MAX)
+        return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt header (run record length)", path);
     ck->n_aux = ff_get_u64le(b + 96);
     if (ck->version > 1) {
         ck->n_head = ff_get_u64le(b + 104);
@@ -206,7 +219,7 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
         return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt header (sizes)", path);
     if (dir_len >= sizeof ck->run_dir)
         return ff_err_set(err, FF_ERR_FORMAT, "%s: corrupt header (run directory length)", path);
-    const uint64_t want = header + cfg_len + dir_len +
+    const uint64_t want = header + cfg_len + dir_len + rec_len +
                           4 * (ck->n_params + ck->n_state + ck->n_aux + ck->n_head +
                                ck->n_head_state + n_order) + 4;
     if (len != want)
@@ -234,6 +247,11 @@ static int decode(const uint8_t *b, size_t len, const char *path, ff_checkpoint 
     memcpy(ck->run_dir, p, dir_len);
     ck->run_dir[dir_len] = '\0';
     p += dir_len;
+    if (!(ck->record = malloc(rec_len + 1)))
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory loading %s", path);
+    memcpy(ck->record, p, rec_len);
+    ck->record[rec_len] = '\0';
+    p += rec_len;
     ck->n_order = (int)n_order;
     ck->params = malloc(4 * ck->n_params + 4);
     ck->state = malloc(4 * ck->n_state + 4);
@@ -282,6 +300,8 @@ void ff_checkpoint_free(ff_checkpoint *ck)
     free(ck->aux);
     free(ck->head);
     free(ck->head_state);
+    free(ck->record);
+    ck->record = NULL;
     ck->params = ck->state = ck->aux = ck->head = ck->head_state = NULL;
     ck->order = NULL;
 }

@@ -185,7 +185,7 @@ int ff_clf_trainer_save(const ff_clf_trainer *t, const char *path, const char *r
     ff_checkpoint_state st = {.cfg = &t->cfg, .net = &whole, .opt = &t->ro.opt, .rng = &t->rng,
                               .epoch = t->epoch, .batch = t->batch_in_epoch, .step = t->step,
                               .run_dir = run_dir ? run_dir : "", .order = t->order,
-                              .n_order = t->train.n};
+                              .n_order = t->train.n, .record = t->record};
     int rc = ff_checkpoint_save(path, &st, err);
     free(all);
     return rc;

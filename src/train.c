@@ -54,6 +54,8 @@ typedef struct ff_run {
     int writer;                    /* 1 on the process that writes files (rank 0) */
     double last_save;              /* when the last resumable model was written (or the start) */
     char autosave[1024];           /* the step model checkpoint.minutes wrote last ("" = none) */
+    ff_run_record rec;             /* what this process is (run.json; every model file) */
+    char record[8192];             /* rec as JSON */
 } ff_run;
 
 static void report(const ff_run *r, const ff_progress *p)
@@ -491,26 +493,61 @@ static int end_epoch(ff_run *r, int epoch, double epoch_seconds, int first_batch
 
 /* ---------------------------------------------------------------- the run */
 
+/* "version 0.1.0, commit abc (modified)" of a run record's JSON (best effort: the
+ * fields this ffrun writes; "" for none) */
+static void describe_record(const char *json, char *out, size_t cap)
+{
+    char version[40] = "?", commit[72] = "?";
+    const char *v = json ? strstr(json, "\"version\": \"") : NULL;
+    const char *c = json ? strstr(json, "\"git_commit\": \"") : NULL;
+    if (v)
+        sscanf(v + 12, "%39[^\"]", version);
+    if (c)
+        sscanf(c + 15, "%71[^\"]", commit);
+    const int dirty = json && strstr(json, "\"git_dirty\": true") != NULL;
+    snprintf(out, cap, "ffrun %s, commit %s%s", version, commit, dirty ? " (modified tree)" : "");
+}
+
+void ff_train_record(const ff_train_opts *opts, const ff_split_info *split,
+                     const char *resumed_record, ff_run_record *rec, char *json, size_t cap)
+{
+    ff_run_record_fill(rec, opts ? opts->command_line : NULL, ff_parallel_size());
+    rec->val_images = split ? split->n : 0;
+    rec->val_split = split ? (unsigned long long)split->digest : 0;
+    ff_run_record_json(rec, json, cap);
+    if (!resumed_record || !opts || !opts->info)
+        return;
+    char was[160], now[160], msg[512];
+    describe_record(json, now, sizeof now);
+    if (!resumed_record[0])
+        snprintf(msg, sizeof msg, "warning: the model records no code version (written before "
+                 "model format 3); resuming with %s", now);
+    else {
+        describe_record(resumed_record, was, sizeof was);
+        if (!strcmp(was, now) && !strstr(now, "modified") && !strstr(now, "commit ?"))
+            return;
+        snprintf(msg, sizeof msg, "warning: the model was written by %s and is resumed by %s: "
+                 "the rest of the run need not be what either would have done alone", was, now);
+    }
+    opts->info(opts->progress_ctx, msg);
+}
+
 /* config.yaml and run.json in the run directory (include/ff/run_record.h), and the record
  * in TensorBoard's text tab (tag "run") */
-static int write_run_record(const ff_run_files *f, const ff_config *cfg, const char *command,
-                            const ff_split_info *split, ff_err *err)
+static int write_run_record(const ff_run_files *f, const ff_config *cfg,
+                            const ff_run_record *rec, ff_err *err)
 {
-    ff_run_record rec;
-    ff_run_record_fill(&rec, command, ff_parallel_size());
-    rec.val_images = split ? split->n : 0;
-    rec.val_split = split ? (unsigned long long)split->digest : 0;
-    int rc = ff_run_record_write(f->run_dir, cfg, &rec, err);
+    int rc = ff_run_record_write(f->run_dir, cfg, rec, err);
     char text[8192];
     size_t n = (size_t)snprintf(text, sizeof text, "```\n");
-    n += ff_run_record_json(&rec, text + n, sizeof text - n - 8);
+    n += ff_run_record_json(rec, text + n, sizeof text - n - 8);
     snprintf(text + n, sizeof text - n, "```\n");
     if (!rc)
         rc = ff_summary_text(f->tb, "run", 0, text, err);
     return rc;
 }
 
-int ff_train_open_files(ff_run_files *f, const ff_config *cfg, const ff_split_info *split,
+int ff_train_open_files(ff_run_files *f, const ff_config *cfg, const ff_run_record *rec,
                         const ff_train_opts *opts, ff_train_result *res, ff_err *err)
 {
     int rc = ff_run_open(f, cfg, opts ? opts->resume : NULL, opts ? opts->resume_path : NULL,
@@ -520,7 +557,7 @@ int ff_train_open_files(ff_run_files *f, const ff_config *cfg, const ff_split_in
     if (!rc)
         snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(f->tb));
     if (!rc && f->tb && !(opts && opts->resume)) /* a new run: what produced it */
-        rc = write_run_record(f, cfg, opts ? opts->command_line : NULL, split, err);
+        rc = write_run_record(f, cfg, rec, err);
     return rc;
 }
 
@@ -529,7 +566,7 @@ static int open_run(ff_run *r, ff_err *err)
 {
     const ff_config *cfg = r->cfg;
     ff_run_files files = {0};
-    int rc = ff_train_open_files(&files, cfg, &r->tr.split, r->opts, r->res, err);
+    int rc = ff_train_open_files(&files, cfg, &r->rec, r->opts, r->res, err);
     r->tb = files.tb;
     snprintf(r->prefix, sizeof r->prefix, "%s", files.prefix);
     if (rc)
@@ -635,6 +672,11 @@ int ff_train_ff(const ff_config *cfg, const ff_train_opts *opts, ff_train_result
         rc = ff_parallel_attach(&r->par, &r->tr, err);
     if (!rc && opts && opts->resume)
         rc = ff_trainer_restore(&r->tr, opts->resume, note, ctx, err);
+    if (!rc) {
+        ff_train_record(opts, &r->tr.split, opts && opts->resume ? opts->resume->record : NULL,
+                        &r->rec, r->record, sizeof r->record);
+        r->tr.record = r->record;
+    }
     if (!rc && r->writer)
         rc = open_run(r, err);
     res->epochs_done = r->tr.epoch;

@@ -11,6 +11,7 @@
 
 #include "ff/clf_trainer.h"
 #include "ff/run.h"
+#include "ff/run_record.h"
 #include "ff/summary.h"
 #include "train_internal.h"
 
@@ -24,6 +25,8 @@ typedef struct clf_run {
     long long loss_images;
     double epoch_loss_sum;        /* image-weighted loss of the epoch so far */
     long long epoch_images;
+    ff_run_record rec;            /* what this process is (run.json; every model file) */
+    char record[8192];            /* rec as JSON */
 } clf_run;
 
 static int stop_requested(const clf_run *c)
@@ -40,7 +43,7 @@ static int open_run(clf_run *c, ff_err *err)
     ff_config record = *cfg; /* config.yaml names the backbone, so it re-runs as it is */
     snprintf(record.checkpoint.backbone, sizeof record.checkpoint.backbone, "%.*s",
              (int)sizeof record.checkpoint.backbone - 1, c->tr.backbone_path);
-    int rc = ff_train_open_files(&files, &record, &c->tr.split, c->opts, c->res, err);
+    int rc = ff_train_open_files(&files, &record, &c->rec, c->opts, c->res, err);
     c->tb = files.tb;
     snprintf(c->prefix, sizeof c->prefix, "%s", files.prefix);
     if (rc || (c->opts && c->opts->resume))
@@ -173,6 +176,11 @@ int ff_train_clf(const ff_config *cfg, const ff_train_opts *opts, ff_train_resul
     int rc = ff_clf_trainer_create(&c->tr, cfg, opts ? opts->resume : NULL,
                                    opts ? opts->info : NULL, opts ? opts->progress_ctx : NULL,
                                    err);
+    if (!rc) {
+        ff_train_record(opts, &c->tr.split, opts && opts->resume ? opts->resume->record : NULL,
+                        &c->rec, c->record, sizeof c->record);
+        c->tr.record = c->record;
+    }
     if (!rc)
         rc = open_run(c, err);
     res->started = !rc;

@@ -847,7 +847,8 @@ int ff_trainer_save(const ff_trainer *t, const char *path, const char *run_dir, 
                               .epoch = t->epoch, .batch = t->batch_in_epoch, .step = t->step,
                               .run_dir = run_dir ? run_dir : "", .order = t->order,
                               .n_order = t->train.n,
-                              .head = t->cfg.eval.softmax ? &t->ro : NULL};
+                              .head = t->cfg.eval.softmax ? &t->ro : NULL,
+                              .record = t->record};
     return ff_checkpoint_save(path, &st, err);
 }
 

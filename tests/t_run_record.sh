@@ -41,7 +41,7 @@ if $py - "$dir/run.json" "$commit" "$ffrun" <<'PY'; then
 import json, socket, sys, re
 r = json.load(open(sys.argv[1]))
 want = ["version", "git_commit", "git_dirty", "compiler", "cflags", "blas", "blas_kernel",
-        "threads", "ranks", "cpu", "host", "command_line", "start_time"]
+        "threads", "ranks", "cpu", "host", "command_line", "start_time", "validation"]
 assert sorted(r) == sorted(want), sorted(r)
 assert r["git_commit"] == sys.argv[2], (r["git_commit"], sys.argv[2])
 assert r["git_dirty"] in (True, False) or sys.argv[2] == "unknown"
@@ -51,6 +51,7 @@ assert r["command_line"].startswith(sys.argv[3] + " ") and "--name first" in r["
 assert "OpenBLAS" in r["blas"] and r["blas_kernel"] and r["blas_kernel"] in r["blas"] or r["blas_kernel"]
 assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", r["start_time"]), r["start_time"]
 assert "-std=c11" in r["cflags"] and r["compiler"] and r["cpu"] and r["version"]
+assert r["validation"] is None, r["validation"]   # no data.validation
 PY
     ok "run.json: every field present, commit $commit, host, threads, ranks, command line"
 else
@@ -74,6 +75,20 @@ GIT_CEILING_DIRECTORIES=$tmp nogit/tools/build-info.sh h3 cc "" && grep -q '"unk
     grep -q "^#define FF_BUILD_DIRTY -1$" h3 || { fail "outside git"; cat h3; }
 [ $fails -eq 0 ] && ok "build-info: dirty 0 on a clean tree, 1 once a tracked file changes, unknown outside git; unchanged: not rewritten"
 
+# the model files carry the record of the process that wrote them (model format 3)
+m1=$(ls models/supervised_*_first_epoch002.ffm | head -1)
+$py "$root/tests/ffm.py" info "$m1" > info.out 2>&1
+if $py - info.out "$dir/run.json" <<'PY'; then
+import json, sys
+line = [l for l in open(sys.argv[1]) if l.startswith("record: ")][0]
+rec = json.loads(line[len("record: "):])
+assert rec == json.load(open(sys.argv[2])), "model record differs from run.json"
+PY
+    ok "the model file holds the run record (= run.json, read by tests/ffm.py)"
+else
+    fail "record in the model file"; head -20 info.out
+fi
+
 # a resumed run keeps its first record
 "$ffrun" "$root/configs/quick.yaml" "${q[@]}" --name cut --max-steps 15 > c.out 2>&1
 step=$(ls models/*_cut_step*.ffm 2>/dev/null | head -1)
@@ -82,4 +97,28 @@ before=$(md5sum < "$cdir/run.json")
 "$ffrun" --resume "$step" --quiet > r.out 2>&1 || fail "resume: $(tail -2 r.out)"
 [ "$(md5sum < "$cdir/run.json")" = "$before" ] && ok "a resumed run keeps the record of its start" ||
     fail "resume rewrote run.json"
+
+# --resume says when the model was written by other code (or by a modified tree)
+"$ffrun" "$root/configs/quick.yaml" "${q[@]}" --name v --max-steps 15 > v.out 2>&1
+vstep=$(ls models/*_v_step*.ffm 2>/dev/null | head -1)
+$py "$root/tests/ffm.py" patch "$vstep" models/other_step.ffm \
+    'record={"version": "0.0.1", "git_commit": "0123abc", "git_dirty": false}' || fail "patch record"
+"$ffrun" --resume models/other_step.ffm --max-steps 16 > o.out 2>&1
+grep -q 'warning: the model was written by ffrun 0.0.1, commit 0123abc and is resumed by ffrun [0-9.]*, commit ' o.out &&
+    ok "resuming another version's model: $(grep -o 'warning: the model was written by ffrun 0.0.1, commit 0123abc' o.out) ..." ||
+    { fail "no version warning"; cat o.out; }
+$py "$root/tests/ffm.py" patch "$vstep" models/old_step.ffm version=2 || fail "patch version"
+"$ffrun" --resume models/old_step.ffm --max-steps 16 > f2.out 2>&1
+grep -q 'warning: the model records no code version (written before model format 3)' f2.out &&
+    ok "resuming a format 2 model: the version is unknown, said" || { fail "format 2 warning"; cat f2.out; }
+"$ffrun" --resume "$vstep" --max-steps 16 > s.out 2>&1
+dirty=$(sed -n 's/^#define FF_BUILD_DIRTY \(.*\)$/\1/p' "$root/$build/gen/ff_build_info.h")
+if [ "$dirty" = 0 ]; then
+    ! grep -q 'warning: the model' s.out && ok "resuming this build's model (clean tree): no warning" ||
+        { fail "warning for the same code"; cat s.out; }
+else
+    grep -q 'warning: the model was written by .*(modified tree)' s.out &&
+        ok "resuming this build's model from a modified tree: warned (the code may differ)" ||
+        { fail "no warning for a modified tree"; cat s.out; }
+fi
 finish t_run_record

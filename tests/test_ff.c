@@ -1160,7 +1160,8 @@ static void test_checkpoint_roundtrip_and_corruption(void)
     int order[5] = {4, 2, 0, 1, 3};
     ff_checkpoint_state st = {.cfg = &cfg, .net = &net, .opt = &opt, .rng = &r, .epoch = 7,
                               .batch = 3, .step = 1234, .run_dir = "runs/supervised/x",
-                              .order = order, .n_order = 5, .head = &head};
+                              .order = order, .n_order = 5, .head = &head,
+                              .record = "{\"version\": \"9.9\"}"};
     CHECK(ff_checkpoint_save(path, &st, &err) == FF_OK);
     char tmp[300];
     glob_t g;
@@ -1176,8 +1177,10 @@ static void test_checkpoint_roundtrip_and_corruption(void)
         return;
     /* byte-level header */
     CHECK(memcmp(b, "FFRUNMDL", 8) == 0);
-    CHECK(b[8] == 2 && b[9] == 0 && b[10] == 0 && b[11] == 0);
-    CHECK(FF_CHECKPOINT_HEADER == 128);
+    CHECK(b[8] == 3 && b[9] == 0 && b[10] == 0 && b[11] == 0);
+    CHECK(FF_CHECKPOINT_HEADER == 136);
+    CHECK(b[128] == 18 && b[129] == 0 && b[130] == 0 && b[131] == 0); /* record_len */
+    CHECK(b[132] == 0 && b[133] == 0 && b[134] == 0 && b[135] == 0); /* reserved */
     CHECK(b[104] == 70 && b[105] == 0 && b[112] == 140 && b[113] == 0 && b[120] == 3);
     uint32_t cfg_len = b[12] | b[13] << 8 | b[14] << 16 | (uint32_t)b[15] << 24;
     uint64_t np = 0;
@@ -1187,19 +1190,21 @@ static void test_checkpoint_roundtrip_and_corruption(void)
     CHECK(b[32] == 7 && b[40] == (1234 & 0xff) && b[41] == (1234 >> 8));
     CHECK(b[36] == 3 && b[88] == 17 && b[92] == 5 && b[96] == 24 && b[97] == 0);
     CHECK(memcmp(b + FF_CHECKPOINT_HEADER + cfg_len, "runs/supervised/x", 17) == 0);
-    CHECK(len == FF_CHECKPOINT_HEADER + cfg_len + 17 +
+    CHECK(memcmp(b + FF_CHECKPOINT_HEADER + cfg_len + 17, "{\"version\": \"9.9\"}", 18) == 0);
+    CHECK(len == FF_CHECKPOINT_HEADER + cfg_len + 17 + 18 +
                      4 * (net.n_params * 3 + 24 + n_head + n_head_state + 5) + 4);
     float first, head0;
-    memcpy(&first, b + FF_CHECKPOINT_HEADER + cfg_len + 17, 4);
+    memcpy(&first, b + FF_CHECKPOINT_HEADER + cfg_len + 17 + 18, 4);
     CHECK(first == net.params[0]);
     /* the head follows params, optimiser state and aux */
-    memcpy(&head0, b + FF_CHECKPOINT_HEADER + cfg_len + 17 + 4 * (net.n_params * 3 + 24), 4);
+    memcpy(&head0, b + FF_CHECKPOINT_HEADER + cfg_len + 17 + 18 + 4 * (net.n_params * 3 + 24), 4);
     CHECK(head0 == -3.0f);
 
     ff_checkpoint ck;
     CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
     CHECK(ck.epoch == 7 && ck.batch == 3 && ck.step == 1234 && ck.opt_t == 1);
     CHECK(strcmp(ck.run_dir, "runs/supervised/x") == 0);
+    CHECK(ck.record && strcmp(ck.record, "{\"version\": \"9.9\"}") == 0);
     CHECK(ck.n_order == 5 && ck.order && memcmp(ck.order, order, sizeof order) == 0);
     CHECK(ck.n_aux == 24 && ck.aux && memcmp(ck.aux, net.aux, 24 * sizeof(float)) == 0);
     CHECK(ck.n_head == n_head && ck.n_head_state == n_head_state && ck.head_t == 3);
@@ -1233,16 +1238,41 @@ static void test_checkpoint_roundtrip_and_corruption(void)
     CHECK(strstr(err.msg, "magic") != NULL);
     b[0] = 'F';
 
-    /* a version 1 file (no head fields, header of 104 bytes) still loads */
+    /* a version 2 file (no record: header of 128 bytes) still loads, with an empty record */
     st.head = NULL;
+    st.record = NULL;
     CHECK(ff_checkpoint_save(path, &st, &err) == FF_OK);
     free(b);
     b = slurp(path, &len);
     CHECK(b && len > FF_CHECKPOINT_HEADER);
     if (b && len > FF_CHECKPOINT_HEADER) {
+        CHECK(b[128] == 0); /* no record: zero length */
+        memmove(b + FF_CHECKPOINT_HEADER_V2, b + FF_CHECKPOINT_HEADER, len - FF_CHECKPOINT_HEADER);
+        len -= FF_CHECKPOINT_HEADER - FF_CHECKPOINT_HEADER_V2;
+        b[8] = 2;
+        uint32_t crc = ff_crc32c(0, b, len - 4);
+        for (int i = 0; i < 4; i++)
+            b[len - 4 + i] = (uint8_t)(crc >> (8 * i));
+        spit(path, b, len);
+        CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
+        CHECK(ck.version == 2 && ck.record && ck.record[0] == '\0' && ck.epoch == 7);
+        CHECK(ck.params && memcmp(ck.params, net.params, net.n_params * 4) == 0);
+        ff_checkpoint_free(&ck);
+        /* a record length past the file is refused before anything is read */
+        b[8] = 3;
+        crc = ff_crc32c(0, b, len - 4);
+        for (int i = 0; i < 4; i++)
+            b[len - 4 + i] = (uint8_t)(crc >> (8 * i));
+        spit(path, b, len);
+        CHECK(ff_checkpoint_load(path, &ck, &err) == FF_ERR_FORMAT);
+        /* back to version 2, on to version 1 */
+        b[8] = 2;
+    }
+    /* a version 1 file (no head fields, header of 104 bytes) still loads */
+    if (b && len > FF_CHECKPOINT_HEADER_V2) {
         CHECK(b[104] == 0 && b[112] == 0 && b[120] == 0); /* no head: zero sizes */
-        memmove(b + FF_CHECKPOINT_HEADER_V1, b + FF_CHECKPOINT_HEADER, len - FF_CHECKPOINT_HEADER);
-        len -= FF_CHECKPOINT_HEADER - FF_CHECKPOINT_HEADER_V1;
+        memmove(b + FF_CHECKPOINT_HEADER_V1, b + FF_CHECKPOINT_HEADER_V2, len - FF_CHECKPOINT_HEADER_V2);
+        len -= FF_CHECKPOINT_HEADER_V2 - FF_CHECKPOINT_HEADER_V1;
         b[8] = 1;
         uint32_t crc = ff_crc32c(0, b, len - 4);
         for (int i = 0; i < 4; i++)

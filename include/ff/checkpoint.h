@@ -1,10 +1,10 @@
 /* checkpoint.h - model files (.ffm): the resolved config, weights, optimiser
  * state, RNG state and counters, with a header and a CRC32C.
  *
- * Format version 2, all integers little-endian:
+ * Format version 3, all integers little-endian:
  *   offset  size  field
  *   0       8     magic "FFRUNMDL"
- *   8       4     version (2, FF_CHECKPOINT_VERSION; version 1 files still load, below)
+ *   8       4     version (3, FF_CHECKPOINT_VERSION; versions 1 and 2 still load, below)
  *   12      4     config_len: bytes of resolved-config YAML
  *   16      8     n_params: floats of parameters (layer after layer, W then b)
  *   24      8     n_state: floats of optimiser state (sgd: velocity; adam: m then v)
@@ -21,14 +21,19 @@
  *   112     8     n_head_state: floats of the head's optimiser state (clf.optimizer
  *                 adam: m then v, 2 n_head; sgd, sgd_smooth: one vector, n_head)
  *   120     8     head_t: the head's optimiser step count
- *   128     ...   config YAML (config_len bytes), run directory (run_dir_len bytes),
+ *   128     4     record_len: bytes of the run record (0: none)
+ *   132     4     reserved, 0
+ *   136     ...   config YAML (config_len bytes), run directory (run_dir_len bytes),
+ *                 run record (record_len bytes: the JSON object of run.json, include/ff/
+ *                 run_record.h, of the process that wrote the file),
  *                 params (4 * n_params bytes, IEEE float32), optimiser state
  *                 (4 * n_state bytes), aux state (4 * n_aux bytes), head parameters
  *                 (4 * n_head bytes), head state (4 * n_head_state bytes), sample
  *                 order (4 * n_order bytes, u32)
  *   end-4   4     CRC-32C of every byte before it
- * Version 1 files (written before the head was saved) still load: their header ends
- * at offset 104 and they hold no head. unsupervised_clf models keep their classifier
+ * Version 2 files (written before the run record) still load: their header ends at
+ * offset 128 and they hold no record. Version 1 files (written before the head was
+ * saved) still load: their header ends at offset 104 and they hold no head. unsupervised_clf models keep their classifier
  * in params, after the backbone's parameters (n_head 0).
  * Files are written with ff_write_file_atomic (include/ff/fsutil.h): to
  * "<path>.tmp.<pid>.<n>", fsync'ed, renamed over <path> and the directory fsync'ed: a
@@ -47,9 +52,11 @@
 #include "ff/rng.h"
 
 #define FF_CHECKPOINT_MAGIC "FFRUNMDL"
-#define FF_CHECKPOINT_VERSION 2
-#define FF_CHECKPOINT_HEADER 128    /* version 2; version 1: 104 */
+#define FF_CHECKPOINT_VERSION 3
+#define FF_CHECKPOINT_HEADER 136    /* version 3; version 2: 128; version 1: 104 */
+#define FF_CHECKPOINT_HEADER_V2 128
 #define FF_CHECKPOINT_HEADER_V1 104
+#define FF_CHECKPOINT_RECORD_MAX 65536
 
 /* What a checkpoint holds, borrowed from the trainer (nothing is owned). */
 typedef struct ff_checkpoint_state {
@@ -64,6 +71,7 @@ typedef struct ff_checkpoint_state {
     const int *order;      /* the current epoch's sample order (n_order entries) or NULL */
     int n_order;
     const ff_readout *head; /* the softmax readout head (eval.softmax) or NULL */
+    const char *record;    /* the run record (JSON) of the writing process, NULL: none */
 } ff_checkpoint_state;
 
 int ff_checkpoint_save(const char *path, const ff_checkpoint_state *st, ff_err *err);
@@ -77,6 +85,8 @@ typedef struct ff_checkpoint {
     int64_t step, opt_t;
     ff_rng rng;
     char run_dir[1024];
+    char *record;                  /* the run record (JSON, NUL-terminated), "" if the file
+                                      holds none (versions 1 and 2) */
     uint64_t n_params, n_state, n_aux;
     float *params;
     float *state;

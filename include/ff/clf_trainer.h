@@ -36,6 +36,7 @@ typedef struct ff_clf_trainer {
     int backbone_epoch;
     ff_dataset train, val, test;  /* val: data.validation's images (n 0: none) */
     ff_split_info split;          /* how val was drawn */
+    const char *record;           /* borrowed: the run record (JSON) its model files carry */
     ff_net net;                   /* the frozen backbone */
     ff_readout ro;                /* the classifier */
     int layers[FF_MAX_LAYERS], n_layers;

@@ -149,6 +149,7 @@ typedef struct ff_trainer {
     uint8_t *candidates; /* [batch, hard_candidates] wrong labels to score (hard negatives) */
     ff_aug *aug;         /* [max_batch] the batch's jitter shifts and flips (NULL: neither) */
     const ff_trainer_peers *peers; /* NULL: alone */
+    const char *record;  /* borrowed: the run record (JSON) its model files carry, NULL none */
 } ff_trainer;
 
 /* What a trainer allocates for cfg on training images of shape `image`, n_train of
