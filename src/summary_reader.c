@@ -1,7 +1,9 @@
 /* summary_reader.c - decodes and checks serialized TensorBoard Events (for
- * tools/tfevents-dump and the tests); the writing side is summary.c. */
+ * tools/tfevents-dump and the tests), and finds a run directory's HParams end record
+ * (for --resume); the writing side is summary.c. */
 #include "ff/summary_reader.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 #include "custom_scalars.pb-c.h"
 #include "event.pb-c.h"
 #include "hparams.pb-c.h"
+#include "ff/tfrecord.h"
 
 static uint32_t be32(const uint8_t *p)
 {
@@ -272,4 +275,53 @@ void ff_summary_event_info_destroy(ff_summary_event_info *ev)
         free(ev->values[i].tag);
     free(ev->values);
     memset(ev, 0, sizeof *ev);
+}
+
+/* ------------------------------------------------------------------------ */
+/* a run directory's end record                                              */
+
+/* The first session_end_info of one event file into *status and *when if it was written
+ * before *when (or *when < 0); 1 if it was. */
+static int file_end(const char *path, int *status, double *when)
+{
+    ff_tfrecord_reader r;
+    ff_err err;
+    if (ff_tfrecord_reader_open(&r, path, &err))
+        return 0;
+    ff_tfrecord_record rec;
+    int found = 0;
+    while (!found && ff_tfrecord_next(&r, &rec, &err) == 1) {
+        ff_summary_event_info ev;
+        if (ff_summary_event_decode(rec.data, rec.len, &ev, &err))
+            continue;
+        for (int i = 0; i < ev.n_values && !found; i++)
+            if (ev.values[i].end_status >= 0 && (*when < 0 || ev.wall_time < *when)) {
+                *status = ev.values[i].end_status;
+                *when = ev.wall_time;
+                found = 1;
+            }
+        ff_summary_event_info_destroy(&ev);
+    }
+    ff_tfrecord_reader_destroy(&r);
+    return found;
+}
+
+int ff_summary_run_end(const char *run_dir, int *status, double *wall_time)
+{
+    *status = -1;
+    *wall_time = -1.0;
+    DIR *d = opendir(run_dir);
+    if (!d)
+        return 0;
+    int found = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, "events.out.tfevents.", 20) != 0)
+            continue;
+        char path[4096];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", run_dir, e->d_name) >= sizeof path)
+            continue;
+        found |= file_end(path, status, wall_time);
+    }
+    closedir(d);
+    return found;
 }

@@ -24,6 +24,7 @@
 #include "ff/run.h"
 #include "ff/run_record.h"
 #include "ff/summary.h"
+#include "ff/summary_reader.h"
 #include "ff/train_log.h"
 
 /* running sums of the trainer's step statistics between two scalar logs */
@@ -547,6 +548,26 @@ static int write_run_record(const ff_run_files *f, const ff_config *cfg,
     return rc;
 }
 
+/* A resumed run that TensorBoard already shows as ended keeps that end: HParams takes the
+ * first session_end_info of a run (docs: README "Outputs"). Said, with the old end. */
+static void note_ended(const char *run_dir, const ff_train_opts *opts)
+{
+    int status;
+    double when;
+    if (!ff_summary_run_end(run_dir, &status, &when))
+        return;
+    static const char *const names[] = {"UNKNOWN", "SUCCESS", "FAILURE", "RUNNING"};
+    char stamp[32] = "?", msg[1400];
+    const time_t t = (time_t)when;
+    struct tm tm;
+    if (gmtime_r(&t, &tm))
+        strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    snprintf(msg, sizeof msg, "warning: %s already ended (%s at %s): TensorBoard's HParams "
+             "tab keeps that first end (status and time) for this run; its curves do show the "
+             "resumed steps", run_dir, status >= 0 && status <= 3 ? names[status] : "?", stamp);
+    opts->info(opts->progress_ctx, msg);
+}
+
 int ff_train_open_files(ff_run_files *f, const ff_config *cfg, const ff_run_record *rec,
                         const ff_train_opts *opts, ff_train_result *res, ff_err *err)
 {
@@ -558,6 +579,8 @@ int ff_train_open_files(ff_run_files *f, const ff_config *cfg, const ff_run_reco
         snprintf(res->event_file, sizeof res->event_file, "%s", ff_summary_path(f->tb));
     if (!rc && f->tb && !(opts && opts->resume)) /* a new run: what produced it */
         rc = write_run_record(f, cfg, rec, err);
+    if (!rc && opts && opts->resume && opts->info)
+        note_ended(f->run_dir, opts);
     return rc;
 }
 

@@ -94,9 +94,18 @@ fi
 step=$(ls models/*_cut_step*.ffm 2>/dev/null | head -1)
 cdir=$(ls -d runs/supervised/*_cut)
 before=$(md5sum < "$cdir/run.json")
-"$ffrun" --resume "$step" --quiet > r.out 2>&1 || fail "resume: $(tail -2 r.out)"
+cp "$step" models/again_step.ffm
+"$ffrun" --resume "$step" > r.out 2>&1 || fail "resume: $(tail -2 r.out)"
 [ "$(md5sum < "$cdir/run.json")" = "$before" ] && ok "a resumed run keeps the record of its start" ||
     fail "resume rewrote run.json"
+! grep -q 'already ended' r.out && ok "resuming a run that never ended: no HParams warning" ||
+    { fail "HParams warning for an open run"; cat r.out; }
+# the run has ended (SUCCESS); resumed again from its older step model, TensorBoard keeps
+# the first end: said
+"$ffrun" --resume models/again_step.ffm > a2.out 2>&1 || fail "second resume: $(tail -2 a2.out)"
+grep -q "warning: $cdir already ended (SUCCESS at [0-9-]* [0-9:]* UTC): TensorBoard's HParams tab keeps that first end" a2.out &&
+    ok "resuming an older model of a finished run: $(grep -o 'already ended ([A-Z]* at [^)]*)' a2.out), said" ||
+    { fail "no warning for a finished run"; cat a2.out; }
 
 # --resume says when the model was written by other code (or by a modified tree)
 "$ffrun" "$root/configs/quick.yaml" "${q[@]}" --name v --max-steps 15 > v.out 2>&1

@@ -266,6 +266,7 @@ static void test_summary_ranks_by_validation(void)
     char dir[] = "/tmp/ff_sweep_summaryXXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     snprintf(sw.dir, sizeof sw.dir, "%s", dir);
+    snprintf(sw.prog, sizeof sw.prog, "build/ffrun"); /* argv[0] as invoked */
     for (int i = 0; i < 2; i++)
         sw.runs[i].state = FF_SWEEP_DONE;
     /* point 0 (lr 0.001): val 3, test 1; point 1 (lr 0.002): val 2, test 4 */
@@ -278,6 +279,8 @@ static void test_summary_ranks_by_validation(void)
     const char *best = text ? strstr(text, "Best point (by val/error_goodness): **lr=0.002**") : NULL;
     CHECK(best != NULL && strstr(text, "Sorted by the mean of val/error_goodness") != NULL);
     CHECK(text && !strstr(text, "Chosen on the test set"));
+    /* the command to run the best point alone calls ffrun as the sweep was called */
+    CHECK(text && strstr(text, "    build/ffrun configs/quick.yaml --set 'optimizer.lr=0.002'") != NULL);
     free(text);
     sw.runs[0].metric[0] = sw.runs[1].metric[0] = NAN; /* no validation split */
     CHECK(ff_sweep_summarize(&sw, &text, &err) == FF_OK && text);

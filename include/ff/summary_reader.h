@@ -46,4 +46,11 @@ int ff_summary_event_decode(const uint8_t *data, size_t len, ff_summary_event_in
 /* Frees what decode allocated; safe on a zeroed struct and twice. */
 void ff_summary_event_info_destroy(ff_summary_event_info *ev);
 
+/* The HParams end record TensorBoard shows for the run in run_dir: of every
+ * _hparams_/session_end_info in its event files the earliest written (TensorBoard keeps
+ * the first one it reads), its status (1 success, 2 failure, 3 running, 0 unknown) and
+ * wall time. Returns 1 if there is one, else 0 (*status -1; also when the directory
+ * cannot be read). Records that do not decode are skipped. */
+int ff_summary_run_end(const char *run_dir, int *status, double *wall_time);
+
 #endif
