@@ -27,7 +27,7 @@ static const char usage_text[] =
     "usage: ffrun [OPTIONS] CONFIG.yaml\n"
     "       ffrun [OPTIONS] --resume [MODEL.ffm]\n"
     "       ffrun eval MODEL.ffm [--data DIR] [--softmax-epochs N] [--layers I,J,...]\n"
-    "             [--set clf.KEY=VALUE ...]\n"
+    "             [--set clf.KEY=VALUE ...] [--on test|validation]\n"
     "       ffrun sweep SWEEP.yaml [--dry-run] [--max-steps N] [--jobs N] [--threads N]\n"
     "       ffrun CONFIG.yaml --sweep KEY=V1,V2,... [--sweep ...] [--seeds N] [--jobs N]\n"
     "             [--threads N] [--set ...]\n"
@@ -74,7 +74,8 @@ static const char usage_text[] =
     "(repeatable; clf.* keys only) trains the new head with other settings, e.g.\n"
     "--set clf.norm=batch --set clf.lr=0.0003 (one epoch unless --softmax-epochs).\n"
     "With clf.lr_schedule true the new head's lr follows the config's schedule over\n"
-    "its own epochs.\n"
+    "its own epochs. --on validation reads the model's validation images (its\n"
+    "data.validation split) instead of the test set: choose head settings there.\n"
     "Classifier models (unsupervised_clf): their softmax readout.\n"
     "\n"
     "Nothing is lost on a crash: Ctrl-C, SIGTERM or a hang-up (unless under nohup)\n"
@@ -520,15 +521,29 @@ static void print_confusion(const int64_t conf[100])
     }
 }
 
-/* An unsupervised_clf model through the classifier trainer: its head's test error. */
-static int eval_classifier(const ff_checkpoint *ck, const ff_config *cfg, int64_t conf[100],
-                           ff_err *err)
+static const char *const set_names[FF_SET_COUNT] = {"validation", "test"};
+
+/* FF_ERR_USAGE if the set has no images (a model trained without data.validation) */
+static int need_images(int n, ff_eval_set set, ff_err *err)
+{
+    if (n > 0)
+        return FF_OK;
+    return ff_err_set(err, FF_ERR_USAGE, "eval --on %s: the model holds out no validation "
+                      "images (its data.validation is 0)", set_names[set]);
+}
+
+/* An unsupervised_clf model through the classifier trainer: its head's error. */
+static int eval_classifier(const ff_checkpoint *ck, const ff_config *cfg, ff_eval_set set,
+                           int64_t conf[100], ff_err *err)
 {
     ff_clf_trainer t;
     int rc = ff_clf_trainer_create(&t, cfg, ck, NULL, NULL, err);
+    const int n = set == FF_SET_VAL ? t.val.n : t.test.n;
+    if (!rc)
+        rc = need_images(n, set, err);
     if (!rc) {
-        double e = ff_clf_trainer_evaluate(&t, FF_SET_TEST, conf);
-        printf("test error (softmax readout, %d images): %.2f%%\n", t.test.n, 100.0 * e);
+        double e = ff_clf_trainer_evaluate(&t, set, conf);
+        printf("%s error (softmax readout, %d images): %.2f%%\n", set_names[set], n, 100.0 * e);
     }
     ff_clf_trainer_free(&t);
     return rc;
@@ -539,7 +554,7 @@ static int eval_classifier(const ff_checkpoint *ck, const ff_config *cfg, int64_
  * own head when softmax_epochs < 0 and it has one, else a new head trained here for
  * softmax_epochs epochs (1 if not given) on the frozen net; 0 skips it. */
 static int eval_supervised(const ff_checkpoint *ck, ff_config *cfg, int softmax_epochs,
-                           int64_t conf[100], ff_err *err)
+                           ff_eval_set set, int64_t conf[100], ff_err *err)
 {
     const int own_head = softmax_epochs < 0 && ck->n_head > 0;
     if (softmax_epochs < 0 && !own_head)
@@ -553,16 +568,21 @@ static int eval_supervised(const ff_checkpoint *ck, ff_config *cfg, int softmax_
         rc = ff_err_set(err, FF_ERR_FORMAT,
                         "the model's softmax head has %llu weights, its config builds %zu",
                         (unsigned long long)ck->n_head, t.ro.n_params);
+    const int n = set == FF_SET_VAL ? t.val.n : t.test.n;
+    if (!rc)
+        rc = need_images(n, set, err);
     if (!rc) {
+        const char *on = set_names[set];
         ff_trainer_refresh_stats(&t); /* a model saved mid-epoch holds running averages */
-        double e = ff_trainer_goodness_error(&t, conf);
-        printf("test error (goodness readout, %d images): %.2f%%\n", t.test.n, 100.0 * e);
+        ff_set_errors es;
+        double e = ff_trainer_goodness_errors(&t, set, &es, conf);
+        printf("%s error (goodness readout, %d images): %.2f%%\n", on, n, 100.0 * e);
         if (own_head) {
-            e = ff_trainer_softmax_error(&t, 0, 0, cfg->seed, NULL);
-            printf("test error (softmax readout, the model's head): %.2f%%\n", 100.0 * e);
+            e = ff_trainer_softmax_error_on(&t, set, 0, 0, cfg->seed, NULL);
+            printf("%s error (softmax readout, the model's head): %.2f%%\n", on, 100.0 * e);
         } else if (softmax_epochs > 0) {
-            e = ff_trainer_softmax_error(&t, softmax_epochs, 1, cfg->seed, NULL);
-            printf("test error (softmax readout, head trained %d epoch(s) now): %.2f%%\n",
+            e = ff_trainer_softmax_error_on(&t, set, softmax_epochs, 1, cfg->seed, NULL);
+            printf("%s error (softmax readout, head trained %d epoch(s) now): %.2f%%\n", on,
                    softmax_epochs, 100.0 * e);
         }
     }
@@ -597,6 +617,7 @@ static int eval_main(int argc, char **argv)
     const char *model = NULL, *data = NULL;
     int softmax_epochs = -1; /* not given: the model's own head, else one epoch */
     int layers[FF_MAX_LAYERS], n_layers = -1; /* -1: the model's eval.layers */
+    ff_eval_set on = FF_SET_TEST;
     const char *sets[64];
     int n_sets = 0;
     for (int i = 2; i < argc; i++) {
@@ -609,6 +630,15 @@ static int eval_main(int argc, char **argv)
             if (n_sets == (int)(sizeof sets / sizeof *sets))
                 return usage_error("eval: at most 64 --set options (extra: '%s')", argv[i]);
             sets[n_sets++] = argv[i];
+        }
+        else if (!strcmp(argv[i], "--on") && i + 1 < argc) {
+            ++i;
+            if (!strcmp(argv[i], "validation") || !strcmp(argv[i], "val"))
+                on = FF_SET_VAL;
+            else if (!strcmp(argv[i], "test"))
+                on = FF_SET_TEST;
+            else
+                return usage_error("eval: --on takes test or validation, got '%s'", argv[i]);
         }
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc) {
             if ((n_layers = parse_layer_list(argv[++i], layers)) < 1)
@@ -659,9 +689,9 @@ static int eval_main(int argc, char **argv)
     printf("model %s: %s, epoch %d, step %lld\n", model, ff_mode_name(ck.cfg.mode), ck.epoch,
            (long long)ck.step);
     if (ck.cfg.mode == FF_MODE_SUPERVISED)
-        rc = eval_supervised(&ck, &cfg, softmax_epochs, conf, &err);
+        rc = eval_supervised(&ck, &cfg, softmax_epochs, on, conf, &err);
     else if (ck.cfg.mode == FF_MODE_UNSUP_CLF)
-        rc = eval_classifier(&ck, &cfg, conf, &err);
+        rc = eval_classifier(&ck, &cfg, on, conf, &err);
     else
         rc = ff_err_set(&err, FF_ERR_USAGE,
                         "%s is an unsupervised backbone: it has no classifier; train "

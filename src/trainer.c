@@ -705,11 +705,17 @@ static double softmax_set_error(ff_trainer *t, ff_eval_set set, int64_t *confusi
     return whole_error(t, err, share.n);
 }
 
+double ff_trainer_softmax_error_on(ff_trainer *t, ff_eval_set set, int epochs, int fresh,
+                                   uint64_t seed, int64_t *confusion)
+{
+    train_head(t, epochs, fresh, seed);
+    return softmax_set_error(t, set, confusion);
+}
+
 double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t seed,
                                 int64_t *confusion)
 {
-    train_head(t, epochs, fresh, seed);
-    return softmax_set_error(t, FF_SET_TEST, confusion);
+    return ff_trainer_softmax_error_on(t, FF_SET_TEST, epochs, fresh, seed, confusion);
 }
 
 /* How many bottom layers have finished their train_epochs after `epochs` epochs, each

@@ -6,7 +6,8 @@
 #     every evaluation but the test set only at the end (eval.test every: every time);
 #   the best model is the one with the lowest validation error;
 #   every layer's own goodness readout error (<set>/layer<K>/error) equals
-#     `ffrun eval MODEL --layers K` on the same model;
+#     `ffrun eval MODEL --layers K` on the same model (test set; --on validation: the
+#     validation images; a model without a split: exit 2);
 #   a run stopped mid-epoch and resumed ends with the same errors as the whole run;
 #   under mpirun (data parallel, 2 ranks) the ranks draw the split of one process;
 #   a split that leaves nothing to train on: exit 2 with the reason.
@@ -69,6 +70,20 @@ for k in 0 1; do
         ok "test/layer$k/error $want% = ffrun eval --layers $k ($got%)" ||
         fail "test/layer$k/error '$want' vs ffrun eval --layers $k '$got'"
 done
+
+# ffrun eval --on validation: the run's final validation errors, whole and per layer
+vgot=$("$ffrun" eval "$model" --on validation --softmax-epochs 0 2>&1 | sed -n 's/^validation error (goodness readout, 200 images): \([0-9.]*\)%$/\1/p')
+vwant=$(awk '$2 == "val/error_goodness" {print $4}' s.csv | tail -1)
+l0=$("$ffrun" eval "$model" --on val --layers 0 --softmax-epochs 0 2>&1 | sed -n 's/^validation error (goodness readout, 200 images): \([0-9.]*\)%$/\1/p')
+l0want=$(awk '$2 == "val/layer0/error" {print $4}' s.csv | tail -1)
+$py -c "import sys; sys.exit(0 if abs(float('$vwant') - float('$vgot')) < 1e-3 and abs(float('$l0want') - float('$l0')) < 1e-3 else 1)" 2>/dev/null &&
+    ok "ffrun eval --on validation: $vgot% (the run's val/error_goodness $vwant%), --layers 0: $l0% (val/layer0/error)" ||
+    fail "eval --on validation '$vgot' vs '$vwant', layer 0 '$l0' vs '$l0want'"
+"$ffrun" "$root/configs/quick.yaml" --quiet --set data.train_limit=300 --set data.test_limit=100 --set train.epochs=1 --name p > p.out 2>&1
+"$ffrun" eval "$(ls models/*_p_epoch001.ffm)" --on validation > pe.out 2>&1
+rc=$?
+[ $rc = 2 ] && grep -q 'eval --on validation: the model holds out no validation images' pe.out &&
+    ok "eval --on validation of a model without a split: exit 2, said" || { fail "eval --on validation without split: exit $rc"; cat pe.out; }
 
 # eval.test every: the test set at every evaluation as well
 "$ffrun" "$root/configs/quick.yaml" "${q[@]}" --set train.epochs=2 --set eval.test=every --name e > e.out 2>&1 ||

@@ -231,6 +231,10 @@ double ff_trainer_goodness_errors(ff_trainer *t, ff_eval_set set, ff_set_errors 
 double ff_trainer_softmax_error(ff_trainer *t, int epochs, int fresh, uint64_t seed,
                                 int64_t *confusion);
 
+/* The same on one set (-1 if it has no images). */
+double ff_trainer_softmax_error_on(ff_trainer *t, ff_eval_set set, int epochs, int fresh,
+                                   uint64_t seed, int64_t *confusion);
+
 /* Writes a model file of the trainer's whole state (atomically) to path;
  * run_dir ("" if none) is recorded for --resume. */
 int ff_trainer_save(const ff_trainer *t, const char *path, const char *run_dir, ff_err *err);
