@@ -318,16 +318,28 @@ static int dry_run(const ff_config *cfg, ff_err *err)
         rc = ff_trainer_plan_for(cfg, train.shape, train.n, &plan, err);
     const ff_data_format format = train.format;
     const ff_shape image = train.shape;
-    const int n_train = train.n;
+    const int n_val = ff_validation_count(cfg->data.validation, train.n);
+    const int n_train = train.n - n_val;
     ff_dataset_free(&train);
+    if (!rc && cfg->data.validation > 0.0f && (n_val < 1 || n_train < 1))
+        rc = ff_err_set(err, FF_ERR_USAGE, "data.validation: %d of the %d training images %s",
+                        n_val, n_train + n_val,
+                        n_val < 1 ? "is no image to validate on" : "leaves none to train on");
+    if (!rc && n_val > 0)
+        rc = ff_trainer_plan_for(cfg, image, n_train, &plan, err);
     if (rc)
         return rc;
-    printf("# data: %s, format %s%s, %d training images of %dx%dx%d (channels x height x width)%s\n",
-           cfg->data.dir, ff_data_format_name(format),
-           cfg->data.format == FF_DATA_AUTO ? " (detected)" : "", n_train, image.c, image.h,
-           image.w, cfg->data.normalize == FF_DATA_NORM_CHANNEL
-                        ? ", standardised per channel with the training split's statistics"
-                        : "");
+    char held[96] = "";
+    if (n_val > 0)
+        snprintf(held, sizeof held, " (%d more held out for validation, data.validation_seed %llu)",
+                 n_val, (unsigned long long)cfg->data.validation_seed);
+    printf("# data: %s, format %s%s, %d training images%s of %dx%dx%d (channels x height x "
+           "width)%s\n", cfg->data.dir, ff_data_format_name(format),
+           cfg->data.format == FF_DATA_AUTO ? " (detected)" : "", n_train, held, image.c,
+           image.h, image.w, cfg->data.normalize == FF_DATA_NORM_CHANNEL
+                                 ? ", standardised per channel with the training images' "
+                                   "statistics"
+                                 : "");
     ff_rng rng;
     ff_rng_seed(&rng, cfg->seed);
     ff_net net;

@@ -104,6 +104,14 @@ else
     fail "interrupt/resume: $(tail -2 r1.out) $(tail -2 r2.out 2>/dev/null)"
 fi
 
+# --dry-run says what is held out, and refuses a split that leaves nothing to train on
+"$ffrun" "$root/configs/quick.yaml" --dry-run --set data.validation=0.1 > dry.out 2>&1 &&
+    grep -q '^# data: data/mnist, format idx (detected), 9000 training images (1000 more held out for validation, data.validation_seed 1) of 1x28x28' dry.out &&
+    ok "--dry-run: 9000 training images, 1000 held out" || { fail "dry run"; grep '^# data' dry.out; }
+"$ffrun" "$root/configs/quick.yaml" --dry-run --set data.validation=10000 > dry2.out 2>&1
+[ $? = 2 ] && grep -q 'data.validation: 10000 of the 10000 training images leaves none to train on' dry2.out &&
+    ok "--dry-run of a split that leaves nothing: exit 2" || { fail "dry run bad split"; tail -2 dry2.out; }
+
 # nothing left to train on
 "$ffrun" "$root/configs/quick.yaml" --quiet --set data.train_limit=300 --set data.validation=300 > bad.out 2>&1
 rc=$?
