@@ -46,8 +46,8 @@ static int alloc_buffers(ff_trainer *t, ff_err *err)
     const int augment = t->cfg.train.jitter > 0 || t->cfg.train.flip;
     if (augment)
         t->aug = malloc(sizeof(ff_aug) * rows);
-    if (!t->x || !t->scores || !t->layer_scores || !t->order || !t->scratch_order || !t->labels || !t->candidates ||
-        (augment && !t->aug))
+    if (!t->x || !t->scores || !t->layer_scores || !t->order || !t->scratch_order ||
+        !t->labels || !t->candidates || (augment && !t->aug))
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for training buffers");
     ff_order_draw(&t->rng, t->order, t->train.n, 0); /* identity until the first epoch */
     return FF_OK;
@@ -432,8 +432,7 @@ static ff_dataset set_share(const ff_trainer *t, ff_eval_set set);
 
 /* clf.cache_features: 1 if the cache holds the head's features of every training image
  * (and of this process's share of the validation and test images, t->set_feat_cache)
- * for the net as it
- * is, filled first if it is stale: every image in index order, in chunks of
+ * for the net as it is, filled first if it is stale: every image in index order, in chunks of
  * the net's rows, so its floats depend only on the weights and the evaluation statistics
  * (a resumed run fills it alike); 0: no cache. Only while the net does not learn (every
  * layer frozen, or the extra head epochs of an evaluation). Uses t->scratch_order. */

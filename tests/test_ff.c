@@ -1126,6 +1126,15 @@ static void spit(const char *path, const uint8_t *b, size_t len)
     fclose(f);
 }
 
+/* writes a model file's bytes with a correct CRC-32C trailer (a crafted, valid file) */
+static void spit_with_crc(const char *path, uint8_t *b, size_t len)
+{
+    uint32_t crc = ff_crc32c(0, b, len - 4);
+    for (int i = 0; i < 4; i++)
+        b[len - 4 + i] = (uint8_t)(crc >> (8 * i));
+    spit(path, b, len);
+}
+
 static void test_checkpoint_roundtrip_and_corruption(void)
 {
     ff_config cfg = small_config(2, 12);
@@ -1250,20 +1259,14 @@ static void test_checkpoint_roundtrip_and_corruption(void)
         memmove(b + FF_CHECKPOINT_HEADER_V2, b + FF_CHECKPOINT_HEADER, len - FF_CHECKPOINT_HEADER);
         len -= FF_CHECKPOINT_HEADER - FF_CHECKPOINT_HEADER_V2;
         b[8] = 2;
-        uint32_t crc = ff_crc32c(0, b, len - 4);
-        for (int i = 0; i < 4; i++)
-            b[len - 4 + i] = (uint8_t)(crc >> (8 * i));
-        spit(path, b, len);
+        spit_with_crc(path, b, len);
         CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
         CHECK(ck.version == 2 && ck.record && ck.record[0] == '\0' && ck.epoch == 7);
         CHECK(ck.params && memcmp(ck.params, net.params, net.n_params * 4) == 0);
         ff_checkpoint_free(&ck);
         /* a record length past the file is refused before anything is read */
         b[8] = 3;
-        crc = ff_crc32c(0, b, len - 4);
-        for (int i = 0; i < 4; i++)
-            b[len - 4 + i] = (uint8_t)(crc >> (8 * i));
-        spit(path, b, len);
+        spit_with_crc(path, b, len);
         CHECK(ff_checkpoint_load(path, &ck, &err) == FF_ERR_FORMAT);
         /* back to version 2, on to version 1 */
         b[8] = 2;
@@ -1274,10 +1277,7 @@ static void test_checkpoint_roundtrip_and_corruption(void)
         memmove(b + FF_CHECKPOINT_HEADER_V1, b + FF_CHECKPOINT_HEADER_V2, len - FF_CHECKPOINT_HEADER_V2);
         len -= FF_CHECKPOINT_HEADER_V2 - FF_CHECKPOINT_HEADER_V1;
         b[8] = 1;
-        uint32_t crc = ff_crc32c(0, b, len - 4);
-        for (int i = 0; i < 4; i++)
-            b[len - 4 + i] = (uint8_t)(crc >> (8 * i));
-        spit(path, b, len);
+        spit_with_crc(path, b, len);
         CHECK(ff_checkpoint_load(path, &ck, &err) == FF_OK);
         CHECK(ck.version == 1 && ck.n_head == 0 && ck.n_head_state == 0 && ck.epoch == 7);
         CHECK(ck.params && memcmp(ck.params, net.params, net.n_params * 4) == 0);
