@@ -526,8 +526,6 @@ static void gc_check_params(gc_layer *t, float *p, const float *g, size_t n, int
     }
 }
 
-static const char *const kind_name[] = {"fc", "conv", "local"};
-
 static void check_layer_grad_pad(ff_layer_kind kind, ff_shape in, int out, int k, int s, int pad,
                                  int sign, uint64_t seed)
 {
@@ -548,7 +546,7 @@ static void check_layer_grad_pad(ff_layer_kind kind, ff_shape in, int out, int k
     gc_check_params(&t, t.l.b, gb, t.l.n_bias, 20, "gb", &rng, &st);
     if (getenv("FF_GRADCHECK_VERBOSE") || st.failed || st.skipped > st.checked / 4)
         fprintf(stderr, "  %s pad %d groups %d sign %+d: %d checked, %d failed, %d skipped "
-                "(kink), worst %.2f\n", kind_name[kind], pad, t.l.groups, sign, st.checked,
+                "(kink), worst %.2f\n", ff_layer_ops_of(kind)->name, pad, t.l.groups, sign, st.checked,
                 st.failed, st.skipped, st.worst);
     CHECK(st.failed == 0);
     CHECK(st.checked >= 60);
@@ -609,25 +607,6 @@ static void test_local_gradient(void)
     check_layer_grad(FF_LAYER_LOCAL, (ff_shape){3, 5, 5}, 2, 2, 1, +1, 403);
 }
 
-/* a colour image's shape (3 channels, small): every trainable layer kind of the
- * registry against finite differences, padded where it has receptive fields */
-static void test_colour_input_gradient(void)
-{
-    int kinds = 0;
-    for (int kind = 0; kind < FF_LAYER_KIND_COUNT; kind++) {
-        const ff_layer_ops *ops = ff_layer_ops_of((ff_layer_kind)kind);
-        if (ops->input_stage)
-            continue; /* pools: no parameters (test_pool.c checks their backward pass) */
-        const int rf = ops->receptive_fields;
-        check_layer_grad_pad((ff_layer_kind)kind, (ff_shape){3, 6, 6}, 4, rf ? 3 : 0, rf ? 1 : 0,
-                             rf ? 1 : 0, +1, 700 + (uint64_t)kind);
-        check_layer_grad_pad((ff_layer_kind)kind, (ff_shape){3, 5, 6}, 3, rf ? 3 : 0, rf ? 2 : 0,
-                             0, -1, 710 + (uint64_t)kind);
-        kinds++;
-    }
-    CHECK(kinds == 3); /* fc, conv, local */
-}
-
 static double max_abs_diff(const float *a, const float *b, size_t n)
 {
     double m = 0.0;
@@ -674,11 +653,47 @@ static void check_beta(ff_layer_kind kind, ff_shape in, int out, int k, int s)
     gc_free(&t);
 }
 
-static void test_beta_accumulates(void)
+/* Every registered layer kind (layer.c's table), whatever its file: a new kind is checked
+ * here by its table line alone. A trainable kind: its weight and bias gradients against
+ * finite differences of the FF loss on grey and colour inputs, unpadded and (with
+ * receptive fields) padded and strided, for positive and negative data, grouped where
+ * it takes groups; beta 0 overwrites and beta 1 accumulates. An input stage (pool): no
+ * parameters to learn. */
+static void test_every_kind(void)
 {
-    check_beta(FF_LAYER_FC, (ff_shape){3, 2, 2}, 5, 0, 0);
-    check_beta(FF_LAYER_CONV, (ff_shape){2, 6, 5}, 3, 3, 1);
-    check_beta(FF_LAYER_LOCAL, (ff_shape){2, 7, 6}, 3, 3, 2);
+    int visited = 0, trainable = 0;
+    for (int kind = 0; kind < FF_LAYER_KIND_COUNT; kind++) {
+        const ff_layer_ops *ops = ff_layer_ops_of((ff_layer_kind)kind);
+        CHECK(ops && ops->name && ops->setup && ops->forward && ops->backward);
+        if (!ops)
+            continue;
+        visited++;
+        const int rf = ops->receptive_fields, k = rf ? 3 : 0, st = rf ? 1 : 0;
+        const uint64_t seed = 700 + 20 * (uint64_t)kind;
+        if (ops->input_stage) { /* pools: no parameters (test_pool.c checks their backward) */
+            ff_layer_cfg cfg = {.kind = (ff_layer_kind)kind, .kernel = 2, .stride = 2,
+                                .groups = 1};
+            ff_layer l;
+            ff_err err;
+            CHECK(ff_layer_setup(&l, &cfg, (ff_shape){3, 6, 6}, 0, &err) == FF_OK &&
+                  l.n_weights == 0 && l.n_bias == 0);
+            continue;
+        }
+        trainable++;
+        check_layer_grad_pad((ff_layer_kind)kind, (ff_shape){2, 6, 5}, 3, k, st, 0, +1, seed);
+        check_layer_grad_pad((ff_layer_kind)kind, (ff_shape){2, 6, 5}, 3, k, st, 0, -1, seed + 1);
+        check_layer_grad_pad((ff_layer_kind)kind, (ff_shape){3, 6, 6}, 4, k, st, rf, +1, seed + 2);
+        check_layer_grad_pad((ff_layer_kind)kind, (ff_shape){3, 5, 6}, 3, k, rf ? 2 : 0, 0, -1,
+                             seed + 3);
+        if (strstr(ops->keys, "groups")) { /* 2 groups, padded */
+            gc_groups = 2;
+            check_layer_grad_pad((ff_layer_kind)kind, (ff_shape){4, 5, 4}, 4, k, st, rf, +1,
+                                 seed + 4);
+            gc_groups = 1;
+        }
+        check_beta((ff_layer_kind)kind, (ff_shape){2, 6, 5}, 3, k, st);
+    }
+    CHECK(visited == FF_LAYER_KIND_COUNT && trainable >= 3); /* fc, conv, local at least */
 }
 
 /* ---- pitfalls ---- */
@@ -776,8 +791,7 @@ int main(void)
     RUN(test_local_gradient);
     RUN(test_padded_gradient);
     RUN(test_grouped_gradient);
-    RUN(test_colour_input_gradient);
-    RUN(test_beta_accumulates);
+    RUN(test_every_kind);
     RUN(test_goodness_per_sample);
     RUN(test_normalize_whole_vector);
     TEST_MAIN_END();

@@ -1,6 +1,7 @@
 /* test_layers.c - conv (also grouped) and local layers (with and without zero padding)
  * and the pool against naive loop references, shapes of the paper's nets, initialisation of every
  * location, geometry errors, flops, workspace. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -873,20 +874,46 @@ static void test_huge_shapes_refused(void)
 }
 
 /* samples do not interact: sample 0's output ignores sample 1's input */
-static void test_samples_independent(void)
+/* Every registered layer kind (a new kind by its table line alone): its samples are
+ * independent (changing sample 1 leaves sample 0's output bit for bit), forward and
+ * backward stay inside the workspace they asked for (guard floats intact) and are
+ * deterministic; a trainable kind has weights, a fan-in and multiply-adds; an input stage
+ * (pool) has no parameters. */
+static void test_every_kind_invariants(void)
 {
-    for (int kind = FF_LAYER_CONV; kind <= FF_LAYER_LOCAL; kind++) {
+    for (int kind = 0; kind < FF_LAYER_KIND_COUNT; kind++) {
+        const ff_layer_ops *ops = ff_layer_ops_of((ff_layer_kind)kind);
+        const int rf = ops->receptive_fields, pool = ops->input_stage;
         ff_rng rng;
         ff_rng_seed(&rng, 51);
         tlayer t;
-        CHECK(tl_build(&t, (ff_layer_kind)kind, (ff_shape){2, 6, 6}, 4, 3, 1, 2, &rng) == 0);
-        float x[2 * 72], y1[2 * 64], y2[2 * 64];
-        fill_normal(x, 144, &rng, 1.0f);
+        const ff_shape in = {2, 6, 6};
+        CHECK(tl_build(&t, (ff_layer_kind)kind, in, 4, rf || pool ? 2 + !pool : 0,
+                       rf ? 1 : pool ? 2 : 0, 2, &rng) == 0);
+        const size_t nx = ff_shape_dim(in), ny = ff_shape_dim(t.l.out);
+        float *x = malloc(sizeof(float) * 2 * nx), *y1 = malloc(sizeof(float) * 2 * ny),
+              *y2 = malloc(sizeof(float) * 2 * ny), *y3 = malloc(sizeof(float) * 2 * ny);
+        fill_normal(x, 2 * nx, &rng, 1.0f);
         ff_layer_forward(&t.l, x, y1, 2, t.ws, NULL);
-        fill_normal(x + 72, 72, &rng, 3.0f);
+        ff_layer_forward(&t.l, x, y3, 2, t.ws, NULL);
+        CHECK(memcmp(y1, y3, sizeof(float) * 2 * ny) == 0); /* deterministic */
+        fill_normal(x + nx, nx, &rng, 3.0f);
         ff_layer_forward(&t.l, x, y2, 2, t.ws, NULL);
-        CHECK(memcmp(y1, y2, 64 * sizeof(float)) == 0);
-        CHECK(memcmp(y1 + 64, y2 + 64, 64 * sizeof(float)) != 0);
+        CHECK(memcmp(y1, y2, sizeof(float) * ny) == 0);
+        CHECK(memcmp(y1 + ny, y2 + ny, sizeof(float) * ny) != 0);
+        if (pool) {
+            CHECK(t.l.n_weights == 0 && t.l.n_bias == 0);
+        } else {
+            CHECK(t.l.n_weights > 0 && ops->fan_in(&t.l) > 0 && ff_layer_flops(&t.l) > 0.0);
+            fill_normal(y2, 2 * ny, &rng, 1.0f); /* as the loss's gradient */
+            ff_layer_backward(&t.l, x, NULL, y2, 2, 0.0f, t.ws);
+            double g = 0.0;
+            for (size_t i = 0; i < t.l.n_weights; i++)
+                g += fabs(t.l.gW[i]);
+            CHECK(g > 0.0 && isfinite(g));
+        }
+        CHECK(guard_intact(&t));
+        free(x), free(y1), free(y2), free(y3);
         tl_free(&t);
     }
 }
@@ -1122,7 +1149,7 @@ int main(void)
     RUN(test_geometry_errors);
     RUN(test_layer_table);
     RUN(test_huge_shapes_refused);
-    RUN(test_samples_independent);
+    RUN(test_every_kind_invariants);
     RUN(test_paper_nets_run);
     TEST_MAIN_END();
 }
