@@ -158,7 +158,10 @@ clean:
 
 # speed benchmark (bench/speed.sh): ffrun vs the PyTorch reference, GEMM-only bound.
 # ff-bench times library calls in place by wrapping them at link time.
-$(BUILD)/ff-bench: override LDFLAGS += -Wl,--wrap=cblas_sgemm,--wrap=ff_layer_forward,--wrap=ff_layer_backward,--wrap=ff_normalize,--wrap=ff_objective_layer_loss,--wrap=ff_goodness,--wrap=ff_optim_step,--wrap=ff_embed_batch,--wrap=ff_embed_batch_aug,--wrap=ff_im2col,--wrap=ff_transpose_batch,--wrap=ff_channels_to_rows,--wrap=ff_net_ff_grads
+# The wrapped functions are the FF_BENCH_WRAP lines of tools/ff-bench-wraps.h (one list).
+BENCH_WRAPS := $(shell sed -n 's/^ *FF_BENCH_WRAP(\([a-z_0-9]*\)).*/\1/p' tools/ff-bench-wraps.h)
+$(BUILD)/ff-bench: override LDFLAGS += $(foreach f,$(BENCH_WRAPS),-Wl,--wrap=$(f))
+$(BUILD)/ff-bench: tools/ff-bench-wraps.h
 .PHONY: bench-speed
 bench: bench-speed bench-accuracy
 bench-speed:

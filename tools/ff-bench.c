@@ -62,6 +62,7 @@
 #include "ff/data.h"
 #include "ff/embed.h"
 #include "ff/eval.h"
+#include "ff/im2col.h"
 #include "ff/net.h"
 #include "ff/objective.h"
 #include "ff/optim.h"
@@ -69,6 +70,12 @@
 #include "ff/rng.h"
 #include "ff/run.h"
 #include "ff/trainer.h"
+
+/* every wrapped function's __real_ and __wrap_ with its own type (tools/ff-bench-wraps.h) */
+#include "ff-bench-wraps.h"
+#define FF_BENCH_WRAP(name) __typeof__(name) __real_##name, __wrap_##name;
+FF_BENCH_WRAPS
+#undef FF_BENCH_WRAP
 
 /* ---------------------------------------------------------------- timing */
 
@@ -128,9 +135,6 @@ typedef struct call_list {
 static call_list *recording; /* where traced sgemm calls are appended (NULL: nowhere) */
 static call_list train_calls, eval_calls;
 
-void __real_cblas_sgemm(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint,
-                        blasint, blasint, float, const float *, blasint, const float *, blasint,
-                        float, float *, blasint);
 void __wrap_cblas_sgemm(enum CBLAS_ORDER o, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb,
                         blasint m, blasint n, blasint k, float alpha, const float *a, blasint lda,
                         const float *b, blasint ldb, float beta, float *c, blasint ldc)
@@ -159,44 +163,34 @@ void __wrap_cblas_sgemm(enum CBLAS_ORDER o, enum CBLAS_TRANSPOSE ta, enum CBLAS_
         }                                   \
     } while (0)
 
-void __real_ff_layer_forward(const ff_layer *, const float *, float *, int, float *, float *);
 void __wrap_ff_layer_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
                              float *patches)
 {
     TIMED(T_LAYER, __real_ff_layer_forward(l, x, y, batch, ws, patches));
 }
 
-void __real_ff_layer_backward(const ff_layer *, const float *, const float *, const float *, int,
-                              float, float *);
 void __wrap_ff_layer_backward(const ff_layer *l, const float *x, const float *patches,
                               const float *dpre, int batch, float beta, float *ws)
 {
     TIMED(T_LAYER, __real_ff_layer_backward(l, x, patches, dpre, batch, beta, ws));
 }
 
-void __real_ff_im2col(const float *, int, size_t, ff_shape, int, int, int, ff_shape, float *,
-                      int32_t *);
 void __wrap_ff_im2col(const float *x, int batch, size_t x_stride, ff_shape in, int k, int stride,
                       int pad, ff_shape out, float *col, int32_t *index)
 {
     TIMED(T_IM2COL, __real_ff_im2col(x, batch, x_stride, in, k, stride, pad, out, col, index));
 }
 
-void __real_ff_transpose_batch(const float *, float *, int, int, int);
 void __wrap_ff_transpose_batch(const float *src, float *dst, int batch, int rows, int cols)
 {
     TIMED(T_IM2COL, __real_ff_transpose_batch(src, dst, batch, rows, cols));
 }
 
-void __real_ff_normalize(const float *, float *, int, int, float);
 void __wrap_ff_normalize(const float *x, float *out, int batch, int dim, float eps)
 {
     TIMED(T_NORM, __real_ff_normalize(x, out, batch, dim, eps));
 }
 
-void __real_ff_objective_layer_loss(const ff_objective *, const float *, const uint8_t *, int, int,
-                                    int, float, float, const ff_loss_layer *, float *, float *,
-                                    ff_layer_loss *);
 void __wrap_ff_objective_layer_loss(const ff_objective *o, const float *y, const uint8_t *labels,
                                     int npos, int nneg, int dim, float theta, float scale,
                                     const ff_loss_layer *ly, float *g, float *dpre,
@@ -206,13 +200,11 @@ void __wrap_ff_objective_layer_loss(const ff_objective *o, const float *y, const
                                                  g, dpre, r));
 }
 
-void __real_ff_goodness(const float *, int, int, float *);
 void __wrap_ff_goodness(const float *y, int batch, int dim, float *g)
 {
     TIMED(T_GOOD, __real_ff_goodness(y, batch, dim, g));
 }
 
-void __real_ff_channels_to_rows(const float *, float *, int, int, int);
 void __wrap_ff_channels_to_rows(const float *src, float *dst, int batch, int C, int P)
 {
     TIMED(T_IM2COL, __real_ff_channels_to_rows(src, dst, batch, C, P));
@@ -229,8 +221,6 @@ typedef struct ref_capture {
 } ref_capture;
 static ref_capture cap;
 
-void __real_ff_net_ff_grads(ff_net *, const ff_objective *, const float *, const uint8_t *, int,
-                            int, float, ff_layer_loss *);
 void __wrap_ff_net_ff_grads(ff_net *net, const ff_objective *obj, const float *x,
                             const uint8_t *labels, int npos, int nneg, float scale,
                             ff_layer_loss *out)
@@ -245,7 +235,6 @@ void __wrap_ff_net_ff_grads(ff_net *net, const ff_objective *obj, const float *x
     }
 }
 
-void __real_ff_optim_step(ff_optim *, float *, const float *, float);
 void __wrap_ff_optim_step(ff_optim *o, float *params, const float *grads, float lr)
 {
     const int k = cap.steps;
@@ -258,8 +247,6 @@ void __wrap_ff_optim_step(ff_optim *o, float *params, const float *grads, float 
     }
 }
 
-/* the real functions' types, so a signature change fails to compile here */
-__typeof__(ff_embed_batch_aug) __real_ff_embed_batch_aug, __wrap_ff_embed_batch_aug;
 void __wrap_ff_embed_batch_aug(ff_embed_kind kind, const float *images, ff_shape image,
                                const int *idx, const uint8_t *labels, const ff_aug *aug, int batch,
                                float *out)
@@ -267,7 +254,6 @@ void __wrap_ff_embed_batch_aug(ff_embed_kind kind, const float *images, ff_shape
     TIMED(T_EMBED, __real_ff_embed_batch_aug(kind, images, image, idx, labels, aug, batch, out));
 }
 
-__typeof__(ff_embed_batch) __real_ff_embed_batch, __wrap_ff_embed_batch;
 void __wrap_ff_embed_batch(ff_embed_kind kind, const float *images, ff_shape image, const int *idx,
                            const uint8_t *labels, int batch, float *out)
 {
