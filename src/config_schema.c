@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "ff/layer.h"
+#include "ff/summary_hparams.h"
 
 // ----------------------------------------------------------------------------
 // the tables

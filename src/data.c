@@ -2,6 +2,7 @@
  * SHA256SUMS checks). The readers: data_idx.c, data_cifar10.c; what a run makes of the
  * splits (validation, statistics): data_splits.c. */
 #include "ff/data.h"
+#include "ff/sha256.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -13,6 +13,7 @@
 #include "ff/endian.h"
 #include "ff/fsutil.h"
 #include "ff/rng.h"
+#include "ff/sha256.h"
 
 /* images and indices go to disk as host bytes; the format is little-endian */
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "hybrid cache assumes little-endian");

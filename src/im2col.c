@@ -3,7 +3,7 @@
 #include "ff/im2col.h"
 
 #include "ff/pool.h"
-#include "runs.h"
+#include "vec_runs.h"
 
 static int geometry_error(const ff_layer_cfg *cfg, ff_shape in, int index, const char *kind,
                           const char *what, int value, ff_err *err)

@@ -29,7 +29,7 @@
 #include "ff/im2col.h"
 #include "ff/layer.h"
 #include "ff/pool.h"
-#include "runs.h"
+#include "vec_runs.h"
 
 static int conv_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
                       ff_err *err)

@@ -1,5 +1,5 @@
 /* sha256.c - SHA-256 (FIPS 180-4) of a memory buffer, and its hex form. */
-#include "ff/data.h"
+#include "ff/sha256.h"
 
 #include <string.h>
 

@@ -32,7 +32,8 @@ struct ff_summary_writer {
     off_t good_size;  /* bytes of whole records written so far */
     uint8_t *buf;     /* framing buffer, grown on demand and reused */
     size_t cap;
-    char path[FF_PATH_MAX + 256];
+    char path[768];   /* <run_dir>/events.out.tfevents.<secs>.<host>.<pid>.<n>: run
+                         directories of config paths (FF_PATH_MAX 512) and a file name */
 };
 
 /* ---------------------------------------------------------------- writing */

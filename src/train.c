@@ -24,6 +24,7 @@
 #include "ff/run.h"
 #include "ff/run_record.h"
 #include "ff/summary.h"
+#include "ff/summary_hparams.h"
 #include "ff/summary_reader.h"
 #include "ff/train_log.h"
 

@@ -13,6 +13,7 @@
 #include "ff/run.h"
 #include "ff/run_record.h"
 #include "ff/summary.h"
+#include "ff/summary_hparams.h"
 #include "train_internal.h"
 
 typedef struct clf_run {

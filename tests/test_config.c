@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ff/config.h"
+#include "ff/summary_hparams.h"
 #include "test.h"
 
 #define FIX "tests/fixtures/config/"

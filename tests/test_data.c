@@ -1,6 +1,7 @@
 /* test_data.c - the data set readers (IDX/gzip, CIFAR-10 binary batches), format detection,
  * SHA256SUMS, per-channel statistics and SHA-256 vectors (run from the repo root). */
 #include "ff/data.h"
+#include "ff/sha256.h"
 #include "ff/fsutil.h"
 #include "test.h"
 

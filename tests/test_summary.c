@@ -20,6 +20,7 @@
 #include "event.pb-c.h"
 #include "ff/config.h"
 #include "ff/summary.h"
+#include "ff/summary_hparams.h"
 #include "ff/summary_reader.h"
 #include "ff/tfrecord.h"
 #include "hparams.pb-c.h"

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ff/data.h"
+#include "ff/sha256.h"
 #include "ff/fsutil.h"
 #include "ff/png.h"
 

@@ -13,7 +13,8 @@
 #include <stdint.h>
 
 #include "ff/err.h"
-#include "ff/layer.h"
+#include "ff/config.h"
+#include "ff/shape.h"
 
 /* The splits every data set format has. */
 typedef enum { FF_SPLIT_TRAIN, FF_SPLIT_TEST, FF_SPLIT_COUNT } ff_split;
@@ -136,11 +137,5 @@ void ff_dataset_free(ff_dataset *ds);
  * files and sizes: a net built for one set must not be fed the other (e.g. the training
  * and the test set). */
 int ff_dataset_check_same_shape(const ff_dataset *a, const ff_dataset *b, ff_err *err);
-
-/* SHA-256 of len bytes into out[32]. */
-void ff_sha256(const void *data, size_t len, uint8_t out[32]);
-
-/* Lower-case hex form of a SHA-256 digest, NUL-terminated, into out[65]. */
-void ff_sha256_hex(const uint8_t digest[32], char out[65]);
 
 #endif

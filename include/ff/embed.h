@@ -23,7 +23,8 @@
 
 #include "ff/config.h"
 #include "ff/err.h"
-#include "ff/layer.h"
+#include "ff/config.h"
+#include "ff/shape.h"
 
 #define FF_LABEL_NEUTRAL 255
 #define FF_LABEL_NONE 254      /* the image alone (unsupervised nets; kind overlay) */

@@ -15,12 +15,7 @@
 
 #include "ff/config.h"
 #include "ff/err.h"
-
-typedef struct ff_shape {
-    int c, h, w;   /* fc vectors are c = dim, h = w = 1 */
-} ff_shape;
-
-static inline int ff_shape_dim(ff_shape s) { return s.c * s.h * s.w; }
+#include "ff/shape.h"
 
 typedef struct ff_layer {
     ff_layer_kind kind;

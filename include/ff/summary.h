@@ -1,8 +1,7 @@
 /* summary.h - TensorBoard event-file writer: the file, scalars, histograms,
  * images, text and SessionLog START records, on top of tfrecord.h. The hparams
- * records and the custom-scalars layout are declared in summary_hparams.h
- * (included below, so callers of the writer see them); reading events back is
- * summary_reader.h.
+ * records and the custom-scalars layout (which need the config) are
+ * summary_hparams.h; reading events back is summary_reader.h.
  *
  * ff_summary_open creates <run_dir> (and parents) if needed and the file
  * <run_dir>/events.out.tfevents.<10-digit unix secs>.<host>.<pid>.0 (.1, ...
@@ -70,7 +69,5 @@ int ff_summary_text(ff_summary_writer *w, const char *tag, int64_t step, const c
 int ff_summary_flush(ff_summary_writer *w, ff_err *err);
 /* Flushes and closes; returns FF_ERR_IO if the final flush/close failed. */
 int ff_summary_close(ff_summary_writer *w, ff_err *err);
-
-#include "ff/summary_hparams.h" /* hparams records and the layout */
 
 #endif

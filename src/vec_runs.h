@@ -1,12 +1,12 @@
-/* runs.h - short runs of floats (one sample's P = oh * ow values of one channel)
+/* vec_runs.h - short runs of floats (one sample's P = oh * ow values of one channel)
  * copied, or put through bias + ReLU, with one vector operation per run where the
  * CPU has AVX-512 (masked loads and stores for the run's tail), else a plain loop;
  * and gathers through an offset table (AVX-512 gathers, 16 values each), for runs
  * too short for a vector. Used by the conv layer's epilogue and by im2col.c. The
  * results are those of the scalar loops bit for bit: max(v, 0) with 0 as the second
  * operand is `v > 0 ? v : 0` (both give +0 for -0 and for NaN). */
-#ifndef FF_RUNS_H
-#define FF_RUNS_H
+#ifndef FF_VEC_RUNS_H
+#define FF_VEC_RUNS_H
 
 #include <stdint.h>
 
