@@ -488,9 +488,9 @@ static void print_summary(const ff_train_result *r, int failed)
                r->train_seconds, r->train_images / r->train_seconds);
     const int soft_too = strcmp(r->readout, "softmax") != 0; /* goodness first, softmax too */
     if (r->val_final_error >= 0) { /* the validation images chose; the test set read once */
-        printf("validation error (%s readout): final %.2f%%, best %.2f%% at epoch %d (chose "
-               "the best model)\n", r->readout, 100.0 * r->val_final_error,
-               100.0 * r->best_error, r->best_epoch);
+        printf("validation error (%s readout): final %.2f%%, best %.2f%% at epoch %d%s\n",
+               r->readout, 100.0 * r->val_final_error, 100.0 * r->best_error, r->best_epoch,
+               r->best_path[0] ? " (chose the best model)" : "");
         if (r->val_final_error_softmax >= 0 && soft_too)
             printf("validation error (softmax readout): final %.2f%%\n",
                    100.0 * r->val_final_error_softmax);
