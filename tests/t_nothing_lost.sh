@@ -32,12 +32,11 @@ wait $pa; ra=$?
 wait $pb; rb=$?
 # the seed in a model's embedded config (the YAML after the header)
 model_seed() {
-    $py - "$1" <<'PY'
-import struct, sys
-b = open(sys.argv[1], "rb").read()
-clen, = struct.unpack_from("<I", b, 12)
-hdr = 128 if struct.unpack_from("<I", b, 8)[0] >= 2 else 104
-for line in b[hdr:hdr + clen].decode().splitlines():
+    $py - "$1" "$root/tests" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+import ffm  # the independent model-file reader
+for line in ffm.read(sys.argv[1])["config"].splitlines():
     if line.startswith("seed:"):
         print(line.split()[1])
 PY
@@ -82,15 +81,12 @@ fi
 bad=0
 for m in nan/*.ffm; do
     [ -f "$m" ] || continue
-    $py - "$m" <<'PY' || bad=1
-import struct, sys, math
-b = open(sys.argv[1], "rb").read()
-clen, = struct.unpack_from("<I", b, 12)
-n, = struct.unpack_from("<Q", b, 16)
-rlen, = struct.unpack_from("<I", b, 88)
-hdr = 128 if struct.unpack_from("<I", b, 8)[0] >= 2 else 104
-off = hdr + clen + rlen
-vals = struct.unpack_from("<%df" % n, b, off)
+    $py - "$m" "$root/tests" <<'PY' || bad=1
+import math, struct, sys
+sys.path.insert(0, sys.argv[2])
+import ffm  # the independent model-file reader
+m = ffm.read(sys.argv[1])
+vals = struct.unpack("<%df" % m["n_params"], m["params"])
 sys.exit(0 if all(math.isfinite(v) for v in vals) else 1)
 PY
 done
