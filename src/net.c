@@ -24,44 +24,44 @@ static int alloc_floats(float **p, size_t n, const char *what, ff_err *err)
  * a per-sample bias: the channels embedding's 10 planes at the input,
  * label_every_layer's later. Padding pads the other channels only: a label plane
  * holds its value at every window position, the border included. */
-static int label_planes(const ff_config *cfg, int l, const ff_layer *L)
+static int label_planes(const ff_net_spec *spec, int l, const ff_layer *L)
 {
-    if (!ff_layer_ops_of(L->kind)->receptive_fields || cfg->mode != FF_MODE_SUPERVISED)
+    if (!ff_layer_ops_of(L->kind)->receptive_fields || !spec->label_input)
         return 0;
     if (l == 0)
-        return cfg->model.label_embedding == FF_EMBED_CHANNELS &&
+        return spec->label_embedding == FF_EMBED_CHANNELS &&
                        L->in.c > FF_NUM_CLASSES ? FF_NUM_CLASSES : 0; /* C image planes first */
-    return cfg->model.label_every_layer ? FF_NUM_CLASSES : 0;
+    return spec->label_every_layer ? FF_NUM_CLASSES : 0;
 }
 
 /* points a layer-setup message at the layer's place in the config:
  * "configs/x.yaml:4:7: layer 1: conv kernel 5 does not fit input 8x4x4" */
-static int layer_error_at(const ff_config *cfg, int l, ff_err *err)
+static int layer_error_at(const ff_net_spec *spec, int l, ff_err *err)
 {
-    const ff_layer_cfg *lc = &cfg->model.layers[l];
-    const char *origin = cfg->origin[0] ? cfg->origin : "config";
+    const ff_layer_cfg *lc = &spec->layers[l];
+    const char *origin = spec->origin && spec->origin[0] ? spec->origin : "config";
     if (lc->line > 0)
         return ff_err_prefix(err, "%s:%d:%d", origin, lc->line, lc->col);
     return ff_err_prefix(err, "%s", origin);
 }
 
-/* model.layers entry ci, if it is an input stage (a pool), becomes net->pool[l] of the
- * next trainable layer l and maps *shape to its output (*pooled: the largest pool
- * output so far): returns 1; FF_OK (0) if entry ci is a trainable layer; an error
- * for a bad pool or two pools in a row. */
-static int fold_pool(ff_net *net, const ff_config *cfg, int ci, int l, ff_shape *shape,
+/* layers entry ci, if it is an input stage (a pool), becomes net->pool[l] of the next
+ * trainable layer l and maps *shape to its output (*pooled: the largest pool output so
+ * far): returns 1; FF_OK (0) if entry ci is a trainable layer; an error for a bad pool
+ * or two pools in a row. */
+static int fold_pool(ff_net *net, const ff_net_spec *spec, int ci, int l, ff_shape *shape,
                      size_t *pooled, ff_err *err)
 {
-    const ff_layer_ops *ops = ff_layer_ops_of(cfg->model.layers[ci].kind);
+    const ff_layer_ops *ops = ff_layer_ops_of(spec->layers[ci].kind);
     if (!ops || !ops->input_stage)
         return FF_OK;
     if (ff_net_pooled(net, l)) {
         ff_err_set(err, FF_ERR_USAGE, "layer %d: two pools in a row (use one with a larger "
                    "kernel or stride)", ci);
-        return layer_error_at(cfg, ci, err);
+        return layer_error_at(spec, ci, err);
     }
-    if (ff_layer_setup(&net->pool[l], &cfg->model.layers[ci], *shape, ci, err))
-        return layer_error_at(cfg, ci, err);
+    if (ff_layer_setup(&net->pool[l], &spec->layers[ci], *shape, ci, err))
+        return layer_error_at(spec, ci, err);
     *shape = net->pool[l].out;
     if ((size_t)ff_shape_dim(*shape) > *pooled)
         *pooled = (size_t)ff_shape_dim(*shape);
@@ -79,117 +79,119 @@ static void set_views(ff_layer *L, float *params, float *grads)
     L->gaffine = L->n_affine ? L->gb + L->n_bias : NULL;
 }
 
-int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batch, ff_rng *rng,
-                 ff_err *err)
+ff_net_spec ff_net_spec_of(const ff_config *cfg, ff_shape input, int max_batch)
 {
-    memset(net, 0, sizeof *net);
-    if (cfg->mode == FF_MODE_SUPERVISED) { /* the label goes into every input */
-        int rc = ff_embed_check_shape(cfg->model.label_embedding, input, err);
-        if (rc)
-            return rc;
+    return (ff_net_spec){.origin = cfg->origin, .layers = cfg->model.layers,
+                         .n_layers = cfg->model.n_layers, .input = input,
+                         .max_batch = max_batch,
+                         .label_input = cfg->mode == FF_MODE_SUPERVISED,
+                         .label_embedding = cfg->model.label_embedding,
+                         .label_every_layer = cfg->model.label_every_layer,
+                         .hand_on_batch = cfg->model.hand_on == FF_HAND_BATCH,
+                         .head_norm_batch = cfg->clf.norm == FF_CLF_NORM_BATCH,
+                         .loss_after_pool = cfg->model.loss_after_pool,
+                         .norm_eps = cfg->model.norm_eps, .eval_layers = cfg->eval.layers,
+                         .n_eval_layers = cfg->eval.n_layers};
+}
+
+/* What the layers need beyond their parameters, summed while they are set up. */
+typedef struct net_sizes {
+    size_t ws, acts, max_out, patches, pooled, max_c;
+} net_sizes;
+
+/* Trainable layer ci of the spec as net->layers[l] on input `shape`: its geometry, label
+ * planes, what the objective gives it (slope, affine floats, running statistics) and
+ * its share of the buffers. */
+static int setup_layer(ff_net *net, const ff_net_spec *spec, const ff_objective *obj, int ci,
+                       int l, ff_shape shape, net_sizes *z, ff_err *err)
+{
+    ff_layer *L = &net->layers[l];
+    if (l > 0 && net->label_every_layer)
+        shape.c += FF_NUM_CLASSES; /* fc outputs are {units, 1, 1}: 10 more inputs */
+    if (ff_layer_setup(L, &spec->layers[ci], shape, ci, err))
+        return layer_error_at(spec, ci, err);
+    if (obj->loss == FF_LOSS_COMPETITION && L->out.c % FF_CLASS_GROUPS) {
+        ff_err_set(err, FF_ERR_USAGE, "layer %d: train.loss competition splits the %s of every "
+                   "layer into %d class groups, but this layer has %d", ci,
+                   L->kind == FF_LAYER_FC ? "units" : "channels", FF_CLASS_GROUPS, L->out.c);
+        return layer_error_at(spec, ci, err);
     }
-    net->input = input;
-    net->label_every_layer = cfg->model.label_every_layer;
-    net->hand_on_batch = cfg->model.hand_on == FF_HAND_BATCH;
-    net->head_norm_batch = cfg->clf.norm == FF_CLF_NORM_BATCH;
-    net->label_embedding = cfg->model.label_embedding;
-    net->norm_eps = cfg->model.norm_eps;
-    net->max_batch = max_batch;
-    ff_objective obj; /* only for each layer's slope (ff_layer.slope, eval's as_logits weight) */
-    int rc = ff_objective_from_config(&obj, cfg, err);
-    if (rc)
-        return rc;
-    ff_shape shape = input;
-    size_t ws = 0, acts = 0, max_out = 0, patch_total = 0, pooled = 0, max_c = 0;
-    const int batch_norm = obj.loss == FF_LOSS_COMPETITION && obj.comp_norm != FF_COMP_SAMPLE;
-    int l = 0; /* trainable layers so far; ci: the model.layers entry */
-    for (int ci = 0; ci < cfg->model.n_layers; ci++) {
-        if ((rc = fold_pool(net, cfg, ci, l, &shape, &pooled, err)) == 1)
+    L->const_c = label_planes(spec, l, L);
+    if (L->groups > 1 && L->const_c) {
+        ff_err_set(err, FF_ERR_USAGE, "layer %d: conv groups %d cannot take the %d label "
+                   "planes of %s (they would fall into the last group only): use groups 1 "
+                   "here, or no label planes", ci, L->groups, L->const_c,
+                   l == 0 ? "model.label_embedding channels" : "model.label_every_layer");
+        return layer_error_at(spec, ci, err);
+    }
+    const int batch_norm = obj->loss == FF_LOSS_COMPETITION && obj->comp_norm != FF_COMP_SAMPLE;
+    const size_t out = (size_t)ff_shape_dim(L->out);
+    L->slope = ff_objective_slope(obj, (int)out);
+    L->n_affine = obj->comp_norm == FF_COMP_AFFINE ? 2 * (size_t)L->out.c : 0;
+    L->param_off = net->n_params;
+    net->n_params += ff_layer_n_params(L);
+    const size_t w = ff_layer_workspace(L, spec->max_batch);
+    z->ws = w > z->ws ? w : z->ws;
+    z->acts += (size_t)ff_shape_dim(L->in) + out;
+    z->patches += ff_layer_patch_floats(L) * (size_t)spec->max_batch;
+    net->n_aux += out;
+    if (batch_norm) {
+        net->n_aux += 2 * (size_t)L->out.c + 1;
+        z->max_c = (size_t)L->out.c > z->max_c ? (size_t)L->out.c : z->max_c;
+    }
+    z->max_out = out > z->max_out ? out : z->max_out;
+    return FF_OK;
+}
+
+/* The trainable layers (pools folded into the next one's input) and their sizes. */
+static int setup_layers(ff_net *net, const ff_net_spec *spec, const ff_objective *obj,
+                        net_sizes *z, ff_err *err)
+{
+    ff_shape shape = spec->input;
+    int l = 0, rc; /* trainable layers so far; ci: the spec's entry */
+    for (int ci = 0; ci < spec->n_layers; ci++) {
+        if ((rc = fold_pool(net, spec, ci, l, &shape, &z->pooled, err)) == 1)
             continue;
-        if (rc)
+        if (rc || (rc = setup_layer(net, spec, obj, ci, l, shape, z, err)))
             return rc;
-        ff_layer *L = &net->layers[l];
-        if (l > 0 && net->label_every_layer)
-            shape.c += FF_NUM_CLASSES; /* fc outputs are {units, 1, 1}: 10 more inputs */
-        rc = ff_layer_setup(L, &cfg->model.layers[ci], shape, ci, err);
-        if (rc)
-            return layer_error_at(cfg, ci, err);
-        if (obj.loss == FF_LOSS_COMPETITION && L->out.c % FF_CLASS_GROUPS) {
-            ff_err_set(err, FF_ERR_USAGE, "layer %d: train.loss competition splits the %s of every "
-                       "layer into %d class groups, but this layer has %d", ci,
-                       L->kind == FF_LAYER_FC ? "units" : "channels", FF_CLASS_GROUPS, L->out.c);
-            return layer_error_at(cfg, ci, err);
-        }
-        L->const_c = label_planes(cfg, l, L);
-        if (L->groups > 1 && L->const_c) {
-            ff_err_set(err, FF_ERR_USAGE, "layer %d: conv groups %d cannot take the %d label "
-                       "planes of %s (they would fall into the last group only): use groups 1 "
-                       "here, or no label planes", ci, L->groups, L->const_c,
-                       l == 0 ? "model.label_embedding channels" : "model.label_every_layer");
-            return layer_error_at(cfg, ci, err);
-        }
-        L->slope = ff_objective_slope(&obj, ff_shape_dim(L->out));
-        L->n_affine = obj.comp_norm == FF_COMP_AFFINE ? 2 * (size_t)L->out.c : 0;
-        L->param_off = net->n_params;
-        net->n_params += ff_layer_n_params(L);
-        size_t w = ff_layer_workspace(L, max_batch);
-        ws = w > ws ? w : ws;
-        acts += (size_t)ff_shape_dim(L->in) + (size_t)ff_shape_dim(L->out);
-        patch_total += ff_layer_patch_floats(L) * (size_t)max_batch;
-        net->n_aux += (size_t)ff_shape_dim(L->out);
-        if (batch_norm) {
-            net->n_aux += 2 * (size_t)L->out.c + 1;
-            max_c = (size_t)L->out.c > max_c ? (size_t)L->out.c : max_c;
-        }
-        if ((size_t)ff_shape_dim(L->out) > max_out)
-            max_out = (size_t)ff_shape_dim(L->out);
-        shape = L->out;
+        shape = net->layers[l].out;
         net->n_layers = ++l;
     }
-    if (cfg->model.n_layers > 0 &&
-        (l == 0 || (ff_net_pooled(net, l) && !cfg->model.loss_after_pool))) {
+    if (spec->n_layers > 0 &&
+        (l == 0 || (ff_net_pooled(net, l) && !spec->loss_after_pool))) {
         ff_err_set(err, FF_ERR_USAGE, "layer %d: a pool must be followed by a trainable layer%s",
-                   cfg->model.n_layers - 1,
+                   spec->n_layers - 1,
                    l == 0 ? "" : " (or model.loss_after_pool must be true: the last layer's loss "
                                  "on its pooled output)");
-        return layer_error_at(cfg, cfg->model.n_layers - 1, err);
+        return layer_error_at(spec, spec->n_layers - 1, err);
     }
-    /* eval.layers: the goodness readout's layers (default every one but the first) */
+    return FF_OK;
+}
+
+/* eval.layers: the goodness readout's layers (default every one but the first) */
+static int set_evaluated(ff_net *net, const ff_net_spec *spec, ff_err *err)
+{
+    const int l = net->n_layers;
     for (int k = 0; k < l; k++)
-        net->evaluated[k] = cfg->eval.n_layers == 0 && (k > 0 || l == 1);
-    for (int i = 0; i < cfg->eval.n_layers; i++) {
-        const int k = cfg->eval.layers[i];
+        net->evaluated[k] = spec->n_eval_layers == 0 && (k > 0 || l == 1);
+    for (int i = 0; i < spec->n_eval_layers; i++) {
+        const int k = spec->eval_layers[i];
         if (k < 0 || k >= l) /* a config built in code (ff_config_validate checks it) */
             return ff_err_set(err, FF_ERR_USAGE, "eval.layers.%d is %d, but the net has %d "
                               "trainable layer%s (0-based, pools not counted)", i, k, l,
                               l == 1 ? "" : "s");
         net->evaluated[k] = 1;
     }
-    /* model.loss_after_pool: each pooled output its own rows */
-    size_t post_total = 0, max_post = 0;
-    for (int k = 0; cfg->model.loss_after_pool && k < l; k++)
-        if (ff_net_pooled(net, k + 1)) {
-            const size_t d = (size_t)ff_shape_dim(net->pool[k + 1].out);
-            post_total += d;
-            max_post = d > max_post ? d : max_post;
-        }
-    /* net->goodness is the loss's scratch, which peer normalisation reuses for max_batch
-     * column means */
-    size_t scratch = ff_objective_scratch(&obj, max_batch);
-    scratch = scratch > (size_t)max_batch ? scratch : (size_t)max_batch;
-    size_t act_total = (acts + max_out + 1 + post_total + max_post) * (size_t)max_batch + scratch +
-                       net->n_aux + 4 * max_c;
-    if ((rc = alloc_floats(&net->params, net->n_params, "parameters", err)) ||
-        (rc = alloc_floats(&net->grads, net->n_params, "gradients", err)) ||
-        (rc = alloc_floats(&net->act_mem, act_total, "activations", err)) ||
-        (rc = alloc_floats(&net->ws, ws, "layer workspace", err)) ||
-        (patch_total && (rc = alloc_floats(&net->patch_mem, patch_total, "receptive fields", err))) ||
-        (pooled && (rc = alloc_floats(&net->pooled, pooled * (size_t)max_batch, "pooling", err)))) {
-        ff_net_free(net);
-        return rc;
-    }
+    return FF_OK;
+}
+
+/* Points every buffer view into the allocations and initialises the parameters. */
+static void lay_out(ff_net *net, const ff_net_spec *spec, size_t max_out, size_t max_post,
+                    size_t scratch, int batch_norm, ff_rng *rng)
+{
+    const int max_batch = spec->max_batch;
     float *p = net->act_mem, *pp = net->patch_mem;
-    for (l = 0; l < net->n_layers; l++) {
+    for (int l = 0; l < net->n_layers; l++) {
         ff_layer *L = &net->layers[l];
         if (ff_layer_patch_floats(L)) {
             net->patches[l] = pp;
@@ -199,7 +201,7 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         p += (size_t)ff_shape_dim(L->in) * max_batch;
         net->out[l] = p;
         p += (size_t)ff_shape_dim(L->out) * max_batch;
-        if (cfg->model.loss_after_pool && ff_net_pooled(net, l + 1)) {
+        if (spec->loss_after_pool && ff_net_pooled(net, l + 1)) {
             net->post[l] = p;
             p += (size_t)ff_shape_dim(net->pool[l + 1].out) * max_batch;
         }
@@ -219,11 +221,11 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
         net->ones[i] = 1.0f;
     p += max_batch;
     net->aux = p;
-    for (l = 0; l < net->n_layers; l++) {
+    for (int l = 0; l < net->n_layers; l++) {
         net->peer_mean[l] = p;
         p += ff_shape_dim(net->layers[l].out);
     }
-    for (l = 0; batch_norm && l < net->n_layers; l++) { /* mean 0, variance 1 until trained */
+    for (int l = 0; batch_norm && l < net->n_layers; l++) { /* mean 0, variance 1 until trained */
         const int C = net->layers[l].out.c;
         net->comp_stats[l] = p;
         for (int c = 0; c < C; c++)
@@ -232,7 +234,70 @@ int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batc
     }
     if (batch_norm)
         net->comp_scratch = p;
+}
+
+int ff_net_build_spec(ff_net *net, const ff_net_spec *spec, const ff_objective *obj,
+                      ff_rng *rng, ff_err *err)
+{
+    memset(net, 0, sizeof *net);
+    if (spec->label_input) { /* the label goes into every input */
+        int rc = ff_embed_check_shape(spec->label_embedding, spec->input, err);
+        if (rc)
+            return rc;
+    }
+    net->input = spec->input;
+    net->label_every_layer = spec->label_every_layer;
+    net->hand_on_batch = spec->hand_on_batch;
+    net->head_norm_batch = spec->head_norm_batch;
+    net->label_embedding = spec->label_embedding;
+    net->norm_eps = spec->norm_eps;
+    const int max_batch = net->max_batch = spec->max_batch;
+    net_sizes z = {0};
+    int rc = setup_layers(net, spec, obj, &z, err);
+    if (!rc)
+        rc = set_evaluated(net, spec, err);
+    if (rc)
+        return rc;
+    /* model.loss_after_pool: each pooled output its own rows */
+    size_t post_total = 0, max_post = 0;
+    for (int k = 0; spec->loss_after_pool && k < net->n_layers; k++)
+        if (ff_net_pooled(net, k + 1)) {
+            const size_t d = (size_t)ff_shape_dim(net->pool[k + 1].out);
+            post_total += d;
+            max_post = d > max_post ? d : max_post;
+        }
+    /* net->goodness is the loss's scratch, which peer normalisation reuses for max_batch
+     * column means */
+    size_t scratch = ff_objective_scratch(obj, max_batch);
+    scratch = scratch > (size_t)max_batch ? scratch : (size_t)max_batch;
+    const size_t act_total = (z.acts + z.max_out + 1 + post_total + max_post) * (size_t)max_batch +
+                             scratch + net->n_aux + 4 * z.max_c;
+    if ((rc = alloc_floats(&net->params, net->n_params, "parameters", err)) ||
+        (rc = alloc_floats(&net->grads, net->n_params, "gradients", err)) ||
+        (rc = alloc_floats(&net->act_mem, act_total, "activations", err)) ||
+        (rc = alloc_floats(&net->ws, z.ws, "layer workspace", err)) ||
+        (z.patches && (rc = alloc_floats(&net->patch_mem, z.patches, "receptive fields", err))) ||
+        (z.pooled &&
+         (rc = alloc_floats(&net->pooled, z.pooled * (size_t)max_batch, "pooling", err)))) {
+        ff_net_free(net);
+        return rc;
+    }
+    const int batch_norm = obj->loss == FF_LOSS_COMPETITION && obj->comp_norm != FF_COMP_SAMPLE;
+    lay_out(net, spec, z.max_out, max_post, scratch, batch_norm, rng);
     return FF_OK;
+}
+
+int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batch, ff_rng *rng,
+                 ff_err *err)
+{
+    ff_objective obj; /* what the loss needs of the net: slopes, statistics, scratch */
+    int rc = ff_objective_from_config(&obj, cfg, err);
+    if (rc) {
+        memset(net, 0, sizeof *net);
+        return rc;
+    }
+    const ff_net_spec spec = ff_net_spec_of(cfg, input, max_batch);
+    return ff_net_build_spec(net, &spec, &obj, rng, err);
 }
 
 void ff_net_use_buffers(ff_net *net, float *params, float *grads)

@@ -107,8 +107,9 @@ int ff_trainer_create(ff_trainer *t, const ff_config *cfg, ff_info_fn info, void
     t->in_shape = plan.in_shape;
     t->in_dim = ff_shape_dim(t->in_shape);
     const ff_optim_params opt_params = ff_optim_params_from_config(cfg);
-    if ((rc = ff_net_build(&t->net, cfg, t->in_shape, plan.max_batch, &t->rng, err)) ||
-        (rc = ff_objective_from_config(&t->objective, cfg, err)) ||
+    const ff_net_spec spec = ff_net_spec_of(cfg, t->in_shape, plan.max_batch);
+    if ((rc = ff_objective_from_config(&t->objective, cfg, err)) ||
+        (rc = ff_net_build_spec(&t->net, &spec, &t->objective, &t->rng, err)) ||
         (rc = ff_optim_init(&t->opt, &opt_params, t->net.n_params, err)) ||
         (rc = alloc_buffers(t, err)))
         return rc;

@@ -101,14 +101,42 @@ static inline ff_shape ff_net_loss_shape(const ff_net *net, int l)
     return net->post[l] ? net->pool[l + 1].out : net->layers[l].out;
 }
 
-/* Builds layers from cfg->model for inputs of `input` shape, allocates for
- * batches of up to max_batch, initialises parameters from rng. Each layer's
- * slope is ff_objective_slope of cfg's objective (eval's as_logits weight).
- * Geometry and size errors are FF_ERR_USAGE naming the layer and its YAML line.
- * Pool entries (input stages) become net->pool[] of the next trainable layer, so
- * net->layers, n_layers and every per-layer index (logs "layer<i>", clf.layers,
- * the evaluated and read-out layers) count trainable layers only; a pool must be
- * followed by a trainable layer and not by another pool. */
+/* What a net is built from: its layer list and how the layers hand on, nothing else of
+ * a config (ff_net_spec_of takes them from one). */
+typedef struct ff_net_spec {
+    const char *origin;            /* where the layers were written, for messages ("" none) */
+    const ff_layer_cfg *layers;    /* model.layers, pools included */
+    int n_layers;
+    ff_shape input;                /* what the net is fed: the embedded image */
+    int max_batch;                 /* rows of every buffer */
+    int label_input;               /* the label is in the input (supervised): checked against
+                                      the embedding, label planes where it makes them */
+    ff_embed_kind label_embedding;
+    int label_every_layer;         /* model.label_every_layer */
+    int hand_on_batch;             /* model.hand_on batch */
+    int head_norm_batch;           /* clf.norm batch */
+    int loss_after_pool;           /* model.loss_after_pool */
+    float norm_eps;                /* model.norm_eps */
+    const int *eval_layers;        /* eval.layers (n_eval_layers 0: every layer but the first) */
+    int n_eval_layers;
+} ff_net_spec;
+
+/* The spec of cfg's model for inputs of `input` shape and batches of up to max_batch. */
+ff_net_spec ff_net_spec_of(const ff_config *cfg, ff_shape input, int max_batch);
+
+/* Builds the spec's layers, allocates for batches of up to spec->max_batch and
+ * initialises parameters from rng. What the objective needs of the net comes from obj:
+ * each layer's slope (ff_objective_slope: eval's as_logits weight), its affine floats
+ * and running statistics (competition_norm), the loss's scratch. Geometry and size
+ * errors are FF_ERR_USAGE naming the layer and its YAML line. Pool entries (input stages)
+ * become net->pool[] of the next trainable layer, so net->layers, n_layers and every
+ * per-layer index (logs "layer<i>", clf.layers, the evaluated and read-out layers) count
+ * trainable layers only; a pool must be followed by a trainable layer and not by another
+ * pool. */
+int ff_net_build_spec(ff_net *net, const ff_net_spec *spec, const ff_objective *obj,
+                      struct ff_rng *rng, ff_err *err);
+
+/* ff_net_build_spec of cfg's model (ff_net_spec_of) with cfg's objective. */
 int ff_net_build(ff_net *net, const ff_config *cfg, ff_shape input, int max_batch,
                  struct ff_rng *rng, ff_err *err);
 void ff_net_free(ff_net *net);
