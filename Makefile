@@ -34,7 +34,9 @@ endif
 PROTOS   := $(wildcard proto/*.proto proto/google/protobuf/*.proto)
 GEN_C    := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 GEN_O    := $(GEN_C:.c=.o)
-LIB_SRC  := $(filter-out src/main.c,$(wildcard src/*.c))
+CMD_SRC  := $(wildcard src/cmd_*.c)
+CMD_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CMD_SRC))
+LIB_SRC  := $(filter-out src/main.c $(CMD_SRC),$(wildcard src/*.c))
 LIB_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(GEN_O)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
@@ -135,7 +137,7 @@ $(BUILD)/libff.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/ffrun: $(BUILD)/obj/main.o $(BUILD)/libff.a
+$(BUILD)/ffrun: $(BUILD)/obj/main.o $(CMD_OBJ) $(BUILD)/libff.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libff.a tests/test.h | $(GEN_C)
