@@ -11,12 +11,12 @@
 #include "ff/embed.h"
 #include "ff/eval.h"
 
-#define MODEL_BATCH 100 /* images per internal batch: ten labelled passes of 100 fill the
-                           trainer's evaluation buffers (trainer.h: ff_trainer_plan) */
+#define MODEL_BATCH 100 /* images per internal batch (fewer if the net's buffers are
+                           smaller); the goodness readout chunks them further as it needs */
 
-/* The image shape, class names and (data.normalize channel) channel statistics of the
- * model's training split, computed as the run computed them (ff_data_open). */
-static int read_data_facts(ff_model *m, ff_err *err)
+/* data.normalize channel: the per-channel means and standard deviations of the model's
+ * training split, computed as the run computed them (ff_data_open, data.train_limit). */
+static int read_channel_stats(ff_model *m, ff_err *err)
 {
     ff_config cfg = m->cfg;
     cfg.data.test_limit = 1;
@@ -25,24 +25,36 @@ static int read_data_facts(ff_model *m, ff_err *err)
     int rc = ff_data_open(&cfg, &train, &test, stats, err);
     if (rc)
         return rc;
-    m->image = train.shape;
-    memcpy(m->class_names, train.class_names, sizeof m->class_names);
-    m->standardize = cfg.data.normalize == FF_DATA_NORM_CHANNEL;
     for (int c = 0; c < train.shape.c; c++) {
-        m->mean[c] = m->standardize ? stats[c] : 0.0f;
-        m->std[c] = m->standardize ? stats[train.shape.c + c] : 1.0f;
+        m->mean[c] = stats[c];
+        m->std[c] = stats[train.shape.c + c];
     }
     ff_dataset_free(&train);
     ff_dataset_free(&test);
     return FF_OK;
 }
 
+/* The config the trainer is created from: no test split, no feature cache, and unless
+ * batch-norm statistics must be computed from the training split (the first 10,000
+ * images), only one batch of training images: the image shape, the class names and the
+ * buffer sizes of the run come from them, nothing else. */
+static ff_config inference_config(const ff_config *model_cfg)
+{
+    ff_config cfg = *model_cfg;
+    cfg.data.test_limit = 1;
+    cfg.clf.cache_features = 0;
+    const int batch_norm = cfg.train.loss == FF_LOSS_COMPETITION &&
+                           cfg.train.competition_norm != FF_COMP_SAMPLE;
+    const int batch = cfg.train.batch_size > 0 ? cfg.train.batch_size : 1;
+    if (!batch_norm && (cfg.data.train_limit <= 0 || cfg.data.train_limit > batch))
+        cfg.data.train_limit = batch;
+    return cfg;
+}
+
 /* A supervised model through the FF trainer, as `ffrun eval` restores it. */
 static int open_supervised(ff_model *m, const ff_checkpoint *ck, ff_err *err)
 {
-    ff_config cfg = m->cfg;
-    cfg.data.test_limit = 1;   /* the test split is not used */
-    cfg.clf.cache_features = 0;
+    const ff_config cfg = inference_config(&m->cfg);
     int rc = ff_trainer_create(&m->tr, &cfg, NULL, NULL, err);
     if (!rc)
         rc = ff_trainer_restore(&m->tr, ck, NULL, NULL, err);
@@ -51,6 +63,8 @@ static int open_supervised(ff_model *m, const ff_checkpoint *ck, ff_err *err)
     ff_trainer_refresh_stats(&m->tr);
     m->net = &m->tr.net;
     m->x = m->tr.x;
+    m->image = m->tr.train.shape;
+    memcpy(m->class_names, m->tr.train.class_names, sizeof m->class_names);
     /* the head counts only if the file holds it (restore_head keeps a fresh one else) */
     if (cfg.eval.softmax && ck->n_head == m->tr.ro.n_params && ck->n_head > 0) {
         m->head = &m->tr.ro;
@@ -62,13 +76,14 @@ static int open_supervised(ff_model *m, const ff_checkpoint *ck, ff_err *err)
 
 static int open_classifier(ff_model *m, const ff_checkpoint *ck, ff_err *err)
 {
-    ff_config cfg = m->cfg;
-    cfg.data.test_limit = 1;
+    const ff_config cfg = inference_config(&m->cfg);
     int rc = ff_clf_trainer_create(&m->clf, &cfg, ck, NULL, NULL, err);
     if (rc)
         return rc;
     m->net = &m->clf.net;
     m->x = m->clf.x;
+    m->image = m->clf.train.shape;
+    memcpy(m->class_names, m->clf.train.class_names, sizeof m->class_names);
     m->head = &m->clf.ro;
     m->head_layers = m->clf.layers;
     m->head_n = m->clf.n_layers;
@@ -92,12 +107,22 @@ int ff_model_open(ff_model *m, const char *path, const char *data_dir, ff_err *e
         rc = ff_err_set(err, FF_ERR_USAGE,
                         "%s is an unsupervised backbone: it has no classifier; train "
                         "configs/unsupervised_clf.yaml on it and use that model", path);
-    if (!rc)
-        rc = read_data_facts(m, err);
     m->is_clf = ck.cfg.mode == FF_MODE_UNSUP_CLF;
     if (!rc)
         rc = m->is_clf ? open_classifier(m, &ck, err) : open_supervised(m, &ck, err);
+    m->standardize = m->cfg.data.normalize == FF_DATA_NORM_CHANNEL;
+    for (int c = 0; c < FF_MAX_CHANNELS; c++) {
+        m->mean[c] = 0.0f;
+        m->std[c] = 1.0f;
+    }
+    if (!rc && m->standardize)
+        rc = read_channel_stats(m, err);
+    /* images per pass: at most what the net's and the head's buffers hold */
     m->max_images = MODEL_BATCH;
+    if (!rc && m->net->max_batch < m->max_images)
+        m->max_images = m->net->max_batch;
+    if (!rc && m->head && m->head->max_batch < m->max_images)
+        m->max_images = m->head->max_batch;
     ff_checkpoint_free(&ck);
     if (rc)
         ff_model_free(m);

@@ -3,7 +3,8 @@
 # .npz alone in PyTorch (float64, its own code for every layer, embedding, normalisation
 # and readout): on 200 test images its scores must match `ffrun predict --json`'s to 1e-4
 # relative, for each readout the model has, on briefly trained nets:
-#   fc          configs/quick.yaml (overlay label, fc layers)
+#   fc          configs/quick.yaml (overlay label, fc layers); fc_labels: the label also
+#               handed to every later layer (label_every_layer)
 #   paper_cnn   configs/supervised.yaml (pattern label, strided conv 10/2/2, hard negatives; fewer channels)
 #   local       local receptive fields, padded, label planes at every layer (channels)
 #   comp_deep   supervised_deep's recipe shrunk: padded grouped convs, max pools read by the
@@ -64,6 +65,8 @@ agree() {
 }
 
 m=$(train fc "$root/configs/quick.yaml" --set data.dir="$mnist") && agree fc "$m" t200.idx goodness softmax
+m=$(train fc_labels "$root/configs/quick.yaml" --set data.dir="$mnist" --set model.label_every_layer=true) &&
+    agree fc_labels "$m" t200.idx goodness softmax
 
 m=$(train paper_cnn "$root/configs/supervised.yaml" --set data.dir="$mnist" --set model.layers.0.channels=32 \
       --set model.layers.1.channels=48 --set model.layers.2.channels=64) &&

@@ -3,12 +3,14 @@
  *
  * What a model file does not hold is taken from its training data (data.dir of the
  * model's config, or another folder of the same data set): the image shape and the
- * class names; with data.normalize channel the per-channel means and standard
- * deviations of the training split (data.train_limit images, as the run computed
- * them); with train.competition_norm batch/affine the evaluation statistics of every
- * layer (computed afresh over the first 10,000 training images, as `ffrun eval` and
- * the run's evaluation do: ff_trainer_refresh_stats). So opening a model reads its
- * training split once; classifying reads nothing.
+ * class names (from one batch of training images); with data.normalize channel the
+ * per-channel means and standard deviations of the training split (data.train_limit
+ * images, as the run computed them); with train.competition_norm batch/affine the
+ * evaluation statistics of every layer (computed afresh over the first 10,000 training
+ * images, as `ffrun eval` and the run's evaluation do: ff_trainer_refresh_stats). So
+ * opening a model reads training data (the data files are read whole, and the
+ * training split kept in memory while the model is open when the statistics need
+ * it); classifying reads nothing.
  *
  * Readouts: goodness (supervised models: for each label, the sum over the evaluated
  * layers (eval.layers) of the goodness with that label in the input; with no label in
