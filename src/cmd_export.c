@@ -69,6 +69,8 @@ int ff_cmd_export(int argc, char **argv)
                m.head ? (m.is_clf ? "softmax" : ", softmax") : "");
     ff_model_free(&m);
     if (rc)
-        fprintf(stderr, "ffrun: export: %s\n", err.msg);
+        fprintf(stderr, "ffrun: export: %s%s\n", err.msg,
+                strstr(err.msg, "its training data (data.dir") ? "; --data DIR names its folder"
+                                                                : "");
     return ff_err_exit_status(rc);
 }

@@ -298,6 +298,8 @@ int ff_cmd_predict(int argc, char **argv)
     ff_model_free(&m);
     fflush(stdout);
     if (rc)
-        fprintf(stderr, "ffrun: predict: %s\n", err.msg);
+        fprintf(stderr, "ffrun: predict: %s%s\n", err.msg,
+                strstr(err.msg, "its training data (data.dir") ? "; --data DIR names its folder"
+                                                                : "");
     return ff_err_exit_status(rc);
 }

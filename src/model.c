@@ -108,15 +108,16 @@ int ff_model_open(ff_model *m, const char *path, const char *data_dir, ff_err *e
                         "%s is an unsupervised backbone: it has no classifier; train "
                         "configs/unsupervised_clf.yaml on it and use that model", path);
     m->is_clf = ck.cfg.mode == FF_MODE_UNSUP_CLF;
-    if (!rc)
-        rc = m->is_clf ? open_classifier(m, &ck, err) : open_supervised(m, &ck, err);
+    if (!rc && (rc = m->is_clf ? open_classifier(m, &ck, err) : open_supervised(m, &ck, err)) &&
+        rc != FF_ERR_NOMEM)
+        ff_err_prefix(err, "%s: its training data (data.dir %s)", path, m->cfg.data.dir);
     m->standardize = m->cfg.data.normalize == FF_DATA_NORM_CHANNEL;
     for (int c = 0; c < FF_MAX_CHANNELS; c++) {
         m->mean[c] = 0.0f;
         m->std[c] = 1.0f;
     }
-    if (!rc && m->standardize)
-        rc = read_channel_stats(m, err);
+    if (!rc && m->standardize && (rc = read_channel_stats(m, err)))
+        ff_err_prefix(err, "%s: its training data (data.dir %s)", path, m->cfg.data.dir);
     /* images per pass: at most what the net's and the head's buffers hold */
     m->max_images = MODEL_BATCH;
     if (!rc && m->net->max_batch < m->max_images)

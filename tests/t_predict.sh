@@ -9,7 +9,7 @@
 #     test images give their records' scores, classes by CIFAR-10 name;
 #   --top K, --json; bad inputs (a colour image for a grey model, a grey one for a colour
 #     model, the wrong size, not an image, a missing file, a softmax readout the model
-#     lacks): exit 2 and the file named.
+#     lacks, training data not found): exit 2 and the file named; --data DIR.
 set -u
 source "$(dirname "$0")/script_lib.sh"
 ffrun=$root/$build/ffrun
@@ -160,4 +160,9 @@ assert r['name'] == names[r['class']] and r['top'][0]['name'] == r['name'], r" &
     ok "classes by CIFAR-10 name ($(head -c 60 cpng.json)...)" || fail "class names"
 expect2 "a grey PNG for a colour model" "c000_grey.png: a greyscale image, but the model takes colour (RGB)" "$cm" c000_grey.png
 expect2 "an IDX file for a colour model" "IDX images are greyscale" "$cm" "$mnist/t10k-images-idx3-ubyte.gz"
+mkdir -p elsewhere && cd elsewhere && expect2 "its training data (relative data.dir) not found from another folder" \
+    "its training data (data.dir cifar): .*--data DIR names its folder" "../$cm" ../c000.png && cd .. || fail "cd"
+"$ffrun" predict "$cm" c00[0-4].png --data cifar --json > d.json 2> d.err || fail "--data: $(cat d.err)"
+d=$($py cmp.py cpng.json d.json) && awk -v d="$d" 'BEGIN {exit !(d < 1e-6)}' &&
+    ok "--data DIR: the same scores ($d)" || fail "--data: $d"
 finish t_predict
