@@ -43,9 +43,10 @@ static const char predict_help[] =
     "Images are classified in batches of 100. The first bad input (unreadable, wrong\n"
     "size or channels, not an image) stops predict with a message naming the file;\n"
     "the lines printed before it stand.\n"
-    "exit status: 0 success, 1 runtime failure (the model or its training data cannot be\n"
-    "read), 2 usage error (a bad option; an input that is missing, unreadable, corrupt,\n"
-    "not an image, or of the wrong size or channels).\n";
+    "exit status: 0 success, 1 runtime failure (a model file or training data that cannot\n"
+    "be read or is corrupt), 2 usage error (a bad option; no training data in data.dir;\n"
+    "an input that is missing, unreadable, corrupt, not an image, or of the wrong size or\n"
+    "channels).\n";
 
 #define PREDICT_BATCH 100
 
