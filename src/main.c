@@ -1,5 +1,6 @@
 /* main.c - the ffrun command line: argument parsing, progress display, signal
- * handling and exit codes. The only file that prints errors or exits. */
+ * handling and exit codes. With the subcommands of src/cmd_*.c (cmd.h), the only
+ * files that print errors or exit. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include "ff/train.h"
 #include "ff/trainer.h"
 
+#include "cmd.h"
 #include "ff/run_record.h" /* FF_VERSION */
 #define MAX_SETS 64
 
@@ -28,6 +30,8 @@ static const char usage_text[] =
     "       ffrun [OPTIONS] --resume [MODEL.ffm]\n"
     "       ffrun eval MODEL.ffm [--data DIR] [--softmax-epochs N] [--layers I,J,...]\n"
     "             [--set clf.KEY=VALUE ...] [--on test|validation]\n"
+    "       ffrun predict MODEL.ffm INPUT... [--json] [--top K] [--readout R] [--data DIR]\n"
+    "       ffrun export MODEL.ffm OUT.npz [--data DIR]\n"
     "       ffrun sweep SWEEP.yaml [--dry-run] [--max-steps N] [--jobs N] [--threads N]\n"
     "       ffrun CONFIG.yaml --sweep KEY=V1,V2,... [--sweep ...] [--seeds N] [--jobs N]\n"
     "             [--threads N] [--set ...]\n"
@@ -77,6 +81,12 @@ static const char usage_text[] =
     "its own epochs. --on validation reads the model's validation images (its\n"
     "data.validation split) instead of the test set: choose head settings there.\n"
     "Classifier models (unsupervised_clf): their softmax readout.\n"
+    "\n"
+    "ffrun predict MODEL.ffm INPUT... classifies image files (PNG, PGM/PPM, IDX,\n"
+    "CIFAR-10 batches, - for a list of paths on standard input): one line per image with\n"
+    "the predicted class and the readout's scores (ffrun predict --help).\n"
+    "ffrun export MODEL.ffm OUT.npz writes the weights, statistics and a manifest.json\n"
+    "for NumPy / PyTorch (tools/ffm_torch.py rebuilds the net; ffrun export --help).\n"
     "\n"
     "Nothing is lost on a crash: Ctrl-C, SIGTERM or a hang-up (unless under nohup)\n"
     "finishes the batch and saves a step model; against a killed machine, a step model\n"
@@ -867,6 +877,10 @@ int main(int argc, char **argv)
         return eval_main(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "sweep"))
         return sweep_main(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "predict"))
+        return ff_cmd_predict(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "export"))
+        return ff_cmd_export(argc, argv);
     cli c = {0};
     int status = parse_args(argc, argv, &c);
     if (status >= 0)

@@ -85,6 +85,13 @@ rc=$?
 [ $rc = 2 ] && grep -q 'eval --on validation: the model holds out no validation images' pe.out &&
     ok "eval --on validation of a model without a split: exit 2, said" || { fail "eval --on validation without split: exit $rc"; cat pe.out; }
 
+# ffrun predict and export open a model trained with a split (they read only a batch of
+# its training images, which must not be split again)
+"$ffrun" predict "$model" data/mnist/t10k-images-idx3-ubyte.gz --top 1 > pred.out 2> pred.err &&
+    [ "$(wc -l < pred.out)" = 10000 ] && "$ffrun" export "$model" v.npz > /dev/null 2>&1 &&
+    ok "ffrun predict (10000 lines) and export read a model with a validation split" ||
+    { fail "predict/export of a validation model"; tail -3 pred.err; }
+
 # eval.test every: the test set at every evaluation as well
 "$ffrun" "$root/configs/quick.yaml" "${q[@]}" --set train.epochs=2 --set eval.test=every --name e > e.out 2>&1 ||
     fail "eval.test every: $(tail -2 e.out)"

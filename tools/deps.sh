@@ -14,7 +14,8 @@ set -euo pipefail
 
 pkgs=(build-essential pkg-config zlib1g-dev libyaml-dev libopenblas-dev
       libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3 python3-protobuf
-      openmpi-bin libopenmpi-dev)
+      openmpi-bin libopenmpi-dev
+      python3-numpy python3-torch)  # tests/t_export.sh: tools/ffm_torch.py
 for arg in "$@"; do
     case "$arg" in
         --bench) pkgs+=(python3-torch python3-numpy dataset-fashion-mnist) ;;
