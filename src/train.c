@@ -585,6 +585,7 @@ int ff_train_ff(const ff_config *cfg, const ff_train_opts *opts, ff_train_result
     r->writer = ff_parallel_rank() == 0;
     r->last_save = start;
     int rc = ff_trainer_create(&r->tr, cfg, note, ctx, err);
+    rc = ff_parallel_agree(rc, NULL, err); /* a rank without its data ends all of them */
     if (!rc)
         rc = ff_parallel_attach(&r->par, &r->tr, err);
     if (!rc && opts && opts->resume)

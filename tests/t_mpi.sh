@@ -38,6 +38,9 @@ fi
 # Open MPI refuses root unless told: set here for the test only
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 export OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1
+# Open MPI 4.1's hwloc GL plugin probes X displays :0-:9 over TCP: with anything on ports
+# 6000-6009 (TensorBoard's 6006) mpirun hangs at launch; -gl leaves that plugin out
+export HWLOC_COMPONENTS=-gl
 mpi=(mpirun --oversubscribe -np 2)
 cd "$tmp" && ln -s "$root/data" data
 cfg=$root/configs/quick.yaml
@@ -360,6 +363,50 @@ rc=$?
 [ $rc -eq 2 ] && [ "$(grep -c 'parallel.mode none' bad5.out)" -eq 1 ] &&
     ok "2 ranks with parallel.mode none: exit 2, one message" || fail "mode none on 2 ranks: exit $rc"
 
+# 6b. ranks that disagree (issue 38; Open MPI's MPMD syntax `-np 1 A : -np 1 B`): before any
+# allocation or collective the ranks compare their resolved configs and run options; any
+# difference or any rank's start-up error ends every rank within seconds, exit 2, the
+# message (naming the keys, or the failing rank) printed once. On the old main these hung
+# in collectives for ever, overflowed the heap or trained a 94.6%-error model and exit 0.
+q=(--quiet --set data.train_limit=1000 --set data.test_limit=200 --set train.epochs=2
+   --set train.negatives=random --set log.histograms=0 --set log.images=0 --set parallel.mode=data)
+# mpmd NAME PATTERN WHAT ARGS_OF_RANK_0 -- ARGS_OF_RANK_1
+mpmd() {
+    local name=$1 pattern=$2 what=$3 a=() b=()
+    shift 3
+    while [ "$1" != -- ]; do a+=("$1"); shift; done
+    shift
+    b=("$@")
+    local t0=$SECONDS w=()
+    [ -n "${WDIR1:-}" ] && w=(-wdir "$WDIR1") # rank 1's working directory
+    timeout 60 mpirun --oversubscribe -np 1 "$ffrun" "${a[@]}" : -np 1 "${w[@]}" "$ffrun" "${b[@]}" \
+        > "$name.out" 2>&1
+    local rc=$? n
+    n=$(grep -c -- "$pattern" "$name.out")
+    [ $rc -eq 2 ] && [ "$n" -eq 1 ] && [ $((SECONDS - t0)) -le 30 ] &&
+        ! ls models/*_"$name"_* > /dev/null 2>&1 &&
+        ok "ranks disagree ($what): exit 2 in $((SECONDS - t0)) s, one message, no model" ||
+        fail "ranks disagree ($what): exit $rc ($((SECONDS - t0)) s, 124 = hung), $n messages: $(head -3 "$name.out")"
+}
+mpmd dg1 "model.layers.1.units (rank 0: 300, rank 1: 200)" "layer sizes" \
+    "$cfg" "${q[@]}" --name dg1 --set model.layers.1.units=300 -- "$cfg" "${q[@]}" --name dg1
+mpmd dg2 "rank 1 of 2: /nonexistent.yaml" "rank 1's config missing" \
+    "$cfg" "${q[@]}" --name dg2 -- /nonexistent.yaml "${q[@]}" --name dg2
+mpmd dg3 "train.epochs (rank 0: 2, rank 1: 3); --max-steps (rank 0: none, rank 1: 5)" \
+    "epochs and --max-steps" "$cfg" "${q[@]}" --name dg3 -- "$cfg" "${q[@]}" --name dg3 \
+    --set train.epochs=3 --max-steps 5
+mpmd dg4 "seed (rank 0: 7, rank 1: 8); optimizer.lr" "seed and lr" "$cfg" "${q[@]}" --name dg4 \
+    -- "$cfg" "${q[@]}" --name dg4 --set seed=8 --set optimizer.lr=0.1
+mpmd dg5 "data.train_limit (rank 0: 1000, rank 1: 500)" "pipeline, train_limit" \
+    "$cfg" "${q[@]}" --name dg5 --set parallel.mode=pipeline --set eval.softmax=false -- \
+    "$cfg" "${q[@]}" --name dg5 --set parallel.mode=pipeline --set eval.softmax=false \
+    --set data.train_limit=500
+mpmd dg6 "rank 1 of 2: unknown option '--bogus'" "an unknown option on rank 1" \
+    "$cfg" "${q[@]}" --name dg6 -- "$cfg" "${q[@]}" --name dg6 --bogus
+# one rank's data missing though the configs agree (a node without the files): the same
+mkdir -p nodata
+WDIR1=$tmp/nodata mpmd dg7 "rank 1 of 2: data.dir data/mnist" "rank 1 without its data" \
+    "$cfg" "${q[@]}" --name dg7 -- "$cfg" "${q[@]}" --name dg7
 # 7. plain ffrun: no MPI even with a parallel mode (one process trains)
 "$ffrun" "$cfg" "${short[@]}" --set parallel.mode=pipeline --set eval.softmax=false \
     --name alone > alone.out 2>&1 && ok "plain ffrun with parallel.mode pipeline trains alone" ||
