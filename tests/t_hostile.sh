@@ -154,4 +154,23 @@ expect 2 "^ffrun: eval: --softmax-epochs needs an integer from 0 to 1000, got 'a
     "$ffrun" eval "$model" --softmax-epochs abc
 expect 2 "^ffrun: --set optimizer.lr=1e-50: optimizer.lr: 1e-50 is too small for a 32-bit float" \
     "$ffrun" base.yaml --set optimizer.lr=1e-50
+echo "-- issue 38 item 5: --resume of a finished run's final model changes nothing"
+# (main: exit 0 after appending a second _hparams_/session_end_info at the same step, which
+# tfevents-dump and tb_reader then rejected); more epochs asked for continue it correctly
+"$ffrun" base.yaml --quiet --name fin > fin.out 2>&1 || fail "training for the resume: $(tail -2 fin.out)"
+fin=$(ls models/*_fin_epoch001.ffm 2>/dev/null)
+fin_dir=$(ls -d runs/supervised/*_fin 2>/dev/null)
+before=$(cat "$fin_dir"/events.* models/*_fin* 2>/dev/null | cksum)
+expect 0 "is the final model of a finished run \(epoch 1 of 1\): nothing to resume, nothing changed" \
+    "$ffrun" --resume "$fin"
+[ "$(cat "$fin_dir"/events.* models/*_fin* 2>/dev/null | cksum)" = "$before" ] &&
+    [ "$(ls "$fin_dir" | grep -c events)" -eq 1 ] &&
+    ok "the finished run's event file and models are untouched" || fail "the finished run changed: $(ls "$fin_dir" models)"
+expect 0 "^finished after 2 epoch" "$ffrun" --resume "$fin" --quiet --set train.epochs=2
+"$(dirname "$ffrun")/tfevents-dump" "$fin_dir"/events.* > /dev/null 2> dump.err &&
+    $py "$root/tests/tb_reader.py" "$fin_dir" > /dev/null 2> reader.err &&
+    [ -n "$(ls models/*_fin_epoch002.ffm 2>/dev/null)" ] &&
+    ok "continued for a second epoch: epoch002 model, tfevents-dump and tb_reader accept the run" ||
+    fail "continuing a finished run: $(head -3 dump.err reader.err)"
+
 finish t_hostile "on $build"
