@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "ff/data.h"
@@ -714,6 +715,9 @@ int ff_sweep_describe(const ff_sweep *sw, char **out, ff_err *err)
 
 void ff_sweep_free(ff_sweep *sw)
 {
+    if (sw->lock_fd > 0)
+        close(sw->lock_fd - 1); /* the lock goes with the last descriptor (runs hold copies) */
+    sw->lock_fd = 0;
     free(sw->runs);
     sw->runs = NULL;
     sw->n_runs = 0;

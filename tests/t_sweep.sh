@@ -236,6 +236,55 @@ rc=$?
     ok "asha: a third invocation starts nothing, resurrects no stopped run, keeps the decisions" ||
     { fail "asha 3: exit $rc"; cat a3.err; }
 
+# ---------------------------------------------------------------- one sweep per directory
+# (issue 38 item 4) a second `ffrun sweep` of the same file says who holds the directory and
+# exits 1 (main: both worked in it); kill -9 of the sweep ends its runs within seconds (main:
+# orphans went on); an immediate re-run waits for nothing stale: no FAILED run, each log kept
+cat > own.yaml <<'Y'
+config: configs/quick.yaml
+name: own
+set: {data.train_limit: 1000, data.test_limit: 200, train.epochs: 100, log.histograms: 0,
+      log.images: 0, eval.softmax: false}
+axes:
+  optimizer.lr: [0.001, 0.002]
+jobs: 1
+threads: 1
+Y
+(timeout 300 "$ffrun" sweep own.yaml > o1.out 2> o1.err; true) 2> /dev/null & # (no "Killed" notice)
+o1=$!
+od=
+for _ in $(seq 300); do # until the first run has started training (at most 30 s)
+    od=$(ls -d runs/supervised/*_own 2>/dev/null)
+    [ -n "$od" ] && ls "$od"/models/*.run > /dev/null 2>&1 && break
+    sleep 0.1
+done
+sleep 1
+timeout 30 "$ffrun" sweep own.yaml > o2.out 2> o2.err
+rc=$?
+sweep_pid=$(pgrep -f "^$ffrun sweep own.yaml")
+[ $rc -eq 1 ] && [ -n "$sweep_pid" ] && grep -q "is in use by another sweep (pid $sweep_pid host " o2.err &&
+    [ "$(ls -d runs/supervised/*_own | wc -l)" -eq 1 ] &&
+    ok "a second sweep of the same file: exit 1, names the holder's pid" ||
+    fail "second sweep at once: exit $rc: $(cat o2.err | head -3)"
+run_log=$(ls "$od"/*/ffrun.log 2>/dev/null | head -1)
+first_line=$(head -1 "$run_log" 2>/dev/null)
+kill -9 "$sweep_pid"
+t0=$SECONDS
+while pgrep -f -- "--sweep-run $od" > /dev/null && [ $((SECONDS - t0)) -lt 20 ]; do sleep 0.2; done
+if pgrep -f -- "--sweep-run $od" > /dev/null; then
+    fail "kill -9 of the sweep: its runs still run after 20 s"
+    pkill -KILL -f -- "--sweep-run $od"
+else
+    ok "kill -9 of the sweep: its runs ended within $((SECONDS - t0)) s"
+fi
+wait $o1
+timeout 300 "$ffrun" sweep own.yaml > o3.out 2> o3.err
+rc=$?
+[ $rc -eq 0 ] && ! grep -q FAILED o3.err "$od/SUMMARY.md" && grep -q "resuming" o3.err &&
+    [ "$(head -1 "$run_log")" = "$first_line" ] && [ "$(ls "$od"/models/*_epoch100.ffm | wc -l)" -eq 2 ] &&
+    ok "an immediate re-run: exit 0, resumed the killed run, nothing FAILED, its log kept" ||
+    { fail "re-run after kill -9: exit $rc"; cat o3.err | tail -5; }
+
 # ---------------------------------------------------------------- tools/sweep-timing.sh
 cat > tiny.yaml <<'Y'
 config: configs/quick.yaml

@@ -143,6 +143,9 @@ typedef struct ff_sweep {
     int n_runs, n_points;
     char dir[FF_PATH_MAX + 200];  /* the sweep directory (after ff_sweep_open) */
     char prog[256];               /* how to call ffrun in the summary's command ("ffrun") */
+    int lock_fd;                  /* 1 + the descriptor holding <dir>/sweep.lock (0: none);
+                                   * the runs inherit it: the lock outlives a killed sweep
+                                   * until its last run has ended */
 } ff_sweep;
 
 /* Expands the spec into points x seeds and validates every run's config
@@ -156,9 +159,12 @@ int ff_sweep_expand(ff_sweep *sw, ff_err *err);
 int ff_sweep_describe(const ff_sweep *sw, char **out, ff_err *err);
 
 /* Finds the directory of the same sweep (same spec) under <log.dir>/<mode>/,
- * or creates <stamp>_<name>; writes the sweep's experiment summary there the
- * first time; claims every run's model-name prefix. Under mpirun, rank 0 does
- * this and tells the other ranks the directory. */
+ * or creates <stamp>_<name>; locks it (<dir>/sweep.lock, flock: one sweep per
+ * directory; FF_ERR_RUNTIME naming the holder's pid, host and start while another
+ * sweep holds it; the runs of a killed sweep still ending are waited for, up to
+ * 120 s); writes the sweep's experiment summary there the first time; claims
+ * every run's model-name prefix. Under mpirun, rank 0 does this and tells the
+ * other ranks the directory. ff_sweep_free releases the lock. */
 int ff_sweep_open(ff_sweep *sw, ff_info_fn info, void *ctx, ff_err *err);
 
 typedef struct ff_sweep_opts {
