@@ -173,4 +173,23 @@ expect 0 "^finished after 2 epoch" "$ffrun" --resume "$fin" --quiet --set train.
     ok "continued for a second epoch: epoch002 model, tfevents-dump and tb_reader accept the run" ||
     fail "continuing a finished run: $(head -3 dump.err reader.err)"
 
+echo "-- issue 38 items 6-7: the sweep file: nesting, its name, duplicates, seeds; raw bytes escaped"
+$py -c "print('config: base.yaml\naxes: ' + '[' * 1000000)" > deepsweep.yaml
+start=$(date +%s%N)
+expect 2 "^ffrun: deepsweep.yaml:2:70: lists and mappings nested deeper than 64 levels" "$ffrun" sweep deepsweep.yaml --dry-run
+ms=$((($(date +%s%N) - start) / 1000000))
+[ $ms -lt 1000 ] && ok "a sweep file of a million nested '[' rejected in $ms ms" || fail "a million nested '[' in a sweep file took $ms ms"
+mkdir -p sweepdir
+expect 2 "^ffrun: sweepdir/: not a regular file \(a directory\)" "$ffrun" sweep sweepdir/
+printf 'config: base.yaml\nname: ../../../x\naxes:\n  optimizer.lr: [0.1, 0.2]\n' > up.yaml
+expect 2 "^ffrun: up.yaml:2:7: name: expected one plain directory name .*, got '\.\./\.\./\.\./x'$" "$ffrun" sweep up.yaml --dry-run
+printf 'config: base.yaml\naxes:\n  optimizer.lr: [0.1, 0.2]\n  optimizer.lr: [0.3]\n' > dup.yaml
+expect 2 "^ffrun: dup.yaml:4:3: duplicate key 'optimizer.lr' \(first at 3:3\)" "$ffrun" sweep dup.yaml --dry-run
+expect 2 "^ffrun: --sweep: axis optimizer.lr is given twice" "$ffrun" base.yaml --sweep optimizer.lr=0.1 --sweep optimizer.lr=0.2 --dry-run
+expect 2 "^ffrun: --sweep: an axis on seed and seeds: 2 both set the seed" "$ffrun" base.yaml --sweep seed=1,2 --seeds 2 --dry-run
+printf 'config: base.yaml\nseeds: 2\naxes:\n  seed: [1, 2]\n' > seedaxis.yaml
+expect 2 "^ffrun: seedaxis.yaml:4:3: an axis on seed and seeds" "$ffrun" sweep seedaxis.yaml --dry-run
+expect 2 "^ffrun: --sweep optimizer.lr=0\.1\\\\xff: .*got '0\.1\\\\xff'$" "$ffrun" base.yaml --sweep $'optimizer.lr=0.1\xff' --dry-run
+! LC_ALL=C grep -q $'\xff' out && ok "no raw 0xff byte echoed" || fail "a raw 0xff byte in: $(od -c out | head -3)"
+
 finish t_hostile "on $build"

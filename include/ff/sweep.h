@@ -104,6 +104,12 @@ typedef struct ff_sweep_spec {
  * file:line:col on a bad key or value of the sweep file itself. */
 int ff_sweep_load(ff_sweep_spec *s, const char *path, ff_err *err);
 
+/* The same from len bytes of text; origin names it in messages. Lists and mappings
+ * nested deeper than 64 levels, a key given twice in one mapping, an axis on seed
+ * beside seeds, and a name that is not one plain directory name are FF_ERR_USAGE. */
+int ff_sweep_parse(ff_sweep_spec *s, const char *text, size_t len, const char *origin,
+                   ff_err *err);
+
 /* The short form: base config, "KEY=V1,V2,..." axes and N seeds (0: none). */
 int ff_sweep_from_args(ff_sweep_spec *s, const char *config, const char *const *axes, int n_axes,
                        int n_seeds, ff_err *err);
