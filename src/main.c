@@ -657,6 +657,20 @@ static int eval_supervised(const ff_checkpoint *ck, ff_config *cfg, int softmax_
     return rc;
 }
 
+/* The trainers' restore messages speak of resuming ("cannot resume: the model has ...");
+ * ffrun eval says what it could not do, and with which model: a model file whose weights
+ * do not fit its own config is a defective file (exit 1), not a usage error. */
+static int as_eval_error(int rc, ff_err *err, const char *model)
+{
+    static const char resume[] = "cannot resume";
+    if (rc && !strncmp(err->msg, resume, sizeof resume - 1)) {
+        char rest[FF_ERR_MSG_MAX];
+        snprintf(rest, sizeof rest, "%s", err->msg + sizeof resume - 1);
+        rc = ff_err_set(err, FF_ERR_FORMAT, "%.300s: cannot evaluate%.700s", model, rest);
+    }
+    return rc;
+}
+
 /* "1,3" into layers (at most FF_MAX_LAYERS distinct indices from 0); the count, or -1 */
 static int parse_layer_list(const char *s, int layers[FF_MAX_LAYERS])
 {
@@ -719,6 +733,8 @@ static int eval_main(int argc, char **argv)
     }
     if (!model)
         return usage_error("%s", "eval: no model file given");
+    if (data && !data[0]) /* "" would read /train-images-idx3-ubyte.gz */
+        return usage_error("%s", "eval: --data needs a directory, got ''");
     ff_err err = {0};
     kv_text t = {0};
     kv_add_args(&t, argc, argv);
@@ -752,9 +768,9 @@ static int eval_main(int argc, char **argv)
     printf("model %s: %s, epoch %d, step %lld\n", model, ff_mode_name(ck.cfg.mode), ck.epoch,
            (long long)ck.step);
     if (ck.cfg.mode == FF_MODE_SUPERVISED)
-        rc = eval_supervised(&ck, &cfg, softmax_epochs, conf, &err);
+        rc = as_eval_error(eval_supervised(&ck, &cfg, softmax_epochs, conf, &err), &err, model);
     else if (ck.cfg.mode == FF_MODE_UNSUP_CLF)
-        rc = eval_classifier(&ck, &cfg, conf, &err);
+        rc = as_eval_error(eval_classifier(&ck, &cfg, conf, &err), &err, model);
     else
         rc = ff_err_set(&err, FF_ERR_USAGE,
                         "%s is an unsupervised backbone: it has no classifier; train "

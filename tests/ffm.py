@@ -9,7 +9,9 @@ Usage: ffm.py info MODEL            print the header fields
                                     replaced and a correct CRC (crafted files for tests):
                                     epoch, batch (u32), step, opt_t, head_t (u64; negative
                                     values as two's complement), rng=0 (all-zero state),
-                                    order.I=V (entry I of the sample order)
+                                    order.I=V (entry I of the sample order),
+                                    config=OLD->NEW (the first OLD in the stored config
+                                    text replaced by NEW: a config the weights do not fit)
 Reads format versions 1 (104-byte header, no head) and 2 (128-byte header: n_head,
 n_head_state, head_t after n_aux; the head's floats after the aux state).
 Checks the magic, version, sizes and the CRC-32C trailer (pure Python) of
@@ -81,6 +83,18 @@ def patch(src, dst, assignments):
     order_off = len(data) - 4 - 4 * m["n_order"]
     for a in assignments:
         key, _, value = a.partition("=")
+        if key == "config" and "->" in value:
+            old, new = (x.encode() for x in value.split("->", 1))
+            header = 128 if m["version"] == 2 else 104
+            cfg_len = struct.unpack_from("<I", data, 12)[0]
+            cfg = bytes(data[header:header + cfg_len])
+            if old not in cfg:
+                sys.exit("ffm.py patch: %r not in the config" % old)
+            cfg = cfg.replace(old, new, 1)
+            data[header:header + cfg_len] = cfg
+            struct.pack_into("<I", data, 12, len(cfg))
+            order_off = len(data) - 4 - 4 * m["n_order"]
+            continue
         v = int(value, 0)
         if key in FIELDS:
             off, fmt = FIELDS[key]

@@ -192,4 +192,22 @@ expect 2 "^ffrun: seedaxis.yaml:4:3: an axis on seed and seeds" "$ffrun" sweep s
 expect 2 "^ffrun: --sweep optimizer.lr=0\.1\\\\xff: .*got '0\.1\\\\xff'$" "$ffrun" base.yaml --sweep $'optimizer.lr=0.1\xff' --dry-run
 ! LC_ALL=C grep -q $'\xff' out && ok "no raw 0xff byte echoed" || fail "a raw 0xff byte in: $(od -c out | head -3)"
 
+echo "-- issue 38 item 7: eval --data '', eval of a model its config does not fit, stale step models"
+expect 2 "^ffrun: eval: --data needs a directory, got ''" "$ffrun" eval "$fin" --data ''
+$py "$ffm" patch "$fin" unfit.ffm 'config=units: 8->units: 9' || fail "ffm.py patch config"
+expect 1 "^ffrun: unfit.ffm: cannot evaluate: the model has [0-9]+ parameters" "$ffrun" eval unfit.ffm
+! grep -q "cannot resume" out && ok "eval does not speak of resuming" || fail "eval says: $(cat out)"
+# a run resumed from its own step model replaces it with the next one (main: each kill and
+# resume cycle left one more stale step model)
+"$ffrun" base.yaml --quiet --name cyc --set train.epochs=2 --max-steps 3 > cyc.out 2>&1
+s3=$(ls models/*_cyc_step0000003.ffm 2>/dev/null)
+"$ffrun" --resume "$s3" --quiet --max-steps 6 > cyc2.out 2>&1
+[ -n "$s3" ] && [ ! -e "$s3" ] && [ "$(ls models/*_cyc_step*.ffm 2>/dev/null | wc -l)" -eq 1 ] &&
+    ok "resumed from step 3, stopped at 6: only the step-6 model is left" ||
+    fail "step models after one resume: $(ls models/*_cyc_* | tr '\n' ' ')"
+"$ffrun" --resume models/*_cyc_step0000006.ffm --quiet > cyc3.out 2>&1
+[ "$(ls models/*_cyc_step*.ffm 2>/dev/null | wc -l)" -eq 0 ] && [ -n "$(ls models/*_cyc_epoch002.ffm 2>/dev/null)" ] &&
+    ok "resumed to the end: no step model left beside the final one" ||
+    fail "step models after the end: $(ls models/*_cyc_* | tr '\n' ' ')"
+
 finish t_hostile "on $build"
