@@ -255,7 +255,8 @@ o1=$!
 od=
 for _ in $(seq 300); do # until the first run has started training (at most 30 s)
     od=$(ls -d runs/supervised/*_own 2>/dev/null)
-    [ -n "$od" ] && ls "$od"/models/*.run > /dev/null 2>&1 && break
+    [ -n "$od" ] && [ -s "$od/lr=0.001/ffrun.log" ] && ls "$od"/lr=0.001/*tfevents* > /dev/null 2>&1 &&
+        break
     sleep 0.1
 done
 sleep 1
