@@ -106,8 +106,9 @@ static volatile sig_atomic_t stop_flag;
 
 static void on_signal(int sig)
 {
-    if (stop_flag)
-        _exit(128 + sig); /* second signal: leave at once */
+    if (stop_flag) /* second signal: leave at once (SIGUSR1: a second stop from
+                    * tools/ffmpirun, a second Ctrl-C: 130 as for SIGINT) */
+        _exit(sig == SIGUSR1 ? 128 + SIGINT : 128 + sig);
     stop_flag = 1;
 }
 

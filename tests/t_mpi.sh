@@ -465,4 +465,62 @@ stop_job usr1 USR1 launcher "${mpi[@]}"
 [ $rc -eq 130 ] && [ -n "$step_model" ] &&
     ok "SIGUSR1 to plain mpirun: exit 130, step model written" ||
     fail "SIGUSR1 to mpirun: exit $rc, model '$step_model': $(tail -3 usr1.out)"
+# 8b. a second Ctrl-C to tools/ffmpirun (issue 38 item 3): the ranks leave at once, exit 130,
+# no Open MPI backtrace (main passed it on as SIGTERM: mpirun segfaulted in PMIx_Finalize,
+# exit 139, 4 of 4 tries)
+if ! (( 0x$(sed -n 's/^SigIgn:[[:space:]]*//p' /proc/$$/status) & 2 )); then
+    set -m
+    "$root/tools/ffmpirun" --oversubscribe -np 2 "$ffrun" "$cfg" "${long[@]}" --name twice > twice.out 2>&1 &
+    job=$!
+    set +m
+    for _ in $(seq 300); do
+        [ -n "$(ls models/*_twice.run 2>/dev/null)" ] && break
+        sleep 0.1
+    done
+    sleep 1
+    kill -INT -- -"$job"
+    sleep 0.2
+    kill -INT -- -"$job"
+    t0=$SECONDS
+    while kill -0 "$job" 2>/dev/null && [ $((SECONDS - t0)) -lt 30 ]; do sleep 0.2; done
+    if kill -0 "$job" 2>/dev/null; then
+        fail "a second Ctrl-C to tools/ffmpirun: still running after 30 s"
+        kill -KILL -- -"$job" 2>/dev/null
+    fi
+    wait "$job"
+    rc=$?
+    [ $rc -eq 130 ] && ! grep -qiE "segmentation|backtrace|signal 11|\[ *[0-9]+\] " twice.out &&
+        ok "a second Ctrl-C to tools/ffmpirun: exit 130 in $((SECONDS - t0)) s, no backtrace" ||
+        fail "a second Ctrl-C to tools/ffmpirun: exit $rc: $(grep -iE 'segm|signal|\[' twice.out | head -3)"
+fi
+
+# 9. mpirun beside TensorBoard (issue 38 item 2): with something listening on 127.0.0.1 in
+# 6000-6009 (TensorBoard's 6006), Open MPI 4.1's hwloc GL plugin made mpirun hang at launch;
+# tools/ffmpirun sets HWLOC_COMPONENTS=-gl itself (tested without it in the environment).
+# The only listener on those ports in the tests; killed right after.
+$py - > listen.out 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.socket()
+for port in range(6006, 6010):
+    try:
+        s.bind(("127.0.0.1", port)); s.listen(); break
+    except OSError:
+        continue
+else:
+    print("no free port: something listens already"); sys.stdout.flush()
+print("listening", flush=True)
+time.sleep(120)
+PY
+listener=$!
+for _ in $(seq 50); do grep -q listening listen.out 2>/dev/null && break; sleep 0.1; done
+t0=$SECONDS
+env -u HWLOC_COMPONENTS timeout -s KILL 60 "$root/tools/ffmpirun" --oversubscribe -np 2 "$ffrun" \
+    --version > tb.out 2>&1
+rc=$?
+kill "$listener" 2>/dev/null
+wait "$listener" 2>/dev/null
+[ $rc -eq 0 ] && grep -q "^ffrun " tb.out &&
+    ok "tools/ffmpirun with a listener on 127.0.0.1:6006: exit 0 in $((SECONDS - t0)) s" ||
+    fail "tools/ffmpirun beside a listener on 6006: exit $rc (137: hung, killed after 60 s)"
+
 finish t_mpi
