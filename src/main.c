@@ -204,15 +204,31 @@ static void kv_add_config_key(void *ctx, const char *key, ff_hp_type type, doubl
     kv_add(ctx, key, type == FF_HP_STRING ? string : v);
 }
 
-/* The arguments after the program's name, one line each ("argument N=..."). */
-static void kv_add_args(kv_text *t, int argc, char **argv)
+/* The command, then the arguments after the program's name, one line each
+ * ("argument N=..."). */
+static void kv_add_args(kv_text *t, const char *command, int argc, char **argv)
 {
     char key[32];
+    kv_add(t, "command", command);
     kv_add(t, "ffrun", FF_VERSION);
     for (int i = 1; i < argc; i++) {
         snprintf(key, sizeof key, "argument %d", i);
         kv_add(t, key, argv[i]);
     }
+}
+
+/* The start-up handshake of a command whose ranks compare their arguments (ffrun eval,
+ * ffrun sweep, --sweep, --help): rc this rank's status so far. Every rank passes a text
+ * or none at all (out of memory is a failure of its own), so no rank waits for another. */
+static int agree_on_args(int rc, const char *command, int argc, char **argv, ff_err *err)
+{
+    kv_text t = {0};
+    kv_add_args(&t, command, argc, argv);
+    if (!rc && t.failed)
+        rc = ff_err_set(err, FF_ERR_NOMEM, "out of memory");
+    rc = ff_parallel_agree(rc, rc ? NULL : t.buf, err);
+    free(t.buf);
+    return rc;
 }
 
 /* What a training run's ranks must agree on: the binary's version, the resolved
@@ -221,6 +237,7 @@ static int run_text(const cli *c, const ff_config *cfg, const ff_checkpoint *ck,
                     ff_err *err)
 {
     char v[96];
+    kv_add(t, "command", "train");
     kv_add(t, "ffrun", FF_VERSION);
     ff_config_visit(cfg, kv_add_config_key, t);
     if (c->resume)
@@ -737,12 +754,11 @@ static int eval_main(int argc, char **argv)
     if (data && !data[0]) /* "" would read /train-images-idx3-ubyte.gz */
         return usage_error("%s", "eval: --data needs a directory, got ''");
     ff_err err = {0};
-    kv_text t = {0};
-    kv_add_args(&t, argc, argv);
-    int agreed = agree_or_report(FF_OK, t.failed ? NULL : t.buf, &err);
-    free(t.buf);
-    if (agreed)
+    if (agree_on_args(FF_OK, "eval", argc, argv, &err)) {
+        if (ff_parallel_rank() == 0)
+            fprintf(stderr, "ffrun: %s\n", err.msg);
         return 2;
+    }
     ff_checkpoint ck = {0};
     int64_t conf[100];
     int rc = ff_checkpoint_load(model, &ck, &err);
@@ -867,10 +883,7 @@ static int sweep_main(int argc, char **argv)
     ff_err err = {0};
     ff_sweep sw = {0};
     int rc = ff_sweep_load(&sw.spec, file, &err);
-    kv_text t = {0};
-    kv_add_args(&t, argc, argv);
-    rc = ff_parallel_agree(rc, rc || t.failed ? NULL : t.buf, &err); /* before the sweep */
-    free(t.buf);
+    rc = agree_on_args(rc, "sweep", argc, argv, &err); /* before the sweep */
     if (!rc && jobs)
         sw.spec.jobs = jobs;
     if (!rc && threads)
@@ -893,10 +906,7 @@ static int sweep_args_main(const cli *c, int argc, char **argv)
                                     "(run the same sweep command again to resume it)")
                        : ff_sweep_from_args(&sw.spec, c->config_path, c->sweeps, c->n_sweeps,
                                             c->seeds, &err);
-    kv_text t = {0};
-    kv_add_args(&t, argc, argv);
-    rc = ff_parallel_agree(rc, rc || t.failed ? NULL : t.buf, &err); /* before the sweep */
-    free(t.buf);
+    rc = agree_on_args(rc, "sweep (--sweep, --seeds)", argc, argv, &err); /* before the sweep */
     if (!rc && c->jobs)
         sw.spec.jobs = c->jobs;
     if (!rc && c->threads)
@@ -940,11 +950,10 @@ static int finish_args(int status, int argc, char **argv, const cli *c)
 {
     ff_err err = {.code = status ? FF_ERR_USAGE : FF_OK};
     snprintf(err.msg, sizeof err.msg, "%s", c->error);
-    kv_text t = {0};
-    kv_add_args(&t, argc, argv);
-    int rc = agree_or_report(status ? FF_ERR_USAGE : FF_OK, t.failed ? NULL : t.buf, &err);
-    free(t.buf);
-    return rc ? 2 : status;
+    int rc = agree_on_args(status ? FF_ERR_USAGE : FF_OK, "help", argc, argv, &err);
+    if (rc && ff_parallel_rank() == 0)
+        fprintf(stderr, "ffrun: %s\n", err.msg);
+    return rc ? ff_err_exit_status(rc) : status;
 }
 
 /* --resume of a run's final model: nothing left to train. */

@@ -52,7 +52,8 @@ void ff_parallel_abort(int status);
 /* The start-up handshake of every rank, before any allocation or other collective
  * (a collective of all ranks; alone: returns rc at once). rc is this rank's start-up
  * status (its message in err); text its resolved config and run options as lines
- * "key=value\n" (NULL: compare nothing). FF_OK on every rank when all started and
+ * "key=value\n" (NULL on every rank: compare nothing; a rank that failed may pass
+ * NULL). FF_OK on every rank when all started and
  * all texts equal rank 0's; otherwise FF_ERR_USAGE on every rank, err holding the
  * message of the lowest failing rank ("rank R of N: ...") or the keys in which the
  * lowest disagreeing rank differs from rank 0, with both values. */
