@@ -41,7 +41,8 @@ export OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1
 # Open MPI 4.1's hwloc GL plugin probes X displays :0-:9 over TCP: with anything on ports
 # 6000-6009 (TensorBoard's 6006) mpirun hangs at launch; -gl leaves that plugin out
 export HWLOC_COMPONENTS=-gl
-mpi=(mpirun --oversubscribe -np 2)
+# every mpirun in a timeout: a hang fails the test (124) instead of stopping the suite
+mpi=(timeout -k 10 600 mpirun --oversubscribe -np 2)
 cd "$tmp" && ln -s "$root/data" data
 cfg=$root/configs/quick.yaml
 short=(--quiet --set data.train_limit=500 --set data.test_limit=500 --set train.epochs=1
@@ -347,7 +348,7 @@ else
 fi
 
 # 6. bad settings: exit 2, reported once
-mpirun --oversubscribe -np 3 "$ffrun" "$cfg" --quiet --set parallel.mode=pipeline \
+timeout -k 10 600 mpirun --oversubscribe -np 3 "$ffrun" "$cfg" --quiet --set parallel.mode=pipeline \
     --set eval.softmax=false > bad3.out 2>&1
 rc3=$?
 n3=$(grep -c "only 2 layers" bad3.out)
@@ -439,7 +440,7 @@ stop_job() {
     rc=$?
     step_model=$(ls models/*_"$name"_step*.ffm 2>/dev/null | head -1)
 }
-stop_job sigint INT launcher "${mpi[@]}"
+stop_job sigint INT launcher mpirun --oversubscribe -np 2 # signals to mpirun itself: no timeout
 if [ -n "$step_model" ] && grep -q "interrupted at step .* resume with" sigint.out &&
     "$ffrun" --resume "$step_model" --set train.epochs=$(( $($py "$root/tests/ffm.py" info "$step_model" | sed -n 's/^epoch: //p') + 1 )) \
         --quiet > sigr.out 2>&1; then
@@ -461,7 +462,7 @@ stop_job sigterm TERM launcher "$root/tools/ffmpirun" --oversubscribe -np 2
 [ $rc -eq 130 ] && [ -n "$step_model" ] &&
     ok "SIGTERM to tools/ffmpirun: exit 130, step model written" ||
     fail "SIGTERM to tools/ffmpirun: exit $rc, model '$step_model': $(tail -3 sigterm.out)"
-stop_job usr1 USR1 launcher "${mpi[@]}"
+stop_job usr1 USR1 launcher mpirun --oversubscribe -np 2
 [ $rc -eq 130 ] && [ -n "$step_model" ] &&
     ok "SIGUSR1 to plain mpirun: exit 130, step model written" ||
     fail "SIGUSR1 to mpirun: exit $rc, model '$step_model': $(tail -3 usr1.out)"
