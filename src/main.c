@@ -956,16 +956,19 @@ static int finish_args(int status, int argc, char **argv, const cli *c)
     return rc ? ff_err_exit_status(rc) : status;
 }
 
-/* --resume of a run's final model: nothing left to train. */
+/* --resume of a run's final model: nothing left to train (unsupervised_clf counts the
+ * classifier's epochs, clf.epochs; the FF modes train.epochs). */
 static int finished(const cli *c, const ff_config *cfg, const ff_checkpoint *ck,
                     const char *path)
 {
-    if (!c->resume || ck->batch != 0 || ck->epoch < cfg->train.epochs)
+    const int clf = cfg->mode == FF_MODE_UNSUP_CLF;
+    const int epochs = clf ? cfg->clf.epochs : cfg->train.epochs;
+    if (!c->resume || ck->batch != 0 || ck->epoch < epochs)
         return 0;
     if (ff_parallel_rank() == 0)
         fprintf(stderr, "ffrun: %s is the final model of a finished run (epoch %d of %d): "
-                "nothing to resume, nothing changed (--set train.epochs=%d continues it)\n",
-                path, ck->epoch, cfg->train.epochs, ck->epoch + 1);
+                "nothing to resume, nothing changed (--set %s=%d continues it)\n", path,
+                ck->epoch, epochs, clf ? "clf.epochs" : "train.epochs", ck->epoch + 1);
     return 1;
 }
 
