@@ -44,3 +44,48 @@ int ff_err_exit_status(int code)
     default: return 1;
     }
 }
+
+/* The length of the valid UTF-8 sequence at s (at most n bytes) of a code point that
+ * is printable enough to show (not C0/C1 control, DEL, a surrogate); 0 if not one. */
+static size_t showable_utf8(const unsigned char *s, size_t n)
+{
+    if (s[0] >= 0x20 && s[0] < 0x7f)
+        return 1;
+    const size_t len = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+    if (!len || len > n || s[0] >= 0xf8)
+        return 0;
+    unsigned cp = s[0] & (0x7f >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    static const unsigned least[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < least[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp < 0xa0)
+        return 0;
+    return len;
+}
+
+size_t ff_escape_text(const char *text, size_t len, char *out, size_t cap)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t n = 0;
+    if (!cap)
+        return 0;
+    for (size_t i = 0; i < len;) {
+        const size_t k = s[i] == '\\' ? 0 : showable_utf8(s + i, len - i);
+        if (k && n + k < cap) {
+            memcpy(out + n, s + i, k);
+            n += k;
+            i += k;
+        } else if (!k && n + 4 < cap) {
+            snprintf(out + n, cap - n, s[i] == '\\' ? "\\\\" : "\\x%02x", s[i]);
+            n += s[i] == '\\' ? 2 : 4;
+            i++;
+        } else {
+            break; /* full: cut at a whole character */
+        }
+    }
+    out[n] = '\0';
+    return n;
+}

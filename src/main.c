@@ -110,14 +110,16 @@ typedef struct cli {
     int jobs, threads;                    /* --jobs N, --threads N (with --sweep/--seeds) */
     const char *sweep_run;                /* --sweep-run DIR */
     int stop_epoch;                       /* --stop-epoch N */
+    char error[FF_ERR_MSG_MAX];           /* a usage error of the command line */
 } cli;
 
 static volatile sig_atomic_t stop_flag;
 
 static void on_signal(int sig)
 {
-    if (stop_flag)
-        _exit(128 + sig); /* second signal: leave at once */
+    if (stop_flag) /* second signal: leave at once (SIGUSR1: a second stop from
+                    * tools/ffmpirun, a second Ctrl-C: 130 as for SIGINT) */
+        _exit(sig == SIGUSR1 ? 128 + SIGINT : 128 + sig);
     stop_flag = 1;
 }
 
@@ -144,15 +146,134 @@ static int parse_count(const char *s, long long *out)
     return end != s && !*end && !errno && *out > 0;
 }
 
+/* Under mpirun every rank calls this once at start-up, before any allocation or other
+ * collective: rc is its start-up status (message in err), text its view of the run
+ * ("key=value" lines; NULL: nothing to compare). Returns the status all ranks agree on
+ * (alone: rc); a failure is printed once, by rank 0, and no rank waits for another. */
+static int agree_or_report(int rc, const char *text, ff_err *err)
+{
+    rc = ff_parallel_agree(rc, text, err);
+    if (rc && ff_parallel_rank() == 0)
+        fprintf(stderr, "ffrun: %s\n", err->msg);
+    return rc;
+}
+
+/* A usage error of `ffrun eval` or `ffrun sweep` (before their start-up handshake):
+ * printed once, exit status 2. */
 static int usage_error(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "ffrun: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'ffrun --help'.\n");
+    ff_err err;
+    int n = snprintf(err.msg, sizeof err.msg, fmt, arg);
+    if (n >= 0 && (size_t)n < sizeof err.msg)
+        snprintf(err.msg + n, sizeof err.msg - (size_t)n, "\nTry 'ffrun --help'.");
+    err.code = FF_ERR_USAGE;
+    agree_or_report(FF_ERR_USAGE, NULL, &err);
     return 2;
 }
 
-/* Returns -1 to go on, or an exit status. */
+/* A growing text of "key=value" lines (what the ranks compare at start-up). */
+typedef struct kv_text {
+    char *buf;
+    size_t n, cap;
+    int failed; /* out of memory */
+} kv_text;
+
+static void kv_add(kv_text *t, const char *key, const char *value)
+{
+    const size_t need = strlen(key) + strlen(value) + 3;
+    if (t->failed)
+        return;
+    if (t->n + need > t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 8192;
+        while (cap < t->n + need)
+            cap *= 2;
+        char *b = realloc(t->buf, cap);
+        if (!b) {
+            t->failed = 1;
+            return;
+        }
+        t->buf = b;
+        t->cap = cap;
+    }
+    for (const char *k = key; *k; k++) /* one line per key, whatever the value holds */
+        t->buf[t->n++] = *k == '\n' || *k == '=' ? ' ' : *k;
+    t->buf[t->n++] = '=';
+    for (const char *v = value; *v; v++)
+        t->buf[t->n++] = *v == '\n' ? ' ' : *v;
+    t->buf[t->n++] = '\n';
+    t->buf[t->n] = '\0';
+}
+
+static void kv_add_config_key(void *ctx, const char *key, ff_hp_type type, double number,
+                              const char *string, int boolean)
+{
+    char v[64];
+    if (type == FF_HP_NUMBER)
+        snprintf(v, sizeof v, "%.17g", number);
+    else if (type == FF_HP_BOOL)
+        snprintf(v, sizeof v, "%s", boolean ? "true" : "false");
+    kv_add(ctx, key, type == FF_HP_STRING ? string : v);
+}
+
+/* The command, then the arguments after the program's name, one line each
+ * ("argument N=..."). */
+static void kv_add_args(kv_text *t, const char *command, int argc, char **argv)
+{
+    char key[32];
+    kv_add(t, "command", command);
+    kv_add(t, "ffrun", FF_VERSION);
+    for (int i = 1; i < argc; i++) {
+        snprintf(key, sizeof key, "argument %d", i);
+        kv_add(t, key, argv[i]);
+    }
+}
+
+/* The start-up handshake of a command whose ranks compare their arguments (ffrun eval,
+ * ffrun sweep, --sweep, --help): rc this rank's status so far. Every rank passes a text
+ * or none at all (out of memory is a failure of its own), so no rank waits for another. */
+static int agree_on_args(int rc, const char *command, int argc, char **argv, ff_err *err)
+{
+    kv_text t = {0};
+    kv_add_args(&t, command, argc, argv);
+    if (!rc && t.failed)
+        rc = ff_err_set(err, FF_ERR_NOMEM, "out of memory");
+    rc = ff_parallel_agree(rc, rc ? NULL : t.buf, err);
+    free(t.buf);
+    return rc;
+}
+
+/* What a training run's ranks must agree on: the binary's version, the resolved
+ * config and the options that change the run. */
+static int run_text(const cli *c, const ff_config *cfg, const ff_checkpoint *ck, kv_text *t,
+                    ff_err *err)
+{
+    char v[96];
+    kv_add(t, "command", "train");
+    kv_add(t, "ffrun", FF_VERSION);
+    ff_config_visit(cfg, kv_add_config_key, t);
+    if (c->resume)
+        snprintf(v, sizeof v, "step %lld (epoch %d, batch %d)", (long long)ck->step, ck->epoch,
+                 ck->batch);
+    kv_add(t, "--resume", c->resume ? v : "no");
+    snprintf(v, sizeof v, "%lld", c->max_steps);
+    kv_add(t, "--max-steps", c->max_steps ? v : "none");
+    snprintf(v, sizeof v, "%d", c->stop_epoch);
+    kv_add(t, "--stop-epoch", c->stop_epoch ? v : "none");
+    kv_add(t, "--sweep-run", c->sweep_run ? c->sweep_run : "none");
+    kv_add(t, "--dry-run", c->dry_run ? "yes" : "no");
+    return t->failed ? ff_err_set(err, FF_ERR_NOMEM, "out of memory") : FF_OK;
+}
+
+/* A usage error of the command line into c->error (printed after the ranks agree);
+ * returns exit status 2. */
+static int cli_error(cli *c, const char *fmt, const char *arg)
+{
+    int n = snprintf(c->error, sizeof c->error, fmt, arg);
+    if (n >= 0 && (size_t)n < sizeof c->error)
+        snprintf(c->error + n, sizeof c->error - (size_t)n, "\nTry 'ffrun --help'.");
+    return 2;
+}
+
 /* The command line for the run record: the arguments joined by spaces, one holding a
  * space or a quote single-quoted as a shell would need it (truncated to cap). */
 static void command_line(int argc, char **argv, char *out, size_t cap)
@@ -180,6 +301,7 @@ static void command_line(int argc, char **argv, char *out, size_t cap)
     }
 }
 
+/* Returns -1 to go on, or an exit status (2: the message in c->error). */
 static int parse_args(int argc, char **argv, cli *c)
 {
     for (int i = 1; i < argc; i++) {
@@ -195,16 +317,16 @@ static int parse_args(int argc, char **argv, cli *c)
             return 0;
         } else if (!strcmp(a, "--set") || !strcmp(a, "--name")) {
             if (i + 1 >= argc)
-                return usage_error("%s needs a value", a);
+                return cli_error(c, "%s needs a value", a);
             if (!strcmp(a, "--name"))
                 c->name = argv[++i];
             else if (c->n_sets == MAX_SETS)
-                return usage_error("too many --set options (max %s)", "64");
+                return cli_error(c, "too many --set options (max %s)", "64");
             else
                 c->sets[c->n_sets++] = argv[++i];
         } else if (!strncmp(a, "--set=", 6)) {
             if (c->n_sets == MAX_SETS)
-                return usage_error("too many --set options (max %s)", "64");
+                return cli_error(c, "too many --set options (max %s)", "64");
             c->sets[c->n_sets++] = a + 6;
         } else if (!strcmp(a, "--resume")) {
             c->resume = 1;
@@ -213,33 +335,33 @@ static int parse_args(int argc, char **argv, cli *c)
         } else if (!strcmp(a, "--max-steps")) {
             char *end;
             if (i + 1 >= argc)
-                return usage_error("%s needs a value", a);
+                return cli_error(c, "%s needs a value", a);
             c->max_steps = strtoll(argv[++i], &end, 10);
             if (*end || c->max_steps <= 0)
-                return usage_error("--max-steps needs a positive integer, got '%s'", argv[i]);
+                return cli_error(c, "--max-steps needs a positive integer, got '%s'", argv[i]);
         } else if (!strcmp(a, "--stop-epoch")) {
             char *end;
             if (i + 1 >= argc)
-                return usage_error("%s needs a value", a);
+                return cli_error(c, "%s needs a value", a);
             long v = strtol(argv[++i], &end, 10);
             if (*end || v <= 0 || v > 1000000)
-                return usage_error("--stop-epoch needs a positive integer, got '%s'", argv[i]);
+                return cli_error(c, "--stop-epoch needs a positive integer, got '%s'", argv[i]);
             c->stop_epoch = (int)v;
         } else if (!strcmp(a, "--jobs") || !strcmp(a, "--threads")) {
             long long v;
             if (i + 1 >= argc || !parse_count(argv[i + 1], &v) || v > 4096)
-                return usage_error("%s needs a positive integer", a);
+                return cli_error(c, "%s needs a positive integer", a);
             i++;
             *(!strcmp(a, "--jobs") ? &c->jobs : &c->threads) = (int)v;
         } else if (!strcmp(a, "--sweep") || !strcmp(a, "--seeds") || !strcmp(a, "--sweep-run")) {
             if (i + 1 >= argc)
-                return usage_error("%s needs a value", a);
+                return cli_error(c, "%s needs a value", a);
             if (!strcmp(a, "--sweep-run"))
                 c->sweep_run = argv[++i];
             else if (!strcmp(a, "--seeds") && (c->seeds = atoi(argv[++i])) <= 0)
-                return usage_error("--seeds needs a positive integer, got '%s'", argv[i]);
+                return cli_error(c, "--seeds needs a positive integer, got '%s'", argv[i]);
             else if (!strcmp(a, "--sweep") && c->n_sweeps == FF_SWEEP_MAX_AXES)
-                return usage_error("too many --sweep options (max %s)", "16");
+                return cli_error(c, "too many --sweep options (max %s)", "16");
             else if (!strcmp(a, "--sweep"))
                 c->sweeps[c->n_sweeps++] = argv[++i];
         } else if (!strcmp(a, "--dry-run")) {
@@ -249,21 +371,21 @@ static int parse_args(int argc, char **argv, cli *c)
         } else if (!strcmp(a, "--verbose")) {
             c->verbose = 1;
         } else if (a[0] == '-' && a[1]) {
-            return usage_error("unknown option '%s'", a);
+            return cli_error(c, "unknown option '%s'", a);
         } else if (c->config_path) {
-            return usage_error("only one config file may be given (extra: '%s')", a);
+            return cli_error(c, "only one config file may be given (extra: '%s')", a);
         } else {
             c->config_path = a;
         }
     }
     if ((c->jobs || c->threads) && !c->n_sweeps && !c->seeds)
-        return usage_error("%s", "--jobs and --threads go with --sweep or --seeds (a single run "
+        return cli_error(c, "%s", "--jobs and --threads go with --sweep or --seeds (a single run "
                            "takes its threads from OPENBLAS_NUM_THREADS)");
     if (c->resume && c->config_path)
-        return usage_error("--resume takes its config from the model; drop '%s' (use --set)",
+        return cli_error(c, "--resume takes its config from the model; drop '%s' (use --set)",
                            c->config_path);
     if (!c->config_path && !c->resume)
-        return usage_error("%s", "no config file given");
+        return cli_error(c, "%s", "no config file given");
     return -1;
 }
 
@@ -612,6 +734,20 @@ static int eval_supervised(const ff_checkpoint *ck, ff_config *cfg, int softmax_
     return rc;
 }
 
+/* The trainers' restore messages speak of resuming ("cannot resume: the model has ...");
+ * ffrun eval says what it could not do, and with which model: a model file whose weights
+ * do not fit its own config is a defective file (exit 1), not a usage error. */
+static int as_eval_error(int rc, ff_err *err, const char *model)
+{
+    static const char resume[] = "cannot resume";
+    if (rc && !strncmp(err->msg, resume, sizeof resume - 1)) {
+        char rest[FF_ERR_MSG_MAX];
+        snprintf(rest, sizeof rest, "%s", err->msg + sizeof resume - 1);
+        rc = ff_err_set(err, FF_ERR_FORMAT, "%.300s: cannot evaluate%.700s", model, rest);
+    }
+    return rc;
+}
+
 /* "1,3" into layers (at most FF_MAX_LAYERS distinct indices from 0); the count, or -1 */
 static int parse_layer_list(const char *s, int layers[FF_MAX_LAYERS])
 {
@@ -684,7 +820,14 @@ static int eval_main(int argc, char **argv)
     }
     if (!model)
         return usage_error("%s", "eval: no model file given");
+    if (data && !data[0]) /* "" would read /train-images-idx3-ubyte.gz */
+        return usage_error("%s", "eval: --data needs a directory, got ''");
     ff_err err = {0};
+    if (agree_on_args(FF_OK, "eval", argc, argv, &err)) {
+        if (ff_parallel_rank() == 0)
+            fprintf(stderr, "ffrun: %s\n", err.msg);
+        return 2;
+    }
     ff_checkpoint ck = {0};
     int64_t conf[100];
     int rc = ff_checkpoint_load(model, &ck, &err);
@@ -711,9 +854,10 @@ static int eval_main(int argc, char **argv)
     printf("model %s: %s, epoch %d, step %lld\n", model, ff_mode_name(ck.cfg.mode), ck.epoch,
            (long long)ck.step);
     if (ck.cfg.mode == FF_MODE_SUPERVISED)
-        rc = eval_supervised(&ck, &cfg, softmax_epochs, on, conf, &err);
+        rc = as_eval_error(eval_supervised(&ck, &cfg, softmax_epochs, on, conf, &err), &err,
+                           model);
     else if (ck.cfg.mode == FF_MODE_UNSUP_CLF)
-        rc = eval_classifier(&ck, &cfg, on, conf, &err);
+        rc = as_eval_error(eval_classifier(&ck, &cfg, on, conf, &err), &err, model);
     else
         rc = ff_err_set(&err, FF_ERR_USAGE,
                         "%s is an unsupervised backbone: it has no classifier; train "
@@ -809,6 +953,7 @@ static int sweep_main(int argc, char **argv)
     ff_err err = {0};
     ff_sweep sw = {0};
     int rc = ff_sweep_load(&sw.spec, file, &err);
+    rc = agree_on_args(rc, "sweep", argc, argv, &err); /* before the sweep */
     if (!rc && jobs)
         sw.spec.jobs = jobs;
     if (!rc && threads)
@@ -822,14 +967,16 @@ static int sweep_main(int argc, char **argv)
 }
 
 /* ffrun CONFIG --sweep KEY=V1,V2 ... [--seeds N]: --set values are fixed for all runs. */
-static int sweep_args_main(const cli *c, const char *prog)
+static int sweep_args_main(const cli *c, int argc, char **argv)
 {
+    const char *prog = argv[0];
     ff_err err = {0};
     ff_sweep sw = {0};
     int rc = c->resume ? ff_err_set(&err, FF_ERR_USAGE, "--sweep cannot be combined with --resume "
                                     "(run the same sweep command again to resume it)")
                        : ff_sweep_from_args(&sw.spec, c->config_path, c->sweeps, c->n_sweeps,
                                             c->seeds, &err);
+    rc = agree_on_args(rc, "sweep (--sweep, --seeds)", argc, argv, &err); /* before the sweep */
     if (!rc && c->jobs)
         sw.spec.jobs = c->jobs;
     if (!rc && c->threads)
@@ -867,6 +1014,34 @@ static int finish_rank(int rc, const char *msg)
     return ff_err_exit_status(rc);
 }
 
+/* The command line's outcome before any run (help, version, a usage error), agreed
+ * by the ranks like a run's start. */
+static int finish_args(int status, int argc, char **argv, const cli *c)
+{
+    ff_err err = {.code = status ? FF_ERR_USAGE : FF_OK};
+    snprintf(err.msg, sizeof err.msg, "%s", c->error);
+    int rc = agree_on_args(status ? FF_ERR_USAGE : FF_OK, "help", argc, argv, &err);
+    if (rc && ff_parallel_rank() == 0)
+        fprintf(stderr, "ffrun: %s\n", err.msg);
+    return rc ? ff_err_exit_status(rc) : status;
+}
+
+/* --resume of a run's final model: nothing left to train (unsupervised_clf counts the
+ * classifier's epochs, clf.epochs; the FF modes train.epochs). */
+static int finished(const cli *c, const ff_config *cfg, const ff_checkpoint *ck,
+                    const char *path)
+{
+    const int clf = cfg->mode == FF_MODE_UNSUP_CLF;
+    const int epochs = clf ? cfg->clf.epochs : cfg->train.epochs;
+    if (!c->resume || ck->batch != 0 || ck->epoch < epochs)
+        return 0;
+    if (ff_parallel_rank() == 0)
+        fprintf(stderr, "ffrun: %s is the final model of a finished run (epoch %d of %d): "
+                "nothing to resume, nothing changed (--set %s=%d continues it)\n", path,
+                ck->epoch, epochs, clf ? "clf.epochs" : "train.epochs", ck->epoch + 1);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     ff_blas_ensure_fast_core(argv); /* may re-execute with OPENBLAS_CORETYPE set */
@@ -884,17 +1059,26 @@ int main(int argc, char **argv)
     cli c = {0};
     int status = parse_args(argc, argv, &c);
     if (status >= 0)
-        return status;
+        return finish_args(status, argc, argv, &c);
     if (c.n_sweeps || c.seeds)
-        return sweep_args_main(&c, argv[0]);
+        return sweep_args_main(&c, argc, argv);
     ff_err err = {0};
     ff_config cfg;
     ff_checkpoint ck = {0};
     char resume_path[4096] = "";
+    kv_text text = {0};
+    /* every rank reads its own config; all agree on it before anything else */
     int rc = load_config(&c, &cfg, &ck, resume_path, sizeof resume_path, &err);
-    if (!rc && c.dry_run)
+    if (!rc)
+        rc = run_text(&c, &cfg, &ck, &text, &err);
+    rc = agree_or_report(rc, rc ? NULL : text.buf, &err);
+    free(text.buf);
+    if (rc || finished(&c, &cfg, &ck, resume_path)) {
+        ff_checkpoint_free(&ck);
+        return ff_err_exit_status(rc);
+    }
+    if (c.dry_run) {
         rc = dry_run(&cfg, &err);
-    if (rc || c.dry_run) {
         ff_checkpoint_free(&ck);
         return finish_rank(rc, err.msg);
     }

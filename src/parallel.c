@@ -96,6 +96,151 @@ int ff_parallel_poll(void *msg, int cap, int *from)
 #endif
 }
 
+/* ---------------------------------------------------------------- start-up agreement */
+
+/* One line "key=value" of text (lines end in '\n'): its key's length, or 0 at the end. */
+static size_t line_key(const char *line, const char **value, size_t *value_len)
+{
+    const char *eol = strchr(line, '\n'), *eq = strchr(line, '=');
+    if (!*line)
+        return 0;
+    if (!eol)
+        eol = line + strlen(line);
+    if (!eq || eq > eol)
+        eq = eol;
+    *value = eq < eol ? eq + 1 : eq;
+    *value_len = (size_t)(eol - *value);
+    return (size_t)(eq - line);
+}
+
+/* The value of key in text (NULL if absent; its length in *len). */
+static const char *find_value(const char *text, const char *key, size_t klen, size_t *len)
+{
+    for (const char *l = text; *l;) {
+        const char *v;
+        size_t vl, kl = line_key(l, &v, &vl);
+        if (kl == klen && !memcmp(l, key, klen)) {
+            *len = vl;
+            return v;
+        }
+        l = v + vl + (v[vl] == '\n');
+    }
+    return NULL;
+}
+
+/* Appends "key (rank 0: A, rank R: B)" to out (cap bytes; "..." once full). */
+static void add_difference(char *out, size_t cap, const char *key, size_t klen, const char *a,
+                           size_t alen, const char *b, size_t blen, int rank)
+{
+    const size_t n = strlen(out);
+    if (n + 4 >= cap)
+        return;
+    const int w = snprintf(out + n, cap - n, "%s%.*s (rank 0: %.*s, rank %d: %.*s)",
+                           n ? "; " : "", (int)klen, key, (int)(a ? alen : 6),
+                           a ? a : "absent", rank, (int)(b ? blen : 6), b ? b : "absent");
+    if (w < 0 || (size_t)w >= cap - n)
+        snprintf(out + cap - 5, 5, "...");
+}
+
+/* The keys whose values differ between rank 0's text and mine, named in out ("" if none). */
+static void describe_differences(const char *zero, const char *mine, int rank, char *out,
+                                 size_t cap)
+{
+    out[0] = '\0';
+    for (const char *l = mine; *l;) { /* mine against rank 0's, then rank 0's keys I lack */
+        const char *v, *z;
+        size_t vl, zl, kl = line_key(l, &v, &vl);
+        z = find_value(zero, l, kl, &zl);
+        if (!z || zl != vl || memcmp(z, v, vl))
+            add_difference(out, cap, l, kl, z, zl, v, vl, rank);
+        l = v + vl + (v[vl] == '\n');
+    }
+    for (const char *l = zero; *l;) {
+        const char *v;
+        size_t vl, ml, kl = line_key(l, &v, &vl);
+        if (!find_value(mine, l, kl, &ml))
+            add_difference(out, cap, l, kl, v, vl, NULL, 0, rank);
+        l = v + vl + (v[vl] == '\n');
+    }
+}
+
+#ifdef FF_HAVE_MPI
+/* The lowest rank whose flag is set (g_size if none). A collective. */
+static int first_rank_with(int flag)
+{
+    int r = flag ? g_rank : g_size;
+    MPI_Allreduce(MPI_IN_PLACE, &r, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    return r;
+}
+
+/* msg (FF_ERR_MSG_MAX bytes) from rank `from` to every rank. */
+static void share_message(char *msg, int from)
+{
+    msg[FF_ERR_MSG_MAX - 1] = '\0';
+    MPI_Bcast(msg, FF_ERR_MSG_MAX, MPI_CHAR, from, MPI_COMM_WORLD);
+}
+
+/* rank 0's text into every rank (a new string the caller frees; NULL without memory,
+ * the same answer everywhere: the length goes first, -1 for none). */
+static char *share_text(const char *text)
+{
+    long len = g_rank == 0 ? (long)strlen(text) : 0;
+    char *copy = NULL;
+    if (g_rank == 0 && !(copy = malloc((size_t)len + 1)))
+        len = -1;
+    MPI_Bcast(&len, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+    if (len < 0)
+        return NULL;
+    if (g_rank != 0 && !(copy = malloc((size_t)len + 1)))
+        return NULL; /* the caller aborts the job: the others wait in the Bcast below */
+    if (g_rank == 0)
+        memcpy(copy, text, (size_t)len);
+    MPI_Bcast(copy, (int)len, MPI_CHAR, 0, MPI_COMM_WORLD);
+    copy[len] = '\0';
+    return copy;
+}
+#endif
+
+int ff_parallel_agree(int rc, const char *text, ff_err *err)
+{
+#ifdef FF_HAVE_MPI
+    if (!g_mpi || g_size == 1)
+        return rc;
+    char msg[FF_ERR_MSG_MAX] = "";
+    const int failed = first_rank_with(rc != FF_OK);
+    if (failed < g_size) {
+        if (g_rank == failed)
+            snprintf(msg, sizeof msg, "%s", err && err->msg[0] ? err->msg : "start-up failed");
+        share_message(msg, failed);
+        if (failed == 0)
+            return ff_err_set(err, FF_ERR_USAGE, "%s", msg);
+        return ff_err_set(err, FF_ERR_USAGE, "rank %d of %d: %s", failed, g_size, msg);
+    }
+    if (!text)
+        return FF_OK;
+    char *zero = share_text(text);
+    if (!zero) {
+        MPI_Abort(MPI_COMM_WORLD, 1); /* out of memory half way through a collective */
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory");
+    }
+    describe_differences(zero, text, g_rank, msg, 700);
+    free(zero);
+    const int differs = first_rank_with(msg[0] != '\0');
+    if (differs == g_size)
+        return FF_OK;
+    share_message(msg, differs);
+    return ff_err_set(err, FF_ERR_USAGE,
+                      "the ranks disagree: rank %d of %d was started with another config or "
+                      "other options than rank 0: %s; every rank must run the same (one "
+                      "command line for all: mpirun -np N ffrun ...)", differs, g_size, msg);
+#else
+    (void)text;
+    (void)err;
+    (void)describe_differences;
+    return rc;
+#endif
+}
+
 /* ---------------------------------------------------------------- the split */
 
 void ff_parallel_stages(const ff_net *net, int n, int first[FF_MAX_LAYERS + 1])

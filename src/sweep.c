@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "ff/data.h"
@@ -208,6 +209,17 @@ static int parse_asha(const sctx *c, const yaml_node_t *k, const yaml_node_t *v,
     return FF_OK;
 }
 
+/* A sweep's name is the suffix of its directory: one path component of safe characters. */
+static int plain_name(const char *name)
+{
+    if (!name[0] || !strcmp(name, ".") || !strcmp(name, ".."))
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._-=,+", *p))
+            return 0;
+    return 1;
+}
+
 static int parse_top(sctx *c, const yaml_node_t *k, const yaml_node_t *v, ff_sweep_spec *s)
 {
     char key[64];
@@ -220,8 +232,17 @@ static int parse_top(sctx *c, const yaml_node_t *k, const yaml_node_t *v, ff_swe
         s->config_col = (int)v->start_mark.column + 1;
         return scalar(c, v, key, s->config, sizeof s->config);
     }
-    if (!strcmp(key, "name"))
-        return scalar(c, v, key, s->name, sizeof s->name);
+    if (!strcmp(key, "name")) {
+        if ((rc = scalar(c, v, key, s->name, sizeof s->name)))
+            return rc;
+        if (!plain_name(s->name)) {
+            char shown[4 * FF_NAME_MAX];
+            ff_escape_text(s->name, strlen(s->name), shown, sizeof shown);
+            return at(c, v, "name: expected one plain directory name (letters, digits, '.', "
+                      "'_', '-', '=', ',', '+'; not . or ..), got '%s'%s", shown, "");
+        }
+        return FF_OK;
+    }
     if (!strcmp(key, "method")) {
         char m[16];
         if ((rc = scalar(c, v, key, m, sizeof m)))
@@ -301,8 +322,34 @@ static int parse_top(sctx *c, const yaml_node_t *k, const yaml_node_t *v, ff_swe
               "seeds, jobs, threads, scheduler, asha)%s", key, "");
 }
 
+/* An axis key given twice (--sweep KEY twice, or the same key spelled apart), or an
+ * axis on seed beside seeds: runs that would be the same run twice. */
+static int check_axes(const ff_sweep_spec *s, const char *origin, ff_err *err)
+{
+    char shown[4 * sizeof s->axes[0].key], where[FF_PATH_MAX + 64];
+    for (int i = 0; i < s->n_axes; i++) {
+        const ff_sweep_axis *a = &s->axes[i];
+        ff_escape_text(a->key, strlen(a->key), shown, sizeof shown);
+        if (a->line) /* a file's axis: where; --sweep: the option */
+            snprintf(where, sizeof where, "%s:%d:%d", origin, a->line, a->col);
+        else
+            snprintf(where, sizeof where, "%s", origin);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(s->axes[j].key, a->key))
+                return ff_err_set(err, FF_ERR_USAGE, "%s: axis %s is given twice; give each "
+                                  "axis once", where, shown);
+        if (s->n_seeds && !strcmp(a->key, "seed"))
+            return ff_err_set(err, FF_ERR_USAGE, "%s: an axis on seed and seeds: %d both set "
+                              "the seed (runs would repeat); keep one", where, s->n_seeds);
+    }
+    return FF_OK;
+}
+
 static int finish_spec(ff_sweep_spec *s, const char *origin, ff_err *err)
 {
+    int rc = check_axes(s, origin, err);
+    if (rc)
+        return rc;
     if (!s->config[0])
         return ff_err_set(err, FF_ERR_USAGE, "%s: no base config (config: FILE.yaml)", origin);
     if (!s->n_axes && !s->n_seeds)
@@ -332,36 +379,128 @@ static int finish_spec(ff_sweep_spec *s, const char *origin, ff_err *err)
     return FF_OK;
 }
 
-int ff_sweep_load(ff_sweep_spec *s, const char *path, ff_err *err)
+#define MAX_DEPTH 64
+
+/* Walks the events of text (no document built) and fails at the first list or mapping
+ * nested deeper than MAX_DEPTH: libyaml's loader takes minutes on a million '['. */
+static int check_depth(const char *path, const char *text, size_t len, ff_err *err)
+{
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p))
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory");
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    int rc = FF_OK, depth = 0, done = 0;
+    while (!rc && !done) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev))
+            break; /* the loader reports the syntax error with its position */
+        if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
+            if (++depth > MAX_DEPTH)
+                rc = ff_err_set(err, FF_ERR_USAGE, "%s:%d:%d: lists and mappings nested deeper "
+                                "than %d levels; a sweep file needs at most 4", path,
+                                (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
+                                MAX_DEPTH);
+        } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        }
+        done = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&p);
+    return rc;
+}
+
+static int cmp_scalar_nodes(const void *a, const void *b)
+{
+    const yaml_node_t *x = *(const yaml_node_t *const *)a, *y = *(const yaml_node_t *const *)b;
+    const size_t lx = x->data.scalar.length, ly = y->data.scalar.length;
+    const int c = memcmp(x->data.scalar.value, y->data.scalar.value, lx < ly ? lx : ly);
+    if (c || lx != ly)
+        return c ? c : lx < ly ? -1 : 1;
+    return x->start_mark.index < y->start_mark.index ? -1 : 1; /* the first one first */
+}
+
+/* A key given twice in any mapping of the document (as config files refuse them). */
+static int check_duplicates(const sctx *c)
+{
+    const yaml_document_t *d = &c->doc;
+    int rc = FF_OK;
+    for (const yaml_node_t *n = d->nodes.start; !rc && n < d->nodes.top; n++) {
+        if (n->type != YAML_MAPPING_NODE)
+            continue;
+        const size_t np = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+        const yaml_node_t **keys = malloc(sizeof *keys * (np ? np : 1));
+        if (!keys)
+            return ff_err_set(c->err, FF_ERR_NOMEM, "out of memory");
+        size_t k = 0;
+        for (const yaml_node_pair_t *q = n->data.mapping.pairs.start; q < n->data.mapping.pairs.top; q++) {
+            const yaml_node_t *key = get(c, q->key);
+            if (key && key->type == YAML_SCALAR_NODE)
+                keys[k++] = key;
+        }
+        qsort(keys, k, sizeof *keys, cmp_scalar_nodes);
+        for (size_t i = 1; !rc && i < k; i++)
+            if (keys[i]->data.scalar.length == keys[i - 1]->data.scalar.length &&
+                !memcmp(keys[i]->data.scalar.value, keys[i - 1]->data.scalar.value,
+                        keys[i]->data.scalar.length)) {
+                char first[32];
+                snprintf(first, sizeof first, "%d:%d", (int)keys[i - 1]->start_mark.line + 1,
+                         (int)keys[i - 1]->start_mark.column + 1);
+                char name[FF_SWEEP_TEXT];
+                ff_escape_text((const char *)keys[i]->data.scalar.value,
+                               keys[i]->data.scalar.length, name, sizeof name);
+                rc = at(c, keys[i], "duplicate key '%s' (first at %s); give each key once",
+                        name, first);
+            }
+        free(keys);
+    }
+    return rc;
+}
+
+int ff_sweep_parse(ff_sweep_spec *s, const char *text, size_t len, const char *origin,
+                   ff_err *err)
 {
     memset(s, 0, sizeof *s);
-    snprintf(s->origin, sizeof s->origin, "%s", path);
-    uint8_t *text;
-    size_t len;
-    int rc = ff_read_file(path, 1 << 20, &text, &len, err);
+    snprintf(s->origin, sizeof s->origin, "%s", origin);
+    int rc = check_depth(origin, text, len, err);
     if (rc)
-        return rc == FF_ERR_IO ? FF_ERR_USAGE : rc;
+        return rc;
     yaml_parser_t p;
-    sctx c = {.path = path, .err = err};
-    yaml_parser_initialize(&p);
-    yaml_parser_set_input_string(&p, text, len);
+    sctx c = {.path = origin, .err = err};
+    if (!yaml_parser_initialize(&p))
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory");
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
     if (!yaml_parser_load(&p, &c.doc)) {
-        rc = ff_err_set(err, FF_ERR_USAGE, "%s:%d:%d: YAML: %s", path, (int)p.problem_mark.line + 1,
-                        (int)p.problem_mark.column + 1, p.problem ? p.problem : "syntax error");
+        rc = ff_err_set(err, FF_ERR_USAGE, "%s:%d:%d: YAML: %s", origin,
+                        (int)p.problem_mark.line + 1, (int)p.problem_mark.column + 1,
+                        p.problem ? p.problem : "syntax error");
         yaml_parser_delete(&p);
-        free(text);
         return rc;
     }
     const yaml_node_t *root = yaml_document_get_root_node(&c.doc);
     if (!root || root->type != YAML_MAPPING_NODE)
-        rc = ff_err_set(err, FF_ERR_USAGE, "%s: expected a mapping (config:, axes:, ...)", path);
+        rc = ff_err_set(err, FF_ERR_USAGE, "%s: expected a mapping (config:, axes:, ...)", origin);
+    if (!rc)
+        rc = check_duplicates(&c);
     for (yaml_node_pair_t *q = root && !rc ? root->data.mapping.pairs.start : NULL;
          q && q < root->data.mapping.pairs.top && !rc; q++)
         rc = parse_top(&c, get(&c, q->key), get(&c, q->value), s);
     yaml_document_delete(&c.doc);
     yaml_parser_delete(&p);
+    return rc ? rc : finish_spec(s, origin, err);
+}
+
+int ff_sweep_load(ff_sweep_spec *s, const char *path, ff_err *err)
+{
+    memset(s, 0, sizeof *s);
+    uint8_t *text;
+    size_t len;
+    int rc = ff_read_file(path, 1 << 20, &text, &len, err);
+    if (rc) /* missing, unreadable, a directory, too large: as a config file, exit 2 */
+        return rc == FF_ERR_IO || rc == FF_ERR_FORMAT ? (err ? (err->code = FF_ERR_USAGE) : FF_ERR_USAGE) : rc;
+    rc = ff_sweep_parse(s, (const char *)text, len, path, err);
     free(text);
-    return rc ? rc : finish_spec(s, path, err);
+    return rc;
 }
 
 int ff_sweep_from_args(ff_sweep_spec *s, const char *config, const char *const *axes, int n_axes,
@@ -375,14 +514,16 @@ int ff_sweep_from_args(ff_sweep_spec *s, const char *config, const char *const *
     for (int i = 0; i < n_axes; i++) {
         ff_sweep_axis *a = &s->axes[s->n_axes++];
         const char *eq = strchr(axes[i], '=');
+        char shown[512];
+        ff_escape_text(axes[i], strlen(axes[i]), shown, sizeof shown);
         if (!eq || eq == axes[i] || !eq[1] || (size_t)(eq - axes[i]) >= sizeof a->key)
-            return ff_err_set(err, FF_ERR_USAGE, "--sweep %s: expected KEY=V1,V2,...", axes[i]);
+            return ff_err_set(err, FF_ERR_USAGE, "--sweep %s: expected KEY=V1,V2,...", shown);
         memcpy(a->key, axes[i], (size_t)(eq - axes[i]));
         for (const char *v = eq + 1; *v;) {
             size_t l = strcspn(v, ",");
             if (!l || l >= FF_SWEEP_TEXT || a->n_values == FF_SWEEP_MAX_VALUES)
                 return ff_err_set(err, FF_ERR_USAGE, "--sweep %s: empty, too long or too many values",
-                                  axes[i]);
+                                  shown);
             memcpy(a->values[a->n_values++], v, l);
             v += l + (v[l] == ',');
         }
@@ -434,8 +575,10 @@ typedef struct problems {
     int n;
 } problems;
 
-static void add_problem(problems *p, const char *msg)
+static void add_problem(problems *p, const char *raw)
 {
+    char msg[FF_ERR_MSG_MAX]; /* raw bytes of the input (--sweep values) escaped */
+    ff_escape_text(raw, strlen(raw), msg, sizeof msg);
     if (strstr(p->text, msg))
         return; /* the same error for many points: once */
     size_t n = strlen(p->text);
@@ -734,6 +877,9 @@ int ff_sweep_describe(const ff_sweep *sw, char **out, ff_err *err)
 
 void ff_sweep_free(ff_sweep *sw)
 {
+    if (sw->lock_fd > 0)
+        close(sw->lock_fd - 1); /* the lock goes with the last descriptor (runs hold copies) */
+    sw->lock_fd = 0;
     free(sw->runs);
     sw->runs = NULL;
     sw->n_runs = 0;

@@ -16,6 +16,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
@@ -23,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -240,6 +244,73 @@ static int set_paths(ff_sweep *sw, int claim, ff_err *err)
     return FF_OK;
 }
 
+/* The holder recorded in a held sweep.lock ("pid P host H since T"), into who; its pid,
+ * or 0 when it is not a live process on this host (a killed sweep whose runs still end). */
+static pid_t lock_holder(int fd, char *who, size_t cap)
+{
+    char text[512] = "", host[256] = "", mine[256] = "";
+    ssize_t n = pread(fd, text, sizeof text - 1, 0);
+    text[n > 0 ? n : 0] = '\0';
+    text[strcspn(text, "\n")] = '\0';
+    long pid = 0;
+    snprintf(who, cap, "%s", text[0] ? text : "a sweep that did not say who it is");
+    if (sscanf(text, "pid %ld host %255s", &pid, host) != 2 || gethostname(mine, sizeof mine) ||
+        strcmp(host, mine))
+        return 1; /* another host, or unknown: alive as far as we can tell */
+    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM) ? (pid_t)pid : 0;
+}
+
+/* One sweep per directory: an exclusive flock on <dir>/sweep.lock, held by this
+ * process and (inherited) by every run it starts. A live holder is named and refused;
+ * a dead one's runs (stopping after their parent died) are waited for. */
+static int lock_dir(ff_sweep *sw, ff_info_fn info, void *ctx, ff_err *err)
+{
+    char path[FF_PATH_MAX + 300], who[600];
+    snprintf(path, sizeof path, "%s/sweep.lock", sw->dir);
+    int fd = open(path, O_RDWR | O_CREAT, 0644);
+    if (fd < 0)
+        return ff_err_set(err, FF_ERR_IO, "%s: %s", path, strerror(errno));
+    for (int waited = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; waited++) {
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            ff_err_set(err, FF_ERR_IO, "%s: cannot lock: %s", path, strerror(errno));
+            close(fd);
+            return FF_ERR_IO;
+        }
+        const pid_t holder = lock_holder(fd, who, sizeof who);
+        if (holder || waited == 1200) {
+            close(fd);
+            return ff_err_set(err, FF_ERR_RUNTIME,
+                              "%s is in use by another sweep (%s)%s; wait for it to end or "
+                              "stop it (Ctrl-C), then run this again", sw->dir, who,
+                              holder ? "" : ", whose runs have not ended in 120 s");
+        }
+        if (waited == 0 && info) {
+            char msg[FF_PATH_MAX + 900];
+            snprintf(msg, sizeof msg, "%.600s: the sweep that held it (%.250s) is gone; waiting "
+                     "for its runs to stop", sw->dir, who);
+            info(ctx, msg);
+        }
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    char host[256] = "unknown", stamp[32] = "", text[600];
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = '\0';
+    const time_t now = time(NULL);
+    struct tm tm;
+    if (gmtime_r(&now, &tm))
+        strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    const int n = snprintf(text, sizeof text, "pid %ld host %s since %s\n", (long)getpid(), host,
+                           stamp);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)n, 0) != n) {
+        ff_err_set(err, FF_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        close(fd);
+        return FF_ERR_IO;
+    }
+    sw->lock_fd = fd + 1;
+    return FF_OK;
+}
+
 int ff_sweep_open(ff_sweep *sw, ff_info_fn info, void *ctx, ff_err *err)
 {
     if (ff_parallel_rank() > 0) { /* rank 0 opens it and says where */
@@ -270,10 +341,13 @@ int ff_sweep_open(ff_sweep *sw, ff_info_fn info, void *ctx, ff_err *err)
     char msg[FF_PATH_MAX + 300];
     if (find_existing(root, sw->spec.name, key, sw->dir, sizeof sw->dir)) {
         snprintf(msg, sizeof msg, "continuing the sweep in %s", sw->dir);
+        rc = lock_dir(sw, info, ctx, err);
     } else {
         rc = ff_mkdir_p(root, err);
         if (!rc)
             rc = ff_make_run_dir(root, sw->spec.name, time(NULL), sw->dir, sizeof sw->dir, err);
+        if (!rc) /* before sweep.key: a sweep that finds the directory by it waits for us */
+            rc = lock_dir(sw, info, ctx, err);
         char path[FF_PATH_MAX + 300];
         snprintf(path, sizeof path, "%s/sweep.key", sw->dir);
         if (!rc)
@@ -526,10 +600,18 @@ static pid_t launch(const ff_sweep *sw, const ff_sweep_run *r, const char *exe, 
     ff_err err;
     if (ff_mkdir_p(dir, &err))
         return -1;
+    const pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0)
         return pid;
     setpgid(0, 0); /* a terminal's Ctrl-C reaches the sweep only; it stops the runs */
+#ifdef __linux__
+    /* a run dies with its sweep (kill -9 of the sweep: SIGTERM, a step model, exit 130) */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+        _exit(130); /* the sweep died before this line: start nothing */
+#else
+    (void)parent;
+#endif
     int fd = open(r->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
         _exit(127);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -284,11 +285,20 @@ static int check_finite(ff_run *r, ff_err *err)
                : diverged(r, "the weights or optimiser state hold NaN or infinite values", err);
 }
 
-/* A newer resumable model exists: the last periodic step model goes (never the one
- * just written under the same name), and checkpoint.minutes counts from now. */
+/* 1 if paths a and b name one file (the same string, or the same inode). */
+static int same_file(const char *a, const char *b)
+{
+    struct stat x, y;
+    return !strcmp(a, b) ||
+           (stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino);
+}
+
+/* A newer resumable model exists: the last periodic step model, or the step model the
+ * run was resumed from, goes (never the one just written under the same name), and
+ * checkpoint.minutes counts from now. */
 static void autosave_superseded(ff_run *r, const char *newer)
 {
-    if (r->autosave[0] && strcmp(r->autosave, newer) != 0)
+    if (r->autosave[0] && !same_file(r->autosave, newer))
         unlink(r->autosave);
     r->autosave[0] = '\0';
     r->last_save = ff_now_seconds();
@@ -677,6 +687,23 @@ static int close_run(ff_run *r, int rc, ff_err *err)
     return rc;
 }
 
+/* A run resumed from one of its own step models (<prefix>_stepNNNNNNN.ffm) treats it as
+ * its last periodic one: the next resumable model replaces it (kill -9 and resume cycles
+ * used to leave one stale step model each). An epoch or best model is never removed. */
+static void adopt_resumed_step_model(ff_run *r, const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const size_t np = strlen(r->prefix), nb = strlen(base);
+    if (!np || nb < np + 9 || strncmp(base, r->prefix, np) || strncmp(base + np, "_step", 5) ||
+        strcmp(base + nb - 4, ".ffm") || strlen(path) >= sizeof r->autosave)
+        return;
+    for (const char *d = base + np + 5; d < base + nb - 4; d++)
+        if (*d < '0' || *d > '9')
+            return;
+    snprintf(r->autosave, sizeof r->autosave, "%s", path);
+}
+
 int ff_train_ff(const ff_config *cfg, const ff_train_opts *opts, ff_train_result *res,
                 ff_err *err)
 {
@@ -692,6 +719,7 @@ int ff_train_ff(const ff_config *cfg, const ff_train_opts *opts, ff_train_result
     r->writer = ff_parallel_rank() == 0;
     r->last_save = start;
     int rc = ff_trainer_create(&r->tr, cfg, note, ctx, err);
+    rc = ff_parallel_agree(rc, NULL, err); /* a rank without its data ends all of them */
     if (!rc)
         rc = ff_parallel_attach(&r->par, &r->tr, err);
     if (!rc && opts && opts->resume)
@@ -703,6 +731,8 @@ int ff_train_ff(const ff_config *cfg, const ff_train_opts *opts, ff_train_result
     }
     if (!rc && r->writer)
         rc = open_run(r, err);
+    if (!rc && r->writer && opts && opts->resume && opts->resume_path)
+        adopt_resumed_step_model(r, opts->resume_path);
     res->epochs_done = r->tr.epoch;
     res->started = !rc;
     while (!rc && r->tr.epoch < r->cfg->train.epochs) {

@@ -11,7 +11,9 @@ Usage: ffm.py info MODEL            print the header fields (and the run record)
                                     values as two's complement), rng=0 (all-zero state),
                                     order.I=V (entry I of the sample order),
                                     record=TEXT (the run record, "" for none), version=2
-                                    (rewritten as format 2: no record field)
+                                    (rewritten as format 2: no record field),
+                                    config=OLD->NEW (the first OLD in the stored config
+                                    text replaced by NEW: a config the weights do not fit)
 Reads format versions 1 (104-byte header, no head), 2 (128-byte header: n_head,
 n_head_state, head_t after n_aux; the head's floats after the aux state) and 3 (136-byte
 header: record_len and a reserved u32 after head_t; the run record, JSON, after the run
@@ -96,7 +98,7 @@ def patch(src, dst, assignments):
     data = bytearray(open(src, "rb").read())
     for a in assignments:
         key, _, value = a.partition("=")
-        v = int(value, 0) if key != "record" else 0
+        v = int(value, 0) if key not in ("record", "config") else 0
         order_off = len(data) - 4 - 4 * m["n_order"]
         body = m["header"] + m["cfg_len"] + m["dir_len"]  # where the record starts
         if key in FIELDS:
@@ -106,6 +108,15 @@ def patch(src, dst, assignments):
             struct.pack_into("<4Q", data, 56, 0, 0, 0, 0)
         elif key.startswith("order.") and int(key[6:]) < m["n_order"]:
             struct.pack_into("<I", data, order_off + 4 * int(key[6:]), v % (1 << 32))
+        elif key == "config" and "->" in value:
+            old, new = (x.encode() for x in value.split("->", 1))
+            header, cfg_len = m["header"], m["cfg_len"]
+            cfg = bytes(data[header:header + cfg_len])
+            if old not in cfg:
+                sys.exit("ffm.py patch: %r not in the config" % old)
+            cfg = cfg.replace(old, new, 1)
+            data[header:header + cfg_len] = cfg
+            struct.pack_into("<I", data, 12, len(cfg))
         elif key == "record" and m["version"] == 3:
             data = (data[:128] + struct.pack("<I", len(value.encode())) + data[132:body] +
                     value.encode() + data[m["rest"]:])

@@ -154,4 +154,60 @@ expect 2 "^ffrun: eval: --softmax-epochs needs an integer from 0 to 1000, got 'a
     "$ffrun" eval "$model" --softmax-epochs abc
 expect 2 "^ffrun: --set optimizer.lr=1e-50: optimizer.lr: 1e-50 is too small for a 32-bit float" \
     "$ffrun" base.yaml --set optimizer.lr=1e-50
+echo "-- issue 38 item 5: --resume of a finished run's final model changes nothing"
+# (main: exit 0 after appending a second _hparams_/session_end_info at the same step, which
+# tfevents-dump and tb_reader then rejected); more epochs asked for continue it correctly
+"$ffrun" base.yaml --quiet --name fin > fin.out 2>&1 || fail "training for the resume: $(tail -2 fin.out)"
+fin=$(ls models/*_fin_epoch001.ffm 2>/dev/null)
+fin_dir=$(ls -d runs/supervised/*_fin 2>/dev/null)
+before=$(cat "$fin_dir"/events.* models/*_fin* 2>/dev/null | cksum)
+expect 0 "is the final model of a finished run \(epoch 1 of 1\): nothing to resume, nothing changed" \
+    "$ffrun" --resume "$fin"
+[ "$(cat "$fin_dir"/events.* models/*_fin* 2>/dev/null | cksum)" = "$before" ] &&
+    [ "$(ls "$fin_dir" | grep -c events)" -eq 1 ] &&
+    ok "the finished run's event file and models are untouched" || fail "the finished run changed: $(ls "$fin_dir" models)"
+expect 0 "^finished after 2 epoch" "$ffrun" --resume "$fin" --quiet --set train.epochs=2
+"$(dirname "$ffrun")/tfevents-dump" "$fin_dir"/events.* > /dev/null 2> dump.err &&
+    $py "$root/tests/tb_reader.py" "$fin_dir" > /dev/null 2> reader.err &&
+    [ -n "$(ls models/*_fin_epoch002.ffm 2>/dev/null)" ] &&
+    ok "continued for a second epoch: epoch002 model, tfevents-dump and tb_reader accept the run" ||
+    fail "continuing a finished run: $(head -3 dump.err reader.err)"
+
+echo "-- issue 38 items 6-7: the sweep file: nesting, its name, duplicates, seeds; raw bytes escaped"
+$py -c "print('config: base.yaml\naxes: ' + '[' * 1000000)" > deepsweep.yaml
+start=$(date +%s%N)
+expect 2 "^ffrun: deepsweep.yaml:2:70: lists and mappings nested deeper than 64 levels" "$ffrun" sweep deepsweep.yaml --dry-run
+ms=$((($(date +%s%N) - start) / 1000000))
+[ $ms -lt 1000 ] && ok "a sweep file of a million nested '[' rejected in $ms ms" || fail "a million nested '[' in a sweep file took $ms ms"
+mkdir -p sweepdir
+expect 2 "^ffrun: sweepdir/: not a regular file \(a directory\)" "$ffrun" sweep sweepdir/
+printf 'config: base.yaml\nname: ../../../x\naxes:\n  optimizer.lr: [0.1, 0.2]\n' > up.yaml
+expect 2 "^ffrun: up.yaml:2:7: name: expected one plain directory name .*, got '\.\./\.\./\.\./x'$" "$ffrun" sweep up.yaml --dry-run
+printf 'config: base.yaml\naxes:\n  optimizer.lr: [0.1, 0.2]\n  optimizer.lr: [0.3]\n' > dup.yaml
+expect 2 "^ffrun: dup.yaml:4:3: duplicate key 'optimizer.lr' \(first at 3:3\)" "$ffrun" sweep dup.yaml --dry-run
+expect 2 "^ffrun: --sweep: axis optimizer.lr is given twice" "$ffrun" base.yaml --sweep optimizer.lr=0.1 --sweep optimizer.lr=0.2 --dry-run
+expect 2 "^ffrun: --sweep: an axis on seed and seeds: 2 both set the seed" "$ffrun" base.yaml --sweep seed=1,2 --seeds 2 --dry-run
+printf 'config: base.yaml\nseeds: 2\naxes:\n  seed: [1, 2]\n' > seedaxis.yaml
+expect 2 "^ffrun: seedaxis.yaml:4:3: an axis on seed and seeds" "$ffrun" sweep seedaxis.yaml --dry-run
+expect 2 "^ffrun: --sweep optimizer.lr=0\.1\\\\xff: .*got '0\.1\\\\xff'$" "$ffrun" base.yaml --sweep $'optimizer.lr=0.1\xff' --dry-run
+! LC_ALL=C grep -q $'\xff' out && ok "no raw 0xff byte echoed" || fail "a raw 0xff byte in: $(od -c out | head -3)"
+
+echo "-- issue 38 item 7: eval --data '', eval of a model its config does not fit, stale step models"
+expect 2 "^ffrun: eval: --data needs a directory, got ''" "$ffrun" eval "$fin" --data ''
+$py "$ffm" patch "$fin" unfit.ffm 'config=units: 8->units: 9' || fail "ffm.py patch config"
+expect 1 "^ffrun: unfit.ffm: cannot evaluate: the model has [0-9]+ parameters" "$ffrun" eval unfit.ffm
+! grep -q "cannot resume" out && ok "eval does not speak of resuming" || fail "eval says: $(cat out)"
+# a run resumed from its own step model replaces it with the next one (main: each kill and
+# resume cycle left one more stale step model)
+"$ffrun" base.yaml --quiet --name cyc --set train.epochs=2 --max-steps 3 > cyc.out 2>&1
+s3=$(ls models/*_cyc_step0000003.ffm 2>/dev/null)
+"$ffrun" --resume "$s3" --quiet --max-steps 6 > cyc2.out 2>&1
+[ -n "$s3" ] && [ ! -e "$s3" ] && [ "$(ls models/*_cyc_step*.ffm 2>/dev/null | wc -l)" -eq 1 ] &&
+    ok "resumed from step 3, stopped at 6: only the step-6 model is left" ||
+    fail "step models after one resume: $(ls models/*_cyc_* | tr '\n' ' ')"
+"$ffrun" --resume models/*_cyc_step0000006.ffm --quiet > cyc3.out 2>&1
+[ "$(ls models/*_cyc_step*.ffm 2>/dev/null | wc -l)" -eq 0 ] && [ -n "$(ls models/*_cyc_epoch002.ffm 2>/dev/null)" ] &&
+    ok "resumed to the end: no step model left beside the final one" ||
+    fail "step models after the end: $(ls models/*_cyc_* | tr '\n' ' ')"
+
 finish t_hostile "on $build"

@@ -38,7 +38,11 @@ fi
 # Open MPI refuses root unless told: set here for the test only
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 export OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1
-mpi=(mpirun --oversubscribe -np 2)
+# Open MPI 4.1's hwloc GL plugin probes X displays :0-:9 over TCP: with anything on ports
+# 6000-6009 (TensorBoard's 6006) mpirun hangs at launch; -gl leaves that plugin out
+export HWLOC_COMPONENTS=-gl
+# every mpirun in a timeout: a hang fails the test (124) instead of stopping the suite
+mpi=(timeout -k 10 600 mpirun --oversubscribe -np 2)
 cd "$tmp" && ln -s "$root/data" data
 cfg=$root/configs/quick.yaml
 short=(--quiet --set data.train_limit=500 --set data.test_limit=500 --set train.epochs=1
@@ -344,7 +348,7 @@ else
 fi
 
 # 6. bad settings: exit 2, reported once
-mpirun --oversubscribe -np 3 "$ffrun" "$cfg" --quiet --set parallel.mode=pipeline \
+timeout -k 10 600 mpirun --oversubscribe -np 3 "$ffrun" "$cfg" --quiet --set parallel.mode=pipeline \
     --set eval.softmax=false > bad3.out 2>&1
 rc3=$?
 n3=$(grep -c "only 2 layers" bad3.out)
@@ -360,6 +364,50 @@ rc=$?
 [ $rc -eq 2 ] && [ "$(grep -c 'parallel.mode none' bad5.out)" -eq 1 ] &&
     ok "2 ranks with parallel.mode none: exit 2, one message" || fail "mode none on 2 ranks: exit $rc"
 
+# 6b. ranks that disagree (issue 38; Open MPI's MPMD syntax `-np 1 A : -np 1 B`): before any
+# allocation or collective the ranks compare their resolved configs and run options; any
+# difference or any rank's start-up error ends every rank within seconds, exit 2, the
+# message (naming the keys, or the failing rank) printed once. On the old main these hung
+# in collectives for ever, overflowed the heap or trained a 94.6%-error model and exit 0.
+q=(--quiet --set data.train_limit=1000 --set data.test_limit=200 --set train.epochs=2
+   --set train.negatives=random --set log.histograms=0 --set log.images=0 --set parallel.mode=data)
+# mpmd NAME PATTERN WHAT ARGS_OF_RANK_0 -- ARGS_OF_RANK_1
+mpmd() {
+    local name=$1 pattern=$2 what=$3 a=() b=()
+    shift 3
+    while [ "$1" != -- ]; do a+=("$1"); shift; done
+    shift
+    b=("$@")
+    local t0=$SECONDS w=()
+    [ -n "${WDIR1:-}" ] && w=(-wdir "$WDIR1") # rank 1's working directory
+    timeout 60 mpirun --oversubscribe -np 1 "$ffrun" "${a[@]}" : -np 1 "${w[@]}" "$ffrun" "${b[@]}" \
+        > "$name.out" 2>&1
+    local rc=$? n
+    n=$(grep -c -- "$pattern" "$name.out")
+    [ $rc -eq 2 ] && [ "$n" -eq 1 ] && [ $((SECONDS - t0)) -le 30 ] &&
+        ! ls models/*_"$name"_* > /dev/null 2>&1 &&
+        ok "ranks disagree ($what): exit 2 in $((SECONDS - t0)) s, one message, no model" ||
+        fail "ranks disagree ($what): exit $rc ($((SECONDS - t0)) s, 124 = hung), $n messages: $(head -3 "$name.out")"
+}
+mpmd dg1 "model.layers.1.units (rank 0: 300, rank 1: 200)" "layer sizes" \
+    "$cfg" "${q[@]}" --name dg1 --set model.layers.1.units=300 -- "$cfg" "${q[@]}" --name dg1
+mpmd dg2 "rank 1 of 2: /nonexistent.yaml" "rank 1's config missing" \
+    "$cfg" "${q[@]}" --name dg2 -- /nonexistent.yaml "${q[@]}" --name dg2
+mpmd dg3 "train.epochs (rank 0: 2, rank 1: 3); --max-steps (rank 0: none, rank 1: 5)" \
+    "epochs and --max-steps" "$cfg" "${q[@]}" --name dg3 -- "$cfg" "${q[@]}" --name dg3 \
+    --set train.epochs=3 --max-steps 5
+mpmd dg4 "seed (rank 0: 7, rank 1: 8); optimizer.lr" "seed and lr" "$cfg" "${q[@]}" --name dg4 \
+    -- "$cfg" "${q[@]}" --name dg4 --set seed=8 --set optimizer.lr=0.1
+mpmd dg5 "data.train_limit (rank 0: 1000, rank 1: 500)" "pipeline, train_limit" \
+    "$cfg" "${q[@]}" --name dg5 --set parallel.mode=pipeline --set eval.softmax=false -- \
+    "$cfg" "${q[@]}" --name dg5 --set parallel.mode=pipeline --set eval.softmax=false \
+    --set data.train_limit=500
+mpmd dg6 "rank 1 of 2: unknown option '--bogus'" "an unknown option on rank 1" \
+    "$cfg" "${q[@]}" --name dg6 -- "$cfg" "${q[@]}" --name dg6 --bogus
+# one rank's data missing though the configs agree (a node without the files): the same
+mkdir -p nodata
+WDIR1=$tmp/nodata mpmd dg7 "rank 1 of 2: data.dir data/mnist" "rank 1 without its data" \
+    "$cfg" "${q[@]}" --name dg7 -- "$cfg" "${q[@]}" --name dg7
 # 7. plain ffrun: no MPI even with a parallel mode (one process trains)
 "$ffrun" "$cfg" "${short[@]}" --set parallel.mode=pipeline --set eval.softmax=false \
     --name alone > alone.out 2>&1 && ok "plain ffrun with parallel.mode pipeline trains alone" ||
@@ -392,7 +440,7 @@ stop_job() {
     rc=$?
     step_model=$(ls models/*_"$name"_step*.ffm 2>/dev/null | head -1)
 }
-stop_job sigint INT launcher "${mpi[@]}"
+stop_job sigint INT launcher mpirun --oversubscribe -np 2 # signals to mpirun itself: no timeout
 if [ -n "$step_model" ] && grep -q "interrupted at step .* resume with" sigint.out &&
     "$ffrun" --resume "$step_model" --set train.epochs=$(( $($py "$root/tests/ffm.py" info "$step_model" | sed -n 's/^epoch: //p') + 1 )) \
         --quiet > sigr.out 2>&1; then
@@ -414,8 +462,66 @@ stop_job sigterm TERM launcher "$root/tools/ffmpirun" --oversubscribe -np 2
 [ $rc -eq 130 ] && [ -n "$step_model" ] &&
     ok "SIGTERM to tools/ffmpirun: exit 130, step model written" ||
     fail "SIGTERM to tools/ffmpirun: exit $rc, model '$step_model': $(tail -3 sigterm.out)"
-stop_job usr1 USR1 launcher "${mpi[@]}"
+stop_job usr1 USR1 launcher mpirun --oversubscribe -np 2
 [ $rc -eq 130 ] && [ -n "$step_model" ] &&
     ok "SIGUSR1 to plain mpirun: exit 130, step model written" ||
     fail "SIGUSR1 to mpirun: exit $rc, model '$step_model': $(tail -3 usr1.out)"
+# 8b. a second Ctrl-C to tools/ffmpirun (issue 38 item 3): the ranks leave at once, exit 130,
+# no Open MPI backtrace (main passed it on as SIGTERM: mpirun segfaulted in PMIx_Finalize,
+# exit 139, 4 of 4 tries)
+if ! (( 0x$(sed -n 's/^SigIgn:[[:space:]]*//p' /proc/$$/status) & 2 )); then
+    set -m
+    "$root/tools/ffmpirun" --oversubscribe -np 2 "$ffrun" "$cfg" "${long[@]}" --name twice > twice.out 2>&1 &
+    job=$!
+    set +m
+    for _ in $(seq 300); do
+        [ -n "$(ls models/*_twice.run 2>/dev/null)" ] && break
+        sleep 0.1
+    done
+    sleep 1
+    kill -INT -- -"$job"
+    sleep 0.2
+    kill -INT -- -"$job"
+    t0=$SECONDS
+    while kill -0 "$job" 2>/dev/null && [ $((SECONDS - t0)) -lt 30 ]; do sleep 0.2; done
+    if kill -0 "$job" 2>/dev/null; then
+        fail "a second Ctrl-C to tools/ffmpirun: still running after 30 s"
+        kill -KILL -- -"$job" 2>/dev/null
+    fi
+    wait "$job"
+    rc=$?
+    [ $rc -eq 130 ] && ! grep -qiE "segmentation|backtrace|signal 11|\[ *[0-9]+\] " twice.out &&
+        ok "a second Ctrl-C to tools/ffmpirun: exit 130 in $((SECONDS - t0)) s, no backtrace" ||
+        fail "a second Ctrl-C to tools/ffmpirun: exit $rc: $(grep -iE 'segm|signal|\[' twice.out | head -3)"
+fi
+
+# 9. mpirun beside TensorBoard (issue 38 item 2): with something listening on 127.0.0.1 in
+# 6000-6009 (TensorBoard's 6006), Open MPI 4.1's hwloc GL plugin made mpirun hang at launch;
+# tools/ffmpirun sets HWLOC_COMPONENTS=-gl itself (tested without it in the environment).
+# The only listener on those ports in the tests; killed right after.
+$py - > listen.out 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.socket()
+for port in range(6006, 6010):
+    try:
+        s.bind(("127.0.0.1", port)); s.listen(); break
+    except OSError:
+        continue
+else:
+    print("no free port: something listens already"); sys.stdout.flush()
+print("listening", flush=True)
+time.sleep(120)
+PY
+listener=$!
+for _ in $(seq 50); do grep -q listening listen.out 2>/dev/null && break; sleep 0.1; done
+t0=$SECONDS
+env -u HWLOC_COMPONENTS timeout -s KILL 60 "$root/tools/ffmpirun" --oversubscribe -np 2 "$ffrun" \
+    --version > tb.out 2>&1
+rc=$?
+kill "$listener" 2>/dev/null
+wait "$listener" 2>/dev/null
+[ $rc -eq 0 ] && grep -q "^ffrun " tb.out &&
+    ok "tools/ffmpirun with a listener on 127.0.0.1:6006: exit 0 in $((SECONDS - t0)) s" ||
+    fail "tools/ffmpirun beside a listener on 6006: exit $rc (137: hung, killed after 60 s)"
+
 finish t_mpi

@@ -17,7 +17,12 @@ rc=$?
 [ $rc -eq 130 ] && ok "--max-steps stops like an interrupt (exit 130)" || fail "--max-steps exit $rc"
 step_model=$(ls models/*_part_step0000250.ffm 2>/dev/null)
 [ -n "$step_model" ] && ok "interrupted run saved $step_model" || fail "no step model"
+# quick.yaml trains the softmax head (eval.softmax): the step model carries it (read now:
+# the resumed run replaces the step model it resumed from with its next one)
+n_head=$($py "$root/tests/ffm.py" info "$step_model" | awk '/^n_head:/ {print $2}')
 "$ffrun" --resume "$step_model" --quiet > resume.out 2>&1 || { fail "resume failed"; cat resume.out; }
+[ ! -e "$step_model" ] && ok "the finished resumed run removed the step model it resumed from" ||
+    fail "the step model resumed from is still there"
 if $py "$root/tests/ffm.py" same-weights models/*_full_epoch003.ffm models/*_part_epoch003.ffm; then
     ok "resumed run is bit-identical to the uninterrupted one (softmax head included)"
 else
@@ -33,8 +38,6 @@ if [ "${imgs:-}" = 17500 ] && $py -c "import sys; p, s = map(float, sys.argv[1:]
 else
     fail "resumed run's time per epoch: '$per' s, $imgs images in $secs s"; cat resume.out
 fi
-# quick.yaml trains the softmax head (eval.softmax): the step model carries it
-n_head=$($py "$root/tests/ffm.py" info "$step_model" | awk '/^n_head:/ {print $2}')
 sm_full=$(grep '^test error (softmax readout): final' full.out)
 sm_resumed=$(grep '^test error (softmax readout): final' resume.out)
 [ -n "$sm_full" ] && [ "$sm_full" = "$sm_resumed" ] && ok "resumed run ends with the same softmax readout ($sm_full)" \

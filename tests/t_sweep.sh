@@ -13,6 +13,7 @@
 # writes its table between the markers of a copy of docs/RESULTS.md.
 set -u
 source "$(dirname "$0")/script_lib.sh"
+# (every sweep runs in a timeout: a hang fails the test with 124 instead of stopping the suite)
 ffrun=$root/$build/ffrun
 py=/usr/bin/python3
 cd "$tmp" && ln -s "$root/data" data && ln -s "$root/configs" configs
@@ -23,7 +24,7 @@ axes:
   optimizer.lrr: [0.001, 0.002]
   train.jitter: [0, x]
 Y
-"$ffrun" sweep bad.yaml > bad.out 2> bad.err
+timeout -k 10 600 "$ffrun" sweep bad.yaml > bad.out 2> bad.err
 rc=$?
 [ $rc -eq 2 ] && ok "bad axes: exit 2" || fail "bad axes: exit $rc"
 grep -q "^ffrun: bad.yaml:3:3: axis optimizer.lrr: unknown key 'optimizer.lrr'; did you mean 'optimizer.lr'?" bad.err \
@@ -33,13 +34,13 @@ grep -q "^bad.yaml:4:21: axis train.jitter: " bad.err && ok "bad value named at 
 [ "$(wc -l < bad.err)" -eq 2 ] && ok "one line per distinct problem (not one per point)" || fail "$(wc -l < bad.err) error lines"
 [ ! -e runs ] && ok "nothing started" || fail "a bad sweep created runs/"
 
-"$ffrun" configs/quick.yaml --sweep optimizer.lr=0.001,0.002 --seeds 2 --dry-run > dry.out 2>&1
+timeout -k 10 600 "$ffrun" configs/quick.yaml --sweep optimizer.lr=0.001,0.002 --seeds 2 --dry-run > dry.out 2>&1
 grep -q "^0 .* lr=0.001,seed=2$" dry.out && grep -q "4 run(s)" dry.out && grep -q "e+" dry.out \
     && ok "--sweep/--seeds --dry-run lists the runs and multiply-adds" || { fail "dry run"; cat dry.out; }
 
 # every shipped sweep file is valid (its points, runs and multiply-adds listed)
 for f in configs/sweeps/*.yaml; do
-    "$ffrun" sweep "$f" --dry-run > sd.out 2>&1 && grep -q "total about .* multiply-adds" sd.out \
+    timeout -k 10 600 "$ffrun" sweep "$f" --dry-run > sd.out 2>&1 && grep -q "total about .* multiply-adds" sd.out \
         && ok "shipped $f: --dry-run is valid" || { fail "shipped $f"; cat sd.out; }
 done
 
@@ -59,7 +60,7 @@ axes:
 seeds: 2
 jobs: 2
 Y
-"$ffrun" sweep s.yaml --max-steps 4 > s1.out 2> s1.err
+timeout -k 10 600 "$ffrun" sweep s.yaml --max-steps 4 > s1.out 2> s1.err
 rc=$?
 [ $rc -eq 130 ] && ok "a sweep stopped mid-way exits 130" || { fail "first invocation exit $rc"; cat s1.err; }
 sd=$(ls -d runs/supervised/*_grid)
@@ -67,7 +68,7 @@ sd=$(ls -d runs/supervised/*_grid)
 grep -q "interrupted (resumable), exit status 130" "$sd/SUMMARY.md" && ok "SUMMARY.md lists interrupted runs" \
     || fail "SUMMARY.md after the stop"
 
-"$ffrun" sweep s.yaml > s2.out 2> s2.err
+timeout -k 10 600 "$ffrun" sweep s.yaml > s2.out 2> s2.err
 rc=$?
 [ $rc -eq 0 ] && ok "second invocation finishes (exit 0)" || { fail "second invocation exit $rc"; cat s2.err; }
 [ "$(grep -c 'start .*(resuming .*_step0000004.ffm)' s2.err)" -eq 8 ] && ok "it resumed all 8 runs from their step models" \
@@ -142,7 +143,7 @@ assert {"test/error_goodness", "test/error_softmax", "clf/loss", "loss/total", "
 P
 
 before=$(find "$sd" -name '*tfevents*' | wc -l)
-"$ffrun" sweep s.yaml > s3.out 2> s3.err
+timeout -k 10 600 "$ffrun" sweep s.yaml > s3.out 2> s3.err
 rc=$?
 [ $rc -eq 0 ] && grep -q "8 run(s) already finished: skipped" s3.err && ! grep -q "start " s3.err \
     && ok "a third invocation skips every run" || { fail "re-run exit $rc"; cat s3.err; }
@@ -162,18 +163,18 @@ threads: 1
 scheduler: asha
 asha: {min_epochs: 1, eta: 2, metric: loss/total}
 Y
-"$ffrun" sweep asha.yaml --dry-run > ad.out 2>&1
+timeout -k 10 600 "$ffrun" sweep asha.yaml --dry-run > ad.out 2>&1
 grep -q "scheduler asha: eta 2, metric loss/total (lower is better); rungs at epoch 1, 2 of 4" ad.out \
     && ok "asha: --dry-run shows the rungs" || { fail "asha dry run"; cat ad.out; }
 # 1000 images, batch 50: 20 steps an epoch; --max-steps 60 interrupts the run that goes on
 # past both rungs (at epoch 3), so the first invocation ends unfinished
-"$ffrun" sweep asha.yaml --max-steps 60 > a1.out 2> a1.err
+timeout -k 10 600 "$ffrun" sweep asha.yaml --max-steps 60 > a1.out 2> a1.err
 rc=$?
 [ $rc -eq 130 ] && ok "asha: the first invocation stops with one run interrupted (exit 130)" || { fail "asha 1: exit $rc"; cat a1.err; }
 ad=$(ls -d runs/supervised/*_asha)
 [ "$(grep -c "waiting at epoch" "$ad/SUMMARY.md")" -eq 3 ] && ! grep -q "stopped by asha at" "$ad/SUMMARY.md" \
     && ok "asha: an unfinished sweep stops nobody yet: 3 runs wait at their rung" || { fail "asha 1 summary"; cat "$ad/SUMMARY.md"; }
-"$ffrun" sweep asha.yaml > a2.out 2> a2.err
+timeout -k 10 600 "$ffrun" sweep asha.yaml > a2.out 2> a2.err
 rc=$?
 [ $rc -eq 0 ] && ok "asha: the second invocation completes the sweep (exit 0)" || { fail "asha 2: exit $rc"; cat a2.err; }
 [ "$(grep -c '^ffrun sweep: start ' a2.err)" -eq 1 ] && grep -q "^ffrun sweep: start  lr=0.005,seed=[12] (resuming .*_step0000060.ffm)$" a2.err \
@@ -229,12 +230,62 @@ else
 fi
 before=$(find "$ad" -name '*tfevents*' | wc -l)
 cp "$ad/asha.tsv" asha.before
-"$ffrun" sweep asha.yaml > a3.out 2> a3.err
+timeout -k 10 600 "$ffrun" sweep asha.yaml > a3.out 2> a3.err
 rc=$?
 [ $rc -eq 0 ] && ! grep -q "start " a3.err && grep -q "3 run(s) stopped by asha earlier: not resumed" a3.err &&
     [ "$(find "$ad" -name '*tfevents*' | wc -l)" -eq "$before" ] && cmp -s asha.before "$ad/asha.tsv" &&
     ok "asha: a third invocation starts nothing, resurrects no stopped run, keeps the decisions" ||
     { fail "asha 3: exit $rc"; cat a3.err; }
+
+# ---------------------------------------------------------------- one sweep per directory
+# (issue 38 item 4) a second `ffrun sweep` of the same file says who holds the directory and
+# exits 1 (main: both worked in it); kill -9 of the sweep ends its runs within seconds (main:
+# orphans went on); an immediate re-run waits for nothing stale: no FAILED run, each log kept
+cat > own.yaml <<'Y'
+config: configs/quick.yaml
+name: own
+set: {data.train_limit: 1000, data.test_limit: 200, train.epochs: 100, log.histograms: 0,
+      log.images: 0, eval.softmax: false}
+axes:
+  optimizer.lr: [0.001, 0.002]
+jobs: 1
+threads: 1
+Y
+(timeout 300 "$ffrun" sweep own.yaml > o1.out 2> o1.err; true) 2> /dev/null & # (no "Killed" notice)
+o1=$!
+od=
+for _ in $(seq 300); do # until the first run has started training (at most 30 s)
+    od=$(ls -d runs/supervised/*_own 2>/dev/null)
+    [ -n "$od" ] && [ -s "$od/lr=0.001/ffrun.log" ] && ls "$od"/lr=0.001/*tfevents* > /dev/null 2>&1 &&
+        break
+    sleep 0.1
+done
+sleep 1
+timeout 30 "$ffrun" sweep own.yaml > o2.out 2> o2.err
+rc=$?
+sweep_pid=$(pgrep -f "^$ffrun sweep own.yaml")
+[ $rc -eq 1 ] && [ -n "$sweep_pid" ] && grep -q "is in use by another sweep (pid $sweep_pid host " o2.err &&
+    [ "$(ls -d runs/supervised/*_own | wc -l)" -eq 1 ] &&
+    ok "a second sweep of the same file: exit 1, names the holder's pid" ||
+    fail "second sweep at once: exit $rc: $(cat o2.err | head -3)"
+run_log=$(ls "$od"/*/ffrun.log 2>/dev/null | head -1)
+first_line=$(head -1 "$run_log" 2>/dev/null)
+kill -9 "$sweep_pid"
+t0=$SECONDS
+while pgrep -f -- "--sweep-run $od" > /dev/null && [ $((SECONDS - t0)) -lt 20 ]; do sleep 0.2; done
+if pgrep -f -- "--sweep-run $od" > /dev/null; then
+    fail "kill -9 of the sweep: its runs still run after 20 s"
+    pkill -KILL -f -- "--sweep-run $od"
+else
+    ok "kill -9 of the sweep: its runs ended within $((SECONDS - t0)) s"
+fi
+wait $o1
+timeout 300 "$ffrun" sweep own.yaml > o3.out 2> o3.err
+rc=$?
+[ $rc -eq 0 ] && ! grep -q FAILED o3.err "$od/SUMMARY.md" && grep -q "resuming" o3.err &&
+    [ "$(head -1 "$run_log")" = "$first_line" ] && [ "$(ls "$od"/models/*_epoch100.ffm | wc -l)" -eq 2 ] &&
+    ok "an immediate re-run: exit 0, resumed the killed run, nothing FAILED, its log kept" ||
+    { fail "re-run after kill -9: exit $rc"; cat o3.err | tail -5; }
 
 # ---------------------------------------------------------------- tools/sweep-timing.sh
 cat > tiny.yaml <<'Y'

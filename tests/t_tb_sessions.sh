@@ -155,4 +155,21 @@ else
     fail "G: test_summary --write-resume-sample failed (built with make unit-bins?)"
 fi
 
+# H (issue 38 items 6-7). 100,000 distinct tags in one valid file: tags are found by a hash
+# table (main's linear search: 40,000 tags 21 s, 200,000 over 120 s); and a tag holding an
+# escape sequence is printed escaped, never raw to the terminal
+{ echo "file @1"
+  for i in $(seq 100000); do echo "scalar t$i 1 0.5"; done
+  printf 'scalar red\033[31mtag 1 0.5\n'; } | craft many
+t0=$(date +%s%N)
+timeout 60 "$dump" "$tmp/many" > "$tmp/many.dump" 2> "$tmp/many.dump.err"
+rc=$? ms=$((($(date +%s%N) - t0) / 1000000))
+[ $rc -eq 0 ] && [ $ms -lt 10000 ] && grep -q "100001 tags" "$tmp/many.dump" &&
+    ok "H: 100,001 distinct tags dumped in $ms ms" || fail "H: 100,001 tags: exit $rc in $ms ms (124: over 60 s)"
+grep -q 'red\\x1b\[31mtag' "$tmp/many.dump" && ! grep -q $'\033' "$tmp/many.dump" &&
+    "$dump" --csv "$tmp/many" 2>/dev/null | grep -q '^\.,red\\x1b\[31mtag,1,' &&
+    ! "$dump" --records "$tmp/many" 2>&1 | grep -q $'\033' &&
+    ok "H: a tag holding an escape sequence is printed escaped (summary, CSV, records)" ||
+    fail "H: the escape sequence tag: $(grep red "$tmp/many.dump" | od -c | head -2)"
+
 finish t_tb_sessions

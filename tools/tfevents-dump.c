@@ -15,7 +15,8 @@
  * session_end_info (TensorBoard reads only that one; a later one with another
  * status is a warning). --csv prints, instead of the summary, every scalar point TensorBoard
  * keeps as CSV (run,tag,step,wall_time,value; a header line, RFC 4180 quoting), so a
- * crash-resumed run gives each step once. Exit 0 if clean (a truncated final record is only a warning),
+ * crash-resumed run gives each step once. Tags, run names and values are printed with control
+ * bytes (escape sequences) and invalid UTF-8 as \xHH; tags are found by a hash table. Exit 0 if clean (a truncated final record is only a warning),
  * 1 on any corruption (message names file and byte offset), 2 on usage errors. */
 #include <dirent.h>
 #include <errno.h>
@@ -53,6 +54,8 @@ typedef struct tag_stat {
 typedef struct run_stat {
     tag_stat *tags;
     size_t n, cap;
+    size_t *slots;           /* hash table of the tags: 1 + index into tags, 0 empty */
+    size_t n_slots;          /* a power of two, at least twice n */
     long records;
     int files;
     int seen_start;          /* a SessionLog START was read (the first purges nothing) */
@@ -109,6 +112,14 @@ static char *xstrdup(const char *s)
         exit(1);
     }
     return d;
+}
+
+/* s safe to print (escape sequences and other control bytes, invalid UTF-8 as \xHH),
+ * into buf. */
+static const char *shown(const char *s, char *buf, size_t cap)
+{
+    ff_escape_text(s, strlen(s), buf, cap);
+    return buf;
 }
 
 /* ------------------------------------------------------------ discovery */
@@ -200,12 +211,45 @@ static int cmp_files(const void *a, const void *b)
 
 /* ------------------------------------------------------------ per run */
 
+/* FNV-1a of a tag (the hash table of a run's tags: 200,000 distinct tags in seconds,
+ * where a linear search took minutes). */
+static size_t tag_hash(const char *tag)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)tag; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return (size_t)h;
+}
+
+/* The slot of tag in r's table: where it is, or the empty slot where it would go. */
+static size_t *tag_slot(const run_stat *r, const char *tag)
+{
+    size_t i = tag_hash(tag) & (r->n_slots - 1);
+    while (r->slots[i] && strcmp(r->tags[r->slots[i] - 1].tag, tag) != 0)
+        i = (i + 1) & (r->n_slots - 1);
+    return &r->slots[i];
+}
+
 static tag_stat *find_tag(run_stat *r, const char *tag)
 {
+    if (!r->n_slots)
+        return NULL;
+    const size_t *slot = tag_slot(r, tag);
+    return *slot ? &r->tags[*slot - 1] : NULL;
+}
+
+/* The table twice as large (or first made), every tag entered again. */
+static void grow_slots(run_stat *r)
+{
+    free(r->slots);
+    r->n_slots = r->n_slots ? 2 * r->n_slots : 64;
+    r->slots = calloc(r->n_slots, sizeof *r->slots);
+    if (!r->slots) {
+        fprintf(stderr, "tfevents-dump: out of memory\n");
+        exit(1);
+    }
     for (size_t i = 0; i < r->n; i++)
-        if (strcmp(r->tags[i].tag, tag) == 0)
-            return &r->tags[i];
-    return NULL;
+        *tag_slot(r, r->tags[i].tag) = i + 1;
 }
 
 static tag_stat *add_tag(run_stat *r, const char *tag)
@@ -217,6 +261,10 @@ static tag_stat *add_tag(run_stat *r, const char *tag)
     tag_stat *t = &r->tags[r->n++];
     memset(t, 0, sizeof *t);
     t->tag = xstrdup(tag);
+    if (2 * r->n > r->n_slots)
+        grow_slots(r); /* enters the new tag too */
+    else
+        *tag_slot(r, tag) = r->n;
     return t;
 }
 
@@ -229,6 +277,7 @@ static void run_free(run_stat *r)
         free(r->tags[i].values);
     }
     free(r->tags);
+    free(r->slots);
     memset(r, 0, sizeof *r);
     r->end_status = -1;
 }
@@ -273,8 +322,9 @@ static int cmp_tags(const void *a, const void *b)
 
 static void run_print(run_stat *r, const char *run)
 {
-    printf("run %s: %d file%s, %ld records, %zu tags\n", run, r->files, r->files == 1 ? "" : "s",
-           r->records, r->n);
+    char tag[1024], last[640];
+    printf("run %s: %d file%s, %ld records, %zu tags\n", shown(run, tag, sizeof tag), r->files,
+           r->files == 1 ? "" : "s", r->records, r->n);
     if (r->n > 1) /* tags is NULL when the run has none: qsort needs an array */
         qsort(r->tags, r->n, sizeof *r->tags, cmp_tags);
     if (r->seen_start)
@@ -289,13 +339,15 @@ static void run_print(run_stat *r, const char *run)
                "last_step", "last value");
     for (size_t i = 0; i < r->n; i++) {
         tag_stat *t = &r->tags[i];
+        shown(t->tag, tag, sizeof tag);
+        shown(t->last, last, sizeof last);
         if (t->n_steps)
-            printf("  %-40s %-15s %7zu %10lld %10lld  %s\n", t->tag, t->plugin[0] ? t->plugin : "?",
+            printf("  %-40s %-15s %7zu %10lld %10lld  %s\n", tag, t->plugin[0] ? t->plugin : "?",
                    t->n_steps, (long long)t->steps[0], (long long)t->steps[t->n_steps - 1],
-                   t->last);
+                   last);
         else
-            printf("  %-40s %-15s %7d %10s %10s  %s\n", t->tag, t->plugin[0] ? t->plugin : "?",
-                   0, "-", "-", t->last);
+            printf("  %-40s %-15s %7d %10s %10s  %s\n", tag, t->plugin[0] ? t->plugin : "?",
+                   0, "-", "-", last);
     }
 }
 
@@ -320,19 +372,21 @@ static void account_value(run_stat *r, const ff_summary_value_info *v, int64_t s
                           double wall, const char *path, uint64_t off, dump_opts *o)
 {
     tag_stat *t = find_tag(r, v->tag);
+    char tag[1024];
+    shown(v->tag, tag, sizeof tag);
     if (!t) {
         t = add_tag(r, v->tag);
         snprintf(t->plugin, sizeof t->plugin, "%s", v->plugin);
         t->scalar = strcmp(v->plugin, "scalars") == 0;
         if (v->is_tensor && !v->has_metadata) {
             fprintf(stderr, "%s: offset %llu: tensor tag '%s' has no plugin metadata on its "
-                    "first occurrence\n", path, (unsigned long long)off, v->tag);
+                    "first occurrence\n", path, (unsigned long long)off, tag);
             o->errors++;
         }
     } else if (t->n_steps && step <= t->steps[t->n_steps - 1]) {
         int64_t prev = t->steps[t->n_steps - 1];
         fprintf(stderr, "%s: offset %llu: tag '%s' step %lld does not increase (previous %lld)",
-                path, (unsigned long long)off, v->tag, (long long)step, (long long)prev);
+                path, (unsigned long long)off, tag, (long long)step, (long long)prev);
         if (r->seen_start && r->restarts == 0 && r->first_start > 0 && prev >= r->first_start)
             fprintf(stderr, "; the run's only SessionLog START (step %lld) is its first, which "
                     "purges nothing: a new run writes START at step 0 so that a resumed "
@@ -366,8 +420,9 @@ static void print_record(const ff_tfrecord_record *rec, const ff_summary_event_i
         printf(" %s", ev->file_version);
     if (ev->session_status >= 1 && ev->session_status <= 3)
         printf(" %s", (const char *[]){"START", "STOP", "CHECKPOINT"}[ev->session_status - 1]);
+    char tag[1024];
     for (int i = 0; i < ev->n_values; i++)
-        printf("%s%s", i ? ", " : " ", ev->values[i].tag);
+        printf("%s%s", i ? ", " : " ", shown(ev->values[i].tag, tag, sizeof tag));
     printf("\n");
 }
 
@@ -463,10 +518,13 @@ static void run_csv(run_stat *r, const char *run)
         qsort(r->tags, r->n, sizeof *r->tags, cmp_tags);
     for (size_t i = 0; i < r->n; i++) {
         const tag_stat *t = &r->tags[i];
+        char tag[1024], name[1024];
+        shown(t->tag, tag, sizeof tag);
+        shown(run, name, sizeof name);
         for (size_t k = 0; t->scalar && k < t->n_steps; k++) {
-            csv_field(run);
+            csv_field(name);
             putchar(',');
-            csv_field(t->tag);
+            csv_field(tag);
             printf(",%lld,%.6f,%.9g\n", (long long)t->steps[k], t->walls[k], t->values[k]);
         }
     }

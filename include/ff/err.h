@@ -37,6 +37,12 @@ int ff_err_set(ff_err *err, int code, const char *fmt, ...)
 /* Prepends "prefix: " to an already filled message (e.g. adding a file name). */
 int ff_err_prefix(ff_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* text (len bytes, any bytes) as something safe to print: valid UTF-8 of printable
+ * characters as is, every other byte (control characters, escape sequences, invalid
+ * UTF-8) as \xHH and a backslash as \\; into out (cap bytes, NUL-terminated, cut at a
+ * whole character). Returns the length written. */
+size_t ff_escape_text(const char *text, size_t len, char *out, size_t cap);
+
 /* Process exit status for an error code: 2 for FF_ERR_USAGE, 130 for
  * FF_ERR_INTERRUPTED, 1 otherwise, 0 for FF_OK. */
 int ff_err_exit_status(int code);

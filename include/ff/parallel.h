@@ -49,6 +49,16 @@ int ff_parallel_size(void);
  * that no other waits forever); returns when alone. */
 void ff_parallel_abort(int status);
 
+/* The start-up handshake of every rank, before any allocation or other collective
+ * (a collective of all ranks; alone: returns rc at once). rc is this rank's start-up
+ * status (its message in err); text its resolved config and run options as lines
+ * "key=value\n" (NULL on every rank: compare nothing; a rank that failed may pass
+ * NULL). FF_OK on every rank when all started and
+ * all texts equal rank 0's; otherwise FF_ERR_USAGE on every rank, err holding the
+ * message of the lowest failing rank ("rank R of N: ...") or the keys in which the
+ * lowest disagreeing rank differs from rank 0, with both values. */
+int ff_parallel_agree(int rc, const char *text, ff_err *err);
+
 /* Small messages between the ranks of a job that trains nothing together
  * (`ffrun sweep` under mpirun: rank 0 hands whole runs to the ranks), on
  * MPI_COMM_WORLD with a tag of their own. send: 0 once sent (-1 alone).

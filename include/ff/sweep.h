@@ -104,6 +104,12 @@ typedef struct ff_sweep_spec {
  * file:line:col on a bad key or value of the sweep file itself. */
 int ff_sweep_load(ff_sweep_spec *s, const char *path, ff_err *err);
 
+/* The same from len bytes of text; origin names it in messages. Lists and mappings
+ * nested deeper than 64 levels, a key given twice in one mapping, an axis on seed
+ * beside seeds, and a name that is not one plain directory name are FF_ERR_USAGE. */
+int ff_sweep_parse(ff_sweep_spec *s, const char *text, size_t len, const char *origin,
+                   ff_err *err);
+
 /* The short form: base config, "KEY=V1,V2,..." axes and N seeds (0: none). */
 int ff_sweep_from_args(ff_sweep_spec *s, const char *config, const char *const *axes, int n_axes,
                        int n_seeds, ff_err *err);
@@ -146,6 +152,9 @@ typedef struct ff_sweep {
     char warning[512];            /* ff_sweep_expand: a choice on the test set although the runs
                                      hold out validation images ("" = none); --dry-run and
                                      ff_sweep_open show it */
+    int lock_fd;                  /* 1 + the descriptor holding <dir>/sweep.lock (0: none);
+                                   * the runs inherit it: the lock outlives a killed sweep
+                                   * until its last run has ended */
 } ff_sweep;
 
 /* Expands the spec into points x seeds and validates every run's config
@@ -159,9 +168,12 @@ int ff_sweep_expand(ff_sweep *sw, ff_err *err);
 int ff_sweep_describe(const ff_sweep *sw, char **out, ff_err *err);
 
 /* Finds the directory of the same sweep (same spec) under <log.dir>/<mode>/,
- * or creates <stamp>_<name>; writes the sweep's experiment summary there the
- * first time; claims every run's model-name prefix. Under mpirun, rank 0 does
- * this and tells the other ranks the directory. */
+ * or creates <stamp>_<name>; locks it (<dir>/sweep.lock, flock: one sweep per
+ * directory; FF_ERR_RUNTIME naming the holder's pid, host and start while another
+ * sweep holds it; the runs of a killed sweep still ending are waited for, up to
+ * 120 s); writes the sweep's experiment summary there the first time; claims
+ * every run's model-name prefix. Under mpirun, rank 0 does this and tells the
+ * other ranks the directory. ff_sweep_free releases the lock. */
 int ff_sweep_open(ff_sweep *sw, ff_info_fn info, void *ctx, ff_err *err);
 
 typedef struct ff_sweep_opts {
