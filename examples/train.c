@@ -26,9 +26,11 @@ int main(int argc, char **argv)
     while (!rc && t.epoch < cfg.train.epochs) {
         ff_step_stats st;
         if (ff_trainer_next(&t, &st)) { /* the batch that completed an epoch */
-            ff_eval_result r;
-            ff_trainer_evaluate(&t, t.epoch, &r);
-            printf("epoch %d: test error %.2f%%\n", t.epoch, 100.0 * r.main_error);
+            ff_eval_result r; /* the validation images if the config holds some out */
+            const int val = t.val.n > 0;
+            ff_trainer_evaluate(&t, t.epoch, val ? FF_EVAL_VAL : FF_EVAL_TEST, &r);
+            printf("epoch %d: %s error %.2f%%\n", t.epoch, val ? "validation" : "test",
+                   100.0 * (val ? r.val.main_error : r.test.main_error));
         }
     }
     if (!rc)
