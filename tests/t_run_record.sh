@@ -76,18 +76,20 @@ GIT_CEILING_DIRECTORIES=$tmp nogit/tools/build-info.sh h3 cc "" && grep -q '"unk
 [ $fails -eq 0 ] && ok "build-info: dirty 0 on a clean tree, 1 once a tracked file changes, unknown outside git; unchanged: not rewritten"
 
 # the model files carry the record of the process that wrote them (model format 3)
-m1=$(ls models/supervised_*_first_epoch002.ffm | head -1)
+# (each of the two first-named runs' final model against its own run directory's run.json)
+for m1 in models/supervised_*_first_epoch002.ffm; do
 $py "$root/tests/ffm.py" info "$m1" > info.out 2>&1
-if $py - info.out "$dir/run.json" <<'PY'; then
+if $py - info.out <<'PY'; then
 import json, sys
-line = [l for l in open(sys.argv[1]) if l.startswith("record: ")][0]
-rec = json.loads(line[len("record: "):])
-assert rec == json.load(open(sys.argv[2])), "model record differs from run.json"
+info = dict(l.rstrip("\n").split(": ", 1) for l in open(sys.argv[1]) if ": " in l)
+rec = json.loads(info["record"])
+assert rec == json.load(open(info["run_dir"] + "/run.json")), "model record differs from run.json"
 PY
-    ok "the model file holds the run record (= run.json, read by tests/ffm.py)"
+    ok "$(basename "$m1") holds its run's record (= its run.json, read by tests/ffm.py)"
 else
-    fail "record in the model file"; head -20 info.out
+    fail "record in the model file $m1"; head -20 info.out
 fi
+done
 
 # a resumed run keeps its first record
 "$ffrun" "$root/configs/quick.yaml" "${q[@]}" --name cut --max-steps 15 > c.out 2>&1
