@@ -141,8 +141,7 @@ static int check_counters(const uint8_t *b, const ff_checkpoint *ck, uint64_t n_
     if (batch > INT32_MAX)
         return bad_field(err, path, "batch", (int32_t)batch, "must be >= 0");
     /* batch b of an epoch of n_order images in batches of min(batch_size, n_order) */
-    const uint64_t bs = (uint64_t)ck->cfg.train.batch_size < n_order ? (uint64_t)ck->cfg.train.batch_size
-                                                                      : n_order;
+    const uint64_t bs = (uint64_t)ff_batch_of(ck->cfg.train.batch_size, (int)n_order);
     if (batch > 0 && (uint64_t)batch * bs >= n_order)
         return bad_field(err, path, "batch", batch, "past the end of an epoch of n_order images "
                          "in batches of train.batch_size");

@@ -109,8 +109,8 @@ int ff_clf_trainer_create(ff_clf_trainer *t, const ff_config *cfg, const ff_chec
         goto done;
     t->split = dinfo.split;
     ff_data_note(cfg, &t->train, &dinfo, info, info_ctx);
-    t->batch = cfg->train.batch_size < t->train.n ? cfg->train.batch_size : t->train.n;
-    t->n_batches = (t->train.n + t->batch - 1) / t->batch;
+    t->batch = ff_batch_of(cfg->train.batch_size, t->train.n);
+    t->n_batches = ff_batches_per_epoch(t->train.n, t->batch, 1);
     t->total_steps = (int64_t)t->n_batches * cfg->clf.epochs;
     const int max_batch = t->batch > 1000 ? t->batch : 1000;
     if ((rc = ff_net_build(&t->net, cfg, t->train.shape, max_batch, &t->rng, err)))

@@ -75,7 +75,7 @@ int ff_trainer_plan_for(const ff_config *cfg, ff_shape image, int n_train, ff_tr
     plan->in_shape = cfg->mode == FF_MODE_UNSUP_BACKBONE
                          ? image
                          : ff_embed_shape(cfg->model.label_embedding, image);
-    plan->batch = cfg->train.batch_size < n_train ? cfg->train.batch_size : n_train;
+    plan->batch = ff_batch_of(cfg->train.batch_size, n_train);
     /* ten labelled copies of an evaluation chunk of 100 images; the competition loss
      * (no label in the input) evaluates each image once: chunks of two batches */
     const int eval_rows = cfg->train.loss == FF_LOSS_COMPETITION ? 0 : 1000;
@@ -101,7 +101,7 @@ int ff_trainer_create(ff_trainer *t, const ff_config *cfg, ff_info_fn info, void
     if ((rc = ff_trainer_plan_for(cfg, t->train.shape, t->train.n, &plan, err)))
         return rc;
     t->batch = plan.batch;
-    t->n_batches = t->train.n / t->batch;
+    t->n_batches = ff_batches_per_epoch(t->train.n, t->batch, 0);
     t->total_steps = (int64_t)t->n_batches * cfg->train.epochs;
     t->unsupervised = cfg->mode == FF_MODE_UNSUP_BACKBONE;
     t->in_shape = plan.in_shape;

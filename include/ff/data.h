@@ -36,6 +36,16 @@ typedef struct ff_dataset {
 /* Floats of one image. */
 static inline size_t ff_dataset_dim(const ff_dataset *ds) { return (size_t)ff_shape_dim(ds->shape); }
 
+/* The batch rule of every trainer: train.batch_size images per batch, or all n if
+ * fewer. An epoch is n / batch full batches for the FF trainer (the rest of the order
+ * waits for the next epoch's shuffle) and ceil(n / batch) for the classifier (its last
+ * batch partial): ff_batches_per_epoch with partial 0 or 1. */
+static inline int ff_batch_of(int batch_size, int n) { return batch_size < n ? batch_size : n; }
+static inline int ff_batches_per_epoch(int n, int batch, int partial)
+{
+    return partial ? (n + batch - 1) / batch : n / batch;
+}
+
 /* Reads a whole file (ff_read_file: regular files only, so a FIFO is refused
  * instead of blocking), transparently gunzipping it if it starts with the gzip
  * magic (1f 8b). *out is malloc'ed; caller frees. Errors name the file
