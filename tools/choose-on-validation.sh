@@ -12,7 +12,7 @@ set -u
 model=${1:?usage: tools/choose-on-validation.sh MODEL.ffm [FFRUN]}
 ffrun=${2:-build/ffrun}
 head=(--set clf.cache_features=true --set clf.lr_schedule=true --softmax-epochs 13)
-val() { sed -n "s/^validation error ($1[^)]*): \([0-9.]*\)%$/\1/p"; }
+val() { sed -n "s/^validation error ($1.*): \([0-9.]*\)%$/\1/p"; }
 less() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a < b)}'; }
 
 best=999 bestwd=
@@ -22,8 +22,12 @@ for wd in 0 0.0005 0.002; do
     echo "clf.weight_decay $wd: validation softmax ${e:-?}%"
     if [ -n "$e" ] && less "$e" "$best"; then best=$e bestwd=$wd; fi
 done
-echo "chosen on validation: clf.weight_decay $bestwd ($best%)"
-"$ffrun" eval "$model" "${head[@]}" --set clf.weight_decay=$bestwd 2>&1 | grep '^test error (softmax'
+if [ -n "$bestwd" ]; then
+    echo "chosen on validation: clf.weight_decay $bestwd ($best%)"
+    "$ffrun" eval "$model" "${head[@]}" --set clf.weight_decay=$bestwd 2>&1 | grep '^test error (softmax'
+else
+    echo "no head setting could be evaluated on validation (no data.validation? no head?)"
+fi
 
 best=999 bestl=
 for layers in 1,2,3 2,3 3; do
@@ -32,5 +36,9 @@ for layers in 1,2,3 2,3 3; do
     echo "goodness readout --layers $layers: validation ${e:-?}%"
     if [ -n "$e" ] && less "$e" "$best"; then best=$e bestl=$layers; fi
 done
-echo "chosen on validation: --layers $bestl ($best%)"
-"$ffrun" eval "$model" --layers $bestl --softmax-epochs 0 2>&1 | grep '^test error'
+if [ -n "$bestl" ]; then
+    echo "chosen on validation: --layers $bestl ($best%)"
+    "$ffrun" eval "$model" --layers $bestl --softmax-epochs 0 2>&1 | grep '^test error'
+else
+    echo "no layer list could be evaluated on validation (a net of fewer than 4 layers?)"
+fi
