@@ -10,6 +10,7 @@
 #include <yaml.h>
 
 #include "config_schema.h" // defines: ff_config_keys, ff_layer_keys, ff_key_set_text, ...
+#include "yaml_depth.h"
 #include "ff/fsutil.h"   // defines: ff_read_file
 
 #define MAX_KEYS 96                      /* capacity of pctx.at; checked against the table */
@@ -384,34 +385,17 @@ static int check_single_document(const pctx *c, yaml_parser_t *p, const char *te
     return root ? fail(c, at, "only one YAML document is allowed") : FF_OK;
 }
 
-/* Reads the events of text (no document is built) and fails at the first list or
- * mapping nested deeper than MAX_DEPTH: libyaml's loader takes minutes on a
- * million nested '[' (the size cap alone does not bound the depth). */
+/* A list or mapping nested deeper than MAX_DEPTH fails before a document is built
+ * (src/yaml_depth.h). */
 static int check_depth(const pctx *c, const char *text, size_t len)
 {
-    yaml_parser_t p;
-    if (!yaml_parser_initialize(&p))
+    pos at;
+    const int deep = ff_yaml_too_deep(text, len, MAX_DEPTH, &at.line, &at.col);
+    if (deep < 0)
         return ff_err_set(c->err, FF_ERR_NOMEM, "out of memory");
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    int rc = FF_OK, depth = 0, done = 0;
-    while (!rc && !done) {
-        yaml_event_t ev;
-        if (!yaml_parser_parse(&p, &ev)) {
-            rc = syntax_error(c, &p, text, len);
-            break;
-        }
-        if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
-            if (++depth > MAX_DEPTH)
-                rc = fail(c, mark_pos(ev.start_mark), "lists and mappings nested deeper than %d "
-                          "levels; a config needs at most 4", MAX_DEPTH);
-        } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
-            depth--;
-        }
-        done = ev.type == YAML_STREAM_END_EVENT;
-        yaml_event_delete(&ev);
-    }
-    yaml_parser_delete(&p);
-    return rc;
+    return deep ? fail(c, at, "lists and mappings nested deeper than %d levels; a config "
+                       "needs at most 4", MAX_DEPTH)
+                : FF_OK;
 }
 
 typedef int (*root_fn)(pctx *c, const yaml_node_t *root, const void *arg);

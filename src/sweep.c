@@ -16,6 +16,7 @@
 #include "ff/fsutil.h"
 #include "ff/net.h"
 #include "ff/rng.h"
+#include "yaml_depth.h"
 
 /* ---------------------------------------------------------------- the sweep file */
 
@@ -381,33 +382,18 @@ static int finish_spec(ff_sweep_spec *s, const char *origin, ff_err *err)
 
 #define MAX_DEPTH 64
 
-/* Walks the events of text (no document built) and fails at the first list or mapping
- * nested deeper than MAX_DEPTH: libyaml's loader takes minutes on a million '['. */
+/* A list or mapping nested deeper than MAX_DEPTH fails before a document is built
+ * (src/yaml_depth.h). */
 static int check_depth(const char *path, const char *text, size_t len, ff_err *err)
 {
-    yaml_parser_t p;
-    if (!yaml_parser_initialize(&p))
+    int line, col;
+    const int deep = ff_yaml_too_deep(text, len, MAX_DEPTH, &line, &col);
+    if (deep < 0)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory");
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    int rc = FF_OK, depth = 0, done = 0;
-    while (!rc && !done) {
-        yaml_event_t ev;
-        if (!yaml_parser_parse(&p, &ev))
-            break; /* the loader reports the syntax error with its position */
-        if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
-            if (++depth > MAX_DEPTH)
-                rc = ff_err_set(err, FF_ERR_USAGE, "%s:%d:%d: lists and mappings nested deeper "
-                                "than %d levels; a sweep file needs at most 4", path,
-                                (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
-                                MAX_DEPTH);
-        } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
-            depth--;
-        }
-        done = ev.type == YAML_STREAM_END_EVENT;
-        yaml_event_delete(&ev);
-    }
-    yaml_parser_delete(&p);
-    return rc;
+    if (deep)
+        return ff_err_set(err, FF_ERR_USAGE, "%s:%d:%d: lists and mappings nested deeper than "
+                          "%d levels; a sweep file needs at most 4", path, line, col, MAX_DEPTH);
+    return FF_OK;
 }
 
 static int cmp_scalar_nodes(const void *a, const void *b)

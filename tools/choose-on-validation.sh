@@ -15,30 +15,35 @@ head=(--set clf.cache_features=true --set clf.lr_schedule=true --softmax-epochs 
 val() { sed -n "s/^validation error ($1.*): \([0-9.]*\)%$/\1/p"; }
 less() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a < b)}'; }
 
-best=999 bestwd=
-for wd in 0 0.0005 0.002; do
-    e=$("$ffrun" eval "$model" --on validation "${head[@]}" --set clf.weight_decay=$wd 2>&1 |
-        val "softmax readout")
-    echo "clf.weight_decay $wd: validation softmax ${e:-?}%"
-    if [ -n "$e" ] && less "$e" "$best"; then best=$e bestwd=$wd; fi
-done
-if [ -n "$bestwd" ]; then
-    echo "chosen on validation: clf.weight_decay $bestwd ($best%)"
-    "$ffrun" eval "$model" "${head[@]}" --set clf.weight_decay=$bestwd 2>&1 | grep '^test error (softmax'
-else
-    echo "no head setting could be evaluated on validation (no data.validation? no head?)"
-fi
+# the eval options of candidate V of a setting (wd: the head's weight decay, layers: the
+# goodness readout's layers), one per line
+eval_args() {
+    case $1 in
+    wd) printf '%s\n' "${head[@]}" --set "clf.weight_decay=$2" ;;
+    layers) printf '%s\n' --layers "$2" --softmax-epochs 0 ;;
+    esac
+}
 
-best=999 bestl=
-for layers in 1,2,3 2,3 3; do
-    e=$("$ffrun" eval "$model" --on validation --layers $layers --softmax-epochs 0 2>&1 |
-        val "goodness readout")
-    echo "goodness readout --layers $layers: validation ${e:-?}%"
-    if [ -n "$e" ] && less "$e" "$best"; then best=$e bestl=$layers; fi
-done
-if [ -n "$bestl" ]; then
-    echo "chosen on validation: --layers $bestl ($best%)"
-    "$ffrun" eval "$model" --layers $bestl --softmax-epochs 0 2>&1 | grep '^test error'
-else
-    echo "no layer list could be evaluated on validation (a net of fewer than 4 layers?)"
-fi
+# choose SETTING READOUT V...: each candidate's validation error, the best one, then the
+# test set read once with it
+choose() {
+    local what=$1 readout=$2 best=999 chosen= e v a
+    shift 2
+    for v in "$@"; do
+        mapfile -t a < <(eval_args "$what" "$v")
+        e=$("$ffrun" eval "$model" --on validation "${a[@]}" 2>&1 | val "$readout")
+        echo "$what $v: validation $readout ${e:-?}%"
+        if [ -n "$e" ] && less "$e" "$best"; then best=$e chosen=$v; fi
+    done
+    if [ -z "$chosen" ]; then
+        echo "$what: no candidate could be evaluated on validation (no data.validation, no" \
+             "head, fewer layers?)"
+        return
+    fi
+    echo "chosen on validation: $what $chosen ($best%)"
+    mapfile -t a < <(eval_args "$what" "$chosen")
+    "$ffrun" eval "$model" "${a[@]}" 2>&1 | grep "^test error ($readout"
+}
+
+choose wd "softmax readout" 0 0.0005 0.002
+choose layers "goodness readout" 1,2,3 2,3 3
