@@ -75,17 +75,9 @@ static int usage(const char *fmt, const char *arg)
 
 static void json_string(const char *s)
 {
-    putchar('"');
-    for (; *s; s++) {
-        const unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
+    char *q = ff_json_quoted(s);
+    fputs(q ? q : "null", stdout);
+    free(q);
 }
 
 /* The class's name, or its digit. */

@@ -1,7 +1,10 @@
-/* err.c - filling ff_err records (see include/ff/err.h). */
+/* err.c - filling ff_err records, and text made safe to print or to put in JSON (see
+ * include/ff/err.h). */
 #include "ff/err.h"
 
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int ff_err_set(ff_err *err, int code, const char *fmt, ...)
@@ -88,4 +91,46 @@ size_t ff_escape_text(const char *text, size_t len, char *out, size_t cap)
     }
     out[n] = '\0';
     return n;
+}
+
+/* appends piece (k bytes) to out if it fits whole and nothing was cut before it */
+static void json_piece(char *out, size_t cap, size_t *n, int *cut, const char *piece, size_t k)
+{
+    if (!*cut && out && *n + k < cap) {
+        memcpy(out + *n, piece, k);
+        out[*n + k] = '\0';
+    } else {
+        *cut = 1;
+    }
+    *n += k;
+}
+
+size_t ff_json_quote(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    int cut = 0;
+    char e[8];
+    if (out && cap)
+        out[0] = '\0';
+    json_piece(out, cap, &n, &cut, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            snprintf(e, sizeof e, "\\%c", *p);
+        else if (*p < 0x20)
+            snprintf(e, sizeof e, "\\u%04x", *p);
+        else
+            e[0] = (char)*p, e[1] = '\0';
+        json_piece(out, cap, &n, &cut, e, strlen(e));
+    }
+    json_piece(out, cap, &n, &cut, "\"", 1);
+    return n;
+}
+
+char *ff_json_quoted(const char *s)
+{
+    const size_t n = ff_json_quote(s, NULL, 0);
+    char *q = malloc(n + 1);
+    if (q)
+        ff_json_quote(s, q, n + 1);
+    return q;
 }

@@ -45,17 +45,12 @@ __attribute__((format(printf, 2, 3))) static void put(text *t, const char *fmt, 
 
 static void put_string(text *t, const char *s)
 {
-    put(t, "\"");
-    for (; *s; s++) {
-        const unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            put(t, "\\%c", c);
-        else if (c < 0x20)
-            put(t, "\\u%04x", c);
-        else
-            put(t, "%c", c);
-    }
-    put(t, "\"");
+    char *q = ff_json_quoted(s);
+    if (q)
+        put(t, "%s", q);
+    else
+        t->oom = 1;
+    free(q);
 }
 
 static void put_shape(text *t, ff_shape s)

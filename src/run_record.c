@@ -59,35 +59,6 @@ void ff_run_record_fill(ff_run_record *r, const char *command, int ranks)
     strftime(r->start_time, sizeof r->start_time, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* appends s as a JSON string (quotes, backslashes and control characters escaped) */
-static void json_str(char *out, size_t cap, size_t *n, const char *s)
-{
-    char buf[8];
-    if (*n + 1 < cap)
-        out[(*n)++] = '"';
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        const char *e = NULL;
-        if (*p == '"')
-            e = "\\\"";
-        else if (*p == '\\')
-            e = "\\\\";
-        else if (*p < 0x20) {
-            snprintf(buf, sizeof buf, "\\u%04x", *p);
-            e = buf;
-        }
-        if (e) {
-            for (; *e; e++)
-                if (*n + 1 < cap)
-                    out[(*n)++] = *e;
-        } else if (*n + 1 < cap) {
-            out[(*n)++] = (char)*p;
-        }
-    }
-    if (*n + 1 < cap)
-        out[(*n)++] = '"';
-    out[*n < cap ? *n : cap - 1] = '\0';
-}
-
 size_t ff_run_record_json(const ff_run_record *r, char *out, size_t cap)
 {
     const struct {
@@ -104,7 +75,7 @@ size_t ff_run_record_json(const ff_run_record *r, char *out, size_t cap)
     for (size_t i = 0; i < sizeof strs / sizeof *strs && n < cap; i++) {
         n += (size_t)snprintf(out + n, cap - n, "%s\"%s\": ", i ? ", " : "", strs[i].key);
         if (n < cap)
-            json_str(out, cap, &n, strs[i].val);
+            n += ff_json_quote(strs[i].val, out + n, cap - n);
     }
     if (n < cap)
         n += (size_t)snprintf(out + n, cap - n, ", \"git_dirty\": %s, \"threads\": %d, "
@@ -117,7 +88,7 @@ size_t ff_run_record_json(const ff_run_record *r, char *out, size_t cap)
         n += (size_t)snprintf(out + n, cap - n, ", \"validation\": null");
     if (n < cap)
         n += (size_t)snprintf(out + n, cap - n, "}\n");
-    return n < cap ? n : cap - 1;
+    return n < cap ? n : strlen(out); /* cut: what was written */
 }
 
 int ff_run_record_write(const char *run_dir, const ff_config *cfg, const ff_run_record *r,

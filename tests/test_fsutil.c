@@ -1,6 +1,7 @@
 /* test_fsutil.c - the whole-file reader (regular files only, never blocking on a FIFO),
  * atomic writes (unique temporary names, nothing left behind, concurrent writers of one
  * path) and the cleanup of stale temporary files (include/ff/fsutil.h). */
+#include "ff/err.h"
 #include "ff/fsutil.h"
 #include "test.h"
 
@@ -272,6 +273,23 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
     return remove(p);
 }
 
+/* ff_json_quote (err.h): quotes, escapes '"', '\\' and control bytes, keeps other bytes;
+ * returns the whole length as snprintf does and never writes a cut escape */
+static void test_json_quote(void)
+{
+    const char *in = "a\"b\\c\n\x01\xc3\xa9";
+    const char *want = "\"a\\\"b\\\\c\\u000a\\u0001\xc3\xa9\"";
+    char out[64];
+    CHECK(ff_json_quote(in, out, sizeof out) == strlen(want) && strcmp(out, want) == 0);
+    CHECK(ff_json_quote(in, NULL, 0) == strlen(want));
+    CHECK(ff_json_quote("", out, sizeof out) == 2 && strcmp(out, "\"\"") == 0);
+    /* room for '"a\"' and 2 more bytes: the 6-byte \n escape is left out whole */
+    CHECK(ff_json_quote("a\nb", out, 6) == 10 && strcmp(out, "\"a") == 0);
+    char *q = ff_json_quoted(in);
+    CHECK(q && strcmp(q, want) == 0);
+    free(q);
+}
+
 int main(void)
 {
     snprintf(tmp_root, sizeof tmp_root, "/tmp/ff_test_fsutil.XXXXXX");
@@ -279,6 +297,7 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
+    RUN(test_json_quote);
     RUN(test_read_file);
     RUN(test_fifo_does_not_block);
     RUN(test_write_atomic);
