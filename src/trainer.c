@@ -641,10 +641,8 @@ double ff_trainer_goodness_errors(ff_trainer *t, ff_eval_set set, ff_set_errors 
 
 double ff_trainer_goodness_error(ff_trainer *t, int64_t *confusion)
 {
-    const ff_dataset te = set_share(t, FF_SET_TEST);
-    double e = ff_eval_error(&t->net, t->cfg.model.label_embedding, &te, 0, t->x, t->scores,
-                             confusion);
-    return whole_error(t, e, te.n);
+    ff_set_errors e;
+    return ff_trainer_goodness_errors(t, FF_SET_TEST, &e, confusion);
 }
 
 /* A fresh head's lr (ffrun eval --softmax-epochs) at its step k of `total`: clf.lr, with

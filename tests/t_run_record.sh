@@ -77,7 +77,9 @@ GIT_CEILING_DIRECTORIES=$tmp nogit/tools/build-info.sh h3 cc "" && grep -q '"unk
 
 # the model files carry the record of the process that wrote them (model format 3)
 # (each of the two first-named runs' final model against its own run directory's run.json)
-for m1 in models/supervised_*_first_epoch002.ffm; do
+finals=(models/supervised_*_first_epoch002.ffm)
+[ ${#finals[@]} = 2 ] && [ -f "${finals[0]}" ] || fail "two final models of the first runs: ${finals[*]}"
+for m1 in "${finals[@]}"; do
 $py "$root/tests/ffm.py" info "$m1" > info.out 2>&1
 if $py - info.out <<'PY'; then
 import json, sys
