@@ -139,15 +139,29 @@ static void move_chosen(ff_dataset *ds, const uint8_t *chosen, ff_dataset *val)
     ds->n = t;
 }
 
+/* FF_ERR_USAGE unless 1 <= count < n (source, if not "", names the images) */
+static int check_count(int count, int n, const char *source, ff_err *err)
+{
+    if (count >= 1 && count < n)
+        return FF_OK;
+    return ff_err_set(err, FF_ERR_USAGE, "data.validation: %d of the %d training images%s%s%s %s",
+                      count, n, source[0] ? " (" : "", source, source[0] ? ")" : "",
+                      count < 1 ? "is no image to validate on" : "leaves none to train on");
+}
+
+int ff_validation_plan(float validation, int n, const char *source, int *count, ff_err *err)
+{
+    *count = ff_validation_count(validation, n);
+    return validation > 0.0f ? check_count(*count, n, source, err) : FF_OK;
+}
+
 int ff_dataset_split_validation(ff_dataset *ds, int count, uint64_t seed, ff_dataset *val,
                                 ff_split_info *info, ff_err *err)
 {
     memset(val, 0, sizeof *val);
-    if (count < 1 || count >= ds->n)
-        return ff_err_set(err, FF_ERR_USAGE,
-                          "data.validation: %d of the %d training images (%s) %s", count, ds->n,
-                          ds->source[0] ? ds->source : "dataset",
-                          count < 1 ? "is no image to validate on" : "leaves none to train on");
+    int rc = check_count(count, ds->n, ds->source[0] ? ds->source : "dataset", err);
+    if (rc)
+        return rc;
     int per[FF_DATA_CLASSES] = {0}, quota[FF_DATA_CLASSES];
     for (int i = 0; i < ds->n; i++)
         per[ds->labels[i]]++;
@@ -210,9 +224,12 @@ int ff_data_open(const ff_config *cfg, ff_dataset *train, ff_dataset *val, ff_da
     if (!rc && train->shape.c > FF_MAX_CHANNELS)
         rc = ff_err_set(err, FF_ERR_FORMAT, "%s: images with %d channels (at most %d)",
                         train->source, train->shape.c, FF_MAX_CHANNELS);
-    if (!rc && cfg->data.validation > 0.0f)
-        rc = ff_dataset_split_validation(train, ff_validation_count(cfg->data.validation, train->n),
-                                         cfg->data.validation_seed, &held, &info->split, err);
+    int n_val = 0;
+    if (!rc)
+        rc = ff_validation_plan(cfg->data.validation, train->n, train->source, &n_val, err);
+    if (!rc && n_val > 0)
+        rc = ff_dataset_split_validation(train, n_val, cfg->data.validation_seed, &held,
+                                         &info->split, err);
     if (!rc && cfg->data.normalize == FF_DATA_NORM_CHANNEL) {
         ff_dataset_channel_stats(train, info->mean, info->std);
         ff_dataset_standardize(train, info->mean, info->std);

@@ -450,13 +450,11 @@ static int dry_run(const ff_config *cfg, ff_err *err)
         rc = ff_trainer_plan_for(cfg, train.shape, train.n, &plan, err);
     const ff_data_format format = train.format;
     const ff_shape image = train.shape;
-    const int n_val = ff_validation_count(cfg->data.validation, train.n);
+    int n_val = 0;
+    if (!rc)
+        rc = ff_validation_plan(cfg->data.validation, train.n, "", &n_val, err);
     const int n_train = train.n - n_val;
     ff_dataset_free(&train);
-    if (!rc && cfg->data.validation > 0.0f && (n_val < 1 || n_train < 1))
-        rc = ff_err_set(err, FF_ERR_USAGE, "data.validation: %d of the %d training images %s",
-                        n_val, n_train + n_val,
-                        n_val < 1 ? "is no image to validate on" : "leaves none to train on");
     if (!rc && n_val > 0)
         rc = ff_trainer_plan_for(cfg, image, n_train, &plan, err);
     if (rc)

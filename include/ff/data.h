@@ -97,6 +97,11 @@ void ff_dataset_standardize(ff_dataset *ds, const float *mean, const float *std)
  * or the count itself; 0 = none). */
 int ff_validation_count(float validation, int n);
 
+/* The same, checked: *count images held out of n (0 for none); FF_ERR_USAGE if a split
+ * is asked for that has no image or leaves none to train on (source, if not "", names
+ * the images in the message). What --dry-run and ff_data_open check. */
+int ff_validation_plan(float validation, int n, const char *source, int *count, ff_err *err);
+
 /* The held-out sets a run evaluates: the validation images (data.validation) and the
  * test split. */
 typedef enum { FF_SET_VAL, FF_SET_TEST, FF_SET_COUNT } ff_eval_set;
