@@ -13,8 +13,8 @@
  * An epoch is ceil(n / train.batch_size) batches in a shuffled order (the last
  * one partial); each batch draws its jitter shifts (train.jitter) from the RNG
  * and takes one Adam step at clf.lr under the schedule, counted in classifier
- * epochs. Like the FF trainer (trainer.h) it writes nothing; src/train_clf.c
- * drives it. ff_clf_trainer_free releases what create allocated (safe on a
+ * epochs. Like the FF trainer (trainer.h) it writes nothing; the run loop drives it
+ * (src/train_clf.c, src/run_loop.h). ff_clf_trainer_free releases what create allocated (safe on a
  * zeroed struct). */
 #ifndef FF_CLF_TRAINER_H
 #define FF_CLF_TRAINER_H

@@ -8,7 +8,7 @@
  *
  * Under mpirun -np N (N > 1) the module sits beside the trainer, not inside its
  * batch step: it fills the trainer's hooks (ff_trainer_peers, ff_net_peers) and
- * the run loop (src/train.c) asks it the few things a loop needs (rank, stop
+ * the run loop (src/run_loop.c) asks it the few things a loop needs (rank, stop
  * agreement, sums, the whole state before evaluating or saving).
  *   data:     every rank trains on its share of each batch. All ranks on one
  *             node (the usual case; FF_PARALLEL_SHM=0 turns it off): the weights

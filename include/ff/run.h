@@ -1,7 +1,7 @@
 /* run.h - what every training mode shares around its trainer: the run
  * directory, the model files' names, the sample order of an epoch, the clock
- * and the floating-point mode. The loops in src/train.c (FF modes) and
- * src/train_clf.c (the classifier) both use these and nothing else of each other.
+ * and the floating-point mode. The run loop (src/run_loop.c) and its observers
+ * (src/run_observers.c) use these for every mode.
  *
  * A run's files: <log.dir>/<mode>/<YYYYmmdd-HHMMSS>[_name][-N]/ holds its event
  * files; its models are <checkpoint.dir>/<prefix>_<what>.ffm with a prefix

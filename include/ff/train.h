@@ -1,6 +1,7 @@
 /* train.h - a whole training run as `ffrun` does it: a trainer (trainer.h or
- * clf_trainer.h) driven batch by batch, with the run directory, TensorBoard
- * curves, evaluation, checkpoints and progress around it.
+ * clf_trainer.h) driven batch by batch by the one run loop (src/run_loop.h), with
+ * the run directory, TensorBoard curves, evaluation, checkpoints and progress
+ * around it as the loop's observers (src/run_observers.c).
  *
  * Nothing is printed: progress and notes go to the caller's callbacks. */
 #ifndef FF_TRAIN_H
@@ -84,9 +85,11 @@ typedef struct ff_train_result {
     int interrupted;
 } ff_train_result;
 
-/* Runs the experiment cfg describes: picks the loop for cfg->mode (the FF
- * trainer's for supervised and unsupervised_backbone, the classifier's for
- * unsupervised_clf). res is always filled (res->started says whether training
+/* Runs the experiment cfg describes: picks the trainer for cfg->mode (src/modes.c:
+ * the FF trainer for supervised and unsupervised_backbone, the classifier for
+ * unsupervised_clf) and runs the loop. Every mode writes the same model files: the
+ * best (chosen on validation, else the test set), epoch (checkpoint.every and the
+ * last), periodic (checkpoint.minutes) and stop models. res is always filled (res->started says whether training
  * began). Once training has started, a fatal error (a failed write, divergence,
  * a signal) leaves a resumable model when one can be written: a step model of
  * the current state, or for divergence the last good model, named in err. */

@@ -3,8 +3,8 @@
  * An ff_trainer holds everything one FF training run needs in memory (data,
  * net, optimiser, RNG, negatives, the softmax readout's head, batch buffers)
  * and nothing it writes to disk: no event file, no progress, no model path.
- * Whoever drives it (src/train.c for `ffrun`, tools/ff-bench.c, tests, later
- * MPI ranks or sweeps) calls ff_trainer_next or ff_trainer_step batch by batch,
+ * Whoever drives it (`ffrun`'s run loop through src/train.c, tools/ff-bench.c,
+ * tests, MPI ranks) calls ff_trainer_next or ff_trainer_step batch by batch,
  * ff_trainer_evaluate when it wants test errors and ff_trainer_save when it
  * wants a model file, and does the logging itself from the statistics each
  * step returns.
