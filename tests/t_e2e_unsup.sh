@@ -49,6 +49,14 @@ awk -v e="$err" 'BEGIN {exit !(e != "" && e < 40)}' && ok "classifier test error
 clf_model=$(ls models/unsupervised_clf_*_clf_epoch003.ffm 2>/dev/null)
 "$ffrun" eval "$clf_model" > e.out 2>&1 && grep -q "softmax readout" e.out \
     && ok "ffrun eval reads the classifier model" || { fail "eval of classifier"; cat e.out; }
+# the one run loop gives the classifier the FF modes' model files: the best by the
+# choosing error (the test set here, no validation split), and the summary names it
+best_model=$(ls models/unsupervised_clf_*_clf_best.ffm 2>/dev/null)
+best_line=$(grep "^best model:" c.out)
+[ -n "$best_model" ] && [ "$best_line" = "best model:  $best_model" ] &&
+    "$ffrun" eval "$best_model" > eb.out 2>&1 && grep -q "softmax readout" eb.out &&
+    ok "the classifier writes its best model ($best_model), named in the summary; ffrun eval reads it" ||
+    { fail "classifier best model: '$best_model', '$best_line'"; cat eb.out 2>/dev/null | tail -3; }
 "$ffrun" eval "$first" > e2.out 2>&1
 [ $? -eq 2 ] && grep -q "no classifier" e2.out && ok "eval of a bare backbone explains itself" \
     || fail "eval of a backbone"
@@ -60,6 +68,9 @@ rc=$?
 step_model=$(ls models/unsupervised_clf_*_part_step0000070.ffm 2>/dev/null)
 [ $rc -eq 130 ] && [ -n "$step_model" ] && ok "classifier --max-steps 70: exit 130, $step_model"     || { fail "classifier --max-steps: exit $rc"; cat p.out; }
 "$ffrun" --resume "$step_model" > pr.out 2>&1 || { fail "classifier --resume"; cat pr.out; }
+[ -n "$step_model" ] && [ ! -e "$step_model" ] &&
+    ok "the finished resumed classifier replaced the step model it was resumed from" ||
+    fail "the classifier's resumed step model is still there: $step_model"
 "$ffrun" clf.yaml --name whole --set checkpoint.backbone="$first" > w.out 2>&1 || fail "clf whole"
 resumed=$(ls models/unsupervised_clf_*_part_epoch003.ffm 2>/dev/null)
 whole=$(ls models/unsupervised_clf_*_whole_epoch003.ffm 2>/dev/null)
