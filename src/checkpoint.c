@@ -10,14 +10,14 @@
 
 #include "ff/crc32c.h"
 #include "ff/endian.h"
-#include "ff/fsutil.h"
+#include "ff/fs.h"
 
 static void put_floats(uint8_t *p, const float *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, &v[i], 4);
-        ff_put_u32le(p + 4 * i, u);
+        ff_endian_put_u32le(p + 4 * i, u);
     }
 }
 
@@ -52,23 +52,23 @@ static int encode(const ff_checkpoint_state *st, uint8_t **out, size_t *len, ff_
     if (!b)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for a %zu-byte checkpoint", total);
     memcpy(b, FF_CHECKPOINT_MAGIC, 8);
-    ff_put_u32le(b + 8, FF_CHECKPOINT_VERSION);
-    ff_put_u32le(b + 12, (uint32_t)cfg_len);
-    ff_put_u64le(b + 16, n_params);
-    ff_put_u64le(b + 24, n_state);
-    ff_put_u32le(b + 32, (uint32_t)st->epoch);
-    ff_put_u32le(b + 36, (uint32_t)st->batch);
-    ff_put_u64le(b + 40, (uint64_t)st->step);
-    ff_put_u64le(b + 48, (uint64_t)st->opt->t);
+    ff_endian_put_u32le(b + 8, FF_CHECKPOINT_VERSION);
+    ff_endian_put_u32le(b + 12, (uint32_t)cfg_len);
+    ff_endian_put_u64le(b + 16, n_params);
+    ff_endian_put_u64le(b + 24, n_state);
+    ff_endian_put_u32le(b + 32, (uint32_t)st->epoch);
+    ff_endian_put_u32le(b + 36, (uint32_t)st->batch);
+    ff_endian_put_u64le(b + 40, (uint64_t)st->step);
+    ff_endian_put_u64le(b + 48, (uint64_t)st->opt->t);
     for (int i = 0; i < 4; i++)
-        ff_put_u64le(b + 56 + 8 * i, st->rng->s[i]);
-    ff_put_u32le(b + 88, (uint32_t)dir_len);
-    ff_put_u32le(b + 92, (uint32_t)n_order);
-    ff_put_u64le(b + 96, n_aux);
-    ff_put_u64le(b + 104, n_head);
-    ff_put_u64le(b + 112, n_head_state);
-    ff_put_u64le(b + 120, st->head ? (uint64_t)st->head->opt.t : 0);
-    ff_put_u32le(b + 128, (uint32_t)rec_len);
+        ff_endian_put_u64le(b + 56 + 8 * i, st->rng->s[i]);
+    ff_endian_put_u32le(b + 88, (uint32_t)dir_len);
+    ff_endian_put_u32le(b + 92, (uint32_t)n_order);
+    ff_endian_put_u64le(b + 96, n_aux);
+    ff_endian_put_u64le(b + 104, n_head);
+    ff_endian_put_u64le(b + 112, n_head_state);
+    ff_endian_put_u64le(b + 120, st->head ? (uint64_t)st->head->opt.t : 0);
+    ff_endian_put_u32le(b + 128, (uint32_t)rec_len);
     uint8_t *p = b + FF_CHECKPOINT_HEADER;
     ff_config_to_yaml(st->cfg, (char *)p, cfg_len + 1); /* writes a NUL we overwrite next */
     p += cfg_len;
@@ -89,8 +89,8 @@ static int encode(const ff_checkpoint_state *st, uint8_t **out, size_t *len, ff_
         p += 4 * n_head_state;
     }
     for (uint64_t i = 0; i < n_order; i++, p += 4)
-        ff_put_u32le(p, (uint32_t)st->order[i]);
-    ff_put_u32le(p, ff_crc32c(0, b, total - 4));
+        ff_endian_put_u32le(p, (uint32_t)st->order[i]);
+    ff_endian_put_u32le(p, ff_crc32c(0, b, total - 4));
     *out = b;
     *len = total;
     return FF_OK;
@@ -103,7 +103,7 @@ int ff_checkpoint_save(const char *path, const ff_checkpoint_state *st, ff_err *
     int rc = encode(st, &b, &len, err);
     if (rc)
         return rc;
-    rc = ff_write_file_atomic(path, b, len, err);
+    rc = ff_fs_write_file_atomic(path, b, len, err);
     free(b);
     return rc;
 }
@@ -141,7 +141,7 @@ static int check_counters(const uint8_t *b, const ff_checkpoint *ck, uint64_t n_
     if (batch > INT32_MAX)
         return bad_field(err, path, "batch", (int32_t)batch, "must be >= 0");
     /* batch b of an epoch of n_order images in batches of min(batch_size, n_order) */
-    const uint64_t bs = (uint64_t)ff_batch_of(ck->cfg.train.batch_size, (int)n_order);
+    const uint64_t bs = (uint64_t)ff_data_batch_of(ck->cfg.train.batch_size, (int)n_order);
     if (batch > 0 && (uint64_t)batch * bs >= n_order)
         return bad_field(err, path, "batch", batch, "past the end of an epoch of n_order images "
                          "in batches of train.batch_size");
@@ -281,7 +281,7 @@ int ff_checkpoint_load(const char *path, ff_checkpoint *ck, ff_err *err)
     memset(ck, 0, sizeof *ck);
     uint8_t *b = NULL;
     size_t len = 0;
-    int rc = ff_read_file(path, SIZE_MAX, &b, &len, err);
+    int rc = ff_fs_read_file(path, SIZE_MAX, &b, &len, err);
     if (rc)
         return rc;
     rc = decode(b, len, path, ck, err);

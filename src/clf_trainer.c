@@ -25,7 +25,7 @@ static int load_backbone(ff_clf_trainer *t, ff_checkpoint *bb, ff_err *err)
         return rc;
     if (bb->cfg.mode != FF_MODE_UNSUP_BACKBONE)
         return ff_err_set(err, FF_ERR_USAGE, "%s is a %s model, not an unsupervised_backbone",
-                          t->backbone_path, ff_mode_name(bb->cfg.mode));
+                          t->backbone_path, ff_config_mode_name(bb->cfg.mode));
     t->cfg.model = bb->cfg.model;
     /* what the backbone's inputs mean: its data format and input scaling (data.dir and
      * the limits stay the classifier config's) */
@@ -44,7 +44,7 @@ static int alloc_buffers(ff_clf_trainer *t, int max_batch, ff_err *err)
         t->aug = malloc(sizeof(ff_aug) * (size_t)t->batch);
     if (!t->order || !t->x || (augment && !t->aug))
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for the classifier run");
-    ff_order_draw(&t->rng, t->order, t->train.n, 0);
+    ff_run_order_draw(&t->rng, t->order, t->train.n, 0);
     return FF_OK;
 }
 
@@ -86,7 +86,7 @@ int ff_clf_trainer_create(ff_clf_trainer *t, const ff_config *cfg, const ff_chec
     const float *backbone_params;
     uint64_t n_backbone;
     int rc = FF_OK;
-    ff_fp_fast_mode();
+    ff_run_fp_fast_mode();
     if (resume) { /* the model file holds the backbone's layers and parameters */
         backbone_params = resume->params;
         n_backbone = resume->n_params;
@@ -109,8 +109,8 @@ int ff_clf_trainer_create(ff_clf_trainer *t, const ff_config *cfg, const ff_chec
         goto done;
     t->split = dinfo.split;
     ff_data_note(cfg, &t->train, &dinfo, info, info_ctx);
-    t->batch = ff_batch_of(cfg->train.batch_size, t->train.n);
-    t->n_batches = ff_batches_per_epoch(t->train.n, t->batch, 1);
+    t->batch = ff_data_batch_of(cfg->train.batch_size, t->train.n);
+    t->n_batches = ff_data_batches_per_epoch(t->train.n, t->batch, 1);
     t->total_steps = (int64_t)t->n_batches * cfg->clf.epochs;
     const int max_batch = t->batch > 1000 ? t->batch : 1000;
     if ((rc = ff_net_build(&t->net, cfg, t->train.shape, max_batch, &t->rng, err)))
@@ -138,17 +138,17 @@ done:
 
 float ff_clf_trainer_lr(const ff_clf_trainer *t, int epoch)
 {
-    return t->cfg.clf.lr * ff_schedule_scale(&t->cfg, epoch, t->cfg.clf.epochs);
+    return t->cfg.clf.lr * ff_optim_schedule_scale(&t->cfg, epoch, t->cfg.clf.epochs);
 }
 
 float ff_clf_trainer_next(ff_clf_trainer *t, int *images, int *epoch_done)
 {
     if (t->batch_in_epoch == 0)
-        ff_order_draw(&t->rng, t->order, t->train.n, 1);
+        ff_run_order_draw(&t->rng, t->order, t->train.n, 1);
     const int start = t->batch_in_epoch * t->batch;
     const int m = t->train.n - start < t->batch ? t->train.n - start : t->batch;
     if (t->aug) /* train.jitter, train.flip: the batch's images augmented afresh */
-        ff_draw_aug(&t->rng, t->cfg.train.jitter, t->cfg.train.flip, m, t->aug);
+        ff_embed_draw_aug(&t->rng, t->cfg.train.jitter, t->cfg.train.flip, m, t->aug);
     ff_readout_input in = {.ds = &t->train, .neutral = 0, .aug = t->aug};
     float loss = ff_readout_train_epoch(&t->ro, &t->net, t->layers, t->n_layers, &in,
                                         t->order + start, m, t->batch,

@@ -62,7 +62,7 @@ int ff_cmd_export(int argc, char **argv)
     ff_model m;
     int rc = ff_model_open(&m, model, data, &err);
     if (!rc)
-        rc = ff_model_export_npz(&m, model, out, &err);
+        rc = ff_export_npz(&m, model, out, &err);
     if (!rc)
         printf("%s: %d layers%s, readouts: %s%s\n", out, m.net->n_layers,
                m.head ? " and the softmax head" : "", m.is_clf ? "" : "goodness",

@@ -9,6 +9,7 @@
 #include "ff/embed.h"
 #include "ff/image.h"
 #include "ff/model.h"
+#include "ff/text.h"
 
 static const char predict_help[] =
     "usage: ffrun predict MODEL.ffm INPUT... [--json] [--top K] [--readout goodness|softmax]\n"
@@ -75,7 +76,7 @@ static int usage(const char *fmt, const char *arg)
 
 static void json_string(const char *s)
 {
-    char *q = ff_json_quoted(s);
+    char *q = ff_text_json_quoted(s);
     fputs(q ? q : "null", stdout);
     free(q);
 }

@@ -11,7 +11,7 @@
 
 #include "config_schema.h" // defines: ff_config_keys, ff_layer_keys, ff_key_set_text, ...
 #include "yaml_depth.h"
-#include "ff/fsutil.h"   // defines: ff_read_file
+#include "ff/fs.h"   // defines: ff_fs_read_file
 
 #define MAX_KEYS 96                      /* capacity of pctx.at; checked against the table */
 #define MAX_FILE_BYTES (16u << 20)       /* a config file larger than this is a mistake */
@@ -210,7 +210,7 @@ static int apply_layer_fields(const pctx *c, ff_layer_cfg *l, const char *lpath,
         snprintf(path, sizeof path, "%s.%s", lpath, k->path);
         if (!ff_layer_key_applies(k, l->kind))
             return fail(c, mark_pos(kn->start_mark), "%s does not apply to %s %s layer", path,
-                        article(l->kind), ff_layer_kind_name(l->kind));
+                        article(l->kind), ff_config_layer_kind_name(l->kind));
         int rc = apply_scalar(c, k, l, path, node(c, p->value));
         if (rc)
             return rc;
@@ -250,7 +250,7 @@ static int apply_layer(const pctx *c, int i, const yaml_node_t *map)
         return rc;
     for (size_t j = 0; j < ff_layer_n_keys; j++)
         if (ff_layer_key_required(&ff_layer_keys[j], l->kind) && !find_pair(c, map, ff_layer_keys[j].path))
-            return fail(c, at, "%s (%s) is missing required key '%s'", lpath, ff_layer_kind_name(l->kind),
+            return fail(c, at, "%s (%s) is missing required key '%s'", lpath, ff_config_layer_kind_name(l->kind),
                         ff_layer_keys[j].path);
     return FF_OK;
 }
@@ -462,7 +462,7 @@ static int validate_layer(const pctx *c, const ff_layer_cfg *l, int i)
         int v = *(const int *)((const char *)l + k->offset);
         if (ff_layer_key_required(k, l->kind) && v == 0)
             return fail(c, at, "model.layers.%d: %s %s layer needs %s > 0", i, article(l->kind),
-                        ff_layer_kind_name(l->kind), k->path);
+                        ff_config_layer_kind_name(l->kind), k->path);
         snprintf(path, sizeof path, "model.layers.%d.%s", i, k->path);
         if ((rc = ff_key_check_stored(k, l, path, c->err)))
             return locate(c, at, rc);
@@ -723,7 +723,7 @@ int ff_config_load(ff_config *cfg, const char *path, ff_err *err)
 {
     uint8_t *text = NULL;
     size_t len = 0;
-    int rc = ff_read_file(path, MAX_FILE_BYTES, &text, &len, err);
+    int rc = ff_fs_read_file(path, MAX_FILE_BYTES, &text, &len, err);
     if (rc == FF_ERR_FORMAT && err) { /* not a regular file, or too large: a usage error */
         char msg[FF_ERR_MSG_MAX];
         snprintf(msg, sizeof msg, "%s", err->msg);
@@ -797,7 +797,7 @@ static int set_layer_field(pctx *c, const char *key, const char *rest, const cha
     ff_layer_cfg *l = &c->cfg->model.layers[i];
     if (!ff_layer_key_applies(k, l->kind))
         return fail(c, nowhere, "%s does not apply to %s %s layer", key, article(l->kind),
-                    ff_layer_kind_name(l->kind));
+                    ff_config_layer_kind_name(l->kind));
     int rc = ff_key_set_text(k, l, value, key, c->err);
     if (rc)
         return locate(c, nowhere, rc);

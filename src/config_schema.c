@@ -870,12 +870,12 @@ void ff_config_defaults(ff_config *cfg)
             FF_ASSERT(ff_key_set_text(&ff_config_keys[i], cfg, ff_config_keys[i].def, ff_config_keys[i].path, NULL) == FF_OK);
 }
 
-const char *ff_mode_name(ff_mode m)
+const char *ff_config_mode_name(ff_mode m)
 {
     return m >= 0 && m < FF_MODE_COUNT ? mode_names[m] : "?";
 }
 
-const char *ff_layer_kind_name(ff_layer_kind k)
+const char *ff_config_layer_kind_name(ff_layer_kind k)
 {
     const char *name = layer_kind_name(k);
     return name ? name : "?";
@@ -918,7 +918,7 @@ static int kinds_text(const ff_key *k, char *buf, size_t cap)
     buf[0] = '\0';
     for (int kind = 0; kind < FF_LAYER_KIND_COUNT && len < cap; kind++)
         if (ff_layer_key_applies(k, kind)) {
-            len += (size_t)snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", ff_layer_kind_name(kind));
+            len += (size_t)snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", ff_config_layer_kind_name(kind));
             all_required &= ff_layer_key_required(k, kind);
         }
     return all_required;

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-#include "ff/fsutil.h"
+#include "ff/fs.h"
 #include "data_internal.h"
 
 #define MAX_FILE_BYTES ((size_t)1 << 31) /* raw or decompressed */
@@ -21,7 +21,7 @@
 #define NUM_CLASSES 10
 
 /* ------------------------------------------------------------------------ */
-/* reading files: ff_read_file (include/ff/fsutil.h) reads, gunzip inflates  */
+/* reading files: ff_fs_read_file (include/ff/fs.h) reads, gunzip inflates  */
 
 /* Grows *buf to hold at least twice *cap bytes (capped at MAX_FILE_BYTES). */
 static int grow(uint8_t **buf, size_t *cap, const char *path, const char *what, ff_err *err)
@@ -125,13 +125,13 @@ static int gunzip(const char *path, const uint8_t *in, size_t in_len, uint8_t **
     return rc;
 }
 
-int ff_read_file_maybe_gz(const char *path, uint8_t **out, size_t *len, ff_err *err)
+int ff_data_read_maybe_gz(const char *path, uint8_t **out, size_t *len, ff_err *err)
 {
     uint8_t *raw = NULL;
     size_t raw_len = 0;
     *out = NULL;
     *len = 0;
-    int rc = ff_read_file(path, MAX_FILE_BYTES, &raw, &raw_len, err);
+    int rc = ff_fs_read_file(path, MAX_FILE_BYTES, &raw, &raw_len, err);
     if (rc)
         return rc;
     if (raw_len < 2 || raw[0] != 0x1f || raw[1] != 0x8b) {
@@ -208,7 +208,7 @@ static int sums_load(ff_sums *sf, const char *dir, ff_err *err)
         return ff_err_set(err, FF_ERR_USAGE, "%s: directory name too long", dir);
     if (stat(sf->path, &st) != 0 && errno == ENOENT)
         return FF_OK;
-    int rc = ff_read_file(sf->path, MAX_SUMS_BYTES, &buf, &len, err);
+    int rc = ff_fs_read_file(sf->path, MAX_SUMS_BYTES, &buf, &len, err);
     if (rc)
         return rc;
     if (memchr(buf, '\0', len)) {
@@ -299,7 +299,7 @@ int ff_data_file_read(ff_data_file *f, const char *dir, const char *base, int tr
         return ff_err_set(err, FF_ERR_USAGE, "data file name \"%s\" is too long", base);
     int rc = find_file(f, dir, try_gz, err);
     if (!rc)
-        rc = ff_read_file_maybe_gz(f->path, &f->bytes, &f->len, err);
+        rc = ff_data_read_maybe_gz(f->path, &f->bytes, &f->len, err);
     if (!rc)
         rc = verify_checksum(f, sums, err);
     return rc;

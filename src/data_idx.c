@@ -56,7 +56,7 @@ static int check_payload(const char *name, size_t have, uint64_t want, const cha
     return FF_OK;
 }
 
-int ff_idx_parse_images(const uint8_t *buf, size_t len, const char *name, int *n, int *rows,
+int ff_data_idx_parse_images(const uint8_t *buf, size_t len, const char *name, int *n, int *rows,
                         int *cols, const uint8_t **pixels, ff_err *err)
 {
     uint32_t d[3] = {0};
@@ -80,7 +80,7 @@ int ff_idx_parse_images(const uint8_t *buf, size_t len, const char *name, int *n
     return FF_OK;
 }
 
-int ff_idx_parse_labels(const uint8_t *buf, size_t len, const char *name, int *n,
+int ff_data_idx_parse_labels(const uint8_t *buf, size_t len, const char *name, int *n,
                         const uint8_t **labels, ff_err *err)
 {
     uint32_t d[1] = {0};
@@ -123,9 +123,9 @@ int ff_data_idx_read(const char *dir, ff_split split, const ff_sums *sums, ff_da
     if (!rc)
         rc = ff_data_file_read(lab, dir, base, 1, sums, err);
     if (!rc)
-        rc = ff_idx_parse_images(img->bytes, img->len, img->path, &n, &rows, &cols, &pixels, err);
+        rc = ff_data_idx_parse_images(img->bytes, img->len, img->path, &n, &rows, &cols, &pixels, err);
     if (!rc)
-        rc = ff_idx_parse_labels(lab->bytes, lab->len, lab->path, &nl, &labels, err);
+        rc = ff_data_idx_parse_labels(lab->bytes, lab->len, lab->path, &nl, &labels, err);
     if (!rc && n != nl)
         rc = ff_err_set(err, FF_ERR_FORMAT, "%s has %d images but %s has %d labels", img->path, n,
                         lab->path, nl);

@@ -54,7 +54,7 @@ void ff_dataset_standardize(ff_dataset *ds, const float *mean, const float *std)
 /* ------------------------------------------------------------------------ */
 /* the validation split                                                      */
 
-int ff_validation_count(float validation, int n)
+int ff_data_validation_count(float validation, int n)
 {
     if (!(validation > 0.0f))
         return 0;
@@ -149,9 +149,9 @@ static int check_count(int count, int n, const char *source, ff_err *err)
                       count < 1 ? "is no image to validate on" : "leaves none to train on");
 }
 
-int ff_validation_plan(float validation, int n, const char *source, int *count, ff_err *err)
+int ff_data_validation_plan(float validation, int n, const char *source, int *count, ff_err *err)
 {
-    *count = ff_validation_count(validation, n);
+    *count = ff_data_validation_count(validation, n);
     return validation > 0.0f ? check_count(*count, n, source, err) : FF_OK;
 }
 
@@ -226,7 +226,7 @@ int ff_data_open(const ff_config *cfg, ff_dataset *train, ff_dataset *val, ff_da
                         train->source, train->shape.c, FF_MAX_CHANNELS);
     int n_val = 0;
     if (!rc)
-        rc = ff_validation_plan(cfg->data.validation, train->n, train->source, &n_val, err);
+        rc = ff_data_validation_plan(cfg->data.validation, train->n, train->source, &n_val, err);
     if (!rc && n_val > 0)
         rc = ff_dataset_split_validation(train, n_val, cfg->data.validation_seed, &held,
                                          &info->split, err);

@@ -167,7 +167,7 @@ void ff_embed_read_label(ff_embed_kind kind, const float *x, ff_shape image,
         out[k] = kind == FF_EMBED_CHANNELS ? x[(size_t)(image.c + k) * hw] : x[k];
 }
 
-void ff_draw_aug(ff_rng *rng, int max_shift, int flip, int n, ff_aug *aug)
+void ff_embed_draw_aug(ff_rng *rng, int max_shift, int flip, int n, ff_aug *aug)
 {
     /* per image dx, dy, then the flip: the draws of a run without flip are unchanged */
     for (int i = 0; i < n; i++) {
@@ -176,7 +176,7 @@ void ff_draw_aug(ff_rng *rng, int max_shift, int flip, int n, ff_aug *aug)
         aug[i].flip = flip ? (uint8_t)ff_rng_below(rng, 2) : 0;
     }
 }
-void ff_negative_labels_random(ff_rng *rng, const uint8_t *labels, int n, uint8_t *out)
+void ff_embed_negatives_random(ff_rng *rng, const uint8_t *labels, int n, uint8_t *out)
 {
     for (int i = 0; i < n; i++) {
         /* draw from the 9 others: k in [0, 9), skip over the true label */
@@ -185,7 +185,7 @@ void ff_negative_labels_random(ff_rng *rng, const uint8_t *labels, int n, uint8_
     }
 }
 
-void ff_top_wrong_labels(const uint8_t *labels, const float *scores, int n, int m, uint8_t *out)
+void ff_embed_top_wrong_labels(const uint8_t *labels, const float *scores, int n, int m, uint8_t *out)
 {
     FF_ASSERT(m >= 1 && m < FF_NUM_CLASSES);
     for (int i = 0; i < n; i++) {
@@ -202,7 +202,7 @@ void ff_top_wrong_labels(const uint8_t *labels, const float *scores, int n, int 
     }
 }
 
-void ff_negative_labels_hard(ff_rng *rng, const uint8_t *labels, const float *scores, int n,
+void ff_embed_negatives_hard(ff_rng *rng, const uint8_t *labels, const float *scores, int n,
                              float temperature, uint8_t *out)
 {
     FF_ASSERT(temperature > 0.0f);

@@ -71,11 +71,11 @@ static void class_group_scores(ff_net *net, const ff_dataset *ds, const int *idx
             const float *out = ff_net_loss_out(net, l);
             const int dim = ff_shape_dim(ff_net_loss_shape(net, l));
             if (net->evaluated[l])
-                ff_class_goodness_add(out, m, dim, L->out.c, net->comp_stats[l], L->affine,
+                ff_objective_class_goodness_add(out, m, dim, L->out.c, net->comp_stats[l], L->affine,
                                       net->comp_scratch, as_logits ? L->slope : 1.0f,
                                       scores + (size_t)start * FF_NUM_CLASSES);
             if (layers) /* the layer alone, as with eval.layers [l] */
-                ff_class_goodness_add(out, m, dim, L->out.c, net->comp_stats[l], L->affine,
+                ff_objective_class_goodness_add(out, m, dim, L->out.c, net->comp_stats[l], L->affine,
                                       net->comp_scratch, 1.0f,
                                       layers + (size_t)l * per_layer +
                                           (size_t)start * FF_NUM_CLASSES);
@@ -143,7 +143,7 @@ void ff_eval_goodness_scores_of(ff_net *net, ff_embed_kind kind, const ff_datase
     }
 }
 
-int ff_argmax10(const float *s)
+int ff_eval_argmax10(const float *s)
 {
     int best = 0;
     for (int k = 1; k < FF_NUM_CLASSES; k++)
@@ -171,14 +171,14 @@ double ff_eval_error_layers(ff_net *net, ff_embed_kind kind, const ff_dataset *d
             idx[j] = start + j;
         goodness_scores(net, kind, ds, idx, m, 0, xbuf, scores, layer_buf);
         for (int j = 0; j < m; j++) {
-            int pred = ff_argmax10(scores + (size_t)j * FF_NUM_CLASSES);
+            int pred = ff_eval_argmax10(scores + (size_t)j * FF_NUM_CLASSES);
             int truth = ds->labels[start + j];
             wrong += pred != truth;
             if (confusion)
                 confusion[truth * FF_NUM_CLASSES + pred]++;
             for (int l = 0; layer_buf && l < L; l++)
                 layer_wrong[l] +=
-                    ff_argmax10(layer_buf + ((size_t)l * m + j) * FF_NUM_CLASSES) != truth;
+                    ff_eval_argmax10(layer_buf + ((size_t)l * m + j) * FF_NUM_CLASSES) != truth;
         }
     }
     for (int l = 0; layer_error && l < L; l++)

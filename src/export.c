@@ -10,6 +10,7 @@
 #include "ff/npz.h"
 #include "ff/objective.h"
 #include "ff/run_record.h" /* FF_VERSION */
+#include "ff/text.h"
 
 /* ---------------------------------------------------------------- JSON text */
 
@@ -45,7 +46,7 @@ __attribute__((format(printf, 2, 3))) static void put(text *t, const char *fmt, 
 
 static void put_string(text *t, const char *s)
 {
-    char *q = ff_json_quoted(s);
+    char *q = ff_text_json_quoted(s);
     if (q)
         put(t, "%s", q);
     else
@@ -165,7 +166,7 @@ static void put_array_name(text *t, const char *key, int l, const char *what, in
 static void put_layer(text *t, const ff_net *net, int l)
 {
     const ff_layer *L = &net->layers[l];
-    put(t, "    {\"index\": %d, \"type\": \"%s\", \"in\": ", l, ff_layer_kind_name(L->kind));
+    put(t, "    {\"index\": %d, \"type\": \"%s\", \"in\": ", l, ff_config_layer_kind_name(L->kind));
     put_shape(t, L->in);
     put(t, ", \"out\": ");
     put_shape(t, L->out);
@@ -235,7 +236,7 @@ static void put_manifest(text *t, const ff_model *m, const char *model_path)
         "  \"model\": ", FF_VERSION);
     put_string(t, model_path);
     put(t, ", \"mode\": \"%s\", \"epoch\": %d, \"step\": %lld,\n  \"image\": {\"shape\": ",
-        ff_mode_name(m->cfg.mode), m->epoch, (long long)m->step);
+        ff_config_mode_name(m->cfg.mode), m->epoch, (long long)m->step);
     put_shape(t, m->image);
     put(t, ", \"layout\": \"CHW\", \"scale\": 255, \"normalize\": \"%s\"",
         m->standardize ? "channel" : "none");
@@ -269,7 +270,7 @@ static void put_manifest(text *t, const ff_model *m, const char *model_path)
     put(t, "\n}\n");
 }
 
-int ff_model_export_npz(const ff_model *m, const char *model_path, const char *path,
+int ff_export_npz(const ff_model *m, const char *model_path, const char *path,
                         ff_err *err)
 {
     ff_npz z = {0};

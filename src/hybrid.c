@@ -11,7 +11,7 @@
 
 #include "ff/crc32c.h"
 #include "ff/endian.h"
-#include "ff/fsutil.h"
+#include "ff/fs.h"
 #include "ff/rng.h"
 #include "ff/sha256.h"
 
@@ -205,16 +205,16 @@ void ff_hybrid_free(ff_hybrid_set *set)
 void ff_hybrid_key(const ff_dataset *ds, int n, uint64_t seed, int blur_passes, uint8_t key[32])
 {
     uint8_t buf[9 * 4 + 8];
-    ff_put_u32le(buf, ff_crc32c(0, ds->images, sizeof(float) * (size_t)ds->n * ff_dataset_dim(ds)));
-    ff_put_u32le(buf + 4, ff_crc32c(0, ds->labels, (size_t)ds->n));
-    ff_put_u32le(buf + 8, FF_HYBRID_VERSION);
-    ff_put_u32le(buf + 12, (uint32_t)ds->shape.c);
-    ff_put_u32le(buf + 16, (uint32_t)ds->shape.h);
-    ff_put_u32le(buf + 20, (uint32_t)ds->shape.w);
-    ff_put_u32le(buf + 24, (uint32_t)ds->n);
-    ff_put_u32le(buf + 28, (uint32_t)n);
-    ff_put_u32le(buf + 32, (uint32_t)blur_passes);
-    ff_put_u64le(buf + 36, seed);
+    ff_endian_put_u32le(buf, ff_crc32c(0, ds->images, sizeof(float) * (size_t)ds->n * ff_dataset_dim(ds)));
+    ff_endian_put_u32le(buf + 4, ff_crc32c(0, ds->labels, (size_t)ds->n));
+    ff_endian_put_u32le(buf + 8, FF_HYBRID_VERSION);
+    ff_endian_put_u32le(buf + 12, (uint32_t)ds->shape.c);
+    ff_endian_put_u32le(buf + 16, (uint32_t)ds->shape.h);
+    ff_endian_put_u32le(buf + 20, (uint32_t)ds->shape.w);
+    ff_endian_put_u32le(buf + 24, (uint32_t)ds->n);
+    ff_endian_put_u32le(buf + 28, (uint32_t)n);
+    ff_endian_put_u32le(buf + 32, (uint32_t)blur_passes);
+    ff_endian_put_u64le(buf + 36, seed);
     ff_sha256(buf, sizeof buf, key);
 }
 
@@ -234,21 +234,21 @@ int ff_hybrid_cache_path(const char *cache_dir, const uint8_t key[32], char *pat
 static int write_crc(ff_atomic_file *f, const void *data, size_t len, uint32_t *crc, ff_err *err)
 {
     *crc = ff_crc32c(*crc, data, len);
-    return ff_atomic_write(f, data, len, err);
+    return ff_fs_atomic_write(f, data, len, err);
 }
 
 static void encode_header(uint8_t h[FF_HYBRID_HEADER], const ff_hybrid_set *set,
                           const uint8_t key[32], int src_n, int blur_passes, uint64_t seed)
 {
     memcpy(h, FF_HYBRID_MAGIC, 8);
-    ff_put_u32le(h + 8, FF_HYBRID_VERSION);
-    ff_put_u32le(h + 12, (uint32_t)set->shape.c);
-    ff_put_u32le(h + 16, (uint32_t)set->shape.h);
-    ff_put_u32le(h + 20, (uint32_t)set->shape.w);
-    ff_put_u32le(h + 24, (uint32_t)set->n);
-    ff_put_u32le(h + 28, (uint32_t)blur_passes);
-    ff_put_u32le(h + 32, (uint32_t)src_n);
-    ff_put_u64le(h + 36, seed);
+    ff_endian_put_u32le(h + 8, FF_HYBRID_VERSION);
+    ff_endian_put_u32le(h + 12, (uint32_t)set->shape.c);
+    ff_endian_put_u32le(h + 16, (uint32_t)set->shape.h);
+    ff_endian_put_u32le(h + 20, (uint32_t)set->shape.w);
+    ff_endian_put_u32le(h + 24, (uint32_t)set->n);
+    ff_endian_put_u32le(h + 28, (uint32_t)blur_passes);
+    ff_endian_put_u32le(h + 32, (uint32_t)src_n);
+    ff_endian_put_u64le(h + 36, seed);
     memcpy(h + 44, key, 32);
 }
 
@@ -262,7 +262,7 @@ static int write_body(ff_atomic_file *f, const ff_hybrid_set *set, const uint8_t
         (rc = write_crc(f, set->images, 4 * (size_t)set->n * (size_t)ff_shape_dim(set->shape), &crc,
                         err)))
         return rc;
-    ff_put_u32le(tail, crc);
+    ff_endian_put_u32le(tail, crc);
     return write_crc(f, tail, 4, &crc, err);
 }
 
@@ -272,12 +272,12 @@ int ff_hybrid_save(const ff_hybrid_set *set, const uint8_t key[32], int src_n, i
     uint8_t h[FF_HYBRID_HEADER];
     encode_header(h, set, key, src_n, blur_passes, seed);
     ff_atomic_file f;
-    int rc = ff_atomic_open(&f, path, err);
+    int rc = ff_fs_atomic_open(&f, path, err);
     if (!rc)
         rc = write_body(&f, set, h, err);
     if (!rc)
-        rc = ff_atomic_commit(&f, err);
-    ff_atomic_abort(&f); /* no-op unless a step above failed before aborting */
+        rc = ff_fs_atomic_commit(&f, err);
+    ff_fs_atomic_abort(&f); /* no-op unless a step above failed before aborting */
     return rc;
 }
 
@@ -342,7 +342,7 @@ int ff_hybrid_load(ff_hybrid_set *set, const char *path, const uint8_t key[32], 
 {
     memset(set, 0, sizeof *set);
     int fd;
-    int rc = ff_open_regular(path, &fd, err);
+    int rc = ff_fs_open_regular(path, &fd, err);
     if (rc)
         return rc;
     FILE *f = fdopen(fd, "rb");
@@ -385,7 +385,7 @@ int ff_hybrid_load_or_make(ff_hybrid_set *set, const ff_dataset *ds, int n, uint
         if ((rc = ff_hybrid_make(set, ds, n, seed, blur_passes, err)))
             return rc;
         if (o != FF_HYBRID_GENERATED &&
-            ((rc = ff_mkdir_p(cache_dir, err)) ||
+            ((rc = ff_fs_mkdir_p(cache_dir, err)) ||
              (rc = ff_hybrid_save(set, key, ds->n, blur_passes, seed, file, err)))) {
             ff_hybrid_free(set);
             return rc;

@@ -13,7 +13,7 @@ static int geometry_error(const ff_layer_cfg *cfg, ff_shape in, int index, const
                       value > 0 ? "does not fit" : "must be > 0 for", in.c, in.h, in.w);
 }
 
-int ff_patch_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
+int ff_im2col_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
                    const char *kind, ff_err *err)
 {
     if (in.c <= 0 || in.h <= 0 || in.w <= 0)
@@ -40,9 +40,9 @@ int ff_patch_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
     return FF_OK;
 }
 
-size_t ff_patch_floats(const ff_layer *l)
+size_t ff_im2col_floats(const ff_layer *l)
 {
-    return (size_t)ff_patch_count(l) * (size_t)ff_patch_size_varying(l);
+    return (size_t)ff_im2col_patch_count(l) * (size_t)ff_im2col_patch_size_varying(l);
 }
 
 /* copies the k x k window of every channel whose top-left corner is `corner`
@@ -173,7 +173,7 @@ static void transpose_range(void *ctx, size_t i0, size_t i1)
     }
 }
 
-void ff_transpose_batch(const float *src, float *dst, int batch, int rows, int cols)
+void ff_im2col_transpose_batch(const float *src, float *dst, int batch, int rows, int cols)
 {
     transpose_job j = {src, dst, rows, cols};
     ff_pool_for((size_t)batch, 4, transpose_range, &j);
@@ -199,13 +199,13 @@ static void channels_to_rows_range(void *ctx, size_t c0, size_t c1)
     }
 }
 
-void ff_channels_to_rows(const float *src, float *dst, int batch, int C, int P)
+void ff_im2col_channels_to_rows(const float *src, float *dst, int batch, int C, int P)
 {
     runs_job j = {src, dst, batch, C, P};
     ff_pool_for((size_t)C, 8, channels_to_rows_range, &j);
 }
 
-void ff_planes_read(const ff_layer *l, const float *x, int batch, float *V)
+void ff_im2col_planes_read(const ff_layer *l, const float *x, int batch, float *V)
 {
     const int nc = l->const_c, first = l->in.c - nc;
     const size_t plane = (size_t)l->in.h * l->in.w, dim = (size_t)ff_shape_dim(l->in);
@@ -214,9 +214,9 @@ void ff_planes_read(const ff_layer *l, const float *x, int batch, float *V)
             V[(size_t)i * nc + j] = x[(size_t)i * dim + (size_t)(first + j) * plane];
 }
 
-void ff_planes_weight_sums(const ff_layer *l, const float *W, float *S)
+void ff_im2col_planes_weight_sums(const ff_layer *l, const float *W, float *S)
 {
-    const int nc = l->const_c, K = ff_patch_size(l), Kv = ff_patch_size_varying(l);
+    const int nc = l->const_c, K = ff_im2col_patch_size(l), Kv = ff_im2col_patch_size_varying(l);
     const int kk = l->kernel * l->kernel;
     for (int c = 0; c < l->out.c; c++)
         for (int j = 0; j < nc; j++) {
@@ -228,9 +228,9 @@ void ff_planes_weight_sums(const ff_layer *l, const float *W, float *S)
         }
 }
 
-void ff_planes_scatter_grad(const ff_layer *l, const float *G, float beta, float *gW)
+void ff_im2col_planes_scatter_grad(const ff_layer *l, const float *G, float beta, float *gW)
 {
-    const int nc = l->const_c, K = ff_patch_size(l), Kv = ff_patch_size_varying(l);
+    const int nc = l->const_c, K = ff_im2col_patch_size(l), Kv = ff_im2col_patch_size_varying(l);
     const int kk = l->kernel * l->kernel;
     for (int c = 0; c < l->out.c; c++)
         for (int j = 0; j < nc; j++) {

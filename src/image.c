@@ -180,7 +180,7 @@ static int read_idx(const uint8_t *buf, size_t len, const char *path, ff_shape w
 {
     int n, rows, cols;
     const uint8_t *px;
-    int rc = ff_idx_parse_images(buf, len, path, &n, &rows, &cols, &px, err);
+    int rc = ff_data_idx_parse_images(buf, len, path, &n, &rows, &cols, &px, err);
     if (rc)
         return rc;
     if (want.c != 1)
@@ -230,7 +230,7 @@ int ff_image_file_read(const char *path, ff_shape want, ff_image_file *out, ff_e
     memset(out, 0, sizeof *out);
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = ff_read_file_maybe_gz(path, &buf, &len, err);
+    int rc = ff_data_read_maybe_gz(path, &buf, &len, err);
     if (rc)
         return rc;
     if (len >= 8 && !memcmp(buf, png_sig, 8))

@@ -34,7 +34,7 @@
 static int conv_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
                       ff_err *err)
 {
-    int rc = ff_patch_setup(l, cfg, in, index, "conv", err);
+    int rc = ff_im2col_setup(l, cfg, in, index, "conv", err);
     if (rc)
         return rc;
     const int G = cfg->groups > 0 ? cfg->groups : 1; /* 0: a config built in code */
@@ -44,7 +44,7 @@ static int conv_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int ind
                           "its output channels (%d)",
                           index, G, l->in.c, l->out.c);
     l->groups = G;
-    l->n_weights = (size_t)l->out.c * (size_t)(ff_patch_size(l) / G);
+    l->n_weights = (size_t)l->out.c * (size_t)(ff_im2col_patch_size(l) / G);
     l->n_bias = (size_t)l->out.c;
     return FF_OK;
 }
@@ -55,13 +55,13 @@ static int chunk(int batch) { return batch < FF_CONV_CHUNK ? batch : FF_CONV_CHU
 /* leading dimension of t ([C, n * P]): padded by 16 floats, so that its rows, read
  * one run per row for each sample, do not fall on the same L1 sets (n * P * 4 bytes
  * is often a multiple of 1 or 4 KB) */
-static size_t t_ld(const ff_layer *l, int n) { return (size_t)n * ff_patch_count(l) + 16; }
+static size_t t_ld(const ff_layer *l, int n) { return (size_t)n * ff_im2col_patch_count(l) + 16; }
 
 /* floats of one round's col and t (or d), then the gather index (P * Kv int32) */
 static size_t rounds_floats(const ff_layer *l, int batch)
 {
-    return (size_t)(chunk(batch) + 1) * (size_t)ff_patch_count(l) *
-               ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c) +
+    return (size_t)(chunk(batch) + 1) * (size_t)ff_im2col_patch_count(l) *
+               ((size_t)ff_im2col_patch_size_varying(l) + (size_t)l->out.c) +
            16 * (size_t)l->out.c;
 }
 
@@ -98,7 +98,7 @@ static void bias_relu_range(void *ctx, size_t i0, size_t i1)
 {
     const epilogue_job *j = ctx;
     const ff_layer *l = j->l;
-    const int P = ff_patch_count(l), C = l->out.c;
+    const int P = ff_im2col_patch_count(l), C = l->out.c;
     const size_t ld = t_ld(l, j->n), out_dim = (size_t)C * P;
     const float *a = j->a;
     for (size_t i = i0; i < i1; i++) {
@@ -119,7 +119,7 @@ static void bias_relu(const ff_layer *l, const float *t, float *y, int n, const 
                       float *tables)
 {
     epilogue_job j = {l, t, a, y, n, NULL, NULL};
-    const int P = ff_patch_count(l), C = l->out.c;
+    const int P = ff_im2col_patch_count(l), C = l->out.c;
     if (!a && P < 16) {
         float *bias = tables;
         int32_t *index = (int32_t *)(tables + (size_t)C * P);
@@ -138,7 +138,7 @@ static void bias_relu(const ff_layer *l, const float *t, float *y, int n, const 
 static void conv_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
                          float *patches)
 {
-    const int Kv = ff_patch_size_varying(l), K = ff_patch_size(l), P = ff_patch_count(l);
+    const int Kv = ff_im2col_patch_size_varying(l), K = ff_im2col_patch_size(l), P = ff_im2col_patch_count(l);
     const int C = l->out.c, nc = l->const_c, ng = l->groups;
     const int Cg = C / ng, Kg = Kv / ng, ldw = K / ng; /* one group: C, Kv, K */
     const size_t in_dim = (size_t)ff_shape_dim(l->in), out_dim = (size_t)ff_shape_dim(l->out);
@@ -150,8 +150,8 @@ static void conv_forward(const ff_layer *l, const float *x, float *y, int batch,
     if (nc) {
         float *S = ws + rounds_floats(l, batch), *V = S + (size_t)C * nc;
         a = V + (size_t)batch * nc;
-        ff_planes_weight_sums(l, l->W, S);
-        ff_planes_read(l, x, batch, V);
+        ff_im2col_planes_weight_sums(l, l->W, S);
+        ff_im2col_planes_read(l, x, batch, V);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, C, nc, 1.0f, V, nc, S, nc,
                     0.0f, a, C);
     }
@@ -184,7 +184,7 @@ static void bias_grad_range(void *ctx, size_t c0, size_t c1)
 {
     const bias_grad_job *j = ctx;
     const ff_layer *l = j->l;
-    const int P = ff_patch_count(l), C = l->out.c;
+    const int P = ff_im2col_patch_count(l), C = l->out.c;
     float *r = j->r, *gb = l->gb;
     if (j->beta == 0.0f)
         for (size_t c = c0; c < c1; c++)
@@ -211,7 +211,7 @@ static void bias_grad(const ff_layer *l, const float *dpre, int batch, float bet
 static void conv_backward(const ff_layer *l, const float *x, const float *patches,
                           const float *dpre, int batch, float beta, float *ws)
 {
-    const int Kv = ff_patch_size_varying(l), K = ff_patch_size(l), P = ff_patch_count(l);
+    const int Kv = ff_im2col_patch_size_varying(l), K = ff_im2col_patch_size(l), P = ff_im2col_patch_count(l);
     const int C = l->out.c, nc = l->const_c, ng = l->groups;
     const int Cg = C / ng, Kg = Kv / ng, ldw = K / ng; /* one group: C, Kv, K */
     const size_t in_dim = (size_t)ff_shape_dim(l->in), out_dim = (size_t)ff_shape_dim(l->out);
@@ -225,7 +225,7 @@ static void conv_backward(const ff_layer *l, const float *x, const float *patche
         if (!patches)
             ff_im2col(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->pad, l->out,
                       ws, index);
-        ff_channels_to_rows(dpre + i0 * out_dim, d, n, C, P);
+        ff_im2col_channels_to_rows(dpre + i0 * out_dim, d, n, C, P);
         for (int g = 0; g < ng; g++) /* gW_g (+)= d_g col[:, group g's columns] */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cg, Kg, n * P, 1.0f,
                         d + (size_t)g * Cg * n * P, n * P, col + (size_t)g * Kg, Kv,
@@ -236,10 +236,10 @@ static void conv_backward(const ff_layer *l, const float *x, const float *patche
     bias_grad(l, dpre, batch, beta, nc ? r : NULL);
     if (nc) {
         FF_ASSERT(x != NULL); /* the plane values come from x */
-        ff_planes_read(l, x, batch, V);
+        ff_im2col_planes_read(l, x, batch, V);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, nc, batch, 1.0f, r, C, V, nc,
                     0.0f, G, nc);
-        ff_planes_scatter_grad(l, G, beta, l->gW);
+        ff_im2col_planes_scatter_grad(l, G, beta, l->gW);
     }
 }
 
@@ -249,8 +249,8 @@ static size_t conv_fan_in(const ff_layer *l) { return l->n_weights / (size_t)l->
  * constant planes as one per-sample bias */
 static double conv_flops(const ff_layer *l)
 {
-    const double P = ff_patch_count(l), C = l->out.c;
-    const double per_location = C * (ff_patch_size_varying(l) / l->groups + l->const_c);
+    const double P = ff_im2col_patch_count(l), C = l->out.c;
+    const double per_location = C * (ff_im2col_patch_size_varying(l) / l->groups + l->const_c);
     return P * per_location - (P - 1) * C * l->const_c;
 }
 
@@ -262,7 +262,7 @@ const ff_layer_ops ff_conv_ops = {
     .setup = conv_setup,
     .fan_in = conv_fan_in,
     .workspace = conv_workspace,
-    .patch_floats = ff_patch_floats,
+    .patch_floats = ff_im2col_floats,
     .forward = conv_forward,
     .backward = conv_backward,
     .flops = conv_flops,

@@ -26,11 +26,11 @@
 static int local_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
                        ff_err *err)
 {
-    int rc = ff_patch_setup(l, cfg, in, index, "local", err);
+    int rc = ff_im2col_setup(l, cfg, in, index, "local", err);
     if (rc)
         return rc;
     /* fan_in in ff_layer_init_params = n_weights / out dim = K, as required */
-    l->n_weights = (size_t)ff_patch_count(l) * (size_t)l->out.c * (size_t)ff_patch_size(l);
+    l->n_weights = (size_t)ff_im2col_patch_count(l) * (size_t)l->out.c * (size_t)ff_im2col_patch_size(l);
     l->n_bias = (size_t)ff_shape_dim(l->out);
     return FF_OK;
 }
@@ -38,8 +38,8 @@ static int local_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int in
 /* floats of col and t (or d) for the batch, then the gather index (P * Kv int32) */
 static size_t patch_floats(const ff_layer *l, int batch)
 {
-    return (size_t)(batch + 1) * (size_t)ff_patch_count(l) *
-           ((size_t)ff_patch_size_varying(l) + (size_t)l->out.c);
+    return (size_t)(batch + 1) * (size_t)ff_im2col_patch_count(l) *
+           ((size_t)ff_im2col_patch_size_varying(l) + (size_t)l->out.c);
 }
 
 static size_t local_workspace(const ff_layer *l, int batch)
@@ -62,7 +62,7 @@ static void transpose_bias_relu_range(void *ctx, size_t i0, size_t i1)
 {
     const local_job *j = ctx;
     const ff_layer *l = j->l;
-    const int P = ff_patch_count(l), C = l->out.c;
+    const int P = ff_im2col_patch_count(l), C = l->out.c;
     for (size_t i = i0; i < i1; i++) {
         const float *restrict ti = j->t + i * P * C;
         float *restrict yi = j->y + i * P * C;
@@ -86,13 +86,13 @@ static void transpose_bias_relu(const ff_layer *l, const float *t, float *y, int
 /* W_p, the [C, K] weight matrix of location p */
 static const float *weights_at(const ff_layer *l, int p)
 {
-    return l->W + (size_t)p * l->out.c * ff_patch_size(l);
+    return l->W + (size_t)p * l->out.c * ff_im2col_patch_size(l);
 }
 
 static void local_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
                           float *patches)
 {
-    const int Kv = ff_patch_size_varying(l), K = ff_patch_size(l), P = ff_patch_count(l);
+    const int Kv = ff_im2col_patch_size_varying(l), K = ff_im2col_patch_size(l), P = ff_im2col_patch_count(l);
     const int C = l->out.c, nc = l->const_c;
     const ff_shape varying = {l->in.c - nc, l->in.h, l->in.w};
     float *col = patches ? patches : ws, *t = ws + (size_t)batch * P * Kv;
@@ -101,13 +101,13 @@ static void local_forward(const ff_layer *l, const float *x, float *y, int batch
     ff_im2col(x, batch, (size_t)ff_shape_dim(l->in), varying, l->kernel, l->stride, l->pad,
               l->out, col, index);
     if (nc)
-        ff_planes_read(l, x, batch, V);
+        ff_im2col_planes_read(l, x, batch, V);
     for (int p = 0; p < P; p++) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, C, Kv, 1.0f,
                     col + (size_t)p * Kv, P * Kv, weights_at(l, p), K, 0.0f,
                     t + (size_t)p * C, P * C);
         if (nc) {
-            ff_planes_weight_sums(l, weights_at(l, p), S);
+            ff_im2col_planes_weight_sums(l, weights_at(l, p), S);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, C, nc, 1.0f, V, nc, S,
                         nc, 1.0f, t + (size_t)p * C, P * C);
         }
@@ -118,7 +118,7 @@ static void local_forward(const ff_layer *l, const float *x, float *y, int batch
 static void local_backward(const ff_layer *l, const float *x, const float *patches,
                            const float *dpre, int batch, float beta, float *ws)
 {
-    const int Kv = ff_patch_size_varying(l), K = ff_patch_size(l), P = ff_patch_count(l);
+    const int Kv = ff_im2col_patch_size_varying(l), K = ff_im2col_patch_size(l), P = ff_im2col_patch_count(l);
     const int C = l->out.c, nc = l->const_c;
     const ff_shape varying = {l->in.c - nc, l->in.h, l->in.w};
     const float *col = patches ? patches : ws;
@@ -130,9 +130,9 @@ static void local_backward(const ff_layer *l, const float *x, const float *patch
                   l->out, ws, index);
     if (nc) {
         FF_ASSERT(x != NULL); /* the plane values come from x */
-        ff_planes_read(l, x, batch, V);
+        ff_im2col_planes_read(l, x, batch, V);
     }
-    ff_transpose_batch(dpre, d, batch, C, P);
+    ff_im2col_transpose_batch(dpre, d, batch, C, P);
     for (int p = 0; p < P; p++) {
         float *gW = l->gW + (size_t)p * C * K;
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, Kv, batch, 1.0f,
@@ -140,7 +140,7 @@ static void local_backward(const ff_layer *l, const float *x, const float *patch
         if (nc) {
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, nc, batch, 1.0f,
                         d + (size_t)p * C, P * C, V, nc, 0.0f, G, nc);
-            ff_planes_scatter_grad(l, G, beta, gW);
+            ff_im2col_planes_scatter_grad(l, G, beta, gW);
         }
     }
     ff_layer_bias_grad_per_output(l, dpre, batch, beta);
@@ -151,8 +151,8 @@ static size_t local_fan_in(const ff_layer *l) { return l->n_weights / (size_t)ff
 /* im2col channels through the GEMMs, constant planes at every location */
 static double local_flops(const ff_layer *l)
 {
-    const double P = ff_patch_count(l), C = l->out.c;
-    const double per_location = C * (ff_patch_size_varying(l) + l->const_c);
+    const double P = ff_im2col_patch_count(l), C = l->out.c;
+    const double per_location = C * (ff_im2col_patch_size_varying(l) + l->const_c);
     return P * per_location;
 }
 
@@ -164,7 +164,7 @@ const ff_layer_ops ff_local_ops = {
     .setup = local_setup,
     .fan_in = local_fan_in,
     .workspace = local_workspace,
-    .patch_floats = ff_patch_floats,
+    .patch_floats = ff_im2col_floats,
     .forward = local_forward,
     .backward = local_backward,
     .flops = local_flops,

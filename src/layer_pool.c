@@ -11,7 +11,7 @@
  * normalised output and normalising again. FF gradients stop at each layer's input,
  * so nothing flows back through a pool to the layer below: its backward has nothing to
  * do. With model.loss_after_pool a layer's own loss is on its pooled output, and
- * ff_pool_backward_relu takes that loss's gradient back to the layer's pre-activations. */
+ * ff_layer_pool_backward_relu takes that loss's gradient back to the layer's pre-activations. */
 #include <string.h>
 
 #include "ff/layer.h"
@@ -128,7 +128,7 @@ static void pool_back_range(void *ctx, size_t i0, size_t i1)
         }
 }
 
-void ff_pool_backward_relu(const ff_layer *pool, const float *x, const float *dy, float *dx,
+void ff_layer_pool_backward_relu(const ff_layer *pool, const float *x, const float *dy, float *dx,
                            int batch)
 {
     pool_back_job j = {pool, x, dy, dx};

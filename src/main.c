@@ -452,7 +452,7 @@ static int dry_run(const ff_config *cfg, ff_err *err)
     const ff_shape image = train.shape;
     int n_val = 0;
     if (!rc)
-        rc = ff_validation_plan(cfg->data.validation, train.n, "", &n_val, err);
+        rc = ff_data_validation_plan(cfg->data.validation, train.n, "", &n_val, err);
     const int n_train = train.n - n_val;
     ff_dataset_free(&train);
     if (!rc && n_val > 0)
@@ -501,7 +501,7 @@ static int dry_run(const ff_config *cfg, ff_err *err)
         char groups[32] = ""; /* grouped conv */
         if (L->groups > 1)
             snprintf(groups, sizeof groups, "  (groups %d)", L->groups);
-        printf("%-5d %-6s %-14s %12zu %14.0f %14s%s\n", l, ff_layer_kind_name(L->kind), shape,
+        printf("%-5d %-6s %-14s %12zu %14.0f %14s%s\n", l, ff_config_layer_kind_name(L->kind), shape,
                ff_layer_n_params(L), ff_layer_flops(L), theta, groups);
     }
     double acts = 0.0;
@@ -849,7 +849,7 @@ static int eval_main(int argc, char **argv)
     if (n_sets && softmax_epochs < 0)
         softmax_epochs = 1; /* a new head: the model's was trained with other settings */
     ck.batch = 0; /* where in an epoch it stopped does not matter here */
-    printf("model %s: %s, epoch %d, step %lld\n", model, ff_mode_name(ck.cfg.mode), ck.epoch,
+    printf("model %s: %s, epoch %d, step %lld\n", model, ff_config_mode_name(ck.cfg.mode), ck.epoch,
            (long long)ck.step);
     if (ck.cfg.mode == FF_MODE_SUPERVISED)
         rc = as_eval_error(eval_supervised(&ck, &cfg, softmax_epochs, on, conf, &err), &err,

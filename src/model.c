@@ -155,7 +155,7 @@ int ff_model_check_readout(const ff_model *m, ff_model_readout r, ff_err *err)
 
 int ff_model_argmax(const float *scores)
 {
-    return ff_argmax10(scores);
+    return ff_eval_argmax10(scores);
 }
 
 static void standardize(const ff_model *m, float *images, int n)

@@ -334,7 +334,7 @@ static void input_with_labels(ff_net *net, int l, const float *src, int prev_dim
     FF_ASSERT(prev_dim + FF_NUM_CLASSES * plane == in_dim);
     for (int i = 0; i < batch; i++) {
         float *row = net->in[l] + (size_t)i * in_dim, value[FF_NUM_CLASSES];
-        ff_normalize(src + (size_t)i * prev_dim, row, 1, prev_dim, net->norm_eps);
+        ff_objective_normalize(src + (size_t)i * prev_dim, row, 1, prev_dim, net->norm_eps);
         ff_embed_read_label(net->label_embedding, x + (size_t)i * x_dim, image, value);
         for (int k = 0; k < FF_NUM_CLASSES; k++)
             for (int p = 0; p < plane; p++)
@@ -440,7 +440,7 @@ static void forward_rows(ff_net *net, const float *x, int l0, int l1, int r0, in
                 standardise_input(net, l, src, in, batch, net->comp_scratch,
                                   net->comp_scratch + C);
             } else {
-                ff_normalize(src, in, batch, src_dim, net->norm_eps);
+                ff_objective_normalize(src, in, batch, src_dim, net->norm_eps);
             }
         }
         float *patches = keep && net->patches[l]
@@ -495,7 +495,7 @@ static void add_goodness(ff_net *net, int r0, int n, int as_logits, float *sum, 
             continue;
         float *g = layers ? layers + (size_t)l * stride : net->goodness;
         const int dim = ff_shape_dim(net->layers[l].out);
-        ff_goodness(net->out[l] + (size_t)r0 * dim, n, dim, g);
+        ff_objective_goodness(net->out[l] + (size_t)r0 * dim, n, dim, g);
         if (!net->evaluated[l])
             continue;
         const float w = as_logits ? net->layers[l].slope : 1.0f;
@@ -541,7 +541,7 @@ void ff_net_hand_on(ff_net *net, int l, int batch)
         ff_layer_forward(&net->pool[l], src, net->pooled, batch, NULL, NULL);
         src = net->pooled;
     }
-    ff_normalize(src, net->in[l], batch, ff_shape_dim(net->layers[l].in), net->norm_eps);
+    ff_objective_normalize(src, net->in[l], batch, ff_shape_dim(net->layers[l].in), net->norm_eps);
 }
 
 void ff_net_forward(ff_net *net, const float *x, int batch) { forward(net, x, batch, 0); }
@@ -638,14 +638,14 @@ void ff_net_ff_grads_layers(ff_net *net, const ff_objective *obj, const float *x
         const int loss_dim = ff_shape_dim(ff_net_loss_shape(net, l));
         if (l >= l_end || net->frozen[l]) {
             if (by_layer && l + 1 < l_end) /* the statistics the next layer's input needs */
-                ff_comp_batch_stats(ff_net_loss_out(net, l), rows, loss_dim, &ly);
+                ff_objective_comp_batch_stats(ff_net_loss_out(net, l), rows, loss_dim, &ly);
             continue;
         }
         ff_objective_layer_loss(obj, ff_net_loss_out(net, l), labels, npos, nneg, loss_dim,
                                 L->threshold, scale, &ly, net->goodness,
                                 net->post[l] ? net->dpost : net->dpre, &r);
         if (net->post[l]) /* through the pool to the pre-activations of out[l] */
-            ff_pool_backward_relu(&net->pool[l + 1], net->out[l], net->dpost, net->dpre, rows);
+            ff_layer_pool_backward_relu(&net->pool[l + 1], net->out[l], net->dpost, net->dpre, rows);
         /* after the loss: peer_norm uses net->goodness as scratch */
         if (npos && obj->peer_strength > 0.0f)
             r.peer_loss = peer_norm(net, obj, l, net->out[l], npos, net->dpre);

@@ -8,7 +8,7 @@
 #include <zlib.h>
 
 #include "ff/endian.h"
-#include "ff/fsutil.h"
+#include "ff/fs.h"
 
 #define ZIP_LIMIT 0xfffffff0u /* under 4 GiB: no zip64 */
 #define ZIP_DOS_DATE ((2026 - 1980) << 9 | 1 << 5 | 1) /* 2026-01-01: a fixed stamp keeps
@@ -70,7 +70,7 @@ static size_t zip_header(uint8_t *p, int central, uint32_t crc, size_t csize, si
 {
     const size_t h = central ? 46 : 30;
     memset(p, 0, h);
-    ff_put_u32le(p, central ? 0x02014b50u : 0x04034b50u);
+    ff_endian_put_u32le(p, central ? 0x02014b50u : 0x04034b50u);
     uint8_t *q = p + 4;
     if (central) {
         put16(q, 20); /* made by: version 2.0 */
@@ -81,12 +81,12 @@ static size_t zip_header(uint8_t *p, int central, uint32_t crc, size_t csize, si
     put16(q + 4, 8);  /* deflate */
     put16(q + 6, 0);  /* time */
     put16(q + 8, ZIP_DOS_DATE);
-    ff_put_u32le(q + 10, crc);
-    ff_put_u32le(q + 14, (uint32_t)csize);
-    ff_put_u32le(q + 18, (uint32_t)usize);
+    ff_endian_put_u32le(q + 10, crc);
+    ff_endian_put_u32le(q + 14, (uint32_t)csize);
+    ff_endian_put_u32le(q + 18, (uint32_t)usize);
     put16(q + 22, (unsigned)name_len);
     if (central)
-        ff_put_u32le(p + 42, (uint32_t)offset); /* extra, comment, disk, attributes: 0 */
+        ff_endian_put_u32le(p + 42, (uint32_t)offset); /* extra, comment, disk, attributes: 0 */
     return h;
 }
 
@@ -173,7 +173,7 @@ int ff_npz_add_f32(ff_npz *z, const char *name, const float *data, const int64_t
     for (uint64_t i = 0; i < count; i++) {
         uint32_t u;
         memcpy(&u, &data[i], 4);
-        ff_put_u32le(npy + hl + 4 * i, u);
+        ff_endian_put_u32le(npy + hl + 4 * i, u);
     }
     char member[1024];
     int rc = (size_t)snprintf(member, sizeof member, "%s.npy", name) >= sizeof member
@@ -198,12 +198,12 @@ int ff_npz_write(const ff_npz *z, const char *path, ff_err *err)
         memcpy(out + z->len, z->central, z->central_len);
     uint8_t *e = out + z->len + z->central_len;
     memset(e, 0, 22);
-    ff_put_u32le(e, 0x06054b50u);
+    ff_endian_put_u32le(e, 0x06054b50u);
     put16(e + 8, (unsigned)z->n_members);
     put16(e + 10, (unsigned)z->n_members);
-    ff_put_u32le(e + 12, (uint32_t)z->central_len);
-    ff_put_u32le(e + 16, (uint32_t)z->len);
-    int rc = ff_write_file_atomic(path, out, total, err);
+    ff_endian_put_u32le(e + 12, (uint32_t)z->central_len);
+    ff_endian_put_u32le(e + 16, (uint32_t)z->len);
+    int rc = ff_fs_write_file_atomic(path, out, total, err);
     free(out);
     return rc;
 }

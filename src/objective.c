@@ -9,9 +9,9 @@
 #include <math.h>
 #include <stddef.h>
 
-float ff_softplus(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
+float ff_objective_softplus(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
 
-float ff_sigmoid(float x)
+float ff_objective_sigmoid(float x)
 {
     if (x >= 0.0f)
         return 1.0f / (1.0f + expf(-x));
@@ -59,13 +59,13 @@ static void goodness_rows(void *ctx, size_t i0, size_t i1)
         j->g[i] = sum_squares(j->y + i * (size_t)j->dim, j->dim);
 }
 
-void ff_goodness(const float *y, int batch, int dim, float *g)
+void ff_objective_goodness(const float *y, int batch, int dim, float *g)
 {
     rows_job j = {.y = y, .g = g, .dim = dim};
     ff_pool_for((size_t)batch, 16, goodness_rows, &j);
 }
 
-/* loss_i = softplus(z_i) of ff_ff_loss's row i with goodness gi */
+/* loss_i = softplus(z_i) of ff_objective_loss's row i with goodness gi */
 static float ff_loss_z(float gi, float theta, float slope, int sign)
 {
     return (float)sign * slope * (theta - gi);
@@ -81,13 +81,13 @@ static void ff_loss_rows(void *ctx, size_t i0, size_t i1)
         if (j->dpre) {
             /* dloss/dg = -sign * slope * sigmoid(z); dg/dy = 2y; relu mask is y > 0 */
             const float z = ff_loss_z(gi, j->theta, j->slope, j->sign);
-            float coef = j->scale * -(float)j->sign * j->slope * ff_sigmoid(z) * 2.0f;
+            float coef = j->scale * -(float)j->sign * j->slope * ff_objective_sigmoid(z) * 2.0f;
             masked_scale(row, j->dim, coef, j->dpre + i * (size_t)j->dim);
         }
     }
 }
 
-float ff_ff_loss(const float *y, int batch, int dim, float theta, float slope, int sign,
+float ff_objective_loss(const float *y, int batch, int dim, float theta, float slope, int sign,
                  float scale, float *g, float *dpre)
 {
     double loss = 0.0;
@@ -96,16 +96,16 @@ float ff_ff_loss(const float *y, int batch, int dim, float theta, float slope, i
                       .slope = slope, .scale = scale};
         ff_pool_for((size_t)batch, 8, ff_loss_rows, &j);
         for (int i = 0; i < batch; i++)
-            loss += ff_softplus(ff_loss_z(g[i], theta, slope, sign));
+            loss += ff_objective_softplus(ff_loss_z(g[i], theta, slope, sign));
         return (float)(loss * scale);
     }
     for (int i = 0; i < batch; i++) {
         const float *row = y + (size_t)i * dim;
         float gi = sum_squares(row, dim);
         float z = ff_loss_z(gi, theta, slope, sign); /* loss_i = softplus(z) */
-        loss += ff_softplus(z);
+        loss += ff_objective_softplus(z);
         if (dpre) {
-            float coef = scale * -(float)sign * slope * ff_sigmoid(z) * 2.0f;
+            float coef = scale * -(float)sign * slope * ff_objective_sigmoid(z) * 2.0f;
             masked_scale(row, dim, coef, dpre + (size_t)i * dim);
         }
     }
@@ -123,7 +123,7 @@ static void pair_rows(void *ctx, size_t i0, size_t i1)
         j->gn[i] = gni;
         const float z = j->slope * (gni - gpi);
         /* dloss/dgn = slope * sigmoid(z) = -dloss/dgp; dg/dy = 2y */
-        const float coef = j->scale * j->slope * ff_sigmoid(z) * 2.0f;
+        const float coef = j->scale * j->slope * ff_objective_sigmoid(z) * 2.0f;
         if (j->dpre)
             masked_scale(rp, j->dim, -coef, j->dpre + i * dim);
         if (j->dneg)
@@ -131,7 +131,7 @@ static void pair_rows(void *ctx, size_t i0, size_t i1)
     }
 }
 
-float ff_ff_pair_loss(const float *ypos, const float *yneg, int batch, int dim, float slope,
+float ff_objective_pair_loss(const float *ypos, const float *yneg, int batch, int dim, float slope,
                       float scale, float *gp, float *gn, float *dpre_pos, float *dpre_neg)
 {
     double loss = 0.0;
@@ -140,7 +140,7 @@ float ff_ff_pair_loss(const float *ypos, const float *yneg, int batch, int dim, 
                       .dneg = dpre_neg, .dim = dim, .slope = slope, .scale = scale};
         ff_pool_for((size_t)batch, 4, pair_rows, &j);
         for (int i = 0; i < batch; i++)
-            loss += ff_softplus(slope * (gn[i] - gp[i]));
+            loss += ff_objective_softplus(slope * (gn[i] - gp[i]));
         return (float)(loss * scale);
     }
     for (int i = 0; i < batch; i++) {
@@ -151,9 +151,9 @@ float ff_ff_pair_loss(const float *ypos, const float *yneg, int batch, int dim, 
         if (gn)
             gn[i] = gni;
         const float z = slope * (gni - gpi); /* loss_i = softplus(z) */
-        loss += ff_softplus(z);
+        loss += ff_objective_softplus(z);
         /* dloss/dgn = slope * sigmoid(z) = -dloss/dgp; dg/dy = 2y */
-        const float coef = scale * slope * ff_sigmoid(z) * 2.0f;
+        const float coef = scale * slope * ff_objective_sigmoid(z) * 2.0f;
         if (dpre_pos)
             masked_scale(rp, dim, -coef, dpre_pos + (size_t)i * dim);
         if (dpre_neg)
@@ -189,11 +189,11 @@ static void threshold_loss(const float *y, const uint8_t *labels, int npos, int 
     (void)ly;
     const size_t off = (size_t)npos * dim;
     if (npos) {
-        r->loss_pos = ff_ff_loss(y, npos, dim, theta, slope, +1, scale, g, dpre);
+        r->loss_pos = ff_objective_loss(y, npos, dim, theta, slope, +1, scale, g, dpre);
         r->g_pos = mean(g, npos);
     }
     if (nneg) {
-        r->loss_neg = ff_ff_loss(y + off, nneg, dim, theta, slope, -1, scale, g, dpre + off);
+        r->loss_neg = ff_objective_loss(y + off, nneg, dim, theta, slope, -1, scale, g, dpre + off);
         r->g_neg = mean(g, nneg);
     }
 }
@@ -210,7 +210,7 @@ static void pairwise_loss(const float *y, const uint8_t *labels, int npos, int n
     FF_ASSERT(nneg == npos);
     const size_t off = (size_t)npos * dim;
     float *gp = g, *gn = g + npos;
-    r->loss_pos = ff_ff_pair_loss(y, y + off, npos, dim, slope, scale, gp, gn, dpre, dpre + off);
+    r->loss_pos = ff_objective_pair_loss(y, y + off, npos, dim, slope, scale, gp, gn, dpre, dpre + off);
     r->g_pos = mean(gp, npos);
     r->g_neg = mean(gn, nneg);
 }
@@ -390,7 +390,7 @@ static void bn_stats(const bn_job *j, double count, float *running)
     }
 }
 
-void ff_comp_stats_add(const float *y, int n, int dim, int channels, float *scratch,
+void ff_objective_comp_stats_add(const float *y, int n, int dim, int channels, float *scratch,
                        double *sums)
 {
     bn_job j = {.y = y, .sums = scratch, .n = n, .dim = dim, .C = channels, .hw = dim / channels};
@@ -399,7 +399,7 @@ void ff_comp_stats_add(const float *y, int n, int dim, int channels, float *scra
         sums[k] += scratch[k];
 }
 
-void ff_comp_stats_set(float *running, const double *sums, int channels, double count)
+void ff_objective_comp_stats_set(float *running, const double *sums, int channels, double count)
 {
     const int C = channels;
     for (int c = 0; c < C; c++) {
@@ -515,7 +515,7 @@ static void bn_back_range(void *ctx, size_t c0, size_t c1)
     }
 }
 
-void ff_comp_batch_stats(const float *y, int n, int dim, const ff_loss_layer *ly)
+void ff_objective_comp_batch_stats(const float *y, int n, int dim, const ff_loss_layer *ly)
 {
     const int C = ly->channels;
     bn_job j = {.y = y, .mu = ly->scratch, .inv = ly->scratch + C, .sums = ly->scratch + 2 * C,
@@ -602,7 +602,7 @@ static void bn_score_rows(void *ctx, size_t i0, size_t i1)
     }
 }
 
-void ff_class_goodness_add(const float *y, int batch, int dim, int channels,
+void ff_objective_class_goodness_add(const float *y, int batch, int dim, int channels,
                            const float *running, const float *affine, float *scratch, float w,
                            float *scores)
 {
@@ -680,13 +680,13 @@ static void normalize_rows(void *ctx, size_t i0, size_t i1)
     }
 }
 
-void ff_normalize(const float *x, float *out, int batch, int dim, float eps)
+void ff_objective_normalize(const float *x, float *out, int batch, int dim, float eps)
 {
     rows_job j = {.x = x, .out = out, .dim = dim, .eps = eps};
     ff_pool_for((size_t)batch, 8, normalize_rows, &j);
 }
 
-void ff_normalize_backward(const float *x, const float *dout, float *dx, int batch, int dim,
+void ff_objective_normalize_backward(const float *x, const float *dout, float *dx, int batch, int dim,
                            float eps)
 {
     /* out_j = x_j * r, r = (m + eps)^-1/2, m = mean(x^2):

@@ -161,12 +161,12 @@ void ff_optim_step_ranges(ff_optim *o, float *params, const float *grads, float 
         step_range(o, params, grads, lr, off[i], n[i]);
 }
 
-float ff_schedule_lr(const ff_config *cfg, int64_t step, int64_t total)
+float ff_optim_schedule_lr(const ff_config *cfg, int64_t step, int64_t total)
 {
-    return cfg->optimizer.lr * ff_schedule_scale(cfg, step, total);
+    return cfg->optimizer.lr * ff_optim_schedule_scale(cfg, step, total);
 }
 
-float ff_schedule_scale(const ff_config *cfg, int64_t step, int64_t total)
+float ff_optim_schedule_scale(const ff_config *cfg, int64_t step, int64_t total)
 {
     if (cfg->schedule.type == FF_SCHED_CONSTANT || total <= 0)
         return 1.0f;

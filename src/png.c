@@ -439,7 +439,7 @@ static void draw_tile(uint8_t *grid, int ow, int y0, int x0, const float *img, i
                 scale_pixel(img[(size_t)y * (size_t)w + (size_t)x], lo, hi);
 }
 
-int ff_image_grid(const float *images, int n, int h, int w, int cols, float lo, float hi,
+int ff_png_grid(const float *images, int n, int h, int w, int cols, float lo, float hi,
                   uint8_t **out, int *out_h, int *out_w, ff_err *err)
 {
     FF_ASSERT(images && out && out_h && out_w);

@@ -174,7 +174,7 @@ void ff_readout_features(const ff_net *net, const int *layers, int n_layers, int
             ff_net_standardise_eval(net, l, batch, out + off, F);
         } else {
             for (int i = 0; i < batch; i++)
-                ff_normalize(ff_net_loss_out(net, l) + i * dim, out + i * F + off, 1, (int)dim,
+                ff_objective_normalize(ff_net_loss_out(net, l) + i * dim, out + i * F + off, 1, (int)dim,
                              net->norm_eps);
         }
         off += dim;

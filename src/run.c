@@ -17,23 +17,23 @@
 #endif
 
 #include "ff/checkpoint.h"
-#include "ff/fsutil.h"
+#include "ff/fs.h"
 
-double ff_now_seconds(void)
+double ff_run_now_seconds(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-void ff_fp_fast_mode(void)
+void ff_run_fp_fast_mode(void)
 {
 #if defined(__SSE__) || defined(__x86_64__)
     _mm_setcsr(_mm_getcsr() | 0x8040); /* FTZ (bit 15) + DAZ (bit 6) */
 #endif
 }
 
-void ff_order_draw(ff_rng *rng, int *order, int n, int shuffle)
+void ff_run_order_draw(ff_rng *rng, int *order, int n, int shuffle)
 {
     for (int i = 0; i < n; i++)
         order[i] = i;
@@ -44,8 +44,8 @@ void ff_order_draw(ff_rng *rng, int *order, int n, int shuffle)
 int ff_run_dir_create(const ff_config *cfg, char *out, size_t cap, ff_err *err)
 {
     char root[FF_PATH_MAX + 64];
-    snprintf(root, sizeof root, "%s/%s", cfg->log.dir, ff_mode_name(cfg->mode));
-    return ff_make_run_dir(root, cfg->name, time(NULL), out, cap, err);
+    snprintf(root, sizeof root, "%s/%s", cfg->log.dir, ff_config_mode_name(cfg->mode));
+    return ff_fs_make_run_dir(root, cfg->name, time(NULL), out, cap, err);
 }
 
 int ff_run_dir_open(const ff_config *cfg, const char *exact, char *out, size_t cap, ff_err *err)
@@ -54,7 +54,7 @@ int ff_run_dir_open(const ff_config *cfg, const char *exact, char *out, size_t c
         return ff_run_dir_create(cfg, out, cap, err);
     if (!exact[0] || (size_t)snprintf(out, cap, "%s", exact) >= cap)
         return ff_err_set(err, FF_ERR_USAGE, "run directory '%.200s': empty or too long", exact);
-    return ff_mkdir_p(out, err);
+    return ff_fs_mkdir_p(out, err);
 }
 
 /* 1 if the claim file at path names run_dir (a claim this run already holds). */
@@ -63,9 +63,9 @@ static int claim_is_ours(const char *path, const char *run_dir)
     uint8_t *buf = NULL;
     size_t len = 0;
     ff_err err;
-    if (ff_read_file(path, 4096, &buf, &len, &err) != FF_OK)
+    if (ff_fs_read_file(path, 4096, &buf, &len, &err) != FF_OK)
         return 0;
-    char *text = (char *)buf, *nl = strchr(text, '\n'); /* ff_read_file ends it with a NUL */
+    char *text = (char *)buf, *nl = strchr(text, '\n'); /* ff_fs_read_file ends it with a NUL */
     if (nl)
         *nl = '\0';
     int ours = strcmp(text, run_dir) == 0;
@@ -76,7 +76,7 @@ static int claim_is_ours(const char *path, const char *run_dir)
 int ff_run_claim_prefix(const ff_config *cfg, const char *run_dir, char *prefix, size_t cap,
                         ff_err *err)
 {
-    int rc = ff_mkdir_p(cfg->checkpoint.dir, err);
+    int rc = ff_fs_mkdir_p(cfg->checkpoint.dir, err);
     if (rc)
         return ff_err_prefix(err, "checkpoint.dir");
     const char *run = strrchr(run_dir, '/');
@@ -85,7 +85,7 @@ int ff_run_claim_prefix(const ff_config *cfg, const char *run_dir, char *prefix,
         char suffix[16] = "", path[FF_PATH_MAX + 1200];
         if (n > 1)
             snprintf(suffix, sizeof suffix, "-%d", n);
-        int len = snprintf(prefix, cap, "%s_%s%s", ff_mode_name(cfg->mode), run, suffix);
+        int len = snprintf(prefix, cap, "%s_%s%s", ff_config_mode_name(cfg->mode), run, suffix);
         if (len < 0 || (size_t)len >= cap ||
             snprintf(path, sizeof path, "%s/%s.run", cfg->checkpoint.dir, prefix) >=
                 (int)sizeof path)
@@ -93,7 +93,7 @@ int ff_run_claim_prefix(const ff_config *cfg, const char *run_dir, char *prefix,
                               cfg->checkpoint.dir);
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd >= 0) {
-            int bad = ff_write_all(fd, run_dir, strlen(run_dir)) || ff_write_all(fd, "\n", 1);
+            int bad = ff_fs_write_all(fd, run_dir, strlen(run_dir)) || ff_fs_write_all(fd, "\n", 1);
             int e = errno;
             if (close(fd) != 0 && !bad) {
                 bad = 1;
@@ -172,7 +172,7 @@ void ff_run_clean_stale(const ff_config *cfg, void (*info)(void *ctx, const char
 {
     int removed = 0;
     ff_err err;
-    if (ff_clean_stale_tmp(cfg->checkpoint.dir, &removed, &err) != FF_OK) {
+    if (ff_fs_clean_stale_tmp(cfg->checkpoint.dir, &removed, &err) != FF_OK) {
         if (info)
             info(ctx, err.msg);
         return;
@@ -195,7 +195,7 @@ int ff_run_open(ff_run_files *f, const ff_config *cfg, const ff_checkpoint *resu
         /* the prefix in the model's name; a renamed model gets the run's claim back
          * (or a new one) */
         ff_err perr;
-        rc = ff_mkdir_p(cfg->checkpoint.dir, err);
+        rc = ff_fs_mkdir_p(cfg->checkpoint.dir, err);
         if (!rc && ff_run_prefix_of_model(resume_path ? resume_path : "", f->prefix,
                                           sizeof f->prefix, &perr) != FF_OK)
             rc = ff_run_claim_prefix(cfg, f->run_dir, f->prefix, sizeof f->prefix, err);

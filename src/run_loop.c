@@ -110,12 +110,12 @@ static int epoch_batches(ff_loop *l, int64_t *images, ff_err *err)
 static int run_epoch(ff_loop *l, ff_loop_epoch *e, ff_err *err)
 {
     const ff_loop_position pos = l->tr.position(l->tr.self);
-    l->epoch_t0 = ff_now_seconds();
+    l->epoch_t0 = ff_run_now_seconds();
     l->epoch_first = e->first_batch = pos.batch_in_epoch;
     int64_t images = 0;
     int rc = epoch_batches(l, &images, err);
     const ff_loop_position now = l->tr.position(l->tr.self);
-    const double seconds = ff_now_seconds() - l->epoch_t0;
+    const double seconds = ff_run_now_seconds() - l->epoch_t0;
     l->res->train_seconds += seconds;
     l->res->train_images += images;
     l->res->epochs_trained += (double)(now.step - pos.step) / pos.n_batches;
@@ -156,7 +156,7 @@ static int evaluate(ff_loop *l, ff_loop_epoch *e, const ff_loop_position *pos, f
 /* After an epoch: the state checked, the evaluation if due, the observers. */
 static int end_epoch(ff_loop *l, ff_loop_epoch *e, ff_err *err)
 {
-    l->epoch_end_t0 = ff_now_seconds();
+    l->epoch_end_t0 = ff_run_now_seconds();
     const ff_loop_position pos = l->tr.position(l->tr.self);
     e->ev.val = e->ev.test = (ff_set_errors){.error_goodness = -1.0, .error_softmax = -1.0,
                                              .main_error = -1.0};

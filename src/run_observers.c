@@ -77,7 +77,7 @@ static void note_ended(const char *run_dir, const ff_train_opts *opts)
 {
     int status;
     double when;
-    if (!ff_summary_run_end(run_dir, &status, &when))
+    if (!ff_summary_reader_run_end(run_dir, &status, &when))
         return;
     static const char *const names[] = {"UNKNOWN", "SUCCESS", "FAILURE", "RUNNING"};
     char stamp[32] = "?", msg[1400];
@@ -129,7 +129,7 @@ static int files_start(void *self, ff_loop *l, ff_err *err)
     if (!rc)
         rc = ff_summary_hparams_start(f->tb, cfg, (double)time(NULL), err);
     if (!rc && l->tr.goodness_layout_layers > 0)
-        rc = ff_summary_goodness_layout(f->tb, l->tr.goodness_layout_layers, err);
+        rc = ff_summary_hparams_goodness_layout(f->tb, l->tr.goodness_layout_layers, err);
     if (!rc)
         rc = ff_summary_flush(f->tb, err);
     return rc;
@@ -244,7 +244,7 @@ static void autosave_superseded(ff_obs_models *o, ff_loop *l, const char *newer)
     if (l->autosave[0] && !same_file(l->autosave, newer))
         unlink(l->autosave);
     l->autosave[0] = '\0';
-    o->last_save = ff_now_seconds();
+    o->last_save = ff_run_now_seconds();
 }
 
 /* A run resumed from one of its own step models (<prefix>_stepNNNNNNN.ffm) treats it as
@@ -283,7 +283,7 @@ static int models_step(void *self, ff_loop *l, const ff_loop_batch *b, ff_err *e
     const double every = o->minutes * 60.0;
     if (b->epoch_done || every <= 0 || step % l->cfg->log.every != 0)
         return FF_OK;
-    const int due = l->writer && ff_now_seconds() - o->last_save >= every;
+    const int due = l->writer && ff_run_now_seconds() - o->last_save >= every;
     if (!ff_parallel_is_pipeline(l->par) ? !due : !ff_parallel_any(l->par, due))
         return FF_OK;
     ff_parallel_sync_state(l->par);
@@ -371,7 +371,7 @@ static int models_stop(void *self, ff_loop *l, int rc, ff_err *err)
 ff_loop_observer ff_obs_models_observer(ff_obs_models *o, const ff_loop *l)
 {
     (void)l;
-    o->last_save = ff_now_seconds();
+    o->last_save = ff_run_now_seconds();
     return (ff_loop_observer){.name = "models", .self = o, .all_ranks = 1,
                               .on_start = models_start, .on_step = models_step,
                               .on_epoch = models_epoch, .on_stop = models_stop};
@@ -390,7 +390,7 @@ static int progress_step(void *self, ff_loop *l, const ff_loop_batch *b, ff_err 
     if (b->epoch_done || pos.batch_in_epoch % every != 0)
         return FF_OK;
     const int n = pos.batch_in_epoch;
-    const double el = ff_now_seconds() - l->epoch_t0;
+    const double el = ff_run_now_seconds() - l->epoch_t0;
     ff_progress p = {.epoch = pos.epoch + 1, .epochs = pos.epochs, .batch = n,
                      .n_batches = pos.n_batches, .step = pos.step, .loss = b->loss,
                      .head_loss = b->head_loss, .epoch_seconds = el,
@@ -413,7 +413,7 @@ static int progress_epoch(void *self, ff_loop *l, const ff_loop_epoch *e, ff_err
                      .val_error_softmax = e->ev.val.error_softmax,
                      .test_error = e->ev.test.error_goodness,
                      .test_error_softmax = e->ev.test.error_softmax,
-                     .after_seconds = ff_now_seconds() - l->epoch_end_t0};
+                     .after_seconds = ff_run_now_seconds() - l->epoch_end_t0};
     ff_loop_report(l, &p);
     return FF_OK;
 }

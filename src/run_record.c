@@ -8,7 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ff/fsutil.h"
+#include "ff/fs.h"
+#include "ff/text.h"
 #include "ff_build_info.h"
 
 /* OpenBLAS's own queries (declared by its cblas.h) */
@@ -75,7 +76,7 @@ size_t ff_run_record_json(const ff_run_record *r, char *out, size_t cap)
     for (size_t i = 0; i < sizeof strs / sizeof *strs && n < cap; i++) {
         n += (size_t)snprintf(out + n, cap - n, "%s\"%s\": ", i ? ", " : "", strs[i].key);
         if (n < cap)
-            n += ff_json_quote(strs[i].val, out + n, cap - n);
+            n += ff_text_json_quote(strs[i].val, out + n, cap - n);
     }
     if (n < cap)
         n += (size_t)snprintf(out + n, cap - n, ", \"git_dirty\": %s, \"threads\": %d, "
@@ -101,11 +102,11 @@ int ff_run_record_write(const char *run_dir, const ff_config *cfg, const ff_run_
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory");
     ff_config_to_yaml(cfg, text, cap);
     snprintf(path, sizeof path, "%s/config.yaml", run_dir);
-    int rc = ff_write_file_atomic(path, text, strlen(text), err);
+    int rc = ff_fs_write_file_atomic(path, text, strlen(text), err);
     if (!rc) {
         snprintf(path, sizeof path, "%s/run.json", run_dir);
         const size_t n = ff_run_record_json(r, text, cap);
-        rc = ff_write_file_atomic(path, text, n, err);
+        rc = ff_fs_write_file_atomic(path, text, n, err);
     }
     free(text);
     return rc;

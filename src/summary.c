@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "event.pb-c.h"
-#include "ff/fsutil.h"
+#include "ff/fs.h"
 #include "ff/png.h"
 #include "ff/tfrecord.h"
 #include "summary_internal.h"
@@ -141,7 +141,7 @@ int ff_summary_open(ff_summary_writer **out, const char *run_dir, ff_err *err)
     if (!w)
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for the summary writer");
     w->fd = -1;
-    int rc = ff_mkdir_p(run_dir, err);
+    int rc = ff_fs_mkdir_p(run_dir, err);
     if (!rc)
         rc = open_unique(w, run_dir, err);
     if (!rc) {

@@ -504,7 +504,7 @@ static void layout_chart(layout_build *b, int i)
     b->chart_ptrs[i] = &b->charts[i];
 }
 
-int ff_summary_goodness_layout(ff_summary_writer *w, int n_layers, ff_err *err)
+int ff_summary_hparams_goodness_layout(ff_summary_writer *w, int n_layers, ff_err *err)
 {
     if (n_layers <= 0 || n_layers > 1000)
         return ff_err_set(err, FF_ERR_USAGE, "goodness layout: bad layer count %d", n_layers);

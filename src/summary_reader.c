@@ -246,7 +246,7 @@ static int decode_summary(ff_summary_event_info *out, const Tensorboard__Summary
     return FF_OK;
 }
 
-int ff_summary_event_decode(const uint8_t *data, size_t len, ff_summary_event_info *out,
+int ff_summary_reader_event_decode(const uint8_t *data, size_t len, ff_summary_event_info *out,
                             ff_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -265,11 +265,11 @@ int ff_summary_event_decode(const uint8_t *data, size_t len, ff_summary_event_in
         rc = decode_summary(out, ev->summary, err);
     tensorboard__event__free_unpacked(ev, NULL);
     if (rc)
-        ff_summary_event_info_destroy(out);
+        ff_summary_reader_event_info_destroy(out);
     return rc;
 }
 
-void ff_summary_event_info_destroy(ff_summary_event_info *ev)
+void ff_summary_reader_event_info_destroy(ff_summary_event_info *ev)
 {
     for (int i = 0; i < ev->n_values; i++)
         free(ev->values[i].tag);
@@ -292,7 +292,7 @@ static int file_end(const char *path, int *status, double *when)
     int found = 0;
     while (!found && ff_tfrecord_next(&r, &rec, &err) == 1) {
         ff_summary_event_info ev;
-        if (ff_summary_event_decode(rec.data, rec.len, &ev, &err))
+        if (ff_summary_reader_event_decode(rec.data, rec.len, &ev, &err))
             continue;
         for (int i = 0; i < ev.n_values && !found; i++)
             if (ev.values[i].end_status >= 0 && (*when < 0 || ev.wall_time < *when)) {
@@ -300,13 +300,13 @@ static int file_end(const char *path, int *status, double *when)
                 *when = ev.wall_time;
                 found = 1;
             }
-        ff_summary_event_info_destroy(&ev);
+        ff_summary_reader_event_info_destroy(&ev);
     }
     ff_tfrecord_reader_destroy(&r);
     return found;
 }
 
-int ff_summary_run_end(const char *run_dir, int *status, double *wall_time)
+int ff_summary_reader_run_end(const char *run_dir, int *status, double *wall_time)
 {
     *status = -1;
     *wall_time = -1.0;

@@ -13,9 +13,10 @@
 #include <yaml.h>
 
 #include "ff/data.h"
-#include "ff/fsutil.h"
+#include "ff/fs.h"
 #include "ff/net.h"
 #include "ff/rng.h"
+#include "ff/text.h"
 #include "yaml_depth.h"
 
 /* ---------------------------------------------------------------- the sweep file */
@@ -238,7 +239,7 @@ static int parse_top(sctx *c, const yaml_node_t *k, const yaml_node_t *v, ff_swe
             return rc;
         if (!plain_name(s->name)) {
             char shown[4 * FF_NAME_MAX];
-            ff_escape_text(s->name, strlen(s->name), shown, sizeof shown);
+            ff_text_escape(s->name, strlen(s->name), shown, sizeof shown);
             return at(c, v, "name: expected one plain directory name (letters, digits, '.', "
                       "'_', '-', '=', ',', '+'; not . or ..), got '%s'%s", shown, "");
         }
@@ -330,7 +331,7 @@ static int check_axes(const ff_sweep_spec *s, const char *origin, ff_err *err)
     char shown[4 * sizeof s->axes[0].key], where[FF_PATH_MAX + 64];
     for (int i = 0; i < s->n_axes; i++) {
         const ff_sweep_axis *a = &s->axes[i];
-        ff_escape_text(a->key, strlen(a->key), shown, sizeof shown);
+        ff_text_escape(a->key, strlen(a->key), shown, sizeof shown);
         if (a->line) /* a file's axis: where; --sweep: the option */
             snprintf(where, sizeof where, "%s:%d:%d", origin, a->line, a->col);
         else
@@ -433,7 +434,7 @@ static int check_duplicates(const sctx *c)
                 snprintf(first, sizeof first, "%d:%d", (int)keys[i - 1]->start_mark.line + 1,
                          (int)keys[i - 1]->start_mark.column + 1);
                 char name[FF_SWEEP_TEXT];
-                ff_escape_text((const char *)keys[i]->data.scalar.value,
+                ff_text_escape((const char *)keys[i]->data.scalar.value,
                                keys[i]->data.scalar.length, name, sizeof name);
                 rc = at(c, keys[i], "duplicate key '%s' (first at %s); give each key once",
                         name, first);
@@ -481,7 +482,7 @@ int ff_sweep_load(ff_sweep_spec *s, const char *path, ff_err *err)
     memset(s, 0, sizeof *s);
     uint8_t *text;
     size_t len;
-    int rc = ff_read_file(path, 1 << 20, &text, &len, err);
+    int rc = ff_fs_read_file(path, 1 << 20, &text, &len, err);
     if (rc) /* missing, unreadable, a directory, too large: as a config file, exit 2 */
         return rc == FF_ERR_IO || rc == FF_ERR_FORMAT ? (err ? (err->code = FF_ERR_USAGE) : FF_ERR_USAGE) : rc;
     rc = ff_sweep_parse(s, (const char *)text, len, path, err);
@@ -501,7 +502,7 @@ int ff_sweep_from_args(ff_sweep_spec *s, const char *config, const char *const *
         ff_sweep_axis *a = &s->axes[s->n_axes++];
         const char *eq = strchr(axes[i], '=');
         char shown[512];
-        ff_escape_text(axes[i], strlen(axes[i]), shown, sizeof shown);
+        ff_text_escape(axes[i], strlen(axes[i]), shown, sizeof shown);
         if (!eq || eq == axes[i] || !eq[1] || (size_t)(eq - axes[i]) >= sizeof a->key)
             return ff_err_set(err, FF_ERR_USAGE, "--sweep %s: expected KEY=V1,V2,...", shown);
         memcpy(a->key, axes[i], (size_t)(eq - axes[i]));
@@ -564,7 +565,7 @@ typedef struct problems {
 static void add_problem(problems *p, const char *raw)
 {
     char msg[FF_ERR_MSG_MAX]; /* raw bytes of the input (--sweep values) escaped */
-    ff_escape_text(raw, strlen(raw), msg, sizeof msg);
+    ff_text_escape(raw, strlen(raw), msg, sizeof msg);
     if (strstr(p->text, msg))
         return; /* the same error for many points: once */
     size_t n = strlen(p->text);
@@ -634,7 +635,7 @@ static void check_asha(ff_sweep *sw, problems *pr)
                  "(data.validation): runs chosen on the test set report an optimistic test "
                  "error; rank by val/%s", a->metric, a->metric + 5);
     const int epochs = final_epochs(c0);
-    ff_asha_rungs(a, epochs);
+    ff_sweep_asha_rungs(a, epochs);
     if (!a->n_rungs) {
         snprintf(msg, sizeof msg, "%.4100s: scheduler asha: min_epochs %d is not below the runs' "
                  "%d epochs: no rung to stop at", where, a->min_epochs, epochs);

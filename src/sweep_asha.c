@@ -8,7 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-void ff_asha_rungs(ff_asha *a, int final_epochs)
+void ff_sweep_asha_rungs(ff_asha *a, int final_epochs)
 {
     a->n_rungs = 0;
     long e = a->min_epochs;
@@ -30,7 +30,7 @@ static int better(const ff_asha_run *runs, int i, int j, int k)
     return i < j;
 }
 
-int ff_asha_next_promotion(const ff_asha *a, const ff_asha_run *runs, int n, int *rung)
+int ff_sweep_asha_next_promotion(const ff_asha *a, const ff_asha_run *runs, int n, int *rung)
 {
     for (int k = a->n_rungs - 1; k >= 0; k--) {
         int reached = 0;

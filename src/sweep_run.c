@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 #include "ff/checkpoint.h"
-#include "ff/fsutil.h"
+#include "ff/fs.h"
 #include "ff/parallel.h"
 #include "ff/run.h"
 #include "ff/summary.h"
@@ -94,7 +94,7 @@ static int find_existing(const char *root, const char *name, const char *key, ch
         uint8_t *text;
         size_t len;
         ff_err err;
-        if (ff_read_file(path, 1 << 22, &text, &len, &err))
+        if (ff_fs_read_file(path, 1 << 22, &text, &len, &err))
             continue;
         if (len == strlen(key) && !memcmp(text, key, len))
             snprintf(best, sizeof best, "%s", e->d_name);
@@ -331,7 +331,7 @@ int ff_sweep_open(ff_sweep *sw, ff_info_fn info, void *ctx, ff_err *err)
     }
     const ff_config *c0 = &sw->runs[0].cfg;
     char root[FF_PATH_MAX + 64];
-    snprintf(root, sizeof root, "%s/%s", c0->log.dir, ff_mode_name(c0->mode));
+    snprintf(root, sizeof root, "%s/%s", c0->log.dir, ff_config_mode_name(c0->mode));
     size_t cap = 4096 + (size_t)sw->n_runs * 600;
     char *key = malloc(cap);
     if (!key)
@@ -343,15 +343,15 @@ int ff_sweep_open(ff_sweep *sw, ff_info_fn info, void *ctx, ff_err *err)
         snprintf(msg, sizeof msg, "continuing the sweep in %s", sw->dir);
         rc = lock_dir(sw, info, ctx, err);
     } else {
-        rc = ff_mkdir_p(root, err);
+        rc = ff_fs_mkdir_p(root, err);
         if (!rc)
-            rc = ff_make_run_dir(root, sw->spec.name, time(NULL), sw->dir, sizeof sw->dir, err);
+            rc = ff_fs_make_run_dir(root, sw->spec.name, time(NULL), sw->dir, sizeof sw->dir, err);
         if (!rc) /* before sweep.key: a sweep that finds the directory by it waits for us */
             rc = lock_dir(sw, info, ctx, err);
         char path[FF_PATH_MAX + 300];
         snprintf(path, sizeof path, "%s/sweep.key", sw->dir);
         if (!rc)
-            rc = ff_write_file_atomic(path, key, strlen(key), err);
+            rc = ff_fs_write_file_atomic(path, key, strlen(key), err);
         snprintf(msg, sizeof msg, "new sweep directory %s", sw->dir);
     }
     free(key);
@@ -442,12 +442,12 @@ static void each_scalar(const ff_sweep *sw, const ff_sweep_run *r,
         if (ff_tfrecord_reader_open(&rd, names[f], &err) == FF_OK) {
             while (ff_tfrecord_next(&rd, &rec, &err) == 1) {
                 ff_summary_event_info ev = {0};
-                if (ff_summary_event_decode(rec.data, rec.len, &ev, &err))
+                if (ff_summary_reader_event_decode(rec.data, rec.len, &ev, &err))
                     continue;
                 for (int v = 0; v < ev.n_values; v++)
                     if (!strcmp(ev.values[v].plugin, "scalars"))
                         fn(ctx, ev.values[v].tag, ev.step, ev.values[v].number);
-                ff_summary_event_info_destroy(&ev);
+                ff_summary_reader_event_info_destroy(&ev);
             }
             ff_tfrecord_reader_destroy(&rd);
         }
@@ -485,7 +485,7 @@ static void read_metrics(const ff_sweep *sw, ff_sweep_run *r)
     uint8_t *log;
     size_t len;
     ff_err err;
-    if (ff_read_file(r->log, 64 << 20, &log, &len, &err))
+    if (ff_fs_read_file(r->log, 64 << 20, &log, &len, &err))
         return;
     /* the last epoch line: "epoch E/N  12.3s  4567 img/s  loss ..." */
     for (size_t i = len; i-- > 6;) {
@@ -598,7 +598,7 @@ static pid_t launch(const ff_sweep *sw, const ff_sweep_run *r, const char *exe, 
     }
     argv[n] = NULL;
     ff_err err;
-    if (ff_mkdir_p(dir, &err))
+    if (ff_fs_mkdir_p(dir, &err))
         return -1;
     const pid_t parent = getpid();
     pid_t pid = fork();
@@ -675,7 +675,7 @@ static int write_asha(const ff_sweep *sw, ff_err *err)
     }
     char path[FF_PATH_MAX + 300];
     snprintf(path, sizeof path, "%s/asha.tsv", sw->dir);
-    int rc = b.p ? ff_write_file_atomic(path, b.p, b.n, err)
+    int rc = b.p ? ff_fs_write_file_atomic(path, b.p, b.n, err)
                  : ff_err_set(err, FF_ERR_NOMEM, "out of memory");
     free(b.p);
     return rc;
@@ -689,7 +689,7 @@ static void read_asha(ff_sweep *sw)
     uint8_t *text;
     size_t len;
     ff_err err;
-    if (ff_read_file(path, 256 << 20, &text, &len, &err))
+    if (ff_fs_read_file(path, 256 << 20, &text, &len, &err))
         return;
     for (char *line = (char *)text, *next; line && *line; line = next) {
         next = strchr(line, '\n');
@@ -793,7 +793,7 @@ static int pick(loop *l, char *resume, size_t cap, int *promoted_at)
             l->table[i] = sw->runs[i].asha;
             l->table[i].busy = sw->runs[i].state != FF_SWEEP_WAITING;
         }
-        int k, i = ff_asha_next_promotion(&sw->spec.sched, l->table, sw->n_runs, &k);
+        int k, i = ff_sweep_asha_next_promotion(&sw->spec.sched, l->table, sw->n_runs, &k);
         if (i >= 0) {
             sw->runs[i].asha.promoted = k + 1;
             *promoted_at = k;
@@ -1356,10 +1356,10 @@ int ff_sweep_summarize(ff_sweep *sw, char **text, ff_err *err)
     int rc = md.p && csv.p ? FF_OK : ff_err_set(err, FF_ERR_NOMEM, "out of memory");
     snprintf(path, sizeof path, "%s/SUMMARY.md", sw->dir);
     if (!rc)
-        rc = ff_write_file_atomic(path, md.p, md.n, err);
+        rc = ff_fs_write_file_atomic(path, md.p, md.n, err);
     snprintf(path, sizeof path, "%s/summary.csv", sw->dir);
     if (!rc)
-        rc = ff_write_file_atomic(path, csv.p, csv.n, err);
+        rc = ff_fs_write_file_atomic(path, csv.p, csv.n, err);
     if (text && !rc) {
         *text = md.p;
         md.p = NULL;

@@ -7,13 +7,13 @@
 
 #include "ff/crc32c.h"
 #include "ff/endian.h"
-#include "ff/fsutil.h"
+#include "ff/fs.h"
 
 void ff_tfrecord_frame(uint8_t *rec, size_t len)
 {
-    ff_put_u64le(rec, len);
-    ff_put_u32le(rec + 8, ff_crc32c_masked(rec, 8));
-    ff_put_u32le(rec + FF_TFRECORD_HEADER + len, ff_crc32c_masked(rec + FF_TFRECORD_HEADER, len));
+    ff_endian_put_u64le(rec, len);
+    ff_endian_put_u32le(rec + 8, ff_crc32c_masked(rec, 8));
+    ff_endian_put_u32le(rec + FF_TFRECORD_HEADER + len, ff_crc32c_masked(rec + FF_TFRECORD_HEADER, len));
 }
 
 size_t ff_tfrecord_encode(uint8_t *out, const void *payload, size_t len)
@@ -34,7 +34,7 @@ int ff_tfrecord_reader_open(ff_tfrecord_reader *r, const char *path, ff_err *err
 {
     memset(r, 0, sizeof *r);
     size_t len = 0;
-    int rc = ff_read_file(path, SIZE_MAX, &r->owned, &len, err);
+    int rc = ff_fs_read_file(path, SIZE_MAX, &r->owned, &len, err);
     if (rc)
         return rc;
     r->buf = r->owned;

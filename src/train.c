@@ -130,7 +130,7 @@ static int log_masks(ff_run *r, ff_rng *rng, ff_err *err)
         ff_hybrid_mask(rng, ds->shape, r->cfg->data.hybrid_blur, m + (size_t)i * hw,
                        m + (size_t)n * hw);
     const ff_shape mask = {1, ds->shape.h, ds->shape.w};
-    int rc = ff_log_input_grid(r->tb, "inputs/masks", m, n, mask, 1, r->tr.step, err);
+    int rc = ff_train_log_input_grid(r->tb, "inputs/masks", m, n, mask, 1, r->tr.step, err);
     free(m);
     return rc;
 }
@@ -154,7 +154,7 @@ static int log_epoch_views(ff_run *r, int epoch, ff_err *err)
         pos[i] = ds->labels[i];
     ff_rng view_rng; /* its own stream */
     ff_rng_seed(&view_rng, cfg->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)epoch));
-    ff_negative_labels_random(&view_rng, pos, n, neg);
+    ff_embed_negatives_random(&view_rng, pos, n, neg);
     float *xp = t->x, *xn = t->x + (size_t)n * t->in_dim;
     const uint8_t *lp = t->unsupervised ? NULL : pos, *ln = t->unsupervised ? NULL : neg;
     ff_embed_batch(kind, ds->images, ds->shape, NULL, lp, n, xp);
@@ -163,19 +163,19 @@ static int log_epoch_views(ff_run *r, int epoch, ff_err *err)
     int rc = FF_OK;
     const int image_c = ds->shape.c;
     if (imgs) {
-        rc = ff_log_input_grid(r->tb, "inputs/positive", xp, n, t->in_shape, image_c, t->step, err);
+        rc = ff_train_log_input_grid(r->tb, "inputs/positive", xp, n, t->in_shape, image_c, t->step, err);
         if (!rc)
-            rc = ff_log_input_grid(r->tb, "inputs/negative", xn, n, t->in_shape, image_c, t->step,
+            rc = ff_train_log_input_grid(r->tb, "inputs/negative", xn, n, t->in_shape, image_c, t->step,
                                    err);
         if (!rc && t->unsupervised)
             rc = log_masks(r, &view_rng, err);
         if (!rc)
-            rc = ff_log_receptive_fields(r->tb, &t->net, image_c, t->step, err);
+            rc = ff_train_log_receptive_fields(r->tb, &t->net, image_c, t->step, err);
     }
     if (!rc && hist)
-        rc = ff_log_param_histograms(r->tb, &t->net, t->step, err);
+        rc = ff_train_log_param_histograms(r->tb, &t->net, t->step, err);
     if (!rc && hist)
-        rc = ff_log_goodness_histograms(r->tb, &t->net, xp, xn, n, t->step, err);
+        rc = ff_train_log_goodness_histograms(r->tb, &t->net, xp, xn, n, t->step, err);
     return rc;
 }
 
@@ -295,7 +295,7 @@ int ff_train_ff(const ff_config *cfg, const ff_train_opts *opts, ff_train_result
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory");
     }
     r->cfg = &r->tr.cfg;
-    const double start = ff_now_seconds();
+    const double start = ff_run_now_seconds();
     ff_info_fn note = opts ? opts->info : NULL;
     void *ctx = opts ? opts->progress_ctx : NULL;
     int rc = ff_trainer_create(&r->tr, cfg, note, ctx, err);
@@ -330,7 +330,7 @@ int ff_train_ff(const ff_config *cfg, const ff_train_opts *opts, ff_train_result
         ff_loop_observe(l, ff_obs_progress_observer(&progress));
         rc = ff_loop_run(l, err);
     }
-    res->seconds = ff_now_seconds() - start;
+    res->seconds = ff_run_now_seconds() - start;
     ff_parallel_free(r->par);
     ff_trainer_free(&r->tr);
     free(r);

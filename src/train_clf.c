@@ -131,7 +131,7 @@ int ff_train_clf(const ff_config *cfg, const ff_train_opts *opts, ff_train_resul
         free(l);
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory");
     }
-    const double start = ff_now_seconds();
+    const double start = ff_run_now_seconds();
     int rc = ff_clf_trainer_create(&c->tr, cfg, opts ? opts->resume : NULL,
                                    opts ? opts->info : NULL, opts ? opts->progress_ctx : NULL,
                                    err);
@@ -164,7 +164,7 @@ int ff_train_clf(const ff_config *cfg, const ff_train_opts *opts, ff_train_resul
         ff_loop_observe(l, ff_obs_progress_observer(&progress));
         rc = ff_loop_run(l, err);
     }
-    res->seconds = ff_now_seconds() - start;
+    res->seconds = ff_run_now_seconds() - start;
     ff_clf_trainer_free(&c->tr);
     free(c);
     free(l);

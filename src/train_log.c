@@ -8,7 +8,7 @@
 #include "ff/objective.h"
 #include "ff/png.h"
 
-int ff_log_param_histograms(ff_summary_writer *tb, const ff_net *net, int64_t step, ff_err *err)
+int ff_train_log_param_histograms(ff_summary_writer *tb, const ff_net *net, int64_t step, ff_err *err)
 {
     char tag[64];
     for (int l = 0; l < net->n_layers; l++) {
@@ -29,11 +29,11 @@ static void goodness_all_layers(ff_net *net, const float *x, int n, float *g)
 {
     ff_net_forward(net, x, n);
     for (int l = 0; l < net->n_layers; l++)
-        ff_goodness(ff_net_loss_out(net, l), n, ff_shape_dim(ff_net_loss_shape(net, l)),
+        ff_objective_goodness(ff_net_loss_out(net, l), n, ff_shape_dim(ff_net_loss_shape(net, l)),
                     g + (size_t)l * n);
 }
 
-int ff_log_goodness_histograms(ff_summary_writer *tb, ff_net *net, const float *x_pos,
+int ff_train_log_goodness_histograms(ff_summary_writer *tb, ff_net *net, const float *x_pos,
                                const float *x_neg, int n, int64_t step, ff_err *err)
 {
     if (n > net->max_batch)
@@ -63,7 +63,7 @@ static int log_grid(ff_summary_writer *tb, const char *tag, const float *tiles, 
     uint8_t *pix;
     int gh, gw;
     int cols = n < 8 ? n : 8;
-    int rc = ff_image_grid(tiles, n, h, w, cols, lo, hi, &pix, &gh, &gw, err);
+    int rc = ff_png_grid(tiles, n, h, w, cols, lo, hi, &pix, &gh, &gw, err);
     if (rc)
         return rc;
     rc = ff_summary_image(tb, tag, step, pix, gh, gw, 1, err);
@@ -96,7 +96,7 @@ static int log_rgb_grid(ff_summary_writer *tb, const char *tag, float *tiles, in
         for (int i = 0; i < n; i++)
             memcpy(plane + (size_t)i * hw, tiles + (size_t)i * tile + (size_t)c * hw,
                    sizeof(float) * hw);
-        rc = ff_image_grid(plane, n, h, w, cols, 0.0f, 1.0f, &grey[c], &gh, &gw, err);
+        rc = ff_png_grid(plane, n, h, w, cols, 0.0f, 1.0f, &grey[c], &gh, &gw, err);
     }
     if (!rc && !(rgb = malloc((size_t)gh * gw * 3)))
         rc = ff_err_set(err, FF_ERR_NOMEM, "out of memory for an image grid");
@@ -113,7 +113,7 @@ static int log_rgb_grid(ff_summary_writer *tb, const char *tag, float *tiles, in
     return rc;
 }
 
-int ff_log_input_grid(ff_summary_writer *tb, const char *tag, const float *x, int n,
+int ff_train_log_input_grid(ff_summary_writer *tb, const char *tag, const float *x, int n,
                       ff_shape shape, int image_c, int64_t step, ff_err *err)
 {
     if (n > 32)
@@ -132,7 +132,7 @@ int ff_log_input_grid(ff_summary_writer *tb, const char *tag, const float *x, in
     return rc;
 }
 
-int ff_log_receptive_fields(ff_summary_writer *tb, const ff_net *net, int image_c, int64_t step,
+int ff_train_log_receptive_fields(ff_summary_writer *tb, const ff_net *net, int image_c, int64_t step,
                             ff_err *err)
 {
     const ff_layer *L = &net->layers[0];

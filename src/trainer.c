@@ -49,7 +49,7 @@ static int alloc_buffers(ff_trainer *t, ff_err *err)
     if (!t->x || !t->scores || !t->layer_scores || !t->order || !t->scratch_order ||
         !t->labels || !t->candidates || (augment && !t->aug))
         return ff_err_set(err, FF_ERR_NOMEM, "out of memory for training buffers");
-    ff_order_draw(&t->rng, t->order, t->train.n, 0); /* identity until the first epoch */
+    ff_run_order_draw(&t->rng, t->order, t->train.n, 0); /* identity until the first epoch */
     return FF_OK;
 }
 
@@ -75,7 +75,7 @@ int ff_trainer_plan_for(const ff_config *cfg, ff_shape image, int n_train, ff_tr
     plan->in_shape = cfg->mode == FF_MODE_UNSUP_BACKBONE
                          ? image
                          : ff_embed_shape(cfg->model.label_embedding, image);
-    plan->batch = ff_batch_of(cfg->train.batch_size, n_train);
+    plan->batch = ff_data_batch_of(cfg->train.batch_size, n_train);
     /* ten labelled copies of an evaluation chunk of 100 images; the competition loss
      * (no label in the input) evaluates each image once: chunks of two batches */
     const int eval_rows = cfg->train.loss == FF_LOSS_COMPETITION ? 0 : 1000;
@@ -90,7 +90,7 @@ int ff_trainer_create(ff_trainer *t, const ff_config *cfg, ff_info_fn info, void
     t->cfg = *cfg;
     cfg = &t->cfg;
     int rc;
-    ff_fp_fast_mode();
+    ff_run_fp_fast_mode();
     ff_rng_seed(&t->rng, cfg->seed);
     ff_data_info dinfo;
     if ((rc = ff_data_open(cfg, &t->train, &t->val, &t->test, &dinfo, err)))
@@ -101,7 +101,7 @@ int ff_trainer_create(ff_trainer *t, const ff_config *cfg, ff_info_fn info, void
     if ((rc = ff_trainer_plan_for(cfg, t->train.shape, t->train.n, &plan, err)))
         return rc;
     t->batch = plan.batch;
-    t->n_batches = ff_batches_per_epoch(t->train.n, t->batch, 0);
+    t->n_batches = ff_data_batches_per_epoch(t->train.n, t->batch, 0);
     t->total_steps = (int64_t)t->n_batches * cfg->train.epochs;
     t->unsupervised = cfg->mode == FF_MODE_UNSUP_BACKBONE;
     t->in_shape = plan.in_shape;
@@ -353,7 +353,7 @@ static void candidate_scores(ff_trainer *t, const int *idx, const uint8_t *truth
     const int m = t->cfg.train.hard_candidates;
     float *g = t->scores + (size_t)t->batch * FF_NUM_CLASSES; /* [n, m]; scores holds 20 B floats */
     head_logits(t, idx, n, scores);
-    ff_top_wrong_labels(truth, scores, n, m, candidates);
+    ff_embed_top_wrong_labels(truth, scores, n, m, candidates);
     ff_eval_goodness_scores_of(&t->net, t->cfg.model.label_embedding, &t->train, idx, n,
                                candidates, m, 1, t->x, g);
     for (int i = 0; i < n * FF_NUM_CLASSES; i++)
@@ -383,10 +383,10 @@ static void choose_negative_labels(ff_trainer *t, const int *idx, const uint8_t 
                                     t->x, scores);
         if (t->peers && t->peers->gather)
             t->peers->gather(t->peers->ctx, t->scores, FF_NUM_CLASSES);
-        ff_negative_labels_hard(&t->rng, truth, t->scores, t->batch, cfg->train.hard_temperature,
+        ff_embed_negatives_hard(&t->rng, truth, t->scores, t->batch, cfg->train.hard_temperature,
                                 neg);
     } else {
-        ff_negative_labels_random(&t->rng, truth, t->batch, neg);
+        ff_embed_negatives_random(&t->rng, truth, t->batch, neg);
     }
 }
 
@@ -409,7 +409,7 @@ static void embed(ff_trainer *t, const int *idx, const uint8_t *labels, int nega
 static float head_lr(const ff_trainer *t)
 {
     const ff_config *cfg = &t->cfg;
-    return cfg->clf.lr_schedule ? cfg->clf.lr * ff_schedule_scale(cfg, t->step, t->total_steps)
+    return cfg->clf.lr_schedule ? cfg->clf.lr * ff_optim_schedule_scale(cfg, t->step, t->total_steps)
                                 : cfg->clf.lr;
 }
 
@@ -517,7 +517,7 @@ static void sum_stats(ff_trainer *t, ff_step_stats *st)
 void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st)
 {
     const ff_config *cfg = &t->cfg;
-    const float lr = ff_schedule_lr(cfg, t->step, t->total_steps);
+    const float lr = ff_optim_schedule_lr(cfg, t->step, t->total_steps);
     const int B = t->batch;
     memset(st, 0, sizeof *st);
     st->n_layers = t->net.n_layers;
@@ -530,7 +530,7 @@ void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st)
     if (!t->unsupervised && !competition)
         choose_negative_labels(t, idx, pos, neg);
     if (t->aug) /* one shift and flip per image, shared by its positive and negative copy */
-        ff_draw_aug(&t->rng, cfg->train.jitter, cfg->train.flip, B, t->aug);
+        ff_embed_draw_aug(&t->rng, cfg->train.jitter, cfg->train.flip, B, t->aug);
     int f;
     const int n = share_of(t, &f);
     freeze_layers(t);
@@ -569,7 +569,7 @@ void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st)
 int ff_trainer_next(ff_trainer *t, ff_step_stats *st)
 {
     if (t->batch_in_epoch == 0) /* the order depends only on the RNG: a resumed run repeats it */
-        ff_order_draw(&t->rng, t->order, t->train.n, t->cfg.train.shuffle);
+        ff_run_order_draw(&t->rng, t->order, t->train.n, t->cfg.train.shuffle);
     ff_trainer_step(t, t->order + (size_t)t->batch_in_epoch * t->batch, st);
     if (++t->batch_in_epoch < t->n_batches)
         return 0;
@@ -650,7 +650,7 @@ double ff_trainer_goodness_error(ff_trainer *t, int64_t *confusion)
  * schedule squeezed into the head's epochs) */
 static float fresh_head_lr(const ff_config *cfg, int64_t k, int64_t total)
 {
-    return cfg->clf.lr_schedule ? cfg->clf.lr * ff_schedule_scale(cfg, k, total) : cfg->clf.lr;
+    return cfg->clf.lr_schedule ? cfg->clf.lr * ff_optim_schedule_scale(cfg, k, total) : cfg->clf.lr;
 }
 
 /* The head trains `epochs` more epochs on the frozen net (ff_trainer_softmax_error). */
@@ -669,7 +669,7 @@ static void train_head(ff_trainer *t, int epochs, int fresh, uint64_t seed)
     const int cached = epochs > 0 && feature_cache_ready(t); /* the net is fixed meanwhile */
     for (int e = 0; e < epochs; e++) {
         const int *order = t->scratch_order;
-        ff_order_draw(&rng, t->scratch_order, n, 1);
+        ff_run_order_draw(&rng, t->scratch_order, n, 1);
         for (int s = 0; s < n; s += t->batch) {
             const int m = n - s < t->batch ? n - s : t->batch;
             const int64_t k = (int64_t)e * per_epoch + s / t->batch;
@@ -769,7 +769,7 @@ void ff_trainer_refresh_stats(ff_trainer *t)
             for (int l = 0; l < b; l++) {
                 const ff_layer *Ly = &net->layers[l];
                 if (l >= a) /* of what the loss reads: pooled with loss_after_pool */
-                    ff_comp_stats_add(ff_net_loss_out(net, l), m,
+                    ff_objective_comp_stats_add(ff_net_loss_out(net, l), m,
                                       ff_shape_dim(ff_net_loss_shape(net, l)), Ly->out.c,
                                       net->comp_scratch, sl);
                 sl += 2 * (size_t)Ly->out.c;
@@ -780,7 +780,7 @@ void ff_trainer_refresh_stats(ff_trainer *t)
             const ff_layer *Ly = &net->layers[l];
             const ff_shape s = ff_net_loss_shape(net, l);
             if (l >= a)
-                ff_comp_stats_set(net->comp_stats[l], sl, Ly->out.c, (double)n * s.h * s.w);
+                ff_objective_comp_stats_set(net->comp_stats[l], sl, Ly->out.c, (double)n * s.h * s.w);
             sl += 2 * (size_t)Ly->out.c;
         }
     }

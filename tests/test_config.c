@@ -108,8 +108,8 @@ static void test_defaults(void)
     CHECK(strcmp(c.log.dir, "runs") == 0 && c.log.every == 50 && c.log.histograms == 1 && c.log.images == 1);
     CHECK(strcmp(c.checkpoint.dir, "models") == 0 && c.checkpoint.every == 0 && c.checkpoint.backbone[0] == '\0');
     CHECK(c.clf.n_layers == 0 && c.clf.epochs == 10 && c.clf.lr == 0.001f);
-    CHECK(strcmp(ff_mode_name(FF_MODE_UNSUP_CLF), "unsupervised_clf") == 0);
-    CHECK(strcmp(ff_layer_kind_name(FF_LAYER_LOCAL), "local") == 0);
+    CHECK(strcmp(ff_config_mode_name(FF_MODE_UNSUP_CLF), "unsupervised_clf") == 0);
+    CHECK(strcmp(ff_config_layer_kind_name(FF_LAYER_LOCAL), "local") == 0);
 
     ff_err e = {0};
     CHECK(ff_config_validate(&c, &e) == FF_ERR_USAGE);

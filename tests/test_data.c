@@ -2,7 +2,7 @@
  * SHA256SUMS, per-channel statistics and SHA-256 vectors (run from the repo root). */
 #include "ff/data.h"
 #include "ff/sha256.h"
-#include "ff/fsutil.h"
+#include "ff/fs.h"
 #include "test.h"
 
 #include <ftw.h>
@@ -268,7 +268,7 @@ static void test_real_limit(void)
 }
 
 /* ------------------------------------------------------------------------ */
-/* ff_read_file_maybe_gz                                                     */
+/* ff_data_read_maybe_gz                                                     */
 
 static void test_read_maybe_gz(void)
 {
@@ -283,24 +283,24 @@ static void test_read_maybe_gz(void)
     ff_err err = {0};
 
     snprintf(path, sizeof path, "%s/raw.bin", dir);
-    CHECK(ff_read_file_maybe_gz(path, &out, &len, &err) == FF_OK);
+    CHECK(ff_data_read_maybe_gz(path, &out, &len, &err) == FF_OK);
     CHECK(len == img.n && out && memcmp(out, img.p, img.n) == 0);
     free(out);
 
     snprintf(path, sizeof path, "%s/x.gz", dir);
     CHECK(gz.n > 0 && gz.n != img.n);
-    CHECK(ff_read_file_maybe_gz(path, &out, &len, &err) == FF_OK);
+    CHECK(ff_data_read_maybe_gz(path, &out, &len, &err) == FF_OK);
     CHECK(len == img.n && out && memcmp(out, img.p, img.n) == 0);
     free(out);
 
     snprintf(path, sizeof path, "%s/empty", dir);
-    CHECK(ff_read_file_maybe_gz(path, &out, &len, &err) == FF_OK && len == 0);
+    CHECK(ff_data_read_maybe_gz(path, &out, &len, &err) == FF_OK && len == 0);
     free(out);
 
     snprintf(path, sizeof path, "%s/nope.gz", dir);
-    CHECK(ff_read_file_maybe_gz(path, &out, &len, &err) == FF_ERR_IO);
+    CHECK(ff_data_read_maybe_gz(path, &out, &len, &err) == FF_ERR_IO);
     CHECK(has(err.msg, path) && out == NULL);
-    CHECK(ff_read_file_maybe_gz(dir, &out, &len, &err) == FF_ERR_FORMAT && has(err.msg, dir));
+    CHECK(ff_data_read_maybe_gz(dir, &out, &len, &err) == FF_ERR_FORMAT && has(err.msg, dir));
     CHECK(has(err.msg, "not a regular file (a directory)"));
     free(img.p);
     free(gz.p);
@@ -585,26 +585,26 @@ static void test_parse_direct(void)
     int n = -1, r = -1, c = -1;
     const uint8_t *px = NULL;
     buf ok = make_images(1, 4096, 1);
-    CHECK(ff_idx_parse_images(ok.p, ok.n, "x", &n, &r, &c, &px, &err) == FF_OK);
+    CHECK(ff_data_idx_parse_images(ok.p, ok.n, "x", &n, &r, &c, &px, &err) == FF_OK);
     CHECK(n == 1 && r == 4096 && c == 1 && px == ok.p + 16);
     put_be32(ok.p + 8, 4097);
-    CHECK(ff_idx_parse_images(ok.p, ok.n, "x", &n, &r, &c, &px, &err) == FF_ERR_FORMAT);
+    CHECK(ff_data_idx_parse_images(ok.p, ok.n, "x", &n, &r, &c, &px, &err) == FF_ERR_FORMAT);
     CHECK(has(err.msg, "4097x1") && has(err.msg, "out of range"));
     put_be32(ok.p + 8, 0);
-    CHECK(ff_idx_parse_images(ok.p, ok.n, "x", &n, &r, &c, &px, &err) == FF_ERR_FORMAT);
+    CHECK(ff_data_idx_parse_images(ok.p, ok.n, "x", &n, &r, &c, &px, &err) == FF_ERR_FORMAT);
     put_be32(ok.p + 8, 4096);
     put_be32(ok.p + 4, 0xFFFFFFFFu);
-    CHECK(ff_idx_parse_images(ok.p, ok.n, "x", &n, &r, &c, &px, &err) == FF_ERR_FORMAT);
-    CHECK(ff_idx_parse_images(ok.p, 3, NULL, &n, &r, &c, &px, &err) == FF_ERR_FORMAT);
+    CHECK(ff_data_idx_parse_images(ok.p, ok.n, "x", &n, &r, &c, &px, &err) == FF_ERR_FORMAT);
+    CHECK(ff_data_idx_parse_images(ok.p, 3, NULL, &n, &r, &c, &px, &err) == FF_ERR_FORMAT);
     CHECK(has(err.msg, "truncated IDX header"));
 
     buf lab = make_labels(5);
     const uint8_t *lp = NULL;
-    CHECK(ff_idx_parse_labels(lab.p, lab.n, "l", &n, &lp, &err) == FF_OK);
+    CHECK(ff_data_idx_parse_labels(lab.p, lab.n, "l", &n, &lp, &err) == FF_OK);
     CHECK(n == 5 && lp == lab.p + 8);
-    CHECK(ff_idx_parse_images(lab.p, lab.n, "l", &n, &r, &c, &px, &err) == FF_ERR_FORMAT);
+    CHECK(ff_data_idx_parse_images(lab.p, lab.n, "l", &n, &r, &c, &px, &err) == FF_ERR_FORMAT);
     CHECK(has(err.msg, "l: bad magic 0x00000801, expected 0x00000803"));
-    CHECK(ff_idx_parse_labels(lab.p, lab.n - 1, "l", &n, &lp, &err) == FF_ERR_FORMAT);
+    CHECK(ff_data_idx_parse_labels(lab.p, lab.n - 1, "l", &n, &lp, &err) == FF_ERR_FORMAT);
     free(ok.p);
     free(lab.p);
 }
@@ -651,11 +651,11 @@ static void test_same_shape(void)
     ff_dataset_free(&real);
 }
 
-/* "" is no directory (the loop in ff_mkdir_p used to start past its terminator) */
+/* "" is no directory (the loop in ff_fs_mkdir_p used to start past its terminator) */
 static void test_mkdir_p_empty(void)
 {
     ff_err e = {0};
-    CHECK(ff_mkdir_p("", &e) == FF_ERR_USAGE);
+    CHECK(ff_fs_mkdir_p("", &e) == FF_ERR_USAGE);
     CHECK(strstr(e.msg, "empty") != NULL);
 }
 
@@ -821,8 +821,8 @@ static void test_validation_split(void)
     ff_dataset orig, ds, val, ds2, val2;
     CHECK(ff_dataset_open(&orig, MNIST_DIR, FF_DATA_IDX, FF_SPLIT_TRAIN, 1000, &err) == FF_OK);
     CHECK(ff_dataset_open(&ds, MNIST_DIR, FF_DATA_IDX, FF_SPLIT_TRAIN, 1000, &err) == FF_OK);
-    CHECK(ff_validation_count(0.1f, 1000) == 100 && ff_validation_count(250.0f, 1000) == 250 &&
-          ff_validation_count(0.0f, 1000) == 0 && ff_validation_count(0.0004f, 1000) == 0);
+    CHECK(ff_data_validation_count(0.1f, 1000) == 100 && ff_data_validation_count(250.0f, 1000) == 250 &&
+          ff_data_validation_count(0.0f, 1000) == 0 && ff_data_validation_count(0.0004f, 1000) == 0);
     ff_split_info info;
     CHECK(ff_dataset_split_validation(&ds, 100, 7, &val, &info, &err) == FF_OK);
     CHECK(ds.n == 900 && val.n == 100 && info.n == 100);

@@ -63,7 +63,7 @@ static void check_pooled_input(const ff_net *net, int l, const float *x, int i, 
     const int pd = ff_shape_dim(P->out), in_dim = ff_shape_dim(L->in), plane = L->in.h * L->in.w;
     float *want = malloc(sizeof(float) * (size_t)pd);
     ref_pool(net->out[l - 1] + (size_t)i * ff_shape_dim(P->in), P->in, 2, 2, is_max, want);
-    ff_normalize(want, want, 1, pd, net->norm_eps);
+    ff_objective_normalize(want, want, 1, pd, net->norm_eps);
     const float *row = net->in[l] + (size_t)i * in_dim;
     double diff = 0.0;
     for (int j = 0; j < pd; j++)
@@ -122,7 +122,7 @@ static void test_pool_folded_into_next_layer(void)
     CHECK(F == 5 * 4 * 4 + 6);
     float *feat = malloc(sizeof(float) * 3 * (size_t)F), want[80];
     ff_readout_features(&net, layers, 2, 3, feat);
-    ff_normalize(net.out[1] + 80, want, 1, 80, net.norm_eps); /* sample 1 */
+    ff_objective_normalize(net.out[1] + 80, want, 1, 80, net.norm_eps); /* sample 1 */
     double diff = 0.0;
     for (int j = 0; j < 80; j++)
         diff = fmax(diff, fabs((double)feat[F + j] - want[j]));
@@ -147,7 +147,7 @@ static void test_pool_first(void)
         x[i] = (float)i;
     ff_net_forward(&net, x, 1);
     float want[4] = {2.5f, 4.5f, 10.5f, 12.5f};
-    ff_normalize(want, want, 1, 4, net.norm_eps);
+    ff_objective_normalize(want, want, 1, 4, net.norm_eps);
     for (int j = 0; j < 4; j++)
         CHECK_NEAR(net.in[0][j], want[j], 1e-6);
     ff_net_free(&net);

@@ -45,7 +45,7 @@ static void test_negative_labels_never_true(void)
     int count[10][10] = {{0}};
     for (int i = 0; i < N; i++)
         truth[i] = (uint8_t)(i % 10);
-    ff_negative_labels_random(&r, truth, N, neg);
+    ff_embed_negatives_random(&r, truth, N, neg);
     int same = 0;
     for (int i = 0; i < N; i++) {
         same += neg[i] == truth[i];
@@ -78,7 +78,7 @@ static void test_hard_negatives_never_true(void)
     const float temps[3] = {1.0f, 5.0f, 0.05f};
     const double lo[3] = {0.92, 0.22, 0.999}, hi[3] = {0.975, 0.29, 1.0};
     for (int t = 0; t < 3; t++) {
-        ff_negative_labels_hard(&r, truth, scores, N, temps[t], neg);
+        ff_embed_negatives_hard(&r, truth, scores, N, temps[t], neg);
         int same = 0, confusable = 0;
         for (int i = 0; i < N; i++) {
             same += neg[i] == truth[i];
@@ -97,7 +97,7 @@ static void test_hard_negative_candidates(void)
     const float scores[20] = {0.5f, 0.1f, 0.9f, 9.0f, 0.2f, 0.9f, -1.0f, 0.3f, 0.0f, 0.4f,
                               7.0f, 2.0f, 1.0f, 3.0f, 3.0f, 0.0f, 0.0f, 0.0f, 0.0f, 5.0f};
     uint8_t top[6];
-    ff_top_wrong_labels(truth, scores, 2, 3, top);
+    ff_embed_top_wrong_labels(truth, scores, 2, 3, top);
     /* image 0 (true 3): 0.9 at labels 2 and 5 (tie: smaller first), then 0.5 at 0 */
     CHECK(top[0] == 2 && top[1] == 5 && top[2] == 0);
     /* image 1 (true 0, its 7.0 skipped): 5.0 at 9, then the 3.0 tie at 3 and 4 */
@@ -116,7 +116,7 @@ static void test_hard_negative_candidates(void)
         s[i * 10 + (t[i] + 1) % 10] = 0.0f; /* two candidates, equally likely at T = 1 */
         s[i * 10 + (t[i] + 5) % 10] = 0.0f;
     }
-    ff_negative_labels_hard(&r, t, s, N, 1.0f, neg);
+    ff_embed_negatives_hard(&r, t, s, N, 1.0f, neg);
     int outside = 0;
     for (int i = 0; i < N; i++) {
         const int d = (neg[i] + 10 - t[i]) % 10;
@@ -139,7 +139,7 @@ static void test_positive_negative_same_range(void)
     fill_images(&r, img, N, DIM);
     for (int i = 0; i < N; i++)
         t[i] = (uint8_t)(i % 10);
-    ff_negative_labels_random(&r, t, N, n);
+    ff_embed_negatives_random(&r, t, N, n);
     ff_embed_batch(FF_EMBED_OVERLAY, img, (ff_shape){1, 28, 28}, NULL, t, N, pos);
     ff_embed_batch(FF_EMBED_OVERLAY, img, (ff_shape){1, 28, 28}, NULL, n, N, neg);
     int differing = 0;
@@ -156,12 +156,12 @@ static void test_positive_negative_same_range(void)
         CHECK(pos[i * DIM + n[i]] == 0.0f && neg[i * DIM + t[i]] == 0.0f);
     }
     /* after the layer-input normalisation both have mean square 1 */
-    ff_normalize(pos, pos, N, DIM, 1e-8f);
-    ff_normalize(neg, neg, N, DIM, 1e-8f);
+    ff_objective_normalize(pos, pos, N, DIM, 1e-8f);
+    ff_objective_normalize(neg, neg, N, DIM, 1e-8f);
     for (int i = 0; i < N; i++) {
         float gp, gn;
-        ff_goodness(pos + i * DIM, 1, DIM, &gp);
-        ff_goodness(neg + i * DIM, 1, DIM, &gn);
+        ff_objective_goodness(pos + i * DIM, 1, DIM, &gp);
+        ff_objective_goodness(neg + i * DIM, 1, DIM, &gn);
         CHECK_NEAR(gp / DIM, 1.0, 1e-4);
         CHECK_NEAR(gn / DIM, 1.0, 1e-4);
     }
@@ -214,7 +214,7 @@ static void test_jitter_shifts_image_not_label(void)
     ff_rng_seed(&r, 12);
     ff_aug a[1000];
     int seen[5] = {0};
-    ff_draw_aug(&r, 2, 0, 1000, a);
+    ff_embed_draw_aug(&r, 2, 0, 1000, a);
     for (int i = 0; i < 1000; i++) {
         CHECK(a[i].dx >= -2 && a[i].dx <= 2 && a[i].dy >= -2 && a[i].dy <= 2 && a[i].flip == 0);
         seen[a[i].dx + 2]++;
@@ -299,8 +299,8 @@ static void test_colour_embeddings_naive(void)
     ff_rng r1, r2;
     ff_rng_seed(&r1, 9);
     ff_rng_seed(&r2, 9);
-    ff_draw_aug(&r1, 4, 1, 2000, a);
-    ff_draw_aug(&r2, 4, 0, 1000, b);
+    ff_embed_draw_aug(&r1, 4, 1, 2000, a);
+    ff_embed_draw_aug(&r2, 4, 0, 1000, b);
     int flips = 0, range = 0;
     for (int i = 0; i < 2000; i++) {
         flips += a[i].flip;
@@ -585,7 +585,7 @@ static void test_pass_loss_is_mean_of_per_sample(void)
     double lp = 0, ln = 0;
     for (int i = 0; i < 8; i++) {
         float g;
-        ff_goodness(net.out[0] + i * 20, 1, 20, &g);
+        ff_objective_goodness(net.out[0] + i * 20, 1, 20, &g);
         if (i < 5)
             lp += log1p(exp(15.0 - g));
         else
@@ -606,7 +606,7 @@ static void test_pass_loss_is_mean_of_per_sample(void)
     lp = ln = 0;
     for (int i = 0; i < 8; i++) {
         float g;
-        ff_goodness(net.out[0] + i * 20, 1, 20, &g);
+        ff_objective_goodness(net.out[0] + i * 20, 1, 20, &g);
         if (i < 5)
             lp += log1p(exp(0.2 * (15.0 - g)));
         else
@@ -627,8 +627,8 @@ static void test_pass_loss_is_mean_of_per_sample(void)
     double lpair = 0.0, gpos = 0.0, gneg = 0.0;
     for (int i = 0; i < 4; i++) {
         float gp, gn;
-        ff_goodness(net.out[0] + i * 20, 1, 20, &gp);
-        ff_goodness(net.out[0] + (4 + i) * 20, 1, 20, &gn);
+        ff_objective_goodness(net.out[0] + i * 20, 1, 20, &gp);
+        ff_objective_goodness(net.out[0] + (4 + i) * 20, 1, 20, &gn);
         lpair += log1p(exp(0.2 * ((double)gn - gp)));
         gpos += gp / 4.0, gneg += gn / 4.0;
     }
@@ -667,7 +667,7 @@ static void test_label_every_layer(void)
     uint8_t truth[N] = {0, 1, 2, 3, 4, 5}, labels[N];
     for (int i = 0; i < 3; i++)
         labels[i] = truth[i];                               /* positive rows */
-    ff_negative_labels_random(&r, truth + 3, 3, labels + 3); /* negative rows */
+    ff_embed_negatives_random(&r, truth + 3, 3, labels + 3); /* negative rows */
     ff_embed_batch(FF_EMBED_CHANNELS, img, (ff_shape){1, S, S}, NULL, labels, N, x);
     ff_layer_loss loss[2];
     const ff_objective obj = objective_of(&cfg);
@@ -907,24 +907,24 @@ static void test_schedules(void)
     ff_config_defaults(&cfg);
     cfg.optimizer.lr = 1.0f;
     cfg.schedule.type = FF_SCHED_CONSTANT;
-    CHECK(ff_schedule_lr(&cfg, 999, 1000) == 1.0f);
+    CHECK(ff_optim_schedule_lr(&cfg, 999, 1000) == 1.0f);
     cfg.schedule.type = FF_SCHED_LINEAR;
     cfg.schedule.decay_start = 0.5f;
     cfg.schedule.final_lr_scale = 0.0f;
-    CHECK(ff_schedule_lr(&cfg, 0, 1000) == 1.0f);
-    CHECK(ff_schedule_lr(&cfg, 499, 1000) == 1.0f);
-    CHECK_NEAR(ff_schedule_lr(&cfg, 750, 1000), 0.5, 1e-6);
-    CHECK_NEAR(ff_schedule_lr(&cfg, 1000, 1000), 0.0, 1e-6);
+    CHECK(ff_optim_schedule_lr(&cfg, 0, 1000) == 1.0f);
+    CHECK(ff_optim_schedule_lr(&cfg, 499, 1000) == 1.0f);
+    CHECK_NEAR(ff_optim_schedule_lr(&cfg, 750, 1000), 0.5, 1e-6);
+    CHECK_NEAR(ff_optim_schedule_lr(&cfg, 1000, 1000), 0.0, 1e-6);
     cfg.schedule.type = FF_SCHED_COSINE;
-    CHECK_NEAR(ff_schedule_lr(&cfg, 750, 1000), 0.5, 1e-6);
-    CHECK(ff_schedule_lr(&cfg, 600, 1000) > 0.9f);
-    CHECK_NEAR(ff_schedule_lr(&cfg, 1000, 1000), 0.0, 1e-6);
+    CHECK_NEAR(ff_optim_schedule_lr(&cfg, 750, 1000), 0.5, 1e-6);
+    CHECK(ff_optim_schedule_lr(&cfg, 600, 1000) > 0.9f);
+    CHECK_NEAR(ff_optim_schedule_lr(&cfg, 1000, 1000), 0.0, 1e-6);
     /* the factor alone (the classifier scales clf.lr by it), independent of optimizer.lr */
     cfg.schedule.type = FF_SCHED_LINEAR;
     cfg.optimizer.lr = 0.25f;
-    CHECK(ff_schedule_scale(&cfg, 9, 20) == 1.0f);
-    CHECK_NEAR(ff_schedule_scale(&cfg, 15, 20), 0.5, 1e-6);
-    CHECK_NEAR(ff_schedule_lr(&cfg, 15, 20), 0.125, 1e-6);
+    CHECK(ff_optim_schedule_scale(&cfg, 9, 20) == 1.0f);
+    CHECK_NEAR(ff_optim_schedule_scale(&cfg, 15, 20), 0.5, 1e-6);
+    CHECK_NEAR(ff_optim_schedule_lr(&cfg, 15, 20), 0.125, 1e-6);
 }
 
 /* eval.layers naming a layer the net does not have: an error, not a read past the end */
@@ -967,9 +967,9 @@ static void test_eval_skips_first_layer(void)
             ff_embed_batch(FF_EMBED_OVERLAY, ds.images, (ff_shape){1, 28, 28}, &idx[i], &lab, 1, x1);
             ff_net_forward(&net, x1, 1);
             float g1, g2, g0;
-            ff_goodness(net.out[0], 1, 16, &g0);
-            ff_goodness(net.out[1], 1, 16, &g1);
-            ff_goodness(net.out[2], 1, 16, &g2);
+            ff_objective_goodness(net.out[0], 1, 16, &g0);
+            ff_objective_goodness(net.out[1], 1, 16, &g1);
+            ff_objective_goodness(net.out[2], 1, 16, &g2);
             CHECK_NEAR(scores[i * 10 + k], g1 + g2, 1e-3 * (g1 + g2) + 1e-5);
             CHECK_NEAR(logits[i * 10 + k], 0.5f * g1 + 2.0f * g2, 1e-3 * (g1 + g2) + 1e-5);
             CHECK(fabs(scores[i * 10 + k] - (g0 + g1 + g2)) > 1e-6 || g0 == 0.0f);
@@ -994,8 +994,8 @@ static void test_eval_skips_first_layer(void)
             ff_embed_batch(FF_EMBED_OVERLAY, ds.images, (ff_shape){1, 28, 28}, &idx[i], &lab, 1, x1);
             ff_net_forward(&n2, x1, 1);
             float g0, g2;
-            ff_goodness(n2.out[0], 1, 16, &g0);
-            ff_goodness(n2.out[2], 1, 16, &g2);
+            ff_objective_goodness(n2.out[0], 1, 16, &g0);
+            ff_objective_goodness(n2.out[2], 1, 16, &g2);
             const float want = p == 1 ? g0 + g2 : g2;
             CHECK_NEAR(picked[i * 10 + 5], want, 1e-3 * want + 1e-5);
         }
@@ -1051,13 +1051,13 @@ static void test_competition_readout(void)
         ff_embed_batch(FF_EMBED_NONE, ds.images, (ff_shape){1, 28, 28}, &idx[i], NULL, 1, x1);
         ff_net_forward(&net, x1, 1);
         float e1, e2; /* each layer's groups are read from its output scaled to mean square 1 */
-        ff_goodness(net.out[1], 1, 10 * hw1, &e1);
-        ff_goodness(net.out[2], 1, 20, &e2);
+        ff_objective_goodness(net.out[1], 1, 10 * hw1, &e1);
+        ff_objective_goodness(net.out[2], 1, 20, &e2);
         CHECK(e1 > 0.0f && e2 > 0.0f);
         for (int k = 0; k < 10; k++) {
             float g1, g2;
-            ff_goodness(net.out[1] + (size_t)k * hw1, 1, hw1, &g1);
-            ff_goodness(net.out[2] + (size_t)k * 2, 1, 2, &g2);
+            ff_objective_goodness(net.out[1] + (size_t)k * hw1, 1, hw1, &g1);
+            ff_objective_goodness(net.out[2] + (size_t)k * 2, 1, 2, &g2);
             g1 *= 10 * hw1 / e1;
             g2 *= 20 / e2;
             CHECK_NEAR(scores[i * 10 + k], g1 + g2, 1e-4 * (g1 + g2) + 1e-6);
@@ -1081,7 +1081,7 @@ static void test_competition_readout(void)
     int wrong = 0;
     for (int i = 0; i < 5; i++) {
         ff_eval_goodness_scores(&net, FF_EMBED_NONE, &ds, &i, 1, 0, xbuf, logits);
-        wrong += ff_argmax10(logits) != i;
+        wrong += ff_eval_argmax10(logits) != i;
     }
     CHECK_NEAR(e, wrong / 5.0, 1e-12);
     ff_net_free(&net);

@@ -54,7 +54,7 @@ static float loss_of_pre(const float *z, float theta, float slope, int sign)
 {
     float y[LB * LD];
     relu_into(z, y, LB * LD);
-    return ff_ff_loss(y, LB, LD, theta, slope, sign, 1.0f / LB, NULL, NULL);
+    return ff_objective_loss(y, LB, LD, theta, slope, sign, 1.0f / LB, NULL, NULL);
 }
 
 static void check_loss_grad(int sign, float slope)
@@ -69,7 +69,7 @@ static void check_loss_grad(int sign, float slope)
     }
     relu_into(z, y, LB * LD);
     const float theta = 6.0f; /* about E[g], so the sigmoid is not saturated */
-    ff_ff_loss(y, LB, LD, theta, slope, sign, 1.0f / LB, g, dpre);
+    ff_objective_loss(y, LB, LD, theta, slope, sign, 1.0f / LB, g, dpre);
     const float h = 1e-2f;
     fd_stats st = {0};
     for (int i = 0; i < LB * LD; i++) {
@@ -105,7 +105,7 @@ static float pair_loss_of_pre(const float *z, float slope)
 {
     float y[2 * LB * LD];
     relu_into(z, y, 2 * LB * LD);
-    return ff_ff_pair_loss(y, y + LB * LD, LB, LD, slope, 1.0f / LB, NULL, NULL, NULL, NULL);
+    return ff_objective_pair_loss(y, y + LB * LD, LB, LD, slope, 1.0f / LB, NULL, NULL, NULL, NULL);
 }
 
 static void check_pair_loss_grad(float slope)
@@ -119,7 +119,7 @@ static void check_pair_loss_grad(float slope)
         while (fabsf(z[i]) < 0.2f);
     }
     relu_into(z, y, 2 * LB * LD);
-    ff_ff_pair_loss(y, y + LB * LD, LB, LD, slope, 1.0f / LB, gp, gn, dpre, dpre + LB * LD);
+    ff_objective_pair_loss(y, y + LB * LD, LB, LD, slope, 1.0f / LB, gp, gn, dpre, dpre + LB * LD);
     const float h = 1e-2f;
     fd_stats st = {0};
     for (int i = 0; i < 2 * LB * LD; i++) {
@@ -156,7 +156,7 @@ enum { NB = 3, ND = 10 };
 static double linear_of_norm(const float *x, const float *c, float eps)
 {
     float out[NB * ND];
-    ff_normalize(x, out, NB, ND, eps);
+    ff_objective_normalize(x, out, NB, ND, eps);
     double s = 0.0;
     for (int i = 0; i < NB * ND; i++)
         s += (double)c[i] * out[i];
@@ -170,7 +170,7 @@ static void check_normalize_grad(float eps, uint64_t seed)
     float x[NB * ND], c[NB * ND], dx[NB * ND];
     fill_normal(x, NB * ND, &rng, 1.0f);
     fill_normal(c, NB * ND, &rng, 1.0f);
-    ff_normalize_backward(x, c, dx, NB, ND, eps);
+    ff_objective_normalize_backward(x, c, dx, NB, ND, eps);
     const float h = 5e-3f;
     fd_stats st = {0};
     for (int i = 0; i < NB * ND; i++) {
@@ -327,7 +327,7 @@ static void test_competition_batch_statistics(void)
     for (int c = 0; c < 10; c++)
         running[c] = 0.0f, running[10 + c] = 1.0f - FF_COMP_BN_EPS;
     float scores[CB * 10] = {0};
-    ff_class_goodness_add(y, CB, CD, 10, running, NULL, scratch, 2.0f, scores);
+    ff_objective_class_goodness_add(y, CB, CD, 10, running, NULL, scratch, 2.0f, scores);
     for (int i = 0; i < CB; i++)
         for (int k = 0; k < 10; k++) {
             const float *x = y + i * CD + k * 3;
@@ -381,7 +381,7 @@ static void test_competition_affine(void)
         affine[10 + c] = 0.1f * c - 0.4f;
     }
     running[20] = 100.0f;
-    ff_class_goodness_add(y, CB, CD, 10, running, affine, scratch, 2.0f, scores);
+    ff_objective_class_goodness_add(y, CB, CD, 10, running, affine, scratch, 2.0f, scores);
     for (int i = 0; i < CB; i++)
         for (int k = 0; k < 10; k++) {
             double want = 0.0;
@@ -471,7 +471,7 @@ static size_t gc_ny(const gc_layer *t) { return (size_t)t->batch * ff_shape_dim(
 static float gc_loss(gc_layer *t, int want_grad)
 {
     ff_layer_forward(&t->l, t->x, t->y, t->batch, t->ws, NULL);
-    return ff_ff_loss(t->y, t->batch, ff_shape_dim(t->l.out), t->theta, 1.0f, t->sign,
+    return ff_objective_loss(t->y, t->batch, ff_shape_dim(t->l.out), t->theta, 1.0f, t->sign,
                       1.0f / t->batch, NULL, want_grad ? t->dpre : NULL);
 }
 
@@ -480,7 +480,7 @@ static void gc_set_theta(gc_layer *t)
 {
     float g[16];
     ff_layer_forward(&t->l, t->x, t->y, t->batch, t->ws, NULL);
-    ff_goodness(t->y, t->batch, ff_shape_dim(t->l.out), g);
+    ff_objective_goodness(t->y, t->batch, ff_shape_dim(t->l.out), g);
     double s = 0.0;
     for (int i = 0; i < t->batch; i++)
         s += g[i];
@@ -710,7 +710,7 @@ static void test_goodness_per_sample(void)
         y[i] = fabsf(ff_rng_normal(&rng));
     const float theta = 5.0f;
     for (int sign = -1; sign <= 1; sign += 2) {
-        float l1 = ff_ff_loss(y, B, D, theta, 1.0f, sign, 1.0f, g1, d1);
+        float l1 = ff_objective_loss(y, B, D, theta, 1.0f, sign, 1.0f, g1, d1);
         for (int i = 0; i < B; i++) {
             double gi = 0.0;
             for (int j = 0; j < D; j++)
@@ -719,13 +719,13 @@ static void test_goodness_per_sample(void)
         }
         double sum = 0.0;
         for (int i = 0; i < B; i++)
-            sum += ff_ff_loss(y + i * D, 1, D, theta, 1.0f, sign, 1.0f, NULL, NULL);
+            sum += ff_objective_loss(y + i * D, 1, D, theta, 1.0f, sign, 1.0f, NULL, NULL);
         CHECK_NEAR(l1, sum, 1e-5);
         float keep[D];
         memcpy(keep, y + D, sizeof keep);
         for (int j = 0; j < D; j++)
             y[D + j] *= 3.0f;
-        ff_ff_loss(y, B, D, theta, 1.0f, sign, 1.0f, g2, d2);
+        ff_objective_loss(y, B, D, theta, 1.0f, sign, 1.0f, g2, d2);
         memcpy(y + D, keep, sizeof keep);
         CHECK(g1[0] == g2[0] && g1[2] == g2[2] && g1[1] != g2[1]);
         CHECK(memcmp(d1, d2, D * sizeof(float)) == 0);
@@ -744,7 +744,7 @@ static void test_normalize_whole_vector(void)
     float x[2 * D], out[2 * D], out5[2 * D];
     for (int i = 0; i < 2 * D; i++)
         x[i] = ff_rng_normal(&rng) * chan_scale[(i % D) / (H * W)];
-    ff_normalize(x, out, 2, D, 1e-8f);
+    ff_objective_normalize(x, out, 2, D, 1e-8f);
     for (int s = 0; s < 2; s++) {
         double ms = 0.0, chan[C] = {0}, loc[H * W] = {0};
         for (int j = 0; j < D; j++) {
@@ -767,12 +767,12 @@ static void test_normalize_whole_vector(void)
         out5[j] *= 5.0f;
     for (int j = D; j < 2 * D; j++)
         out5[j] = ff_rng_normal(&rng);
-    ff_normalize(out5, out5, 2, D, 1e-8f);
+    ff_objective_normalize(out5, out5, 2, D, 1e-8f);
     for (int j = 0; j < D; j++)
         CHECK_NEAR(out5[j], out[j], 1e-5 * (1.0 + fabs(out[j])));
     /* a one-channel image keeps its grey levels (per-pixel normalisation would binarise it) */
     float img[4] = {0.1f, 0.5f, 0.9f, 0.0f}, n[4];
-    ff_normalize(img, n, 1, 4, 1e-8f);
+    ff_objective_normalize(img, n, 1, 4, 1e-8f);
     CHECK_NEAR(n[1] / n[0], 5.0, 1e-4);
     CHECK_NEAR(n[2] / n[0], 9.0, 1e-4);
     CHECK(n[3] == 0.0f);

@@ -380,7 +380,7 @@ static void test_grouped_is_block_diagonal(void)
     CHECK(grp.l.groups == G && full.l.groups == 1);
     CHECK(grp.l.n_weights == (size_t)out * Kg && grp.l.n_bias == (size_t)out);
     CHECK(full.l.n_weights == (size_t)G * grp.l.n_weights);
-    CHECK(ff_layer_flops(&grp.l) == (double)ff_patch_count(&grp.l) * out * Kg);
+    CHECK(ff_layer_flops(&grp.l) == (double)ff_im2col_patch_count(&grp.l) * out * Kg);
     CHECK(ff_layer_flops(&grp.l) * G == ff_layer_flops(&full.l));
     CHECK(ff_layer_patch_floats(&grp.l) == ff_layer_patch_floats(&full.l));
     CHECK(ff_layer_workspace(&grp.l, batch) == ff_layer_workspace(&full.l, batch));
@@ -478,9 +478,9 @@ static void check_const_planes(ff_layer_kind kind, ff_shape in, int out, int k, 
         }
     fill_normal(d, ny, &rng, 1.0f);
     CHECK(ff_layer_patch_floats(&fast.l) ==
-          (size_t)ff_patch_count(&fast.l) * (size_t)(in.c - nc) * k * k);
+          (size_t)ff_im2col_patch_count(&fast.l) * (size_t)(in.c - nc) * k * k);
     { /* multiply-adds: the varying channels per location, the planes once (conv) */
-        const double P = ff_patch_count(&fast.l), Kv = (in.c - nc) * k * k;
+        const double P = ff_im2col_patch_count(&fast.l), Kv = (in.c - nc) * k * k;
         CHECK(ff_layer_flops(&fast.l) == (kind == FF_LAYER_CONV ? P * out * Kv + out * nc
                                                                 : P * out * (Kv + nc)));
     }
@@ -787,7 +787,7 @@ static void test_layer_table(void)
         CHECK(ops != NULL);
         if (!ops)
             continue;
-        CHECK(ops->name && strcmp(ops->name, ff_layer_kind_name(k)) == 0);
+        CHECK(ops->name && strcmp(ops->name, ff_config_layer_kind_name(k)) == 0);
         CHECK(ops->setup && ops->fan_in && ops->workspace && ops->forward && ops->backward &&
               ops->flops && ops->keys && ops->required);
         CHECK(!ops->input_stage || !ops->receptive_fields); /* a pool has no weights */
@@ -1069,7 +1069,7 @@ static double pooled_dot(const ff_layer *l, const float *z, const float *dy, int
     return s;
 }
 
-/* model.loss_after_pool: ff_pool_backward_relu is the gradient of sum_o dy_o
+/* model.loss_after_pool: ff_layer_pool_backward_relu is the gradient of sum_o dy_o
  * pool(relu(z))_o with respect to z (finite differences; no ties in random data) */
 static void check_pool_backward(ff_pool_kind kind, ff_shape in, int k, int s)
 {
@@ -1091,7 +1091,7 @@ static void check_pool_backward(ff_pool_kind kind, ff_shape in, int k, int s)
     pooled_dot(&l, z, dy, batch, x, y);
     for (size_t i = 0; i < nx; i++)
         dx[i] = NAN; /* overwritten */
-    ff_pool_backward_relu(&l, x, dy, dx, batch);
+    ff_layer_pool_backward_relu(&l, x, dy, dx, batch);
     const float h = 1e-3f;
     int bad = 0, nonzero = 0;
     for (size_t i = 0; i < nx; i++) {
@@ -1124,7 +1124,7 @@ static void test_pool_backward(void)
     ff_layer l = {0};
     ff_layer_cfg cfg = layer_cfg(FF_LAYER_POOL, 0, 2, 2);
     CHECK(ff_layer_setup(&l, &cfg, (ff_shape){1, 4, 4}, 0, NULL) == FF_OK);
-    ff_pool_backward_relu(&l, x, dy, dx, 1);
+    ff_layer_pool_backward_relu(&l, x, dy, dx, 1);
     const float want[16] = {1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 4, 0, 0, 0, 0, 0};
     CHECK(memcmp(dx, want, sizeof dx) == 0); /* window 2 all zero: its 2.0 goes nowhere */
 }

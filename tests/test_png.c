@@ -538,7 +538,7 @@ static void test_grid_geometry(void)
     uint8_t *g = NULL;
     int oh = 0, ow = 0;
     ff_err err = {0};
-    CHECK(ff_image_grid(img, N, H, W, COLS, 0.0f, 1.0f, &g, &oh, &ow, &err) == FF_OK);
+    CHECK(ff_png_grid(img, N, H, W, COLS, 0.0f, 1.0f, &g, &oh, &ow, &err) == FF_OK);
     CHECK(oh == 2 * (H + 1) + 1 && ow == COLS * (W + 1) + 1);
     if (!g || oh != 7 || ow != 13) {
         free(g);
@@ -568,7 +568,7 @@ static void test_grid_geometry(void)
     free(g);
 
     /* more columns than images: the documented geometry still holds */
-    CHECK(ff_image_grid(img, 2, H, W, 4, 0.0f, 1.0f, &g, &oh, &ow, &err) == FF_OK);
+    CHECK(ff_png_grid(img, 2, H, W, 4, 0.0f, 1.0f, &g, &oh, &ow, &err) == FF_OK);
     CHECK(oh == H + 2 && ow == 4 * (W + 1) + 1);
     free(g);
 }
@@ -579,7 +579,7 @@ static void test_grid_scaling(void)
     uint8_t *g = NULL;
     int oh = 0, ow = 0;
     ff_err err = {0};
-    CHECK(ff_image_grid(img, 1, 2, 4, 1, 0.0f, 1.0f, &g, &oh, &ow, &err) == FF_OK);
+    CHECK(ff_png_grid(img, 1, 2, 4, 1, 0.0f, 1.0f, &g, &oh, &ow, &err) == FF_OK);
     CHECK(oh == 4 && ow == 6);
     if (g) {
         const uint8_t want[8] = {0, 0, 128, 255, 255, 0, 64, 0};
@@ -588,7 +588,7 @@ static void test_grid_scaling(void)
         free(g);
     }
     /* [-1, 1] range: 0 maps to mid-grey */
-    CHECK(ff_image_grid(img, 1, 2, 4, 1, -1.0f, 1.0f, &g, &oh, &ow, &err) == FF_OK);
+    CHECK(ff_png_grid(img, 1, 2, 4, 1, -1.0f, 1.0f, &g, &oh, &ow, &err) == FF_OK);
     CHECK(g && g[1 * ow + 2] == 128 && g[2 * ow + 4] == 0 && g[1 * ow + 4] == 255);
     free(g);
 }
@@ -599,7 +599,7 @@ static void test_grid_per_tile(void)
     uint8_t *g = NULL;
     int oh = 0, ow = 0;
     ff_err err = {0};
-    CHECK(ff_image_grid(img, 2, 1, 3, 2, 0.0f, 0.0f, &g, &oh, &ow, &err) == FF_OK);
+    CHECK(ff_png_grid(img, 2, 1, 3, 2, 0.0f, 0.0f, &g, &oh, &ow, &err) == FF_OK);
     CHECK(oh == 3 && ow == 9);
     if (g && ow == 9) {
         CHECK(g[ow + 1] == 0 && g[ow + 2] == 128 && g[ow + 3] == 255);
@@ -615,15 +615,15 @@ static void test_grid_errors_and_png(void)
     uint8_t *g = (uint8_t *)img, *png = NULL;
     int oh = 5, ow = 5;
     ff_err err = {0};
-    CHECK(ff_image_grid(img, 0, 2, 2, 1, 0.0f, 1.0f, &g, &oh, &ow, &err) == FF_ERR_USAGE);
+    CHECK(ff_png_grid(img, 0, 2, 2, 1, 0.0f, 1.0f, &g, &oh, &ow, &err) == FF_ERR_USAGE);
     CHECK(g == NULL && oh == 0 && ow == 0);
-    CHECK(ff_image_grid(img, 1, 2, 2, 0, 0.0f, 1.0f, &g, &oh, &ow, &err) == FF_ERR_USAGE);
-    CHECK(ff_image_grid(img, 1, 0, 2, 1, 0.0f, 1.0f, &g, &oh, &ow, &err) == FF_ERR_USAGE);
-    CHECK(ff_image_grid(img, 1, 2, 2, 1, NAN, 1.0f, &g, &oh, &ow, &err) == FF_ERR_USAGE);
-    CHECK(ff_image_grid(img, 1, 1 << 20, 1 << 20, 1, 0.0f, 1.0f, &g, &oh, &ow, &err) ==
+    CHECK(ff_png_grid(img, 1, 2, 2, 0, 0.0f, 1.0f, &g, &oh, &ow, &err) == FF_ERR_USAGE);
+    CHECK(ff_png_grid(img, 1, 0, 2, 1, 0.0f, 1.0f, &g, &oh, &ow, &err) == FF_ERR_USAGE);
+    CHECK(ff_png_grid(img, 1, 2, 2, 1, NAN, 1.0f, &g, &oh, &ow, &err) == FF_ERR_USAGE);
+    CHECK(ff_png_grid(img, 1, 1 << 20, 1 << 20, 1, 0.0f, 1.0f, &g, &oh, &ow, &err) ==
           FF_ERR_USAGE);
     /* grid -> PNG -> decoded pixels are the grid */
-    CHECK(ff_image_grid(img, 1, 2, 2, 1, 0.0f, 1.0f, &g, &oh, &ow, &err) == FF_OK);
+    CHECK(ff_png_grid(img, 1, 2, 2, 1, 0.0f, 1.0f, &g, &oh, &ow, &err) == FF_OK);
     size_t n = 0;
     png_info pi;
     memset(&pi, 0, sizeof pi);

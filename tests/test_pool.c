@@ -166,8 +166,8 @@ static void test_im2col_bit_identical(void)
         ff_pool_set_threads(thread_counts[k]);
         d[k] = malloc(sizeof(float) * batch * C * P);
         tr[k] = malloc(sizeof(float) * batch * C * P);
-        ff_channels_to_rows(src, d[k], batch, C, P);
-        ff_transpose_batch(src, tr[k], batch, C, P);
+        ff_im2col_channels_to_rows(src, d[k], batch, C, P);
+        ff_im2col_transpose_batch(src, tr[k], batch, C, P);
     }
     CHECK(memcmp(d[0], d[1], sizeof(float) * batch * C * P) == 0);
     CHECK(memcmp(d[0], d[2], sizeof(float) * batch * C * P) == 0);
@@ -318,7 +318,7 @@ static void test_blocked_forward_matches_rows(void)
 }
 
 /* ff_net_forward_goodness (conv stack: blocks in the first rows of the buffers) gives
- * the sums of ff_goodness over the layers after a whole ff_net_forward */
+ * the sums of ff_objective_goodness over the layers after a whole ff_net_forward */
 static void test_forward_goodness_matches_forward(void)
 {
     for (int kind = 0; kind < 2; kind++) {
@@ -342,7 +342,7 @@ static void test_forward_goodness_matches_forward(void)
             for (int i = 0; i < rows; i++)
                 want[i] = 0.0f;
             for (int l = 1; l < 3; l++) {
-                ff_goodness(net.out[l], rows, ff_shape_dim(net.layers[l].out), g);
+                ff_objective_goodness(net.out[l], rows, ff_shape_dim(net.layers[l].out), g);
                 const float w = as_logits ? net.layers[l].slope : 1.0f;
                 for (int i = 0; i < rows; i++)
                     want[i] += w * g[i];
@@ -371,11 +371,11 @@ static void test_row_kernels_bit_identical(void)
         o[k] = calloc(per, sizeof(float));
         float *norm = o[k], *dpre = norm + 2 * B * D, *dpair = dpre + 2 * B * D;
         float *g = dpair + 2 * B * D, *gp = g + 2 * B, *gn = gp + B;
-        ff_normalize(y, norm, 2 * B, D, 1e-8f);
-        ff_goodness(y, 2 * B, D, g);
-        loss[k][0] = ff_ff_loss(y, B, D, 40.0f, 0.05f, +1, 0.01f, g, dpre);
-        loss[k][1] = ff_ff_loss(y + B * D, B, D, 40.0f, 0.05f, -1, 0.01f, g + B, dpre + B * D);
-        loss[k][2] = ff_ff_pair_loss(y, y + B * D, B, D, 0.05f, 0.01f, gp, gn, dpair,
+        ff_objective_normalize(y, norm, 2 * B, D, 1e-8f);
+        ff_objective_goodness(y, 2 * B, D, g);
+        loss[k][0] = ff_objective_loss(y, B, D, 40.0f, 0.05f, +1, 0.01f, g, dpre);
+        loss[k][1] = ff_objective_loss(y + B * D, B, D, 40.0f, 0.05f, -1, 0.01f, g + B, dpre + B * D);
+        loss[k][2] = ff_objective_pair_loss(y, y + B * D, B, D, 0.05f, 0.01f, gp, gn, dpair,
                                      dpair + B * D);
     }
     for (int k = 1; k < N_TC; k++) {
@@ -384,8 +384,8 @@ static void test_row_kernels_bit_identical(void)
     }
     /* the pooled losses are the row-by-row ones (g NULL: the serial path) */
     ff_pool_set_threads(2);
-    CHECK(ff_ff_loss(y, B, D, 40.0f, 0.05f, +1, 0.01f, NULL, NULL) == loss[0][0]);
-    CHECK(ff_ff_pair_loss(y, y + B * D, B, D, 0.05f, 0.01f, NULL, NULL, NULL, NULL) ==
+    CHECK(ff_objective_loss(y, B, D, 40.0f, 0.05f, +1, 0.01f, NULL, NULL) == loss[0][0]);
+    CHECK(ff_objective_pair_loss(y, y + B * D, B, D, 0.05f, 0.01f, NULL, NULL, NULL, NULL) ==
           loss[0][2]);
     for (int k = 0; k < N_TC; k++)
         free(o[k]);

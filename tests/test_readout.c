@@ -226,7 +226,7 @@ static void check_block(const ff_net *net, int l, const float *feat, int F, int 
     for (int i = 0; i < batch; i++) {
         const float *raw = net->out[l] + (size_t)i * dim;
         const float *got = feat + (size_t)i * F + off;
-        ff_normalize(raw, want, 1, dim, net->norm_eps);
+        ff_objective_normalize(raw, want, 1, dim, net->norm_eps);
         CHECK_NEAR(mean_square(got, dim), 1.0, 1e-4);
         CHECK(fabs(mean_square(raw, dim) - 1.0) > 0.05); /* raw activities are not normalised */
         for (int j = 0; j < dim; j++)

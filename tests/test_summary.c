@@ -31,7 +31,7 @@
 
 typedef struct events {
     Tensorboard__Event *ev[MAX_EVENTS];
-    uint8_t *raw[MAX_EVENTS]; /* payload copies, for ff_summary_event_decode */
+    uint8_t *raw[MAX_EVENTS]; /* payload copies, for ff_summary_reader_event_decode */
     size_t raw_len[MAX_EVENTS];
     int n;
     int defect; /* reader defect (0 = clean file) */
@@ -137,7 +137,7 @@ static int write_sample(const char *run_dir, int steps, char *path, size_t cap, 
     if (!rc)
         rc = ff_summary_hparams_start(w, &cfg, 1700000000.0, err);
     if (!rc)
-        rc = ff_summary_goodness_layout(w, 3, err);
+        rc = ff_summary_hparams_goodness_layout(w, 3, err);
     float vals[257];
     uint8_t grey[6 * 9], rgb[5 * 4 * 3];
     for (int s = 0; s < steps && !rc; s++) {
@@ -425,7 +425,7 @@ static void test_image_bad_args(void)
     CHECK(ff_summary_image(w, "x", 0, px, 2, 2, 2, &err) == FF_ERR_USAGE);
     CHECK(ff_summary_image(w, "x", 0, px, 0, 2, 1, &err) == FF_ERR_USAGE);
     CHECK(ff_summary_hparams_end(w, 7, 5, &err) == FF_ERR_USAGE);
-    CHECK(ff_summary_goodness_layout(w, 0, &err) == FF_ERR_USAGE);
+    CHECK(ff_summary_hparams_goodness_layout(w, 0, &err) == FF_ERR_USAGE);
     CHECK(ff_summary_close(w, &err) == FF_OK);
 }
 
@@ -640,7 +640,7 @@ static void test_event_decode(void)
     for (int i = 0; i < sample.n; i++) {
         ff_summary_event_info info;
         ff_err err = {0};
-        int rc = ff_summary_event_decode(sample.raw[i], sample.raw_len[i], &info, &err);
+        int rc = ff_summary_reader_event_decode(sample.raw[i], sample.raw_len[i], &info, &err);
         if (rc)
             fprintf(stderr, "  decode: %s\n", err.msg);
         failures += rc != 0;
@@ -654,15 +654,15 @@ static void test_event_decode(void)
                     if (k == 0)
                         CHECK(info.values[j].number == 1.0f / (float)(info.step + 1));
                 }
-        ff_summary_event_info_destroy(&info);
-        ff_summary_event_info_destroy(&info);
+        ff_summary_reader_event_info_destroy(&info);
+        ff_summary_reader_event_info_destroy(&info);
     }
     CHECK(failures == 0);
     for (int k = 0; k < 6; k++)
         CHECK(found[k] > 0);
     ff_summary_event_info info;
     ff_err err = {0};
-    CHECK(ff_summary_event_decode((const uint8_t *)"\xff\xff\xff", 3, &info, &err) ==
+    CHECK(ff_summary_reader_event_decode((const uint8_t *)"\xff\xff\xff", 3, &info, &err) ==
           FF_ERR_FORMAT);
 }
 
@@ -673,7 +673,7 @@ static void expect_decode_error(Tensorboard__Event *ev, const char *what)
     size_t len = tensorboard__event__pack(ev, buf);
     ff_summary_event_info info;
     ff_err err = {0};
-    CHECK(ff_summary_event_decode(buf, len, &info, &err) == FF_ERR_FORMAT);
+    CHECK(ff_summary_reader_event_decode(buf, len, &info, &err) == FF_ERR_FORMAT);
     CHECK(strstr(err.msg, what) != NULL);
     free(buf);
 }
@@ -822,9 +822,9 @@ static void test_session_start_bytes(void)
         check_start_bytes(e.raw[2], e.raw_len[2], 51);
         check_start_bytes(e.raw[3], e.raw_len[3], 1000001);
         ff_summary_event_info info;
-        CHECK(ff_summary_event_decode(e.raw[2], e.raw_len[2], &info, &err) == FF_OK);
+        CHECK(ff_summary_reader_event_decode(e.raw[2], e.raw_len[2], &info, &err) == FF_OK);
         CHECK(strcmp(info.what, "session_log") == 0 && info.session_status == 1 && info.step == 51);
-        ff_summary_event_info_destroy(&info);
+        ff_summary_reader_event_info_destroy(&info);
     }
     free_events(&e);
 }
@@ -850,10 +850,10 @@ static void test_hparams_end_statuses(void)
     int want[3] = {-1, 2, 1};
     for (int i = 1; i < e.n && i < 3; i++) {
         ff_summary_event_info info;
-        CHECK(ff_summary_event_decode(e.raw[i], e.raw_len[i], &info, &err) == FF_OK);
+        CHECK(ff_summary_reader_event_decode(e.raw[i], e.raw_len[i], &info, &err) == FF_OK);
         CHECK(info.n_values == 1 && info.values[0].end_status == want[i]);
         CHECK(info.step == 7 + i);
-        ff_summary_event_info_destroy(&info);
+        ff_summary_reader_event_info_destroy(&info);
     }
     free_events(&e);
 }
@@ -897,7 +897,7 @@ static int new_run(const char *run_dir, int64_t last, ff_err *err)
     if (!rc)
         rc = ff_summary_hparams_start(w, &cfg, 1700000000.0, err);
     if (!rc)
-        rc = ff_summary_goodness_layout(w, 1, err);
+        rc = ff_summary_hparams_goodness_layout(w, 1, err);
     for (int64_t s = 1; s <= last && !rc; s++) {
         rc = log_step(w, s, err);
         if (s == crash_after)
@@ -1006,7 +1006,7 @@ static void simulate_reader(events *files, int n_files, int rust, kept *k)
         for (int i = 0; i < files[f].n; i++) {
             ff_summary_event_info info;
             ff_err err = {0};
-            CHECK(ff_summary_event_decode(files[f].raw[i], files[f].raw_len[i], &info, &err) == 0);
+            CHECK(ff_summary_reader_event_decode(files[f].raw[i], files[f].raw_len[i], &info, &err) == 0);
             if (info.session_status == 1 && !rust && seen_start++)
                 for (int t = 0; t < k->n_tags; t++)
                     while (k->n[t] > 0 && k->steps[t][k->n[t] - 1] >= info.step)
@@ -1016,7 +1016,7 @@ static void simulate_reader(events *files, int n_files, int rust, kept *k)
                 if (info.values[v].end_status >= 0 && k->end_status < 0)
                     k->end_status = info.values[v].end_status;
             }
-            ff_summary_event_info_destroy(&info);
+            ff_summary_reader_event_info_destroy(&info);
         }
 }
 
@@ -1066,10 +1066,10 @@ static void test_crash_resume(void)
     ff_summary_event_info info;
     ff_err err = {0};
     int last = e[1].n - 1;
-    CHECK(ff_summary_event_decode(e[1].raw[last], e[1].raw_len[last], &info, &err) == FF_OK);
+    CHECK(ff_summary_reader_event_decode(e[1].raw[last], e[1].raw_len[last], &info, &err) == FF_OK);
     CHECK(info.n_values == 1 && strcmp(info.values[0].tag, "_hparams_/session_end_info") == 0);
     CHECK(info.n_values == 1 && info.values[0].end_status == 1 && info.step == 100);
-    ff_summary_event_info_destroy(&info);
+    ff_summary_reader_event_info_destroy(&info);
 
     for (int rust = 0; rust < 2; rust++) {
         kept k;

@@ -76,15 +76,15 @@ static void test_random_reproducible(void)
 static void test_asha_rungs(void)
 {
     ff_asha a = {.min_epochs = 1, .eta = 3};
-    ff_asha_rungs(&a, 27);
+    ff_sweep_asha_rungs(&a, 27);
     CHECK(a.n_rungs == 3 && a.rung_epoch[0] == 1 && a.rung_epoch[1] == 3 && a.rung_epoch[2] == 9);
     a = (ff_asha){.min_epochs = 2, .eta = 2};
-    ff_asha_rungs(&a, 9);
+    ff_sweep_asha_rungs(&a, 9);
     CHECK(a.n_rungs == 3 && a.rung_epoch[2] == 8);
-    ff_asha_rungs(&a, 8); /* the final epoch is no rung */
+    ff_sweep_asha_rungs(&a, 8); /* the final epoch is no rung */
     CHECK(a.n_rungs == 2 && a.rung_epoch[1] == 4);
     a = (ff_asha){.min_epochs = 5, .eta = 3};
-    ff_asha_rungs(&a, 5);
+    ff_sweep_asha_rungs(&a, 5);
     CHECK(a.n_rungs == 0);
 }
 
@@ -103,7 +103,7 @@ static void blank(ff_asha_run *r, int n)
 static void test_asha_asynchronous_promotions(void)
 {
     ff_asha a = {.min_epochs = 1, .eta = 3};
-    ff_asha_rungs(&a, 3); /* one rung, at epoch 1 */
+    ff_sweep_asha_rungs(&a, 3); /* one rung, at epoch 1 */
     const double m[9] = {5, 4, 3, 9, 8, 7, 1, 6, 2};
     ff_asha_run r[9];
     blank(r, 9);
@@ -112,7 +112,7 @@ static void test_asha_asynchronous_promotions(void)
         r[i].reached = 1;
         r[i].metric[0] = m[i];
         int k, p;
-        while ((p = ff_asha_next_promotion(&a, r, 9, &k)) >= 0) {
+        while ((p = ff_sweep_asha_next_promotion(&a, r, 9, &k)) >= 0) {
             CHECK(k == 0);
             r[p].promoted = 1;
             r[p].busy = 1; /* training on */
@@ -136,7 +136,7 @@ static void test_asha_asynchronous_promotions(void)
 static void test_asha_higher_rung_first_busy_nan_ties(void)
 {
     ff_asha a = {.min_epochs = 1, .eta = 2};
-    ff_asha_rungs(&a, 4); /* rungs at 1 and 2 */
+    ff_sweep_asha_rungs(&a, 4); /* rungs at 1 and 2 */
     ff_asha_run r[4];
     blank(r, 4);
     const double m0[4] = {1, 2, 3, 4};
@@ -147,19 +147,19 @@ static void test_asha_higher_rung_first_busy_nan_ties(void)
     r[0].metric[1] = 10, r[1].metric[1] = 5;
     r[2].busy = r[3].busy = 0;
     int k = -1;
-    CHECK(ff_asha_next_promotion(&a, r, 4, &k) == 1 && k == 1); /* rung 1's best of 2 */
+    CHECK(ff_sweep_asha_next_promotion(&a, r, 4, &k) == 1 && k == 1); /* rung 1's best of 2 */
     r[1].busy = 1;
-    CHECK(ff_asha_next_promotion(&a, r, 4, &k) == -1); /* run 0 is not in rung 1's best 1;
+    CHECK(ff_sweep_asha_next_promotion(&a, r, 4, &k) == -1); /* run 0 is not in rung 1's best 1;
                                                           rung 0's best 2 went on already */
     /* a missing metric ranks last; equal metrics: the lower index */
     blank(r, 2);
     r[0].reached = r[1].reached = 1;
     r[1].metric[0] = 3;
-    CHECK(ff_asha_next_promotion(&a, r, 2, &k) == 1 && k == 0);
+    CHECK(ff_sweep_asha_next_promotion(&a, r, 2, &k) == 1 && k == 0);
     r[0].metric[0] = 3;
-    CHECK(ff_asha_next_promotion(&a, r, 2, &k) == 0);
+    CHECK(ff_sweep_asha_next_promotion(&a, r, 2, &k) == 0);
     /* fewer than eta runs at a rung: nobody goes on yet */
-    CHECK(ff_asha_next_promotion(&a, r, 1, &k) == -1);
+    CHECK(ff_sweep_asha_next_promotion(&a, r, 1, &k) == -1);
 }
 
 static int load_text(ff_sweep *sw, const char *text, ff_err *err)

@@ -123,7 +123,7 @@ static void test_next_is_step_over_order(void)
         ends += ff_trainer_next(&a, &sa);
     CHECK(ends == 1 && a.epoch == 1 && a.batch_in_epoch == 0);
     int *order = malloc(sizeof(int) * (size_t)b.train.n);
-    ff_order_draw(&b.rng, order, b.train.n, 1);
+    ff_run_order_draw(&b.rng, order, b.train.n, 1);
     CHECK(memcmp(order, a.order, sizeof(int) * (size_t)b.train.n) == 0);
     for (int i = 0; i < b.n_batches; i++)
         ff_trainer_step(&b, order + (size_t)i * b.batch, &sb);

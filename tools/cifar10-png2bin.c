@@ -22,7 +22,7 @@
 
 #include "ff/data.h"
 #include "ff/sha256.h"
-#include "ff/fsutil.h"
+#include "ff/fs.h"
 #include "ff/png.h"
 
 #define N_SHEETS 6 /* five training batches, then the test batch */
@@ -38,21 +38,21 @@ static const char *const SHEETS[N_SHEETS] = {"data_batch_1", "data_batch_2", "da
 static const char META[] = "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n";
 
 typedef struct sheet {
-    char path[FF_FSUTIL_PATH_MAX];
+    char path[FF_FS_PATH_MAX];
     uint8_t *px; /* rows x 1024 x 3 */
     int rows;
 } sheet;
 
 typedef struct labels {
-    char path[FF_FSUTIL_PATH_MAX];
+    char path[FF_FS_PATH_MAX];
     uint8_t *v;
     size_t n;
 } labels;
 
 static int join(char *out, const char *dir, const char *name, const char *ext, ff_err *err)
 {
-    if ((size_t)snprintf(out, FF_FSUTIL_PATH_MAX, "%s/%s%s", dir, name, ext) >=
-        FF_FSUTIL_PATH_MAX)
+    if ((size_t)snprintf(out, FF_FS_PATH_MAX, "%s/%s%s", dir, name, ext) >=
+        FF_FS_PATH_MAX)
         return ff_err_set(err, FF_ERR_USAGE, "%s: path too long", dir);
     return FF_OK;
 }
@@ -104,7 +104,7 @@ static int read_labels(labels *l, const char *dir, const char *name, ff_err *err
     uint8_t *buf = NULL;
     size_t len = 0;
     if (!rc)
-        rc = ff_read_file(l->path, MAX_JSON_BYTES, &buf, &len, err);
+        rc = ff_fs_read_file(l->path, MAX_JSON_BYTES, &buf, &len, err);
     if (!rc && strlen((char *)buf) != len)
         rc = ff_err_set(err, FF_ERR_FORMAT, "%s: contains a NUL byte", l->path);
     if (!rc)
@@ -121,7 +121,7 @@ static int read_sheet(sheet *s, const char *dir, const char *name, ff_err *err)
     size_t len = 0;
     int h = 0, w = 0, ch = 0;
     if (!rc)
-        rc = ff_read_file(s->path, MAX_PNG_BYTES, &buf, &len, err);
+        rc = ff_fs_read_file(s->path, MAX_PNG_BYTES, &buf, &len, err);
     if (!rc)
         rc = ff_png_decode(buf, len, s->path, &s->px, &h, &w, &ch, err);
     free(buf);
@@ -158,10 +158,10 @@ static int check_counts(const sheet *sh, const labels *train, const labels *test
 static int write_summed(const char *out_dir, const char *name, const void *data, size_t len,
                         char *sums, size_t cap, ff_err *err)
 {
-    char path[FF_FSUTIL_PATH_MAX];
+    char path[FF_FS_PATH_MAX];
     int rc = join(path, out_dir, name, "", err);
     if (!rc)
-        rc = ff_write_file_atomic(path, data, len, err);
+        rc = ff_fs_write_file_atomic(path, data, len, err);
     if (rc)
         return rc;
     uint8_t digest[32];
@@ -194,10 +194,10 @@ static uint8_t *to_records(const sheet *s, const uint8_t *lab)
 static int write_all(const char *out_dir, const sheet *sh, const labels *train,
                      const labels *test, ff_err *err)
 {
-    char sums[8 * (64 + 2 + 32)] = "", path[FF_FSUTIL_PATH_MAX], name[64];
-    int rc = ff_mkdir_p(out_dir, err);
+    char sums[8 * (64 + 2 + 32)] = "", path[FF_FS_PATH_MAX], name[64];
+    int rc = ff_fs_mkdir_p(out_dir, err);
     if (!rc)
-        rc = ff_clean_stale_tmp(out_dir, NULL, err);
+        rc = ff_fs_clean_stale_tmp(out_dir, NULL, err);
     if (!rc)
         rc = join(path, out_dir, "SHA256SUMS", "", err);
     if (!rc && unlink(path) != 0 && errno != ENOENT)
@@ -217,7 +217,7 @@ static int write_all(const char *out_dir, const sheet *sh, const labels *train,
         rc = write_summed(out_dir, "batches.meta.txt", META, strlen(META), sums, sizeof sums,
                           err);
     if (!rc)
-        rc = ff_write_file_atomic(path, sums, strlen(sums), err);
+        rc = ff_fs_write_file_atomic(path, sums, strlen(sums), err);
     return rc;
 }
 

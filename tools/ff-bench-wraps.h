@@ -7,13 +7,13 @@
     FF_BENCH_WRAP(cblas_sgemm)              \
     FF_BENCH_WRAP(ff_layer_forward)         \
     FF_BENCH_WRAP(ff_layer_backward)        \
-    FF_BENCH_WRAP(ff_normalize)             \
+    FF_BENCH_WRAP(ff_objective_normalize)             \
     FF_BENCH_WRAP(ff_objective_layer_loss)  \
-    FF_BENCH_WRAP(ff_goodness)              \
+    FF_BENCH_WRAP(ff_objective_goodness)              \
     FF_BENCH_WRAP(ff_optim_step)            \
     FF_BENCH_WRAP(ff_embed_batch)           \
     FF_BENCH_WRAP(ff_embed_batch_aug)       \
     FF_BENCH_WRAP(ff_im2col)                \
-    FF_BENCH_WRAP(ff_transpose_batch)       \
-    FF_BENCH_WRAP(ff_channels_to_rows)      \
+    FF_BENCH_WRAP(ff_im2col_transpose_batch)       \
+    FF_BENCH_WRAP(ff_im2col_channels_to_rows)      \
     FF_BENCH_WRAP(ff_net_ff_grads)

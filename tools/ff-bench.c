@@ -181,14 +181,14 @@ void __wrap_ff_im2col(const float *x, int batch, size_t x_stride, ff_shape in, i
     TIMED(T_IM2COL, __real_ff_im2col(x, batch, x_stride, in, k, stride, pad, out, col, index));
 }
 
-void __wrap_ff_transpose_batch(const float *src, float *dst, int batch, int rows, int cols)
+void __wrap_ff_im2col_transpose_batch(const float *src, float *dst, int batch, int rows, int cols)
 {
-    TIMED(T_IM2COL, __real_ff_transpose_batch(src, dst, batch, rows, cols));
+    TIMED(T_IM2COL, __real_ff_im2col_transpose_batch(src, dst, batch, rows, cols));
 }
 
-void __wrap_ff_normalize(const float *x, float *out, int batch, int dim, float eps)
+void __wrap_ff_objective_normalize(const float *x, float *out, int batch, int dim, float eps)
 {
-    TIMED(T_NORM, __real_ff_normalize(x, out, batch, dim, eps));
+    TIMED(T_NORM, __real_ff_objective_normalize(x, out, batch, dim, eps));
 }
 
 void __wrap_ff_objective_layer_loss(const ff_objective *o, const float *y, const uint8_t *labels,
@@ -200,14 +200,14 @@ void __wrap_ff_objective_layer_loss(const ff_objective *o, const float *y, const
                                                  g, dpre, r));
 }
 
-void __wrap_ff_goodness(const float *y, int batch, int dim, float *g)
+void __wrap_ff_objective_goodness(const float *y, int batch, int dim, float *g)
 {
-    TIMED(T_GOOD, __real_ff_goodness(y, batch, dim, g));
+    TIMED(T_GOOD, __real_ff_objective_goodness(y, batch, dim, g));
 }
 
-void __wrap_ff_channels_to_rows(const float *src, float *dst, int batch, int C, int P)
+void __wrap_ff_im2col_channels_to_rows(const float *src, float *dst, int batch, int C, int P)
 {
-    TIMED(T_IM2COL, __real_ff_channels_to_rows(src, dst, batch, C, P));
+    TIMED(T_IM2COL, __real_ff_im2col_channels_to_rows(src, dst, batch, C, P));
 }
 
 /* `ref` capture: while on, the first two FF passes of a training batch (positive,
@@ -716,7 +716,7 @@ static int write_ref(const opts *o, ff_err *err)
         fprintf(f, "%s{\"kind\":\"%s\",\"in\":[%d,%d,%d],\"out\":[%d,%d,%d],\"kernel\":%d,"
                    "\"stride\":%d,\"pad\":%d,\"threshold\":%.9g,\"n_weights\":%zu,"
                    "\"n_bias\":%zu",
-                l ? "," : "", ff_layer_kind_name(L->kind), L->in.c, L->in.h, L->in.w, L->out.c,
+                l ? "," : "", ff_config_layer_kind_name(L->kind), L->in.c, L->in.h, L->in.w, L->out.c,
                 L->out.h, L->out.w, L->kernel, L->stride, L->pad, L->threshold, L->n_weights,
                 L->n_bias);
         if (P) /* the pool folded into this layer's input */
@@ -852,7 +852,7 @@ int main(int argc, char **argv)
     opts o;
     if (parse_args(argc, argv, &o))
         return usage();
-    ff_fp_fast_mode(); /* FTZ + DAZ, as the trainer */
+    ff_run_fp_fast_mode(); /* FTZ + DAZ, as the trainer */
     openblas_set_num_threads(o.threads);
     if (o.pool > 0)
         ff_pool_set_threads(o.pool);

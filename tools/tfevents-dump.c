@@ -28,6 +28,7 @@
 
 #include "ff/summary_reader.h"
 #include "ff/tfrecord.h"
+#include "ff/text.h"
 
 #define MAX_DEPTH 64 /* directory levels below a PATH argument */
 
@@ -118,7 +119,7 @@ static char *xstrdup(const char *s)
  * into buf. */
 static const char *shown(const char *s, char *buf, size_t cap)
 {
-    ff_escape_text(s, strlen(s), buf, cap);
+    ff_text_escape(s, strlen(s), buf, cap);
     return buf;
 }
 
@@ -475,14 +476,14 @@ static void dump_file(run_stat *r, const char *path, dump_opts *o)
             continue;
         }
         ff_summary_event_info ev;
-        if (ff_summary_event_decode(rec.data, rec.len, &ev, &err)) {
+        if (ff_summary_reader_event_decode(rec.data, rec.len, &ev, &err)) {
             fprintf(stderr, "%s: offset %llu: %s\n", path, (unsigned long long)rec.offset, err.msg);
             o->errors++;
         } else {
             if (o->records)
                 print_record(&rec, &ev);
             check_event(r, &ev, index, path, rec.offset, o);
-            ff_summary_event_info_destroy(&ev);
+            ff_summary_reader_event_info_destroy(&ev);
         }
         r->records++;
         index++;

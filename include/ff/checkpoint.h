@@ -35,10 +35,10 @@
  * offset 128 and they hold no record. Version 1 files (written before the head was
  * saved) still load: their header ends at offset 104 and they hold no head. unsupervised_clf models keep their classifier
  * in params, after the backbone's parameters (n_head 0).
- * Files are written with ff_write_file_atomic (include/ff/fsutil.h): to
+ * Files are written with ff_fs_write_file_atomic (include/ff/fs.h): to
  * "<path>.tmp.<pid>.<n>", fsync'ed, renamed over <path> and the directory fsync'ed: a
  * crash never leaves a torn model under <path>, and two processes saving one path
- * never share a temporary file. ff_clean_stale_tmp removes what a killed save left. */
+ * never share a temporary file. ff_fs_clean_stale_tmp removes what a killed save left. */
 #ifndef FF_CHECKPOINT_H
 #define FF_CHECKPOINT_H
 

@@ -237,7 +237,7 @@ typedef void (*ff_config_visit_fn)(void *ctx, const char *key, ff_hp_type type, 
 void ff_config_visit(const ff_config *cfg, ff_config_visit_fn fn, void *ctx);
 
 /* Names for enums ("supervised", "fc", "adam", ...). */
-const char *ff_mode_name(ff_mode m);
-const char *ff_layer_kind_name(ff_layer_kind k);
+const char *ff_config_mode_name(ff_mode m);
+const char *ff_config_layer_kind_name(ff_layer_kind k);
 
 #endif

@@ -39,28 +39,28 @@ static inline size_t ff_dataset_dim(const ff_dataset *ds) { return (size_t)ff_sh
 /* The batch rule of every trainer: train.batch_size images per batch, or all n if
  * fewer. An epoch is n / batch full batches for the FF trainer (the rest of the order
  * waits for the next epoch's shuffle) and ceil(n / batch) for the classifier (its last
- * batch partial): ff_batches_per_epoch with partial 0 or 1. */
-static inline int ff_batch_of(int batch_size, int n) { return batch_size < n ? batch_size : n; }
-static inline int ff_batches_per_epoch(int n, int batch, int partial)
+ * batch partial): ff_data_batches_per_epoch with partial 0 or 1. */
+static inline int ff_data_batch_of(int batch_size, int n) { return batch_size < n ? batch_size : n; }
+static inline int ff_data_batches_per_epoch(int n, int batch, int partial)
 {
     return partial ? (n + batch - 1) / batch : n / batch;
 }
 
-/* Reads a whole file (ff_read_file: regular files only, so a FIFO is refused
+/* Reads a whole file (ff_fs_read_file: regular files only, so a FIFO is refused
  * instead of blocking), transparently gunzipping it if it starts with the gzip
  * magic (1f 8b). *out is malloc'ed; caller frees. Errors name the file
  * (missing, unreadable, not a regular file, corrupt or truncated gzip stream,
  * trailing bytes after the gzip stream; multi-member gzip is not supported). */
-int ff_read_file_maybe_gz(const char *path, uint8_t **out, size_t *len, ff_err *err);
+int ff_data_read_maybe_gz(const char *path, uint8_t **out, size_t *len, ff_err *err);
 
 /* Parses IDX bytes: magic 0x00000803 (images, u8, 3 dims) or 0x00000801
  * (labels, u8, 1 dim), big-endian dimensions, exact payload size (short =
  * "truncated", long = "unexpected bytes"); images must be 1..4096 rows and
  * cols. *pixels / *labels point into buf (not copied). `name` is used in
  * messages. */
-int ff_idx_parse_images(const uint8_t *buf, size_t len, const char *name, int *n, int *rows,
+int ff_data_idx_parse_images(const uint8_t *buf, size_t len, const char *name, int *n, int *rows,
                         int *cols, const uint8_t **pixels, ff_err *err);
-int ff_idx_parse_labels(const uint8_t *buf, size_t len, const char *name, int *n,
+int ff_data_idx_parse_labels(const uint8_t *buf, size_t len, const char *name, int *n,
                         const uint8_t **labels, ff_err *err);
 
 /* Opens one split of the data set in dir, read by the reader of `format`
@@ -95,12 +95,12 @@ void ff_dataset_standardize(ff_dataset *ds, const float *mean, const float *std)
 
 /* data.validation: the images it holds out of n training images (a fraction of n rounded,
  * or the count itself; 0 = none). */
-int ff_validation_count(float validation, int n);
+int ff_data_validation_count(float validation, int n);
 
 /* The same, checked: *count images held out of n (0 for none); FF_ERR_USAGE if a split
  * is asked for that has no image or leaves none to train on (source, if not "", names
  * the images in the message). What --dry-run and ff_data_open check. */
-int ff_validation_plan(float validation, int n, const char *source, int *count, ff_err *err);
+int ff_data_validation_plan(float validation, int n, const char *source, int *count, ff_err *err);
 
 /* The held-out sets a run evaluates: the validation images (data.validation) and the
  * test split. */

@@ -67,20 +67,20 @@ void ff_embed_read_label(ff_embed_kind kind, const float *x, ff_shape image,
 
 /* Draws each of n images' augmentation: a shift in [-max_shift, max_shift]^2 (jitter)
  * and, with flip, a mirror with probability 1/2. */
-void ff_draw_aug(struct ff_rng *rng, int max_shift, int flip, int n, ff_aug *aug);
+void ff_embed_draw_aug(struct ff_rng *rng, int max_shift, int flip, int n, ff_aug *aug);
 
 /* A uniformly drawn wrong label for each true label. */
-void ff_negative_labels_random(struct ff_rng *rng, const uint8_t *labels, int n, uint8_t *out);
+void ff_embed_negatives_random(struct ff_rng *rng, const uint8_t *labels, int n, uint8_t *out);
 
 /* out[i * m + 0..m) = the m wrong labels with the highest scores[i, :] (scores
  * [n, 10]), best first (ties: the smaller label); 1 <= m <= 9. */
-void ff_top_wrong_labels(const uint8_t *labels, const float *scores, int n, int m, uint8_t *out);
+void ff_embed_top_wrong_labels(const uint8_t *labels, const float *scores, int n, int m, uint8_t *out);
 
 /* A wrong label drawn in proportion to softmax(scores[i, :] / temperature) with
  * the true label excluded; scores is [n, 10] (e.g. the model's logit per label;
  * -INFINITY: never drawn, but at least one wrong label's score must be finite).
  * temperature > 0: near 0 always the top wrong label, large: nearly uniform. */
-void ff_negative_labels_hard(struct ff_rng *rng, const uint8_t *labels, const float *scores, int n,
+void ff_embed_negatives_hard(struct ff_rng *rng, const uint8_t *labels, const float *scores, int n,
                              float temperature, uint8_t *out);
 
 #endif

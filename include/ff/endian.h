@@ -5,13 +5,13 @@
 
 #include <stdint.h>
 
-static inline void ff_put_u32le(uint8_t *p, uint32_t v)
+static inline void ff_endian_put_u32le(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static inline void ff_put_u64le(uint8_t *p, uint64_t v)
+static inline void ff_endian_put_u64le(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(v >> (8 * i));

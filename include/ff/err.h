@@ -37,21 +37,6 @@ int ff_err_set(ff_err *err, int code, const char *fmt, ...)
 /* Prepends "prefix: " to an already filled message (e.g. adding a file name). */
 int ff_err_prefix(ff_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* text (len bytes, any bytes) as something safe to print: valid UTF-8 of printable
- * characters as is, every other byte (control characters, escape sequences, invalid
- * UTF-8) as \xHH and a backslash as \\; into out (cap bytes, NUL-terminated, cut at a
- * whole character). Returns the length written. */
-size_t ff_escape_text(const char *text, size_t len, char *out, size_t cap);
-
-/* s as a JSON string: in quotes, '"' and '\\' backslash-escaped, control characters as
- * \uXXXX (other bytes as they are). Into out (cap bytes, NUL-terminated, cut at a whole
- * escape; out may be NULL with cap 0); returns the length of the whole quoted string, as
- * snprintf does, so a caller can size a buffer with a first call. */
-size_t ff_json_quote(const char *s, char *out, size_t cap);
-
-/* The same, whole, in a malloc'ed string the caller frees (NULL without memory). */
-char *ff_json_quoted(const char *s);
-
 /* Process exit status for an error code: 2 for FF_ERR_USAGE, 130 for
  * FF_ERR_INTERRUPTED, 1 otherwise, 0 for FF_OK. */
 int ff_err_exit_status(int code);

@@ -8,7 +8,7 @@
  * A net without a label in its input (model.label_embedding none: train.loss
  * competition) is read out in one pass per image instead: the score of label k
  * is the goodness of class group k of each layer's output scaled to mean square 1
- * (ff_class_goodness_add, objective.h), summed over the same layers. */
+ * (ff_objective_class_goodness_add, objective.h), summed over the same layers. */
 #ifndef FF_EVAL_H
 #define FF_EVAL_H
 
@@ -55,6 +55,6 @@ double ff_eval_error_layers(ff_net *net, ff_embed_kind kind, const ff_dataset *d
                             float *xbuf, float *scores, float *layer_buf, double *layer_error,
                             int64_t confusion[100]);
 
-int ff_argmax10(const float *s);
+int ff_eval_argmax10(const float *s);
 
 #endif

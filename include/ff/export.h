@@ -30,7 +30,7 @@
 
 /* Writes m to path (.npz, atomically); model_path is recorded in the manifest.
  * Errors: FF_ERR_IO, FF_ERR_NOMEM, FF_ERR_USAGE (over zip's 4 GiB). */
-int ff_model_export_npz(const ff_model *m, const char *model_path, const char *path,
+int ff_export_npz(const ff_model *m, const char *model_path, const char *path,
                         ff_err *err);
 
 #endif

@@ -19,25 +19,25 @@
  * FF_ERR_USAGE with a message naming the layer index, its YAML line/col and the
  * input shape, e.g. "layer 2 (line 14, col 7): conv kernel 10 does not fit input
  * 1x4x4". `kind` ("conv" / "local") is used in messages only. */
-int ff_patch_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
+int ff_im2col_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int index,
                    const char *kind, ff_err *err);
 
 /* Floats per receptive field K = in.c * k * k. */
-static inline int ff_patch_size(const ff_layer *l) { return l->in.c * l->kernel * l->kernel; }
+static inline int ff_im2col_patch_size(const ff_layer *l) { return l->in.c * l->kernel * l->kernel; }
 
 /* Floats per receptive field that go through im2col: the channels before the
  * l->const_c constant planes, Kv = (in.c - const_c) * k * k. */
-static inline int ff_patch_size_varying(const ff_layer *l)
+static inline int ff_im2col_patch_size_varying(const ff_layer *l)
 {
     return (l->in.c - l->const_c) * l->kernel * l->kernel;
 }
 
 /* Output locations per sample P = oh * ow. */
-static inline int ff_patch_count(const ff_layer *l) { return l->out.h * l->out.w; }
+static inline int ff_im2col_patch_count(const ff_layer *l) { return l->out.h * l->out.w; }
 
 /* Floats per sample of the varying channels' receptive fields, P * Kv: what
  * a conv or local layer keeps from its forward pass (ff_layer_patch_floats). */
-size_t ff_patch_floats(const ff_layer *l);
+size_t ff_im2col_floats(const ff_layer *l);
 
 /* Extracts every receptive field of a batch as one row each: col is
  * [batch * P, K] row-major, row i * P + oy * ow + ox, column (c * k + ki) * k + kj
@@ -56,22 +56,22 @@ void ff_im2col(const float *x, int batch, size_t x_stride, ff_shape in, int k, i
  * sum_j v_j S[c][j], v_j the value of plane j and S[c][j] the sum of output
  * channel c's kernel weights on plane j, so the layers add them as a per-sample
  * bias. V[i][j] = the value of plane j of sample i ([batch, nc]). */
-void ff_planes_read(const ff_layer *l, const float *x, int batch, float *V);
+void ff_im2col_planes_read(const ff_layer *l, const float *x, int batch, float *V);
 
 /* S[c][j] ([C, nc]) from a [C, K] weight matrix W. */
-void ff_planes_weight_sums(const ff_layer *l, const float *W, float *S);
+void ff_im2col_planes_weight_sums(const ff_layer *l, const float *W, float *S);
 
 /* The planes' weight gradients from G[c][j] = d loss / d S[c][j] ([C, nc]):
  * gW[c][Kv + j * k * k + q] = beta * gW[...] + G[c][j] for every q < k * k. */
-void ff_planes_scatter_grad(const ff_layer *l, const float *G, float beta, float *gW);
+void ff_im2col_planes_scatter_grad(const ff_layer *l, const float *G, float beta, float *gW);
 
 /* dst[i][c][r] = src[i][r][c] for i < batch: transposes each sample's [rows, cols]
  * block into [cols, rows]. src and dst must not overlap. */
-void ff_transpose_batch(const float *src, float *dst, int batch, int rows, int cols);
+void ff_im2col_transpose_batch(const float *src, float *dst, int batch, int rows, int cols);
 
 /* dst[c][i * P + p] = src[i][c][p] for i < batch: a batch of CHW samples ([C, P]
  * each) as one [C, batch * P] matrix (runs of P floats). src and dst must not
  * overlap. */
-void ff_channels_to_rows(const float *src, float *dst, int batch, int C, int P);
+void ff_im2col_channels_to_rows(const float *src, float *dst, int batch, int C, int P);
 
 #endif

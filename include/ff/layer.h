@@ -134,7 +134,7 @@ void ff_layer_bias_grad_per_output(const ff_layer *l, const float *dpre, int bat
  * position holding its maximum (as the forward pass picks it); average, dy / k^2 to
  * every position of the window; then 0 wherever x is 0 (the ReLU). Overlapping windows
  * add up. Split over the pool by samples. */
-void ff_pool_backward_relu(const ff_layer *pool, const float *x, const float *dy, float *dx,
+void ff_layer_pool_backward_relu(const ff_layer *pool, const float *x, const float *dy, float *dx,
                            int batch);
 
 /* Multiply-adds per image of the forward pass (for summaries/benchmarks). */

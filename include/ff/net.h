@@ -165,7 +165,7 @@ void ff_net_standardise_eval(const ff_net *net, int l, int batch, float *out, si
 
 /* The forward pass for goodness alone: sum[r] = the sum over the evaluated layers,
  * in layer order from 0, of w_l * (goodness of row r at layer l), w_l = the layer's
- * slope if as_logits, else 1 (the same floats as summing ff_goodness of each
+ * slope if as_logits, else 1 (the same floats as summing ff_objective_goodness of each
  * net->out[l] after ff_net_forward). A stack of conv layers runs in blocks of
  * FF_CONV_CHUNK rows that all use the first rows of the net's buffers (they stay in
  * cache), so afterwards net->in / net->out hold only the last block's rows. */

@@ -2,7 +2,7 @@
  * (format version 1.0, little-endian float32 '<f4', C order) and, optionally, other
  * members stored as they are (e.g. a manifest.json, which np.load returns as bytes).
  *
- * Members are collected in memory and written at once, atomically (ff_write_file_atomic).
+ * Members are collected in memory and written at once, atomically (ff_fs_write_file_atomic).
  * No zip64: the archive, and every member, must stay under 4 GiB (FF_ERR_USAGE beyond).
  * ff_npz_free releases what the adds allocated (safe on a zeroed struct). */
 #ifndef FF_NPZ_H

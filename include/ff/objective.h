@@ -109,7 +109,7 @@ size_t ff_objective_scratch(const ff_objective *o, int rows);
  * by the running mean and variance (scratch: [2 * channels] floats), then, with affine
  * ([2 * channels] or NULL, competition_norm affine), times its scale plus its shift.
  * w = the slope gives the competition loss's logits. */
-void ff_class_goodness_add(const float *y, int batch, int dim, int channels,
+void ff_objective_class_goodness_add(const float *y, int batch, int dim, int channels,
                            const float *running, const float *affine, float *scratch, float w,
                            float *scores);
 
@@ -117,24 +117,24 @@ void ff_class_goodness_add(const float *y, int batch, int dim, int channels,
  * (n rows of dim; summed over processes as in the loss) into ly->scratch[0, C) and
  * [C, 2C), as a training pass's loss leaves them, without a loss or running update
  * (model.hand_on batch below a frozen layer). */
-void ff_comp_batch_stats(const float *y, int n, int dim, const ff_loss_layer *ly);
+void ff_objective_comp_batch_stats(const float *y, int n, int dim, const ff_loss_layer *ly);
 
 /* competition_norm batch, the statistics evaluation reads computed afresh for the
- * current weights: ff_comp_stats_add adds each channel's sum of y and of y^2 over n
+ * current weights: ff_objective_comp_stats_add adds each channel's sum of y and of y^2 over n
  * [n, dim] ReLU-output rows into sums ([2 * channels]: sums of y, then of y^2;
- * scratch: [2 * channels] floats); ff_comp_stats_set writes their mean and (biased)
+ * scratch: [2 * channels] floats); ff_objective_comp_stats_set writes their mean and (biased)
  * variance over `count` values per channel into running ([2 * channels + 1]) and
  * marks it as having seen enough batches for the full decay. */
-void ff_comp_stats_add(const float *y, int n, int dim, int channels, float *scratch,
+void ff_objective_comp_stats_add(const float *y, int n, int dim, int channels, float *scratch,
                        double *sums);
-void ff_comp_stats_set(float *running, const double *sums, int channels, double count);
+void ff_objective_comp_stats_set(float *running, const double *sums, int channels, double count);
 
 /* numerically stable log(1 + exp(x)) and 1 / (1 + exp(-x)) */
-float ff_softplus(float x);
-float ff_sigmoid(float x);
+float ff_objective_softplus(float x);
+float ff_objective_sigmoid(float x);
 
 /* g[i] = sum_j y[i, j]^2 for a [batch, dim] matrix. */
-void ff_goodness(const float *y, int batch, int dim, float *g);
+void ff_objective_goodness(const float *y, int batch, int dim, float *g);
 
 /* FF loss of a batch of ReLU outputs y ([batch, dim]) as positive (sign = +1)
  * or negative (sign = -1) data: returns
@@ -142,7 +142,7 @@ void ff_goodness(const float *y, int batch, int dim, float *g);
  * logistic), fills g (if not NULL) and dpre = d(returned loss)/d(pre-activation)
  * = scale * dsoftplus * (-2 sign slope y) masked by y > 0 (if dpre not NULL).
  * Use scale = 1/batch for the batch mean. */
-float ff_ff_loss(const float *y, int batch, int dim, float theta, float slope, int sign,
+float ff_objective_loss(const float *y, int batch, int dim, float theta, float slope, int sign,
                  float scale, float *g, float *dpre);
 
 /* Pairwise FF loss (train.loss: pairwise, "SymBa"): positive row i and negative
@@ -150,14 +150,14 @@ float ff_ff_loss(const float *y, int batch, int dim, float theta, float slope, i
  * scale * sum_i softplus(slope * (gn_i - gp_i)), fills gp, gn (if not NULL) and
  * dpre_pos, dpre_neg = d(returned loss)/d(pre-activation), masked by y > 0 (if
  * not NULL). No threshold: only the gap between the pair's goodness counts. */
-float ff_ff_pair_loss(const float *ypos, const float *yneg, int batch, int dim, float slope,
+float ff_objective_pair_loss(const float *ypos, const float *yneg, int batch, int dim, float slope,
                       float scale, float *gp, float *gn, float *dpre_pos, float *dpre_neg);
 
 /* out[i, :] = x[i, :] / sqrt(mean_j x[i, j]^2 + eps); out may equal x. */
-void ff_normalize(const float *x, float *out, int batch, int dim, float eps);
+void ff_objective_normalize(const float *x, float *out, int batch, int dim, float eps);
 
 /* Gradient of the normalisation: dx from dout (x is the un-normalised input). */
-void ff_normalize_backward(const float *x, const float *dout, float *dx, int batch, int dim,
+void ff_objective_normalize_backward(const float *x, const float *dout, float *dx, int batch, int dim,
                            float eps);
 
 #endif

@@ -61,9 +61,9 @@ void ff_optim_step_ranges(ff_optim *o, float *params, const float *grads, float 
 
 /* The factor cfg->schedule applies to the base learning rate at `step` (0-based)
  * of `total` steps: 1 before the decay starts, down to schedule.final_lr_scale. */
-float ff_schedule_scale(const ff_config *cfg, int64_t step, int64_t total);
+float ff_optim_schedule_scale(const ff_config *cfg, int64_t step, int64_t total);
 
-/* Learning rate at `step` of `total` steps: optimizer.lr * ff_schedule_scale. */
-float ff_schedule_lr(const ff_config *cfg, int64_t step, int64_t total);
+/* Learning rate at `step` of `total` steps: optimizer.lr * ff_optim_schedule_scale. */
+float ff_optim_schedule_lr(const ff_config *cfg, int64_t step, int64_t total);
 
 #endif

@@ -36,7 +36,7 @@ int ff_png_decode(const uint8_t *buf, size_t len, const char *name, uint8_t **pi
  * rows = ceil(n / cols); image i sits at row i / cols, column i % cols.
  * Values are rounded and clamped (NaN -> 0; a constant tile -> 0); borders
  * and unused cells are grey 128. */
-int ff_image_grid(const float *images, int n, int h, int w, int cols, float lo, float hi,
+int ff_png_grid(const float *images, int n, int h, int w, int cols, float lo, float hi,
                   uint8_t **out, int *out_h, int *out_w, ff_err *err);
 
 #endif

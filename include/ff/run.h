@@ -21,14 +21,14 @@
 struct ff_checkpoint;
 
 /* Monotonic clock in seconds. */
-double ff_now_seconds(void);
+double ff_run_now_seconds(void);
 
 /* Flush-to-zero and denormals-are-zero for this thread (x86 SSE: Adam's moments
  * decay into denormals, which are 100x slower); a no-op on other CPUs. */
-void ff_fp_fast_mode(void);
+void ff_run_fp_fast_mode(void);
 
 /* The sample order of an epoch: 0..n-1, shuffled from rng when `shuffle`. */
-void ff_order_draw(ff_rng *rng, int *order, int n, int shuffle);
+void ff_run_order_draw(ff_rng *rng, int *order, int n, int shuffle);
 
 /* Creates the new run directory <log.dir>/<mode>/<stamp>[_name] (never an
  * existing one) and writes its path to out. */
@@ -52,7 +52,7 @@ int ff_run_claim_prefix(const ff_config *cfg, const char *run_dir, char *prefix,
 int ff_run_prefix_of_model(const char *model_path, char *prefix, size_t cap, ff_err *err);
 
 /* Removes from checkpoint.dir the temporary files of model writers that were
- * killed (ff_clean_stale_tmp) and tells info how many, if any. Best effort. */
+ * killed (ff_fs_clean_stale_tmp) and tells info how many, if any. Best effort. */
 void ff_run_clean_stale(const ff_config *cfg, void (*info)(void *ctx, const char *msg),
                         void *ctx);
 

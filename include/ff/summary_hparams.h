@@ -54,7 +54,7 @@ int ff_summary_hparams_experiment_of(ff_summary_writer *w, const ff_config *cons
 
 /* Custom scalars layout: one category "goodness" with one multiline chart per
  * layer putting layer<i>/goodness_pos and layer<i>/goodness_neg together. */
-int ff_summary_goodness_layout(ff_summary_writer *w, int n_layers, ff_err *err);
+int ff_summary_hparams_goodness_layout(ff_summary_writer *w, int n_layers, ff_err *err);
 
 
 #endif

@@ -40,17 +40,17 @@ typedef struct ff_summary_event_info {
  * unchecked), text a DT_STRING tensor with a shape, hparams content an
  * HParamsPluginData of version 0, custom_scalars a DT_STRING tensor holding a
  * Layout. FF_ERR_FORMAT with a message on the first problem (out is then empty).
- * The caller frees out with ff_summary_event_info_destroy. */
-int ff_summary_event_decode(const uint8_t *data, size_t len, ff_summary_event_info *out,
+ * The caller frees out with ff_summary_reader_event_info_destroy. */
+int ff_summary_reader_event_decode(const uint8_t *data, size_t len, ff_summary_event_info *out,
                             ff_err *err);
 /* Frees what decode allocated; safe on a zeroed struct and twice. */
-void ff_summary_event_info_destroy(ff_summary_event_info *ev);
+void ff_summary_reader_event_info_destroy(ff_summary_event_info *ev);
 
 /* The HParams end record TensorBoard shows for the run in run_dir: of every
  * _hparams_/session_end_info in its event files the earliest written (TensorBoard keeps
  * the first one it reads), its status (1 success, 2 failure, 3 running, 0 unknown) and
  * wall time. Returns 1 if there is one, else 0 (*status -1; also when the directory
  * cannot be read). Records that do not decode are skipped. */
-int ff_summary_run_end(const char *run_dir, int *status, double *wall_time);
+int ff_summary_reader_run_end(const char *run_dir, int *status, double *wall_time);
 
 #endif

@@ -61,7 +61,7 @@ typedef struct ff_asha {
 } ff_asha;
 
 /* Fills a->n_rungs and a->rung_epoch for runs of final_epochs epochs. */
-void ff_asha_rungs(ff_asha *a, int final_epochs);
+void ff_sweep_asha_rungs(ff_asha *a, int final_epochs);
 
 /* What the decisions need to know of one run. */
 typedef struct ff_asha_run {
@@ -75,7 +75,7 @@ typedef struct ff_asha_run {
  * rung k (reached == k + 1, promoted == k, not busy) that is among the best
  * floor(n_k / eta) of the n_k runs that reached rung k (ties: the lower index);
  * the best such run of that rung. *rung gets k. */
-int ff_asha_next_promotion(const ff_asha *a, const ff_asha_run *runs, int n, int *rung);
+int ff_sweep_asha_next_promotion(const ff_asha *a, const ff_asha_run *runs, int n, int *rung);
 
 /* ---------------------------------------------------------------- the spec */
 

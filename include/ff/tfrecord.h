@@ -57,8 +57,8 @@ typedef struct ff_tfrecord_reader {
 /* Reads over a caller-owned buffer (which must outlive the reader). Cannot fail. */
 void ff_tfrecord_reader_init(ff_tfrecord_reader *r, const void *buf, size_t len);
 
-/* Reads the whole file at path into memory (owned by the reader) with ff_read_file
- * (include/ff/fsutil.h): FF_ERR_IO if it cannot be read, FF_ERR_FORMAT if it is not a
+/* Reads the whole file at path into memory (owned by the reader) with ff_fs_read_file
+ * (include/ff/fs.h): FF_ERR_IO if it cannot be read, FF_ERR_FORMAT if it is not a
  * regular file (e.g. a FIFO). */
 int ff_tfrecord_reader_open(ff_tfrecord_reader *r, const char *path, ff_err *err);
 

@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     memcpy(b, data, size);
     if (size >= 4)
-        ff_put_u32le(b + size - 4, ff_crc32c(0, b, size - 4));
+        ff_endian_put_u32le(b + size - 4, ff_crc32c(0, b, size - 4));
     char path[512];
     fuzz_write_file("model.ffm", b, size, path, sizeof path);
     free(b);

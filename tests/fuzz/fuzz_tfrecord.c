@@ -1,7 +1,7 @@
 /* fuzz_tfrecord.c - libFuzzer harness: TensorBoard event files as tfevents-dump reads
  * them. The input is a file's bytes: ff_tfrecord_reader walks the records (both CRCs
  * as stored; reading goes on after a bad data CRC, stops after a bad length CRC or a
- * truncation) and every intact record is decoded with ff_summary_event_decode.
+ * truncation) and every intact record is decoded with ff_summary_reader_event_decode.
  * Records must lie inside the buffer, in order. fuzz_event mutates Event payloads
  * directly, without the CRCs in the way. */
 #include "ff/summary_reader.h"
@@ -31,8 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                       (unsigned long long)rec.offset, rec.len);
         next_min = rec.offset + ff_tfrecord_size(rec.len);
         ff_summary_event_info ev;
-        if (ff_summary_event_decode(rec.data, rec.len, &ev, &err) == FF_OK)
-            ff_summary_event_info_destroy(&ev);
+        if (ff_summary_reader_event_decode(rec.data, rec.len, &ev, &err) == FF_OK)
+            ff_summary_reader_event_info_destroy(&ev);
     }
     ff_tfrecord_reader_destroy(&r);
     return 0;

@@ -1,8 +1,9 @@
-/* test_fsutil.c - the whole-file reader (regular files only, never blocking on a FIFO),
+/* test_fs.c - the whole-file reader (regular files only, never blocking on a FIFO),
  * atomic writes (unique temporary names, nothing left behind, concurrent writers of one
- * path) and the cleanup of stale temporary files (include/ff/fsutil.h). */
+ * path) and the cleanup of stale temporary files (include/ff/fs.h). */
 #include "ff/err.h"
-#include "ff/fsutil.h"
+#include "ff/text.h"
+#include "ff/fs.h"
 #include "test.h"
 
 #include <dirent.h>
@@ -91,25 +92,25 @@ static void test_read_file(void)
     uint8_t *b = NULL;
     size_t len = 0;
     ff_err e = {0};
-    CHECK(ff_read_file(path, 100, &b, &len, &e) == FF_OK);
+    CHECK(ff_fs_read_file(path, 100, &b, &len, &e) == FF_OK);
     CHECK(b && len == 100 && memcmp(b, data, 100) == 0 && b[100] == 0); /* NUL after it */
     free(b);
     /* one byte over the limit */
     b = (uint8_t *)&len;
-    CHECK(ff_read_file(path, 99, &b, &len, &e) == FF_ERR_FORMAT);
+    CHECK(ff_fs_read_file(path, 99, &b, &len, &e) == FF_ERR_FORMAT);
     CHECK(b == NULL && len == 0 && has(e.msg, path) && has(e.msg, "larger than 99 bytes"));
     /* empty: a valid, NUL-terminated buffer */
     const char *empty = join(dir, "empty");
     CHECK(put_file(empty, "", 0) == 0);
-    CHECK(ff_read_file(empty, 10, &b, &len, &e) == FF_OK && b && len == 0 && b[0] == 0);
+    CHECK(ff_fs_read_file(empty, 10, &b, &len, &e) == FF_OK && b && len == 0 && b[0] == 0);
     free(b);
     /* missing */
-    CHECK(ff_read_file(join(dir, "nope"), 10, &b, &len, &e) == FF_ERR_IO);
+    CHECK(ff_fs_read_file(join(dir, "nope"), 10, &b, &len, &e) == FF_ERR_IO);
     CHECK(has(e.msg, "nope: cannot open: No such file") && b == NULL);
     /* a directory and a character device are refused, naming the file and its kind */
-    CHECK(ff_read_file(dir, 10, &b, &len, &e) == FF_ERR_FORMAT);
+    CHECK(ff_fs_read_file(dir, 10, &b, &len, &e) == FF_ERR_FORMAT);
     CHECK(has(e.msg, dir) && has(e.msg, "not a regular file (a directory)"));
-    CHECK(ff_read_file("/dev/null", 10, &b, &len, &e) == FF_ERR_FORMAT);
+    CHECK(ff_fs_read_file("/dev/null", 10, &b, &len, &e) == FF_ERR_FORMAT);
     CHECK(has(e.msg, "/dev/null: not a regular file (a character device)"));
 }
 
@@ -124,16 +125,16 @@ static void test_fifo_does_not_block(void)
     size_t len = 0;
     ff_err e = {0};
     alarm(10);
-    CHECK(ff_read_file(fifo, 1 << 20, &b, &len, &e) == FF_ERR_FORMAT);
+    CHECK(ff_fs_read_file(fifo, 1 << 20, &b, &len, &e) == FF_ERR_FORMAT);
     CHECK(has(e.msg, fifo) && has(e.msg, "not a regular file (a FIFO)") && b == NULL);
     int fd = -1;
-    CHECK(ff_open_regular(fifo, &fd, &e) == FF_ERR_FORMAT && fd == -1);
+    CHECK(ff_fs_open_regular(fifo, &fd, &e) == FF_ERR_FORMAT && fd == -1);
     CHECK(has(e.msg, "not a regular file (a FIFO)"));
     alarm(0);
     /* a regular file: a blocking, close-on-exec descriptor */
     const char *reg = join(dir, "r");
     CHECK(put_file(reg, "abc", 3) == 0);
-    CHECK(ff_open_regular(reg, &fd, &e) == FF_OK && fd >= 0);
+    CHECK(ff_fs_open_regular(reg, &fd, &e) == FF_OK && fd >= 0);
     CHECK((fcntl(fd, F_GETFL) & O_NONBLOCK) == 0 && (fcntl(fd, F_GETFD) & FD_CLOEXEC));
     char got[4] = {0};
     CHECK(read(fd, got, 4) == 3 && memcmp(got, "abc", 3) == 0);
@@ -149,9 +150,9 @@ static void test_write_atomic(void)
     ff_err e = {0};
     uint8_t *b = NULL;
     size_t len = 0;
-    CHECK(ff_write_file_atomic(path, "first", 5, &e) == FF_OK);
-    CHECK(ff_write_file_atomic(path, "second!", 7, &e) == FF_OK); /* replaces it */
-    CHECK(ff_read_file(path, 100, &b, &len, &e) == FF_OK && len == 7 && !memcmp(b, "second!", 7));
+    CHECK(ff_fs_write_file_atomic(path, "first", 5, &e) == FF_OK);
+    CHECK(ff_fs_write_file_atomic(path, "second!", 7, &e) == FF_OK); /* replaces it */
+    CHECK(ff_fs_read_file(path, 100, &b, &len, &e) == FF_OK && len == 7 && !memcmp(b, "second!", 7));
     free(b);
     CHECK(count_names(dir, ".tmp") == 0);
 
@@ -159,34 +160,34 @@ static void test_write_atomic(void)
     ff_atomic_file a, c;
     char prefix[600];
     snprintf(prefix, sizeof prefix, "%s.tmp.%ld.", path, (long)getpid());
-    CHECK(ff_atomic_open(&a, path, &e) == FF_OK && ff_atomic_open(&c, path, &e) == FF_OK);
+    CHECK(ff_fs_atomic_open(&a, path, &e) == FF_OK && ff_fs_atomic_open(&c, path, &e) == FF_OK);
     CHECK(strcmp(a.tmp, c.tmp) != 0);
     CHECK(strncmp(a.tmp, prefix, strlen(prefix)) == 0 && strncmp(c.tmp, prefix, strlen(prefix)) == 0);
     CHECK(count_names(dir, ".tmp.") == 2);
-    CHECK(ff_atomic_write(&a, "aaaa", 4, &e) == FF_OK && ff_atomic_write(&c, "cc", 2, &e) == FF_OK);
-    CHECK(ff_atomic_write(&a, "AA", 2, &e) == FF_OK);
-    CHECK(ff_atomic_commit(&c, &e) == FF_OK && ff_atomic_commit(&a, &e) == FF_OK);
-    ff_atomic_abort(&a); /* no-op after a commit */
-    CHECK(ff_read_file(path, 100, &b, &len, &e) == FF_OK && len == 6 && !memcmp(b, "aaaaAA", 6));
+    CHECK(ff_fs_atomic_write(&a, "aaaa", 4, &e) == FF_OK && ff_fs_atomic_write(&c, "cc", 2, &e) == FF_OK);
+    CHECK(ff_fs_atomic_write(&a, "AA", 2, &e) == FF_OK);
+    CHECK(ff_fs_atomic_commit(&c, &e) == FF_OK && ff_fs_atomic_commit(&a, &e) == FF_OK);
+    ff_fs_atomic_abort(&a); /* no-op after a commit */
+    CHECK(ff_fs_read_file(path, 100, &b, &len, &e) == FF_OK && len == 6 && !memcmp(b, "aaaaAA", 6));
     free(b);
     CHECK(count_names(dir, ".tmp") == 0);
 
     /* abort: neither the file nor the temporary one appears */
     const char *other = join(dir, "other.bin");
-    CHECK(ff_atomic_open(&a, other, &e) == FF_OK && ff_atomic_write(&a, "x", 1, &e) == FF_OK);
-    ff_atomic_abort(&a);
-    ff_atomic_abort(&a);
+    CHECK(ff_fs_atomic_open(&a, other, &e) == FF_OK && ff_fs_atomic_write(&a, "x", 1, &e) == FF_OK);
+    ff_fs_atomic_abort(&a);
+    ff_fs_atomic_abort(&a);
     CHECK(access(other, F_OK) != 0 && count_names(dir, ".tmp") == 0);
     ff_atomic_file z;
     memset(&z, 0, sizeof z);
-    ff_atomic_abort(&z); /* safe on a zeroed one */
+    ff_fs_atomic_abort(&z); /* safe on a zeroed one */
 
     /* failures name the file and leave nothing behind */
-    CHECK(ff_write_file_atomic(join(dir, "no/such/dir.bin"), "x", 1, &e) == FF_ERR_IO);
+    CHECK(ff_fs_write_file_atomic(join(dir, "no/such/dir.bin"), "x", 1, &e) == FF_ERR_IO);
     CHECK(has(e.msg, "no/such/dir.bin.tmp.") && has(e.msg, "No such file"));
     const char *taken = join(dir, "taken"); /* rename over a non-empty directory fails */
     CHECK(mkdir(taken, 0700) == 0 && put_file(join(taken, "f"), "", 0) == 0);
-    CHECK(ff_write_file_atomic(taken, "x", 1, &e) == FF_ERR_IO);
+    CHECK(ff_fs_write_file_atomic(taken, "x", 1, &e) == FF_ERR_IO);
     CHECK(has(e.msg, taken) && has(e.msg, "cannot write"));
     CHECK(count_names(dir, ".tmp") == 0);
 }
@@ -206,7 +207,7 @@ static void test_concurrent_writers(void)
             static uint8_t buf[SIZE];
             memset(buf, 'A' + k, SIZE);
             for (int r = 0; r < ROUNDS; r++)
-                if (ff_write_file_atomic(path, buf, SIZE, NULL) != FF_OK)
+                if (ff_fs_write_file_atomic(path, buf, SIZE, NULL) != FF_OK)
                     _exit(1);
             _exit(0);
         }
@@ -220,7 +221,7 @@ static void test_concurrent_writers(void)
     CHECK(bad_exit == 0);
     uint8_t *b = NULL;
     size_t len = 0;
-    CHECK(ff_read_file(path, 2 * SIZE, &b, &len, NULL) == FF_OK && len == SIZE);
+    CHECK(ff_fs_read_file(path, 2 * SIZE, &b, &len, NULL) == FF_OK && len == SIZE);
     int uniform = b && len == SIZE && (b[0] == 'A' || b[0] == 'B');
     for (size_t i = 1; uniform && i < len; i++)
         uniform = b[i] == b[0];
@@ -253,7 +254,7 @@ static void test_clean_stale_tmp(void)
     CHECK(mkdir(join(dir, name), 0700) == 0);
     int removed = -1;
     ff_err e = {0};
-    CHECK(ff_clean_stale_tmp(dir, &removed, &e) == FF_OK && removed == 2);
+    CHECK(ff_fs_clean_stale_tmp(dir, &removed, &e) == FF_OK && removed == 2);
     for (int i = 0; i < 2; i++) {
         snprintf(name, sizeof name, remove[i], dead);
         CHECK(access(join(dir, name), F_OK) != 0);
@@ -262,9 +263,9 @@ static void test_clean_stale_tmp(void)
         snprintf(name, sizeof name, keep[i], i == 0 ? me : dead);
         CHECK(access(join(dir, name), F_OK) == 0);
     }
-    CHECK(ff_clean_stale_tmp(dir, &removed, &e) == FF_OK && removed == 0); /* idempotent */
-    CHECK(ff_clean_stale_tmp(join(dir, "missing"), &removed, &e) == FF_OK && removed == 0);
-    CHECK(ff_clean_stale_tmp(join(dir, "m.ffm"), &removed, &e) == FF_ERR_IO);
+    CHECK(ff_fs_clean_stale_tmp(dir, &removed, &e) == FF_OK && removed == 0); /* idempotent */
+    CHECK(ff_fs_clean_stale_tmp(join(dir, "missing"), &removed, &e) == FF_OK && removed == 0);
+    CHECK(ff_fs_clean_stale_tmp(join(dir, "m.ffm"), &removed, &e) == FF_ERR_IO);
     CHECK(has(e.msg, "m.ffm: cannot read directory"));
 }
 
@@ -273,26 +274,26 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
     return remove(p);
 }
 
-/* ff_json_quote (err.h): quotes, escapes '"', '\\' and control bytes, keeps other bytes;
+/* ff_text_json_quote (err.h): quotes, escapes '"', '\\' and control bytes, keeps other bytes;
  * returns the whole length as snprintf does and never writes a cut escape */
 static void test_json_quote(void)
 {
     const char *in = "a\"b\\c\n\x01\xc3\xa9";
     const char *want = "\"a\\\"b\\\\c\\u000a\\u0001\xc3\xa9\"";
     char out[64];
-    CHECK(ff_json_quote(in, out, sizeof out) == strlen(want) && strcmp(out, want) == 0);
-    CHECK(ff_json_quote(in, NULL, 0) == strlen(want));
-    CHECK(ff_json_quote("", out, sizeof out) == 2 && strcmp(out, "\"\"") == 0);
+    CHECK(ff_text_json_quote(in, out, sizeof out) == strlen(want) && strcmp(out, want) == 0);
+    CHECK(ff_text_json_quote(in, NULL, 0) == strlen(want));
+    CHECK(ff_text_json_quote("", out, sizeof out) == 2 && strcmp(out, "\"\"") == 0);
     /* room for '"a\"' and 2 more bytes: the 6-byte \n escape is left out whole */
-    CHECK(ff_json_quote("a\nb", out, 6) == 10 && strcmp(out, "\"a") == 0);
-    char *q = ff_json_quoted(in);
+    CHECK(ff_text_json_quote("a\nb", out, 6) == 10 && strcmp(out, "\"a") == 0);
+    char *q = ff_text_json_quoted(in);
     CHECK(q && strcmp(q, want) == 0);
     free(q);
 }
 
 int main(void)
 {
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/ff_test_fsutil.XXXXXX");
+    snprintf(tmp_root, sizeof tmp_root, "/tmp/ff_test_fs.XXXXXX");
     if (!mkdtemp(tmp_root)) {
         perror("mkdtemp");
         return 1;

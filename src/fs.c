@@ -1,6 +1,6 @@
-/* fsutil.c - mkdir -p, never-overwriting run directories, the non-blocking whole-file
- * reader, atomic writes and stale temporary files (include/ff/fsutil.h). */
-#include "ff/fsutil.h"
+/* fs.c - mkdir -p, never-overwriting run directories, the non-blocking whole-file
+ * reader, atomic writes and stale temporary files (include/ff/fs.h). */
+#include "ff/fs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int ff_mkdir_p(const char *path, ff_err *err)
+int ff_fs_mkdir_p(const char *path, ff_err *err)
 {
     char buf[4096];
     if (!*path) /* the loop below starts after the first byte */
@@ -39,10 +39,10 @@ int ff_mkdir_p(const char *path, ff_err *err)
     return FF_OK;
 }
 
-int ff_make_run_dir(const char *root, const char *name, time_t t, char *out, size_t cap,
+int ff_fs_make_run_dir(const char *root, const char *name, time_t t, char *out, size_t cap,
                     ff_err *err)
 {
-    int rc = ff_mkdir_p(root, err);
+    int rc = ff_fs_mkdir_p(root, err);
     if (rc)
         return rc;
     struct tm tm;
@@ -66,7 +66,7 @@ int ff_make_run_dir(const char *root, const char *name, time_t t, char *out, siz
     return ff_err_set(err, FF_ERR_IO, "too many runs named %s under %s", stamp, root);
 }
 
-int ff_write_all(int fd, const void *data, size_t len)
+int ff_fs_write_all(int fd, const void *data, size_t len)
 {
     const uint8_t *b = data;
     while (len) {
@@ -84,7 +84,7 @@ int ff_write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
-void ff_fsync_parent_dir(const char *path)
+void ff_fs_fsync_parent_dir(const char *path)
 {
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", path);
@@ -107,7 +107,7 @@ static const char *file_kind(mode_t m)
                          : "not a plain file";
 }
 
-/* ff_open_regular, also returning the fstat result. */
+/* ff_fs_open_regular, also returning the fstat result. */
 static int open_regular(const char *path, int *fd_out, struct stat *st, ff_err *err)
 {
     *fd_out = -1;
@@ -135,7 +135,7 @@ static int open_regular(const char *path, int *fd_out, struct stat *st, ff_err *
     return FF_OK;
 }
 
-int ff_open_regular(const char *path, int *fd, ff_err *err)
+int ff_fs_open_regular(const char *path, int *fd, ff_err *err)
 {
     struct stat st;
     return open_regular(path, fd, &st, err);
@@ -190,7 +190,7 @@ static int read_fd(int fd, const char *path, size_t cap, size_t max_bytes, uint8
     return FF_OK;
 }
 
-int ff_read_file(const char *path, size_t max_bytes, uint8_t **buf, size_t *len, ff_err *err)
+int ff_fs_read_file(const char *path, size_t max_bytes, uint8_t **buf, size_t *len, ff_err *err)
 {
     FF_ASSERT(path && buf && len);
     *buf = NULL;
@@ -214,7 +214,7 @@ int ff_read_file(const char *path, size_t max_bytes, uint8_t **buf, size_t *len,
 /* Per-process counter: with the pid it makes every temporary name unique. */
 static unsigned tmp_counter;
 
-int ff_atomic_open(ff_atomic_file *f, const char *path, ff_err *err)
+int ff_fs_atomic_open(ff_atomic_file *f, const char *path, ff_err *err)
 {
     FF_ASSERT(f && path);
     memset(f, 0, sizeof *f);
@@ -236,7 +236,7 @@ int ff_atomic_open(ff_atomic_file *f, const char *path, ff_err *err)
     return ff_err_set(err, FF_ERR_IO, "%s: cannot create: %s", f->tmp, strerror(errno));
 }
 
-void ff_atomic_abort(ff_atomic_file *f)
+void ff_fs_atomic_abort(ff_atomic_file *f)
 {
     if (!f || !f->open)
         return;
@@ -250,19 +250,19 @@ void ff_atomic_abort(ff_atomic_file *f)
 /* Aborts f and reports errno e as a failure to write f->path. */
 static int write_failed(ff_atomic_file *f, int e, ff_err *err)
 {
-    ff_atomic_abort(f);
+    ff_fs_atomic_abort(f);
     return ff_err_set(err, FF_ERR_IO, "%s: cannot write: %s", f->path, strerror(e));
 }
 
-int ff_atomic_write(ff_atomic_file *f, const void *data, size_t len, ff_err *err)
+int ff_fs_atomic_write(ff_atomic_file *f, const void *data, size_t len, ff_err *err)
 {
     FF_ASSERT(f && f->open);
-    if (ff_write_all(f->fd, data, len) != 0)
+    if (ff_fs_write_all(f->fd, data, len) != 0)
         return write_failed(f, errno, err);
     return FF_OK;
 }
 
-int ff_atomic_commit(ff_atomic_file *f, ff_err *err)
+int ff_fs_atomic_commit(ff_atomic_file *f, ff_err *err)
 {
     FF_ASSERT(f && f->open);
     if (fsync(f->fd) != 0)
@@ -272,18 +272,18 @@ int ff_atomic_commit(ff_atomic_file *f, ff_err *err)
     if (rc != 0 || rename(f->tmp, f->path) != 0)
         return write_failed(f, errno, err);
     f->open = 0;
-    ff_fsync_parent_dir(f->path);
+    ff_fs_fsync_parent_dir(f->path);
     return FF_OK;
 }
 
-int ff_write_file_atomic(const char *path, const void *data, size_t len, ff_err *err)
+int ff_fs_write_file_atomic(const char *path, const void *data, size_t len, ff_err *err)
 {
     ff_atomic_file f;
-    int rc = ff_atomic_open(&f, path, err);
+    int rc = ff_fs_atomic_open(&f, path, err);
     if (!rc)
-        rc = ff_atomic_write(&f, data, len, err);
+        rc = ff_fs_atomic_write(&f, data, len, err);
     if (!rc)
-        rc = ff_atomic_commit(&f, err);
+        rc = ff_fs_atomic_commit(&f, err);
     return rc;
 }
 
@@ -308,7 +308,7 @@ static long tmp_name_pid(const char *name)
     return pid;
 }
 
-int ff_clean_stale_tmp(const char *dir, int *removed, ff_err *err)
+int ff_fs_clean_stale_tmp(const char *dir, int *removed, ff_err *err)
 {
     int n = 0, rc = FF_OK;
     if (removed)
@@ -323,7 +323,7 @@ int ff_clean_stale_tmp(const char *dir, int *removed, ff_err *err)
         long pid = tmp_name_pid(e->d_name);
         if (pid <= 0 || pid > INT32_MAX || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
             continue; /* not ours, or its writer may still be running */
-        char path[FF_FSUTIL_PATH_MAX];
+        char path[FF_FS_PATH_MAX];
         struct stat st;
         if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path ||
             lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
