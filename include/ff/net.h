@@ -117,8 +117,13 @@ typedef struct ff_net_spec {
     int head_norm_batch;           /* clf.norm batch */
     int loss_after_pool;           /* model.loss_after_pool */
     float norm_eps;                /* model.norm_eps */
-    const int *eval_layers;        /* eval.layers (n_eval_layers 0: every layer but the first) */
+    const int *eval_layers;        /* eval.layers (n_eval_layers 0: every layer but the first;
+                                      recurrent: every layer) */
     int n_eval_layers;
+    int recurrent;                 /* model.recurrent: each layer also has top-down weights
+                                      from the layer above (the top one from the 10 label
+                                      values), in its slice of the flat buffers after b
+                                      (ff_layer.Wtd; include/ff/recurrent.h) */
 } ff_net_spec;
 
 /* The spec of cfg's model for inputs of `input` shape and batches of up to max_batch. */
