@@ -598,10 +598,8 @@ static int validate_recurrent(const pctx *c, const ff_config *cfg)
         {cfg->train.loss == FF_LOSS_COMPETITION, "train.loss",
          "train.loss competition (use threshold or pairwise)"},
         {cfg->train.peer_norm > 0.0f, "train.peer_norm", "train.peer_norm (not built yet)"},
-        {cfg->train.hard_scores == FF_HARD_SOFTMAX, "train.hard_scores",
-         "train.hard_scores softmax (hard negatives are scored by the recurrent goodness)"},
-        {cfg->train.hard_candidates > 0, "train.hard_candidates", "train.hard_candidates"},
-        {cfg->eval.softmax, "eval.softmax", "eval.softmax (the softmax readout is not built yet)"},
+        {cfg->train.hard_candidates > 0, "train.hard_candidates",
+         "train.hard_candidates (score all nine wrong labels: the recurrent goodness readout)"},
         {cfg->parallel.mode == FF_PAR_PIPELINE, "parallel.mode",
          "parallel.mode pipeline (every layer reads the one above: use parallel.mode data)"},
     };
@@ -616,6 +614,10 @@ static int validate_recurrent(const pctx *c, const ff_config *cfg)
                     "model.recurrent: the readout's iterations eval_first %d to eval_last %d must "
                     "lie within the %d iteration%s (1 <= eval_first <= eval_last <= iterations)", a,
                     b, T, T == 1 ? "" : "s");
+    if (cfg->model.recurrent.readout_iteration > T)
+        return fail(c, recurrent_pos(c, "model.recurrent.readout_iteration"),
+                    "model.recurrent.readout_iteration %d is past the %d iteration%s",
+                    cfg->model.recurrent.readout_iteration, T, T == 1 ? "" : "s");
     return FF_OK;
 }
 

@@ -160,6 +160,11 @@ const ff_key ff_config_keys[] = {
     K_INT("model.recurrent.eval_last", model.recurrent.eval_last, "5", 1, FF_MAX_ITERS,
           "recurrent: the last iteration the goodness readout sums (at most "
           "model.recurrent.iterations)"),
+    K_INT("model.recurrent.readout_iteration", model.recurrent.readout_iteration, "0", 0,
+          FF_MAX_ITERS,
+          "recurrent: the iteration whose states (neutral label clamped: 0.1 for every class) "
+          "the softmax head of eval.softmax reads, and the forward pass of histograms and "
+          "predict --readout softmax (0 = model.recurrent.eval_last)"),
 
     K_INT("train.epochs", train.epochs, "10", 1, 1e6, "training epochs"),
     K_INT("train.batch_size", train.batch_size, "100", 1, 65536, "images per minibatch"),

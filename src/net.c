@@ -9,6 +9,7 @@
 #include "ff/embed.h"
 #include "ff/objective.h"
 #include "ff/pool.h"
+#include "ff/recurrent.h"
 #include "ff/rng.h"
 
 static int alloc_floats(float **p, size_t n, const char *what, ff_err *err)
@@ -560,7 +561,13 @@ void ff_net_hand_on(ff_net *net, int l, int batch)
     ff_normalize(src, net->in[l], batch, ff_shape_dim(net->layers[l].in), net->norm_eps);
 }
 
-void ff_net_forward(ff_net *net, const float *x, int batch) { forward(net, x, batch, 0); }
+void ff_net_forward(ff_net *net, const float *x, int batch)
+{
+    if (net->recurrent)
+        ff_recurrent_forward(net->recurrent, net, x, batch);
+    else
+        forward(net, x, batch, 0);
+}
 
 void ff_net_forward_to(ff_net *net, const float *x, int batch, int l_end)
 {

@@ -6,12 +6,13 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ff/eval.h"
 
-int ff_recurrent_init(ff_recurrent *r, const ff_net *net, const ff_config *cfg, ff_err *err)
+int ff_recurrent_init(ff_recurrent *r, ff_net *net, const ff_config *cfg, ff_err *err)
 {
     memset(r, 0, sizeof *r);
     if (cfg->model.recurrent.iterations <= 0)
@@ -63,7 +64,11 @@ int ff_recurrent_init(ff_recurrent *r, const ff_net *net, const ff_config *cfg, 
     r->eps = cfg->model.norm_eps;
     r->eval_first = cfg->model.recurrent.eval_first;
     r->eval_last = cfg->model.recurrent.eval_last;
+    r->readout_iteration = cfg->model.recurrent.readout_iteration > 0
+                               ? cfg->model.recurrent.readout_iteration
+                               : r->eval_last;
     r->max_rows = (int)rows;
+    net->recurrent = r;
     return FF_OK;
 }
 
@@ -133,6 +138,22 @@ void ff_recurrent_step(ff_recurrent *r, ff_net *net, int rows)
             y[q] = y[q] > 0.0f ? y[q] : 0.0f;
             h[q] = d * h[q] + e * y[q];
         }
+    }
+}
+
+void ff_recurrent_forward(ff_recurrent *r, ff_net *net, const float *x, int rows)
+{
+    const int L = net->n_layers;
+    ff_recurrent_clamp(r, NULL, rows);
+    ff_recurrent_bottom_up(r, net, x, rows);
+    for (int t = 1; t <= r->readout_iteration; t++)
+        ff_recurrent_step(r, net, rows);
+    memcpy(net->in[0], r->x0, sizeof(float) * rows * (size_t)ff_shape_dim(net->input));
+    for (int l = 0; l < L; l++) {
+        const int d = ff_shape_dim(net->layers[l].out);
+        memcpy(net->out[l], r->h[l], sizeof(float) * rows * (size_t)d);
+        if (l + 1 < L)
+            ff_normalize(r->h[l], net->in[l + 1], rows, d, net->norm_eps);
     }
 }
 
@@ -313,4 +334,55 @@ double ff_recurrent_step_flops(const ff_net *net)
     for (int l = 0; l < net->n_layers; l++)
         f += (double)net->layers[l].n_weights + (double)net->layers[l].n_topdown;
     return f;
+}
+
+size_t ff_recurrent_describe(const ff_net *net, const ff_config *cfg, char *buf, size_t cap)
+{
+    const int T = cfg->model.recurrent.iterations;
+    if (T <= 0) {
+        if (cap)
+            buf[0] = '\0';
+        return 0;
+    }
+    size_t n = 0;
+#define PUT(...) (n += (size_t)snprintf(n < cap ? buf + n : NULL, n < cap ? cap - n : 0, __VA_ARGS__))
+    const float d = cfg->model.recurrent.damping;
+    PUT("# recurrent (model.recurrent): a bottom-up pass, then %d synchronous iteration%s; "
+        "each hidden layer's new state = %g x its old state + %g x relu(W n(layer below) + "
+        "Wtd n(layer above) + b), all from the step before; the label clamped above the top "
+        "layer (one-hot, normalised)\n", T, T == 1 ? "" : "s", d, 1.0 - d);
+    PUT("# top-down weights (in the params above):");
+    for (int l = 0; l < net->n_layers; l++) {
+        const ff_layer *L = &net->layers[l];
+        if (l + 1 < net->n_layers)
+            PUT(" layer %d <- layer %d [%d x %d]%s", l, l + 1, ff_shape_dim(L->out), L->td_dim,
+                l + 1 < net->n_layers ? ";" : "");
+        else
+            PUT(" layer %d <- label [%d x %d]", l, ff_shape_dim(L->out), L->td_dim);
+    }
+    PUT("\n# training: every iteration each layer's own FF loss (no backpropagation through "
+        "time), gradients averaged over the %d iterations; goodness readout: for each of the "
+        "10 labels the mean over iterations %d-%d of the summed goodness of layers",
+        T, cfg->model.recurrent.eval_first, cfg->model.recurrent.eval_last);
+    for (int l = 0, k = 0; l < net->n_layers; l++)
+        if (net->evaluated[l])
+            PUT("%s%d", k++ ? "," : " ", l);
+    const double step = ff_recurrent_step_flops(net), up = ff_net_flops(net);
+    PUT("\n# per image: %.1f MFLOP per iteration (bottom-up + top-down); a training pass "
+        "(positive + negative, forward and gradients) about %.0f MFLOP, the readout (10 "
+        "labels x %d iterations) about %.0f MFLOP\n",
+        2e-6 * step, 2.0 * 2e-6 * (up + 3.0 * T * step), cfg->model.recurrent.eval_last,
+        2e-6 * (up + 10.0 * cfg->model.recurrent.eval_last * step));
+    if (cfg->eval.softmax)
+        PUT("# softmax head: the normalised states at iteration %d with the neutral label "
+            "clamped\n", cfg->model.recurrent.readout_iteration > 0
+                              ? cfg->model.recurrent.readout_iteration
+                              : cfg->model.recurrent.eval_last);
+    double states = 0.0; /* h, n(h), y of every layer, for every buffer row */
+    for (int l = 0; l < net->n_layers; l++)
+        states += 3.0 * ff_shape_dim(net->layers[l].out);
+    PUT("# recurrent states: %.1f MiB (%d buffer rows)\n",
+        states * net->max_batch * 4.0 / (1 << 20), net->max_batch);
+#undef PUT
+    return n;
 }

@@ -497,8 +497,11 @@ static void test_config_refusals(void)
          "inline:1:88: model.recurrent: the readout's iterations eval_first 3 to eval_last 5 "
          "must lie within the 4 iterations"},
         {"model: {label_embedding: none, layers: [{type: fc, units: 8}], recurrent: {iterations: "
-         "8}}\neval: {softmax: true}",
-         "inline:2:17: model.recurrent cannot be used with eval.softmax"},
+         "8, readout_iteration: 9}}\n",
+         "inline:1:110: model.recurrent.readout_iteration 9 is past the 8 iterations"},
+        {"model: {label_embedding: none, layers: [{type: fc, units: 8}], recurrent: {iterations: "
+         "8}}\ntrain: {negatives: hard, hard_candidates: 3}\neval: {softmax: true}",
+         "inline:2:43: model.recurrent cannot be used with train.hard_candidates"},
         {"model: {label_embedding: none, layers: [{type: fc, units: 8}], recurrent: {iterations: "
          "8}}\nparallel: {mode: pipeline}",
          "inline:2:18: model.recurrent cannot be used with parallel.mode pipeline"},

@@ -120,6 +120,9 @@ typedef struct ff_config {
             int eval_first, eval_last;      /* model.recurrent.eval_first / eval_last: the
                                                iterations (1-based) whose goodness the readout
                                                sums (the paper 3 to 5) */
+            int readout_iteration;          /* model.recurrent.readout_iteration: the states the
+                                               softmax head reads, with the neutral label
+                                               clamped (0 = eval_last) */
         } recurrent;
     } model;
 

@@ -44,6 +44,7 @@ typedef struct ff_recurrent {
     float damping;                 /* d */
     float eps;                     /* model.norm_eps */
     int eval_first, eval_last;     /* the readout's steps, 1-based, inclusive */
+    int readout_iteration;         /* the step ff_recurrent_forward stops at (>= 1) */
     int max_rows;                  /* rows of every buffer (the net's max_batch) */
     uint8_t *top;                  /* [max_rows] the label clamped at the top of each row */
     float *x0;                     /* [max_rows, input dim] the normalised image */
@@ -61,9 +62,10 @@ typedef struct ff_recurrent {
 } ff_recurrent;
 
 /* Sets r up for net (built with ff_net_spec.recurrent from cfg) if cfg has
- * model.recurrent; otherwise leaves it zeroed (r->active 0). FF_ERR_USAGE if a layer is
- * not fc, FF_ERR_NOMEM. */
-int ff_recurrent_init(ff_recurrent *r, const ff_net *net, const ff_config *cfg, ff_err *err);
+ * model.recurrent, and points net->recurrent at r (so r must stay where it is while net
+ * is used); otherwise leaves r zeroed (r->active 0) and net as it is. FF_ERR_USAGE if a
+ * layer is not fc, FF_ERR_NOMEM. */
+int ff_recurrent_init(ff_recurrent *r, ff_net *net, const ff_config *cfg, ff_err *err);
 void ff_recurrent_free(ff_recurrent *r);
 
 /* The bottom-up pass of `rows` images x ([rows, input dim]) into h_0 (labels not read). */
@@ -75,6 +77,12 @@ void ff_recurrent_clamp(ff_recurrent *r, const uint8_t *labels, int rows);
 
 /* One synchronous step t-1 -> t of every layer on `rows` rows (hn, y, h). */
 void ff_recurrent_step(ff_recurrent *r, ff_net *net, int rows);
+
+/* What ff_net_forward does for a recurrent net (the softmax head's features, histograms):
+ * the neutral label clamped, the bottom-up pass and steps up to readout_iteration; then
+ * net->out[l] = h[l] and net->in[l + 1] = n(h[l]) (in[0] = n(x)), as a feed-forward
+ * pass leaves them. */
+void ff_recurrent_forward(ff_recurrent *r, ff_net *net, const float *x, int rows);
 
 /* After ff_recurrent_step: every layer's loss on its state h_t (obj, its threshold; rows
  * [0, npos) positive, [npos, npos + nneg) negative; loss and gradient times scale) into
@@ -112,5 +120,9 @@ double ff_recurrent_error(ff_recurrent *r, ff_net *net, const float *x, const ui
 
 /* Multiply-adds per image of one step (bottom-up and top-down products). */
 double ff_recurrent_step_flops(const ff_net *net);
+
+/* What --dry-run says of the recurrent net of cfg (built as net): "# ..." lines into buf
+ * (as snprintf: returns the length it needs; "" without model.recurrent). */
+size_t ff_recurrent_describe(const ff_net *net, const ff_config *cfg, char *buf, size_t cap);
 
 #endif
