@@ -551,6 +551,76 @@ static int validate_label_every_layer(const pctx *c, const ff_config *cfg)
     return FF_OK;
 }
 
+/* model.recurrent (include/ff/recurrent.h): what the recurrent net supports. Each
+ * message points at the key that conflicts (or, when that key was not written, at
+ * model.recurrent.iterations). */
+static pos recurrent_pos(const pctx *c, const char *key)
+{
+    const pos p = key_pos(c, key);
+    return p.line > 0 ? p : key_pos(c, "model.recurrent.iterations");
+}
+
+static int validate_recurrent(const pctx *c, const ff_config *cfg)
+{
+    const int T = cfg->model.recurrent.iterations;
+    if (T == 0)
+        return FF_OK;
+    const pos at = key_pos(c, "model.recurrent.iterations");
+    if (cfg->mode != FF_MODE_SUPERVISED)
+        return fail(c, recurrent_pos(c, "mode"),
+                    "model.recurrent needs mode supervised (the label is clamped at the top of "
+                    "the net), got mode %s", ff_config_mode_name(cfg->mode));
+    for (int i = 0; i < cfg->model.n_layers; i++) {
+        const ff_layer_cfg *l = &cfg->model.layers[i];
+        if (l->kind != FF_LAYER_FC)
+            return fail(c, l->line > 0 ? (pos){l->line, l->col} : at,
+                        "model.layers.%d: model.recurrent supports fc layers only, got %s (locally "
+                        "connected recurrent layers are not built yet)", i,
+                        ff_config_layer_kind_name(l->kind));
+        if (l->train_epochs > 0)
+            return fail(c, l->line > 0 ? (pos){l->line, l->col} : at,
+                        "model.layers.%d.train_epochs: layers that stop learning are not "
+                        "supported with model.recurrent", i);
+    }
+    if (cfg->model.label_embedding != FF_EMBED_NONE)
+        return fail(c, recurrent_pos(c, "model.label_embedding"),
+                    "model.recurrent clamps the label at the top of the net: it needs "
+                    "model.label_embedding none (no label in the image), got %s",
+                    cfg->model.label_embedding == FF_EMBED_OVERLAY    ? "overlay"
+                    : cfg->model.label_embedding == FF_EMBED_CHANNELS ? "channels"
+                                                                      : "pattern");
+    const struct {
+        int set;
+        const char *key, *what;
+    } no[] = {
+        {cfg->model.label_every_layer, "model.label_every_layer",
+         "model.label_every_layer (the top-down connections carry the label)"},
+        {cfg->train.loss == FF_LOSS_COMPETITION, "train.loss",
+         "train.loss competition (use threshold or pairwise)"},
+        {cfg->train.peer_norm > 0.0f, "train.peer_norm", "train.peer_norm (not built yet)"},
+        {cfg->train.hard_candidates > 0, "train.hard_candidates",
+         "train.hard_candidates (score all nine wrong labels: the recurrent goodness readout)"},
+        {cfg->parallel.mode == FF_PAR_PIPELINE, "parallel.mode",
+         "parallel.mode pipeline (every layer reads the one above: use parallel.mode data)"},
+    };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (no[i].set)
+            return fail(c, recurrent_pos(c, no[i].key), "model.recurrent cannot be used with %s",
+                        no[i].what);
+    const int a = cfg->model.recurrent.eval_first, b = cfg->model.recurrent.eval_last;
+    if (a > b || b > T)
+        return fail(c, recurrent_pos(c, a > b ? "model.recurrent.eval_first"
+                                              : "model.recurrent.eval_last"),
+                    "model.recurrent: the readout's iterations eval_first %d to eval_last %d must "
+                    "lie within the %d iteration%s (1 <= eval_first <= eval_last <= iterations)", a,
+                    b, T, T == 1 ? "" : "s");
+    if (cfg->model.recurrent.readout_iteration > T)
+        return fail(c, recurrent_pos(c, "model.recurrent.readout_iteration"),
+                    "model.recurrent.readout_iteration %d is past the %d iteration%s",
+                    cfg->model.recurrent.readout_iteration, T, T == 1 ? "" : "s");
+    return FF_OK;
+}
+
 /* the pairwise loss pairs positive row i with negative row i of the same step; the
  * competition loss reads the class from the true label of the image alone, and a
  * supervised net without a label in its input can only be read out by competition */
@@ -602,10 +672,10 @@ static int validate_loss(const pctx *c, const ff_config *cfg)
         return fail(c, key_pos(c, "train.negatives"),
                     "train.loss competition uses no negative data: drop train.negatives hard");
     if (!competition && cfg->mode == FF_MODE_SUPERVISED &&
-        cfg->model.label_embedding == FF_EMBED_NONE)
+        cfg->model.label_embedding == FF_EMBED_NONE && cfg->model.recurrent.iterations == 0)
         return fail(c, key_pos(c, "model.label_embedding"),
                     "model.label_embedding none (no label in the input) needs train.loss "
-                    "competition in mode supervised");
+                    "competition (or model.recurrent, the label at the top) in mode supervised");
     return FF_OK;
 }
 
@@ -680,6 +750,8 @@ static int validate_at(const pctx *c, const ff_config *cfg)
             return locate(c, c->at[i], rc);
     }
     int rc = validate_layers(c, cfg);
+    if (!rc)
+        rc = validate_recurrent(c, cfg);
     if (!rc)
         rc = validate_label_every_layer(c, cfg);
     if (!rc)

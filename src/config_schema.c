@@ -144,6 +144,27 @@ const ff_key ff_config_keys[] = {
            "pool, then batch norm and goodness), and model.layers may end with a pool (applied "
            "to the last layer's output); needs model.hand_on batch (so not with parallel.mode "
            "pipeline)"),
+    K_INT("model.recurrent.iterations", model.recurrent.iterations, "0", 0, FF_MAX_ITERS,
+          "the paper's recurrent net (its section 4): after a bottom-up pass every hidden layer "
+          "is updated this many times, synchronously, from the normalised layer below and the "
+          "normalised layer above (the top one from the clamped one-hot label) at the step "
+          "before, each update trained with the layer's own FF loss; 0 = a feed-forward net "
+          "(the default); the paper 8. Needs fc layers, mode supervised and "
+          "model.label_embedding none (the label is at the top, not in the image)"),
+    K_FLOAT("model.recurrent.damping", model.recurrent.damping, "0.3", 0, 1, EXCL_MAX,
+            "recurrent: each new state is damping x the old state + (1 - damping) x the "
+            "computed one (the paper 0.3)"),
+    K_INT("model.recurrent.eval_first", model.recurrent.eval_first, "3", 1, FF_MAX_ITERS,
+          "recurrent: the first iteration (1-based) whose goodness the goodness readout sums "
+          "for each candidate label (the paper: iterations 3 to 5 of 8)"),
+    K_INT("model.recurrent.eval_last", model.recurrent.eval_last, "5", 1, FF_MAX_ITERS,
+          "recurrent: the last iteration the goodness readout sums (at most "
+          "model.recurrent.iterations)"),
+    K_INT("model.recurrent.readout_iteration", model.recurrent.readout_iteration, "0", 0,
+          FF_MAX_ITERS,
+          "recurrent: the iteration whose states (neutral label clamped: 0.1 for every class) "
+          "the softmax head of eval.softmax reads, and the forward pass of histograms and "
+          "predict --readout softmax (0 = model.recurrent.eval_last)"),
 
     K_INT("train.epochs", train.epochs, "10", 1, 1e6, "training epochs"),
     K_INT("train.batch_size", train.batch_size, "100", 1, 65536, "images per minibatch"),

@@ -273,6 +273,11 @@ static void put_manifest(text *t, const ff_model *m, const char *model_path)
 int ff_export_npz(const ff_model *m, const char *model_path, const char *path,
                         ff_err *err)
 {
+    if (m->cfg.model.recurrent.iterations > 0) /* no file is written */
+        return ff_err_set(err, FF_ERR_USAGE,
+                          "%s: export does not support recurrent nets (model.recurrent): "
+                          "tools/ffm_torch.py has no recurrent forward pass and the manifest no "
+                          "top-down weights; use ffrun predict or ffrun eval", model_path);
     ff_npz z = {0};
     text t = {0};
     int rc = add_arrays(&z, m, err);

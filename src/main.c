@@ -515,6 +515,9 @@ static int dry_run(const ff_config *cfg, ff_err *err)
            net.n_params, net.n_params * 4.0 / (1 << 20), net.n_params * 16.0 / (1 << 20),
            2e-6 * ff_net_flops(&net), (double)net.max_batch * 4.0 * acts / (1 << 20),
            net.max_batch, plan.batch);
+    char rec[2048]; /* model.recurrent: the iterations, top-down weights and readout */
+    if (ff_recurrent_describe(&net, cfg, rec, sizeof rec))
+        fputs(rec, stdout);
     /* what each mode moves per batch: data parallel sums every gradient once per
      * optimiser step (two steps per batch with alternate passes); a pipeline hands
      * the normalised input of each later stage's first layer on, for the batch's

@@ -196,7 +196,9 @@ void ff_model_scores(ff_model *m, ff_model_readout r, float *images, int n, floa
         ff_dataset ds = {.n = b, .shape = m->image, .images = images + (size_t)s * dim,
                          .labels = m->labels};
         float *out = scores + (size_t)s * FF_NUM_CLASSES;
-        if (r == FF_MODEL_READOUT_GOODNESS) {
+        if (r == FF_MODEL_READOUT_GOODNESS && m->tr.rec.active) { /* model.recurrent */
+            ff_recurrent_scores(&m->tr.rec, m->net, ds.images, b, 0, out, NULL);
+        } else if (r == FF_MODEL_READOUT_GOODNESS) {
             ff_eval_goodness_scores(m->net, m->cfg.model.label_embedding, &ds, NULL, b, 0, m->x,
                                     out);
         } else {

@@ -9,6 +9,7 @@
 #include "ff/embed.h"
 #include "ff/objective.h"
 #include "ff/pool.h"
+#include "ff/recurrent.h"
 #include "ff/rng.h"
 
 static int alloc_floats(float **p, size_t n, const char *what, ff_err *err)
@@ -77,6 +78,8 @@ static void set_views(ff_layer *L, float *params, float *grads)
     L->gW = grads + L->param_off;
     L->gb = L->gW + L->n_weights;
     L->gaffine = L->n_affine ? L->gb + L->n_bias : NULL;
+    L->Wtd = L->n_topdown ? L->b + L->n_bias + L->n_affine : NULL;
+    L->gWtd = L->n_topdown ? L->gb + L->n_bias + L->n_affine : NULL;
 }
 
 ff_net_spec ff_net_spec_of(const ff_config *cfg, ff_shape input, int max_batch)
@@ -91,7 +94,8 @@ ff_net_spec ff_net_spec_of(const ff_config *cfg, ff_shape input, int max_batch)
                          .head_norm_batch = cfg->clf.norm == FF_CLF_NORM_BATCH,
                          .loss_after_pool = cfg->model.loss_after_pool,
                          .norm_eps = cfg->model.norm_eps, .eval_layers = cfg->eval.layers,
-                         .n_eval_layers = cfg->eval.n_layers};
+                         .n_eval_layers = cfg->eval.n_layers,
+                         .recurrent = cfg->model.recurrent.iterations > 0};
 }
 
 /* What the layers need beyond their parameters, summed while they are set up. */
@@ -157,6 +161,16 @@ static int setup_layers(ff_net *net, const ff_net_spec *spec, const ff_objective
         shape = net->layers[l].out;
         net->n_layers = ++l;
     }
+    if (spec->recurrent) { /* top-down weights in each layer's slice: the offsets again */
+        net->n_params = 0;
+        for (int k = 0; k < l; k++) {
+            ff_layer *L = &net->layers[k];
+            L->td_dim = k + 1 < l ? ff_shape_dim(net->layers[k + 1].out) : FF_NUM_CLASSES;
+            L->n_topdown = (size_t)ff_shape_dim(L->out) * (size_t)L->td_dim;
+            L->param_off = net->n_params;
+            net->n_params += ff_layer_n_params(L);
+        }
+    }
     if (spec->n_layers > 0 &&
         (l == 0 || (ff_net_pooled(net, l) && !spec->loss_after_pool))) {
         ff_err_set(err, FF_ERR_USAGE, "layer %d: a pool must be followed by a trainable layer%s",
@@ -173,7 +187,7 @@ static int set_evaluated(ff_net *net, const ff_net_spec *spec, ff_err *err)
 {
     const int l = net->n_layers;
     for (int k = 0; k < l; k++)
-        net->evaluated[k] = spec->n_eval_layers == 0 && (k > 0 || l == 1);
+        net->evaluated[k] = spec->n_eval_layers == 0 && (k > 0 || l == 1 || spec->recurrent);
     for (int i = 0; i < spec->n_eval_layers; i++) {
         const int k = spec->eval_layers[i];
         if (k < 0 || k >= l) /* a config built in code (ff_config_validate checks it) */
@@ -207,6 +221,9 @@ static void lay_out(ff_net *net, const ff_net_spec *spec, size_t max_out, size_t
         }
         set_views(L, net->params, net->grads);
         ff_layer_init_params(L, rng);
+        const float td_scale = L->td_dim ? 1.0f / sqrtf((float)L->td_dim) : 0.0f;
+        for (size_t i = 0; i < L->n_topdown; i++) /* model.recurrent: randn / sqrt(fan-in) */
+            L->Wtd[i] = ff_rng_normal(rng) * td_scale;
     }
     net->dpre = p;
     p += max_out * (size_t)max_batch;
@@ -544,7 +561,13 @@ void ff_net_hand_on(ff_net *net, int l, int batch)
     ff_objective_normalize(src, net->in[l], batch, ff_shape_dim(net->layers[l].in), net->norm_eps);
 }
 
-void ff_net_forward(ff_net *net, const float *x, int batch) { forward(net, x, batch, 0); }
+void ff_net_forward(ff_net *net, const float *x, int batch)
+{
+    if (net->recurrent)
+        ff_recurrent_forward(net->recurrent, net, x, batch);
+    else
+        forward(net, x, batch, 0);
+}
 
 void ff_net_forward_to(ff_net *net, const float *x, int batch, int l_end)
 {

@@ -70,6 +70,8 @@ typedef struct ff_loop_trainer {
     const char *config_note;           /* a line before the config's text in TensorBoard
                                           ("backbone: ..."), NULL none */
     int goodness_layout_layers;        /* > 0: the custom-scalars layout of that many layers */
+    int goodness_layout_iters;         /* ... with each layer's goodness per iteration
+                                          (model.recurrent) */
 } ff_loop_trainer;
 
 /* What an epoch's end hands its observers. */

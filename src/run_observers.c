@@ -128,8 +128,11 @@ static int files_start(void *self, ff_loop *l, ff_err *err)
     free(md);
     if (!rc)
         rc = ff_summary_hparams_start(f->tb, cfg, (double)time(NULL), err);
-    if (!rc && l->tr.goodness_layout_layers > 0)
-        rc = ff_summary_hparams_goodness_layout(f->tb, l->tr.goodness_layout_layers, err);
+    if (!rc && l->tr.goodness_layout_layers > 0) /* one layout record: first-come */
+        rc = l->tr.goodness_layout_iters
+                 ? ff_summary_hparams_goodness_layout_iters(f->tb, l->tr.goodness_layout_layers,
+                                                            err)
+                 : ff_summary_hparams_goodness_layout(f->tb, l->tr.goodness_layout_layers, err);
     if (!rc)
         rc = ff_summary_flush(f->tb, err);
     return rc;

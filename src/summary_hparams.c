@@ -489,10 +489,16 @@ static int layout_alloc(layout_build *b, size_t n)
     return b->charts && b->chart_ptrs && b->lines && b->titles && b->regex && b->regex_ptrs;
 }
 
-static void layout_chart(layout_build *b, int i)
+/* chart i: layer l's goodness (iters 0) or its goodness at every iteration (iters 1) */
+static void layout_chart(layout_build *b, int i, int l, int iters)
 {
-    snprintf(b->titles[i], sizeof b->titles[i], "layer%d goodness (pos, neg)", i);
-    snprintf(b->regex[i], sizeof b->regex[i], "layer%d/goodness_(pos|neg)$", i);
+    if (iters) {
+        snprintf(b->titles[i], sizeof b->titles[i], "layer%d goodness per iteration", l);
+        snprintf(b->regex[i], sizeof b->regex[i], "layer%d/goodness_(pos|neg)_iter[0-9]+$", l);
+    } else {
+        snprintf(b->titles[i], sizeof b->titles[i], "layer%d goodness (pos, neg)", l);
+        snprintf(b->regex[i], sizeof b->regex[i], "layer%d/goodness_(pos|neg)$", l);
+    }
     b->regex_ptrs[i] = b->regex[i];
     tensorboard__multiline_chart_content__init(&b->lines[i]);
     b->lines[i].n_tag = 1;
@@ -504,27 +510,32 @@ static void layout_chart(layout_build *b, int i)
     b->chart_ptrs[i] = &b->charts[i];
 }
 
-int ff_summary_hparams_goodness_layout(ff_summary_writer *w, int n_layers, ff_err *err)
+static int goodness_layout(ff_summary_writer *w, int n_layers, int with_iters, ff_err *err)
 {
     if (n_layers <= 0 || n_layers > 1000)
         return ff_err_set(err, FF_ERR_USAGE, "goodness layout: bad layer count %d", n_layers);
     layout_build b = {0};
     uint8_t *buf = NULL;
     int rc;
-    if (!layout_alloc(&b, (size_t)n_layers)) {
+    const int n_cats = with_iters ? 2 : 1;
+    if (!layout_alloc(&b, (size_t)n_layers * (size_t)n_cats)) {
         rc = ff_err_set(err, FF_ERR_NOMEM, "out of memory for the goodness layout");
         goto done;
     }
-    for (int i = 0; i < n_layers; i++)
-        layout_chart(&b, i);
-    Tensorboard__Category cat = TENSORBOARD__CATEGORY__INIT;
-    Tensorboard__Category *cats = &cat;
-    cat.title = (char *)"goodness";
-    cat.n_chart = (size_t)n_layers;
-    cat.chart = b.chart_ptrs;
+    for (int c = 0; c < n_cats; c++)
+        for (int i = 0; i < n_layers; i++)
+            layout_chart(&b, c * n_layers + i, i, c);
+    Tensorboard__Category cat[2] = {TENSORBOARD__CATEGORY__INIT, TENSORBOARD__CATEGORY__INIT};
+    Tensorboard__Category *cats[2] = {&cat[0], &cat[1]};
+    cat[0].title = (char *)"goodness";
+    cat[1].title = (char *)"goodness per iteration (recurrent: how the net settles)";
+    for (int c = 0; c < n_cats; c++) {
+        cat[c].n_chart = (size_t)n_layers;
+        cat[c].chart = b.chart_ptrs + (size_t)c * n_layers;
+    }
     Tensorboard__Layout layout = TENSORBOARD__LAYOUT__INIT;
-    layout.n_category = 1;
-    layout.category = &cats;
+    layout.n_category = (size_t)n_cats;
+    layout.category = cats;
     size_t len = tensorboard__layout__get_packed_size(&layout);
     buf = malloc(len ? len : 1);
     if (!buf) {
@@ -538,5 +549,15 @@ done:
     free(buf);
     layout_free(&b);
     return rc;
+}
+
+int ff_summary_hparams_goodness_layout(ff_summary_writer *w, int n_layers, ff_err *err)
+{
+    return goodness_layout(w, n_layers, 0, err);
+}
+
+int ff_summary_hparams_goodness_layout_iters(ff_summary_writer *w, int n_layers, ff_err *err)
+{
+    return goodness_layout(w, n_layers, 1, err);
 }
 

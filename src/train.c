@@ -34,6 +34,7 @@ typedef struct ff_run {
     double head_sum;               /* the softmax head's losses summed since the last log */
     int head_batches;
     float last_lr;
+    ff_iter_sums iters;            /* model.recurrent: per-iteration goodness since the last log */
     ff_run_record rec;             /* what this process is (run.json; every model file) */
     char record[8192];             /* rec as JSON */
 } ff_run;
@@ -55,6 +56,7 @@ static void add_step(ff_run *r, const ff_step_stats *st)
         r->head_batches++;
     }
     r->last_lr = st->lr;
+    ff_train_log_iter_sums_add(&r->iters, st);
 }
 
 /* The sums since the last log start again. */
@@ -87,6 +89,7 @@ static int log_scalars(ff_run *r, ff_err *err)
         ff_parallel_sum(r->par, (double *)r->sums, 4 * FF_MAX_LAYERS);
     if (!r->sum_batches || !r->tb) {
         clear_sums(r);
+        memset(&r->iters, 0, sizeof r->iters);
         return FF_OK;
     }
     const double nb = r->sum_batches;
@@ -112,6 +115,9 @@ static int log_scalars(ff_run *r, ff_err *err)
         rc = ff_summary_scalar(r->tb, "train/learning_rate", step, r->last_lr, err);
     if (!rc && r->head_batches)
         rc = ff_summary_scalar(r->tb, "clf/loss", step, mean_head_loss(r), err);
+    if (!rc) /* model.recurrent: how each layer settles (nothing for a feed-forward net) */
+        rc = ff_train_log_iter_goodness(r->tb, &r->iters, step, err);
+    memset(&r->iters, 0, sizeof r->iters);
     clear_sums(r);
     return rc;
 }
@@ -162,11 +168,15 @@ static int log_epoch_views(ff_run *r, int epoch, ff_err *err)
                    xn);
     int rc = FF_OK;
     const int image_c = ds->shape.c;
+    /* model.recurrent: the label is clamped at the top, not in the image, so a negative's
+     * input is its positive's and its goodness (neutral label) the same: not shown twice */
+    const int label_in_input = !t->rec.active;
     if (imgs) {
-        rc = ff_train_log_input_grid(r->tb, "inputs/positive", xp, n, t->in_shape, image_c, t->step, err);
-        if (!rc)
-            rc = ff_train_log_input_grid(r->tb, "inputs/negative", xn, n, t->in_shape, image_c, t->step,
-                                   err);
+        rc = ff_train_log_input_grid(r->tb, "inputs/positive", xp, n, t->in_shape, image_c,
+                                     t->step, err);
+        if (!rc && label_in_input)
+            rc = ff_train_log_input_grid(r->tb, "inputs/negative", xn, n, t->in_shape, image_c,
+                                         t->step, err);
         if (!rc && t->unsupervised)
             rc = log_masks(r, &view_rng, err);
         if (!rc)
@@ -174,7 +184,7 @@ static int log_epoch_views(ff_run *r, int epoch, ff_err *err)
     }
     if (!rc && hist)
         rc = ff_train_log_param_histograms(r->tb, &t->net, t->step, err);
-    if (!rc && hist)
+    if (!rc && hist && label_in_input)
         rc = ff_train_log_goodness_histograms(r->tb, &t->net, xp, xn, n, t->step, err);
     return rc;
 }
@@ -311,7 +321,8 @@ int ff_train_ff(const ff_config *cfg, const ff_train_opts *opts, ff_train_result
         *l = (ff_loop){.tr = {.self = r, .next = ff_next, .evaluate = ff_evaluate, .save = ff_save,
                               .position = ff_position, .has_validation = ff_has_validation,
                               .finite = ff_finite, .cfg = r->cfg,
-                              .goodness_layout_layers = r->tr.net.n_layers},
+                              .goodness_layout_layers = r->tr.net.n_layers,
+                              .goodness_layout_iters = r->tr.rec.active},
                        .opts = opts, .res = res, .par = r->par, .rec = &r->rec,
                        .writer = ff_parallel_rank() == 0};
         ff_obs_files files;

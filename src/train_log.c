@@ -156,3 +156,33 @@ int ff_train_log_receptive_fields(ff_summary_writer *tb, const ff_net *net, int 
     free(tiles);
     return rc;
 }
+
+void ff_train_log_iter_sums_add(ff_iter_sums *s, const ff_step_stats *st)
+{
+    if (st->n_iters <= 0)
+        return;
+    s->n_iters = st->n_iters;
+    s->n_layers = st->n_layers;
+    for (int t = 0; t < st->n_iters; t++)
+        for (int l = 0; l < st->n_layers; l++) {
+            s->g_pos[t][l] += st->iter_g_pos[t][l];
+            s->g_neg[t][l] += st->iter_g_neg[t][l];
+        }
+    s->batches++;
+}
+
+int ff_train_log_iter_goodness(ff_summary_writer *tb, ff_iter_sums *s, int64_t step, ff_err *err)
+{
+    int rc = FF_OK;
+    char tag[64];
+    for (int l = 0; s->batches > 0 && l < s->n_layers && !rc; l++)
+        for (int t = 0; t < s->n_iters && !rc; t++) {
+            snprintf(tag, sizeof tag, "layer%d/goodness_pos_iter%d", l, t);
+            rc = ff_summary_scalar(tb, tag, step, (float)(s->g_pos[t][l] / s->batches), err);
+            snprintf(tag, sizeof tag, "layer%d/goodness_neg_iter%d", l, t);
+            if (!rc)
+                rc = ff_summary_scalar(tb, tag, step, (float)(s->g_neg[t][l] / s->batches), err);
+        }
+    memset(s, 0, sizeof *s);
+    return rc;
+}

@@ -110,6 +110,7 @@ int ff_trainer_create(ff_trainer *t, const ff_config *cfg, ff_info_fn info, void
     const ff_net_spec spec = ff_net_spec_of(cfg, t->in_shape, plan.max_batch);
     if ((rc = ff_objective_from_config(&t->objective, cfg, err)) ||
         (rc = ff_net_build_spec(&t->net, &spec, &t->objective, &t->rng, err)) ||
+        (rc = ff_recurrent_init(&t->rec, &t->net, cfg, err)) ||
         (rc = ff_optim_init(&t->opt, &opt_params, t->net.n_params, err)) ||
         (rc = alloc_buffers(t, err)))
         return rc;
@@ -225,6 +226,7 @@ void ff_trainer_free(ff_trainer *t)
     ff_hybrid_free(&t->hybrids);
     ff_readout_free(&t->ro);
     ff_optim_free(&t->opt);
+    ff_recurrent_free(&t->rec);
     ff_net_free(&t->net);
     ff_dataset_free(&t->train);
     ff_dataset_free(&t->val);
@@ -241,11 +243,43 @@ static int share_of(const ff_trainer *t, int *first)
     return t->peers ? t->peers->rows : t->batch;
 }
 
-/* One FF pass over the rows of t->x (npos + nneg of this process's rows; labels: the
- * classes of the positive rows); adds the per-layer terms to st. A pipeline stage takes
- * its first layer's input from the stage before and hands its last layer's input on. */
-static void ff_pass(ff_trainer *t, const uint8_t *labels, int npos, int nneg, ff_step_stats *st)
+/* model.recurrent: the pass of the recurrent net, the labels top_pos[0, npos) and
+ * top_neg[0, nneg) clamped at the top of the rows; its per-layer and per-iteration terms
+ * added to st */
+static void recurrent_pass(ff_trainer *t, const uint8_t *top_pos, const uint8_t *top_neg,
+                           int npos, int nneg, ff_step_stats *st)
 {
+    ff_layer_loss iters[FF_MAX_ITERS + 1][FF_MAX_LAYERS], r[FF_MAX_LAYERS];
+    if (npos)
+        memcpy(t->rec.top, top_pos, (size_t)npos);
+    if (nneg)
+        memcpy(t->rec.top + npos, top_neg, (size_t)nneg);
+    ff_recurrent_ff_grads(&t->rec, &t->net, &t->objective, t->x, t->rec.top, npos, nneg,
+                          1.0f / (float)t->batch, iters, r);
+    st->n_iters = t->rec.iterations + 1;
+    for (int l = 0; l < t->net.n_layers; l++) {
+        st->loss_pos[l] += r[l].loss_pos;
+        st->loss_neg[l] += r[l].loss_neg;
+        st->g_pos[l] += r[l].g_pos;
+        st->g_neg[l] += r[l].g_neg;
+        for (int k = 0; k < st->n_iters; k++) {
+            st->iter_g_pos[k][l] += iters[k][l].g_pos;
+            st->iter_g_neg[k][l] += iters[k][l].g_neg;
+        }
+    }
+}
+
+/* One FF pass over the rows of t->x (npos + nneg of this process's rows; labels: the
+ * classes of the positive rows; top_pos / top_neg: the labels the recurrent net clamps);
+ * adds the per-layer terms to st. A pipeline stage takes its first layer's input from
+ * the stage before and hands its last layer's input on. */
+static void ff_pass(ff_trainer *t, const uint8_t *labels, const uint8_t *top_pos,
+                    const uint8_t *top_neg, int npos, int nneg, ff_step_stats *st)
+{
+    if (t->rec.active) {
+        recurrent_pass(t, top_pos, top_neg, npos, nneg, st);
+        return;
+    }
     ff_layer_loss r[FF_MAX_LAYERS];
     const ff_trainer_peers *P = t->peers;
     int l0 = 0, l1 = t->net.n_layers;
@@ -363,6 +397,17 @@ static void candidate_scores(ff_trainer *t, const int *idx, const uint8_t *truth
             scores[(size_t)i * FF_NUM_CLASSES + candidates[(size_t)i * m + q]] = g[(size_t)i * m + q];
 }
 
+/* model.recurrent: scores[i, k] = the recurrent goodness readout's logits (slope-weighted,
+ * averaged over its iterations) of training image idx[i] with label k, i < n */
+static void recurrent_train_scores(ff_trainer *t, const int *idx, int n, float *scores)
+{
+    const size_t dim = ff_dataset_dim(&t->train);
+    for (int i = 0; i < n; i++)
+        memcpy(t->x + (size_t)i * dim, t->train.images + (size_t)idx[i] * dim,
+               sizeof(float) * dim);
+    ff_recurrent_scores(&t->rec, &t->net, t->x, n, 1, scores, NULL);
+}
+
 /* The wrong labels of the batch. Hard ones: this process scores its rows, the
  * scores of every process's rows are gathered, then the draw takes the whole batch. */
 static void choose_negative_labels(ff_trainer *t, const int *idx, const uint8_t *truth,
@@ -378,6 +423,8 @@ static void choose_negative_labels(ff_trainer *t, const int *idx, const uint8_t 
         else if (cfg->train.hard_candidates > 0)
             candidate_scores(t, idx + f, truth + f, n, scores,
                              t->candidates + (size_t)f * cfg->train.hard_candidates);
+        else if (t->rec.active)
+            recurrent_train_scores(t, idx + f, n, scores);
         else
             ff_eval_goodness_scores(&t->net, cfg->model.label_embedding, &t->train, idx + f, n, 1,
                                     t->x, scores);
@@ -512,6 +559,17 @@ static void sum_stats(ff_trainer *t, ff_step_stats *st)
         st->g_pos[l] = v[2 * L + l];
         st->g_neg[l] = v[3 * L + l];
     }
+    for (int k = 0; k < st->n_iters; k++) { /* model.recurrent: goodness per iteration */
+        for (int l = 0; l < L; l++) {
+            v[l] = st->iter_g_pos[k][l] * w;
+            v[L + l] = st->iter_g_neg[k][l] * w;
+        }
+        P->sum(P->ctx, v, 2 * L);
+        for (int l = 0; l < L; l++) {
+            st->iter_g_pos[k][l] = v[l];
+            st->iter_g_neg[k][l] = v[L + l];
+        }
+    }
 }
 
 void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st)
@@ -541,7 +599,7 @@ void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st)
         /* every layer has stopped learning: only the softmax head below */
     } else if (competition) { /* no negative data: one pass of the images, classes beside them */
         embed(t, idx, pos, 0, t->x);
-        ff_pass(t, pos + f, n, 0, st);
+        ff_pass(t, pos + f, NULL, NULL, n, 0, st);
         update(t, lr);
         /* the pass saw the images as the head does (no label in them) and reached the top
          * layer: the head learns from its activations (before this step's update, as
@@ -550,14 +608,14 @@ void ff_trainer_step(ff_trainer *t, const int *idx, ff_step_stats *st)
     } else if (cfg->train.passes == FF_PASS_JOINT) {
         embed(t, idx, pos, 0, t->x);
         embed(t, idx, neg, 1, t->x + (size_t)n * t->in_dim);
-        ff_pass(t, NULL, n, n, st);
+        ff_pass(t, NULL, pos + f, neg + f, n, n, st);
         update(t, lr);
     } else {
         embed(t, idx, pos, 0, t->x);
-        ff_pass(t, NULL, n, 0, st);
+        ff_pass(t, NULL, pos + f, NULL, n, 0, st);
         update(t, lr);
         embed(t, idx, neg, 1, t->x);
-        ff_pass(t, NULL, 0, n, st);
+        ff_pass(t, NULL, NULL, neg + f, 0, n, st);
         update(t, lr);
     }
     sum_stats(t, st);
@@ -631,7 +689,11 @@ double ff_trainer_goodness_errors(ff_trainer *t, ff_eval_set set, ff_set_errors 
     const ff_dataset share = set_share(t, set);
     const int L = t->net.n_layers;
     double v[FF_MAX_LAYERS + 1];
-    v[0] = ff_eval_error_layers(&t->net, t->cfg.model.label_embedding, &share, 0, t->x,
+    if (t->rec.active)
+        v[0] = ff_recurrent_error(&t->rec, &t->net, share.images, share.labels, share.n, v + 1,
+                                  confusion);
+    else
+        v[0] = ff_eval_error_layers(&t->net, t->cfg.model.label_embedding, &share, 0, t->x,
                                 t->scores, t->layer_scores, v + 1, confusion);
     whole_errors(t, v, L + 1, share.n);
     e->n_layers = L;

@@ -18,6 +18,8 @@ static const char *const documented_keys[] = {
     "model.layers[].train_epochs",
     "model.label_embedding",
     "model.label_every_layer", "model.norm_eps", "model.hand_on", "model.loss_after_pool",
+    "model.recurrent.iterations", "model.recurrent.damping", "model.recurrent.eval_first",
+    "model.recurrent.eval_last", "model.recurrent.readout_iteration",
     "train.epochs", "train.batch_size", "train.passes", "train.negatives", "train.jitter", "train.flip", "train.peer_norm",
     "train.peer_decay", "train.logit_scale", "train.hard_temperature", "train.hard_scores", "train.hard_candidates", "train.loss", "train.competition_norm", "train.shuffle", "optimizer.type", "optimizer.lr", "optimizer.momentum",
     "optimizer.beta1", "optimizer.beta2", "optimizer.eps", "optimizer.weight_decay", "schedule.type",

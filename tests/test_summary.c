@@ -23,6 +23,7 @@
 #include "ff/summary_hparams.h"
 #include "ff/summary_reader.h"
 #include "ff/tfrecord.h"
+#include "ff/train_log.h"
 #include "hparams.pb-c.h"
 #include "test.h"
 #include "text.pb-c.h"
@@ -1104,6 +1105,75 @@ static void test_crash_resume(void)
     free_events(&e[1]);
 }
 
+/* model.recurrent: per-iteration goodness means since the last log, tagged
+ * layer<l>/goodness_(pos|neg)_iter<t>, and the layout's second category of charts */
+static void test_iter_goodness(void)
+{
+    char path[1024];
+    ff_summary_writer *w = open_test_writer("iters", path);
+    if (!w)
+        return;
+    ff_err err = {0};
+    CHECK(ff_summary_hparams_goodness_layout_iters(w, 2, &err) == FF_OK);
+    ff_iter_sums s;
+    memset(&s, 0, sizeof s);
+    static ff_step_stats st;
+    memset(&st, 0, sizeof st);
+    ff_train_log_iter_sums_add(&s, &st); /* a feed-forward step: nothing */
+    CHECK(s.batches == 0);
+    st.n_layers = 2, st.n_iters = 4;
+    for (int b = 0; b < 2; b++) {
+        for (int t = 0; t < 4; t++)
+            for (int l = 0; l < 2; l++) {
+                st.iter_g_pos[t][l] = 100.0 * l + 10.0 * t + b;
+                st.iter_g_neg[t][l] = -(100.0 * l + 10.0 * t + b);
+            }
+        ff_train_log_iter_sums_add(&s, &st);
+    }
+    CHECK(ff_train_log_iter_goodness(w, &s, 7, &err) == FF_OK);
+    CHECK(s.batches == 0);
+    CHECK(ff_train_log_iter_goodness(w, &s, 8, &err) == FF_OK); /* nothing added: nothing written */
+    CHECK(ff_summary_close(w, &err) == FF_OK);
+    static events e;
+    load_events(path, &e);
+    for (int t = 0; t < 4; t++)
+        for (int l = 0; l < 2; l++) {
+            char tag[64];
+            Tensorboard__Event *ev = NULL;
+            snprintf(tag, sizeof tag, "layer%d/goodness_pos_iter%d", l, t);
+            Tensorboard__Summary__Value *v = find_value(&e, tag, 0, &ev);
+            CHECK(v && ev && ev->step == 7 && count_values(&e, tag) == 1);
+            if (v)
+                CHECK_NEAR(v->simple_value, 100.0 * l + 10.0 * t + 0.5, 1e-4);
+            snprintf(tag, sizeof tag, "layer%d/goodness_neg_iter%d", l, t);
+            v = find_value(&e, tag, 0, NULL);
+            CHECK(v != NULL);
+            if (v)
+                CHECK_NEAR(v->simple_value, -(100.0 * l + 10.0 * t + 0.5), 1e-4);
+        }
+    CHECK(find_value(&e, "layer0/goodness_pos_iter4", 0, NULL) == NULL);
+    Tensorboard__Summary__Value *v = find_value(&e, "custom_scalars__config__", 0, NULL);
+    CHECK(v && v->value_case == TENSORBOARD__SUMMARY__VALUE__VALUE_TENSOR && v->tensor &&
+          v->tensor->n_string_val == 1);
+    if (v && v->tensor && v->tensor->n_string_val == 1) {
+        Tensorboard__Layout *l = tensorboard__layout__unpack(NULL, v->tensor->string_val[0].len,
+                                                             v->tensor->string_val[0].data);
+        CHECK(l && l->n_category == 2);
+        if (l && l->n_category == 2) {
+            CHECK(l->category[0]->n_chart == 2 && l->category[1]->n_chart == 2);
+            const Tensorboard__Chart *c = l->category[1]->chart[1];
+            CHECK(c->content_case == TENSORBOARD__CHART__CONTENT_MULTILINE &&
+                  c->multiline->n_tag == 1 &&
+                  strcmp(c->multiline->tag[0], "layer1/goodness_(pos|neg)_iter[0-9]+$") == 0);
+            CHECK(strcmp(l->category[0]->chart[0]->multiline->tag[0],
+                         "layer0/goodness_(pos|neg)$") == 0);
+        }
+        if (l)
+            tensorboard__layout__free_unpacked(l, NULL);
+    }
+    free_events(&e);
+}
+
 static int write_resume_sample_main(const char *dir)
 {
     char path[2][1024];
@@ -1162,6 +1232,7 @@ int main(int argc, char **argv)
     RUN(test_session_start_bytes);
     RUN(test_hparams_end_statuses);
     RUN(test_crash_resume);
+    RUN(test_iter_goodness);
     free_events(&sample);
     rm_rf(tmp_root);
     TEST_MAIN_END();

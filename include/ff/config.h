@@ -16,6 +16,7 @@
 #define FF_MAX_LAYERS 8
 #define FF_PATH_MAX 512
 #define FF_NAME_MAX 64
+#define FF_MAX_ITERS 32 /* model.recurrent.iterations at most */
 
 /* Each enum ends with its count; the name tables (config_schema.c, layer.c,
  * objective.c) assert at compile time that they have exactly that many entries. */
@@ -109,6 +110,20 @@ typedef struct ff_config {
         int loss_after_pool;                /* model.loss_after_pool: a layer followed by a
                                                pool has its loss, statistics, readout and
                                                head features on the pooled output (bool) */
+        struct {                            /* model.recurrent: the paper's recurrent net
+                                               (section 4; include/ff/recurrent.h) */
+            int iterations;                 /* model.recurrent.iterations: synchronous updates
+                                               after the bottom-up pass (0 = a feed-forward
+                                               net, the default; the paper 8) */
+            float damping;                  /* model.recurrent.damping: the share of the old
+                                               state kept (the paper 0.3) */
+            int eval_first, eval_last;      /* model.recurrent.eval_first / eval_last: the
+                                               iterations (1-based) whose goodness the readout
+                                               sums (the paper 3 to 5) */
+            int readout_iteration;          /* model.recurrent.readout_iteration: the states the
+                                               softmax head reads, with the neutral label
+                                               clamped (0 = eval_last) */
+        } recurrent;
     } model;
 
     struct {

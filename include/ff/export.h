@@ -29,7 +29,8 @@
 #include "ff/model.h"
 
 /* Writes m to path (.npz, atomically); model_path is recorded in the manifest.
- * Errors: FF_ERR_IO, FF_ERR_NOMEM, FF_ERR_USAGE (over zip's 4 GiB). */
+ * Errors: FF_ERR_IO, FF_ERR_NOMEM, FF_ERR_USAGE (over zip's 4 GiB; a recurrent net,
+ * model.recurrent, which has no export). */
 int ff_export_npz(const ff_model *m, const char *model_path, const char *path,
                         ff_err *err);
 

@@ -37,16 +37,22 @@ typedef struct ff_layer {
     size_t n_bias;          /* number of floats in b */
     size_t n_affine;        /* train.competition_norm affine: 2 * out.c (the scale of each
                                channel, then its shift); 0 otherwise. Set by the net. */
+    size_t n_topdown;       /* model.recurrent: out dim x td_dim floats of top-down weights
+                               ([out, td_dim] row-major, as W) from the layer above (the top
+                               layer: from the 10 label values); 0 otherwise. Set by the net. */
+    int td_dim;             /* model.recurrent: the dim of what comes down (0 without) */
     size_t param_off;       /* offset of W in the net's flat buffers; b follows W, then
-                               the affine floats */
+                               the affine floats, then the top-down weights */
     float *W, *b, *affine;  /* views into net params (affine NULL without) */
     float *gW, *gb, *gaffine; /* views into net grads */
+    float *Wtd, *gWtd;      /* model.recurrent: the top-down weights and their gradient (NULL
+                               without) */
 } ff_layer;
 
-/* The floats of a layer's parameters in the net's buffers: W, b and affine. */
+/* The floats of a layer's parameters in the net's buffers: W, b, affine and top-down. */
 static inline size_t ff_layer_n_params(const ff_layer *l)
 {
-    return l->n_weights + l->n_bias + l->n_affine;
+    return l->n_weights + l->n_bias + l->n_affine + l->n_topdown;
 }
 
 /* Samples per im2col + sgemm round of a conv layer (layer_conv.c); the net runs a

@@ -69,6 +69,9 @@ typedef struct ff_net {
     float *ones;                   /* [max_batch] of 1.0 for column sums by GEMV */
     float *act_mem;                /* the single allocation behind in/out/dpre/goodness */
     const ff_net_peers *peers;     /* NULL: the whole batch is here */
+    struct ff_recurrent *recurrent; /* model.recurrent (set by ff_recurrent_init): ff_net_forward
+                                      is ff_recurrent_forward, the states at the readout's
+                                      iteration with the neutral label; NULL otherwise */
     int hand_on_batch;             /* model.hand_on batch: in[l] (l > 0) is out[l - 1] (pooled)
                                       standardised per channel: with the batch's statistics
                                       in a training pass, with comp_stats otherwise */
@@ -117,8 +120,13 @@ typedef struct ff_net_spec {
     int head_norm_batch;           /* clf.norm batch */
     int loss_after_pool;           /* model.loss_after_pool */
     float norm_eps;                /* model.norm_eps */
-    const int *eval_layers;        /* eval.layers (n_eval_layers 0: every layer but the first) */
+    const int *eval_layers;        /* eval.layers (n_eval_layers 0: every layer but the first;
+                                      recurrent: every layer) */
     int n_eval_layers;
+    int recurrent;                 /* model.recurrent: each layer also has top-down weights
+                                      from the layer above (the top one from the 10 label
+                                      values), in its slice of the flat buffers after b
+                                      (ff_layer.Wtd; include/ff/recurrent.h) */
 } ff_net_spec;
 
 /* The spec of cfg's model for inputs of `input` shape and batches of up to max_batch. */
@@ -150,7 +158,8 @@ void ff_net_use_buffers(ff_net *net, float *params, float *grads);
 
 /* Forward pass of `batch` samples x ([batch, input dim], not normalised):
  * fills net->in[l] and net->out[l] for every layer. With label_every_layer the
- * label values are read back from each embedded sample of x. */
+ * label values are read back from each embedded sample of x. A recurrent net
+ * (net->recurrent): ff_recurrent_forward (include/ff/recurrent.h). */
 void ff_net_forward(ff_net *net, const float *x, int batch);
 
 /* ff_net_forward of layers [0, l_end) only (out[l] of later layers untouched). */

@@ -56,5 +56,11 @@ int ff_summary_hparams_experiment_of(ff_summary_writer *w, const ff_config *cons
  * layer putting layer<i>/goodness_pos and layer<i>/goodness_neg together. */
 int ff_summary_hparams_goodness_layout(ff_summary_writer *w, int n_layers, ff_err *err);
 
+/* The same plus a second category for a recurrent net (model.recurrent): one chart per
+ * layer putting every layer<i>/goodness_pos_iter<t> and layer<i>/goodness_neg_iter<t>
+ * together (ff_train_log_iter_goodness): how the layer settles over the iterations. Write it
+ * instead of ff_summary_hparams_goodness_layout (the layout is one record, first-come). */
+int ff_summary_hparams_goodness_layout_iters(ff_summary_writer *w, int n_layers, ff_err *err);
+
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "ff/net.h"
 #include "ff/summary.h"
+#include "ff/trainer.h"
 
 /* layer<l>/weights and layer<l>/biases */
 int ff_train_log_param_histograms(ff_summary_writer *tb, const ff_net *net, int64_t step, ff_err *err);
@@ -33,5 +34,21 @@ int ff_train_log_input_grid(ff_summary_writer *tb, const char *tag, const float 
  * channels as RGB. */
 int ff_train_log_receptive_fields(ff_summary_writer *tb, const ff_net *net, int image_c, int64_t step,
                             ff_err *err);
+
+/* model.recurrent: each layer's mean goodness of positive and of negative rows at every
+ * iteration (ff_step_stats.iter_g_pos / iter_g_neg), summed over the batches since the
+ * last log. A plain value: zero it to start. */
+typedef struct ff_iter_sums {
+    int n_iters, n_layers, batches;
+    double g_pos[FF_MAX_ITERS + 1][FF_MAX_LAYERS], g_neg[FF_MAX_ITERS + 1][FF_MAX_LAYERS];
+} ff_iter_sums;
+
+/* Adds one step's per-iteration goodness (nothing for a feed-forward net: st->n_iters 0). */
+void ff_train_log_iter_sums_add(ff_iter_sums *s, const ff_step_stats *st);
+
+/* layer<l>/goodness_pos_iter<t> and layer<l>/goodness_neg_iter<t> (t = 0: the bottom-up
+ * pass, 1..T the iterations) = their means over the batches added since the last call,
+ * at `step`; then s is cleared. Writes nothing if no batch was added. */
+int ff_train_log_iter_goodness(ff_summary_writer *tb, ff_iter_sums *s, int64_t step, ff_err *err);
 
 #endif

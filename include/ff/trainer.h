@@ -43,6 +43,7 @@
 #include "ff/net.h"
 #include "ff/optim.h"
 #include "ff/readout.h"
+#include "ff/recurrent.h"
 #include "ff/rng.h"
 
 struct ff_checkpoint;
@@ -57,6 +58,11 @@ typedef struct ff_step_stats {
     int n_layers;
     double loss_pos[FF_MAX_LAYERS], loss_neg[FF_MAX_LAYERS];
     double g_pos[FF_MAX_LAYERS], g_neg[FF_MAX_LAYERS];
+    int n_iters;          /* model.recurrent: iterations + 1 rows of iter_g_pos / iter_g_neg
+                             (0: a feed-forward net); loss_* above are then the sums and g_*
+                             the means over the iterations 1..T */
+    double iter_g_pos[FF_MAX_ITERS + 1][FF_MAX_LAYERS]; /* [t][l]: layer l's mean goodness */
+    double iter_g_neg[FF_MAX_ITERS + 1][FF_MAX_LAYERS]; /* at iteration t (0: bottom-up pass) */
     float lr;             /* the learning rate the FF step used */
     float head_loss;      /* eval.softmax: the head's mean cross-entropy on the batch before
                              its step; -1 without a head */
@@ -112,6 +118,9 @@ typedef struct ff_trainer {
     int in_dim;
     ff_net net;
     ff_objective objective;        /* the per-layer loss, chosen once from cfg */
+    ff_recurrent rec;              /* model.recurrent: the states of the recurrent net (rec.active
+                                      0: a feed-forward net); every pass, evaluation and
+                                      hard-negative score goes through it */
     ff_optim opt;
     ff_rng rng;                    /* the run's one random stream */
     int unsupervised;              /* unsupervised_backbone: hybrid negatives, no labels */

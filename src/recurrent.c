@@ -1,0 +1,388 @@
+/* recurrent.c - the paper's recurrent FF net (include/ff/recurrent.h): the bottom-up
+ * pass, the synchronous damped steps with the label clamped at the top, each layer's
+ * FF loss and gradients at every step, and the goodness readout over a window of steps.
+ * Every product is a GEMM with the rows (images x labels) as the batch. */
+#include "ff/recurrent.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ff/eval.h"
+
+int ff_recurrent_init(ff_recurrent *r, ff_net *net, const ff_config *cfg, ff_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (cfg->model.recurrent.iterations <= 0)
+        return FF_OK;
+    ff_objective obj;
+    int rc = ff_objective_from_config(&obj, cfg, err);
+    if (rc)
+        return rc;
+    const int L = net->n_layers;
+    const size_t rows = (size_t)net->max_batch;
+    size_t total = rows * (size_t)ff_shape_dim(net->input) + rows * FF_NUM_CLASSES;
+    size_t max_d = 0;
+    for (int l = 0; l < L; l++) {
+        const ff_layer *Ly = &net->layers[l];
+        if (Ly->kind != FF_LAYER_FC || !Ly->Wtd || ff_net_pooled(net, l))
+            return ff_err_set(err, FF_ERR_USAGE, "model.recurrent: layer %d is not a fully "
+                              "connected layer with top-down weights", l);
+        const size_t d = (size_t)ff_shape_dim(Ly->out);
+        total += 3 * rows * d;
+        max_d = d > max_d ? d : max_d;
+    }
+    const size_t scratch = ff_objective_scratch(&obj, (int)rows);
+    total += rows * max_d + scratch + 3 * rows + 2 * (size_t)L * rows;
+    r->mem = malloc(sizeof(float) * total);
+    r->top = malloc(rows);
+    if (!r->mem || !r->top) {
+        ff_recurrent_free(r);
+        return ff_err_set(err, FF_ERR_NOMEM, "out of memory for the recurrent net's states "
+                          "(%.1f MB)", total * 4.0 / 1e6);
+    }
+    float *p = r->mem;
+    r->x0 = p, p += rows * (size_t)ff_shape_dim(net->input);
+    r->c = p, p += rows * FF_NUM_CLASSES;
+    for (int l = 0; l < L; l++) {
+        const size_t d = (size_t)ff_shape_dim(net->layers[l].out);
+        r->h[l] = p, p += rows * d;
+        r->hn[l] = p, p += rows * d;
+        r->y[l] = p, p += rows * d;
+    }
+    r->dpre = p, p += rows * max_d;
+    r->g = p, p += scratch;
+    r->sum = p, p += rows;
+    r->score = p, p += rows;
+    r->gl = p, p += (size_t)L * rows;
+    r->lscore = p, p += (size_t)L * rows;
+    r->active = 1;
+    r->iterations = cfg->model.recurrent.iterations;
+    r->damping = cfg->model.recurrent.damping;
+    r->eps = cfg->model.norm_eps;
+    r->eval_first = cfg->model.recurrent.eval_first;
+    r->eval_last = cfg->model.recurrent.eval_last;
+    r->readout_iteration = cfg->model.recurrent.readout_iteration > 0
+                               ? cfg->model.recurrent.readout_iteration
+                               : r->eval_last;
+    r->max_rows = (int)rows;
+    net->recurrent = r;
+    return FF_OK;
+}
+
+void ff_recurrent_free(ff_recurrent *r)
+{
+    free(r->mem);
+    free(r->top);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---------------------------------------------------------------- the passes */
+
+/* y = in W^T + b (+ above Wtd^T if above), [rows, d] */
+static void pre_activation(const ff_layer *L, const float *in, const float *above, float *y,
+                           int rows)
+{
+    const int d = ff_shape_dim(L->out), din = ff_shape_dim(L->in);
+    for (int i = 0; i < rows; i++)
+        memcpy(y + (size_t)i * d, L->b, sizeof(float) * (size_t)d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d, din, 1.0f, in, din, L->W, din,
+                1.0f, y, d);
+    if (above)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d, L->td_dim, 1.0f, above,
+                    L->td_dim, L->Wtd, L->td_dim, 1.0f, y, d);
+}
+
+void ff_recurrent_bottom_up(ff_recurrent *r, ff_net *net, const float *x, int rows)
+{
+    FF_ASSERT(r->active && rows <= r->max_rows);
+    ff_objective_normalize(x, r->x0, rows, ff_shape_dim(net->input), net->norm_eps);
+    for (int l = 0; l < net->n_layers; l++) {
+        const ff_layer *L = &net->layers[l];
+        const size_t n = (size_t)rows * (size_t)ff_shape_dim(L->out);
+        if (l > 0) /* the normalised layer below as the next one's input */
+            ff_objective_normalize(r->h[l - 1], r->hn[l - 1], rows, ff_shape_dim(L->in), net->norm_eps);
+        pre_activation(L, l ? r->hn[l - 1] : r->x0, NULL, r->h[l], rows);
+        float *restrict h = r->h[l];
+        for (size_t q = 0; q < n; q++)
+            h[q] = h[q] > 0.0f ? h[q] : 0.0f;
+    }
+}
+
+void ff_recurrent_clamp(ff_recurrent *r, const uint8_t *labels, int rows)
+{
+    FF_ASSERT(rows <= r->max_rows);
+    for (int i = 0; i < rows; i++) {
+        float *c = r->c + (size_t)i * FF_NUM_CLASSES;
+        for (int k = 0; k < FF_NUM_CLASSES; k++)
+            c[k] = labels ? (float)(labels[i] == k) : 1.0f / FF_NUM_CLASSES;
+    }
+    ff_objective_normalize(r->c, r->c, rows, FF_NUM_CLASSES, r->eps); /* handed on as any layer is */
+}
+
+void ff_recurrent_step(ff_recurrent *r, ff_net *net, int rows)
+{
+    const int L = net->n_layers;
+    for (int l = 0; l < L; l++) /* every input is a state of the step before */
+        ff_objective_normalize(r->h[l], r->hn[l], rows, ff_shape_dim(net->layers[l].out), net->norm_eps);
+    const float d = r->damping, e = 1.0f - d;
+    for (int l = 0; l < L; l++) {
+        const ff_layer *Ly = &net->layers[l];
+        pre_activation(Ly, l ? r->hn[l - 1] : r->x0, l + 1 < L ? r->hn[l + 1] : r->c, r->y[l],
+                       rows);
+        const size_t n = (size_t)rows * (size_t)ff_shape_dim(Ly->out);
+        float *restrict y = r->y[l], *restrict h = r->h[l];
+        for (size_t q = 0; q < n; q++) {
+            y[q] = y[q] > 0.0f ? y[q] : 0.0f;
+            h[q] = d * h[q] + e * y[q];
+        }
+    }
+}
+
+void ff_recurrent_forward(ff_recurrent *r, ff_net *net, const float *x, int rows)
+{
+    const int L = net->n_layers;
+    ff_recurrent_clamp(r, NULL, rows);
+    ff_recurrent_bottom_up(r, net, x, rows);
+    for (int t = 1; t <= r->readout_iteration; t++)
+        ff_recurrent_step(r, net, rows);
+    memcpy(net->in[0], r->x0, sizeof(float) * rows * (size_t)ff_shape_dim(net->input));
+    for (int l = 0; l < L; l++) {
+        const int d = ff_shape_dim(net->layers[l].out);
+        memcpy(net->out[l], r->h[l], sizeof(float) * rows * (size_t)d);
+        if (l + 1 < L)
+            ff_objective_normalize(r->h[l], net->in[l + 1], rows, d, net->norm_eps);
+    }
+}
+
+/* layer l's loss on h_t[l] and its gradients at this step, added to (beta 1) or written
+ * into (beta 0) the layer's slice of net->grads */
+static void layer_grads(ff_recurrent *r, ff_net *net, const ff_objective *obj, int l, int npos,
+                        int nneg, float scale, float beta, ff_layer_loss *res)
+{
+    const ff_layer *Ly = &net->layers[l];
+    const int L = net->n_layers, rows = npos + nneg, d = ff_shape_dim(Ly->out);
+    const int din = ff_shape_dim(Ly->in);
+    memset(res, 0, sizeof *res);
+    /* d loss / d h_t, masked where h_t > 0 */
+    ff_objective_layer_loss(obj, r->h[l], NULL, npos, nneg, d, Ly->threshold, scale, NULL, r->g,
+                            r->dpre, res);
+    const size_t n = (size_t)rows * (size_t)d;
+    const float e = 1.0f - r->damping;
+    float *restrict dp = r->dpre;
+    const float *restrict y = r->y[l];
+    for (size_t q = 0; q < n; q++) /* d h_t / d pre = (1 - d) where y_t > 0 */
+        dp[q] = y[q] > 0.0f ? e * dp[q] : 0.0f;
+    const float *below = l ? r->hn[l - 1] : r->x0, *above = l + 1 < L ? r->hn[l + 1] : r->c;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, din, rows, 1.0f, dp, d, below, din,
+                beta, Ly->gW, din);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, Ly->td_dim, rows, 1.0f, dp, d, above,
+                Ly->td_dim, beta, Ly->gWtd, Ly->td_dim);
+    ff_layer_bias_grad_per_output(Ly, dp, rows, beta);
+}
+
+/* mean goodness of rows [0, npos) and [npos, npos + nneg) of h[l] into res */
+static void goodness_means(ff_recurrent *r, const ff_net *net, int l, int npos, int nneg,
+                           ff_layer_loss *res)
+{
+    const int d = ff_shape_dim(net->layers[l].out);
+    memset(res, 0, sizeof *res);
+    ff_objective_goodness(r->h[l], npos + nneg, d, r->g);
+    double a = 0.0, b = 0.0;
+    for (int i = 0; i < npos; i++)
+        a += r->g[i];
+    for (int i = npos; i < npos + nneg; i++)
+        b += r->g[i];
+    res->g_pos = npos ? (float)(a / npos) : 0.0f;
+    res->g_neg = nneg ? (float)(b / nneg) : 0.0f;
+}
+
+void ff_recurrent_step_grads(ff_recurrent *r, ff_net *net, const ff_objective *obj, int npos,
+                             int nneg, float scale, float beta, ff_layer_loss *res)
+{
+    for (int l = 0; l < net->n_layers; l++)
+        layer_grads(r, net, obj, l, npos, nneg, scale, beta, &res[l]);
+}
+
+void ff_recurrent_ff_grads(ff_recurrent *r, ff_net *net, const ff_objective *obj, const float *x,
+                           const uint8_t *top, int npos, int nneg, float scale,
+                           ff_layer_loss iters[FF_MAX_ITERS + 1][FF_MAX_LAYERS],
+                           ff_layer_loss *out)
+{
+    const int L = net->n_layers, rows = npos + nneg, T = r->iterations;
+    ff_recurrent_clamp(r, top, rows);
+    ff_recurrent_bottom_up(r, net, x, rows);
+    for (int l = 0; l < L; l++)
+        goodness_means(r, net, l, npos, nneg, &iters[0][l]);
+    if (out)
+        memset(out, 0, sizeof(ff_layer_loss) * (size_t)L);
+    for (int t = 1; t <= T; t++) {
+        ff_recurrent_step(r, net, rows);
+        for (int l = 0; l < L; l++) {
+            ff_layer_loss *res = &iters[t][l];
+            layer_grads(r, net, obj, l, npos, nneg, scale / (float)T, t == 1 ? 0.0f : 1.0f, res);
+            if (t == T && net->peers && net->peers->grads_ready)
+                net->peers->grads_ready(net->peers->ctx, l);
+            if (out) {
+                out[l].loss_pos += res->loss_pos;
+                out[l].loss_neg += res->loss_neg;
+                out[l].g_pos += res->g_pos / (float)T;
+                out[l].g_neg += res->g_neg / (float)T;
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- the readout */
+
+/* scores of m images (m * 10 <= max_rows): rows k * m + i = image i with label k */
+static void score_chunk(ff_recurrent *r, ff_net *net, const float *x, int m, int as_logits,
+                        float *scores, float *layers)
+{
+    const int L = net->n_layers, rows = m * FF_NUM_CLASSES;
+    FF_ASSERT(rows <= r->max_rows);
+    /* the bottom-up pass does not see the label: once, then copied to every label's block */
+    ff_recurrent_bottom_up(r, net, x, m);
+    const size_t xd = (size_t)ff_shape_dim(net->input) * (size_t)m;
+    for (int k = 1; k < FF_NUM_CLASSES; k++) {
+        memcpy(r->x0 + k * xd, r->x0, sizeof(float) * xd);
+        for (int l = 0; l < L; l++) {
+            const size_t hd = (size_t)ff_shape_dim(net->layers[l].out) * (size_t)m;
+            memcpy(r->h[l] + k * hd, r->h[l], sizeof(float) * hd);
+        }
+    }
+    for (int k = 0; k < FF_NUM_CLASSES; k++)
+        memset(r->top + (size_t)k * m, k, (size_t)m);
+    ff_recurrent_clamp(r, r->top, rows);
+    for (int q = 0; q < rows; q++)
+        r->sum[q] = 0.0f;
+    if (layers)
+        for (size_t q = 0; q < (size_t)L * rows; q++)
+            r->gl[q] = 0.0f;
+    const float w_window = 1.0f / (float)(r->eval_last - r->eval_first + 1);
+    for (int t = 1; t <= r->eval_last; t++) {
+        ff_recurrent_step(r, net, rows);
+        if (t < r->eval_first)
+            continue;
+        for (int l = 0; l < L; l++) {
+            if (!net->evaluated[l] && !layers)
+                continue;
+            const float w = as_logits ? net->layers[l].slope : 1.0f;
+            ff_objective_goodness(r->h[l], rows, ff_shape_dim(net->layers[l].out), r->g);
+            for (int q = 0; q < rows; q++) {
+                if (net->evaluated[l])
+                    r->sum[q] += w * r->g[q];
+                if (layers)
+                    r->gl[(size_t)l * rows + q] += r->g[q];
+            }
+        }
+    }
+    for (int i = 0; i < m; i++)
+        for (int k = 0; k < FF_NUM_CLASSES; k++) {
+            const size_t row = (size_t)k * m + i, to = (size_t)i * FF_NUM_CLASSES + k;
+            scores[to] = r->sum[row] * w_window;
+            for (int l = 0; layers && l < L; l++)
+                layers[(size_t)l * rows + to] = r->gl[(size_t)l * rows + row] * w_window;
+        }
+}
+
+void ff_recurrent_scores(ff_recurrent *r, ff_net *net, const float *x, int n, int as_logits,
+                         float *scores, float *layers)
+{
+    const int chunk = r->max_rows / FF_NUM_CLASSES, L = net->n_layers;
+    const size_t xd = (size_t)ff_shape_dim(net->input);
+    FF_ASSERT(chunk > 0);
+    for (int s = 0; s < n; s += chunk) {
+        const int m = n - s < chunk ? n - s : chunk;
+        float *ls = layers ? r->lscore : NULL;
+        score_chunk(r, net, x + (size_t)s * xd, m, as_logits, scores + (size_t)s * FF_NUM_CLASSES,
+                    ls);
+        for (int l = 0; layers && l < L; l++) /* [l][n * 10] from the chunk's [l][m * 10] */
+            memcpy(layers + ((size_t)l * n + s) * FF_NUM_CLASSES,
+                   ls + (size_t)l * m * FF_NUM_CLASSES, sizeof(float) * m * FF_NUM_CLASSES);
+    }
+}
+
+double ff_recurrent_error(ff_recurrent *r, ff_net *net, const float *x, const uint8_t *labels,
+                          int n, double *layer_error, int64_t *confusion)
+{
+    const int chunk = r->max_rows / FF_NUM_CLASSES, L = net->n_layers;
+    const size_t xd = (size_t)ff_shape_dim(net->input);
+    int64_t wrong = 0, lwrong[FF_MAX_LAYERS] = {0};
+    for (int s = 0; s < n; s += chunk) {
+        const int m = n - s < chunk ? n - s : chunk;
+        score_chunk(r, net, x + (size_t)s * xd, m, 0, r->score, layer_error ? r->lscore : NULL);
+        for (int i = 0; i < m; i++) {
+            const int truth = labels[s + i], pred = ff_eval_argmax10(r->score + (size_t)i * 10);
+            wrong += pred != truth;
+            if (confusion)
+                confusion[truth * FF_NUM_CLASSES + pred]++;
+            for (int l = 0; layer_error && l < L; l++)
+                lwrong[l] += ff_eval_argmax10(r->lscore + ((size_t)l * m + i) * 10) != truth;
+        }
+    }
+    for (int l = 0; layer_error && l < L; l++)
+        layer_error[l] = n ? (double)lwrong[l] / n : 0.0;
+    return n ? (double)wrong / n : 0.0;
+}
+
+double ff_recurrent_step_flops(const ff_net *net)
+{
+    double f = 0.0;
+    for (int l = 0; l < net->n_layers; l++)
+        f += (double)net->layers[l].n_weights + (double)net->layers[l].n_topdown;
+    return f;
+}
+
+size_t ff_recurrent_describe(const ff_net *net, const ff_config *cfg, char *buf, size_t cap)
+{
+    const int T = cfg->model.recurrent.iterations;
+    if (T <= 0) {
+        if (cap)
+            buf[0] = '\0';
+        return 0;
+    }
+    size_t n = 0;
+#define PUT(...) (n += (size_t)snprintf(n < cap ? buf + n : NULL, n < cap ? cap - n : 0, __VA_ARGS__))
+    const float d = cfg->model.recurrent.damping;
+    PUT("# recurrent (model.recurrent): a bottom-up pass, then %d synchronous iteration%s; "
+        "each hidden layer's new state = %g x its old state + %g x relu(W n(layer below) + "
+        "Wtd n(layer above) + b), all from the step before; the label clamped above the top "
+        "layer (one-hot, normalised)\n", T, T == 1 ? "" : "s", d, 1.0 - d);
+    PUT("# top-down weights (in the params above):");
+    for (int l = 0; l < net->n_layers; l++) {
+        const ff_layer *L = &net->layers[l];
+        if (l + 1 < net->n_layers)
+            PUT(" layer %d <- layer %d [%d x %d]%s", l, l + 1, ff_shape_dim(L->out), L->td_dim,
+                l + 1 < net->n_layers ? ";" : "");
+        else
+            PUT(" layer %d <- label [%d x %d]", l, ff_shape_dim(L->out), L->td_dim);
+    }
+    PUT("\n# training: every iteration each layer's own FF loss (no backpropagation through "
+        "time), gradients averaged over the %d iterations; goodness readout: for each of the "
+        "10 labels the mean over iterations %d-%d of the summed goodness of layers",
+        T, cfg->model.recurrent.eval_first, cfg->model.recurrent.eval_last);
+    for (int l = 0, k = 0; l < net->n_layers; l++)
+        if (net->evaluated[l])
+            PUT("%s%d", k++ ? "," : " ", l);
+    const double step = ff_recurrent_step_flops(net), up = ff_net_flops(net);
+    PUT("\n# per image: %.1f MFLOP per iteration (bottom-up + top-down); a training pass "
+        "(positive + negative, forward and gradients) about %.0f MFLOP, the readout (10 "
+        "labels x %d iterations) about %.0f MFLOP\n",
+        2e-6 * step, 2.0 * 2e-6 * (up + 3.0 * T * step), cfg->model.recurrent.eval_last,
+        2e-6 * (up + 10.0 * cfg->model.recurrent.eval_last * step));
+    if (cfg->eval.softmax)
+        PUT("# softmax head: the normalised states at iteration %d with the neutral label "
+            "clamped\n", cfg->model.recurrent.readout_iteration > 0
+                              ? cfg->model.recurrent.readout_iteration
+                              : cfg->model.recurrent.eval_last);
+    double states = 0.0; /* h, n(h), y of every layer, for every buffer row */
+    for (int l = 0; l < net->n_layers; l++)
+        states += 3.0 * ff_shape_dim(net->layers[l].out);
+    PUT("# recurrent states: %.1f MiB (%d buffer rows)\n",
+        states * net->max_batch * 4.0 / (1 << 20), net->max_batch);
+#undef PUT
+    return n;
+}
