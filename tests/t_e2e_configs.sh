@@ -34,13 +34,20 @@ eval_data=$small
 finite_pct() { [[ "$1" =~ ^[0-9]+(\.[0-9]+)?$ ]] && /usr/bin/python3 -c \
     "import sys; sys.exit(0 if 0 <= float(sys.argv[1]) <= 100 else 1)" "$1"; }
 
-# the tags a run of this mode must write (test/error_softmax: when eval.softmax is on)
-expected_tags() { # expected_tags MODE SOFTMAX
+# the tags a run of this mode must write (test/error_softmax: when eval.softmax is on; a
+# recurrent net: each layer's goodness per iteration, and no negative inputs or goodness
+# histograms, as its label is not in the image)
+expected_tags() { # expected_tags MODE SOFTMAX RECURRENT_ITERATIONS
     local t="config _hparams_/session_start_info _hparams_/session_end_info"
     case $1 in
     unsupervised_clf) t="$t clf/loss clf/lr test/error_softmax" ;;
     *) t="$t layer0/loss layer0/goodness_pos layer0/goodness_neg loss/total train/learning_rate"
-       t="$t layer0/weights layer0/biases layer0/goodness_pos_hist inputs/positive inputs/negative"
+       t="$t layer0/weights layer0/biases inputs/positive"
+       if [ "${3:-0}" -gt 0 ]; then
+           t="$t layer0/goodness_pos_iter0 layer0/goodness_neg_iter$3"
+       else
+           t="$t layer0/goodness_pos_hist inputs/negative"
+       fi
        [ "$1" = supervised ] && t="$t test/error_goodness"
        [ "$1" = unsupervised_backbone ] && t="$t inputs/masks"
        [ "$2" = true ] && t="$t test/error_softmax" ;;
@@ -71,19 +78,20 @@ run_config() { # config extra...
 # the event file the run names is intact and holds the expected tags
 check_events() { # check_events CONFIG NAME EXTRA...
     local cfg=$1 name=$2; shift 2
-    local ev mode softmax missing=""
+    local ev mode softmax iters missing=""
     ev=$(sed -n 's/^event file: *//p' "$tmp/$name.out")
     [ -f "$ev" ] || { fail "$cfg: no event file ('$ev')"; return; }
     "$build/ffrun" "$cfg" "${short[@]}" "$@" --dry-run > "$tmp/$name.resolved" 2>&1
     mode=$(sed -n 's/^mode: *//p' "$tmp/$name.resolved" | head -1)
     softmax=$(sed -n '/^eval:/,/^[a-z]/s/^ *softmax: *//p' "$tmp/$name.resolved" | head -1)
     [ -n "$mode" ] && [ -n "$softmax" ] || { fail "$cfg: no mode/eval.softmax in --dry-run"; return; }
+    iters=$(sed -n 's/^ *recurrent.iterations: *//p' "$tmp/$name.resolved" | head -1)
     "$build/tfevents-dump" "$ev" > "$tmp/$name.dump" 2>&1 \
         || { fail "$cfg: tfevents-dump rejects $ev"; cat "$tmp/$name.dump"; return; }
-    for tag in $(expected_tags "$mode" "$softmax"); do
+    for tag in $(expected_tags "$mode" "$softmax" "${iters:-0}"); do
         grep -qE "^  $tag +" "$tmp/$name.dump" || missing="$missing $tag"
     done
-    [ -z "$missing" ] && ok "$cfg: event file verified, $(expected_tags "$mode" "$softmax" | wc -w) expected tags" \
+    [ -z "$missing" ] && ok "$cfg: event file verified, $(expected_tags "$mode" "$softmax" "${iters:-0}" | wc -w) expected tags" \
         || { fail "$cfg: event file lacks$missing"; cat "$tmp/$name.dump"; }
     if [ "$eval_data" = "$cifar" ] && [ "$mode" != unsupervised_clf ]; then # colour: RGB summaries
         /usr/bin/python3 tests/tb_reader.py "$ev" > "$tmp/$name.tb" 2>&1 || fail "$cfg: tb_reader"
