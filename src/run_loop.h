@@ -138,10 +138,9 @@ int ff_loop_diverged(ff_loop *l, const char *what, ff_err *err);
 /* Reports p to opts->progress, if any. */
 void ff_loop_report(const ff_loop *l, const ff_progress *p);
 
-/* The shared observers (src/run_observers.c); each keeps its state in `self`, which
- * the caller provides and which must outlive the loop. */
-typedef struct ff_obs_files { int unused; } ff_obs_files;
-typedef struct ff_obs_errors { int unused; } ff_obs_errors;
+/* The shared observers (src/run_observers.c). The files and errors observers keep their
+ * state in the loop (loop->files); the others in `self`, which the caller provides and
+ * which must outlive the loop. */
 typedef struct ff_obs_models {
     int best;              /* write _best.ffm when the choosing error improves */
     int every;             /* epoch models: every `every` epochs (0: the last only) */
@@ -154,13 +153,13 @@ typedef struct ff_obs_progress { int every; /* batches between progress calls */
  * config's text and HParams start for a new run; the event file flushed after every
  * epoch; at the stop the HParams end (SUCCESS, INTERRUPTED if resumable, else
  * FAILURE) and the file closed. Writer only. */
-ff_loop_observer ff_obs_files_observer(ff_obs_files *o);
+ff_loop_observer ff_obs_files_observer(void);
 /* <set>/error_goodness, <set>/error_softmax, <set>/layer<K>/error of each set read */
-ff_loop_observer ff_obs_errors_observer(ff_obs_errors *o);
+ff_loop_observer ff_obs_errors_observer(void);
 /* Model files: _best, _epochNNN, _stepNNNNNNN (checkpoint.minutes, and at a stop after
  * a signal or a failed write: the error names it; a divergence saves nothing). Sets
  * res->best_error/best_epoch when the best model is written (or without best). */
-ff_loop_observer ff_obs_models_observer(ff_obs_models *o, const ff_loop *l);
+ff_loop_observer ff_obs_models_observer(ff_obs_models *o);
 /* The progress line: every `every` batches and at each epoch's end (last in the list:
  * its time after the epoch includes everyone's work) */
 ff_loop_observer ff_obs_progress_observer(ff_obs_progress *o);

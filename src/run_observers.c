@@ -164,9 +164,9 @@ static int files_stop(void *self, ff_loop *l, int rc, ff_err *err)
     return rc;
 }
 
-ff_loop_observer ff_obs_files_observer(ff_obs_files *o)
+ff_loop_observer ff_obs_files_observer(void)
 {
-    return (ff_loop_observer){.name = "files", .self = o, .on_start = files_start,
+    return (ff_loop_observer){.name = "files", .on_start = files_start,
                               .on_epoch = files_epoch, .on_stop = files_stop};
 }
 
@@ -204,9 +204,9 @@ static int errors_epoch(void *self, ff_loop *l, const ff_loop_epoch *e, ff_err *
     return rc;
 }
 
-ff_loop_observer ff_obs_errors_observer(ff_obs_errors *o)
+ff_loop_observer ff_obs_errors_observer(void)
 {
-    return (ff_loop_observer){.name = "errors", .self = o, .on_epoch = errors_epoch};
+    return (ff_loop_observer){.name = "errors", .on_epoch = errors_epoch};
 }
 
 /* ---------------------------------------------------------------- model files */
@@ -371,9 +371,8 @@ static int models_stop(void *self, ff_loop *l, int rc, ff_err *err)
     return rc;
 }
 
-ff_loop_observer ff_obs_models_observer(ff_obs_models *o, const ff_loop *l)
+ff_loop_observer ff_obs_models_observer(ff_obs_models *o)
 {
-    (void)l;
     o->last_save = ff_run_now_seconds();
     return (ff_loop_observer){.name = "models", .self = o, .all_ranks = 1,
                               .on_start = models_start, .on_step = models_step,

@@ -325,19 +325,17 @@ int ff_train_ff(const ff_config *cfg, const ff_train_opts *opts, ff_train_result
                               .goodness_layout_iters = r->tr.rec.active},
                        .opts = opts, .res = res, .par = r->par, .rec = &r->rec,
                        .writer = ff_parallel_rank() == 0};
-        ff_obs_files files;
-        ff_obs_errors errors;
         ff_obs_models models = {.best = 1, .every = r->cfg->checkpoint.every,
                                 .minutes = r->cfg->checkpoint.minutes};
         ff_obs_progress progress = {.every = opts ? opts->progress_every : 0};
-        ff_loop_observe(l, ff_obs_files_observer(&files));
-        ff_loop_observe(l, ff_obs_errors_observer(&errors));
+        ff_loop_observe(l, ff_obs_files_observer());
+        ff_loop_observe(l, ff_obs_errors_observer());
         ff_loop_observe(l, (ff_loop_observer){.name = "ff scalars", .self = r, .all_ranks = 1,
                                               .on_step = scalars_step, .on_epoch = scalars_epoch,
                                               .on_stop = scalars_stop});
         ff_loop_observe(l, (ff_loop_observer){.name = "ff views", .self = r,
                                               .on_epoch = views_epoch});
-        ff_loop_observe(l, ff_obs_models_observer(&models, l));
+        ff_loop_observe(l, ff_obs_models_observer(&models));
         ff_loop_observe(l, ff_obs_progress_observer(&progress));
         rc = ff_loop_run(l, err);
     }

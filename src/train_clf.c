@@ -149,18 +149,16 @@ int ff_train_clf(const ff_config *cfg, const ff_train_opts *opts, ff_train_resul
                               .record_cfg = &c->record, .config_note = c->note},
                        .opts = opts, .res = res, .rec = &c->rec,
                        .writer = ff_parallel_rank() == 0};
-        ff_obs_files files;
-        ff_obs_errors errors;
         ff_obs_models models = {.best = 1, .every = c->tr.cfg.checkpoint.every,
                                 .minutes = c->tr.cfg.checkpoint.minutes};
         ff_obs_progress progress = {.every = opts ? opts->progress_every : 0};
-        ff_loop_observe(l, ff_obs_files_observer(&files));
+        ff_loop_observe(l, ff_obs_files_observer());
         /* its curves before the errors of the same step, as it always logged them */
         ff_loop_observe(l, (ff_loop_observer){.name = "clf scalars", .self = c,
                                               .on_step = scalars_step, .on_epoch = scalars_epoch,
                                               .on_stop = scalars_stop});
-        ff_loop_observe(l, ff_obs_errors_observer(&errors));
-        ff_loop_observe(l, ff_obs_models_observer(&models, l));
+        ff_loop_observe(l, ff_obs_errors_observer());
+        ff_loop_observe(l, ff_obs_models_observer(&models));
         ff_loop_observe(l, ff_obs_progress_observer(&progress));
         rc = ff_loop_run(l, err);
     }

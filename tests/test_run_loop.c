@@ -188,7 +188,7 @@ static int harness_run(harness *h, ff_err *err)
 {
     ff_loop_observe(&h->l, recording(&h->a, 1));
     ff_loop_observe(&h->l, recording(&h->b, 0));
-    ff_loop_observe(&h->l, ff_obs_models_observer(&h->models, &h->l));
+    ff_loop_observe(&h->l, ff_obs_models_observer(&h->models));
     return ff_loop_run(&h->l, err);
 }
 
