@@ -2,6 +2,8 @@
  * per-sample transposes for the conv and local layers (see include/ff/im2col.h). */
 #include "ff/im2col.h"
 
+#include <string.h>
+
 #include "ff/pool.h"
 #include "vec_runs.h"
 
@@ -150,6 +152,62 @@ void ff_im2col(const float *x, int batch, size_t x_stride, ff_shape in, int k, i
         j.index = index;
     }
     ff_pool_for((size_t)batch, 4, im2col_range, &j);
+}
+
+typedef struct rows_job {
+    const float *x;
+    size_t x_stride, ldc;
+    ff_shape in, out;
+    int batch, k, stride, pad;
+    float *col;
+} rows_job;
+
+/* rows [r0, r1) of col: each row's runs for every sample and output row */
+static void im2col_rows_range(void *ctx, size_t r0, size_t r1)
+{
+    const rows_job *j = ctx;
+    const ff_shape in = j->in, out = j->out;
+    const int k = j->k, s = j->stride, pad = j->pad, ow = out.w;
+    const size_t plane = (size_t)in.h * (size_t)in.w, P = (size_t)out.h * (size_t)ow;
+    for (size_t r = r0; r < r1; r++) {
+        const int c = (int)(r / ((size_t)k * k)), ki = (int)(r / k % k), kj = (int)(r % k);
+        /* ox in [lo, hi) reads inside the input: 0 <= ox * s + kj - pad < in.w */
+        int lo = 0, hi = ow;
+        while (lo < ow && lo * s + kj - pad < 0)
+            lo++;
+        while (hi > lo && (hi - 1) * s + kj - pad >= in.w)
+            hi--;
+        float *row = j->col + r * j->ldc;
+        for (int i = 0; i < j->batch; i++) {
+            const float *xc = j->x + (size_t)i * j->x_stride + (size_t)c * plane;
+            float *dst = row + (size_t)i * P;
+            for (int oy = 0; oy < out.h; oy++, dst += ow) {
+                const int yy = oy * s + ki - pad;
+                if (yy < 0 || yy >= in.h || lo >= hi) {
+                    for (int ox = 0; ox < ow; ox++)
+                        dst[ox] = 0.0f;
+                    continue;
+                }
+                const float *src = xc + (size_t)yy * in.w + (lo * s + kj - pad);
+                for (int ox = 0; ox < lo; ox++)
+                    dst[ox] = 0.0f;
+                if (s == 1)
+                    ff_run_copy(dst + lo, src, hi - lo);
+                else
+                    for (int ox = lo; ox < hi; ox++)
+                        dst[ox] = src[(size_t)(ox - lo) * s];
+                for (int ox = hi; ox < ow; ox++)
+                    dst[ox] = 0.0f;
+            }
+        }
+    }
+}
+
+void ff_im2col_rows(const float *x, int batch, size_t x_stride, ff_shape in, int k,
+                    int stride, int pad, ff_shape out, float *col, size_t ldc)
+{
+    rows_job j = {x, x_stride, ldc, in, out, batch, k, stride, pad, col};
+    ff_pool_for((size_t)in.c * k * k, 4, im2col_rows_range, &j);
 }
 
 typedef struct transpose_job {

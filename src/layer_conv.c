@@ -1,18 +1,24 @@
-/* layer_conv.c - weight-shared convolution + ReLU on im2col and OpenBLAS sgemm.
+/* layer_conv.c - weight-shared convolution + ReLU on im2col and OpenBLAS sgemm, or on
+ * direct loops where each output channel sees few inputs (src/conv_direct.c).
  *
  * W is [out_c, K] row-major with K = in_c * k * k in (c, ki, kj) order, b is
  * [out_c]. Grouped (l->groups = G > 1, as PyTorch's groups): W is [out_c, Kg] with
  * Kg = K / G, the weights of output channel c over input block c / (out_c / G);
- * im2col still takes every input channel once, so group g's patch columns are the
+ * im2col still takes every input channel once, so group g's patch rows are the
  * contiguous range [g Kg, (g + 1) Kg) of col, and every product below is one sgemm
- * per group on those columns (ldb K) and that group's rows of W and t (or d).
+ * per group on those rows and that group's rows of W and t (or d).
  * Zero padding `padding` (l->pad); geometry in include/ff/im2col.h. Samples are stacked into
  * large sgemms (per-sample GEMMs are small and slow at the paper's 2x2..4x4 output
  * grids), in rounds of n = FF_CONV_CHUNK samples:
- *   forward:  col [n*P, K] = im2col(x);  t [n*P, out_c] = col W^T;
- *             y[i][c][p] = relu(t[i][p][c] + b[c]) (transpose, bias and ReLU in one pass)
- *   backward: d [n*P, out_c] = dpre transposed per sample;
- *             gW (+)= d^T col (one sgemm per round), gb[c] = sum_{i,p} dpre[i][c][p]
+ *   forward:  col [K, n*P] = im2col(x) (ff_im2col_rows);  t [out_c, n*P] = W col;
+ *             y[i][c][p] = relu(t[c][i*P + p] + b[c]) (bias and ReLU in the same pass)
+ *   backward: d [out_c, n*P] = dpre's channel rows side by side;
+ *             gW (+)= d col^T (one sgemm per round), gb[c] = sum_{i,p} dpre[i][c][p]
+ * col with K rows makes every (row, sample, output row) one run of ow values (a
+ * copy for stride 1) and gives OpenBLAS plain row-major operands: in a training run
+ * of configs/cifar_deep.yaml (perf, one thread, 2026-12-08) im2col's share fell from
+ * 13.4% to 8.8% against the patch-row layout's gather, the sgemms' packing from 15.6%
+ * to 11.3%.
  * In training the forward pass writes col for the whole batch into the caller's
  * `patches` buffer and the backward pass reads it there instead of extracting the
  * patches again. Constant planes (l->const_c > 0: label planes) stay out of col
@@ -20,6 +26,9 @@
  * a[i][c] = sum_j V[i][j] S[c][j] (V: plane values, S: per-plane kernel sums), added
  * with the bias; in backward, d S[c][j] = sum_i V[i][j] sum_p dpre[i][c][p] is
  * copied to each of plane j's k*k weights.
+ * Layers whose groups see at most FF_CONV_DIRECT_KG inputs per output (stride 1, no
+ * constant planes: l->direct, decided at set-up) skip all of this for the direct
+ * loops, which keep no patches.
  * Measured (paper's shapes, batch 100 and 1000): per-sample GEMMs are 2-3x slower on
  * layers 2 and 3; rounds of 64 samples are a few % faster than one whole-batch
  * sgemm and keep the workspace small: (min(batch, 64) + 1) * P * (K + out_c) floats. */
@@ -28,6 +37,7 @@
 
 #include "ff/im2col.h"
 #include "ff/layer.h"
+#include "conv_direct.h"
 #include "ff/pool.h"
 #include "vec_runs.h"
 
@@ -44,10 +54,14 @@ static int conv_setup(ff_layer *l, const ff_layer_cfg *cfg, ff_shape in, int ind
                           "its output channels (%d)",
                           index, G, l->in.c, l->out.c);
     l->groups = G;
+    l->direct = ff_conv_direct_fits(l);
     l->n_weights = (size_t)l->out.c * (size_t)(ff_im2col_patch_size(l) / G);
     l->n_bias = (size_t)l->out.c;
     return FF_OK;
 }
+
+/* the direct loops (src/conv_direct.c) instead of im2col + GEMM */
+static int uses_direct(const ff_layer *l) { return l->direct && l->const_c == 0; }
 
 /* samples per round: at most FF_CONV_CHUNK */
 static int chunk(int batch) { return batch < FF_CONV_CHUNK ? batch : FF_CONV_CHUNK; }
@@ -77,7 +91,9 @@ static size_t tables_offset(const ff_layer *l, int batch)
  * ([C * P] floats and [C * P] int32) */
 static size_t conv_workspace(const ff_layer *l, int batch)
 {
-    return tables_offset(l, batch) + 2 * (size_t)ff_shape_dim(l->out);
+    const size_t gemm = tables_offset(l, batch) + 2 * (size_t)ff_shape_dim(l->out);
+    const size_t direct = l->direct ? ff_conv_direct_workspace(l) : 0;
+    return gemm > direct ? gemm : direct;
 }
 
 /* y[i][c][p] = relu(t[c][i * P + p] + b[c] + a[i][c]) for n samples: the GEMM's
@@ -144,8 +160,11 @@ static void conv_forward(const ff_layer *l, const float *x, float *y, int batch,
     const size_t in_dim = (size_t)ff_shape_dim(l->in), out_dim = (size_t)ff_shape_dim(l->out);
     const ff_shape varying = {l->in.c - nc, l->in.h, l->in.w};
     FF_ASSERT(ng == 1 || nc == 0);
+    if (uses_direct(l)) {
+        ff_conv_direct_forward(l, x, y, batch);
+        return;
+    }
     float *t = ws + (size_t)chunk(batch) * P * Kv;
-    int32_t *index = (int32_t *)(t + (size_t)chunk(batch) * P * C + 16 * (size_t)C);
     float *a = NULL;
     if (nc) {
         float *S = ws + rounds_floats(l, batch), *V = S + (size_t)C * nc;
@@ -158,13 +177,13 @@ static void conv_forward(const ff_layer *l, const float *x, float *y, int batch,
     for (int i0 = 0; i0 < batch; i0 += FF_CONV_CHUNK) {
         const int n = chunk(batch - i0);
         float *col = patches ? patches + (size_t)i0 * P * Kv : ws;
-        ff_im2col(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->pad, l->out, col,
-                  index);
+        ff_im2col_rows(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->pad, l->out,
+                       col, (size_t)n * P);
         const size_t ld = t_ld(l, n);
-        for (int g = 0; g < ng; g++) /* t rows of group g = W_g col[:, group g's columns]^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cg, n * P, Kg, 1.0f,
-                        l->W + (size_t)g * Cg * ldw, ldw, col + (size_t)g * Kg, Kv, 0.0f,
-                        t + (size_t)g * Cg * ld, (int)ld);
+        for (int g = 0; g < ng; g++) /* t rows of group g = W_g col[group g's rows] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cg, n * P, Kg, 1.0f,
+                        l->W + (size_t)g * Cg * ldw, ldw, col + (size_t)g * Kg * n * P, n * P,
+                        0.0f, t + (size_t)g * Cg * ld, (int)ld);
         bias_relu(l, t, y + i0 * out_dim, n, a ? a + (size_t)i0 * C : NULL,
                   ws + tables_offset(l, batch));
     }
@@ -217,18 +236,23 @@ static void conv_backward(const ff_layer *l, const float *x, const float *patche
     const size_t in_dim = (size_t)ff_shape_dim(l->in), out_dim = (size_t)ff_shape_dim(l->out);
     const ff_shape varying = {l->in.c - nc, l->in.h, l->in.w};
     FF_ASSERT(ng == 1 || nc == 0);
+    if (uses_direct(l)) {
+        FF_ASSERT(x != NULL);
+        ff_conv_direct_backward(l, x, dpre, batch, beta, ws);
+        bias_grad(l, dpre, batch, beta, NULL);
+        return;
+    }
     float *d = ws + (size_t)chunk(batch) * P * Kv;
-    int32_t *index = (int32_t *)(d + (size_t)chunk(batch) * P * C);
     for (int i0 = 0; i0 < batch; i0 += FF_CONV_CHUNK) {
         const int n = chunk(batch - i0);
         const float *col = patches ? patches + (size_t)i0 * P * Kv : ws;
         if (!patches)
-            ff_im2col(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->pad, l->out,
-                      ws, index);
+            ff_im2col_rows(x + i0 * in_dim, n, in_dim, varying, l->kernel, l->stride, l->pad,
+                           l->out, ws, (size_t)n * P);
         ff_im2col_channels_to_rows(dpre + i0 * out_dim, d, n, C, P);
-        for (int g = 0; g < ng; g++) /* gW_g (+)= d_g col[:, group g's columns] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cg, Kg, n * P, 1.0f,
-                        d + (size_t)g * Cg * n * P, n * P, col + (size_t)g * Kg, Kv,
+        for (int g = 0; g < ng; g++) /* gW_g (+)= d_g col[group g's rows]^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cg, Kg, n * P, 1.0f,
+                        d + (size_t)g * Cg * n * P, n * P, col + (size_t)g * Kg * n * P, n * P,
                         i0 ? 1.0f : beta, l->gW + (size_t)g * Cg * ldw, ldw);
     }
     float *G = ws + rounds_floats(l, batch), *V = G + (size_t)C * nc;
@@ -241,6 +265,13 @@ static void conv_backward(const ff_layer *l, const float *x, const float *patche
                     0.0f, G, nc);
         ff_im2col_planes_scatter_grad(l, G, beta, l->gW);
     }
+}
+
+/* what the forward pass keeps for the backward pass: the im2col patches, none on
+ * the direct loops */
+static size_t conv_patch_floats(const ff_layer *l)
+{
+    return uses_direct(l) ? 0 : ff_im2col_floats(l);
 }
 
 static size_t conv_fan_in(const ff_layer *l) { return l->n_weights / (size_t)l->out.c; }
@@ -262,7 +293,7 @@ const ff_layer_ops ff_conv_ops = {
     .setup = conv_setup,
     .fan_in = conv_fan_in,
     .workspace = conv_workspace,
-    .patch_floats = ff_im2col_floats,
+    .patch_floats = conv_patch_floats,
     .forward = conv_forward,
     .backward = conv_backward,
     .flops = conv_flops,

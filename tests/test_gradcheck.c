@@ -422,6 +422,8 @@ typedef struct gc_layer {
 } gc_layer;
 
 static int gc_groups = 1; /* conv groups of the layers gc_build makes (tests reset it to 1) */
+static int gc_gemm_only;   /* 1: gc_build's conv layers run on im2col + GEMM, never direct */
+static int gc_direct;      /* conv layers gc_build made that run on the direct loops */
 
 static int gc_build(gc_layer *t, ff_layer_kind kind, ff_shape in, int out, int k, int s, int pad,
                     int batch, ff_rng *rng)
@@ -434,6 +436,9 @@ static int gc_build(gc_layer *t, ff_layer_kind kind, ff_shape in, int out, int k
         fprintf(stderr, "  setup: %s\n", err.msg);
         return -1;
     }
+    if (gc_gemm_only)
+        t->l.direct = 0;
+    gc_direct += t->l.direct;
     const size_t np = t->l.n_weights + t->l.n_bias, ws = ff_layer_workspace(&t->l, batch);
     const size_t nx = (size_t)batch * ff_shape_dim(in), ny = (size_t)batch * ff_shape_dim(t->l.out);
     t->batch = batch;
@@ -598,6 +603,24 @@ static void test_grouped_gradient(void)
     check_layer_grad_pad(FF_LAYER_CONV, (ff_shape){10, 3, 3}, 10, 3, 1, 1, -1, 324);
     check_layer_grad_pad(FF_LAYER_CONV, (ff_shape){20, 3, 3}, 10, 2, 1, 0, +1, 325);
     gc_groups = 1;
+}
+
+/* the conv checks above on both of the conv layer's paths: those with stride 1 ran on
+ * the direct loops (src/conv_direct.c), now all of them on im2col + GEMM */
+static void test_conv_gradient_both_paths(void)
+{
+    gc_direct = 0;
+    test_conv_gradient();
+    test_padded_gradient();
+    test_grouped_gradient();
+    CHECK(gc_direct >= 5);
+    gc_gemm_only = 1;
+    gc_direct = 0;
+    test_conv_gradient();
+    test_padded_gradient();
+    test_grouped_gradient();
+    CHECK(gc_direct == 0);
+    gc_gemm_only = 0;
 }
 
 static void test_local_gradient(void)
@@ -790,7 +813,7 @@ int main(void)
     RUN(test_conv_gradient);
     RUN(test_local_gradient);
     RUN(test_padded_gradient);
-    RUN(test_grouped_gradient);
+    RUN(test_conv_gradient_both_paths);
     RUN(test_every_kind);
     RUN(test_goodness_per_sample);
     RUN(test_normalize_whole_vector);

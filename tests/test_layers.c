@@ -25,6 +25,8 @@ typedef struct tlayer {
 
 static int g_pad; /* padding of the layers layer_cfg makes (tests set it and reset it to 0) */
 static int g_groups = 1; /* conv groups of the layers layer_cfg makes (tests reset it to 1) */
+static int g_gemm_only;    /* 1: tl_build's conv layers run on im2col + GEMM, never direct */
+static int g_direct_built; /* conv layers tl_build made that run on the direct loops */
 
 static ff_layer_cfg layer_cfg(ff_layer_kind kind, int out, int k, int s)
 {
@@ -72,6 +74,9 @@ static int tl_build(tlayer *t, ff_layer_kind kind, ff_shape in, int out, int k, 
     t->l.gb = t->l.gW + t->l.n_weights;
     ff_layer_init_params(&t->l, rng);
     fill_normal(t->l.b, t->l.n_bias, rng, 0.3f);
+    if (g_gemm_only)
+        t->l.direct = 0;
+    g_direct_built += t->l.direct;
     return 0;
 }
 
@@ -298,8 +303,8 @@ static void check_backward_ref(ff_layer_kind kind, ff_shape in, int out, int k, 
      * with the same result as extracting them again, to the bit */
     float *patches = malloc((size_t)batch * ff_layer_patch_floats(&t.l) * sizeof(float)),
           *y = malloc(ny * sizeof(float)), *g1 = malloc(np * sizeof(float));
-    CHECK(ff_layer_patch_floats(&t.l) == (size_t)ff_shape_dim(t.l.out) / t.l.out.c *
-                                             (size_t)in.c * k * k);
+    const size_t kept = (size_t)ff_shape_dim(t.l.out) / t.l.out.c * (size_t)in.c * k * k;
+    CHECK(ff_layer_patch_floats(&t.l) == (t.l.direct ? 0 : kept)); /* direct: reads x again */
     ff_layer_backward(&t.l, x, NULL, d, batch, 0.0f, t.ws);
     memcpy(g1, t.l.gW, np * sizeof(float));
     for (size_t i = 0; i < np; i++)
@@ -307,7 +312,7 @@ static void check_backward_ref(ff_layer_kind kind, ff_shape in, int out, int k, 
     ff_layer_forward(&t.l, x, y, batch, t.ws, patches);
     for (size_t i = 0; i < t.ws_n; i++)
         t.ws[i] = 1e30f; /* the kept patches must not depend on the scratch space */
-    ff_layer_backward(&t.l, NULL, patches, d, batch, 0.0f, t.ws);
+    ff_layer_backward(&t.l, t.l.direct ? x : NULL, patches, d, batch, 0.0f, t.ws);
     CHECK(memcmp(g1, t.l.gW, np * sizeof(float)) == 0);
     CHECK(guard_intact(&t));
     free(patches);
@@ -382,7 +387,8 @@ static void test_grouped_is_block_diagonal(void)
     CHECK(full.l.n_weights == (size_t)G * grp.l.n_weights);
     CHECK(ff_layer_flops(&grp.l) == (double)ff_im2col_patch_count(&grp.l) * out * Kg);
     CHECK(ff_layer_flops(&grp.l) * G == ff_layer_flops(&full.l));
-    CHECK(ff_layer_patch_floats(&grp.l) == ff_layer_patch_floats(&full.l));
+    CHECK(grp.l.direct && !full.l.direct); /* Kg = 18, K = 54 */
+    CHECK(ff_layer_patch_floats(&grp.l) == 0); /* the direct loops keep no patches */
     CHECK(ff_layer_workspace(&grp.l, batch) == ff_layer_workspace(&full.l, batch));
     for (int co = 0; co < out; co++) /* W of full: block-diagonal copy of grp's */
         for (int j = 0; j < K; j++) {
@@ -956,12 +962,14 @@ static void test_paper_nets_run(void)
     check_paper_net(FF_LAYER_LOCAL);
 }
 
-/* the gather-index im2col gives exactly the row-copy im2col */
+/* the gather-index im2col gives exactly the row-copy im2col, and the K-row im2col
+ * the same values transposed */
 static void test_im2col_index_matches_loops(void)
 {
     struct { ff_shape in; int k, s, pad; } g[] = {
         {{1, 28, 28}, 10, 6, 0}, {{128, 4, 4}, 2, 1, 0}, {{3, 9, 7}, 3, 2, 0}, {{5, 6, 6}, 1, 1, 0},
-        {{3, 9, 7}, 3, 2, 1}, {{2, 5, 6}, 5, 1, 4}, {{4, 4, 4}, 3, 1, 1}};
+        {{3, 9, 7}, 3, 2, 1}, {{2, 5, 6}, 5, 1, 4}, {{4, 4, 4}, 3, 1, 1}, {{3, 8, 8}, 3, 1, 2},
+        {{2, 17, 18}, 3, 1, 1}, {{2, 6, 5}, 4, 3, 2}};
     for (size_t t = 0; t < sizeof g / sizeof g[0]; t++) {
         const int pad = g[t].pad;
         ff_shape in = g[t].in, out = {1, (in.h + 2 * pad - g[t].k) / g[t].s + 1,
@@ -984,6 +992,24 @@ static void test_im2col_index_matches_loops(void)
         for (size_t j = 0; j < n * batch; j++)
             zeros += a[j] == 0.0f;
         CHECK(pad ? zeros > 0 : zeros == 1); /* x[0] is the only 0 of the input */
+        /* the K-row layout (the conv layer's): col[r][i * P + p] = a[(i * P + p) * K + r],
+         * every value written (ldc > batch * P: the columns past it stay untouched) */
+        const int P = out.h * out.w, K = in.c * g[t].k * g[t].k;
+        const size_t ldc = (size_t)batch * P + 5;
+        float *rows = malloc(sizeof(float) * ldc * K);
+        for (size_t j = 0; j < ldc * K; j++)
+            rows[j] = -7.0f;
+        ff_im2col_rows(x, batch, (size_t)ff_shape_dim(in), in, g[t].k, g[t].s, pad, out, rows,
+                       ldc);
+        int same = 1;
+        for (int r = 0; r < K; r++) {
+            for (int q = 0; q < batch * P; q++)
+                same &= rows[(size_t)r * ldc + q] == a[(size_t)q * K + r];
+            for (size_t q = (size_t)batch * P; q < ldc; q++)
+                same &= rows[(size_t)r * ldc + q] == -7.0f;
+        }
+        CHECK(same);
+        free(rows);
         free(x), free(a), free(b), free(index);
     }
 }
@@ -1113,6 +1139,7 @@ static void check_pool_backward(ff_pool_kind kind, ff_shape in, int k, int s)
 static void test_pool_backward(void)
 {
     check_pool_backward(FF_POOL_MAX, (ff_shape){3, 8, 8}, 2, 2);
+    check_pool_backward(FF_POOL_MAX, (ff_shape){2, 7, 5}, 2, 2); /* the last row, column unread */
     check_pool_backward(FF_POOL_AVG, (ff_shape){3, 8, 8}, 2, 2);
     check_pool_backward(FF_POOL_MAX, (ff_shape){2, 7, 6}, 3, 2); /* floor: a row unread */
     check_pool_backward(FF_POOL_MAX, (ff_shape){2, 5, 5}, 3, 1); /* overlapping windows add */
@@ -1129,6 +1156,70 @@ static void test_pool_backward(void)
     CHECK(memcmp(dx, want, sizeof dx) == 0); /* window 2 all zero: its 2.0 goes nowhere */
 }
 
+/* the conv layer's two paths: every conv reference check above on im2col + GEMM
+ * alone (the shapes that suit the direct loops ran on them above: some did), then
+ * the first layers of configs/cifar_deep.yaml (3 -> 20, and 20 -> 80 in 10 groups,
+ * 3x3 with padding 1 on 32x32: the direct loops) against their GEMM forms, batch 7 */
+static void test_conv_both_paths(void)
+{
+    g_direct_built = 0;
+    test_conv_matches_reference();
+    test_padded_matches_reference();
+    test_backward_matches_reference();
+    test_grouped_matches_reference();
+    CHECK(g_direct_built >= 8);
+    g_gemm_only = 1;
+    g_direct_built = 0;
+    test_conv_matches_reference();
+    test_padded_matches_reference();
+    test_backward_matches_reference();
+    test_grouped_matches_reference();
+    CHECK(g_direct_built == 0);
+    g_gemm_only = 0;
+    const struct { ff_shape in; int out, groups; } L[] = {{{3, 32, 32}, 20, 1},
+                                                          {{20, 32, 32}, 80, 10}};
+    for (size_t t = 0; t < sizeof L / sizeof *L; t++) {
+        ff_rng rng;
+        ff_rng_seed(&rng, 60 + t);
+        tlayer a, b;
+        const int batch = 7;
+        g_pad = 1;
+        g_groups = L[t].groups;
+        CHECK(tl_build(&a, FF_LAYER_CONV, L[t].in, L[t].out, 3, 1, batch, &rng) == 0);
+        ff_rng_seed(&rng, 60 + t);
+        CHECK(tl_build(&b, FF_LAYER_CONV, L[t].in, L[t].out, 3, 1, batch, &rng) == 0);
+        g_pad = 0;
+        g_groups = 1;
+        CHECK(a.l.direct == 1);
+        b.l.direct = 0;
+        CHECK(ff_layer_patch_floats(&a.l) == 0 && ff_layer_patch_floats(&b.l) > 0);
+        const size_t nx = (size_t)batch * ff_shape_dim(L[t].in),
+                     ny = (size_t)batch * ff_shape_dim(a.l.out), np = a.l.n_weights + a.l.n_bias;
+        float *x = malloc(nx * sizeof(float)), *d = malloc(ny * sizeof(float)),
+              *ya = malloc(ny * sizeof(float)), *yb = malloc(ny * sizeof(float)),
+              *pb = malloc((size_t)batch * ff_layer_patch_floats(&b.l) * sizeof(float));
+        fill_normal(x, nx, &rng, 1.0f);
+        fill_normal(d, ny, &rng, 1.0f);
+        ff_layer_forward(&a.l, x, ya, batch, a.ws, NULL);
+        ff_layer_forward(&b.l, x, yb, batch, b.ws, pb);
+        double ymax = 0.0;
+        for (size_t i = 0; i < ny; i++)
+            ymax = fmax(ymax, fabs(yb[i]));
+        CHECK(max_abs_diff(ya, yb, ny) < 1e-5 * ymax);
+        CHECK(count_positive(ya, ny) > ny / 10);
+        ff_layer_backward(&a.l, x, NULL, d, batch, 0.0f, a.ws);
+        ff_layer_backward(&b.l, x, pb, d, batch, 0.0f, b.ws);
+        double gmax = 0.0;
+        for (size_t i = 0; i < np; i++)
+            gmax = fmax(gmax, fabs(b.l.gW[i]));
+        CHECK(max_abs_diff(a.l.gW, b.l.gW, np) < 1e-5 * gmax); /* gW and gb */
+        CHECK(guard_intact(&a) && guard_intact(&b));
+        free(x), free(d), free(ya), free(yb), free(pb);
+        tl_free(&a);
+        tl_free(&b);
+    }
+}
+
 int main(void)
 {
     RUN(test_im2col_index_matches_loops);
@@ -1140,6 +1231,7 @@ int main(void)
     RUN(test_backward_matches_reference);
     RUN(test_grouped_matches_reference);
     RUN(test_grouped_is_block_diagonal);
+    RUN(test_conv_both_paths);
     RUN(test_const_planes_match_im2col);
     RUN(test_conv_full_kernel_is_fc);
     RUN(test_local_with_shared_weights_is_conv);

@@ -14,6 +14,7 @@
     FF_BENCH_WRAP(ff_embed_batch)           \
     FF_BENCH_WRAP(ff_embed_batch_aug)       \
     FF_BENCH_WRAP(ff_im2col)                \
+    FF_BENCH_WRAP(ff_im2col_rows)           \
     FF_BENCH_WRAP(ff_im2col_transpose_batch)       \
     FF_BENCH_WRAP(ff_im2col_channels_to_rows)      \
     FF_BENCH_WRAP(ff_net_ff_grads)

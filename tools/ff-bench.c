@@ -181,6 +181,12 @@ void __wrap_ff_im2col(const float *x, int batch, size_t x_stride, ff_shape in, i
     TIMED(T_IM2COL, __real_ff_im2col(x, batch, x_stride, in, k, stride, pad, out, col, index));
 }
 
+void __wrap_ff_im2col_rows(const float *x, int batch, size_t x_stride, ff_shape in, int k,
+                           int stride, int pad, ff_shape out, float *col, size_t ldc)
+{
+    TIMED(T_IM2COL, __real_ff_im2col_rows(x, batch, x_stride, in, k, stride, pad, out, col, ldc));
+}
+
 void __wrap_ff_im2col_transpose_batch(const float *src, float *dst, int batch, int rows, int cols)
 {
     TIMED(T_IM2COL, __real_ff_im2col_transpose_batch(src, dst, batch, rows, cols));

@@ -52,6 +52,15 @@ size_t ff_im2col_floats(const ff_layer *l);
 void ff_im2col(const float *x, int batch, size_t x_stride, ff_shape in, int k, int stride,
                int pad, ff_shape out, float *col, int32_t *index);
 
+/* The same receptive fields with K rows instead (the conv layer's layout): col is
+ * [K, ldc] row-major, row (c * k + ki) * k + kj, column i * P + oy * ow + ox
+ * holding x[i][c][oy * s + ki - pad][ox * s + kj - pad] (0 outside the input), for
+ * batch samples (ldc >= batch * P). Every (row, sample, oy) is one run of ow values:
+ * zeros where the window lies in the padding, a copy (stride 1) or a strided read
+ * between. Rows are split over the pool. */
+void ff_im2col_rows(const float *x, int batch, size_t x_stride, ff_shape in, int k,
+                    int stride, int pad, ff_shape out, float *col, size_t ldc);
+
 /* Constant planes (l->const_c = nc > 0): a window's dot product with them is
  * sum_j v_j S[c][j], v_j the value of plane j and S[c][j] the sum of output
  * channel c's kernel weights on plane j, so the layers add them as a per-sample

@@ -25,6 +25,9 @@ typedef struct ff_layer {
     int groups;             /* conv: G channel groups (1 for every other kind): W is
                                [out.c, in.c / G * k * k], output block g of out.c / G channels
                                sees input block g of in.c / G; G > 1 needs const_c = 0 */
+    int direct;             /* conv: 1 if its geometry suits the direct loops (set up by
+                               src/conv_direct.c's rule; used while const_c = 0), 0: im2col +
+                               GEMM (tests clear it to run the same layer on both) */
     ff_pool_kind pool;      /* pool: max or average */
     int const_c;            /* conv / local: the last const_c input channels are planes with
                                one value each (label planes); they enter as a per-sample
