@@ -57,8 +57,14 @@ loss_after_pool, eval.softmax with the head on the last layer, clf.norm batch), 
   weight gradients, the head's logits and weight gradient). channels_last is the default
   layout: faster here on 1 thread (see --memory-format).
   Checked against ffrun: `ff-bench ref --config FILE --out F [--warm N]` then
-  `ff_ref.py check F` (same weights, Adam state and batch: per-layer losses, gradients
-  and updates).
+  `ff_ref.py check F` (same weights, Adam state, running statistics, head and batch:
+  per-layer losses, gradients and updates, the head's loss and gradients). With
+  contiguous tensors they agree to float rounding (losses ~1e-7, gradients ~1e-6 of the
+  largest, ffrun's last layer's weight gradients to ~5e-4: its sgemm sums over 6,400
+  products). channels_last, the timed layout, is as fast a path to the same results but
+  torch 1.13's channels-last CPU batch norm sums in float32 (its output ~5e-5 off float64
+  against ~1e-7 contiguous): gradients differ from both by ~1e-3; check
+  --memory-format channels_last shows it.
   ff_ref.py report RESULTS.jsonl OUT.md  speed table into OUT.md between
                                          <!-- speed:begin --> and <!-- speed:end -->
 """
@@ -511,6 +517,9 @@ def cmd_bench_config(a):
     images = torch.from_numpy(images_np).view(-1, *cfg["input"])
     labels = torch.from_numpy(labels_np)
     n, B = images.shape[0], a.batch or cfg["batch"]
+    # channels_last by default: on 1 thread (busy machine) 437 against 565 ms CPU per
+    # cifar_deep step and 337 against 490 ms per supervised_deep step (oneDNN's convolutions
+    # and max pools without layout reorders; contiguous max_pool2d alone took ~95 ms a step)
     mf = torch.channels_last if a.memory_format == "channels_last" else torch.contiguous_format
     net = CwcNet(torch, cfg, B, mf)
     net.per_layer_backward = a.backward == "per-layer"
@@ -576,9 +585,13 @@ def cmd_check_cwc(a, torch, hdr, blob):
         return v
 
     p0, m0, v0 = take(n), take(n), take(n)
+    stats = [take(2 * d["out"][0] + 1) for d in hdr["layers"]]
+    head_n = hdr["head_n"]
+    head0 = take(head_n)
     x, labels = take(B * in_dim), take(B)
     nl = len(hdr["layers"])
     loss_f, grads_f, after_f = take(nl), take(n), take(n)
+    head_loss_f, head_grads_f = float(take(1)[0]), take(head_n)
     net = CwcNet(torch, cfg, B, torch.channels_last if a.memory_format == "channels_last"
                  else torch.contiguous_format)
     params = net.net_params()
@@ -597,17 +610,26 @@ def cmd_check_cwc(a, torch, hdr, blob):
     with torch.no_grad():
         for p, w in zip(params, flat_views(p0)):
             p.copy_(w)
+        for L, st in zip(net.layers, stats):   # the evaluation statistics (the head's features)
+            C = L["gamma"].numel()
+            L["running_mean"].copy_(torch.from_numpy(st[:C].copy()))
+            L["running_var"].copy_(torch.from_numpy(st[C:2 * C].astype(np.float64) * L["unbias"]))
+            L["seen"] = float(st[2 * C])
+        F_ = net.features
+        net.head.weight.copy_(torch.from_numpy(head0[:10 * F_].copy()).view(10, F_))
+        net.head.bias.copy_(torch.from_numpy(head0[10 * F_:].copy()))
     opt = torch.optim.Adam(params, lr=hdr["lr"], betas=(hdr["beta1"], hdr["beta2"]),
                            eps=hdr["eps"], weight_decay=0.0, foreach=False)
     if hdr["t"] > 0:
         for p, m, v in zip(params, flat_views(m0), flat_views(v0)):
             opt.state[p] = {"step": torch.tensor(float(hdr["t"])), "exp_avg": m, "exp_avg_sq": v}
+    # the head's Adam state does not change its gradients: a fresh optimiser will do
+    head_opt = torch.optim.Adam(net.head.parameters(), lr=hdr["head_lr"], foreach=False)
     xt = torch.from_numpy(x.copy()).view(B, *hdr["input"])
     lt = torch.from_numpy(labels.astype(np.int64))
-    losses = net.ff_losses(xt, lt)
-    opt.zero_grad(set_to_none=True)
-    sum(losses).backward()
-    opt.step()
+    losses, head_loss = net.step(xt, lt, opt, head_opt)   # the whole step, the head's included
+    head_grads = np.concatenate([net.head.weight.grad.reshape(-1).numpy(),
+                                 net.head.bias.grad.numpy()])
     grads = np.concatenate([p.grad.reshape(-1).numpy() for p in params])
     after = np.concatenate([p.detach().reshape(-1).numpy() for p in params])
     lr, ok, report, off = hdr["lr"], True, [], 0
@@ -633,10 +655,20 @@ def cmd_check_cwc(a, torch, hdr, blob):
         layer["ok"] = bool(good)
         ok &= good
         report.append(layer)
+    hl = float(head_loss)
+    hscale = float(np.abs(head_grads_f).max()) or 1.0
+    head = {"loss_torch": hl, "loss_ffrun": head_loss_f,
+            "loss_rel": abs(hl - head_loss_f) / max(abs(hl), 1e-6),
+            "grad_rel_max": float(np.abs(head_grads - head_grads_f).max()) / hscale,
+            "grad_rel_l2": float(np.linalg.norm(head_grads - head_grads_f) /
+                                 (np.linalg.norm(head_grads_f) or 1.0))}
+    head["ok"] = head["loss_rel"] <= a.loss_tol and head["grad_rel_max"] <= a.grad_tol
+    ok &= head["ok"]
     tol = {"loss_rel": a.loss_tol, "grad_rel_max": a.grad_tol,
            "update_diff_lr": a.upd_tol, "update_frac_over_tol": a.upd_frac}
     print(json.dumps({"check": hdr["config"], "batch": B, "steps_before": hdr["t"], "ok": ok,
-                      "memory_format": a.memory_format, "tolerance": tol, "layers": report}))
+                      "memory_format": a.memory_format, "tolerance": tol, "layers": report,
+                      "head": head}))
     return 0 if ok else 1
 
 

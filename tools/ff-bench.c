@@ -219,6 +219,9 @@ typedef struct ref_capture {
     size_t n, rows;
     float *x[2], *grads[2], *params[2];
     uint8_t labels[2][4096]; /* the competition loss's labels of each pass (rows <= 4096) */
+    size_t head_n;           /* the softmax head's parameter count: its step's gradients */
+    float *head_grads;
+    int head_steps;
     ff_layer_loss loss[2][FF_MAX_LAYERS];
 } ref_capture;
 static ref_capture cap;
@@ -245,6 +248,8 @@ void __wrap_ff_optim_step(ff_optim *o, float *params, const float *grads, float 
     const int k = cap.steps;
     if (cap.on && k < 2 && o->n == cap.n)
         memcpy(cap.grads[k], grads, sizeof(float) * cap.n);
+    if (cap.on && cap.head_grads && o->n == cap.head_n && o->n != cap.n && !cap.head_steps++)
+        memcpy(cap.head_grads, grads, sizeof(float) * cap.head_n);
     TIMED(T_OPTIM, __real_ff_optim_step(o, params, grads, lr));
     if (cap.on && k < 2 && o->n == cap.n) {
         memcpy(cap.params[k], params, sizeof(float) * cap.n);
@@ -688,9 +693,11 @@ static int write_floats(FILE *f, const float *v, size_t n)
 /* ref --config FILE for a train.loss competition config (bench/ff_ref.py check, its
  * CwcNet): after the JSON header line (format ffrun-ref-cwc), float32 arrays
  *   params[n] m[n] v[n]          the net's state after `warm` training batches
+ *   stats[sum over layers of 2 C + 1]   each layer's running mean, variance, batches seen
+ *   head[head_n]                 the softmax head's parameters (W [10, F], b [10])
  *   x[B*in_dim] labels[B]        the next batch's inputs and labels (as floats)
  *   loss[n_layers] grads[n] params[n]   layer losses, gradients, params after the step
- * The head's step is not captured (its optimiser has other parameters). */
+ *   head_loss[1] head_grads[head_n]     the head's loss and gradients of that step */
 static int write_ref_competition(const opts *o, bench *b, ff_err *err)
 {
     const ff_trainer *t = &b->tr;
@@ -700,7 +707,8 @@ static int write_ref_competition(const opts *o, bench *b, ff_err *err)
     const size_t n = t->net.n_params, xn = (size_t)t->batch * t->in_dim;
     if ((size_t)t->batch > sizeof cap.labels[0])
         return ff_err_set(err, FF_ERR_USAGE, "ref: batch %d > %zu", t->batch, sizeof cap.labels[0]);
-    float *mem = malloc(sizeof(float) * (xn + 2 * n + (size_t)t->batch));
+    const size_t head_n = t->ro.n_params;
+    float *mem = malloc(sizeof(float) * (xn + 2 * n + (size_t)t->batch + head_n));
     FILE *f = mem ? fopen(o->out, "wb") : NULL;
     if (!f) {
         free(mem);
@@ -708,10 +716,12 @@ static int write_ref_competition(const opts *o, bench *b, ff_err *err)
     }
     fprintf(f, "{\"format\":\"ffrun-ref-cwc\",\"version\":1,\"config\":\"%s\",\"batch\":%d,"
                "\"input\":[%d,%d,%d],\"n_params\":%zu,\"lr\":%.9g,\"beta1\":%.9g,"
-               "\"beta2\":%.9g,\"eps\":%.9g,\"norm_eps\":%.9g,\"t\":%lld,\"layers\":[",
+               "\"beta2\":%.9g,\"eps\":%.9g,\"norm_eps\":%.9g,\"t\":%lld,\"head_n\":%zu,"
+               "\"head_lr\":%.9g,\"head_t\":%lld,\"layers\":[",
             o->config, t->batch, t->in_shape.c, t->in_shape.h, t->in_shape.w, n,
             ff_optim_schedule_lr(&t->cfg, t->step, t->total_steps), t->opt.beta1, t->opt.beta2,
-            t->opt.eps, t->net.norm_eps, (long long)t->opt.t);
+            t->opt.eps, t->net.norm_eps, (long long)t->opt.t, head_n, t->cfg.clf.lr,
+            (long long)t->ro.opt.t);
     for (int l = 0; l < t->net.n_layers; l++) {
         const ff_layer *L = &t->net.layers[l];
         fprintf(f, "%s{\"in\":[%d,%d,%d],\"out\":[%d,%d,%d],\"n_weights\":%zu,\"n_bias\":%zu,"
@@ -720,13 +730,24 @@ static int write_ref_competition(const opts *o, bench *b, ff_err *err)
     }
     fprintf(f, "]}\n");
     int bad = write_floats(f, t->net.params, n) || write_floats(f, t->opt.state, 2 * n);
+    for (int l = 0; l < t->net.n_layers && !bad; l++) {
+        if (!t->net.comp_stats[l]) {
+            rc = ff_err_set(err, FF_ERR_USAGE, "ref --config: no batch statistics (competition_norm)");
+            break;
+        }
+        bad = write_floats(f, t->net.comp_stats[l], 2 * (size_t)t->net.layers[l].out.c + 1);
+    }
+    bad = bad || write_floats(f, t->ro.params, head_n);
     cap = (ref_capture){.on = 1, .in_dim = t->in_dim, .n = n, .rows = (size_t)t->batch,
-                        .x = {mem}, .grads = {mem + xn}, .params = {mem + xn + n}};
-    train_batch(b);
+                        .x = {mem}, .grads = {mem + xn}, .params = {mem + xn + n},
+                        .head_n = head_n, .head_grads = mem + xn + 2 * n + (size_t)t->batch};
+    if (!rc)
+        train_batch(b);
     cap.on = 0;
-    if (cap.passes != 1 || cap.steps != 1) {
-        rc = ff_err_set(err, FF_ERR_RUNTIME, "ref: captured %d passes and %d steps, expected 1",
-                        cap.passes, cap.steps);
+    if (rc) {
+    } else if (cap.passes != 1 || cap.steps != 1 || cap.head_steps != 1) {
+        rc = ff_err_set(err, FF_ERR_RUNTIME, "ref: captured %d passes, %d steps and %d head "
+                        "steps, expected 1", cap.passes, cap.steps, cap.head_steps);
     } else {
         float loss[FF_MAX_LAYERS], *lab = mem + xn + 2 * n;
         for (int i = 0; i < t->batch; i++)
@@ -735,7 +756,8 @@ static int write_ref_competition(const opts *o, bench *b, ff_err *err)
             loss[l] = cap.loss[0][l].loss_pos;
         bad = bad || write_floats(f, cap.x[0], xn) || write_floats(f, lab, (size_t)t->batch) ||
               write_floats(f, loss, (size_t)t->net.n_layers) || write_floats(f, cap.grads[0], n) ||
-              write_floats(f, cap.params[0], n);
+              write_floats(f, cap.params[0], n) || write_floats(f, &b->last.head_loss, 1) ||
+              write_floats(f, cap.head_grads, head_n);
         if (bad)
             rc = ff_err_set(err, FF_ERR_IO, "%s: write failed", o->out);
     }
