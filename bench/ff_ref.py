@@ -60,8 +60,9 @@ loss_after_pool, eval.softmax with the head on the last layer, clf.norm batch), 
   `ff_ref.py check F` (same weights, Adam state, running statistics, head and batch:
   per-layer losses, gradients and updates, the head's loss and gradients). With
   contiguous tensors they agree to float rounding (losses ~1e-7, gradients ~1e-6 of the
-  largest, ffrun's last layer's weight gradients to ~5e-4: its sgemm sums over 6,400
-  products). channels_last, the timed layout, is as fast a path to the same results but
+  largest; the last layers' weight gradients to ~5e-4 at most: against the same step in
+  float64 ffrun's are up to ~4e-4 off in L2 norm, torch's ~1e-6, rounding in ffrun's
+  long float32 sums, it seems). channels_last, the timed layout, is as fast a path to the same results but
   torch 1.13's channels-last CPU batch norm sums in float32 (its output ~5e-5 off float64
   against ~1e-7 contiguous): gradients differ from both by ~1e-3; check
   --memory-format channels_last shows it.
