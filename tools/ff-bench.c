@@ -40,6 +40,7 @@
  *   ff-bench gemm (--net fc|cnn|local|deep | --config FILE) [--batch B] [--threads T]
  *                only the GEMM-only bound, with every recorded sgemm call and its time
  *   ff-bench ref --net fc|cnn|local|deep --batch B --out FILE [--warm N] [--data DIR]
+ *   ff-bench ref --config FILE --out FILE [--warm N]   (train.loss competition configs)
  *   ff-bench core   the OpenBLAS kernel set in use (what a peer on the same OpenBLAS
  *                must be given as OPENBLAS_CORETYPE to run the same kernels)
  *   ff-bench peak [--size N] [--seconds S] [--threads T]
@@ -223,6 +224,10 @@ typedef struct ref_capture {
     int on, passes, steps, in_dim;
     size_t n, rows;
     float *x[2], *grads[2], *params[2];
+    uint8_t labels[2][4096]; /* the competition loss's labels of each pass (rows <= 4096) */
+    size_t head_n;           /* the softmax head's parameter count: its step's gradients */
+    float *head_grads;
+    int head_steps;
     ff_layer_loss loss[2][FF_MAX_LAYERS];
 } ref_capture;
 static ref_capture cap;
@@ -232,8 +237,11 @@ void __wrap_ff_net_ff_grads(ff_net *net, const ff_objective *obj, const float *x
                             ff_layer_loss *out)
 {
     const int k = cap.passes;
-    if (cap.on && k < 2 && (size_t)(npos + nneg) == cap.rows)
+    if (cap.on && k < 2 && (size_t)(npos + nneg) == cap.rows) {
         memcpy(cap.x[k], x, sizeof(float) * cap.rows * (size_t)cap.in_dim);
+        if (labels && cap.rows <= sizeof cap.labels[k])
+            memcpy(cap.labels[k], labels, cap.rows);
+    }
     __real_ff_net_ff_grads(net, obj, x, labels, npos, nneg, scale, out);
     if (cap.on && k < 2) {
         memcpy(cap.loss[k], out, sizeof(ff_layer_loss) * (size_t)net->n_layers);
@@ -246,6 +254,8 @@ void __wrap_ff_optim_step(ff_optim *o, float *params, const float *grads, float 
     const int k = cap.steps;
     if (cap.on && k < 2 && o->n == cap.n)
         memcpy(cap.grads[k], grads, sizeof(float) * cap.n);
+    if (cap.on && cap.head_grads && o->n == cap.head_n && o->n != cap.n && !cap.head_steps++)
+        memcpy(cap.head_grads, grads, sizeof(float) * cap.head_n);
     TIMED(T_OPTIM, __real_ff_optim_step(o, params, grads, lr));
     if (cap.on && k < 2 && o->n == cap.n) {
         memcpy(cap.params[k], params, sizeof(float) * cap.n);
@@ -686,10 +696,96 @@ static int write_floats(FILE *f, const float *v, size_t n)
  *   x_pos[B*in_dim] x_neg[B*in_dim]        the embedded inputs of the next batch
  *   for the positive then the negative pass:
  *     loss[n_layers] grads[n] params[n]    layer losses, gradients, params after the step */
+/* ref --config FILE for a train.loss competition config (bench/ff_ref.py check, its
+ * CwcNet): after the JSON header line (format ffrun-ref-cwc), float32 arrays
+ *   params[n] m[n] v[n]          the net's state after `warm` training batches
+ *   stats[sum over layers of 2 C + 1]   each layer's running mean, variance, batches seen
+ *   head[head_n]                 the softmax head's parameters (W [10, F], b [10])
+ *   x[B*in_dim] labels[B]        the next batch's inputs and labels (as floats)
+ *   loss[n_layers] grads[n] params[n]   layer losses, gradients, params after the step
+ *   head_loss[1] head_grads[head_n]     the head's loss and gradients of that step */
+static int write_ref_competition(const opts *o, bench *b, ff_err *err)
+{
+    const ff_trainer *t = &b->tr;
+    int rc = FF_OK;
+    for (int i = 0; i < o->warm; i++)
+        train_batch(b);
+    const size_t n = t->net.n_params, xn = (size_t)t->batch * t->in_dim;
+    if ((size_t)t->batch > sizeof cap.labels[0])
+        return ff_err_set(err, FF_ERR_USAGE, "ref: batch %d > %zu", t->batch, sizeof cap.labels[0]);
+    const size_t head_n = t->ro.n_params;
+    float *mem = malloc(sizeof(float) * (xn + 2 * n + (size_t)t->batch + head_n));
+    FILE *f = mem ? fopen(o->out, "wb") : NULL;
+    if (!f) {
+        free(mem);
+        return ff_err_set(err, mem ? FF_ERR_IO : FF_ERR_NOMEM, "%s: cannot write", o->out);
+    }
+    fprintf(f, "{\"format\":\"ffrun-ref-cwc\",\"version\":1,\"config\":\"%s\",\"batch\":%d,"
+               "\"input\":[%d,%d,%d],\"n_params\":%zu,\"lr\":%.9g,\"beta1\":%.9g,"
+               "\"beta2\":%.9g,\"eps\":%.9g,\"norm_eps\":%.9g,\"t\":%lld,\"head_n\":%zu,"
+               "\"head_lr\":%.9g,\"head_t\":%lld,\"layers\":[",
+            o->config, t->batch, t->in_shape.c, t->in_shape.h, t->in_shape.w, n,
+            ff_optim_schedule_lr(&t->cfg, t->step, t->total_steps), t->opt.beta1, t->opt.beta2,
+            t->opt.eps, t->net.norm_eps, (long long)t->opt.t, head_n, t->cfg.clf.lr,
+            (long long)t->ro.opt.t);
+    for (int l = 0; l < t->net.n_layers; l++) {
+        const ff_layer *L = &t->net.layers[l];
+        fprintf(f, "%s{\"in\":[%d,%d,%d],\"out\":[%d,%d,%d],\"n_weights\":%zu,\"n_bias\":%zu,"
+                   "\"n_affine\":%zu}", l ? "," : "", L->in.c, L->in.h, L->in.w, L->out.c,
+                L->out.h, L->out.w, L->n_weights, L->n_bias, L->n_affine);
+    }
+    fprintf(f, "]}\n");
+    int bad = write_floats(f, t->net.params, n) || write_floats(f, t->opt.state, 2 * n);
+    for (int l = 0; l < t->net.n_layers && !bad; l++) {
+        if (!t->net.comp_stats[l]) {
+            rc = ff_err_set(err, FF_ERR_USAGE, "ref --config: no batch statistics (competition_norm)");
+            break;
+        }
+        bad = write_floats(f, t->net.comp_stats[l], 2 * (size_t)t->net.layers[l].out.c + 1);
+    }
+    bad = bad || write_floats(f, t->ro.params, head_n);
+    cap = (ref_capture){.on = 1, .in_dim = t->in_dim, .n = n, .rows = (size_t)t->batch,
+                        .x = {mem}, .grads = {mem + xn}, .params = {mem + xn + n},
+                        .head_n = head_n, .head_grads = mem + xn + 2 * n + (size_t)t->batch};
+    if (!rc)
+        train_batch(b);
+    cap.on = 0;
+    if (rc) {
+    } else if (cap.passes != 1 || cap.steps != 1 || cap.head_steps != 1) {
+        rc = ff_err_set(err, FF_ERR_RUNTIME, "ref: captured %d passes, %d steps and %d head "
+                        "steps, expected 1", cap.passes, cap.steps, cap.head_steps);
+    } else {
+        float loss[FF_MAX_LAYERS], *lab = mem + xn + 2 * n;
+        for (int i = 0; i < t->batch; i++)
+            lab[i] = cap.labels[0][i];
+        for (int l = 0; l < t->net.n_layers; l++)
+            loss[l] = cap.loss[0][l].loss_pos;
+        bad = bad || write_floats(f, cap.x[0], xn) || write_floats(f, lab, (size_t)t->batch) ||
+              write_floats(f, loss, (size_t)t->net.n_layers) || write_floats(f, cap.grads[0], n) ||
+              write_floats(f, cap.params[0], n) || write_floats(f, &b->last.head_loss, 1) ||
+              write_floats(f, cap.head_grads, head_n);
+        if (bad)
+            rc = ff_err_set(err, FF_ERR_IO, "%s: write failed", o->out);
+    }
+    if (fclose(f) && !rc)
+        rc = ff_err_set(err, FF_ERR_IO, "%s: write failed", o->out);
+    free(mem);
+    return rc;
+}
+
 static int write_ref(const opts *o, ff_err *err)
 {
-    if (o->config)
-        return ff_err_set(err, FF_ERR_USAGE, "ref: the same-work nets only (--net), not --config");
+    if (o->config) {
+        bench cb;
+        int crc = bench_setup(&cb, o, err);
+        if (!crc && cb.tr.objective.loss != FF_LOSS_COMPETITION)
+            crc = ff_err_set(err, FF_ERR_USAGE, "ref --config: train.loss competition configs "
+                             "only (the others: --net)");
+        if (!crc)
+            crc = write_ref_competition(o, &cb, err);
+        bench_free(&cb);
+        return crc;
+    }
     bench b;
     int rc = bench_setup(&b, o, err);
     FILE *f = NULL;
