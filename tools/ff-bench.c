@@ -24,7 +24,10 @@
  *     ReLU, bias gradients), normalisation, FF loss, goodness, optimiser, embedding;
  *   - the GEMM-only bound: the sgemm calls of one batch (shapes, transposes,
  *     strides recorded in place, hard negatives' scoring passes included) replayed
- *     on plain OpenBLAS cblas_sgemm.
+ *     on plain OpenBLAS cblas_sgemm. Conv layers on the direct loops (ff_layer.direct:
+ *     no sgemm) are recorded on their im2col + GEMM path for it, so the bound, the
+ *     FLOP count and the GEMM calls are those of the same work as sgemms whatever
+ *     path ffrun takes ("direct_layers" says how many layers took the other).
  * Timed loops run with the wrappers switched off (one predictable branch per call).
  *
  * `ref` writes the reference file bench/ff_ref.py checks PyTorch against: a JSON
@@ -598,6 +601,29 @@ static void print_breakdown(const char *name, const double *bk, double total)
            1e3 * bk[T_EMBED], 1e3 * (total - known));
 }
 
+/* The sgemm calls of one training batch and one evaluation chunk with every conv
+ * layer on its im2col + GEMM path (the direct loops switched off meanwhile) into
+ * train_calls and eval_calls; returns how many layers run on the direct loops. */
+static int record_as_gemms(bench *b)
+{
+    ff_net *net = &b->tr.net;
+    int direct[FF_MAX_LAYERS], n = 0;
+    for (int l = 0; l < net->n_layers; l++) {
+        direct[l] = net->layers[l].direct;
+        n += direct[l] && net->layers[l].const_c == 0;
+    }
+    if (!n)
+        return 0;
+    for (int l = 0; l < net->n_layers; l++)
+        net->layers[l].direct = 0;
+    double bk[T_COUNT];
+    trace(b, 0, 1, &train_calls, bk);
+    trace(b, 1, 1, &eval_calls, bk);
+    for (int l = 0; l < net->n_layers; l++)
+        net->layers[l].direct = direct[l];
+    return n;
+}
+
 /* `run` (throughput, breakdown and GEMM-only bound) and `gemm` (only the bound,
  * with every recorded call on stdout). */
 static int cmd_run(const opts *o, int gemm_only, ff_err *err)
@@ -629,6 +655,7 @@ static int cmd_run(const opts *o, int gemm_only, ff_err *err)
     }
     const double total_train = trace(&b, 0, nbd, &train_calls, bk_train);
     const double total_eval = trace(&b, 1, nbd, &eval_calls, bk_eval);
+    const int direct = record_as_gemms(&b);
 
     /* GEMM-only bound */
     double gc_train, gc_eval;
@@ -641,9 +668,9 @@ static int cmd_run(const opts *o, int gemm_only, ff_err *err)
            "\"blas\":\"OpenBLAS %s\",\"eval_chunk\":%d,"
            "\"train_flop_per_img\":%.6g,\"eval_flop_per_img\":%.6g,"
            "\"gemm_bound_train_ips\":%.2f,\"gemm_bound_eval_ips\":%.2f,"
-           "\"gemm_calls_train\":%d,\"gemm_calls_eval\":%d",
+           "\"gemm_calls_train\":%d,\"gemm_calls_eval\":%d,\"direct_layers\":%d",
            o->config ? "" : o->net, o->config ? o->config : "", B, o->threads, ff_pool_threads(), b.tr.net.n_params, openblas_get_corename(), chunk, flop_train,
-           flop_eval, B / g_train, chunk / g_eval, train_calls.n, eval_calls.n);
+           flop_eval, B / g_train, chunk / g_eval, train_calls.n, eval_calls.n, direct);
     if (gemm_only) {
         const call_list *lists[2] = {&train_calls, &eval_calls};
         for (int k = 0; k < 2; k++) {
