@@ -2,6 +2,8 @@
  * per-sample transposes for the conv and local layers (see include/ff/im2col.h). */
 #include "ff/im2col.h"
 
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ff/pool.h"
@@ -162,6 +164,36 @@ typedef struct rows_job {
     float *col;
 } rows_job;
 
+/* One sample's part of one col row for stride 1 and ow = in.w (padding (k - 1) / 2,
+ * the deep nets' 3x3 convs): output rows oy whose input row oy + ki - pad exists read
+ * a contiguous stretch of the plane shifted by `shift` = kj - pad columns, so they are
+ * one copy, after which the values that wrapped round a row edge (the window's column
+ * in the padding) are set to 0; the other output rows are 0. */
+static void same_rows(const float *xc, ff_shape in, int oh, int ki, int shift, int pad,
+                      float *dst)
+{
+    const int ow = in.w, edge = abs(shift) < ow ? abs(shift) : ow; /* zeros per row */
+    const int y0 = pad - ki > 0 ? pad - ki : 0, y1 = in.h + pad - ki < oh ? in.h + pad - ki : oh;
+    for (size_t q = 0; q < (size_t)(y0 < oh ? y0 : oh) * ow; q++)
+        dst[q] = 0.0f;
+    for (size_t q = (size_t)(y1 > y0 ? y1 : y0) * ow; q < (size_t)oh * ow; q++)
+        dst[q] = 0.0f;
+    if (y1 <= y0)
+        return;
+    const int n = (y1 - y0) * ow;
+    const int q0 = shift < 0 ? -shift : 0, q1 = shift > 0 ? n - shift : n;
+    float *d = dst + (size_t)y0 * ow;
+    const float *src = xc + (ptrdiff_t)(y0 + ki - pad) * in.w + shift;
+    if (q1 > q0)
+        memcpy(d + q0, src + q0, sizeof(float) * (size_t)(q1 - q0));
+    if (edge == 1) /* 3x3 windows: one value per row (no memset call for it) */
+        for (int y = 0; y < y1 - y0; y++, d += ow)
+            d[shift < 0 ? 0 : ow - 1] = 0.0f;
+    else if (edge > 1)
+        for (int y = 0; y < y1 - y0; y++, d += ow)
+            memset(shift < 0 ? d : d + ow - edge, 0, sizeof(float) * (size_t)edge);
+}
+
 /* rows [r0, r1) of col: each row's runs for every sample and output row */
 static void im2col_rows_range(void *ctx, size_t r0, size_t r1)
 {
@@ -178,6 +210,12 @@ static void im2col_rows_range(void *ctx, size_t r0, size_t r1)
         while (hi > lo && (hi - 1) * s + kj - pad >= in.w)
             hi--;
         float *row = j->col + r * j->ldc;
+        if (s == 1 && in.w == ow) { /* "same" windows: one copy per sample, see below */
+            for (int i = 0; i < j->batch; i++)
+                same_rows(j->x + (size_t)i * j->x_stride + (size_t)c * plane, in, out.h, ki,
+                          kj - pad, pad, row + (size_t)i * P);
+            continue;
+        }
         for (int i = 0; i < j->batch; i++) {
             const float *xc = j->x + (size_t)i * j->x_stride + (size_t)c * plane;
             float *dst = row + (size_t)i * P;
