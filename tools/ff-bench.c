@@ -120,6 +120,18 @@ enum { T_GEMM, T_LAYER, T_IM2COL, T_NORM, T_LOSS, T_GOOD, T_OPTIM, T_EMBED, T_CO
 static int tracing;
 static double bucket[T_COUNT];
 
+/* the same buckets per layer of the benched net (a call inside ff_layer_forward or
+ * ff_layer_backward counts for that layer too; the loss and the rest for none) */
+static const ff_layer *layer_base; /* the benched net's layers, layer_count of them */
+static int layer_count, cur_layer = -1;
+static double layer_bucket[FF_MAX_LAYERS][T_COUNT];
+
+static int layer_index(const ff_layer *l)
+{
+    return layer_base && l >= layer_base && l < layer_base + layer_count ? (int)(l - layer_base)
+                                                                           : -1;
+}
+
 /* recorded sgemm calls (shapes for the GEMM-only bound) */
 typedef struct gemm_call {
     enum CBLAS_ORDER order;
@@ -151,6 +163,8 @@ void __wrap_cblas_sgemm(enum CBLAS_ORDER o, enum CBLAS_TRANSPOSE ta, enum CBLAS_
     __real_cblas_sgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     double dt = now() - t0;
     bucket[T_GEMM] += dt;
+    if (cur_layer >= 0)
+        layer_bucket[cur_layer][T_GEMM] += dt;
     if (recording && recording->n < MAX_CALLS)
         recording->c[recording->n++] =
             (gemm_call){o, ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c, dt, 0.0};
@@ -163,20 +177,29 @@ void __wrap_cblas_sgemm(enum CBLAS_ORDER o, enum CBLAS_TRANSPOSE ta, enum CBLAS_
         } else {                            \
             double t0_ = now();             \
             call;                           \
-            bucket[slot] += now() - t0_;    \
+            const double dt_ = now() - t0_; \
+            bucket[slot] += dt_;            \
+            if (cur_layer >= 0)             \
+                layer_bucket[cur_layer][slot] += dt_; \
         }                                   \
     } while (0)
 
 void __wrap_ff_layer_forward(const ff_layer *l, const float *x, float *y, int batch, float *ws,
                              float *patches)
 {
+    const int outer = cur_layer;
+    cur_layer = layer_index(l);
     TIMED(T_LAYER, __real_ff_layer_forward(l, x, y, batch, ws, patches));
+    cur_layer = outer;
 }
 
 void __wrap_ff_layer_backward(const ff_layer *l, const float *x, const float *patches,
                               const float *dpre, int batch, float beta, float *ws)
 {
+    const int outer = cur_layer;
+    cur_layer = layer_index(l);
     TIMED(T_LAYER, __real_ff_layer_backward(l, x, patches, dpre, batch, beta, ws));
+    cur_layer = outer;
 }
 
 void __wrap_ff_im2col(const float *x, int batch, size_t x_stride, ff_shape in, int k, int stride,
@@ -560,10 +583,12 @@ static double gemm_flops(const gemm_call *cl, int n)
 /* Runs `iters` traced training batches (or eval chunks), the first one recording
  * its sgemm calls into *rec; fills bk with the per-batch bucket times (seconds)
  * and returns the per-batch wall time. */
-static double trace(bench *b, int eval, int iters, call_list *rec, double bk[T_COUNT])
+static double trace(bench *b, int eval, int iters, call_list *rec, double bk[T_COUNT],
+                    double lbk[FF_MAX_LAYERS][T_COUNT])
 {
     tracing = 1;
     memset(bucket, 0, sizeof bucket);
+    memset(layer_bucket, 0, sizeof layer_bucket);
     rec->n = 0;
     const double t0 = now();
     for (int i = 0; i < iters; i++) {
@@ -576,8 +601,11 @@ static double trace(bench *b, int eval, int iters, call_list *rec, double bk[T_C
     const double total = now() - t0;
     recording = NULL;
     tracing = 0;
-    for (int k = 0; k < T_COUNT; k++)
+    for (int k = 0; k < T_COUNT; k++) {
         bk[k] = bucket[k] / iters;
+        for (int l = 0; lbk && l < FF_MAX_LAYERS; l++)
+            lbk[l][k] = layer_bucket[l][k] / iters;
+    }
     return total / iters;
 }
 
@@ -601,6 +629,20 @@ static void print_breakdown(const char *name, const double *bk, double total)
            1e3 * bk[T_EMBED], 1e3 * (total - known));
 }
 
+/* each layer's forward + backward time and its sgemm and im2col share, ms per batch */
+static void print_layers(const char *name, const ff_net *net, double lbk[FF_MAX_LAYERS][T_COUNT])
+{
+    printf(",\"%s\":[", name);
+    for (int l = 0; l < net->n_layers; l++) {
+        const ff_layer *L = &net->layers[l];
+        printf("%s{\"layer\":%d,\"kind\":\"%s\",\"direct\":%d,\"ms\":%.3f,\"gemm_ms\":%.3f,"
+               "\"im2col_ms\":%.3f}",
+               l ? "," : "", l, ff_config_layer_kind_name(L->kind), L->direct && !L->const_c,
+               1e3 * lbk[l][T_LAYER], 1e3 * lbk[l][T_GEMM], 1e3 * lbk[l][T_IM2COL]);
+    }
+    printf("]");
+}
+
 /* The sgemm calls of one training batch and one evaluation chunk with every conv
  * layer on its im2col + GEMM path (the direct loops switched off meanwhile) into
  * train_calls and eval_calls; returns how many layers run on the direct loops. */
@@ -617,8 +659,8 @@ static int record_as_gemms(bench *b)
     for (int l = 0; l < net->n_layers; l++)
         net->layers[l].direct = 0;
     double bk[T_COUNT];
-    trace(b, 0, 1, &train_calls, bk);
-    trace(b, 1, 1, &eval_calls, bk);
+    trace(b, 0, 1, &train_calls, bk, NULL);
+    trace(b, 1, 1, &eval_calls, bk, NULL);
     for (int l = 0; l < net->n_layers; l++)
         net->layers[l].direct = direct[l];
     return n;
@@ -653,8 +695,11 @@ static int cmd_run(const opts *o, int gemm_only, ff_err *err)
         train_batch(&b);
         eval_chunk_run(&b);
     }
-    const double total_train = trace(&b, 0, nbd, &train_calls, bk_train);
-    const double total_eval = trace(&b, 1, nbd, &eval_calls, bk_eval);
+    double lbk_train[FF_MAX_LAYERS][T_COUNT], lbk_eval[FF_MAX_LAYERS][T_COUNT];
+    layer_base = b.tr.net.layers;
+    layer_count = b.tr.net.n_layers;
+    const double total_train = trace(&b, 0, nbd, &train_calls, bk_train, lbk_train);
+    const double total_eval = trace(&b, 1, nbd, &eval_calls, bk_eval, lbk_eval);
     const int direct = record_as_gemms(&b);
 
     /* GEMM-only bound */
@@ -699,6 +744,8 @@ static int cmd_run(const opts *o, int gemm_only, ff_err *err)
            1e3 * c_train, 1e3 * gc_train, 1e3 * c_eval, 1e3 * gc_eval);
     print_breakdown("bd_train", bk_train, total_train);
     print_breakdown("bd_eval", bk_eval, total_eval);
+    print_layers("layers_train", &b.tr.net, lbk_train);
+    print_layers("layers_eval", &b.tr.net, lbk_eval);
     printf(",\"loss_last\":[");
     for (int l = 0; l < b.last.n_layers; l++)
         printf("%s%.5f", l ? "," : "", b.last.loss_pos[l] + b.last.loss_neg[l]);
