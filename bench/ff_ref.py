@@ -776,7 +776,8 @@ def cmd_report(a):
     rows = [json.loads(l) for l in open(a.results) if l.startswith("{")]
     meta = json.loads(open(a.meta).read()) if a.meta else {}
     runs = [r for r in rows if "impl" in r and not r.get("config")]
-    cfg_runs = [r for r in rows if "impl" in r and r.get("config")]
+    cfg_runs = [r for r in rows if r.get("impl") == "ffrun" and r.get("config")]
+    cfg_torch = [r for r in rows if r.get("impl") == "pytorch" and r.get("config")]
     checks = [r for r in rows if "check" in r]
     key = lambda r: (["fc", "cnn", "local", "deep"].index(r["net"]), r["batch"])
     combos = sorted({(r["net"], r["batch"]) for r in runs}, key=lambda c: key(
@@ -883,6 +884,31 @@ def cmd_report(a):
             L.append("| `%s` | %d | %d | %s | %s | %s | %s | %s | %s | %s |" % (
                 cfg, sel[0]["batch"], th, fmt(ips), fmt(bound), fmt(ips / bound, 2),
                 ceiling, fmt(adam_gbs, 1), fmt(bd["gemm_ms"], 1), rest))
+        torch_pairs = sorted({(r["config"], r["threads"]) for r in cfg_torch})
+        if torch_pairs:
+            L.append("")
+            L.append("The channel-wise competition configs against PyTorch doing the same "
+                     "step (`ff_ref.py bench --config`: nn.Conv2d on oneDNN in the faster "
+                     "memory format, the same batch-norm competition loss per layer, detached "
+                     "layer inputs, one Adam step, the softmax head's step; `ff_ref.py check` "
+                     "shows the same losses and gradients). Medians over repetitions, range "
+                     "in brackets. Target: ffrun / PyTorch >= 2.")
+            L.append("")
+            L.append("| config | threads | ffrun images/s | PyTorch images/s | "
+                     "ffrun / PyTorch |")
+            L.append("| --- | ---: | ---: | ---: | ---: |")
+            for cfg, th in torch_pairs:
+                f = [r["train_ips"] for r in cfg_runs
+                     if r["config"] == cfg and r["threads"] == th]
+                p = [r["train_ips"] for r in cfg_torch
+                     if r["config"] == cfg and r["threads"] == th]
+                if not f or not p:
+                    continue
+                span = lambda v: "%s (%s-%s)" % (fmt(statistics.median(v)), fmt(min(v)),
+                                                 fmt(max(v)))
+                L.append("| `%s` | %d | %s | %s | %s |" % (
+                    cfg, th, span(f), span(p),
+                    fmt(statistics.median(f) / statistics.median(p), 2)))
         if streams:
             L.append("")
             L.append("Memory bandwidth (`ff-bench stream`, %s floats: the FC config's "
@@ -1000,14 +1026,18 @@ def cmd_report(a):
         L.append("| net | batch | Adam steps before | result | max loss rel. diff | "
                  "max grad rel. diff | max update diff (lr) | share of updates over tol. |")
         L.append("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+        def worst(ls, key):  # a --net layer holds the figures, a --config layer per tensor
+            return max(x[key] if key in x else
+                       max(x[t][key] for t in ("weights", "bias", "affine") if t in x)
+                       for x in ls)
+
         for c in checks:
             ls = c["layers"]
             L.append("| %s | %d | %d | %s | %.1e | %.1e | %.1e | %.1e |" % (
                 names.get(c["check"], c["check"]), c["batch"], c["steps_before"],
                 "pass" if c["ok"] else "FAIL",
-                max(x["loss_rel"] for x in ls), max(x["grad_rel_max"] for x in ls),
-                max(x["update_diff_max_lr"] for x in ls),
-                max(x["update_frac_over_tol"] for x in ls)))
+                worst(ls, "loss_rel"), worst(ls, "grad_rel_max"),
+                worst(ls, "update_diff_max_lr"), worst(ls, "update_frac_over_tol")))
         L.append("")
         L.append("Adam's first step (zero moments) moves every weight by about lr * sign(g), "
                  "so a gradient that is zero up to rounding can move its weight either way "

@@ -13,7 +13,9 @@
 # pools between them); BATCHES ("100 1000"); CONFIGS ("configs/supervised.yaml
 # configs/supervised_fc.yaml configs/supervised_deep.yaml", and configs/cifar_deep.yaml
 # on data/cifar10 when it is there: timed as users run them, at their own batch size and
-# data, on 1 and on 2 threads); OUT (docs/RESULTS.md). Also the Adam
+# data, on 1 and on 2 threads); TORCH_CONFIGS (configs/supervised_deep.yaml
+# configs/cifar_deep.yaml: those of CONFIGS also timed in PyTorch doing the same step,
+# bench/ff_ref.py bench --config); OUT (docs/RESULTS.md). Also the Adam
 # step alone on 13.6M parameters (ff-bench stream), on 1 and 2 threads.
 # ffrun and PyTorch run alternately (ABBA order over repetitions) so slow drifts of
 # the machine hit both; the report takes medians over repetitions. Raw results stay
@@ -33,6 +35,16 @@ PY=/usr/bin/python3
 BIN=$BUILD/ff-bench
 DIR=$BUILD/bench-speed
 RESULTS=$DIR/results.jsonl
+
+if [ -z "${CONFIGS:-}" ]; then
+    CONFIGS="configs/supervised.yaml configs/supervised_fc.yaml configs/supervised_deep.yaml"
+    # the colour competition net on CIFAR-10 when its data is here (make data-cifar10)
+    [ -f data/cifar10/SHA256SUMS ] && CONFIGS="$CONFIGS configs/cifar_deep.yaml"
+fi
+# the channel-wise competition configs also against PyTorch doing the same step
+# (ff_ref.py bench --config: nn.Conv2d on oneDNN, the same loss, head and Adam steps),
+# the two alternating (ffrun first on odd repetitions)
+TORCH_CONFIGS=${TORCH_CONFIGS:-configs/supervised_deep.yaml configs/cifar_deep.yaml}
 
 [ -x "$BIN" ] || { echo "speed.sh: $BIN missing; run 'make bench-speed'" >&2; exit 1; }
 "$PY" -c 'import torch' 2>/dev/null ||
@@ -55,6 +67,19 @@ for net in $NETS; do
         "$BIN" ref --net "$net" --batch 100 --warm "$warm" --out "$ref"
         if ! "$PY" bench/ff_ref.py check "$ref" >>"$RESULTS"; then
             echo "speed.sh: $net (warm $warm): PyTorch and ffrun disagree" >&2
+            status=1
+        fi
+        rm -f "$ref"
+    done
+done
+# the competition configs' step (ff-bench ref --config), where their data is here
+for cfg in $TORCH_CONFIGS; do
+    [[ " $CONFIGS " == *" $cfg "* ]] || continue
+    for warm in 0 3; do
+        ref=$DIR/$(basename "$cfg" .yaml)-warm$warm.ref
+        "$BIN" ref --config "$cfg" --warm "$warm" --out "$ref"
+        if ! "$PY" bench/ff_ref.py check "$ref" >>"$RESULTS"; then
+            echo "speed.sh: $cfg (warm $warm): PyTorch and ffrun disagree" >&2
             status=1
         fi
         rm -f "$ref"
@@ -87,20 +112,24 @@ for rep in $(seq "$REPS"); do
 done
 
 # ---- the shipped configs' own path (joint passes, pairwise loss, hard negatives with
-# their ten labelled scoring passes, the softmax head): ffrun alone, on 1 and 2 threads
-if [ -z "${CONFIGS:-}" ]; then
-    CONFIGS="configs/supervised.yaml configs/supervised_fc.yaml configs/supervised_deep.yaml"
-    # the colour competition net on CIFAR-10 when its data is here (make data-cifar10)
-    [ -f data/cifar10/SHA256SUMS ] && CONFIGS="$CONFIGS configs/cifar_deep.yaml"
-fi
+# their ten labelled scoring passes, the softmax head), on 1 and 2 threads: ffrun, and
+# PyTorch doing the same step for TORCH_CONFIGS
 for rep in $(seq "$REPS"); do
     for cfg in $CONFIGS; do
         for th in 1 2; do
             echo "speed.sh: rep $rep/$REPS $cfg $th thread(s)" >&2
-            if ! "$BIN" run --config "$cfg" --threads "$th" --seconds "$SECS" >>"$RESULTS"; then
-                echo "speed.sh: ffrun $cfg on $th thread(s) failed" >&2
-                status=1
-            fi
+            order="ffrun torch"
+            [ $((rep % 2)) -eq 0 ] && order="torch ffrun"
+            for impl in $order; do
+                if [ "$impl" = ffrun ]; then
+                    "$BIN" run --config "$cfg" --threads "$th" --seconds "$SECS" >>"$RESULTS" ||
+                        { echo "speed.sh: ffrun $cfg on $th thread(s) failed" >&2; status=1; }
+                elif [[ " $TORCH_CONFIGS " == *" $cfg "* ]]; then
+                    "$PY" bench/ff_ref.py bench --config "$cfg" \
+                        --threads "$th" --seconds "$SECS" >>"$RESULTS" ||
+                        { echo "speed.sh: PyTorch $cfg on $th thread(s) failed" >&2; status=1; }
+                fi
+            done
         done
     done
 done

@@ -5,12 +5,12 @@
  * and 20 -> 80 channels in 10 groups with Kg = 18) is a poor GEMM: M = 8..20 rows and
  * K = 18..27 give OpenBLAS 9-40 GFLOP/s, and its im2col writes Kg floats per output
  * value that the GEMM then reads and packs again. Here every output row is summed in
- * place instead, one vector operation per (input channel, kernel row, kernel column,
- * output channel) over the row's ow values, with no patches and no workspace:
+ * place instead, from zero-padded copies of the group's input planes, with no patches:
  *   forward:  acc[c][ox] = sum_{ci, ki, kj} W[c][ci][ki][kj] x[ci][oy + ki - pad][ox + kj - pad]
  *             y[c][oy][ox] = relu(acc[c][ox] + b[c])             (samples over the pool)
- *   backward: gW[c][t] (+)= sum_{i, oy, ox} dpre[i][c][oy][ox] x[i][ci][..][..], the sum
- *             over ox kept per lane until the end     (output channels over the pool)
+ *             (4 output channels x 16 or 32 lanes at a time kept in registers)
+ *   backward: gW[c][t] (+)= sum_{i, oy, ox} dpre[i][c][oy][ox] x[i][ci][..][..], the sums
+ *             kept per lane in the caller's workspace until the end (groups over the pool)
  * Stride 1, any padding and groups; no constant (label) planes. The sums run in
  * another order than the GEMM's, so results agree with the im2col path to rounding
  * (tests/test_layers.c checks both against the naive loops and each other). */
@@ -23,7 +23,7 @@
 #include "vec_runs.h"
 
 /* the most floats of each stack table: the output rows of a group (forward), the
- * lanes of one output channel's weight sums (backward), the padded input rows */
+ * padded input planes of a group, a dpre row (backward) */
 #define DIRECT_TABLE_FLOATS 4096
 
 /* a row's width rounded up to whole vectors of 16 floats: every loop below runs
@@ -110,6 +110,23 @@ static void tap_offsets(const ff_layer *l, int *off)
 SUM_ROWS(16)
 SUM_ROWS(32)
 
+/* the same for any Cg output channels and L lanes, the sums in memory */
+static void sum_rows(const float *rows, const int *off, int Kg, int Cg, int L, const float *w,
+                     float *out)
+{
+    memset(out, 0, sizeof(float) * (size_t)Cg * L);
+    for (int t = 0; t < Kg; t++) {
+        const float *src = rows + off[t];
+        for (int c = 0; c < Cg; c++) {
+            const float wc = w[(size_t)c * Kg + t];
+            float *a = out + (size_t)c * L;
+#pragma omp simd
+            for (int n = 0; n < L; n++)
+                a[n] = fmaf(wc, src[n], a[n]);
+        }
+    }
+}
+
 /* samples [i0, i1) of the forward pass */
 static void forward_range(void *ctx, size_t i0, size_t i1)
 {
@@ -129,26 +146,12 @@ static void forward_range(void *ctx, size_t i0, size_t i1)
             for (int oy = 0; oy < oh; oy++) {
                 const float *rows = planes + (size_t)oy * rf;
                 const float *wg = l->W + (size_t)g * Cg * Kg;
-                if (Cg % 4 == 0 && (L == 16 || L == 32)) {
-                    for (int c = 0; c < Cg; c += 4)
-                        if (L == 16)
-                            sum_rows_16(rows, off, Kg, wg + (size_t)c * Kg, acc + (size_t)c * L);
-                        else
-                            sum_rows_32(rows, off, Kg, wg + (size_t)c * Kg, acc + (size_t)c * L);
-                } else {
-                memset(acc, 0, sizeof(float) * (size_t)Cg * L);
-                for (int t = 0; t < Kg; t++) {
-                    const float *src = planes + (size_t)oy * rf + off[t];
-                    const float *w = l->W + (size_t)g * Cg * Kg + t;
-                    for (int c = 0; c < Cg; c++) {
-                        const float wc = w[(size_t)c * Kg];
-                        float *a = acc + (size_t)c * L;
-#pragma omp simd
-                        for (int n = 0; n < L; n++)
-                            a[n] = fmaf(wc, src[n], a[n]);
-                    }
-                }
-                }
+                for (int c = 0; c < Cg && Cg % 4 == 0 && L == 32; c += 4)
+                    sum_rows_32(rows, off, Kg, wg + (size_t)c * Kg, acc + (size_t)c * L);
+                for (int c = 0; c < Cg && Cg % 4 == 0 && L == 16; c += 4)
+                    sum_rows_16(rows, off, Kg, wg + (size_t)c * Kg, acc + (size_t)c * L);
+                if (Cg % 4 != 0 || (L != 16 && L != 32))
+                    sum_rows(rows, off, Kg, Cg, L, wg, acc);
                 for (int c = 0; c < Cg; c++) {
                     const int co = g * Cg + c;
                     ff_run_bias_relu(yi + (size_t)co * oplane + (size_t)oy * ow,

@@ -1160,7 +1160,8 @@ static void test_pool_backward(void)
 /* the conv layer's two paths: every conv reference check above on im2col + GEMM
  * alone (the shapes that suit the direct loops ran on them above: some did), then
  * the first layers of configs/cifar_deep.yaml (3 -> 20, and 20 -> 80 in 10 groups,
- * 3x3 with padding 1 on 32x32: the direct loops) against their GEMM forms, batch 7 */
+ * 3x3 with padding 1 on 32x32: the direct loops, 32 lanes) and a 12x12 map (16 lanes)
+ * against their GEMM forms, batch 7 */
 static void test_conv_both_paths(void)
 {
     g_direct_built = 0;
@@ -1178,7 +1179,8 @@ static void test_conv_both_paths(void)
     CHECK(g_direct_built == 0);
     g_gemm_only = 0;
     const struct { ff_shape in; int out, groups; } L[] = {{{3, 32, 32}, 20, 1},
-                                                          {{20, 32, 32}, 80, 10}};
+                                                          {{20, 32, 32}, 80, 10},
+                                                          {{2, 12, 12}, 8, 1}}; /* 16 lanes */
     for (size_t t = 0; t < sizeof L / sizeof *L; t++) {
         ff_rng rng;
         ff_rng_seed(&rng, 60 + t);
