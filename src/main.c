@@ -498,9 +498,14 @@ static int dry_run(const ff_config *cfg, ff_err *err)
         char theta[32] = "-"; /* only the threshold loss has one */
         if (cfg->train.loss == FF_LOSS_THRESHOLD)
             snprintf(theta, sizeof theta, "%g", L->threshold);
-        char groups[32] = ""; /* grouped conv */
-        if (L->groups > 1)
+        char groups[48] = ""; /* grouped conv; summed directly (src/conv_direct.c) */
+        const int direct = L->kind == FF_LAYER_CONV && L->direct && !L->const_c;
+        if (L->groups > 1 && direct)
+            snprintf(groups, sizeof groups, "  (groups %d; direct loops)", L->groups);
+        else if (L->groups > 1)
             snprintf(groups, sizeof groups, "  (groups %d)", L->groups);
+        else if (direct)
+            snprintf(groups, sizeof groups, "  (direct loops)");
         printf("%-5d %-6s %-14s %12zu %14.0f %14s%s\n", l, ff_config_layer_kind_name(L->kind), shape,
                ff_layer_n_params(L), ff_layer_flops(L), theta, groups);
     }

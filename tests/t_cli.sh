@@ -56,6 +56,10 @@ else
 fi
 # every layer's output shape, parameters and cost, without training
 expect 0 '^1 +fc +200x1x1 +40200 ' "$ffrun" configs/quick.yaml --dry-run
+# which conv layers run on the direct loops (thin groups) and which on im2col + GEMM
+expect 0 '^1 +conv +80x28x28 +1680 +[0-9]+ +- +\(groups 10; direct loops\)$' \
+    "$ffrun" configs/supervised_deep.yaml --dry-run
+expect 0 '^2 +conv +240x14x14 +173520 +[0-9]+ +-$' "$ffrun" configs/supervised_deep.yaml --dry-run
 [ ! -d runs ] || [ -z "$(find runs -newer "$tmp" 2>/dev/null)" ] && ok "--dry-run wrote no run" \
     || fail "--dry-run created a run"
 # a layer geometry that does not fit its input
