@@ -570,21 +570,27 @@ def cmd_bench_config(a):
 
 # ---------------------------------------------------------------- check
 
+def array_reader(blob, path):
+    """take(count): the next count floats of a reference file's arrays, in order; exits
+    with a message if the file ends first"""
+    pos = [0]
+
+    def take(count):
+        v = blob[pos[0]:pos[0] + count]
+        if v.size != count:
+            sys.exit("ff_ref.py: %s is truncated" % path)
+        pos[0] += count
+        return v
+    return take
+
+
 def cmd_check_cwc(a, torch, hdr, blob):
     """`ff-bench ref --config FILE` (a competition config): the same step from ffrun's
     weights, Adam state and batch; per-layer loss, gradients and updates compared."""
     cfg = load_cwc_config(hdr["config"])
     B, n = hdr["batch"], hdr["n_params"]
     in_dim = int(np.prod(hdr["input"]))
-    pos = [0]
-
-    def take(count):
-        v = blob[pos[0]:pos[0] + count]
-        if v.size != count:
-            sys.exit("ff_ref.py: %s is truncated" % a.file)
-        pos[0] += count
-        return v
-
+    take = array_reader(blob, a.file)
     p0, m0, v0 = take(n), take(n), take(n)
     stats = [take(2 * d["out"][0] + 1) for d in hdr["layers"]]
     head_n = hdr["head_n"]
@@ -676,23 +682,21 @@ def cmd_check_cwc(a, torch, hdr, blob):
 def cmd_check(a):
     torch = make_torch()
     with open(a.file, "rb") as f:
-        hdr = json.loads(f.readline())
-        if hdr.get("format") == "ffrun-ref-cwc" and hdr.get("version") == 1:
-            return cmd_check_cwc(a, torch, hdr, np.frombuffer(f.read(), np.float32))
-        if hdr.get("format") != "ffrun-ref" or hdr.get("version") != 1:
-            sys.exit("ff_ref.py: %s is not an ffrun-ref version 1 file" % a.file)
-        blob = np.frombuffer(f.read(), np.float32)
+        try:
+            hdr = json.loads(f.readline())
+        except ValueError:
+            sys.exit("ff_ref.py: %s does not start with an ffrun-ref JSON header line" % a.file)
+        data = f.read()
+    if len(data) % 4:
+        sys.exit("ff_ref.py: %s is truncated (%d bytes of float32 arrays)" % (a.file, len(data)))
+    blob = np.frombuffer(data, np.float32)
+    if hdr.get("format") == "ffrun-ref-cwc" and hdr.get("version") == 1:
+        return cmd_check_cwc(a, torch, hdr, blob)
+    if hdr.get("format") != "ffrun-ref" or hdr.get("version") != 1:
+        sys.exit("ff_ref.py: %s is not an ffrun-ref version 1 file" % a.file)
     n, B, nl = hdr["n_params"], hdr["batch"], len(hdr["layers"])
     in_dim = int(np.prod(hdr["input"]))
-    pos = [0]
-
-    def take(count):
-        v = blob[pos[0]:pos[0] + count]
-        if v.size != count:
-            sys.exit("ff_ref.py: %s is truncated" % a.file)
-        pos[0] += count
-        return v
-
+    take = array_reader(blob, a.file)
     p0, m0, v0 = take(n), take(n), take(n)
     xs = [take(B * in_dim).reshape(B, in_dim) for _ in range(2)]
     ref = [{"loss": take(nl), "grads": take(n), "params": take(n)} for _ in range(2)]

@@ -61,29 +61,24 @@ load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- same work: losses, gradients and updates from the same state (batch 100)
 # warm 0: the first Adam step (zero moments); warm 2: moments already filled
+# check NAME WARM REF_ARGS...: ff-bench ref's step after WARM steps, replayed by PyTorch
+check() {
+    local name=$1 warm=$2 ref=$DIR/$(basename "$1" .yaml)-warm$2.ref
+    shift 2
+    "$BIN" ref "$@" --warm "$warm" --out "$ref"
+    if ! "$PY" bench/ff_ref.py check "$ref" >>"$RESULTS"; then
+        echo "speed.sh: $name (warm $warm): PyTorch and ffrun disagree" >&2
+        status=1
+    fi
+    rm -f "$ref"
+}
 for net in $NETS; do
-    for warm in 0 2; do
-        ref=$DIR/$net-warm$warm.ref
-        "$BIN" ref --net "$net" --batch 100 --warm "$warm" --out "$ref"
-        if ! "$PY" bench/ff_ref.py check "$ref" >>"$RESULTS"; then
-            echo "speed.sh: $net (warm $warm): PyTorch and ffrun disagree" >&2
-            status=1
-        fi
-        rm -f "$ref"
-    done
+    for warm in 0 2; do check "$net" $warm --net "$net" --batch 100; done
 done
 # the competition configs' step (ff-bench ref --config), where their data is here
 for cfg in $TORCH_CONFIGS; do
     [[ " $CONFIGS " == *" $cfg "* ]] || continue
-    for warm in 0 3; do
-        ref=$DIR/$(basename "$cfg" .yaml)-warm$warm.ref
-        "$BIN" ref --config "$cfg" --warm "$warm" --out "$ref"
-        if ! "$PY" bench/ff_ref.py check "$ref" >>"$RESULTS"; then
-            echo "speed.sh: $cfg (warm $warm): PyTorch and ffrun disagree" >&2
-            status=1
-        fi
-        rm -f "$ref"
-    done
+    for warm in 0 3; do check "$cfg" $warm --config "$cfg"; done
 done
 
 # ---- the machine's yardstick: its fastest square sgemm, before and after the runs

@@ -28,4 +28,14 @@ print("worst weight gradient %.1e of its largest" %
         fail "step after $warm steps: $(head -c 600 "$tmp/check$warm.json")"
     fi
 done
+# a cut reference file: a one-line message, not a traceback
+if [ -f "$tmp/ref3.bin" ]; then
+    head -c 5001 "$tmp/ref3.bin" > "$tmp/cut.bin"
+    if ! /usr/bin/python3 bench/ff_ref.py check "$tmp/cut.bin" >/dev/null 2>"$tmp/cut.err" &&
+        grep -q "cut.bin is truncated" "$tmp/cut.err" && ! grep -q Traceback "$tmp/cut.err"; then
+        ok "a truncated reference file: $(head -1 "$tmp/cut.err")"
+    else
+        fail "a truncated reference file: $(head -3 "$tmp/cut.err")"
+    fi
+fi
 finish t_torch_ref
