@@ -31,13 +31,13 @@
  * loops, which keep no patches.
  * Measured (paper's shapes, batch 100 and 1000): per-sample GEMMs are 2-3x slower on
  * layers 2 and 3; rounds of 64 samples are a few % faster than one whole-batch
- * sgemm and keep the workspace small: (min(batch, 64) + 1) * P * (K + out_c) floats. */
+ * sgemm and keep the workspace small: min(batch, 64) * P * (K + out_c) floats. */
 #include <cblas.h>
 #include <string.h>
 
+#include "conv_direct.h"
 #include "ff/im2col.h"
 #include "ff/layer.h"
-#include "conv_direct.h"
 #include "ff/pool.h"
 #include "vec_runs.h"
 
@@ -71,10 +71,10 @@ static int chunk(int batch) { return batch < FF_CONV_CHUNK ? batch : FF_CONV_CHU
  * is often a multiple of 1 or 4 KB) */
 static size_t t_ld(const ff_layer *l, int n) { return (size_t)n * ff_im2col_patch_count(l) + 16; }
 
-/* floats of one round's col and t (or d), then the gather index (P * Kv int32) */
+/* floats of one round's col and t (or d; t's rows are t_ld apart) */
 static size_t rounds_floats(const ff_layer *l, int batch)
 {
-    return (size_t)(chunk(batch) + 1) * (size_t)ff_im2col_patch_count(l) *
+    return (size_t)chunk(batch) * (size_t)ff_im2col_patch_count(l) *
                ((size_t)ff_im2col_patch_size_varying(l) + (size_t)l->out.c) +
            16 * (size_t)l->out.c;
 }
