@@ -143,15 +143,6 @@ void ff_eval_goodness_scores_of(ff_net *net, ff_embed_kind kind, const ff_datase
     }
 }
 
-int ff_eval_argmax10(const float *s)
-{
-    int best = 0;
-    for (int k = 1; k < FF_NUM_CLASSES; k++)
-        if (s[k] > s[best])
-            best = k;
-    return best;
-}
-
 double ff_eval_error_layers(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, int n,
                             float *xbuf, float *scores, float *layer_buf, double *layer_error,
                             int64_t confusion[100])
@@ -171,14 +162,14 @@ double ff_eval_error_layers(ff_net *net, ff_embed_kind kind, const ff_dataset *d
             idx[j] = start + j;
         goodness_scores(net, kind, ds, idx, m, 0, xbuf, scores, layer_buf);
         for (int j = 0; j < m; j++) {
-            int pred = ff_eval_argmax10(scores + (size_t)j * FF_NUM_CLASSES);
+            int pred = ff_objective_argmax10(scores + (size_t)j * FF_NUM_CLASSES);
             int truth = ds->labels[start + j];
             wrong += pred != truth;
             if (confusion)
                 confusion[truth * FF_NUM_CLASSES + pred]++;
             for (int l = 0; layer_buf && l < L; l++)
                 layer_wrong[l] +=
-                    ff_eval_argmax10(layer_buf + ((size_t)l * m + j) * FF_NUM_CLASSES) != truth;
+                    ff_objective_argmax10(layer_buf + ((size_t)l * m + j) * FF_NUM_CLASSES) != truth;
         }
     }
     for (int l = 0; layer_error && l < L; l++)

@@ -10,6 +10,7 @@
 #include "ff/checkpoint.h"
 #include "ff/embed.h"
 #include "ff/eval.h"
+#include "ff/objective.h"
 
 #define MODEL_BATCH 100 /* images per internal batch (fewer if the net's buffers are
                            smaller); the goodness readout chunks them further as it needs */
@@ -155,7 +156,7 @@ int ff_model_check_readout(const ff_model *m, ff_model_readout r, ff_err *err)
 
 int ff_model_argmax(const float *scores)
 {
-    return ff_eval_argmax10(scores);
+    return ff_objective_argmax10(scores);
 }
 
 static void standardize(const ff_model *m, float *images, int n)

@@ -215,6 +215,15 @@ static void pairwise_loss(const float *y, const uint8_t *labels, int npos, int n
     r->g_neg = mean(gn, nneg);
 }
 
+int ff_objective_argmax10(const float *s)
+{
+    int best = 0;
+    for (int k = 1; k < 10; k++)
+        if (s[k] > s[best])
+            best = k;
+    return best;
+}
+
 /* ---- channel-wise competition (CwComp, Papachristodoulou et al., AAAI 2024) ----
  * Row i's units split into FF_CLASS_GROUPS contiguous groups (conv/local: whole
  * channels of a CHW map; fc: units); G_ik = sum of y^2 over group k, E_i = sum_k G_ik;

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ff/eval.h"
+#include "ff/objective.h"
 
 int ff_recurrent_init(ff_recurrent *r, ff_net *net, const ff_config *cfg, ff_err *err)
 {
@@ -315,12 +315,12 @@ double ff_recurrent_error(ff_recurrent *r, ff_net *net, const float *x, const ui
         const int m = n - s < chunk ? n - s : chunk;
         score_chunk(r, net, x + (size_t)s * xd, m, 0, r->score, layer_error ? r->lscore : NULL);
         for (int i = 0; i < m; i++) {
-            const int truth = labels[s + i], pred = ff_eval_argmax10(r->score + (size_t)i * 10);
+            const int truth = labels[s + i], pred = ff_objective_argmax10(r->score + (size_t)i * 10);
             wrong += pred != truth;
             if (confusion)
                 confusion[truth * FF_NUM_CLASSES + pred]++;
             for (int l = 0; layer_error && l < L; l++)
-                lwrong[l] += ff_eval_argmax10(r->lscore + ((size_t)l * m + i) * 10) != truth;
+                lwrong[l] += ff_objective_argmax10(r->lscore + ((size_t)l * m + i) * 10) != truth;
         }
     }
     for (int l = 0; layer_error && l < L; l++)

@@ -1081,7 +1081,7 @@ static void test_competition_readout(void)
     int wrong = 0;
     for (int i = 0; i < 5; i++) {
         ff_eval_goodness_scores(&net, FF_EMBED_NONE, &ds, &i, 1, 0, xbuf, logits);
-        wrong += ff_eval_argmax10(logits) != i;
+        wrong += ff_objective_argmax10(logits) != i;
     }
     CHECK_NEAR(e, wrong / 5.0, 1e-12);
     ff_net_free(&net);

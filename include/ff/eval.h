@@ -55,6 +55,5 @@ double ff_eval_error_layers(ff_net *net, ff_embed_kind kind, const ff_dataset *d
                             float *xbuf, float *scores, float *layer_buf, double *layer_error,
                             int64_t confusion[100]);
 
-int ff_eval_argmax10(const float *s);
 
 #endif

@@ -102,6 +102,10 @@ void ff_objective_layer_loss(const ff_objective *o, const float *y, const uint8_
 /* Floats of scratch ff_objective_layer_loss needs for `rows` rows. */
 size_t ff_objective_scratch(const ff_objective *o, int rows);
 
+/* The class with the highest of 10 scores (the first of equal ones): the prediction
+ * of every readout (goodness per label, class groups, the softmax head). */
+int ff_objective_argmax10(const float *s);
+
 /* scores[i * 10 + k] += w * (the goodness of class group k of row i) for a [batch,
  * dim] matrix of ReLU outputs with `channels` channels (a multiple of FF_CLASS_GROUPS):
  * running NULL (competition_norm sample): of the row scaled to mean square 1, dim G_k /
