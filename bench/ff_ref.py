@@ -570,6 +570,16 @@ def cmd_bench_config(a):
 
 # ---------------------------------------------------------------- check
 
+def flat_param_views(torch, params, vec):
+    """vec (ffrun's flat parameter buffer, a float32 array) cut into tensors shaped as
+    params, in order (copies)"""
+    out, off = [], 0
+    for p in params:
+        out.append(torch.from_numpy(vec[off:off + p.numel()].copy()).view(p.shape))
+        off += p.numel()
+    return out
+
+
 def array_reader(blob, path):
     """take(count): the next count floats of a reference file's arrays, in order; exits
     with a message if the file ends first"""
@@ -608,11 +618,7 @@ def cmd_check_cwc(a, torch, hdr, blob):
         assert 2 * L["gamma"].numel() == d["n_affine"]
 
     def flat_views(vec):
-        out, off = [], 0
-        for p in params:
-            out.append(torch.from_numpy(vec[off:off + p.numel()].copy()).view(p.shape))
-            off += p.numel()
-        return out
+        return flat_param_views(torch, params, vec)
 
     with torch.no_grad():
         for p, w in zip(params, flat_views(p0)):
@@ -714,11 +720,7 @@ def cmd_check(a):
     assert sum(p.numel() for p in params) == n
 
     def flat_views(vec):
-        out, off = [], 0
-        for p in params:
-            out.append(torch.from_numpy(vec[off:off + p.numel()].copy()).view(p.shape))
-            off += p.numel()
-        return out
+        return flat_param_views(torch, params, vec)
 
     with torch.no_grad():
         for p, w in zip(params, flat_views(p0)):

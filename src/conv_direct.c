@@ -146,11 +146,13 @@ static void forward_range(void *ctx, size_t i0, size_t i1)
             for (int oy = 0; oy < oh; oy++) {
                 const float *rows = planes + (size_t)oy * rf;
                 const float *wg = l->W + (size_t)g * Cg * Kg;
-                for (int c = 0; c < Cg && Cg % 4 == 0 && L == 32; c += 4)
-                    sum_rows_32(rows, off, Kg, wg + (size_t)c * Kg, acc + (size_t)c * L);
-                for (int c = 0; c < Cg && Cg % 4 == 0 && L == 16; c += 4)
-                    sum_rows_16(rows, off, Kg, wg + (size_t)c * Kg, acc + (size_t)c * L);
-                if (Cg % 4 != 0 || (L != 16 && L != 32))
+                if (Cg % 4 == 0 && L == 32)
+                    for (int c = 0; c < Cg; c += 4)
+                        sum_rows_32(rows, off, Kg, wg + (size_t)c * Kg, acc + (size_t)c * L);
+                else if (Cg % 4 == 0 && L == 16)
+                    for (int c = 0; c < Cg; c += 4)
+                        sum_rows_16(rows, off, Kg, wg + (size_t)c * Kg, acc + (size_t)c * L);
+                else
                     sum_rows(rows, off, Kg, Cg, L, wg, acc);
                 for (int c = 0; c < Cg; c++) {
                     const int co = g * Cg + c;
