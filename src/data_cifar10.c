@@ -47,7 +47,10 @@ static int read_names(const char *dir, const ff_sums *sums, ff_data_raw *out, ff
         return FF_OK;
     ff_data_file f;
     int rc = ff_data_file_read(&f, dir, "batches.meta.txt", 0, sums, err);
-    const char *p = (const char *)f.bytes, *end = p + f.len;
+    if (rc)
+        return rc;
+    /* An empty file may come back with no buffer: never offset a null pointer. */
+    const char *p = f.bytes ? (const char *)f.bytes : "", *end = f.bytes ? p + f.len : p;
     for (int k = 0; !rc && k < FF_DATA_CLASSES; k++) {
         const char *nl = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
         const char *stop = nl ? nl : end;

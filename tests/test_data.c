@@ -776,6 +776,10 @@ static void test_cifar_errors(void)
     CHECK(write_file(d, "batches.meta.txt", "a\nb\n", 4) == 0);
     CHECK(ff_dataset_open(&ds, d, FF_DATA_CIFAR10, FF_SPLIT_TEST, 0, &err) == FF_ERR_USAGE);
     CHECK(has(err.msg, "batches.meta.txt") && has(err.msg, "line 3"));
+    /* an empty one (read back as no buffer at all; the fuzzer's find): line 1 */
+    CHECK(write_file(d, "batches.meta.txt", "", 0) == 0);
+    CHECK(ff_dataset_open(&ds, d, FF_DATA_CIFAR10, FF_SPLIT_TEST, 0, &err) == FF_ERR_USAGE);
+    CHECK(has(err.msg, "batches.meta.txt") && has(err.msg, "line 1"));
 }
 
 /* SHA256SUMS lists a batch: a changed byte is a mismatch naming the file */
