@@ -9,7 +9,6 @@
 #include "ff/embed.h"
 #include "ff/objective.h"
 #include "ff/pool.h"
-#include "ff/recurrent.h"
 #include "ff/rng.h"
 
 static int alloc_floats(float **p, size_t n, const char *what, ff_err *err)
@@ -563,8 +562,8 @@ void ff_net_hand_on(ff_net *net, int l, int batch)
 
 void ff_net_forward(ff_net *net, const float *x, int batch)
 {
-    if (net->recurrent)
-        ff_recurrent_forward(net->recurrent, net, x, batch);
+    if (net->forward_hook)
+        net->forward_hook(net->recurrent, net, x, batch);
     else
         forward(net, x, batch, 0);
 }

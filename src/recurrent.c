@@ -69,6 +69,7 @@ int ff_recurrent_init(ff_recurrent *r, ff_net *net, const ff_config *cfg, ff_err
                                : r->eval_last;
     r->max_rows = (int)rows;
     net->recurrent = r;
+    net->forward_hook = ff_recurrent_forward;
     return FF_OK;
 }
 

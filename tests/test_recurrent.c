@@ -449,6 +449,39 @@ static void test_one_iteration_is_feed_forward(void)
     }
 }
 
+/* ff_net_forward on a recurrent net (eval, predict, the head, the logs all call it) runs
+ * the recurrent forward through the net's hook: the states at the readout's iteration,
+ * not the plain layer stack */
+static void test_net_forward_is_recurrent(void)
+{
+    enum { RW = 6 };
+    ff_config cfg = rec_config(3, 4, 0.3f, FF_LOSS_THRESHOLD);
+    cfg.model.recurrent.readout_iteration = 3;
+    ff_net net;
+    ff_recurrent r;
+    build(&cfg, &net, &r, 61);
+    ff_rng rng;
+    ff_rng_seed(&rng, 62);
+    float x[RW * IN];
+    fill(x, RW * IN, &rng, 0);
+    static float hook[RW * 64], stack[RW * 64];
+    const int top = net.n_layers - 1, d = UNITS[top];
+    CHECK(d <= 64);
+    ff_net_forward(&net, x, RW);
+    memcpy(hook, net.out[top], sizeof(float) * RW * d);
+    ff_net_forward_to(&net, x, RW, net.n_layers); /* the layer stack alone */
+    memcpy(stack, net.out[top], sizeof(float) * RW * d);
+    ff_recurrent_forward(&r, &net, x, RW); /* called directly */
+    double differs = 0.0;
+    for (int q = 0; q < RW * d; q++) {
+        CHECK(hook[q] == net.out[top][q]);
+        differs += fabs(hook[q] - stack[q]);
+    }
+    CHECK(differs > 1e-3); /* the top-down weights changed the states */
+    ff_recurrent_free(&r);
+    ff_net_free(&net);
+}
+
 /* ---- the flat buffer: top-down weights in each layer's slice after b ---- */
 
 static void test_layout(void)
@@ -547,6 +580,7 @@ int main(void)
     RUN(test_pass_is_mean_over_steps);
     RUN(test_readout_window);
     RUN(test_one_iteration_is_feed_forward);
+    RUN(test_net_forward_is_recurrent);
     RUN(test_layout);
     RUN(test_config_refusals);
     TEST_MAIN_END();

@@ -69,9 +69,13 @@ typedef struct ff_net {
     float *ones;                   /* [max_batch] of 1.0 for column sums by GEMV */
     float *act_mem;                /* the single allocation behind in/out/dpre/goodness */
     const ff_net_peers *peers;     /* NULL: the whole batch is here */
-    struct ff_recurrent *recurrent; /* model.recurrent (set by ff_recurrent_init): ff_net_forward
-                                      is ff_recurrent_forward, the states at the readout's
-                                      iteration with the neutral label; NULL otherwise */
+    struct ff_recurrent *recurrent; /* model.recurrent (set by ff_recurrent_init); NULL
+                                      otherwise */
+    void (*forward_hook)(struct ff_recurrent *r, struct ff_net *net, const float *x, int batch);
+                                   /* set with recurrent (ff_recurrent_forward, the states at
+                                      the readout's iteration with the neutral label): what
+                                      ff_net_forward runs instead of the layer stack. A hook,
+                                      so the layer stack does not import the net built on it */
     int hand_on_batch;             /* model.hand_on batch: in[l] (l > 0) is out[l - 1] (pooled)
                                       standardised per channel: with the batch's statistics
                                       in a training pass, with comp_stats otherwise */
@@ -159,7 +163,7 @@ void ff_net_use_buffers(ff_net *net, float *params, float *grads);
 /* Forward pass of `batch` samples x ([batch, input dim], not normalised):
  * fills net->in[l] and net->out[l] for every layer. With label_every_layer the
  * label values are read back from each embedded sample of x. A recurrent net
- * (net->recurrent): ff_recurrent_forward (include/ff/recurrent.h). */
+ * (net->forward_hook): ff_recurrent_forward (include/ff/recurrent.h). */
 void ff_net_forward(ff_net *net, const float *x, int batch);
 
 /* ff_net_forward of layers [0, l_end) only (out[l] of later layers untouched). */
