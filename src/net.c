@@ -127,7 +127,6 @@ static int setup_layer(ff_net *net, const ff_net_spec *spec, const ff_objective 
                    l == 0 ? "model.label_embedding channels" : "model.label_every_layer");
         return layer_error_at(spec, ci, err);
     }
-    const int batch_norm = obj->loss == FF_LOSS_COMPETITION && obj->comp_norm != FF_COMP_SAMPLE;
     const size_t out = (size_t)ff_shape_dim(L->out);
     L->slope = ff_objective_slope(obj, (int)out);
     L->n_affine = obj->comp_norm == FF_COMP_AFFINE ? 2 * (size_t)L->out.c : 0;
@@ -137,11 +136,8 @@ static int setup_layer(ff_net *net, const ff_net_spec *spec, const ff_objective 
     z->ws = w > z->ws ? w : z->ws;
     z->acts += (size_t)ff_shape_dim(L->in) + out;
     z->patches += ff_layer_patch_floats(L) * (size_t)spec->max_batch;
-    net->n_aux += out;
-    if (batch_norm) {
-        net->n_aux += 2 * (size_t)L->out.c + 1;
-        z->max_c = (size_t)L->out.c > z->max_c ? (size_t)L->out.c : z->max_c;
-    }
+    net->n_aux += out + ff_objective_channel_stats_floats(obj, L->out); /* the objective's */
+    z->max_c = (size_t)L->out.c > z->max_c ? (size_t)L->out.c : z->max_c;
     z->max_out = out > z->max_out ? out : z->max_out;
     return FF_OK;
 }
@@ -199,8 +195,8 @@ static int set_evaluated(ff_net *net, const ff_net_spec *spec, ff_err *err)
 }
 
 /* Points every buffer view into the allocations and initialises the parameters. */
-static void lay_out(ff_net *net, const ff_net_spec *spec, size_t max_out, size_t max_post,
-                    size_t scratch, int batch_norm, ff_rng *rng)
+static void lay_out(ff_net *net, const ff_net_spec *spec, const ff_objective *obj,
+                    size_t max_out, size_t max_post, size_t scratch, ff_rng *rng)
 {
     const int max_batch = spec->max_batch;
     float *p = net->act_mem, *pp = net->patch_mem;
@@ -236,19 +232,21 @@ static void lay_out(ff_net *net, const ff_net_spec *spec, size_t max_out, size_t
     for (int i = 0; i < max_batch; i++)
         net->ones[i] = 1.0f;
     p += max_batch;
-    net->aux = p;
+    net->aux = p; /* the objective's running statistics: every layer's peer means, then
+                     every layer's channel statistics (if it keeps them) */
     for (int l = 0; l < net->n_layers; l++) {
         net->peer_mean[l] = p;
         p += ff_shape_dim(net->layers[l].out);
     }
-    for (int l = 0; batch_norm && l < net->n_layers; l++) { /* mean 0, variance 1 until trained */
-        const int C = net->layers[l].out.c;
-        net->comp_stats[l] = p;
-        for (int c = 0; c < C; c++)
-            p[C + c] = 1.0f;
-        p += 2 * (size_t)C + 1; /* + the count of batches seen */
+    for (int l = 0; l < net->n_layers; l++) {
+        const size_t n = ff_objective_channel_stats_floats(obj, net->layers[l].out);
+        if (n) {
+            net->comp_stats[l] = p;
+            ff_objective_channel_stats_init(obj, net->layers[l].out, p);
+            p += n;
+        }
     }
-    if (batch_norm)
+    if (ff_objective_batch_norm(obj))
         net->comp_scratch = p;
 }
 
@@ -287,7 +285,7 @@ int ff_net_build_spec(ff_net *net, const ff_net_spec *spec, const ff_objective *
     size_t scratch = ff_objective_scratch(obj, max_batch);
     scratch = scratch > (size_t)max_batch ? scratch : (size_t)max_batch;
     const size_t act_total = (z.acts + z.max_out + 1 + post_total + max_post) * (size_t)max_batch +
-                             scratch + net->n_aux + 4 * z.max_c;
+                             scratch + net->n_aux + ff_objective_channel_scratch(obj, (int)z.max_c);
     if ((rc = alloc_floats(&net->params, net->n_params, "parameters", err)) ||
         (rc = alloc_floats(&net->grads, net->n_params, "gradients", err)) ||
         (rc = alloc_floats(&net->act_mem, act_total, "activations", err)) ||
@@ -298,8 +296,7 @@ int ff_net_build_spec(ff_net *net, const ff_net_spec *spec, const ff_objective *
         ff_net_free(net);
         return rc;
     }
-    const int batch_norm = obj->loss == FF_LOSS_COMPETITION && obj->comp_norm != FF_COMP_SAMPLE;
-    lay_out(net, spec, z.max_out, max_post, scratch, batch_norm, rng);
+    lay_out(net, spec, obj, z.max_out, max_post, scratch, rng);
     return FF_OK;
 }
 
@@ -574,49 +571,6 @@ void ff_net_forward_to(ff_net *net, const float *x, int batch, int l_end)
     forward_layers(net, x, 0, l_end, batch, 0);
 }
 
-/* Updates layer l's running means from the npos positive rows of y and adds
- * the peer-normalisation gradient to their dpre; returns the peer loss. */
-static float peer_norm(ff_net *net, const ff_objective *obj, int l, const float *y, int rows,
-                       float *dpre)
-{
-    int npos = rows;
-    const int dim = ff_shape_dim(net->layers[l].out);
-    float *m = net->peer_mean[l], *col = net->goodness; /* goodness is free scratch here */
-    const float decay = obj->peer_decay;
-    const ff_net_peers *P = net->peers; /* a split batch: column means over every process */
-    if (P)
-        npos = P->total_pos;
-    double mean = 0.0, loss = 0.0;
-    for (int j0 = 0; j0 < dim; j0 += net->max_batch) {
-        /* column means of y over the positive rows, a block of max_batch columns at a time */
-        const int n = dim - j0 < net->max_batch ? dim - j0 : net->max_batch;
-        cblas_sgemv(CblasRowMajor, CblasTrans, rows, n, 1.0f / (float)npos, y + j0, dim,
-                    net->ones, 1, 0.0f, col, 1);
-        if (P)
-            P->sum(P->ctx, col, n);
-        for (int j = 0; j < n; j++) {
-            m[j0 + j] = decay * m[j0 + j] + (1.0f - decay) * col[j];
-            mean += m[j0 + j];
-        }
-    }
-    mean /= dim;
-    /* d/dy_ij of strength * mean_k (mean - m_k)^2 = strength * 2/dim * (m_j - mean) * (1 - decay) / npos */
-    const float c = obj->peer_strength * 2.0f / (float)dim * (1.0f - decay) / (float)npos;
-    for (int j = 0; j < dim; j++)
-        loss += ((double)m[j] - mean) * ((double)m[j] - mean);
-    const float *restrict mj = m;
-    const float mu = (float)mean;
-    for (int i = 0; i < rows; i++) {
-        const float *restrict row = y + (size_t)i * dim;
-        float *restrict d = dpre + (size_t)i * dim;
-        for (int j = 0; j < dim; j++) { /* c or 0 by a select, not a branch: it vectorises */
-            const float cj = row[j] > 0.0f ? c : 0.0f;
-            d[j] += cj * (mj[j] - mu);
-        }
-    }
-    return (float)(loss / dim);
-}
-
 void ff_net_ff_grads_layers(ff_net *net, const ff_objective *obj, const float *x,
                             const uint8_t *labels, int l0, int l1, int npos, int nneg, float scale,
                             ff_layer_loss *out)
@@ -668,9 +622,11 @@ void ff_net_ff_grads_layers(ff_net *net, const ff_objective *obj, const float *x
                                 net->post[l] ? net->dpost : net->dpre, &r);
         if (net->post[l]) /* through the pool to the pre-activations of out[l] */
             ff_layer_pool_backward_relu(&net->pool[l + 1], net->out[l], net->dpost, net->dpre, rows);
-        /* after the loss: peer_norm uses net->goodness as scratch */
+        /* after the loss: net->goodness is free scratch for the column means */
         if (npos && obj->peer_strength > 0.0f)
-            r.peer_loss = peer_norm(net, obj, l, net->out[l], npos, net->dpre);
+            r.peer_loss = ff_objective_peer_norm(obj, net->peer_mean[l], net->out[l], npos,
+                                                 ff_shape_dim(L->out), &ly, net->goodness,
+                                                 net->ones, net->max_batch, net->dpre);
         ff_layer_backward(L, net->in[l], net->patches[l], net->dpre, rows, 0.0f, net->ws);
         if (net->peers && net->peers->grads_ready)
             net->peers->grads_ready(net->peers->ctx, l);

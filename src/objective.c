@@ -6,6 +6,7 @@
 #include "ff/err.h"
 #include "ff/pool.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stddef.h>
 
@@ -670,6 +671,68 @@ void ff_objective_layer_loss(const ff_objective *o, const float *y, const uint8_
 size_t ff_objective_scratch(const ff_objective *o, int rows)
 {
     return (size_t)rows * (o->loss == FF_LOSS_COMPETITION ? FF_CLASS_GROUPS : 1);
+}
+
+// ----------------------------------------------------------------------------
+// the running statistics
+
+int ff_objective_batch_norm(const ff_objective *o)
+{
+    return o->loss == FF_LOSS_COMPETITION && o->comp_norm != FF_COMP_SAMPLE;
+}
+
+size_t ff_objective_channel_stats_floats(const ff_objective *o, ff_shape out)
+{
+    return ff_objective_batch_norm(o) ? 2 * (size_t)out.c + 1 : 0;
+}
+
+void ff_objective_channel_stats_init(const ff_objective *o, ff_shape out, float *stats)
+{
+    const size_t n = ff_objective_channel_stats_floats(o, out);
+    for (size_t i = 0; i < n; i++) /* means 0, variances 1, batches seen 0 */
+        stats[i] = i >= (size_t)out.c && i < 2 * (size_t)out.c ? 1.0f : 0.0f;
+}
+
+size_t ff_objective_channel_scratch(const ff_objective *o, int max_channels)
+{
+    return ff_objective_batch_norm(o) ? 4 * (size_t)max_channels : 0;
+}
+
+float ff_objective_peer_norm(const ff_objective *o, float *mean, const float *y, int npos,
+                             int dim, const ff_loss_layer *ly, float *col, const float *ones,
+                             int block, float *dpre)
+{
+    const int rows = npos, total = ly && ly->sum ? ly->total_rows : npos;
+    const float decay = o->peer_decay;
+    double avg = 0.0, loss = 0.0;
+    for (int j0 = 0; j0 < dim; j0 += block) {
+        /* column means of y over the positive rows, a block of columns at a time */
+        const int n = dim - j0 < block ? dim - j0 : block;
+        cblas_sgemv(CblasRowMajor, CblasTrans, rows, n, 1.0f / (float)total, y + j0, dim, ones, 1,
+                    0.0f, col, 1);
+        if (ly && ly->sum)
+            ly->sum(ly->sum_ctx, col, n);
+        for (int j = 0; j < n; j++) {
+            mean[j0 + j] = decay * mean[j0 + j] + (1.0f - decay) * col[j];
+            avg += mean[j0 + j];
+        }
+    }
+    avg /= dim;
+    /* d/dy_ij of strength * mean_k (avg - m_k)^2 = strength * 2/dim * (m_j - avg) * (1 - decay) / total */
+    const float c = o->peer_strength * 2.0f / (float)dim * (1.0f - decay) / (float)total;
+    for (int j = 0; j < dim; j++)
+        loss += ((double)mean[j] - avg) * ((double)mean[j] - avg);
+    const float *restrict mj = mean;
+    const float mu = (float)avg;
+    for (int i = 0; i < rows; i++) {
+        const float *restrict row = y + (size_t)i * dim;
+        float *restrict d = dpre + (size_t)i * dim;
+        for (int j = 0; j < dim; j++) { /* c or 0 by a select, not a branch: it vectorises */
+            const float cj = row[j] > 0.0f ? c : 0.0f;
+            d[j] += cj * (mj[j] - mu);
+        }
+    }
+    return (float)(loss / dim);
 }
 
 // ----------------------------------------------------------------------------

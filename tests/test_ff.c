@@ -787,6 +787,74 @@ static void test_peer_normalisation_gradient(void)
     ff_net_free(&net);
 }
 
+/* the objective's running statistics: its sizes and start for each loss, the net's aux
+ * laid out from them, and ff_objective_peer_norm in blocks of columns against one block
+ * and naive column means */
+static void test_objective_running_statistics(void)
+{
+    const ff_shape out = {20, 4, 4};
+    ff_objective o = {.loss = FF_LOSS_PAIRWISE, .comp_norm = FF_COMP_SAMPLE};
+    CHECK(!ff_objective_batch_norm(&o) && ff_objective_channel_stats_floats(&o, out) == 0 &&
+          ff_objective_channel_scratch(&o, 20) == 0);
+    o.loss = FF_LOSS_COMPETITION;
+    CHECK(!ff_objective_batch_norm(&o)); /* competition_norm sample: no statistics */
+    for (int k = 0; k < 2; k++) {
+        o.comp_norm = k ? FF_COMP_AFFINE : FF_COMP_BATCH;
+        CHECK(ff_objective_batch_norm(&o) && ff_objective_channel_stats_floats(&o, out) == 41 &&
+              ff_objective_channel_scratch(&o, 20) == 80);
+        float st[41];
+        memset(st, 0x7f, sizeof st);
+        ff_objective_channel_stats_init(&o, out, st);
+        for (int i = 0; i < 41; i++) /* means 0, variances 1, batches seen 0 */
+            CHECK(st[i] == (i >= 20 && i < 40 ? 1.0f : 0.0f));
+    }
+    /* a competition net's aux: every layer's peer means, then its channel statistics */
+    ff_config cfg = small_config(2, 20);
+    cfg.train.loss = FF_LOSS_COMPETITION;
+    cfg.train.competition_norm = FF_COMP_BATCH;
+    cfg.model.label_embedding = FF_EMBED_NONE;
+    cfg.mode = FF_MODE_SUPERVISED;
+    ff_rng r;
+    ff_rng_seed(&r, 3);
+    ff_net net;
+    ff_err err = {0};
+    CHECK(ff_net_build(&net, &cfg, (ff_shape){1, 3, 4}, 8, &r, &err) == FF_OK);
+    CHECK(net.n_aux == 2 * 20 + 2 * 41);
+    CHECK(net.peer_mean[1] == net.aux + 20 && net.comp_stats[0] == net.aux + 40 &&
+          net.comp_stats[1] == net.aux + 81 && net.comp_scratch == net.aux + 122);
+    CHECK(net.comp_stats[1][20] == 1.0f && net.comp_stats[1][40] == 0.0f);
+    ff_net_free(&net);
+    /* peer normalisation: 5 positive rows of 7 columns in blocks of 3 and of 7 */
+    enum { N = 5, D = 7 };
+    o = (ff_objective){.loss = FF_LOSS_THRESHOLD, .peer_strength = 0.5f, .peer_decay = 0.75f};
+    float y[N * D], m3[D], m7[D], d3[N * D] = {0}, d7[N * D] = {0}, col[D], ones[D];
+    for (int i = 0; i < N * D; i++)
+        y[i] = ff_rng_normal(&r) > 0.0f ? ff_rng_uniform(&r) : 0.0f;
+    for (int j = 0; j < D; j++)
+        m3[j] = m7[j] = 0.1f * (float)j, ones[j] = 1.0f;
+    const float l3 = ff_objective_peer_norm(&o, m3, y, N, D, NULL, col, ones, 3, d3);
+    const float l7 = ff_objective_peer_norm(&o, m7, y, N, D, NULL, col, ones, 7, d7);
+    double avg = 0.0, loss = 0.0;
+    for (int j = 0; j < D; j++) {
+        double c = 0.0;
+        for (int i = 0; i < N; i++)
+            c += y[i * D + j];
+        const double m = 0.75 * 0.1 * j + 0.25 * c / N;
+        CHECK_NEAR(m3[j], m, 1e-6);
+        CHECK_NEAR(m3[j], m7[j], 1e-7);
+        avg += m / D;
+    }
+    for (int j = 0; j < D; j++)
+        loss += (m3[j] - avg) * (m3[j] - avg) / D;
+    CHECK_NEAR(l3, loss, 1e-6);
+    CHECK_NEAR(l3, l7, 1e-7);
+    for (int i = 0; i < N * D; i++) { /* only active units, 0.5 * 2/D * (1 - decay)/N * (m - avg) */
+        const double want = y[i] > 0.0f ? 0.5 * 2.0 / D * 0.25 / N * (m3[i % D] - avg) : 0.0;
+        CHECK_NEAR(d3[i], want, 1e-7);
+        CHECK_NEAR(d3[i], d7[i], 1e-8);
+    }
+}
+
 static void run_optim(ff_config *cfg, int steps, float *p, int n)
 {
     ff_optim o;
@@ -1343,6 +1411,7 @@ int main(void)
     RUN(test_pass_loss_is_mean_of_per_sample);
     RUN(test_label_every_layer);
     RUN(test_peer_normalisation_gradient);
+    RUN(test_objective_running_statistics);
     RUN(test_optimizer_settings_applied);
     RUN(test_sgd_smooth_hand_computed);
     RUN(test_schedules);

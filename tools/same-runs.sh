@@ -6,6 +6,7 @@
 #
 # Runs (configs/quick.yaml and the unsupervised configs cut to seconds, one BLAS thread):
 #   ff        supervised, validation split, softmax head, histograms and images, epoch models
+#   competition supervised_deep cut short: the competition loss, batch-norm statistics
 #   resume    the same stopped by --max-steps and resumed
 #   backbone  unsupervised_backbone, then clf: unsupervised_clf on that backbone
 #   clfstop   the classifier stopped by --max-steps and resumed
@@ -71,6 +72,9 @@ compare() {
 in_both ff "\$FFRUN configs/quick.yaml ${short[*]} --set data.validation=200 --set train.epochs=3 \
     --set checkpoint.every=1 --set log.histograms=1 --set log.images=1 --set eval.softmax=true"
 compare ff
+in_both competition "\$FFRUN configs/supervised_deep.yaml ${short[*]} --set data.train_limit=500 \
+    --set data.test_limit=200 --set data.validation=100 --set train.epochs=2"
+compare competition
 in_both resume "\$FFRUN configs/quick.yaml ${short[*]} --set train.epochs=2 --max-steps 13; \
     \$FFRUN --resume --quiet"
 compare resume

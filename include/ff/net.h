@@ -59,8 +59,10 @@ typedef struct ff_net {
                                       forward pass keeps for the backward pass; NULL for fc */
     float *patch_mem;              /* the single allocation behind patches */
     size_t n_aux;                  /* floats of training state outside the parameters */
-    float *aux;                    /* running means for peer normalisation and the competition
-                                      loss's channel statistics (checkpointed) */
+    float *aux;                    /* the objective's running statistics, stored here (sizes,
+                                      start and updates: objective.h): peer normalisation's
+                                      means and the competition loss's channel statistics
+                                      (checkpointed) */
     float *peer_mean[FF_MAX_LAYERS]; /* views into aux: [out dim of layer l] */
     float *comp_stats[FF_MAX_LAYERS]; /* train.competition_norm batch: views into aux, [2 *
                                       out channels of layer l + 1] running mean and variance

@@ -28,6 +28,7 @@
 
 #include "ff/config.h"
 #include "ff/err.h"
+#include "ff/shape.h"
 
 /* train.loss competition: a layer's output falls into this many class groups */
 #define FF_CLASS_GROUPS 10
@@ -101,6 +102,40 @@ void ff_objective_layer_loss(const ff_objective *o, const float *y, const uint8_
 
 /* Floats of scratch ff_objective_layer_loss needs for `rows` rows. */
 size_t ff_objective_scratch(const ff_objective *o, int rows);
+
+/* ---- the running statistics: the objective's state beside the parameters ----
+ * The objective says what it keeps per layer, what it starts at and how a training batch
+ * moves it; the net only stores it (ff_net.aux, checkpointed, gathered with the model,
+ * read by the evaluation forward). Per layer:
+ * - peer normalisation's running mean of each output unit, [out dim] (always kept, so a
+ *   model's aux length does not hang on train.peer_norm), updated by ff_objective_peer_norm;
+ * - with ff_objective_batch_norm: each channel's running mean and variance, then the
+ *   batches seen, [2 * channels + 1] (ff_loss_layer.running), updated by the loss and by
+ *   ff_objective_comp_stats_set, read by ff_objective_class_goodness_add. */
+
+/* 1 if the objective standardises channels over the batch (train.loss competition with
+ * competition_norm batch or affine): it keeps channel statistics and needs their scratch. */
+int ff_objective_batch_norm(const ff_objective *o);
+
+/* Floats of channel statistics a layer with output shape `out` keeps (0 without batch
+ * norm), and their start: mean 0, variance 1, no batches seen. */
+size_t ff_objective_channel_stats_floats(const ff_objective *o, ff_shape out);
+void ff_objective_channel_stats_init(const ff_objective *o, ff_shape out, float *stats);
+
+/* Floats of scratch the channel statistics need for a net whose widest layer has
+ * max_channels channels (ff_loss_layer.scratch; 0 without batch norm). */
+size_t ff_objective_channel_scratch(const ff_objective *o, int max_channels);
+
+/* Peer normalisation (train.peer_norm) of one layer: moves its running means mean
+ * ([dim]) towards the column means of y's npos positive rows ([npos, dim] ReLU outputs)
+ * and adds the strength-weighted gradient of mean_k (mean - mean_k)^2 to their dpre; returns
+ * that term unweighted. With ly->sum (a batch split over processes) the column means are
+ * summed over them and total_pos is the whole batch's positive rows (else npos). col:
+ * scratch of `block` floats, ones: `block` floats of 1.0 (column sums by GEMV, a block of
+ * columns at a time). */
+float ff_objective_peer_norm(const ff_objective *o, float *mean, const float *y, int npos,
+                             int dim, const ff_loss_layer *ly, float *col, const float *ones,
+                             int block, float *dpre);
 
 /* The class with the highest of 10 scores (the first of equal ones): the prediction
  * of every readout (goodness per label, class groups, the softmax head). */
