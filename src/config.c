@@ -572,10 +572,10 @@ static int validate_recurrent(const pctx *c, const ff_config *cfg)
                     "the net), got mode %s", ff_config_mode_name(cfg->mode));
     for (int i = 0; i < cfg->model.n_layers; i++) {
         const ff_layer_cfg *l = &cfg->model.layers[i];
-        if (l->kind != FF_LAYER_FC)
+        if (l->kind != FF_LAYER_FC && l->kind != FF_LAYER_LOCAL)
             return fail(c, l->line > 0 ? (pos){l->line, l->col} : at,
-                        "model.layers.%d: model.recurrent supports fc layers only, got %s (locally "
-                        "connected recurrent layers are not built yet)", i,
+                        "model.layers.%d: model.recurrent supports fc and local layers only, got "
+                        "%s (shared-weight conv and pools have no recurrent form yet)", i,
                         ff_config_layer_kind_name(l->kind));
         if (l->train_epochs > 0)
             return fail(c, l->line > 0 ? (pos){l->line, l->col} : at,

@@ -142,6 +142,67 @@ static int setup_layer(ff_net *net, const ff_net_spec *spec, const ff_objective 
     return FF_OK;
 }
 
+/* the spec's entry of trainable layer l (pools are folded into the next layer) */
+static int spec_entry(const ff_net_spec *spec, int l)
+{
+    int ci = 0;
+    for (int k = 0; ci < spec->n_layers; ci++) {
+        const ff_layer_ops *ops = ff_layer_ops_of(spec->layers[ci].kind);
+        if ((!ops || !ops->input_stage) && k++ == l)
+            break;
+    }
+    return ci;
+}
+
+/* model.recurrent: layer l's top-down map from what comes down (layer l + 1's output, or
+ * the 10 label values at the top): locally connected when l and l + 1 are local layers
+ * (l's kernel, stride 1, "same" padding: l + 1's grid must be l's and the kernel odd),
+ * dense otherwise; its floats and its fan-in count go with the layer */
+static int topdown_geometry(ff_net *net, const ff_net_spec *spec, int l, ff_err *err)
+{
+    ff_layer *L = &net->layers[l];
+    const ff_layer *A = l + 1 < net->n_layers ? &net->layers[l + 1] : NULL;
+    L->td_dim = A ? ff_shape_dim(A->out) : FF_NUM_CLASSES;
+    L->td_local = A && L->kind == FF_LAYER_LOCAL && A->kind == FF_LAYER_LOCAL;
+    L->n_topdown = (size_t)ff_shape_dim(L->out) * (size_t)L->td_dim;
+    if (!L->td_local)
+        return FF_OK;
+    if (L->kernel % 2 == 0) {
+        ff_err_set(err, FF_ERR_USAGE, "layer %d: model.recurrent: the top-down input of a local "
+                   "layer comes through its own kernel with stride 1 and same padding, which needs "
+                   "an odd kernel, got %d", spec_entry(spec, l), L->kernel);
+        return layer_error_at(spec, spec_entry(spec, l), err);
+    }
+    if (A->out.h != L->out.h || A->out.w != L->out.w) {
+        ff_err_set(err, FF_ERR_USAGE, "layer %d: model.recurrent: local layer %d's top-down "
+                   "input comes from this layer's output %dx%dx%d through layer %d's %dx%d "
+                   "kernel with stride 1 and same padding, so its grid must be layer %d's %dx%d",
+                   spec_entry(spec, l + 1), l, A->out.c, A->out.h, A->out.w, l, L->kernel,
+                   L->kernel, l, L->out.h, L->out.w);
+        return layer_error_at(spec, spec_entry(spec, l + 1), err);
+    }
+    L->td_pad = (L->kernel - 1) / 2;
+    L->n_topdown = (size_t)ff_shape_dim(L->out) * (size_t)A->out.c * (size_t)L->kernel *
+                   (size_t)L->kernel;
+    return FF_OK;
+}
+
+/* model.recurrent: every layer's top-down weights in its slice after b, so the offsets
+ * again */
+static int topdown_layout(ff_net *net, const ff_net_spec *spec, ff_err *err)
+{
+    net->n_params = 0;
+    for (int k = 0; k < net->n_layers; k++) {
+        ff_layer *L = &net->layers[k];
+        int rc = topdown_geometry(net, spec, k, err);
+        if (rc)
+            return rc;
+        L->param_off = net->n_params;
+        net->n_params += ff_layer_n_params(L);
+    }
+    return FF_OK;
+}
+
 /* The trainable layers (pools folded into the next one's input) and their sizes. */
 static int setup_layers(ff_net *net, const ff_net_spec *spec, const ff_objective *obj,
                         net_sizes *z, ff_err *err)
@@ -156,16 +217,8 @@ static int setup_layers(ff_net *net, const ff_net_spec *spec, const ff_objective
         shape = net->layers[l].out;
         net->n_layers = ++l;
     }
-    if (spec->recurrent) { /* top-down weights in each layer's slice: the offsets again */
-        net->n_params = 0;
-        for (int k = 0; k < l; k++) {
-            ff_layer *L = &net->layers[k];
-            L->td_dim = k + 1 < l ? ff_shape_dim(net->layers[k + 1].out) : FF_NUM_CLASSES;
-            L->n_topdown = (size_t)ff_shape_dim(L->out) * (size_t)L->td_dim;
-            L->param_off = net->n_params;
-            net->n_params += ff_layer_n_params(L);
-        }
-    }
+    if (spec->recurrent && (rc = topdown_layout(net, spec, err)))
+        return rc;
     if (spec->n_layers > 0 &&
         (l == 0 || (ff_net_pooled(net, l) && !spec->loss_after_pool))) {
         ff_err_set(err, FF_ERR_USAGE, "layer %d: a pool must be followed by a trainable layer%s",
@@ -216,7 +269,8 @@ static void lay_out(ff_net *net, const ff_net_spec *spec, const ff_objective *ob
         }
         set_views(L, net->params, net->grads);
         ff_layer_init_params(L, rng);
-        const float td_scale = L->td_dim ? 1.0f / sqrtf((float)L->td_dim) : 0.0f;
+        const size_t td_fan_in = L->n_topdown / (size_t)ff_shape_dim(L->out); /* td_dim if dense */
+        const float td_scale = L->n_topdown ? 1.0f / sqrtf((float)td_fan_in) : 0.0f;
         for (size_t i = 0; i < L->n_topdown; i++) /* model.recurrent: randn / sqrt(fan-in) */
             L->Wtd[i] = ff_rng_normal(rng) * td_scale;
     }

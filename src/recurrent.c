@@ -10,7 +10,65 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ff/im2col.h"
 #include "ff/objective.h"
+
+/* Rows per im2col round of a local layer's maps: the patches of this many rows at a time */
+#define REC_CHUNK 64
+
+/* The geometry of a locally connected map: a local layer's bottom-up map, or the top-down
+ * map of a local layer under a local layer (the same code runs both) */
+typedef struct local_map {
+    ff_shape in, out;
+    int k, stride, pad;
+} local_map;
+
+/* layer L's bottom-up map */
+static local_map bottom_up_map(const ff_layer *L)
+{
+    return (local_map){L->in, L->out, L->kernel, L->stride, L->pad};
+}
+
+/* layer l's top-down map (td_local): layer l + 1's output to layer l's, l's kernel,
+ * stride 1, "same" padding */
+static local_map top_down_map(const ff_net *net, int l)
+{
+    const ff_layer *L = &net->layers[l];
+    return (local_map){net->layers[l + 1].out, L->out, L->kernel, 1, L->td_pad};
+}
+
+/* floats of one row's patches of map m (P * K) */
+static size_t map_patch_floats(const local_map *m)
+{
+    return (size_t)m->out.h * m->out.w * (size_t)m->in.c * m->k * m->k;
+}
+
+/* the largest patches (P * K) of a row over every local map of the net */
+static size_t max_patch_floats(const ff_net *net)
+{
+    size_t most = 0;
+    for (int l = 0; l < net->n_layers; l++) {
+        const ff_layer *L = &net->layers[l];
+        if (L->kind != FF_LAYER_LOCAL)
+            continue;
+        local_map m = bottom_up_map(L);
+        most = map_patch_floats(&m) > most ? map_patch_floats(&m) : most;
+        if (L->td_local) {
+            m = top_down_map(net, l);
+            most = map_patch_floats(&m) > most ? map_patch_floats(&m) : most;
+        }
+    }
+    return most;
+}
+
+/* 1 if the recurrent net can run layer L: fc, or local without label planes; with top-down
+ * weights and no pool below */
+static int supported_layer(const ff_net *net, int l)
+{
+    const ff_layer *L = &net->layers[l];
+    const int kind_ok = L->kind == FF_LAYER_FC || (L->kind == FF_LAYER_LOCAL && !L->const_c);
+    return kind_ok && L->Wtd && !ff_net_pooled(net, l);
+}
 
 int ff_recurrent_init(ff_recurrent *r, ff_net *net, const ff_config *cfg, ff_err *err)
 {
@@ -26,16 +84,18 @@ int ff_recurrent_init(ff_recurrent *r, ff_net *net, const ff_config *cfg, ff_err
     size_t total = rows * (size_t)ff_shape_dim(net->input) + rows * FF_NUM_CLASSES;
     size_t max_d = 0;
     for (int l = 0; l < L; l++) {
-        const ff_layer *Ly = &net->layers[l];
-        if (Ly->kind != FF_LAYER_FC || !Ly->Wtd || ff_net_pooled(net, l))
+        if (!supported_layer(net, l))
             return ff_err_set(err, FF_ERR_USAGE, "model.recurrent: layer %d is not a fully "
-                              "connected layer with top-down weights", l);
-        const size_t d = (size_t)ff_shape_dim(Ly->out);
+                              "connected or locally connected layer with top-down weights", l);
+        const size_t d = (size_t)ff_shape_dim(net->layers[l].out);
         total += 3 * rows * d;
         max_d = d > max_d ? d : max_d;
     }
     const size_t scratch = ff_objective_scratch(&obj, (int)rows);
     total += rows * max_d + scratch + 3 * rows + 2 * (size_t)L * rows;
+    const size_t patches = max_patch_floats(net); /* local layers: a chunk's patches */
+    if (patches) /* col, the chunk's [rows, P, C] and the gather index (int32) */
+        total += REC_CHUNK * patches + REC_CHUNK * max_d + patches;
     r->mem = malloc(sizeof(float) * total);
     r->top = malloc(rows);
     if (!r->mem || !r->top) {
@@ -58,6 +118,11 @@ int ff_recurrent_init(ff_recurrent *r, ff_net *net, const ff_config *cfg, ff_err
     r->score = p, p += rows;
     r->gl = p, p += (size_t)L * rows;
     r->lscore = p, p += (size_t)L * rows;
+    if (patches) {
+        r->col = p, p += REC_CHUNK * patches;
+        r->t = p, p += REC_CHUNK * max_d;
+        r->index = (int32_t *)p, p += patches;
+    }
     r->active = 1;
     r->iterations = cfg->model.recurrent.iterations;
     r->damping = cfg->model.recurrent.damping;
@@ -82,16 +147,73 @@ void ff_recurrent_free(ff_recurrent *r)
 
 /* ---------------------------------------------------------------- the passes */
 
-/* y = in W^T + b (+ above Wtd^T if above), [rows, d] */
-static void pre_activation(const ff_layer *L, const float *in, const float *above, float *y,
-                           int rows)
+/* t[i][p][:] = beta t[i][p][:] + patch_p(x_i) W_p^T for n rows x of map m ([n, P, C];
+ * W: [P][C, K] as a local layer's): one im2col of the rows, one GEMM per location */
+static void map_forward(ff_recurrent *r, const local_map *m, const float *W, const float *x,
+                        int n, float beta, float *t)
 {
+    const int P = m->out.h * m->out.w, C = m->out.c, K = m->in.c * m->k * m->k;
+    ff_im2col(x, n, (size_t)ff_shape_dim(m->in), m->in, m->k, m->stride, m->pad, m->out, r->col,
+              r->index);
+    for (int p = 0; p < P; p++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, C, K, 1.0f, r->col + (size_t)p * K,
+                    P * K, W + (size_t)p * C * K, K, beta, t + (size_t)p * C, P * C);
+}
+
+/* gW_p = beta gW_p + d[:, p, :]^T patch_p(x) for n rows x of map m (d: [n, P, C]) */
+static void map_grad(ff_recurrent *r, const local_map *m, const float *d, const float *x, int n,
+                     float beta, float *gW)
+{
+    const int P = m->out.h * m->out.w, C = m->out.c, K = m->in.c * m->k * m->k;
+    ff_im2col(x, n, (size_t)ff_shape_dim(m->in), m->in, m->k, m->stride, m->pad, m->out, r->col,
+              r->index);
+    for (int p = 0; p < P; p++)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, K, n, 1.0f, d + (size_t)p * C,
+                    P * C, r->col + (size_t)p * K, P * K, beta, gW + (size_t)p * C * K, K);
+}
+
+/* local layer l: y = the bottom-up map of in (+ the local top-down map of above if above
+ * and td_local) + b, [rows, d] in CHW order; REC_CHUNK rows per im2col round */
+static void local_pre_activation(ff_recurrent *r, const ff_net *net, int l, const float *in,
+                                 const float *above, float *y, int rows)
+{
+    const ff_layer *L = &net->layers[l];
+    const local_map bu = bottom_up_map(L);
+    const int d = ff_shape_dim(L->out), din = ff_shape_dim(L->in), P = L->out.h * L->out.w;
+    for (int r0 = 0; r0 < rows; r0 += REC_CHUNK) {
+        const int n = rows - r0 < REC_CHUNK ? rows - r0 : REC_CHUNK;
+        map_forward(r, &bu, L->W, in + (size_t)r0 * din, n, 0.0f, r->t);
+        if (above && L->td_local) {
+            const local_map td = top_down_map(net, l);
+            map_forward(r, &td, L->Wtd, above + (size_t)r0 * L->td_dim, n, 1.0f, r->t);
+        }
+        ff_im2col_transpose_batch(r->t, y + (size_t)r0 * d, n, P, L->out.c); /* to CHW */
+    }
+    for (int i = 0; i < rows; i++) {
+        float *restrict yi = y + (size_t)i * d;
+        const float *restrict b = L->b;
+        for (int q = 0; q < d; q++)
+            yi[q] += b[q];
+    }
+}
+
+/* layer l's pre-activation y = W n(below) + b (+ Wtd above if above), [rows, d]: fc as
+ * GEMMs, local through its locally connected maps; a dense top-down map (fc, or the label
+ * or an fc layer above a local layer) as one GEMM */
+static void pre_activation(ff_recurrent *r, const ff_net *net, int l, const float *in,
+                           const float *above, float *y, int rows)
+{
+    const ff_layer *L = &net->layers[l];
     const int d = ff_shape_dim(L->out), din = ff_shape_dim(L->in);
-    for (int i = 0; i < rows; i++)
-        memcpy(y + (size_t)i * d, L->b, sizeof(float) * (size_t)d);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d, din, 1.0f, in, din, L->W, din,
-                1.0f, y, d);
-    if (above)
+    if (L->kind == FF_LAYER_LOCAL) {
+        local_pre_activation(r, net, l, in, above, y, rows);
+    } else {
+        for (int i = 0; i < rows; i++)
+            memcpy(y + (size_t)i * d, L->b, sizeof(float) * (size_t)d);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d, din, 1.0f, in, din, L->W,
+                    din, 1.0f, y, d);
+    }
+    if (above && !L->td_local)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d, L->td_dim, 1.0f, above,
                     L->td_dim, L->Wtd, L->td_dim, 1.0f, y, d);
 }
@@ -105,7 +227,7 @@ void ff_recurrent_bottom_up(ff_recurrent *r, ff_net *net, const float *x, int ro
         const size_t n = (size_t)rows * (size_t)ff_shape_dim(L->out);
         if (l > 0) /* the normalised layer below as the next one's input */
             ff_objective_normalize(r->h[l - 1], r->hn[l - 1], rows, ff_shape_dim(L->in), net->norm_eps);
-        pre_activation(L, l ? r->hn[l - 1] : r->x0, NULL, r->h[l], rows);
+        pre_activation(r, net, l, l ? r->hn[l - 1] : r->x0, NULL, r->h[l], rows);
         float *restrict h = r->h[l];
         for (size_t q = 0; q < n; q++)
             h[q] = h[q] > 0.0f ? h[q] : 0.0f;
@@ -131,8 +253,8 @@ void ff_recurrent_step(ff_recurrent *r, ff_net *net, int rows)
     const float d = r->damping, e = 1.0f - d;
     for (int l = 0; l < L; l++) {
         const ff_layer *Ly = &net->layers[l];
-        pre_activation(Ly, l ? r->hn[l - 1] : r->x0, l + 1 < L ? r->hn[l + 1] : r->c, r->y[l],
-                       rows);
+        pre_activation(r, net, l, l ? r->hn[l - 1] : r->x0, l + 1 < L ? r->hn[l + 1] : r->c,
+                       r->y[l], rows);
         const size_t n = (size_t)rows * (size_t)ff_shape_dim(Ly->out);
         float *restrict y = r->y[l], *restrict h = r->h[l];
         for (size_t q = 0; q < n; q++) {
@@ -158,6 +280,31 @@ void ff_recurrent_forward(ff_recurrent *r, ff_net *net, const float *x, int rows
     }
 }
 
+/* local layer l's W gradient (and Wtd's if td_local) from r->dpre ([rows, d], CHW),
+ * written (beta 0) or added (beta 1): each chunk's dpre per location, then its patches */
+static void local_weight_grads(ff_recurrent *r, const ff_net *net, int l, const float *below,
+                               const float *above, int rows, float beta)
+{
+    const ff_layer *L = &net->layers[l];
+    const local_map bu = bottom_up_map(L);
+    const int d = ff_shape_dim(L->out), din = ff_shape_dim(L->in), P = L->out.h * L->out.w;
+    if (rows == 0 && beta == 0.0f) { /* no rows: nothing to add, but the sums are 0 */
+        memset(L->gW, 0, sizeof(float) * L->n_weights);
+        if (L->td_local)
+            memset(L->gWtd, 0, sizeof(float) * L->n_topdown);
+    }
+    for (int r0 = 0; r0 < rows; r0 += REC_CHUNK) {
+        const int n = rows - r0 < REC_CHUNK ? rows - r0 : REC_CHUNK;
+        const float b = r0 ? 1.0f : beta;
+        ff_im2col_transpose_batch(r->dpre + (size_t)r0 * d, r->t, n, L->out.c, P); /* [n, P, C] */
+        map_grad(r, &bu, r->t, below + (size_t)r0 * din, n, b, L->gW);
+        if (L->td_local) {
+            const local_map td = top_down_map(net, l);
+            map_grad(r, &td, r->t, above + (size_t)r0 * L->td_dim, n, b, L->gWtd);
+        }
+    }
+}
+
 /* layer l's loss on h_t[l] and its gradients at this step, added to (beta 1) or written
  * into (beta 0) the layer's slice of net->grads */
 static void layer_grads(ff_recurrent *r, ff_net *net, const ff_objective *obj, int l, int npos,
@@ -177,10 +324,14 @@ static void layer_grads(ff_recurrent *r, ff_net *net, const ff_objective *obj, i
     for (size_t q = 0; q < n; q++) /* d h_t / d pre = (1 - d) where y_t > 0 */
         dp[q] = y[q] > 0.0f ? e * dp[q] : 0.0f;
     const float *below = l ? r->hn[l - 1] : r->x0, *above = l + 1 < L ? r->hn[l + 1] : r->c;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, din, rows, 1.0f, dp, d, below, din,
-                beta, Ly->gW, din);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, Ly->td_dim, rows, 1.0f, dp, d, above,
-                Ly->td_dim, beta, Ly->gWtd, Ly->td_dim);
+    if (Ly->kind == FF_LAYER_LOCAL)
+        local_weight_grads(r, net, l, below, above, rows, beta);
+    else
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, din, rows, 1.0f, dp, d, below,
+                    din, beta, Ly->gW, din);
+    if (!Ly->td_local)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, Ly->td_dim, rows, 1.0f, dp, d,
+                    above, Ly->td_dim, beta, Ly->gWtd, Ly->td_dim);
     ff_layer_bias_grad_per_output(Ly, dp, rows, beta);
 }
 
@@ -355,9 +506,12 @@ size_t ff_recurrent_describe(const ff_net *net, const ff_config *cfg, char *buf,
     PUT("# top-down weights (in the params above):");
     for (int l = 0; l < net->n_layers; l++) {
         const ff_layer *L = &net->layers[l];
-        if (l + 1 < net->n_layers)
-            PUT(" layer %d <- layer %d [%d x %d]%s", l, l + 1, ff_shape_dim(L->out), L->td_dim,
-                l + 1 < net->n_layers ? ";" : "");
+        const ff_shape a = l + 1 < net->n_layers ? net->layers[l + 1].out : (ff_shape){0};
+        if (L->td_local)
+            PUT(" layer %d <- layer %d [local %dx%d, padding %d: %dx%dx%d -> %dx%dx%d];", l, l + 1,
+                L->kernel, L->kernel, L->td_pad, a.c, a.h, a.w, L->out.c, L->out.h, L->out.w);
+        else if (l + 1 < net->n_layers)
+            PUT(" layer %d <- layer %d [%d x %d];", l, l + 1, ff_shape_dim(L->out), L->td_dim);
         else
             PUT(" layer %d <- label [%d x %d]", l, ff_shape_dim(L->out), L->td_dim);
     }

@@ -518,7 +518,7 @@ static void test_config_refusals(void)
     } cases[] = {
         {"model: {label_embedding: none, layers: [{type: conv, channels: 4, kernel: 3}],\n"
          "  recurrent: {iterations: 2, eval_first: 1, eval_last: 2}}",
-         "inline:1:41: model.layers.0: model.recurrent supports fc layers only"},
+         "inline:1:41: model.layers.0: model.recurrent supports fc and local layers only, got conv"},
         {"model: {layers: [{type: fc, units: 8}], recurrent: {iterations: 8}}",
          "inline:1:65: model.recurrent clamps the label at the top of the net: it needs "
          "model.label_embedding none"},
@@ -572,6 +572,423 @@ static void test_config_refusals(void)
     CHECK(ff_config_validate(&a, &err) == FF_ERR_USAGE); /* eval_last 4 > 2 */
 }
 
+/* ---- locally connected recurrent layers (model.layers type local) ---- */
+
+enum { LROWS = 150 }; /* more than a 64-row im2col chunk */
+static const ff_shape LIN = {2, 6, 6};
+static const int LCH[3] = {2, 3, 2};
+
+/* a net of local layers (kernel 3, padding 1: 6x6 grids) on a 2x6x6 input; mixed: the
+ * top layer fc (5 units), so layer 1 takes a dense top-down map from it */
+static ff_config local_config(int iterations, float damping, ff_loss_kind loss, int mixed)
+{
+    ff_config cfg = rec_config(3, iterations, damping, loss);
+    for (int l = 0; l < 3; l++)
+        cfg.model.layers[l] = (ff_layer_cfg){.kind = FF_LAYER_LOCAL, .channels = LCH[l],
+                                             .kernel = 3, .stride = 1, .padding = 1};
+    if (mixed)
+        cfg.model.layers[2] = (ff_layer_cfg){.kind = FF_LAYER_FC, .units = 5};
+    return cfg;
+}
+
+static void build_local(const ff_config *cfg, ff_net *net, ff_recurrent *r, uint64_t seed)
+{
+    ff_rng rng;
+    ff_rng_seed(&rng, seed);
+    ff_err err = {0};
+    CHECK(ff_net_build(net, cfg, LIN, LROWS, &rng, &err) == FF_OK);
+    CHECK(ff_recurrent_init(r, net, cfg, &err) == FF_OK);
+    for (int l = 0; l < net->n_layers; l++)
+        for (size_t i = 0; i < net->layers[l].n_bias; i++)
+            net->layers[l].b[i] = 0.3f * ff_rng_normal(&rng);
+}
+
+static int dim_of(const ff_net *net, int l) { return ff_shape_dim(net->layers[l].out); }
+
+/* naive: the contribution of input v (shape s, normalised already) through a locally
+ * connected map (kernel k, stride 1 here or the layer's, padding pad) with weights W
+ * [P][C, s.c * k * k] to output unit (c, oy, ox) of an out-shaped map */
+static double naive_local(const double *v, ff_shape s, ff_shape out, int k, int stride, int pad,
+                          const float *W, int c, int oy, int ox)
+{
+    const int K = s.c * k * k, p = oy * out.w + ox;
+    const float *w = W + ((size_t)p * out.c + c) * K;
+    double a = 0.0;
+    for (int ci = 0; ci < s.c; ci++)
+        for (int ki = 0; ki < k; ki++)
+            for (int kj = 0; kj < k; kj++) {
+                const int y = oy * stride + ki - pad, x = ox * stride + kj - pad;
+                if (y >= 0 && y < s.h && x >= 0 && x < s.w)
+                    a += (double)w[(ci * k + ki) * k + kj] * v[(ci * s.h + y) * s.w + x];
+            }
+    return a;
+}
+
+/* naive: pre-activation of unit j of layer l for one row from the normalised input below
+ * bn and what comes down an (layer l + 1 normalised, or the clamped label) */
+static double naive_pre(const ff_net *net, int l, const double *bn, const double *an, int j)
+{
+    const ff_layer *L = &net->layers[l];
+    double a = L->b[j];
+    const int din = ff_shape_dim(L->in), P = L->out.h * L->out.w;
+    const int c = j / P, oy = (j % P) / L->out.w, ox = j % L->out.w;
+    if (L->kind == FF_LAYER_LOCAL)
+        a += naive_local(bn, L->in, L->out, L->kernel, L->stride, L->pad, L->W, c, oy, ox);
+    else
+        for (int q = 0; q < din; q++)
+            a += (double)L->W[(size_t)j * din + q] * bn[q];
+    if (L->td_local)
+        a += naive_local(an, net->layers[l + 1].out, L->out, L->kernel, 1, L->td_pad, L->Wtd, c,
+                         oy, ox);
+    else
+        for (int q = 0; q < L->td_dim; q++)
+            a += (double)L->Wtd[(size_t)j * L->td_dim + q] * an[q];
+    return a;
+}
+
+/* one synchronous step of a local (or mixed) net on N rows (two im2col chunks) from random
+ * states against naive per-unit loops */
+static void check_local_step_naive(int mixed)
+{
+    enum { N = 70 };
+    const ff_config cfg = local_config(2, 0.3f, FF_LOSS_THRESHOLD, mixed);
+    ff_net net;
+    ff_recurrent r;
+    build_local(&cfg, &net, &r, 71 + mixed);
+    CHECK(net.layers[0].td_local && net.layers[1].td_local == !mixed && !net.layers[2].td_local);
+    ff_rng rng;
+    ff_rng_seed(&rng, 72);
+    const int xd = ff_shape_dim(LIN);
+    float *x = malloc(sizeof(float) * N * xd), *h0[3];
+    fill(x, (size_t)N * xd, &rng, 0);
+    uint8_t lab[N];
+    for (int i = 0; i < N; i++)
+        lab[i] = (uint8_t)(i * 7 % 10);
+    ff_recurrent_clamp(&r, lab, N);
+    ff_recurrent_bottom_up(&r, &net, x, N);
+    for (int l = 0; l < 3; l++) {
+        h0[l] = malloc(sizeof(float) * N * dim_of(&net, l));
+        fill(h0[l], (size_t)N * dim_of(&net, l), &rng, 1);
+        memcpy(r.h[l], h0[l], sizeof(float) * N * dim_of(&net, l));
+    }
+    ff_recurrent_step(&r, &net, N);
+    double bn[128], an[128], worst = 0.0;
+    int active = 0;
+    for (int i = 0; i < N; i++)
+        for (int l = 0; l < 3; l++) {
+            const int d = dim_of(&net, l), din = ff_shape_dim(net.layers[l].in);
+            naive_norm(l ? h0[l - 1] + (size_t)i * din : x + (size_t)i * xd, din, net.norm_eps, bn);
+            if (l < 2)
+                naive_norm(h0[l + 1] + (size_t)i * net.layers[l].td_dim, net.layers[l].td_dim,
+                           net.norm_eps, an);
+            for (int k = 0; l == 2 && k < 10; k++)
+                an[k] = k == lab[i] ? sqrt(10.0) : 0.0;
+            for (int j = 0; j < d; j++) {
+                const double a = naive_pre(&net, l, bn, an, j), y = a > 0 ? a : 0;
+                const double h = 0.3 * h0[l][(size_t)i * d + j] + 0.7 * y;
+                worst = fmax(worst, fabs(r.y[l][(size_t)i * d + j] - y) / (1 + fabs(y)));
+                worst = fmax(worst, fabs(r.h[l][(size_t)i * d + j] - h) / (1 + fabs(h)));
+                active += y > 0;
+            }
+        }
+    CHECK(worst < 1e-5);
+    CHECK(active > N * 50); /* most units on: the pre-activations were compared, not zeros */
+    free(x);
+    for (int l = 0; l < 3; l++)
+        free(h0[l]);
+    ff_recurrent_free(&r);
+    ff_net_free(&net);
+}
+
+static void test_local_step_matches_naive_loop(void)
+{
+    check_local_step_naive(0);
+    check_local_step_naive(1);
+}
+
+/* layer l's loss after one step of `rows` rows from the saved states h0 (any net) */
+static double step_loss_any(ff_recurrent *r, ff_net *net, const ff_objective *obj, float *h0[3],
+                            int l, int npos, int nneg, float scale, int *mask_changed,
+                            const unsigned char *mask)
+{
+    const int rows = npos + nneg, d = dim_of(net, l);
+    for (int k = 0; k < net->n_layers; k++)
+        memcpy(r->h[k], h0[k], sizeof(float) * rows * dim_of(net, k));
+    ff_recurrent_step(r, net, rows);
+    for (int q = 0; mask && q < rows * d; q++)
+        *mask_changed |= (r->y[l][q] > 0.0f) != mask[q];
+    ff_layer_loss res = {0};
+    ff_objective_layer_loss(obj, r->h[l], NULL, npos, nneg, d, net->layers[l].threshold, scale,
+                            NULL, r->g, r->dpre, &res);
+    return (double)res.loss_pos + res.loss_neg;
+}
+
+/* finite differences of every W, b and Wtd gradient of one step of a local (or mixed)
+ * net, per layer, against ff_recurrent_step_grads */
+static void check_local_step_gradients(ff_loss_kind loss, int mixed)
+{
+    const ff_config cfg = local_config(1, 0.3f, loss, mixed);
+    ff_net net;
+    ff_recurrent r;
+    build_local(&cfg, &net, &r, 81 + loss + 2 * mixed);
+    ff_objective obj;
+    CHECK(ff_objective_from_config(&obj, &cfg, NULL) == FF_OK);
+    for (int l = 0; l < 3; l++)
+        net.layers[l].threshold = 0.5f * dim_of(&net, l);
+    ff_rng rng;
+    ff_rng_seed(&rng, 82);
+    enum { NP = 3, NN = 3, RW = NP + NN };
+    const int xd = ff_shape_dim(LIN);
+    float x[RW * 72], *h0[3];
+    fill(x, (size_t)RW * xd, &rng, 0);
+    uint8_t lab[RW] = {1, 2, 3, 4, 5, 6};
+    ff_recurrent_clamp(&r, lab, RW);
+    ff_recurrent_bottom_up(&r, &net, x, RW);
+    for (int l = 0; l < 3; l++) {
+        h0[l] = malloc(sizeof(float) * RW * dim_of(&net, l));
+        fill(h0[l], (size_t)RW * dim_of(&net, l), &rng, 1);
+        memcpy(r.h[l], h0[l], sizeof(float) * RW * dim_of(&net, l));
+    }
+    const float scale = 1.0f / NP;
+    ff_recurrent_step(&r, &net, RW);
+    ff_layer_loss res[3];
+    ff_recurrent_step_grads(&r, &net, &obj, NP, NN, scale, 0.0f, res);
+    float *an = malloc(sizeof(float) * net.n_params);
+    memcpy(an, net.grads, sizeof(float) * net.n_params);
+    unsigned char *mask = malloc((size_t)RW * 128);
+    for (int l = 0; l < 3; l++) {
+        ff_layer *L = &net.layers[l];
+        for (int q = 0; q < RW * dim_of(&net, l); q++)
+            mask[q] = r.y[l][q] > 0.0f;
+        const struct {
+            const char *what;
+            float *p;
+            size_t n, off;
+        } parts[3] = {
+            {"W", L->W, L->n_weights, L->param_off},
+            {"b", L->b, L->n_bias, L->param_off + L->n_weights},
+            {"Wtd", L->Wtd, L->n_topdown, L->param_off + L->n_weights + L->n_bias},
+        };
+        for (int k = 0; k < 3; k++) {
+            int checked = 0, failed = 0, nonzero = 0;
+            for (size_t i = 0; i < parts[k].n; i += 2) { /* every other entry: seconds */
+                const float keep = parts[k].p[i], h = 1e-2f;
+                int changed = 0;
+                parts[k].p[i] = keep + h;
+                const double lp = step_loss_any(&r, &net, &obj, h0, l, NP, NN, scale, &changed, mask);
+                parts[k].p[i] = keep - h;
+                const double lm = step_loss_any(&r, &net, &obj, h0, l, NP, NN, scale, &changed, mask);
+                parts[k].p[i] = keep;
+                if (changed)
+                    continue;
+                const double fd = (lp - lm) / (2.0 * h), a = an[parts[k].off + i];
+                checked++;
+                nonzero += fabs(a) > 1e-4;
+                if (fabs(a - fd) > FD_ATOL + FD_RTOL * fmax(fabs(a), fabs(fd)) && failed++ < 3)
+                    fprintf(stderr, "  local%s layer %d %s[%zu]: analytic %.6g, fd %.6g\n",
+                            mixed ? " (mixed)" : "", l, parts[k].what, i, a, fd);
+            }
+            CHECK(failed == 0);
+            CHECK(checked >= (int)parts[k].n / 4);
+            CHECK(nonzero > (int)parts[k].n / 20); /* not trivially 0 */
+        }
+    }
+    for (int l = 0; l < 3; l++)
+        CHECK_NEAR(res[l].loss_pos + res[l].loss_neg,
+                   step_loss_any(&r, &net, &obj, h0, l, NP, NN, scale, &(int){0}, NULL), 1e-5);
+    free(an);
+    free(mask);
+    for (int l = 0; l < 3; l++)
+        free(h0[l]);
+    ff_recurrent_free(&r);
+    ff_net_free(&net);
+}
+
+static void test_local_step_gradients_threshold(void)
+{
+    check_local_step_gradients(FF_LOSS_THRESHOLD, 0);
+    check_local_step_gradients(FF_LOSS_THRESHOLD, 1);
+}
+
+static void test_local_step_gradients_pairwise(void)
+{
+    check_local_step_gradients(FF_LOSS_PAIRWISE, 0);
+    check_local_step_gradients(FF_LOSS_PAIRWISE, 1);
+}
+
+/* the gradients of 140 rows (three im2col chunks) are those of its positive and negative
+ * halves (one chunk each) added: the chunks' sums carry over */
+static void test_local_gradients_over_chunks(void)
+{
+    enum { H = 70, RW = 2 * H };
+    const ff_config cfg = local_config(1, 0.3f, FF_LOSS_THRESHOLD, 0);
+    ff_net net;
+    ff_recurrent r;
+    build_local(&cfg, &net, &r, 91);
+    ff_objective obj;
+    CHECK(ff_objective_from_config(&obj, &cfg, NULL) == FF_OK);
+    ff_rng rng;
+    ff_rng_seed(&rng, 92);
+    const int xd = ff_shape_dim(LIN);
+    float *x = malloc(sizeof(float) * RW * xd), *h0[3];
+    fill(x, (size_t)RW * xd, &rng, 0);
+    uint8_t lab[RW];
+    for (int i = 0; i < RW; i++)
+        lab[i] = (uint8_t)(i * 3 % 10);
+    for (int l = 0; l < 3; l++) {
+        h0[l] = malloc(sizeof(float) * RW * dim_of(&net, l));
+        fill(h0[l], (size_t)RW * dim_of(&net, l), &rng, 1);
+    }
+    ff_layer_loss res[3];
+    float *whole = malloc(sizeof(float) * net.n_params);
+    for (int part = 0; part < 3; part++) { /* 0: every row; 1: positives; 2: negatives */
+        const int r0 = part == 2 ? H : 0, n = part ? H : RW;
+        ff_recurrent_clamp(&r, lab + r0, n);
+        ff_recurrent_bottom_up(&r, &net, x + (size_t)r0 * xd, n);
+        for (int l = 0; l < 3; l++)
+            memcpy(r.h[l], h0[l] + (size_t)r0 * dim_of(&net, l), sizeof(float) * n * dim_of(&net, l));
+        ff_recurrent_step(&r, &net, n);
+        ff_recurrent_step_grads(&r, &net, &obj, part == 2 ? 0 : H, part == 1 ? 0 : H, 0.1f,
+                                part == 2 ? 1.0f : 0.0f, res);
+        if (part == 0)
+            memcpy(whole, net.grads, sizeof(float) * net.n_params);
+    }
+    double worst = 0.0, mass = 0.0;
+    for (size_t i = 0; i < net.n_params; i++) {
+        worst = fmax(worst, fabs(whole[i] - net.grads[i]) / (1e-5 + fabs(whole[i])));
+        mass += fabs(whole[i]);
+    }
+    CHECK(worst < 1e-3);
+    CHECK(mass > 1e-2);
+    free(whole);
+    free(x);
+    for (int l = 0; l < 3; l++)
+        free(h0[l]);
+    ff_recurrent_free(&r);
+    ff_net_free(&net);
+}
+
+/* one iteration with zero top-down weights: the feed-forward local net (states, losses,
+ * gradients times 1 - damping, the readout); and the top-down weights' layout and scale */
+static void test_local_one_iteration_is_feed_forward(void)
+{
+    enum { NP = 4, NN = 4, RW = NP + NN };
+    for (int damped = 0; damped < 2; damped++) {
+        const float d = damped ? 0.3f : 0.0f;
+        ff_config rc = local_config(1, d, FF_LOSS_THRESHOLD, 0);
+        rc.eval.layers[0] = 1, rc.eval.layers[1] = 2, rc.eval.n_layers = 2;
+        ff_config fc = rc;
+        fc.model.recurrent.iterations = 0;
+        ff_net rnet, fnet;
+        ff_recurrent r;
+        build_local(&rc, &rnet, &r, 101);
+        ff_rng rng;
+        ff_rng_seed(&rng, 102);
+        ff_err err = {0};
+        CHECK(ff_net_build(&fnet, &fc, LIN, LROWS, &rng, &err) == FF_OK);
+        size_t off = 0;
+        for (int l = 0; l < 3; l++) {
+            ff_layer *A = &rnet.layers[l], *B = &fnet.layers[l];
+            const size_t K = l < 2 ? (size_t)LCH[l + 1] * 9 : 10; /* the top-down fan-in */
+            CHECK(A->n_topdown == (size_t)dim_of(&rnet, l) * K && A->param_off == off);
+            CHECK(A->Wtd == A->b + A->n_bias && A->td_pad == (l < 2));
+            double m = 0.0; /* randn / sqrt(fan-in) */
+            for (size_t i = 0; i < A->n_topdown; i++)
+                m += sq(A->Wtd[i]);
+            CHECK(m / A->n_topdown > 0.5 / K && m / A->n_topdown < 2.0 / K);
+            off += ff_layer_n_params(A);
+            CHECK(A->n_weights == B->n_weights && A->n_bias == B->n_bias);
+            memcpy(B->W, A->W, sizeof(float) * A->n_weights);
+            memcpy(B->b, A->b, sizeof(float) * A->n_bias);
+            memset(A->Wtd, 0, sizeof(float) * A->n_topdown);
+            A->threshold = B->threshold = 0.5f * dim_of(&rnet, l);
+        }
+        CHECK(rnet.n_params == off);
+        ff_objective obj;
+        CHECK(ff_objective_from_config(&obj, &rc, NULL) == FF_OK);
+        float x[RW * 72];
+        fill(x, RW * 72, &rng, 0);
+        uint8_t top[RW] = {3, 1, 4, 1, 5, 9, 2, 6};
+        static ff_layer_loss iters[FF_MAX_ITERS + 1][FF_MAX_LAYERS];
+        ff_layer_loss rout[FF_MAX_LAYERS], fout[FF_MAX_LAYERS];
+        ff_recurrent_ff_grads(&r, &rnet, &obj, x, top, NP, NN, 1.0f / NP, iters, rout);
+        ff_net_ff_grads(&fnet, &obj, x, NULL, NP, NN, 1.0f / NP, fout);
+        for (int l = 0; l < 3; l++) {
+            ff_layer *A = &rnet.layers[l], *B = &fnet.layers[l];
+            for (int q = 0; q < RW * dim_of(&rnet, l); q++)
+                CHECK_NEAR(r.h[l][q], fnet.out[l][q], 1e-6 * (1 + fabs(fnet.out[l][q])));
+            CHECK_NEAR(rout[l].loss_pos, fout[l].loss_pos, 1e-5);
+            CHECK_NEAR(rout[l].loss_neg, fout[l].loss_neg, 1e-5);
+            CHECK_NEAR(iters[0][l].g_neg, fout[l].g_neg, 1e-4);
+            double gw = 0.0;
+            for (size_t i = 0; i < A->n_weights; i++) {
+                CHECK_NEAR(A->gW[i], (1 - d) * B->gW[i], 1e-6 + 1e-4 * fabs(B->gW[i]));
+                gw += fabs(B->gW[i]);
+            }
+            CHECK(gw > 1e-3);
+            for (size_t i = 0; i < A->n_bias; i++)
+                CHECK_NEAR(A->gb[i], (1 - d) * B->gb[i], 1e-6 + 1e-4 * fabs(B->gb[i]));
+        }
+        float scores[RW * 10], fsum[RW];
+        ff_net_forward_goodness(&fnet, x, RW, 0, fsum);
+        ff_recurrent_scores(&r, &rnet, x, RW, 0, scores, NULL);
+        for (int i = 0; i < RW; i++)
+            for (int k = 0; k < 10; k++)
+                CHECK_NEAR(scores[i * 10 + k], fsum[i], 1e-5 * (1 + fsum[i]));
+        ff_recurrent_free(&r);
+        ff_net_free(&rnet);
+        ff_net_free(&fnet);
+    }
+}
+
+/* what the net refuses of local recurrent layers: the top-down map must come through the
+ * layer's own kernel with stride 1 and same padding onto its grid (file:line:col) */
+static void test_local_geometry_refusals(void)
+{
+    static const struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {"model:\n  label_embedding: none\n  layers:\n"
+         "    - {type: local, channels: 2, kernel: 3, padding: 1}\n"
+         "    - {type: local, channels: 2, kernel: 3}\n"
+         "  recurrent: {iterations: 2, eval_first: 1, eval_last: 2}\n",
+         "inline:5:7: layer 1: model.recurrent: local layer 0's top-down input comes from this "
+         "layer's output 2x4x4 through layer 0's 3x3 kernel with stride 1 and same padding, so "
+         "its grid must be layer 0's 6x6"},
+        {"model:\n  label_embedding: none\n  layers:\n"
+         "    - {type: local, channels: 2, kernel: 2, stride: 1}\n"
+         "    - {type: local, channels: 2, kernel: 3, padding: 1}\n"
+         "  recurrent: {iterations: 2, eval_first: 1, eval_last: 2}\n",
+         "inline:4:7: layer 0: model.recurrent: the top-down input of a local layer comes through "
+         "its own kernel with stride 1 and same padding, which needs an odd kernel, got 2"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ff_config cfg;
+        ff_err err = {0};
+        CHECK(ff_config_parse(&cfg, cases[i].yaml, strlen(cases[i].yaml), "inline", &err) == FF_OK);
+        ff_net net;
+        ff_rng rng;
+        ff_rng_seed(&rng, 1);
+        CHECK(ff_net_build(&net, &cfg, LIN, 10, &rng, &err) == FF_ERR_USAGE);
+        if (strncmp(err.msg, cases[i].want, strlen(cases[i].want)) != 0) {
+            fprintf(stderr, "  case %zu: got '%s'\n", i, err.msg);
+            CHECK(0);
+        }
+    }
+    /* the same nets without model.recurrent build: the refusal is the top-down map's */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ff_config cfg;
+        ff_err err = {0};
+        CHECK(ff_config_parse(&cfg, cases[i].yaml, strlen(cases[i].yaml), "inline", &err) == FF_OK);
+        cfg.model.recurrent.iterations = 0;
+        ff_net net;
+        ff_rng rng;
+        ff_rng_seed(&rng, 1);
+        CHECK(ff_net_build(&net, &cfg, LIN, 10, &rng, &err) == FF_OK);
+        ff_net_free(&net);
+    }
+}
+
 int main(void)
 {
     RUN(test_step_matches_naive_loop);
@@ -582,6 +999,12 @@ int main(void)
     RUN(test_one_iteration_is_feed_forward);
     RUN(test_net_forward_is_recurrent);
     RUN(test_layout);
+    RUN(test_local_step_matches_naive_loop);
+    RUN(test_local_step_gradients_threshold);
+    RUN(test_local_step_gradients_pairwise);
+    RUN(test_local_gradients_over_chunks);
+    RUN(test_local_one_iteration_is_feed_forward);
+    RUN(test_local_geometry_refusals);
     RUN(test_config_refusals);
     TEST_MAIN_END();
 }

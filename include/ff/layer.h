@@ -40,10 +40,17 @@ typedef struct ff_layer {
     size_t n_bias;          /* number of floats in b */
     size_t n_affine;        /* train.competition_norm affine: 2 * out.c (the scale of each
                                channel, then its shift); 0 otherwise. Set by the net. */
-    size_t n_topdown;       /* model.recurrent: out dim x td_dim floats of top-down weights
-                               ([out, td_dim] row-major, as W) from the layer above (the top
-                               layer: from the 10 label values); 0 otherwise. Set by the net. */
+    size_t n_topdown;       /* model.recurrent: the floats of top-down weights from the layer
+                               above (the top layer: from the 10 label values); 0 otherwise.
+                               Dense: out dim x td_dim ([out, td_dim] row-major, as fc's W);
+                               td_local: [P][out.c, above.c * k * k] as a local layer's W.
+                               Set by the net. */
     int td_dim;             /* model.recurrent: the dim of what comes down (0 without) */
+    int td_local;           /* model.recurrent: 1 if the top-down map is locally connected (a
+                               local layer under a local layer with the same grid: this layer's
+                               kernel, stride 1, padding td_pad = (kernel - 1) / 2, from the
+                               layer above's output to this one's); 0: dense */
+    int td_pad;             /* model.recurrent, td_local: the top-down map's padding */
     size_t param_off;       /* offset of W in the net's flat buffers; b follows W, then
                                the affine floats, then the top-down weights */
     float *W, *b, *affine;  /* views into net params (affine NULL without) */

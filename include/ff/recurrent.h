@@ -58,6 +58,10 @@ typedef struct ff_recurrent {
     float *sum;                    /* [max_rows] the readout's window sum */
     float *score;                  /* [max_rows] scores of a chunk (ff_recurrent_error) */
     float *lscore;                 /* [FF_MAX_LAYERS, max_rows] each layer's, likewise */
+    float *col;                    /* local layers: [64 rows, P * K] the patches of a chunk of
+                                      rows (the largest map's), NULL without local layers */
+    float *t;                      /* local layers: [64 rows, largest d_l] a chunk per location */
+    int32_t *index;                /* local layers: [largest P * K] im2col's gather index */
     float *mem;                    /* the single allocation behind the buffers */
 } ff_recurrent;
 
