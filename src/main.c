@@ -512,7 +512,9 @@ static int dry_run(const ff_config *cfg, ff_err *err)
     double acts = 0.0;
     for (int l = 0; l < net.n_layers; l++)
         acts += ff_shape_dim(net.layers[l].in) + ff_shape_dim(net.layers[l].out) +
-                (double)ff_layer_patch_floats(&net.layers[l]) +
+                (net.recurrent || cfg->model.recurrent.iterations > 0
+                     ? 0.0 /* the recurrent net keeps none */
+                     : (double)ff_layer_patch_floats(&net.layers[l])) +
                 (net.post[l] ? (double)ff_shape_dim(net.pool[l + 1].out) : 0.0); /* pooled */
     printf("total parameters %zu (%.1f MiB; with gradients and Adam state %.1f MiB), "
            "%.1f MFLOP per image per pass, activations (with kept receptive fields) %.1f MiB "

@@ -135,7 +135,8 @@ static int setup_layer(ff_net *net, const ff_net_spec *spec, const ff_objective 
     const size_t w = ff_layer_workspace(L, spec->max_batch);
     z->ws = w > z->ws ? w : z->ws;
     z->acts += (size_t)ff_shape_dim(L->in) + out;
-    z->patches += ff_layer_patch_floats(L) * (size_t)spec->max_batch;
+    if (!spec->recurrent) /* the recurrent net keeps no patches (src/recurrent.c) */
+        z->patches += ff_layer_patch_floats(L) * (size_t)spec->max_batch;
     net->n_aux += out + ff_objective_channel_stats_floats(obj, L->out); /* the objective's */
     z->max_c = (size_t)L->out.c > z->max_c ? (size_t)L->out.c : z->max_c;
     z->max_out = out > z->max_out ? out : z->max_out;
@@ -255,7 +256,7 @@ static void lay_out(ff_net *net, const ff_net_spec *spec, const ff_objective *ob
     float *p = net->act_mem, *pp = net->patch_mem;
     for (int l = 0; l < net->n_layers; l++) {
         ff_layer *L = &net->layers[l];
-        if (ff_layer_patch_floats(L)) {
+        if (ff_layer_patch_floats(L) && net->patch_mem) {
             net->patches[l] = pp;
             pp += ff_layer_patch_floats(L) * (size_t)max_batch;
         }

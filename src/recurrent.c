@@ -536,8 +536,13 @@ size_t ff_recurrent_describe(const ff_net *net, const ff_config *cfg, char *buf,
     double states = 0.0; /* h, n(h), y of every layer, for every buffer row */
     for (int l = 0; l < net->n_layers; l++)
         states += 3.0 * ff_shape_dim(net->layers[l].out);
-    PUT("# recurrent states: %.1f MiB (%d buffer rows)\n",
-        states * net->max_batch * 4.0 / (1 << 20), net->max_batch);
+    PUT("# recurrent states: %.1f MiB (%d buffer rows)", states * net->max_batch * 4.0 / (1 << 20),
+        net->max_batch);
+    const double patches = (double)max_patch_floats(net);
+    if (patches > 0) /* local layers: one chunk's patches at a time */
+        PUT("; local layers' receptive fields: %.1f MiB (%d rows at a time)",
+            (REC_CHUNK + 1.0) * patches * 4.0 / (1 << 20), REC_CHUNK);
+    PUT("\n");
 #undef PUT
     return n;
 }

@@ -4,7 +4,8 @@
 # resumed ends bit-identical to the uninterrupted one, `ffrun eval` and `ffrun predict`
 # read its model as the run did, export refuses it with a message, a sweep runs over it,
 # the event file passes the independent reader, and (with Open MPI) data parallel on 2
-# ranks matches one process.
+# ranks matches one process. A small locally connected recurrent net on CIFAR-10 cut to
+# 400 + 200 images: --dry-run, it learns, resumes bit-identically, `ffrun eval` agrees.
 set -u
 source "$(dirname "$0")/script_lib.sh"
 py=/usr/bin/python3
@@ -158,19 +159,92 @@ summary=$(find "$tmp/sweep" -name SUMMARY.md | head -1)
     ok "sweep over model.recurrent.damping: both points in SUMMARY.md" ||
     fail "sweep: $(tail -3 "$tmp/sweep.out")"
 
+# locally connected recurrent layers (the paper's CIFAR-10 nets, small): CIFAR-10 cut to
+# 400 training and 200 test images, two local 5x5 layers of 2 units per location over the
+# 32x32 grid, the lower one's top-down input through a local 5x5 map from the upper one
+lcifar=$tmp/lcifar
+$py - "$root/data/cifar10" "$lcifar" <<'PY' || fail "cannot cut CIFAR-10"
+import os, sys
+src, dst = sys.argv[1:]
+os.makedirs(dst)
+rec = 3073  # a label byte and 3x32x32 pixels
+for name, n in [("data_batch_%d.bin" % b, 80) for b in range(1, 6)] + [("test_batch.bin", 200)]:
+    data = open(os.path.join(src, name), "rb").read(rec * n)
+    assert len(data) == rec * n, name
+    open(os.path.join(dst, name), "wb").write(data)
+open(os.path.join(dst, "batches.meta.txt"), "w").write(open(os.path.join(src, "batches.meta.txt")).read())
+PY
+cat > "$tmp/lrec.yaml" <<EOF
+mode: supervised
+seed: 3
+data: {dir: $lcifar, format: cifar10, normalize: channel}
+model:
+  label_embedding: none
+  layers:
+    - {type: local, channels: 2, kernel: 5, stride: 1, padding: 2}
+    - {type: local, channels: 2, kernel: 5, stride: 1, padding: 2}
+  recurrent: {iterations: 3, damping: 0.3, eval_first: 2, eval_last: 3}
+train: {epochs: 4, batch_size: 50, passes: joint, loss: threshold}
+optimizer: {type: adam, lr: 0.003}
+log: {every: 2, dir: $tmp/lruns}
+checkpoint: {dir: $tmp/lmodels, minutes: 0}
+EOF
+lcfg=$tmp/lrec.yaml
+"$ffrun" "$lcfg" --dry-run > "$tmp/ldry" 2>&1 || fail "local --dry-run exited $?"
+if grep -q "layer 0 <- layer 1 \[local 5x5, padding 2: 2x32x32 -> 2x32x32\]; layer 1 <- label \[2048 x 10\]" "$tmp/ldry" &&
+   grep -qE "^0 +local +2x32x32 +258048 " "$tmp/ldry"; then
+    ok "local --dry-run: a local 5x5 top-down map under the label's dense one, counted in the params"
+else
+    fail "local --dry-run: $(grep '^#\|^0 ' "$tmp/ldry")"
+fi
+"$ffrun" "$lcfg" --name lwhole > "$tmp/lwhole.out" 2>&1 || { fail "local training exited $?"; cat "$tmp/lwhole.out"; }
+l1=$(sed -n 's/^epoch 1\/4 .* loss \([0-9.]*\) .*/\1/p' "$tmp/lwhole.out")
+l4=$(sed -n 's/^epoch 4\/4 .* loss \([0-9.]*\) .*/\1/p' "$tmp/lwhole.out")
+lerr=$(sed -n 's/^epoch 4\/4 .*test error \([0-9.]*\)%.*/\1/p' "$tmp/lwhole.out")
+$py tests/tb_reader.py --scalars "$tmp/lsc.txt" "$tmp/lruns" > /dev/null 2>&1 || fail "tb_reader on the local run"
+if $py -c "import sys; sys.exit(0 if float(sys.argv[1]) < 0.7 * float(sys.argv[2]) else 1)" "${l4:-1e9}" "${l1:-0}" &&
+   awk '$2 == "layer1/goodness_pos_iter3" {p = $4} $2 == "layer1/goodness_neg_iter3" {n = $4}
+        END {exit !(p != "" && n != "" && p > n)}' "$tmp/lsc.txt"; then
+    ok "local recurrent net learns: loss $l1 -> $l4 over 4 epochs, layer 1's positives above its negatives at iteration 3 (test error $lerr% on 200 images)"
+else
+    fail "local recurrent net did not learn: loss $l1 -> $l4, $(grep 'layer1/goodness_.*_iter3' "$tmp/lsc.txt" | tail -2)"
+fi
+# stopped at step 13 of 32 and resumed: bit-identical to the whole run
+"$ffrun" "$lcfg" --name lcut --max-steps 13 > "$tmp/lcut.out" 2>&1
+rc=$?
+[ $rc -eq 130 ] || [ $rc -eq 0 ] || fail "local --max-steps run exited $rc"
+lstep=$(ls "$tmp"/lmodels/*_lcut_step0000013.ffm 2>/dev/null | head -1)
+lfinal=$(ls "$tmp"/lmodels/*_lwhole_epoch004.ffm 2>/dev/null | head -1)
+if [ -n "$lstep" ] && [ -n "$lfinal" ] && "$ffrun" --resume "$lstep" > "$tmp/lres.out" 2>&1 &&
+   $py tests/ffm.py same-weights "$lfinal" "$(ls "$tmp"/lmodels/*_lcut_epoch004.ffm | head -1)" > "$tmp/lsame" 2>&1; then
+    ok "local: stopped at step 13 and resumed, bit-identical to the whole run"
+else
+    fail "local resume: $(tail -2 "$tmp/lres.out" 2>/dev/null) $(cat "$tmp/lsame" 2>/dev/null)"
+fi
+# ffrun eval reads the 200 test images of the cut set: the run's final test error
+"$ffrun" eval "$lfinal" --softmax-epochs 0 > "$tmp/leval.out" 2>&1 || fail "local ffrun eval exited $?"
+leerr=$(sed -n 's/^test error (goodness readout, 200 images): \([0-9.]*\)%/\1/p' "$tmp/leval.out")
+if [ -n "$leerr" ] && $py -c "import sys; sys.exit(abs(float(sys.argv[1]) - float(sys.argv[2])) > 1e-9)" "$leerr" "${lerr:-x}"; then
+    ok "local: ffrun eval gives the run's test error ($leerr%)"
+else
+    fail "local ffrun eval: ${leerr:-?}% against the run's ${lerr:-?}%: $(head -3 "$tmp/leval.out")"
+fi
+
 # data parallel on 2 ranks: per-layer losses of one process within 1e-4, replicas identical
 if command -v mpirun > /dev/null && ldd "$ffrun" | grep -q libmpi; then
     export OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1 HWLOC_COMPONENTS=-gl
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
     dp=(--quiet --set train.epochs=1 --set data.train_limit=500 --set log.every=1
         --set log.histograms=0 --set log.images=0)
-    "$ffrun" "$cfg" "${dp[@]}" --set log.dir="$tmp/one" > "$tmp/one.out" 2>&1 || fail "one process"
-    FF_PARALLEL_CHECK=1 timeout -k 10 600 mpirun --oversubscribe -np 2 "$ffrun" "$cfg" "${dp[@]}" \
-        --set parallel.mode=data --set log.dir="$tmp/two" > "$tmp/two.out" 2>&1
-    rc=$?
-    $py tests/tb_reader.py --scalars "$tmp/one.csv" "$tmp/one" > /dev/null 2>&1
-    $py tests/tb_reader.py --scalars "$tmp/two.csv" "$tmp/two" > /dev/null 2>&1
-    if [ $rc -eq 0 ] && $py - "$tmp/one.csv" "$tmp/two.csv" <<'PY'; then
+    for c in fc local; do # the fc net, and the local one (two 5x5 local maps per step)
+        f=$cfg; [ $c = local ] && f=$lcfg
+        "$ffrun" "$f" "${dp[@]}" --set log.dir="$tmp/one$c" > "$tmp/one$c.out" 2>&1 || fail "one process ($c)"
+        FF_PARALLEL_CHECK=1 timeout -k 10 600 mpirun --oversubscribe -np 2 "$ffrun" "$f" "${dp[@]}" \
+            --set parallel.mode=data --set log.dir="$tmp/two$c" > "$tmp/two$c.out" 2>&1
+        rc=$?
+        $py tests/tb_reader.py --scalars "$tmp/one$c.csv" "$tmp/one$c" > /dev/null 2>&1
+        $py tests/tb_reader.py --scalars "$tmp/two$c.csv" "$tmp/two$c" > /dev/null 2>&1
+        if [ $rc -eq 0 ] && $py - "$tmp/one$c.csv" "$tmp/two$c.csv" <<'PY'; then
 import sys
 def read(p):
     return {(l.split()[1], l.split()[2]): float(l.split()[3]) for l in open(p)
@@ -181,10 +255,11 @@ worst = max(abs(a[k] - b[k]) / max(abs(a[k]), 1e-12) for k in a)
 print("    %d per-layer losses, worst relative difference %.2e" % (len(a), worst))
 sys.exit(worst > 1e-4)
 PY
-        ok "data parallel on 2 ranks: replicas identical, per-layer losses within 1e-4 of one process"
-    else
-        fail "data parallel (exit $rc): $(tail -3 "$tmp/two.out")"
-    fi
+            ok "data parallel on 2 ranks ($c): replicas identical, per-layer losses within 1e-4 of one process"
+        else
+            fail "data parallel ($c, exit $rc): $(tail -3 "$tmp/two$c.out")"
+        fi
+    done
 elif [ "${FF_EXPECT_MPI:-0}" = 1 ] || pkg-config --exists ompi-c 2>/dev/null; then
     fail "Open MPI expected but missing (mpirun or libmpi in $ffrun): the data-parallel check cannot run"
 else

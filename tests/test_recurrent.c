@@ -3,7 +3,12 @@
  * layer (threshold and pairwise losses), the bottom-up pass, the damped synchronous step
  * and the normalisation against naive per-sample loops, the readout's iteration window
  * against a naive loop, a 1-iteration net with zero top-down weights against the
- * feed-forward net (states, goodness, loss and gradients), and the config refusals. */
+ * feed-forward net (states, goodness, loss and gradients), and the config refusals; for
+ * locally connected layers (all local, and local under fc) a step against naive per-unit
+ * loops over two 64-row chunks, finite-difference W, b and top-down gradients (threshold
+ * and pairwise), gradients over chunks equal to their parts' sum, 1 iteration with zero
+ * top-down weights equal to the feed-forward local net (and the top-down layout and
+ * scale), and the top-down geometry refusals with file:line:col. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -2,11 +2,18 @@
  * as a video of repeated frames, every hidden layer updated from the layer below and
  * the layer above at the step before, the label clamped at the top (model.recurrent).
  *
- * The net is an ff_net of fc layers built with ff_net_spec.recurrent: layer l has its
- * bottom-up W [d_l, d_{l-1}] and b [d_l] as in a feed-forward net, and top-down weights
- * Wtd [d_l, d_{l+1}] (the top layer: [d_top, 10], from the label) in the same slice of
- * the flat parameter buffer, after b. So the optimiser, checkpoints, resume and data
- * parallelism see one buffer, as for any net.
+ * The net is an ff_net of fc and local layers built with ff_net_spec.recurrent: layer l
+ * has its bottom-up W and b as in a feed-forward net (fc: W [d_l, d_{l-1}]; local: one
+ * [C_l, K] matrix per location, its kernel, stride and padding), and top-down weights Wtd
+ * in the same slice of the flat parameter buffer, after b. So the optimiser, checkpoints,
+ * resume and data parallelism see one buffer, as for any net. Wtd is dense, [d_l, d_{l+1}]
+ * (the top layer: [d_top, 10], from the label), unless layers l and l + 1 are both local
+ * (ff_layer.td_local): then it is a locally connected map from layer l + 1's output to
+ * layer l's, with l's kernel k, stride 1 and "same" padding (k - 1) / 2, [P_l][C_l,
+ * C_{l+1} k k] as a local layer's W (the paper's CIFAR-10 nets: 11x11, 363 top-down inputs
+ * per unit); the net refuses (FF_ERR_USAGE, the config's file:line:col) an even kernel or
+ * a layer above on another grid. Local maps run as im2col + one GEMM per location on
+ * chunks of 64 rows (ff_recurrent.col / t / index); the net keeps no patches for them.
  *
  * With n(v) = v / sqrt(mean(v^2) + eps) (model.norm_eps), x the image, c the clamped
  * one-hot label and d = model.recurrent.damping:
@@ -68,7 +75,7 @@ typedef struct ff_recurrent {
 /* Sets r up for net (built with ff_net_spec.recurrent from cfg) if cfg has
  * model.recurrent, and points net->recurrent at r (so r must stay where it is while net
  * is used); otherwise leaves r zeroed (r->active 0) and net as it is. FF_ERR_USAGE if a
- * layer is not fc, FF_ERR_NOMEM. */
+ * layer is neither fc nor local (or has label planes or a pool), FF_ERR_NOMEM. */
 int ff_recurrent_init(ff_recurrent *r, ff_net *net, const ff_config *cfg, ff_err *err);
 void ff_recurrent_free(ff_recurrent *r);
 
