@@ -43,8 +43,8 @@ static size_t map_patch_floats(const local_map *m)
     return (size_t)m->out.h * m->out.w * (size_t)m->in.c * m->k * m->k;
 }
 
-/* the largest patches (P * K) of a row over every local map of the net */
-static size_t max_patch_floats(const ff_net *net)
+/* the largest of f(map) over every local map of the net (f: floats per row) */
+static size_t max_over_maps(const ff_net *net, size_t (*f)(const local_map *))
 {
     size_t most = 0;
     for (int l = 0; l < net->n_layers; l++) {
@@ -52,13 +52,22 @@ static size_t max_patch_floats(const ff_net *net)
         if (L->kind != FF_LAYER_LOCAL)
             continue;
         local_map m = bottom_up_map(L);
-        most = map_patch_floats(&m) > most ? map_patch_floats(&m) : most;
+        most = f(&m) > most ? f(&m) : most;
         if (L->td_local) {
             m = top_down_map(net, l);
-            most = map_patch_floats(&m) > most ? map_patch_floats(&m) : most;
+            most = f(&m) > most ? f(&m) : most;
         }
     }
     return most;
+}
+
+/* the largest patches (P * K) of a row over every local map of the net */
+static size_t max_patch_floats(const ff_net *net) { return max_over_maps(net, map_patch_floats); }
+
+/* floats of one row's input of map m inside its zero border (0 without padding) */
+static size_t map_padded_floats(const local_map *m)
+{
+    return m->pad ? (size_t)m->in.c * (m->in.h + 2 * m->pad) * (size_t)(m->in.w + 2 * m->pad) : 0;
 }
 
 /* 1 if the recurrent net can run layer L: fc, or local without label planes; with top-down
@@ -94,8 +103,9 @@ int ff_recurrent_init(ff_recurrent *r, ff_net *net, const ff_config *cfg, ff_err
     const size_t scratch = ff_objective_scratch(&obj, (int)rows);
     total += rows * max_d + scratch + 3 * rows + 2 * (size_t)L * rows;
     const size_t patches = max_patch_floats(net); /* local layers: a chunk's patches */
-    if (patches) /* col, the chunk's [rows, P, C] and the gather index (int32) */
-        total += REC_CHUNK * patches + REC_CHUNK * max_d + patches;
+    const size_t padded = max_over_maps(net, map_padded_floats);
+    if (patches) /* col, the chunk's [rows, P, C], the gather index (int32), padded inputs */
+        total += REC_CHUNK * patches + REC_CHUNK * max_d + patches + REC_CHUNK * padded;
     r->mem = malloc(sizeof(float) * total);
     r->top = malloc(rows);
     if (!r->mem || !r->top) {
@@ -122,6 +132,7 @@ int ff_recurrent_init(ff_recurrent *r, ff_net *net, const ff_config *cfg, ff_err
         r->col = p, p += REC_CHUNK * patches;
         r->t = p, p += REC_CHUNK * max_d;
         r->index = (int32_t *)p, p += patches;
+        r->xpad = p, p += REC_CHUNK * padded;
     }
     r->active = 1;
     r->iterations = cfg->model.recurrent.iterations;
@@ -147,14 +158,41 @@ void ff_recurrent_free(ff_recurrent *r)
 
 /* ---------------------------------------------------------------- the passes */
 
+/* the padded shape of map m's input: the zero border as part of the input */
+static ff_shape padded_shape(const local_map *m)
+{
+    return (ff_shape){m->in.c, m->in.h + 2 * m->pad, m->in.w + 2 * m->pad};
+}
+
+/* r->col = the patches of n rows x of map m: with padding, the rows are first copied into
+ * r->xpad inside a zero border, so im2col copies whole window rows (the same values as
+ * its per-value padded gather, faster) */
+static void map_patches(ff_recurrent *r, const local_map *m, const float *x, int n)
+{
+    const size_t dim = (size_t)ff_shape_dim(m->in);
+    if (m->pad == 0) {
+        ff_im2col(x, n, dim, m->in, m->k, m->stride, 0, m->out, r->col, r->index);
+        return;
+    }
+    const ff_shape ps = padded_shape(m);
+    const size_t pdim = (size_t)ff_shape_dim(ps);
+    memset(r->xpad, 0, sizeof(float) * pdim * (size_t)n);
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < m->in.c; c++)
+            for (int y = 0; y < m->in.h; y++)
+                memcpy(r->xpad + i * pdim + ((size_t)c * ps.h + y + m->pad) * ps.w + m->pad,
+                       x + i * dim + ((size_t)c * m->in.h + y) * m->in.w,
+                       sizeof(float) * (size_t)m->in.w);
+    ff_im2col(r->xpad, n, pdim, ps, m->k, m->stride, 0, m->out, r->col, r->index);
+}
+
 /* t[i][p][:] = beta t[i][p][:] + patch_p(x_i) W_p^T for n rows x of map m ([n, P, C];
  * W: [P][C, K] as a local layer's): one im2col of the rows, one GEMM per location */
 static void map_forward(ff_recurrent *r, const local_map *m, const float *W, const float *x,
                         int n, float beta, float *t)
 {
     const int P = m->out.h * m->out.w, C = m->out.c, K = m->in.c * m->k * m->k;
-    ff_im2col(x, n, (size_t)ff_shape_dim(m->in), m->in, m->k, m->stride, m->pad, m->out, r->col,
-              r->index);
+    map_patches(r, m, x, n);
     for (int p = 0; p < P; p++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, C, K, 1.0f, r->col + (size_t)p * K,
                     P * K, W + (size_t)p * C * K, K, beta, t + (size_t)p * C, P * C);
@@ -165,8 +203,7 @@ static void map_grad(ff_recurrent *r, const local_map *m, const float *d, const 
                      float beta, float *gW)
 {
     const int P = m->out.h * m->out.w, C = m->out.c, K = m->in.c * m->k * m->k;
-    ff_im2col(x, n, (size_t)ff_shape_dim(m->in), m->in, m->k, m->stride, m->pad, m->out, r->col,
-              r->index);
+    map_patches(r, m, x, n);
     for (int p = 0; p < P; p++)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, K, n, 1.0f, d + (size_t)p * C,
                     P * C, r->col + (size_t)p * K, P * K, beta, gW + (size_t)p * C * K, K);
@@ -539,9 +576,10 @@ size_t ff_recurrent_describe(const ff_net *net, const ff_config *cfg, char *buf,
     PUT("# recurrent states: %.1f MiB (%d buffer rows)", states * net->max_batch * 4.0 / (1 << 20),
         net->max_batch);
     const double patches = (double)max_patch_floats(net);
-    if (patches > 0) /* local layers: one chunk's patches at a time */
+    const double padded = (double)max_over_maps(net, map_padded_floats);
+    if (patches > 0) /* local layers: one chunk's patches (and padded inputs) at a time */
         PUT("; local layers' receptive fields: %.1f MiB (%d rows at a time)",
-            (REC_CHUNK + 1.0) * patches * 4.0 / (1 << 20), REC_CHUNK);
+            ((REC_CHUNK + 1.0) * patches + REC_CHUNK * padded) * 4.0 / (1 << 20), REC_CHUNK);
     PUT("\n");
 #undef PUT
     return n;

@@ -583,17 +583,24 @@ enum { LROWS = 150 }; /* more than a 64-row im2col chunk */
 static const ff_shape LIN = {2, 6, 6};
 static const int LCH[3] = {2, 3, 2};
 
-/* a net of local layers (kernel 3, padding 1: 6x6 grids) on a 2x6x6 input; mixed: the
- * top layer fc (5 units), so layer 1 takes a dense top-down map from it */
-static ff_config local_config(int iterations, float damping, ff_loss_kind loss, int mixed)
+/* a net of local layers (kernel k, padding (k - 1) / 2: 6x6 grids) on a 2x6x6 input;
+ * mixed: the top layer fc (5 units), so layer 1 takes a dense top-down map from it */
+static ff_config local_config_k(int iterations, float damping, ff_loss_kind loss, int mixed,
+                                int k)
 {
     ff_config cfg = rec_config(3, iterations, damping, loss);
     for (int l = 0; l < 3; l++)
         cfg.model.layers[l] = (ff_layer_cfg){.kind = FF_LAYER_LOCAL, .channels = LCH[l],
-                                             .kernel = 3, .stride = 1, .padding = 1};
+                                             .kernel = k, .stride = 1, .padding = (k - 1) / 2};
     if (mixed)
         cfg.model.layers[2] = (ff_layer_cfg){.kind = FF_LAYER_FC, .units = 5};
     return cfg;
+}
+
+/* local_config_k with kernel 3 */
+static ff_config local_config(int iterations, float damping, ff_loss_kind loss, int mixed)
+{
+    return local_config_k(iterations, damping, loss, mixed, 3);
 }
 
 static void build_local(const ff_config *cfg, ff_net *net, ff_recurrent *r, uint64_t seed)
@@ -651,12 +658,12 @@ static double naive_pre(const ff_net *net, int l, const double *bn, const double
     return a;
 }
 
-/* one synchronous step of a local (or mixed) net on N rows (two im2col chunks) from random
- * states against naive per-unit loops */
-static void check_local_step_naive(int mixed)
+/* one synchronous step of a local (or mixed) net of kernel k on N rows (two im2col chunks)
+ * from random states against naive per-unit loops */
+static void check_local_step_naive(int mixed, int k)
 {
     enum { N = 70 };
-    const ff_config cfg = local_config(2, 0.3f, FF_LOSS_THRESHOLD, mixed);
+    const ff_config cfg = local_config_k(2, 0.3f, FF_LOSS_THRESHOLD, mixed, k);
     ff_net net;
     ff_recurrent r;
     build_local(&cfg, &net, &r, 71 + mixed);
@@ -707,8 +714,9 @@ static void check_local_step_naive(int mixed)
 
 static void test_local_step_matches_naive_loop(void)
 {
-    check_local_step_naive(0);
-    check_local_step_naive(1);
+    check_local_step_naive(0, 3);
+    check_local_step_naive(1, 3);
+    check_local_step_naive(0, 9); /* windows of 9 or more: im2col copies rows, no gather */
 }
 
 /* layer l's loss after one step of `rows` rows from the saved states h0 (any net) */

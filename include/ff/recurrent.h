@@ -69,6 +69,8 @@ typedef struct ff_recurrent {
                                       rows (the largest map's), NULL without local layers */
     float *t;                      /* local layers: [64 rows, largest d_l] a chunk per location */
     int32_t *index;                /* local layers: [largest P * K] im2col's gather index */
+    float *xpad;                   /* local layers: [64 rows, largest padded input] the rows
+                                      of a padded map's input inside their zero border */
     float *mem;                    /* the single allocation behind the buffers */
 } ff_recurrent;
 
