@@ -149,7 +149,9 @@ const ff_key ff_config_keys[] = {
           "is updated this many times, synchronously, from the normalised layer below and the "
           "normalised layer above (the top one from the clamped one-hot label) at the step "
           "before, each update trained with the layer's own FF loss; 0 = a feed-forward net "
-          "(the default); the paper 8. Needs fc layers, mode supervised and "
+          "(the default); the paper 8. Needs fc or local layers (a local layer under a local "
+          "layer of the same grid takes its top-down input through a local map of its own odd "
+          "kernel, stride 1, same padding: the paper's CIFAR-10 nets), mode supervised and "
           "model.label_embedding none (the label is at the top, not in the image)"),
     K_FLOAT("model.recurrent.damping", model.recurrent.damping, "0.3", 0, 1, EXCL_MAX,
             "recurrent: each new state is damping x the old state + (1 - damping) x the "
