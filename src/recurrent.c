@@ -91,6 +91,7 @@ int ff_recurrent_init(ff_recurrent *r, ff_net *net, const ff_config *cfg, ff_err
     const int L = net->n_layers;
     const size_t rows = (size_t)net->max_batch;
     size_t total = rows * (size_t)ff_shape_dim(net->input) + rows * FF_NUM_CLASSES;
+    total += L > 0 ? rows * (size_t)ff_shape_dim(net->layers[0].out) : 0; /* u0 */
     size_t max_d = 0;
     for (int l = 0; l < L; l++) {
         if (!supported_layer(net, l))
@@ -116,6 +117,7 @@ int ff_recurrent_init(ff_recurrent *r, ff_net *net, const ff_config *cfg, ff_err
     float *p = r->mem;
     r->x0 = p, p += rows * (size_t)ff_shape_dim(net->input);
     r->c = p, p += rows * FF_NUM_CLASSES;
+    r->u0 = p, p += rows * (size_t)ff_shape_dim(net->layers[0].out);
     for (int l = 0; l < L; l++) {
         const size_t d = (size_t)ff_shape_dim(net->layers[l].out);
         r->h[l] = p, p += rows * d;
@@ -209,10 +211,10 @@ static void map_grad(ff_recurrent *r, const local_map *m, const float *d, const 
                     P * C, r->col + (size_t)p * K, P * K, beta, gW + (size_t)p * C * K, K);
 }
 
-/* local layer l: y = the bottom-up map of in (+ the local top-down map of above if above
- * and td_local) + b, [rows, d] in CHW order; REC_CHUNK rows per im2col round */
-static void local_pre_activation(ff_recurrent *r, const ff_net *net, int l, const float *in,
-                                 const float *above, float *y, int rows)
+/* local layer l: y = the bottom-up map of in + b, [rows, d] in CHW order; REC_CHUNK rows
+ * per im2col round */
+static void local_bottom_up(ff_recurrent *r, const ff_net *net, int l, const float *in, float *y,
+                            int rows)
 {
     const ff_layer *L = &net->layers[l];
     const local_map bu = bottom_up_map(L);
@@ -220,10 +222,6 @@ static void local_pre_activation(ff_recurrent *r, const ff_net *net, int l, cons
     for (int r0 = 0; r0 < rows; r0 += REC_CHUNK) {
         const int n = rows - r0 < REC_CHUNK ? rows - r0 : REC_CHUNK;
         map_forward(r, &bu, L->W, in + (size_t)r0 * din, n, 0.0f, r->t);
-        if (above && L->td_local) {
-            const local_map td = top_down_map(net, l);
-            map_forward(r, &td, L->Wtd, above + (size_t)r0 * L->td_dim, n, 1.0f, r->t);
-        }
         ff_im2col_transpose_batch(r->t, y + (size_t)r0 * d, n, P, L->out.c); /* to CHW */
     }
     for (int i = 0; i < rows; i++) {
@@ -234,23 +232,53 @@ static void local_pre_activation(ff_recurrent *r, const ff_net *net, int l, cons
     }
 }
 
-/* layer l's pre-activation y = W n(below) + b (+ Wtd above if above), [rows, d]: fc as
- * GEMMs, local through its locally connected maps; a dense top-down map (fc, or the label
- * or an fc layer above a local layer) as one GEMM */
-static void pre_activation(ff_recurrent *r, const ff_net *net, int l, const float *in,
-                           const float *above, float *y, int rows)
+/* local layer l with a local top-down map (td_local): y += that map of above, [rows, d] */
+static void local_add_top_down(ff_recurrent *r, const ff_net *net, int l, const float *above,
+                               float *y, int rows)
+{
+    const ff_layer *L = &net->layers[l];
+    const local_map td = top_down_map(net, l);
+    const int d = ff_shape_dim(L->out), P = L->out.h * L->out.w, C = L->out.c;
+    for (int r0 = 0; r0 < rows; r0 += REC_CHUNK) {
+        const int n = rows - r0 < REC_CHUNK ? rows - r0 : REC_CHUNK;
+        map_forward(r, &td, L->Wtd, above + (size_t)r0 * L->td_dim, n, 0.0f, r->t);
+        for (int i = 0; i < n; i++) { /* [P, C] per row onto CHW */
+            const float *restrict ti = r->t + (size_t)i * P * C;
+            float *restrict yi = y + (size_t)(r0 + i) * d;
+            for (int c = 0; c < C; c++)
+                for (int p = 0; p < P; p++)
+                    yi[(size_t)c * P + p] += ti[(size_t)p * C + c];
+        }
+    }
+}
+
+/* layer l's bottom-up pre-activation y = W in + b, [rows, d]: fc as a GEMM onto the bias,
+ * local through its locally connected map */
+static void bottom_up_pre(ff_recurrent *r, const ff_net *net, int l, const float *in, float *y,
+                          int rows)
 {
     const ff_layer *L = &net->layers[l];
     const int d = ff_shape_dim(L->out), din = ff_shape_dim(L->in);
     if (L->kind == FF_LAYER_LOCAL) {
-        local_pre_activation(r, net, l, in, above, y, rows);
-    } else {
-        for (int i = 0; i < rows; i++)
-            memcpy(y + (size_t)i * d, L->b, sizeof(float) * (size_t)d);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d, din, 1.0f, in, din, L->W,
-                    din, 1.0f, y, d);
+        local_bottom_up(r, net, l, in, y, rows);
+        return;
     }
-    if (above && !L->td_local)
+    for (int i = 0; i < rows; i++)
+        memcpy(y + (size_t)i * d, L->b, sizeof(float) * (size_t)d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d, din, 1.0f, in, din, L->W, din,
+                1.0f, y, d);
+}
+
+/* y += Wtd above, [rows, d]: a dense map (fc, the label, an fc layer above a local one) as
+ * one GEMM, a local one (td_local) through its locally connected map */
+static void add_top_down(ff_recurrent *r, const ff_net *net, int l, const float *above, float *y,
+                         int rows)
+{
+    const ff_layer *L = &net->layers[l];
+    const int d = ff_shape_dim(L->out);
+    if (L->td_local)
+        local_add_top_down(r, net, l, above, y, rows);
+    else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d, L->td_dim, 1.0f, above,
                     L->td_dim, L->Wtd, L->td_dim, 1.0f, y, d);
 }
@@ -264,10 +292,12 @@ void ff_recurrent_bottom_up(ff_recurrent *r, ff_net *net, const float *x, int ro
         const size_t n = (size_t)rows * (size_t)ff_shape_dim(L->out);
         if (l > 0) /* the normalised layer below as the next one's input */
             ff_objective_normalize(r->h[l - 1], r->hn[l - 1], rows, ff_shape_dim(L->in), net->norm_eps);
-        pre_activation(r, net, l, l ? r->hn[l - 1] : r->x0, NULL, r->h[l], rows);
+        /* layer 0's pre-activation kept in u0: the image is the same at every step */
+        bottom_up_pre(r, net, l, l ? r->hn[l - 1] : r->x0, l ? r->h[l] : r->u0, rows);
+        const float *restrict u = l ? r->h[l] : r->u0;
         float *restrict h = r->h[l];
         for (size_t q = 0; q < n; q++)
-            h[q] = h[q] > 0.0f ? h[q] : 0.0f;
+            h[q] = u[q] > 0.0f ? u[q] : 0.0f;
     }
 }
 
@@ -290,9 +320,12 @@ void ff_recurrent_step(ff_recurrent *r, ff_net *net, int rows)
     const float d = r->damping, e = 1.0f - d;
     for (int l = 0; l < L; l++) {
         const ff_layer *Ly = &net->layers[l];
-        pre_activation(r, net, l, l ? r->hn[l - 1] : r->x0, l + 1 < L ? r->hn[l + 1] : r->c,
-                       r->y[l], rows);
         const size_t n = (size_t)rows * (size_t)ff_shape_dim(Ly->out);
+        if (l == 0) /* the bottom-up pass's W_0 x0 + b_0 */
+            memcpy(r->y[0], r->u0, sizeof(float) * n);
+        else
+            bottom_up_pre(r, net, l, r->hn[l - 1], r->y[l], rows);
+        add_top_down(r, net, l, l + 1 < L ? r->hn[l + 1] : r->c, r->y[l], rows);
         float *restrict y = r->y[l], *restrict h = r->h[l];
         for (size_t q = 0; q < n; q++) {
             y[q] = y[q] > 0.0f ? y[q] : 0.0f;
@@ -435,8 +468,10 @@ static void score_chunk(ff_recurrent *r, ff_net *net, const float *x, int m, int
     /* the bottom-up pass does not see the label: once, then copied to every label's block */
     ff_recurrent_bottom_up(r, net, x, m);
     const size_t xd = (size_t)ff_shape_dim(net->input) * (size_t)m;
+    const size_t ud = (size_t)ff_shape_dim(net->layers[0].out) * (size_t)m;
     for (int k = 1; k < FF_NUM_CLASSES; k++) {
         memcpy(r->x0 + k * xd, r->x0, sizeof(float) * xd);
+        memcpy(r->u0 + k * ud, r->u0, sizeof(float) * ud);
         for (int l = 0; l < L; l++) {
             const size_t hd = (size_t)ff_shape_dim(net->layers[l].out) * (size_t)m;
             memcpy(r->h[l] + k * hd, r->h[l], sizeof(float) * hd);

@@ -161,12 +161,14 @@ static void test_step_matches_naive_loop(void)
 #define FD_ATOL 2e-3
 #define FD_RTOL 3e-2
 
-/* layer l's loss after one step from the saved states h0 */
-static double step_loss(ff_recurrent *r, ff_net *net, const ff_objective *obj, float *h0[3],
-                        int l, int npos, int nneg, float scale, int *mask_changed,
+/* layer l's loss after one step from the saved states h0 (the bottom-up pass of x first:
+ * the step takes layer 0's bottom-up term from it, with the parameters as they are now) */
+static double step_loss(ff_recurrent *r, ff_net *net, const ff_objective *obj, const float *x,
+                        float *h0[3], int l, int npos, int nneg, float scale, int *mask_changed,
                         const unsigned char *mask)
 {
     const int rows = npos + nneg;
+    ff_recurrent_bottom_up(r, net, x, rows);
     for (int k = 0; k < net->n_layers; k++)
         memcpy(r->h[k], h0[k], sizeof(float) * rows * UNITS[k]);
     ff_recurrent_step(r, net, rows);
@@ -229,9 +231,9 @@ static void check_step_gradients(ff_loss_kind loss)
                 const float keep = parts[k].p[i], h = 1e-2f;
                 int changed = 0;
                 parts[k].p[i] = keep + h;
-                const double lp = step_loss(&r, &net, &obj, h0, l, NP, NN, scale, &changed, mask);
+                const double lp = step_loss(&r, &net, &obj, x, h0, l, NP, NN, scale, &changed, mask);
                 parts[k].p[i] = keep - h;
-                const double lm = step_loss(&r, &net, &obj, h0, l, NP, NN, scale, &changed, mask);
+                const double lm = step_loss(&r, &net, &obj, x, h0, l, NP, NN, scale, &changed, mask);
                 parts[k].p[i] = keep;
                 if (changed) /* a ReLU kink inside the difference */
                     continue;
@@ -252,7 +254,7 @@ static void check_step_gradients(ff_loss_kind loss)
     /* the loss the step reported is the loss the finite differences differentiate */
     for (int l = 0; l < 3; l++)
         CHECK_NEAR(res[l].loss_pos + res[l].loss_neg,
-                   step_loss(&r, &net, &obj, h0, l, NP, NN, scale, &(int){0}, NULL), 1e-5);
+                   step_loss(&r, &net, &obj, x, h0, l, NP, NN, scale, &(int){0}, NULL), 1e-5);
     free(an);
     for (int l = 0; l < 3; l++)
         free(h0[l]);
@@ -719,12 +721,14 @@ static void test_local_step_matches_naive_loop(void)
     check_local_step_naive(0, 9); /* windows of 9 or more: im2col copies rows, no gather */
 }
 
-/* layer l's loss after one step of `rows` rows from the saved states h0 (any net) */
-static double step_loss_any(ff_recurrent *r, ff_net *net, const ff_objective *obj, float *h0[3],
-                            int l, int npos, int nneg, float scale, int *mask_changed,
-                            const unsigned char *mask)
+/* layer l's loss after the bottom-up pass of x and one step of `rows` rows from the saved
+ * states h0 (any net) */
+static double step_loss_any(ff_recurrent *r, ff_net *net, const ff_objective *obj,
+                            const float *x, float *h0[3], int l, int npos, int nneg, float scale,
+                            int *mask_changed, const unsigned char *mask)
 {
     const int rows = npos + nneg, d = dim_of(net, l);
+    ff_recurrent_bottom_up(r, net, x, rows);
     for (int k = 0; k < net->n_layers; k++)
         memcpy(r->h[k], h0[k], sizeof(float) * rows * dim_of(net, k));
     ff_recurrent_step(r, net, rows);
@@ -788,9 +792,9 @@ static void check_local_step_gradients(ff_loss_kind loss, int mixed)
                 const float keep = parts[k].p[i], h = 1e-2f;
                 int changed = 0;
                 parts[k].p[i] = keep + h;
-                const double lp = step_loss_any(&r, &net, &obj, h0, l, NP, NN, scale, &changed, mask);
+                const double lp = step_loss_any(&r, &net, &obj, x, h0, l, NP, NN, scale, &changed, mask);
                 parts[k].p[i] = keep - h;
-                const double lm = step_loss_any(&r, &net, &obj, h0, l, NP, NN, scale, &changed, mask);
+                const double lm = step_loss_any(&r, &net, &obj, x, h0, l, NP, NN, scale, &changed, mask);
                 parts[k].p[i] = keep;
                 if (changed)
                     continue;
@@ -808,7 +812,7 @@ static void check_local_step_gradients(ff_loss_kind loss, int mixed)
     }
     for (int l = 0; l < 3; l++)
         CHECK_NEAR(res[l].loss_pos + res[l].loss_neg,
-                   step_loss_any(&r, &net, &obj, h0, l, NP, NN, scale, &(int){0}, NULL), 1e-5);
+                   step_loss_any(&r, &net, &obj, x, h0, l, NP, NN, scale, &(int){0}, NULL), 1e-5);
     free(an);
     free(mask);
     for (int l = 0; l < 3; l++)

@@ -56,6 +56,8 @@ typedef struct ff_recurrent {
     uint8_t *top;                  /* [max_rows] the label clamped at the top of each row */
     float *x0;                     /* [max_rows, input dim] the normalised image */
     float *c;                      /* [max_rows, 10] the clamped one-hot labels */
+    float *u0;                     /* [max_rows, d_0] layer 0's W_0 n(x) + b_0 from the
+                                      bottom-up pass: the same at every step */
     float *h[FF_MAX_LAYERS];       /* [max_rows, d_l] the states h_t */
     float *hn[FF_MAX_LAYERS];      /* [max_rows, d_l] n(h_{t-1}): this step's inputs */
     float *y[FF_MAX_LAYERS];       /* [max_rows, d_l] y_t, the computed (undamped) state */
@@ -88,7 +90,9 @@ void ff_recurrent_bottom_up(ff_recurrent *r, ff_net *net, const float *x, int ro
  * all ones. */
 void ff_recurrent_clamp(ff_recurrent *r, const uint8_t *labels, int rows);
 
-/* One synchronous step t-1 -> t of every layer on `rows` rows (hn, y, h). */
+/* One synchronous step t-1 -> t of every layer on `rows` rows (hn, y, h); after
+ * ff_recurrent_bottom_up of these rows' images (layer 0's bottom-up term is kept from it,
+ * u0), the states h may be set in between. */
 void ff_recurrent_step(ff_recurrent *r, ff_net *net, int rows);
 
 /* What ff_net_forward does for a recurrent net (the softmax head's features, histograms):
