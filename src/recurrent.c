@@ -1,7 +1,9 @@
 /* recurrent.c - the paper's recurrent FF net (include/ff/recurrent.h): the bottom-up
  * pass, the synchronous damped steps with the label clamped at the top, each layer's
  * FF loss and gradients at every step, and the goodness readout over a window of steps.
- * Every product is a GEMM with the rows (images x labels) as the batch. */
+ * Every product is a GEMM with the rows (images x labels) as the batch: one for an fc
+ * layer's or a dense top-down map, one per location for a locally connected map (local
+ * layers, bottom-up and top-down) on im2col patches of 64 rows at a time. */
 #include "ff/recurrent.h"
 
 #include <cblas.h>
