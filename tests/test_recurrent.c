@@ -695,8 +695,8 @@ static void check_local_step_naive(int mixed, int k)
             if (l < 2)
                 naive_norm(h0[l + 1] + (size_t)i * net.layers[l].td_dim, net.layers[l].td_dim,
                            net.norm_eps, an);
-            for (int k = 0; l == 2 && k < 10; k++)
-                an[k] = k == lab[i] ? sqrt(10.0) : 0.0;
+            for (int q = 0; l == 2 && q < 10; q++)
+                an[q] = q == lab[i] ? sqrt(10.0) : 0.0;
             for (int j = 0; j < d; j++) {
                 const double a = naive_pre(&net, l, bn, an, j), y = a > 0 ? a : 0;
                 const double h = 0.3 * h0[l][(size_t)i * d + j] + 0.7 * y;
