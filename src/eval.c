@@ -54,7 +54,8 @@ static void summed_goodness(ff_net *net, const float *x, int rows, int as_logits
  * scores[i * 10 + k] = the sum over the evaluated layers of (slope times, if
  * as_logits) the goodness of class group k of the layer's output scaled to mean square 1. */
 static void class_group_scores(ff_net *net, const ff_dataset *ds, const int *idx, int n,
-                               int as_logits, float *xbuf, float *scores, float *layers)
+                               int as_logits, float *xbuf, float *scores, float *layers,
+                               const ff_eval_visit *visit)
 {
     const int per_chunk = net->max_batch;
     const size_t per_layer = (size_t)n * FF_NUM_CLASSES;
@@ -80,6 +81,8 @@ static void class_group_scores(ff_net *net, const ff_dataset *ds, const int *idx
                                       layers + (size_t)l * per_layer +
                                           (size_t)start * FF_NUM_CLASSES);
         }
+        if (visit) /* the chunk's forward pass, still in the net */
+            visit->chunk(visit->ctx, net, idx ? idx[start] : start, m);
     }
 }
 
@@ -87,14 +90,15 @@ static void class_group_scores(ff_net *net, const ff_dataset *ds, const int *idx
  * scores, layer l's image i with label k at layers[(l * n + i) * 10 + k] */
 static void goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *ds,
                             const int *idx, int n, int as_logits, float *xbuf, float *scores,
-                            float *layers)
+                            float *layers, const ff_eval_visit *visit)
 {
-    FF_ASSERT(!layers || (size_t)n * FF_NUM_CLASSES <= (size_t)net->max_batch);
-    if (kind == FF_EMBED_NONE) {
+    FF_ASSERT(!visit || kind == FF_EMBED_NONE);
+    if (kind == FF_EMBED_NONE) { /* one pass per image: up to max_batch images a chunk */
         FF_ASSERT(ff_eval_check_input(net, kind, ds, NULL) == FF_OK);
-        class_group_scores(net, ds, idx, n, as_logits, xbuf, scores, layers);
+        class_group_scores(net, ds, idx, n, as_logits, xbuf, scores, layers, visit);
         return;
     }
+    FF_ASSERT(!layers || (size_t)n * FF_NUM_CLASSES <= (size_t)net->max_batch);
     const int per_chunk = net->max_batch / FF_NUM_CLASSES;
     FF_ASSERT(per_chunk >= 1);
     FF_ASSERT(ff_eval_check_input(net, kind, ds, NULL) == FF_OK);
@@ -119,7 +123,7 @@ static void goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *d
 void ff_eval_goodness_scores(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, const int *idx,
                              int n, int as_logits, float *xbuf, float *scores)
 {
-    goodness_scores(net, kind, ds, idx, n, as_logits, xbuf, scores, NULL);
+    goodness_scores(net, kind, ds, idx, n, as_logits, xbuf, scores, NULL, NULL);
 }
 
 void ff_eval_goodness_scores_of(ff_net *net, ff_embed_kind kind, const ff_dataset *ds,
@@ -147,20 +151,31 @@ double ff_eval_error_layers(ff_net *net, ff_embed_kind kind, const ff_dataset *d
                             float *xbuf, float *scores, float *layer_buf, double *layer_error,
                             int64_t confusion[100])
 {
+    return ff_eval_error_visit(net, kind, ds, n, xbuf, scores, layer_buf, layer_error, confusion,
+                               NULL);
+}
+
+double ff_eval_error_visit(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, int n,
+                           float *xbuf, float *scores, float *layer_buf, double *layer_error,
+                           int64_t confusion[100], const ff_eval_visit *visit)
+{
+    FF_ASSERT(!visit || kind == FF_EMBED_NONE);
     FF_ASSERT(ff_eval_check_input(net, kind, ds, NULL) == FF_OK);
     FF_ASSERT(!layer_buf == !layer_error);
     if (n <= 0 || n > ds->n)
         n = ds->n;
     if (confusion)
         memset(confusion, 0, sizeof(int64_t) * 100);
-    const int chunk = net->max_batch / FF_NUM_CLASSES, L = net->n_layers;
+    /* images a chunk: the class groups read one pass of each, the labelled readout ten */
+    const int chunk = kind == FF_EMBED_NONE ? net->max_batch : net->max_batch / FF_NUM_CLASSES;
+    const int L = net->n_layers;
     int64_t wrong = 0, layer_wrong[FF_MAX_LAYERS] = {0};
     for (int start = 0; start < n; start += chunk) {
         const int m = n - start < chunk ? n - start : chunk;
         int idx[chunk];
         for (int j = 0; j < m; j++)
             idx[j] = start + j;
-        goodness_scores(net, kind, ds, idx, m, 0, xbuf, scores, layer_buf);
+        goodness_scores(net, kind, ds, idx, m, 0, xbuf, scores, layer_buf, visit);
         for (int j = 0; j < m; j++) {
             int pred = ff_objective_argmax10(scores + (size_t)j * FF_NUM_CLASSES);
             int truth = ds->labels[start + j];

@@ -101,6 +101,10 @@ static int add_layer(ff_npz *z, const ff_net *net, int l, ff_err *err)
         snprintf(b, sizeof b, "layer%d_bn_shift", l);
         rc = add(z, w, L->affine, err, 1, out) || add(z, b, L->affine + out, err, 1, out);
     }
+    if (!rc && L->n_topdown) { /* model.recurrent: [out, units of the layer above or 10] */
+        snprintf(w, sizeof w, "layer%d_topdown", l);
+        rc = add(z, w, L->Wtd, err, 2, ff_shape_dim(L->out), L->td_dim);
+    }
     return rc ? (err && err->code ? err->code : FF_ERR_RUNTIME) : FF_OK;
 }
 
@@ -188,6 +192,7 @@ static void put_layer(text *t, const ff_net *net, int l)
     put_array_name(t, "bn_var", l, "bn_var", net->comp_stats[l] != NULL);
     put_array_name(t, "bn_scale", l, "bn_scale", L->affine != NULL);
     put_array_name(t, "bn_shift", l, "bn_shift", L->affine != NULL);
+    put_array_name(t, "topdown", l, "topdown", L->n_topdown > 0);
     put(t, ", \"evaluated\": %s, \"threshold\": %.9g, \"slope\": %.9g}",
         net->evaluated[l] ? "true" : "false", L->threshold, L->slope);
 }
@@ -232,8 +237,10 @@ static void put_readouts(text *t, const ff_model *m)
 static void put_manifest(text *t, const ff_model *m, const char *model_path)
 {
     const ff_net *net = m->net;
-    put(t, "{\n  \"format\": \"ffrun-npz\", \"version\": 1, \"ffrun_version\": \"%s\",\n"
-        "  \"model\": ", FF_VERSION);
+    const int recurrent = m->cfg.model.recurrent.iterations > 0;
+    /* version 2: a recurrent net (a version 1 reader would run it as a feed-forward one) */
+    put(t, "{\n  \"format\": \"ffrun-npz\", \"version\": %d, \"ffrun_version\": \"%s\",\n"
+        "  \"model\": ", recurrent ? 2 : 1, FF_VERSION);
     put_string(t, model_path);
     put(t, ", \"mode\": \"%s\", \"epoch\": %d, \"step\": %lld,\n  \"image\": {\"shape\": ",
         ff_config_mode_name(m->cfg.mode), m->epoch, (long long)m->step);
@@ -259,8 +266,19 @@ static void put_manifest(text *t, const ff_model *m, const char *model_path)
                                              : "");
     put_shape(t, net->input);
     put(t, "},\n  \"label_every_layer\": %s, \"norm_eps\": %.9g, \"hand_on\": \"%s\", "
-        "\"bn_eps\": %.9g,\n  \"layers\": [\n", net->label_every_layer ? "true" : "false",
+        "\"bn_eps\": %.9g,\n  \"recurrent\": ", net->label_every_layer ? "true" : "false",
         net->norm_eps, net->hand_on_batch ? "batch" : "rms", FF_COMP_BN_EPS);
+    if (recurrent) {
+        const ff_config *c = &m->cfg;
+        const int ro = c->model.recurrent.readout_iteration > 0 ? c->model.recurrent.readout_iteration
+                                                                : c->model.recurrent.eval_last;
+        put(t, "{\"iterations\": %d, \"damping\": %.9g, \"eval_first\": %d, \"eval_last\": %d, "
+            "\"readout_iteration\": %d}", c->model.recurrent.iterations, c->model.recurrent.damping,
+            c->model.recurrent.eval_first, c->model.recurrent.eval_last, ro);
+    } else {
+        put(t, "null");
+    }
+    put(t, ",\n  \"layers\": [\n");
     for (int l = 0; l < net->n_layers; l++) {
         put_layer(t, net, l);
         put(t, "%s\n", l + 1 < net->n_layers ? "," : "");
@@ -273,11 +291,12 @@ static void put_manifest(text *t, const ff_model *m, const char *model_path)
 int ff_export_npz(const ff_model *m, const char *model_path, const char *path,
                         ff_err *err)
 {
-    if (m->cfg.model.recurrent.iterations > 0) /* no file is written */
-        return ff_err_set(err, FF_ERR_USAGE,
-                          "%s: export does not support recurrent nets (model.recurrent): "
-                          "tools/ffm_torch.py has no recurrent forward pass and the manifest no "
-                          "top-down weights; use ffrun predict or ffrun eval", model_path);
+    for (int l = 0; m->cfg.model.recurrent.iterations > 0 && l < m->net->n_layers; l++)
+        if (m->net->layers[l].kind != FF_LAYER_FC) /* no file is written */
+            return ff_err_set(err, FF_ERR_USAGE,
+                              "%s: export supports recurrent nets (model.recurrent) of fc layers "
+                              "only; layer %d is %s: use ffrun predict or ffrun eval", model_path,
+                              l, ff_config_layer_kind_name(m->net->layers[l].kind));
     ff_npz z = {0};
     text t = {0};
     int rc = add_arrays(&z, m, err);

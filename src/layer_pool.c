@@ -57,10 +57,21 @@ typedef struct pool_job {
     float *y; /* forward: the output; backward: dx */
 } pool_job;
 
+/* the max of the 2x2 window at column ox of the row pair r0, r1, in the general loop's
+ * order */
+static inline float max_2x2(const float *restrict r0, const float *restrict r1, int ox)
+{
+    float m = r0[2 * ox];
+    m = r0[2 * ox + 1] > m ? r0[2 * ox + 1] : m;
+    m = r1[2 * ox] > m ? r1[2 * ox] : m;
+    return r1[2 * ox + 1] > m ? r1[2 * ox + 1] : m;
+}
+
 /* y[i][c][oy][ox] = max or mean of x[i][c][oy * s + ki][ox * s + kj], ki, kj < k,
  * for samples [i0, i1); the max is taken in (ki, kj) order from the window's first
  * value (as the backward pass's first maximum); 2x2 windows at stride 2 (every
- * shipped pool) in one pass per output row that GCC vectorises */
+ * shipped pool) in one pass per output row that GCC vectorises (in blocks of 8 outputs:
+ * a fixed trip count it vectorises on rows of only 8) */
 static void pool_forward_range(void *ctx, size_t i0, size_t i1)
 {
     const pool_job *j = ctx;
@@ -76,13 +87,12 @@ static void pool_forward_range(void *ctx, size_t i0, size_t i1)
             for (int oy = 0; oy < l->out.h; oy++, yc += ow) {
                 const float *r0 = xc + (size_t)oy * s * iw;
                 if (is_max && k == 2 && s == 2) {
-                    const float *r1 = r0 + iw;
-                    for (int ox = 0; ox < ow; ox++) {
-                        float m = r0[2 * ox];
-                        m = r0[2 * ox + 1] > m ? r0[2 * ox + 1] : m;
-                        m = r1[2 * ox] > m ? r1[2 * ox] : m;
-                        yc[ox] = r1[2 * ox + 1] > m ? r1[2 * ox + 1] : m;
-                    }
+                    int ox = 0;
+                    for (; ox + 8 <= ow; ox += 8) /* blocks of 8 vectorise on short rows too */
+                        for (int v = 0; v < 8; v++)
+                            yc[ox + v] = max_2x2(r0, r0 + iw, ox + v);
+                    for (; ox < ow; ox++)
+                        yc[ox] = max_2x2(r0, r0 + iw, ox);
                     continue;
                 }
                 for (int ox = 0; ox < ow; ox++) {
@@ -114,6 +124,49 @@ static void pool_backward(const ff_layer *l, const float *x, const float *patche
     (void)l, (void)x, (void)patches, (void)dpre, (void)batch, (void)beta, (void)ws;
 }
 
+/* One output of a 2x2 max window at its column ox: its gradient g to the window's first
+ * maximum (as the forward pass chose it) where that is > 0 (the ReLU), 0 to the others;
+ * branch-free, so a loop over ox vectorises. 0 + g: as the general loop's 0 += g (-0 to +0). */
+static inline void back_2x2_one(const float *restrict r0, const float *restrict r1,
+                                const float *restrict g, float *restrict d0, float *restrict d1,
+                                int ox)
+{
+    const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+    float m = a;
+    m = b > m ? b : m;
+    m = c > m ? c : m;
+    m = d > m ? d : m;
+    const int ta = a == m, tb = !ta & (b == m), tc = !ta & !tb & (c == m), td = !ta & !tb & !tc;
+    const float v = m > 0.0f ? 0.0f + g[ox] : 0.0f;
+    d0[2 * ox] = ta ? v : 0.0f;
+    d0[2 * ox + 1] = tb ? v : 0.0f;
+    d1[2 * ox] = tc ? v : 0.0f;
+    d1[2 * ox + 1] = td ? v : 0.0f;
+}
+
+/* The 2x2 stride-2 max pool's backward through the ReLU on one plane (every shipped
+ * pool): a row pair per output row, each element written once; the columns in blocks of
+ * 8 (a fixed trip count GCC vectorises even where a row has only 8 outputs, as 16x16
+ * planes do); a last odd row or column, outside every window, gets 0. */
+static void back_2x2_plane(const float *xc, const float *dyc, float *dxc, int ih, int iw, int oh,
+                           int ow)
+{
+    for (int oy = 0; oy < oh; oy++) {
+        const float *r0 = xc + (size_t)2 * oy * iw, *r1 = r0 + iw, *g = dyc + (size_t)oy * ow;
+        float *d0 = dxc + (size_t)2 * oy * iw, *d1 = d0 + iw;
+        int ox = 0;
+        for (; ox + 8 <= ow; ox += 8)
+            for (int v = 0; v < 8; v++)
+                back_2x2_one(r0, r1, g, d0, d1, ox + v);
+        for (; ox < ow; ox++)
+            back_2x2_one(r0, r1, g, d0, d1, ox);
+        if (iw > 2 * ow)
+            d0[iw - 1] = d1[iw - 1] = 0.0f;
+    }
+    if (ih > 2 * oh)
+        memset(dxc + (size_t)(ih - 1) * iw, 0, sizeof(float) * (size_t)iw);
+}
+
 static void pool_back_range(void *ctx, size_t i0, size_t i1)
 {
     const pool_job *j = ctx;
@@ -126,6 +179,10 @@ static void pool_back_range(void *ctx, size_t i0, size_t i1)
             const float *xc = j->x + (i * l->in.c + c) * plane;
             const float *dyc = j->dy + (i * l->out.c + c) * oplane;
             float *dxc = j->y + (i * l->in.c + c) * plane;
+            if (is_max && k == 2 && s == 2) {
+                back_2x2_plane(xc, dyc, dxc, l->in.h, l->in.w, l->out.h, l->out.w);
+                continue;
+            }
             memset(dxc, 0, sizeof(float) * plane);
             for (int oy = 0; oy < l->out.h; oy++)
                 for (int ox = 0; ox < l->out.w; ox++) {

@@ -334,6 +334,15 @@ double ff_readout_error(ff_readout *ro, ff_net *net, const int *layers, int n_la
     return n > 0 ? (double)wrong / n : 0.0;
 }
 
+int64_t ff_readout_wrong_in_net(ff_readout *ro, const ff_net *net, const int *layers,
+                                int n_layers, const uint8_t *labels, int m, int64_t *confusion)
+{
+    FF_ASSERT(m <= ro->max_batch && m <= net->max_batch);
+    ff_readout_features(net, layers, n_layers, m, ro->feat);
+    ff_readout_logits(ro, ro->feat, m, ro->logits);
+    return count_wrong(ro, labels, m, confusion);
+}
+
 double ff_readout_error_features(ff_readout *ro, const float *feat, const uint8_t *labels, int n,
                                  int64_t *confusion)
 {

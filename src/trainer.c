@@ -38,7 +38,7 @@ static int alloc_buffers(ff_trainer *t, ff_err *err)
     const size_t rows = (size_t)t->net.max_batch;
     t->x = malloc(sizeof(float) * rows * (size_t)t->in_dim);
     t->scores = malloc(sizeof(float) * rows * FF_NUM_CLASSES);
-    t->layer_scores = malloc(sizeof(float) * rows * (size_t)t->net.n_layers);
+    t->layer_scores = malloc(sizeof(float) * rows * FF_NUM_CLASSES * (size_t)t->net.n_layers);
     t->order = malloc(sizeof(int) * (size_t)t->train.n);
     t->scratch_order = malloc(sizeof(int) * (size_t)t->train.n);
     t->labels = malloc(rows);
@@ -681,8 +681,25 @@ static double whole_error(const ff_trainer *t, double e, int n)
     return e;
 }
 
-double ff_trainer_goodness_errors(ff_trainer *t, ff_eval_set set, ff_set_errors *e,
-                                  int64_t *confusion)
+/* the softmax head's wrong predictions, counted from the goodness readout's passes */
+typedef struct head_count {
+    ff_trainer *t;
+    const uint8_t *labels; /* the share's */
+    int64_t wrong;
+} head_count;
+
+static void count_head_chunk(void *ctx, ff_net *net, int start, int m)
+{
+    head_count *h = ctx;
+    ff_trainer *t = h->t;
+    h->wrong += ff_readout_wrong_in_net(&t->ro, net, t->ro_layers, t->ro_n, h->labels + start, m,
+                                        NULL);
+}
+
+/* ff_trainer_goodness_errors; with fuse (the class-group readout: one pass an image) the
+ * softmax head's wrong predictions counted from the same passes into t->fused_wrong */
+static double goodness_errors(ff_trainer *t, ff_eval_set set, ff_set_errors *e,
+                              int64_t *confusion, int fuse)
 {
     if (set_size(t, set) == 0)
         return e->error_goodness = -1.0;
@@ -692,13 +709,25 @@ double ff_trainer_goodness_errors(ff_trainer *t, ff_eval_set set, ff_set_errors 
     if (t->rec.active)
         v[0] = ff_recurrent_error(&t->rec, &t->net, share.images, share.labels, share.n, v + 1,
                                   confusion);
-    else
-        v[0] = ff_eval_error_layers(&t->net, t->cfg.model.label_embedding, &share, 0, t->x,
-                                t->scores, t->layer_scores, v + 1, confusion);
+    else {
+        head_count h = {t, share.labels, 0};
+        const ff_eval_visit visit = {count_head_chunk, &h};
+        v[0] = ff_eval_error_visit(&t->net, t->cfg.model.label_embedding, &share, 0, t->x,
+                                   t->scores, t->layer_scores, v + 1, confusion,
+                                   fuse ? &visit : NULL);
+        t->fused_wrong[set] = h.wrong;
+        t->fused_valid[set] = fuse;
+    }
     whole_errors(t, v, L + 1, share.n);
     e->n_layers = L;
     memcpy(e->layer_error, v + 1, sizeof(double) * (size_t)L);
     return e->error_goodness = v[0];
+}
+
+double ff_trainer_goodness_errors(ff_trainer *t, ff_eval_set set, ff_set_errors *e,
+                                  int64_t *confusion)
+{
+    return goodness_errors(t, set, e, confusion, 0);
 }
 
 double ff_trainer_goodness_error(ff_trainer *t, int64_t *confusion)
@@ -756,6 +785,8 @@ static double softmax_set_error(ff_trainer *t, ff_eval_set set, int64_t *confusi
         return -1.0;
     const ff_dataset share = set_share(t, set);
     const ff_readout_input in = readout_input(t, &share);
+    if (t->fused_valid[set] && !confusion) /* counted in the goodness readout's passes */
+        return whole_error(t, share.n ? (double)t->fused_wrong[set] / share.n : 0.0, share.n);
     /* the images' features from the cache while it holds the net as it is */
     double err = t->feat_cache_valid
                      ? ff_readout_error_features(&t->ro, t->set_feat_cache[set], share.labels,
@@ -867,13 +898,13 @@ static void clear_errors(ff_set_errors *e)
 
 /* The goodness readout's errors on a set; a net that no longer changes has the errors it
  * had: kept, not recomputed */
-static void goodness_on(ff_trainer *t, ff_eval_set set, ff_set_errors *e)
+static void goodness_on(ff_trainer *t, ff_eval_set set, ff_set_errors *e, int fuse)
 {
     const int fixed = net_fixed(t);
     if (fixed && t->goodness_kept[set])
         *e = t->goodness_final[set];
     else
-        ff_trainer_goodness_errors(t, set, e, NULL);
+        goodness_errors(t, set, e, NULL, fuse);
     t->goodness_final[set] = *e;
     t->goodness_kept[set] = fixed;
 }
@@ -884,10 +915,17 @@ void ff_trainer_evaluate(ff_trainer *t, int epoch, unsigned sets, ff_eval_result
     ff_trainer_refresh_stats(t);
     for (int s = 0; s < FF_SET_COUNT; s++)
         clear_errors(by_set[s]);
+    /* the softmax readout from the goodness readout's passes: one pass an image (class
+     * groups, no label in the input), the head as it stands (no extra epochs first), in
+     * the same chunks its own passes take, and no feature cache to read instead */
+    const int fuse = t->cfg.eval.softmax && t->cfg.eval.readout_epochs == 0 &&
+                     t->cfg.model.label_embedding == FF_EMBED_NONE && !t->rec.active &&
+                     t->ro.max_batch >= t->net.max_batch && !t->feat_cache_valid;
     for (int s = 0; s < FF_SET_COUNT; s++) {
+        t->fused_valid[s] = 0;
         if (!(sets >> s & 1) || set_size(t, (ff_eval_set)s) == 0 || t->unsupervised)
             continue;
-        goodness_on(t, (ff_eval_set)s, by_set[s]);
+        goodness_on(t, (ff_eval_set)s, by_set[s], fuse);
         by_set[s]->main_error = by_set[s]->error_goodness;
     }
     if (!t->cfg.eval.softmax)
@@ -903,6 +941,8 @@ void ff_trainer_evaluate(ff_trainer *t, int epoch, unsigned sets, ff_eval_result
         if (e->main_error < 0)
             e->main_error = e->error_softmax;
     }
+    for (int s = 0; s < FF_SET_COUNT; s++) /* good for this evaluation only */
+        t->fused_valid[s] = 0;
 }
 
 /* ---------------------------------------------------------------- saving */

@@ -2,10 +2,12 @@
 # t_recurrent.sh - the recurrent net (model.recurrent) end to end on a small net: it
 # learns (random and hard negatives), --dry-run describes it, a run stopped mid-epoch and
 # resumed ends bit-identical to the uninterrupted one, `ffrun eval` and `ffrun predict`
-# read its model as the run did, export refuses it with a message, a sweep runs over it,
+# read its model as the run did, its export rebuilt in PyTorch (tools/ffm_torch.py) scores
+# as ffrun predict does, a sweep runs over it,
 # the event file passes the independent reader, and (with Open MPI) data parallel on 2
 # ranks matches one process. A small locally connected recurrent net on CIFAR-10 cut to
-# 400 + 200 images: --dry-run, it learns, resumes bit-identically, `ffrun eval` agrees.
+# 400 + 200 images: --dry-run, it learns, resumes bit-identically, `ffrun eval` agrees,
+# export refuses it.
 set -u
 source "$(dirname "$0")/script_lib.sh"
 py=/usr/bin/python3
@@ -130,13 +132,36 @@ else
     fail "softmax head: ${serr:-?}% $(grep -i "error" "$tmp/soft.out" | tail -3)"
 fi
 
-# export refuses it, saying why, and writes nothing
-"$ffrun" export "$final" "$tmp/x.npz" > "$tmp/exp.out" 2>&1
-rc=$?
-if [ $rc -eq 2 ] && grep -q "export does not support recurrent nets" "$tmp/exp.out" && [ ! -e "$tmp/x.npz" ]; then
-    ok "export refuses a recurrent net (exit 2, message, no file)"
+# export: the .npz (manifest version 2, top-down weights) rebuilt in PyTorch by
+# tools/ffm_torch.py alone reproduces ffrun predict on 200 test images, both readouts
+if [ -n "$smodel" ] && "$ffrun" export "$smodel" "$tmp/rec.npz" > "$tmp/exp.out" 2>&1 &&
+   $py -c "import numpy, torch" 2>/dev/null; then
+    $py -c "
+import gzip, struct
+raw = gzip.open('data/mnist/t10k-images-idx3-ubyte.gz').read()
+open('$tmp/t200.idx', 'wb').write(struct.pack('>IIII', 0x803, 200, 28, 28) + raw[16:16 + 200 * 784])"
+    for r in goodness softmax; do
+        "$ffrun" predict "$smodel" "$tmp/t200.idx" --json --readout $r > "$tmp/exp.$r.c" 2>&1 &&
+            $py tools/ffm_torch.py "$tmp/rec.npz" "$tmp/t200.idx" --json --readout $r > "$tmp/exp.$r.t" 2>&1
+        if res=$($py - "$tmp/exp.$r.c" "$tmp/exp.$r.t" "$tmp/rec.npz" <<'PY'
+import json, sys, zipfile
+a = [json.loads(l) for l in open(sys.argv[1])]; b = [json.loads(l) for l in open(sys.argv[2])]
+m = json.loads(zipfile.ZipFile(sys.argv[3]).read("manifest.json"))
+assert m["version"] == 2 and m["recurrent"]["iterations"] == 4 and m["layers"][1]["topdown"] == "layer1_topdown", m
+assert len(a) == len(b) == 200, (len(a), len(b))
+rel = max(abs(x - y) / max(abs(x), abs(y), 1e-30) for r, s in zip(a, b) for x, y in zip(r["scores"], s["scores"]))
+same = sum(r["class"] == s["class"] for r, s in zip(a, b))
+print("%.2g %d" % (rel, same))
+sys.exit(0 if rel < 1e-4 else 1)
+PY
+        ); then
+            ok "export, $r readout: PyTorch from the .npz reproduces ffrun predict (max rel. error, same classes of 200: $res)"
+        else
+            fail "export, $r readout: $res $(tail -3 "$tmp/exp.$r.t")"
+        fi
+    done
 else
-    fail "export: exit $rc, $(cat "$tmp/exp.out")"
+    fail "export of the recurrent net: $(cat "$tmp/exp.out" 2>/dev/null)"
 fi
 
 # config refusals name the place in the file
@@ -228,6 +253,15 @@ if [ -n "$leerr" ] && $py -c "import sys; sys.exit(abs(float(sys.argv[1]) - floa
     ok "local: ffrun eval gives the run's test error ($leerr%)"
 else
     fail "local ffrun eval: ${leerr:-?}% against the run's ${lerr:-?}%: $(head -3 "$tmp/leval.out")"
+fi
+# export supports recurrent nets of fc layers only: a local one is refused, saying why
+"$ffrun" export "$lfinal" "$tmp/l.npz" > "$tmp/lexp.out" 2>&1
+rc=$?
+if [ $rc -eq 2 ] && grep -q "export supports recurrent nets (model.recurrent) of fc layers only; layer 0 is local" "$tmp/lexp.out" &&
+   [ ! -e "$tmp/l.npz" ]; then
+    ok "local: export refuses a recurrent net of local layers (exit 2, message, no file)"
+else
+    fail "local export: exit $rc, $(cat "$tmp/lexp.out")"
 fi
 
 # data parallel on 2 ranks: per-layer losses of one process within 1e-4, replicas identical

@@ -1064,6 +1064,7 @@ static void check_pool(ff_pool_kind kind, ff_shape in, int k, int s, int oh, int
 static void test_pool_matches_reference(void)
 {
     check_pool(FF_POOL_MAX, (ff_shape){3, 8, 8}, 2, 2, 4, 4);
+    check_pool(FF_POOL_MAX, (ff_shape){2, 17, 34}, 2, 2, 8, 17); /* blocks of 8 and a tail */
     check_pool(FF_POOL_AVG, (ff_shape){3, 8, 8}, 2, 2, 4, 4);
     check_pool(FF_POOL_MAX, (ff_shape){2, 7, 6}, 3, 2, 3, 2); /* floor */
     check_pool(FF_POOL_AVG, (ff_shape){2, 7, 6}, 3, 2, 3, 2);
@@ -1155,6 +1156,41 @@ static void test_pool_backward(void)
     ff_layer_pool_backward_relu(&l, x, dy, dx, 1);
     const float want[16] = {1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 4, 0, 0, 0, 0, 0};
     CHECK(memcmp(dx, want, sizeof dx) == 0); /* window 2 all zero: its 2.0 goes nowhere */
+    /* wider rows: the 2x2 pass's blocks of 8 outputs and their tail */
+    check_pool_backward(FF_POOL_MAX, (ff_shape){2, 16, 18}, 2, 2);
+    check_pool_backward(FF_POOL_MAX, (ff_shape){2, 17, 35}, 2, 2);
+    /* and bit for bit the general loop's answer (first maximum, the ReLU) on data full of
+     * ties and zeros, planes 34 wide (17 outputs: 2 blocks and a tail) and 17 high */
+    ff_rng rng;
+    ff_rng_seed(&rng, 977);
+    const ff_shape in = {3, 17, 34};
+    ff_layer_setup(&l, &cfg, in, 0, NULL);
+    enum { B = 2 };
+    const int ih = in.h, iw = in.w, oh = l.out.h, ow = l.out.w, P = ih * iw, Q = oh * ow;
+    float *xt = malloc(sizeof(float) * B * 3 * P), *dyt = malloc(sizeof(float) * B * 3 * Q),
+          *got = malloc(sizeof(float) * B * 3 * P), *ref = calloc((size_t)B * 3 * P, sizeof(float));
+    for (int i = 0; i < B * 3 * P; i++) { /* 0, 0.5 or 1: many equal maxima */
+        const int v = (int)(ff_rng_uniform(&rng) * 5.0f) - 2;
+        xt[i] = v > 0 ? 0.5f * (float)v : 0.0f;
+    }
+    for (int i = 0; i < B * 3 * Q; i++)
+        dyt[i] = i % 7 == 0 ? -0.0f : ff_rng_normal(&rng);
+    for (int pl = 0; pl < B * 3; pl++) /* the general loop, written out */
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                const float *w = xt + (size_t)pl * P + (size_t)2 * oy * iw + 2 * ox;
+                int arg = 0;
+                const int off[4] = {0, 1, iw, iw + 1};
+                for (int q = 1; q < 4; q++)
+                    arg = w[off[q]] > w[off[arg]] ? q : arg;
+                float *r = ref + (size_t)pl * P + (size_t)2 * oy * iw + 2 * ox + off[arg];
+                *r += w[off[arg]] > 0.0f ? dyt[(size_t)pl * Q + (size_t)oy * ow + ox] : 0.0f;
+            }
+    for (int i = 0; i < B * 3 * P; i++)
+        got[i] = NAN;
+    ff_layer_pool_backward_relu(&l, xt, dyt, got, B);
+    CHECK(memcmp(got, ref, sizeof(float) * B * 3 * P) == 0);
+    free(xt), free(dyt), free(got), free(ref);
 }
 
 /* the conv layer's two paths: every conv reference check above on im2col + GEMM

@@ -835,6 +835,42 @@ static void small_cwcomp_config(ff_config *cfg, const char *tag, const char *lay
     CHECK(ff_config_set(cfg, set, &err) == FF_OK);
 }
 
+/* the softmax readout from the goodness readout's passes (class groups, one pass an
+ * image): ff_trainer_evaluate's softmax errors are the ones the head's own passes give,
+ * on validation and test, and the count came from the fused passes */
+static void test_softmax_from_goodness_passes(void)
+{
+    ff_config cfg;
+    small_cwcomp_config(&cfg, "fused",
+                        "[{type: conv, channels: 10, kernel: 3, padding: 1},"
+                        " {type: pool, kind: max, kernel: 2, stride: 2},"
+                        " {type: conv, channels: 20, kernel: 3, padding: 1, groups: 10}]");
+    ff_err err;
+    CHECK(ff_config_set(&cfg, "eval.softmax=true", &err) == FF_OK);
+    CHECK(ff_config_set(&cfg, "data.validation=60", &err) == FF_OK);
+    CHECK(ff_config_set(&cfg, "data.test_limit=130", &err) == FF_OK); /* a chunk and a part */
+    CHECK(ff_config_validate(&cfg, &err) == FF_OK);
+    ff_trainer t;
+    CHECK(ff_trainer_create(&t, &cfg, NULL, NULL, &err) == FF_OK);
+    ff_step_stats st;
+    while (t.epoch < 1)
+        ff_trainer_next(&t, &st);
+    ff_eval_result r;
+    ff_trainer_evaluate(&t, 1, FF_EVAL_TEST | FF_EVAL_VAL, &r);
+    CHECK(!t.fused_valid[FF_SET_TEST] && !t.fused_valid[FF_SET_VAL]); /* this evaluation only */
+    CHECK(r.test.error_softmax > 0.0 && r.test.error_softmax < 0.9);
+    CHECK(r.test.error_softmax == (double)t.fused_wrong[FF_SET_TEST] / 130.0);
+    CHECK(r.val.error_softmax == (double)t.fused_wrong[FF_SET_VAL] / 60.0);
+    /* the head's own passes (a confusion matrix asked for: never the fused count) */
+    int64_t confusion[100];
+    for (int s = 0; s < 2; s++) {
+        const ff_eval_set set = s ? FF_SET_VAL : FF_SET_TEST;
+        const double own = ff_trainer_softmax_error_on(&t, set, 0, 0, 1, confusion);
+        CHECK(own == (s ? r.val.error_softmax : r.test.error_softmax));
+    }
+    ff_trainer_free(&t);
+}
+
 /* evaluation statistics of layers that have finished learning (each with every layer
  * below) are computed once and kept: after every epoch they are the floats a net with
  * the same weights and no train_epochs computes for every layer */
@@ -1241,6 +1277,7 @@ int main(void)
     RUN(test_loss_after_pool);
     RUN(test_final_stats_kept);
     RUN(test_goodness_kept);
+    RUN(test_softmax_from_goodness_passes);
     RUN(test_feature_cache);
     RUN(test_grouped_competition);
     char cmd[300];

@@ -15,6 +15,7 @@ As a library:
     scores = net.scores(images, "goodness")         # images: [B, C, H, W], pixel / 255
     x = net.embed(net.normalize_input(images), label)   # label 0..9, "neutral" or None
     ins, outs, loss_outs = net(x, label_values)     # every layer's input and outputs
+    h, g = net.recurrent_steps(x, label, steps)     # a recurrent net (manifest version 2)
 Every weight is an nn.Parameter (named as in the .npz), so the net can be fine-tuned
 with PyTorch's optimisers.
 
@@ -64,6 +65,7 @@ class FFLayer(torch.nn.Module):
         self.weight, self.bias = t(spec["weight"]), t(spec["bias"])
         for key in ("bn_mean", "bn_var", "bn_scale", "bn_shift"):
             setattr(self, key, t(spec[key]) if spec[key] else None)
+        self.topdown = t(spec["topdown"]) if spec.get("topdown") else None
 
     def forward(self, x):
         s = self.spec
@@ -110,7 +112,11 @@ class FFNet(torch.nn.Module):
 
     def __init__(self, manifest, arrays, dtype=torch.float64):
         super().__init__()
+        if manifest.get("format") != "ffrun-npz" or manifest.get("version") not in (1, 2):
+            sys.exit("ffm_torch: not an ffrun-npz export of version 1 or 2: %s %s"
+                     % (manifest.get("format"), manifest.get("version")))
         self.m, self.dtype = manifest, dtype
+        self.rec = manifest.get("recurrent")
         self.layers = torch.nn.ModuleList(FFLayer(s, arrays, dtype) for s in manifest["layers"])
         a = lambda n: torch.tensor(arrays[n], dtype=dtype)
         img = manifest["image"]
@@ -184,9 +190,44 @@ class FFNet(torch.nn.Module):
             src = lo
         return ins, outs, loss_outs
 
+    # -- the recurrent net (manifest "recurrent": fc layers with top-down weights)
+    def recurrent_steps(self, x, label, steps, window=None):
+        """The bottom-up pass, then `steps` synchronous steps: every layer's new state is
+        damping x its old + (1 - damping) x relu(W n(state below) + Wtd n(state above) + b),
+        all from the step before, the label (0..9 or "neutral") clamped above the top
+        layer as n(its 10 values). Returns the states and, with window = (first, last),
+        the goodness of the goodness readout's layers summed over those steps."""
+        eps, d, L, b = self.m["norm_eps"], self.rec["damping"], len(self.layers), x.shape[0]
+        x0 = rms_normalize(x.reshape(b, -1), eps)
+        top = rms_normalize(self.label_values(label, b, self.dtype), eps)
+
+        def pre(l, below, above):
+            layer = self.layers[l]
+            y = below @ layer.weight.T + layer.bias
+            return y if above is None else y + above @ layer.topdown.T
+
+        h = []
+        for l in range(L):  # the bottom-up pass: no top-down input yet
+            h.append(F.relu(pre(l, x0 if l == 0 else rms_normalize(h[l - 1], eps), None)))
+        total = torch.zeros(b, dtype=self.dtype)
+        evaluated = self.m["readouts"]["goodness"]["layers"] if window else []
+        for t in range(1, steps + 1):
+            hn = [rms_normalize(v, eps) for v in h]
+            y = [F.relu(pre(l, x0 if l == 0 else hn[l - 1], hn[l + 1] if l + 1 < L else top))
+                 for l in range(L)]
+            h = [d * h[l] + (1.0 - d) * y[l] for l in range(L)]
+            if window and window[0] <= t <= window[1]:
+                for l in evaluated:
+                    total = total + (h[l] ** 2).sum(1)
+        return h, total
+
     # -- readouts
     def goodness_scores(self, x):
         g = self.m["readouts"]["goodness"]
+        if self.rec:  # each label clamped in turn: the mean over the window's steps
+            a, z = self.rec["eval_first"], self.rec["eval_last"]
+            return torch.stack([self.recurrent_steps(x, k, z, (a, z))[1] / (z - a + 1)
+                                for k in range(CLASSES)], 1)
         if g["kind"] == "label":
             cols = []
             for k in range(CLASSES):
@@ -210,8 +251,13 @@ class FFNet(torch.nn.Module):
     def softmax_scores(self, x):
         sm, m = self.m["readouts"]["softmax"], self.m
         label = "neutral" if sm["input"] == "neutral_label" else None
-        xe = self.embed(x, label)
-        ins, _, los = self(xe, self.label_values("neutral", x.shape[0], self.dtype))
+        if self.rec:  # the states at readout_iteration with the neutral label, as the layers' outputs
+            h, _ = self.recurrent_steps(x, "neutral", self.rec["readout_iteration"])
+            ins = [None] + [rms_normalize(v, m["norm_eps"]) for v in h[:-1]]
+            los = h
+        else:
+            xe = self.embed(x, label)
+            ins, _, los = self(xe, self.label_values("neutral", x.shape[0], self.dtype))
         feats = []
         for l in sm["layers"]:
             dim = los[l][0].numel()

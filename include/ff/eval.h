@@ -42,18 +42,35 @@ void ff_eval_goodness_scores_of(ff_net *net, ff_embed_kind kind, const ff_datase
 
 /* Test error (fraction in [0,1]) of the goodness readout over the first n
  * images of ds (n <= 0: all). confusion (10x10, [true][pred]) is filled if not NULL.
- * scores must hold net->max_batch floats at least. */
+ * scores must hold 10 * net->max_batch floats (the class-group readout, kind
+ * FF_EMBED_NONE, scores up to net->max_batch images a chunk; the labelled ones
+ * net->max_batch / 10). */
 double ff_eval_error(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, int n, float *xbuf,
                      float *scores, int64_t confusion[100]);
 
 /* ff_eval_error, and each trainable layer's own goodness readout error: layer_error[l]
  * (l < net->n_layers) is the error of the readout that reads layer l alone (as
  * eval.layers [l], `ffrun eval --layers l`), from the same forward passes. layer_buf
- * holds net->n_layers * net->max_batch floats. layer_buf and layer_error: both or
+ * holds 10 * net->n_layers * net->max_batch floats. layer_buf and layer_error: both or
  * neither NULL. */
 double ff_eval_error_layers(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, int n,
                             float *xbuf, float *scores, float *layer_buf, double *layer_error,
                             int64_t confusion[100]);
+
+/* Something else to read from the class-group readout's forward passes: chunk(ctx, net,
+ * start, m) is called after each, while the net holds it (net->out, net->in of images
+ * start .. start + m - 1 of the set; m <= net->max_batch). The trainer takes the softmax
+ * head's error from them, so the images go through the net once for both readouts. */
+typedef struct ff_eval_visit {
+    void (*chunk)(void *ctx, ff_net *net, int start, int m);
+    void *ctx;
+} ff_eval_visit;
+
+/* ff_eval_error_layers calling visit (NULL: none) after each forward pass; kind must be
+ * FF_EMBED_NONE when visit is given (the labelled readouts run ten passes an image). */
+double ff_eval_error_visit(ff_net *net, ff_embed_kind kind, const ff_dataset *ds, int n,
+                           float *xbuf, float *scores, float *layer_buf, double *layer_error,
+                           int64_t confusion[100], const ff_eval_visit *visit);
 
 
 #endif

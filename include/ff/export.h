@@ -17,7 +17,11 @@
  *   head_weight [10, F], head_bias [10]         the softmax head, if the model has one
  *   embed_pattern [11, 6, 6]                    label_embedding pattern: the tile of each
  *                    label, then the neutral label's (index 10)
- * manifest.json (format "ffrun-npz", version 1) says what the model takes (image shape,
+ *   layer<l>_topdown [out, units of layer l + 1] model.recurrent (fc layers): the top-down
+ *                    weights from the layer above, the top layer's from the 10 label values
+ * manifest.json (format "ffrun-npz", version 1; 2 for a recurrent net, whose "recurrent"
+ * entry gives iterations, damping, the readout's window and readout_iteration: a reader
+ * that knows only version 1 must refuse it) says what the model takes (image shape,
  * normalisation, class names), the label embedding, the layers in order (type, shapes,
  * kernel, stride, padding, groups, label planes, the pools before and after each, the
  * layer's arrays, whether the goodness readout reads it) and the readouts, with the
@@ -29,8 +33,8 @@
 #include "ff/model.h"
 
 /* Writes m to path (.npz, atomically); model_path is recorded in the manifest.
- * Errors: FF_ERR_IO, FF_ERR_NOMEM, FF_ERR_USAGE (over zip's 4 GiB; a recurrent net,
- * model.recurrent, which has no export). */
+ * Errors: FF_ERR_IO, FF_ERR_NOMEM, FF_ERR_USAGE (over zip's 4 GiB; a recurrent net with
+ * other than fc layers). */
 int ff_export_npz(const ff_model *m, const char *model_path, const char *path,
                         ff_err *err);
 

@@ -147,6 +147,12 @@ void ff_readout_scores(ff_readout *ro, ff_net *net, const int *layers, int n_lay
 double ff_readout_error(ff_readout *ro, ff_net *net, const int *layers, int n_layers,
                         const ff_readout_input *in, int n, float *xbuf, int64_t *confusion);
 
+/* The wrong predictions of the head for the m rows of the net's last forward pass (its
+ * features read from net as ff_readout_features does) against labels[0, m); confusion
+ * ([classes, classes], [true][pred]) counted into if not NULL, not cleared. */
+int64_t ff_readout_wrong_in_net(ff_readout *ro, const ff_net *net, const int *layers,
+                                int n_layers, const uint8_t *labels, int m, int64_t *confusion);
+
 /* ff_readout_error from features computed before: n rows of ro->features floats (as
  * ff_readout_features gives them) and their labels. */
 double ff_readout_error_features(ff_readout *ro, const float *feat, const uint8_t *labels, int n,

@@ -149,9 +149,13 @@ typedef struct ff_trainer {
                                       past its train_epochs, their statistics final):
                                       evaluation reuses them instead of a pass over it */
     ff_set_errors goodness_final[FF_SET_COUNT];
+    int64_t fused_wrong[FF_SET_COUNT]; /* the softmax head's wrong predictions on this
+                                      process's share of the set, counted in the goodness
+                                      readout's forward passes of the evaluation under way */
+    int fused_valid[FF_SET_COUNT]; /* 1: fused_wrong[set] holds them (ff_trainer_evaluate) */
     float *x;            /* [net.max_batch, in_dim] embedded inputs (pos then neg for joint) */
     float *scores;       /* [net.max_batch * 10] goodness scores for eval / hard negatives */
-    float *layer_scores; /* [net.n_layers * net.max_batch] each layer's own (evaluation) */
+    float *layer_scores; /* [net.n_layers * net.max_batch * 10] each layer's own (evaluation) */
     int *order;          /* the current epoch's sample order */
     int *scratch_order;  /* [train.n] orders of the readout's extra epochs */
     uint8_t *labels;     /* labels of the rows of x */
