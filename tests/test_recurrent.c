@@ -395,9 +395,53 @@ static void test_readout_window(void)
 
 /* ---- one iteration, zero top-down weights: the feed-forward net ---- */
 
-static void test_one_iteration_is_feed_forward(void)
+/* A 1-iteration recurrent net rnet (top-down weights 0, damping d) against the
+ * feed-forward net fnet with its W and b on 4 positive and 4 negative rows x: the same
+ * states, losses and goodness, gradients times 1 - d, and every label's readout score
+ * the feed-forward goodness; frees r, rnet and fnet */
+static void check_matches_feed_forward(ff_recurrent *r, ff_net *rnet, ff_net *fnet,
+                                       const ff_config *rc, const float *x, float d)
 {
     enum { NP = 4, NN = 4, RW = NP + NN };
+    ff_objective obj;
+    CHECK(ff_objective_from_config(&obj, rc, NULL) == FF_OK);
+    uint8_t top[RW] = {3, 1, 4, 1, 5, 9, 2, 6};
+    static ff_layer_loss iters[FF_MAX_ITERS + 1][FF_MAX_LAYERS];
+    ff_layer_loss rout[FF_MAX_LAYERS], fout[FF_MAX_LAYERS];
+    ff_recurrent_ff_grads(r, rnet, &obj, x, top, NP, NN, 1.0f / NP, iters, rout);
+    ff_net_ff_grads(fnet, &obj, x, NULL, NP, NN, 1.0f / NP, fout);
+    for (int l = 0; l < rnet->n_layers; l++) {
+        ff_layer *A = &rnet->layers[l], *B = &fnet->layers[l];
+        for (int q = 0; q < RW * ff_shape_dim(A->out); q++) /* the state stays the FF activity */
+            CHECK_NEAR(r->h[l][q], fnet->out[l][q], 1e-6 * (1 + fabs(fnet->out[l][q])));
+        CHECK_NEAR(rout[l].loss_pos, fout[l].loss_pos, 1e-5);
+        CHECK_NEAR(rout[l].loss_neg, fout[l].loss_neg, 1e-5);
+        CHECK_NEAR(rout[l].g_pos, fout[l].g_pos, 1e-4);
+        CHECK_NEAR(iters[0][l].g_neg, fout[l].g_neg, 1e-4);
+        /* d h / d pre = 1 - damping: the FF gradient times that */
+        double gw = 0.0;
+        for (size_t i = 0; i < A->n_weights; i++) {
+            CHECK_NEAR(A->gW[i], (1 - d) * B->gW[i], 1e-6 + 1e-4 * fabs(B->gW[i]));
+            gw += fabs(B->gW[i]);
+        }
+        CHECK(gw > 1e-3);
+        for (size_t i = 0; i < A->n_bias; i++)
+            CHECK_NEAR(A->gb[i], (1 - d) * B->gb[i], 1e-6 + 1e-4 * fabs(B->gb[i]));
+    }
+    /* the readout: every label scores the FF net's goodness of the evaluated layers */
+    float scores[RW * 10], fsum[RW];
+    ff_net_forward_goodness(fnet, x, RW, 0, fsum);
+    ff_recurrent_scores(r, rnet, x, RW, 0, scores, NULL);
+    for (int i = 0; i < RW; i++)
+        for (int k = 0; k < 10; k++)
+            CHECK_NEAR(scores[i * 10 + k], fsum[i], 1e-5 * (1 + fsum[i]));
+    ff_recurrent_free(r);
+    ff_net_free(rnet);
+    ff_net_free(fnet);
+}
+
+static void test_one_iteration_is_feed_forward(void)
+{
     for (int damped = 0; damped < 2; damped++) {
         const float d = damped ? 0.3f : 0.0f;
         ff_config rc = rec_config(3, 1, d, FF_LOSS_THRESHOLD);
@@ -419,40 +463,9 @@ static void test_one_iteration_is_feed_forward(void)
             memset(A->Wtd, 0, sizeof(float) * A->n_topdown);
             A->threshold = B->threshold = 0.5f * UNITS[l];
         }
-        ff_objective obj;
-        CHECK(ff_objective_from_config(&obj, &rc, NULL) == FF_OK);
-        float x[RW * IN];
-        fill(x, RW * IN, &rng, 0);
-        uint8_t top[RW] = {3, 1, 4, 1, 5, 9, 2, 6};
-        static ff_layer_loss iters[FF_MAX_ITERS + 1][FF_MAX_LAYERS];
-        ff_layer_loss rout[FF_MAX_LAYERS], fout[FF_MAX_LAYERS];
-        ff_recurrent_ff_grads(&r, &rnet, &obj, x, top, NP, NN, 1.0f / NP, iters, rout);
-        ff_net_ff_grads(&fnet, &obj, x, NULL, NP, NN, 1.0f / NP, fout);
-        for (int l = 0; l < 3; l++) {
-            ff_layer *A = &rnet.layers[l], *B = &fnet.layers[l];
-            for (int q = 0; q < RW * UNITS[l]; q++) /* the state stays the FF activity */
-                CHECK_NEAR(r.h[l][q], fnet.out[l][q], 1e-6 * (1 + fabs(fnet.out[l][q])));
-            CHECK_NEAR(rout[l].loss_pos, fout[l].loss_pos, 1e-5);
-            CHECK_NEAR(rout[l].loss_neg, fout[l].loss_neg, 1e-5);
-            CHECK_NEAR(rout[l].g_pos, fout[l].g_pos, 1e-4);
-            CHECK_NEAR(iters[0][l].g_neg, fout[l].g_neg, 1e-4);
-            /* d h / d pre = 1 - damping: the FF gradient times that */
-            for (size_t i = 0; i < A->n_weights; i++)
-                CHECK_NEAR(A->gW[i], (1 - d) * B->gW[i], 1e-6 + 1e-4 * fabs(B->gW[i]));
-            for (size_t i = 0; i < A->n_bias; i++)
-                CHECK_NEAR(A->gb[i], (1 - d) * B->gb[i], 1e-6 + 1e-4 * fabs(B->gb[i]));
-        }
-        /* the readout: every label scores the FF net's goodness of the evaluated layers */
-        float scores[RW * 10];
-        float fsum[RW];
-        ff_net_forward_goodness(&fnet, x, RW, 0, fsum);
-        ff_recurrent_scores(&r, &rnet, x, RW, 0, scores, NULL);
-        for (int i = 0; i < RW; i++)
-            for (int k = 0; k < 10; k++)
-                CHECK_NEAR(scores[i * 10 + k], fsum[i], 1e-5 * (1 + fsum[i]));
-        ff_recurrent_free(&r);
-        ff_net_free(&rnet);
-        ff_net_free(&fnet);
+        float x[8 * IN];
+        fill(x, 8 * IN, &rng, 0);
+        check_matches_feed_forward(&r, &rnet, &fnet, &rc, x, d);
     }
 }
 
@@ -472,8 +485,9 @@ static void test_net_forward_is_recurrent(void)
     float x[RW * IN];
     fill(x, RW * IN, &rng, 0);
     static float hook[RW * 64], stack[RW * 64];
-    const int top = net.n_layers - 1, d = UNITS[top];
-    CHECK(d <= 64);
+    enum { top = 2 }; /* the 3-layer net's top layer */
+    const int d = UNITS[top];
+    CHECK(net.n_layers == 3);
     ff_net_forward(&net, x, RW);
     memcpy(hook, net.out[top], sizeof(float) * RW * d);
     ff_net_forward_to(&net, x, RW, net.n_layers); /* the layer stack alone */
@@ -889,7 +903,6 @@ static void test_local_gradients_over_chunks(void)
  * gradients times 1 - damping, the readout); and the top-down weights' layout and scale */
 static void test_local_one_iteration_is_feed_forward(void)
 {
-    enum { NP = 4, NN = 4, RW = NP + NN };
     for (int damped = 0; damped < 2; damped++) {
         const float d = damped ? 0.3f : 0.0f;
         ff_config rc = local_config(1, d, FF_LOSS_THRESHOLD, 0);
@@ -921,40 +934,9 @@ static void test_local_one_iteration_is_feed_forward(void)
             A->threshold = B->threshold = 0.5f * dim_of(&rnet, l);
         }
         CHECK(rnet.n_params == off);
-        ff_objective obj;
-        CHECK(ff_objective_from_config(&obj, &rc, NULL) == FF_OK);
-        float x[RW * 72];
-        fill(x, RW * 72, &rng, 0);
-        uint8_t top[RW] = {3, 1, 4, 1, 5, 9, 2, 6};
-        static ff_layer_loss iters[FF_MAX_ITERS + 1][FF_MAX_LAYERS];
-        ff_layer_loss rout[FF_MAX_LAYERS], fout[FF_MAX_LAYERS];
-        ff_recurrent_ff_grads(&r, &rnet, &obj, x, top, NP, NN, 1.0f / NP, iters, rout);
-        ff_net_ff_grads(&fnet, &obj, x, NULL, NP, NN, 1.0f / NP, fout);
-        for (int l = 0; l < 3; l++) {
-            ff_layer *A = &rnet.layers[l], *B = &fnet.layers[l];
-            for (int q = 0; q < RW * dim_of(&rnet, l); q++)
-                CHECK_NEAR(r.h[l][q], fnet.out[l][q], 1e-6 * (1 + fabs(fnet.out[l][q])));
-            CHECK_NEAR(rout[l].loss_pos, fout[l].loss_pos, 1e-5);
-            CHECK_NEAR(rout[l].loss_neg, fout[l].loss_neg, 1e-5);
-            CHECK_NEAR(iters[0][l].g_neg, fout[l].g_neg, 1e-4);
-            double gw = 0.0;
-            for (size_t i = 0; i < A->n_weights; i++) {
-                CHECK_NEAR(A->gW[i], (1 - d) * B->gW[i], 1e-6 + 1e-4 * fabs(B->gW[i]));
-                gw += fabs(B->gW[i]);
-            }
-            CHECK(gw > 1e-3);
-            for (size_t i = 0; i < A->n_bias; i++)
-                CHECK_NEAR(A->gb[i], (1 - d) * B->gb[i], 1e-6 + 1e-4 * fabs(B->gb[i]));
-        }
-        float scores[RW * 10], fsum[RW];
-        ff_net_forward_goodness(&fnet, x, RW, 0, fsum);
-        ff_recurrent_scores(&r, &rnet, x, RW, 0, scores, NULL);
-        for (int i = 0; i < RW; i++)
-            for (int k = 0; k < 10; k++)
-                CHECK_NEAR(scores[i * 10 + k], fsum[i], 1e-5 * (1 + fsum[i]));
-        ff_recurrent_free(&r);
-        ff_net_free(&rnet);
-        ff_net_free(&fnet);
+        float x[8 * 72];
+        fill(x, 8 * 72, &rng, 0);
+        check_matches_feed_forward(&r, &rnet, &fnet, &rc, x, d);
     }
 }
 
