@@ -5,8 +5,8 @@
 # read its model as the run did, its export rebuilt in PyTorch (tools/ffm_torch.py) scores
 # as ffrun predict does, a sweep runs over it,
 # the event file passes the independent reader, and (with Open MPI) data parallel on 2
-# ranks matches one process. A small locally connected recurrent net on CIFAR-10 cut to
-# 400 + 200 images: --dry-run, it learns, resumes bit-identically, `ffrun eval` agrees,
+# ranks matches one process. A small locally connected recurrent net on the CIFAR-10
+# fixture (400 + 200 images): --dry-run, it learns, resumes bit-identically, `ffrun eval` agrees,
 # export refuses it.
 set -u
 source "$(dirname "$0")/script_lib.sh"
@@ -184,21 +184,12 @@ summary=$(find "$tmp/sweep" -name SUMMARY.md | head -1)
     ok "sweep over model.recurrent.damping: both points in SUMMARY.md" ||
     fail "sweep: $(tail -3 "$tmp/sweep.out")"
 
-# locally connected recurrent layers (the paper's CIFAR-10 nets, small): CIFAR-10 cut to
-# 400 training and 200 test images, two local 5x5 layers of 2 units per location over the
+# locally connected recurrent layers (the paper's CIFAR-10 nets, small): the CIFAR-10
+# fixture (tests/make_cifar_fixture.py: CIFAR-10's format, no real data needed) of 400
+# training and 200 test images, two local 5x5 layers of 2 units per location over the
 # 32x32 grid, the lower one's top-down input through a local 5x5 map from the upper one
 lcifar=$tmp/lcifar
-$py - "$root/data/cifar10" "$lcifar" <<'PY' || fail "cannot cut CIFAR-10"
-import os, sys
-src, dst = sys.argv[1:]
-os.makedirs(dst)
-rec = 3073  # a label byte and 3x32x32 pixels
-for name, n in [("data_batch_%d.bin" % b, 80) for b in range(1, 6)] + [("test_batch.bin", 200)]:
-    data = open(os.path.join(src, name), "rb").read(rec * n)
-    assert len(data) == rec * n, name
-    open(os.path.join(dst, name), "wb").write(data)
-open(os.path.join(dst, "batches.meta.txt"), "w").write(open(os.path.join(src, "batches.meta.txt")).read())
-PY
+$py "$root/tests/make_cifar_fixture.py" "$lcifar" 80 200 || fail "the CIFAR-10 fixture"
 cat > "$tmp/lrec.yaml" <<EOF
 mode: supervised
 seed: 3
@@ -246,7 +237,7 @@ if [ -n "$lstep" ] && [ -n "$lfinal" ] && "$ffrun" --resume "$lstep" > "$tmp/lre
 else
     fail "local resume: $(tail -2 "$tmp/lres.out" 2>/dev/null) $(cat "$tmp/lsame" 2>/dev/null)"
 fi
-# ffrun eval reads the 200 test images of the cut set: the run's final test error
+# ffrun eval reads the 200 test images of the fixture: the run's final test error
 "$ffrun" eval "$lfinal" --softmax-epochs 0 > "$tmp/leval.out" 2>&1 || fail "local ffrun eval exited $?"
 leerr=$(sed -n 's/^test error (goodness readout, 200 images): \([0-9.]*\)%/\1/p' "$tmp/leval.out")
 if [ -n "$leerr" ] && $py -c "import sys; sys.exit(abs(float(sys.argv[1]) - float(sys.argv[2])) > 1e-9)" "$leerr" "${lerr:-x}"; then
