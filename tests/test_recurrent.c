@@ -62,6 +62,9 @@ static void fill(float *p, size_t n, ff_rng *rng, int nonneg)
 
 static double sq(double v) { return v * v; }
 
+/* the units of layer l's output */
+static int dim_of(const ff_net *net, int l) { return ff_shape_dim(net->layers[l].out); }
+
 /* naive n(v) of one vector */
 static void naive_norm(const float *v, int d, float eps, double *out)
 {
@@ -161,18 +164,18 @@ static void test_step_matches_naive_loop(void)
 #define FD_ATOL 2e-3
 #define FD_RTOL 3e-2
 
-/* layer l's loss after one step from the saved states h0 (the bottom-up pass of x first:
- * the step takes layer 0's bottom-up term from it, with the parameters as they are now) */
+/* layer l's loss after the bottom-up pass of x and one step of `rows` rows from the saved
+ * states h0 (the step takes layer 0's bottom-up term from that pass, with the parameters
+ * as they are now); mask given: *mask_changed set if a ReLU of layer l flipped */
 static double step_loss(ff_recurrent *r, ff_net *net, const ff_objective *obj, const float *x,
                         float *h0[3], int l, int npos, int nneg, float scale, int *mask_changed,
                         const unsigned char *mask)
 {
-    const int rows = npos + nneg;
+    const int rows = npos + nneg, d = dim_of(net, l);
     ff_recurrent_bottom_up(r, net, x, rows);
     for (int k = 0; k < net->n_layers; k++)
-        memcpy(r->h[k], h0[k], sizeof(float) * rows * UNITS[k]);
+        memcpy(r->h[k], h0[k], sizeof(float) * rows * dim_of(net, k));
     ff_recurrent_step(r, net, rows);
-    const int d = UNITS[l];
     for (int q = 0; mask && q < rows * d; q++)
         *mask_changed |= (r->y[l][q] > 0.0f) != mask[q];
     ff_layer_loss res = {0};
@@ -181,41 +184,49 @@ static double step_loss(ff_recurrent *r, ff_net *net, const ff_objective *obj, c
     return (double)res.loss_pos + res.loss_neg;
 }
 
-static void check_step_gradients(ff_loss_kind loss)
+/* how much of each parameter block a gradient check covers: every `stride`-th entry; at
+ * least n / checked_div of the block away from a ReLU kink; more than n / nonzero_div
+ * (nonzero_div 0: more than none) analytic gradients not trivially 0 */
+typedef struct fd_plan {
+    int stride, checked_div, nonzero_div;
+} fd_plan;
+
+/* finite differences of every W, b and Wtd gradient of one step of the 3-layer net (built
+ * from cfg, its recurrent states r) against ff_recurrent_step_grads, per layer; inputs
+ * of xd floats an image from data_seed; frees net and r */
+static void check_step_gradients_of(const ff_config *cfg, ff_net *net, ff_recurrent *r,
+                                    int xd, uint64_t data_seed, fd_plan plan, const char *what)
 {
-    const ff_config cfg = rec_config(3, 1, 0.3f, loss);
-    ff_net net;
-    ff_recurrent r;
-    build(&cfg, &net, &r, 21 + loss);
     ff_objective obj;
-    CHECK(ff_objective_from_config(&obj, &cfg, NULL) == FF_OK);
+    CHECK(ff_objective_from_config(&obj, cfg, NULL) == FF_OK);
     for (int l = 0; l < 3; l++) /* thresholds about E[g]: the sigmoids not saturated */
-        net.layers[l].threshold = 0.5f * UNITS[l];
+        net->layers[l].threshold = 0.5f * dim_of(net, l);
     ff_rng rng;
-    ff_rng_seed(&rng, 22);
+    ff_rng_seed(&rng, data_seed);
     enum { NP = 3, NN = 3, RW = NP + NN };
-    float x[RW * IN];
-    fill(x, RW * IN, &rng, 0);
+    float *x = malloc(sizeof(float) * RW * (size_t)xd), *h0[3];
+    fill(x, (size_t)RW * xd, &rng, 0);
     uint8_t lab[RW] = {1, 2, 3, 4, 5, 6};
-    ff_recurrent_clamp(&r, lab, RW);
-    ff_recurrent_bottom_up(&r, &net, x, RW); /* sets x0 */
-    float *h0[3];
+    ff_recurrent_clamp(r, lab, RW);
+    ff_recurrent_bottom_up(r, net, x, RW); /* sets x0 */
+    int max_d = 0;
     for (int l = 0; l < 3; l++) {
-        h0[l] = malloc(sizeof(float) * RW * UNITS[l]);
-        fill(h0[l], (size_t)RW * UNITS[l], &rng, 1);
-        memcpy(r.h[l], h0[l], sizeof(float) * RW * UNITS[l]);
+        h0[l] = malloc(sizeof(float) * RW * dim_of(net, l));
+        fill(h0[l], (size_t)RW * dim_of(net, l), &rng, 1);
+        memcpy(r->h[l], h0[l], sizeof(float) * RW * dim_of(net, l));
+        max_d = dim_of(net, l) > max_d ? dim_of(net, l) : max_d;
     }
     const float scale = 1.0f / NP;
-    ff_recurrent_step(&r, &net, RW);
+    ff_recurrent_step(r, net, RW);
     ff_layer_loss res[3];
-    ff_recurrent_step_grads(&r, &net, &obj, NP, NN, scale, 0.0f, res);
-    float *an = malloc(sizeof(float) * net.n_params);
-    memcpy(an, net.grads, sizeof(float) * net.n_params);
+    ff_recurrent_step_grads(r, net, &obj, NP, NN, scale, 0.0f, res);
+    float *an = malloc(sizeof(float) * net->n_params);
+    memcpy(an, net->grads, sizeof(float) * net->n_params);
+    unsigned char *mask = malloc((size_t)RW * max_d);
     for (int l = 0; l < 3; l++) {
-        ff_layer *L = &net.layers[l];
-        unsigned char mask[RW * 8];
-        for (int q = 0; q < RW * UNITS[l]; q++)
-            mask[q] = r.y[l][q] > 0.0f;
+        ff_layer *L = &net->layers[l];
+        for (int q = 0; q < RW * dim_of(net, l); q++)
+            mask[q] = r->y[l][q] > 0.0f;
         const struct {
             const char *what;
             float *p;
@@ -227,39 +238,49 @@ static void check_step_gradients(ff_loss_kind loss)
         };
         for (int k = 0; k < 3; k++) {
             int checked = 0, failed = 0, nonzero = 0;
-            for (size_t i = 0; i < parts[k].n; i++) {
+            for (size_t i = 0; i < parts[k].n; i += (size_t)plan.stride) {
                 const float keep = parts[k].p[i], h = 1e-2f;
                 int changed = 0;
                 parts[k].p[i] = keep + h;
-                const double lp = step_loss(&r, &net, &obj, x, h0, l, NP, NN, scale, &changed, mask);
+                const double lp = step_loss(r, net, &obj, x, h0, l, NP, NN, scale, &changed, mask);
                 parts[k].p[i] = keep - h;
-                const double lm = step_loss(&r, &net, &obj, x, h0, l, NP, NN, scale, &changed, mask);
+                const double lm = step_loss(r, net, &obj, x, h0, l, NP, NN, scale, &changed, mask);
                 parts[k].p[i] = keep;
                 if (changed) /* a ReLU kink inside the difference */
                     continue;
                 const double fd = (lp - lm) / (2.0 * h), a = an[parts[k].off + i];
                 checked++;
                 nonzero += fabs(a) > 1e-4;
-                if (fabs(a - fd) > FD_ATOL + FD_RTOL * fmax(fabs(a), fabs(fd))) {
-                    if (failed++ < 3)
-                        fprintf(stderr, "  layer %d %s[%zu]: analytic %.6g, fd %.6g\n", l,
-                                parts[k].what, i, a, fd);
-                }
+                if (fabs(a - fd) > FD_ATOL + FD_RTOL * fmax(fabs(a), fabs(fd)) && failed++ < 3)
+                    fprintf(stderr, "  %slayer %d %s[%zu]: analytic %.6g, fd %.6g\n", what, l,
+                            parts[k].what, i, a, fd);
             }
             CHECK(failed == 0);
-            CHECK(checked >= (int)parts[k].n / 2); /* most entries away from a kink */
-            CHECK(nonzero > 0);                    /* and the gradient is not trivially 0 */
+            CHECK(checked >= (int)parts[k].n / plan.checked_div); /* most away from a kink */
+            CHECK(nonzero > (plan.nonzero_div ? (int)parts[k].n / plan.nonzero_div : 0));
         }
     }
     /* the loss the step reported is the loss the finite differences differentiate */
     for (int l = 0; l < 3; l++)
         CHECK_NEAR(res[l].loss_pos + res[l].loss_neg,
-                   step_loss(&r, &net, &obj, x, h0, l, NP, NN, scale, &(int){0}, NULL), 1e-5);
+                   step_loss(r, net, &obj, x, h0, l, NP, NN, scale, &(int){0}, NULL), 1e-5);
     free(an);
+    free(mask);
+    free(x);
     for (int l = 0; l < 3; l++)
         free(h0[l]);
-    ff_recurrent_free(&r);
-    ff_net_free(&net);
+    ff_recurrent_free(r);
+    ff_net_free(net);
+}
+
+/* the fc net: every entry, at least half away from a kink */
+static void check_step_gradients(ff_loss_kind loss)
+{
+    const ff_config cfg = rec_config(3, 1, 0.3f, loss);
+    ff_net net;
+    ff_recurrent r;
+    build(&cfg, &net, &r, 21 + loss);
+    check_step_gradients_of(&cfg, &net, &r, IN, 22, (fd_plan){1, 2, 0}, "");
 }
 
 static void test_step_gradients_threshold(void) { check_step_gradients(FF_LOSS_THRESHOLD); }
@@ -631,7 +652,6 @@ static void build_local(const ff_config *cfg, ff_net *net, ff_recurrent *r, uint
             net->layers[l].b[i] = 0.3f * ff_rng_normal(&rng);
 }
 
-static int dim_of(const ff_net *net, int l) { return ff_shape_dim(net->layers[l].out); }
 
 /* naive: the contribution of input v (shape s, normalised already) through a locally
  * connected map (kernel k, stride 1 here or the layer's, padding pad) with weights W
@@ -735,104 +755,16 @@ static void test_local_step_matches_naive_loop(void)
     check_local_step_naive(0, 9); /* windows of 9 or more: im2col copies rows, no gather */
 }
 
-/* layer l's loss after the bottom-up pass of x and one step of `rows` rows from the saved
- * states h0 (any net) */
-static double step_loss_any(ff_recurrent *r, ff_net *net, const ff_objective *obj,
-                            const float *x, float *h0[3], int l, int npos, int nneg, float scale,
-                            int *mask_changed, const unsigned char *mask)
-{
-    const int rows = npos + nneg, d = dim_of(net, l);
-    ff_recurrent_bottom_up(r, net, x, rows);
-    for (int k = 0; k < net->n_layers; k++)
-        memcpy(r->h[k], h0[k], sizeof(float) * rows * dim_of(net, k));
-    ff_recurrent_step(r, net, rows);
-    for (int q = 0; mask && q < rows * d; q++)
-        *mask_changed |= (r->y[l][q] > 0.0f) != mask[q];
-    ff_layer_loss res = {0};
-    ff_objective_layer_loss(obj, r->h[l], NULL, npos, nneg, d, net->layers[l].threshold, scale,
-                            NULL, r->g, r->dpre, &res);
-    return (double)res.loss_pos + res.loss_neg;
-}
-
-/* finite differences of every W, b and Wtd gradient of one step of a local (or mixed)
- * net, per layer, against ff_recurrent_step_grads */
+/* the same for a local (or mixed) net: every other entry (seconds), a quarter away from a
+ * kink, more than a twentieth not trivially 0 */
 static void check_local_step_gradients(ff_loss_kind loss, int mixed)
 {
     const ff_config cfg = local_config(1, 0.3f, loss, mixed);
     ff_net net;
     ff_recurrent r;
     build_local(&cfg, &net, &r, 81 + loss + 2 * mixed);
-    ff_objective obj;
-    CHECK(ff_objective_from_config(&obj, &cfg, NULL) == FF_OK);
-    for (int l = 0; l < 3; l++)
-        net.layers[l].threshold = 0.5f * dim_of(&net, l);
-    ff_rng rng;
-    ff_rng_seed(&rng, 82);
-    enum { NP = 3, NN = 3, RW = NP + NN };
-    const int xd = ff_shape_dim(LIN);
-    float x[RW * 72], *h0[3];
-    fill(x, (size_t)RW * xd, &rng, 0);
-    uint8_t lab[RW] = {1, 2, 3, 4, 5, 6};
-    ff_recurrent_clamp(&r, lab, RW);
-    ff_recurrent_bottom_up(&r, &net, x, RW);
-    for (int l = 0; l < 3; l++) {
-        h0[l] = malloc(sizeof(float) * RW * dim_of(&net, l));
-        fill(h0[l], (size_t)RW * dim_of(&net, l), &rng, 1);
-        memcpy(r.h[l], h0[l], sizeof(float) * RW * dim_of(&net, l));
-    }
-    const float scale = 1.0f / NP;
-    ff_recurrent_step(&r, &net, RW);
-    ff_layer_loss res[3];
-    ff_recurrent_step_grads(&r, &net, &obj, NP, NN, scale, 0.0f, res);
-    float *an = malloc(sizeof(float) * net.n_params);
-    memcpy(an, net.grads, sizeof(float) * net.n_params);
-    unsigned char *mask = malloc((size_t)RW * 128);
-    for (int l = 0; l < 3; l++) {
-        ff_layer *L = &net.layers[l];
-        for (int q = 0; q < RW * dim_of(&net, l); q++)
-            mask[q] = r.y[l][q] > 0.0f;
-        const struct {
-            const char *what;
-            float *p;
-            size_t n, off;
-        } parts[3] = {
-            {"W", L->W, L->n_weights, L->param_off},
-            {"b", L->b, L->n_bias, L->param_off + L->n_weights},
-            {"Wtd", L->Wtd, L->n_topdown, L->param_off + L->n_weights + L->n_bias},
-        };
-        for (int k = 0; k < 3; k++) {
-            int checked = 0, failed = 0, nonzero = 0;
-            for (size_t i = 0; i < parts[k].n; i += 2) { /* every other entry: seconds */
-                const float keep = parts[k].p[i], h = 1e-2f;
-                int changed = 0;
-                parts[k].p[i] = keep + h;
-                const double lp = step_loss_any(&r, &net, &obj, x, h0, l, NP, NN, scale, &changed, mask);
-                parts[k].p[i] = keep - h;
-                const double lm = step_loss_any(&r, &net, &obj, x, h0, l, NP, NN, scale, &changed, mask);
-                parts[k].p[i] = keep;
-                if (changed)
-                    continue;
-                const double fd = (lp - lm) / (2.0 * h), a = an[parts[k].off + i];
-                checked++;
-                nonzero += fabs(a) > 1e-4;
-                if (fabs(a - fd) > FD_ATOL + FD_RTOL * fmax(fabs(a), fabs(fd)) && failed++ < 3)
-                    fprintf(stderr, "  local%s layer %d %s[%zu]: analytic %.6g, fd %.6g\n",
-                            mixed ? " (mixed)" : "", l, parts[k].what, i, a, fd);
-            }
-            CHECK(failed == 0);
-            CHECK(checked >= (int)parts[k].n / 4);
-            CHECK(nonzero > (int)parts[k].n / 20); /* not trivially 0 */
-        }
-    }
-    for (int l = 0; l < 3; l++)
-        CHECK_NEAR(res[l].loss_pos + res[l].loss_neg,
-                   step_loss_any(&r, &net, &obj, x, h0, l, NP, NN, scale, &(int){0}, NULL), 1e-5);
-    free(an);
-    free(mask);
-    for (int l = 0; l < 3; l++)
-        free(h0[l]);
-    ff_recurrent_free(&r);
-    ff_net_free(&net);
+    check_step_gradients_of(&cfg, &net, &r, ff_shape_dim(LIN), 82, (fd_plan){2, 4, 20},
+                            mixed ? "local (mixed) " : "local ");
 }
 
 static void test_local_step_gradients_threshold(void)
